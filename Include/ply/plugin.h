@@ -1,0 +1,518 @@
+/*
+ * ply/plugin.h -- the Ply layer-plugin ABI.
+ *
+ * This header is the whole contract between the Ply host (the Swift runtime,
+ * `libply`, the `ply` tool) and a layer plugin: a shared library that
+ * implements one or more layer types (conv2d, batchnorm2d, a residual block,
+ * ...). A plugin needs nothing but this header and a C compiler:
+ *
+ *     cc -std=c99 -shared -fPIC -I<ply>/Include my_layer.c -o libmy_layer.so
+ *
+ * ------------------------------------------------------------------------
+ * Versioning promise
+ * ------------------------------------------------------------------------
+ *  - PLY_ABI_VERSION_MAJOR changes only when an existing field or callback
+ *    changes meaning or position. The host refuses a plugin built against
+ *    another major version, with a message naming both versions.
+ *  - PLY_ABI_VERSION_MINOR grows when fields are appended to a struct.
+ *    Fields are never removed or reordered; new ones go at the end.
+ *  - Every struct that crosses the boundary and may grow starts with
+ *    `struct_size` (sizeof the struct as the writer compiled it) and
+ *    `abi_version` (PLY_ABI_VERSION of the writer). A reader MUST NOT read
+ *    past `struct_size`; a field beyond it is treated as absent (NULL / 0).
+ *    The host refuses a struct smaller than the fields it requires.
+ *  - Value structs marked FROZEN (ply_shape, ply_attr) never change layout.
+ *
+ * ------------------------------------------------------------------------
+ * Life of a plugin
+ * ------------------------------------------------------------------------
+ *  1. The host dlopen()s the library and looks up the one entry symbol,
+ *     `ply_plugin_entry` (PLY_PLUGIN_ENTRY_SYMBOL).
+ *  2. It calls the entry with its services table (ply_host). The entry
+ *     returns a static descriptor (ply_plugin) listing layer types, or NULL
+ *     after reporting why through host->set_error.
+ *  3. For every layer instance the host calls type->create with typed
+ *     attributes, then infer_shape / forward / backward any number of
+ *     times, then destroy. The host unloads the library only after every
+ *     instance of its types has been destroyed.
+ *
+ * ------------------------------------------------------------------------
+ * Rules every plugin follows
+ * ------------------------------------------------------------------------
+ *  - Every fallible callback returns a ply_status. On failure it SHOULD call
+ *    host->set_error (or ply_errorf below) with a message that says what was
+ *    wrong, and MUST leave its outputs unspecified but its own state valid.
+ *  - A plugin MUST NOT exit, abort, longjmp out of a callback, or write to
+ *    stdout/stderr. Diagnostics go through host->log.
+ *  - Tensors are NCHW float32 unless a callback says otherwise.
+ *  - Threading: the host calls the callbacks of one layer instance from one
+ *    thread at a time. Different instances may be used from different
+ *    threads at once, so a plugin MUST NOT keep mutable global state.
+ *    Inside a callback a plugin MAY use host->parallel_for.
+ */
+#ifndef PLY_PLUGIN_H
+#define PLY_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Versions                                                               */
+/* ---------------------------------------------------------------------- */
+
+#define PLY_ABI_VERSION_MAJOR 1
+#define PLY_ABI_VERSION_MINOR 0
+/** Packed version: major in the high 16 bits, minor in the low 16 bits. */
+#define PLY_ABI_VERSION \
+  ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
+#define PLY_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
+#define PLY_ABI_MINOR_OF(v) ((uint32_t)(v)&0xFFFFu)
+
+/** The one symbol a plugin library exports (see ply_plugin_entry_fn). */
+#define PLY_PLUGIN_ENTRY_SYMBOL "ply_plugin_entry"
+
+/** Largest number of dimensions a tensor or shape may have. */
+#define PLY_MAX_NDIM 8
+
+#if defined(_WIN32)
+#define PLY_EXPORT __declspec(dllexport)
+#else
+#define PLY_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Status codes                                                           */
+/* ---------------------------------------------------------------------- */
+
+/** Result of every fallible call. Values are stable; new ones may be added. */
+typedef enum ply_status {
+  PLY_OK = 0,
+  /** An attribute or argument has the wrong type or an invalid value. */
+  PLY_ERR_INVALID_ARGUMENT = 1,
+  /** An input shape the layer cannot take. */
+  PLY_ERR_SHAPE = 2,
+  /** Memory could not be allocated. */
+  PLY_ERR_OUT_OF_MEMORY = 3,
+  /** The layer does not support this request (e.g. strided input). */
+  PLY_ERR_UNSUPPORTED = 4,
+  /** A required attribute, layer type or symbol does not exist. */
+  PLY_ERR_NOT_FOUND = 5,
+  /** Version or struct-size mismatch between host and plugin. */
+  PLY_ERR_ABI = 6,
+  /** Numerical failure (NaN / Inf where it must not occur). */
+  PLY_ERR_NUMERIC = 7,
+  /** Any other failure inside the plugin. */
+  PLY_ERR_INTERNAL = 8
+} ply_status;
+
+/* ---------------------------------------------------------------------- */
+/* Tensors                                                                */
+/* ---------------------------------------------------------------------- */
+
+/** Element types. Only PLY_DTYPE_F32 flows through layers today; I64 is used
+ *  for integer buffers such as batch-norm's `num_batches_tracked`. The codes
+ *  are DLPack's (code << 8 | bits) so conversion is a table lookup. */
+typedef enum ply_dtype {
+  PLY_DTYPE_F32 = (2 << 8) | 32, /* kDLFloat, 32 bits */
+  PLY_DTYPE_I64 = (0 << 8) | 64  /* kDLInt, 64 bits */
+} ply_dtype;
+
+/** A shape. FROZEN: this layout never changes. Unused dims[] are 0. */
+typedef struct ply_shape {
+  int32_t ndim;                /**< 0 (scalar) .. PLY_MAX_NDIM */
+  int32_t reserved;            /**< MUST be 0 */
+  int64_t dims[PLY_MAX_NDIM];  /**< dims[0] is the outermost (batch) */
+} ply_shape;
+
+/**
+ * A non-owning view of a dense tensor, in the spirit of DLPack's DLTensor.
+ * Whoever fills it keeps the memory alive for as long as the callee may use
+ * it: for the duration of the call, unless a callback says otherwise.
+ *
+ * DLPack conversion: data <-> DLTensor.data (device kDLCPU, byte_offset 0),
+ * shape.ndim/dims <-> ndim/shape, dtype <-> {code = dtype >> 8,
+ * bits = dtype & 0xFF, lanes = 1}, strides <-> strides (both in elements).
+ */
+typedef struct ply_tensor {
+  uint32_t struct_size;  /**< sizeof(ply_tensor) of the writer */
+  uint32_t abi_version;  /**< PLY_ABI_VERSION of the writer */
+  void *data;            /**< first element; NULL only for "not wanted" */
+  int32_t dtype;         /**< a ply_dtype */
+  int32_t reserved;      /**< MUST be 0 */
+  ply_shape shape;       /**< logical shape, NCHW for images */
+  /** Strides in elements, one per dim, or NULL for compact row-major.
+   *  Built-in layers accept only NULL and answer PLY_ERR_UNSUPPORTED to
+   *  anything else; the host always passes compact tensors. */
+  const int64_t *strides;
+} ply_tensor;
+
+/* ---------------------------------------------------------------------- */
+/* Attributes                                                             */
+/* ---------------------------------------------------------------------- */
+
+/** Attribute value kinds. */
+typedef enum ply_attr_kind {
+  PLY_ATTR_INT = 1,    /**< v.i */
+  PLY_ATTR_FLOAT = 2,  /**< v.f */
+  PLY_ATTR_BOOL = 3,   /**< v.i, 0 or 1 */
+  PLY_ATTR_STRING = 4, /**< v.s, NUL-terminated UTF-8 */
+  PLY_ATTR_INTS = 5,   /**< v.ints[0..count) */
+  PLY_ATTR_FLOATS = 6  /**< v.floats[0..count) */
+} ply_attr_kind;
+
+/** One named attribute, with PyTorch's argument names (`in_channels`,
+ *  `kernel_size`, `stride`, `padding`, `ceil_mode`, `eps`, ...).
+ *  FROZEN. Everything it points to is owned by the caller and valid only
+ *  during the call that received it: a layer copies what it keeps. */
+typedef struct ply_attr {
+  const char *name;
+  int32_t kind;   /**< a ply_attr_kind */
+  int32_t count;  /**< element count for INTS / FLOATS, else 1 */
+  union {
+    int64_t i;
+    double f;
+    const char *s;
+    const int64_t *ints;
+    const double *floats;
+  } v;
+} ply_attr;
+
+/** An attribute list. Names are unique. */
+typedef struct ply_attrs {
+  uint32_t struct_size;
+  uint32_t abi_version;
+  int32_t count;
+  int32_t reserved;
+  const ply_attr *items;  /**< count entries */
+} ply_attrs;
+
+/* ---------------------------------------------------------------------- */
+/* Parameters and buffers                                                 */
+/* ---------------------------------------------------------------------- */
+
+/** What a named tensor of a layer is. */
+typedef enum ply_param_kind {
+  /** Trainable: the optimizer updates `value` from `grad`. */
+  PLY_PARAM_WEIGHT = 0,
+  /** State saved with the model but not trained (running_mean, ...). */
+  PLY_PARAM_BUFFER = 1
+} ply_param_kind;
+
+/**
+ * One named parameter or buffer of a layer instance.
+ *
+ * The memory behind `value` and `grad` belongs to the layer and lives until
+ * destroy. The host MAY read and write `value` (loading weights, optimizer
+ * steps) and `grad` (zeroing) between calls, never during one.
+ */
+typedef struct ply_param {
+  uint32_t struct_size;
+  uint32_t abi_version;
+  /** PyTorch state_dict name relative to the layer: "weight", "bias",
+   *  "running_mean", or dotted for composite layers ("conv1.weight",
+   *  "downsample.0.weight"). Owned by the layer, valid until destroy. */
+  const char *name;
+  int32_t kind;      /**< a ply_param_kind */
+  int32_t reserved;  /**< MUST be 0 */
+  ply_tensor value;
+  /** Gradient of the same shape for PLY_PARAM_WEIGHT; backward ADDS into it.
+   *  For buffers, grad.data is NULL. */
+  ply_tensor grad;
+} ply_param;
+
+/* ---------------------------------------------------------------------- */
+/* Layers                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/** A layer instance. Opaque to the host: the plugin defines it. */
+typedef struct ply_layer ply_layer;
+
+struct ply_host;
+
+/**
+ * A layer type: its name, documentation and vtable.
+ *
+ * REQUIRED callbacks: create, destroy, infer_shape, forward.
+ * OPTIONAL callbacks (may be NULL): backward (the layer cannot be trained
+ * through), param_count/get_param (no parameters), set_training (behaves
+ * the same in both modes).
+ *
+ * Calling order for one instance: create; then any sequence of
+ * set_training, infer_shape, forward, backward, get_param; then destroy.
+ * backward is only called after a forward in training mode, with the same
+ * inputs and output that forward saw, and before the next forward: a layer
+ * MAY keep what it needs for backward (masks, argmax, batch statistics)
+ * from that forward.
+ */
+typedef struct ply_layer_type {
+  uint32_t struct_size;  /**< sizeof(ply_layer_type) of the plugin */
+  uint32_t abi_version;  /**< PLY_ABI_VERSION the plugin was built with */
+  /** Type name used in model files ("conv2d"). Lowercase, [a-z0-9_]. Static. */
+  const char *name;
+  /** One-line description shown by `ply plugins`. Static. */
+  const char *doc;
+  /** Number of inputs: min_inputs..max_inputs (max_inputs -1 = unbounded). */
+  int32_t min_inputs;
+  int32_t max_inputs;
+
+  /**
+   * Create an instance from attributes. `host` stays valid for the whole
+   * life of the instance and MAY be kept. Parameters are allocated and
+   * initialised with PyTorch's default init (the host overwrites them when
+   * weights are loaded). On success *out is set; on failure *out is left
+   * NULL, the error reported through host, and nothing is leaked.
+   */
+  ply_status (*create)(const struct ply_host *host, const ply_attrs *attrs,
+                       ply_layer **out);
+
+  /** Free everything the instance owns. `self` may be NULL (no-op). */
+  void (*destroy)(ply_layer *self);
+
+  /**
+   * Output shape for the given input shapes, or PLY_ERR_SHAPE with a
+   * message naming the offending input and dimension. Pure: no state change.
+   */
+  ply_status (*infer_shape)(ply_layer *self, int32_t n_inputs,
+                            const ply_shape *inputs, ply_shape *output);
+
+  /**
+   * Compute output from inputs. `output` has the shape infer_shape gave and
+   * is allocated by the host; inputs are read-only and never alias output.
+   */
+  ply_status (*forward)(ply_layer *self, int32_t n_inputs,
+                        const ply_tensor *inputs, ply_tensor *output);
+
+  /**
+   * Given d(loss)/d(output), WRITE d(loss)/d(inputs[i]) into grad_inputs[i]
+   * (overwrite, not accumulate) for every i whose grad_inputs[i].data is
+   * non-NULL, and ADD parameter gradients into each parameter's grad.
+   * OPTIONAL.
+   */
+  ply_status (*backward)(ply_layer *self, int32_t n_inputs,
+                         const ply_tensor *inputs, const ply_tensor *output,
+                         const ply_tensor *grad_output,
+                         ply_tensor *grad_inputs);
+
+  /** Number of named parameters and buffers. OPTIONAL (NULL = 0). */
+  int32_t (*param_count)(ply_layer *self);
+
+  /** Fill *out for index 0..param_count-1, trainable weights first, in
+   *  PyTorch state_dict order. OPTIONAL with param_count. */
+  ply_status (*get_param)(ply_layer *self, int32_t index, ply_param *out);
+
+  /** Switch between training (1) and evaluation (0). New instances are in
+   *  training mode, as in PyTorch. OPTIONAL. */
+  void (*set_training)(ply_layer *self, int32_t training);
+} ply_layer_type;
+
+/* ---------------------------------------------------------------------- */
+/* The plugin descriptor                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** What a plugin library's entry returns. Static storage, owned by the
+ *  plugin, valid until the library is unloaded. */
+typedef struct ply_plugin {
+  uint32_t struct_size;  /**< sizeof(ply_plugin) of the plugin */
+  uint32_t abi_version;  /**< PLY_ABI_VERSION the plugin was built with */
+  const char *name;      /**< e.g. "ply.conv" or "acme.shuffle" */
+  const char *version;   /**< the plugin's own version string */
+  int32_t type_count;
+  int32_t reserved;
+  /** type_count pointers (an array of pointers so ply_layer_type can grow). */
+  const ply_layer_type *const *types;
+} ply_plugin;
+
+/* ---------------------------------------------------------------------- */
+/* Host services                                                          */
+/* ---------------------------------------------------------------------- */
+
+/** Log levels for ply_host.log. */
+typedef enum ply_log_level {
+  PLY_LOG_DEBUG = 0,
+  PLY_LOG_INFO = 1,
+  PLY_LOG_WARNING = 2,
+  PLY_LOG_ERROR = 3
+} ply_log_level;
+
+/** Body of a parallel loop: handle indices [begin, end). */
+typedef void (*ply_parallel_fn)(void *context, int64_t begin, int64_t end);
+
+/**
+ * The services the host lends a plugin (cf. sqlite3_api_routines). Owned by
+ * the host; valid from the entry call until the library is unloaded. The
+ * table is append-only: a plugin built against an older minor version sees
+ * a prefix of it; a plugin that needs a newer slot checks struct_size first.
+ * All slots up to ABI 1.0 are always non-NULL.
+ */
+typedef struct ply_host {
+  uint32_t struct_size;
+  uint32_t abi_version;  /**< PLY_ABI_VERSION of the host */
+  void *host_data;       /**< private to the host */
+
+  /** Record the error message for the current failing call. The text is
+   *  copied. Thread-safe: errors are per thread. */
+  void (*set_error)(const struct ply_host *host, ply_status status,
+                    const char *message);
+
+  /** Log a message (copied). Never goes to stdout. Thread-safe. */
+  void (*log)(const struct ply_host *host, ply_log_level level,
+              const char *message);
+
+  /** Allocate `bytes` aligned to 64 bytes, or NULL. Thread-safe. */
+  void *(*alloc)(const struct ply_host *host, size_t bytes);
+  /** Free memory from alloc. NULL is a no-op. Thread-safe. */
+  void (*free)(const struct ply_host *host, void *ptr);
+
+  /**
+   * Run fn(context, begin, end) over chunks covering [0, n) on the host's
+   * thread pool and return when all are done. Chunks are at least `grain`
+   * long (grain <= 0 means the host chooses). fn MUST NOT call parallel_for
+   * itself and MUST be safe to run concurrently on disjoint ranges.
+   */
+  void (*parallel_for)(const struct ply_host *host, int64_t n, int64_t grain,
+                       ply_parallel_fn fn, void *context);
+
+  /** Number of threads parallel_for uses (>= 1). */
+  int32_t (*thread_count)(const struct ply_host *host);
+
+  /**
+   * Create a layer of any loaded type by name, for composite layers
+   * (residual and inception blocks build their conv / batch-norm children
+   * this way). On success *type_out and *layer_out are set; the caller owns
+   * the instance and MUST free it with (*type_out)->destroy before its own
+   * destroy returns. The child's callbacks are called directly through
+   * *type_out. The child's error messages reach the caller's caller as is.
+   */
+  ply_status (*create_layer)(const struct ply_host *host, const char *type_name,
+                             const ply_attrs *attrs,
+                             const ply_layer_type **type_out,
+                             ply_layer **layer_out);
+
+  /**
+   * Attribute readers with uniform error messages. Each returns PLY_OK and
+   * sets *out when the attribute `name` exists with a fitting type;
+   * PLY_ERR_NOT_FOUND (and NO error message) when it is absent, so the
+   * caller can apply a default; PLY_ERR_INVALID_ARGUMENT with a message
+   * naming the attribute when the type does not fit. Integers accept
+   * PLY_ATTR_INT and PLY_ATTR_BOOL; floats accept FLOAT and INT; bools
+   * accept BOOL and INT 0/1.
+   */
+  ply_status (*attr_int)(const struct ply_host *host, const ply_attrs *attrs,
+                         const char *name, int64_t *out);
+  ply_status (*attr_float)(const struct ply_host *host, const ply_attrs *attrs,
+                           const char *name, double *out);
+  ply_status (*attr_bool)(const struct ply_host *host, const ply_attrs *attrs,
+                          const char *name, int32_t *out);
+  /** Strings: *out points into attrs, valid only during the call. */
+  ply_status (*attr_string)(const struct ply_host *host, const ply_attrs *attrs,
+                            const char *name, const char **out);
+  /** A pair as PyTorch takes `kernel_size=3` or `kernel_size=(1, 7)`: an INT
+   *  is repeated, INTS must have exactly 2 entries. */
+  ply_status (*attr_pair)(const struct ply_host *host, const ply_attrs *attrs,
+                          const char *name, int64_t out[2]);
+
+  /**
+   * Fill data[0..n) with independent draws from U(low, high) taken from the
+   * host's seeded generator, so that initialisation (create) and random
+   * masks (dropout's forward) are reproducible from one seed and resumable
+   * from a checkpoint. Thread-safe; draws are ordered per call.
+   */
+  void (*fill_uniform)(const struct ply_host *host, float *data, int64_t n,
+                       float low, float high);
+} ply_host;
+
+/**
+ * The entry point every plugin library exports under the name
+ * "ply_plugin_entry":
+ *
+ *     PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host);
+ *
+ * It MUST check PLY_ABI_MAJOR_OF(host->abi_version) and return NULL (after
+ * host->set_error) when it cannot work with that host. It MAY be called
+ * more than once and MUST return the same descriptor each time.
+ */
+typedef const ply_plugin *(*ply_plugin_entry_fn)(const ply_host *host);
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers for plugin authors (header-only, optional)              */
+/* ---------------------------------------------------------------------- */
+
+/** printf-style error report through host->set_error. Returns `status`. */
+static inline ply_status ply_errorf(const ply_host *host, ply_status status,
+                                    const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static inline ply_status ply_errorf(const ply_host *host, ply_status status,
+                                    const char *format, ...) {
+  char message[512];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(message, sizeof message, format, args);
+  va_end(args);
+  host->set_error(host, status, message);
+  return status;
+}
+
+/** Number of elements of a shape (1 for a scalar). */
+static inline int64_t ply_shape_numel(const ply_shape *shape) {
+  int64_t n = 1;
+  int32_t i;
+  for (i = 0; i < shape->ndim; i++) n *= shape->dims[i];
+  return n;
+}
+
+/** A shape from up to four dimensions; pass ndim to say how many count. */
+static inline ply_shape ply_shape_make(int32_t ndim, int64_t d0, int64_t d1,
+                                       int64_t d2, int64_t d3) {
+  ply_shape s;
+  int32_t i;
+  s.ndim = ndim;
+  s.reserved = 0;
+  for (i = 0; i < PLY_MAX_NDIM; i++) s.dims[i] = 0;
+  if (ndim > 0) s.dims[0] = d0;
+  if (ndim > 1) s.dims[1] = d1;
+  if (ndim > 2) s.dims[2] = d2;
+  if (ndim > 3) s.dims[3] = d3;
+  return s;
+}
+
+/** A float32 tensor view of `data` with `shape`. */
+static inline ply_tensor ply_tensor_make(float *data, ply_shape shape) {
+  ply_tensor t;
+  t.struct_size = (uint32_t)sizeof(ply_tensor);
+  t.abi_version = PLY_ABI_VERSION;
+  t.data = data;
+  t.dtype = PLY_DTYPE_F32;
+  t.reserved = 0;
+  t.shape = shape;
+  t.strides = NULL;
+  return t;
+}
+
+/** Fill a ply_param for a float32 weight (grad != NULL) or buffer. */
+static inline ply_param ply_param_make(const char *name, float *value,
+                                       float *grad, ply_shape shape) {
+  ply_param p;
+  p.struct_size = (uint32_t)sizeof(ply_param);
+  p.abi_version = PLY_ABI_VERSION;
+  p.name = name;
+  p.kind = grad ? PLY_PARAM_WEIGHT : PLY_PARAM_BUFFER;
+  p.reserved = 0;
+  p.value = ply_tensor_make(value, shape);
+  p.grad = ply_tensor_make(grad, shape);
+  return p;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* PLY_PLUGIN_H */

@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Every built-in layer plugin: (folder under Plugins/, library name).
+/// Each becomes its own shared library `lib<name>.so`, found by the runtime
+/// next to the `ply` executable.
+let plugins: [(folder: String, library: String, blas: Bool)] = [
+    ("Activation", "ply_activation", false),  // relu, tanh, sigmoid, softmax, log_softmax
+    ("BatchNorm", "ply_batchnorm", false),    // batchnorm2d
+    ("Conv", "ply_conv", true),               // conv2d
+    ("Dropout", "ply_dropout", false),        // dropout
+    ("Join", "ply_join", false),              // concat, add
+    ("Linear", "ply_linear", true),           // linear
+    ("Loss", "ply_loss", false),              // cross_entropy
+    ("Pooling", "ply_pooling", false),        // maxpool2d, avgpool2d, adaptive_avgpool2d
+    ("Reshape", "ply_reshape", false),        // flatten
+]
+
+let pluginTargets: [Target] = plugins.map { plugin in
+    .target(
+        name: "PlyPlugin\(plugin.folder)",
+        path: "Plugins/\(plugin.folder)",
+        publicHeadersPath: ".",
+        cSettings: [
+            .headerSearchPath("../../Include"),
+            .unsafeFlags(["-O3", "-fvisibility=hidden", "-march=x86-64-v3"]),
+        ],
+        linkerSettings: plugin.blas ? [.linkedLibrary("openblas"), .linkedLibrary("m")] : [.linkedLibrary("m")]
+    )
+}
+
+let pluginProducts: [Product] = plugins.map { plugin in
+    .library(name: plugin.library, type: .dynamic, targets: ["PlyPlugin\(plugin.folder)"])
+}
+
+let package = Package(
+    name: "Ply",
+    products: [
+        .library(name: "Ply", targets: ["Ply"]),
+        .executable(name: "ply", targets: ["PlyTool"]),
+    ] + pluginProducts,
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CPly", path: "Sources/CPly", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "Ply", dependencies: ["CPly"], path: "Sources/Ply"),
+        .executableTarget(
+            name: "PlyTool",
+            dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/PlyTool"
+        ),
+        .testTarget(name: "PlyTests", dependencies: ["Ply"], path: "Tests/PlyTests", resources: [.copy("Fixtures")]),
+    ] + pluginTargets,
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,204 @@
+/*
+ * Activation family: relu, tanh, sigmoid (element-wise) and softmax,
+ * log_softmax (along a dimension). No parameters, one input, output shape =
+ * input shape.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ply/plugin.h"
+
+typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_SOFTMAX, ACT_LOG_SOFTMAX } act_kind;
+
+struct ply_layer {
+    const ply_host *host;
+    act_kind kind;
+    int64_t dim; // softmax dimension, may be negative (counted from the end)
+};
+
+// ----------------------------------------------------------------------------
+// kernels
+
+static void relu_forward(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+static void relu_backward(float *din, const float *in, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = in[i] > 0.0f ? dout[i] : 0.0f;
+}
+static void tanh_forward(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
+}
+static void tanh_backward(float *din, const float *out, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = dout[i] * (1.0f - out[i] * out[i]);
+}
+static void sigmoid_forward(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-in[i]));
+}
+static void sigmoid_backward(float *din, const float *out, const float *dout, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = dout[i] * out[i] * (1.0f - out[i]);
+}
+
+// softmax over the middle axis of a tensor viewed as (outer, C, inner).
+static void softmax_forward(float *out, const float *in, int64_t outer, int64_t C, int64_t inner, int log) {
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t i = 0; i < inner; i++) {
+            const float *x = in + o * C * inner + i;
+            float *y = out + o * C * inner + i;
+            float maxv = -INFINITY;
+            for (int64_t c = 0; c < C; c++) maxv = fmaxf(maxv, x[c * inner]);
+            double sum = 0.0;
+            for (int64_t c = 0; c < C; c++) sum += expf(x[c * inner] - maxv);
+            if (log) {
+                float lse = (float)logf((float)sum);
+                for (int64_t c = 0; c < C; c++) y[c * inner] = x[c * inner] - maxv - lse;
+            } else {
+                float inv = (float)(1.0 / sum);
+                for (int64_t c = 0; c < C; c++) y[c * inner] = expf(x[c * inner] - maxv) * inv;
+            }
+        }
+    }
+}
+
+// softmax:     dx = y * (dy - sum(dy * y))
+// log_softmax: dx = dy - exp(y) * sum(dy)
+static void softmax_backward(float *din, const float *out, const float *dout,
+                             int64_t outer, int64_t C, int64_t inner, int log) {
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * C * inner + i;
+            const float *y = out + base, *dy = dout + base;
+            float *dx = din + base;
+            double s = 0.0;
+            for (int64_t c = 0; c < C; c++) s += log ? dy[c * inner] : dy[c * inner] * y[c * inner];
+            for (int64_t c = 0; c < C; c++) {
+                int64_t k = c * inner;
+                dx[k] = log ? dy[k] - expf(y[k]) * (float)s : y[k] * (dy[k] - (float)s);
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// vtable
+
+static ply_status create_kind(const ply_host *host, const ply_attrs *attrs, ply_layer **out, act_kind kind) {
+    int64_t dim = 1;
+    if (kind == ACT_SOFTMAX || kind == ACT_LOG_SOFTMAX) {
+        ply_status st = host->attr_int(host, attrs, "dim", &dim);
+        if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    }
+    ply_layer *self = host->alloc(host, sizeof *self);
+    if (!self) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "activation: out of memory");
+    self->host = host;
+    self->kind = kind;
+    self->dim = dim;
+    *out = self;
+    return PLY_OK;
+}
+
+#define DEFINE_CREATE(fn, kind) \
+    static ply_status fn(const ply_host *host, const ply_attrs *attrs, ply_layer **out) { \
+        return create_kind(host, attrs, out, kind); \
+    }
+DEFINE_CREATE(relu_create, ACT_RELU)
+DEFINE_CREATE(tanh_create, ACT_TANH)
+DEFINE_CREATE(sigmoid_create, ACT_SIGMOID)
+DEFINE_CREATE(softmax_create, ACT_SOFTMAX)
+DEFINE_CREATE(log_softmax_create, ACT_LOG_SOFTMAX)
+
+static void act_destroy(ply_layer *self) {
+    if (self) self->host->free(self->host, self);
+}
+
+// Resolve the softmax dim and view the shape as (outer, C, inner).
+static ply_status softmax_view(ply_layer *self, const ply_shape *s, int64_t *outer, int64_t *C, int64_t *inner) {
+    int64_t d = self->dim < 0 ? self->dim + s->ndim : self->dim;
+    if (d < 0 || d >= s->ndim)
+        return ply_errorf(self->host, PLY_ERR_SHAPE, "softmax: dim %lld is out of range for a %d-d input",
+                          (long long)self->dim, s->ndim);
+    *outer = 1; *inner = 1;
+    for (int64_t i = 0; i < d; i++) *outer *= s->dims[i];
+    for (int64_t i = d + 1; i < s->ndim; i++) *inner *= s->dims[i];
+    *C = s->dims[d];
+    return PLY_OK;
+}
+
+static ply_status act_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output) {
+    (void)n_inputs;
+    if (self->kind == ACT_SOFTMAX || self->kind == ACT_LOG_SOFTMAX) {
+        int64_t o, c, i;
+        ply_status st = softmax_view(self, &inputs[0], &o, &c, &i);
+        if (st != PLY_OK) return st;
+    }
+    *output = inputs[0];
+    return PLY_OK;
+}
+
+static ply_status act_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+    (void)n_inputs;
+    const float *x = inputs[0].data;
+    float *y = output->data;
+    int64_t n = ply_shape_numel(&inputs[0].shape);
+    switch (self->kind) {
+    case ACT_RELU: relu_forward(y, x, n); break;
+    case ACT_TANH: tanh_forward(y, x, n); break;
+    case ACT_SIGMOID: sigmoid_forward(y, x, n); break;
+    case ACT_SOFTMAX:
+    case ACT_LOG_SOFTMAX: {
+        int64_t outer, C, inner;
+        ply_status st = softmax_view(self, &inputs[0].shape, &outer, &C, &inner);
+        if (st != PLY_OK) return st;
+        softmax_forward(y, x, outer, C, inner, self->kind == ACT_LOG_SOFTMAX);
+        break;
+    }
+    }
+    return PLY_OK;
+}
+
+static ply_status act_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
+                               const ply_tensor *grad_output, ply_tensor *grad_inputs) {
+    (void)n_inputs;
+    float *dx = grad_inputs[0].data;
+    if (!dx) return PLY_OK;
+    const float *x = inputs[0].data, *y = output->data, *dy = grad_output->data;
+    int64_t n = ply_shape_numel(&inputs[0].shape);
+    switch (self->kind) {
+    case ACT_RELU: relu_backward(dx, x, dy, n); break;
+    case ACT_TANH: tanh_backward(dx, y, dy, n); break;
+    case ACT_SIGMOID: sigmoid_backward(dx, y, dy, n); break;
+    case ACT_SOFTMAX:
+    case ACT_LOG_SOFTMAX: {
+        int64_t outer, C, inner;
+        ply_status st = softmax_view(self, &inputs[0].shape, &outer, &C, &inner);
+        if (st != PLY_OK) return st;
+        softmax_backward(dx, y, dy, outer, C, inner, self->kind == ACT_LOG_SOFTMAX);
+        break;
+    }
+    }
+    return PLY_OK;
+}
+
+#define DEFINE_TYPE(var, type_name, type_doc, create_fn) \
+    static const ply_layer_type var = { \
+        sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, type_doc, 1, 1, \
+        create_fn, act_destroy, act_infer_shape, act_forward, act_backward, NULL, NULL, NULL, \
+    };
+DEFINE_TYPE(relu_type, "relu", "max(x, 0), element-wise", relu_create)
+DEFINE_TYPE(tanh_type, "tanh", "hyperbolic tangent, element-wise", tanh_create)
+DEFINE_TYPE(sigmoid_type, "sigmoid", "1 / (1 + exp(-x)), element-wise", sigmoid_create)
+DEFINE_TYPE(softmax_type, "softmax", "softmax along `dim` (default 1)", softmax_create)
+DEFINE_TYPE(log_softmax_type, "log_softmax", "log of softmax along `dim` (default 1), computed stably",
+            log_softmax_create)
+
+static const ply_layer_type *const types[] = {&relu_type, &tanh_type, &sigmoid_type, &softmax_type,
+                                              &log_softmax_type};
+
+static const ply_plugin plugin = {
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.activation", "1.0.0", 5, 0, types,
+};
+
+PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
+    return &plugin;
+}

@@ -1,0 +1,10 @@
+/* Swift's view of the plugin ABI: the contract lives in Include/ply/. */
+#ifndef CPLY_H
+#define CPLY_H
+#include "../../../Include/ply/plugin.h"
+#include <dlfcn.h>
+
+/** Numeric value of PLY_ABI_VERSION, for Swift (macros with casts do not import). */
+uint32_t cply_abi_version(void);
+
+#endif
