@@ -1,0 +1,316 @@
+/*
+ * Batch normalisation over the channel axis: batchnorm2d (PyTorch's
+ * nn.BatchNorm2d). Input [N, C, H, W] (or [N, C] / [N, C, L]), output the
+ * same shape.
+ *
+ * Train mode normalises with the batch mean and biased variance, updates the
+ * running statistics with `momentum` using the unbiased variance, and counts
+ * num_batches_tracked. Eval mode uses the running statistics. Without
+ * track_running_stats the batch statistics are used in both modes.
+ *
+ * Parameters in state_dict order: weight [C], bias [C] (only when affine),
+ * running_mean [C], running_var [C], num_batches_tracked (int64 scalar) (only
+ * when track_running_stats).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ply/plugin.h"
+
+struct ply_layer {
+    const ply_host *host;
+    int64_t C;
+    double eps, momentum;
+    int32_t affine, track, training;
+    float *weight, *bias, *dweight, *dbias;   // [C] each, NULL unless affine
+    float *running_mean, *running_var;        // [C] each, NULL unless track
+    int64_t *num_batches_tracked;             // scalar, NULL unless track
+    // saved by forward for backward: the statistics actually used
+    float *save_mean, *save_invstd;           // [C] each
+    int32_t saved_batch_stats;                // 1 if forward used batch statistics
+};
+
+// ----------------------------------------------------------------------------
+// kernels, one channel at a time. x, y, dy, dx are (N, C, S), S = H*W.
+
+// batch statistics of channel c: mean and biased variance, double accumulation
+static void channel_stats(double *mean, double *var, const float *x, int64_t c, int64_t N, int64_t C, int64_t S) {
+    double sum = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s++) sum += xc[s];
+    }
+    double m = sum / (double)(N * S);
+    double sq = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s++) { double d = xc[s] - m; sq += d * d; }
+    }
+    *mean = m;
+    *var = sq / (double)(N * S);
+}
+
+// y = (x - mean) * invstd * w + b
+static void channel_normalize(float *y, const float *x, float mean, float invstd, float w, float b,
+                              int64_t c, int64_t N, int64_t C, int64_t S) {
+    float scale = invstd * w, shift = b - mean * invstd * w;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S;
+        float *yc = y + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s++) yc[s] = xc[s] * scale + shift;
+    }
+}
+
+// sums of dy and dy * xhat over channel c
+static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
+                              float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
+    double a = 0.0, b = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s++) {
+            a += dyc[s];
+            b += (double)dyc[s] * ((xc[s] - mean) * invstd);
+        }
+    }
+    *sum_dy = a;
+    *sum_dy_xhat = b;
+}
+
+// batch statistics: dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+// fixed statistics: dx = w * invstd * dy
+static void channel_backward_input(float *dx, const float *x, const float *dy, float mean, float invstd, float w,
+                                   double sum_dy, double sum_dy_xhat, int batch_stats,
+                                   int64_t c, int64_t N, int64_t C, int64_t S) {
+    float k = w * invstd;
+    float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
+    float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S;
+        float *dxc = dx + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s++) {
+            float xhat = (xc[s] - mean) * invstd;
+            dxc[s] = k * (dyc[s] - mdy - xhat * mdyx);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// parallel drivers (one task per channel)
+
+typedef struct {
+    ply_layer *self;
+    const float *x, *dy;
+    float *y, *dx;
+    int64_t N, S;
+    int batch_stats;
+} bn_job;
+
+static void forward_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C;
+    for (int64_t c = begin; c < end; c++) {
+        if (j->batch_stats) {
+            double mean, var;
+            channel_stats(&mean, &var, j->x, c, j->N, C, j->S);
+            self->save_mean[c] = (float)mean;
+            self->save_invstd[c] = (float)(1.0 / sqrt(var + self->eps));
+            if (self->track && self->training) {
+                int64_t M = j->N * j->S;
+                double unbiased = var * (double)M / (double)(M - 1);
+                double m = self->momentum;
+                self->running_mean[c] = (float)((1.0 - m) * self->running_mean[c] + m * mean);
+                self->running_var[c] = (float)((1.0 - m) * self->running_var[c] + m * unbiased);
+            }
+        } else {
+            self->save_mean[c] = self->running_mean[c];
+            self->save_invstd[c] = (float)(1.0 / sqrt((double)self->running_var[c] + self->eps));
+        }
+        float w = self->affine ? self->weight[c] : 1.0f, b = self->affine ? self->bias[c] : 0.0f;
+        channel_normalize(j->y, j->x, self->save_mean[c], self->save_invstd[c], w, b, c, j->N, C, j->S);
+    }
+}
+
+static void backward_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C;
+    for (int64_t c = begin; c < end; c++) {
+        float mean = self->save_mean[c], invstd = self->save_invstd[c];
+        double sum_dy, sum_dy_xhat;
+        channel_grad_sums(&sum_dy, &sum_dy_xhat, j->x, j->dy, mean, invstd, c, j->N, C, j->S);
+        if (self->affine) {
+            self->dweight[c] += (float)sum_dy_xhat;
+            self->dbias[c] += (float)sum_dy;
+        }
+        if (j->dx) {
+            float w = self->affine ? self->weight[c] : 1.0f;
+            channel_backward_input(j->dx, j->x, j->dy, mean, invstd, w, sum_dy, sum_dy_xhat, j->batch_stats,
+                                   c, j->N, C, j->S);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// vtable
+
+static void bn_destroy(ply_layer *self) {
+    if (!self) return;
+    const ply_host *h = self->host;
+    h->free(h, self->weight); h->free(h, self->bias);
+    h->free(h, self->dweight); h->free(h, self->dbias);
+    h->free(h, self->running_mean); h->free(h, self->running_var);
+    h->free(h, self->num_batches_tracked);
+    h->free(h, self->save_mean); h->free(h, self->save_invstd);
+    h->free(h, self);
+}
+
+static ply_status bn_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
+    int64_t C;
+    double eps = 1e-5, momentum = 0.1;
+    int32_t affine = 1, track = 1;
+    ply_status st = host->attr_int(host, attrs, "num_features", &C);
+    if (st == PLY_ERR_NOT_FOUND)
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "batchnorm2d: missing required attribute num_features");
+    if (st != PLY_OK) return st;
+    if (C <= 0)
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "batchnorm2d: num_features must be > 0 (got %lld)",
+                          (long long)C);
+    if ((st = host->attr_float(host, attrs, "eps", &eps)) != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if ((st = host->attr_float(host, attrs, "momentum", &momentum)) != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if ((st = host->attr_bool(host, attrs, "affine", &affine)) != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if ((st = host->attr_bool(host, attrs, "track_running_stats", &track)) != PLY_OK && st != PLY_ERR_NOT_FOUND)
+        return st;
+    if (!(eps > 0.0))
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "batchnorm2d: eps must be > 0 (got %g)", eps);
+    if (!(momentum >= 0.0 && momentum <= 1.0))
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "batchnorm2d: momentum must be in [0, 1] (got %g)",
+                          momentum);
+
+    ply_layer *self = host->alloc(host, sizeof *self);
+    if (!self) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "batchnorm2d: out of memory");
+    memset(self, 0, sizeof *self);
+    self->host = host;
+    self->C = C;
+    self->eps = eps;
+    self->momentum = momentum;
+    self->affine = affine;
+    self->track = track;
+    self->training = 1;
+    size_t bytes = (size_t)C * sizeof(float);
+    int ok = (self->save_mean = host->alloc(host, bytes)) && (self->save_invstd = host->alloc(host, bytes));
+    if (ok && affine)
+        ok = (self->weight = host->alloc(host, bytes)) && (self->bias = host->alloc(host, bytes)) &&
+             (self->dweight = host->alloc(host, bytes)) && (self->dbias = host->alloc(host, bytes));
+    if (ok && track)
+        ok = (self->running_mean = host->alloc(host, bytes)) && (self->running_var = host->alloc(host, bytes)) &&
+             (self->num_batches_tracked = host->alloc(host, sizeof(int64_t)));
+    if (!ok) {
+        bn_destroy(self);
+        return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "batchnorm2d: out of memory for %lld channels", (long long)C);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        if (affine) { self->weight[c] = 1.0f; self->bias[c] = 0.0f; self->dweight[c] = 0.0f; self->dbias[c] = 0.0f; }
+        if (track) { self->running_mean[c] = 0.0f; self->running_var[c] = 1.0f; }
+        self->save_mean[c] = 0.0f; self->save_invstd[c] = 1.0f;
+    }
+    if (track) *self->num_batches_tracked = 0;
+    *out = self;
+    return PLY_OK;
+}
+
+static ply_status bn_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output) {
+    (void)n_inputs;
+    const ply_shape *s = &inputs[0];
+    if (s->ndim < 2 || s->ndim > 4)
+        return ply_errorf(self->host, PLY_ERR_SHAPE,
+                          "batchnorm2d: input 0 must be [N, C, H, W] or [N, C] (got %d dimensions)", s->ndim);
+    if (s->dims[1] != self->C)
+        return ply_errorf(self->host, PLY_ERR_SHAPE,
+                          "batchnorm2d: input 0 dimension 1 (channels) is %lld, expected num_features = %lld",
+                          (long long)s->dims[1], (long long)self->C);
+    *output = *s;
+    return PLY_OK;
+}
+
+static ply_status bn_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+    ply_shape os;
+    ply_status st = bn_infer_shape(self, n_inputs, &inputs[0].shape, &os);
+    if (st != PLY_OK) return st;
+    if (inputs[0].strides || output->strides)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "batchnorm2d: strided tensors are not supported");
+    bn_job j = {self, inputs[0].data, NULL, output->data, NULL, inputs[0].shape.dims[0], 1, 0};
+    for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
+    j.batch_stats = self->training || !self->track;
+    if (j.batch_stats && j.N * j.S <= 1)
+        return ply_errorf(self->host, PLY_ERR_SHAPE,
+                          "batchnorm2d: expected more than 1 value per channel when using batch statistics "
+                          "(got input 0 of %lld x %lld values per channel)", (long long)j.N, (long long)j.S);
+    self->saved_batch_stats = j.batch_stats;
+    self->host->parallel_for(self->host, self->C, 1, forward_task, &j);
+    if (self->training && self->track) *self->num_batches_tracked += 1;
+    return PLY_OK;
+}
+
+static ply_status bn_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
+                              const ply_tensor *grad_output, ply_tensor *grad_inputs) {
+    (void)n_inputs; (void)output;
+    bn_job j = {self, inputs[0].data, grad_output->data, NULL, grad_inputs[0].data, inputs[0].shape.dims[0], 1,
+                self->saved_batch_stats};
+    for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
+    self->host->parallel_for(self->host, self->C, 1, backward_task, &j);
+    return PLY_OK;
+}
+
+static int32_t bn_param_count(ply_layer *self) {
+    return (self->affine ? 2 : 0) + (self->track ? 3 : 0);
+}
+
+static ply_status bn_get_param(ply_layer *self, int32_t index, ply_param *out) {
+    ply_shape vec = ply_shape_make(1, self->C, 0, 0, 0);
+    int32_t n = bn_param_count(self);
+    if (index < 0 || index >= n)
+        return ply_errorf(self->host, PLY_ERR_NOT_FOUND, "batchnorm2d: parameter index %d out of range [0, %d)",
+                          index, n);
+    if (!self->affine) index += 2;
+    switch (index) {
+    case 0: *out = ply_param_make("weight", self->weight, self->dweight, vec); break;
+    case 1: *out = ply_param_make("bias", self->bias, self->dbias, vec); break;
+    case 2: *out = ply_param_make("running_mean", self->running_mean, NULL, vec); break;
+    case 3: *out = ply_param_make("running_var", self->running_var, NULL, vec); break;
+    default:
+        *out = ply_param_make("num_batches_tracked", NULL, NULL, ply_shape_make(0, 0, 0, 0, 0));
+        out->value.data = self->num_batches_tracked;
+        out->value.dtype = PLY_DTYPE_I64;
+        out->grad.dtype = PLY_DTYPE_I64;
+        break;
+    }
+    return PLY_OK;
+}
+
+static void bn_set_training(ply_layer *self, int32_t training) {
+    self->training = training ? 1 : 0;
+}
+
+static const ply_layer_type batchnorm2d_type = {
+    sizeof(ply_layer_type), PLY_ABI_VERSION, "batchnorm2d",
+    "batch normalisation over channels (num_features, eps=1e-5, momentum=0.1, affine, track_running_stats)",
+    1, 1, bn_create, bn_destroy, bn_infer_shape, bn_forward, bn_backward, bn_param_count, bn_get_param,
+    bn_set_training,
+};
+
+static const ply_layer_type *const types[] = {&batchnorm2d_type};
+
+static const ply_plugin plugin = {
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.batchnorm", "1.0.0", 1, 0, types,
+};
+
+PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
+        ply_errorf(host, PLY_ERR_ABI, "ply.batchnorm: built for ABI major %u, host has %u",
+                   (unsigned)PLY_ABI_VERSION_MAJOR, (unsigned)PLY_ABI_MAJOR_OF(host->abi_version));
+        return NULL;
+    }
+    return &plugin;
+}
