@@ -50,7 +50,7 @@ let package = Package(
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/PlyTool"
         ),
-        .testTarget(name: "PlyTests", dependencies: ["Ply"], path: "Tests/PlyTests", resources: [.copy("Fixtures")]),
+        .testTarget(name: "PlyTests", dependencies: ["Ply"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
     ] + pluginTargets,
     swiftLanguageModes: [.v6]
 )

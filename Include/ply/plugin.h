@@ -245,7 +245,7 @@ struct ply_host;
  *
  * Calling order for one instance: create; then any sequence of
  * set_training, infer_shape, forward, backward, get_param; then destroy.
- * backward is only called after a forward in training mode, with the same
+ * backward is only called after a forward (in either mode), with the same
  * inputs and output that forward saw, and before the next forward: a layer
  * MAY keep what it needs for backward (masks, argmax, batch statistics)
  * from that forward.

@@ -7,4 +7,7 @@
 /** Numeric value of PLY_ABI_VERSION, for Swift (macros with casts do not import). */
 uint32_t cply_abi_version(void);
 
+/** Path of the shared object (or executable) that contains `address`, or NULL. */
+const char *cply_object_path(const void *address);
+
 #endif

@@ -1,0 +1,226 @@
+import CPly
+import Foundation
+
+/// One layer instance created by a plugin. Calls go straight through the plugin's vtable.
+/// Not thread-safe: use one instance from one thread at a time (the ABI's rule).
+public final class Layer: @unchecked Sendable {
+    /// The layer's type.
+    public let type: LayerType
+    /// The runtime whose services the instance uses (kept alive by the layer).
+    public let runtime: Runtime
+    let instance: OpaquePointer
+
+    /// Creates a layer of type `typeName` from attributes with PyTorch's argument names.
+    public convenience init(_ typeName: String, _ attributes: Attributes = [], runtime: Runtime) throws {
+        try self.init(type: runtime.layerType(named: typeName), attributes: attributes, runtime: runtime)
+    }
+
+    /// Creates a layer of `type` from attributes.
+    public init(type: LayerType, attributes: Attributes, runtime: Runtime) throws {
+        self.type = type
+        self.runtime = runtime
+        var out: OpaquePointer?
+        let status = withCAttributes(attributes) { attrs in
+            _ = ErrorSlot.current.take()
+            return type.vtable.create(runtime.host.pointer, attrs, &out)
+        }
+        try Layer.check(status, type: type.name, call: "create")
+        guard let out else {
+            throw PlyError.layer(type: type.name, call: "create", status: Int32(PLY_ERR_INTERNAL.rawValue),
+                                 message: "reported success but returned no instance")
+        }
+        instance = out
+    }
+
+    deinit { type.vtable.destroy(instance) }
+
+    /// Turns a status and this thread's error slot into a thrown error.
+    static func check(_ status: ply_status, type: String, call: String) throws {
+        guard status != PLY_OK else { return }
+        let message = ErrorSlot.current.take() ?? "no message given"
+        throw PlyError.layer(type: type, call: call, status: Int32(bitPattern: status.rawValue), message: message)
+    }
+
+    /// Switches between training and evaluation behaviour (batch-norm, dropout).
+    public func setTraining(_ training: Bool) {
+        type.vtable.setTraining?(instance, training ? 1 : 0)
+    }
+
+    /// Checks the number of inputs against what the type accepts.
+    func checkArity(_ n: Int) throws {
+        if n < type.minInputs || (type.maxInputs.map { n > $0 } ?? false) {
+            let range = type.maxInputs == type.minInputs ? "\(type.minInputs)"
+                : "\(type.minInputs)...\(type.maxInputs.map(String.init) ?? "")"
+            throw PlyError.invalid("layer '\(type.name)' takes \(range) input\(range == "1" ? "" : "s"), got \(n)")
+        }
+    }
+
+    /// The output shape for inputs of `shapes`, or an error naming what does not fit.
+    public func outputShape(for shapes: [Shape]) throws -> Shape {
+        try checkArity(shapes.count)
+        let cShapes = try shapes.map { try $0.cShape() }
+        var out = ply_shape()
+        _ = ErrorSlot.current.take()
+        let status = cShapes.withUnsafeBufferPointer { type.vtable.inferShape(instance, Int32($0.count), $0.baseAddress, &out) }
+        try Layer.check(status, type: type.name, call: "infer_shape")
+        let shape = try Shape(out)
+        if shape.dims.contains(where: { $0 <= 0 }) {
+            throw PlyError.layer(type: type.name, call: "infer_shape", status: Int32(PLY_ERR_SHAPE.rawValue),
+                                 message: "input \(shapes.map(\.description).joined(separator: ", ")) gives an empty output \(shape)")
+        }
+        return shape
+    }
+
+    /// Forward on C views (used by the model graph; no allocation).
+    func forward(_ inputs: UnsafeBufferPointer<ply_tensor>, _ output: UnsafeMutablePointer<ply_tensor>) throws {
+        _ = ErrorSlot.current.take()
+        let status = type.vtable.forward(instance, Int32(inputs.count), inputs.baseAddress, output)
+        try Layer.check(status, type: type.name, call: "forward")
+    }
+
+    /// Backward on C views (used by the model graph).
+    func backward(_ inputs: UnsafeBufferPointer<ply_tensor>, _ output: UnsafePointer<ply_tensor>,
+                  _ gradOutput: UnsafePointer<ply_tensor>, _ gradInputs: UnsafeMutableBufferPointer<ply_tensor>) throws {
+        guard let backward = type.vtable.backward else {
+            throw PlyError.invalid("layer '\(type.name)' (\(type.library.path)) has no backward: it cannot be trained through")
+        }
+        _ = ErrorSlot.current.take()
+        let status = backward(instance, Int32(inputs.count), inputs.baseAddress, output, gradOutput, gradInputs.baseAddress)
+        try Layer.check(status, type: type.name, call: "backward")
+    }
+
+    /// Runs forward on owned tensors and returns the output.
+    public func forward(_ inputs: [Tensor]) throws -> Tensor {
+        var output = Tensor(shape: try outputShape(for: inputs.map(\.shape)))
+        var storage = inputs
+        let outShape = try output.shape.cShape()
+        let inShapes = try inputs.map { try $0.shape.cShape() }
+        try withTensorViews(&storage, inShapes) { views in
+            try output.data.withUnsafeMutableBytes { raw in
+                var out = ply_tensor.view(raw.baseAddress, outShape)
+                try forward(UnsafeBufferPointer(views), &out)
+            }
+        }
+        return output
+    }
+
+    /// Runs backward on owned tensors: the gradient for each input whose `wanted` flag is set
+    /// (nil for the others). Parameter gradients accumulate inside the layer.
+    public func backward(inputs: [Tensor], output: Tensor, gradOutput: Tensor, wanted: [Bool]? = nil) throws -> [Tensor?] {
+        guard gradOutput.shape == output.shape else {
+            throw PlyError.invalid("gradient of shape \(gradOutput.shape) does not match output \(output.shape)")
+        }
+        let want = wanted ?? Array(repeating: true, count: inputs.count)
+        var grads: [Tensor] = inputs.map { Tensor(shape: $0.shape) }
+        var storage = inputs
+        var out = output, gOut = gradOutput
+        let inShapes = try inputs.map { try $0.shape.cShape() }
+        let outShape = try output.shape.cShape()
+        try withTensorViews(&storage, inShapes) { views in
+            try withTensorViews(&grads, inShapes) { gviews in
+                for i in 0..<gviews.count where !want[i] { gviews[i].data = nil }
+                try out.data.withUnsafeMutableBytes { o in
+                    try gOut.data.withUnsafeMutableBytes { g in
+                        var ov = ply_tensor.view(o.baseAddress, outShape)
+                        var gv = ply_tensor.view(g.baseAddress, outShape)
+                        try backward(UnsafeBufferPointer(views), &ov, &gv, gviews)
+                    }
+                }
+            }
+        }
+        return zip(grads, want).map { $1 ? $0 : nil }
+    }
+
+    /// The layer's named parameters and buffers, PyTorch state_dict order.
+    public var parameters: [Parameter] {
+        get throws {
+            guard let count = type.vtable.paramCount?(instance), let get = type.vtable.getParam else { return [] }
+            var result: [Parameter] = []
+            for i in 0..<Int(count) {
+                var p = ply_param()
+                _ = ErrorSlot.current.take()
+                try Layer.check(get(instance, Int32(i), &p), type: type.name, call: "get_param")
+                result.append(try Parameter(p, layer: self))
+            }
+            return result
+        }
+    }
+}
+
+/// Calls `body` with C views of copies of `tensors`, then copies the values back
+/// (for the convenience API; the model graph uses its own buffers and copies nothing).
+func withTensorViews<R>(_ tensors: inout [Tensor], _ shapes: [ply_shape],
+                        _ body: (UnsafeMutableBufferPointer<ply_tensor>) throws -> R) throws -> R {
+    let buffers = tensors.map { t -> UnsafeMutableBufferPointer<Float> in
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(t.data.count, 1))
+        _ = b.initialize(from: t.data)
+        return b
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    var views = zip(buffers, shapes).map { ply_tensor.view(UnsafeMutableRawPointer($0.baseAddress), $1) }
+    let result = try views.withUnsafeMutableBufferPointer { try body($0) }
+    for i in tensors.indices { tensors[i].data = Array(buffers[i].prefix(tensors[i].data.count)) }
+    return result
+}
+
+/// A named parameter or buffer of a layer: a view into the layer's own memory.
+public struct Parameter: @unchecked Sendable {
+    /// PyTorch name relative to the layer (`weight`, `running_var`, `conv1.weight`).
+    public let name: String
+    /// Trainable (`true`) or buffer.
+    public let trainable: Bool
+    public let shape: Shape
+    /// Element type: float32 for all but integer buffers such as `num_batches_tracked`.
+    public let isInteger: Bool
+    let value: UnsafeMutableRawPointer
+    let grad: UnsafeMutablePointer<Float>?
+    let layer: Layer
+
+    init(_ p: ply_param, layer: Layer) throws {
+        let where_ = "layer '\(layer.type.name)'"
+        guard let cName = p.name else { throw PlyError.invalid("\(where_) reports a parameter without a name") }
+        name = String(cString: cName)
+        shape = try Shape(p.value.shape)
+        guard let v = p.value.data else { throw PlyError.invalid("\(where_) parameter '\(name)' has no data") }
+        value = v
+        trainable = p.kind == Int32(PLY_PARAM_WEIGHT.rawValue)
+        isInteger = p.value.dtype == Int32(PLY_DTYPE_I64.rawValue)
+        guard isInteger || p.value.dtype == Int32(PLY_DTYPE_F32.rawValue) else {
+            throw PlyError.invalid("\(where_) parameter '\(name)' has unsupported dtype \(p.value.dtype)")
+        }
+        if trainable && (p.grad.data == nil || isInteger) {
+            throw PlyError.invalid("\(where_) trainable parameter '\(name)' must be float32 with a gradient")
+        }
+        grad = trainable ? p.grad.data?.assumingMemoryBound(to: Float.self) : nil
+        self.layer = layer
+    }
+
+    /// Float view of the values (nil for integer buffers).
+    public var floats: UnsafeMutableBufferPointer<Float>? {
+        isInteger ? nil : UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: shape.count)
+    }
+    /// Integer view of the values (nil for float tensors).
+    public var integers: UnsafeMutableBufferPointer<Int64>? {
+        isInteger ? UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: shape.count) : nil
+    }
+    /// The gradient (trainable parameters only).
+    public var gradient: UnsafeMutableBufferPointer<Float>? {
+        grad.map { UnsafeMutableBufferPointer(start: $0, count: shape.count) }
+    }
+
+    /// Current values as floats (integers converted).
+    public func read() -> [Float] {
+        if let f = floats { return Array(f) }
+        return integers.map { $0.map { Float($0) } } ?? []
+    }
+
+    /// Overwrites the values; the count must match the shape.
+    public func write(_ values: [Float]) throws {
+        guard values.count == shape.count else {
+            throw PlyError.invalid("parameter '\(name)' of shape \(shape) needs \(shape.count) values, got \(values.count)")
+        }
+        if let f = floats { _ = f.update(fromContentsOf: values) } else if let i = integers {
+            for k in 0..<values.count { i[k] = Int64(values[k]) }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import CPly
+import Foundation
+
+/// The Ply runtime: the plugin registry, the services lent to plugins, the thread pool and
+/// the seeded generator behind initialisation and dropout. Layers and models keep their
+/// runtime (and so their plugin libraries) alive.
+public final class Runtime: @unchecked Sendable {
+    /// How a runtime is set up.
+    public struct Options: Sendable {
+        /// Load the built-in plugins found next to the executable or library.
+        public var loadBuiltins = true
+        /// Also load what `PLY_PLUGIN_PATH` names (colon-separated files or directories).
+        public var useEnvironment = true
+        /// Seed of the generator used by `fill_uniform` (initialisation, dropout).
+        public var seed: UInt64 = 1
+        /// Threads lent to plugins through `parallel_for`.
+        public var threads = ProcessInfo.processInfo.activeProcessorCount
+        /// Where plugin log messages go (default: warnings and errors to stderr).
+        public var log: @Sendable (LogLevel, String) -> Void = { level, message in
+            if level >= .warning { FileHandle.standardError.write(Data("ply: \(message)\n".utf8)) }
+        }
+        public init() {}
+    }
+
+    let state: HostState
+    let host: HostTable
+    private let lock = NSLock()
+    private var types: [String: LayerType] = [:]
+    private var order: [String] = []
+
+    /// Creates a runtime and loads the plugins `options` ask for.
+    public init(options: Options = Options()) throws {
+        state = HostState(seed: options.seed, threads: options.threads, logHandler: options.log)
+        host = HostTable(state: state)
+        state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
+        if options.loadBuiltins {
+            let dirs = Runtime.builtinDirectories()
+            var found = false
+            for dir in dirs {
+                let files = Runtime.sharedLibraries(in: dir, prefix: "libply_")
+                if files.isEmpty { continue }
+                found = true
+                for file in files { try loadPlugin(at: file) }
+                break
+            }
+            if !found {
+                throw PlyError.invalid("no built-in plugins (libply_*.so) found in \(dirs.joined(separator: ", ")); "
+                    + "build them with `swift build` or name them in PLY_PLUGIN_PATH")
+            }
+        }
+        if options.useEnvironment, let path = ProcessInfo.processInfo.environment["PLY_PLUGIN_PATH"] {
+            for entry in path.split(separator: ":").map(String.init) where !entry.isEmpty {
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: entry, isDirectory: &isDir), isDir.boolValue {
+                    try loadPlugins(inDirectory: entry)
+                } else {
+                    try loadPlugin(at: entry)
+                }
+            }
+        }
+    }
+
+    /// Every registered layer type, in load order.
+    public var layerTypes: [LayerType] { lock.withLock { order.compactMap { types[$0] } } }
+
+    /// The layer type called `name`.
+    public func layerType(named name: String) throws -> LayerType {
+        guard let t = lock.withLock({ types[name] }) else {
+            throw PlyError.unknownLayerType(name, known: lock.withLock { order })
+        }
+        return t
+    }
+
+    /// The state of the generator behind initialisation and dropout (for checkpoints).
+    public var generatorState: UInt64 {
+        get { state.rngState }
+        set { state.rngState = newValue }
+    }
+
+    /// Threads lent to plugins.
+    public var threads: Int { state.threads }
+
+    /// Loads one plugin library and registers its layer types. All or nothing: when any
+    /// type is invalid or its name is taken, none of the library's types is registered.
+    @discardableResult
+    public func loadPlugin(at path: String) throws -> [LayerType] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw PlyError.plugin(path: path, reason: "no such file")
+        }
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+            throw PlyError.plugin(path: path, reason: "cannot be loaded as a shared library: \(reason)")
+        }
+        guard let symbol = dlsym(handle, PLY_PLUGIN_ENTRY_SYMBOL) else {
+            dlclose(handle)
+            throw PlyError.plugin(path: path, reason: "does not export '\(PLY_PLUGIN_ENTRY_SYMBOL)': not a Ply plugin")
+        }
+        let entry = unsafeBitCast(symbol, to: ply_plugin_entry_fn.self)
+        _ = ErrorSlot.current.take()
+        guard let descriptor = entry(host.pointer) else {
+            let why = ErrorSlot.current.take().map { ": \($0)" } ?? " (it may not support host ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR))"
+            dlclose(handle)
+            throw PlyError.plugin(path: path, reason: "\(PLY_PLUGIN_ENTRY_SYMBOL) returned no descriptor\(why)")
+        }
+        // The library object owns the handle from here on: it is closed when the last
+        // layer type (and so the last layer) referring to it goes away, or on failure.
+        let library = PluginLibrary(path: path, name: "", version: "", handle: handle)
+        return try register(descriptor, library: library)
+    }
+
+    /// Loads every `*.so` in `directory`. Libraries without the entry symbol are skipped
+    /// (and logged); any other failure is an error.
+    @discardableResult
+    public func loadPlugins(inDirectory directory: String) throws -> [LayerType] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw PlyError.plugin(path: directory, reason: "no such directory")
+        }
+        var loaded: [LayerType] = []
+        for file in Runtime.sharedLibraries(in: directory, prefix: "") {
+            do {
+                loaded += try loadPlugin(at: file)
+            } catch let PlyError.plugin(_, reason) where reason.hasPrefix("does not export") {
+                state.logHandler(.info, "skipping \(file): not a Ply plugin")
+            }
+        }
+        return loaded
+    }
+
+    private func register(_ d: UnsafePointer<ply_plugin>, library loaded: PluginLibrary) throws -> [LayerType] {
+        let path = loaded.path
+        let needed = (MemoryLayout<ply_plugin>.offset(of: \.types) ?? 0) + MemoryLayout<UnsafeRawPointer>.size
+        guard Int(d.pointee.struct_size) >= needed else {
+            throw PlyError.plugin(path: path, reason: "plugin descriptor declares struct_size \(d.pointee.struct_size); "
+                + "the host needs at least \(needed) bytes")
+        }
+        let major = d.pointee.abi_version >> 16, minor = d.pointee.abi_version & 0xFFFF
+        guard major == UInt32(PLY_ABI_VERSION_MAJOR) else {
+            throw PlyError.plugin(path: path, reason: "built for Ply ABI \(major).\(minor); "
+                + "this host speaks ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)")
+        }
+        guard d.pointee.type_count > 0, let list = d.pointee.types else {
+            throw PlyError.plugin(path: path, reason: "plugin descriptor lists no layer types")
+        }
+        loaded.name = d.pointee.name.map { String(cString: $0) } ?? "unnamed"
+        loaded.version = d.pointee.version.map { String(cString: $0) } ?? "?"
+        let library = loaded
+        var newTypes: [LayerType] = []
+        for i in 0..<Int(d.pointee.type_count) {
+            guard let t = list[i] else {
+                throw PlyError.plugin(path: path, reason: "layer type entry \(i) is NULL")
+            }
+            newTypes.append(try LayerType(t, library: library))
+        }
+        try lock.withLock {
+            var seen = Set<String>()
+            for t in newTypes {
+                if let existing = types[t.name] {
+                    throw PlyError.duplicateLayerType(name: t.name, first: existing.library.path, second: path)
+                }
+                guard seen.insert(t.name).inserted else {
+                    throw PlyError.plugin(path: path, reason: "layer type '\(t.name)' is listed twice")
+                }
+            }
+            for t in newTypes {
+                types[t.name] = t
+                order.append(t.name)
+            }
+        }
+        return newTypes
+    }
+
+    /// Directories searched for built-in plugins: next to the executable, then `../lib/ply`.
+    static func builtinDirectories() -> [String] {
+        var dirs: [String] = []
+        if let dir = ProcessInfo.processInfo.environment["PLY_BUILTIN_PLUGIN_DIR"] { dirs.append(dir) }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments.first ?? "."
+        let exeDir = (exe as NSString).deletingLastPathComponent
+        dirs.append(exeDir)
+        dirs.append((exeDir as NSString).appendingPathComponent("../lib/ply"))
+        if let object = cply_object_path(#dsohandle) {
+            let libDir = (String(cString: object) as NSString).deletingLastPathComponent
+            if !dirs.contains(libDir) { dirs.append(libDir) }
+        }
+        return dirs
+    }
+
+    static func sharedLibraries(in directory: String, prefix: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".so") }.sorted()
+            .map { (directory as NSString).appendingPathComponent($0) }
+    }
+}

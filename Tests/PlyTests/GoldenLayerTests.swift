@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// Every single-layer case PyTorch produced in Fixtures/golden/layers, through the real
+/// plugins: forward output, input gradients, parameter gradients and buffers after.
+/// Blocks (residual_*, inception_*) are tested with the block plugins.
+@Suite struct GoldenLayerTests {
+    static let cases: [String] = {
+        let dir = fixtures.appendingPathComponent("golden/layers")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix("residual_") && !$0.hasPrefix("inception_") }
+            .map { String($0.dropLast(5)) }.sorted()
+    }()
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count >= 30)
+    }
+
+    @Test(arguments: cases)
+    func golden(_ name: String) throws {
+        try GoldenLayerTests.run(name, runtime: sharedRuntime)
+    }
+
+    /// Runs one golden case; shared with the block tests.
+    static func run(_ name: String, runtime: Runtime) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("golden/layers/\(name).json"))
+        let op = try #require(json["op"]?.string)
+        var attrs: Attributes = []
+        var inputs: [Tensor] = []
+        if let single = json["input"]?.tensor { inputs = [single] } else { inputs = json["inputs"]?.array.compactMap(\.tensor) ?? [] }
+        try #require(!inputs.isEmpty, "\(name): no input")
+        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
+            if op == "cross_entropy" && key == "target" {
+                let targets = value.array.compactMap(\.int).map(Float.init)
+                inputs.append(try Tensor(shape: Shape([targets.count]), data: targets))
+                continue
+            }
+            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
+        }
+        let layer = try Layer(op, attrs, runtime: runtime)
+        layer.setTraining(json["mode"]?.string == "train")
+
+        // Load parameters and buffers by their PyTorch names.
+        let params = try layer.parameters
+        var given = json["params"]?.object ?? [:]
+        for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
+        for (pname, value) in given {
+            let p = try #require(params.first { $0.name == pname }, "\(name): layer has no parameter '\(pname)'")
+            let t = try #require(value.tensor)
+            #expect(p.shape == t.shape, "\(name): \(pname) shape")
+            try p.write(t.data)
+        }
+        for p in params { p.gradient?.update(repeating: 0) }
+
+        let output = try layer.forward(inputs)
+        let expected = try #require(json["output"]?.tensor)
+        #expect(output.shape == expected.shape, "\(name): output shape \(output.shape) vs \(expected.shape)")
+        let fwd = closeness(output.data, expected.data)
+        #expect(fwd.ok, "\(name): output max error \(fwd.error) > \(fwd.bound)")
+
+        // Backward.
+        let gradOutput = try #require(json["grad_output"]?.tensor)
+        let wanted = inputs.indices.map { !(op == "cross_entropy" && $0 == 1) }
+        let grads = try layer.backward(inputs: inputs, output: output, gradOutput: gradOutput, wanted: wanted)
+        var expectedGrads: [Tensor] = []
+        if let g = json["grad_input"]?.tensor { expectedGrads = [g] } else { expectedGrads = json["grad_inputs"]?.array.compactMap(\.tensor) ?? [] }
+        #expect(!expectedGrads.isEmpty, "\(name): no expected input gradient")
+        for (i, g) in expectedGrads.enumerated() {
+            let ours = try #require(grads[i], "\(name): no gradient for input \(i)")
+            let c = closeness(ours.data, g.data)
+            #expect(c.ok, "\(name): grad_input[\(i)] max error \(c.error) > \(c.bound)")
+        }
+        for (pname, value) in json["grad_params"]?.object ?? [:] {
+            let p = try #require(params.first { $0.name == pname })
+            let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data)
+            #expect(c.ok, "\(name): grad of \(pname) max error \(c.error) > \(c.bound)")
+        }
+        for (pname, value) in json["buffers_after"]?.object ?? [:] {
+            let p = try #require(params.first { $0.name == pname })
+            let c = closeness(p.read(), try #require(value.tensor).data)
+            #expect(c.ok, "\(name): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
+        }
+    }
+}

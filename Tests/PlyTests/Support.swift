@@ -1,0 +1,69 @@
+import Foundation
+@testable import Ply
+
+/// Where the test fixtures live (copied from shared/golden so a clone is self-contained).
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// A runtime with the built-in plugins, shared by tests that do not change its registry.
+let sharedRuntime: Runtime = {
+    do { return try Runtime() } catch { fatalError("cannot create the test runtime: \(error)") }
+}()
+
+/// A JSON value as the golden files use it.
+enum JSON: Decodable {
+    case bool(Bool), int(Int), double(Double), string(String), array([JSON]), object([String: JSON]), null
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSON].self)) }
+    }
+
+    static func load(_ url: URL) throws -> JSON { try JSONDecoder().decode(JSON.self, from: Data(contentsOf: url)) }
+
+    subscript(key: String) -> JSON? { if case let .object(o) = self { return o[key] } else { return nil } }
+    var object: [String: JSON] { if case let .object(o) = self { return o } else { return [:] } }
+    var array: [JSON] { if case let .array(a) = self { return a } else { return [] } }
+    var string: String? { if case let .string(s) = self { return s } else { return nil } }
+    var int: Int? { if case let .int(i) = self { return i } else { return nil } }
+    var double: Double? {
+        switch self { case let .double(d): return d; case let .int(i): return Double(i); default: return nil }
+    }
+
+    /// A golden tensor: `{"shape": [...], "data": [...]}`.
+    var tensor: Tensor? {
+        guard let shape = self["shape"]?.array.compactMap(\.int), let data = self["data"]?.array.compactMap(\.double) else { return nil }
+        return try? Tensor(shape: Shape(shape), data: data.map { Float($0) })
+    }
+
+    /// The attribute this JSON value stands for.
+    var attribute: AttributeValue? {
+        switch self {
+        case let .bool(b): return .bool(b)
+        case let .int(i): return .int(i)
+        case let .double(d): return .float(d)
+        case let .string(s): return .string(s)
+        case let .array(a):
+            if a.allSatisfy({ $0.int != nil }) { return .ints(a.compactMap(\.int)) }
+            return .floats(a.compactMap(\.double))
+        default: return nil
+        }
+    }
+}
+
+/// The largest absolute difference, and whether it is within `max|ours - ref| <= 1e-5 * max(1, max|ref|)`.
+func closeness(_ ours: [Float], _ ref: [Float], relative: Float = 1e-5) -> (ok: Bool, error: Float, bound: Float) {
+    guard ours.count == ref.count else { return (false, .infinity, 0) }
+    var worst: Float = 0, scale: Float = 1
+    for (a, b) in zip(ours, ref) {
+        worst = max(worst, abs(a - b))
+        if a.isNaN != b.isNaN { worst = .infinity }
+        scale = max(scale, abs(b))
+    }
+    return (worst <= relative * scale, worst, relative * scale)
+}
