@@ -1,0 +1,269 @@
+import Foundation
+
+/// SplitMix64 (Steele, Lea & Flood 2014; constants from Vigna's reference
+/// implementation): a tiny, fast, fully specified 64-bit generator.
+///
+/// Used for data shuffling so that an order depends only on the seed and
+/// epoch — never on the Swift version, platform or system random source.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    /// Current internal state; advanced by the golden-ratio gamma each step.
+    public private(set) var state: UInt64
+
+    /// Creates a generator whose sequence is fully determined by `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    /// The SplitMix64 output finaliser (a strong 64-bit mixing function).
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Returns the next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return Self.mix(state)
+    }
+
+    /// Returns a uniformly distributed integer in `0..<bound` (Lemire's
+    /// multiply-shift method with rejection, so without modulo bias).
+    ///
+    /// - Precondition: `bound > 0`.
+    public mutating func next(below bound: Int) -> Int {
+        precondition(bound > 0, "SplitMix64.next(below:) needs a positive bound")
+        let range = UInt64(bound)
+        var product = next().multipliedFullWidth(by: range)
+        if product.low < range {
+            let threshold = (0 &- range) % range
+            while product.low < threshold {
+                product = next().multipliedFullWidth(by: range)
+            }
+        }
+        return Int(product.high)
+    }
+}
+
+/// Splits an `ImageDataset` into mini-batches, optionally shuffled, and
+/// optionally assembles upcoming batches on a background thread.
+///
+/// Iterating yields `batchCount` batches in order `index` 0, 1, …; the last one
+/// is partial when `batchSize` does not divide the dataset (60 000 / 128 gives
+/// 469 batches, the last holding 96 images).
+///
+/// Shuffling is deterministic: the order is a Fisher–Yates shuffle driven by
+/// `SplitMix64` seeded from `(seed, epoch)`, so the same seed and epoch always
+/// give the same order, and each epoch gets a different one:
+///
+/// ```swift
+/// for epoch in 0..<10 {
+///     for batch in BatchLoader(dataset: train, batchSize: 128, seed: 42, epoch: epoch) {
+///         train(batch.images, batch.labels, batch.count)
+///     }
+/// }
+/// ```
+///
+/// With `prefetch > 0` a producer thread builds up to `prefetch` batches
+/// ahead of the consumer, so the next batch is usually ready the moment it is
+/// asked for. Prefetching never changes the batches produced. Stopping
+/// iteration early (or dropping the iterator) stops the producer.
+public struct BatchLoader: Sequence, Sendable {
+    /// One mini-batch.
+    public struct Batch: Sendable, Equatable {
+        /// `count * channels * height * width` pixels in N×C×H×W order.
+        public let images: [Float]
+        /// `count` class indices.
+        public let labels: [Int32]
+        /// Number of images in this batch (`batchSize`, or fewer for the last one).
+        public let count: Int
+        /// Position of this batch in the epoch, from 0.
+        public let index: Int
+    }
+
+    /// The data being batched.
+    public let dataset: ImageDataset
+    /// Maximum number of images per batch.
+    public let batchSize: Int
+    /// Whether the order is shuffled (otherwise dataset order).
+    public let shuffle: Bool
+    /// Seed of the shuffle.
+    public let seed: UInt64
+    /// Epoch index mixed into the shuffle seed.
+    public let epoch: Int
+    /// Number of batches the background thread may prepare ahead; 0 disables it.
+    public let prefetch: Int
+    /// Dataset indices in the order they are served this epoch.
+    public let order: [Int]
+
+    /// Creates a loader for one epoch.
+    ///
+    /// - Parameters:
+    ///   - dataset: the images and labels.
+    ///   - batchSize: images per batch (the last batch may be smaller).
+    ///   - shuffle: shuffle with `seed` and `epoch`; otherwise keep dataset order.
+    ///   - seed: shuffle seed.
+    ///   - epoch: epoch index; pass the current epoch to reshuffle each epoch.
+    ///   - prefetch: batches prepared ahead on a background thread (0 = none).
+    /// - Precondition: `batchSize > 0`, `prefetch >= 0`.
+    public init(dataset: ImageDataset, batchSize: Int, shuffle: Bool = true,
+                seed: UInt64 = 0, epoch: Int = 0, prefetch: Int = 2) {
+        precondition(batchSize > 0, "BatchLoader: batchSize must be positive, got \(batchSize)")
+        precondition(prefetch >= 0, "BatchLoader: prefetch must not be negative, got \(prefetch)")
+        self.dataset = dataset
+        self.batchSize = batchSize
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = epoch
+        self.prefetch = prefetch
+        self.order = shuffle
+            ? Self.permutation(count: dataset.count, seed: seed, epoch: epoch)
+            : Array(0..<dataset.count)
+    }
+
+    /// The same loader for another epoch (a new deterministic order when shuffling).
+    public func forEpoch(_ epoch: Int) -> BatchLoader {
+        BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: shuffle,
+                    seed: seed, epoch: epoch, prefetch: prefetch)
+    }
+
+    /// Number of batches per epoch, including a final partial batch.
+    public var batchCount: Int { (dataset.count + batchSize - 1) / batchSize }
+
+    /// A Fisher–Yates (Durstenfeld) shuffle of `0..<count`, driven by
+    /// `SplitMix64(seed: mix(seed ^ mix(epoch)))`: for `i` from `count - 1`
+    /// down to 1, swap element `i` with element `next(below: i + 1)`.
+    public static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var generator = SplitMix64(seed: SplitMix64.mix(seed ^ SplitMix64.mix(UInt64(bitPattern: Int64(epoch)))))
+        var order = Array(0..<count)
+        var i = count - 1
+        while i > 0 {
+            order.swapAt(i, generator.next(below: i + 1))
+            i -= 1
+        }
+        return order
+    }
+
+    /// Assembles batch `index` (on the calling thread).
+    ///
+    /// - Precondition: `0 <= index < batchCount`.
+    public func batch(at index: Int) -> Batch {
+        precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
+        let start = index * batchSize
+        let end = Swift.min(start + batchSize, dataset.count)
+        let size = dataset.sampleSize
+        let count = end - start
+        let images = [Float](unsafeUninitializedCapacity: count * size) { buffer, initialized in
+            dataset.images.withUnsafeBufferPointer { source in
+                guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
+                for (slot, sample) in order[start..<end].enumerated() {
+                    (to + slot * size).initialize(from: from + sample * size, count: size)
+                }
+            }
+            initialized = count * size  // count > 0 here, so both buffers are non-empty
+        }
+        let labels = order[start..<end].map { dataset.labels[$0] }
+        return Batch(images: images, labels: labels, count: count, index: index)
+    }
+
+    /// Returns an iterator over this epoch's batches.
+    public func makeIterator() -> Iterator { Iterator(loader: self) }
+
+    /// Iterator over the batches of one epoch.
+    ///
+    /// Not `Sendable`: consume it on one thread. With prefetching it owns a
+    /// producer thread, which ends when the epoch is done or the iterator is
+    /// discarded.
+    public struct Iterator: IteratorProtocol {
+        private let loader: BatchLoader
+        private var nextIndex = 0
+        private let prefetcher: Prefetcher?
+
+        init(loader: BatchLoader) {
+            self.loader = loader
+            prefetcher = loader.prefetch > 0 && loader.batchCount > 0 ? Prefetcher(loader: loader) : nil
+        }
+
+        /// The next batch, or `nil` at the end of the epoch.
+        public mutating func next() -> Batch? {
+            if let prefetcher { return prefetcher.next() }
+            guard nextIndex < loader.batchCount else { return nil }
+            defer { nextIndex += 1 }
+            return loader.batch(at: nextIndex)
+        }
+    }
+}
+
+/// Bounded FIFO shared by one producer thread and one consumer.
+///
+/// `@unchecked Sendable` is sound because every stored `var` is read and
+/// written only while holding `condition`'s lock; the `let`s are immutable.
+private final class BatchQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let capacity: Int
+    private var items: [BatchLoader.Batch] = []
+    private var finished = false
+    private var cancelled = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Producer: waits for room, then enqueues. Returns false if cancelled.
+    func put(_ batch: BatchLoader.Batch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        items.append(batch)
+        condition.broadcast()
+        return true
+    }
+
+    /// Producer: no more batches will come.
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Consumer: waits for a batch; nil once the producer finished and the queue is drained.
+    func take() -> BatchLoader.Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !finished { condition.wait() }
+        if items.isEmpty { return nil }
+        let batch = items.removeFirst()
+        condition.broadcast()
+        return batch
+    }
+
+    /// Consumer gave up: wake and stop the producer.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        items.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Owns the producer thread for one iterator; cancels it when released.
+private final class Prefetcher {
+    private let queue: BatchQueue
+
+    init(loader: BatchLoader) {
+        let queue = BatchQueue(capacity: loader.prefetch)
+        self.queue = queue
+        let thread = Thread {
+            for index in 0..<loader.batchCount {
+                guard queue.put(loader.batch(at: index)) else { return }
+            }
+            queue.finish()
+        }
+        thread.name = "ply.BatchLoader.prefetch"
+        thread.start()
+    }
+
+    func next() -> BatchLoader.Batch? { queue.take() }
+
+    deinit { queue.cancel() }
+}

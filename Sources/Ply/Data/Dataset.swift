@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A labelled set of images held in memory as `Float`s in N×C×H×W order.
+public struct ImageDataset: Sendable, Equatable {
+    /// Which half of a dataset to load.
+    public enum Split: String, Sendable, CaseIterable {
+        /// The training set (`train-*` files; 60 000 items for MNIST).
+        case train
+        /// The test set (`t10k-*` files; 10 000 items for MNIST).
+        case test
+
+        /// File-name prefix used by the MNIST distribution.
+        public var filePrefix: String { self == .train ? "train" : "t10k" }
+    }
+
+    /// Number of images.
+    public let count: Int
+    /// Channels per image (1 for MNIST).
+    public let channels: Int
+    /// Image height in pixels.
+    public let height: Int
+    /// Image width in pixels.
+    public let width: Int
+    /// Pixels, `count * channels * height * width` values in N×C×H×W order.
+    /// Loaded data is scaled to [0, 1] (byte / 255, like torchvision's `ToTensor`).
+    public let images: [Float]
+    /// One class index per image.
+    public let labels: [Int32]
+
+    /// Number of `Float`s per image (`channels * height * width`).
+    public var sampleSize: Int { channels * height * width }
+
+    /// Wraps data already in memory.
+    ///
+    /// - Precondition: `images.count == count * channels * height * width`
+    ///   and `labels.count == count`.
+    public init(count: Int, channels: Int, height: Int, width: Int, images: [Float], labels: [Int32]) {
+        precondition(count >= 0 && channels > 0 && height > 0 && width > 0, "ImageDataset: invalid shape")
+        precondition(images.count == count * channels * height * width,
+                     "ImageDataset: \(images.count) pixels for \(count)x\(channels)x\(height)x\(width)")
+        precondition(labels.count == count, "ImageDataset: \(labels.count) labels for \(count) images")
+        self.count = count
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.images = images
+        self.labels = labels
+    }
+
+    /// Loads an MNIST-format pair of IDX files (raw or gzip).
+    ///
+    /// - Parameters:
+    ///   - imagesPath: IDX file with magic `0x00000803` (N×H×W bytes).
+    ///   - labelsPath: IDX file with magic `0x00000801` (N bytes).
+    ///   - classCount: labels must lie in `0..<classCount`.
+    /// - Throws: `DataError` naming the offending file; `.countMismatch` if
+    ///   the two files hold different numbers of items.
+    public init(imagesPath: String, labelsPath: String, classCount: Int = 10) throws(DataError) {
+        let imageArray = try IDX.readImages(path: imagesPath)
+        let labelArray = try IDX.readLabels(path: labelsPath, classCount: classCount)
+        let count = imageArray.shape[0]
+        guard labelArray.shape[0] == count else {
+            throw .countMismatch(imagesPath: imagesPath, imageCount: count,
+                                 labelsPath: labelsPath, labelCount: labelArray.shape[0])
+        }
+        guard imageArray.shape[1] > 0, imageArray.shape[2] > 0 else {
+            throw .wrongDimensions(path: imagesPath, expected: 3, actual: imageArray.shape.count)
+        }
+        let pixels = imageArray.data
+        let scaled = [Float](unsafeUninitializedCapacity: pixels.count) { buffer, initialized in
+            pixels.withUnsafeBufferPointer { source in
+                for i in 0..<source.count { buffer[i] = Float(source[i]) / 255 }
+            }
+            initialized = pixels.count
+        }
+        self.init(count: count, channels: 1, height: imageArray.shape[1], width: imageArray.shape[2],
+                  images: scaled, labels: labelArray.data.map { Int32($0) })
+    }
+
+    /// Loads MNIST or Fashion-MNIST from a directory holding the standard files
+    /// (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-…`),
+    /// each either raw or with a `.gz` suffix (`train-images.idx3-ubyte` is also accepted).
+    ///
+    /// - Throws: `DataError.missingFile` naming the directory and the names
+    ///   looked for, or any error from `init(imagesPath:labelsPath:classCount:)`.
+    public static func mnist(directory: String, split: Split, classCount: Int = 10) throws(DataError) -> ImageDataset {
+        let images = try locate(directory: directory, stem: "\(split.filePrefix)-images", kind: "idx3-ubyte")
+        let labels = try locate(directory: directory, stem: "\(split.filePrefix)-labels", kind: "idx1-ubyte")
+        return try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
+    }
+
+    private static func locate(directory: String, stem: String, kind: String) throws(DataError) -> String {
+        let names = ["\(stem)-\(kind).gz", "\(stem)-\(kind)", "\(stem).\(kind).gz", "\(stem).\(kind)"]
+        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        for name in names where access(base + name, F_OK) == 0 {
+            return base + name
+        }
+        throw .missingFile(directory: directory, candidates: names)
+    }
+
+    /// Per-channel mean and (population) standard deviation over all images.
+    public func channelStatistics() -> (mean: [Float], std: [Float]) {
+        let plane = height * width
+        var mean = [Float](repeating: 0, count: channels)
+        var std = [Float](repeating: 0, count: channels)
+        guard count > 0 else { return (mean, std) }
+        images.withUnsafeBufferPointer { pixels in
+            for c in 0..<channels {
+                var sum = 0.0, squares = 0.0
+                for n in 0..<count {
+                    let start = (n * channels + c) * plane
+                    for value in pixels[start..<start + plane] {
+                        sum += Double(value)
+                        squares += Double(value) * Double(value)
+                    }
+                }
+                let total = Double(count * plane)
+                let m = sum / total
+                mean[c] = Float(m)
+                std[c] = Float(max(squares / total - m * m, 0).squareRoot())
+            }
+        }
+        return (mean, std)
+    }
+
+    /// Returns a copy with every pixel replaced by `(x - mean[c]) / std[c]`
+    /// (like torchvision's `Normalize`), e.g. `normalized(mean: [0.2860], std: [0.3530])`
+    /// for Fashion-MNIST.
+    ///
+    /// - Precondition: one mean and one positive std per channel.
+    public func normalized(mean: [Float], std: [Float]) -> ImageDataset {
+        precondition(mean.count == channels && std.count == channels,
+                     "normalized: need \(channels) mean/std values, got \(mean.count)/\(std.count)")
+        precondition(std.allSatisfy { $0 > 0 }, "normalized: std must be positive")
+        let plane = height * width
+        var output = images
+        output.withUnsafeMutableBufferPointer { pixels in
+            for n in 0..<count {
+                for c in 0..<channels {
+                    let start = (n * channels + c) * plane
+                    let m = mean[c], s = std[c]
+                    for i in start..<start + plane { pixels[i] = (pixels[i] - m) / s }
+                }
+            }
+        }
+        return ImageDataset(count: count, channels: channels, height: height, width: width,
+                            images: output, labels: labels)
+    }
+
+    /// Single-channel convenience for `normalized(mean:std:)`, applied to every channel.
+    public func normalized(mean: Float, std: Float) -> ImageDataset {
+        normalized(mean: Array(repeating: mean, count: channels), std: Array(repeating: std, count: channels))
+    }
+}

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Everything that can go wrong while loading training data.
+///
+/// Each message names the file (or directory) involved and what is wrong with
+/// it, so it can be shown to the user as is.
+public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The file does not exist.
+    case fileNotFound(path: String)
+    /// The file exists but could not be opened or read.
+    case unreadable(path: String, reason: String)
+    /// The file starts with the gzip magic but its compressed stream is damaged.
+    case corruptGzip(path: String, reason: String)
+    /// The system zlib (`libz.so.1`) could not be loaded.
+    case zlibUnavailable(String)
+    /// The file is shorter than the IDX header it must start with.
+    case headerTooShort(path: String, expectedBytes: Int, actualBytes: Int)
+    /// The 4-byte magic number is not the expected one.
+    case badMagic(path: String, expected: UInt32, actual: UInt32)
+    /// The IDX element type is not `0x08` (unsigned byte).
+    case unsupportedType(path: String, typeCode: UInt8)
+    /// The IDX file has a different number of dimensions than required.
+    case wrongDimensions(path: String, expected: Int, actual: Int)
+    /// The header's sizes multiply to more bytes than can be addressed.
+    case sizeOverflow(path: String, dimensions: [Int])
+    /// The (decompressed) file is shorter than its header declares.
+    case truncated(path: String, expectedBytes: Int, actualBytes: Int)
+    /// The (decompressed) file is longer than its header declares.
+    case trailingBytes(path: String, expectedBytes: Int, actualBytes: Int)
+    /// A label is outside `0..<classCount`.
+    case labelOutOfRange(path: String, index: Int, label: Int, classCount: Int)
+    /// The image file and label file hold different numbers of items.
+    case countMismatch(imagesPath: String, imageCount: Int, labelsPath: String, labelCount: Int)
+    /// None of the accepted file names exist in a dataset directory.
+    case missingFile(directory: String, candidates: [String])
+
+    public var description: String {
+        switch self {
+        case let .fileNotFound(path):
+            return "\(path): file not found"
+        case let .unreadable(path, reason):
+            return "\(path): cannot read file: \(reason)"
+        case let .corruptGzip(path, reason):
+            return "\(path): corrupt gzip data: \(reason)"
+        case let .zlibUnavailable(reason):
+            return "gzip support unavailable: \(reason)"
+        case let .headerTooShort(path, expected, actual):
+            return "\(path): file too short for an IDX header: expected at least \(expected) bytes, got \(actual)"
+        case let .badMagic(path, expected, actual):
+            return "\(path): wrong IDX magic number: expected \(hex(expected)), got \(hex(actual))"
+        case let .unsupportedType(path, code):
+            return "\(path): unsupported IDX element type 0x\(String(code, radix: 16, uppercase: true)) (only 0x08, unsigned byte, is supported)"
+        case let .wrongDimensions(path, expected, actual):
+            return "\(path): wrong number of IDX dimensions: expected \(expected), got \(actual)"
+        case let .sizeOverflow(path, dimensions):
+            return "\(path): IDX dimensions \(dimensions) are too large"
+        case let .truncated(path, expected, actual):
+            return "\(path): truncated file: header declares \(expected) bytes, file has \(actual) bytes"
+        case let .trailingBytes(path, expected, actual):
+            return "\(path): unexpected trailing data: header declares \(expected) bytes, file has \(actual) bytes"
+        case let .labelOutOfRange(path, index, label, classCount):
+            return "\(path): label \(label) at index \(index) is out of range 0...\(classCount - 1)"
+        case let .countMismatch(imagesPath, imageCount, labelsPath, labelCount):
+            return "image/label count mismatch: \(imagesPath) has \(imageCount) images but \(labelsPath) has \(labelCount) labels"
+        case let .missingFile(directory, candidates):
+            return "\(directory): missing dataset file (looked for \(candidates.joined(separator: ", ")))"
+        }
+    }
+
+    private func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16, uppercase: true)
+        return "0x" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+    }
+}
+
+/// An n-dimensional array of unsigned bytes read from an IDX file.
+public struct IDXArray: Sendable, Equatable {
+    /// The file it was read from (used in error messages).
+    public let path: String
+    /// Dimension sizes, outermost first (e.g. `[60000, 28, 28]`).
+    public let shape: [Int]
+    /// Row-major element data; `data.count == shape.reduce(1, *)`.
+    public let data: [UInt8]
+}
+
+/// Reader for the IDX format used by MNIST and Fashion-MNIST.
+///
+/// Layout: two zero bytes, an element-type byte (only `0x08`, unsigned byte,
+/// is supported), a dimension-count byte, then one big-endian `UInt32` size
+/// per dimension, then the elements. Files may be raw or gzip-compressed
+/// (detected by the `1f 8b` magic, not by the file name).
+public enum IDX {
+    /// Magic number of an MNIST image file: unsigned bytes, 3 dimensions.
+    public static let imagesMagic: UInt32 = 0x0000_0803
+    /// Magic number of an MNIST label file: unsigned bytes, 1 dimension.
+    public static let labelsMagic: UInt32 = 0x0000_0801
+
+    /// Reads a whole file, transparently decompressing gzip.
+    ///
+    /// - Throws: `DataError.fileNotFound`, `.unreadable`, `.corruptGzip`, `.zlibUnavailable`.
+    public static func readBytes(path: String) throws(DataError) -> [UInt8] {
+        guard let file = fopen(path, "rb") else {
+            let code = errno
+            if code == ENOENT { throw .fileNotFound(path: path) }
+            throw .unreadable(path: path, reason: String(cString: strerror(code)))
+        }
+        defer { fclose(file) }
+        var raw: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            if got > 0 { raw.append(contentsOf: chunk[0..<got]) }
+            if got < chunk.count {
+                if ferror(file) != 0 { throw .unreadable(path: path, reason: "read error") }
+                break
+            }
+            if Gzip.hasMagic(raw) { break }  // Let zlib read the rest.
+        }
+        guard Gzip.hasMagic(raw) else { return raw }
+        return try Gzip.decompress(path: path, sizeHint: gzipSizeHint(path: path))
+    }
+
+    /// Reads and validates an IDX file of unsigned bytes.
+    ///
+    /// - Parameters:
+    ///   - path: a raw or gzip-compressed IDX file.
+    ///   - magic: if given, the exact 4-byte magic required (e.g. `imagesMagic`).
+    /// - Throws: `DataError` naming `path` if the file is missing, unreadable,
+    ///   has the wrong magic / type / dimension count, or its length does not
+    ///   match its header (`.truncated` with expected and actual byte counts).
+    public static func read(path: String, magic: UInt32? = nil) throws(DataError) -> IDXArray {
+        let bytes = try readBytes(path: path)
+        return try parse(bytes, path: path, magic: magic)
+    }
+
+    /// Validates and decodes IDX bytes already in memory; `path` is only used in errors.
+    public static func parse(_ bytes: [UInt8], path: String, magic: UInt32? = nil) throws(DataError) -> IDXArray {
+        guard bytes.count >= 4 else {
+            throw .headerTooShort(path: path, expectedBytes: 4, actualBytes: bytes.count)
+        }
+        let found = bigEndianUInt32(bytes, at: 0)
+        if let magic, found != magic {
+            throw .badMagic(path: path, expected: magic, actual: found)
+        }
+        guard bytes[0] == 0, bytes[1] == 0 else {
+            throw .badMagic(path: path, expected: magic ?? (0x0000_0800 | UInt32(bytes[3])), actual: found)
+        }
+        guard bytes[2] == 0x08 else {
+            throw .unsupportedType(path: path, typeCode: bytes[2])
+        }
+        let rank = Int(bytes[3])
+        guard rank >= 1 else {
+            throw .wrongDimensions(path: path, expected: 1, actual: 0)
+        }
+        let headerSize = 4 + 4 * rank
+        guard bytes.count >= headerSize else {
+            throw .headerTooShort(path: path, expectedBytes: headerSize, actualBytes: bytes.count)
+        }
+        var shape: [Int] = []
+        var elements = 1
+        var overflow = false
+        for axis in 0..<rank {
+            let size = Int(bigEndianUInt32(bytes, at: 4 + 4 * axis))
+            shape.append(size)
+            let (product, over) = elements.multipliedReportingOverflow(by: size)
+            elements = product
+            overflow = overflow || over
+        }
+        let (total, over) = headerSize.addingReportingOverflow(elements)
+        if overflow || over { throw .sizeOverflow(path: path, dimensions: shape) }
+        if bytes.count < total {
+            throw .truncated(path: path, expectedBytes: total, actualBytes: bytes.count)
+        }
+        if bytes.count > total {
+            throw .trailingBytes(path: path, expectedBytes: total, actualBytes: bytes.count)
+        }
+        return IDXArray(path: path, shape: shape, data: Array(bytes[headerSize...]))
+    }
+
+    /// Reads an MNIST-style image file (magic `0x00000803`, shape N×H×W).
+    public static func readImages(path: String) throws(DataError) -> IDXArray {
+        try read(path: path, magic: imagesMagic)
+    }
+
+    /// Reads an MNIST-style label file (magic `0x00000801`, shape N) and checks
+    /// every label is in `0..<classCount`.
+    ///
+    /// - Throws: `DataError.labelOutOfRange` naming the file, index and label.
+    public static func readLabels(path: String, classCount: Int = 10) throws(DataError) -> IDXArray {
+        let array = try read(path: path, magic: labelsMagic)
+        if let index = array.data.firstIndex(where: { Int($0) >= classCount }) {
+            throw .labelOutOfRange(path: path, index: index, label: Int(array.data[index]), classCount: classCount)
+        }
+        return array
+    }
+
+    private static func bigEndianUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
+            | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    }
+
+    /// The gzip trailer's ISIZE (uncompressed length mod 2^32), used only to
+    /// reserve capacity; 0 if unavailable or implausible.
+    private static func gzipSizeHint(path: String) -> Int {
+        guard let file = fopen(path, "rb") else { return 0 }
+        defer { fclose(file) }
+        guard fseek(file, -4, SEEK_END) == 0 else { return 0 }
+        var trailer = [UInt8](repeating: 0, count: 4)
+        guard trailer.withUnsafeMutableBytes({ fread($0.baseAddress, 1, 4, file) }) == 4 else { return 0 }
+        let size = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+        return min(size, 1 << 30)
+    }
+}
