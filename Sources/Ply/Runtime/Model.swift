@@ -1,0 +1,239 @@
+import CPly
+import Foundation
+
+/// A model: a directed acyclic graph of plugin layers with one input and one output.
+/// Sequences are chains; `add` and `concat` layers with several inputs make the joins of
+/// residual and inception topologies. The model owns every activation and gradient buffer
+/// and reuses them from batch to batch (they are re-planned only when the input shape
+/// changes). Not thread-safe: one model is used from one thread at a time.
+public final class Model: @unchecked Sendable {
+    /// Identifies a node of the graph. `Model.input` is the graph input.
+    public typealias NodeID = Int
+
+    /// A node: the graph input (no layer) or a named layer applied to earlier nodes.
+    public struct Node {
+        public let name: String
+        public let layer: Layer?
+        public let inputs: [NodeID]
+    }
+
+    /// The id of the graph input.
+    public static let input: NodeID = 0
+
+    public let runtime: Runtime
+    public private(set) var nodes: [Node] = [Node(name: "input", layer: nil, inputs: [])]
+    /// The node whose value `forward` returns (default: the last node added).
+    public var output: NodeID
+
+    // Planned buffers, one per node (node 0's is a copy of the input).
+    private var plannedInput: Shape?
+    private var shapes: [Shape] = []
+    private var cShapes: [ply_shape] = []
+    private var values: [UnsafeMutablePointer<Float>?] = []
+    private var grads: [UnsafeMutablePointer<Float>?] = []
+    private var consumers: [Int] = []
+    private var training = true
+
+    public init(runtime: Runtime) {
+        self.runtime = runtime
+        self.output = Model.input
+    }
+
+    deinit { releaseBuffers() }
+
+    /// Adds `layer` under `name`, fed by `inputs` (default: the last node), and returns its id.
+    @discardableResult
+    public func add(_ name: String, _ layer: Layer, inputs: [NodeID]? = nil) throws -> NodeID {
+        let from = inputs ?? [nodes.count - 1]
+        guard !nodes.contains(where: { $0.name == name }) else {
+            throw PlyError.invalid("model already has a node named '\(name)'")
+        }
+        for i in from where i < 0 || i >= nodes.count {
+            throw PlyError.invalid("node '\(name)' takes input \(i), which does not exist yet (nodes are added in order)")
+        }
+        try layer.checkArity(from.count)
+        nodes.append(Node(name: name, layer: layer, inputs: from))
+        output = nodes.count - 1
+        plannedInput = nil
+        layer.setTraining(training)
+        return nodes.count - 1
+    }
+
+    /// Creates a layer of `type` and adds it (see `add(_:_:inputs:)`).
+    @discardableResult
+    public func add(_ name: String, _ type: String, _ attributes: Attributes = [], inputs: [NodeID]? = nil) throws -> NodeID {
+        try add(name, Layer(type, attributes, runtime: runtime), inputs: inputs)
+    }
+
+    /// The id of the node called `name`.
+    public func node(named name: String) -> NodeID? { nodes.firstIndex { $0.name == name } }
+
+    /// Training (batch statistics, dropout on) or evaluation mode, for every layer.
+    public var isTraining: Bool {
+        get { training }
+        set {
+            training = newValue
+            for n in nodes { n.layer?.setTraining(newValue) }
+        }
+    }
+
+    /// Every parameter and buffer, named `node.param` (PyTorch's state_dict names), in order.
+    public func namedParameters() throws -> [(name: String, parameter: Parameter)] {
+        var result: [(String, Parameter)] = []
+        for n in nodes {
+            guard let layer = n.layer else { continue }
+            for p in try layer.parameters { result.append(("\(n.name).\(p.name)", p)) }
+        }
+        return result
+    }
+
+    /// Sets every trainable parameter's gradient to zero.
+    public func zeroGradients() throws {
+        for (_, p) in try namedParameters() { p.gradient?.update(repeating: 0) }
+    }
+
+    /// The shape of every node for an input of `inputShape`; errors name the node.
+    public func shapes(for inputShape: Shape) throws -> [Shape] {
+        var result = [inputShape]
+        for n in nodes.dropFirst() {
+            guard let layer = n.layer else { continue }
+            do {
+                result.append(try layer.outputShape(for: n.inputs.map { result[$0] }))
+            } catch let error as PlyError {
+                throw PlyError.invalid("node '\(n.name)' (\(layer.type.name)): \(error)")
+            }
+        }
+        return result
+    }
+
+    private func releaseBuffers() {
+        for p in values + grads { p?.deallocate() }
+        for (_, s) in scratchSlots { s.deallocate() }
+        values = []; grads = []; scratchSlots = [:]; scratchCapacity = 0
+    }
+
+    /// Allocates buffers for `inputShape` unless they already fit.
+    private func plan(_ inputShape: Shape) throws {
+        if plannedInput == inputShape { return }
+        let newShapes = try shapes(for: inputShape)
+        releaseBuffers()
+        shapes = newShapes
+        cShapes = try shapes.map { try $0.cShape() }
+        values = shapes.map { s in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(s.count, 1))
+            p.initialize(repeating: 0, count: max(s.count, 1))
+            return p
+        }
+        grads = Array(repeating: nil, count: shapes.count)
+        consumers = Array(repeating: 0, count: nodes.count)
+        for n in nodes { for i in n.inputs { consumers[i] += 1 } }
+        plannedInput = inputShape
+    }
+
+    /// Runs the model on `input` (NCHW, shape `shape`) and returns a view of the output,
+    /// valid until the next call on this model.
+    public func forward(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
+        guard input.count == shape.count else {
+            throw PlyError.invalid("input has \(input.count) values; shape \(shape) needs \(shape.count)")
+        }
+        try plan(shape)
+        guard let first = values[0], let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
+        first.update(from: base, count: input.count)
+        var views: [ply_tensor] = []
+        for id in 1..<nodes.count {
+            let n = nodes[id]
+            guard let layer = n.layer else { continue }
+            views.removeAll(keepingCapacity: true)
+            for i in n.inputs { views.append(ply_tensor.view(values[i], cShapes[i])) }
+            var out = ply_tensor.view(values[id], cShapes[id])
+            do {
+                try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+            } catch {
+                throw PlyError.invalid("forward of node '\(n.name)': \(error)")
+            }
+        }
+        return UnsafeBufferPointer(start: values[output], count: shapes[output].count)
+    }
+
+    /// Runs the model on an owned tensor and returns the output.
+    public func forward(_ input: Tensor) throws -> Tensor {
+        let out = try input.data.withUnsafeBufferPointer { try forward($0, shape: input.shape) }
+        return try Tensor(shape: shapes[output], data: Array(out))
+    }
+
+    /// The shape of the output planned by the last `forward`.
+    public var outputShape: Shape? { plannedInput == nil ? nil : shapes[output] }
+
+    /// Back-propagates `gradOutput` (d loss / d output of the last forward): parameter
+    /// gradients accumulate; returns d loss / d input when `inputGradient` is set.
+    @discardableResult
+    public func backward(_ gradOutput: UnsafeBufferPointer<Float>, inputGradient: Bool = false) throws -> UnsafeBufferPointer<Float>? {
+        guard plannedInput != nil else { throw PlyError.invalid("backward called before forward") }
+        guard gradOutput.count == shapes[output].count, let g = gradOutput.baseAddress else {
+            throw PlyError.invalid("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
+        }
+        var written = Array(repeating: false, count: nodes.count)
+        gradBuffer(output).update(from: g, count: gradOutput.count)
+        written[output] = true
+        var inputViews: [ply_tensor] = [], gradViews: [ply_tensor] = []
+        var pending: [(from: Int, to: Int)] = []
+        for id in stride(from: output, to: 0, by: -1) where written[id] {
+            let n = nodes[id]
+            guard let layer = n.layer else { continue }
+            inputViews.removeAll(keepingCapacity: true)
+            gradViews.removeAll(keepingCapacity: true)
+            pending.removeAll(keepingCapacity: true)
+            for (k, i) in n.inputs.enumerated() {
+                inputViews.append(ply_tensor.view(values[i], cShapes[i]))
+                if i == Model.input && !inputGradient {
+                    gradViews.append(ply_tensor.view(nil, cShapes[i]))
+                } else if !written[i] {
+                    gradViews.append(ply_tensor.view(gradBuffer(i), cShapes[i]))
+                } else {
+                    // Another consumer already wrote this gradient: add ours to it afterwards.
+                    gradViews.append(ply_tensor.view(scratchBuffer(k, i), cShapes[i]))
+                    pending.append((k, i))
+                }
+                written[i] = true
+            }
+            var out = ply_tensor.view(values[id], cShapes[id])
+            var gOut = ply_tensor.view(grads[id], cShapes[id])
+            do {
+                try inputViews.withUnsafeBufferPointer { ins in
+                    try gradViews.withUnsafeMutableBufferPointer { try layer.backward(ins, &out, &gOut, $0) }
+                }
+            } catch {
+                throw PlyError.invalid("backward of node '\(n.name)': \(error)")
+            }
+            for (k, i) in pending {
+                guard let src = gradViews[k].data?.assumingMemoryBound(to: Float.self), let dst = grads[i] else { continue }
+                for j in 0..<shapes[i].count { dst[j] += src[j] }
+            }
+        }
+        return inputGradient ? UnsafeBufferPointer(start: grads[Model.input], count: shapes[0].count) : nil
+    }
+
+    private func gradBuffer(_ i: Int) -> UnsafeMutablePointer<Float> {
+        if let g = grads[i] { return g }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(shapes[i].count, 1))
+        g.initialize(repeating: 0, count: max(shapes[i].count, 1))
+        grads[i] = g
+        return g
+    }
+
+    /// Scratch for accumulating a second gradient into node `i` (one region per input slot).
+    private var scratchSlots: [Int: UnsafeMutablePointer<Float>] = [:]
+    private func scratchBuffer(_ slot: Int, _ i: Int) -> UnsafeMutablePointer<Float> {
+        let need = max(shapes[i].count, 1)
+        if scratchCapacity < need {
+            for (_, s) in scratchSlots { s.deallocate() }
+            scratchSlots = [:]
+            scratchCapacity = max(shapes.map(\.count).max() ?? 1, need)
+        }
+        if let s = scratchSlots[slot] { return s }
+        let s = UnsafeMutablePointer<Float>.allocate(capacity: scratchCapacity)
+        scratchSlots[slot] = s
+        return s
+    }
+    private var scratchCapacity = 0
+}
