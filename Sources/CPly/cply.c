@@ -12,3 +12,22 @@ const char *cply_object_path(const void *address) {
     if (dladdr(address, &info) == 0) return NULL;
     return info.dli_fname;
 }
+
+#include <stdlib.h>
+
+int cply_prepare_blas(void) {
+    /* OpenBLAS 0.3.21 (Debian 12) does not know recent Xeons (family 6, model
+     * 143/207) and falls back to its SSE3 "Prescott" kernels, 3-5x slower. It
+     * picks its kernels when it is loaded, i.e. when the first plugin that links
+     * it is dlopen()ed, so the host names the right core type first. A value
+     * the user set is left alone. Returns 1 when it set the variable. */
+#if defined(__x86_64__)
+    if (getenv("OPENBLAS_CORETYPE") != NULL) return 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+        return setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) == 0;
+    }
+#endif
+    return 0;
+}

@@ -29,7 +29,7 @@ import Testing
     /// Input and parameter gradients agree with central differences in double-checked float32.
     @Test func gradientsMatchFiniteDifferences() throws {
         let m = try makeGraph()
-        var gen = SeededGenerator(seed: 7)
+        var gen = SplitMix64(seed: 7)
         let x = try Tensor(shape: [2, 2, 4, 4], data: (0..<64).map { _ in gen.nextUnitFloat() * 2 - 1 })
         let w = (0..<6).map { _ in gen.nextUnitFloat() * 2 - 1 }  // loss = sum(w * out)
         func loss() throws -> Float {

@@ -10,4 +10,8 @@ uint32_t cply_abi_version(void);
 /** Path of the shared object (or executable) that contains `address`, or NULL. */
 const char *cply_object_path(const void *address);
 
+/** Points OpenBLAS at its AVX-512 kernels on CPUs it does not recognise,
+ *  unless OPENBLAS_CORETYPE is already set. Call before loading plugins. */
+int cply_prepare_blas(void);
+
 #endif

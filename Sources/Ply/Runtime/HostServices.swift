@@ -34,33 +34,17 @@ final class ErrorSlot {
     }
 }
 
-/// A seeded generator for initialisation and dropout masks (SeededGenerator: its whole state
-/// is one counter, so it is saved in checkpoints and resumed exactly).
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform float in [0, 1) with 24 random bits.
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
-}
-
 /// The mutable state behind one runtime's `ply_host` table.
 final class HostState: @unchecked Sendable {
     private let lock = NSLock()
-    private var rng: SeededGenerator
+    private var rng: SplitMix64
     let threads: Int
     let logHandler: @Sendable (LogLevel, String) -> Void
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
 
     init(seed: UInt64, threads: Int, logHandler: @escaping @Sendable (LogLevel, String) -> Void) {
-        self.rng = SeededGenerator(seed: seed)
+        self.rng = SplitMix64(seed: seed)
         self.threads = max(1, threads)
         self.logHandler = logHandler
     }

@@ -30,6 +30,7 @@ public final class Runtime: @unchecked Sendable {
 
     /// Creates a runtime and loads the plugins `options` ask for.
     public init(options: Options = Options()) throws {
+        _ = cply_prepare_blas()
         state = HostState(seed: options.seed, threads: options.threads, logHandler: options.log)
         host = HostTable(state: state)
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
