@@ -1,0 +1,14 @@
+/* A plugin that registers `relu`, a name the built-in activation plugin
+ * already provides, next to a type of its own. All or nothing: neither may
+ * be registered. */
+#include "common.h"
+
+COMMON_LAYER_TYPE(own_type, "clash_own_type");
+COMMON_LAYER_TYPE(relu_type, "relu");
+static const ply_layer_type *const types[] = {&own_type, &relu_type};
+static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.builtin_clash", "1.0", 2, 0, types};
+
+PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
+    return &plugin;
+}
