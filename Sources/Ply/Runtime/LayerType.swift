@@ -85,15 +85,15 @@ public final class LayerType: @unchecked Sendable {
 
     init(_ t: UnsafePointer<ply_layer_type>, library: PluginLibrary) throws {
         let path = library.path
-        let minimum = MemoryLayout<ply_layer_type>.offset(of: \.create) ?? 0
-        guard Int(t.pointee.struct_size) >= minimum else {
-            throw PlyError.plugin(path: path, reason: "a layer type declares struct_size \(t.pointee.struct_size); "
-                + "the host needs at least \(minimum) bytes")
-        }
         let major = t.pointee.abi_version >> 16
         guard major == UInt32(PLY_ABI_VERSION_MAJOR) else {
             throw PlyError.plugin(path: path, reason: "a layer type was built for Ply ABI \(major).\(t.pointee.abi_version & 0xFFFF); "
                 + "this host speaks ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)")
+        }
+        let minimum = MemoryLayout<ply_layer_type>.offset(of: \.create) ?? 0
+        guard Int(t.pointee.struct_size) >= minimum else {
+            throw PlyError.plugin(path: path, reason: "a layer type declares struct_size \(t.pointee.struct_size); "
+                + "the host needs at least \(minimum) bytes")
         }
         guard let cName = t.pointee.name else {
             throw PlyError.plugin(path: path, reason: "a layer type has a NULL name")

@@ -85,6 +85,16 @@ public final class Runtime: @unchecked Sendable {
     /// type is invalid or its name is taken, none of the library's types is registered.
     @discardableResult
     public func loadPlugin(at path: String) throws -> [LayerType] {
+        try load(path, skipNonPlugin: false) ?? []
+    }
+
+    /// Loads `path`; returns nil (having loaded nothing) for a shared library without the
+    /// entry symbol when `skipNonPlugin` is set.
+    private func load(_ path: String, skipNonPlugin: Bool) throws -> [LayerType]? {
+        let resolved = (path as NSString).resolvingSymlinksInPath
+        if lock.withLock({ types.values.contains { ($0.library.path as NSString).resolvingSymlinksInPath == resolved } }) {
+            throw PlyError.plugin(path: path, reason: "is already loaded")
+        }
         guard FileManager.default.fileExists(atPath: path) else {
             throw PlyError.plugin(path: path, reason: "no such file")
         }
@@ -94,6 +104,7 @@ public final class Runtime: @unchecked Sendable {
         }
         guard let symbol = dlsym(handle, PLY_PLUGIN_ENTRY_SYMBOL) else {
             dlclose(handle)
+            if skipNonPlugin { return nil }
             throw PlyError.plugin(path: path, reason: "does not export '\(PLY_PLUGIN_ENTRY_SYMBOL)': not a Ply plugin")
         }
         let entry = unsafeBitCast(symbol, to: ply_plugin_entry_fn.self)
@@ -119,10 +130,10 @@ public final class Runtime: @unchecked Sendable {
         }
         var loaded: [LayerType] = []
         for file in Runtime.sharedLibraries(in: directory, prefix: "") {
-            do {
-                loaded += try loadPlugin(at: file)
-            } catch let PlyError.plugin(_, reason) where reason.hasPrefix("does not export") {
-                state.logHandler(.info, "skipping \(file): not a Ply plugin")
+            if let types = try load(file, skipNonPlugin: true) {
+                loaded += types
+            } else {
+                state.logHandler(.info, "skipping \(file): not a Ply plugin (no \(PLY_PLUGIN_ENTRY_SYMBOL))")
             }
         }
         return loaded
@@ -130,15 +141,16 @@ public final class Runtime: @unchecked Sendable {
 
     private func register(_ d: UnsafePointer<ply_plugin>, library loaded: PluginLibrary) throws -> [LayerType] {
         let path = loaded.path
-        let needed = (MemoryLayout<ply_plugin>.offset(of: \.types) ?? 0) + MemoryLayout<UnsafeRawPointer>.size
-        guard Int(d.pointee.struct_size) >= needed else {
-            throw PlyError.plugin(path: path, reason: "plugin descriptor declares struct_size \(d.pointee.struct_size); "
-                + "the host needs at least \(needed) bytes")
-        }
+        // The version first: struct_size and abi_version sit at the same place in every version.
         let major = d.pointee.abi_version >> 16, minor = d.pointee.abi_version & 0xFFFF
         guard major == UInt32(PLY_ABI_VERSION_MAJOR) else {
             throw PlyError.plugin(path: path, reason: "built for Ply ABI \(major).\(minor); "
                 + "this host speaks ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)")
+        }
+        let needed = (MemoryLayout<ply_plugin>.offset(of: \.types) ?? 0) + MemoryLayout<UnsafeRawPointer>.size
+        guard Int(d.pointee.struct_size) >= needed else {
+            throw PlyError.plugin(path: path, reason: "plugin descriptor declares struct_size \(d.pointee.struct_size); "
+                + "the host needs at least \(needed) bytes")
         }
         guard d.pointee.type_count > 0, let list = d.pointee.types else {
             throw PlyError.plugin(path: path, reason: "plugin descriptor lists no layer types")
