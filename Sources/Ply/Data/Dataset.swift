@@ -156,3 +156,12 @@ public struct ImageDataset: Sendable, Equatable {
         normalized(mean: Array(repeating: mean, count: channels), std: Array(repeating: std, count: channels))
     }
 }
+
+extension ImageDataset {
+    /// The first `n` samples (all of them when `n >= count`), for quick runs and tests.
+    public func prefix(_ n: Int) -> ImageDataset {
+        let k = Swift.max(0, Swift.min(n, count))
+        return ImageDataset(count: k, channels: channels, height: height, width: width,
+                            images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
+    }
+}

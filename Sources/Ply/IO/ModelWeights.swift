@@ -45,9 +45,20 @@ extension Model {
     /// Strict (default): any missing, unexpected, wrong-shaped or wrong-typed tensor throws a
     /// `WeightMismatchError` listing them all, and the model is left unchanged. Non-strict:
     /// loads what matches and reports the rest.
+    /// Entries whose names start with `ignoringPrefix` (a checkpoint's `optimizer.` state)
+    /// are not model weights and are passed over.
     @discardableResult
-    public func loadWeights(from path: String, strict: Bool = true) throws -> WeightReport {
+    public func loadWeights(from path: String, strict: Bool = true, ignoringPrefix: String? = nil) throws -> WeightReport {
         let file = try SafeTensors.read(path: path)
+        let keep = { (name: String) in ignoringPrefix.map { !name.hasPrefix($0) } ?? true }
+        return try loadState(file.entries.filter { keep($0.key) }, order: file.order.filter(keep), source: path, strict: strict)
+    }
+
+    /// Loads tensors already read (see `loadWeights`); `source` names them in errors.
+    @discardableResult
+    public func loadState(_ entries: [String: SafeTensors.Entry], order: [String], source path: String,
+                          strict: Bool = true) throws -> WeightReport {
+        let file = (entries: entries, order: order)
         let params = try namedParameters()
         var report = WeightReport(missing: [], unexpected: [], wrongShape: [], wrongDType: [], loaded: 0)
         enum Staged { case floats([Float]), ints([Int64]) }
@@ -81,10 +92,14 @@ extension Model {
     /// Saves every parameter and buffer (F32, integer buffers as I64) in `namedParameters`
     /// order, atomically (see `SafeTensors.write`).
     public func saveWeights(to path: String, metadata: [String: String] = [:]) throws {
-        let tensors = try namedParameters().map { name, p -> (name: String, entry: SafeTensors.Entry) in
+        try SafeTensors.write(path: path, tensors: stateEntries(), metadata: metadata)
+    }
+
+    /// Every parameter and buffer as a safetensors entry (F32; integer buffers I64), in order.
+    public func stateEntries() throws -> [(name: String, entry: SafeTensors.Entry)] {
+        try namedParameters().map { name, p -> (name: String, entry: SafeTensors.Entry) in
             if let ints = p.integers { return (name, SafeTensors.Entry(int64s: Array(ints), shape: p.shape.dims)) }
             return (name, SafeTensors.Entry(floats: p.read(), shape: p.shape.dims))
         }
-        try SafeTensors.write(path: path, tensors: tensors, metadata: metadata)
     }
 }

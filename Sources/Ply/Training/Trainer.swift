@@ -1,0 +1,255 @@
+import CPly
+import Foundation
+
+/// Which optimizer a training run uses.
+public enum OptimizerChoice: Sendable, Equatable {
+    case sgd(momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false)
+    case adam(weightDecay: Double = 0)
+
+    func make(learningRate: Double) throws -> Optimizer {
+        switch self {
+        case let .sgd(momentum, weightDecay, nesterov):
+            return try SGD(learningRate: learningRate, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        case let .adam(weightDecay):
+            return try Adam(learningRate: learningRate, weightDecay: weightDecay)
+        }
+    }
+}
+
+/// Everything that defines a training run. The defaults are the tutorial's.
+public struct TrainingConfiguration: Sendable {
+    public var epochs = 10
+    public var batchSize = 128
+    public var learningRate = 0.05
+    public var optimizer = OptimizerChoice.sgd()
+    public var schedule = LearningRateSchedule.constant
+    public var initialization = Initialization.normal(std: 0.01)
+    /// Seeds initialisation, shuffling and dropout.
+    public var seed: UInt64 = 1
+    /// Print the cost every this many batches (the tutorial: 50).
+    public var logEvery = 50
+    /// Where checkpoints, plots and the confusion matrix go (nil: nowhere).
+    public var outputDirectory: String?
+    /// Evaluate the training set after every epoch (the tutorial does).
+    public var trainingAccuracy = true
+    public init() {}
+}
+
+/// What the trainer reports while it runs.
+public enum TrainingEvent: Sendable {
+    /// A batch finished (every batch; `log` is true on the tutorial's logging batches).
+    case batch(epoch: Int, batch: Int, batches: Int, cost: Float, imagesPerSecond: Double, log: Bool)
+    /// An epoch finished: training accuracy (percent, nil when not measured) and elapsed seconds.
+    case epoch(epoch: Int, trainingAccuracy: Double?, loss: Double, elapsed: Double)
+    /// A checkpoint was written.
+    case checkpoint(path: String)
+    /// Training resumed from a checkpoint at (epoch, batch).
+    case resumed(path: String, epoch: Int, batch: Int)
+}
+
+/// Why training stopped early.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// The loss became NaN or infinite.
+    case nonFiniteLoss(epoch: Int, batch: Int, value: Float, checkpoint: String?)
+    /// A stop was requested (Ctrl-C): the checkpoint holds the state to resume from.
+    case interrupted(epoch: Int, batch: Int, checkpoint: String?)
+
+    public var description: String {
+        switch self {
+        case let .nonFiniteLoss(epoch, batch, value, checkpoint):
+            return "the loss became \(value) at epoch \(epoch), batch \(batch); training stopped. "
+                + (checkpoint.map { "The last good checkpoint is \($0)." } ?? "No checkpoint was written.")
+                + " Try a smaller learning rate."
+        case let .interrupted(epoch, batch, checkpoint):
+            return "interrupted at epoch \(epoch), batch \(batch)"
+                + (checkpoint.map { "; state saved to \($0) (resume with --resume)" } ?? "")
+        }
+    }
+}
+
+/// The outcome of a finished run.
+public struct TrainingSummary: Sendable {
+    public var epochLosses: [Double] = []
+    public var trainingAccuracies: [Double] = []
+    public var testAccuracy: Double?
+    public var confusion: [[Int]]?
+    public var seconds: Double = 0
+    public var imagesPerSecond: Double = 0
+}
+
+/// Trains a model on an image data set with mean cross-entropy, as the tutorial does.
+public final class Trainer {
+    public let model: Model
+    public let configuration: TrainingConfiguration
+    public let optimizer: Optimizer
+    let loss: Layer
+    let classes: Int
+
+    /// Prepares a run. Initialises the model's weights as the configuration says.
+    public init(model: Model, configuration: TrainingConfiguration, classes: Int = 10) throws {
+        self.model = model
+        self.configuration = configuration
+        self.classes = classes
+        self.optimizer = try configuration.optimizer.make(learningRate: configuration.learningRate)
+        self.loss = try Layer("cross_entropy", [("reduction", .string("mean"))], runtime: model.runtime)
+        try configuration.initialization.apply(to: model, seed: configuration.seed)
+    }
+
+    /// Path of the checkpoint in the output directory.
+    public var checkpointPath: String? {
+        configuration.outputDirectory.map { ($0 as NSString).appendingPathComponent("checkpoint.safetensors") }
+    }
+
+    /// Trains on `train`, evaluates on `test`, reports through `progress`. `shouldStop` is
+    /// polled between batches (Ctrl-C): the state is checkpointed and `interrupted` thrown.
+    public func run(train: ImageDataset, test: ImageDataset?, resume: Bool = false,
+                    shouldStop: () -> Bool = { false },
+                    progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
+        let cfg = configuration
+        var summary = TrainingSummary()
+        var startEpoch = 0, startBatch = 0
+        var resumedLoss = 0.0, resumedSamples = 0
+        if let dir = cfg.outputDirectory {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        if resume, let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
+            let state = try Checkpoint.load(from: path, model: model, optimizer: optimizer)
+            startEpoch = state.epoch
+            startBatch = state.batch
+            summary.epochLosses = state.epochLosses
+            summary.trainingAccuracies = state.trainingAccuracies
+            resumedLoss = state.partialLoss
+            resumedSamples = state.partialSamples
+            model.runtime.generatorState = state.generator
+            progress(.resumed(path: path, epoch: startEpoch, batch: startBatch))
+        }
+        let shape = Shape([cfg.batchSize, train.channels, train.height, train.width])
+        let start = Date()
+        var trained = 0
+        var targets = [Float](repeating: 0, count: cfg.batchSize)
+        var dLogits: [Float] = []
+        var cost: Float = 0
+
+        for epoch in startEpoch..<cfg.epochs {
+            optimizer.learningRate = cfg.schedule.rate(base: cfg.learningRate, epoch: epoch)
+            model.isTraining = true
+            let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch)
+            var epochLoss = 0.0, epochSamples = 0
+            if epoch == startEpoch { (epochLoss, epochSamples) = (resumedLoss, resumedSamples) }
+            var batchIndex = 0
+            for batch in loader {
+                defer { batchIndex += 1 }
+                if epoch == startEpoch && batchIndex < startBatch { continue }
+                if shouldStop() {
+                    let path = try saveCheckpoint(epoch: epoch, batch: batchIndex, summary: summary,
+                                                  partial: (epochLoss, epochSamples))
+                    throw TrainingError.interrupted(epoch: epoch + 1, batch: batchIndex, checkpoint: path)
+                }
+                let batchStart = Date()
+                let n = batch.count
+                let inShape = n == cfg.batchSize ? shape : Shape([n, train.channels, train.height, train.width])
+                let logits = try batch.images.withUnsafeBufferPointer { try model.forward($0, shape: inShape) }
+                for i in 0..<n { targets[i] = Float(batch.labels[i]) }
+                if dLogits.count != logits.count { dLogits = [Float](repeating: 0, count: logits.count) }
+                cost = try lossForwardBackward(logits: logits, targets: targets, n: n, dLogits: &dLogits)
+                guard cost.isFinite else {
+                    throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex, value: cost,
+                                                      checkpoint: lastCheckpoint())
+                }
+                try model.zeroGradients()
+                try dLogits.withUnsafeBufferPointer { _ = try model.backward($0) }
+                try optimizer.step(model.namedParameters())
+                epochLoss += Double(cost) * Double(n)
+                epochSamples += n
+                trained += n
+                let rate = Double(n) / max(Date().timeIntervalSince(batchStart), 1e-9)
+                progress(.batch(epoch: epoch + 1, batch: batchIndex, batches: loader.batchCount, cost: cost,
+                                imagesPerSecond: rate, log: batchIndex % max(cfg.logEvery, 1) == 0))
+            }
+            summary.epochLosses.append(epochSamples > 0 ? epochLoss / Double(epochSamples) : .nan)
+            var accuracy: Double?
+            if cfg.trainingAccuracy {
+                accuracy = try evaluate(train).accuracy
+                summary.trainingAccuracies.append(accuracy ?? 0)
+            }
+            progress(.epoch(epoch: epoch + 1, trainingAccuracy: accuracy, loss: summary.epochLosses.last ?? .nan,
+                            elapsed: Date().timeIntervalSince(start)))
+            if let path = try saveCheckpoint(epoch: epoch + 1, batch: 0, summary: summary) {
+                progress(.checkpoint(path: path))
+            }
+        }
+        summary.seconds = Date().timeIntervalSince(start)
+        summary.imagesPerSecond = Double(trained) / max(summary.seconds, 1e-9)
+        if let test {
+            let result = try evaluate(test)
+            summary.testAccuracy = result.accuracy
+            summary.confusion = result.confusion
+        }
+        if let dir = cfg.outputDirectory { try Plots.write(summary: summary, classes: classes, to: dir) }
+        return summary
+    }
+
+    /// Mean cross-entropy of `logits` [n, classes] against `targets`; writes d loss / d logits.
+    func lossForwardBackward(logits: UnsafeBufferPointer<Float>, targets: [Float], n: Int, dLogits: inout [Float]) throws -> Float {
+        let c = logits.count / max(n, 1)
+        let logitShape = try Shape([n, c]).cShape(), targetShape = try Shape([n]).cShape(), scalar = try Shape([]).cShape()
+        var value: Float = 0, one: Float = 1
+        var targetCopy = targets
+        try targetCopy.withUnsafeMutableBytes { t in
+            try withUnsafeMutablePointer(to: &value) { v in
+                try withUnsafeMutablePointer(to: &one) { g in
+                    try dLogits.withUnsafeMutableBytes { d in
+                        let ins = [ply_tensor.view(UnsafeMutableRawPointer(mutating: logits.baseAddress), logitShape),
+                                   ply_tensor.view(t.baseAddress, targetShape)]
+                        var out = ply_tensor.view(v, scalar)
+                        try ins.withUnsafeBufferPointer { try loss.forward($0, &out) }
+                        var gOut = ply_tensor.view(g, scalar)
+                        var grads = [ply_tensor.view(d.baseAddress, logitShape), ply_tensor.view(nil, targetShape)]
+                        try ins.withUnsafeBufferPointer { i in
+                            try grads.withUnsafeMutableBufferPointer { try loss.backward(i, &out, &gOut, $0) }
+                        }
+                    }
+                }
+            }
+        }
+        return value
+    }
+
+    /// Accuracy (percent) and confusion matrix (rows: true class, columns: predicted) in eval mode.
+    public func evaluate(_ data: ImageDataset, batchSize: Int? = nil) throws -> (accuracy: Double, confusion: [[Int]]) {
+        let wasTraining = model.isTraining
+        model.isTraining = false
+        defer { model.isTraining = wasTraining }
+        var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
+        var correct = 0
+        let loader = BatchLoader(dataset: data, batchSize: batchSize ?? configuration.batchSize, shuffle: false)
+        for batch in loader {
+            let shape = Shape([batch.count, data.channels, data.height, data.width])
+            let logits = try batch.images.withUnsafeBufferPointer { try model.forward($0, shape: shape) }
+            let c = logits.count / batch.count
+            for i in 0..<batch.count {
+                var best = 0
+                for k in 1..<c where logits[i * c + k] > logits[i * c + best] { best = k }
+                let truth = Int(batch.labels[i])
+                if best == truth { correct += 1 }
+                if truth < classes && best < classes { confusion[truth][best] += 1 }
+            }
+        }
+        return (100 * Double(correct) / Double(max(data.count, 1)), confusion)
+    }
+
+    private func lastCheckpoint() -> String? {
+        guard let path = checkpointPath, FileManager.default.fileExists(atPath: path) else { return nil }
+        return path
+    }
+
+    private func saveCheckpoint(epoch: Int, batch: Int, summary: TrainingSummary,
+                                partial: (Double, Int) = (0, 0)) throws -> String? {
+        guard let path = checkpointPath else { return nil }
+        try Checkpoint.save(to: path, model: model, optimizer: optimizer, state: .init(
+            epoch: epoch, batch: batch, generator: model.runtime.generatorState,
+            epochLosses: summary.epochLosses, trainingAccuracies: summary.trainingAccuracies,
+            partialLoss: partial.0, partialSamples: partial.1))
+        return path
+    }
+}

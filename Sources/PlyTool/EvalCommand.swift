@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Ply
+
+/// `ply eval`: accuracy and confusion matrix of a checkpoint or weights file.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate saved weights (a checkpoint or a safetensors state_dict) in eval mode.")
+
+    @Option(help: "Zoo model name.") var model = "convnet"
+    @Option(help: "Weights or checkpoint (.safetensors).") var weights = "runs/convnet/checkpoint.safetensors"
+    @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Which split: test or train.") var split = "test"
+    @Option(name: .customLong("batch-size")) var batchSize = 256
+    @OptionGroup var pluginOptions: PluginOptions
+
+    func run() throws {
+        do {
+            let runtime = try pluginOptions.makeRuntime()
+            guard let which = ["test": ImageDataset.Split.test, "train": .train][split] else {
+                throw ValidationError("--split must be test or train")
+            }
+            let dataset = try ImageDataset.mnist(directory: data, split: which)
+            let net = try Zoo.model(named: model, runtime: runtime, inChannels: dataset.channels, imageSize: dataset.height)
+            _ = try net.loadWeights(from: weights, strict: false, ignoringPrefix: Checkpoint.optimizerPrefix)
+            var config = TrainingConfiguration()
+            config.batchSize = batchSize
+            config.initialization = .pytorchDefault
+            let result = try Trainer(model: net, configuration: config).evaluate(dataset)
+            print(Plots.confusionText(result.confusion), terminator: "")
+            print(String(format: "%@ accuracy: %.2f%% (%d images)", split == "test" ? "Test" : "Training", result.accuracy, dataset.count))
+        } catch let error as ValidationError { throw error } catch { throw fail(error) }
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Ply
+
+/// `ply`: train, evaluate and inspect convolutional networks built from plugin layers.
+@main
+struct PlyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ply",
+        abstract: "Convolutional networks from plugin layers, checked against PyTorch.",
+        subcommands: [TrainCommand.self, EvalCommand.self, PluginsCommand.self, BenchCommand.self],
+        defaultSubcommand: TrainCommand.self
+    )
+}
+
+/// Options every command that loads plugins shares.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugin"), help: "Load a plugin library (repeatable).")
+    var plugins: [String] = []
+
+    @Option(name: .customLong("plugin-dir"), help: "Load every plugin library in a directory (repeatable).")
+    var pluginDirectories: [String] = []
+
+    @Flag(name: .customLong("no-builtins"), help: "Do not load the built-in plugins.")
+    var noBuiltins = false
+
+    /// A runtime with the requested plugins.
+    func makeRuntime(seed: UInt64 = 1, threads: Int? = nil) throws -> Runtime {
+        var options = Runtime.Options()
+        options.loadBuiltins = !noBuiltins
+        options.seed = seed
+        if let threads { options.threads = threads }
+        let runtime = try Runtime(options: options)
+        for dir in pluginDirectories { try runtime.loadPlugins(inDirectory: dir) }
+        for path in plugins { try runtime.loadPlugin(at: path) }
+        return runtime
+    }
+}
+
+/// Prints an error the way every command reports one, then exits non-zero.
+func fail(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("ply: error: \(error)\n".utf8))
+    return ExitCode.failure
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import Ply
+import Synchronization
+
+/// Set by SIGINT / SIGTERM; polled by the trainer between batches.
+let stopRequested = Atomic<Bool>(false)
+
+/// `ply train`: with no arguments, the tutorial's run (its ConvNet on Fashion-MNIST).
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
+
+    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))).") var model = "convnet"
+    @Option(help: "Epochs.") var epochs = 10
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
+    @Option(name: [.customLong("lr"), .customLong("learning-rate")], help: "Learning rate.") var learningRate = 0.05
+    @Option(help: "Optimizer: sgd or adam.") var optimizer = "sgd"
+    @Option(help: "SGD momentum.") var momentum = 0.0
+    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.") var weightDecay = 0.0
+    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
+    @Option(help: "Learning-rate schedule: constant, step:SIZE:GAMMA or cosine[:MIN].") var schedule = "constant"
+    @Option(help: "Initialisation: normal (the tutorial's N(0, 0.01), zero bias) or default (PyTorch's).") var initialization = "normal"
+    @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Directory for checkpoints and plots.") var output = "runs/convnet"
+    @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
+    @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
+    @Flag(name: .customLong("no-train-accuracy"), help: "Skip the training-set accuracy after each epoch.") var noTrainAccuracy = false
+    @OptionGroup var pluginOptions: PluginOptions
+
+    func validate() throws {
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--lr must be a positive number") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func parseSchedule() throws -> LearningRateSchedule {
+        let parts = schedule.split(separator: ":").map(String.init)
+        switch parts.first {
+        case "constant": return .constant
+        case "step":
+            guard parts.count == 3, let size = Int(parts[1]), let gamma = Double(parts[2]) else {
+                throw ValidationError("--schedule step needs step:SIZE:GAMMA, e.g. step:3:0.1")
+            }
+            return .step(stepSize: size, gamma: gamma)
+        case "cosine":
+            return .cosine(epochs: epochs, minimum: parts.count > 1 ? Double(parts[1]) ?? 0 : 0)
+        default: throw ValidationError("unknown --schedule '\(schedule)': constant, step:SIZE:GAMMA or cosine[:MIN]")
+        }
+    }
+
+    func run() throws {
+        do { try train() } catch let error as ValidationError { throw error } catch { throw fail(error) }
+    }
+
+    private func train() throws {
+        let runtime = try pluginOptions.makeRuntime(seed: seed, threads: threads)
+        var config = TrainingConfiguration()
+        config.epochs = epochs
+        config.batchSize = batchSize
+        config.learningRate = learningRate
+        config.seed = seed
+        config.outputDirectory = output
+        config.trainingAccuracy = !noTrainAccuracy
+        config.schedule = try parseSchedule()
+        switch optimizer.lowercased() {
+        case "sgd": config.optimizer = .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        case "adam": config.optimizer = .adam(weightDecay: weightDecay)
+        default: throw ValidationError("unknown --optimizer '\(optimizer)': sgd or adam")
+        }
+        switch initialization.lowercased() {
+        case "normal": config.initialization = .normal(std: 0.01)
+        case "default", "pytorch": config.initialization = .pytorchDefault
+        default: throw ValidationError("unknown --initialization '\(initialization)': normal or default")
+        }
+
+        var train = try ImageDataset.mnist(directory: data, split: .train)
+        let test = try ImageDataset.mnist(directory: data, split: .test)
+        if let limit { train = train.prefix(limit) }
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
+        let trainer = try Trainer(model: net, configuration: config)
+
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+        }
+        let bar = ProgressBar(enabled: isatty(STDOUT_FILENO) == 1)
+        let summary = try trainer.run(train: train, test: test, resume: resume,
+                                      shouldStop: { stopRequested.load(ordering: .relaxed) }) { event in
+            switch event {
+            case let .batch(epoch, batch, batches, cost, rate, log):
+                if log {
+                    bar.clear()
+                    print(String(format: "Epoch: %03d/%03d | Batch %03d/%03d | Cost: %.4f", epoch, epochs, batch, batches, cost))
+                }
+                bar.show(epoch: epoch, epochs: epochs, batch: batch + 1, batches: batches, cost: cost, rate: rate)
+            case let .epoch(epoch, accuracy, _, elapsed):
+                bar.clear()
+                if let accuracy { print(String(format: "Epoch: %03d/%03d training accuracy: %.2f%%", epoch, epochs, accuracy)) }
+                print(String(format: "Time elapsed: %.2f min", elapsed / 60))
+            case .checkpoint: break
+            case let .resumed(path, epoch, batch):
+                print("Resuming from \(path) at epoch \(epoch + 1), batch \(batch)")
+            }
+            fflush(nil)
+        }
+        print(String(format: "Total Training Time: %.2f min", summary.seconds / 60))
+        if let accuracy = summary.testAccuracy { print(String(format: "Test accuracy: %.2f%%", accuracy)) }
+        print(String(format: "Throughput: %.0f images/s; checkpoint, training.svg and confusion matrix in %@", summary.imagesPerSecond, output))
+    }
+}
+
+/// A one-line progress bar redrawn in place when stdout is a terminal.
+final class ProgressBar {
+    let enabled: Bool
+    private var visible = false
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(epoch: Int, epochs: Int, batch: Int, batches: Int, cost: Float, rate: Double) {
+        guard enabled else { return }
+        let width = 30, filled = width * batch / max(batches, 1)
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+        print(String(format: "\r[%@] epoch %d/%d  batch %d/%d  cost %.4f  %.0f img/s ", bar, epoch, epochs, batch, batches, cost, rate),
+              terminator: "")
+        visible = true
+    }
+
+    func clear() {
+        guard enabled, visible else { return }
+        print("\r\u{1B}[2K", terminator: "")
+        visible = false
+    }
+}
