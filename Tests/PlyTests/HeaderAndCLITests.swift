@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// The ABI header is the contract: it must compile on its own, strictly, as C and C++.
+@Suite struct HeaderTests {
+    @Test(arguments: [
+        ["-x", "c", "-std=c99"], ["-x", "c", "-std=c11"], ["-x", "c++", "-std=c++11"], ["-x", "c++", "-std=c++17"],
+    ])
+    func headerCompilesAlone(_ language: [String]) throws {
+        let dir = try CCompiler.temporaryDirectory("header")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("only_header.c")
+        try "#include <ply/plugin.h>\nint ply_header_test_symbol;\n".write(to: source, atomically: true, encoding: .utf8)
+        let compiler = language.contains("c++") ? "c++" : "cc"
+        let result = try CCompiler.run(compiler, language + ["-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only",
+                                                             "-I", CCompiler.includeDirectory.path, source.path])
+        #expect(result.status == 0, "\(compiler) \(language): \(result.stderr)")
+    }
+}
+
+/// The `ply` executable as a user runs it.
+@Suite struct CLITests {
+    /// `.build/<config>/ply`, next to the test bundle.
+    static let ply: URL = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ply")
+    }()
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CCompiler.Output {
+        let env = environment.map { "\($0.key)=\($0.value)" }
+        return try CCompiler.run("env", env + [ply.path] + arguments)
+    }
+
+    @Test func pluginsListsEveryBuiltinType() throws {
+        let out = try Self.run(["plugins"])
+        #expect(out.status == 0, "\(out.stderr)")
+        for type in ["conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "linear", "relu", "tanh", "sigmoid",
+                     "flatten", "batchnorm2d", "dropout", "concat", "add", "softmax", "log_softmax", "cross_entropy"] {
+            #expect(out.stdout.contains("\n\(type) "), "ply plugins does not list \(type)")
+        }
+        #expect(out.stdout.contains("libply_conv.so"))
+    }
+
+    /// PLY_PLUGIN_PATH names a directory holding a third-party plugin built with plain cc.
+    @Test func pluginPathEnvironmentLoadsThirdPartyPlugins() throws {
+        let dir = try CCompiler.temporaryDirectory("plugin-path")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CCompiler.compile(CCompiler.repositoryRoot.appendingPathComponent("Examples/plugin/leaky_relu.c"),
+                              to: dir.appendingPathComponent("libleaky_relu.so"), extraFlags: ["-lm"])
+        let out = try Self.run(["plugins"], environment: ["PLY_PLUGIN_PATH": dir.path])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.contains("leaky_relu"))
+        #expect(out.stdout.contains(dir.appendingPathComponent("libleaky_relu.so").path))
+    }
+
+    @Test func badPluginPathIsAClearErrorNotACrash() throws {
+        let out = try Self.run(["plugins"], environment: ["PLY_PLUGIN_PATH": "/nonexistent/libnope.so"])
+        #expect(out.status == 1)
+        #expect(out.stderr.contains("/nonexistent/libnope.so") && out.stderr.contains("no such file"), "\(out.stderr)")
+    }
+
+    @Test func badDataDirectoryIsAClearError() throws {
+        let out = try Self.run(["train", "--data", "/nonexistent-data", "--epochs", "1"])
+        #expect(out.status != 0)
+        #expect(out.stderr.contains("/nonexistent-data"), "\(out.stderr)")
+    }
+}
