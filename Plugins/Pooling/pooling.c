@@ -9,6 +9,9 @@
  * rule that the last window must start inside the input or the left padding.
  */
 #include <math.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +77,99 @@ static int64_t max_window(const float *in, int64_t H, int64_t W, int64_t oh, int
     }
     *maxval = m;
     return idx;
+}
+
+// The 2x2 / stride 2 / no padding case (the tutorial's pools), branch-free so
+// that it vectorises. Same rule as max_window: the first maximum in row-major
+// order wins and a NaN wins, so backward can recompute the argmax exactly.
+static int is_pool2x2(const ply_layer *p) {
+    return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0;
+}
+static inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
+
+// out: (OH, OW), in: (H, W) with H >= 2*OH, W >= 2*OW
+#if defined(__AVX2__)
+// 16 consecutive floats -> their even and odd elements, in order.
+static inline void deinterleave8(const float *x, __m256 *even, __m256 *odd) {
+    __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+// lanes where v replaces the running max m: v > m, or v is NaN
+static inline __m256 wins(__m256 v, __m256 m) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+// even/odd halves back to 16 consecutive floats
+static inline void interleave8(float *x, __m256 even, __m256 odd) {
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    _mm256_storeu_ps(x, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(x + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+#endif
+
+static void maxpool2x2_forward_plane(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *o = out + oh * OW;
+        int64_t ow = 0;
+#if defined(__AVX2__)
+        for (; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
+            m = _mm256_blendv_ps(m, c, wins(c, m));
+            m = _mm256_blendv_ps(m, d, wins(d, m));
+            _mm256_storeu_ps(o + ow, m);
+        }
+#endif
+        for (; ow < OW; ow++) {
+            float m = take_max(take_max(take_max(r0[2 * ow], r0[2 * ow + 1]), r1[2 * ow]), r1[2 * ow + 1]);
+            o[ow] = m;
+        }
+    }
+}
+
+// din: (H, W), dout: (OH, OW); the argmax is recomputed from in
+static void maxpool2x2_backward_plane(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                      int64_t OH, int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        int64_t ow = 0;
+#if defined(__AVX2__)
+        for (; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            __m256 wb = wins(b, a);
+            __m256 m = _mm256_blendv_ps(a, b, wb);
+            __m256 wc = wins(c, m);
+            m = _mm256_blendv_ps(m, c, wc);
+            __m256 wd = wins(d, m);
+            wc = _mm256_andnot_ps(wd, wc);                      // a later winner takes it
+            wb = _mm256_andnot_ps(_mm256_or_ps(wc, wd), wb);
+            __m256 wa = _mm256_andnot_ps(_mm256_or_ps(wb, _mm256_or_ps(wc, wd)), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+            __m256 g = _mm256_loadu_ps(dout + oh * OW + ow);
+            interleave8(d0 + 2 * ow, _mm256_and_ps(wa, g), _mm256_and_ps(wb, g));
+            interleave8(d1 + 2 * ow, _mm256_and_ps(wc, g), _mm256_and_ps(wd, g));
+        }
+#endif
+        for (; ow < OW; ow++) {
+            float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            float m = a;
+            int k = 0;
+            if (b > m || b != b) { m = b; k = 1; }
+            if (c > m || c != c) { m = c; k = 2; }
+            if (d > m || d != d) { k = 3; }
+            float g = dout[oh * OW + ow];
+            d0[2 * ow] = k == 0 ? g : 0.0f;
+            d0[2 * ow + 1] = k == 1 ? g : 0.0f;
+            d1[2 * ow] = k == 2 ? g : 0.0f;
+            d1[2 * ow + 1] = k == 3 ? g : 0.0f;
+        }
+    }
 }
 
 // out: (OH, OW), argmax: (OH, OW) or NULL, in: (H, W)
@@ -215,7 +311,8 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *in = j->src + c * in_sz;
             switch (p->kind) {
             case POOL_MAX:
-                maxpool2d_forward_plane(out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in, H, W, OH, OW, p);
+                if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
+                else maxpool2d_forward_plane(out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in, H, W, OH, OW, p);
                 break;
             case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
             case POOL_ADAPTIVE_AVG: adaptive_avgpool2d_forward_plane(out, in, H, W, OH, OW); break;
@@ -225,6 +322,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *dout = j->src + c * out_sz;
             switch (p->kind) {
             case POOL_MAX:
+                if (is_pool2x2(p)) { maxpool2x2_backward_plane(din, j->in + c * in_sz, dout, H, W, OH, OW); break; }
                 maxpool2d_backward_plane(din, j->argmax_in ? j->argmax_in + c * out_sz : NULL, j->in + c * in_sz,
                                          dout, H, W, OH, OW, p);
                 break;
@@ -434,7 +532,7 @@ static ply_status pool_forward(ply_layer *self, int32_t n_inputs, const ply_tens
     if (st != PLY_OK) return st;
     pool_job job = {self, g, 0, output->data, inputs[0].data, NULL, NULL, NULL};
     self->argmax_len = 0;
-    if (self->kind == POOL_MAX && self->training) {
+    if (self->kind == POOL_MAX && self->training && !is_pool2x2(self)) {
         int64_t n = g.planes * g.OH * g.OW;
         if (n > self->argmax_cap) {
             int64_t *a = self->host->alloc(self->host, (size_t)n * sizeof(int64_t));

@@ -22,7 +22,7 @@ public enum Plots {
     public static func confusionText(_ m: [[Int]]) -> String {
         let width = max(5, (m.flatMap { $0 }.max() ?? 0).description.count + 1)
         func cell(_ s: String) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
-        var out = "true \\ predicted\n" + cell("") + m.indices.map { cell(String($0)) }.joined() + cell("recall") + "\n"
+        var out = "true \\ predicted\n" + cell("") + m.indices.map { cell(String($0)) }.joined() + " recall\n"
         for (i, row) in m.enumerated() {
             let total = row.reduce(0, +)
             let recall = total > 0 ? String(format: "%.1f%%", 100 * Double(row[i]) / Double(total)) : "-"

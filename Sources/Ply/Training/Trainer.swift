@@ -74,6 +74,7 @@ public struct TrainingSummary: Sendable {
     public var testAccuracy: Double?
     public var confusion: [[Int]]?
     public var seconds: Double = 0
+    /// Training steps only (forward, loss, backward, optimizer), without evaluation passes.
     public var imagesPerSecond: Double = 0
 }
 
@@ -125,7 +126,7 @@ public final class Trainer {
         }
         let shape = Shape([cfg.batchSize, train.channels, train.height, train.width])
         let start = Date()
-        var trained = 0
+        var trained = 0, trainingSeconds = 0.0
         var targets = [Float](repeating: 0, count: cfg.batchSize)
         var dLogits: [Float] = []
         var cost: Float = 0
@@ -162,7 +163,9 @@ public final class Trainer {
                 epochLoss += Double(cost) * Double(n)
                 epochSamples += n
                 trained += n
-                let rate = Double(n) / max(Date().timeIntervalSince(batchStart), 1e-9)
+                let batchSeconds = Date().timeIntervalSince(batchStart)
+                trainingSeconds += batchSeconds
+                let rate = Double(n) / max(batchSeconds, 1e-9)
                 progress(.batch(epoch: epoch + 1, batch: batchIndex, batches: loader.batchCount, cost: cost,
                                 imagesPerSecond: rate, log: batchIndex % max(cfg.logEvery, 1) == 0))
             }
@@ -179,7 +182,7 @@ public final class Trainer {
             }
         }
         summary.seconds = Date().timeIntervalSince(start)
-        summary.imagesPerSecond = Double(trained) / max(summary.seconds, 1e-9)
+        summary.imagesPerSecond = Double(trained) / max(trainingSeconds, 1e-9)
         if let test {
             let result = try evaluate(test)
             summary.testAccuracy = result.accuracy
