@@ -8,6 +8,8 @@ public final class Layer: @unchecked Sendable {
     public let type: LayerType
     /// The runtime whose services the instance uses (kept alive by the layer).
     public let runtime: Runtime
+    /// The attributes the layer was created with.
+    public let attributes: Attributes
     let instance: OpaquePointer
 
     /// Creates a layer of type `typeName` from attributes with PyTorch's argument names.
@@ -19,6 +21,7 @@ public final class Layer: @unchecked Sendable {
     public init(type: LayerType, attributes: Attributes, runtime: Runtime) throws {
         self.type = type
         self.runtime = runtime
+        self.attributes = attributes
         var out: OpaquePointer?
         let status = withCAttributes(attributes) { attrs in
             _ = ErrorSlot.current.take()
