@@ -14,6 +14,7 @@ let plugins: [(folder: String, library: String, blas: Bool)] = [
     ("Loss", "ply_loss", false),              // cross_entropy
     ("Pooling", "ply_pooling", false),        // maxpool2d, avgpool2d, adaptive_avgpool2d
     ("Reshape", "ply_reshape", false),        // flatten
+    ("Resize", "ply_resize", false),          // interpolate
 ]
 
 let pluginTargets: [Target] = plugins.map { plugin in
@@ -41,10 +42,11 @@ let package = Package(
     ] + pluginProducts,
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(name: "CPly", path: "Sources/CPly", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "Ply", dependencies: ["CPly"], path: "Sources/Ply"),
+        .target(name: "Ply", dependencies: ["CPly", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
