@@ -1,0 +1,294 @@
+/*
+ * Residual family: torchvision's ResNet blocks, built from conv2d,
+ * batchnorm2d and relu children created through the host.
+ *
+ *   residual_basic       BasicBlock (expansion 1):
+ *       conv3x3(inplanes, planes, stride) -> bn1 -> relu
+ *       -> conv3x3(planes, planes) -> bn2 -> (+ shortcut) -> relu
+ *   residual_bottleneck  Bottleneck (expansion 4, stride on the 3x3 conv, "v1.5"):
+ *       conv1x1(inplanes, planes) -> bn1 -> relu -> conv3x3(planes, planes, stride)
+ *       -> bn2 -> relu -> conv1x1(planes, 4*planes) -> bn3 -> (+ shortcut) -> relu
+ *
+ * The shortcut is the input itself, or with downsample conv1x1(inplanes,
+ * planes*expansion, stride) -> bn ("downsample.0", "downsample.1"). Convs
+ * have no bias; batch-norms use eps 1e-5, momentum 0.1.
+ *
+ * Attributes: inplanes, planes (required), stride (1), downsample (default:
+ * stride != 1 or inplanes != planes*expansion), groups (1), base_width (64),
+ * dilation (1); only the defaults of the last three are supported.
+ *
+ * Parameters and buffers: the children's, in state_dict order (conv1.weight,
+ * bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var,
+ * bn1.num_batches_tracked, conv2.weight, ..., downsample.0.weight,
+ * downsample.1.weight, ...).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "residual.h"
+
+// ----------------------------------------------------------------------------
+// children
+
+static ply_attr int_attr(const char *name, int64_t v) {
+    ply_attr a = {name, PLY_ATTR_INT, 1, {.i = v}};
+    return a;
+}
+
+static ply_attrs attr_list(const ply_attr *items, int32_t count) {
+    ply_attrs l = {sizeof(ply_attrs), PLY_ABI_VERSION, count, 0, items};
+    return l;
+}
+
+static ply_status make_child(ply_layer *self, rb_child *c, const char *type, const ply_attrs *attrs) {
+    const ply_host *h = self->host;
+    ply_status st = h->create_layer(h, type, attrs, &c->type, &c->layer);
+    if (st != PLY_OK) {
+        c->type = NULL; c->layer = NULL;
+        return st;
+    }
+    if (!c->type->backward) {
+        c->type->destroy(c->layer);
+        c->type = NULL; c->layer = NULL;
+        return ply_errorf(h, PLY_ERR_UNSUPPORTED, "%s: child layer type '%s' has no backward", self->tname, type);
+    }
+    return PLY_OK;
+}
+
+static ply_status make_conv(ply_layer *self, rb_child *c, int64_t in, int64_t out, int64_t k, int64_t stride) {
+    ply_attr items[6] = {
+        int_attr("in_channels", in), int_attr("out_channels", out), int_attr("kernel_size", k),
+        int_attr("stride", stride), int_attr("padding", k / 2), {"bias", PLY_ATTR_BOOL, 1, {.i = 0}},
+    };
+    ply_attrs attrs = attr_list(items, 6);
+    return make_child(self, c, "conv2d", &attrs);
+}
+
+static ply_status make_bn(ply_layer *self, rb_child *c, int64_t channels) {
+    ply_attr items[3] = {
+        int_attr("num_features", channels), {"eps", PLY_ATTR_FLOAT, 1, {.f = 1e-5}},
+        {"momentum", PLY_ATTR_FLOAT, 1, {.f = 0.1}},
+    };
+    ply_attrs attrs = attr_list(items, 3);
+    return make_child(self, c, "batchnorm2d", &attrs);
+}
+
+static void destroy_child(rb_child *c) {
+    if (c->layer) c->type->destroy(c->layer);
+    c->layer = NULL;
+}
+
+static void rb_destroy(ply_layer *self) {
+    if (!self) return;
+    const ply_host *h = self->host;
+    for (int32_t k = 0; k < RB_MAX_STAGES; k++) {
+        destroy_child(&self->conv[k]);
+        destroy_child(&self->bn[k]);
+    }
+    destroy_child(&self->relu);
+    destroy_child(&self->ds_conv);
+    destroy_child(&self->ds_bn);
+    for (int32_t i = 0; i < RB_NBUF; i++) h->free(h, self->buf[i].data);
+    h->free(h, self->names);
+    h->free(h, self);
+}
+
+// ----------------------------------------------------------------------------
+// attributes
+
+static ply_status read_int(ply_layer *self, const ply_attrs *attrs, const char *name, int64_t dflt, int required,
+                           int64_t *out) {
+    const ply_host *h = self->host;
+    ply_status st = h->attr_int(h, attrs, name, out);
+    if (st == PLY_ERR_NOT_FOUND) {
+        if (required) return ply_errorf(h, PLY_ERR_NOT_FOUND, "%s: missing attribute '%s'", self->tname, name);
+        *out = dflt;
+        return PLY_OK;
+    }
+    return st;
+}
+
+// Reads and checks every attribute into self; creates nothing.
+static ply_status read_attrs(ply_layer *self, const ply_attrs *attrs, int64_t expansion) {
+    const ply_host *h = self->host;
+    int64_t groups, base_width, dilation;
+    ply_status st;
+    if ((st = read_int(self, attrs, "inplanes", 0, 1, &self->inplanes)) != PLY_OK) return st;
+    if ((st = read_int(self, attrs, "planes", 0, 1, &self->planes)) != PLY_OK) return st;
+    if ((st = read_int(self, attrs, "stride", 1, 0, &self->stride)) != PLY_OK) return st;
+    if ((st = read_int(self, attrs, "groups", 1, 0, &groups)) != PLY_OK) return st;
+    if ((st = read_int(self, attrs, "base_width", 64, 0, &base_width)) != PLY_OK) return st;
+    if ((st = read_int(self, attrs, "dilation", 1, 0, &dilation)) != PLY_OK) return st;
+    if (self->inplanes <= 0 || self->planes <= 0)
+        return ply_errorf(h, PLY_ERR_INVALID_ARGUMENT, "%s: inplanes and planes must be positive (got %lld, %lld)",
+                          self->tname, (long long)self->inplanes, (long long)self->planes);
+    if (self->stride <= 0)
+        return ply_errorf(h, PLY_ERR_INVALID_ARGUMENT, "%s: stride must be positive (got %lld)", self->tname,
+                          (long long)self->stride);
+    if (groups != 1 || base_width != 64 || dilation != 1)
+        return ply_errorf(h, PLY_ERR_UNSUPPORTED,
+                          "%s: only groups=1, base_width=64, dilation=1 are supported (got groups=%lld, "
+                          "base_width=%lld, dilation=%lld)", self->tname, (long long)groups, (long long)base_width,
+                          (long long)dilation);
+    self->out_channels = self->planes * expansion;
+    int32_t needed = self->stride != 1 || self->inplanes != self->out_channels;
+    self->downsample = needed;
+    st = h->attr_bool(h, attrs, "downsample", &self->downsample);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if (needed && !self->downsample)
+        return ply_errorf(h, PLY_ERR_INVALID_ARGUMENT,
+                          "%s: downsample=false needs an identity shortcut of the output's shape, but stride is %lld "
+                          "and inplanes %lld != planes*expansion %lld; use downsample=true",
+                          self->tname, (long long)self->stride, (long long)self->inplanes,
+                          (long long)self->out_channels);
+    return PLY_OK;
+}
+
+// ----------------------------------------------------------------------------
+// create
+
+static ply_status add_owner(ply_layer *self, const rb_child *c, const char *prefix) {
+    const ply_host *h = self->host;
+    int32_t n = c->type->param_count && c->type->get_param ? c->type->param_count(c->layer) : 0;
+    if (n <= 0) return PLY_OK;
+    char (*names)[RB_NAME_LEN] = h->alloc(h, (size_t)(self->nparams + n) * RB_NAME_LEN);
+    if (!names) return ply_errorf(h, PLY_ERR_OUT_OF_MEMORY, "%s: out of memory", self->tname);
+    if (self->nparams) memcpy(names, self->names, (size_t)self->nparams * RB_NAME_LEN);
+    h->free(h, self->names);
+    self->names = names;
+    for (int32_t i = 0; i < n; i++) {
+        ply_param p;
+        memset(&p, 0, sizeof p);
+        ply_status st = c->type->get_param(c->layer, i, &p);
+        if (st != PLY_OK) return st;
+        int len = snprintf(names[self->nparams + i], RB_NAME_LEN, "%s.%s", prefix, p.name ? p.name : "");
+        if (len < 0 || len >= RB_NAME_LEN)
+            return ply_errorf(h, PLY_ERR_INTERNAL, "%s: parameter name %s.%s is too long", self->tname, prefix,
+                              p.name ? p.name : "");
+    }
+    self->owners[self->nowners] = c;
+    self->owner_count[self->nowners++] = n;
+    self->nparams += n;
+    return PLY_OK;
+}
+
+static ply_status create_block(const ply_host *host, const ply_attrs *attrs, ply_layer **out, int bottleneck) {
+    ply_layer *self = host->alloc(host, sizeof *self);
+    const char *tname = bottleneck ? "residual_bottleneck" : "residual_basic";
+    if (!self) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "%s: out of memory", tname);
+    memset(self, 0, sizeof *self);
+    self->host = host;
+    self->tname = tname;
+    self->stages = bottleneck ? 3 : 2;
+    ply_status st = read_attrs(self, attrs, bottleneck ? 4 : 1);
+    if (st != PLY_OK) { rb_destroy(self); return st; }
+
+    // Children in torchvision's creation (and state_dict) order.
+    int64_t P = self->planes, S = self->stride;
+    ply_attrs none = attr_list(NULL, 0);
+    if (bottleneck) {
+        if ((st = make_conv(self, &self->conv[0], self->inplanes, P, 1, 1)) == PLY_OK &&
+            (st = make_bn(self, &self->bn[0], P)) == PLY_OK &&
+            (st = make_conv(self, &self->conv[1], P, P, 3, S)) == PLY_OK &&
+            (st = make_bn(self, &self->bn[1], P)) == PLY_OK &&
+            (st = make_conv(self, &self->conv[2], P, self->out_channels, 1, 1)) == PLY_OK)
+            st = make_bn(self, &self->bn[2], self->out_channels);
+    } else {
+        if ((st = make_conv(self, &self->conv[0], self->inplanes, P, 3, S)) == PLY_OK &&
+            (st = make_bn(self, &self->bn[0], P)) == PLY_OK &&
+            (st = make_conv(self, &self->conv[1], P, P, 3, 1)) == PLY_OK)
+            st = make_bn(self, &self->bn[1], P);
+    }
+    if (st == PLY_OK) st = make_child(self, &self->relu, "relu", &none);
+    if (st == PLY_OK && self->downsample &&
+        (st = make_conv(self, &self->ds_conv, self->inplanes, self->out_channels, 1, S)) == PLY_OK)
+        st = make_bn(self, &self->ds_bn, self->out_channels);
+
+    static const char *const conv_names[] = {"conv1", "conv2", "conv3"};
+    static const char *const bn_names[] = {"bn1", "bn2", "bn3"};
+    for (int32_t k = 0; st == PLY_OK && k < self->stages; k++) {
+        if ((st = add_owner(self, &self->conv[k], conv_names[k])) == PLY_OK)
+            st = add_owner(self, &self->bn[k], bn_names[k]);
+    }
+    if (st == PLY_OK && self->downsample && (st = add_owner(self, &self->ds_conv, "downsample.0")) == PLY_OK)
+        st = add_owner(self, &self->ds_bn, "downsample.1");
+    if (st != PLY_OK) { rb_destroy(self); return st; }
+    *out = self;
+    return PLY_OK;
+}
+
+static ply_status basic_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
+    return create_block(host, attrs, out, 0);
+}
+
+static ply_status bottleneck_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
+    return create_block(host, attrs, out, 1);
+}
+
+// ----------------------------------------------------------------------------
+// parameters, mode
+
+static int32_t rb_param_count(ply_layer *self) {
+    return self->nparams;
+}
+
+static ply_status rb_get_param(ply_layer *self, int32_t index, ply_param *out) {
+    if (index < 0 || index >= self->nparams)
+        return ply_errorf(self->host, PLY_ERR_NOT_FOUND, "%s: parameter index %d out of range [0, %d)", self->tname,
+                          index, self->nparams);
+    int32_t base = 0, o = 0;
+    while (index >= base + self->owner_count[o]) base += self->owner_count[o++];
+    const rb_child *c = self->owners[o];
+    ply_status st = c->type->get_param(c->layer, index - base, out);
+    if (st != PLY_OK) return st;
+    out->name = self->names[index];
+    return PLY_OK;
+}
+
+static void set_child_training(rb_child *c, int32_t training) {
+    if (c->layer && c->type->set_training) c->type->set_training(c->layer, training);
+}
+
+static void rb_set_training(ply_layer *self, int32_t training) {
+    for (int32_t k = 0; k < RB_MAX_STAGES; k++) {
+        set_child_training(&self->conv[k], training);
+        set_child_training(&self->bn[k], training);
+    }
+    set_child_training(&self->relu, training);
+    set_child_training(&self->ds_conv, training);
+    set_child_training(&self->ds_bn, training);
+}
+
+// ----------------------------------------------------------------------------
+// descriptor
+
+static const ply_layer_type basic_type = {
+    sizeof(ply_layer_type), PLY_ABI_VERSION, "residual_basic",
+    "torchvision ResNet BasicBlock: two 3x3 conv+bn, identity or downsample shortcut, relu "
+    "(inplanes, planes, stride=1, downsample)",
+    1, 1, basic_create, rb_destroy, rb_infer_shape, rb_forward, rb_backward, rb_param_count, rb_get_param,
+    rb_set_training,
+};
+
+static const ply_layer_type bottleneck_type = {
+    sizeof(ply_layer_type), PLY_ABI_VERSION, "residual_bottleneck",
+    "torchvision ResNet Bottleneck (v1.5, expansion 4): 1x1, 3x3 (stride), 1x1 conv+bn, shortcut, relu "
+    "(inplanes, planes, stride=1, downsample)",
+    1, 1, bottleneck_create, rb_destroy, rb_infer_shape, rb_forward, rb_backward, rb_param_count, rb_get_param,
+    rb_set_training,
+};
+
+static const ply_layer_type *const types[] = {&basic_type, &bottleneck_type};
+
+static const ply_plugin plugin = {
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.residual", "1.0.0", 2, 0, types,
+};
+
+PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
+        ply_errorf(host, PLY_ERR_ABI, "ply.residual: built for ABI major %u, host has %u",
+                   (unsigned)PLY_ABI_VERSION_MAJOR, (unsigned)PLY_ABI_MAJOR_OF(host->abi_version));
+        return NULL;
+    }
+    return &plugin;
+}

@@ -1,0 +1,210 @@
+import CPly
+import Foundation
+import Testing
+@testable import Ply
+
+/// The residual plugin (residual_basic, residual_bottleneck): torchvision's BasicBlock and
+/// Bottleneck against PyTorch's golden cases, their state_dict names, and bad attributes.
+@Suite struct ResidualBlockTests {
+    static let cases: [String] = {
+        let dir = fixtures.appendingPathComponent("golden/layers")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasPrefix("residual_") && $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }()
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 8, "\(Self.cases)")
+    }
+
+    /// Eval cases through the shared golden runner.
+    @Test(arguments: cases.filter { $0.hasSuffix("_eval") })
+    func golden(_ name: String) throws {
+        try GoldenLayerTests.run(name, runtime: sharedRuntime)
+    }
+
+    /// Train cases. Their `grad_params` were produced by PyTorch on the module of the matching
+    /// `_eval` case without zeroing `.grad` in between: each one is the train gradient PLUS the
+    /// eval case's `grad_params` (checked against an independent NumPy reference: the difference
+    /// equals the eval gradients to ~3e-6, while output, grad_input and buffers_after match a
+    /// clean train step to ~5e-7). So the exact PyTorch sequence is replayed here: same weights,
+    /// eval forward/backward, then train forward/backward with the gradients accumulating,
+    /// which also checks that backward ADDS into the parameter gradients.
+    @Test(arguments: cases.filter { $0.hasSuffix("_train") })
+    func goldenTrainAfterEval(_ name: String) throws {
+        let dir = fixtures.appendingPathComponent("golden/layers")
+        let train = try JSON.load(dir.appendingPathComponent("\(name).json"))
+        let eval = try JSON.load(dir.appendingPathComponent("\(name.dropLast(6))_eval.json"))
+        let (op, attrs) = try Self.attributes(of: name)
+        let layer = try Layer(op, attrs, runtime: sharedRuntime)
+        let params = try layer.parameters
+        for p in params { p.gradient?.update(repeating: 0) }
+
+        func step(_ json: JSON, training: Bool) throws {
+            let label = "\(name) (\(training ? "train" : "eval") step)"
+            var given = json["params"]?.object ?? [:]
+            for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
+            for (pname, value) in given {
+                let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
+                let t = try #require(value.tensor)
+                #expect(p.shape == t.shape, "\(label): \(pname) shape")
+                try p.write(t.data)
+            }
+            layer.setTraining(training)
+            let x = try #require(json["input"]?.tensor)
+            let y = try layer.forward([x])
+            let expected = try #require(json["output"]?.tensor)
+            #expect(y.shape == expected.shape, "\(label): output shape")
+            let fwd = closeness(y.data, expected.data)
+            #expect(fwd.ok, "\(label): output max error \(fwd.error) > \(fwd.bound)")
+            let gin = try layer.backward(inputs: [x], output: y, gradOutput: try #require(json["grad_output"]?.tensor))
+            let gx = closeness(try #require(gin[0]).data, try #require(json["grad_input"]?.tensor).data)
+            #expect(gx.ok, "\(label): grad_input max error \(gx.error) > \(gx.bound)")
+            for (pname, value) in json["grad_params"]?.object ?? [:] {
+                let p = try #require(params.first { $0.name == pname })
+                let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data)
+                #expect(c.ok, "\(label): accumulated grad of \(pname) max error \(c.error) > \(c.bound)")
+            }
+            for (pname, value) in json["buffers_after"]?.object ?? [:] {
+                let p = try #require(params.first { $0.name == pname })
+                let c = closeness(p.read(), try #require(value.tensor).data)
+                #expect(c.ok, "\(label): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
+            }
+        }
+        try step(eval, training: false)
+        try step(train, training: true)
+    }
+
+    /// The keys of the object `section` (e.g. "params") in a golden file, in file order
+    /// (JSONDecoder's dictionaries forget the order).
+    static func orderedKeys(_ section: String, in text: String) throws -> [String] {
+        let marker = try #require(text.range(of: "\"\(section)\":"))
+        var keys: [String] = []
+        var depth = 0, inString = false, current = "", lastString = ""
+        var i = marker.upperBound
+        while i < text.endIndex {
+            let ch = text[i]
+            if inString {
+                if ch == "\"" { inString = false; lastString = current } else { current.append(ch) }
+            } else if ch == "\"" {
+                inString = true; current = ""
+            } else if ch == "{" || ch == "[" {
+                depth += 1
+            } else if ch == "}" || ch == "]" {
+                depth -= 1
+                if depth == 0 { break }
+            } else if ch == ":" && depth == 1 {
+                keys.append(lastString)
+            }
+            i = text.index(after: i)
+        }
+        return keys
+    }
+
+    static func attributes(of name: String) throws -> (op: String, attrs: Attributes) {
+        let json = try JSON.load(fixtures.appendingPathComponent("golden/layers/\(name).json"))
+        let op = try #require(json["op"]?.string)
+        let attrs: Attributes = try json["attrs"]!.object.sorted { $0.key < $1.key }.map { ($0.key, try #require($0.value.attribute)) }
+        return (op, attrs)
+    }
+
+    @Test(arguments: cases)
+    func parameterOrderMatchesStateDict(_ name: String) throws {
+        let text = try String(contentsOf: fixtures.appendingPathComponent("golden/layers/\(name).json"), encoding: .utf8)
+        let (op, attrs) = try Self.attributes(of: name)
+        let params = try Layer(op, attrs, runtime: sharedRuntime).parameters
+        #expect(params.filter(\.trainable).map(\.name) == (try Self.orderedKeys("params", in: text)))
+        #expect(params.filter { !$0.trainable && !$0.isInteger }.map(\.name) == (try Self.orderedKeys("buffers", in: text)))
+        #expect(params.filter(\.isInteger).allSatisfy { $0.name.hasSuffix(".num_batches_tracked") })
+    }
+
+    @Test func fullStateDictOrderOfABottleneckWithDownsample() throws {
+        let layer = try Layer("residual_bottleneck", [("inplanes", .int(4)), ("planes", .int(2)), ("stride", .int(2))],
+                              runtime: sharedRuntime)
+        let bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+        var expected: [String] = []
+        for (conv, norm) in [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("downsample.0", "downsample.1")] {
+            expected.append("\(conv).weight")
+            expected += bn.map { "\(norm).\($0)" }
+        }
+        let params = try layer.parameters
+        #expect(params.map(\.name) == expected)
+        #expect(params.first { $0.name == "conv2.weight" }?.shape == Shape([2, 2, 3, 3]))
+        #expect(params.first { $0.name == "downsample.0.weight" }?.shape == Shape([8, 4, 1, 1]))
+        #expect(try layer.outputShape(for: [Shape([2, 4, 7, 7])]) == Shape([2, 8, 4, 4]))
+    }
+
+    @Test func downsampleDefaultsAndExplicitValues() throws {
+        func names(_ op: String, _ attrs: Attributes) throws -> [String] {
+            try Layer(op, attrs, runtime: sharedRuntime).parameters.map(\.name)
+        }
+        // Needed (channels change): on by default.
+        #expect(try names("residual_basic", [("inplanes", .int(4)), ("planes", .int(8))]).contains("downsample.0.weight"))
+        // Not needed: off by default, but an explicit true is honoured.
+        #expect(try !names("residual_basic", [("inplanes", .int(4)), ("planes", .int(4))]).contains { $0.hasPrefix("downsample") })
+        #expect(try names("residual_basic", [("inplanes", .int(4)), ("planes", .int(4)), ("downsample", .bool(true))])
+            .contains("downsample.1.running_var"))
+        #expect(try !names("residual_bottleneck", [("inplanes", .int(8)), ("planes", .int(2))]).contains { $0.hasPrefix("downsample") })
+    }
+
+    /// With the input gradient not wanted, the block still accumulates every parameter gradient,
+    /// exactly as when it is wanted.
+    @Test func parameterGradientsWithoutInputGradient() throws {
+        let (op, attrs) = try Self.attributes(of: "residual_bottleneck_s2_downsample_train")
+        let layer = try Layer(op, attrs, runtime: sharedRuntime)
+        let x = hashInput(Shape([2, 4, 6, 6]))
+        func grads(wanted: Bool) throws -> [[Float]] {
+            let params = try layer.parameters.filter(\.trainable)
+            for p in params { p.gradient?.update(repeating: 0) }
+            let y = try layer.forward([x])
+            var g = Tensor(shape: y.shape)
+            for i in 0..<g.data.count { g.data[i] = Float(i % 7) - 3 }
+            let gin = try layer.backward(inputs: [x], output: y, gradOutput: g, wanted: [wanted])
+            #expect((gin[0] != nil) == wanted)
+            return params.map { Array($0.gradient!) }
+        }
+        let with = try grads(wanted: true), without = try grads(wanted: false)
+        #expect(with.count == 12)
+        for (a, b) in zip(with, without) {
+            #expect(closeness(b, a).ok)
+            #expect(a.contains { $0 != 0 })
+        }
+    }
+
+    @Test func badAttributesAndShapes() throws {
+        func failure(_ op: String, _ attrs: Attributes) throws -> (Int32, String) {
+            let error = try #require(throws: PlyError.self) { try Layer(op, attrs, runtime: sharedRuntime) }
+            guard case let .layer(_, _, status, message) = error else {
+                Issue.record("expected PlyError.layer, got \(error)")
+                return (0, "")
+            }
+            return (status, message)
+        }
+        // Identity shortcut impossible: stride 2, or channels change.
+        var (status, message) = try failure("residual_basic", [("inplanes", .int(4)), ("planes", .int(4)), ("stride", .int(2)),
+                                                               ("downsample", .bool(false))])
+        #expect(status == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue))
+        #expect(message.contains("residual_basic") && message.contains("downsample"), "\(message)")
+        (status, message) = try failure("residual_bottleneck", [("inplanes", .int(4)), ("planes", .int(4)), ("downsample", .bool(false))])
+        #expect(status == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue))
+        #expect(message.contains("residual_bottleneck") && message.contains("16"), "\(message)")
+        // Only torchvision's default groups / base_width / dilation.
+        for extra in [("groups", AttributeValue.int(2)), ("base_width", .int(32)), ("dilation", .int(2))] {
+            (status, message) = try failure("residual_bottleneck", [("inplanes", .int(8)), ("planes", .int(2)), extra])
+            #expect(status == Int32(PLY_ERR_UNSUPPORTED.rawValue))
+            #expect(message.contains("residual_bottleneck") && message.contains(extra.0), "\(message)")
+        }
+        // Missing or invalid values.
+        (status, message) = try failure("residual_basic", [("inplanes", .int(4))])
+        #expect(status == Int32(PLY_ERR_NOT_FOUND.rawValue) && message.contains("'planes'"), "\(message)")
+        (status, message) = try failure("residual_basic", [("inplanes", .int(4)), ("planes", .int(4)), ("stride", .int(0))])
+        #expect(status == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue) && message.contains("stride"), "\(message)")
+        (status, message) = try failure("residual_basic", [("inplanes", .int(4)), ("planes", .string("four"))])
+        #expect(status == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue) && message.contains("'planes'"), "\(message)")
+
+        // Wrong input channels.
+        let layer = try Layer("residual_basic", [("inplanes", .int(4)), ("planes", .int(4))], runtime: sharedRuntime)
+        let error = try #require(throws: PlyError.self) { try layer.outputShape(for: [Shape([1, 3, 5, 5])]) }
+        #expect(error.description.contains("residual_basic") && error.description.contains("inplanes"), "\(error)")
+    }
+}
+
