@@ -302,8 +302,9 @@ typedef struct ply_layer_type {
   /** Number of named parameters and buffers. OPTIONAL (NULL = 0). */
   int32_t (*param_count)(ply_layer *self);
 
-  /** Fill *out for index 0..param_count-1, trainable weights first, in
-   *  PyTorch state_dict order. OPTIONAL with param_count. */
+  /** Fill *out for index 0..param_count-1 in PyTorch state_dict order
+   *  (a composite layer lists its children one after another, each child's
+   *  own weights before its buffers). OPTIONAL with param_count. */
   ply_status (*get_param)(ply_layer *self, int32_t index, ply_param *out);
 
   /** Switch between training (1) and evaluation (0). New instances are in
