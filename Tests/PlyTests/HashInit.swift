@@ -28,18 +28,22 @@ func hashInitialize(_ model: Model) throws {
         let rank = p.shape.rank
         let fanIn = p.shape.dims.dropFirst().reduce(1, *)
         let scale = Float((6.0 / Double(fanIn)).squareRoot())
-        for j in 0..<values.count {
-            let u = hashUniform(k, UInt64(j))
-            if name.hasSuffix("running_mean") {
-                values[j] = 0.1 * u
-            } else if name.hasSuffix("running_var") {
-                values[j] = 1.25 + 0.25 * u
-            } else if name.hasSuffix("bias") {
-                values[j] = 0.1 * u
-            } else if rank >= 2 {
-                values[j] = u * scale
-            } else {
-                values[j] = 1 + 0.1 * u
+        // value = offset + factor * u (weights: u * scale).
+        let (offset, factor): (Float, Float)
+        let isWeight: Bool
+        if name.hasSuffix("running_mean") { (offset, factor, isWeight) = (0, 0.1, false) }
+        else if name.hasSuffix("running_var") { (offset, factor, isWeight) = (1.25, 0.25, false) }
+        else if name.hasSuffix("bias") { (offset, factor, isWeight) = (0, 0.1, false) }
+        else if rank >= 2 { (offset, factor, isWeight) = (0, scale, true) }
+        else { (offset, factor, isWeight) = (1, 0.1, false) }
+        // Large tensors (VGG's 100M-weight classifier) are filled on every core: debug builds are slow.
+        let address = UInt(bitPattern: values.baseAddress), count = values.count, key = k
+        let chunks = count >= 1 << 16 ? ProcessInfo.processInfo.activeProcessorCount * 4 : 1
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            guard let base = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+            for j in (count * c / chunks)..<(count * (c + 1) / chunks) {
+                let u = hashUniform(key, UInt64(j))
+                base[j] = isWeight ? u * factor : offset + factor * u
             }
         }
         k += 1
