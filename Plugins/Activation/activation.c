@@ -20,8 +20,9 @@ struct ply_layer {
 // ----------------------------------------------------------------------------
 // kernels
 
+// NaN passes through, as in PyTorch (so a poisoned input reaches the loss).
 static void relu_forward(float *out, const float *in, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) out[i] = (in[i] > 0.0f || in[i] != in[i]) ? in[i] : 0.0f;
 }
 static void relu_backward(float *din, const float *in, const float *dout, int64_t n) {
     for (int64_t i = 0; i < n; i++) din[i] = in[i] > 0.0f ? dout[i] : 0.0f;

@@ -84,9 +84,15 @@ struct TrainCommand: ParsableCommand {
         let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
         let trainer = try Trainer(model: net, configuration: config)
 
+        // Ctrl-C and SIGTERM save a checkpoint between batches and exit. A parent may have
+        // started us with them blocked (signal masks are inherited): unblock them.
+        var mask = sigset_t()
+        sigemptyset(&mask)
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+            sigaddset(&mask, sig)
         }
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let bar = ProgressBar(enabled: isatty(STDOUT_FILENO) == 1)
         let summary = try trainer.run(train: train, test: test, resume: resume,
                                       shouldStop: { stopRequested.load(ordering: .relaxed) }) { event in

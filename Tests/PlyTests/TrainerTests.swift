@@ -287,8 +287,7 @@ import FoundationXML
     /// relu propagates NaN). The NaN pixel makes conv_1's weight gradient NaN, the step
     /// writes NaN into conv_1.weight, and from then on relu turns conv_1's all-NaN output
     /// into zeros: the loss stays finite (about ln 10) and the run "finishes" with NaN
-    /// weights and a dead network instead of stopping. Remove `withKnownIssue` once relu
-    /// propagates NaN.
+    /// weights and a dead network instead of stopping. (Fixed: relu propagates NaN.)
     @Test func nanPixelStopsAtItsBatch() throws {
         let (clean, _) = try Self.fixtureData()
         let poisoned = 123
@@ -299,7 +298,7 @@ import FoundationXML
         let expectedBatch = try #require(BatchLoader(dataset: train, batchSize: 16, shuffle: true, seed: config.seed, epoch: 0)
             .order.firstIndex(of: poisoned)) / 16
         let trainer = try Self.makeTrainer(config)
-        withKnownIssue("relu maps NaN to 0, so a NaN input or weight never reaches the loss") {
+        do {
             let error = Self.trainingError { _ = try trainer.run(train: train, test: nil) }
             guard case let .nonFiniteLoss(epoch, batch, value, checkpoint) = try #require(error) else {
                 Issue.record("expected nonFiniteLoss, got \(String(describing: error))")

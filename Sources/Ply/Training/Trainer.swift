@@ -112,6 +112,7 @@ public final class Trainer {
         var resumedLoss = 0.0, resumedSamples = 0
         if let dir = cfg.outputDirectory {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            Trainer.removeStaleTemporaries(in: dir)
         }
         if resume, let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
             let state = try Checkpoint.load(from: path, model: model, optimizer: optimizer)
@@ -239,6 +240,16 @@ public final class Trainer {
             }
         }
         return (100 * Double(correct) / Double(max(data.count, 1)), confusion)
+    }
+
+    /// Removes `.checkpoint.safetensors.tmp-<pid>` files left by a process that was killed
+    /// during a save (the checkpoint itself is intact: saves rename atomically).
+    static func removeStaleTemporaries(in directory: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(".checkpoint.safetensors.tmp-") {
+            guard let pid = Int32(name.split(separator: "-").last ?? ""), pid != getpid(), kill(pid, 0) != 0 else { continue }
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        }
     }
 
     private func lastCheckpoint() -> String? {
