@@ -15,6 +15,7 @@ let plugins: [(folder: String, library: String, blas: Bool)] = [
     ("Pooling", "ply_pooling", false),        // maxpool2d, avgpool2d, adaptive_avgpool2d
     ("Reshape", "ply_reshape", false),        // flatten
     ("Resize", "ply_resize", false),          // interpolate
+    ("UserActivation", "ply_user_activation", false),  // user_activation (libffi; links ffi and dl)
 ]
 
 let pluginTargets: [Target] = plugins.map { plugin in
@@ -26,7 +27,8 @@ let pluginTargets: [Target] = plugins.map { plugin in
             .headerSearchPath("../../Include"),
             .unsafeFlags(["-O3", "-fvisibility=hidden", "-march=x86-64-v3"]),
         ],
-        linkerSettings: plugin.blas ? [.linkedLibrary("openblas"), .linkedLibrary("m")] : [.linkedLibrary("m")]
+        linkerSettings: (plugin.blas ? [.linkedLibrary("openblas"), .linkedLibrary("m")] : [.linkedLibrary("m")])
+            + (plugin.folder == "UserActivation" ? [.linkedLibrary("ffi"), .linkedLibrary("dl")] : [])
     )
 }
 
@@ -46,7 +48,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CPly", path: "Sources/CPly", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "Ply", dependencies: ["CPly", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
+        .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+        .target(name: "Ply", dependencies: ["CPly", "CFFI", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,726 @@
+/*
+ * user_activation: an element-wise activation whose function the user supplies,
+ * called through libffi.
+ *
+ * The function comes either from a shared library the plugin opens
+ * (`library` + `symbol`; dlopen RTLD_NOW | RTLD_LOCAL, closed at destroy) or from
+ * a function pointer already in the process (`address`, an int: how the Swift
+ * API registers closures and how C programs register their own functions).
+ * `signature` says how to call it:
+ *
+ *   scalar      float(float)            called once per element
+ *               float(float, float...)  extra parameters from `params` (floats)
+ *               double(double[, double...])  the same in double precision
+ *   vectorised  void(const float *, float *, int64_t)
+ *                                       called once per tensor with n = numel
+ *
+ * The call interface is prepared once at create (ffi_prep_cif); forward and
+ * backward only ffi_call. An optional derivative of the same shape
+ * (`derivative` symbol or `derivative_address`) gives dy/dx: for a scalar
+ * signature f'(x, params...), for a vectorised one it fills out[i] = f'(in[i]).
+ * Without one, backward uses central differences with the step
+ *
+ *   h = fd_step * max(1, |x|),   fd_step = cbrt(machine epsilon)
+ *
+ * of the signature's type (4.9e-3 for float, 6.1e-6 for double), which balances
+ * the O(h^2) truncation error against the O(eps/h) rounding error; x + h and
+ * x - h are rounded to that type and the derivative divides by their actual
+ * distance. `fd_step` overrides the relative step.
+ *
+ * Every error (missing library or symbol, unknown signature, wrong number of
+ * params, unknown attribute) is reported by create, i.e. when the model is
+ * loaded, never in the middle of training.
+ *
+ * Scalar functions run on the host's thread pool (`parallel`, default true), so
+ * they must be safe to call concurrently (pure functions are); set
+ * `parallel: false` for one that is not. A vectorised function is called once,
+ * from the calling thread.
+ *
+ * For owners that must outlive the layer (the Swift closure wrapper), `owner`
+ * (an opaque pointer as int), `owner_retain` and `owner_release` (addresses of
+ * void(void *) functions) make the layer call retain(owner) when it is created
+ * and release(owner) when it is destroyed.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <ffi.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ply/plugin.h"
+
+#define UA_MAX_ARGS 8 /* x plus at most 7 extra parameters */
+#define UA_GRAIN 2048 /* elements per parallel chunk on the scalar path */
+
+typedef void (*ua_fn)(void);
+typedef void (*ua_owner_fn)(void *);
+typedef void (*ua_vec_fn)(const float *, float *, int64_t);
+
+typedef enum { UA_F32, UA_F64 } ua_precision;
+
+struct ply_layer {
+    const ply_host *host;
+    void *library; /* dlopen handle, or NULL for `address` */
+    int vectorised;
+    ua_precision precision;
+    int32_t arity; /* number of arguments of a scalar signature (x + params) */
+    int parallel;
+    double fd_step;
+    ua_fn fn, dfn; /* dfn may be NULL: central differences */
+    float paramf[UA_MAX_ARGS];
+    double paramd[UA_MAX_ARGS];
+    ffi_type *arg_types[UA_MAX_ARGS];
+    ffi_cif cif;
+    void *owner;
+    ua_owner_fn owner_release;
+    float *scratch; /* 2 * scratch_count floats for vectorised finite differences */
+    int64_t scratch_count;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Signature parsing                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A parsed C type: the normalised base ("float", "double", "void", "int64",
+ * or whatever else was written), the pointer depth and whether the pointee is
+ * const. */
+typedef struct {
+    char base[48];
+    int pointers;
+    int pointee_const;
+} ua_type;
+
+typedef struct {
+    ua_type ret;
+    ua_type params[UA_MAX_ARGS + 1];
+    int count;
+} ua_signature;
+
+static int is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static int is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
+static void skip_space(const char **p) {
+    while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r') (*p)++;
+}
+
+/* Words that belong to a type; any other identifier is a (function or
+ * parameter) name and is ignored. */
+static int is_type_word(const char *w) {
+    static const char *const words[] = {"const", "volatile", "signed", "unsigned", "short", "long", "int", "char",
+                                        "float", "double", "void", "int8_t", "int16_t", "int32_t", "int64_t",
+                                        "uint8_t", "uint16_t", "uint32_t", "uint64_t", "size_t", "ssize_t",
+                                        "ptrdiff_t", "intptr_t", "uintptr_t", "_Bool", "bool"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(w, words[i]) == 0) return 1;
+    return 0;
+}
+
+/* Parses "[const] words [const] [*[const]]... [name]"; returns 0 on a syntax error. */
+static int parse_type(const char **p, ua_type *t, int allow_name) {
+    char words[6][16];
+    int nwords = 0, is_const = 0, have_name = 0;
+    memset(t, 0, sizeof *t);
+    for (;;) {
+        skip_space(p);
+        if (is_ident_start(**p)) {
+            char w[32];
+            size_t n = 0;
+            while (is_ident_char(**p)) {
+                if (n + 1 < sizeof w) w[n++] = **p;
+                (*p)++;
+            }
+            w[n] = 0;
+            if (have_name) return 0; /* two names in a row */
+            if (!is_type_word(w)) {
+                if (!allow_name || nwords == 0) {
+                    /* an unknown type name: keep it so the message can show it */
+                    if (nwords < 6) snprintf(words[nwords++], sizeof words[0], "%s", w);
+                    continue;
+                }
+                have_name = 1;
+                continue;
+            }
+            if (t->pointers > 0) {
+                if (strcmp(w, "const") == 0 || strcmp(w, "volatile") == 0) continue; /* `float * const` */
+                return 0;
+            }
+            if (strcmp(w, "const") == 0) { is_const = 1; continue; }
+            if (strcmp(w, "volatile") == 0) continue;
+            if (nwords == 6) return 0;
+            snprintf(words[nwords++], sizeof words[0], "%s", w);
+        } else if (**p == '*') {
+            if (nwords == 0 || have_name) return 0;
+            if (t->pointers == 0) t->pointee_const = is_const;
+            t->pointers++;
+            (*p)++;
+        } else {
+            break;
+        }
+    }
+    if (nwords == 0) return 0;
+    /* Normalise the integer spellings that are int64_t on LP64 systems. */
+    char joined[48] = "";
+    for (int i = 0; i < nwords; i++) {
+        if (i) strncat(joined, " ", sizeof joined - strlen(joined) - 1);
+        strncat(joined, words[i], sizeof joined - strlen(joined) - 1);
+    }
+    static const char *const int64_spellings[] = {"int64_t", "long", "long int", "signed long", "signed long int",
+                                                  "long long", "long long int", "signed long long",
+                                                  "signed long long int", "ptrdiff_t", "ssize_t", "intptr_t"};
+    for (size_t i = 0; i < sizeof int64_spellings / sizeof int64_spellings[0]; i++) {
+        if (strcmp(joined, int64_spellings[i]) == 0) {
+            if (sizeof(long) != 8 && strncmp(joined, "long", 4) == 0 && strncmp(joined, "long long", 9) != 0) break;
+            snprintf(t->base, sizeof t->base, "int64");
+            return 1;
+        }
+    }
+    snprintf(t->base, sizeof t->base, "%s", joined);
+    return 1;
+}
+
+/* Parses "ret [name] (type [name], ...)". Returns 0 with `why` set on failure. */
+static int parse_signature(const char *text, ua_signature *s, const char **why) {
+    const char *p = text;
+    memset(s, 0, sizeof *s);
+    *why = "it is not of the form `return_type(parameter, ...)`";
+    if (!parse_type(&p, &s->ret, 1)) return 0;
+    skip_space(&p);
+    if (*p != '(') return 0;
+    p++;
+    skip_space(&p);
+    if (*p == ')') {
+        *why = "the function takes no input";
+        return 0;
+    }
+    for (;;) {
+        if (s->count == UA_MAX_ARGS + 1) {
+            *why = "it has more than 8 parameters";
+            return 0;
+        }
+        if (!parse_type(&p, &s->params[s->count], 1)) return 0;
+        s->count++;
+        skip_space(&p);
+        if (*p == ',') { p++; continue; }
+        if (*p == ')') { p++; break; }
+        return 0;
+    }
+    skip_space(&p);
+    if (*p == ';') p++;
+    skip_space(&p);
+    if (*p != 0) {
+        *why = "there is text after the parameter list";
+        return 0;
+    }
+    if (s->count == 1 && strcmp(s->params[0].base, "void") == 0 && s->params[0].pointers == 0) {
+        *why = "the function takes no input";
+        return 0;
+    }
+    return 1;
+}
+
+static int is_scalar(const ua_type *t, const char *base) { return t->pointers == 0 && strcmp(t->base, base) == 0; }
+
+#define UA_SUPPORTED                                                                                  \
+    "supported signatures: float(float), float(float, float, ...) and double(double[, double, ...]) " \
+    "(at most 8 parameters, extra ones taken from `params`), and the vectorised "                     \
+    "void(const float *, float *, int64_t)"
+
+/* Classifies a parsed signature into the layer; reports an error naming the text. */
+static ply_status classify(ply_layer *self, const ua_signature *s, const char *text) {
+    const ply_host *host = self->host;
+    if (is_scalar(&s->ret, "void")) {
+        if (s->count == 3 && s->params[0].pointers == 1 && strcmp(s->params[0].base, "float") == 0 &&
+            s->params[1].pointers == 1 && strcmp(s->params[1].base, "float") == 0 && !s->params[1].pointee_const &&
+            is_scalar(&s->params[2], "int64")) {
+            self->vectorised = 1;
+            self->precision = UA_F32;
+            self->arity = 3;
+            return PLY_OK;
+        }
+        if (s->count == 3 && s->params[0].pointers == 1 && s->params[1].pointers == 1 && s->params[2].pointers == 0 &&
+            !is_scalar(&s->params[2], "int64"))
+            return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                              "user_activation: attribute 'signature' \"%s\": the element count must be a 64-bit "
+                              "integer (int64_t or long), not '%s'; " UA_SUPPORTED,
+                              text, s->params[2].base);
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                          "user_activation: attribute 'signature' \"%s\" is not supported; " UA_SUPPORTED, text);
+    }
+    const char *base = is_scalar(&s->ret, "float") ? "float" : is_scalar(&s->ret, "double") ? "double" : NULL;
+    if (base) {
+        int ok = 1;
+        for (int i = 0; i < s->count; i++) ok = ok && is_scalar(&s->params[i], base);
+        if (ok && s->count <= UA_MAX_ARGS) {
+            self->vectorised = 0;
+            self->precision = base[0] == 'f' ? UA_F32 : UA_F64;
+            self->arity = s->count;
+            return PLY_OK;
+        }
+        if (s->count > UA_MAX_ARGS)
+            return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                              "user_activation: attribute 'signature' \"%s\" has %d parameters; at most %d are "
+                              "supported",
+                              text, s->count, UA_MAX_ARGS);
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                          "user_activation: attribute 'signature' \"%s\": every parameter of a scalar %s function "
+                          "must be %s too; " UA_SUPPORTED,
+                          text, base, base);
+    }
+    return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                      "user_activation: attribute 'signature' \"%s\" is not supported (return type '%s%s'); " UA_SUPPORTED,
+                      text, s->ret.base, s->ret.pointers ? " *" : "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Attributes                                                               */
+/* ------------------------------------------------------------------------ */
+
+static const char *const known_attributes[] = {"library", "symbol", "address", "signature", "params",
+                                               "derivative", "derivative_address", "fd_step", "parallel",
+                                               "owner", "owner_retain", "owner_release"};
+
+static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
+    for (int32_t i = 0; attrs && i < attrs->count; i++)
+        if (attrs->items[i].name && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
+    return NULL;
+}
+
+/* Reads an optional attribute through one of the host's readers: 1 if present,
+ * 0 if absent, -1 on error (message already set). */
+#define READ_OPT(reader, name, out) \
+    ((st = host->reader(host, attrs, name, out)) == PLY_OK ? 1 : st == PLY_ERR_NOT_FOUND ? 0 : -1)
+
+static ply_status fail(ply_layer *self, ply_status st);
+
+static ply_status resolve(ply_layer *self, const char *library, const char *symbol, const char *attr, ua_fn *out) {
+    const ply_host *host = self->host;
+    dlerror();
+    void *sym = dlsym(self->library, symbol);
+    if (!sym) {
+        const char *why = dlerror();
+        return ply_errorf(host, PLY_ERR_NOT_FOUND, "user_activation: attribute '%s': symbol '%s' not found in '%s'%s%s",
+                          attr, symbol, library, why ? ": " : "", why ? why : "");
+    }
+    memcpy(out, &sym, sizeof sym); /* object pointer -> function pointer, as POSIX allows */
+    return PLY_OK;
+}
+
+static ply_status open_library(ply_layer *self, const char *library) {
+    const ply_host *host = self->host;
+    if (strchr(library, '/')) {
+        struct stat st;
+        if (stat(library, &st) != 0) {
+            char cwd[512];
+            int relative = library[0] != '/';
+            if (!relative || !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+            return ply_errorf(host, PLY_ERR_NOT_FOUND, "user_activation: attribute 'library': '%s' not found (%s)%s%s",
+                              library, strerror(errno), cwd[0] ? "; relative to the current directory " : "", cwd);
+        }
+    }
+    dlerror();
+    self->library = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    if (!self->library) {
+        const char *why = dlerror();
+        return ply_errorf(host, PLY_ERR_NOT_FOUND, "user_activation: attribute 'library': cannot load '%s': %s", library,
+                          why ? why : "unknown dlopen error");
+    }
+    return PLY_OK;
+}
+
+static ply_status read_params(ply_layer *self, const ply_attrs *attrs, int32_t *count) {
+    const ply_attr *a = find_attr(attrs, "params");
+    *count = 0;
+    if (!a) return PLY_OK;
+    double values[UA_MAX_ARGS];
+    int32_t n;
+    switch (a->kind) {
+    case PLY_ATTR_FLOAT: n = 1; values[0] = a->v.f; break;
+    case PLY_ATTR_INT: n = 1; values[0] = (double)a->v.i; break;
+    case PLY_ATTR_FLOATS:
+    case PLY_ATTR_INTS:
+        n = a->count;
+        if (n < 0 || n > UA_MAX_ARGS - 1)
+            return ply_errorf(self->host, PLY_ERR_INVALID_ARGUMENT,
+                              "user_activation: attribute 'params' has %d values; at most %d are supported", (int)n,
+                              UA_MAX_ARGS - 1);
+        for (int32_t i = 0; i < n; i++)
+            values[i] = a->kind == PLY_ATTR_FLOATS ? a->v.floats[i] : (double)a->v.ints[i];
+        break;
+    default:
+        return ply_errorf(self->host, PLY_ERR_INVALID_ARGUMENT,
+                          "user_activation: attribute 'params' must be a list of floats");
+    }
+    for (int32_t i = 0; i < n; i++) {
+        self->paramd[i] = values[i];
+        self->paramf[i] = (float)values[i];
+    }
+    *count = n;
+    return PLY_OK;
+}
+
+static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
+    *out = NULL;
+    for (int32_t i = 0; attrs && i < attrs->count; i++) {
+        const char *name = attrs->items[i].name ? attrs->items[i].name : "";
+        int known = 0;
+        for (size_t k = 0; k < sizeof known_attributes / sizeof known_attributes[0]; k++)
+            known = known || strcmp(name, known_attributes[k]) == 0;
+        if (!known)
+            return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                              "user_activation: unknown attribute '%s'; known: library, symbol, address, signature, "
+                              "params, derivative, derivative_address, fd_step, parallel, owner, owner_retain, "
+                              "owner_release",
+                              name);
+    }
+    ply_layer *self = host->alloc(host, sizeof *self);
+    if (!self) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "user_activation: out of memory");
+    memset(self, 0, sizeof *self);
+    self->host = host;
+    self->parallel = 1;
+
+    ply_status st;
+    const char *library = NULL, *symbol = NULL, *signature = NULL, *derivative = NULL;
+    int64_t address = 0, derivative_address = 0, owner = 0, owner_retain = 0, owner_release = 0;
+    int has_library, has_symbol, has_address, has_signature, has_derivative, has_daddress, has_step, has_parallel;
+    int has_owner, has_retain, has_release;
+    double fd_step = 0;
+    int32_t parallel = 1;
+    if ((has_library = READ_OPT(attr_string, "library", &library)) < 0) return fail(self, st);
+    if ((has_symbol = READ_OPT(attr_string, "symbol", &symbol)) < 0) return fail(self, st);
+    if ((has_address = READ_OPT(attr_int, "address", &address)) < 0) return fail(self, st);
+    if ((has_signature = READ_OPT(attr_string, "signature", &signature)) < 0) return fail(self, st);
+    if ((has_derivative = READ_OPT(attr_string, "derivative", &derivative)) < 0) return fail(self, st);
+    if ((has_daddress = READ_OPT(attr_int, "derivative_address", &derivative_address)) < 0) return fail(self, st);
+    if ((has_step = READ_OPT(attr_float, "fd_step", &fd_step)) < 0) return fail(self, st);
+    if ((has_parallel = READ_OPT(attr_bool, "parallel", &parallel)) < 0) return fail(self, st);
+    if ((has_owner = READ_OPT(attr_int, "owner", &owner)) < 0) return fail(self, st);
+    if ((has_retain = READ_OPT(attr_int, "owner_retain", &owner_retain)) < 0) return fail(self, st);
+    if ((has_release = READ_OPT(attr_int, "owner_release", &owner_release)) < 0) return fail(self, st);
+    (void)has_parallel;
+
+    /* Where the function comes from. */
+    if (has_address && (has_library || has_symbol))
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: give either 'address' or 'library' + 'symbol', not both"));
+    if (!has_address && !has_library && !has_symbol)
+        return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
+                                     "user_activation: missing attribute 'library' (+ 'symbol') or 'address': "
+                                     "say which function to call"));
+    if (!has_address && !has_library)
+        return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
+                                     "user_activation: attribute 'symbol' needs 'library' (the shared library "
+                                     "that exports '%s')",
+                                     symbol));
+    if (has_library && !has_symbol)
+        return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
+                                     "user_activation: missing attribute 'symbol': the function to call in '%s'",
+                                     library));
+    if (has_address && address == 0)
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "user_activation: attribute 'address' is 0"));
+    if (has_derivative && has_daddress)
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: give either 'derivative' or 'derivative_address', not both"));
+    if (has_derivative && !has_library)
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'derivative' (a symbol name) needs 'library'; "
+                                     "with 'address' use 'derivative_address'"));
+    if (has_daddress && !has_address)
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'derivative_address' goes with 'address'; with "
+                                     "'library' use 'derivative' (a symbol name)"));
+    if (has_daddress && derivative_address == 0)
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'derivative_address' is 0"));
+    if ((has_retain || has_release) && !(has_owner && has_retain && has_release))
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: 'owner', 'owner_retain' and 'owner_release' go together"));
+    if (has_step && !(fd_step > 0 && fd_step < 1))
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'fd_step' must be in (0, 1), got %g", fd_step));
+
+    /* The signature. */
+    if (!has_signature)
+        return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
+                                     "user_activation: missing attribute 'signature', e.g. \"float(float)\"; " UA_SUPPORTED));
+    ua_signature sig;
+    const char *why;
+    if (!parse_signature(signature, &sig, &why))
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'signature' \"%s\" cannot be parsed: %s; " UA_SUPPORTED,
+                                     signature, why));
+    if ((st = classify(self, &sig, signature)) != PLY_OK) return fail(self, st);
+
+    int32_t nparams;
+    if ((st = read_params(self, attrs, &nparams)) != PLY_OK) return fail(self, st);
+    int32_t wanted = self->vectorised ? 0 : self->arity - 1;
+    if (nparams != wanted) {
+        if (self->vectorised)
+            return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                         "user_activation: attribute 'params' has %d value%s, but the vectorised "
+                                         "signature \"%s\" takes none",
+                                         (int)nparams, nparams == 1 ? "" : "s", signature));
+        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                     "user_activation: attribute 'params' has %d value%s, but signature \"%s\" takes "
+                                     "%d extra parameter%s after x",
+                                     (int)nparams, nparams == 1 ? "" : "s", signature, (int)wanted,
+                                     wanted == 1 ? "" : "s"));
+    }
+    self->fd_step = has_step ? fd_step : self->precision == UA_F64 ? cbrt(DBL_EPSILON) : cbrt(FLT_EPSILON);
+    self->parallel = parallel != 0;
+
+    /* The function and its derivative. */
+    if (has_library) {
+        if ((st = open_library(self, library)) != PLY_OK) return fail(self, st);
+        if ((st = resolve(self, library, symbol, "symbol", &self->fn)) != PLY_OK) return fail(self, st);
+        if (has_derivative && (st = resolve(self, library, derivative, "derivative", &self->dfn)) != PLY_OK)
+            return fail(self, st);
+    } else {
+        uintptr_t a = (uintptr_t)address, d = (uintptr_t)derivative_address;
+        memcpy(&self->fn, &a, sizeof self->fn);
+        if (has_daddress) memcpy(&self->dfn, &d, sizeof self->dfn);
+    }
+
+    /* The call interface, once (the derivative has the same one). */
+    ffi_type *ret;
+    if (self->vectorised) {
+        ret = &ffi_type_void;
+        self->arg_types[0] = &ffi_type_pointer;
+        self->arg_types[1] = &ffi_type_pointer;
+        self->arg_types[2] = &ffi_type_sint64;
+    } else {
+        ret = self->precision == UA_F64 ? &ffi_type_double : &ffi_type_float;
+        for (int32_t i = 0; i < self->arity; i++) self->arg_types[i] = ret;
+    }
+    ffi_status fs = ffi_prep_cif(&self->cif, FFI_DEFAULT_ABI, (unsigned)self->arity, ret, self->arg_types);
+    if (fs != FFI_OK)
+        return fail(self, ply_errorf(host, PLY_ERR_INTERNAL,
+                                     "user_activation: ffi_prep_cif failed for \"%s\" (ffi_status %d)", signature,
+                                     (int)fs));
+
+    if (has_owner && has_retain) {
+        ua_owner_fn retain;
+        uintptr_t r = (uintptr_t)owner_retain, l = (uintptr_t)owner_release;
+        memcpy(&retain, &r, sizeof retain);
+        memcpy(&self->owner_release, &l, sizeof self->owner_release);
+        self->owner = (void *)(uintptr_t)owner;
+        retain(self->owner);
+    }
+    *out = self;
+    return PLY_OK;
+}
+
+static void ua_destroy(ply_layer *self) {
+    if (!self) return;
+    if (self->owner_release) self->owner_release(self->owner);
+    if (self->library) dlclose(self->library);
+    self->host->free(self->host, self->scratch);
+    self->host->free(self->host, self);
+}
+
+/* Frees a half-built instance and passes the (already reported) status on. */
+static ply_status fail(ply_layer *self, ply_status st) {
+    self->owner_release = NULL; /* never retained */
+    ua_destroy(self);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Calls                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef union {
+    float f;
+    double d;
+    ffi_arg a;
+} ua_ret;
+
+/* Argument pointers for one chunk: av[0] is set per call, the rest point at
+ * the layer's params. */
+static void init_args(ply_layer *self, void **av) {
+    for (int32_t i = 1; i < self->arity; i++)
+        av[i] = self->precision == UA_F64 ? (void *)&self->paramd[i - 1] : (void *)&self->paramf[i - 1];
+}
+
+static inline float call_f(ply_layer *self, ua_fn fn, float x, void **av) {
+    ua_ret r;
+    av[0] = &x;
+    ffi_call(&self->cif, fn, &r, av);
+    return r.f;
+}
+static inline double call_d(ply_layer *self, ua_fn fn, double x, void **av) {
+    ua_ret r;
+    av[0] = &x;
+    ffi_call(&self->cif, fn, &r, av);
+    return r.d;
+}
+
+/* f'(x) for a scalar signature: the derivative function or central differences. */
+static inline float derivative_at(ply_layer *self, float x, void **av) {
+    if (self->precision == UA_F32) {
+        if (self->dfn) return call_f(self, self->dfn, x, av);
+        float h = (float)self->fd_step * fmaxf(1.0f, fabsf(x));
+        float xp = x + h, xm = x - h;
+        float fp = call_f(self, self->fn, xp, av), fm = call_f(self, self->fn, xm, av);
+        return (float)(((double)fp - (double)fm) / ((double)xp - (double)xm));
+    }
+    double xd = x;
+    if (self->dfn) return (float)call_d(self, self->dfn, xd, av);
+    double h = self->fd_step * fmax(1.0, fabs(xd));
+    double xp = xd + h, xm = xd - h;
+    return (float)((call_d(self, self->fn, xp, av) - call_d(self, self->fn, xm, av)) / (xp - xm));
+}
+
+typedef struct {
+    ply_layer *self;
+    const float *x, *dy;
+    float *out;
+} ua_job;
+
+static void forward_chunk(void *context, int64_t begin, int64_t end) {
+    ua_job *job = context;
+    ply_layer *self = job->self;
+    void *av[UA_MAX_ARGS];
+    init_args(self, av);
+    if (self->precision == UA_F32) {
+        for (int64_t i = begin; i < end; i++) job->out[i] = call_f(self, self->fn, job->x[i], av);
+    } else {
+        for (int64_t i = begin; i < end; i++) job->out[i] = (float)call_d(self, self->fn, job->x[i], av);
+    }
+}
+
+static void backward_chunk(void *context, int64_t begin, int64_t end) {
+    ua_job *job = context;
+    ply_layer *self = job->self;
+    void *av[UA_MAX_ARGS];
+    init_args(self, av);
+    for (int64_t i = begin; i < end; i++) job->out[i] = job->dy[i] * derivative_at(self, job->x[i], av);
+}
+
+static void run(ply_layer *self, int64_t n, ply_parallel_fn fn, ua_job *job) {
+    if (self->parallel && n > UA_GRAIN)
+        self->host->parallel_for(self->host, n, UA_GRAIN, fn, job);
+    else
+        fn(job, 0, n);
+}
+
+static void call_vec(ply_layer *self, ua_fn fn, const float *in, float *out, int64_t n) {
+    void *av[3] = {&in, &out, &n};
+    ua_ret r;
+    ffi_call(&self->cif, fn, &r, av);
+}
+
+/* ------------------------------------------------------------------------ */
+/* vtable                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static ply_status check_tensor(ply_layer *self, const char *what, const ply_tensor *t) {
+    if (t->dtype != PLY_DTYPE_F32 || t->strides != NULL)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "user_activation: %s must be a compact float32 tensor",
+                          what);
+    return PLY_OK;
+}
+
+static ply_status ua_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output) {
+    (void)self;
+    (void)n_inputs;
+    *output = inputs[0];
+    return PLY_OK;
+}
+
+static ply_status ua_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+    (void)n_inputs;
+    ply_status st;
+    if ((st = check_tensor(self, "input 0", &inputs[0])) != PLY_OK) return st;
+    if ((st = check_tensor(self, "the output", output)) != PLY_OK) return st;
+    int64_t n = ply_shape_numel(&inputs[0].shape);
+    if (n == 0) return PLY_OK;
+    if (self->vectorised) {
+        call_vec(self, self->fn, inputs[0].data, output->data, n);
+        return PLY_OK;
+    }
+    ua_job job = {self, inputs[0].data, NULL, output->data};
+    run(self, n, forward_chunk, &job);
+    return PLY_OK;
+}
+
+static ply_status ua_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
+                              const ply_tensor *grad_output, ply_tensor *grad_inputs) {
+    (void)n_inputs;
+    (void)output;
+    float *dx = grad_inputs[0].data;
+    if (!dx) return PLY_OK;
+    ply_status st;
+    if ((st = check_tensor(self, "input 0", &inputs[0])) != PLY_OK) return st;
+    if ((st = check_tensor(self, "the output gradient", grad_output)) != PLY_OK) return st;
+    if ((st = check_tensor(self, "the input gradient", &grad_inputs[0])) != PLY_OK) return st;
+    const float *x = inputs[0].data, *dy = grad_output->data;
+    int64_t n = ply_shape_numel(&inputs[0].shape);
+    if (n == 0) return PLY_OK;
+    if (!self->vectorised) {
+        ua_job job = {self, x, dy, dx};
+        run(self, n, backward_chunk, &job);
+        return PLY_OK;
+    }
+    if (self->dfn) {
+        call_vec(self, self->dfn, x, dx, n);
+        for (int64_t i = 0; i < n; i++) dx[i] *= dy[i];
+        return PLY_OK;
+    }
+    /* Central differences, two calls over the whole tensor. */
+    if (self->scratch_count < n) {
+        float *s = self->host->alloc(self->host, (size_t)n * 2 * sizeof(float));
+        if (!s)
+            return ply_errorf(self->host, PLY_ERR_OUT_OF_MEMORY,
+                              "user_activation: out of memory for finite-difference scratch (%lld floats)",
+                              (long long)(2 * n));
+        self->host->free(self->host, self->scratch);
+        self->scratch = s;
+        self->scratch_count = n;
+    }
+    float *shifted = self->scratch, *values = self->scratch + n;
+    float step = (float)self->fd_step;
+    for (int64_t i = 0; i < n; i++) shifted[i] = x[i] + step * fmaxf(1.0f, fabsf(x[i]));
+    call_vec(self, self->fn, shifted, dx, n); /* dx holds f(x + h) for now */
+    for (int64_t i = 0; i < n; i++) shifted[i] = x[i] - step * fmaxf(1.0f, fabsf(x[i]));
+    call_vec(self, self->fn, shifted, values, n);
+    for (int64_t i = 0; i < n; i++) {
+        float h = step * fmaxf(1.0f, fabsf(x[i]));
+        float xp = x[i] + h, xm = x[i] - h;
+        dx[i] = dy[i] * (float)(((double)dx[i] - (double)values[i]) / ((double)xp - (double)xm));
+    }
+    return PLY_OK;
+}
+
+static const ply_layer_type user_activation_type = {
+    sizeof(ply_layer_type),
+    PLY_ABI_VERSION,
+    "user_activation",
+    "a user's element-wise function called through libffi (library+symbol or address, signature, params)",
+    1,
+    1,
+    ua_create,
+    ua_destroy,
+    ua_infer_shape,
+    ua_forward,
+    ua_backward,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static const ply_layer_type *const types[] = {&user_activation_type};
+
+static const ply_plugin plugin = {
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.user_activation", "1.0.0", 1, 0, types,
+};
+
+PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
+        host->set_error(host, PLY_ERR_ABI, "ply.user_activation: built for Ply ABI 1.x");
+        return NULL;
+    }
+    return &plugin;
+}
