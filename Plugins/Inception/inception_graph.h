@@ -1,0 +1,76 @@
+/*
+ * Private to the Inception plugin: a small graph of child layers.
+ *
+ * Every block of this plugin (basic_conv2d, the GoogLeNet and Inception-v3
+ * blocks) is a list of child nodes created through host->create_layer, each
+ * reading one or more earlier values. Value 0 is the block's input; value
+ * k >= 1 is the output of node k-1; the last node's output is the block's
+ * output. Nodes are listed in topological order, which is also torchvision's
+ * registration order, so the parameters come out in state_dict order, each
+ * child's names prefixed with the node's name ("branch3x3dbl_2" +
+ * "conv.weight").
+ */
+#ifndef PLY_INCEPTION_GRAPH_H
+#define PLY_INCEPTION_GRAPH_H
+
+#include "ply/plugin.h"
+
+#define BLK_MAX_NODES 16
+#define BLK_MAX_IN 6
+
+typedef struct blk_node {
+    const ply_layer_type *type;
+    ply_layer *layer;
+    int32_t in[BLK_MAX_IN];   /* value indices this node reads */
+    int32_t n_in;
+    int32_t n_params;         /* the child's param_count */
+    char prefix[32];          /* torchvision module name ("" = no parameters) */
+    ply_shape shape;          /* output shape of the last forward */
+    float *value, *grad;      /* output and its gradient (not for the last node) */
+    int64_t value_cap, grad_cap;
+} blk_node;
+
+struct ply_layer {
+    const ply_host *host;
+    const char *type_name;    /* static: the block's type, for messages */
+    int64_t in_channels;      /* checked by infer_shape */
+    int32_t n_nodes;
+    blk_node nodes[BLK_MAX_NODES];
+    int32_t n_params;
+    char **param_names;       /* dotted names, n_params of them */
+    float *scratch[BLK_MAX_IN];
+    int64_t scratch_cap[BLK_MAX_IN];
+};
+
+/* Building. Each builder is a no-op when *st is already an error, so a block's
+ * create is a straight list of calls followed by blk_finish. Each returns the
+ * new node's value index. */
+ply_layer *blk_new(const ply_host *host, const char *type_name, int64_t in_channels);
+int32_t blk_add(ply_layer *self, ply_status *st, const char *prefix, const char *type, const ply_attr *attrs,
+                int32_t n_attrs, const int32_t *in, int32_t n_in);
+/* torchvision BasicConv2d: conv (no bias) + batch-norm (eps 0.001) + ReLU. */
+int32_t blk_conv(ply_layer *self, ply_status *st, const char *prefix, int32_t in, int64_t cin, int64_t cout,
+                 int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw);
+/* maxpool2d / avgpool2d (count_include_pad=True), square kernel. */
+int32_t blk_pool(ply_layer *self, ply_status *st, const char *type, int32_t in, int64_t k, int64_t s, int64_t p,
+                 int ceil_mode);
+int32_t blk_concat(ply_layer *self, ply_status *st, const int32_t *in, int32_t n_in);
+/* Build the dotted parameter names; on failure (or when st is an error)
+ * destroy self and return the status, else set *out. */
+ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out);
+
+/* Reads a required attribute that must be a positive integer. */
+ply_status blk_positive_attr(const ply_host *host, const ply_attrs *attrs, const char *type_name, const char *name,
+                             int64_t *out);
+
+/* The shared vtable entries. */
+void blk_destroy(ply_layer *self);
+ply_status blk_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output);
+ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
+ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
+                        const ply_tensor *grad_output, ply_tensor *grad_inputs);
+int32_t blk_param_count(ply_layer *self);
+ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out);
+void blk_set_training(ply_layer *self, int32_t training);
+
+#endif

@@ -1,0 +1,443 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// The Inception plugin: torchvision's BasicConv2d, GoogLeNet `Inception` and Inception-v3
+/// blocks A–E and Aux, composed from the host's conv / batch-norm / ReLU / pool / concat layers.
+/// GoogLeNet and InceptionA have PyTorch goldens; the others are checked for shapes,
+/// parameter names and counts against torchvision's architecture, and by finite differences.
+@Suite struct InceptionBlockTests {
+    static let goldenCases = ["inception_googlenet_train", "inception_googlenet_eval",
+                              "inception_v3_a_train", "inception_v3_a_eval"]
+
+    /// Eval cases through the shared golden runner.
+    @Test(arguments: goldenCases.filter { $0.hasSuffix("_eval") })
+    func golden(_ name: String) throws {
+        try GoldenLayerTests.run(name, runtime: sharedRuntime)
+    }
+
+    /// Train cases. As with the residual goldens, their `grad_params` were produced by PyTorch
+    /// on the module of the matching `_eval` case without zeroing `.grad` in between: each is
+    /// the train gradient PLUS the eval case's (checked here: our clean train gradients plus the
+    /// eval file's equal them; output, grad_input and buffers_after are those of a clean train
+    /// step). So the sequence is replayed: eval forward/backward, then train forward/backward
+    /// with the parameter gradients accumulating.
+    @Test(arguments: goldenCases.filter { $0.hasSuffix("_train") })
+    func goldenTrainAfterEval(_ name: String) throws {
+        let dir = fixtures.appendingPathComponent("golden/layers")
+        let train = try Self.loadJSON(dir.appendingPathComponent("\(name).json"))
+        let eval = try Self.loadJSON(dir.appendingPathComponent("\(name.dropLast(6))_eval.json"))
+        let attrs = try #require(train["attrs"]).object.mapValues { $0.int! }
+        let layer = try Self.layer(try #require(train["op"]?.string), attrs)
+        let params = try layer.parameters
+        for p in params { p.gradient?.update(repeating: 0) }
+
+        func step(_ json: JSON, training: Bool) throws {
+            let label = "\(name) (\(training ? "train" : "eval") step)"
+            var given = json["params"]?.object ?? [:]
+            for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
+            for (pname, value) in given {
+                let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
+                let t = try #require(value.tensor)
+                #expect(p.shape == t.shape, "\(label): \(pname) shape")
+                try p.write(t.data)
+            }
+            layer.setTraining(training)
+            let x = try #require(json["input"]?.tensor)
+            let y = try layer.forward([x])
+            let expected = try #require(json["output"]?.tensor)
+            #expect(y.shape == expected.shape, "\(label): output shape")
+            let fwd = closeness(y.data, expected.data)
+            #expect(fwd.ok, "\(label): output max error \(fwd.error) > \(fwd.bound)")
+            let gin = try layer.backward(inputs: [x], output: y, gradOutput: try #require(json["grad_output"]?.tensor))
+            let gx = closeness(try #require(gin[0]).data, try #require(json["grad_input"]?.tensor).data)
+            #expect(gx.ok, "\(label): grad_input max error \(gx.error) > \(gx.bound)")
+            let grads = json["grad_params"]?.object ?? [:]
+            #expect(grads.count == params.filter(\.trainable).count, "\(label): every weight has a reference gradient")
+            for (pname, value) in grads {
+                let p = try #require(params.first { $0.name == pname })
+                let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data)
+                #expect(c.ok, "\(label): accumulated grad of \(pname) max error \(c.error) > \(c.bound)")
+            }
+            for (pname, value) in json["buffers_after"]?.object ?? [:] {
+                let p = try #require(params.first { $0.name == pname })
+                let c = closeness(p.read(), try #require(value.tensor).data)
+                #expect(c.ok, "\(label): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
+            }
+        }
+        try step(eval, training: false)
+        try step(train, training: true)
+        let counters = params.filter(\.isInteger)
+        #expect(!counters.isEmpty && counters.allSatisfy { $0.integers![0] == 1 }, "one train step counted")
+    }
+
+    // MARK: - torchvision's architecture, restated
+
+    /// A module with parameters inside a block: a BasicConv2d or a Linear.
+    enum Module {
+        case basic(String, cin: Int, cout: Int, kh: Int, kw: Int)
+        case linear(String, inFeatures: Int, outFeatures: Int)
+
+        /// state_dict entries, in order: (name, shape); num_batches_tracked is a scalar.
+        var entries: [(String, [Int])] {
+            switch self {
+            case let .basic(p, cin, cout, kh, kw):
+                return [("\(p).conv.weight", [cout, cin, kh, kw]), ("\(p).bn.weight", [cout]), ("\(p).bn.bias", [cout]),
+                        ("\(p).bn.running_mean", [cout]), ("\(p).bn.running_var", [cout]),
+                        ("\(p).bn.num_batches_tracked", [])]
+            case let .linear(p, i, o):
+                return [("\(p).weight", [o, i]), ("\(p).bias", [o])]
+            }
+        }
+
+        var trainableCount: Int {
+            switch self {
+            case let .basic(_, cin, cout, kh, kw): return cin * cout * kh * kw + 2 * cout
+            case let .linear(_, i, o): return i * o + o
+            }
+        }
+    }
+
+    static func sq(_ p: String, _ cin: Int, _ cout: Int, _ k: Int) -> Module { .basic(p, cin: cin, cout: cout, kh: k, kw: k) }
+    static func rect(_ p: String, _ cin: Int, _ cout: Int, _ kh: Int, _ kw: Int) -> Module {
+        .basic(p, cin: cin, cout: cout, kh: kh, kw: kw)
+    }
+
+    /// torchvision's modules for a block type and attributes, in registration order.
+    static func modules(_ type: String, _ a: [String: Int]) -> [Module] {
+        let inC = a["in_channels"]!
+        switch type {
+        case "inception_googlenet":
+            let (c1, c3r, c3, c5r, c5, pp) = (a["ch1x1"]!, a["ch3x3red"]!, a["ch3x3"]!, a["ch5x5red"]!, a["ch5x5"]!, a["pool_proj"]!)
+            return [sq("branch1", inC, c1, 1), sq("branch2.0", inC, c3r, 1), sq("branch2.1", c3r, c3, 3),
+                    sq("branch3.0", inC, c5r, 1), sq("branch3.1", c5r, c5, 3), sq("branch4.1", inC, pp, 1)]
+        case "inception_v3_a":
+            return [sq("branch1x1", inC, 64, 1), sq("branch5x5_1", inC, 48, 1), sq("branch5x5_2", 48, 64, 5),
+                    sq("branch3x3dbl_1", inC, 64, 1), sq("branch3x3dbl_2", 64, 96, 3), sq("branch3x3dbl_3", 96, 96, 3),
+                    sq("branch_pool", inC, a["pool_features"]!, 1)]
+        case "inception_v3_b":
+            return [sq("branch3x3", inC, 384, 3), sq("branch3x3dbl_1", inC, 64, 1), sq("branch3x3dbl_2", 64, 96, 3),
+                    sq("branch3x3dbl_3", 96, 96, 3)]
+        case "inception_v3_c":
+            let c7 = a["channels_7x7"]!
+            return [sq("branch1x1", inC, 192, 1),
+                    sq("branch7x7_1", inC, c7, 1), rect("branch7x7_2", c7, c7, 1, 7), rect("branch7x7_3", c7, 192, 7, 1),
+                    sq("branch7x7dbl_1", inC, c7, 1), rect("branch7x7dbl_2", c7, c7, 7, 1),
+                    rect("branch7x7dbl_3", c7, c7, 1, 7), rect("branch7x7dbl_4", c7, c7, 7, 1),
+                    rect("branch7x7dbl_5", c7, 192, 1, 7), sq("branch_pool", inC, 192, 1)]
+        case "inception_v3_d":
+            return [sq("branch3x3_1", inC, 192, 1), sq("branch3x3_2", 192, 320, 3),
+                    sq("branch7x7x3_1", inC, 192, 1), rect("branch7x7x3_2", 192, 192, 1, 7),
+                    rect("branch7x7x3_3", 192, 192, 7, 1), sq("branch7x7x3_4", 192, 192, 3)]
+        case "inception_v3_e":
+            return [sq("branch1x1", inC, 320, 1),
+                    sq("branch3x3_1", inC, 384, 1), rect("branch3x3_2a", 384, 384, 1, 3), rect("branch3x3_2b", 384, 384, 3, 1),
+                    sq("branch3x3dbl_1", inC, 448, 1), sq("branch3x3dbl_2", 448, 384, 3),
+                    rect("branch3x3dbl_3a", 384, 384, 1, 3), rect("branch3x3dbl_3b", 384, 384, 3, 1),
+                    sq("branch_pool", inC, 192, 1)]
+        case "inception_v3_aux":
+            return [sq("conv0", inC, 128, 1), sq("conv1", 128, 768, 5),
+                    .linear("fc", inFeatures: 768, outFeatures: a["num_classes"]!)]
+        default:
+            return []
+        }
+    }
+
+    static func layer(_ type: String, _ a: [String: Int]) throws -> Layer {
+        try Layer(type, a.sorted { $0.key < $1.key }.map { ($0.key, AttributeValue.int($0.value)) }, runtime: sharedRuntime)
+    }
+
+    /// Full-size configurations as torchvision's Inception3 uses them.
+    static let blocks: [(String, [String: Int])] = [
+        ("inception_googlenet", ["in_channels": 192, "ch1x1": 64, "ch3x3red": 96, "ch3x3": 128, "ch5x5red": 16,
+                                 "ch5x5": 32, "pool_proj": 32]),
+        ("inception_v3_a", ["in_channels": 192, "pool_features": 32]),
+        ("inception_v3_b", ["in_channels": 288]),
+        ("inception_v3_c", ["in_channels": 768, "channels_7x7": 128]),
+        ("inception_v3_d", ["in_channels": 768]),
+        ("inception_v3_e", ["in_channels": 1280]),
+        ("inception_v3_aux", ["in_channels": 768, "num_classes": 1000]),
+    ]
+
+    // MARK: - names, order, counts
+
+    /// Every block lists torchvision's state_dict names and shapes, in order, with
+    /// torchvision's trainable parameter count.
+    @Test(arguments: blocks.indices)
+    func stateDictNamesShapesAndCounts(_ i: Int) throws {
+        let (type, attrs) = Self.blocks[i]
+        let layer = try Self.layer(type, attrs)
+        let params = try layer.parameters
+        let expected = Self.modules(type, attrs).flatMap(\.entries)
+        #expect(params.map(\.name) == expected.map(\.0), "\(type)")
+        #expect(params.map(\.shape.dims) == expected.map(\.1), "\(type)")
+        #expect(params.filter(\.trainable).map(\.name) == expected.map(\.0).filter { !$0.contains("running") && !$0.contains("num_batches") })
+        #expect(params.filter(\.isInteger).allSatisfy { $0.name.hasSuffix("bn.num_batches_tracked") })
+        let count = params.filter(\.trainable).reduce(0) { $0 + $1.shape.count }
+        #expect(count == Self.modules(type, attrs).reduce(0) { $0 + $1.trainableCount }, "\(type)")
+    }
+
+    /// The blocks of torchvision's inception_v3 (with the aux head, 1000 classes) plus its stem
+    /// and fc add up to torchvision's documented 27,161,264 parameters.
+    @Test func inceptionV3TotalParameterCount() throws {
+        let blocks: [(String, [String: Int])] = [
+            ("inception_v3_a", ["in_channels": 192, "pool_features": 32]),
+            ("inception_v3_a", ["in_channels": 256, "pool_features": 64]),
+            ("inception_v3_a", ["in_channels": 288, "pool_features": 64]),
+            ("inception_v3_b", ["in_channels": 288]),
+            ("inception_v3_c", ["in_channels": 768, "channels_7x7": 128]),
+            ("inception_v3_c", ["in_channels": 768, "channels_7x7": 160]),
+            ("inception_v3_c", ["in_channels": 768, "channels_7x7": 160]),
+            ("inception_v3_c", ["in_channels": 768, "channels_7x7": 192]),
+            ("inception_v3_aux", ["in_channels": 768, "num_classes": 1000]),
+            ("inception_v3_d", ["in_channels": 768]),
+            ("inception_v3_e", ["in_channels": 1280]),
+            ("inception_v3_e", ["in_channels": 2048]),
+        ]
+        var total = 0
+        for (type, attrs) in blocks {
+            total += try Self.layer(type, attrs).parameters.filter(\.trainable).reduce(0) { $0 + $1.shape.count }
+        }
+        for (cin, cout, k) in [(3, 32, 3), (32, 32, 3), (32, 64, 3), (64, 80, 1), (80, 192, 3)] {
+            let stem = try Layer("basic_conv2d", [("in_channels", .int(cin)), ("out_channels", .int(cout)),
+                                                  ("kernel_size", .int(k))], runtime: sharedRuntime)
+            total += try stem.parameters.filter(\.trainable).reduce(0) { $0 + $1.shape.count }
+        }
+        total += 2048 * 1000 + 1000
+        #expect(total == 27_161_264)
+    }
+
+    /// Against the real torchvision GoogLeNet state_dict (models/googlenet.json): every
+    /// inception block's names and shapes, and the model's total parameter count.
+    @Test func googlenetStateDictFromTorchvision() throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("golden/models/googlenet.json"))
+        let entries = json["state_dict"]!.array.map { ($0.array[0].string!, $0.array[1].array.compactMap(\.int)) }
+        let shape = Dictionary(entries, uniquingKeysWith: { a, _ in a })
+        var total = 0
+        for block in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"].map({ "inception" + $0 }) {
+            let w = { (m: String) in shape["\(block).\(m).conv.weight"]! }
+            let attrs = ["in_channels": w("branch1")[1], "ch1x1": w("branch1")[0], "ch3x3red": w("branch2.0")[0],
+                         "ch3x3": w("branch2.1")[0], "ch5x5red": w("branch3.0")[0], "ch5x5": w("branch3.1")[0],
+                         "pool_proj": w("branch4.1")[0]]
+            let params = try Self.layer("inception_googlenet", attrs).parameters.filter { !$0.isInteger }
+            let ref = entries.filter { $0.0.hasPrefix(block + ".") }
+            #expect(params.map { "\(block).\($0.name)" } == ref.map(\.0))
+            #expect(params.map(\.shape.dims) == ref.map(\.1))
+            total += params.filter(\.trainable).reduce(0) { $0 + $1.shape.count }
+        }
+        for (cin, cout, k) in [(3, 64, 7), (64, 64, 1), (64, 192, 3)] { total += cin * cout * k * k + 2 * cout }
+        total += 1024 * 1000 + 1000
+        #expect(total == json["param_count"]?.int)
+    }
+
+    /// Loads a golden file through JSONSerialization (the InceptionA files are 5.7 MB, slow to
+    /// decode through Decodable in debug builds).
+    static func loadJSON(_ url: URL) throws -> JSON {
+        func convert(_ any: Any) -> JSON {
+            switch any {
+            case let d as [String: Any]: return .object(d.mapValues(convert))
+            case let a as [Any]: return .array(a.map(convert))
+            case let s as String: return .string(s)
+            case let n as NSNumber:
+                let d = n.doubleValue
+                return d == d.rounded() && abs(d) < 9e15 ? .int(Int(d)) : .double(d)
+            default: return .null
+            }
+        }
+        return convert(try JSONSerialization.jsonObject(with: Data(contentsOf: url)))
+    }
+
+    /// Keys of the object under top-level `key`, in file order (JSON objects lose the order).
+    /// The values there are tensors, `{"shape": [...], "data": [...]}`, with no nested object.
+    static func keysInFileOrder(_ data: Data, _ key: String) -> [String] {
+        func find(_ text: String, from: Int) -> Int? { data.range(of: Data(text.utf8), in: from..<data.endIndex)?.lowerBound }
+        guard let at = find("\"\(key)\":", from: data.startIndex), var pos = find("{", from: at) else { return [] }
+        var keys: [String] = []
+        pos += 1
+        while let quote = find("\"", from: pos), let close = find("\"", from: quote + 1),
+              let end = find("}", from: close), find("}", from: pos).map({ $0 > quote }) ?? false {
+            keys.append(String(decoding: data[(quote + 1)..<close], as: UTF8.self))
+            pos = end + 1
+        }
+        return keys
+    }
+
+    /// Parameter and buffer names come in the golden files' order (torchvision's state_dict).
+    @Test(arguments: goldenCases)
+    func parameterOrderMatchesGolden(_ name: String) throws {
+        let url = fixtures.appendingPathComponent("golden/layers/\(name).json")
+        let text = try Data(contentsOf: url)
+        let json = try Self.loadJSON(url)
+        let attrs = json["attrs"]!.object.mapValues { $0.int! }
+        let params = try Self.layer(json["op"]!.string!, attrs).parameters
+        let weights = Self.keysInFileOrder(text, "params"), buffers = Self.keysInFileOrder(text, "buffers")
+        #expect(!weights.isEmpty && !buffers.isEmpty)
+        #expect(params.filter(\.trainable).map(\.name) == weights)
+        #expect(params.filter { !$0.trainable && !$0.isInteger }.map(\.name) == buffers)
+    }
+
+    // MARK: - shapes
+
+    @Test(arguments: [
+        (0, [1, 192, 28, 28], [1, 256, 28, 28]),
+        (1, [1, 192, 35, 35], [1, 256, 35, 35]),
+        (2, [1, 288, 35, 35], [1, 768, 17, 17]),
+        (3, [1, 768, 17, 17], [1, 768, 17, 17]),
+        (4, [1, 768, 17, 17], [1, 1280, 8, 8]),
+        (5, [1, 1280, 8, 8], [1, 2048, 8, 8]),
+        (6, [2, 768, 17, 17], [2, 1000]),
+    ])
+    func fullSizeOutputShapes(_ i: Int, _ input: [Int], _ output: [Int]) throws {
+        let (type, attrs) = Self.blocks[i]
+        let layer = try Self.layer(type, attrs)
+        layer.setTraining(false)
+        #expect(try layer.outputShape(for: [Shape(input)]) == Shape(output), "\(type)")
+        var g = SplitMix64(seed: 7)
+        let x = try Tensor(shape: Shape(input), data: (0..<Shape(input).count).map { _ in g.nextUnitFloat() - 0.5 })
+        let y = try layer.forward([x])
+        #expect(y.shape == Shape(output))
+        #expect(y.data.allSatisfy { $0.isFinite })
+    }
+
+    // MARK: - finite differences
+
+    /// Small configurations for the gradient check: (type, attrs, input shape, parameter).
+    static let small: [(String, [String: Int], [Int], String)] = [
+        ("basic_conv2d", ["in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1],
+         [2, 3, 6, 5], "conv.weight"),
+        ("inception_googlenet", ["in_channels": 4, "ch1x1": 2, "ch3x3red": 3, "ch3x3": 2, "ch5x5red": 2, "ch5x5": 3,
+                                 "pool_proj": 2], [2, 4, 5, 5], "branch4.1.conv.weight"),
+        ("inception_v3_a", ["in_channels": 4, "pool_features": 3], [2, 4, 4, 4], "branch3x3dbl_2.conv.weight"),
+        ("inception_v3_b", ["in_channels": 4], [2, 4, 7, 7], "branch3x3dbl_3.conv.weight"),
+        ("inception_v3_c", ["in_channels": 4, "channels_7x7": 3], [2, 4, 5, 5], "branch7x7dbl_3.conv.weight"),
+        ("inception_v3_d", ["in_channels": 4], [2, 4, 7, 7], "branch7x7x3_2.bn.weight"),
+        ("inception_v3_e", ["in_channels": 4], [2, 4, 3, 3], "branch3x3dbl_3b.conv.weight"),
+        ("inception_v3_aux", ["in_channels": 4, "num_classes": 5], [2, 4, 17, 17], "conv0.conv.weight"),
+    ]
+
+    static func smallLayer(_ i: Int) throws -> (Layer, Tensor, String) {
+        let (type, attrs, shape, param) = small[i]
+        let layer = try Self.layer(type, attrs)
+        var g = SplitMix64(seed: UInt64(100 + i))
+        let x = try Tensor(shape: Shape(shape), data: (0..<Shape(shape).count).map { _ in 2 * g.nextUnitFloat() - 1 })
+        // Non-trivial batch-norm statistics and affine parameters.
+        for p in try layer.parameters where p.shape.rank == 1 {
+            let v = p.floats!
+            for k in 0..<v.count {
+                let u = g.nextUnitFloat()
+                if p.name.hasSuffix("running_var") { v[k] = 0.5 + u } else if p.name.hasSuffix("bn.weight") { v[k] = 0.5 + u }
+                else { v[k] = 0.2 * (u - 0.5) }
+            }
+        }
+        return (layer, x, param)
+    }
+
+    /// Central differences of sum(output * g) for one input element and one parameter element,
+    /// against backward (eval mode, so forward has no side effects).
+    @Test(arguments: small.indices)
+    func finiteDifferenceGradient(_ i: Int) throws {
+        let (layer, x, pname) = try Self.smallLayer(i)
+        let type = Self.small[i].0
+        layer.setTraining(false)
+        let y = try layer.forward([x])
+        var gen = SplitMix64(seed: 5)
+        let gy = try Tensor(shape: y.shape, data: (0..<y.shape.count).map { _ in 2 * gen.nextUnitFloat() - 1 })
+        let loss = { (t: Tensor) throws -> Double in
+            zip(try layer.forward([t]).data, gy.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let params = try layer.parameters
+        for p in params { p.gradient?.update(repeating: 0) }
+        let dx = try #require(try layer.backward(inputs: [x], output: y, gradOutput: gy)[0])
+        let p = try #require(params.first { $0.name == pname }, "\(type) has no \(pname)")
+        // The elements with the largest gradients (a dead ReLU channel would make the check vacuous).
+        let grad = Array(p.gradient!)
+        let kp = grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!
+        let k = dx.data.indices.max { abs(dx.data[$0]) < abs(dx.data[$1]) }!
+
+        // Eval mode is piecewise linear (conv, affine BN, ReLU, pools, concat): central
+        // differences converge to the gradient as h shrinks, unless h crosses a ReLU or max-pool
+        // kink, and float32 rounding grows as h shrinks; so try a few h and take the best.
+        func numeric(_ f: (Float) throws -> Double) rethrows -> [Double] {
+            try [1e-2, 3e-3, 1e-3, 3e-4].map { (h: Float) in (try f(h) - f(-h)) / Double(2 * h) }
+        }
+        let numericInput = try numeric { h in
+            var xh = x
+            xh.data[k] += h
+            return try loss(xh)
+        }
+        let values = p.floats!
+        let saved = values[kp]
+        let numericParam = try numeric { h in
+            values[kp] = saved + h
+            defer { values[kp] = saved }
+            return try loss(x)
+        }
+        for (what, analytic, numeric) in [("input[\(k)]", Double(dx.data[k]), numericInput),
+                                          ("\(pname)[\(kp)]", Double(grad[kp]), numericParam)] {
+            let best = numeric.map { abs($0 - analytic) }.min()!
+            #expect(best <= 1e-2 * abs(analytic) + 2e-5, "\(type): d/d\(what) analytic \(analytic) vs numeric \(numeric)")
+            #expect(abs(analytic) > 1e-4, "\(type): d/d\(what) is \(analytic); the check would be vacuous")
+        }
+    }
+
+    /// With grad_inputs[0].data == NULL the parameter gradients are the same; gradients
+    /// accumulate over repeated backward calls; repeated forwards give the same output.
+    @Test(arguments: [1, 4, 6])
+    func parameterGradientsWithoutInputGradient(_ i: Int) throws {
+        let (layer, x, pname) = try Self.smallLayer(i)
+        let y = try layer.forward([x])
+        let gy = try Tensor(shape: y.shape, data: (0..<y.shape.count).map { Float($0 % 7) - 3 })
+        let p = try #require(try layer.parameters.first { $0.name == pname })
+        p.gradient!.update(repeating: 0)
+        _ = try layer.backward(inputs: [x], output: y, gradOutput: gy, wanted: [true])
+        let withInput = Array(p.gradient!)
+        p.gradient!.update(repeating: 0)
+        let none = try layer.backward(inputs: [x], output: y, gradOutput: gy, wanted: [false])
+        #expect(none[0] == nil)
+        #expect(closeness(Array(p.gradient!), withInput).ok)
+        _ = try layer.backward(inputs: [x], output: y, gradOutput: gy, wanted: [false])
+        #expect(closeness(Array(p.gradient!), withInput.map { 2 * $0 }).ok)
+        layer.setTraining(false)
+        #expect(try layer.forward([x]) == (try layer.forward([x])))
+    }
+
+    /// Train mode counts batches in every batch-norm child; eval mode does not.
+    @Test func trainingModeReachesEveryChild() throws {
+        let (layer, x, _) = try Self.smallLayer(4)
+        _ = try layer.forward([x])
+        layer.setTraining(false)
+        _ = try layer.forward([x])
+        let counters = try layer.parameters.filter(\.isInteger)
+        #expect(counters.count == 10)
+        #expect(counters.allSatisfy { $0.integers![0] == 1 })
+    }
+
+    // MARK: - errors
+
+    @Test(arguments: [
+        ("inception_v3_a", [("in_channels", AttributeValue.int(8))], "pool_features"),
+        ("inception_v3_c", [("in_channels", .int(8)), ("channels_7x7", .int(0))], "channels_7x7"),
+        ("inception_googlenet", [("in_channels", .int(8)), ("ch1x1", .float(2.5))], "ch1x1"),
+        ("inception_v3_aux", [("in_channels", .int(-3)), ("num_classes", .int(10))], "in_channels"),
+        ("basic_conv2d", [("in_channels", .int(3)), ("out_channels", .int(4))], "kernel_size"),
+        ("basic_conv2d", [("in_channels", .int(3)), ("out_channels", .int(4)), ("kernel_size", .ints([3, 0]))], "kernel_size"),
+        ("basic_conv2d", [("in_channels", .int(3)), ("out_channels", .int(4)), ("kernel_size", .int(3)),
+                          ("padding", .int(-1))], "padding"),
+    ])
+    func badAttributes(_ type: String, _ attrs: Attributes, _ mentioned: String) throws {
+        let error = try #require(throws: PlyError.self) { try Layer(type, attrs, runtime: sharedRuntime) }
+        #expect("\(error)".contains(mentioned), "\(error)")
+        #expect("\(error)".contains(type), "\(error)")
+    }
+
+    @Test func badInputShapes() throws {
+        let b = try Self.layer("inception_v3_b", ["in_channels": 4])
+        let channels = try #require(throws: PlyError.self) { try b.outputShape(for: [[1, 5, 9, 9]]) }
+        #expect("\(channels)".contains("inception_v3_b") && "\(channels)".contains("in_channels = 4"), "\(channels)")
+        let rank = try #require(throws: PlyError.self) { try b.outputShape(for: [[4, 9, 9]]) }
+        #expect("\(rank)".contains("[N, C, H, W]"), "\(rank)")
+        let aux = try Self.layer("inception_v3_aux", ["in_channels": 4, "num_classes": 3])
+        let small = try #require(throws: PlyError.self) { try aux.outputShape(for: [[2, 4, 9, 9]]) }
+        #expect("\(small)".contains("inception_v3_aux") && "\(small)".contains("smaller than kernel"), "\(small)")
+    }
+}
