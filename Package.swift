@@ -9,11 +9,13 @@ let plugins: [(folder: String, library: String, blas: Bool)] = [
     ("BatchNorm", "ply_batchnorm", false),    // batchnorm2d
     ("Conv", "ply_conv", true),               // conv2d
     ("Dropout", "ply_dropout", false),        // dropout
+    ("Inception", "ply_inception", false),    // basic_conv2d, inception_googlenet, inception_v3_{a,b,c,d,e,aux}
     ("Join", "ply_join", false),              // concat, add
     ("Linear", "ply_linear", true),           // linear
     ("Loss", "ply_loss", false),              // cross_entropy
     ("Pooling", "ply_pooling", false),        // maxpool2d, avgpool2d, adaptive_avgpool2d
     ("Reshape", "ply_reshape", false),        // flatten
+    ("Residual", "ply_residual", false),      // residual_basic, residual_bottleneck
     ("Resize", "ply_resize", false),          // interpolate
     ("UserActivation", "ply_user_activation", false),  // user_activation (libffi; links ffi and dl)
 ]
