@@ -43,6 +43,9 @@ let package = Package(
     products: [
         .library(name: "Ply", targets: ["Ply"]),
         .executable(name: "ply", targets: ["PlyTool"]),
+        // The C API (Include/ply/ply.h): libPlyC.so, installed as libply.so by scripts/install.
+        // Not named ply_*: the runtime loads every libply_*.so next to it as a plugin.
+        .library(name: "PlyC", type: .dynamic, targets: ["PlyCAPI"]),
     ] + pluginProducts,
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,6 +55,8 @@ let package = Package(
         .target(name: "CPly", path: "Sources/CPly", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(name: "Ply", dependencies: ["CPly", "CFFI", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
+        .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
+        .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI"], path: "Sources/PlyCAPI"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,125 @@
+import CPlyAPI
+import Foundation
+import Ply
+
+/// A `ply_dataset`: images in memory; `labelled` is false for an images-only set
+/// (its labels are -1).
+final class DatasetHandle: Handle {
+    override class var cName: String { "ply_dataset" }
+    let dataset: ImageDataset
+    let labelled: Bool
+
+    init(_ dataset: ImageDataset, labelled: Bool) {
+        self.dataset = dataset
+        self.labelled = labelled
+    }
+
+    func requireLabels(_ what: String) throws {
+        guard labelled else { throw CAPIError(Status.invalidArgument, "\(what) has no labels (it was loaded without a label file)") }
+    }
+}
+
+@_cdecl("ply_dataset_load_mnist")
+public func capi_dataset_load_mnist(_ directory: UnsafePointer<CChar>?, _ split: Int32,
+                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let directory = try string(directory, "directory")
+        let out = try checkOut(out, "out")
+        let which: ImageDataset.Split
+        switch split {
+        case Int32(PLY_SPLIT_TRAIN.rawValue): which = .train
+        case Int32(PLY_SPLIT_TEST.rawValue): which = .test
+        default: throw CAPIError(Status.invalidArgument, "split is \(split); use PLY_SPLIT_TRAIN (0) or PLY_SPLIT_TEST (1)")
+        }
+        let data = try ImageDataset.mnist(directory: directory, split: which)
+        out.pointee = retain(DatasetHandle(data, labelled: true))
+    }
+}
+
+@_cdecl("ply_dataset_from_idx")
+public func capi_dataset_from_idx(_ imagesPath: UnsafePointer<CChar>?, _ labelsPath: UnsafePointer<CChar>?,
+                                  _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let images = try string(imagesPath, "images_path")
+        let out = try checkOut(out, "out")
+        if let labelsPath {
+            let data = try ImageDataset(imagesPath: images, labelsPath: String(cString: labelsPath))
+            out.pointee = retain(DatasetHandle(data, labelled: true))
+            return
+        }
+        let array = try IDX.readImages(path: images)
+        guard array.shape.count == 3, array.shape[1] > 0, array.shape[2] > 0 else {
+            throw CAPIError(Status.io, "\(images): images must be N x H x W with H, W > 0; the file has shape \(array.shape)")
+        }
+        let n = array.shape[0]
+        let data = ImageDataset(count: n, channels: 1, height: array.shape[1], width: array.shape[2],
+                                images: array.data.map { Float($0) / 255 },
+                                labels: [Int32](repeating: -1, count: n))
+        out.pointee = retain(DatasetHandle(data, labelled: false))
+    }
+}
+
+@_cdecl("ply_dataset_from_memory")
+public func capi_dataset_from_memory(_ images: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?, _ count: Int64,
+                                     _ channels: Int64, _ height: Int64, _ width: Int64,
+                                     _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let out = try checkOut(out, "out")
+        guard count >= 0 else { throw CAPIError(Status.invalidArgument, "count is \(count); it must be >= 0") }
+        let sample = try elementCount([Int(channels), Int(height), Int(width)], "image shape [channels, height, width]")
+        let (total, overflow) = sample.multipliedReportingOverflow(by: Int(count))
+        guard !overflow else { throw CAPIError(Status.shape, "\(count) images of \(sample) floats are too many") }
+        guard count == 0 || images != nil else { throw CAPIError(Status.invalidArgument, "images is NULL") }
+        var labelArray = [Int32](repeating: -1, count: Int(count))
+        if let labels {
+            for i in 0..<Int(count) {
+                guard labels[i] >= 0 else { throw CAPIError(Status.invalidArgument, "label \(i) is \(labels[i]); labels must be >= 0") }
+                labelArray[i] = labels[i]
+            }
+        }
+        let pixels = images.map { Array(UnsafeBufferPointer(start: $0, count: total)) } ?? []
+        let data = ImageDataset(count: Int(count), channels: Int(channels), height: Int(height), width: Int(width),
+                                images: pixels, labels: labelArray)
+        out.pointee = retain(DatasetHandle(data, labelled: labels != nil))
+    }
+}
+
+@_cdecl("ply_dataset_shape")
+public func capi_dataset_shape(_ dataset: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?,
+                               _ channels: UnsafeMutablePointer<Int64>?, _ height: UnsafeMutablePointer<Int64>?,
+                               _ width: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset").dataset
+        count?.pointee = Int64(d.count)
+        channels?.pointee = Int64(d.channels)
+        height?.pointee = Int64(d.height)
+        width?.pointee = Int64(d.width)
+    }
+}
+
+@_cdecl("ply_dataset_labelled")
+public func capi_dataset_labelled(_ dataset: OpaquePointer?, _ labelled: UnsafeMutablePointer<Int32>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset")
+        try checkOut(labelled, "labelled_out").pointee = d.labelled ? 1 : 0
+    }
+}
+
+@_cdecl("ply_dataset_copy")
+public func capi_dataset_copy(_ dataset: OpaquePointer?, _ first: Int64, _ count: Int64,
+                              _ images: UnsafeMutablePointer<Float>?, _ labels: UnsafeMutablePointer<Int32>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset").dataset
+        guard first >= 0, count >= 0, first <= Int64(d.count), count <= Int64(d.count) - first else {
+            throw CAPIError(Status.invalidArgument, "images \(first)..<\(first &+ count) are outside the data set's 0..<\(d.count)")
+        }
+        let lo = Int(first), n = Int(count), size = d.sampleSize
+        if let images, n > 0 {
+            d.images.withUnsafeBufferPointer { src in images.update(from: src.baseAddress! + lo * size, count: n * size) }
+        }
+        if let labels { for i in 0..<n { labels[i] = d.labels[lo + i] } }
+    }
+}
+
+@_cdecl("ply_dataset_destroy")
+public func capi_dataset_destroy(_ dataset: OpaquePointer?) { release(dataset) }

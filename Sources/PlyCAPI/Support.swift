@@ -1,0 +1,145 @@
+import CPlyAPI
+import Foundation
+import Ply
+
+// The boundary between C callers and the Swift library: handles, status codes and the
+// rule that no Swift error (and no bad pointer we can detect) crosses into C.
+
+/// Status codes (`ply_status` from plugin.h, plus the C API's own).
+enum Status {
+    static let ok: Int32 = 0
+    static let invalidArgument = Int32(PLY_ERR_INVALID_ARGUMENT.rawValue)
+    static let shape = Int32(PLY_ERR_SHAPE.rawValue)
+    static let outOfMemory = Int32(PLY_ERR_OUT_OF_MEMORY.rawValue)
+    static let notFound = Int32(PLY_ERR_NOT_FOUND.rawValue)
+    static let abi = Int32(PLY_ERR_ABI.rawValue)
+    static let numeric = Int32(PLY_ERR_NUMERIC.rawValue)
+    static let `internal` = Int32(PLY_ERR_INTERNAL.rawValue)
+    /// PLY_ERR_IO in ply.h (a macro with a cast, which Swift does not import).
+    static let io: Int32 = 64
+}
+
+/// An error raised at the boundary itself, with the status it maps to.
+struct CAPIError: Error, CustomStringConvertible {
+    let status: Int32
+    let message: String
+    init(_ status: Int32, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+    var description: String { message }
+}
+
+/// The status and message a Swift error becomes.
+func classify(_ error: any Error) -> (Int32, String) {
+    switch error {
+    case let e as CAPIError:
+        return (e.status, e.message)
+    case let e as PlyError:
+        switch e {
+        case let .plugin(_, reason):
+            if reason.hasPrefix("no such") { return (Status.io, e.description) }
+            if reason.contains("ABI") || reason.contains("struct_size") { return (Status.abi, e.description) }
+            return (Status.invalidArgument, e.description)
+        case .duplicateLayerType: return (Status.invalidArgument, e.description)
+        case .unknownLayerType: return (Status.notFound, e.description)
+        case let .layer(_, _, status, _): return (status == 0 ? Status.internal : status, e.description)
+        case .invalid: return (Status.invalidArgument, e.description)
+        }
+    case let e as DataError: return (Status.io, e.description)
+    case let e as SafeTensorsError: return (Status.io, e.description)
+    case let e as WeightMismatchError: return (Status.invalidArgument, e.description)
+    case let e as ModelFileError: return (Status.invalidArgument, e.description)
+    case let e as TrainingError:
+        if case .nonFiniteLoss = e { return (Status.numeric, e.description) }
+        return (Status.internal, e.description)
+    case let e as CocoaError: return (Status.io, e.localizedDescription)
+    default: return (Status.internal, String(describing: error))
+    }
+}
+
+/// Runs `body`, turning any thrown error into a status and this thread's `ply_last_error`.
+@inline(__always)
+func boundary(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return Status.ok
+    } catch {
+        let (status, message) = classify(error)
+        plycapi_set_error(message)
+        return status
+    }
+}
+
+/// Base class of every object a C handle points to, so a handle of the wrong kind is an
+/// error rather than a crash.
+class Handle {
+    /// The C type name, for messages ("ply_model").
+    class var cName: String { "ply handle" }
+}
+
+func retain(_ h: Handle) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(h).toOpaque()) }
+
+func release(_ p: OpaquePointer?) {
+    guard let p else { return }
+    Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).release()
+}
+
+/// The object behind `p`, which must be a `T`; `what` names the argument in errors.
+func object<T: Handle>(_ p: OpaquePointer?, _ type: T.Type, _ what: String) throws -> T {
+    guard let p else { throw CAPIError(Status.invalidArgument, "\(what) is NULL") }
+    guard let h = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T else {
+        throw CAPIError(Status.invalidArgument, "\(what) is not a \(T.cName) handle")
+    }
+    return h
+}
+
+/// Stores a new handle into `out` (checked for NULL before any work is done).
+func checkOut<T>(_ out: UnsafeMutablePointer<T>?, _ what: String) throws -> UnsafeMutablePointer<T> {
+    guard let out else { throw CAPIError(Status.invalidArgument, "\(what) is NULL") }
+    return out
+}
+
+/// A NUL-terminated UTF-8 string argument.
+func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
+    guard let p else { throw CAPIError(Status.invalidArgument, "\(what) is NULL") }
+    return String(cString: p)
+}
+
+/// Reads field `key` of a caller's versioned struct (first field `uint32_t struct_size`),
+/// or `fallback` when the caller's struct is too small to hold it. Never reads past
+/// `struct_size`.
+func field<S, T>(_ p: UnsafePointer<S>, _ key: KeyPath<S, T>, _ fallback: T) -> T {
+    let size = Int(UnsafeRawPointer(p).load(as: UInt32.self))
+    guard let offset = MemoryLayout<S>.offset(of: key), offset + MemoryLayout<T>.size <= size else { return fallback }
+    return UnsafeRawPointer(p).load(fromByteOffset: offset, as: T.self)
+}
+
+/// Writes field `key` of a caller's versioned struct when its `struct_size` holds it.
+func setField<S, T>(_ p: UnsafeMutablePointer<S>, _ key: WritableKeyPath<S, T>, _ value: T) {
+    let size = Int(UnsafeRawPointer(p).load(as: UInt32.self))
+    guard let offset = MemoryLayout<S>.offset(of: key), offset + MemoryLayout<T>.size <= size else { return }
+    UnsafeMutableRawPointer(p).storeBytes(of: value, toByteOffset: offset, as: T.self)
+}
+
+/// Checks a caller's versioned struct: non-NULL when required, and at least its header.
+func checkStruct<S>(_ p: UnsafePointer<S>?, _ what: String) throws -> UnsafePointer<S>? {
+    guard let p else { return nil }
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
+    guard size >= 8 else {
+        throw CAPIError(Status.abi, "\(what)->struct_size is \(size); initialise it with its _init function")
+    }
+    return p
+}
+
+/// `a * b * ...` for C dimensions, each > 0, without overflow.
+func elementCount(_ dims: [Int], _ what: String) throws -> Int {
+    var n = 1
+    for d in dims {
+        guard d > 0 else { throw CAPIError(Status.shape, "\(what) has a dimension \(d); every dimension must be > 0") }
+        let (m, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow, m <= Int(Int32.max) * 64 else { throw CAPIError(Status.shape, "\(what) \(dims) is too large") }
+        n = m
+    }
+    return n
+}
