@@ -227,6 +227,35 @@ PLY_EXPORT ply_result ply_runtime_layer_type(ply_runtime *runtime,
                                              int32_t index,
                                              ply_layer_type_info *info);
 
+/** An element-wise function y = f(x) or its derivative dy/dx. */
+typedef float (*ply_activation_fn)(float x);
+
+/**
+ * Registers a C function as an activation that model text can use by name:
+ * after ply_runtime_register_activation(rt, "swish", swish, swish_grad), a
+ * layer entry `{name: act1, type: swish}` in text given to
+ * ply_model_from_text becomes a `user_activation` layer (the built-in
+ * libffi plugin) calling `fn` on every element and `derivative` in
+ * backward; with `derivative` NULL, backward uses central differences.
+ *
+ *  - `name`: lowercase [a-z0-9_], not a loaded layer type nor an activation
+ *    already registered on this runtime (PLY_ERR_INVALID_ARGUMENT). Copied.
+ *  - `fn`, `derivative`: MUST stay callable for as long as any model using
+ *    them exists, and MUST be safe to call from several threads at once
+ *    (the layer runs them on the runtime's thread pool); pure functions are.
+ *    They MUST NOT call back into Ply.
+ *  - Needs the user_activation layer type (a built-in): PLY_ERR_NOT_FOUND
+ *    when the runtime was created without it.
+ *  - Only ply_model_from_text sees registered names. Text naming one is
+ *    rewritten before it is parsed, so error positions then refer to the
+ *    rewritten text; text naming none is parsed as given.
+ *
+ * Thread-safe with respect to other runtime calls.
+ */
+PLY_EXPORT ply_result ply_runtime_register_activation(
+    ply_runtime *runtime, const char *name, ply_activation_fn fn,
+    ply_activation_fn derivative);
+
 /* ---------------------------------------------------------------------- */
 /* Models                                                                 */
 /* ---------------------------------------------------------------------- */
