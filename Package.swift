@@ -43,6 +43,7 @@ let package = Package(
     products: [
         .library(name: "Ply", targets: ["Ply"]),
         .executable(name: "ply", targets: ["PlyTool"]),
+        .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
         // The C API (Include/ply/ply.h): libPlyC.so, installed as libply.so by scripts/install.
         // Not named ply_*: the runtime loads every libply_*.so next to it as a plugin.
         .library(name: "PlyC", type: .dynamic, targets: ["PlyCAPI"]),
@@ -57,6 +58,7 @@ let package = Package(
         .target(name: "Ply", dependencies: ["CPly", "CFFI", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
+        .executableTarget(name: "PlySwiftExample", dependencies: ["Ply"], path: "Examples/swift"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
