@@ -183,7 +183,8 @@ public final class Runtime: @unchecked Sendable {
         return newTypes
     }
 
-    /// Directories searched for built-in plugins: next to the executable, then `../lib/ply`.
+    /// Directories searched for built-in plugins: next to the executable, then `../lib/ply`,
+    /// then next to the library holding this code and its `ply/` subdirectory.
     static func builtinDirectories() -> [String] {
         var dirs: [String] = []
         if let dir = ProcessInfo.processInfo.environment["PLY_BUILTIN_PLUGIN_DIR"] { dirs.append(dir) }
@@ -195,6 +196,8 @@ public final class Runtime: @unchecked Sendable {
         if let object = cply_object_path(#dsohandle) {
             let libDir = (String(cString: object) as NSString).deletingLastPathComponent
             if !dirs.contains(libDir) { dirs.append(libDir) }
+            // An installed library ($PREFIX/lib/libply.so) keeps its plugins in $PREFIX/lib/ply.
+            dirs.append((libDir as NSString).appendingPathComponent("ply"))
         }
         return dirs
     }
