@@ -462,6 +462,12 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
                                          "user_activation: attribute 'params' has %d value%s, but the vectorised "
                                          "signature \"%s\" takes none",
                                          (int)nparams, nparams == 1 ? "" : "s", signature));
+        if (!find_attr(attrs, "params"))
+            return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
+                                         "user_activation: missing attribute 'params': signature \"%s\" takes %d "
+                                         "extra parameter%s after x (give %d float%s)",
+                                         signature, (int)wanted, wanted == 1 ? "" : "s", (int)wanted,
+                                         wanted == 1 ? "" : "s"));
         return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                                      "user_activation: attribute 'params' has %d value%s, but signature \"%s\" takes "
                                      "%d extra parameter%s after x",
