@@ -419,3 +419,26 @@ private func indices(of batch: BatchLoader.Batch, sampleSize: Int) -> [Int] {
         #expect(results.allSatisfy { $0 == expected })
     }
 }
+
+// MARK: - Fuzzing regressions (Fuzz/FuzzIDX, RELIABILITY.md)
+
+@Suite("DataTests fuzz regressions") struct DataTestsFuzzRegressions {
+    /// Found by FuzzIDX: a 64-byte damaged .gz whose trailer claims 0xB2000664 bytes made
+    /// the reader reserve 1 GiB before zlib saw the stream (fatal where the allocation
+    /// fails). The size hint is now capped at deflate's 1032:1 expansion of the file's
+    /// own length, and the file is reported as corrupt.
+    @Test func gzipTrailerCannotReserveGigabytes() throws {
+        let crash: [UInt8] = [
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x02, 0x00, 0x00, 0x02, 0xff, 0x63, 0x60, 0xe0, 0x60, 0x66, 0x60,
+            0x60, 0x60, 0x02, 0x62, 0x16, 0x30, 0x56, 0xf5, 0xca, 0x9f, 0xb2, 0xf3, 0x1e, 0xb3, 0x86, 0x6f,
+            0xd1, 0xf4, 0x3d, 0x0f, 0xd9, 0x44, 0xfc, 0x4a, 0x67, 0xed, 0x7f, 0xc2, 0xa9, 0x17, 0x5c, 0x31,
+            0xf7, 0xd0, 0xe0, 0x60, 0x64, 0x60, 0x60, 0x60, 0x65, 0x60, 0x64, 0xe2, 0x64, 0x06, 0x00, 0xb2,
+        ]
+        let dir = try makeTemporaryDirectory()
+        defer { cleanup(dir) }
+        let path = "\(dir)/crash-idx1-ubyte.gz"
+        try writeRaw(crash, to: path)
+        #expect(IDX.gzipSizeHint(path: path) <= crash.count * 1032)
+        expectDataError([path, "corrupt gzip"]) { _ = try IDX.read(path: path) }
+    }
+}

@@ -204,14 +204,18 @@ public enum IDX {
     }
 
     /// The gzip trailer's ISIZE (uncompressed length mod 2^32), used only to
-    /// reserve capacity; 0 if unavailable or implausible.
-    private static func gzipSizeHint(path: String) -> Int {
+    /// reserve capacity; 0 if unavailable or implausible. The trailer is the
+    /// file's word, so the hint is capped at what deflate can expand the file's
+    /// bytes to (at most 1032:1): a 40-byte file claiming 4 GB must not make the
+    /// reader reserve 1 GB up front (found by fuzzing, Fuzz/FuzzIDX).
+    static func gzipSizeHint(path: String) -> Int {
         guard let file = fopen(path, "rb") else { return 0 }
         defer { fclose(file) }
         guard fseek(file, -4, SEEK_END) == 0 else { return 0 }
+        let compressedBytes = ftell(file) + 4
         var trailer = [UInt8](repeating: 0, count: 4)
         guard trailer.withUnsafeMutableBytes({ fread($0.baseAddress, 1, 4, file) }) == 4 else { return 0 }
         let size = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
-        return min(size, 1 << 30)
+        return min(size, max(compressedBytes, 0) * 1032, 1 << 30)
     }
 }
