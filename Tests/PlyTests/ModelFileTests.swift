@@ -369,3 +369,58 @@ import Testing
         #expect(throws: PlyError.self) { try Layer("interpolate", [("scale_factor", .float(-1))], runtime: sharedRuntime) }
     }
 }
+
+// MARK: - Fuzzing regressions (Fuzz/FuzzModelFile, RELIABILITY.md)
+
+/// Expressions a model file can hold that used to trap or overflow the stack: each is now a
+/// ModelFileError naming the field. Found by fuzzing the model-file reader.
+@Suite struct ModelFileFuzzRegressionTests {
+    /// `vars:` is evaluated by `minInputSize` without plugins; the error must be a thrown one.
+    func varsFailure(_ expression: String, sourceLocation: SourceLocation = #_sourceLocation) -> ModelFileError? {
+        let text = "vars:\n  a: \(expression)\nmin_input_size: 1\nlayers:\n  - type: relu\n"
+        do {
+            _ = try ModelFile(text: text).minInputSize()
+            Issue.record("expected an error for \(expression)", sourceLocation: sourceLocation)
+        } catch let e as ModelFileError {
+            return e
+        } catch {
+            Issue.record("expected a ModelFileError, got \(error)", sourceLocation: sourceLocation)
+        }
+        return nil
+    }
+
+    @Test func integerOverflowIsAnError() {
+        for expression in ["$(9223372036854775807 + 1)", "$(-9223372036854775807 - 2)", "$(4294967296 * 4294967296)",
+                           "$((-9223372036854775807 - 1) / -1)", "$(-(-9223372036854775807 - 1))"] {
+            let e = varsFailure(expression)
+            #expect(e?.field == "vars.a", "\(expression)")
+            #expect(e?.message.contains("overflow") == true, "\(expression): \(e?.message ?? "")")
+        }
+    }
+
+    @Test func floorDivisionAndModuloAtTheEdges() throws {
+        func e(_ t: String) throws -> AttributeValue? { try Expression.substitute(t, [:]) }
+        #expect(try e("$(9223372036854775807 % -2)") == .int(-1))   // was x - q * y: overflowed
+        #expect(try e("$(9223372036854775807 / -2)") == .int(-4611686018427387904))
+        #expect(try e("$((-9223372036854775807 - 1) % -1)") == .int(0))
+        #expect(try e("$(7 % -2)") == .int(-1))
+        #expect(try e("$(-7 % 2)") == .int(1))
+        #expect(try e("$(-7 / 2)") == .int(-4))
+        #expect(try e("$(7 / -1)") == .int(-7))
+    }
+
+    @Test func deepNestingIsAnErrorNotAStackOverflow() throws {
+        let n = 20_000  // 20,000 levels overflowed the stack (also outside sanitizers)
+        for expression in ["$(" + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + ")",
+                           "$(" + String(repeating: "min(", count: n) + "1" + String(repeating: ")", count: n) + ")",
+                           "$(" + String(repeating: "not ", count: n) + "true)",
+                           "$(" + String(repeating: "-", count: n) + "1)",
+                           "$(" + String(repeating: "1 if true else ", count: n) + "1)"] {
+            let e = varsFailure(expression)
+            #expect(e?.message.contains("nested more than") == true, "\(e?.message.prefix(120) ?? "")")
+        }
+        // Nesting a person writes still works.
+        let fifty = "$(" + String(repeating: "(", count: 50) + "2" + String(repeating: ")", count: 50) + ")"
+        #expect(try Expression.substitute(fifty, [:]) == .int(2))
+    }
+}

@@ -116,6 +116,10 @@ enum Expression {
         let tokens: [Token]
         var pos = 0
         let env: [String: AttributeValue]
+        /// Nesting of parentheses, calls, `not`, unary `-` and `if`/`else` chains, bounded so
+        /// that a deep expression is an error, not a stack overflow (found by fuzzing).
+        var depth = 0
+        static let maxDepth = 100
 
         init(tokens: [Token], env: [String: AttributeValue]) {
             self.tokens = tokens
@@ -128,8 +132,15 @@ enum Expression {
             return false
         }
 
+        mutating func descend() throws {
+            depth += 1
+            if depth > Parser.maxDepth { throw Failure.invalid("expression nested more than \(Parser.maxDepth) levels deep") }
+        }
+
         /// `a if condition else b` (Python's order).
         mutating func conditional() throws -> AttributeValue {
+            try descend()
+            defer { depth -= 1 }
             let v = try orExpr()
             guard take(.name("if")) else { return v }
             let c = try bool(try orExpr(), "if")
@@ -149,7 +160,11 @@ enum Expression {
             return v
         }
         mutating func notExpr() throws -> AttributeValue {
-            if take(.name("not")) { return .bool(!(try bool(try notExpr(), "not"))) }
+            if take(.name("not")) {
+                try descend()
+                defer { depth -= 1 }
+                return .bool(!(try bool(try notExpr(), "not")))
+            }
             return try comparison()
         }
         mutating func comparison() throws -> AttributeValue {
@@ -186,8 +201,12 @@ enum Expression {
         }
         mutating func unary() throws -> AttributeValue {
             if take(.op("-")) {
+                try descend()
+                defer { depth -= 1 }
                 switch try unary() {
-                case let .int(i): return .int(-i)
+                case let .int(i):
+                    guard i != .min else { throw Failure.invalid("integer overflow: -(\(i))") }
+                    return .int(-i)
                 case let .float(f): return .float(-f)
                 case let v: throw Failure.invalid("cannot negate \(v)")
                 }
@@ -243,15 +262,24 @@ enum Expression {
         }
         func arithmetic(_ a: AttributeValue, _ b: AttributeValue, _ op: String) throws -> AttributeValue {
             if case let .int(x) = a, case let .int(y) = b {
+                // Integers that leave Int's range are an error, not a trap (found by fuzzing).
+                func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> AttributeValue {
+                    guard !r.overflow else { throw Failure.invalid("integer overflow: \(x) \(op) \(y)") }
+                    return .int(r.partialValue)
+                }
                 switch op {
-                case "+": return .int(x + y)
-                case "-": return .int(x - y)
-                case "*": return .int(x * y)
+                case "+": return try checked(x.addingReportingOverflow(y))
+                case "-": return try checked(x.subtractingReportingOverflow(y))
+                case "*": return try checked(x.multipliedReportingOverflow(by: y))
                 default:
                     guard y != 0 else { throw Failure.invalid("division by zero") }
-                    var q = x / y
-                    if (x % y != 0) && ((x < 0) != (y < 0)) { q -= 1 }
-                    return .int(op == "/" ? q : x - q * y)
+                    // Int.min / -1 is the one quotient that overflows (and so traps in `%` too).
+                    if y == -1 { return op == "/" ? try checked(x.multipliedReportingOverflow(by: -1)) : .int(0) }
+                    // Floor division and modulo, as Python's; the remainder is taken directly
+                    // (x - q * y overflows for Int.max % -2).
+                    let r = x % y
+                    let adjust = r != 0 && ((r < 0) != (y < 0))
+                    return .int(op == "/" ? x / y - (adjust ? 1 : 0) : r + (adjust ? y : 0))
                 }
             }
             let x = try number(a, op), y = try number(b, op)
