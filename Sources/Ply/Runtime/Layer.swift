@@ -71,6 +71,12 @@ public final class Layer: @unchecked Sendable {
             throw PlyError.layer(type: type.name, call: "infer_shape", status: Int32(PLY_ERR_SHAPE.rawValue),
                                  message: "input \(shapes.map(\.description).joined(separator: ", ")) gives an empty output \(shape)")
         }
+        // A shape whose float32 byte count does not fit in Int would trap wherever it is sized.
+        guard let count = shape.checkedCount, count <= Int.max / MemoryLayout<Float>.stride else {
+            throw PlyError.layer(type: type.name, call: "infer_shape", status: Int32(PLY_ERR_SHAPE.rawValue),
+                                 message: "input \(shapes.map(\.description).joined(separator: ", ")) gives an output \(shape) "
+                                    + "whose size overflows 64 bits")
+        }
         return shape
     }
 

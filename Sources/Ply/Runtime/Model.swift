@@ -107,22 +107,40 @@ public final class Model: @unchecked Sendable {
     }
 
     private func releaseBuffers() {
-        for p in values + grads { p?.deallocate() }
-        for (_, s) in scratchSlots { s.deallocate() }
+        for p in values + grads { free(p) }
+        for (_, s) in scratchSlots { free(s) }
         values = []; grads = []; scratchSlots = [:]; scratchCapacity = 0
     }
 
-    /// Allocates buffers for `inputShape` unless they already fit.
+    /// `count` zeroed floats, or an error naming `what` when the system refuses the memory.
+    /// (`UnsafeMutablePointer.allocate` would trap instead; calloc also checks the byte count
+    /// for overflow and leaves large fresh pages untouched until they are used.) Freed with free().
+    private func allocateZeroed(_ count: Int, for what: @autoclosure () -> String) throws -> UnsafeMutablePointer<Float> {
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
+            let bytes = count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+            throw PlyError.invalid("cannot allocate \(what()): \(bytes.overflow ? "more than \(Int.max)" : String(bytes.partialValue)) "
+                + "bytes (\(count) float32 values); out of memory")
+        }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// Allocates buffers for `inputShape` unless they already fit. On failure nothing stays
+    /// planned or allocated, and the next call plans again.
     private func plan(_ inputShape: Shape) throws {
         if plannedInput == inputShape { return }
         let newShapes = try shapes(for: inputShape)
         releaseBuffers()
+        plannedInput = nil
         shapes = newShapes
         cShapes = try shapes.map { try $0.cShape() }
-        values = shapes.map { s in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(s.count, 1))
-            p.initialize(repeating: 0, count: max(s.count, 1))
-            return p
+        values.reserveCapacity(shapes.count)
+        for (id, s) in shapes.enumerated() {
+            do {
+                values.append(try allocateZeroed(s.count, for: "the \(id == Model.input ? "input" : "output of node '\(nodes[id].name)'") \(s)"))
+            } catch {
+                releaseBuffers()
+                throw error
+            }
         }
         grads = Array(repeating: nil, count: shapes.count)
         consumers = Array(repeating: 0, count: nodes.count)
@@ -133,8 +151,11 @@ public final class Model: @unchecked Sendable {
     /// Runs the model on `input` (NCHW, shape `shape`) and returns a view of the output,
     /// valid until the next call on this model.
     public func forward(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
-        guard input.count == shape.count else {
-            throw PlyError.invalid("input has \(input.count) values; shape \(shape) needs \(shape.count)")
+        guard let count = shape.checkedCount else {
+            throw PlyError.invalid("input shape \(shape) has a negative dimension or too many elements")
+        }
+        guard input.count == count else {
+            throw PlyError.invalid("input has \(input.count) values; shape \(shape) needs \(count)")
         }
         try plan(shape)
         guard let first = values[0], let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
@@ -173,7 +194,7 @@ public final class Model: @unchecked Sendable {
             throw PlyError.invalid("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
         }
         var written = Array(repeating: false, count: nodes.count)
-        gradBuffer(output).update(from: g, count: gradOutput.count)
+        try gradBuffer(output).update(from: g, count: gradOutput.count)
         written[output] = true
         var inputViews: [ply_tensor] = [], gradViews: [ply_tensor] = []
         var pending: [(from: Int, to: Int)] = []
@@ -188,10 +209,10 @@ public final class Model: @unchecked Sendable {
                 if i == Model.input && !inputGradient {
                     gradViews.append(ply_tensor.view(nil, cShapes[i]))
                 } else if !written[i] {
-                    gradViews.append(ply_tensor.view(gradBuffer(i), cShapes[i]))
+                    gradViews.append(ply_tensor.view(try gradBuffer(i), cShapes[i]))
                 } else {
                     // Another consumer already wrote this gradient: add ours to it afterwards.
-                    gradViews.append(ply_tensor.view(scratchBuffer(k, i), cShapes[i]))
+                    gradViews.append(ply_tensor.view(try scratchBuffer(k, i), cShapes[i]))
                     pending.append((k, i))
                 }
                 written[i] = true
@@ -213,25 +234,24 @@ public final class Model: @unchecked Sendable {
         return inputGradient ? UnsafeBufferPointer(start: grads[Model.input], count: shapes[0].count) : nil
     }
 
-    private func gradBuffer(_ i: Int) -> UnsafeMutablePointer<Float> {
+    private func gradBuffer(_ i: Int) throws -> UnsafeMutablePointer<Float> {
         if let g = grads[i] { return g }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(shapes[i].count, 1))
-        g.initialize(repeating: 0, count: max(shapes[i].count, 1))
+        let g = try allocateZeroed(shapes[i].count, for: "the gradient of node '\(nodes[i].name)' \(shapes[i])")
         grads[i] = g
         return g
     }
 
     /// Scratch for accumulating a second gradient into node `i` (one region per input slot).
     private var scratchSlots: [Int: UnsafeMutablePointer<Float>] = [:]
-    private func scratchBuffer(_ slot: Int, _ i: Int) -> UnsafeMutablePointer<Float> {
+    private func scratchBuffer(_ slot: Int, _ i: Int) throws -> UnsafeMutablePointer<Float> {
         let need = max(shapes[i].count, 1)
         if scratchCapacity < need {
-            for (_, s) in scratchSlots { s.deallocate() }
+            for (_, s) in scratchSlots { free(s) }
             scratchSlots = [:]
             scratchCapacity = max(shapes.map(\.count).max() ?? 1, need)
         }
         if let s = scratchSlots[slot] { return s }
-        let s = UnsafeMutablePointer<Float>.allocate(capacity: scratchCapacity)
+        let s = try allocateZeroed(scratchCapacity, for: "gradient scratch for node '\(nodes[i].name)'")
         scratchSlots[slot] = s
         return s
     }

@@ -10,8 +10,20 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
 
     /// Number of dimensions.
     public var rank: Int { dims.count }
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar). Traps when the product overflows; shapes that
+    /// come from plugins are checked with `checkedCount` first (`Layer.outputShape`).
     public var count: Int { dims.reduce(1, *) }
+    /// Number of elements, or nil when a dimension is negative or the product overflows `Int`.
+    public var checkedCount: Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = p
+        }
+        return n
+    }
     public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
 
     /// The C view of this shape. Throws when it has more than `PLY_MAX_NDIM` dimensions.
