@@ -317,7 +317,12 @@ import Testing
 
     static func smallLayer(_ i: Int) throws -> (Layer, Tensor, String) {
         let (type, attrs, shape, param) = small[i]
-        let layer = try Self.layer(type, attrs)
+        // A runtime of its own: the weights must not depend on what other tests drew from
+        // the shared runtime's generator (a dead ReLU branch made the check vacuous once).
+        var options = Runtime.Options()
+        options.seed = UInt64(200 + i)
+        let runtime = try Runtime(options: options)
+        let layer = try Layer(type, attrs.sorted { $0.key < $1.key }.map { ($0.key, AttributeValue.int($0.value)) }, runtime: runtime)
         var g = SplitMix64(seed: UInt64(100 + i))
         let x = try Tensor(shape: Shape(shape), data: (0..<Shape(shape).count).map { _ in 2 * g.nextUnitFloat() - 1 })
         // Non-trivial batch-norm statistics and affine parameters.
