@@ -356,3 +356,13 @@ import Testing
         }
     }
 }
+
+/// The convenience API refuses an output that cannot be allocated instead of trapping.
+@Suite struct ConvenienceForwardSizeTests {
+    @Test func hugeOutputThroughLayerForwardIsAnError() throws {
+        let layer = try Layer("interpolate", [("size", .ints([1 << 20, 1 << 20])), ("mode", .string("nearest"))], runtime: sharedRuntime)
+        #expect { try layer.forward([Tensor(shape: [1, 1, 2, 2])]) } throws: { error in
+            "\(error)".contains("does not fit")
+        }
+    }
+}

@@ -100,7 +100,12 @@ public final class Layer: @unchecked Sendable {
 
     /// Runs forward on owned tensors and returns the output.
     public func forward(_ inputs: [Tensor]) throws -> Tensor {
-        var output = Tensor(shape: try outputShape(for: inputs.map(\.shape)))
+        let shape = try outputShape(for: inputs.map(\.shape))
+        // A Swift array traps when it cannot be allocated: refuse what cannot fit first.
+        guard let count = shape.checkedCount, count <= Int(ProcessInfo.processInfo.physicalMemory / 4) else {
+            throw PlyError.invalid("layer '\(type.name)': an output of shape \(shape) does not fit in this machine's memory")
+        }
+        var output = Tensor(shape: shape)
         var storage = inputs
         let outShape = try output.shape.cShape()
         let inShapes = try inputs.map { try $0.shape.cShape() }
