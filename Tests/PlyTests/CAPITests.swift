@@ -36,8 +36,11 @@ import Testing
     }
 
     /// A ConvNet with PyTorch-default weights (varied predictions), saved to `path`.
+    /// Deterministic weights (the golden hash init), so the check does not depend on what
+    /// other tests drew from the shared runtime's generator.
     static func saveDefaultConvNet(to path: String) throws {
         let model = try Zoo.convNet(runtime: sharedRuntime)
+        try hashInitialize(model)
         try model.saveWeights(to: path)
     }
 
