@@ -1,6 +1,7 @@
 import CPly
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Severity of a message a plugin or the runtime logs.
 public enum LogLevel: Int32, Sendable, Comparable {
@@ -43,10 +44,34 @@ final class HostState: @unchecked Sendable {
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
 
+    /// The persistent workers behind `parallel_for` (created on first use).
+    private var poolStorage: WorkerPool?
+    private let poolLock = NSLock()
+
     init(seed: UInt64, threads: Int, logHandler: @escaping @Sendable (LogLevel, String) -> Void) {
         self.rng = SplitMix64(seed: seed)
         self.threads = max(1, threads)
         self.logHandler = logHandler
+    }
+
+    deinit { poolStorage?.shutdown() }
+
+    /// Runs `fn` over [0, n) in chunks of at least `grain` on the worker pool. Chunk `c` always
+    /// runs on the same thread (chunk 0 on the caller), so consecutive layers that split the
+    /// batch alike find their slice of the data in that core's cache. When the pool is busy
+    /// (another thread's model is using it) the chunks run on Dispatch instead.
+    func parallelFor(n: Int, grain: Int, fn: ply_parallel_fn, context: UnsafeMutableRawPointer?) {
+        let minChunk = max(grain, 1)
+        let chunks = max(1, min(threads, (n + minChunk - 1) / minChunk))
+        if chunks == 1 { fn(context, 0, Int64(n)); return }
+        let pool = poolLock.withLock { () -> WorkerPool in
+            if let p = poolStorage { return p }
+            let p = WorkerPool(workers: threads - 1)
+            poolStorage = p
+            return p
+        }
+        if pool.run(fn: fn, context: context, n: n, chunks: chunks) { return }
+        HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in fn(context, Int64(b), Int64(e)) }
     }
 
     var rngState: UInt64 {
@@ -89,9 +114,7 @@ final class HostTable: @unchecked Sendable {
         h.free = { _, p in Foundation.free(p) }
         h.parallel_for = { host, n, grain, fn, context in
             guard let host, let fn, n > 0 else { return }
-            HostTable.parallelFor(threads: HostTable.state(host).threads, n: Int(n), grain: Int(grain)) { b, e in
-                fn(context, Int64(b), Int64(e))
-            }
+            HostTable.state(host).parallelFor(n: Int(n), grain: Int(grain), fn: fn, context: context)
         }
         h.thread_count = { host in host.map { Int32(HostTable.state($0).threads) } ?? 1 }
         h.create_layer = { host, name, attrs, typeOut, layerOut in
@@ -206,4 +229,120 @@ final class HostTable: @unchecked Sendable {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// A fixed set of worker threads for `parallel_for`: the caller runs chunk 0 and worker `i`
+/// chunk `i`. Workers spin briefly between jobs (a training step calls parallel_for a dozen
+/// times a few hundred microseconds apart, and waking a sleeping thread costs tens of
+/// microseconds), then sleep on a condition variable. One job at a time: a second caller
+/// that finds the pool busy is told so and runs its chunks elsewhere.
+final class WorkerPool: @unchecked Sendable {
+    /// One job, written by the caller before `generation` is bumped, read by the workers after.
+    struct Job {
+        var fn: ply_parallel_fn?
+        var context: UnsafeMutableRawPointer?
+        var n = 0
+        var chunks = 0
+    }
+
+    let workers: Int
+    private let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
+    private let busy = Atomic<Bool>(false)
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let exited = Atomic<Int>(0)
+    /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
+    private static let spinLimit = 20_000
+
+    init(workers: Int) {
+        self.workers = workers
+        job.initialize(to: Job())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+        for index in 1...max(workers, 1) where workers > 0 {
+            let thread = Thread { [self] in self.workerLoop(index: index) }
+            thread.name = "ply-worker-\(index)"
+            thread.start()
+        }
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        cond.deallocate()
+        job.deallocate()
+    }
+
+    /// Asks the workers to exit (they hold the pool until they do).
+    func shutdown() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func chunk(_ j: Job, _ c: Int) {
+        let begin = j.n * c / j.chunks, end = j.n * (c + 1) / j.chunks
+        if begin < end { j.fn?(j.context, Int64(begin), Int64(end)) }
+    }
+
+    /// Runs the job and returns true, or returns false at once when the pool is in use.
+    func run(fn: ply_parallel_fn, context: UnsafeMutableRawPointer?, n: Int, chunks: Int) -> Bool {
+        guard workers > 0, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return false
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        job.pointee = Job(fn: fn, context: context, n: n, chunks: min(chunks, workers + 1))
+        pending.store(workers, ordering: .relaxed)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(cond)
+            pthread_mutex_unlock(mutex)
+        }
+        chunk(job.pointee, 0)
+        var spins = 0
+        while pending.load(ordering: .acquiring) > 0 {
+            spins += 1
+            if spins > 1000 { sched_yield() }
+        }
+        return true
+    }
+
+    private func workerLoop(index: Int) {
+        // Generation 0 is the pool's state before its first job: a worker that starts after
+        // that job was posted must still see it as new.
+        var seen = 0
+        while true {
+            var g = generation.load(ordering: .acquiring)
+            var spins = 0
+            while g == seen {
+                spins += 1
+                if spins >= WorkerPool.spinLimit {
+                    pthread_mutex_lock(mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    g = generation.load(ordering: .sequentiallyConsistent)
+                    while g == seen {
+                        pthread_cond_wait(cond, mutex)
+                        g = generation.load(ordering: .sequentiallyConsistent)
+                    }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    pthread_mutex_unlock(mutex)
+                    break
+                }
+                g = generation.load(ordering: .acquiring)
+            }
+            seen = g
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            let j = job.pointee
+            if index < j.chunks { chunk(j, index) }
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
 }
