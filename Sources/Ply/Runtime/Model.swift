@@ -55,6 +55,7 @@ public final class Model: @unchecked Sendable {
         nodes.append(Node(name: name, layer: layer, inputs: from))
         output = nodes.count - 1
         plannedInput = nil
+        parameterCache = nil
         layer.setTraining(training)
         return nodes.count - 1
     }
@@ -78,18 +79,26 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Every parameter and buffer, named `node.param` (PyTorch's state_dict names), in order.
+    /// Built once and cached: the views stay valid for the layers' lifetime (the ABI's rule),
+    /// so the training loop asks for them every step without rebuilding names and views.
     public func namedParameters() throws -> [(name: String, parameter: Parameter)] {
+        if let parameterCache { return parameterCache }
         var result: [(String, Parameter)] = []
         for n in nodes {
             guard let layer = n.layer else { continue }
             for p in try layer.parameters { result.append(("\(n.name).\(p.name)", p)) }
         }
+        parameterCache = result
         return result
     }
+    private var parameterCache: [(name: String, parameter: Parameter)]?
 
     /// Sets every trainable parameter's gradient to zero.
     public func zeroGradients() throws {
-        for (_, p) in try namedParameters() { p.gradient?.update(repeating: 0) }
+        for (_, p) in try namedParameters() {
+            guard let g = p.grad else { continue }
+            g.update(repeating: 0, count: p.shape.count)
+        }
     }
 
     /// The shape of every node for an input of `inputShape`; errors name the node.
