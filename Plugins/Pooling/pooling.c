@@ -107,6 +107,106 @@ static inline void interleave8(float *x, __m256 even, __m256 odd) {
 }
 #endif
 
+#if defined(__x86_64__)
+// AVX-512 versions of the two 2x2 plane kernels: 16 outputs per step, the row's
+// tail masked, so that narrow planes (14 -> 7) need no scalar loop. Chosen at
+// run time; the AVX2 / scalar kernels below are the fallback.
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+
+static int has_avx512(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+// lanes where v replaces the running max m: v > m, or v is NaN
+AVX512 static inline __mmask16 wins16(__m512 v, __m512 m) {
+    return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+}
+
+// masks for n (1..16) outputs: the output lanes, and the 2n inputs as two vectors
+AVX512 static inline void row_masks(int64_t n, __mmask16 *out, __mmask16 *lo, __mmask16 *hi) {
+    *out = (__mmask16)((1u << n) - 1);
+    int64_t k = 2 * n;
+    *lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+    *hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+}
+
+// 2n consecutive floats at x -> even and odd elements
+AVX512 static inline void split16(const float *x, __mmask16 lo, __mmask16 hi, __m512 *even, __m512 *odd) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_maskz_loadu_ps(lo, x), b = _mm512_maskz_loadu_ps(hi, x + 16);
+    *even = _mm512_permutex2var_ps(a, ie, b);
+    *odd = _mm512_permutex2var_ps(a, io, b);
+}
+
+AVX512 static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __mmask16 mo, lo, hi;
+            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
+            __m512 a, b, c, d;
+            split16(r0 + 2 * ow, lo, hi, &a, &b);
+            split16(r1 + 2 * ow, lo, hi, &c, &d);
+            __m512 m = _mm512_mask_blend_ps(wins16(b, a), a, b);
+            m = _mm512_mask_blend_ps(wins16(c, m), m, c);
+            m = _mm512_mask_blend_ps(wins16(d, m), m, d);
+            _mm512_mask_storeu_ps(out + oh * OW + ow, mo, m);
+        }
+    }
+}
+
+AVX512 static void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                                int64_t OH, int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __mmask16 mo, lo, hi;
+            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
+            __m512 a, b, c, d;
+            split16(r0 + 2 * ow, lo, hi, &a, &b);
+            split16(r1 + 2 * ow, lo, hi, &c, &d);
+            __mmask16 wb = wins16(b, a);
+            __m512 m = _mm512_mask_blend_ps(wb, a, b);
+            __mmask16 wc = wins16(c, m);
+            m = _mm512_mask_blend_ps(wc, m, c);
+            __mmask16 wd = wins16(d, m);
+            wc = (__mmask16)(wc & ~wd); // a later winner takes it
+            wb = (__mmask16)(wb & ~(wc | wd));
+            __mmask16 wa = (__mmask16)~(wb | wc | wd);
+            __m512 g = _mm512_maskz_loadu_ps(mo, dout + oh * OW + ow);
+            __m512 ga = _mm512_maskz_mov_ps(wa, g), gb = _mm512_maskz_mov_ps(wb, g);
+            __m512 gc = _mm512_maskz_mov_ps(wc, g), gd = _mm512_maskz_mov_ps(wd, g);
+            _mm512_mask_storeu_ps(d0 + 2 * ow, lo, _mm512_permutex2var_ps(ga, il, gb));
+            _mm512_mask_storeu_ps(d0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(ga, ih, gb));
+            _mm512_mask_storeu_ps(d1 + 2 * ow, lo, _mm512_permutex2var_ps(gc, il, gd));
+            _mm512_mask_storeu_ps(d1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(gc, ih, gd));
+        }
+    }
+}
+#else
+static int has_avx512(void) { return 0; }
+static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    (void)out; (void)in; (void)W; (void)OH; (void)OW;
+}
+static void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                         int64_t OH, int64_t OW) {
+    (void)din; (void)in; (void)dout; (void)H; (void)W; (void)OH; (void)OW;
+}
+#endif
+
 static void maxpool2x2_forward_plane(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
@@ -298,6 +398,7 @@ typedef struct {
     const float *in;     // backward (maxpool recompute): input
     int64_t *argmax_out; // forward (maxpool, training)
     const int64_t *argmax_in; // backward (maxpool)
+    int avx512;          // 2x2 max pool: use the AVX-512 kernels
 } pool_job;
 
 static void pool_run(void *ctx, int64_t begin, int64_t end) {
@@ -311,7 +412,8 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *in = j->src + c * in_sz;
             switch (p->kind) {
             case POOL_MAX:
-                if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
+                if (is_pool2x2(p) && j->avx512) maxpool2x2_forward_plane512(out, in, W, OH, OW);
+                else if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
                 else maxpool2d_forward_plane(out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in, H, W, OH, OW, p);
                 break;
             case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
@@ -322,6 +424,10 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *dout = j->src + c * out_sz;
             switch (p->kind) {
             case POOL_MAX:
+                if (is_pool2x2(p) && j->avx512) {
+                    maxpool2x2_backward_plane512(din, j->in + c * in_sz, dout, H, W, OH, OW);
+                    break;
+                }
                 if (is_pool2x2(p)) { maxpool2x2_backward_plane(din, j->in + c * in_sz, dout, H, W, OH, OW); break; }
                 maxpool2d_backward_plane(din, j->argmax_in ? j->argmax_in + c * out_sz : NULL, j->in + c * in_sz,
                                          dout, H, W, OH, OW, p);
@@ -335,6 +441,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
 
 // Run the job over all planes, on the host's pool when there is enough work.
 static void pool_dispatch(const ply_layer *self, pool_job *job) {
+    job->avx512 = has_avx512();
     const pool_geom *g = &job->g;
     int64_t per_plane = g->H * g->W + g->OH * g->OW * (self->kind == POOL_ADAPTIVE_AVG ? 1 : self->kh * self->kw);
     if (per_plane < 1) per_plane = 1;
