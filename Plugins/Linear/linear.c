@@ -3,7 +3,11 @@
  * output [*, out_features]; every leading dimension is a batch dimension.
  *   y  = x W^T + b          x: [M, in], W: [out, in], y: [M, out]
  *   dx = dy W               dW += dy^T x               db += colsum(dy)
- * All three products are single OpenBLAS sgemm calls (OpenBLAS threads them).
+ * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them).
+ * Small ones (the ConvNet's 784 -> 10 head: a few million multiply-adds) run
+ * on plain vectorised loops split over the host's threads: an sgemm call that
+ * small costs more in OpenBLAS's dispatch, and its worker threads would then
+ * spin (sched_yield) against the host's pool for the rest of the step.
  */
 #include <cblas.h>
 #include <math.h>
@@ -47,6 +51,89 @@ static void linear_backward(float *dx, float *dw, float *db, const float *dy, co
         for (int64_t m = 0; m < M; m++)
             for (int64_t o = 0; o < OUT; o++) db[o] += dy[m * OUT + o];
 }
+
+// ----------------------------------------------------------------------------
+// small products on the host's threads
+
+// At most this many multiply-adds (M*IN*OUT) per product take the small path.
+#define LINEAR_SMALL (1 << 24)
+
+typedef struct {
+    int64_t M, IN, OUT;
+    float *y, *dx, *dw;
+    const float *x, *w, *b, *dy;
+} small_job;
+
+// Eight float lanes (GCC/Clang vector extension: AVX2 here, whatever the target has elsewhere).
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+
+// dot products of x rows [m0, m1) with every weight row: y = x w^T + b
+static void small_forward_rows(void *ctx, int64_t m0, int64_t m1) {
+    const small_job *j = ctx;
+    int64_t IN = j->IN, OUT = j->OUT, body = IN - IN % 16;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *xm = j->x + m * IN;
+        for (int64_t o = 0; o < OUT; o++) {
+            const float *wo = j->w + o * IN;
+            v8f a0 = {0}, a1 = {0};
+            for (int64_t i = 0; i < body; i += 16) {
+                a0 += *(const v8f *)(xm + i) * *(const v8f *)(wo + i);
+                a1 += *(const v8f *)(xm + i + 8) * *(const v8f *)(wo + i + 8);
+            }
+            a0 += a1;
+            float s = 0.0f;
+            for (int k = 0; k < 8; k++) s += a0[k];
+            for (int64_t i = body; i < IN; i++) s += xm[i] * wo[i];
+            j->y[m * OUT + o] = (j->b ? j->b[o] : 0.0f) + s;
+        }
+    }
+}
+
+// dx rows [m0, m1) = dy w
+static void small_dx_rows(void *ctx, int64_t m0, int64_t m1) {
+    const small_job *j = ctx;
+    int64_t IN = j->IN, OUT = j->OUT;
+    for (int64_t m = m0; m < m1; m++) {
+        float *dxm = j->dx + m * IN;
+        const float *dym = j->dy + m * OUT;
+        for (int64_t i = 0; i < IN; i++) dxm[i] = 0.0f;
+        for (int64_t o = 0; o < OUT; o++) {
+            float g = dym[o];
+            const float *wo = j->w + o * IN;
+            for (int64_t i = 0; i < IN; i++) dxm[i] += g * wo[i];
+        }
+    }
+}
+
+// dw columns [i0, i1) += dy^T x
+static void small_dw_cols(void *ctx, int64_t i0, int64_t i1) {
+    const small_job *j = ctx;
+    int64_t IN = j->IN, OUT = j->OUT;
+    for (int64_t o = 0; o < OUT; o++) {
+        float *dwo = j->dw + o * IN;
+        for (int64_t m = 0; m < j->M; m++) {
+            float g = j->dy[m * OUT + o];
+            const float *xm = j->x + m * IN;
+            for (int64_t i = i0; i < i1; i++) dwo[i] += g * xm[i];
+        }
+    }
+}
+
+// dw += dy^T x over the 16-column groups [l0, l1)
+static void small_dw_lines(void *ctx, int64_t l0, int64_t l1) {
+    const small_job *j = ctx;
+    int64_t i1 = l1 * 16 < j->IN ? l1 * 16 : j->IN;
+    small_dw_cols(ctx, l0 * 16, i1);
+}
+
+// Run fn over [0, n) on the host's threads when the work is worth splitting.
+static void split(const ply_host *h, int64_t n, int64_t work, ply_parallel_fn fn, void *ctx) {
+    int64_t threads = h->thread_count(h);
+    if (threads <= 1 || work < (1 << 17) || n < 2) { fn(ctx, 0, n); return; }
+    h->parallel_for(h, n, (n + threads - 1) / threads, fn, ctx);
+}
+
+static int is_small(int64_t M, int64_t IN, int64_t OUT) { return M * IN * OUT <= LINEAR_SMALL; }
 
 // ----------------------------------------------------------------------------
 // vtable
@@ -139,7 +226,12 @@ static ply_status linear_fwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     int64_t M = 0;
     ply_status st = check_input(L, &inputs[0], &M);
     if (st != PLY_OK) return st;
-    if (M > 0) linear_forward(output->data, inputs[0].data, L->weight, L->bias, M, L->in, L->out);
+    if (M > 0 && is_small(M, L->in, L->out)) {
+        small_job j = {M, L->in, L->out, output->data, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
+        split(L->host, M, M * L->in * L->out, small_forward_rows, &j);
+    } else if (M > 0) {
+        linear_forward(output->data, inputs[0].data, L->weight, L->bias, M, L->in, L->out);
+    }
     return PLY_OK;
 }
 
@@ -151,7 +243,17 @@ static ply_status linear_bwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     if (st != PLY_OK) return st;
     if (grad_output->strides)
         return ply_errorf(L->host, PLY_ERR_UNSUPPORTED, "linear: grad_output must be a compact float32 tensor");
-    if (M > 0)
+    if (M > 0 && is_small(M, L->in, L->out)) {
+        small_job j = {M, L->in, L->out, NULL, grad_inputs[0].data, L->dweight, inputs[0].data, L->weight, NULL,
+                       grad_output->data};
+        if (j.dx) split(L->host, M, M * L->in * L->out, small_dx_rows, &j);
+        // columns in whole cache lines so that no two threads write one
+        int64_t lines = (L->in + 15) / 16;
+        split(L->host, lines, M * L->in * L->out, small_dw_lines, &j);
+        if (L->dbias)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t o = 0; o < L->out; o++) L->dbias[o] += ((const float *)grad_output->data)[m * L->out + o];
+    } else if (M > 0)
         linear_backward(grad_inputs[0].data, L->dweight, L->dbias, grad_output->data, inputs[0].data, L->weight, M,
                         L->in, L->out);
     return PLY_OK;
