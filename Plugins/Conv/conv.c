@@ -10,6 +10,11 @@
  *   dx_n                   = col2im(W^T * dy_n)
  * A 1x1 kernel with stride 1 and no padding skips im2col (cols == x_n).
  *
+ * Stride-1 layers with few channels use the direct AVX-512 kernels of
+ * conv_direct.c instead when the CPU has them (attribute algorithm="auto",
+ * the default; "im2col" and "direct" force one path), one chunk of the batch
+ * per host thread, each with its own padded planes and partial gradients.
+ *
  * Threading: when the batch has at least two images and one image's GEMM is
  * small (OpenBLAS would run it on one thread anyway, or OpenBLAS is limited
  * to one thread), the batch is split
@@ -24,12 +29,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "ply/plugin.h"
+
+// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "direct").
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_DIRECT } conv_algo;
 
 struct ply_layer {
     const ply_host *host;
     int64_t C, OC, KH, KW, SH, SW, PH, PW;
     int has_bias;
+    conv_algo algorithm;
+    float *wflip;            // the kernel packed for the direct kernels (forward, or flipped for backward)
     float *weight, *dweight; // [OC, C, KH, KW]
     float *bias, *dbias;     // [OC], NULL when bias=false
     float *scratch;          // per-call workspace, grown on demand
@@ -127,6 +138,8 @@ typedef struct {
     const float *dy;    // [N, OC, OH, OW] (backward)
     float *dx;          // [N, C, H, W] or NULL (backward)
     int split_channels; // one chunk only: spread im2col / col2im over the host threads by channel
+    int direct;         // use conv_direct.c
+    direct_geom dg;     // its geometry
 } conv_job;
 
 // im2col / col2im of one image over the channel range [begin, end), for parallel_for.
@@ -232,6 +245,11 @@ static void forward_chunks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
+        if (j->direct) {
+            conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->x, j->y, n0, n1,
+                                j->L->scratch + (size_t)t * j->slice);
+            continue;
+        }
         conv2d_forward_images(j, n0, n1, j->L->scratch + (size_t)t * j->slice);
     }
 }
@@ -244,6 +262,11 @@ static void backward_chunks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
+        if (j->direct) {
+            conv_direct_backward(&j->dg, L->wflip, j->x, j->dy, j->dx, n0, n1, L->scratch + (size_t)t * j->slice,
+                                 L->has_bias);
+            continue;
+        }
         float *cols = L->scratch + (size_t)t * j->slice;
         float *dw = cols + K * P, *db = dw + L->OC * K;
         memset(dw, 0, (size_t)(L->OC * K + L->OC) * sizeof(float));
@@ -336,6 +359,24 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: padding_mode must be 'zeros'");
     st = host->attr_bool(host, attrs, "bias", &bias);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    conv_algo algo = ALGO_AUTO;
+    const char *algo_name = "auto";
+    st = host->attr_string(host, attrs, "algorithm", &algo_name);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if (strcmp(algo_name, "auto") == 0) algo = ALGO_AUTO;
+    else if (strcmp(algo_name, "im2col") == 0) algo = ALGO_IM2COL;
+    else if (strcmp(algo_name, "direct") == 0) algo = ALGO_DIRECT;
+    else
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                          "conv2d: algorithm must be \"auto\", \"im2col\" or \"direct\" (got \"%s\")", algo_name);
+    if (algo == ALGO_DIRECT) {
+        if (!conv_direct_cpu())
+            return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"direct\" needs a CPU with AVX-512");
+        if (s[0] != 1 || s[1] != 1 || !conv_direct_fits(C, OC, k[0], k[1], p[0], p[1]))
+            return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                              "conv2d: algorithm \"direct\" needs stride 1, in_channels <= 16, out_channels <= 64, "
+                              "at most 64 kernel taps and padding smaller than the kernel");
+    }
 
     ply_layer *L = host->alloc(host, sizeof *L);
     if (!L) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: out of memory");
@@ -344,16 +385,18 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->C = C; L->OC = OC; L->KH = k[0]; L->KW = k[1];
     L->SH = s[0]; L->SW = s[1]; L->PH = p[0]; L->PW = p[1];
     L->has_bias = bias != 0;
+    L->algorithm = algo;
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
     L->weight = host->alloc(host, wbytes);
     L->dweight = host->alloc(host, wbytes);
+    L->wflip = host->alloc(host, wbytes);
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
         L->dbias = host->alloc(host, bbytes);
     }
-    if (!L->weight || !L->dweight || (L->has_bias && (!L->bias || !L->dbias))) {
-        host->free(host, L->weight); host->free(host, L->dweight);
+    if (!L->weight || !L->dweight || !L->wflip || (L->has_bias && (!L->bias || !L->dbias))) {
+        host->free(host, L->weight); host->free(host, L->dweight); host->free(host, L->wflip);
         host->free(host, L->bias); host->free(host, L->dbias);
         host->free(host, L);
         return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %lld weights", (long long)nw);
@@ -373,7 +416,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
 static void conv_destroy(ply_layer *L) {
     if (!L) return;
     const ply_host *h = L->host;
-    h->free(h, L->weight); h->free(h, L->dweight);
+    h->free(h, L->weight); h->free(h, L->dweight); h->free(h, L->wflip);
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
     h->free(h, L);
@@ -423,6 +466,16 @@ static ply_status make_job(ply_layer *L, const ply_tensor *x, const ply_tensor *
     j->x = x->data;
     int64_t K = L->C * L->KH * L->KW, P = j->OH * j->OW;
     int64_t threads = L->host->thread_count(L->host);
+    j->direct = L->algorithm != ALGO_IM2COL && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
+                conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
+    if (j->direct) {
+        direct_geom g = {L->C, L->OC, L->KH, L->KW, L->PH, L->PW, j->H, j->W, j->OH, j->OW};
+        j->dg = g;
+        j->chunks = threads < j->N ? threads : j->N;
+        if (j->chunks < 1) j->chunks = 1;
+        j->slice = backward ? conv_direct_backward_floats(&g) : conv_direct_forward_floats(&g);
+        return grow_scratch(L, j->slice * (size_t)j->chunks);
+    }
     j->chunks = 1;
     int blas_single = openblas_get_num_threads() == 1 || L->OC * K * P <= CONV_SMALL_GEMM;
     if (threads > 1 && j->N > 1 && blas_single) j->chunks = threads < j->N ? threads : j->N;
@@ -437,6 +490,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     ply_status st = make_job(L, &inputs[0], output, &j, 0);
     if (st != PLY_OK) return st;
     j.y = output->data;
+    if (j.direct) conv_direct_pack(&j.dg, L->weight, L->wflip);
     if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, forward_chunks, &j);
     else forward_chunks(&j, 0, 1);
     return PLY_OK;
@@ -451,6 +505,27 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
     if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
     j.dy = grad_output->data;
     j.dx = grad_inputs[0].data;
+    if (j.direct) {
+        if (j.dx) conv_direct_flip(&j.dg, L->weight, L->wflip);
+        if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, backward_chunks, &j);
+        else backward_chunks(&j, 0, 1);
+        int64_t nw = L->OC * L->C * L->KH * L->KW;
+        for (int64_t t = 0; t < j.chunks; t++) {
+            const float *dwv = L->scratch + (size_t)t * j.slice, *dbv = dwv + nw * 16;
+            for (int64_t i = 0; i < nw; i++) {
+                float s = 0.0f;
+                for (int k = 0; k < 16; k++) s += dwv[i * 16 + k];
+                L->dweight[i] += s;
+            }
+            if (L->has_bias)
+                for (int64_t o = 0; o < L->OC; o++) {
+                    float s = 0.0f;
+                    for (int k = 0; k < 16; k++) s += dbv[o * 16 + k];
+                    L->dbias[o] += s;
+                }
+        }
+        return PLY_OK;
+    }
     if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, backward_chunks, &j);
     else backward_chunks(&j, 0, 1);
     // reduce the per-chunk partial sums into the parameter gradients
@@ -481,7 +556,7 @@ static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
 
 static const ply_layer_type conv2d_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "conv2d",
-    "2-d convolution (im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias", 1, 1,
+    "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm", 1, 1,
     conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, NULL,
 };
 

@@ -1,0 +1,316 @@
+/*
+ * Direct stride-1 convolution kernels (see conv_direct.h). AVX-512 only; the
+ * caller checks conv_direct_cpu() and otherwise uses im2col + sgemm.
+ */
+#include "conv_direct.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+int conv_direct_cpu(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#else
+int conv_direct_cpu(void) { return 0; }
+#endif
+
+// Tap offsets are kept on the stack: at most this many taps.
+#define MAX_TAPS 64
+
+int conv_direct_fits(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t PH, int64_t PW) {
+    // Few channels: above this im2col + sgemm is as fast or faster.
+    return C <= 16 && OC <= 64 && KH * KW <= MAX_TAPS && PH < KH && PW < KW;
+}
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Layout of everything a chunk needs, in floats from the start of its scratch.
+typedef struct {
+    int64_t Wp, Hp, Qf, CSx;       // forward: padded row, rows, output span, input channel stride
+    int64_t Wd, Hd, Qd, CSd;       // input gradient: same for the padded output gradient
+    size_t partials, xpad, out, dyw, dypad, masks, fwd_total, bwd_total;
+} layout;
+
+static layout make_layout(const direct_geom *g) {
+    layout l;
+    l.Wp = g->W + 2 * g->PW;
+    l.Hp = g->H + 2 * g->PH;
+    l.Qf = round_up(g->OH * l.Wp, 64);
+    l.CSx = round_up(l.Qf + (g->KH - 1) * l.Wp + g->KW + 16, 16);
+    if (l.CSx < round_up(l.Hp * l.Wp, 16)) l.CSx = round_up(l.Hp * l.Wp, 16);
+    int64_t qh = g->KH - 1 - g->PH, qw = g->KW - 1 - g->PW;
+    l.Wd = g->OW + 2 * qw;
+    l.Hd = g->OH + 2 * qh;
+    l.Qd = round_up(g->H * l.Wd, 64);
+    l.CSd = round_up(l.Qd + (g->KH - 1) * l.Wd + g->KW + 16, 16);
+    if (l.CSd < round_up(l.Hd * l.Wd, 16)) l.CSd = round_up(l.Hd * l.Wd, 16);
+    int64_t KK = g->KH * g->KW;
+    size_t partials = (size_t)(g->OC * g->C * KK + g->OC) * 16;
+    size_t xpad = (size_t)(g->C * l.CSx);
+    size_t outf = (size_t)(g->OC * l.Qf), outd = (size_t)(g->C * l.Qd);
+    size_t out = outf > outd ? outf : outd;
+    size_t dyw = (size_t)(g->OC * l.Qf);
+    size_t dypad = (size_t)(g->OC * l.CSd);
+    size_t masks = (size_t)round_up(l.Qf / 16, 32) / 2; // uint16 per vector, in floats
+    l.fwd_total = xpad + (size_t)outf;
+    l.partials = 0;
+    l.xpad = partials;
+    l.out = l.xpad + xpad;
+    l.dyw = l.out + out;
+    l.dypad = l.dyw + dyw;
+    l.masks = l.dypad + dypad;
+    l.bwd_total = l.masks + masks;
+    return l;
+}
+
+size_t conv_direct_forward_floats(const direct_geom *g) { return make_layout(g).fwd_total; }
+size_t conv_direct_backward_floats(const direct_geom *g) { return make_layout(g).bwd_total; }
+size_t conv_direct_partials(const direct_geom *g) { return (size_t)(g->OC * g->C * g->KH * g->KW + g->OC) * 16; }
+
+// The output-channel blocks of correlate(): 16s, then one each of 8, 4, 2, 1 as needed.
+static int64_t block_size(int64_t o, int64_t Cout) {
+    int64_t left = Cout - o;
+    return left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+}
+
+// dst: per block of B output channels starting at o0, [c][t][b] at dst + o0*Cin*KK;
+// src(o, c, t) = w[(o*Cin + c)*KK + t], or the flipped transpose when flip.
+static void pack(float *dst, const float *w, int64_t Cout, int64_t Cin, int64_t KK, int flip) {
+    for (int64_t o0 = 0; o0 < Cout; o0 += block_size(o0, Cout)) {
+        int64_t B = block_size(o0, Cout);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t c = 0; c < Cin; c++)
+                for (int64_t t = 0; t < KK; t++) {
+                    int64_t o = o0 + b;
+                    // flip: the correlation's output o is the layer's input channel, c its output channel
+                    float v = flip ? w[(c * Cout + o) * KK + (KK - 1 - t)] : w[(o * Cin + c) * KK + t];
+                    dst[o0 * Cin * KK + (c * KK + t) * B + b] = v;
+                }
+    }
+}
+
+void conv_direct_pack(const direct_geom *g, const float *w, float *packed) { pack(packed, w, g->OC, g->C, g->KH * g->KW, 0); }
+void conv_direct_flip(const direct_geom *g, const float *w, float *packed) { pack(packed, w, g->C, g->OC, g->KH * g->KW, 1); }
+
+#if defined(__x86_64__)
+
+// d[0..n) = s[0..n)
+AVX512 INLINE void copy_row(float *d, const float *s, int64_t n) {
+    int64_t w = 0;
+    for (; w + 16 <= n; w += 16) _mm512_storeu_ps(d + w, _mm512_loadu_ps(s + w));
+    if (w < n) {
+        __mmask16 m = (__mmask16)((1u << (n - w)) - 1);
+        _mm512_mask_storeu_ps(d + w, m, _mm512_maskz_loadu_ps(m, s + w));
+    }
+}
+
+// Copy planes [C][H][W] into zeroed padded planes (channel stride CS, row Wp) at (ph, pw).
+AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *src, int64_t C, int64_t H, int64_t W,
+                              int64_t ph, int64_t pw) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++) copy_row(dst + c * CS + (h + ph) * Wp + pw, src + (c * H + h) * W, W);
+}
+
+// dst[c][h][w] = src[c*Q + h*rs + w]
+AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++) copy_row(dst + (c * H + h) * W, src + c * Q + h * rs, W);
+}
+
+// out[o][q] (q in [0, Q), o in [0, B)) = bias[o] + sum_c sum_t w[(c*KK + t)*B + o] * in[c*CS + q + offs[t]]
+// B output channels, NV vectors of 16 positions per step; Q - q0 is a multiple of 16*NV.
+AVX512 INLINE void corr_block(const int B, const int NV, float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin,
+                       const float *w, int64_t wo, const float *bias, const int64_t *offs, int64_t KK) {
+    for (int64_t q = 0; q < Q; q += 16 * NV) {
+        __m512 acc[16][4];
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < NV; v++) acc[b][v] = bias ? _mm512_set1_ps(bias[b]) : _mm512_setzero_ps();
+        for (int64_t c = 0; c < Cin; c++) {
+            const float *xp = in + c * CS + q;
+            const float *wp = w + c * KK * B;
+            for (int64_t t = 0; t < KK; t++) {
+                const float *xt = xp + offs[t];
+                __m512 xv[4];
+                for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xt + 16 * v);
+                for (int b = 0; b < B; b++) {
+                    __m512 wb = _mm512_set1_ps(wp[t * B + b]);
+                    for (int v = 0; v < NV; v++) acc[b][v] = _mm512_fmadd_ps(wb, xv[v], acc[b][v]);
+                }
+            }
+        }
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < NV; v++) _mm512_store_ps(out + b * Q + q + 16 * v, acc[b][v]);
+    }
+}
+
+#define CORR(B, NV) \
+    AVX512 static void corr_##B(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, const float *w, \
+                                int64_t wo, const float *bias, const int64_t *offs, int64_t KK) { \
+        corr_block(B, NV, out, Q, in, CS, Cin, w, wo, bias, offs, KK); \
+    }
+CORR(16, 1)
+CORR(8, 2)
+CORR(4, 4)
+CORR(2, 4)
+CORR(1, 4)
+
+// All Cout output planes (span Q, a multiple of 64) of the correlation; w packed by pack().
+static void correlate(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, int64_t Cout, const float *w,
+                      const float *bias, const int64_t *offs, int64_t KK) {
+    int64_t wo = Cin * KK, o = 0; // w + o*wo: the block of output channels starting at o
+    for (; o + 16 <= Cout; o += 16) corr_16(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK);
+    if (o + 8 <= Cout) { corr_8(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 8; }
+    if (o + 4 <= Cout) { corr_4(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 4; }
+    if (o + 2 <= Cout) { corr_2(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 2; }
+    if (o < Cout) corr_1(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK);
+}
+
+// dwv[(o*Cin + c)*KK + t][lane] += sum over vectors i of g[o*Q + 16i + lane] * in[c*CS + 16i + offs[t] + lane]
+// (masked by masks[i]) for B output channels and T taps starting at t0.
+AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q,
+                        const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) {
+    __m512 acc[4][4];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) acc[b][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < Q / 16; i++) {
+        __mmask16 m = masks[i];
+        __m512 xv[4], gv[4];
+        for (int t = 0; t < T; t++) xv[t] = _mm512_maskz_loadu_ps(m, in + 16 * i + offs[t0 + t]);
+        for (int b = 0; b < B; b++) gv[b] = _mm512_load_ps(g + b * Q + 16 * i);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) acc[b][t] = _mm512_fmadd_ps(gv[b], xv[t], acc[b][t]);
+    }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *d = dwv + ((b * Cin) * KK + t0 + t) * 16;
+            _mm512_store_ps(d, _mm512_add_ps(_mm512_load_ps(d), acc[b][t]));
+        }
+}
+
+#define WGRAD(B, T) \
+    AVX512 static void wgrad_##B##_##T(float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q, \
+                                       const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) { \
+        wgrad_block(B, T, dwv, Cin, KK, g, Q, in, offs, t0, masks); \
+    }
+WGRAD(4, 4)
+WGRAD(4, 1)
+WGRAD(1, 4)
+WGRAD(1, 1)
+
+// Weight-gradient partials of one image: g [OC][Q] output gradient in the padded-row layout.
+static void weight_grad(float *dwv, int64_t OC, int64_t Cin, int64_t KK, const float *g, int64_t Q, const float *xpad,
+                        int64_t CS, const int64_t *offs, const uint16_t *masks) {
+    for (int64_t c = 0; c < Cin; c++) {
+        const float *in = xpad + c * CS;
+        int64_t o = 0;
+        for (; o + 4 <= OC; o += 4) {
+            float *d = dwv + (o * Cin + c) * KK * 16;
+            int64_t t = 0;
+            for (; t + 4 <= KK; t += 4) wgrad_4_4(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+            for (; t < KK; t++) wgrad_4_1(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+        }
+        for (; o < OC; o++) {
+            float *d = dwv + (o * Cin + c) * KK * 16;
+            int64_t t = 0;
+            for (; t + 4 <= KK; t += 4) wgrad_1_4(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+            for (; t < KK; t++) wgrad_1_1(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+        }
+    }
+}
+
+// dbv[o][lane] += sum_i g[o*Q + 16i + lane]
+AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, int64_t Q) {
+    for (int64_t o = 0; o < OC; o++) {
+        __m512 a = _mm512_load_ps(dbv + o * 16), b = _mm512_setzero_ps();
+        int64_t i = 0;
+        for (; i + 32 <= Q; i += 32) {
+            a = _mm512_add_ps(a, _mm512_load_ps(g + o * Q + i));
+            b = _mm512_add_ps(b, _mm512_load_ps(g + o * Q + i + 16));
+        }
+        for (; i < Q; i += 16) a = _mm512_add_ps(a, _mm512_load_ps(g + o * Q + i));
+        _mm512_store_ps(dbv + o * 16, _mm512_add_ps(a, b));
+    }
+}
+
+static void tap_offsets(int64_t *offs, int64_t KH, int64_t KW, int64_t rs) {
+    for (int64_t ki = 0; ki < KH; ki++)
+        for (int64_t kj = 0; kj < KW; kj++) offs[ki * KW + kj] = ki * rs + kj;
+}
+
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+                         int64_t n0, int64_t n1, float *scratch) {
+    layout l = make_layout(g);
+    float *xpad = scratch, *out = scratch + g->C * l.CSx;
+    int64_t offs[MAX_TAPS], KK = g->KH * g->KW;
+    tap_offsets(offs, g->KH, g->KW, l.Wp);
+    memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
+    for (int64_t n = n0; n < n1; n++) {
+        pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, g->C, g->H, g->W, g->PH, g->PW);
+        correlate(out, l.Qf, xpad, l.CSx, g->C, g->OC, w, bias, offs, KK);
+        unpad_planes(y + n * g->OC * g->OH * g->OW, out, l.Qf, l.Wp, g->OC, g->OH, g->OW);
+    }
+}
+
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
+                          int64_t n0, int64_t n1, float *scratch, int with_bias) {
+    layout l = make_layout(g);
+    int64_t KK = g->KH * g->KW;
+    float *dwv = scratch + l.partials, *dbv = dwv + g->OC * g->C * KK * 16;
+    float *xpad = scratch + l.xpad, *out = scratch + l.out, *dyw = scratch + l.dyw, *dypad = scratch + l.dypad;
+    uint16_t *masks = (uint16_t *)(scratch + l.masks);
+    int64_t offs[MAX_TAPS], offd[MAX_TAPS];
+    tap_offsets(offs, g->KH, g->KW, l.Wp);
+    tap_offsets(offd, g->KH, g->KW, l.Wd);
+    memset(dwv, 0, conv_direct_partials(g) * sizeof(float));
+    memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
+    memset(dyw, 0, (size_t)(g->OC * l.Qf) * sizeof(float));
+    if (dx) memset(dypad, 0, (size_t)(g->OC * l.CSd) * sizeof(float));
+    // lanes of valid output positions in the padded-row layout
+    for (int64_t i = 0; i < l.Qf / 16; i++) {
+        uint16_t m = 0;
+        for (int64_t k = 0; k < 16; k++) {
+            int64_t q = 16 * i + k;
+            if (q < g->OH * l.Wp && q % l.Wp < g->OW) m |= (uint16_t)(1u << k);
+        }
+        masks[i] = m;
+    }
+    int64_t in_plane = g->C * g->H * g->W, out_plane = g->OC * g->OH * g->OW;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *dyn = dy + n * out_plane;
+        pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, g->C, g->H, g->W, g->PH, g->PW);
+        pad_planes(dyw, l.Qf, l.Wp, dyn, g->OC, g->OH, g->OW, 0, 0);
+        weight_grad(dwv, g->OC, g->C, KK, dyw, l.Qf, xpad, l.CSx, offs, masks);
+        if (with_bias) bias_grad(dbv, g->OC, dyw, l.Qf);
+        if (dx) {
+            pad_planes(dypad, l.CSd, l.Wd, dyn, g->OC, g->OH, g->OW, g->KH - 1 - g->PH, g->KW - 1 - g->PW);
+            correlate(out, l.Qd, dypad, l.CSd, g->OC, g->C, wflip, NULL, offd, KK);
+            unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W);
+        }
+    }
+}
+
+#else
+
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+                         int64_t n0, int64_t n1, float *scratch) {
+    (void)g; (void)w; (void)bias; (void)x; (void)y; (void)n0; (void)n1; (void)scratch;
+}
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
+                          int64_t n0, int64_t n1, float *scratch, int with_bias) {
+    (void)g; (void)wflip; (void)x; (void)dy; (void)dx; (void)n0; (void)n1; (void)scratch; (void)with_bias;
+}
+
+#endif

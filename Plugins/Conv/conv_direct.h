@@ -1,0 +1,58 @@
+/*
+ * Direct 2-d convolution for stride 1 and few channels (the ConvNet's 1->8 and
+ * 8->16 3x3 layers), vectorised with AVX-512 and chosen at run time (the
+ * im2col + sgemm path in conv.c is the fallback and the reference).
+ *
+ * The trick: an input plane is copied into a zero-padded plane whose rows are
+ * Wp = W + 2*PW long. An output position (oh, ow) is then at flat index
+ * q = oh*Wp + ow of an output plane with the same row length, and reads input
+ * q + ki*Wp + kj: a 1-d correlation over contiguous memory, 16 outputs per
+ * vector. Columns ow >= OW of that layout are discarded (forward) or masked
+ * to zero (weight gradient). The input gradient is the same correlation of
+ * the padded output gradient with the flipped, transposed kernel.
+ */
+#ifndef PLY_CONV_DIRECT_H
+#define PLY_CONV_DIRECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t C, OC, KH, KW, PH, PW; // layer (stride 1, dilation 1)
+    int64_t H, W, OH, OW;          // input and output plane sizes
+} direct_geom;
+
+/** 1 when the CPU runs the AVX-512 kernels (checked once). */
+int conv_direct_cpu(void);
+
+/** Whether the geometry fits the direct kernels (stride 1 is the caller's check). */
+int conv_direct_fits(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t PH, int64_t PW);
+
+/** Floats of per-thread scratch a forward / backward chunk needs (multiples of 16). */
+size_t conv_direct_forward_floats(const direct_geom *g);
+size_t conv_direct_backward_floats(const direct_geom *g);
+
+/** The kernel w [OC, C, KH, KW] rearranged for conv_direct_forward (OC*C*KH*KW floats). */
+void conv_direct_pack(const direct_geom *g, const float *w, float *packed);
+
+/** y[n] = conv(x[n]) + bias for images [n0, n1); packed from conv_direct_pack; bias may be NULL. */
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+                         int64_t n0, int64_t n1, float *scratch);
+
+/** The kernel of the input-gradient correlation, w[o][c][KH*KW-1-t] as [c][o][t], packed likewise. */
+void conv_direct_flip(const direct_geom *g, const float *w, float *wflip);
+
+/**
+ * For images [n0, n1): adds the weight gradient into dwv ([OC*C*KH*KW][16],
+ * per-lane partial sums; the caller sums the lanes), the bias gradient into
+ * dbv ([OC][16], same) when not NULL, and writes dx[n] when dx is not NULL.
+ * The scratch starts with the partial sums: dwv = scratch, dbv = dwv +
+ * OC*C*KH*KW*16 (see conv_direct_partials).
+ */
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
+                          int64_t n0, int64_t n1, float *scratch, int with_bias);
+
+/** Floats of the partial sums at the start of a backward scratch. */
+size_t conv_direct_partials(const direct_geom *g);
+
+#endif
