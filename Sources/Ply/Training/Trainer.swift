@@ -150,17 +150,13 @@ public final class Trainer {
                 let batchStart = Date()
                 let n = batch.count
                 let inShape = n == cfg.batchSize ? shape : Shape([n, train.channels, train.height, train.width])
-                let logits = try batch.images.withUnsafeBufferPointer { try model.forward($0, shape: inShape) }
-                for i in 0..<n { targets[i] = Float(batch.labels[i]) }
-                if dLogits.count != logits.count { dLogits = [Float](repeating: 0, count: logits.count) }
-                cost = try lossForwardBackward(logits: logits, targets: targets, n: n, dLogits: &dLogits)
+                cost = try batch.images.withUnsafeBufferPointer {
+                    try step(images: $0, shape: inShape, labels: batch.labels, targets: &targets, dLogits: &dLogits)
+                }
                 guard cost.isFinite else {
                     throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex, value: cost,
                                                       checkpoint: lastCheckpoint())
                 }
-                try model.zeroGradients()
-                try dLogits.withUnsafeBufferPointer { _ = try model.backward($0) }
-                try optimizer.step(model.namedParameters())
                 epochLoss += Double(cost) * Double(n)
                 epochSamples += n
                 trained += n
@@ -191,6 +187,33 @@ public final class Trainer {
         }
         if let dir = cfg.outputDirectory { try Plots.write(summary: summary, classes: classes, to: dir) }
         return summary
+    }
+
+    /// One training step on one batch: forward, mean cross-entropy, backward, optimizer
+    /// update. Returns the loss; when it is NaN or infinite the weights are left untouched.
+    /// `images` holds `shape` ([N, C, H, W]) floats and `labels` N class indices.
+    public func step(images: UnsafeBufferPointer<Float>, shape: Shape, labels: [Int32]) throws -> Float {
+        var targets: [Float] = [], dLogits: [Float] = []
+        return try step(images: images, shape: shape, labels: labels, targets: &targets, dLogits: &dLogits)
+    }
+
+    /// `step` with the caller's scratch arrays, reused across batches.
+    func step(images: UnsafeBufferPointer<Float>, shape: Shape, labels: [Int32],
+              targets: inout [Float], dLogits: inout [Float]) throws -> Float {
+        let n = shape.dims.first ?? 0
+        guard labels.count >= n else {
+            throw PlyError.invalid("training step: \(labels.count) labels for a batch of \(n) images")
+        }
+        let logits = try model.forward(images, shape: shape)
+        if targets.count < n { targets = [Float](repeating: 0, count: n) }
+        for i in 0..<n { targets[i] = Float(labels[i]) }
+        if dLogits.count != logits.count { dLogits = [Float](repeating: 0, count: logits.count) }
+        let cost = try lossForwardBackward(logits: logits, targets: targets, n: n, dLogits: &dLogits)
+        guard cost.isFinite else { return cost }
+        try model.zeroGradients()
+        try dLogits.withUnsafeBufferPointer { _ = try model.backward($0) }
+        try optimizer.step(model.namedParameters())
+        return cost
     }
 
     /// Mean cross-entropy of `logits` [n, classes] against `targets`; writes d loss / d logits.

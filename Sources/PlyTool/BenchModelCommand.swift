@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Ply
+
+/// `ply bench-model`: images per second of one zoo model, inference or a training step, on
+/// synthetic data — the Ply half of `Benchmarks/compare-models`, which runs PyTorch on the
+/// same case in the same session.
+struct BenchModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-model",
+        abstract: "Time a zoo model's inference or training step on synthetic data.",
+        discussion: """
+            Prints one line per timed run and a final `result:` line with the median images/s, \
+            e.g. `ply bench-model resnet18 --batch 16 --image-size 224 --channels 3 --classes 1000`.
+            Inference runs in evaluation mode; --training times forward, mean cross-entropy, \
+            backward and an SGD (momentum 0.9) update, as one step of `ply train`.
+            """)
+
+    @Argument(help: "A zoo model name (see `ply summary --help`) or a model file.") var model: String
+    @Option(help: "Images per batch.") var batch = 1
+    @Option(help: "Image side in pixels.") var imageSize = 224
+    @Option(help: "Image channels.") var channels = 3
+    @Option(help: "Classes (the last layer's outputs).") var classes = 1000
+    @Flag(help: "Time training steps instead of inference.") var training = false
+    @Option(help: "Timed runs (the median is reported).") var runs = 5
+    @Option(help: "Batches per timed run.") var iterations = 0
+    @Option(help: "Untimed warm-up batches.") var warmup = 2
+    @Option(help: "Threads (default: all cores).") var threads: Int?
+    @OptionGroup var pluginOptions: PluginOptions
+
+    func run() throws {
+        do { try measure() } catch { throw fail(error) }
+    }
+
+    func validate() throws {
+        guard batch >= 1, imageSize >= 1, channels >= 1, classes >= 1 else {
+            throw ValidationError("--batch, --image-size, --channels and --classes must be positive")
+        }
+        guard runs >= 1, iterations >= 0, warmup >= 0 else {
+            throw ValidationError("--runs must be positive, --iterations and --warmup not negative")
+        }
+    }
+
+    func measure() throws {
+        let runtime = try pluginOptions.makeRuntime(threads: threads)
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
+        let shape = Shape([batch, channels, imageSize, imageSize])
+        var g = SplitMix64(seed: 7)
+        let images = (0..<shape.count).map { _ in g.nextUnitFloat() }
+        let labels = (0..<batch).map { Int32($0 % classes) }
+        var config = TrainingConfiguration()
+        config.batchSize = batch
+        config.learningRate = 0.01
+        config.optimizer = .sgd(momentum: 0.9)
+        config.initialization = .pytorchDefault
+        let trainer = try Trainer(model: net, configuration: config, classes: classes)
+        net.isTraining = training
+
+        let step: () throws -> Void = {
+            try images.withUnsafeBufferPointer { p in
+                if training {
+                    _ = try trainer.step(images: p, shape: shape, labels: labels)
+                } else {
+                    _ = try net.forward(p, shape: shape)
+                }
+            }
+        }
+        for _ in 0..<warmup { try step() }
+        // Enough batches per run for about half a second, unless --iterations says.
+        var perRun = iterations
+        if perRun == 0 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try step()
+            let one = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            perRun = max(1, min(1000, Int((0.5 / max(one, 1e-6)).rounded(.up))))
+        }
+        print("model: \(model), \(training ? "training step" : "inference"), input \(shape), threads \(runtime.threads), "
+            + "\(runs) runs of \(perRun) batches")
+        var rates: [Double] = []
+        for r in 0..<runs {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<perRun { try step() }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let rate = Double(batch * perRun) / seconds
+            rates.append(rate)
+            print(String(format: "run %d: %.2f images/s (%.3f ms per batch)", r + 1, rate, seconds / Double(perRun) * 1e3))
+        }
+        let sorted = rates.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        print(String(format: "result: %.2f images/s (median of %d runs; min %.2f, max %.2f)", median, runs,
+                     sorted.first ?? 0, sorted.last ?? 0))
+    }
+}
