@@ -2,27 +2,17 @@
  * Conv family: conv2d (PyTorch's nn.Conv2d with dilation 1, groups 1, zero
  * padding). One input [N, C, H, W] -> [N, OC, OH, OW].
  *
- * Forward and backward go through im2col + OpenBLAS sgemm, one image at a
- * time:
- *   cols  [C*KH*KW, OH*OW] = im2col(x_n)
- *   y_n   [OC, OH*OW]      = W [OC, C*KH*KW] * cols  (+ bias)
- *   dW                    += dy_n * cols^T
- *   dx_n                   = col2im(W^T * dy_n)
- * A 1x1 kernel with stride 1 and no padding skips im2col (cols == x_n).
- *
- * Stride-1 layers with few channels use the direct AVX-512 kernels of
- * conv_direct.c instead when the CPU has them (attribute algorithm="auto",
- * the default; "im2col" and "direct" force one path), one chunk of the batch
- * per host thread, each with its own padded planes and partial gradients.
- *
- * Threading: when the batch has at least two images and one image's GEMM is
- * small (OpenBLAS would run it on one thread anyway, or OpenBLAS is limited
- * to one thread), the batch is split
- * into one chunk per host thread; each chunk owns a slice of the scratch
- * (its own cols buffer and its own partial dW / db sums, reduced at the
- * end). Otherwise images run one after the other, OpenBLAS threads each
- * GEMM itself and im2col / col2im are split over the host threads by input
- * channel. The scratch lives in the instance and only grows.
+ * Two implementations, picked per call:
+ *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
+ *     channels (the ConvNet's), one chunk of the batch per host thread, each
+ *     with its own padded planes and partial gradients;
+ *   - conv_gemm.c: im2col + sgemm over the whole batch (every other layer),
+ *     split over the host's threads by Ply (OpenBLAS runs single-threaded).
+ * Attribute algorithm="auto" (the default) chooses; "im2col" and "direct"
+ * force one (im2col is the reference the direct kernels are tested against).
+ * Attribute workspace_mb (default 32) caps the scratch of the backward's
+ * whole-batch plan; above it the batch is done a tile at a time.
+ * The scratch lives in the instance and only grows.
  */
 #include <cblas.h>
 #include <math.h>
@@ -30,6 +20,7 @@
 #include <string.h>
 
 #include "conv_direct.h"
+#include "conv_gemm.h"
 #include "ply/plugin.h"
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "direct").
@@ -40,6 +31,7 @@ struct ply_layer {
     int64_t C, OC, KH, KW, SH, SW, PH, PW;
     int has_bias;
     conv_algo algorithm;
+    size_t rows_limit;       // floats the backward's whole-batch "rows" plan may use (attribute workspace_mb)
     float *wflip;            // the kernel packed for the direct kernels (forward, or flipped for backward)
     float *weight, *dweight; // [OC, C, KH, KW]
     float *bias, *dbias;     // [OC], NULL when bias=false
@@ -47,230 +39,43 @@ struct ply_layer {
     size_t scratch_floats;
 };
 
-// OpenBLAS 0.3 runs a GEMM of at most this many multiply-adds (M*N*K) on one
-// thread (65536 * GEMM_MULTITHREAD_THRESHOLD). Such GEMMs run one per host
-// thread over the batch; larger ones are left to OpenBLAS's own threads,
-// because two concurrent threaded OpenBLAS calls contend (measured 2x slower).
-#define CONV_SMALL_GEMM (65536 * 4)
-// With one chunk, im2col / col2im buffers at least this large are split over
-// the host threads by input channel.
-#define CONV_SPLIT_COLS (1 << 16)
-
 // ----------------------------------------------------------------------------
-// kernels
-
-// Output positions ow in [lo, hi) read input column iw = ow*S - P + k inside [0, W).
-static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
-    int64_t a = P - k; // ow*S >= a
-    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
-    int64_t b = W + P - k; // ow*S < b
-    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
-    if (h > OW) h = OW;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
-
-// cols[(c*KH + ki)*KW + kj][oh*OW + ow] = x[c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
-// x: [C, H, W], cols: [C*KH*KW, OH*OW]
-static void im2col(float *cols, const float *x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                   int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t OH, int64_t OW) {
-    for (int64_t c = 0; c < C; c++) {
-        for (int64_t ki = 0; ki < KH; ki++) {
-            for (int64_t kj = 0; kj < KW; kj++) {
-                float *row = cols + ((c * KH + ki) * KW + kj) * OH * OW;
-                int64_t lo, hi;
-                valid_range(kj, SW, PW, W, OW, &lo, &hi);
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    float *dst = row + oh * OW;
-                    int64_t ih = oh * SH - PH + ki;
-                    if (ih < 0 || ih >= H) {
-                        memset(dst, 0, (size_t)OW * sizeof(float));
-                        continue;
-                    }
-                    const float *src = x + (c * H + ih) * W + kj - PW;
-                    for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                    if (SW == 1) {
-                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                    } else {
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * SW];
-                    }
-                    for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.0f;
-                }
-            }
-        }
-    }
-}
-
-// The adjoint of im2col: dx[c][ih][iw] = sum of the dcols entries that read it.
-// dcols: [C*KH*KW, OH*OW], dx: [C, H, W] (overwritten)
-static void col2im(float *dx, const float *dcols, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                   int64_t SH, int64_t SW, int64_t PH, int64_t PW, int64_t OH, int64_t OW) {
-    memset(dx, 0, (size_t)(C * H * W) * sizeof(float));
-    for (int64_t c = 0; c < C; c++) {
-        for (int64_t ki = 0; ki < KH; ki++) {
-            for (int64_t kj = 0; kj < KW; kj++) {
-                const float *row = dcols + ((c * KH + ki) * KW + kj) * OH * OW;
-                int64_t lo, hi;
-                valid_range(kj, SW, PW, W, OW, &lo, &hi);
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    int64_t ih = oh * SH - PH + ki;
-                    if (ih < 0 || ih >= H) continue;
-                    const float *src = row + oh * OW;
-                    float *dst = dx + (c * H + ih) * W + kj - PW;
-                    if (SW == 1) {
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
-                    } else {
-                        for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += src[ow];
-                    }
-                }
-            }
-        }
-    }
-}
+// the direct kernels, one chunk of the batch per host thread
 
 // Everything one chunk of the batch needs; shared read-only by all chunks.
 typedef struct {
     const ply_layer *L;
-    int64_t N, H, W, OH, OW, chunks;
+    int64_t N, chunks;
     size_t slice;       // floats of scratch per chunk
     const float *x;     // [N, C, H, W]
     float *y;           // [N, OC, OH, OW] (forward)
     const float *dy;    // [N, OC, OH, OW] (backward)
     float *dx;          // [N, C, H, W] or NULL (backward)
-    int split_channels; // one chunk only: spread im2col / col2im over the host threads by channel
-    int direct;         // use conv_direct.c
-    direct_geom dg;     // its geometry
-} conv_job;
+    direct_geom dg;     // the geometry
+} direct_job;
 
-// im2col / col2im of one image over the channel range [begin, end), for parallel_for.
-typedef struct { const conv_job *j; const float *x; float *cols; float *dx; } cols_task;
-
-static void im2col_channels(void *ctx, int64_t begin, int64_t end) {
-    const cols_task *t = ctx;
-    const conv_job *j = t->j;
-    const ply_layer *L = j->L;
-    int64_t P = j->OH * j->OW, HW = j->H * j->W, KK = L->KH * L->KW;
-    im2col(t->cols + begin * KK * P, t->x + begin * HW, end - begin, j->H, j->W, L->KH, L->KW, L->SH, L->SW, L->PH,
-           L->PW, j->OH, j->OW);
-}
-
-static void col2im_channels(void *ctx, int64_t begin, int64_t end) {
-    const cols_task *t = ctx;
-    const conv_job *j = t->j;
-    const ply_layer *L = j->L;
-    int64_t P = j->OH * j->OW, HW = j->H * j->W, KK = L->KH * L->KW;
-    col2im(t->dx + begin * HW, t->cols + begin * KK * P, end - begin, j->H, j->W, L->KH, L->KW, L->SH, L->SW, L->PH,
-           L->PW, j->OH, j->OW);
-}
-
-static void image_im2col(const conv_job *j, const float *xn, float *cols) {
-    cols_task t = {j, xn, cols, NULL};
-    if (j->split_channels) j->L->host->parallel_for(j->L->host, j->L->C, 1, im2col_channels, &t);
-    else im2col_channels(&t, 0, j->L->C);
-}
-
-static void image_col2im(const conv_job *j, float *dxn, const float *dcols) {
-    cols_task t = {j, NULL, (float *)dcols, dxn};
-    if (j->split_channels) j->L->host->parallel_for(j->L->host, j->L->C, 1, col2im_channels, &t);
-    else col2im_channels(&t, 0, j->L->C);
-}
-
-static int is_pointwise(const ply_layer *L) {
-    return L->KH == 1 && L->KW == 1 && L->SH == 1 && L->SW == 1 && L->PH == 0 && L->PW == 0;
-}
-
-// y_n = W * im2col(x_n) + bias, for images [n0, n1), cols: [K, P] scratch
-static void conv2d_forward_images(const conv_job *j, int64_t n0, int64_t n1, float *cols) {
-    const ply_layer *L = j->L;
-    int64_t K = L->C * L->KH * L->KW, P = j->OH * j->OW;
-    for (int64_t n = n0; n < n1; n++) {
-        const float *xn = j->x + n * L->C * j->H * j->W;
-        float *yn = j->y + n * L->OC * P;
-        const float *b = xn;
-        if (!is_pointwise(L)) {
-            image_im2col(j, xn, cols);
-            b = cols;
-        }
-        float beta = 0.0f;
-        if (L->has_bias) {
-            for (int64_t o = 0; o < L->OC; o++)
-                for (int64_t p = 0; p < P; p++) yn[o * P + p] = L->bias[o];
-            beta = 1.0f;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)L->OC, (int)P, (int)K, 1.0f, L->weight, (int)K,
-                    b, (int)P, beta, yn, (int)P);
-    }
-}
-
-// For images [n0, n1): dw += dy_n * cols^T, db += rowsum(dy_n), dx_n = col2im(W^T dy_n).
-// cols: [K, P] scratch (reused for the column gradient), dw: [OC, K], db: [OC]
-static void conv2d_backward_images(const conv_job *j, int64_t n0, int64_t n1, float *cols, float *dw, float *db) {
-    const ply_layer *L = j->L;
-    int64_t K = L->C * L->KH * L->KW, P = j->OH * j->OW;
-    int pw = is_pointwise(L);
-    for (int64_t n = n0; n < n1; n++) {
-        const float *xn = j->x + n * L->C * j->H * j->W;
-        const float *dyn = j->dy + n * L->OC * P;
-        const float *b = xn;
-        if (!pw) {
-            image_im2col(j, xn, cols);
-            b = cols;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)L->OC, (int)K, (int)P, 1.0f, dyn, (int)P, b,
-                    (int)P, 1.0f, dw, (int)K);
-        if (db) {
-            for (int64_t o = 0; o < L->OC; o++) {
-                float s = 0.0f;
-                for (int64_t p = 0; p < P; p++) s += dyn[o * P + p];
-                db[o] += s;
-            }
-        }
-        if (j->dx) {
-            float *dxn = j->dx + n * L->C * j->H * j->W;
-            float *dcols = pw ? dxn : cols;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)P, (int)L->OC, 1.0f, L->weight,
-                        (int)K, dyn, (int)P, 0.0f, dcols, (int)P);
-            if (!pw) image_col2im(j, dxn, dcols);
-        }
-    }
-}
-
-static void chunk_bounds(const conv_job *j, int64_t t, int64_t *n0, int64_t *n1) {
+static void chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1) {
     *n0 = j->N * t / j->chunks;
     *n1 = j->N * (t + 1) / j->chunks;
 }
 
-static void forward_chunks(void *ctx, int64_t begin, int64_t end) {
-    const conv_job *j = ctx;
+static void direct_forward_chunks(void *ctx, int64_t begin, int64_t end) {
+    const direct_job *j = ctx;
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
-        if (j->direct) {
-            conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->x, j->y, n0, n1,
-                                j->L->scratch + (size_t)t * j->slice);
-            continue;
-        }
-        conv2d_forward_images(j, n0, n1, j->L->scratch + (size_t)t * j->slice);
+        conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->x, j->y, n0, n1,
+                            j->L->scratch + (size_t)t * j->slice);
     }
 }
 
-// Backward slice layout: [cols K*P][dw OC*K][db OC]
-static void backward_chunks(void *ctx, int64_t begin, int64_t end) {
-    const conv_job *j = ctx;
-    const ply_layer *L = j->L;
-    int64_t K = L->C * L->KH * L->KW, P = j->OH * j->OW;
+static void direct_backward_chunks(void *ctx, int64_t begin, int64_t end) {
+    const direct_job *j = ctx;
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
-        if (j->direct) {
-            conv_direct_backward(&j->dg, L->wflip, j->x, j->dy, j->dx, n0, n1, L->scratch + (size_t)t * j->slice,
-                                 L->has_bias);
-            continue;
-        }
-        float *cols = L->scratch + (size_t)t * j->slice;
-        float *dw = cols + K * P, *db = dw + L->OC * K;
-        memset(dw, 0, (size_t)(L->OC * K + L->OC) * sizeof(float));
-        conv2d_backward_images(j, n0, n1, cols, dw, L->has_bias ? db : NULL);
+        conv_direct_backward(&j->dg, j->L->wflip, j->x, j->dy, j->dx, n0, n1, j->L->scratch + (size_t)t * j->slice,
+                             j->L->has_bias);
     }
 }
 
@@ -369,6 +174,12 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                           "conv2d: algorithm must be \"auto\", \"im2col\" or \"direct\" (got \"%s\")", algo_name);
+    int64_t workspace_mb = 32;
+    st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if (workspace_mb < 0 || workspace_mb > (1 << 20))
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: workspace_mb must be in 0...%d (got %lld)", 1 << 20,
+                          (long long)workspace_mb);
     if (algo == ALGO_DIRECT) {
         if (!conv_direct_cpu())
             return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"direct\" needs a CPU with AVX-512");
@@ -386,6 +197,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->SH = s[0]; L->SW = s[1]; L->PH = p[0]; L->PW = p[1];
     L->has_bias = bias != 0;
     L->algorithm = algo;
+    L->rows_limit = (size_t)workspace_mb * ((1 << 20) / sizeof(float));
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
     L->weight = host->alloc(host, wbytes);
@@ -452,89 +264,103 @@ static ply_status check_tensor(ply_layer *L, const ply_tensor *t, const char *wh
     return PLY_OK;
 }
 
-// Fill the job for this call and pick the number of batch chunks.
-static ply_status make_job(ply_layer *L, const ply_tensor *x, const ply_tensor *y, conv_job *j, int backward) {
+// The geometry of this call, after checking the tensors.
+static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor *y, conv_geom *g) {
     ply_status st;
     ply_shape os;
     if ((st = check_tensor(L, x, "input 0")) != PLY_OK) return st;
     if ((st = check_tensor(L, y, "output")) != PLY_OK) return st;
     if ((st = conv_infer_shape(L, 1, &x->shape, &os)) != PLY_OK) return st;
+    conv_geom c = {x->shape.dims[0], L->C, x->shape.dims[2], x->shape.dims[3], L->OC, L->KH, L->KW,
+                   L->SH, L->SW, L->PH, L->PW, os.dims[2], os.dims[3]};
+    *g = c;
+    return PLY_OK;
+}
+
+static int use_direct(const ply_layer *L) {
+    return L->algorithm != ALGO_IM2COL && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
+           conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
+}
+
+// Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
+static int64_t gemm_threads(const ply_layer *L) {
+    return openblas_get_num_threads() > 1 ? 1 : L->host->thread_count(L->host);
+}
+
+// A direct-kernel job: one chunk of the batch per host thread.
+static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward) {
+    direct_geom dg = {g->C, g->OC, g->KH, g->KW, g->PH, g->PW, g->H, g->W, g->OH, g->OW};
+    int64_t threads = L->host->thread_count(L->host);
     memset(j, 0, sizeof *j);
     j->L = L;
-    j->N = x->shape.dims[0]; j->H = x->shape.dims[2]; j->W = x->shape.dims[3];
-    j->OH = os.dims[2]; j->OW = os.dims[3];
-    j->x = x->data;
-    int64_t K = L->C * L->KH * L->KW, P = j->OH * j->OW;
-    int64_t threads = L->host->thread_count(L->host);
-    j->direct = L->algorithm != ALGO_IM2COL && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
-                conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
-    if (j->direct) {
-        direct_geom g = {L->C, L->OC, L->KH, L->KW, L->PH, L->PW, j->H, j->W, j->OH, j->OW};
-        j->dg = g;
-        j->chunks = threads < j->N ? threads : j->N;
-        if (j->chunks < 1) j->chunks = 1;
-        j->slice = backward ? conv_direct_backward_floats(&g) : conv_direct_forward_floats(&g);
-        return grow_scratch(L, j->slice * (size_t)j->chunks);
-    }
-    j->chunks = 1;
-    int blas_single = openblas_get_num_threads() == 1 || L->OC * K * P <= CONV_SMALL_GEMM;
-    if (threads > 1 && j->N > 1 && blas_single) j->chunks = threads < j->N ? threads : j->N;
-    j->split_channels = j->chunks == 1 && threads > 1 && L->C > 1 && K * P >= CONV_SPLIT_COLS;
-    j->slice = (size_t)(K * P + (backward ? L->OC * K + L->OC : 0));
+    j->N = g->N;
+    j->x = x;
+    j->dg = dg;
+    j->chunks = threads < g->N ? threads : g->N;
+    if (j->chunks < 1) j->chunks = 1;
+    j->slice = backward ? conv_direct_backward_floats(&dg) : conv_direct_forward_floats(&dg);
     return grow_scratch(L, j->slice * (size_t)j->chunks);
 }
 
 static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     (void)n_inputs;
-    conv_job j;
-    ply_status st = make_job(L, &inputs[0], output, &j, 0);
+    conv_geom g;
+    ply_status st = call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
-    j.y = output->data;
-    if (j.direct) conv_direct_pack(&j.dg, L->weight, L->wflip);
-    if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, forward_chunks, &j);
-    else forward_chunks(&j, 0, 1);
+    if (g.N == 0) return PLY_OK;
+    if (use_direct(L)) {
+        direct_job j;
+        if ((st = direct_job_make(L, &g, inputs[0].data, &j, 0)) != PLY_OK) return st;
+        j.y = output->data;
+        conv_direct_pack(&j.dg, L->weight, L->wflip);
+        if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, direct_forward_chunks, &j);
+        else direct_forward_chunks(&j, 0, 1);
+        return PLY_OK;
+    }
+    int64_t threads = gemm_threads(L);
+    if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
+    conv_gemm_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, 0, inputs[0].data, output->data,
+                      L->scratch);
     return PLY_OK;
 }
 
 static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                                 const ply_tensor *grad_output, ply_tensor *grad_inputs) {
     (void)n_inputs;
-    conv_job j;
-    ply_status st = make_job(L, &inputs[0], output, &j, 1);
+    conv_geom g;
+    ply_status st = call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
     if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
-    j.dy = grad_output->data;
-    j.dx = grad_inputs[0].data;
-    if (j.direct) {
-        if (j.dx) conv_direct_flip(&j.dg, L->weight, L->wflip);
-        if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, backward_chunks, &j);
-        else backward_chunks(&j, 0, 1);
-        int64_t nw = L->OC * L->C * L->KH * L->KW;
-        for (int64_t t = 0; t < j.chunks; t++) {
-            const float *dwv = L->scratch + (size_t)t * j.slice, *dbv = dwv + nw * 16;
-            for (int64_t i = 0; i < nw; i++) {
-                float s = 0.0f;
-                for (int k = 0; k < 16; k++) s += dwv[i * 16 + k];
-                L->dweight[i] += s;
-            }
-            if (L->has_bias)
-                for (int64_t o = 0; o < L->OC; o++) {
-                    float s = 0.0f;
-                    for (int k = 0; k < 16; k++) s += dbv[o * 16 + k];
-                    L->dbias[o] += s;
-                }
-        }
+    if (g.N == 0) return PLY_OK;
+    if (!use_direct(L)) {
+        int64_t threads = gemm_threads(L);
+        if ((st = grow_scratch(L, conv_gemm_backward_floats(&g, threads, L->rows_limit))) != PLY_OK) return st;
+        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, grad_output->data, grad_inputs[0].data,
+                           L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
         return PLY_OK;
     }
-    if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, backward_chunks, &j);
-    else backward_chunks(&j, 0, 1);
-    // reduce the per-chunk partial sums into the parameter gradients
-    int64_t K = L->C * L->KH * L->KW;
+    direct_job j;
+    if ((st = direct_job_make(L, &g, inputs[0].data, &j, 1)) != PLY_OK) return st;
+    j.dy = grad_output->data;
+    j.dx = grad_inputs[0].data;
+    if (j.dx) conv_direct_flip(&j.dg, L->weight, L->wflip);
+    if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, direct_backward_chunks, &j);
+    else direct_backward_chunks(&j, 0, 1);
+    // sum the per-chunk, per-lane partials into the parameter gradients
+    int64_t nw = L->OC * L->C * L->KH * L->KW;
     for (int64_t t = 0; t < j.chunks; t++) {
-        const float *dw = L->scratch + (size_t)t * j.slice + K * j.OH * j.OW, *db = dw + L->OC * K;
-        for (int64_t i = 0; i < L->OC * K; i++) L->dweight[i] += dw[i];
+        const float *dwv = L->scratch + (size_t)t * j.slice, *dbv = dwv + nw * 16;
+        for (int64_t i = 0; i < nw; i++) {
+            float s = 0.0f;
+            for (int k = 0; k < 16; k++) s += dwv[i * 16 + k];
+            L->dweight[i] += s;
+        }
         if (L->has_bias)
-            for (int64_t o = 0; o < L->OC; o++) L->dbias[o] += db[o];
+            for (int64_t o = 0; o < L->OC; o++) {
+                float s = 0.0f;
+                for (int k = 0; k < 16; k++) s += dbv[o * 16 + k];
+                L->dbias[o] += s;
+            }
     }
     return PLY_OK;
 }
@@ -556,7 +382,7 @@ static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
 
 static const ply_layer_type conv2d_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "conv2d",
-    "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm", 1, 1,
+    "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm, workspace_mb", 1, 1,
     conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, NULL,
 };
 

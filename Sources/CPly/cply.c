@@ -16,6 +16,12 @@ const char *cply_object_path(const void *address) {
 #include <stdlib.h>
 
 int cply_prepare_blas(void) {
+    /* Ply splits its products over its own threads (parallel_for) and calls
+     * OpenBLAS from each of them: OpenBLAS's own thread pool would only add
+     * threads spinning in sched_yield against Ply's. It reads the variable
+     * when it is loaded; a value the user set is left alone (the plugins then
+     * let OpenBLAS thread each product instead of splitting it). */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     /* OpenBLAS 0.3.21 (Debian 12) does not know recent Xeons (family 6, model
      * 143/207) and falls back to its SSE3 "Prescott" kernels, 3-5x slower. It
      * picks its kernels when it is loaded, i.e. when the first plugin that links

@@ -10,8 +10,10 @@ uint32_t cply_abi_version(void);
 /** Path of the shared object (or executable) that contains `address`, or NULL. */
 const char *cply_object_path(const void *address);
 
-/** Points OpenBLAS at its AVX-512 kernels on CPUs it does not recognise,
- *  unless OPENBLAS_CORETYPE is already set. Call before loading plugins. */
+/** Prepares OpenBLAS before the first plugin that links it is loaded: one
+ *  OpenBLAS thread (Ply threads the products itself) unless
+ *  OPENBLAS_NUM_THREADS is set, and its AVX-512 kernels on CPUs it does not
+ *  recognise unless OPENBLAS_CORETYPE is set. */
 int cply_prepare_blas(void);
 
 #endif

@@ -1,0 +1,433 @@
+/*
+ * conv2d as GEMM over the whole batch (see conv_gemm.h for the plans).
+ */
+#include "conv_gemm.h"
+
+#include <cblas.h>
+#include <string.h>
+
+// im2col floats of one tile (about 1 MB: half of this CPU's L2 per core).
+#define TILE_FLOATS (1 << 18)
+#define TILE_MIN 64
+#define TILE_MAX 4096
+// Forward: fewer columns per thread than this and the threads split the rows.
+#define ROWS_FORWARD_COLS 192
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static int64_t gemm_k(const conv_geom *g) { return g->C * g->KH * g->KW; }
+static int64_t gemm_p(const conv_geom *g) { return g->OH * g->OW; }
+static int64_t gemm_cols(const conv_geom *g) { return g->N * gemm_p(g); }
+
+static int is_pointwise(const conv_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
+}
+
+// Columns per tile: about TILE_FLOATS of im2col, a multiple of 16.
+static int64_t tile_width(const conv_geom *g) {
+    int64_t t = TILE_FLOATS / gemm_k(g);
+    t = max64(TILE_MIN, min64(TILE_MAX, t));
+    return t - t % 16;
+}
+
+// Output positions ow in [lo, hi) read input column iw = ow*S - P + k inside [0, W).
+static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
+    int64_t a = P - k; // ow*S >= a
+    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
+    int64_t b = W + P - k; // ow*S < b
+    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
+    if (h > OW) h = OW;
+    if (l > h) l = h;
+    *lo = l; *hi = h;
+}
+
+// ----------------------------------------------------------------------------
+// im2col / col2im over a range of columns
+
+// cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
+// for columns col = n*P + oh*OW + ow in [c0, c1) and channels [ch0, ch1); rows are ld floats apart.
+static void im2col_cols(float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
+                        int64_t ch0, int64_t ch1) {
+    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W;
+    for (int64_t col = c0; col < c1;) {
+        int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
+        int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
+        float *base = cols + (col - c0) - ow0; // base[ow] is column (n, oh, ow)
+        for (int64_t c = ch0; c < ch1; c++) {
+            const float *xc = x + (n * g->C + c) * HW;
+            for (int64_t ki = 0; ki < g->KH; ki++) {
+                int64_t ih = oh * g->SH - g->PH + ki;
+                for (int64_t kj = 0; kj < g->KW; kj++) {
+                    float *dst = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
+                    int64_t lo = ow1, hi = ow1;
+                    if (ih >= 0 && ih < g->H) {
+                        valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
+                        lo = max64(lo, ow0); hi = max64(min64(hi, ow1), lo);
+                    }
+                    for (int64_t ow = ow0; ow < lo; ow++) dst[ow] = 0.0f;
+                    if (lo < hi) {
+                        const float *src = xc + ih * g->W + kj - g->PW;
+                        if (g->SW == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                        else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * g->SW];
+                    }
+                    for (int64_t ow = hi; ow < ow1; ow++) dst[ow] = 0.0f;
+                }
+            }
+        }
+        col += ow1 - ow0;
+    }
+}
+
+// The adjoint: dx[n][c][ih][iw] += every dcols entry that im2col_cols would have read from it.
+static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_geom *g, int64_t c0, int64_t c1,
+                        int64_t ch0, int64_t ch1) {
+    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W;
+    for (int64_t col = c0; col < c1;) {
+        int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
+        int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
+        const float *base = dcols + (col - c0) - ow0;
+        for (int64_t c = ch0; c < ch1; c++) {
+            float *dxc = dx + (n * g->C + c) * HW;
+            for (int64_t ki = 0; ki < g->KH; ki++) {
+                int64_t ih = oh * g->SH - g->PH + ki;
+                if (ih < 0 || ih >= g->H) continue;
+                for (int64_t kj = 0; kj < g->KW; kj++) {
+                    const float *src = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
+                    int64_t lo, hi;
+                    valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
+                    lo = max64(lo, ow0); hi = min64(hi, ow1);
+                    float *dst = dxc + ih * g->W + kj - g->PW;
+                    if (g->SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+                    else for (int64_t ow = lo; ow < hi; ow++) dst[ow * g->SW] += src[ow];
+                }
+            }
+        }
+        col += ow1 - ow0;
+    }
+}
+
+// y[n][o][p] = max?(tmp[o - o0][col - c0] + bias[o]) for columns [c0, c1) and rows [o0, o1).
+static void scatter_out(float *y, const float *tmp, int64_t ld, const float *bias, int relu, const conv_geom *g,
+                        int64_t c0, int64_t c1, int64_t o0, int64_t o1) {
+    const int64_t P = gemm_p(g);
+    for (int64_t col = c0; col < c1;) {
+        int64_t n = col / P, p = col % P, len = min64(P - p, c1 - col);
+        for (int64_t o = o0; o < o1; o++) {
+            const float *src = tmp + (o - o0) * ld + (col - c0);
+            float *dst = y + (n * g->OC + o) * P + p;
+            float b = bias ? bias[o] : 0.0f;
+            if (relu) for (int64_t i = 0; i < len; i++) { float v = src[i] + b; dst[i] = v > 0.0f ? v : 0.0f; }
+            else for (int64_t i = 0; i < len; i++) dst[i] = src[i] + b;
+        }
+        col += len;
+    }
+}
+
+// tmp[o - o0][col - c0] = dy[n][o][p] for columns [c0, c1) and rows [o0, o1).
+static void gather_dy(float *tmp, int64_t ld, const float *dy, const conv_geom *g, int64_t c0, int64_t c1, int64_t o0,
+                      int64_t o1) {
+    const int64_t P = gemm_p(g);
+    for (int64_t col = c0; col < c1;) {
+        int64_t n = col / P, p = col % P, len = min64(P - p, c1 - col);
+        for (int64_t o = o0; o < o1; o++)
+            memcpy(tmp + (o - o0) * ld + (col - c0), dy + (n * g->OC + o) * P + p, (size_t)len * sizeof(float));
+        col += len;
+    }
+}
+
+// The end of the tile that starts at column c in [c, end): at most `tile` columns, and cut at the
+// image boundary when images are at least TILE_MIN wide, so that such tiles lie in one image.
+static int64_t tile_end(const conv_geom *g, int64_t c, int64_t end, int64_t tile) {
+    int64_t P = gemm_p(g), e = min64(end, c + tile);
+    if (P >= TILE_MIN) e = min64(e, (c / P + 1) * P);
+    return e;
+}
+
+// The thread's share [*b, *e) of n items split over `parts`.
+static void share(int64_t n, int64_t parts, int64_t t, int64_t *b, int64_t *e) {
+    *b = n * t / parts;
+    *e = n * (t + 1) / parts;
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+typedef struct {
+    const conv_geom *g;
+    const float *w, *bias, *x;
+    float *y, *scratch;
+    int64_t parts;
+    int relu;
+    size_t slice; // floats of scratch per thread ("columns" plan)
+} fwd_job;
+
+static void relu_rows(float *y, int64_t ld, int64_t rows, int64_t len) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < len; i++) y[r * ld + i] = y[r * ld + i] > 0.0f ? y[r * ld + i] : 0.0f;
+}
+
+// "columns": thread t computes the columns of its share, tile by tile.
+static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
+    const fwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t K = gemm_k(g), P = gemm_p(g), OC = g->OC, tile = tile_width(g);
+    for (int64_t t = t0; t < t1; t++) {
+        float *cols = j->scratch + (size_t)t * j->slice, *tmp = cols + K * tile;
+        int64_t b, e;
+        share(gemm_cols(g), j->parts, t, &b, &e);
+        for (int64_t c = b; c < e;) {
+            int64_t ce = tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
+            int one_image = (ce - 1) / P == n;
+            const float *B = cols;
+            int64_t ldb = T;
+            if (one_image && is_pointwise(g)) {
+                B = j->x + n * g->C * P + p;
+                ldb = P;
+            } else {
+                im2col_cols(cols, T, j->x, g, c, ce, 0, g->C);
+            }
+            if (one_image) {
+                float *out = j->y + n * OC * P + p, beta = 0.0f;
+                if (j->bias) {
+                    for (int64_t o = 0; o < OC; o++)
+                        for (int64_t i = 0; i < T; i++) out[o * P + i] = j->bias[o];
+                    beta = 1.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
+                            (int)ldb, beta, out, (int)P);
+                if (j->relu) relu_rows(out, P, OC, T);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
+                            (int)ldb, 0.0f, tmp, (int)T);
+                scatter_out(j->y, tmp, T, j->bias, j->relu, g, c, ce, 0, OC);
+            }
+            c = ce;
+        }
+    }
+}
+
+// "rows", step 1: im2col of every column for the thread's channels. scratch: [cols K*NC][tmp OC*NC]
+static void forward_rows_im2col(void *ctx, int64_t t0, int64_t t1) {
+    const fwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t NC = gemm_cols(g), KK = g->KH * g->KW;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0, c1;
+        share(g->C, j->parts, t, &c0, &c1);
+        if (c0 < c1) im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
+    }
+}
+
+// "rows", step 2: the thread's output channels.
+static void forward_rows_gemm(void *ctx, int64_t t0, int64_t t1) {
+    const fwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t NC = gemm_cols(g), K = gemm_k(g);
+    const float *cols = j->scratch;
+    float *tmp = j->scratch + K * NC;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t o0, o1;
+        share(g->OC, j->parts, t, &o0, &o1);
+        if (o0 >= o1) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)NC, (int)K, 1.0f, j->w + o0 * K,
+                    (int)K, cols, (int)NC, 0.0f, tmp + o0 * NC, (int)NC);
+        scatter_out(j->y, tmp + o0 * NC, NC, j->bias, j->relu, g, 0, NC, o0, o1);
+    }
+}
+
+static int forward_uses_rows(const conv_geom *g, int64_t threads) {
+    return threads > 1 && gemm_cols(g) < ROWS_FORWARD_COLS * threads && g->OC >= 16 * threads;
+}
+
+size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
+    const int64_t K = gemm_k(g), NC = gemm_cols(g);
+    if (forward_uses_rows(g, threads)) return (size_t)((K + g->OC) * NC);
+    return (size_t)((K + g->OC) * tile_width(g) * max64(threads, 1));
+}
+
+void conv_gemm_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
+                       int relu, const float *x, float *y, float *scratch) {
+    threads = max64(threads, 1);
+    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, (size_t)((gemm_k(g) + g->OC) * tile_width(g))};
+    if (forward_uses_rows(g, threads)) {
+        host->parallel_for(host, threads, 1, forward_rows_im2col, &j);
+        host->parallel_for(host, threads, 1, forward_rows_gemm, &j);
+        return;
+    }
+    // fewer parts when the columns are few: no thread gets less than a minimal tile
+    j.parts = max64(1, min64(threads, gemm_cols(g) / TILE_MIN));
+    if (j.parts > 1) host->parallel_for(host, j.parts, 1, forward_columns, &j);
+    else forward_columns(&j, 0, 1);
+}
+
+// ----------------------------------------------------------------------------
+// backward
+
+typedef struct {
+    const conv_geom *g;
+    const float *w, *x, *dy;
+    float *dx, *dw, *db, *scratch;
+    int64_t parts;
+    size_t slice; // floats of scratch per thread ("images" plan)
+} bwd_job;
+
+// "rows" scratch: [cols K*NC][dY OC*NC]
+
+// step 1: im2col of the thread's channels and the gathered dY of its output channels.
+static void backward_rows_gather(void *ctx, int64_t t0, int64_t t1) {
+    const bwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t NC = gemm_cols(g), K = gemm_k(g), KK = g->KH * g->KW;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0, c1, o0, o1;
+        share(g->C, j->parts, t, &c0, &c1);
+        share(g->OC, j->parts, t, &o0, &o1);
+        if (c0 < c1) im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
+        if (o0 < o1) gather_dy(j->scratch + K * NC + o0 * NC, NC, j->dy, g, 0, NC, o0, o1);
+    }
+}
+
+// step 2: dW and db of the thread's output channels.
+static void backward_rows_dw(void *ctx, int64_t t0, int64_t t1) {
+    const bwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t NC = gemm_cols(g), K = gemm_k(g);
+    const float *cols = j->scratch, *dY = j->scratch + K * NC;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t o0, o1;
+        share(g->OC, j->parts, t, &o0, &o1);
+        if (o0 >= o1) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(o1 - o0), (int)K, (int)NC, 1.0f, dY + o0 * NC,
+                    (int)NC, cols, (int)NC, 1.0f, j->dw + o0 * K, (int)K);
+        if (j->db)
+            for (int64_t o = o0; o < o1; o++) {
+                float s = 0.0f;
+                for (int64_t i = 0; i < NC; i++) s += dY[o * NC + i];
+                j->db[o] += s;
+            }
+    }
+}
+
+// step 3: dcols of the thread's input channels (over their im2col rows), then col2im into dx.
+static void backward_rows_dx(void *ctx, int64_t t0, int64_t t1) {
+    const bwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t NC = gemm_cols(g), K = gemm_k(g), KK = g->KH * g->KW, HW = g->H * g->W;
+    float *dcols = j->scratch;
+    const float *dY = j->scratch + K * NC;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t c0, c1;
+        share(g->C, j->parts, t, &c0, &c1);
+        if (c0 >= c1) continue;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((c1 - c0) * KK), (int)NC, (int)g->OC, 1.0f,
+                    j->w + c0 * KK, (int)K, dY, (int)NC, 0.0f, dcols + c0 * KK * NC, (int)NC);
+        for (int64_t n = 0; n < g->N; n++) memset(j->dx + (n * g->C + c0) * HW, 0, (size_t)((c1 - c0) * HW) * sizeof(float));
+        col2im_cols(j->dx, dcols + c0 * KK * NC, NC, g, 0, NC, c0, c1);
+    }
+}
+
+// "images": thread t takes images [n0, n1). Its scratch: [cols K*tile][dY OC*tile][dw OC*K][db OC];
+// thread 0 adds into the layer's dw / db directly, the others into their partials.
+static void backward_images(void *ctx, int64_t t0, int64_t t1) {
+    const bwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t K = gemm_k(g), P = gemm_p(g), OC = g->OC, tile = tile_width(g), CHW = g->C * g->H * g->W;
+    for (int64_t t = t0; t < t1; t++) {
+        float *cols = j->scratch + (size_t)t * j->slice, *tdy = cols + K * tile;
+        float *dw = j->dw, *db = j->db;
+        if (t > 0) {
+            dw = tdy + OC * tile;
+            db = j->db ? dw + OC * K : NULL;
+            memset(dw, 0, (size_t)(OC * K + OC) * sizeof(float));
+        }
+        int64_t n0, n1;
+        share(g->N, j->parts, t, &n0, &n1);
+        if (j->dx) memset(j->dx + n0 * CHW, 0, (size_t)((n1 - n0) * CHW) * sizeof(float));
+        for (int64_t c = n0 * P, e = n1 * P; c < e;) {
+            int64_t ce = tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
+            int one_image = (ce - 1) / P == n;
+            const float *B = cols, *dY = tdy;
+            int64_t ldb = T, ldy = T;
+            if (one_image && is_pointwise(g)) {
+                B = j->x + n * CHW + p;
+                ldb = P;
+            } else {
+                im2col_cols(cols, T, j->x, g, c, ce, 0, g->C);
+            }
+            if (one_image) {
+                dY = j->dy + n * OC * P + p;
+                ldy = P;
+            } else {
+                gather_dy(tdy, T, j->dy, g, c, ce, 0, OC);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)OC, (int)K, (int)T, 1.0f, dY, (int)ldy, B,
+                        (int)ldb, 1.0f, dw, (int)K);
+            if (db)
+                for (int64_t o = 0; o < OC; o++) {
+                    float s = 0.0f;
+                    for (int64_t i = 0; i < T; i++) s += dY[o * ldy + i];
+                    db[o] += s;
+                }
+            if (j->dx) {
+                if (one_image && is_pointwise(g)) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
+                                dY, (int)ldy, 0.0f, j->dx + n * CHW + p, (int)P);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
+                                dY, (int)ldy, 0.0f, cols, (int)T);
+                    col2im_cols(j->dx, cols, T, g, c, ce, 0, g->C);
+                }
+            }
+            c = ce;
+        }
+    }
+}
+
+// Sum the partials of threads 1.. into dw / db, over the weight index range of each thread.
+static void backward_reduce(void *ctx, int64_t t0, int64_t t1) {
+    const bwd_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t K = gemm_k(g), OC = g->OC, tile = tile_width(g), total = OC * K + OC;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b, e;
+        share(total, j->parts, t, &b, &e);
+        for (int64_t s = 1; s < j->parts; s++) {
+            const float *part = j->scratch + (size_t)s * j->slice + (K + OC) * tile;
+            for (int64_t i = b; i < e && i < OC * K; i++) j->dw[i] += part[i];
+            if (j->db)
+                for (int64_t i = max64(b, OC * K); i < e; i++) j->db[i - OC * K] += part[i];
+        }
+    }
+}
+
+static int backward_uses_rows(const conv_geom *g, int64_t threads, size_t rows_limit) {
+    return threads > 1 && (size_t)((gemm_k(g) + g->OC) * gemm_cols(g)) <= rows_limit;
+}
+
+size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t rows_limit) {
+    const int64_t K = gemm_k(g), OC = g->OC;
+    if (backward_uses_rows(g, threads, rows_limit)) return (size_t)((K + OC) * gemm_cols(g));
+    return (size_t)(((K + OC) * tile_width(g) + OC * K + OC) * max64(threads, 1));
+}
+
+void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
+                        const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch) {
+    threads = max64(threads, 1);
+    const int64_t K = gemm_k(g), OC = g->OC;
+    bwd_job j = {g, w, x, dy, dx, dw, db, scratch, threads, (size_t)((K + OC) * tile_width(g) + OC * K + OC)};
+    if (backward_uses_rows(g, threads, rows_limit)) {
+        host->parallel_for(host, threads, 1, backward_rows_gather, &j);
+        host->parallel_for(host, threads, 1, backward_rows_dw, &j);
+        if (dx) host->parallel_for(host, threads, 1, backward_rows_dx, &j);
+        return;
+    }
+    j.parts = min64(threads, g->N);
+    if (j.parts <= 1) {
+        j.parts = 1;
+        backward_images(&j, 0, 1);
+        return;
+    }
+    host->parallel_for(host, j.parts, 1, backward_images, &j);
+    host->parallel_for(host, j.parts, 1, backward_reduce, &j);
+}

@@ -1,0 +1,64 @@
+/*
+ * conv2d as GEMM over the whole batch: im2col + single-threaded OpenBLAS
+ * sgemm calls, split over the host's threads by Ply itself.
+ *
+ * The GEMM's column index runs over every output position of the batch,
+ * col = n*P + oh*OW + ow (P = OH*OW), so a layer whose planes are small
+ * (ResNet's 7x7, 4x4 or 1x1 at the end) still gets wide products: a tile of
+ * columns may span several images. Two plans each way:
+ *
+ *   forward, "columns": every thread takes a contiguous range of columns and
+ *     walks it in tiles of about 1 MB of im2col (cache-sized), one sgemm per
+ *     tile, written straight into y when the tile lies in one image.
+ *   forward, "rows": few columns in all (batch 1 at the end of a network):
+ *     the threads build the whole im2col by channel, then split the output
+ *     channels (GEMM rows) between them.
+ *   backward, "rows": im2col of the whole batch fits the limit: the threads
+ *     split the output channels for dW = dY cols^T and the input channels for
+ *     dcols = W^T dY and col2im, so nobody writes what another writes.
+ *   backward, "images": otherwise each thread takes a range of images (its
+ *     own dx planes), tiles them like the forward, and sums dW and db into a
+ *     partial of its own that is added up at the end.
+ *
+ * OpenBLAS must be single-threaded for the split to pay (the host sets
+ * OPENBLAS_NUM_THREADS=1 unless the user chose otherwise); when it is not,
+ * the caller passes threads = 1 and OpenBLAS threads each product itself.
+ */
+#ifndef PLY_CONV_GEMM_H
+#define PLY_CONV_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ply/plugin.h"
+
+typedef struct {
+    int64_t N, C, H, W;                 // input [N, C, H, W]
+    int64_t OC, KH, KW, SH, SW, PH, PW; // layer (dilation 1, groups 1)
+    int64_t OH, OW;                     // output planes
+} conv_geom;
+
+/** Floats of scratch conv_gemm_forward needs with `threads` threads. */
+size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads);
+
+/**
+ * Floats of scratch conv_gemm_backward needs with `threads` threads. The
+ * "rows" plan is used when it fits in `rows_limit` floats.
+ */
+size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t rows_limit);
+
+/**
+ * y = conv(x, w) + bias. w: [OC, C*KH*KW], bias: [OC] or NULL, x: [N, C, H, W],
+ * y: [N, OC, OH, OW]. `relu` clamps the result at 0 (a fused activation).
+ */
+void conv_gemm_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
+                       int relu, const float *x, float *y, float *scratch);
+
+/**
+ * dw += dY * cols(x)^T, db += sums of dy (db may be NULL), and dx = the input
+ * gradient when dx is not NULL (overwritten).
+ */
+void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
+                        const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch);
+
+#endif

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// conv2d's im2col + sgemm plans (Plugins/Conv/conv_gemm.c) against a double-precision
+/// convolution: every plan (forward "columns" with tiles inside one image or spanning
+/// several, forward "rows", backward "rows" and "images" with per-thread partial gradients)
+/// on 1, 2 and 3 threads, forward and two accumulating backward passes.
+@Suite struct ConvGemmTests {
+    static let runtimes: [Runtime] = [1, 2, 3].map { threads in
+        var options = Runtime.Options()
+        options.threads = threads
+        do { return try Runtime(options: options) } catch { fatalError("cannot create a test runtime: \(error)") }
+    }
+
+    struct Case: CustomStringConvertible, Sendable {
+        var n, c, oc, h, w, k: Int
+        var stride = 1, pad = 0
+        var bias = true
+        var description: String { "N\(n) C\(c)->\(oc) \(h)x\(w) k\(k) s\(stride) p\(pad)\(bias ? "" : " no-bias")" }
+    }
+
+    static let cases: [Case] = [
+        Case(n: 1, c: 64, oc: 64, h: 7, w: 7, k: 3, pad: 1),                 // forward "rows" (batch 1, few columns)
+        Case(n: 5, c: 8, oc: 16, h: 3, w: 3, k: 3, pad: 1, bias: false),     // one part: too few columns to split
+        Case(n: 40, c: 3, oc: 8, h: 4, w: 4, k: 3, pad: 1),                  // tiles spanning images
+        Case(n: 3, c: 4, oc: 5, h: 20, w: 20, k: 3, pad: 1),                 // tiles cut at image boundaries
+        Case(n: 6, c: 16, oc: 8, h: 9, w: 9, k: 1),                          // pointwise, tiles in one image
+        Case(n: 50, c: 4, oc: 4, h: 3, w: 3, k: 1),                          // pointwise, tiles spanning images
+        Case(n: 4, c: 5, oc: 7, h: 11, w: 13, k: 3, stride: 2, pad: 1),      // strided
+        Case(n: 9, c: 6, oc: 10, h: 7, w: 6, k: 1, stride: 2, bias: false),  // ResNet's downsample shape
+        Case(n: 2, c: 512, oc: 4, h: 3, w: 3, k: 3, pad: 1),                 // K = 4608: the narrowest tiles
+        Case(n: 2, c: 1, oc: 2, h: 70, w: 70, k: 3, pad: 1),                 // several tiles per image
+        Case(n: 3, c: 2, oc: 3, h: 5, w: 8, k: 5, pad: 4),                   // padding wider than half the kernel
+    ]
+
+    /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
+    struct Reference {
+        var y: [Double], dx: [Double], dw: [Double], db: [Double]
+        init(_ k: Case, x: [Float], w: [Float], b: [Float], dy: [Float]) {
+            let oh = (k.h + 2 * k.pad - k.k) / k.stride + 1, ow = (k.w + 2 * k.pad - k.k) / k.stride + 1
+            y = Array(repeating: 0, count: k.n * k.oc * oh * ow)
+            dx = Array(repeating: 0, count: x.count)
+            dw = Array(repeating: 0, count: w.count)
+            db = Array(repeating: 0, count: k.oc)
+            for n in 0..<k.n {
+                for o in 0..<k.oc {
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            let yi = ((n * k.oc + o) * oh + i) * ow + j
+                            var s = k.bias ? Double(b[o]) : 0
+                            let g = Double(dy[yi])
+                            db[o] += g
+                            for c in 0..<k.c {
+                                for p in 0..<k.k {
+                                    let ih = i * k.stride - k.pad + p
+                                    guard ih >= 0 && ih < k.h else { continue }
+                                    for q in 0..<k.k {
+                                        let iw = j * k.stride - k.pad + q
+                                        guard iw >= 0 && iw < k.w else { continue }
+                                        let xi = ((n * k.c + c) * k.h + ih) * k.w + iw
+                                        let wi = ((o * k.c + c) * k.k + p) * k.k + q
+                                        s += Double(w[wi]) * Double(x[xi])
+                                        dx[xi] += Double(w[wi]) * g
+                                        dw[wi] += Double(x[xi]) * g
+                                    }
+                                }
+                            }
+                            y[yi] = s
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func random(_ count: Int, _ g: inout SplitMix64) -> [Float] { (0..<count).map { _ in g.nextUnitFloat() * 2 - 1 } }
+
+    @Test(arguments: cases)
+    func im2colPlansMatchDoublePrecision(_ k: Case) throws {
+        var g = SplitMix64(seed: UInt64(k.n * 7919 + k.c * 131 + k.oc * 17 + k.h))
+        let x = random(k.n * k.c * k.h * k.w, &g), w = random(k.oc * k.c * k.k * k.k, &g), b = random(k.oc, &g)
+        let oh = (k.h + 2 * k.pad - k.k) / k.stride + 1, ow = (k.w + 2 * k.pad - k.k) / k.stride + 1
+        let dy = random(k.n * k.oc * oh * ow, &g)
+        let ref = Reference(k, x: x, w: w, b: b, dy: dy)
+        let xt = try Tensor(shape: [k.n, k.c, k.h, k.w], data: x)
+        let dyt = try Tensor(shape: [k.n, k.oc, oh, ow], data: dy)
+        // workspace_mb 0 sends the backward through the "images" plan, 32 (the default) through "rows".
+        for runtime in ConvGemmTests.runtimes {
+            for workspace in [32, 0] {
+                let label = "\(k), \(runtime.threads) threads, workspace \(workspace) MB"
+                let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),
+                                                ("kernel_size", .int(k.k)), ("stride", .int(k.stride)),
+                                                ("padding", .int(k.pad)), ("bias", .bool(k.bias)),
+                                                ("algorithm", .string("im2col")), ("workspace_mb", .int(workspace))],
+                                     runtime: runtime)
+                let params = try conv.parameters
+                try params[0].write(w)
+                if k.bias { try params[1].write(b) }
+                let y = try conv.forward([xt])
+                let fwd = closeness(y.data, ref.y.map(Float.init))
+                #expect(fwd.ok, "\(label): forward max error \(fwd.error) > \(fwd.bound)")
+                for pass in 1...2 {
+                    let dx = try conv.backward(inputs: [xt], output: y, gradOutput: dyt)[0]!
+                    let e = closeness(dx.data, ref.dx.map(Float.init))
+                    #expect(e.ok, "\(label) pass \(pass): grad_input max error \(e.error) > \(e.bound)")
+                    let dw = closeness(Array(params[0].gradient!), ref.dw.map { Float($0 * Double(pass)) })
+                    #expect(dw.ok, "\(label) pass \(pass): grad_weight max error \(dw.error) > \(dw.bound)")
+                    if k.bias {
+                        let db = closeness(Array(params[1].gradient!), ref.db.map { Float($0 * Double(pass)) })
+                        #expect(db.ok, "\(label) pass \(pass): grad_bias max error \(db.error) > \(db.bound)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func workspaceMustBeSane() throws {
+        #expect(throws: (any Error).self) {
+            _ = try Layer("conv2d", [("in_channels", .int(1)), ("out_channels", .int(1)), ("kernel_size", .int(1)),
+                                     ("workspace_mb", .int(-1))], runtime: sharedRuntime)
+        }
+    }
+}
