@@ -6,10 +6,11 @@
  *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
  *     with its own padded planes and partial gradients;
- *   - conv_gemm.c: im2col + sgemm over the whole batch (every other layer),
- *     split over the host's threads by Ply (OpenBLAS runs single-threaded).
- * Attribute algorithm="auto" (the default) chooses; "im2col" and "direct"
- * force one (im2col is the reference the direct kernels are tested against).
+ *   - conv_gemm.c: im2col over the whole batch and a product, split over the
+ *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
+ *     without AVX-512), single-threaded OpenBLAS sgemm backward.
+ * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
+ * with OpenBLAS only, the reference) and "direct" force one.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The scratch lives in the instance and only grows.
@@ -23,8 +24,8 @@
 #include "conv_gemm.h"
 #include "ply/plugin.h"
 
-// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "direct").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_DIRECT } conv_algo;
+// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct").
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT } conv_algo;
 
 struct ply_layer {
     const ply_host *host;
@@ -170,10 +171,12 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
     if (strcmp(algo_name, "auto") == 0) algo = ALGO_AUTO;
     else if (strcmp(algo_name, "im2col") == 0) algo = ALGO_IM2COL;
+    else if (strcmp(algo_name, "blas") == 0) algo = ALGO_BLAS;
     else if (strcmp(algo_name, "direct") == 0) algo = ALGO_DIRECT;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                          "conv2d: algorithm must be \"auto\", \"im2col\" or \"direct\" (got \"%s\")", algo_name);
+                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\" or \"direct\" (got \"%s\")",
+                          algo_name);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
@@ -278,7 +281,7 @@ static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor 
 }
 
 static int use_direct(const ply_layer *L) {
-    return L->algorithm != ALGO_IM2COL && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
+    return (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
            conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
 }
 
@@ -319,7 +322,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     }
     int64_t threads = gemm_threads(L);
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
-    conv_gemm_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, 0, inputs[0].data, output->data,
+    conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &g, L->weight, L->has_bias ? L->bias : NULL, 0, inputs[0].data, output->data,
                       L->scratch);
     return PLY_OK;
 }

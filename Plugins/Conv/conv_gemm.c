@@ -4,6 +4,8 @@
 #include "conv_gemm.h"
 
 #include <cblas.h>
+
+#include "conv_kernel.h"
 #include <string.h>
 
 // im2col floats of one tile (about 1 MB: half of this CPU's L2 per core).
@@ -28,8 +30,10 @@ static int is_pointwise(const conv_geom *g) {
 static int64_t tile_width(const conv_geom *g) {
     int64_t t = TILE_FLOATS / gemm_k(g);
     t = max64(TILE_MIN, min64(TILE_MAX, t));
-    return t - t % 16;
+    return t - t % CONV_KERNEL_NR;
 }
+
+static int64_t round_nr(int64_t n) { return (n + CONV_KERNEL_NR - 1) / CONV_KERNEL_NR * CONV_KERNEL_NR; }
 
 // Output positions ow in [lo, hi) read input column iw = ow*S - P + k inside [0, W).
 static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
@@ -45,31 +49,51 @@ static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, 
 // ----------------------------------------------------------------------------
 // im2col / col2im over a range of columns
 
+// The output columns [lo[kj], hi[kj]) of [ow0, ow1) whose input column ow*SW - PW + kj is inside
+// the image, for every kj < KW (at most MAX_KW: wider kernels compute it per row).
+#define MAX_KW 16
+static void column_ranges(const conv_geom *g, int64_t ow0, int64_t ow1, int64_t *lo, int64_t *hi) {
+    for (int64_t kj = 0; kj < g->KW && kj < MAX_KW; kj++) {
+        valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo[kj], &hi[kj]);
+        lo[kj] = max64(lo[kj], ow0);
+        hi[kj] = max64(min64(hi[kj], ow1), lo[kj]);
+    }
+}
+
+static void column_range(const conv_geom *g, const int64_t *los, const int64_t *his, int64_t kj, int64_t ow0,
+                         int64_t ow1, int64_t *lo, int64_t *hi) {
+    if (kj < MAX_KW) { *lo = los[kj]; *hi = his[kj]; return; }
+    valid_range(kj, g->SW, g->PW, g->W, g->OW, lo, hi);
+    *lo = max64(*lo, ow0);
+    *hi = max64(min64(*hi, ow1), *lo);
+}
+
 // cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
 // for columns col = n*P + oh*OW + ow in [c0, c1) and channels [ch0, ch1); rows are ld floats apart.
+// Runs are short (a strip of the kernel's product is 32 columns), so they are copied inline.
 static void im2col_cols(float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
                         int64_t ch0, int64_t ch1) {
-    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W;
+    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W, SW = g->SW;
+    int64_t los[MAX_KW], his[MAX_KW];
     for (int64_t col = c0; col < c1;) {
         int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
         int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
         float *base = cols + (col - c0) - ow0; // base[ow] is column (n, oh, ow)
+        column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
             const float *xc = x + (n * g->C + c) * HW;
             for (int64_t ki = 0; ki < g->KH; ki++) {
                 int64_t ih = oh * g->SH - g->PH + ki;
+                int inside = ih >= 0 && ih < g->H;
                 for (int64_t kj = 0; kj < g->KW; kj++) {
                     float *dst = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
                     int64_t lo = ow1, hi = ow1;
-                    if (ih >= 0 && ih < g->H) {
-                        valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
-                        lo = max64(lo, ow0); hi = max64(min64(hi, ow1), lo);
-                    }
+                    if (inside) column_range(g, los, his, kj, ow0, ow1, &lo, &hi);
                     for (int64_t ow = ow0; ow < lo; ow++) dst[ow] = 0.0f;
                     if (lo < hi) {
                         const float *src = xc + ih * g->W + kj - g->PW;
-                        if (g->SW == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                        else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * g->SW];
+                        if (SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow];
+                        else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * SW];
                     }
                     for (int64_t ow = hi; ow < ow1; ow++) dst[ow] = 0.0f;
                 }
@@ -82,11 +106,13 @@ static void im2col_cols(float *cols, int64_t ld, const float *x, const conv_geom
 // The adjoint: dx[n][c][ih][iw] += every dcols entry that im2col_cols would have read from it.
 static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_geom *g, int64_t c0, int64_t c1,
                         int64_t ch0, int64_t ch1) {
-    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W;
+    const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W, SW = g->SW;
+    int64_t los[MAX_KW], his[MAX_KW];
     for (int64_t col = c0; col < c1;) {
         int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
         int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
         const float *base = dcols + (col - c0) - ow0;
+        column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
             float *dxc = dx + (n * g->C + c) * HW;
             for (int64_t ki = 0; ki < g->KH; ki++) {
@@ -95,15 +121,96 @@ static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_ge
                 for (int64_t kj = 0; kj < g->KW; kj++) {
                     const float *src = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
                     int64_t lo, hi;
-                    valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
-                    lo = max64(lo, ow0); hi = min64(hi, ow1);
+                    column_range(g, los, his, kj, ow0, ow1, &lo, &hi);
                     float *dst = dxc + ih * g->W + kj - g->PW;
-                    if (g->SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
-                    else for (int64_t ow = lo; ow < hi; ow++) dst[ow * g->SW] += src[ow];
+                    if (SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+                    else for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += src[ow];
                 }
             }
         }
         col += ow1 - ow0;
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// One strip of B for conv_kernel_gemm with AVX-512: strip[k][lane] for the NR columns [s0, s1)
+// (lanes past s1 zero) and the rows of channels [ch0, ch1). A strip covers a few runs of one
+// output row each ("segments"); every row k of the strip is then one masked load (stride 1) or
+// masked gather (strided) per segment and half-strip, instead of element-wise copies.
+AVX512 static void pack_strip512(float *strip, const float *x, const conv_geom *g, int64_t s0, int64_t s1,
+                                 int64_t ch0, int64_t ch1) {
+    enum { NR = CONV_KERNEL_NR };
+    const int64_t P = gemm_p(g), HW = g->H * g->W;
+    int64_t seg_x[NR], seg_ih0[NR], nseg = 0; // image offset, first input row (ki = 0)
+    uint32_t mask[NR][MAX_KW];                // lanes of segment s whose input column is inside, per kj
+    __m512i idx0[NR], idx1[NR];               // strided: input column offsets of the lanes
+    for (int64_t col = s0; col < s1; nseg++) {
+        int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
+        int64_t ow1 = min64(g->OW, ow0 + (s1 - col)), lane = col - s0;
+        seg_x[nseg] = n * g->C * HW;
+        seg_ih0[nseg] = oh * g->SH - g->PH;
+        // lane L reads input column (ow0 + L - lane) * SW - PW + kj
+        for (int64_t kj = 0; kj < g->KW; kj++) {
+            int64_t lo, hi;
+            valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
+            lo = max64(lo, ow0); hi = max64(min64(hi, ow1), lo);
+            uint64_t bits = hi > lo ? ((1ull << (hi - lo)) - 1) << (lo - ow0 + lane) : 0;
+            mask[nseg][kj] = (uint32_t)bits;
+        }
+        int32_t off[NR];
+        for (int L = 0; L < NR; L++) off[L] = (int32_t)((ow0 + L - lane) * g->SW - g->PW);
+        idx0[nseg] = _mm512_loadu_si512(off);
+        idx1[nseg] = _mm512_loadu_si512(off + 16);
+        col += ow1 - ow0;
+    }
+    float *row = strip;
+    for (int64_t c = ch0; c < ch1; c++) {
+        for (int64_t ki = 0; ki < g->KH; ki++) {
+            for (int64_t kj = 0; kj < g->KW; kj++, row += NR) {
+                __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+                for (int64_t sg = 0; sg < nseg; sg++) {
+                    int64_t ih = seg_ih0[sg] + ki;
+                    uint32_t m = mask[sg][kj];
+                    if (ih < 0 || ih >= g->H || m == 0) continue;
+                    const float *r = x + seg_x[sg] + c * HW + ih * g->W + kj;
+                    if (g->SW == 1) {
+                        // lane L is r[off[L]] = r[L + first offset]: a plain masked load
+                        int32_t first = _mm_cvtsi128_si32(_mm512_castsi512_si128(idx0[sg]));
+                        v0 = _mm512_mask_loadu_ps(v0, (__mmask16)m, r + first);
+                        v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(m >> 16), r + first + 16);
+                    } else {
+                        v0 = _mm512_mask_i32gather_ps(v0, (__mmask16)m, idx0[sg], r, 4);
+                        v1 = _mm512_mask_i32gather_ps(v1, (__mmask16)(m >> 16), idx1[sg], r, 4);
+                    }
+                }
+                _mm512_storeu_ps(row, v0);
+                _mm512_storeu_ps(row + 16, v1);
+            }
+        }
+    }
+}
+#endif
+
+// B packed for conv_kernel_gemm: columns [c0, c1) in strips of NR columns, rows of channels
+// [ch0, ch1) only; the columns past c1 in the last strip are zeroed.
+static void pack_strips(float *bp, const float *x, const conv_geom *g, int64_t c0, int64_t c1, int64_t ch0,
+                        int64_t ch1) {
+    const int64_t NR = CONV_KERNEL_NR, K = gemm_k(g), KK = g->KH * g->KW;
+    for (int64_t s = c0; s < c1; s += NR) {
+        int64_t e = min64(s + NR, c1);
+        float *strip = bp + (s - c0) / NR * K * NR + ch0 * KK * NR;
+#if defined(__x86_64__)
+        if (g->KW <= MAX_KW) { // the kernel runs only where AVX-512 is (conv_kernel_cpu)
+            pack_strip512(strip, x, g, s, e, ch0, ch1);
+            continue;
+        }
+#endif
+        im2col_cols(strip, NR, x, g, s, e, ch0, ch1);
+        if (e - s < NR)
+            for (int64_t k = 0; k < (ch1 - ch0) * KK; k++) memset(strip + k * NR + (e - s), 0, (size_t)(NR - (e - s)) * sizeof(float));
     }
 }
 
@@ -159,6 +266,7 @@ typedef struct {
     float *y, *scratch;
     int64_t parts;
     int relu;
+    int kernel;   // conv_kernel_gemm instead of OpenBLAS
     size_t slice; // floats of scratch per thread ("columns" plan)
 } fwd_job;
 
@@ -179,6 +287,16 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
         for (int64_t c = b; c < e;) {
             int64_t ce = tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
             int one_image = (ce - 1) / P == n;
+            if (j->kernel) {
+                pack_strips(cols, j->x, g, c, ce, 0, g->C);
+                float *out = one_image ? j->y + n * OC * P + p : tmp;
+                int64_t ldc = one_image ? P : T;
+                conv_kernel_gemm(j->w, K, 0, OC, j->bias, cols, T, out, ldc, tmp + OC * tile);
+                if (one_image && j->relu) relu_rows(out, P, OC, T);
+                if (!one_image) scatter_out(j->y, tmp, T, NULL, j->relu, g, c, ce, 0, OC);
+                c = ce;
+                continue;
+            }
             const float *B = cols;
             int64_t ldb = T;
             if (one_image && is_pointwise(g)) {
@@ -207,7 +325,8 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
     }
 }
 
-// "rows", step 1: im2col of every column for the thread's channels. scratch: [cols K*NC][tmp OC*NC]
+// "rows", step 1: im2col of every column for the thread's channels.
+// scratch: [cols K*NC (NC rounded up to strips)][tmp OC*NC][weight packing, one per thread]
 static void forward_rows_im2col(void *ctx, int64_t t0, int64_t t1) {
     const fwd_job *j = ctx;
     const conv_geom *g = j->g;
@@ -215,7 +334,9 @@ static void forward_rows_im2col(void *ctx, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         int64_t c0, c1;
         share(g->C, j->parts, t, &c0, &c1);
-        if (c0 < c1) im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
+        if (c0 >= c1) continue;
+        if (j->kernel) pack_strips(j->scratch, j->x, g, 0, NC, c0, c1);
+        else im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
     }
 }
 
@@ -225,11 +346,23 @@ static void forward_rows_gemm(void *ctx, int64_t t0, int64_t t1) {
     const conv_geom *g = j->g;
     const int64_t NC = gemm_cols(g), K = gemm_k(g);
     const float *cols = j->scratch;
-    float *tmp = j->scratch + K * NC;
+    float *tmp = j->scratch + K * round_nr(NC);
+    // (OpenBLAS reads cols as K x NC; the kernel as strips, K x round_nr(NC) in all)
     for (int64_t t = t0; t < t1; t++) {
         int64_t o0, o1;
         share(g->OC, j->parts, t, &o0, &o1);
         if (o0 >= o1) continue;
+        if (j->kernel) {
+            float *apack = tmp + g->OC * NC + (size_t)t * conv_kernel_pack_floats(g->OC);
+            if (g->N == 1) {
+                conv_kernel_gemm(j->w, K, o0, o1, j->bias, cols, NC, j->y + o0 * NC, NC, apack);
+                if (j->relu) relu_rows(j->y + o0 * NC, NC, o1 - o0, NC);
+            } else {
+                conv_kernel_gemm(j->w, K, o0, o1, j->bias, cols, NC, tmp + o0 * NC, NC, apack);
+                scatter_out(j->y, tmp + o0 * NC, NC, NULL, j->relu, g, 0, NC, o0, o1);
+            }
+            continue;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)NC, (int)K, 1.0f, j->w + o0 * K,
                     (int)K, cols, (int)NC, 0.0f, tmp + o0 * NC, (int)NC);
         scatter_out(j->y, tmp + o0 * NC, NC, j->bias, j->relu, g, 0, NC, o0, o1);
@@ -242,14 +375,16 @@ static int forward_uses_rows(const conv_geom *g, int64_t threads) {
 
 size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
     const int64_t K = gemm_k(g), NC = gemm_cols(g);
-    if (forward_uses_rows(g, threads)) return (size_t)((K + g->OC) * NC);
-    return (size_t)((K + g->OC) * tile_width(g) * max64(threads, 1));
+    size_t pack = conv_kernel_pack_floats(g->OC);
+    if (forward_uses_rows(g, threads)) return (size_t)(K * round_nr(NC) + g->OC * NC) + pack * (size_t)threads;
+    return ((size_t)((K + g->OC) * tile_width(g)) + pack) * (size_t)max64(threads, 1);
 }
 
-void conv_gemm_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                       int relu, const float *x, float *y, float *scratch) {
+void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const conv_geom *g, const float *w,
+                       const float *bias, int relu, const float *x, float *y, float *scratch) {
     threads = max64(threads, 1);
-    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, (size_t)((gemm_k(g) + g->OC) * tile_width(g))};
+    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && conv_kernel_cpu(),
+                 (size_t)((gemm_k(g) + g->OC) * tile_width(g)) + conv_kernel_pack_floats(g->OC)};
     if (forward_uses_rows(g, threads)) {
         host->parallel_for(host, threads, 1, forward_rows_im2col, &j);
         host->parallel_for(host, threads, 1, forward_rows_gemm, &j);

@@ -50,9 +50,11 @@ size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t row
 /**
  * y = conv(x, w) + bias. w: [OC, C*KH*KW], bias: [OC] or NULL, x: [N, C, H, W],
  * y: [N, OC, OH, OW]. `relu` clamps the result at 0 (a fused activation).
+ * `kernel`: the products go through conv_kernel.c's AVX-512 kernel when the
+ * CPU has it, else (and when 0) through OpenBLAS.
  */
-void conv_gemm_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                       int relu, const float *x, float *y, float *scratch);
+void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const conv_geom *g, const float *w,
+                       const float *bias, int relu, const float *x, float *y, float *scratch);
 
 /**
  * dw += dY * cols(x)^T, db += sums of dy (db may be NULL), and dx = the input

@@ -78,16 +78,27 @@ struct BenchModelCommand: ParsableCommand {
             + "\(runs) runs of \(perRun) batches")
         var rates: [Double] = []
         for r in 0..<runs {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = DispatchTime.now().uptimeNanoseconds, c0 = Self.cpuSeconds()
             for _ in 0..<perRun { try step() }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let cpu = Self.cpuSeconds() - c0
             let rate = Double(batch * perRun) / seconds
             rates.append(rate)
-            print(String(format: "run %d: %.2f images/s (%.3f ms per batch)", r + 1, rate, seconds / Double(perRun) * 1e3))
+            // CPU time of the whole process: on a shared machine, wall time / CPU time below the
+            // thread count means other work took the cores.
+            print(String(format: "run %d: %.2f images/s (%.3f ms per batch; CPU %.3f ms per batch, %.0f%%)", r + 1, rate,
+                         seconds / Double(perRun) * 1e3, cpu / Double(perRun) * 1e3, cpu / seconds * 100))
         }
         let sorted = rates.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         print(String(format: "result: %.2f images/s (median of %d runs; min %.2f, max %.2f)", median, runs,
                      sorted.first ?? 0, sorted.last ?? 0))
+    }
+
+    /// CPU seconds used by the process so far (all threads).
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

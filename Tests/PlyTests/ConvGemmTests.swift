@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import Ply
 
-/// conv2d's im2col + sgemm plans (Plugins/Conv/conv_gemm.c) against a double-precision
-/// convolution: every plan (forward "columns" with tiles inside one image or spanning
+/// conv2d's im2col plans (Plugins/Conv/conv_gemm.c), with the AVX-512 kernel ("im2col") and
+/// with OpenBLAS only ("blas"), against a double-precision convolution: every plan (forward "columns" with tiles inside one image or spanning
 /// several, forward "rows", backward "rows" and "images" with per-thread partial gradients)
 /// on 1, 2 and 3 threads, forward and two accumulating backward passes.
 @Suite struct ConvGemmTests {
@@ -87,12 +87,12 @@ import Testing
         let dyt = try Tensor(shape: [k.n, k.oc, oh, ow], data: dy)
         // workspace_mb 0 sends the backward through the "images" plan, 32 (the default) through "rows".
         for runtime in ConvGemmTests.runtimes {
-            for workspace in [32, 0] {
-                let label = "\(k), \(runtime.threads) threads, workspace \(workspace) MB"
+            for (algorithm, workspace) in [("im2col", 32), ("im2col", 0), ("blas", 32)] {
+                let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),
                                                 ("kernel_size", .int(k.k)), ("stride", .int(k.stride)),
                                                 ("padding", .int(k.pad)), ("bias", .bool(k.bias)),
-                                                ("algorithm", .string("im2col")), ("workspace_mb", .int(workspace))],
+                                                ("algorithm", .string(algorithm)), ("workspace_mb", .int(workspace))],
                                      runtime: runtime)
                 let params = try conv.parameters
                 try params[0].write(w)

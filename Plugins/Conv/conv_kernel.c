@@ -1,0 +1,103 @@
+/*
+ * The forward convolution's product with an AVX-512 micro-kernel (see conv_kernel.h).
+ */
+#include "conv_kernel.h"
+
+#define NR CONV_KERNEL_NR
+#define MR 8
+// Rows of K per pass: a strip's block (KC x NR floats, 32 KB) stays in L1 while the 8-row
+// blocks of weights (KC x 8 each, from L2) stream past it.
+#define KC 256
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+int conv_kernel_cpu(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+// c[r][0:NR] (masked by m0, m1) = (first ? bias[r] : c[r]) + sum_k a[r*lda + k] * b[k][0:NR] for r < R;
+// b: [kc][NR] a strip's block. R is a constant in each caller, so the loops unroll into registers.
+AVX512 static inline __attribute__((always_inline)) void micro(const int R, int64_t kc, const float *a, int64_t lda,
+                                                              const float *b, float *c, int64_t ldc, __mmask16 m0,
+                                                              __mmask16 m1, int first, const float *bias) {
+    __m512 acc0[MR], acc1[MR];
+    const float *ar[MR];
+    for (int r = 0; r < R; r++) {
+        acc0[r] = _mm512_setzero_ps();
+        acc1[r] = _mm512_setzero_ps();
+        ar[r] = a + r * lda;
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        b += NR;
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(*ar[r]++);
+            acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *cr = c + r * ldc;
+        __m512 s0, s1;
+        if (first) {
+            s0 = s1 = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        } else {
+            s0 = _mm512_maskz_loadu_ps(m0, cr);
+            s1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+        }
+        _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(acc0[r], s0));
+        _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(acc1[r], s1));
+    }
+}
+
+#define MICRO(R)                                                                                                      \
+    AVX512 static void micro##R(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,       \
+                                __mmask16 m0, __mmask16 m1, int first, const float *bias) {                           \
+        micro(R, kc, a, lda, b, c, ldc, m0, m1, first, bias);                                                         \
+    }
+MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7) MICRO(8)
+
+typedef void (*micro_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, __mmask16, __mmask16, int,
+                         const float *);
+static const micro_fn micros[MR + 1] = {0, micro1, micro2, micro3, micro4, micro5, micro6, micro7, micro8};
+
+static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+size_t conv_kernel_pack_floats(int64_t rows) { return (size_t)((rows + MR - 1) / MR * MR * KC); }
+
+void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
+                      int64_t ncols, float *out, int64_t ldc, float *apack) {
+    (void)apack;
+    const int64_t strips = (ncols + NR - 1) / NR;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        // the strip's block stays in L1 while the weight rows stream past it
+        for (int64_t s = 0; s < strips; s++) {
+            int64_t left = ncols - s * NR;
+            const float *b = bpacked + (s * K + k0) * NR;
+            for (int64_t o = o0; o < o1; o += MR) {
+                int rows = o1 - o < MR ? (int)(o1 - o) : MR;
+                micros[rows](kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left),
+                             lanes(left - 16), k0 == 0, bias ? bias + o : NULL);
+            }
+        }
+    }
+}
+#else
+int conv_kernel_cpu(void) { return 0; }
+size_t conv_kernel_pack_floats(int64_t rows) { return (size_t)((rows + MR - 1) / MR * MR * KC); }
+void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
+                      int64_t ncols, float *out, int64_t ldc, float *apack) {
+    (void)w; (void)K; (void)o0; (void)o1; (void)bias; (void)bpacked; (void)ncols; (void)out; (void)ldc; (void)apack;
+}
+#endif
