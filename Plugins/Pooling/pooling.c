@@ -285,8 +285,19 @@ static void maxpool2d_forward_plane(float *out, int64_t *argmax, const float *in
     }
 }
 
-// The same maxima without argmax (inference): no index bookkeeping, and the inner loop over a
-// window row is branch-free (take_max), so it runs several times faster than max_window.
+// Output columns ow in [*lo, *hi) whose input column ow*S - P + k lies in [0, W).
+static void column_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
+    int64_t a = P - k, b = W + P - k; // a <= ow*S < b
+    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
+    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
+    if (h > OW) h = OW;
+    if (l > h) l = h;
+    *lo = l; *hi = h;
+}
+
+// The same maxima without argmax (inference), a row of outputs at a time: for each window row
+// and kernel column, one pass over the output row that vectorises (stride 1). Max is
+// order-free and a NaN stays once taken, so the values equal max_window's.
 static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                            const ply_layer *p) {
     for (int64_t oh = 0; oh < OH; oh++) {
@@ -295,13 +306,15 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
         if (h0 < 0) h0 = 0;
         for (int64_t ow = 0; ow < OW; ow++) o[ow] = -INFINITY;
         for (int64_t h = h0; h < h1; h++) {
-            const float *r = in + h * W;
-            for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t w0 = ow * p->sw - p->pw, w1 = w0 + p->kw < W ? w0 + p->kw : W;
-                if (w0 < 0) w0 = 0;
-                float m = o[ow];
-                for (int64_t w = w0; w < w1; w++) m = take_max(m, r[w]);
-                o[ow] = m;
+            for (int64_t kj = 0; kj < p->kw; kj++) {
+                int64_t lo, hi;
+                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                const float *src = in + h * W + kj - p->pw;
+                if (p->sw == 1) {
+                    for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow]);
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow * p->sw]);
+                }
             }
         }
     }
@@ -343,17 +356,30 @@ static float avg_window(int64_t H, int64_t W, int64_t oh, int64_t ow, const ply_
     return (float)(p->count_include_pad ? pool_size : (he - hs) * (we - ws));
 }
 
-// out: (OH, OW), in: (H, W)
+// out: (OH, OW), in: (H, W). A row of outputs at a time, each window summed in the order of
+// avg_window's loops (rows, then columns), so the sums are bit-identical to the plain loop.
 static void avgpool2d_forward_plane(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                     const ply_layer *p) {
     for (int64_t oh = 0; oh < OH; oh++) {
+        float *o = out + oh * OW;
+        int64_t h0, h1, w0, w1;
+        avg_window(H, W, oh, 0, p, &h0, &h1, &w0, &w1); // the window rows are the same for the whole row
+        for (int64_t ow = 0; ow < OW; ow++) o[ow] = 0.0f;
+        for (int64_t h = h0; h < h1; h++) {
+            for (int64_t kj = 0; kj < p->kw; kj++) {
+                int64_t lo, hi;
+                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                const float *src = in + h * W + kj - p->pw;
+                if (p->sw == 1) {
+                    for (int64_t ow = lo; ow < hi; ow++) o[ow] += src[ow];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) o[ow] += src[ow * p->sw];
+                }
+            }
+        }
         for (int64_t ow = 0; ow < OW; ow++) {
-            int64_t h0, h1, w0, w1;
             float div = avg_window(H, W, oh, ow, p, &h0, &h1, &w0, &w1);
-            float sum = 0.0f;
-            for (int64_t h = h0; h < h1; h++)
-                for (int64_t w = w0; w < w1; w++) sum += in[h * W + w];
-            out[oh * OW + ow] = div > 0.0f ? sum / div : 0.0f;
+            o[ow] = div > 0.0f ? o[ow] / div : 0.0f;
         }
     }
 }

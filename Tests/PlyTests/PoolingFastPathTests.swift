@@ -40,4 +40,63 @@ import Testing
         for (k, idx) in ref.argmax.enumerated() { expected[idx] += dy.data[k] }
         #expect(dx.data == expected)
     }
+
+    /// Pooling geometries of GoogLeNet, Inception v3 and ResNet (3x3 stride 1 and 2, padding,
+    /// ceil_mode), plus a wide kernel and uneven strides.
+    static let windows: [(k: [Int], s: [Int], p: [Int], ceil: Bool)] = [
+        ([3, 3], [1, 1], [1, 1], false), ([3, 3], [2, 2], [1, 1], false), ([3, 3], [2, 2], [0, 0], true),
+        ([3, 3], [2, 2], [0, 0], false), ([5, 4], [1, 3], [2, 1], true), ([2, 3], [3, 1], [0, 1], false),
+    ]
+
+    /// Evaluation mode takes a path without argmax bookkeeping: its maxima must equal the
+    /// training path's (which the golden cases check against PyTorch) exactly, ties, NaNs and
+    /// infinities included.
+    @Test(arguments: 0..<windows.count)
+    func maxPoolEvaluationEqualsTraining(_ i: Int) throws {
+        let win = PoolingFastPathTests.windows[i]
+        let attrs: Attributes = [("kernel_size", .ints(win.k)), ("stride", .ints(win.s)), ("padding", .ints(win.p)),
+                                 ("ceil_mode", .bool(win.ceil))]
+        let train = try Layer("maxpool2d", attrs, runtime: sharedRuntime)
+        let eval = try Layer("maxpool2d", attrs, runtime: sharedRuntime)
+        train.setTraining(true)
+        eval.setTraining(false)
+        var g = SplitMix64(seed: UInt64(i + 7))
+        var x = (0..<(2 * 3 * 13 * 17)).map { _ in Float(Int(g.nextUnitFloat() * 5)) - 2.5 }
+        for _ in 0..<(x.count / 40) { x[Int(g.next() % UInt64(x.count))] = .nan }
+        for _ in 0..<(x.count / 60) { x[Int(g.next() % UInt64(x.count))] = -.infinity }
+        let input = try Tensor(shape: [2, 3, 13, 17], data: x)
+        let a = try train.forward([input]), b = try eval.forward([input])
+        #expect(a.shape == b.shape)
+        for (u, v) in zip(a.data, b.data) { #expect(u == v || (u.isNaN && v.isNaN)) }
+    }
+
+    /// Average pooling sums a row of windows at a time; the sums must be bit-identical to the
+    /// plain per-window loop (rows, then columns), for both padding conventions.
+    @Test(arguments: 0..<windows.count)
+    func avgPoolMatchesPlainLoop(_ i: Int) throws {
+        let win = PoolingFastPathTests.windows[i]
+        for includePad in [true, false] {
+            let layer = try Layer("avgpool2d", [("kernel_size", .ints(win.k)), ("stride", .ints(win.s)),
+                                                ("padding", .ints(win.p)), ("ceil_mode", .bool(win.ceil)),
+                                                ("count_include_pad", .bool(includePad))], runtime: sharedRuntime)
+            var g = SplitMix64(seed: UInt64(i + 70))
+            let (h, w) = (13, 17)
+            let x = (0..<(h * w)).map { _ in g.nextUnitFloat() * 2 - 1 }
+            let out = try layer.forward([try Tensor(shape: [1, 1, h, w], data: x)])
+            let oh = out.shape.dims[2], ow = out.shape.dims[3]
+            for r in 0..<oh {
+                for c in 0..<ow {
+                    let hs = r * win.s[0] - win.p[0], ws = c * win.s[1] - win.p[1]
+                    let he = min(hs + win.k[0], h + win.p[0]), we = min(ws + win.k[1], w + win.p[1])
+                    let size = (he - hs) * (we - ws)
+                    let h0 = max(hs, 0), w0 = max(ws, 0), h1 = min(he, h), w1 = min(we, w)
+                    var sum: Float = 0
+                    for y in h0..<max(h0, h1) { for xx in w0..<max(w0, w1) { sum += x[y * w + xx] } }
+                    let div = Float(includePad ? size : (h1 - h0) * (w1 - w0))
+                    let expected = h0 >= h1 || w0 >= w1 ? 0 : sum / div
+                    #expect(out.data[r * ow + c] == expected, "window (\(r), \(c)) include_pad \(includePad)")
+                }
+            }
+        }
+    }
 }
