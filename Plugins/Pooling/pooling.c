@@ -130,6 +130,15 @@ AVX512 static inline __mmask16 wins16(__m512 v, __m512 m) {
     return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 }
 
+// o[i] = take_max(o[i], src[i]) for i < n, 16 at a time (the tail masked)
+AVX512 static void max_row512(float *o, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 m = _mm512_maskz_loadu_ps(k, o + i), v = _mm512_maskz_loadu_ps(k, src + i);
+        _mm512_mask_storeu_ps(o + i, k & wins16(v, m), v);
+    }
+}
+
 // masks for n (1..16) outputs: the output lanes, and the 2n inputs as two vectors
 AVX512 static inline void row_masks(int64_t n, __mmask16 *out, __mmask16 *lo, __mmask16 *hi) {
     *out = (__mmask16)((1u << n) - 1);
@@ -198,6 +207,7 @@ AVX512 static void maxpool2x2_backward_plane512(float *din, const float *in, con
 }
 #else
 static int has_avx512(void) { return 0; }
+static void max_row512(float *o, const float *src, int64_t n) { (void)o; (void)src; (void)n; }
 static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
     (void)out; (void)in; (void)W; (void)OH; (void)OW;
 }
@@ -299,7 +309,7 @@ static void column_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW,
 // and kernel column, one pass over the output row that vectorises (stride 1). Max is
 // order-free and a NaN stays once taken, so the values equal max_window's.
 static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                                           const ply_layer *p) {
+                                           const ply_layer *p, int avx512) {
     for (int64_t oh = 0; oh < OH; oh++) {
         float *o = out + oh * OW;
         int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
@@ -310,7 +320,9 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
                 int64_t lo, hi;
                 column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
                 const float *src = in + h * W + kj - p->pw;
-                if (p->sw == 1) {
+                if (p->sw == 1 && avx512) {
+                    max_row512(o + lo, src + lo, hi - lo);
+                } else if (p->sw == 1) {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow]);
                 } else {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow * p->sw]);
@@ -377,9 +389,14 @@ static void avgpool2d_forward_plane(float *out, const float *in, int64_t H, int6
                 }
             }
         }
+        // avg_window's divisor, split into its row and column factors so that this loop vectorises
+        int64_t hs = oh * p->sh - p->ph, he = hs + p->kh < H + p->ph ? hs + p->kh : H + p->ph;
+        int64_t rows = (he < H ? he : H) - (hs > 0 ? hs : 0), rows_pad = he - hs;
         for (int64_t ow = 0; ow < OW; ow++) {
-            float div = avg_window(H, W, oh, ow, p, &h0, &h1, &w0, &w1);
-            o[ow] = div > 0.0f ? o[ow] / div : 0.0f;
+            int64_t ws = ow * p->sw - p->pw, we = ws + p->kw < W + p->pw ? ws + p->kw : W + p->pw;
+            int64_t cols = (we < W ? we : W) - (ws > 0 ? ws : 0);
+            float div = (float)(p->count_include_pad ? rows_pad * (we - ws) : rows * cols);
+            o[ow] = rows > 0 && cols > 0 ? o[ow] / div : 0.0f;
         }
     }
 }
@@ -462,7 +479,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             case POOL_MAX:
                 if (is_pool2x2(p) && j->avx512) maxpool2x2_forward_plane512(out, in, W, OH, OW);
                 else if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
-                else if (!j->argmax_out) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p);
+                else if (!j->argmax_out) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->avx512);
                 else maxpool2d_forward_plane(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p);
                 break;
             case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
