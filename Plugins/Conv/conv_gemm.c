@@ -136,63 +136,138 @@ static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_ge
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx2,fma")))
 
-// One strip of B for conv_kernel_gemm with AVX-512: strip[k][lane] for the NR columns [s0, s1)
-// (lanes past s1 zero) and the rows of channels [ch0, ch1). A strip covers a few runs of one
-// output row each ("segments"); every row k of the strip is then one masked load (stride 1) or
-// masked gather (strided) per segment and half-strip, instead of element-wise copies.
-AVX512 static void pack_strip512(float *strip, const float *x, const conv_geom *g, int64_t s0, int64_t s1,
-                                 int64_t ch0, int64_t ch1) {
+// The columns [s0, s1) of one strip (at most NR): a few runs of one output row each
+// ("segments"), and per segment and kernel column the lanes whose input column is inside.
+typedef struct {
+    int64_t nseg, width;
+    int64_t x[CONV_KERNEL_NR], ih0[CONV_KERNEL_NR]; // image offset, input row at ki = 0
+    int32_t first[CONV_KERNEL_NR];                  // input column of lane 0 at kj = 0 (stride 1)
+    uint32_t mask[CONV_KERNEL_NR][MAX_KW];
+    __m512i idx0[CONV_KERNEL_NR], idx1[CONV_KERNEL_NR]; // input column of each lane at kj = 0 (strided)
+} strip_map;
+
+AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int64_t s1, strip_map *m) {
     enum { NR = CONV_KERNEL_NR };
     const int64_t P = gemm_p(g), HW = g->H * g->W;
-    int64_t seg_x[NR], seg_ih0[NR], nseg = 0; // image offset, first input row (ki = 0)
-    uint32_t mask[NR][MAX_KW];                // lanes of segment s whose input column is inside, per kj
-    __m512i idx0[NR], idx1[NR];               // strided: input column offsets of the lanes
-    for (int64_t col = s0; col < s1; nseg++) {
-        int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
+    m->nseg = 0;
+    m->width = s1 - s0;
+    for (int64_t col = s0; col < s1; m->nseg++) {
+        int64_t sg = m->nseg, n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
         int64_t ow1 = min64(g->OW, ow0 + (s1 - col)), lane = col - s0;
-        seg_x[nseg] = n * g->C * HW;
-        seg_ih0[nseg] = oh * g->SH - g->PH;
+        m->x[sg] = n * g->C * HW;
+        m->ih0[sg] = oh * g->SH - g->PH;
         // lane L reads input column (ow0 + L - lane) * SW - PW + kj
+        m->first[sg] = (int32_t)((ow0 - lane) * g->SW - g->PW);
         for (int64_t kj = 0; kj < g->KW; kj++) {
             int64_t lo, hi;
             valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
             lo = max64(lo, ow0); hi = max64(min64(hi, ow1), lo);
             uint64_t bits = hi > lo ? ((1ull << (hi - lo)) - 1) << (lo - ow0 + lane) : 0;
-            mask[nseg][kj] = (uint32_t)bits;
+            m->mask[sg][kj] = (uint32_t)bits;
         }
-        int32_t off[NR];
-        for (int L = 0; L < NR; L++) off[L] = (int32_t)((ow0 + L - lane) * g->SW - g->PW);
-        idx0[nseg] = _mm512_loadu_si512(off);
-        idx1[nseg] = _mm512_loadu_si512(off + 16);
+        if (g->SW != 1) {
+            int32_t off[NR];
+            for (int L = 0; L < NR; L++) off[L] = (int32_t)((ow0 + L - lane) * g->SW - g->PW);
+            m->idx0[sg] = _mm512_loadu_si512(off);
+            m->idx1[sg] = _mm512_loadu_si512(off + 16);
+        }
         col += ow1 - ow0;
     }
-    float *row = strip;
+}
+
+// im2col of one strip: row k of channels [ch0, ch1) goes to dst + k*ld, lanes [0, width) (the
+// rest of the NR lanes too, as zeros, when `full`). One masked load (stride 1) or masked
+// gather (strided) per segment and half-strip instead of element-wise copies.
+AVX512 static void pack_strip512(float *dst, int64_t ld, int full, const strip_map *m, const float *x,
+                                 const conv_geom *g, int64_t ch0, int64_t ch1) {
+    const int64_t HW = g->H * g->W;
+    const uint32_t keep = full ? 0xFFFFFFFFu : (uint32_t)((1ull << m->width) - 1);
     for (int64_t c = ch0; c < ch1; c++) {
         for (int64_t ki = 0; ki < g->KH; ki++) {
-            for (int64_t kj = 0; kj < g->KW; kj++, row += NR) {
+            for (int64_t kj = 0; kj < g->KW; kj++, dst += ld) {
                 __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
-                for (int64_t sg = 0; sg < nseg; sg++) {
-                    int64_t ih = seg_ih0[sg] + ki;
-                    uint32_t m = mask[sg][kj];
-                    if (ih < 0 || ih >= g->H || m == 0) continue;
-                    const float *r = x + seg_x[sg] + c * HW + ih * g->W + kj;
+                for (int64_t sg = 0; sg < m->nseg; sg++) {
+                    int64_t ih = m->ih0[sg] + ki;
+                    uint32_t k = m->mask[sg][kj];
+                    if (ih < 0 || ih >= g->H || k == 0) continue;
+                    const float *r = x + m->x[sg] + c * HW + ih * g->W + kj;
                     if (g->SW == 1) {
-                        // lane L is r[off[L]] = r[L + first offset]: a plain masked load
-                        int32_t first = _mm_cvtsi128_si32(_mm512_castsi512_si128(idx0[sg]));
-                        v0 = _mm512_mask_loadu_ps(v0, (__mmask16)m, r + first);
-                        v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(m >> 16), r + first + 16);
+                        v0 = _mm512_mask_loadu_ps(v0, (__mmask16)k, r + m->first[sg]);
+                        v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(k >> 16), r + m->first[sg] + 16);
                     } else {
-                        v0 = _mm512_mask_i32gather_ps(v0, (__mmask16)m, idx0[sg], r, 4);
-                        v1 = _mm512_mask_i32gather_ps(v1, (__mmask16)(m >> 16), idx1[sg], r, 4);
+                        v0 = _mm512_mask_i32gather_ps(v0, (__mmask16)k, m->idx0[sg], r, 4);
+                        v1 = _mm512_mask_i32gather_ps(v1, (__mmask16)(k >> 16), m->idx1[sg], r, 4);
                     }
                 }
-                _mm512_storeu_ps(row, v0);
-                _mm512_storeu_ps(row + 16, v1);
+                _mm512_mask_storeu_ps(dst, (__mmask16)keep, v0);
+                _mm512_mask_storeu_ps(dst + 16, (__mmask16)(keep >> 16), v1);
+            }
+        }
+    }
+}
+
+// col2im of one strip (stride 1): dx gets row k of channels [ch0, ch1) from src + k*ld, lanes
+// [0, width). Within a row, segments are different output rows, so they touch different dx.
+AVX512 static void unpack_strip512(float *dx, const float *src, int64_t ld, const strip_map *m, const conv_geom *g,
+                                   int64_t ch0, int64_t ch1) {
+    const int64_t HW = g->H * g->W;
+    const uint32_t keep = (uint32_t)((1ull << m->width) - 1); // the row may end at the strip's width
+    for (int64_t c = ch0; c < ch1; c++) {
+        for (int64_t ki = 0; ki < g->KH; ki++) {
+            for (int64_t kj = 0; kj < g->KW; kj++, src += ld) {
+                __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)keep, src);
+                __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(keep >> 16), src + 16);
+                for (int64_t sg = 0; sg < m->nseg; sg++) {
+                    int64_t ih = m->ih0[sg] + ki;
+                    uint32_t k = m->mask[sg][kj];
+                    if (ih < 0 || ih >= g->H || k == 0) continue;
+                    float *r = dx + m->x[sg] + c * HW + ih * g->W + kj + m->first[sg];
+                    __mmask16 k0 = (__mmask16)k, k1 = (__mmask16)(k >> 16);
+                    _mm512_mask_storeu_ps(r, k0, _mm512_add_ps(_mm512_maskz_loadu_ps(k0, r), v0));
+                    _mm512_mask_storeu_ps(r + 16, k1, _mm512_add_ps(_mm512_maskz_loadu_ps(k1, r + 16), v1));
+                }
             }
         }
     }
 }
 #endif
+
+// Whether the strip routines run here: AVX-512 (the kernel's test) and kernels at most MAX_KW wide.
+static int strips_fast(const conv_geom *g) { return conv_kernel_cpu() && g->KW <= MAX_KW; }
+
+// im2col_cols, a strip of NR columns at a time with the AVX-512 routine when it runs here.
+static void im2col_fast(float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
+                        int64_t ch0, int64_t ch1) {
+#if defined(__x86_64__)
+    if (strips_fast(g)) {
+        strip_map m;
+        for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
+            int64_t e = min64(s + CONV_KERNEL_NR, c1);
+            strip_segments(g, s, e, &m);
+            pack_strip512(cols + (s - c0), ld, 0, &m, x, g, ch0, ch1);
+        }
+        return;
+    }
+#endif
+    im2col_cols(cols, ld, x, g, c0, c1, ch0, ch1);
+}
+
+// col2im_cols likewise, with the AVX-512 routine for stride 1.
+static void col2im_fast(float *dx, const float *dcols, int64_t ld, const conv_geom *g, int64_t c0, int64_t c1,
+                        int64_t ch0, int64_t ch1) {
+#if defined(__x86_64__)
+    if (strips_fast(g) && g->SW == 1) {
+        strip_map m;
+        for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
+            int64_t e = min64(s + CONV_KERNEL_NR, c1);
+            strip_segments(g, s, e, &m);
+            unpack_strip512(dx, dcols + (s - c0), ld, &m, g, ch0, ch1);
+        }
+        return;
+    }
+#endif
+    col2im_cols(dx, dcols, ld, g, c0, c1, ch0, ch1);
+}
 
 // B packed for conv_kernel_gemm: columns [c0, c1) in strips of NR columns, rows of channels
 // [ch0, ch1) only; the columns past c1 in the last strip are zeroed.
@@ -203,8 +278,10 @@ static void pack_strips(float *bp, const float *x, const conv_geom *g, int64_t c
         int64_t e = min64(s + NR, c1);
         float *strip = bp + (s - c0) / NR * K * NR + ch0 * KK * NR;
 #if defined(__x86_64__)
-        if (g->KW <= MAX_KW) { // the kernel runs only where AVX-512 is (conv_kernel_cpu)
-            pack_strip512(strip, x, g, s, e, ch0, ch1);
+        if (strips_fast(g)) {
+            strip_map m;
+            strip_segments(g, s, e, &m);
+            pack_strip512(strip, NR, 1, &m, x, g, ch0, ch1);
             continue;
         }
 #endif
@@ -303,7 +380,7 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
                 B = j->x + n * g->C * P + p;
                 ldb = P;
             } else {
-                im2col_cols(cols, T, j->x, g, c, ce, 0, g->C);
+                im2col_fast(cols, T, j->x, g, c, ce, 0, g->C);
             }
             if (one_image) {
                 float *out = j->y + n * OC * P + p, beta = 0.0f;
@@ -336,7 +413,7 @@ static void forward_rows_im2col(void *ctx, int64_t t0, int64_t t1) {
         share(g->C, j->parts, t, &c0, &c1);
         if (c0 >= c1) continue;
         if (j->kernel) pack_strips(j->scratch, j->x, g, 0, NC, c0, c1);
-        else im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
+        else im2col_fast(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
     }
 }
 
@@ -418,7 +495,7 @@ static void backward_rows_gather(void *ctx, int64_t t0, int64_t t1) {
         int64_t c0, c1, o0, o1;
         share(g->C, j->parts, t, &c0, &c1);
         share(g->OC, j->parts, t, &o0, &o1);
-        if (c0 < c1) im2col_cols(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
+        if (c0 < c1) im2col_fast(j->scratch + c0 * KK * NC, NC, j->x, g, 0, NC, c0, c1);
         if (o0 < o1) gather_dy(j->scratch + K * NC + o0 * NC, NC, j->dy, g, 0, NC, o0, o1);
     }
 }
@@ -458,7 +535,7 @@ static void backward_rows_dx(void *ctx, int64_t t0, int64_t t1) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((c1 - c0) * KK), (int)NC, (int)g->OC, 1.0f,
                     j->w + c0 * KK, (int)K, dY, (int)NC, 0.0f, dcols + c0 * KK * NC, (int)NC);
         for (int64_t n = 0; n < g->N; n++) memset(j->dx + (n * g->C + c0) * HW, 0, (size_t)((c1 - c0) * HW) * sizeof(float));
-        col2im_cols(j->dx, dcols + c0 * KK * NC, NC, g, 0, NC, c0, c1);
+        col2im_fast(j->dx, dcols + c0 * KK * NC, NC, g, 0, NC, c0, c1);
     }
 }
 
@@ -488,7 +565,7 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
                 B = j->x + n * CHW + p;
                 ldb = P;
             } else {
-                im2col_cols(cols, T, j->x, g, c, ce, 0, g->C);
+                im2col_fast(cols, T, j->x, g, c, ce, 0, g->C);
             }
             if (one_image) {
                 dY = j->dy + n * OC * P + p;
@@ -511,7 +588,7 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
                                 dY, (int)ldy, 0.0f, cols, (int)T);
-                    col2im_cols(j->dx, cols, T, g, c, ce, 0, g->C);
+                    col2im_fast(j->dx, cols, T, g, c, ce, 0, g->C);
                 }
             }
             c = ce;
