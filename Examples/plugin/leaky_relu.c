@@ -196,18 +196,35 @@ static ply_status layer_backward(ply_layer *self, int32_t n_inputs, const ply_te
 /* Descriptor                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Designated initializers: fields a later ABI minor version appends stay NULL (absent) when this
+ * file is rebuilt against a newer header, without a -Wmissing-field-initializers warning.
+ * No parameters, the same in training and evaluation, no fused activation: those stay NULL. */
 static const ply_layer_type leaky_relu_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "leaky_relu",
-    "x if x > 0 else negative_slope * x (default 0.01), element-wise", 1, 1,
-    leaky_relu_create, layer_destroy, layer_infer_shape, layer_forward, layer_backward,
-    NULL, NULL, NULL, /* no parameters, same in training and evaluation */
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "leaky_relu",
+    .doc = "x if x > 0 else negative_slope * x (default 0.01), element-wise",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = leaky_relu_create,
+    .destroy = layer_destroy,
+    .infer_shape = layer_infer_shape,
+    .forward = layer_forward,
+    .backward = layer_backward,
 };
 
 static const ply_layer_type channel_shuffle_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "channel_shuffle",
-    "interleave the channels of `groups` groups, as torch.nn.ChannelShuffle", 1, 1,
-    channel_shuffle_create, layer_destroy, layer_infer_shape, layer_forward, layer_backward,
-    NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "channel_shuffle",
+    .doc = "interleave the channels of `groups` groups, as torch.nn.ChannelShuffle",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = channel_shuffle_create,
+    .destroy = layer_destroy,
+    .infer_shape = layer_infer_shape,
+    .forward = layer_forward,
+    .backward = layer_backward,
 };
 
 static const ply_layer_type *const types[] = {&leaky_relu_type, &channel_shuffle_type};

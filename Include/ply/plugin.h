@@ -67,7 +67,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 0
+#define PLY_ABI_VERSION_MINOR 1
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -310,6 +310,27 @@ typedef struct ply_layer_type {
   /** Switch between training (1) and evaluation (0). New instances are in
    *  training mode, as in PyTorch. OPTIONAL. */
   void (*set_training)(ply_layer *self, int32_t training);
+
+  /**
+   * Take over the parameter-free activation that follows this layer
+   * (ABI 1.1; OPTIONAL: NULL, or absent from a 1.0 plugin, never fuses).
+   *
+   * The host MAY call it once per instance, before the instance's first
+   * forward, when the layer's output feeds nothing but one `activation`
+   * layer; today `activation` is "relu" (max(x, 0) with NaN passed
+   * through, as the built-in relu). Returning PLY_OK is a promise that from
+   * then on:
+   *  - forward writes activation(y) where it used to write y;
+   *  - backward's `output` holds activation(y) and `grad_output` is
+   *    d(loss)/d(activation(y)); the layer applies the activation's
+   *    derivative itself (relu: the gradient passes where output > 0).
+   * The host then runs no activation layer: its value is this layer's
+   * output. Any other status leaves the layer as it was, and the host runs
+   * the activation layer as usual; a layer SHOULD return
+   * PLY_ERR_UNSUPPORTED, without calling set_error, for an activation it
+   * does not know. `activation` is valid during the call only.
+   */
+  ply_status (*fuse_activation)(ply_layer *self, const char *activation);
 } ply_layer_type;
 
 /* ---------------------------------------------------------------------- */

@@ -13,6 +13,8 @@
  * with OpenBLAS only, the reference) and "direct" force one.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
+ * The host may fuse the relu after it (fuse_activation): the output is then
+ * relu(conv), and backward masks grad_output by output > 0 first.
  * The scratch lives in the instance and only grows.
  */
 #include <cblas.h>
@@ -33,6 +35,9 @@ struct ply_layer {
     int has_bias;
     conv_algo algorithm;
     size_t rows_limit;       // floats the backward's whole-batch "rows" plan may use (attribute workspace_mb)
+    int relu;                // a relu fused by the host (fuse_activation): output = relu(conv)
+    float *dymask;           // backward with relu: grad_output where output > 0, else 0
+    size_t dymask_floats;
     float *wflip;            // the kernel packed for the direct kernels (forward, or flipped for backward)
     float *weight, *dweight; // [OC, C, KH, KW]
     float *bias, *dbias;     // [OC], NULL when bias=false
@@ -52,6 +57,7 @@ typedef struct {
     float *y;           // [N, OC, OH, OW] (forward)
     const float *dy;    // [N, OC, OH, OW] (backward)
     float *dx;          // [N, C, H, W] or NULL (backward)
+    const float *y_relu; // backward with a fused relu: its output (masks dy), else NULL
     direct_geom dg;     // the geometry
 } direct_job;
 
@@ -65,8 +71,19 @@ static void direct_forward_chunks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
-        conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->x, j->y, n0, n1,
+        conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->L->relu, j->x, j->y, n0, n1,
                             j->L->scratch + (size_t)t * j->slice);
+    }
+}
+
+// The fused relu's derivative: dymask = grad_output where output > 0, else 0, for images [n0, n1).
+typedef struct { const float *y, *dy; float *out; int64_t per_image; } mask_job;
+
+static void mask_images(void *ctx, int64_t n0, int64_t n1) {
+    const mask_job *m = ctx;
+    for (int64_t i = n0 * m->per_image, e = n1 * m->per_image; i < e; i++) {
+        float g = m->dy[i];
+        m->out[i] = m->y[i] > 0.0f ? g : 0.0f;
     }
 }
 
@@ -75,8 +92,8 @@ static void direct_backward_chunks(void *ctx, int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
-        conv_direct_backward(&j->dg, j->L->wflip, j->x, j->dy, j->dx, n0, n1, j->L->scratch + (size_t)t * j->slice,
-                             j->L->has_bias);
+        conv_direct_backward(&j->dg, j->L->wflip, j->x, j->dy, j->y_relu, j->dx, n0, n1,
+                             j->L->scratch + (size_t)t * j->slice, j->L->has_bias);
     }
 }
 
@@ -234,6 +251,7 @@ static void conv_destroy(ply_layer *L) {
     h->free(h, L->weight); h->free(h, L->dweight); h->free(h, L->wflip);
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
+    h->free(h, L->dymask);
     h->free(h, L);
 }
 
@@ -322,8 +340,8 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     }
     int64_t threads = gemm_threads(L);
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
-    conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &g, L->weight, L->has_bias ? L->bias : NULL, 0, inputs[0].data, output->data,
-                      L->scratch);
+    conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu,
+                      inputs[0].data, output->data, L->scratch);
     return PLY_OK;
 }
 
@@ -335,17 +353,33 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
     if (st != PLY_OK) return st;
     if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
     if (g.N == 0) return PLY_OK;
+    const float *dy = grad_output->data;
+    if (L->relu && !use_direct(L)) { // (the direct kernels mask while they copy dy)
+        size_t n = (size_t)(g.N * g.OC * g.OH * g.OW);
+        if (n > L->dymask_floats) {
+            L->host->free(L->host, L->dymask);
+            L->dymask = L->host->alloc(L->host, n * sizeof(float));
+            L->dymask_floats = L->dymask ? n : 0;
+            if (!L->dymask)
+                return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for the fused relu's gradient",
+                                  n * sizeof(float));
+        }
+        mask_job m = {output->data, dy, L->dymask, g.OC * g.OH * g.OW};
+        L->host->parallel_for(L->host, g.N, 1, mask_images, &m);
+        dy = L->dymask;
+    }
     if (!use_direct(L)) {
         int64_t threads = gemm_threads(L);
         if ((st = grow_scratch(L, conv_gemm_backward_floats(&g, threads, L->rows_limit))) != PLY_OK) return st;
-        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, grad_output->data, grad_inputs[0].data,
+        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data,
                            L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
         return PLY_OK;
     }
     direct_job j;
     if ((st = direct_job_make(L, &g, inputs[0].data, &j, 1)) != PLY_OK) return st;
-    j.dy = grad_output->data;
+    j.dy = dy;
     j.dx = grad_inputs[0].data;
+    j.y_relu = L->relu ? output->data : NULL;
     if (j.dx) conv_direct_flip(&j.dg, L->weight, L->wflip);
     if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, direct_backward_chunks, &j);
     else direct_backward_chunks(&j, 0, 1);
@@ -368,6 +402,12 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
     return PLY_OK;
 }
 
+static ply_status conv_fuse_activation(ply_layer *L, const char *activation) {
+    if (strcmp(activation, "relu") != 0) return PLY_ERR_UNSUPPORTED;
+    L->relu = 1;
+    return PLY_OK;
+}
+
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }
 
 static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
@@ -387,6 +427,7 @@ static const ply_layer_type conv2d_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "conv2d",
     "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm, workspace_mb", 1, 1,
     conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, NULL,
+    conv_fuse_activation,
 };
 
 static const ply_layer_type *const types[] = {&conv2d_type};

@@ -117,17 +117,47 @@ AVX512 INLINE void copy_row(float *d, const float *s, int64_t n) {
     }
 }
 
-// Copy planes [C][H][W] into zeroed padded planes (channel stride CS, row Wp) at (ph, pw).
-AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *src, int64_t C, int64_t H, int64_t W,
-                              int64_t ph, int64_t pw) {
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t h = 0; h < H; h++) copy_row(dst + c * CS + (h + ph) * Wp + pw, src + (c * H + h) * W, W);
+// d[0..n) = y[i] > 0 ? s[i] : 0 (a fused relu's derivative: y is the relu's output)
+AVX512 INLINE void copy_row_where_positive(float *d, const float *s, const float *y, int64_t n) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t w = 0; w < n; w += 16) {
+        __mmask16 m = n - w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - w)) - 1);
+        __mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, y + w), zero, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(d + w, m, _mm512_maskz_loadu_ps(pos, s + w));
+    }
 }
 
-// dst[c][h][w] = src[c*Q + h*rs + w]
-AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W) {
+// Copy planes [C][H][W] into zeroed padded planes (channel stride CS, row Wp) at (ph, pw); with
+// `where` (the output of a fused relu), only the elements where it is positive, zeros elsewhere.
+AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *src, const float *where, int64_t C,
+                              int64_t H, int64_t W, int64_t ph, int64_t pw) {
     for (int64_t c = 0; c < C; c++)
-        for (int64_t h = 0; h < H; h++) copy_row(dst + (c * H + h) * W, src + c * Q + h * rs, W);
+        for (int64_t h = 0; h < H; h++) {
+            float *d = dst + c * CS + (h + ph) * Wp + pw;
+            if (where) copy_row_where_positive(d, src + (c * H + h) * W, where + (c * H + h) * W, W);
+            else copy_row(d, src + (c * H + h) * W, W);
+        }
+}
+
+// d[0..n) = relu(s[0..n)): max(v, 0) with NaN passed through, as the built-in relu
+AVX512 INLINE void copy_row_relu(float *d, const float *s, int64_t n) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t w = 0; w < n; w += 16) {
+        __mmask16 m = n - w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - w)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, s + w);
+        __mmask16 neg = _mm512_cmp_ps_mask(v, zero, _CMP_NGT_UQ) & ~_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        _mm512_mask_storeu_ps(d + w, m, _mm512_mask_mov_ps(v, neg, zero));
+    }
+}
+
+// dst[c][h][w] = src[c*Q + h*rs + w], or its relu
+AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W,
+                                int relu) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++) {
+            if (relu) copy_row_relu(dst + (c * H + h) * W, src + c * Q + h * rs, W);
+            else copy_row(dst + (c * H + h) * W, src + c * Q + h * rs, W);
+        }
 }
 
 // out[o][q] (q in [0, Q), o in [0, B)) = bias[o] + sum_c sum_t w[(c*KK + t)*B + o] * in[c*CS + q + offs[t]]
@@ -250,7 +280,7 @@ static void tap_offsets(int64_t *offs, int64_t KH, int64_t KW, int64_t rs) {
         for (int64_t kj = 0; kj < KW; kj++) offs[ki * KW + kj] = ki * rs + kj;
 }
 
-void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch) {
     layout l = make_layout(g);
     float *xpad = scratch, *out = scratch + g->C * l.CSx;
@@ -258,14 +288,14 @@ void conv_direct_forward(const direct_geom *g, const float *w, const float *bias
     tap_offsets(offs, g->KH, g->KW, l.Wp);
     memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
     for (int64_t n = n0; n < n1; n++) {
-        pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, g->C, g->H, g->W, g->PH, g->PW);
+        pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, NULL, g->C, g->H, g->W, g->PH, g->PW);
         correlate(out, l.Qf, xpad, l.CSx, g->C, g->OC, w, bias, offs, KK);
-        unpad_planes(y + n * g->OC * g->OH * g->OW, out, l.Qf, l.Wp, g->OC, g->OH, g->OW);
+        unpad_planes(y + n * g->OC * g->OH * g->OW, out, l.Qf, l.Wp, g->OC, g->OH, g->OW, relu);
     }
 }
 
-void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
-                          int64_t n0, int64_t n1, float *scratch, int with_bias) {
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
+                          float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias) {
     layout l = make_layout(g);
     int64_t KK = g->KH * g->KW;
     float *dwv = scratch + l.partials, *dbv = dwv + g->OC * g->C * KK * 16;
@@ -290,27 +320,28 @@ void conv_direct_backward(const direct_geom *g, const float *wflip, const float 
     int64_t in_plane = g->C * g->H * g->W, out_plane = g->OC * g->OH * g->OW;
     for (int64_t n = n0; n < n1; n++) {
         const float *dyn = dy + n * out_plane;
-        pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, g->C, g->H, g->W, g->PH, g->PW);
-        pad_planes(dyw, l.Qf, l.Wp, dyn, g->OC, g->OH, g->OW, 0, 0);
+        const float *yn = y ? y + n * out_plane : NULL;
+        pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, NULL, g->C, g->H, g->W, g->PH, g->PW);
+        pad_planes(dyw, l.Qf, l.Wp, dyn, yn, g->OC, g->OH, g->OW, 0, 0);
         weight_grad(dwv, g->OC, g->C, KK, dyw, l.Qf, xpad, l.CSx, offs, masks);
         if (with_bias) bias_grad(dbv, g->OC, dyw, l.Qf);
         if (dx) {
-            pad_planes(dypad, l.CSd, l.Wd, dyn, g->OC, g->OH, g->OW, g->KH - 1 - g->PH, g->KW - 1 - g->PW);
+            pad_planes(dypad, l.CSd, l.Wd, dyn, yn, g->OC, g->OH, g->OW, g->KH - 1 - g->PH, g->KW - 1 - g->PW);
             correlate(out, l.Qd, dypad, l.CSd, g->OC, g->C, wflip, NULL, offd, KK);
-            unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W);
+            unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W, 0);
         }
     }
 }
 
 #else
 
-void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch) {
-    (void)g; (void)w; (void)bias; (void)x; (void)y; (void)n0; (void)n1; (void)scratch;
+    (void)g; (void)w; (void)bias; (void)relu; (void)x; (void)y; (void)n0; (void)n1; (void)scratch;
 }
-void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
-                          int64_t n0, int64_t n1, float *scratch, int with_bias) {
-    (void)g; (void)wflip; (void)x; (void)dy; (void)dx; (void)n0; (void)n1; (void)scratch; (void)with_bias;
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
+                          float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias) {
+    (void)g; (void)wflip; (void)x; (void)dy; (void)y; (void)dx; (void)n0; (void)n1; (void)scratch; (void)with_bias;
 }
 
 #endif

@@ -35,22 +35,24 @@ size_t conv_direct_backward_floats(const direct_geom *g);
 /** The kernel w [OC, C, KH, KW] rearranged for conv_direct_forward (OC*C*KH*KW floats). */
 void conv_direct_pack(const direct_geom *g, const float *w, float *packed);
 
-/** y[n] = conv(x[n]) + bias for images [n0, n1); packed from conv_direct_pack; bias may be NULL. */
-void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, const float *x, float *y,
+/** y[n] = conv(x[n]) + bias (its relu with `relu`) for images [n0, n1); w packed by conv_direct_pack;
+ *  bias may be NULL. */
+void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch);
 
 /** The kernel of the input-gradient correlation, w[o][c][KH*KW-1-t] as [c][o][t], packed likewise. */
 void conv_direct_flip(const direct_geom *g, const float *w, float *wflip);
 
 /**
- * For images [n0, n1): adds the weight gradient into dwv ([OC*C*KH*KW][16],
+ * For images [n0, n1): with y (the output of a fused relu) the gradient used is dy where
+ * y > 0 and 0 elsewhere (y may be NULL). Adds the weight gradient into dwv ([OC*C*KH*KW][16],
  * per-lane partial sums; the caller sums the lanes), the bias gradient into
  * dbv ([OC][16], same) when not NULL, and writes dx[n] when dx is not NULL.
  * The scratch starts with the partial sums: dwv = scratch, dbv = dwv +
  * OC*C*KH*KW*16 (see conv_direct_partials).
  */
-void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, float *dx,
-                          int64_t n0, int64_t n1, float *scratch, int with_bias);
+void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
+                          float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias);
 
 /** Floats of the partial sums at the start of a backward scratch. */
 size_t conv_direct_partials(const direct_geom *g);

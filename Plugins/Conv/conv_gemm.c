@@ -301,7 +301,7 @@ static void scatter_out(float *y, const float *tmp, int64_t ld, const float *bia
             const float *src = tmp + (o - o0) * ld + (col - c0);
             float *dst = y + (n * g->OC + o) * P + p;
             float b = bias ? bias[o] : 0.0f;
-            if (relu) for (int64_t i = 0; i < len; i++) { float v = src[i] + b; dst[i] = v > 0.0f ? v : 0.0f; }
+            if (relu) for (int64_t i = 0; i < len; i++) { float v = src[i] + b; dst[i] = (v > 0.0f || v != v) ? v : 0.0f; }
             else for (int64_t i = 0; i < len; i++) dst[i] = src[i] + b;
         }
         col += len;
@@ -347,9 +347,13 @@ typedef struct {
     size_t slice; // floats of scratch per thread ("columns" plan)
 } fwd_job;
 
+// The fused relu, as the built-in one: max(v, 0), NaN passed through.
 static void relu_rows(float *y, int64_t ld, int64_t rows, int64_t len) {
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t i = 0; i < len; i++) y[r * ld + i] = y[r * ld + i] > 0.0f ? y[r * ld + i] : 0.0f;
+        for (int64_t i = 0; i < len; i++) {
+            float v = y[r * ld + i];
+            y[r * ld + i] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
 }
 
 // "columns": thread t computes the columns of its share, tile by tile.

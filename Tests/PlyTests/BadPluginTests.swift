@@ -83,7 +83,7 @@ import Testing
         let reason = try pluginFailure(runtime, path)
         #expect(reason.contains("returned no descriptor"), "\(reason)")
         // With no message from the plugin, the runtime suggests the likely cause.
-        #expect(reason.contains("ABI 1.0"), "\(reason)")
+        #expect(reason.contains("ABI 1.1"), "\(reason)")
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)
     }
@@ -107,7 +107,7 @@ import Testing
         let path = try CCompiler.compileBadPlugin("abi_major2", into: dir)
         let reason = try pluginFailure(runtime, path)
         // Both versions are named.
-        #expect(reason.contains("ABI 2.3") && reason.contains("ABI 1.0"), "\(reason)")
+        #expect(reason.contains("ABI 2.3") && reason.contains("ABI 1.1"), "\(reason)")
         #expect(throws: PlyError.self) { try runtime.layerType(named: "abi_major2_scale") }
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)

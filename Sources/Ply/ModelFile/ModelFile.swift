@@ -78,10 +78,13 @@ public struct ModelFile: @unchecked Sendable {
     /// — an input whose height or width is below `min_input_size` gets a parameter-free
     /// `interpolate` node named `resize` in front, resizing it (bilinear) up to that size —
     /// and every node's shape is checked, so a shape that does not fit is reported at the
-    /// line of the layer where it happens.
+    /// line of the layer where it happens. The model comes complete, with the relus that
+    /// their layers can do themselves fused into them (`Model.fuseActivations`).
     public func build(runtime: Runtime, parameters overrides: [String: AttributeValue] = [:], inputShape: Shape? = nil) throws -> Model {
         var b = Builder(file: self, runtime: runtime)
-        return try b.build(overrides: overrides, inputShape: inputShape)
+        let model = try b.build(overrides: overrides, inputShape: inputShape)
+        model.fuseActivations()
+        return model
     }
 
     /// The declared `min_input_size` for `parameters` (nil when the file has none).

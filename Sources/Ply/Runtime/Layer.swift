@@ -49,6 +49,16 @@ public final class Layer: @unchecked Sendable {
         type.vtable.setTraining?(instance, training ? 1 : 0)
     }
 
+    /// Asks the layer to apply `activation` (e.g. "relu") to its own output, so that the
+    /// activation layer after it can be skipped (see `fuse_activation` in plugin.h). Returns
+    /// whether it agreed; a layer that agreed keeps doing so for its lifetime.
+    func fuseActivation(_ activation: String) -> Bool {
+        guard let fuse = type.vtable.fuseActivation else { return false }
+        let status = activation.withCString { fuse(instance, $0) }
+        if status != PLY_OK { _ = ErrorSlot.current.take() } // a refusal is not an error
+        return status == PLY_OK
+    }
+
     /// Checks the number of inputs against what the type accepts.
     func checkArity(_ n: Int) throws {
         if n < type.minInputs || (type.maxInputs.map { n > $0 } ?? false) {

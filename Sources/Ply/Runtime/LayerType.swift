@@ -34,6 +34,7 @@ struct LayerVTable {
     let paramCount: (@convention(c) (OpaquePointer?) -> Int32)?
     let getParam: (@convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<ply_param>?) -> ply_status)?
     let setTraining: (@convention(c) (OpaquePointer?, Int32) -> Void)?
+    let fuseActivation: (@convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> ply_status)?
 
     /// Reads the vtable of `t`, treating fields past `t.struct_size` as absent.
     init(_ t: UnsafePointer<ply_layer_type>, library: String, name: String) throws {
@@ -63,6 +64,7 @@ struct LayerVTable {
         paramCount = optional(\.param_count)
         getParam = paramCount == nil ? nil : optional(\.get_param)
         setTraining = optional(\.set_training)
+        fuseActivation = optional(\.fuse_activation)
     }
 }
 

@@ -33,6 +33,9 @@ public final class Model: @unchecked Sendable {
     private var grads: [UnsafeMutablePointer<Float>?] = []
     private var consumers: [Int] = []
     private var training = true
+    /// fusedFrom[b] = a when node b's activation is done by node a's layer (fuseActivations), else -1.
+    private var fusedFrom: [Int] = [-1]
+    private var fusionDone = false
 
     public init(runtime: Runtime) {
         self.runtime = runtime
@@ -45,6 +48,10 @@ public final class Model: @unchecked Sendable {
     @discardableResult
     public func add(_ name: String, _ layer: Layer, inputs: [NodeID]? = nil) throws -> NodeID {
         let from = inputs ?? [nodes.count - 1]
+        guard !fusionDone else {
+            throw PlyError.invalid("cannot add node '\(name)': the model's activations were fused (fuseActivations), "
+                + "which needs the graph complete")
+        }
         guard !nodes.contains(where: { $0.name == name }) else {
             throw PlyError.invalid("model already has a node named '\(name)'")
         }
@@ -53,6 +60,7 @@ public final class Model: @unchecked Sendable {
         }
         try layer.checkArity(from.count)
         nodes.append(Node(name: name, layer: layer, inputs: from))
+        fusedFrom.append(-1)
         output = nodes.count - 1
         plannedInput = nil
         parameterCache = nil
@@ -64,6 +72,30 @@ public final class Model: @unchecked Sendable {
     @discardableResult
     public func add(_ name: String, _ type: String, _ attributes: Attributes = [], inputs: [NodeID]? = nil) throws -> NodeID {
         try add(name, Layer(type, attributes, runtime: runtime), inputs: inputs)
+    }
+
+    /// Lets layers take over the relu after them (`fuse_activation` in plugin.h): a relu node
+    /// whose input feeds nothing else, and whose input's layer agrees, is then skipped, its
+    /// value being that layer's output (so the output is written once, not twice, and read
+    /// once less in backward). Call it once the graph is complete: afterwards no node can be
+    /// added, and the fused layer's own value is the activated one (do not make it the
+    /// model's `output`). Returns how many activations were fused.
+    @discardableResult
+    public func fuseActivations() -> Int {
+        if !fusionDone {
+            fusionDone = true
+            var uses = Array(repeating: 0, count: nodes.count)
+            for n in nodes { for i in n.inputs { uses[i] += 1 } }
+            for (b, node) in nodes.enumerated() {
+                guard let layer = node.layer, layer.type.name == "relu", node.inputs.count == 1 else { continue }
+                let a = node.inputs[0]
+                guard a != Model.input, a != output, uses[a] == 1, fusedFrom[a] < 0,
+                      let source = nodes[a].layer, source.fuseActivation("relu") else { continue }
+                fusedFrom[b] = a
+            }
+            plannedInput = nil
+        }
+        return fusedFrom.filter { $0 >= 0 }.count
     }
 
     /// The id of the node called `name`.
@@ -116,7 +148,11 @@ public final class Model: @unchecked Sendable {
     }
 
     private func releaseBuffers() {
-        for p in values + grads { free(p) }
+        // A fused activation's value is its source's buffer, and the source's gradient is the
+        // activation's: each is freed once, through its owner.
+        for (id, p) in values.enumerated() where fusedFrom[id] < 0 { free(p) }
+        let aliasedGrads = Set(fusedFrom.filter { $0 >= 0 })
+        for (id, p) in grads.enumerated() where !aliasedGrads.contains(id) { free(p) }
         for (_, s) in scratchSlots { free(s) }
         values = []; grads = []; scratchSlots = [:]; scratchCapacity = 0
     }
@@ -144,6 +180,10 @@ public final class Model: @unchecked Sendable {
         cShapes = try shapes.map { try $0.cShape() }
         values.reserveCapacity(shapes.count)
         for (id, s) in shapes.enumerated() {
+            if fusedFrom[id] >= 0 {
+                values.append(values[fusedFrom[id]])
+                continue
+            }
             do {
                 values.append(try allocateZeroed(s.count, for: "the \(id == Model.input ? "input" : "output of node '\(nodes[id].name)'") \(s)"))
             } catch {
@@ -170,7 +210,7 @@ public final class Model: @unchecked Sendable {
         guard let first = values[0], let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
         first.update(from: base, count: input.count)
         var views: [ply_tensor] = []
-        for id in 1..<nodes.count {
+        for id in 1..<nodes.count where fusedFrom[id] < 0 {
             let n = nodes[id]
             guard let layer = n.layer else { continue }
             views.removeAll(keepingCapacity: true)
@@ -208,6 +248,13 @@ public final class Model: @unchecked Sendable {
         var inputViews: [ply_tensor] = [], gradViews: [ply_tensor] = []
         var pending: [(from: Int, to: Int)] = []
         for id in stride(from: output, to: 0, by: -1) where written[id] {
+            let source = fusedFrom[id]
+            if source >= 0 {
+                // the source layer applies the activation's derivative to this gradient itself
+                grads[source] = try gradBuffer(id)
+                written[source] = true
+                continue
+            }
             let n = nodes[id]
             guard let layer = n.layer else { continue }
             inputViews.removeAll(keepingCapacity: true)

@@ -72,7 +72,7 @@ static inline ply_status common_backward(ply_layer *self, int32_t n_inputs, cons
     static const ply_layer_type var = {                                                                \
         sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, "y = scale * x (test plugin)", 1, 1,       \
         common_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, \
-        NULL,                                                                                          \
+        NULL, NULL,                                                                                    \
     }
 
 #endif

@@ -14,7 +14,7 @@ static ply_status picky_create(const ply_host *host, const ply_attrs *attrs, ply
 
 static const ply_layer_type picky_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "picky", "create fails unless mode='strict'", 1, 1,
-    picky_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, NULL,
+    picky_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, NULL, NULL,
 };
 static const ply_layer_type *const types[] = {&picky_type};
 static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.create_fails", "1.0", 1, 0, types};

@@ -126,10 +126,12 @@ static ply_status huge_forward(ply_layer *self, int32_t n_inputs, const ply_tens
 static const ply_layer_type faulty_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "faulty", "y = 2x; fails half-way through a chosen call (test plugin)",
     1, 1, faulty_create, faulty_destroy, faulty_infer_shape, faulty_forward, faulty_backward, NULL, NULL, NULL,
+    NULL, /* fuse_activation (ABI 1.1) */
 };
 static const ply_layer_type huge_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "huge", "output [N, size, size] (test plugin)",
     1, 1, faulty_create, faulty_destroy, huge_infer_shape, huge_forward, NULL, NULL, NULL, NULL,
+    NULL, /* fuse_activation (ABI 1.1) */
 };
 static const ply_layer_type *const types[] = {&faulty_type, &huge_type};
 static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.faulty", "1.0", 2, 0, types};
