@@ -29,6 +29,7 @@ struct ply_layer {
     // saved by forward for backward: the statistics actually used
     float *save_mean, *save_invstd;           // [C] each
     int32_t saved_batch_stats;                // 1 if forward used batch statistics
+    int32_t relu;                             // a relu fused by the host (fuse_activation)
 };
 
 // ----------------------------------------------------------------------------
@@ -67,32 +68,46 @@ static void channel_stats(double *mean, double *var, const float *x, int64_t c, 
     *var = lanes_total(sq) / (double)(N * S);
 }
 
-// y = (x - mean) * invstd * w + b
-static void channel_normalize(float *y, const float *x, float mean, float invstd, float w, float b,
+// y = (x - mean) * invstd * w + b, or its relu (max(v, 0), NaN passed through, as the built-in)
+static void channel_normalize(float *y, const float *x, float mean, float invstd, float w, float b, int relu,
                               int64_t c, int64_t N, int64_t C, int64_t S) {
     float scale = invstd * w, shift = b - mean * invstd * w;
     for (int64_t n = 0; n < N; n++) {
         const float *xc = x + (n * C + c) * S;
         float *yc = y + (n * C + c) * S;
-        for (int64_t s = 0; s < S; s++) yc[s] = xc[s] * scale + shift;
+        if (relu) {
+            for (int64_t s = 0; s < S; s++) {
+                float v = xc[s] * scale + shift;
+                yc[s] = (v > 0.0f || v != v) ? v : 0.0f;
+            }
+        } else {
+            for (int64_t s = 0; s < S; s++) yc[s] = xc[s] * scale + shift;
+        }
     }
 }
 
-// sums of dy and dy * xhat over channel c
-static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
+// The fused relu's derivative: dy where the output is positive, else 0 (y NULL: dy as is).
+static inline float relu_grad(const float *y, const float *dy, int64_t i) {
+    return y && !(y[i] > 0.0f) ? 0.0f : dy[i];
+}
+
+// sums of dy and dy * xhat over channel c (dy masked by y > 0 when y, the fused relu's output, is set)
+static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
                               float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
     double a[LANES] = {0}, b[LANES] = {0};
     int64_t body = S - S % LANES;
     for (int64_t n = 0; n < N; n++) {
-        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S;
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
         for (int64_t s = 0; s < body; s += LANES)
             for (int l = 0; l < LANES; l++) {
-                a[l] += dyc[s + l];
-                b[l] += (double)dyc[s + l] * ((xc[s + l] - mean) * invstd);
+                float g = relu_grad(yc, dyc, s + l);
+                a[l] += g;
+                b[l] += (double)g * ((xc[s + l] - mean) * invstd);
             }
         for (int64_t s = body; s < S; s++) {
-            a[s % LANES] += dyc[s];
-            b[s % LANES] += (double)dyc[s] * ((xc[s] - mean) * invstd);
+            float g = relu_grad(yc, dyc, s);
+            a[s % LANES] += g;
+            b[s % LANES] += (double)g * ((xc[s] - mean) * invstd);
         }
     }
     *sum_dy = lanes_total(a);
@@ -101,18 +116,18 @@ static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *
 
 // batch statistics: dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
 // fixed statistics: dx = w * invstd * dy
-static void channel_backward_input(float *dx, const float *x, const float *dy, float mean, float invstd, float w,
-                                   double sum_dy, double sum_dy_xhat, int batch_stats,
+static void channel_backward_input(float *dx, const float *x, const float *dy, const float *y, float mean,
+                                   float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
                                    int64_t c, int64_t N, int64_t C, int64_t S) {
     float k = w * invstd;
     float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
     float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
     for (int64_t n = 0; n < N; n++) {
-        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S;
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
         float *dxc = dx + (n * C + c) * S;
         for (int64_t s = 0; s < S; s++) {
             float xhat = (xc[s] - mean) * invstd;
-            dxc[s] = k * (dyc[s] - mdy - xhat * mdyx);
+            dxc[s] = k * (relu_grad(yc, dyc, s) - mdy - xhat * mdyx);
         }
     }
 }
@@ -126,6 +141,7 @@ typedef struct {
     float *y, *dx;
     int64_t N, S;
     int batch_stats;
+    const float *relu_out; // backward with a fused relu: the forward's output, else NULL
 } bn_job;
 
 static void forward_task(void *ctx, int64_t begin, int64_t end) {
@@ -150,7 +166,7 @@ static void forward_task(void *ctx, int64_t begin, int64_t end) {
             self->save_invstd[c] = (float)(1.0 / sqrt((double)self->running_var[c] + self->eps));
         }
         float w = self->affine ? self->weight[c] : 1.0f, b = self->affine ? self->bias[c] : 0.0f;
-        channel_normalize(j->y, j->x, self->save_mean[c], self->save_invstd[c], w, b, c, j->N, C, j->S);
+        channel_normalize(j->y, j->x, self->save_mean[c], self->save_invstd[c], w, b, self->relu, c, j->N, C, j->S);
     }
 }
 
@@ -161,15 +177,15 @@ static void backward_task(void *ctx, int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; c++) {
         float mean = self->save_mean[c], invstd = self->save_invstd[c];
         double sum_dy, sum_dy_xhat;
-        channel_grad_sums(&sum_dy, &sum_dy_xhat, j->x, j->dy, mean, invstd, c, j->N, C, j->S);
+        channel_grad_sums(&sum_dy, &sum_dy_xhat, j->x, j->dy, j->relu_out, mean, invstd, c, j->N, C, j->S);
         if (self->affine) {
             self->dweight[c] += (float)sum_dy_xhat;
             self->dbias[c] += (float)sum_dy;
         }
         if (j->dx) {
             float w = self->affine ? self->weight[c] : 1.0f;
-            channel_backward_input(j->dx, j->x, j->dy, mean, invstd, w, sum_dy, sum_dy_xhat, j->batch_stats,
-                                   c, j->N, C, j->S);
+            channel_backward_input(j->dx, j->x, j->dy, j->relu_out, mean, invstd, w, sum_dy, sum_dy_xhat,
+                                   j->batch_stats, c, j->N, C, j->S);
         }
     }
 }
@@ -262,7 +278,7 @@ static ply_status bn_forward(ply_layer *self, int32_t n_inputs, const ply_tensor
     if (st != PLY_OK) return st;
     if (inputs[0].strides || output->strides)
         return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "batchnorm2d: strided tensors are not supported");
-    bn_job j = {self, inputs[0].data, NULL, output->data, NULL, inputs[0].shape.dims[0], 1, 0};
+    bn_job j = {self, inputs[0].data, NULL, output->data, NULL, inputs[0].shape.dims[0], 1, 0, NULL};
     for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
     j.batch_stats = self->training || !self->track;
     if (j.batch_stats && j.N * j.S <= 1)
@@ -277,9 +293,9 @@ static ply_status bn_forward(ply_layer *self, int32_t n_inputs, const ply_tensor
 
 static ply_status bn_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                               const ply_tensor *grad_output, ply_tensor *grad_inputs) {
-    (void)n_inputs; (void)output;
+    (void)n_inputs;
     bn_job j = {self, inputs[0].data, grad_output->data, NULL, grad_inputs[0].data, inputs[0].shape.dims[0], 1,
-                self->saved_batch_stats};
+                self->saved_batch_stats, self->relu ? output->data : NULL};
     for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
     self->host->parallel_for(self->host, self->C, 1, backward_task, &j);
     return PLY_OK;
@@ -315,11 +331,17 @@ static void bn_set_training(ply_layer *self, int32_t training) {
     self->training = training ? 1 : 0;
 }
 
+static ply_status bn_fuse_activation(ply_layer *self, const char *activation) {
+    if (strcmp(activation, "relu") != 0) return PLY_ERR_UNSUPPORTED;
+    self->relu = 1;
+    return PLY_OK;
+}
+
 static const ply_layer_type batchnorm2d_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "batchnorm2d",
     "batch normalisation over channels (num_features, eps=1e-5, momentum=0.1, affine, track_running_stats)",
     1, 1, bn_create, bn_destroy, bn_infer_shape, bn_forward, bn_backward, bn_param_count, bn_get_param,
-    bn_set_training,
+    bn_set_training, bn_fuse_activation,
 };
 
 static const ply_layer_type *const types[] = {&batchnorm2d_type};

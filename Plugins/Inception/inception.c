@@ -23,6 +23,7 @@
  * concatenates its branches on channels in torchvision's order (E's split
  * 1x3 / 3x1 pairs are one concat: cat(a, cat(b, c)) = cat(a, b, c)).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "inception_graph.h"
@@ -80,7 +81,12 @@ static ply_status basic_conv2d_create(const ply_host *host, const ply_attrs *att
     int32_t v = 0;
     v = blk_add(L, &st, "conv", "conv2d", conv, 6, &v, 1);
     v = blk_add(L, &st, "bn", "batchnorm2d", bn, 2, &v, 1);
-    blk_add(L, &st, NULL, "relu", NULL, 0, &v, 1);
+    // The relu goes into the batch norm when its type takes it (fuse_activation): the bn is
+    // then the last node and writes the block's output, one pass and one buffer less.
+    const ply_layer_type *bt = st == PLY_OK ? L->nodes[L->n_nodes - 1].type : NULL;
+    int fused = bt && bt->struct_size >= offsetof(ply_layer_type, fuse_activation) + sizeof(bt->fuse_activation) &&
+                bt->fuse_activation && bt->fuse_activation(L->nodes[L->n_nodes - 1].layer, "relu") == PLY_OK;
+    if (!fused) blk_add(L, &st, NULL, "relu", NULL, 0, &v, 1);
     return blk_finish(L, st, out);
 }
 

@@ -23,6 +23,7 @@
  * downsample.1.weight, ...).
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "residual.h"
@@ -213,6 +214,13 @@ static ply_status create_block(const ply_host *host, const ply_attrs *attrs, ply
     if (st == PLY_OK && self->downsample && (st = add_owner(self, &self->ds_conv, "downsample.0")) == PLY_OK)
         st = add_owner(self, &self->ds_bn, "downsample.1");
     if (st != PLY_OK) { rb_destroy(self); return st; }
+    // The relu after every stage but the last (that one follows the addition) goes into its bn
+    // when the bn type takes it: one pass and one buffer less per stage.
+    for (int32_t k = 0; k + 1 < self->stages; k++) {
+        const ply_layer_type *t = self->bn[k].type;
+        self->fused[k] = t->struct_size >= offsetof(ply_layer_type, fuse_activation) + sizeof(t->fuse_activation) &&
+                         t->fuse_activation && t->fuse_activation(self->bn[k].layer, "relu") == PLY_OK;
+    }
     *out = self;
     return PLY_OK;
 }

@@ -45,6 +45,7 @@ struct ply_layer {
     int64_t inplanes, planes, stride, out_channels;
     rb_child conv[RB_MAX_STAGES], bn[RB_MAX_STAGES];
     rb_child relu;           // one stateless relu, used after every stage as torchvision does
+    int32_t fused[RB_MAX_STAGES]; // bn[k] applies the stage's relu itself (fuse_activation): no R buffer
     rb_child ds_conv, ds_bn; // downsample.0, downsample.1 (layer NULL without downsample)
     // Parameter table: children with parameters in state_dict order.
     int32_t nowners;

@@ -3,6 +3,7 @@
  *
  * Forward, with S stages (2 basic, 3 bottleneck) and x the input:
  *   a_0 = x;  c_k = conv_k(a_k);  b_k = bn_k(c_k);  a_{k+1} = r_k = relu(b_k)  (k < S-1)
+ * (when bn_k took the relu, fused[k], b_k is relu(bn_k(c_k)) itself and r_k is b_k)
  *   id  = downsample ? bn_d(conv_d(x)) : x
  *   sum = b_{S-1} + id;  y = relu(sum)
  * Every intermediate is kept in the instance for backward, which runs the
@@ -103,7 +104,7 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
     for (int32_t k = 0; k < S; k++) {
         int64_t n = ply_shape_numel(&self->shp_c[k]);
         if ((st = grow(self, RB_C0 + k, n)) != PLY_OK || (st = grow(self, RB_B0 + k, n)) != PLY_OK) return st;
-        if (k < S - 1 && (st = grow(self, RB_R0 + k, n)) != PLY_OK) return st;
+        if (k < S - 1 && !self->fused[k] && (st = grow(self, RB_R0 + k, n)) != PLY_OK) return st;
     }
     int64_t n_out = ply_shape_numel(&out_shape);
     if ((st = grow(self, RB_SUM, n_out)) != PLY_OK) return st;
@@ -118,7 +119,9 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
         ply_tensor c = view(self, RB_C0 + k, self->shp_c[k]), b = view(self, RB_B0 + k, self->shp_c[k]);
         if ((st = run_forward(&self->conv[k], &in, &c)) != PLY_OK) return st;
         if ((st = run_forward(&self->bn[k], &c, &b)) != PLY_OK) return st;
-        if (k < S - 1) {
+        if (k < S - 1 && self->fused[k]) {
+            in = b; // b_k is already relu(bn(c_k))
+        } else if (k < S - 1) {
             ply_tensor r = view(self, RB_R0 + k, self->shp_c[k]);
             if ((st = run_forward(&self->relu, &b, &r)) != PLY_OK) return st;
             in = r;
@@ -174,9 +177,14 @@ ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
             break;
         }
         ply_shape prev = self->shp_c[k - 1];
-        ply_tensor r = view(self, RB_R0 + k - 1, prev), pb = view(self, RB_B0 + k - 1, prev);
+        ply_tensor pb = view(self, RB_B0 + k - 1, prev);
+        ply_tensor r = self->fused[k - 1] ? pb : view(self, RB_R0 + k - 1, prev);
         ply_tensor gr = view(self, RB_GR, prev), gb = view(self, RB_GB, prev);
         if ((st = run_backward(&self->conv[k], &r, &c, &gc, &gr)) != PLY_OK) return st;
+        if (self->fused[k - 1]) {
+            g = gr; // bn[k-1] masks it by its output itself
+            continue;
+        }
         if ((st = run_backward(&self->relu, &pb, &r, &gr, &gb)) != PLY_OK) return st;
         g = gb;
     }
