@@ -44,6 +44,8 @@ let package = Package(
         .library(name: "Ply", targets: ["Ply"]),
         .executable(name: "ply", targets: ["PlyTool"]),
         .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
+        // LeakTests' and scripts/leaks' runtime/model cycles, in a process of their own (not installed).
+        .executable(name: "ply-leak-cycles", targets: ["PlyLeakCycles"]),
         // The C API (Include/ply/ply.h): libPlyC.so, installed as libply.so by scripts/install.
         // Not named ply_*: the runtime loads every libply_*.so next to it as a plugin.
         .library(name: "PlyC", type: .dynamic, targets: ["PlyCAPI"]),
@@ -59,6 +61,7 @@ let package = Package(
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply"], path: "Examples/swift"),
+        .executableTarget(name: "PlyLeakCycles", dependencies: ["Ply", "CPly"], path: "Tests/LeakCycles"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],

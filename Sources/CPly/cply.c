@@ -37,3 +37,24 @@ int cply_prepare_blas(void) {
 #endif
     return 0;
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+int64_t cply_malloc_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 m = mallinfo2();
+    return (int64_t)(m.uordblks + m.hblkhd);
+#else
+    return -1;
+#endif
+}
+
+int cply_malloc_trim(void) {
+#if defined(__GLIBC__)
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
+}

@@ -17,6 +17,8 @@ extension RuntimeHandle {
     func expandActivations(in text: String) throws -> String {
         let table = activations
         guard !table.isEmpty, table.keys.contains(where: { text.contains($0) }) else { return text }
+        // Too deeply nested for Yams' recursive composer (and `walk`): ModelFile reports that too.
+        guard (try? ModelFile.checkNesting(text, source: "")) != nil else { return text }
         guard let root = try? Yams.compose(yaml: text) else { return text }  // the model parser reports the syntax error
         var changed = false
         func walk(_ node: Node) -> Node {

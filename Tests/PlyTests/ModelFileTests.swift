@@ -424,3 +424,120 @@ import Testing
         #expect(try Expression.substitute(fifty, [:]) == .int(2))
     }
 }
+
+/// YAML nested deeper than `ModelFile.maxNesting` (256) is refused with an error at the
+/// line and column where the limit is crossed, before Yams' recursive composer sees it:
+/// 10,000 levels of `[` overflowed the stack of a release build (`ply summary`), and
+/// `- - - ...` likewise.
+@Suite struct ModelFileNestingTests {
+    let limit = ModelFile.maxNesting
+
+    func parseFailure(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> ModelFileError? {
+        do {
+            _ = try ModelFile(text: text, source: "deep.yaml")
+            Issue.record("expected an error", sourceLocation: sourceLocation)
+        } catch let e as ModelFileError {
+            return e
+        } catch {
+            Issue.record("expected a ModelFileError, got \(error)", sourceLocation: sourceLocation)
+        }
+        return nil
+    }
+
+    func expectNestingError(_ text: String, line: Int, column: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let e = parseFailure(text, sourceLocation: sourceLocation)
+        #expect(e?.kind == .syntax, sourceLocation: sourceLocation)
+        #expect(e?.field == "yaml", sourceLocation: sourceLocation)
+        #expect(e?.message.contains("nested more than 256 levels deep") == true, "\(e?.message ?? "")", sourceLocation: sourceLocation)
+        #expect(e?.line == line && e?.column == column, "\(e?.description.prefix(200) ?? "")", sourceLocation: sourceLocation)
+        #expect(e?.description.hasPrefix("deep.yaml:\(line):\(column): field 'yaml': ") == true, sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: [10_000, 100_000])
+    func flowNesting(levels n: Int) {
+        // The top-level mapping is level 1, the `[` at column 9 level 2, so level 257 is
+        // the 256th `[`, at column 264.
+        expectNestingError("layers: " + String(repeating: "[", count: n) + String(repeating: "]", count: n),
+                           line: 1, column: 8 + limit)
+        expectNestingError("layers: " + String(repeating: "{a: ", count: n) + "1" + String(repeating: "}", count: n),
+                           line: 1, column: 9 + 4 * (limit - 1))
+        // JSON, and no closing brackets at all (libyaml has not seen the syntax error yet).
+        expectNestingError(String(repeating: "[", count: n), line: 1, column: limit + 1)
+        expectNestingError(String(repeating: "{\"a\": ", count: n), line: 1, column: 1 + 6 * limit)
+    }
+
+    @Test(arguments: [10_000, 100_000])
+    func blockNesting(levels n: Int) {
+        // Compact block sequences: `- - - x` nests one level per `- `.
+        expectNestingError("layers:\n  " + String(repeating: "- ", count: n) + "x\n", line: 2, column: 3 + 2 * (limit - 1))
+        // A block sequence of block mappings, one more level of indentation per line pair.
+        var text = "layers:\n"
+        for i in 0..<min(n, 1_000) { text += String(repeating: "  ", count: i) + "- a:\n" }
+        // The top-level mapping is level 1; line L >= 2 holds a sequence at level 2(L - 1),
+        // column 2L - 3, and its entry's mapping at level 2L - 1, column 2L - 1 (the key): level 257 is line 129's mapping.
+        expectNestingError(text + String(repeating: "  ", count: 1_000) + "- x\n", line: (limit + 2) / 2, column: limit + 1)
+    }
+
+    @Test func indentedMappings() {
+        // `a:` indented one more space per line: 2,000 levels (2 MB); 10,000 would be 50 MB of spaces.
+        var text = ""
+        for i in 0..<2_000 { text += String(repeating: " ", count: i) + "a:\n" }
+        expectNestingError(text + String(repeating: " ", count: 2_000) + "1\n", line: limit + 1, column: limit + 1)
+    }
+
+    @Test func aliasesCountAsCopies() {
+        // Each anchor is 200 levels deep and holds the previous one: 3 x 200 levels.
+        let deep = { (inner: String) in String(repeating: "[", count: 200) + inner + String(repeating: "]", count: 200) }
+        let text = "a: &a \(deep("1"))\nb: &b \(deep("*a"))\nc: \(deep("*b"))\nlayers: []\n"
+        let e = parseFailure(text)
+        #expect(e?.kind == .syntax)
+        #expect(e?.line == 2, "\(e?.description.prefix(200) ?? "")")
+        #expect(e?.message.contains("alias '*a' nests sequences and mappings 401 levels deep") == true, "\(e?.message ?? "")")
+        // Shallow aliases (the usual shared `layers:` body) are fine.
+        let shallow = "a: &a \(String(repeating: "[", count: 100))1\(String(repeating: "]", count: 100))\nb: [[*a, *a]]\n"
+        #expect(throws: Never.self) { try ModelFile.checkNesting(shallow, source: "<text>") }
+    }
+
+    /// Groups nested as deep as the limit allows (126, with a list-valued attribute at level
+    /// 256) build and run — the builder's recursion is safe there — and one more group is refused.
+    @Test func groupsNestedToTheLimitBuildAndRun() throws {
+        func text(groups: Int) -> String {
+            var s = "layers:\n"
+            var indent = "  "
+            for i in 0..<groups {
+                s += indent + "- group: g\(i)\n" + indent + "  layers:\n"
+                indent += "    "
+            }
+            return s + indent + "- {name: pool, type: maxpool2d, kernel_size: [2, 2]}\n"
+        }
+        let groups = (limit - 4) / 2  // root, layers, each group's entry + layers, the layer's mapping, its list
+        #expect(groups == 126)
+        let m = try ModelFile(text: text(groups: groups)).build(runtime: sharedRuntime, inputShape: [1, 1, 4, 4])
+        #expect(m.nodes.last?.name == (0..<groups).map { "g\($0)" }.joined(separator: ".") + ".pool")
+        #expect(try m.forward(hashInput([1, 1, 4, 4])).shape == [1, 1, 2, 2])
+        let e = parseFailure(text(groups: groups + 1))
+        #expect(e?.message.contains("nested more than 256 levels deep") == true, "\(e?.message ?? "")")
+    }
+
+    @Test func flowNestingAtTheLimitParses() {
+        // 255 levels under the top-level mapping: YAML composes, and the model error is about structure.
+        let text = "layers: " + String(repeating: "[", count: limit - 1) + String(repeating: "]", count: limit - 1)
+        do {
+            _ = try ModelFile(text: text).build(runtime: sharedRuntime)
+            Issue.record("expected an error")
+        } catch let e as ModelFileError {
+            #expect(e.kind == .structure, "\(e)")
+            #expect(!e.message.contains("nested more than"))
+        } catch {
+            Issue.record("expected a ModelFileError, got \(error)")
+        }
+        // Brackets in quoted scalars, comments and block scalars are text, not nesting.
+        let brackets = String(repeating: "[", count: 1_000)
+        let quoted = "model: '\(brackets)'\ndescription: |\n  \(brackets)\n# \(brackets)\nlayers:\n  - {type: relu, name: \"\(brackets)\"}\n"
+        do {
+            _ = try ModelFile(text: quoted)
+        } catch {
+            Issue.record("brackets in text counted as nesting: \(error)")
+        }
+    }
+}

@@ -16,4 +16,14 @@ const char *cply_object_path(const void *address);
  *  recognise unless OPENBLAS_CORETYPE is set. */
 int cply_prepare_blas(void);
 
+/** Bytes the C heap has handed out and not taken back (glibc's mallinfo2(): uordblks, the
+ *  arenas' chunks in use, plus hblkhd, the chunks malloc mmap()ed for large requests), or
+ *  -1 where that is unknown (not glibc). Process-wide: every thread's malloc/free counts,
+ *  Swift's and the plugins' alike. Used by LeakTests. */
+int64_t cply_malloc_in_use(void);
+
+/** malloc_trim(0): returns free heap memory to the system, so the resident set size says
+ *  something. 1 when memory was released; 0 otherwise (or not glibc). */
+int cply_malloc_trim(void);
+
 #endif

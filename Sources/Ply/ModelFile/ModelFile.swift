@@ -25,6 +25,8 @@ public struct ModelFile: @unchecked Sendable {
     public init(text: String, source: String = "<text>") throws {
         self.source = source
         self.text = text
+        // Refuse absurd nesting before Yams' recursive composer sees it (Nesting.swift).
+        try ModelFile.checkNesting(text, source: source)
         let node: Yams.Node?
         do {
             node = try Yams.compose(yaml: text)

@@ -44,6 +44,11 @@ final class HostState: @unchecked Sendable {
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
 
+    /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
+    /// layers of this runtime): LeakTests checks it returns to where it was after every
+    /// model is destroyed.
+    let liveAllocations = Atomic<Int>(0)
+
     /// The persistent workers behind `parallel_for` (created on first use).
     private var poolStorage: WorkerPool?
     private let poolLock = NSLock()
@@ -107,11 +112,17 @@ final class HostTable: @unchecked Sendable {
             guard let host, let message else { return }
             HostTable.state(host).logHandler(LogLevel(rawValue: Int32(bitPattern: level.rawValue)) ?? .info, String(cString: message))
         }
-        h.alloc = { _, bytes in
+        h.alloc = { host, bytes in
             var p: UnsafeMutableRawPointer?
-            return posix_memalign(&p, 64, max(bytes, 1)) == 0 ? p : nil
+            guard posix_memalign(&p, 64, max(bytes, 1)) == 0, let p else { return nil }
+            if let host { HostTable.state(host).liveAllocations.add(1, ordering: .relaxed) }
+            return p
         }
-        h.free = { _, p in Foundation.free(p) }
+        h.free = { host, p in
+            guard let p else { return }
+            if let host { HostTable.state(host).liveAllocations.subtract(1, ordering: .relaxed) }
+            Foundation.free(p)
+        }
         h.parallel_for = { host, n, grain, fn, context in
             guard let host, let fn, n > 0 else { return }
             HostTable.state(host).parallelFor(n: Int(n), grain: Int(grain), fn: fn, context: context)

@@ -1,5 +1,6 @@
 import CPly
 import Foundation
+import Synchronization
 
 /// The Ply runtime: the plugin registry, the services lent to plugins, the thread pool and
 /// the seeded generator behind initialisation and dropout. Layers and models keep their
@@ -80,6 +81,10 @@ public final class Runtime: @unchecked Sendable {
 
     /// Threads lent to plugins.
     public var threads: Int { state.threads }
+
+    /// Blocks plugins took from this runtime's host `alloc` and have not given back to its
+    /// `free` (for leak checks: `ply-leak-cycles`, LeakTests).
+    package var hostBlocksOutstanding: Int { state.liveAllocations.load(ordering: .relaxed) }
 
     /// Loads one plugin library and registers its layer types. All or nothing: when any
     /// type is invalid or its name is taken, none of the library's types is registered.
