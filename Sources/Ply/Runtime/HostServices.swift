@@ -79,6 +79,23 @@ final class HostState: @unchecked Sendable {
         HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in fn(context, Int64(b), Int64(e)) }
     }
 
+    /// `body(begin, end)` over [0, n), one range per thread (at least `minimum` items each), on
+    /// the same worker pool as the plugins' parallel_for: for the host's own element-wise
+    /// passes (optimizer steps, zeroing gradients), which would otherwise run on one core.
+    func parallelRanges(_ n: Int, minimum: Int = 1 << 15, _ body: (Int, Int) -> Void) {
+        let parts = min(threads, max(1, n / max(minimum, 1)))
+        if parts <= 1 { body(0, n); return }
+        withoutActuallyEscaping(body) { body in
+            var f = body
+            withUnsafeMutablePointer(to: &f) { context in
+                parallelFor(n: n, grain: (n + parts - 1) / parts, fn: { context, begin, end in
+                    guard let context else { return }
+                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(begin), Int(end))
+                }, context: UnsafeMutableRawPointer(context))
+            }
+        }
+    }
+
     var rngState: UInt64 {
         get { lock.withLock { rng.state } }
         set { lock.withLock { rng.state = newValue } }

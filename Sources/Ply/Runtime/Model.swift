@@ -127,9 +127,16 @@ public final class Model: @unchecked Sendable {
 
     /// Sets every trainable parameter's gradient to zero.
     public func zeroGradients() throws {
-        for (_, p) in try namedParameters() {
-            guard let g = p.grad else { continue }
-            g.update(repeating: 0, count: p.shape.count)
+        let grads = try namedParameters().compactMap { item in item.parameter.grad.map { ($0, item.parameter.shape.count) } }
+        let total = grads.reduce(0) { $0 + $1.1 }
+        runtime.state.parallelRanges(total) { begin, end in // laid end to end, split over the threads
+            var offset = 0
+            for (g, n) in grads {
+                let lo = max(begin - offset, 0), hi = min(end - offset, n)
+                if lo < hi { (g + lo).update(repeating: 0, count: hi - lo) }
+                offset += n
+                if offset >= end { break }
+            }
         }
     }
 

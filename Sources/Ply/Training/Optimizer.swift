@@ -186,25 +186,53 @@ public final class SGD: Optimizer {
         try state.verify(parameters, optimizer: "SGD")
         let lr = Float(learningRate), wd = Float(weightDecay)
         let mom = Float(momentum), keep = Float(1 - dampening)
+        // The update is element-wise and memory-bound: the parameters are laid end to end and
+        // split over the runtime's threads (a ResNet-18 step moves ~220 MB here).
+        var work: [(w: UnsafeMutableBufferPointer<Float>, g: UnsafeMutableBufferPointer<Float>,
+                    buf: UnsafeMutablePointer<Float>?, fresh: Bool)] = []
+        var total = 0
         for (name, p) in parameters where p.trainable {
             guard let w = p.floats, let g = p.gradient else { continue }
-            let n = w.count
-            if momentum == 0 {
-                if wd == 0 {
-                    for i in 0..<n { w[i] -= lr * g[i] }
-                } else {
-                    for i in 0..<n { w[i] -= lr * (g[i] + wd * w[i]) }
-                }
-                continue
+            var buf: UnsafeMutablePointer<Float>?, fresh = false
+            if momentum != 0 {
+                let (slot, isNew) = try state.slot(name, count: w.count)
+                buf = slot.buffers[0].baseAddress
+                fresh = isNew
             }
-            let (slot, fresh) = try state.slot(name, count: n)
-            let buf = slot.buffers[0]
-            for i in 0..<n {
+            work.append((w, g, buf, fresh))
+            total += w.count
+        }
+        let update = { (w: UnsafeMutableBufferPointer<Float>, g: UnsafeMutableBufferPointer<Float>,
+                        buf: UnsafeMutablePointer<Float>?, fresh: Bool, range: Range<Int>) in
+            guard let buf else {
+                if wd == 0 {
+                    for i in range { w[i] -= lr * g[i] }
+                } else {
+                    for i in range { w[i] -= lr * (g[i] + wd * w[i]) }
+                }
+                return
+            }
+            for i in range {
                 let d = wd == 0 ? g[i] : g[i] + wd * w[i]
                 let b = fresh ? d : mom * buf[i] + keep * d
                 buf[i] = b
-                w[i] -= lr * (nesterov ? d + mom * b : b)
+                w[i] -= lr * (self.nesterov ? d + mom * b : b)
             }
+        }
+        let run = { (begin: Int, end: Int) in
+            var offset = 0
+            for item in work {
+                let n = item.w.count
+                let lo = max(begin - offset, 0), hi = min(end - offset, n)
+                if lo < hi { update(item.w, item.g, item.buf, item.fresh, lo..<hi) }
+                offset += n
+                if offset >= end { break }
+            }
+        }
+        if let runtime = parameters.first?.parameter.layer.runtime {
+            runtime.state.parallelRanges(total, run)
+        } else {
+            run(0, total)
         }
         stepCount += 1
     }
