@@ -79,6 +79,21 @@ static ply_status grow(ply_layer *self, int id, int64_t n) {
     return PLY_OK;
 }
 
+// out[i] = a[i] + b[i] over [begin, end), split over the host's threads (element-wise, memory-bound)
+typedef struct { float *out; const float *a, *b; } add_job;
+
+static void add_range(void *ctx, int64_t begin, int64_t end) {
+    const add_job *j = ctx;
+    for (int64_t i = begin; i < end; i++) j->out[i] = j->a[i] + j->b[i];
+}
+
+static void add_arrays(const ply_host *h, float *out, const float *a, const float *b, int64_t n) {
+    add_job j = {out, a, b};
+    int64_t threads = h->thread_count(h);
+    if (threads <= 1 || n < (1 << 16)) { add_range(&j, 0, n); return; }
+    h->parallel_for(h, n, (n + threads - 1) / threads, add_range, &j);
+}
+
 static ply_tensor view(ply_layer *self, int id, ply_shape shape) {
     return ply_tensor_make(self->buf[id].data, shape);
 }
@@ -137,7 +152,7 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
     }
     const float *main_out = self->buf[RB_B0 + S - 1].data;
     float *sum = self->buf[RB_SUM].data;
-    for (int64_t i = 0; i < n_out; i++) sum[i] = main_out[i] + id[i];
+    add_arrays(self->host, sum, main_out, id, n_out);
     ply_tensor sum_t = view(self, RB_SUM, out_shape);
     return run_forward(&self->relu, &sum_t, output);
 }
@@ -199,7 +214,6 @@ ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
         if ((st = run_backward(&self->ds_conv, x, &dc, &gdc, &gx)) != PLY_OK) return st;
         gid = gx.data;
     }
-    if (dx)
-        for (int64_t i = 0; i < n_x; i++) dx[i] += gid[i];
+    if (dx) add_arrays(self->host, dx, dx, gid, n_x);
     return PLY_OK;
 }
