@@ -617,8 +617,11 @@ static void backward_reduce(void *ctx, int64_t t0, int64_t t1) {
     }
 }
 
+// The rows plan pays off where columns are few (small planes or batches: thin per-image tiles);
+// with many columns every thread's own images make full-height products and need no
+// synchronisation but the final sum (ResNet-18 training 128x3x32x32, 2 threads: 352 -> 419 img/s).
 static int backward_uses_rows(const conv_geom *g, int64_t threads, size_t rows_limit) {
-    return threads > 1 && (size_t)((gemm_k(g) + g->OC) * gemm_cols(g)) <= rows_limit;
+    return threads > 1 && gemm_cols(g) < 2048 * threads && (size_t)((gemm_k(g) + g->OC) * gemm_cols(g)) <= rows_limit;
 }
 
 size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t rows_limit) {
