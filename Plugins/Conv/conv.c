@@ -2,15 +2,17 @@
  * Conv family: conv2d (PyTorch's nn.Conv2d with dilation 1, groups 1, zero
  * padding). One input [N, C, H, W] -> [N, OC, OH, OW].
  *
- * Two implementations, picked per call:
+ * Three implementations, picked per call:
  *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
  *     with its own padded planes and partial gradients;
  *   - conv_gemm.c: im2col over the whole batch and a product, split over the
  *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
- *     without AVX-512), single-threaded OpenBLAS sgemm backward.
+ *     without AVX-512), single-threaded OpenBLAS sgemm backward;
+ *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
+ *     much of im2col zeros: products over the live taps only.
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
- * with OpenBLAS only, the reference) and "direct" force one.
+ * with OpenBLAS only, the reference), "direct" and "taps" force one.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The host may fuse the relu after it (fuse_activation): the output is then
@@ -24,10 +26,14 @@
 
 #include "conv_direct.h"
 #include "conv_gemm.h"
+#include "conv_taps.h"
 #include "ply/plugin.h"
 
-// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT } conv_algo;
+// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps").
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS } conv_algo;
+
+// "auto" takes the live-tap plan where at most this share of im2col is inside the input.
+#define TAPS_MAX_LIVE 0.75
 
 struct ply_layer {
     const ply_host *host;
@@ -190,9 +196,10 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     else if (strcmp(algo_name, "im2col") == 0) algo = ALGO_IM2COL;
     else if (strcmp(algo_name, "blas") == 0) algo = ALGO_BLAS;
     else if (strcmp(algo_name, "direct") == 0) algo = ALGO_DIRECT;
+    else if (strcmp(algo_name, "taps") == 0) algo = ALGO_TAPS;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\" or \"direct\" (got \"%s\")",
+                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\" or \"taps\" (got \"%s\")",
                           algo_name);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
@@ -303,6 +310,21 @@ static int use_direct(const ply_layer *L) {
            conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
 }
 
+// Whether this call takes the live-tap plan (conv_taps.c); an error when "taps" is forced where it cannot.
+static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
+    *taps = 0;
+    if (L->algorithm == ALGO_TAPS) {
+        if (!conv_taps_fits(g))
+            return ply_errorf(L->host, PLY_ERR_UNSUPPORTED,
+                              "conv2d: algorithm \"taps\" needs an output plane of at most 16x16 (got %lldx%lld)",
+                              (long long)g->OH, (long long)g->OW);
+        *taps = 1;
+    } else if (L->algorithm == ALGO_AUTO && !use_direct(L)) {
+        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit;
+    }
+    return PLY_OK;
+}
+
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
 static int64_t gemm_threads(const ply_layer *L) {
     return openblas_get_num_threads() > 1 ? 1 : L->host->thread_count(L->host);
@@ -339,6 +361,14 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int64_t threads = gemm_threads(L);
+    int taps;
+    if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    if (taps) {
+        if ((st = grow_scratch(L, conv_taps_forward_floats(&g))) != PLY_OK) return st;
+        conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                          output->data, L->scratch);
+        return PLY_OK;
+    }
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
     conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu,
                       inputs[0].data, output->data, L->scratch);
@@ -370,6 +400,14 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
     }
     if (!use_direct(L)) {
         int64_t threads = gemm_threads(L);
+        int taps;
+        if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+        if (taps) {
+            if ((st = grow_scratch(L, conv_taps_backward_floats(&g))) != PLY_OK) return st;
+            conv_taps_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
+                               L->has_bias ? L->dbias : NULL, L->scratch);
+            return PLY_OK;
+        }
         if ((st = grow_scratch(L, conv_gemm_backward_floats(&g, threads, L->rows_limit))) != PLY_OK) return st;
         conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data,
                            L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);

@@ -3,8 +3,10 @@ import Testing
 @testable import Ply
 
 /// conv2d's im2col plans (Plugins/Conv/conv_gemm.c), with the AVX-512 kernel ("im2col") and
-/// with OpenBLAS only ("blas"), against a double-precision convolution: every plan (forward "columns" with tiles inside one image or spanning
-/// several, forward "rows", backward "rows" and "images" with per-thread partial gradients)
+/// with OpenBLAS only ("blas"), and the live-tap plan of small planes (Plugins/Conv/conv_taps.c,
+/// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
+/// inside one image or spanning several, forward "rows", backward "rows" and "images" with
+/// per-thread partial gradients; live-tap groups of every shape, positions with no live tap)
 /// on 1, 2 and 3 threads, forward and two accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
@@ -32,6 +34,11 @@ import Testing
         Case(n: 2, c: 512, oc: 4, h: 3, w: 3, k: 3, pad: 1),                 // K = 4608: the narrowest tiles
         Case(n: 2, c: 1, oc: 2, h: 70, w: 70, k: 3, pad: 1),                 // several tiles per image
         Case(n: 3, c: 2, oc: 3, h: 5, w: 8, k: 5, pad: 4),                   // padding wider than half the kernel
+        Case(n: 20, c: 32, oc: 40, h: 2, w: 2, k: 3, pad: 1),                // ResNet's 2x2 stage: 4 taps of 9
+        Case(n: 17, c: 24, oc: 33, h: 1, w: 1, k: 3, pad: 1),                // ResNet's 1x1 stage: the centre tap
+        Case(n: 16, c: 8, oc: 16, h: 2, w: 2, k: 3, stride: 2, pad: 1),      // 2x2 -> 1x1, strided
+        Case(n: 7, c: 5, oc: 9, h: 4, w: 3, k: 3, pad: 1, bias: false),      // 3 x 3 groups of 1, 2 and 4 positions
+        Case(n: 3, c: 2, oc: 3, h: 3, w: 3, k: 1, pad: 1),                   // border positions see no input: bias only
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
@@ -87,7 +94,9 @@ import Testing
         let dyt = try Tensor(shape: [k.n, k.oc, oh, ow], data: dy)
         // workspace_mb 0 sends the backward through the "images" plan, 32 (the default) through "rows".
         for runtime in ConvGemmTests.runtimes {
-            for (algorithm, workspace) in [("im2col", 32), ("im2col", 0), ("blas", 32)] {
+            var algorithms = [("im2col", 32), ("im2col", 0), ("blas", 32)]
+            if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
+            for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),
                                                 ("kernel_size", .int(k.k)), ("stride", .int(k.stride)),

@@ -1,0 +1,380 @@
+/*
+ * conv2d on small planes by live taps (see conv_taps.h).
+ */
+#include "conv_taps.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#define MAX_SIDE 16
+#define MAX_GROUPS (MAX_SIDE * MAX_SIDE)
+#define MIN_COLS 16
+
+// One group: the output positions whose live taps are rows [ki0, ki0+nki) x columns [kj0, kj0+nkj).
+typedef struct {
+    int64_t ki0, nki, kj0, nkj;
+    int64_t S;        // positions in the group
+    int64_t first;    // its positions are plan.pos[first .. first+S)
+    int64_t K;        // C*nki*nkj: the product's depth
+    size_t w, b, y;   // offsets of W_g [OC, K], Bt_g [N*S, K] and Y_g [OC, N*S] in their areas
+} taps_group;
+
+typedef struct {
+    int64_t groups;
+    taps_group g[MAX_GROUPS];
+    int64_t pos[MAX_GROUPS];   // output positions oh*OW + ow, group by group
+    int64_t base[MAX_GROUPS];  // the input offset ih*W + iw of each position's first live tap
+    size_t w_floats, b_floats, y_floats, k_max;
+    int64_t live, all;         // im2col entries inside the input / in all (one image, one channel)
+} taps_plan;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// The taps [lo, hi) of a kernel side whose input index o*S - P + k lies in [0, size).
+static void live_taps(int64_t o, int64_t K, int64_t S, int64_t P, int64_t size, int64_t *lo, int64_t *hi) {
+    *lo = max64(0, P - o * S);
+    *hi = max64(*lo, min64(K, size + P - o * S));
+}
+
+// Output indices of one side grouped by their live tap range: class c has taps [lo[c], hi[c]) and
+// the indices idx[c][0 .. count[c]).
+typedef struct {
+    int64_t classes, lo[MAX_SIDE], hi[MAX_SIDE], count[MAX_SIDE], idx[MAX_SIDE][MAX_SIDE];
+} side_classes;
+
+static void classify(int64_t O, int64_t K, int64_t S, int64_t P, int64_t size, side_classes *sc) {
+    sc->classes = 0;
+    for (int64_t o = 0; o < O; o++) {
+        int64_t lo, hi, c = 0;
+        live_taps(o, K, S, P, size, &lo, &hi);
+        while (c < sc->classes && !(sc->lo[c] == lo && sc->hi[c] == hi)) c++;
+        if (c == sc->classes) { sc->lo[c] = lo; sc->hi[c] = hi; sc->count[c] = 0; sc->classes++; }
+        sc->idx[c][sc->count[c]++] = o;
+    }
+}
+
+// The plan of a geometry; 0 when the plane is too large for one.
+static int make_plan(const conv_geom *g, taps_plan *t) {
+    if (g->OH > MAX_SIDE || g->OW > MAX_SIDE || g->OH < 1 || g->OW < 1) return 0;
+    side_classes rows, cols;
+    classify(g->OH, g->KH, g->SH, g->PH, g->H, &rows);
+    classify(g->OW, g->KW, g->SW, g->PW, g->W, &cols);
+    memset(t, 0, sizeof *t);
+    t->all = g->OH * g->OW * g->KH * g->KW;
+    int64_t next = 0;
+    for (int64_t r = 0; r < rows.classes; r++)
+        for (int64_t c = 0; c < cols.classes; c++) {
+            taps_group *G = &t->g[t->groups++];
+            G->ki0 = rows.lo[r], G->nki = rows.hi[r] - rows.lo[r];
+            G->kj0 = cols.lo[c], G->nkj = cols.hi[c] - cols.lo[c];
+            G->S = rows.count[r] * cols.count[c];
+            G->first = next;
+            G->K = g->C * G->nki * G->nkj;
+            for (int64_t i = 0; i < rows.count[r]; i++)
+                for (int64_t j = 0; j < cols.count[c]; j++) {
+                    int64_t oh = rows.idx[r][i], ow = cols.idx[c][j];
+                    t->pos[next] = oh * g->OW + ow;
+                    t->base[next] = (oh * g->SH - g->PH + G->ki0) * g->W + ow * g->SW - g->PW + G->kj0;
+                    next++;
+                }
+            G->w = t->w_floats;
+            G->b = t->b_floats;
+            G->y = t->y_floats;
+            t->w_floats += (size_t)(g->OC * G->K);
+            t->b_floats += (size_t)(G->K * g->N * G->S);
+            t->y_floats += (size_t)(g->OC * g->N * G->S);
+            t->k_max = (size_t)max64((int64_t)t->k_max, G->K);
+            t->live += G->S * G->nki * G->nkj;
+        }
+    return 1;
+}
+
+int conv_taps_fits(const conv_geom *g) {
+    return g->OH >= 1 && g->OW >= 1 && g->OH <= MAX_SIDE && g->OW <= MAX_SIDE;
+}
+
+int conv_taps_suits(const conv_geom *g, double max_live) {
+    taps_plan t;
+    if (!make_plan(g, &t)) return 0;
+    for (int64_t i = 0; i < t.groups; i++)
+        if (g->N * t.g[i].S < MIN_COLS) return 0;
+    return (double)t.live <= max_live * (double)t.all;
+}
+
+size_t conv_taps_forward_floats(const conv_geom *g) {
+    taps_plan t;
+    if (!make_plan(g, &t)) return 0;
+    return t.w_floats + t.b_floats + t.y_floats;
+}
+
+size_t conv_taps_backward_floats(const conv_geom *g) {
+    taps_plan t;
+    if (!make_plan(g, &t)) return 0;
+    // W_g, Bt_g, dY_g, dBt_g, dW_g
+    return 2 * t.w_floats + 2 * t.b_floats + t.y_floats;
+}
+
+// The range [lo, hi) of part `t` of `parts` of [0, total), in multiples of `align` where possible.
+static void split(int64_t total, int64_t parts, int64_t t, int64_t align, int64_t *lo, int64_t *hi) {
+    int64_t blocks = (total + align - 1) / align;
+    *lo = min64(total, blocks * t / parts * align);
+    *hi = min64(total, blocks * (t + 1) / parts * align);
+}
+
+// ----------------------------------------------------------------------------
+// gathers and scatters
+//
+// Bt_g [N*S, K] is B_g transposed: row n*S + s holds image n, position s, every channel's live taps in
+// turn, so a gather reads one image's small planes (in L1) and writes one row.
+
+typedef struct {
+    const taps_plan *t;
+    const conv_geom *g;
+    int64_t threads;
+    const float *w, *bias, *x, *dy;
+    float *y, *dx, *dw, *db;
+    int relu;
+    float *W, *Bt, *Y, *dBt, *dW; // areas of the scratch: W_g, Bt_g, Y_g (or dY_g), dBt_g, dW_g
+} taps_job;
+
+// W_g of every group for output channels [o0, o1): one pass over the weights.
+static void gather_weights(const taps_job *j, int64_t o0, int64_t o1) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t KK = g->KH * g->KW;
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t c = 0; c < g->C; c++) {
+            const float *src = j->w + (oc * g->C + c) * KK;
+            for (int64_t gi = 0; gi < t->groups; gi++) {
+                const taps_group *G = &t->g[gi];
+                float *dst = j->W + G->w + oc * G->K + c * G->nki * G->nkj;
+                for (int64_t i = 0; i < G->nki; i++)
+                    for (int64_t k = 0; k < G->nkj; k++) *dst++ = src[(G->ki0 + i) * g->KW + G->kj0 + k];
+            }
+        }
+}
+
+// dw += dW_g of every group for output channels [o0, o1): one pass over dw.
+static void scatter_weights(const taps_job *j, int64_t o0, int64_t o1) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t KK = g->KH * g->KW;
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t c = 0; c < g->C; c++) {
+            float *dst = j->dw + (oc * g->C + c) * KK;
+            for (int64_t gi = 0; gi < t->groups; gi++) {
+                const taps_group *G = &t->g[gi];
+                const float *src = j->dW + G->w + oc * G->K + c * G->nki * G->nkj;
+                for (int64_t i = 0; i < G->nki; i++)
+                    for (int64_t k = 0; k < G->nkj; k++) dst[(G->ki0 + i) * g->KW + G->kj0 + k] += *src++;
+            }
+        }
+}
+
+// Bt_g of every group for images [n0, n1).
+static void gather_columns(const taps_job *j, int64_t n0, int64_t n1) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t HW = g->H * g->W;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t gi = 0; gi < t->groups; gi++) {
+            const taps_group *G = &t->g[gi];
+            for (int64_t s = 0; s < G->S; s++) {
+                float *dst = j->Bt + G->b + (n * G->S + s) * G->K;
+                const float *xc = j->x + n * g->C * HW + t->base[G->first + s];
+                if (G->nki == 1 && G->nkj == 1)
+                    for (int64_t c = 0; c < g->C; c++) dst[c] = xc[c * HW];
+                else
+                    for (int64_t c = 0; c < g->C; c++, xc += HW)
+                        for (int64_t i = 0; i < G->nki; i++)
+                            for (int64_t k = 0; k < G->nkj; k++) *dst++ = xc[i * g->W + k];
+            }
+        }
+}
+
+// dx = the adjoint of gather_columns applied to dBt_g, for images [n0, n1).
+static void scatter_columns(const taps_job *j, int64_t n0, int64_t n1) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t HW = g->H * g->W;
+    memset(j->dx + n0 * g->C * HW, 0, (size_t)((n1 - n0) * g->C * HW) * sizeof(float));
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t gi = 0; gi < t->groups; gi++) {
+            const taps_group *G = &t->g[gi];
+            for (int64_t s = 0; s < G->S; s++) {
+                const float *src = j->dBt + G->b + (n * G->S + s) * G->K;
+                float *dxc = j->dx + n * g->C * HW + t->base[G->first + s];
+                for (int64_t c = 0; c < g->C; c++, dxc += HW)
+                    for (int64_t i = 0; i < G->nki; i++)
+                        for (int64_t k = 0; k < G->nkj; k++) dxc[i * g->W + k] += *src++;
+            }
+        }
+}
+
+// dY_g of every group ([OC, N*S], column n*S + s) and db, for output channels [o0, o1).
+static void gather_dy(const taps_job *j, int64_t o0, int64_t o1) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t P = g->OH * g->OW;
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *src = j->dy + (n * g->OC + oc) * P;
+            for (int64_t gi = 0; gi < t->groups; gi++) {
+                const taps_group *G = &t->g[gi];
+                const int64_t *pos = t->pos + G->first;
+                float *dst = j->Y + G->y + oc * g->N * G->S + n * G->S;
+                for (int64_t s = 0; s < G->S; s++) dst[s] = src[pos[s]];
+            }
+        }
+    if (j->db)
+        for (int64_t oc = o0; oc < o1; oc++) {
+            double s = 0.0;
+            for (int64_t n = 0; n < g->N; n++) {
+                const float *src = j->dy + (n * g->OC + oc) * P;
+                float acc = 0.0f;
+                for (int64_t p = 0; p < P; p++) acc += src[p];
+                s += acc;
+            }
+            j->db[oc] += (float)s;
+        }
+}
+
+// Thread th's output channels and images.
+static void shares(const taps_job *j, int64_t th, int64_t *o0, int64_t *o1, int64_t *n0, int64_t *n1) {
+    split(j->g->OC, j->threads, th, 16, o0, o1);
+    split(j->g->N, j->threads, th, 1, n0, n1);
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+// Step 1, thread th: W_g of its output channels, Bt_g of its images.
+static void forward_gather(void *ctx, int64_t t0, int64_t t1) {
+    const taps_job *j = ctx;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t o0, o1, n0, n1;
+        shares(j, th, &o0, &o1, &n0, &n1);
+        gather_weights(j, o0, o1);
+        gather_columns(j, n0, n1);
+    }
+}
+
+// Step 2, thread th: Y_g = W_g B_g for its output channels, every group, then into y.
+static void forward_rows(void *ctx, int64_t t0, int64_t t1) {
+    const taps_job *j = ctx;
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t P = g->OH * g->OW;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t o0, o1, n0, n1;
+        shares(j, th, &o0, &o1, &n0, &n1);
+        if (o0 >= o1) continue;
+        for (int64_t gi = 0; gi < t->groups; gi++) {
+            const taps_group *G = &t->g[gi];
+            const int64_t ld = g->N * G->S, *pos = t->pos + G->first;
+            float *Yg = j->Y + G->y;
+            if (G->K > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(o1 - o0), (int)ld, (int)G->K, 1.0f,
+                            j->W + G->w + o0 * G->K, (int)G->K, j->Bt + G->b, (int)G->K, 0.0f, Yg + o0 * ld, (int)ld);
+            else
+                memset(Yg + o0 * ld, 0, (size_t)((o1 - o0) * ld) * sizeof(float));
+            for (int64_t oc = o0; oc < o1; oc++) {
+                const float b = j->bias ? j->bias[oc] : 0.0f, *src = Yg + oc * ld;
+                for (int64_t n = 0; n < g->N; n++) {
+                    float *dst = j->y + (n * g->OC + oc) * P;
+                    for (int64_t s = 0; s < G->S; s++) {
+                        float v = src[n * G->S + s] + b;
+                        dst[pos[s]] = !j->relu || v > 0.0f || v != v ? v : 0.0f; // the fused relu: NaN passes
+                    }
+                }
+            }
+        }
+    }
+}
+
+void conv_taps_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
+                       int relu, const float *x, float *y, float *scratch) {
+    taps_plan t;
+    make_plan(g, &t);
+    taps_job j = {.t = &t, .g = g, .threads = threads < 1 ? 1 : threads, .w = w, .bias = bias, .x = x, .y = y,
+                  .relu = relu};
+    j.W = scratch;
+    j.Bt = j.W + t.w_floats;
+    j.Y = j.Bt + t.b_floats;
+    if (j.threads > 1) {
+        host->parallel_for(host, j.threads, 1, forward_gather, &j);
+        host->parallel_for(host, j.threads, 1, forward_rows, &j);
+    } else {
+        forward_gather(&j, 0, 1);
+        forward_rows(&j, 0, 1);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// backward
+
+// Step 1, thread th: W_g and dY_g (and db) of its output channels, Bt_g of its images.
+static void backward_gather(void *ctx, int64_t t0, int64_t t1) {
+    const taps_job *j = ctx;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t o0, o1, n0, n1;
+        shares(j, th, &o0, &o1, &n0, &n1);
+        gather_weights(j, o0, o1);
+        gather_dy(j, o0, o1);
+        gather_columns(j, n0, n1);
+    }
+}
+
+// Step 2, thread th: dW_g = dY_g B_g^T for its output channels (into dw), then
+// dBt_g = dY_g^T W_g for its images (into dx).
+static void backward_parts(void *ctx, int64_t t0, int64_t t1) {
+    const taps_job *j = ctx;
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t o0, o1, n0, n1;
+        shares(j, th, &o0, &o1, &n0, &n1);
+        if (o0 < o1) {
+            for (int64_t gi = 0; gi < t->groups; gi++) {
+                const taps_group *G = &t->g[gi];
+                const int64_t ld = g->N * G->S;
+                if (G->K > 0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)G->K, (int)ld, 1.0f,
+                                j->Y + G->y + o0 * ld, (int)ld, j->Bt + G->b, (int)G->K, 0.0f,
+                                j->dW + G->w + o0 * G->K, (int)G->K);
+            }
+            scatter_weights(j, o0, o1);
+        }
+        if (!j->dx || n0 >= n1) continue;
+        for (int64_t gi = 0; gi < t->groups; gi++) {
+            const taps_group *G = &t->g[gi];
+            const int64_t ld = g->N * G->S;
+            if (G->K > 0)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((n1 - n0) * G->S), (int)G->K, (int)g->OC,
+                            1.0f, j->Y + G->y + n0 * G->S, (int)ld, j->W + G->w, (int)G->K, 0.0f,
+                            j->dBt + G->b + n0 * G->S * G->K, (int)G->K);
+        }
+        scatter_columns(j, n0, n1);
+    }
+}
+
+void conv_taps_backward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *x,
+                        const float *dy, float *dx, float *dw, float *db, float *scratch) {
+    taps_plan t;
+    make_plan(g, &t);
+    taps_job j = {.t = &t, .g = g, .threads = threads < 1 ? 1 : threads, .w = w, .x = x, .dy = dy, .dx = dx,
+                  .dw = dw, .db = db};
+    j.W = scratch;
+    j.Bt = j.W + t.w_floats;
+    j.Y = j.Bt + t.b_floats;
+    j.dBt = j.Y + t.y_floats;
+    j.dW = j.dBt + t.b_floats;
+    if (j.threads > 1) {
+        host->parallel_for(host, j.threads, 1, backward_gather, &j);
+        host->parallel_for(host, j.threads, 1, backward_parts, &j);
+    } else {
+        backward_gather(&j, 0, 1);
+        backward_parts(&j, 0, 1);
+    }
+}
