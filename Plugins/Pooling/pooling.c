@@ -139,6 +139,22 @@ AVX512 static void max_row512(float *o, const float *src, int64_t n) {
     }
 }
 
+// o[i] = take_max(o[i], src[2*i]) for i < n, 16 at a time: the even lanes of 32 loaded
+// (masked to the 2n - 1 floats read, so nothing past src[2n - 2] is touched)
+AVX512 static void max_row512_stride2(float *o, const float *src, int64_t n) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t m = n - i >= 16 ? 16 : n - i, k = 2 * m - 1;
+        __mmask16 out = (__mmask16)(m >= 16 ? 0xFFFFu : (1u << m) - 1);
+        __mmask16 lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+        __mmask16 hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+        const float *x = src + 2 * i;
+        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, x), ie, _mm512_maskz_loadu_ps(hi, x + 16));
+        __m512 cur = _mm512_maskz_loadu_ps(out, o + i);
+        _mm512_mask_storeu_ps(o + i, out & wins16(v, cur), v);
+    }
+}
+
 // masks for n (1..16) outputs: the output lanes, and the 2n inputs as two vectors
 AVX512 static inline void row_masks(int64_t n, __mmask16 *out, __mmask16 *lo, __mmask16 *hi) {
     *out = (__mmask16)((1u << n) - 1);
@@ -208,6 +224,7 @@ AVX512 static void maxpool2x2_backward_plane512(float *din, const float *in, con
 #else
 static int has_avx512(void) { return 0; }
 static void max_row512(float *o, const float *src, int64_t n) { (void)o; (void)src; (void)n; }
+static void max_row512_stride2(float *o, const float *src, int64_t n) { (void)o; (void)src; (void)n; }
 static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
     (void)out; (void)in; (void)W; (void)OH; (void)OW;
 }
@@ -322,6 +339,8 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
                 const float *src = in + h * W + kj - p->pw;
                 if (p->sw == 1 && avx512) {
                     max_row512(o + lo, src + lo, hi - lo);
+                } else if (p->sw == 2 && avx512) {
+                    max_row512_stride2(o + lo, src + 2 * lo, hi - lo);
                 } else if (p->sw == 1) {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow]);
                 } else {

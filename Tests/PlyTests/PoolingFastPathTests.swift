@@ -61,13 +61,16 @@ import Testing
         train.setTraining(true)
         eval.setTraining(false)
         var g = SplitMix64(seed: UInt64(i + 7))
-        var x = (0..<(2 * 3 * 13 * 17)).map { _ in Float(Int(g.nextUnitFloat() * 5)) - 2.5 }
-        for _ in 0..<(x.count / 40) { x[Int(g.next() % UInt64(x.count))] = .nan }
-        for _ in 0..<(x.count / 60) { x[Int(g.next() % UInt64(x.count))] = -.infinity }
-        let input = try Tensor(shape: [2, 3, 13, 17], data: x)
-        let a = try train.forward([input]), b = try eval.forward([input])
-        #expect(a.shape == b.shape)
-        for (u, v) in zip(a.data, b.data) { #expect(u == v || (u.isNaN && v.isNaN)) }
+        // 13x17: rows shorter than a vector; 9x70: several vectors per row, and a tail
+        for shape in [[2, 3, 13, 17], [1, 2, 9, 70]] {
+            var x = (0..<shape.reduce(1, *)).map { _ in Float(Int(g.nextUnitFloat() * 5)) - 2.5 }
+            for _ in 0..<(x.count / 40) { x[Int(g.next() % UInt64(x.count))] = .nan }
+            for _ in 0..<(x.count / 60) { x[Int(g.next() % UInt64(x.count))] = -.infinity }
+            let input = try Tensor(shape: Shape(shape), data: x)
+            let a = try train.forward([input]), b = try eval.forward([input])
+            #expect(a.shape == b.shape)
+            for (u, v) in zip(a.data, b.data) { #expect(u == v || (u.isNaN && v.isNaN), "\(shape)") }
+        }
     }
 
     /// Average pooling sums a row of windows at a time; the sums must be bit-identical to the
