@@ -2,7 +2,7 @@
  * Conv family: conv2d (PyTorch's nn.Conv2d with dilation 1, groups 1, zero
  * padding). One input [N, C, H, W] -> [N, OC, OH, OW].
  *
- * Three implementations, picked per call:
+ * Four implementations, picked per call:
  *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
  *     with its own padded planes and partial gradients;
@@ -10,9 +10,13 @@
  *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
  *     without AVX-512), single-threaded OpenBLAS sgemm backward;
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
- *     much of im2col zeros: products over the live taps only.
+ *     much of im2col zeros: products over the live taps only;
+ *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
+ *     channels each way and 32 output tiles, by Winograd F(2x2, 3x3) (2.25x
+ *     fewer multiply-adds; the backward of those layers is im2col's).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
- * with OpenBLAS only, the reference), "direct" and "taps" force one.
+ * with OpenBLAS only, the reference), "direct", "taps" and "winograd" force
+ * one.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The host may fuse the relu after it (fuse_activation): the output is then
@@ -26,11 +30,13 @@
 
 #include "conv_direct.h"
 #include "conv_gemm.h"
+#include "conv_kernel.h"
 #include "conv_taps.h"
+#include "conv_winograd.h"
 #include "ply/plugin.h"
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS } conv_algo;
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD } conv_algo;
 
 // "auto" takes the live-tap plan where at most this share of im2col is inside the input.
 #define TAPS_MAX_LIVE 0.75
@@ -197,9 +203,11 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     else if (strcmp(algo_name, "blas") == 0) algo = ALGO_BLAS;
     else if (strcmp(algo_name, "direct") == 0) algo = ALGO_DIRECT;
     else if (strcmp(algo_name, "taps") == 0) algo = ALGO_TAPS;
+    else if (strcmp(algo_name, "winograd") == 0) algo = ALGO_WINOGRAD;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\" or \"taps\" (got \"%s\")",
+                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\" or "
+                          "\"winograd\" (got \"%s\")",
                           algo_name);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
@@ -207,6 +215,9 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (workspace_mb < 0 || workspace_mb > (1 << 20))
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: workspace_mb must be in 0...%d (got %lld)", 1 << 20,
                           (long long)workspace_mb);
+    if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1 || !conv_kernel_cpu()))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"winograd\" needs a 3x3 kernel, stride 1 and a CPU with AVX-512");
     if (algo == ALGO_DIRECT) {
         if (!conv_direct_cpu())
             return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"direct\" needs a CPU with AVX-512");
@@ -325,6 +336,12 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
     return PLY_OK;
 }
 
+// Whether this call's forward takes Winograd F(2x2, 3x3) (conv_winograd.c). The backward stays on im2col.
+static int use_winograd(const ply_layer *L, const conv_geom *g) {
+    if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
+    return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
+}
+
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
 static int64_t gemm_threads(const ply_layer *L) {
     return openblas_get_num_threads() > 1 ? 1 : L->host->thread_count(L->host);
@@ -363,6 +380,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     int64_t threads = gemm_threads(L);
     int taps;
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    if (!taps && use_winograd(L, &g)) {
+        if ((st = grow_scratch(L, conv_winograd_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_winograd_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                              output->data, L->scratch);
+        return PLY_OK;
+    }
     if (taps) {
         if ((st = grow_scratch(L, conv_taps_forward_floats(&g))) != PLY_OK) return st;
         conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,

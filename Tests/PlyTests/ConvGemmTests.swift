@@ -6,7 +6,8 @@ import Testing
 /// with OpenBLAS only ("blas"), and the live-tap plan of small planes (Plugins/Conv/conv_taps.c,
 /// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
-/// per-thread partial gradients; live-tap groups of every shape, positions with no live tap)
+/// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
+/// Winograd F(2x2, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding)
 /// on 1, 2 and 3 threads, forward and two accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
@@ -39,6 +40,10 @@ import Testing
         Case(n: 16, c: 8, oc: 16, h: 2, w: 2, k: 3, stride: 2, pad: 1),      // 2x2 -> 1x1, strided
         Case(n: 7, c: 5, oc: 9, h: 4, w: 3, k: 3, pad: 1, bias: false),      // 3 x 3 groups of 1, 2 and 4 positions
         Case(n: 3, c: 2, oc: 3, h: 3, w: 3, k: 1, pad: 1),                   // border positions see no input: bias only
+        Case(n: 3, c: 20, oc: 24, h: 30, w: 31, k: 3, pad: 1),               // Winograd: many strips, an odd width
+        Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
+        Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
+        Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
@@ -96,6 +101,7 @@ import Testing
         for runtime in ConvGemmTests.runtimes {
             var algorithms = [("im2col", 32), ("im2col", 0), ("blas", 32)]
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
+            if k.k == 3 && k.stride == 1 { algorithms.append(("winograd", 32)) } // (forward only: backward is im2col)
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),

@@ -105,7 +105,10 @@ import Testing
         #expect(throws: PlyError.self) { try convLayer(strided, "direct", sharedRuntime) }
         let wide = ConvCase(n: 1, c: 64, oc: 64, h: 5, w: 5, kh: 3, kw: 3, ph: 1, pw: 1)
         #expect(throws: PlyError.self) { try convLayer(wide, "direct", sharedRuntime) }
-        #expect(throws: PlyError.self) { try convLayer(wide, "winograd", sharedRuntime) }
+        #expect(throws: PlyError.self) { try convLayer(wide, "fft", sharedRuntime) } // no such algorithm
+        #expect(throws: PlyError.self) { try convLayer(strided, "winograd", sharedRuntime) } // F(2x2, 3x3): stride 1 only
+        let five = ConvCase(n: 1, c: 4, oc: 4, h: 9, w: 9, kh: 5, kw: 5, ph: 2, pw: 2)
+        #expect(throws: PlyError.self) { try convLayer(five, "winograd", sharedRuntime) } // and 3x3 only
     }
 
     /// The small linear path (and the sgemm one, for a large layer) against double precision.

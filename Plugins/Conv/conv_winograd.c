@@ -1,0 +1,310 @@
+/*
+ * conv2d forward by Winograd F(2x2, 3x3) (see conv_winograd.h).
+ *
+ * Layouts (xi = 4*i + j, the element of a 4x4 transform; T tiles, t = (n*TH + th)*TW + tw):
+ *   U [16][OC][C]                 transformed weights, rows for conv_kernel_gemm
+ *   V [16][tc/32][C][32]          transformed input of a chunk of tc tiles: the kernel's strips
+ *   M [16][OC][tc]                the 16 products
+ */
+#include "conv_winograd.h"
+
+#include <string.h>
+
+#include "conv_kernel.h"
+
+#define NR CONV_KERNEL_NR
+#define XI 16
+// Floats of V and M per chunk (6 MB): a thread's chunk stays in its share of the caches.
+#define CHUNK_FLOATS (3 << 19)
+// With fewer strips of tiles per thread than this the threads split output channels instead.
+#define ROWS_STRIPS 8
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+typedef struct {
+    int64_t TH, TW, T; // tiles down, across, in the batch
+    int rows;          // the "rows" plan: one chunk of every tile, output channels split
+    int64_t tc;        // tiles per chunk, a multiple of NR
+    int64_t chunks;
+    int64_t threads;
+} wino_plan;
+
+static void make_plan(const conv_geom *g, int64_t threads, wino_plan *p) {
+    p->threads = threads < 1 ? 1 : threads;
+    p->TH = (g->OH + 1) / 2;
+    p->TW = (g->OW + 1) / 2;
+    p->T = g->N * p->TH * p->TW;
+    int64_t strips = (p->T + NR - 1) / NR;
+    p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads;
+    if (p->rows) {
+        p->chunks = 1;
+        p->tc = strips * NR;
+        return;
+    }
+    int64_t tc_max = max64(NR, CHUNK_FLOATS / (XI * (g->C + g->OC)) / NR * NR);
+    int64_t chunks = (p->T + tc_max - 1) / tc_max;
+    chunks = (chunks + p->threads - 1) / p->threads * p->threads;
+    int64_t per = (p->T + chunks - 1) / chunks;
+    p->tc = (per + NR - 1) / NR * NR;
+    p->chunks = (p->T + p->tc - 1) / p->tc;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+
+int conv_winograd_fits(const conv_geom *g) {
+    return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 && g->OW >= 1 && conv_kernel_cpu();
+}
+
+int conv_winograd_suits(const conv_geom *g) {
+    wino_plan p;
+    make_plan(g, 1, &p);
+    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && p.T >= NR;
+}
+
+size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
+    wino_plan p;
+    make_plan(g, threads, &p);
+    int64_t areas = p.rows ? 1 : p.threads;
+    return (size_t)(XI * g->OC * g->C + areas * XI * (g->C + g->OC) * p.tc);
+}
+
+// Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
+static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
+    int64_t lo = max64(0, -base), hi = min64(n, limit - base);
+    if (hi <= lo) return 0;
+    uint64_t m = ((hi >= 64 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
+    return (uint32_t)m;
+}
+
+// The tiles [t, t + *cnt) that share a tile row and do not cross a multiple of 16 from cbase.
+static void segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th, int64_t *tw,
+                    int64_t *cnt) {
+    int64_t per = p->TH * p->TW, r = t % per;
+    *n = t / per;
+    *th = r / p->TW;
+    *tw = r % p->TW;
+    *cnt = min64(min64(t1 - t, p->TW - *tw), 16 - (t - cbase) % 16);
+}
+
+static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// U for output channels [o0, o1): G g G^T, 16 input channels at a time.
+AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
+    const int64_t C = g->C, OC = g->OC;
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(9));
+    const __m512 half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            __mmask16 m = first_lanes(C - c0);
+            const float *src = w + (oc * C + c0) * 9;
+            __m512 a[3][4];
+            for (int r = 0; r < 3; r++) { // g G^T: row r of the kernel -> 4 values
+                __m512 g0 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r, 4);
+                __m512 g1 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r + 1, 4);
+                __m512 g2 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r + 2, 4);
+                __m512 s = _mm512_add_ps(g0, g2);
+                a[r][0] = g0;
+                a[r][1] = _mm512_mul_ps(_mm512_add_ps(s, g1), half);
+                a[r][2] = _mm512_mul_ps(_mm512_sub_ps(s, g1), half);
+                a[r][3] = g2;
+            }
+            for (int j = 0; j < 4; j++) { // G (.): the same down each column
+                __m512 s = _mm512_add_ps(a[0][j], a[2][j]);
+                __m512 u[4] = {a[0][j], _mm512_mul_ps(_mm512_add_ps(s, a[1][j]), half),
+                               _mm512_mul_ps(_mm512_sub_ps(s, a[1][j]), half), a[2][j]};
+                for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(U + ((i * 4 + j) * OC + oc) * C + c0, m, u[i]);
+            }
+        }
+}
+
+// V of tiles [t0, t1) of the chunk starting at tile cbase, for channels [c0, c1): B^T d B,
+// 16 tiles of a tile row at a time (their 4x4 patches are the even and odd lanes of two loads
+// per input row).
+AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const float *x, int64_t cbase, int64_t t0,
+                                   int64_t t1, int64_t c0, int64_t c1, float *V) {
+    const int64_t C = g->C, H = g->H, W = g->W, HW = H * W, strips = p->tc / NR;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int64_t t = t0; t < t1;) {
+        int64_t n, th, tw, cnt;
+        segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
+        const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 2 * tw - g->PW;
+        const __mmask16 km = first_lanes(cnt);
+        const uint32_t ma = lanes_in(base, 2 * cnt, W), mb = lanes_in(base + 2, 2 * cnt, W);
+        for (int64_t c = c0; c < c1; c++) {
+            const float *xc = x + (n * C + c) * HW;
+            __m512 e[4][4];
+            for (int r = 0; r < 4; r++) {
+                int64_t ih = 2 * th - g->PH + r;
+                __m512 d0, d1, d2, d3;
+                if (ih < 0 || ih >= H) {
+                    d0 = d1 = d2 = d3 = _mm512_setzero_ps();
+                } else {
+                    const float *row = xc + ih * W + base;
+                    __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)ma, row);
+                    __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), row + 16);
+                    __m512 b0 = _mm512_maskz_loadu_ps((__mmask16)mb, row + 2);
+                    __m512 b1 = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), row + 18);
+                    d0 = _mm512_permutex2var_ps(a0, ie, a1);
+                    d1 = _mm512_permutex2var_ps(a0, io, a1);
+                    d2 = _mm512_permutex2var_ps(b0, ie, b1);
+                    d3 = _mm512_permutex2var_ps(b0, io, b1);
+                }
+                e[r][0] = _mm512_sub_ps(d0, d2); // d B, along the row
+                e[r][1] = _mm512_add_ps(d1, d2);
+                e[r][2] = _mm512_sub_ps(d2, d1);
+                e[r][3] = _mm512_sub_ps(d1, d3);
+            }
+            for (int j = 0; j < 4; j++) { // B^T (.), down each column
+                __m512 v[4] = {_mm512_sub_ps(e[0][j], e[2][j]), _mm512_add_ps(e[1][j], e[2][j]),
+                               _mm512_sub_ps(e[2][j], e[1][j]), _mm512_sub_ps(e[1][j], e[3][j])};
+                for (int i = 0; i < 4; i++)
+                    _mm512_mask_storeu_ps(V + (((i * 4 + j) * strips + strip) * C + c) * NR + lane, km, v[i]);
+            }
+        }
+        t += cnt;
+    }
+    // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
+    // rather than whatever the scratch held (which could be slow denormals)
+    const int64_t used = t1 - cbase;
+    if (t1 == min64(p->T, cbase + p->tc) && used % NR)
+        for (int64_t xi = 0; xi < XI; xi++)
+            for (int64_t c = c0; c < c1; c++)
+                memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
+}
+
+// y for tiles [t0, t1) of the chunk at cbase and output channels [o0, o1): A^T m A + bias,
+// each tile row's two output rows written as interleaved pairs.
+AVX512 static void output_transform(const conv_geom *g, const wino_plan *p, const float *M, int64_t cbase, int64_t t0,
+                                    int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y) {
+    const int64_t OC = g->OC, OH = g->OH, OW = g->OW, ldm = p->tc;
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t t = t0; t < t1;) {
+        int64_t n, th, tw, cnt;
+        segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
+        const int64_t rel = t - cbase, ow0 = 2 * tw;
+        const uint32_t mo = lanes_in(ow0, 2 * cnt, OW);
+        const __mmask16 km = first_lanes(cnt);
+        for (int64_t oc = o0; oc < o1; oc++) {
+            const float *mc = M + oc * ldm + rel;
+            __m512 s[4][2];
+            for (int i = 0; i < 4; i++) { // (.) A, along each row
+                __m512 m0 = _mm512_maskz_loadu_ps(km, mc + ((i * 4 + 0) * OC) * ldm);
+                __m512 m1 = _mm512_maskz_loadu_ps(km, mc + ((i * 4 + 1) * OC) * ldm);
+                __m512 m2 = _mm512_maskz_loadu_ps(km, mc + ((i * 4 + 2) * OC) * ldm);
+                __m512 m3 = _mm512_maskz_loadu_ps(km, mc + ((i * 4 + 3) * OC) * ldm);
+                s[i][0] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                s[i][1] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+            const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+            for (int a = 0; a < 2 && 2 * th + a < OH; a++) { // A^T (.), down each column
+                __m512 yv[2];
+                for (int j = 0; j < 2; j++) {
+                    __m512 v = a == 0 ? _mm512_add_ps(_mm512_add_ps(s[0][j], s[1][j]), s[2][j])
+                                      : _mm512_sub_ps(_mm512_sub_ps(s[1][j], s[2][j]), s[3][j]);
+                    v = _mm512_add_ps(v, b);
+                    if (relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
+                        v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
+                                                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+                    yv[j] = v;
+                }
+                float *dst = y + ((n * OC + oc) * OH + 2 * th + a) * OW + ow0;
+                _mm512_mask_storeu_ps(dst, (__mmask16)mo, _mm512_permutex2var_ps(yv[0], lo_idx, yv[1]));
+                _mm512_mask_storeu_ps(dst + 16, (__mmask16)(mo >> 16), _mm512_permutex2var_ps(yv[0], hi_idx, yv[1]));
+            }
+        }
+        t += cnt;
+    }
+}
+
+typedef struct {
+    const conv_geom *g;
+    const wino_plan *p;
+    const float *w, *bias, *x;
+    float *y, *U, *areas;
+    int relu;
+} wino_job;
+
+// Output channels [o0, o1) of thread th's share, in multiples of 8 (the kernel's rows).
+static void oc_share(const wino_job *j, int64_t th, int64_t *o0, int64_t *o1) {
+    int64_t blocks = (j->g->OC + 7) / 8, T = j->p->threads;
+    *o0 = min64(j->g->OC, blocks * th / T * 8);
+    *o1 = min64(j->g->OC, blocks * (th + 1) / T * 8);
+}
+
+// The 16 products of a chunk for output channels [o0, o1).
+static void products(const wino_job *j, const float *V, float *M, int64_t ncols, int64_t o0, int64_t o1) {
+    const conv_geom *g = j->g;
+    const int64_t tc = j->p->tc, strips = tc / NR;
+    for (int64_t xi = 0; xi < XI; xi++)
+        conv_kernel_gemm(j->U + xi * g->OC * g->C, g->C, o0, o1, NULL, V + xi * strips * g->C * NR, ncols,
+                         M + (xi * g->OC + o0) * tc, tc, NULL);
+}
+
+// Step 1, thread th: U of its output channels; in the "rows" plan also V of its input channels.
+static void step_transform(void *ctx, int64_t t0, int64_t t1) {
+    const wino_job *j = ctx;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t o0, o1;
+        oc_share(j, th, &o0, &o1);
+        weights_transform(j->g, j->w, o0, o1, j->U);
+        if (j->p->rows) {
+            int64_t C = j->g->C, T = j->p->threads;
+            input_transform(j->g, j->p, j->x, 0, 0, j->p->T, C * th / T, C * (th + 1) / T, j->areas);
+        }
+    }
+}
+
+// Step 2, thread th: "rows", the products and y of its output channels; "columns", its chunks whole.
+static void step_products(void *ctx, int64_t t0, int64_t t1) {
+    const wino_job *j = ctx;
+    const conv_geom *g = j->g;
+    const wino_plan *p = j->p;
+    const size_t vfloats = (size_t)(XI * g->C * p->tc), area = (size_t)(XI * (g->C + g->OC) * p->tc);
+    for (int64_t th = t0; th < t1; th++) {
+        if (p->rows) {
+            int64_t o0, o1;
+            oc_share(j, th, &o0, &o1);
+            if (o0 >= o1) continue;
+            products(j, j->areas, j->areas + vfloats, p->T, o0, o1);
+            output_transform(g, p, j->areas + vfloats, 0, 0, p->T, o0, o1, j->bias, j->relu, j->y);
+            continue;
+        }
+        float *V = j->areas + th * area, *M = V + vfloats;
+        for (int64_t k = th; k < p->chunks; k += p->threads) {
+            int64_t cbase = k * p->tc, cend = min64(p->T, cbase + p->tc);
+            input_transform(g, p, j->x, cbase, cbase, cend, 0, g->C, V);
+            products(j, V, M, cend - cbase, 0, g->OC);
+            output_transform(g, p, M, cbase, cbase, cend, 0, g->OC, j->bias, j->relu, j->y);
+        }
+    }
+}
+
+void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
+                           const float *bias, int relu, const float *x, float *y, float *scratch) {
+    wino_plan p;
+    make_plan(g, threads, &p);
+    wino_job j = {g, &p, w, bias, x, y, scratch, scratch + XI * g->OC * g->C, relu};
+    if (p.threads > 1) {
+        host->parallel_for(host, p.threads, 1, step_transform, &j);
+        host->parallel_for(host, p.threads, 1, step_products, &j);
+    } else {
+        step_transform(&j, 0, 1);
+        step_products(&j, 0, 1);
+    }
+}
+#else
+int conv_winograd_fits(const conv_geom *g) { (void)g; return 0; }
+int conv_winograd_suits(const conv_geom *g) { (void)g; return 0; }
+size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) { (void)g; (void)threads; return 0; }
+void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
+                           const float *bias, int relu, const float *x, float *y, float *scratch) {
+    (void)host; (void)threads; (void)g; (void)w; (void)bias; (void)relu; (void)x; (void)y; (void)scratch;
+}
+#endif
