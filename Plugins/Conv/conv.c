@@ -12,7 +12,7 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 32 output tiles, by Winograd F(2x2, 3x3) (2.25x
+ *     channels each way and 64 output tiles (2x2), by Winograd F(2x2, 3x3) (2.25x
  *     fewer multiply-adds; the backward of those layers is im2col's).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps" and "winograd" force

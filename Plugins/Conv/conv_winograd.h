@@ -30,7 +30,7 @@
 /** Whether F(2x2, 3x3) applies: a 3x3 kernel, stride 1, an AVX-512 CPU. */
 int conv_winograd_fits(const conv_geom *g);
 
-/** Whether it pays: it fits, both channel counts are at least 16 and there is a strip of 32 tiles. */
+/** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles. */
 int conv_winograd_suits(const conv_geom *g);
 
 /** Floats of scratch conv_winograd_forward needs with `threads` threads. */
