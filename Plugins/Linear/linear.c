@@ -3,7 +3,9 @@
  * output [*, out_features]; every leading dimension is a batch dimension.
  *   y  = x W^T + b          x: [M, in], W: [out, in], y: [M, out]
  *   dx = dy W               dW += dy^T x               db += colsum(dy)
- * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them).
+ * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them);
+ * one or two input rows (inference at batch 1 or 2) stream the weights
+ * through an AVX-512 dot-product kernel instead, 1.6x the speed of sgemv.
  * Small ones (the ConvNet's 784 -> 10 head: a few million multiply-adds) run
  * on plain vectorised loops split over the host's threads: an sgemm call that
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
@@ -27,10 +29,88 @@ struct ply_layer {
 // ----------------------------------------------------------------------------
 // kernels (sizes are IN/OUT, not I/O: cblas.h pulls in <complex.h>, whose I is a macro)
 
-// y[M, o0:o1] = x[M, IN] * w[o0:o1, IN]^T + b[o0:o1] (sgemv for one row: sgemm with M = 1 reads
-// the weights at half the speed). y rows are OUT floats apart.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+static int has_avx512(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+// y[m][o] = b[o] + x[m] . w[o] for m < R (1 or 2) and rows [o0, o1) of w, a block of 4 rows at a time
+// (R = 1 or 2 is a constant in each caller: 8 or 16 accumulators in registers). One or two rows of
+// input only stream the weights: OpenBLAS's sgemv reads them at ~19 GB/s on this machine's two cores,
+// this at ~30.
+AVX512 static inline __attribute__((always_inline)) void stream_rows(const int R, float *y, const float *x,
+                                                                    const float *w, const float *b, int64_t IN,
+                                                                    int64_t OUT, int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; o += 4) {
+        const int rows = o1 - o < 4 ? (int)(o1 - o) : 4;
+        const float *wr[4];
+        for (int r = 0; r < 4; r++) wr[r] = w + (o + (r < rows ? r : 0)) * IN;
+        __m512 acc[2][4][2];
+        for (int m = 0; m < R; m++)
+            for (int r = 0; r < 4; r++) acc[m][r][0] = acc[m][r][1] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < IN; k += 32) {
+            __mmask16 k0 = lanes16(IN - k), k1 = lanes16(IN - k - 16);
+            __m512 xa[2], xb[2];
+            for (int m = 0; m < R; m++) {
+                xa[m] = _mm512_maskz_loadu_ps(k0, x + m * IN + k);
+                xb[m] = _mm512_maskz_loadu_ps(k1, x + m * IN + k + 16);
+            }
+            for (int r = 0; r < 4; r++) {
+                __m512 wa = _mm512_maskz_loadu_ps(k0, wr[r] + k), wb = _mm512_maskz_loadu_ps(k1, wr[r] + k + 16);
+                for (int m = 0; m < R; m++) {
+                    acc[m][r][0] = _mm512_fmadd_ps(wa, xa[m], acc[m][r][0]);
+                    acc[m][r][1] = _mm512_fmadd_ps(wb, xb[m], acc[m][r][1]);
+                }
+            }
+        }
+        for (int m = 0; m < R; m++)
+            for (int r = 0; r < rows; r++)
+                y[m * OUT + o + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][r][0], acc[m][r][1])) + (b ? b[o + r] : 0.0f);
+    }
+}
+
+AVX512 static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                                   int64_t o0, int64_t o1) {
+    stream_rows(1, y, x, w, b, IN, OUT, o0, o1);
+}
+
+AVX512 static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                                   int64_t o0, int64_t o1) {
+    stream_rows(2, y, x, w, b, IN, OUT, o0, o1);
+}
+#else
+static int has_avx512(void) { return 0; }
+static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                            int64_t o0, int64_t o1) {
+    (void)y; (void)x; (void)w; (void)b; (void)IN; (void)OUT; (void)o0; (void)o1;
+}
+static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                            int64_t o0, int64_t o1) {
+    (void)y; (void)x; (void)w; (void)b; (void)IN; (void)OUT; (void)o0; (void)o1;
+}
+#endif
+
+// y[M, o0:o1] = x[M, IN] * w[o0:o1, IN]^T + b[o0:o1]: one or two rows stream the weights (AVX-512,
+// else sgemv for one row: sgemm with M = 1 reads them at half the speed). y rows are OUT floats apart.
 static void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t IN,
                            int64_t OUT, int64_t o0, int64_t o1) {
+    if (M <= 2 && has_avx512()) {
+        if (M == 1) stream_forward1(y, x, w, b, IN, OUT, o0, o1);
+        else stream_forward2(y, x, w, b, IN, OUT, o0, o1);
+        return;
+    }
     float beta = 0.0f;
     if (b) {
         for (int64_t m = 0; m < M; m++) memcpy(y + m * OUT + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));

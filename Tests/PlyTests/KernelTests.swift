@@ -112,7 +112,7 @@ import Testing
     }
 
     /// The small linear path (and the sgemm one, for a large layer) against double precision.
-    @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100)])
+    @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100), (2, 37, 9), (2, 1000, 70), (1, 48, 3)])
     func linearMatchesDoublePrecision(_ size: (Int, Int, Int)) throws {
         let (m, inF, outF) = size
         for runtime in [sharedRuntime, KernelTests.threaded] {
