@@ -92,7 +92,7 @@ static inline float relu_grad(const float *y, const float *dy, int64_t i) {
 }
 
 // sums of dy and dy * xhat over channel c (dy masked by y > 0 when y, the fused relu's output, is set)
-static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
+static void channel_grad_sums_plain(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
                               float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
     double a[LANES] = {0}, b[LANES] = {0};
     int64_t body = S - S % LANES;
@@ -116,7 +116,7 @@ static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *
 
 // batch statistics: dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
 // fixed statistics: dx = w * invstd * dy
-static void channel_backward_input(float *dx, const float *x, const float *dy, const float *y, float mean,
+static void channel_backward_input_plain(float *dx, const float *x, const float *dy, const float *y, float mean,
                                    float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
                                    int64_t c, int64_t N, int64_t C, int64_t S) {
     float k = w * invstd;
@@ -130,6 +130,105 @@ static void channel_backward_input(float *dx, const float *x, const float *dy, c
             dxc[s] = k * (relu_grad(yc, dyc, s) - mdy - xhat * mdyx);
         }
     }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+
+static int has_avx512(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// dy where the fused relu's output y > 0 (NaN: 0), else dy; masked lanes are 0
+AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s, __mmask16 m) {
+    __m512 g = _mm512_maskz_loadu_ps(m, dy + s);
+    if (y) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + s), _mm512_setzero_ps(), _CMP_GT_OQ), g);
+    return g;
+}
+
+// channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
+// plain loop's relu test kept GCC from vectorising it: 7% of a ResNet training step in scalar code).
+AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
+                                        const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C,
+                                        int64_t S) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
+    const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd);
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
+        for (int64_t s = 0; s < S; s += 16) {
+            __mmask16 m = lanes16(S - s);
+            __m512 g = masked_dy(dyc, yc, s, m);
+            __m512 xh = _mm512_maskz_mul_ps(m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + s), vm), vi);
+            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
+            __m512d g1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
+            a0 = _mm512_add_pd(a0, g0);
+            a1 = _mm512_add_pd(a1, g1);
+            b0 = _mm512_fmadd_pd(g0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), b0);
+            b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), b1);
+        }
+    }
+    *sum_dy = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    *sum_dy_xhat = _mm512_reduce_add_pd(_mm512_add_pd(b0, b1));
+}
+
+// channel_backward_input_plain, 16 elements a step (the same float arithmetic)
+AVX512 static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
+                                             float invstd, float w, double sum_dy, double sum_dy_xhat,
+                                             int batch_stats, int64_t c, int64_t N, int64_t C, int64_t S) {
+    const float k = w * invstd;
+    const float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
+    const float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
+    const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd), vk = _mm512_set1_ps(k);
+    const __m512 vmdy = _mm512_set1_ps(mdy), vmdyx = _mm512_set1_ps(mdyx);
+    for (int64_t n = 0; n < N; n++) {
+        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
+        float *dxc = dx + (n * C + c) * S;
+        for (int64_t s = 0; s < S; s += 16) {
+            __mmask16 m = lanes16(S - s);
+            __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + s), vm), vi);
+            __m512 t = _mm512_sub_ps(_mm512_sub_ps(masked_dy(dyc, yc, s, m), vmdy), _mm512_mul_ps(xh, vmdyx));
+            _mm512_mask_storeu_ps(dxc + s, m, _mm512_mul_ps(vk, t));
+        }
+    }
+}
+#else
+static int has_avx512(void) { return 0; }
+static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
+                                 const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
+    (void)sum_dy; (void)sum_dy_xhat; (void)x; (void)dy; (void)y; (void)mean; (void)invstd; (void)c; (void)N; (void)C;
+    (void)S;
+}
+static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
+                                      float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
+                                      int64_t c, int64_t N, int64_t C, int64_t S) {
+    (void)dx; (void)x; (void)dy; (void)y; (void)mean; (void)invstd; (void)w; (void)sum_dy; (void)sum_dy_xhat;
+    (void)batch_stats; (void)c; (void)N; (void)C; (void)S;
+}
+#endif
+
+static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
+                              float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
+    if (has_avx512()) channel_grad_sums512(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
+    else channel_grad_sums_plain(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
+}
+
+static void channel_backward_input(float *dx, const float *x, const float *dy, const float *y, float mean,
+                                   float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
+                                   int64_t c, int64_t N, int64_t C, int64_t S) {
+    if (has_avx512())
+        channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
+    else
+        channel_backward_input_plain(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
 }
 
 // ----------------------------------------------------------------------------
