@@ -351,6 +351,64 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
     }
 }
 
+#if defined(__x86_64__)
+// maxpool2d_forward_plane for strides 1 and 2 with AVX-512, a row of outputs at a time: the
+// window's taps in row-major order, each one vector pass over the outputs it reaches. The rule
+// is max_window's (a larger value or a NaN replaces the running max; a window of -inf keeps its
+// first valid tap), so maxima and argmax are the same. 0 when it does not apply.
+#define ARGMAX_ROW 1024
+AVX512 static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H,
+                                                    int64_t W, int64_t OH, int64_t OW, const ply_layer *p) {
+    if ((p->sw != 1 && p->sw != 2) || OW > ARGMAX_ROW || H * W >= (1 << 30)) return 0;
+    int32_t idx[ARGMAX_ROW];
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)p->sw));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *o = out + oh * OW;
+        int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
+        if (h0 < 0) h0 = 0;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t w0 = ow * p->sw - p->pw;
+            o[ow] = -INFINITY;
+            idx[ow] = (int32_t)(h0 * W + (w0 < 0 ? 0 : w0));
+        }
+        for (int64_t h = h0; h < h1; h++)
+            for (int64_t kj = 0; kj < p->kw; kj++) {
+                int64_t lo, hi;
+                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                const float *src = in + h * W + kj - p->pw; // src[ow * sw] is this tap of output ow
+                for (int64_t ow = lo; ow < hi; ow += 16) {
+                    int64_t n = hi - ow < 16 ? hi - ow : 16;
+                    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+                    __m512 v;
+                    if (p->sw == 1) {
+                        v = _mm512_maskz_loadu_ps(m, src + ow);
+                    } else { // even lanes of the 2n - 1 floats read
+                        int64_t k = 2 * n - 1;
+                        __mmask16 a = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+                        __mmask16 b = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(a, src + 2 * ow), ie,
+                                                   _mm512_maskz_loadu_ps(b, src + 2 * ow + 16));
+                    }
+                    __mmask16 win = m & wins16(v, _mm512_maskz_loadu_ps(m, o + ow));
+                    _mm512_mask_storeu_ps(o + ow, win, v);
+                    __m512i cand = _mm512_add_epi32(_mm512_set1_epi32((int)(h * W + ow * p->sw + kj - p->pw)), step);
+                    _mm512_mask_storeu_epi32(idx + ow, win, cand);
+                }
+            }
+        for (int64_t ow = 0; ow < OW; ow++) argmax[oh * OW + ow] = idx[ow];
+    }
+    return 1;
+}
+#else
+static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W,
+                                             int64_t OH, int64_t OW, const ply_layer *p) {
+    (void)out; (void)argmax; (void)in; (void)H; (void)W; (void)OH; (void)OW; (void)p;
+    return 0;
+}
+#endif
+
 // din: (H, W), dout: (OH, OW); argmax from forward, or NULL to recompute from in
 static void maxpool2d_backward_plane(float *din, const int64_t *argmax, const float *in, const float *dout,
                                      int64_t H, int64_t W, int64_t OH, int64_t OW, const ply_layer *p) {
@@ -499,7 +557,9 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
                 if (is_pool2x2(p) && j->avx512) maxpool2x2_forward_plane512(out, in, W, OH, OW);
                 else if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
                 else if (!j->argmax_out) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->avx512);
-                else maxpool2d_forward_plane(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p);
+                else if (!j->avx512 ||
+                         !maxpool2d_forward_plane_argmax512(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p))
+                    maxpool2d_forward_plane(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p);
                 break;
             case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
             case POOL_ADAPTIVE_AVG: adaptive_avgpool2d_forward_plane(out, in, H, W, OH, OW); break;

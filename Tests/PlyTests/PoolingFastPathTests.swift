@@ -73,6 +73,44 @@ import Testing
         }
     }
 
+    /// Training mode keeps the argmax (the vectorised rows for strides 1 and 2): its maxima and the
+    /// gradient routed by the argmax must follow PyTorch's rule exactly (first maximum in
+    /// row-major order, a NaN wins, a window of -inf keeps its first valid element).
+    @Test(arguments: 0..<windows.count)
+    func maxPoolTrainingFollowsTheScalarRule(_ i: Int) throws {
+        let win = PoolingFastPathTests.windows[i]
+        let layer = try Layer("maxpool2d", [("kernel_size", .ints(win.k)), ("stride", .ints(win.s)),
+                                            ("padding", .ints(win.p)), ("ceil_mode", .bool(win.ceil))],
+                              runtime: sharedRuntime)
+        layer.setTraining(true)
+        var g = SplitMix64(seed: UInt64(i + 101))
+        for shape in [[2, 3, 13, 17], [1, 2, 9, 70]] {
+            let (h, w) = (shape[2], shape[3]), planes = shape[0] * shape[1]
+            var x = (0..<shape.reduce(1, *)).map { _ in Float(Int(g.nextUnitFloat() * 5)) - 2.5 }
+            for _ in 0..<(x.count / 40) { x[Int(g.next() % UInt64(x.count))] = .nan }
+            for _ in 0..<(x.count / 30) { x[Int(g.next() % UInt64(x.count))] = -.infinity }
+            let input = try Tensor(shape: Shape(shape), data: x)
+            let y = try layer.forward([input])
+            let (oh, ow) = (y.shape.dims[2], y.shape.dims[3])
+            let dy = try Tensor(shape: y.shape, data: (0..<y.data.count).map { Float($0 % 97 + 1) })
+            let dx = try #require(try layer.backward(inputs: [input], output: y, gradOutput: dy)[0])
+            var expected = [Float](repeating: 0, count: x.count)
+            for p in 0..<planes { for a in 0..<oh { for b in 0..<ow {
+                let h0 = max(a * win.s[0] - win.p[0], 0), h1 = min(a * win.s[0] - win.p[0] + win.k[0], h)
+                let w0 = max(b * win.s[1] - win.p[1], 0), w1 = min(b * win.s[1] - win.p[1] + win.k[1], w)
+                var m = -Float.infinity, idx = p * h * w + h0 * w + w0
+                for r in h0..<h1 { for c in w0..<w1 {
+                    let k = p * h * w + r * w + c
+                    if x[k] > m || x[k].isNaN { m = x[k]; idx = k }
+                } }
+                let o = (p * oh + a) * ow + b
+                #expect(y.data[o] == m || (y.data[o].isNaN && m.isNaN), "\(shape) output \(o)")
+                expected[idx] += dy.data[o]
+            } } }
+            #expect(dx.data == expected, "\(shape): gradient routed by the argmax")
+        }
+    }
+
     /// Average pooling sums a row of windows at a time; the sums must be bit-identical to the
     /// plain per-window loop (rows, then columns), for both padding conventions.
     @Test(arguments: 0..<windows.count)
