@@ -6,6 +6,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "conv_kernel.h"
+
 #define MAX_SIDE 16
 #define MAX_GROUPS (MAX_SIDE * MAX_SIDE)
 #define MIN_COLS 16
@@ -235,30 +237,18 @@ AVX512 static void scatter_weights512(const taps_job *j, int64_t o0, int64_t o1)
             }
         }
 }
-
-static int has_avx512(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
 #else
-static int has_avx512(void) { return 0; }
 static void gather_weights512(const taps_job *j, int64_t o0, int64_t o1) { (void)j; (void)o0; (void)o1; }
 static void scatter_weights512(const taps_job *j, int64_t o0, int64_t o1) { (void)j; (void)o0; (void)o1; }
 #endif
 
 static void gather_weights(const taps_job *j, int64_t o0, int64_t o1) {
-    if (has_avx512()) gather_weights512(j, o0, o1);
+    if (conv_kernel_cpu()) gather_weights512(j, o0, o1);
     else gather_weights_plain(j, o0, o1);
 }
 
 static void scatter_weights(const taps_job *j, int64_t o0, int64_t o1) {
-    if (has_avx512()) scatter_weights512(j, o0, o1);
+    if (conv_kernel_cpu()) scatter_weights512(j, o0, o1);
     else scatter_weights_plain(j, o0, o1);
 }
 
