@@ -61,7 +61,7 @@ struct BenchModelCommand: ParsableCommand {
                 if training {
                     _ = try trainer.step(images: p, shape: shape, labels: labels)
                 } else {
-                    _ = try net.forward(p, shape: shape)
+                    _ = try net.infer(p, shape: shape) // no activation kept: inference's memory
                 }
             }
         }

@@ -50,9 +50,10 @@ struct PredictCommand: ParsableCommand {
                 for start in stride(from: 0, to: n, by: batchSize) {
                     let m = min(batchSize, n - start)
                     let chunk = UnsafeBufferPointer(rebasing: all[(start * image)..<((start + m) * image)])
-                    let out = try net.forward(chunk, shape: [m, c, h, w])
-                    guard let outShape = net.outputShape, outShape.rank == 2, outShape.dims[0] == m else {
-                        throw PlyError.invalid("model '\(model)' gives output \(net.outputShape.map(\.description) ?? "?"), not (N, classes)")
+                    let out = try net.infer(chunk, shape: [m, c, h, w])
+                    let outShape = try net.shapes(for: [m, c, h, w])[net.output]
+                    guard outShape.rank == 2, outShape.dims[0] == m else {
+                        throw PlyError.invalid("model '\(model)' gives output \(outShape), not (N, classes)")
                     }
                     classes = outShape.dims[1]
                     logits += out

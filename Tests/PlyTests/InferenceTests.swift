@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// `Model.infer` runs the graph with buffers shared by lifetime: its outputs must be
+/// `forward`'s bit for bit (chains, residual adds, inception concats, fused activations), it
+/// must hold fewer floats than `forward`'s plan, and `backward` must refuse to follow it.
+@Suite struct InferenceTests {
+    static let models: [(name: String, channels: Int, size: Int)] = [
+        ("convnet", 1, 28), ("vgg11", 3, 32), ("resnet18", 3, 32), ("googlenet", 3, 64),
+    ]
+
+    @Test(arguments: 0..<models.count)
+    func inferEqualsForward(_ i: Int) throws {
+        let m = InferenceTests.models[i]
+        let net = try Zoo.model(named: m.name, runtime: sharedRuntime, numClasses: 10, inChannels: m.channels,
+                                imageSize: m.size)
+        net.fuseActivations()
+        net.isTraining = false
+        let shape: Shape = [2, m.channels, m.size, m.size]
+        var g = SplitMix64(seed: UInt64(i + 11))
+        let x = (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+        let reference = try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }
+        for pass in 1...2 { // the second pass runs on buffers holding the first's values
+            let inferred = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+            #expect(inferred == reference, "\(m.name), pass \(pass): infer differs from forward")
+        }
+        let planned = try net.shapes(for: shape).reduce(0) { $0 + $1.count }
+        #expect(net.inferenceFloats < planned, "\(m.name): infer holds \(net.inferenceFloats) floats, forward \(planned)")
+    }
+
+    @Test func backwardRefusesToFollowInfer() throws {
+        let net = try Zoo.model(named: "convnet", runtime: sharedRuntime)
+        let shape: Shape = [3, 1, 28, 28]
+        let x = [Float](repeating: 0.5, count: shape.count)
+        let y = try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }
+        let dy = [Float](repeating: 1, count: y.count)
+        _ = try x.withUnsafeBufferPointer { try net.infer($0, shape: shape) }
+        #expect(throws: PlyError.self) { try dy.withUnsafeBufferPointer { try net.backward($0) } }
+        _ = try x.withUnsafeBufferPointer { try net.forward($0, shape: shape) }
+        try dy.withUnsafeBufferPointer { _ = try net.backward($0) } // forward again: allowed
+    }
+
+    @Test func inferChecksItsInput() throws {
+        let net = try Zoo.model(named: "convnet", runtime: sharedRuntime)
+        let x = [Float](repeating: 0, count: 10)
+        #expect(throws: PlyError.self) { try x.withUnsafeBufferPointer { _ = try net.infer($0, shape: [1, 1, 28, 28]) } }
+        #expect(throws: PlyError.self) { try x.withUnsafeBufferPointer { _ = try net.infer($0, shape: [10, 1, 2, 2]) } }
+    }
+}
