@@ -78,7 +78,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 0
+#define PLY_API_VERSION_MINOR 1 /* 1.1: ply_model_infer */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -345,6 +345,20 @@ PLY_EXPORT ply_result ply_model_forward(ply_model *model, const float *input,
                                         float *output, int64_t output_capacity,
                                         int64_t *output_shape_out,
                                         int32_t *output_ndim_out);
+
+/**
+ * As ply_model_forward (the same arguments, checks and errors), but keeps no
+ * activation for a backward pass: a value's buffer serves a later value once
+ * every node reading it has run, so inference holds a few activations rather
+ * than all of them (less memory at large batches). Its buffers are its own:
+ * what ply_model_forward planned stays, and training through the model is
+ * unaffected. Since API 1.1.
+ */
+PLY_EXPORT ply_result ply_model_infer(ply_model *model, const float *input,
+                                      const int64_t *shape, int32_t ndim,
+                                      float *output, int64_t output_capacity,
+                                      int64_t *output_shape_out,
+                                      int32_t *output_ndim_out);
 
 /**
  * The tutorial's initialisation: every trainable weight of two or more

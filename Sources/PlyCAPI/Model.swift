@@ -137,6 +137,21 @@ public func capi_model_parameter_count(_ model: OpaquePointer?, _ count: UnsafeM
 public func capi_model_forward(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
                                _ ndim: Int32, _ output: UnsafeMutablePointer<Float>?, _ capacity: Int64,
                                _ outputShape: UnsafeMutablePointer<Int64>?, _ outputNdim: UnsafeMutablePointer<Int32>?) -> Int32 {
+    runModel(model, input, shape, ndim, output, capacity, outputShape, outputNdim, keepActivations: true)
+}
+
+@_cdecl("ply_model_infer")
+public func capi_model_infer(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                             _ ndim: Int32, _ output: UnsafeMutablePointer<Float>?, _ capacity: Int64,
+                             _ outputShape: UnsafeMutablePointer<Int64>?, _ outputNdim: UnsafeMutablePointer<Int32>?) -> Int32 {
+    runModel(model, input, shape, ndim, output, capacity, outputShape, outputNdim, keepActivations: false)
+}
+
+/// ply_model_forward (`Model.forward`) and ply_model_infer (`Model.infer`): the same checks.
+private func runModel(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
+                      _ ndim: Int32, _ output: UnsafeMutablePointer<Float>?, _ capacity: Int64,
+                      _ outputShape: UnsafeMutablePointer<Int64>?, _ outputNdim: UnsafeMutablePointer<Int32>?,
+                      keepActivations: Bool) -> Int32 {
     boundary {
         let m = try object(model, ModelHandle.self, "model")
         guard ndim >= 1, ndim <= Int32(PLY_MAX_NDIM) else {
@@ -153,7 +168,9 @@ public func capi_model_forward(_ model: OpaquePointer?, _ input: UnsafePointer<F
             throw CAPIError(Status.shape, "the output \(out) needs \(out.count) floats; output_capacity is \(capacity)")
         }
         guard let output else { throw CAPIError(Status.invalidArgument, "output is NULL") }
-        let result = try m.model.forward(UnsafeBufferPointer(start: input, count: count), shape: Shape(dims))
+        let values = UnsafeBufferPointer(start: input, count: count)
+        let result = keepActivations ? try m.model.forward(values, shape: Shape(dims))
+                                     : try m.model.infer(values, shape: Shape(dims))
         guard result.count == out.count, let base = result.baseAddress else {
             throw CAPIError(Status.internal, "forward gave \(result.count) values; shape inference said \(out.count)")
         }

@@ -167,6 +167,19 @@ int main(int argc, char **argv) {
     printf("FAIL forward: %s\n", ply_last_error());
     return 103;
   }
+  {
+    float inferred[64];
+    int64_t inf_shape[PLY_MAX_NDIM] = {0};
+    int32_t inf_ndim = 0;
+    check(ply_model_infer(model, input, shape, 4, inferred, 64, inf_shape, &inf_ndim) == PLY_OK &&
+              inf_ndim == 2 && inf_shape[0] == 2 && inf_shape[1] == 10 &&
+              memcmp(inferred, output, 20 * sizeof(float)) == 0,
+          "infer gives forward's output, bit for bit");
+    expect_error(ply_model_infer(model, input, shape, 4, inferred, 19, NULL, NULL), PLY_ERR_SHAPE,
+                 "output_capacity is 19", "infer with capacity 19");
+    expect_error(ply_model_infer(NULL, input, shape, 4, inferred, 64, NULL, NULL), PLY_ERR_INVALID_ARGUMENT,
+                 "model", "infer on NULL");
+  }
 
   /* Data sets. */
   expect_error(ply_dataset_load_mnist("/nonexistent-data", PLY_SPLIT_TRAIN, &train),
