@@ -97,6 +97,33 @@ AVX512 static void micro8_full(int64_t kc, const float *a, int64_t lda, const fl
     }
 }
 
+// A strip's last columns when at most 16 are left: 8 rows x 16 columns (8 accumulators, enough
+// for the two FMA pipes), half the arithmetic of the full kernel on lanes that would be dropped.
+AVX512 static void micro8_half(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                               __mmask16 m0, int first, const float *bias) {
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
+    const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
+    __asm__("" : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5), "+r"(a6), "+r"(a7));
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (int64_t k = 0; k < kc; k++, b += NR) {
+        __m512 b0 = _mm512_loadu_ps(b);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[k]), b0, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), b0, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), b0, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), b0, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), b0, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), b0, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[k]), b0, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[k]), b0, c7);
+    }
+    __m512 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        __m512 s0 = first ? _mm512_set1_ps(bias ? bias[r] : 0.0f) : _mm512_maskz_loadu_ps(m0, cr);
+        _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(acc[r], s0));
+    }
+}
+
 #define MICRO(R)                                                                                                      \
     AVX512 static void micro##R(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,       \
                                 __mmask16 m0, __mmask16 m1, int first, const float *bias) {                           \
@@ -124,6 +151,11 @@ void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const f
             const float *b = bpacked + (s * K + k0) * NR;
             for (int64_t o = o0; o < o1; o += MR) {
                 int rows = o1 - o < MR ? (int)(o1 - o) : MR;
+                if (rows == MR && left <= 16) {
+                    micro8_half(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left), k0 == 0,
+                                bias ? bias + o : NULL);
+                    continue;
+                }
                 micros[rows](kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left),
                              lanes(left - 16), k0 == 0, bias ? bias + o : NULL);
             }
