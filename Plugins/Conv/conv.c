@@ -13,10 +13,13 @@
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
  *     channels each way and 64 output tiles (2x2), by Winograd F(2x2, 3x3) (2.25x
- *     fewer multiply-adds; the backward of those layers is im2col's).
+ *     fewer multiply-adds; the backward of those layers is im2col's);
+ *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
+ *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
+ *     stride-1 layer for Winograd (the backward is im2col's).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
- * with OpenBLAS only, the reference), "direct", "taps" and "winograd" force
- * one.
+ * with OpenBLAS only, the reference), "direct", "taps", "winograd" and "s2d"
+ * force one.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The host may fuse the relu after it (fuse_activation): the output is then
@@ -31,12 +34,13 @@
 #include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_kernel.h"
+#include "conv_s2d.h"
 #include "conv_taps.h"
 #include "conv_winograd.h"
 #include "ply/plugin.h"
 
-// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD } conv_algo;
+// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d").
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D } conv_algo;
 
 // "auto" takes the live-tap plan where at most this share of im2col is inside the input.
 #define TAPS_MAX_LIVE 0.75
@@ -204,10 +208,11 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     else if (strcmp(algo_name, "direct") == 0) algo = ALGO_DIRECT;
     else if (strcmp(algo_name, "taps") == 0) algo = ALGO_TAPS;
     else if (strcmp(algo_name, "winograd") == 0) algo = ALGO_WINOGRAD;
+    else if (strcmp(algo_name, "s2d") == 0) algo = ALGO_S2D;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\" or "
-                          "\"winograd\" (got \"%s\")",
+                          "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
+                          "\"winograd\" or \"s2d\" (got \"%s\")",
                           algo_name);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
@@ -218,6 +223,11 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1 || !conv_kernel_cpu()))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"winograd\" needs a 3x3 kernel, stride 1 and a CPU with AVX-512");
+    if (algo == ALGO_S2D && !conv_s2d_fits(k[0], k[1], s[0], s[1]))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"s2d\" needs equal strides S >= 2, a kernel of at most 3S x 3S and a CPU "
+                          "with AVX-512 (got kernel %lldx%lld, stride %lldx%lld)",
+                          (long long)k[0], (long long)k[1], (long long)s[0], (long long)s[1]);
     if (algo == ALGO_DIRECT) {
         if (!conv_direct_cpu())
             return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"direct\" needs a CPU with AVX-512");
@@ -342,6 +352,11 @@ static int use_winograd(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
 }
 
+// Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
+static int use_s2d(const ply_layer *L, const conv_geom *g) {
+    return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && conv_s2d_suits(g));
+}
+
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
 static int64_t gemm_threads(const ply_layer *L) {
     return openblas_get_num_threads() > 1 ? 1 : L->host->thread_count(L->host);
@@ -380,6 +395,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     int64_t threads = gemm_threads(L);
     int taps;
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    if (!taps && use_s2d(L, &g)) {
+        if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_s2d_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                         output->data, L->scratch);
+        return PLY_OK;
+    }
     if (!taps && use_winograd(L, &g)) {
         if ((st = grow_scratch(L, conv_winograd_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_winograd_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,

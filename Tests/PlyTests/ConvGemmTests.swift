@@ -7,7 +7,8 @@ import Testing
 /// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
-/// Winograd F(2x2, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding)
+/// Winograd F(2x2, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding; strided layers
+/// folded by space-to-depth into Winograd's, "s2d")
 /// on 1, 2 and 3 threads, forward and two accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
@@ -44,6 +45,10 @@ import Testing
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
         Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
         Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
+        Case(n: 1, c: 3, oc: 16, h: 35, w: 37, k: 11, stride: 4, pad: 2),    // space-to-depth: AlexNet's stem, smaller
+        Case(n: 1, c: 1, oc: 16, h: 64, w: 61, k: 11, stride: 4, pad: 2),    // space-to-depth chosen by "auto"
+        Case(n: 2, c: 2, oc: 5, h: 13, w: 12, k: 5, stride: 2, pad: 1),      // space-to-depth: 5x5 stride 2, odd sizes
+        Case(n: 1, c: 2, oc: 3, h: 20, w: 17, k: 7, stride: 3, pad: 3, bias: false), // stride 3, pixels past the last window
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
@@ -102,6 +107,8 @@ import Testing
             var algorithms = [("im2col", 32), ("im2col", 0), ("blas", 32)]
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
             if k.k == 3 && k.stride == 1 { algorithms.append(("winograd", 32)) } // (forward only: backward is im2col)
+            if k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
+            if k.k == 11 { algorithms.append(("auto", 32)) }
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),

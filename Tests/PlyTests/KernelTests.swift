@@ -100,7 +100,7 @@ import Testing
         #expect(zip(w0, w1).allSatisfy { $0.isNaN == $1.isNaN && $0.isInfinite == $1.isInfinite })
     }
 
-    @Test func directIsRefusedWhereItDoesNotApply() throws {
+    @Test func forcedAlgorithmsAreRefusedWhereTheyDoNotApply() throws {
         let strided = ConvCase(n: 1, c: 1, oc: 1, h: 5, w: 5, kh: 3, kw: 3, ph: 1, pw: 1, stride: 2)
         #expect(throws: PlyError.self) { try convLayer(strided, "direct", sharedRuntime) }
         let wide = ConvCase(n: 1, c: 64, oc: 64, h: 5, w: 5, kh: 3, kw: 3, ph: 1, pw: 1)
@@ -109,6 +109,9 @@ import Testing
         #expect(throws: PlyError.self) { try convLayer(strided, "winograd", sharedRuntime) } // F(2x2, 3x3): stride 1 only
         let five = ConvCase(n: 1, c: 4, oc: 4, h: 9, w: 9, kh: 5, kw: 5, ph: 2, pw: 2)
         #expect(throws: PlyError.self) { try convLayer(five, "winograd", sharedRuntime) } // and 3x3 only
+        #expect(throws: PlyError.self) { try convLayer(five, "s2d", sharedRuntime) } // space-to-depth: stride >= 2
+        let big = ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 11, kw: 11, ph: 2, pw: 2, stride: 3)
+        #expect(throws: PlyError.self) { try convLayer(big, "s2d", sharedRuntime) } // and a kernel of at most 3S
     }
 
     /// The small linear path (and the sgemm one, for a large layer) against double precision.

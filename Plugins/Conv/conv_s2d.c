@@ -1,0 +1,100 @@
+/*
+ * conv2d forward by space-to-depth and Winograd (see conv_s2d.h).
+ *
+ * Scratch: [xs N*C*S*S*(OH+2)*(OW+2)][ws OC*C*S*S*9][Winograd's], each part
+ * a multiple of 16 floats so that every part starts on a cache line.
+ */
+#include "conv_s2d.h"
+
+#include <string.h>
+
+#include "conv_winograd.h"
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+// The 3x3, stride-1, unpadded layer over the folded input.
+static conv_geom folded(const conv_geom *g) {
+    const int64_t S = g->SH;
+    conv_geom f = {g->N, g->C * S * S, g->OH + 2, g->OW + 2, g->OC, 3, 3, 1, 1, 0, 0, g->OH, g->OW};
+    return f;
+}
+
+int conv_s2d_fits(int64_t KH, int64_t KW, int64_t SH, int64_t SW) {
+    conv_geom f = {1, 16, 3, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1};
+    return SH >= 2 && SW == SH && KH >= 1 && KH <= 3 * SH && KW >= 1 && KW <= 3 * SW && conv_winograd_fits(&f);
+}
+
+// Smaller kernels fold into 3x3 with more zero taps than the 2.25x Winograd saves.
+int conv_s2d_suits(const conv_geom *g) {
+    const int64_t S = g->SH;
+    if (!conv_s2d_fits(g->KH, g->KW, g->SH, g->SW) || g->KH <= 2 * S || g->KW <= 2 * S) return 0;
+    conv_geom f = folded(g);
+    return conv_winograd_suits(&f);
+}
+
+static size_t xs_floats(const conv_geom *f) { return round16((size_t)(f->N * f->C * f->H * f->W)); }
+static size_t ws_floats(const conv_geom *f) { return round16((size_t)(f->OC * f->C * 9)); }
+
+size_t conv_s2d_forward_floats(const conv_geom *g, int64_t threads) {
+    conv_geom f = folded(g);
+    return xs_floats(&f) + ws_floats(&f) + conv_winograd_forward_floats(&f, threads);
+}
+
+typedef struct {
+    const conv_geom *g, *f;
+    const float *x;
+    float *xs;
+} fold_job;
+
+// Folded planes [p0, p1) of xs, p = n*C*S*S + (c*S + a)*S + b.
+static void fold_planes(void *ctx, int64_t p0, int64_t p1) {
+    const fold_job *j = ctx;
+    const conv_geom *g = j->g, *f = j->f;
+    const int64_t S = g->SH, SS = S * S;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n = p / f->C, cab = p % f->C, c = cab / SS, a = cab % SS / S, b = cab % S;
+        const float *xc = j->x + (n * g->C + c) * g->H * g->W;
+        float *dst = j->xs + p * f->H * f->W;
+        // columns j with 0 <= j*S + b - PW < W
+        int64_t lo = g->PW - b <= 0 ? 0 : (g->PW - b + S - 1) / S;
+        int64_t hi = g->W + g->PW - b <= 0 ? 0 : (g->W + g->PW - b + S - 1) / S;
+        if (hi > f->W) hi = f->W;
+        if (lo > hi) lo = hi;
+        for (int64_t i = 0; i < f->H; i++, dst += f->W) {
+            int64_t ih = i * S + a - g->PH;
+            if (ih < 0 || ih >= g->H) { memset(dst, 0, (size_t)f->W * sizeof(float)); continue; }
+            const float *src = xc + ih * g->W + b - g->PW;
+            for (int64_t jj = 0; jj < lo; jj++) dst[jj] = 0.0f;
+            for (int64_t jj = lo; jj < hi; jj++) dst[jj] = src[jj * S];
+            for (int64_t jj = hi; jj < f->W; jj++) dst[jj] = 0.0f;
+        }
+    }
+}
+
+// ws[o][(c*S + a)*S + b][u][v] = w[o][c][u*S + a][v*S + b], 0 past the kernel.
+static void fold_weights(const conv_geom *g, const float *w, float *ws) {
+    const int64_t S = g->SH, KK = g->KH * g->KW;
+    for (int64_t o = 0; o < g->OC; o++)
+        for (int64_t c = 0; c < g->C; c++) {
+            const float *wc = w + (o * g->C + c) * KK;
+            for (int64_t a = 0; a < S; a++)
+                for (int64_t b = 0; b < S; b++, ws += 9)
+                    for (int64_t u = 0; u < 3; u++)
+                        for (int64_t v = 0; v < 3; v++) {
+                            int64_t kh = u * S + a, kw = v * S + b;
+                            ws[u * 3 + v] = kh < g->KH && kw < g->KW ? wc[kh * g->KW + kw] : 0.0f;
+                        }
+        }
+}
+
+void conv_s2d_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
+                      int relu, const float *x, float *y, float *scratch) {
+    conv_geom f = folded(g);
+    float *xs = scratch, *ws = xs + xs_floats(&f), *rest = ws + ws_floats(&f);
+    fold_job j = {g, &f, x, xs};
+    int64_t planes = f.N * f.C;
+    if (threads > 1) host->parallel_for(host, planes, (planes + threads - 1) / threads, fold_planes, &j);
+    else fold_planes(&j, 0, planes);
+    fold_weights(g, w, ws);
+    conv_winograd_forward(host, threads, &f, ws, bias, relu, xs, y, rest);
+}
