@@ -248,7 +248,11 @@ struct ply_host;
  * backward is only called after a forward (in either mode), with the same
  * inputs and output that forward saw, and before the next forward: a layer
  * MAY keep what it needs for backward (masks, argmax, batch statistics)
- * from that forward.
+ * from that forward. The host MUST NOT change the layer's parameters
+ * between that forward and the backward calls after it (the optimizer
+ * steps after backward), so what a layer keeps MAY include values derived
+ * from its parameters (gathered or transformed weights), as PyTorch's
+ * autograd keeps the tensors forward saw.
  */
 typedef struct ply_layer_type {
   uint32_t struct_size;  /**< sizeof(ply_layer_type) of the plugin */

@@ -52,6 +52,8 @@ struct ply_layer {
     conv_algo algorithm;
     size_t rows_limit;       // floats the backward's whole-batch "rows" plan may use (attribute workspace_mb)
     int relu;                // a relu fused by the host (fuse_activation): output = relu(conv)
+    int training;            // set_training: 1 (the default) keeps the live-tap gathers for backward
+    int taps_kept;           // the scratch holds the last forward's live-tap gathers (W_g, Bt_g)
     float *dymask;           // backward with relu: grad_output where output > 0, else 0
     size_t dymask_floats;
     float *wflip;            // the kernel packed for the direct kernels (forward, or flipped for backward)
@@ -118,6 +120,7 @@ static void direct_backward_chunks(void *ctx, int64_t begin, int64_t end) {
 
 static ply_status grow_scratch(ply_layer *L, size_t floats) {
     if (floats <= L->scratch_floats) return PLY_OK;
+    L->taps_kept = 0;
     L->host->free(L->host, L->scratch);
     L->scratch = L->host->alloc(L->host, floats * sizeof(float));
     L->scratch_floats = L->scratch ? floats : 0;
@@ -245,6 +248,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->SH = s[0]; L->SW = s[1]; L->PH = p[0]; L->PW = p[1];
     L->has_bias = bias != 0;
     L->algorithm = algo;
+    L->training = 1; // as PyTorch: new instances train
     L->rows_limit = (size_t)workspace_mb * ((1 << 20) / sizeof(float));
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
@@ -380,6 +384,7 @@ static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float 
 static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     (void)n_inputs;
     conv_geom g;
+    L->taps_kept = 0;
     ply_status st = call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
     if (g.N == 0) return PLY_OK;
@@ -408,9 +413,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     if (taps) {
-        if ((st = grow_scratch(L, conv_taps_forward_floats(&g))) != PLY_OK) return st;
+        // in training, room for the backward too, which then reuses the gathers left at the start
+        size_t floats = conv_taps_forward_floats(&g), back = conv_taps_backward_floats(&g);
+        if ((st = grow_scratch(L, L->training && back > floats ? back : floats)) != PLY_OK) return st;
         conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
+        L->taps_kept = L->training;
         return PLY_OK;
     }
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
@@ -449,7 +457,7 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
         if (taps) {
             if ((st = grow_scratch(L, conv_taps_backward_floats(&g))) != PLY_OK) return st;
             conv_taps_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
-                               L->has_bias ? L->dbias : NULL, L->scratch);
+                               L->has_bias ? L->dbias : NULL, L->scratch, L->taps_kept);
             return PLY_OK;
         }
         if ((st = grow_scratch(L, conv_gemm_backward_floats(&g, threads, L->rows_limit))) != PLY_OK) return st;
@@ -490,6 +498,8 @@ static ply_status conv_fuse_activation(ply_layer *L, const char *activation) {
     return PLY_OK;
 }
 
+static void conv_set_training(ply_layer *L, int32_t training) { L->training = training != 0; }
+
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }
 
 static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
@@ -508,7 +518,7 @@ static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
 static const ply_layer_type conv2d_type = {
     sizeof(ply_layer_type), PLY_ABI_VERSION, "conv2d",
     "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm, workspace_mb", 1, 1,
-    conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, NULL,
+    conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, conv_set_training,
     conv_fuse_activation,
 };
 

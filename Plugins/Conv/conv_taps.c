@@ -137,6 +137,7 @@ typedef struct {
     const float *w, *bias, *x, *dy;
     float *y, *dx, *dw, *db;
     int relu;
+    int gathered;                 // backward: W_g and Bt_g are the forward's, still in the scratch
     float *W, *Bt, *Y, *dBt, *dW; // areas of the scratch: W_g, Bt_g, Y_g (or dY_g), dBt_g, dW_g
 } taps_job;
 
@@ -400,15 +401,16 @@ void conv_taps_forward(const ply_host *host, int64_t threads, const conv_geom *g
 // ----------------------------------------------------------------------------
 // backward
 
-// Step 1, thread th: W_g and dY_g (and db) of its output channels, Bt_g of its images.
+// Step 1, thread th: W_g (unless the forward's are kept) and dY_g (and db) of its output channels,
+// Bt_g of its images (likewise).
 static void backward_gather(void *ctx, int64_t t0, int64_t t1) {
     const taps_job *j = ctx;
     for (int64_t th = t0; th < t1; th++) {
         int64_t o0, o1, n0, n1;
         shares(j, th, &o0, &o1, &n0, &n1);
-        gather_weights(j, o0, o1);
+        if (!j->gathered) gather_weights(j, o0, o1);
         gather_dy(j, o0, o1);
-        gather_columns(j, n0, n1);
+        if (!j->gathered) gather_columns(j, n0, n1);
     }
 }
 
@@ -446,11 +448,11 @@ static void backward_parts(void *ctx, int64_t t0, int64_t t1) {
 }
 
 void conv_taps_backward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *x,
-                        const float *dy, float *dx, float *dw, float *db, float *scratch) {
+                        const float *dy, float *dx, float *dw, float *db, float *scratch, int gathered) {
     taps_plan t;
     make_plan(g, &t);
     taps_job j = {.t = &t, .g = g, .threads = threads < 1 ? 1 : threads, .w = w, .x = x, .dy = dy, .dx = dx,
-                  .dw = dw, .db = db};
+                  .dw = dw, .db = db, .gathered = gathered};
     j.W = scratch;
     j.Bt = j.W + t.w_floats;
     j.Y = j.Bt + t.b_floats;

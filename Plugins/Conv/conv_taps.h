@@ -54,8 +54,12 @@ void conv_taps_forward(const ply_host *host, int64_t threads, const conv_geom *g
 /**
  * dw += dY cols(x)^T, db += sums of dy (db may be NULL), dx = the input
  * gradient when dx is not NULL (overwritten). As conv_gemm_backward.
+ * `gathered`: the scratch still starts with what conv_taps_forward gathered
+ * from this x and w (W_g, then Bt_g; the backward leaves both as they are),
+ * so they are not gathered again: in a training step that is one pass over
+ * the weights fewer.
  */
 void conv_taps_backward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *x,
-                        const float *dy, float *dx, float *dw, float *db, float *scratch);
+                        const float *dy, float *dx, float *dw, float *db, float *scratch, int gathered);
 
 #endif

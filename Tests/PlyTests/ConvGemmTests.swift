@@ -9,7 +9,7 @@ import Testing
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
 /// Winograd F(2x2, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding; strided layers
 /// folded by space-to-depth into Winograd's, "s2d")
-/// on 1, 2 and 3 threads, forward and two accumulating backward passes.
+/// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
         var options = Runtime.Options()
@@ -122,7 +122,13 @@ import Testing
                 let y = try conv.forward([xt])
                 let fwd = closeness(y.data, ref.y.map(Float.init))
                 #expect(fwd.ok, "\(label): forward max error \(fwd.error) > \(fwd.bound)")
-                for pass in 1...2 {
+                // passes 1 and 2 follow a training forward (the live-tap plan reuses its gathers), pass 3
+                // an evaluation-mode one (nothing kept: the backward gathers itself)
+                for pass in 1...3 {
+                    if pass == 3 {
+                        conv.setTraining(false)
+                        _ = try conv.forward([xt])
+                    }
                     let dx = try conv.backward(inputs: [xt], output: y, gradOutput: dyt)[0]!
                     let e = closeness(dx.data, ref.dx.map(Float.init))
                     #expect(e.ok, "\(label) pass \(pass): grad_input max error \(e.error) > \(e.bound)")

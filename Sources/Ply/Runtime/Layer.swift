@@ -129,7 +129,8 @@ public final class Layer: @unchecked Sendable {
     }
 
     /// Runs backward on owned tensors: the gradient for each input whose `wanted` flag is set
-    /// (nil for the others). Parameter gradients accumulate inside the layer.
+    /// (nil for the others). Parameter gradients accumulate inside the layer. The parameters
+    /// must be as the forward that made `output` saw them.
     public func backward(inputs: [Tensor], output: Tensor, gradOutput: Tensor, wanted: [Bool]? = nil) throws -> [Tensor?] {
         guard gradOutput.shape == output.shape else {
             throw PlyError.invalid("gradient of shape \(gradOutput.shape) does not match output \(output.shape)")

@@ -354,7 +354,8 @@ public final class Model: @unchecked Sendable {
     public var outputShape: Shape? { plannedInput == nil ? nil : shapes[output] }
 
     /// Back-propagates `gradOutput` (d loss / d output of the last forward): parameter
-    /// gradients accumulate; returns d loss / d input when `inputGradient` is set.
+    /// gradients accumulate; returns d loss / d input when `inputGradient` is set. The
+    /// parameters must be as that forward saw them (layers may keep values derived from them).
     @discardableResult
     public func backward(_ gradOutput: UnsafeBufferPointer<Float>, inputGradient: Bool = false) throws -> UnsafeBufferPointer<Float>? {
         guard plannedInput != nil else { throw PlyError.invalid("backward called before forward") }
