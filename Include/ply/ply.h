@@ -78,7 +78,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 1 /* 1.1: ply_model_infer */
+#define PLY_API_VERSION_MINOR 2 /* 1.1: ply_model_infer; 1.2: flush_denormals */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -157,6 +157,14 @@ typedef struct ply_runtime_options {
   ply_log_fn log;
   /** Passed to `log` unchanged. */
   void *log_user_data;
+  /** 1 (default): layers and optimizer steps compute with denormal floats
+   *  (below 1.2e-38) flushed to zero: x86's FTZ and DAZ modes, set on the
+   *  calling thread for the duration of each call and put back before it
+   *  returns, and on Ply's own worker threads. A model that fits its batch
+   *  can otherwise leave gradients and momentum buffers denormal, and every
+   *  operation on them is many times slower. 0: IEEE gradual underflow, as
+   *  PyTorch by default. Since API 1.2 (ignored by older libraries). */
+  int32_t flush_denormals;
 } ply_runtime_options;
 
 /** Sets struct_size, api_version and every default. `options` may be NULL
@@ -172,6 +180,7 @@ static inline void ply_runtime_options_init(ply_runtime_options *options) {
   options->load_builtins = 1;
   options->use_environment = 1;
   options->log_level = PLY_LOG_WARNING;
+  options->flush_denormals = 1;
 }
 
 /**

@@ -58,3 +58,20 @@ int cply_malloc_trim(void) {
     return 0;
 #endif
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+// MXCSR bit 15: flush results below FLT_MIN to zero (FTZ); bit 6: read such inputs as zero (DAZ).
+#define CPLY_FTZ_DAZ 0x8040u
+uint32_t cply_denormals_flush(void) {
+    uint32_t saved = _mm_getcsr();
+    if ((saved & CPLY_FTZ_DAZ) != CPLY_FTZ_DAZ) _mm_setcsr(saved | CPLY_FTZ_DAZ);
+    return saved;
+}
+void cply_denormals_restore(uint32_t saved) {
+    if (_mm_getcsr() != saved) _mm_setcsr(saved);
+}
+#else
+uint32_t cply_denormals_flush(void) { return 0; }
+void cply_denormals_restore(uint32_t saved) { (void)saved; }
+#endif

@@ -66,6 +66,7 @@ public func capi_runtime_create(_ options: UnsafePointer<ply_runtime_options>?,
             minimum = field(p, \.log_level, minimum)
             log = field(p, \.log, nil)
             userData = field(p, \.log_user_data, nil)
+            o.flushDenormals = field(p, \.flush_denormals, 1) != 0
         }
         let floor = minimum
         if let log {

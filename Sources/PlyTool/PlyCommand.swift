@@ -24,10 +24,15 @@ struct PluginOptions: ParsableArguments {
     @Flag(name: .customLong("no-builtins"), help: "Do not load the built-in plugins.")
     var noBuiltins = false
 
+    @Flag(name: .customLong("keep-denormals"),
+          help: "Compute with IEEE denormals, as PyTorch does (default: flushed to zero, which is faster).")
+    var keepDenormals = false
+
     /// A runtime with the requested plugins.
     func makeRuntime(seed: UInt64 = 1, threads: Int? = nil) throws -> Runtime {
         var options = Runtime.Options()
         options.loadBuiltins = !noBuiltins
+        options.flushDenormals = !keepDenormals
         options.seed = seed
         if let threads { options.threads = threads }
         let runtime = try Runtime(options: options)

@@ -26,4 +26,11 @@ int64_t cply_malloc_in_use(void);
  *  something. 1 when memory was released; 0 otherwise (or not glibc). */
 int cply_malloc_trim(void);
 
+/** Sets this thread's flush-to-zero and denormals-are-zero modes (x86 MXCSR FTZ and DAZ;
+ *  a no-op elsewhere) and returns the previous control word for cply_denormals_restore. */
+uint32_t cply_denormals_flush(void);
+
+/** Puts back the control word cply_denormals_flush returned. */
+void cply_denormals_restore(uint32_t saved);
+
 #endif

@@ -40,6 +40,8 @@ final class HostState: @unchecked Sendable {
     private let lock = NSLock()
     private var rng: SplitMix64
     let threads: Int
+    /// Runtime.Options.flushDenormals.
+    let flushDenormals: Bool
     let logHandler: @Sendable (LogLevel, String) -> Void
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
@@ -53,9 +55,11 @@ final class HostState: @unchecked Sendable {
     private var poolStorage: WorkerPool?
     private let poolLock = NSLock()
 
-    init(seed: UInt64, threads: Int, logHandler: @escaping @Sendable (LogLevel, String) -> Void) {
+    init(seed: UInt64, threads: Int, flushDenormals: Bool = true,
+         logHandler: @escaping @Sendable (LogLevel, String) -> Void) {
         self.rng = SplitMix64(seed: seed)
         self.threads = max(1, threads)
+        self.flushDenormals = flushDenormals
         self.logHandler = logHandler
     }
 
@@ -71,12 +75,26 @@ final class HostState: @unchecked Sendable {
         if chunks == 1 { fn(context, 0, Int64(n)); return }
         let pool = poolLock.withLock { () -> WorkerPool in
             if let p = poolStorage { return p }
-            let p = WorkerPool(workers: threads - 1)
+            let p = WorkerPool(workers: threads - 1, flushDenormals: flushDenormals)
             poolStorage = p
             return p
         }
         if pool.run(fn: fn, context: context, n: n, chunks: chunks) { return }
-        HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in fn(context, Int64(b), Int64(e)) }
+        let flush = flushDenormals
+        HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in
+            let saved = flush ? cply_denormals_flush() : 0
+            fn(context, Int64(b), Int64(e))
+            if flush { cply_denormals_restore(saved) }
+        }
+    }
+
+    /// Runs `body` with denormals flushed on this thread when the runtime asks for it, and
+    /// puts the thread's floating-point modes back afterwards.
+    func computing<T>(_ body: () throws -> T) rethrows -> T {
+        guard flushDenormals else { return try body() }
+        let saved = cply_denormals_flush()
+        defer { cply_denormals_restore(saved) }
+        return try body()
     }
 
     /// `body(begin, end)` over [0, n), one range per thread (at least `minimum` items each), on
@@ -286,13 +304,18 @@ final class WorkerPool: @unchecked Sendable {
     /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
     private static let spinLimit = 20_000
 
-    init(workers: Int) {
+    /// `flushDenormals`: the workers compute with denormals flushed to zero for good (they
+    /// are Ply's own threads).
+    init(workers: Int, flushDenormals: Bool = false) {
         self.workers = workers
         job.initialize(to: Job())
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         for index in 1...max(workers, 1) where workers > 0 {
-            let thread = Thread { [self] in self.workerLoop(index: index) }
+            let thread = Thread { [self] in
+                if flushDenormals { _ = cply_denormals_flush() }
+                self.workerLoop(index: index)
+            }
             thread.name = "ply-worker-\(index)"
             thread.start()
         }

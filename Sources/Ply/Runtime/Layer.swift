@@ -93,7 +93,7 @@ public final class Layer: @unchecked Sendable {
     /// Forward on C views (used by the model graph; no allocation).
     func forward(_ inputs: UnsafeBufferPointer<ply_tensor>, _ output: UnsafeMutablePointer<ply_tensor>) throws {
         _ = ErrorSlot.current.take()
-        let status = type.vtable.forward(instance, Int32(inputs.count), inputs.baseAddress, output)
+        let status = runtime.state.computing { type.vtable.forward(instance, Int32(inputs.count), inputs.baseAddress, output) }
         try Layer.check(status, type: type.name, call: "forward")
     }
 
@@ -104,7 +104,9 @@ public final class Layer: @unchecked Sendable {
             throw PlyError.invalid("layer '\(type.name)' (\(type.library.path)) has no backward: it cannot be trained through")
         }
         _ = ErrorSlot.current.take()
-        let status = backward(instance, Int32(inputs.count), inputs.baseAddress, output, gradOutput, gradInputs.baseAddress)
+        let status = runtime.state.computing {
+            backward(instance, Int32(inputs.count), inputs.baseAddress, output, gradOutput, gradInputs.baseAddress)
+        }
         try Layer.check(status, type: type.name, call: "backward")
     }
 

@@ -183,6 +183,12 @@ public final class SGD: Optimizer {
     }
 
     public func step(_ parameters: [(name: String, parameter: Parameter)]) throws {
+        // with the runtime's floating-point modes (Runtime.Options.flushDenormals)
+        guard let runtime = parameters.first?.parameter.layer.runtime else { return try update(parameters) }
+        try runtime.state.computing { try update(parameters) }
+    }
+
+    private func update(_ parameters: [(name: String, parameter: Parameter)]) throws {
         try state.verify(parameters, optimizer: "SGD")
         let lr = Float(learningRate), wd = Float(weightDecay)
         let mom = Float(momentum), keep = Float(1 - dampening)
@@ -274,6 +280,12 @@ public final class Adam: Optimizer {
     }
 
     public func step(_ parameters: [(name: String, parameter: Parameter)]) throws {
+        // with the runtime's floating-point modes (Runtime.Options.flushDenormals)
+        guard let runtime = parameters.first?.parameter.layer.runtime else { return try update(parameters) }
+        try runtime.state.computing { try update(parameters) }
+    }
+
+    private func update(_ parameters: [(name: String, parameter: Parameter)]) throws {
         try state.verify(parameters, optimizer: "Adam")
         let wd = Float(weightDecay), b2 = Float(beta2), eps = Float(epsilon)
         let oneMinusB1 = Float(1 - beta1), oneMinusB2 = Float(1 - beta2)
