@@ -352,6 +352,59 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
 }
 
 #if defined(__x86_64__)
+#define VALUES_MAX_KW 16
+// maxpool2d_forward_plane_values for column strides 1 and 2 with AVX-512: 16 outputs of a row at
+// a time, every tap of their windows taken into registers (masked to the taps inside the row)
+// and one store, where the row passes load and store the outputs once per tap. 0 when it does
+// not apply (wider kernels, other strides).
+AVX512 static int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH,
+                                                    int64_t OW, const ply_layer *p) {
+    const int64_t S = p->sw;
+    if ((S != 1 && S != 2) || p->kw > VALUES_MAX_KW) return 0;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t lo[VALUES_MAX_KW], hi[VALUES_MAX_KW];
+    for (int64_t kj = 0; kj < p->kw; kj++) column_range(kj, S, p->pw, W, OW, &lo[kj], &hi[kj]);
+    for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+        const int64_t n = OW - ow0 < 16 ? OW - ow0 : 16;
+        const __mmask16 keep = (__mmask16)((1u << n) - 1);
+        // per kernel column: the lanes whose input column is inside the row, and for stride 2
+        // the same as masks of the 32 floats two loads cover (lane L reads float 2L)
+        __mmask16 m[VALUES_MAX_KW], m0[VALUES_MAX_KW], m1[VALUES_MAX_KW];
+        for (int64_t kj = 0; kj < p->kw; kj++) {
+            int64_t a = lo[kj] > ow0 ? lo[kj] - ow0 : 0, b = hi[kj] - ow0 < n ? hi[kj] - ow0 : n;
+            uint32_t bits = b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0;
+            m[kj] = (__mmask16)bits;
+            uint32_t e0 = 0, e1 = 0;
+            for (int L = 0; L < 16; L++)
+                if (bits >> L & 1) { if (L < 8) e0 |= 1u << (2 * L); else e1 |= 1u << (2 * L - 16); }
+            m0[kj] = (__mmask16)e0;
+            m1[kj] = (__mmask16)e1;
+        }
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
+            if (h0 < 0) h0 = 0;
+            __m512 acc = _mm512_set1_ps(-INFINITY);
+            for (int64_t h = h0; h < h1; h++) {
+                // x[L * S] is lane L's input at kernel column 0 (masked lanes are never read)
+                const float *x = in + h * W + ow0 * S - p->pw;
+                for (int64_t kj = 0; kj < p->kw; kj++) {
+                    if (!m[kj]) continue;
+                    __m512 v;
+                    if (S == 1) {
+                        v = _mm512_maskz_loadu_ps(m[kj], x + kj);
+                    } else {
+                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0[kj], x + kj), ie,
+                                                   _mm512_maskz_loadu_ps(m1[kj], x + kj + 16));
+                    }
+                    acc = _mm512_mask_mov_ps(acc, m[kj] & wins16(v, acc), v);
+                }
+            }
+            _mm512_mask_storeu_ps(out + oh * OW + ow0, keep, acc);
+        }
+    }
+    return 1;
+}
+
 // maxpool2d_forward_plane for strides 1 and 2 with AVX-512, a row of outputs at a time: the
 // window's taps in row-major order, each one vector pass over the outputs it reaches. The rule
 // is max_window's (a larger value or a NaN replaces the running max; a window of -inf keeps its
@@ -402,6 +455,11 @@ AVX512 static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax,
     return 1;
 }
 #else
+static int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH,
+                                             int64_t OW, const ply_layer *p) {
+    (void)out; (void)in; (void)H; (void)W; (void)OH; (void)OW; (void)p;
+    return 0;
+}
 static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W,
                                              int64_t OH, int64_t OW, const ply_layer *p) {
     (void)out; (void)argmax; (void)in; (void)H; (void)W; (void)OH; (void)OW; (void)p;
@@ -556,7 +614,10 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             case POOL_MAX:
                 if (is_pool2x2(p) && j->avx512) maxpool2x2_forward_plane512(out, in, W, OH, OW);
                 else if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
-                else if (!j->argmax_out) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->avx512);
+                else if (!j->argmax_out) {
+                    if (!j->avx512 || !maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p))
+                        maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->avx512);
+                }
                 else if (!j->avx512 ||
                          !maxpool2d_forward_plane_argmax512(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p))
                     maxpool2d_forward_plane(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p);
