@@ -168,13 +168,17 @@ static void blas_dw_slice(void *ctx, int64_t o0, int64_t o1) {
     linear_backward_dw(j->dw, j->db, j->dy, j->x, j->M, j->IN, j->OUT, o0, o1);
 }
 
-// Run fn over [0, n) in one slice per host thread (slices are multiples of 16), or in one call when
-// OpenBLAS threads each product itself.
-static void blas_split(const ply_host *h, int64_t n, ply_parallel_fn fn, void *ctx) {
+// Fewer multiply-adds than this and one thread does it all: waking another costs more (the
+// ConvNet's classifier at batch 1, 7,840, made a 2-thread training step slower than a 1-thread one).
+#define SPLIT_MIN_WORK (1 << 17)
+
+// Run fn over [0, n) (`work` multiply-adds in all) in one slice per host thread (slices are
+// multiples of 16), or in one call when the work is small or OpenBLAS threads each product itself.
+static void blas_split(const ply_host *h, int64_t n, int64_t work, ply_parallel_fn fn, void *ctx) {
     int64_t threads = openblas_get_num_threads() > 1 ? 1 : h->thread_count(h);
     int64_t grain = (n + threads - 1) / threads;
     grain = (grain + 15) / 16 * 16;
-    if (threads <= 1 || grain >= n) { fn(ctx, 0, n); return; }
+    if (threads <= 1 || grain >= n || work < SPLIT_MIN_WORK) { fn(ctx, 0, n); return; }
     h->parallel_for(h, n, grain, fn, ctx);
 }
 
@@ -266,7 +270,7 @@ static void small_dw_lines(void *ctx, int64_t l0, int64_t l1) {
 // Run fn over [0, n) on the host's threads when the work is worth splitting.
 static void split(const ply_host *h, int64_t n, int64_t work, ply_parallel_fn fn, void *ctx) {
     int64_t threads = h->thread_count(h);
-    if (threads <= 1 || work < (1 << 17) || n < 2) { fn(ctx, 0, n); return; }
+    if (threads <= 1 || work < SPLIT_MIN_WORK || n < 2) { fn(ctx, 0, n); return; }
     h->parallel_for(h, n, (n + threads - 1) / threads, fn, ctx);
 }
 
@@ -371,7 +375,7 @@ static ply_status linear_fwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
         else split(L->host, L->out, M * L->in * L->out, small_forward_outs, &j);
     } else if (M > 0) {
         blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
-        blas_split(L->host, L->out, blas_forward_slice, &j);
+        blas_split(L->host, L->out, M * L->in * L->out, blas_forward_slice, &j);
     }
     return PLY_OK;
 }
@@ -397,8 +401,8 @@ static ply_status linear_bwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     } else if (M > 0) {
         blas_job j = {M, L->in, L->out, NULL, grad_inputs[0].data, L->dweight, L->dbias, inputs[0].data, L->weight,
                       NULL, grad_output->data};
-        if (j.dx) blas_split(L->host, L->in, blas_dx_slice, &j);
-        blas_split(L->host, L->out, blas_dw_slice, &j);
+        if (j.dx) blas_split(L->host, L->in, M * L->in * L->out, blas_dx_slice, &j);
+        blas_split(L->host, L->out, M * L->in * L->out, blas_dw_slice, &j);
     }
     return PLY_OK;
 }
