@@ -1,0 +1,158 @@
+/*
+ * plugin_support.h -- private helpers shared by Ply's built-in plugins.
+ *
+ * Not part of the ABI and not installed: third-party plugins need only
+ * <ply/plugin.h>. Every built-in family includes this header once, first,
+ * so that what is defined here is defined once for all of them:
+ *
+ *  - PLY_BUILTIN_ENTRY(family): the family's entry point, which serves both
+ *    ways a family ships (one source, one ABI, as SQLite extensions build
+ *    either loadable or built in):
+ *      * as its own shared library, dlopen()ed by `ply`, the C library and
+ *        any host: the library exports `ply_plugin_entry` as every plugin does;
+ *      * linked into the Swift library product `Ply`: many families share one
+ *        image there, so each family's entry also has a name of its own,
+ *        `ply_builtin_entry_<family>`, which Sources/PlyBuiltins registers with
+ *        the runtime. `ply_plugin_entry` is then a weak definition in each
+ *        family, so that one image may hold several without a clash; the host
+ *        never calls it in such an image (it calls the family's own name).
+ *  - Internal linkage for what one family's files share (PLY_INTERNAL_BEGIN /
+ *    PLY_INTERNAL_END around internal headers' declarations): hidden, so a
+ *    loadable family exports its entry and nothing else, and SwiftPM needs no
+ *    -fvisibility flag (flags like that are "unsafe" in a package dependency).
+ *  - The CPU level that picks a family's kernels at run time (ply_cpu_level),
+ *    with the PLY_CPU environment variable to force a lower one, and the
+ *    function attributes that compile one function for a CPU level
+ *    (PLY_TARGET_AVX2, PLY_TARGET_AVX512). Nothing is compiled with -march:
+ *    every family builds for the baseline of its architecture and runs on any
+ *    CPU of it; faster paths are per-function and chosen at run time.
+ */
+#ifndef PLY_PLUGIN_SUPPORT_H
+#define PLY_PLUGIN_SUPPORT_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ply/plugin.h"
+
+/* ---------------------------------------------------------------------- */
+/* Visibility                                                             */
+/* ---------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+/** Declarations between these two are hidden: shared by a family's own files,
+ *  never exported from its library. Put them after the header's #includes. */
+#define PLY_INTERNAL_BEGIN _Pragma("GCC visibility push(hidden)")
+#define PLY_INTERNAL_END _Pragma("GCC visibility pop")
+#define PLY_HIDDEN __attribute__((visibility("hidden")))
+#define PLY_WEAK __attribute__((weak))
+#else
+#define PLY_INTERNAL_BEGIN
+#define PLY_INTERNAL_END
+#define PLY_HIDDEN
+#define PLY_WEAK
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* The entry point                                                        */
+/* ---------------------------------------------------------------------- */
+
+/**
+ * Defines the entry of the family `family` (an identifier: conv, pooling, ...)
+ * and opens its body:
+ *
+ *     PLY_BUILTIN_ENTRY(conv) {
+ *         if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
+ *         return &plugin;
+ *     }
+ *
+ * The body sees `host`. See the top of this file for why there are two names.
+ */
+#define PLY_BUILTIN_ENTRY(family)                                                        \
+    const ply_plugin *ply_builtin_entry_##family(const ply_host *host);                 \
+    PLY_EXPORT PLY_WEAK const ply_plugin *ply_plugin_entry(const ply_host *host) {       \
+        return ply_builtin_entry_##family(host);                                        \
+    }                                                                                   \
+    PLY_EXPORT const ply_plugin *ply_builtin_entry_##family(const ply_host *host)
+
+/* ---------------------------------------------------------------------- */
+/* CPU levels                                                             */
+/* ---------------------------------------------------------------------- */
+
+/** The kernel paths a family may have. Higher levels include lower ones. */
+typedef enum ply_cpu {
+    /** Portable C, compiled for the architecture's baseline (x86-64: SSE2;
+     *  aarch64: NEON). Every kernel has this path. */
+    PLY_CPU_GENERIC = 0,
+    /** x86-64 with AVX2 and FMA (Haswell, Zen and later). */
+    PLY_CPU_AVX2 = 1,
+    /** x86-64 with AVX-512 F, VL, DQ and BW, plus AVX2 and FMA (Skylake-SP,
+     *  Ice Lake, Sapphire Rapids, Zen 4 and later). */
+    PLY_CPU_AVX512 = 2
+} ply_cpu;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PLY_HAVE_X86_TARGETS 1
+/** Compile one function for AVX2 + FMA. Call it only when ply_cpu_level() >= PLY_CPU_AVX2. */
+#define PLY_TARGET_AVX2 __attribute__((target("avx2,fma")))
+/** Compile one function for the AVX-512 level. Call it only when ply_cpu_level() >= PLY_CPU_AVX512. */
+#define PLY_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#else
+#define PLY_HAVE_X86_TARGETS 0
+#endif
+
+/**
+ * Parses a PLY_CPU value: "generic", "avx2" or "avx512" (any case); NULL or ""
+ * means "as detected" and gives -1. Anything else gives -2. The host checks the
+ * variable once with the same rules and refuses a value it cannot honour, with
+ * a message; a plugin that meets one anyway takes the portable path.
+ */
+static inline int ply_cpu_parse(const char *text) {
+    if (text == NULL || text[0] == '\0') return -1;
+    char lower[16];
+    size_t n = 0;
+    for (; text[n] != '\0'; n++) {
+        if (n + 1 >= sizeof lower) return -2;
+        char c = text[n];
+        lower[n] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    lower[n] = '\0';
+    if (strcmp(lower, "generic") == 0) return PLY_CPU_GENERIC;
+    if (strcmp(lower, "avx2") == 0) return PLY_CPU_AVX2;
+    if (strcmp(lower, "avx512") == 0) return PLY_CPU_AVX512;
+    return -2;
+}
+
+/** The highest level this CPU (and its operating system) supports. */
+static inline ply_cpu ply_cpu_detected(void) {
+#if PLY_HAVE_X86_TARGETS
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return PLY_CPU_GENERIC;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return PLY_CPU_AVX512;
+    return PLY_CPU_AVX2;
+#else
+    return PLY_CPU_GENERIC;
+#endif
+}
+
+/**
+ * The level whose kernels run: the detected level, lowered by PLY_CPU when that
+ * names a lower one (never raised: a level the CPU lacks would fault). Read
+ * once per translation unit and cached; thread-safe.
+ */
+static inline ply_cpu ply_cpu_level(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        int detected = (int)ply_cpu_detected();
+        int wanted = ply_cpu_parse(getenv("PLY_CPU"));
+        v = wanted == -1 ? detected : wanted == -2 ? PLY_CPU_GENERIC : (wanted < detected ? wanted : detected);
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return (ply_cpu)v;
+}
+
+#endif /* PLY_PLUGIN_SUPPORT_H */
