@@ -20,6 +20,18 @@ let plugins: [(folder: String, library: String, blas: Bool)] = [
     ("UserActivation", "ply_user_activation", false),  // user_activation (libffi; links ffi and dl)
 ]
 
+/// CBLAS: OpenBLAS on Linux (Debian's libopenblas-dev), Accelerate on Apple platforms.
+let blasLinkage: [LinkerSetting] = [
+    .linkedLibrary("openblas", .when(platforms: [.linux, .android, .windows])),
+    .linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .tvOS, .watchOS, .visionOS])),
+]
+
+/// Each family is one C target compiled once, for the baseline of its architecture: no
+/// `-march`, no `unsafeFlags` (SwiftPM refuses those in a package resolved by version).
+/// Faster paths are per-function `target` attributes chosen at run time
+/// (Plugins/Support/plugin_support.h). The same objects go two ways: into the family's own
+/// shared library (`lib<name>.so`, dlopen()ed by `ply`, the C library and other hosts) and,
+/// through PlyBuiltins, into the `Ply` library product.
 let pluginTargets: [Target] = plugins.map { plugin in
     .target(
         name: "PlyPlugin\(plugin.folder)",
@@ -27,10 +39,12 @@ let pluginTargets: [Target] = plugins.map { plugin in
         publicHeadersPath: ".",
         cSettings: [
             .headerSearchPath("../../Include"),
-            .unsafeFlags(["-O3", "-fvisibility=hidden", "-march=x86-64-v3"]),
+            .headerSearchPath("../Support"),
+            .define("ACCELERATE_NEW_LAPACK", .when(platforms: [.macOS, .iOS, .tvOS, .watchOS, .visionOS])),
         ],
-        linkerSettings: (plugin.blas ? [.linkedLibrary("openblas"), .linkedLibrary("m")] : [.linkedLibrary("m")])
-            + (plugin.folder == "UserActivation" ? [.linkedLibrary("ffi"), .linkedLibrary("dl")] : [])
+        linkerSettings: (plugin.blas ? blasLinkage : []) + [.linkedLibrary("m", .when(platforms: [.linux, .android]))]
+            + (plugin.folder == "UserActivation"
+                ? [.linkedLibrary("ffi"), .linkedLibrary("dl", .when(platforms: [.linux, .android]))] : [])
     )
 }
 
@@ -41,7 +55,9 @@ let pluginProducts: [Product] = plugins.map { plugin in
 let package = Package(
     name: "Ply",
     products: [
-        .library(name: "Ply", targets: ["Ply"]),
+        // What a package that depends on Ply uses: the Swift library with every built-in
+        // layer family linked in (PlyBuiltins registers them with the runtime at load).
+        .library(name: "Ply", targets: ["Ply", "PlyBuiltins"]),
         .executable(name: "ply", targets: ["PlyTool"]),
         .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
         // LeakTests' and scripts/leaks' runtime/model cycles, in a process of their own (not installed).
@@ -55,19 +71,27 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        .target(name: "CPly", path: "Sources/CPly", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CPly", path: "Sources/CPly", cSettings: [.headerSearchPath("../../Include")], linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux, .android]))]),
+        // The built-in families linked into the Swift library product, registered through the
+        // same entry and vtables as when loaded from their own shared libraries.
+        .target(
+            name: "PlyBuiltins",
+            dependencies: ["CPly"] + plugins.map { .target(name: "PlyPlugin\($0.folder)") },
+            path: "Sources/PlyBuiltins",
+            cSettings: [.headerSearchPath("../../Include")]
+        ),
         .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         .target(name: "Ply", dependencies: ["CPly", "CFFI", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
-        .executableTarget(name: "PlySwiftExample", dependencies: ["Ply"], path: "Examples/swift"),
+        .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
         .executableTarget(name: "PlyLeakCycles", dependencies: ["Ply", "CPly"], path: "Tests/LeakCycles"),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/PlyTool"
         ),
-        .testTarget(name: "PlyTests", dependencies: ["Ply"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
+        .testTarget(name: "PlyTests", dependencies: ["Ply", "PlyBuiltins"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
     ] + pluginTargets,
     swiftLanguageModes: [.v6]
 )

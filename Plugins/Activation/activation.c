@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_SOFTMAX, ACT_LOG_SOFTMAX } act_kind;
 
@@ -254,7 +255,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.activation", "1.0.0", 5, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(activation) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
     return &plugin;
 }

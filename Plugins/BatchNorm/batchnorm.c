@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -449,7 +450,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.batchnorm", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(batchnorm) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         ply_errorf(host, PLY_ERR_ABI, "ply.batchnorm: built for ABI major %u, host has %u",
                    (unsigned)PLY_ABI_VERSION_MAJOR, (unsigned)PLY_ABI_MAJOR_OF(host->abi_version));

@@ -26,7 +26,7 @@
  * relu(conv), and backward masks grad_output by output > 0 first.
  * The scratch lives in the instance and only grows.
  */
-#include <cblas.h>
+#include "plugin_blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +38,7 @@
 #include "conv_taps.h"
 #include "conv_winograd.h"
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d").
 typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D } conv_algo;
@@ -363,7 +364,7 @@ static int use_s2d(const ply_layer *L, const conv_geom *g) {
 
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
 static int64_t gemm_threads(const ply_layer *L) {
-    return openblas_get_num_threads() > 1 ? 1 : L->host->thread_count(L->host);
+    return ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
 }
 
 // A direct-kernel job: one chunk of the batch per host thread.
@@ -528,7 +529,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.conv", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(conv) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.conv: built for ABI major 1, host has another major version");
         return NULL;

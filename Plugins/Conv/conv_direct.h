@@ -16,6 +16,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 typedef struct {
     int64_t C, OC, KH, KW, PH, PW; // layer (stride 1, dilation 1)
@@ -57,4 +60,6 @@ void conv_direct_backward(const direct_geom *g, const float *wflip, const float 
 /** Floats of the partial sums at the start of a backward scratch. */
 size_t conv_direct_partials(const direct_geom *g);
 
+
+PLY_INTERNAL_END
 #endif

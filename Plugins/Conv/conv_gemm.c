@@ -3,7 +3,7 @@
  */
 #include "conv_gemm.h"
 
-#include <cblas.h>
+#include "plugin_blas.h"
 
 #include "conv_kernel.h"
 #include <string.h>

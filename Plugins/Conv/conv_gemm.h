@@ -31,6 +31,9 @@
 #include <stdint.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 typedef struct {
     int64_t N, C, H, W;                 // input [N, C, H, W]
@@ -63,4 +66,6 @@ void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const 
 void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
                         const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch);
 
+
+PLY_INTERNAL_END
 #endif

@@ -16,6 +16,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 #define CONV_KERNEL_NR 32
 
@@ -34,4 +37,6 @@ size_t conv_kernel_pack_floats(int64_t rows);
 void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
                       int64_t ncols, float *out, int64_t ldc, float *apack);
 
+
+PLY_INTERNAL_END
 #endif

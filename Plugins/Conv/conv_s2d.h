@@ -23,6 +23,9 @@
 
 #include "conv_gemm.h"
 #include "ply/plugin.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 /** 1 when a layer of this kernel and stride can fold: SH == SW = S >= 2, KH and KW at most 3S, AVX-512. */
 int conv_s2d_fits(int64_t KH, int64_t KW, int64_t SH, int64_t SW);
@@ -41,4 +44,6 @@ size_t conv_s2d_forward_floats(const conv_geom *g, int64_t threads);
 void conv_s2d_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
                       int relu, const float *x, float *y, float *scratch);
 
+
+PLY_INTERNAL_END
 #endif

@@ -3,7 +3,7 @@
  */
 #include "conv_taps.h"
 
-#include <cblas.h>
+#include "plugin_blas.h"
 #include <string.h>
 
 #include "conv_kernel.h"

@@ -27,6 +27,9 @@
 #include <stddef.h>
 
 #include "conv_gemm.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 /** Whether the plan applies at all: an output plane of at most 16x16. */
 int conv_taps_fits(const conv_geom *g);
@@ -62,4 +65,6 @@ void conv_taps_forward(const ply_host *host, int64_t threads, const conv_geom *g
 void conv_taps_backward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *x,
                         const float *dy, float *dx, float *dw, float *db, float *scratch, int gathered);
 
+
+PLY_INTERNAL_END
 #endif

@@ -26,6 +26,9 @@
 #include <stddef.h>
 
 #include "conv_gemm.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 /** Whether F(2x2, 3x3) applies: a 3x3 kernel, stride 1, an AVX-512 CPU. */
 int conv_winograd_fits(const conv_geom *g);
@@ -43,4 +46,6 @@ size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads);
 void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
                            const float *bias, int relu, const float *x, float *y, float *scratch);
 
+
+PLY_INTERNAL_END
 #endif

@@ -14,6 +14,9 @@
 #define PLY_INCEPTION_GRAPH_H
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 #define BLK_MAX_NODES 16
 #define BLK_MAX_IN 6
@@ -73,4 +76,6 @@ int32_t blk_param_count(ply_layer *self);
 ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out);
 void blk_set_training(ply_layer *self, int32_t training);
 
+
+PLY_INTERNAL_END
 #endif

@@ -11,12 +11,13 @@
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
  * spin (sched_yield) against the host's pool for the rest of the step.
  */
-#include <cblas.h>
+#include "plugin_blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -175,7 +176,7 @@ static void blas_dw_slice(void *ctx, int64_t o0, int64_t o1) {
 // Run fn over [0, n) (`work` multiply-adds in all) in one slice per host thread (slices are
 // multiples of 16), or in one call when the work is small or OpenBLAS threads each product itself.
 static void blas_split(const ply_host *h, int64_t n, int64_t work, ply_parallel_fn fn, void *ctx) {
-    int64_t threads = openblas_get_num_threads() > 1 ? 1 : h->thread_count(h);
+    int64_t threads = ply_blas_threads() > 1 ? 1 : h->thread_count(h);
     int64_t grain = (n + threads - 1) / threads;
     grain = (grain + 15) / 16 * 16;
     if (threads <= 1 || grain >= n || work < SPLIT_MIN_WORK) { fn(ctx, 0, n); return; }
@@ -435,7 +436,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.linear", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(linear) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.linear: built for ABI major 1, host has another major version");
         return NULL;

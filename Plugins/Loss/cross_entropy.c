@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -187,7 +188,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.loss", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(loss) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         ply_errorf(host, PLY_ERR_ABI, "ply.loss: built for ABI major %u, host has %u",
                    (unsigned)PLY_ABI_VERSION_MAJOR, (unsigned)PLY_ABI_MAJOR_OF(host->abi_version));

@@ -9,13 +9,14 @@
  * rule that the last window must start inside the input or the left padding.
  */
 #include <math.h>
-#if defined(__AVX2__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 typedef enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE_AVG } pool_kind;
 
@@ -896,7 +897,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.pooling", "1.0.0", 3, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(pooling) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.pooling: host ABI major version differs from the plugin's (1)");
         return NULL;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -114,7 +115,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.reshape", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(reshape) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.reshape: host ABI major version differs from the plugin's (1)");
         return NULL;

@@ -7,6 +7,9 @@
 #define PLY_RESIDUAL_H
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
 
 #define RB_MAX_STAGES 3  // conv+bn stages on the main path: 2 (basic), 3 (bottleneck)
 #define RB_NAME_LEN 48   // longest name: "downsample.1.num_batches_tracked" (32)
@@ -63,4 +66,6 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
 ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                        const ply_tensor *grad_output, ply_tensor *grad_inputs);
 
+
+PLY_INTERNAL_END
 #endif

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 enum { MODE_NEAREST = 0, MODE_BILINEAR = 1 };
 
@@ -280,7 +281,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.resize", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(resize) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.resize: host ABI major version differs from the plugin's (1)");
         return NULL;

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 #define UA_MAX_ARGS 8 /* x plus at most 7 extra parameters */
 #define UA_GRAIN 2048 /* elements per parallel chunk on the scalar path */
@@ -723,7 +724,7 @@ static const ply_plugin plugin = {
     sizeof(ply_plugin), PLY_ABI_VERSION, "ply.user_activation", "1.0.0", 1, 0, types,
 };
 
-PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
+PLY_BUILTIN_ENTRY(user_activation) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
         host->set_error(host, PLY_ERR_ABI, "ply.user_activation: built for Ply ABI 1.x");
         return NULL;

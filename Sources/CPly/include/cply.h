@@ -10,11 +10,32 @@ uint32_t cply_abi_version(void);
 /** Path of the shared object (or executable) that contains `address`, or NULL. */
 const char *cply_object_path(const void *address);
 
+/** A layer family linked into this image rather than loaded from a shared library. */
+typedef struct cply_linked_plugin {
+    /** The name its shared-library build has ("ply_conv" for libply_conv.so). */
+    const char *name;
+    /** The family's entry: the function that build exports as ply_plugin_entry. */
+    ply_plugin_entry_fn entry;
+} cply_linked_plugin;
+
+/** Records the families linked into this image (called by PlyBuiltins' constructor, before
+ *  main). `list` must stay valid for the life of the process; a later call adds to, not
+ *  replaces, what is recorded (up to 8 lists). Not thread-safe: load-time only. */
+void cply_link_plugins(const cply_linked_plugin *list, int32_t count);
+
+/** The families recorded by cply_link_plugins: list `index` (0-based) and its length in
+ *  *count, or NULL past the last list. */
+const cply_linked_plugin *cply_linked_plugins(int32_t index, int32_t *count);
+
 /** Prepares OpenBLAS before the first plugin that links it is loaded: one
  *  OpenBLAS thread (Ply threads the products itself) unless
  *  OPENBLAS_NUM_THREADS is set, and its AVX-512 kernels on CPUs it does not
  *  recognise unless OPENBLAS_CORETYPE is set. */
 int cply_prepare_blas(void);
+
+/** The kernel set OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...), or NULL when
+ *  OpenBLAS is not loaded in this process. */
+const char *cply_blas_corename(void);
 
 /** Bytes the C heap has handed out and not taken back (glibc's mallinfo2(): uordblks, the
  *  arenas' chunks in use, plus hblkhd, the chunks malloc mmap()ed for large requests), or
@@ -32,5 +53,12 @@ uint32_t cply_denormals_flush(void);
 
 /** Puts back the control word cply_denormals_flush returned. */
 void cply_denormals_restore(uint32_t saved);
+
+/** The CPU level plugins' kernels would pick here (0 generic, 1 avx2, 2 avx512: ply_cpu in
+ *  Plugins/Support/plugin_support.h): as detected, and lowered by PLY_CPU. */
+int32_t cply_cpu_detected(void);
+int32_t cply_cpu_level(void);
+/** PLY_CPU's parser: 0..2 for a level name, -1 for NULL or "", -2 for anything else. */
+int32_t cply_cpu_parse(const char *text);
 
 #endif

@@ -8,8 +8,16 @@ import Synchronization
 public final class Runtime: @unchecked Sendable {
     /// How a runtime is set up.
     public struct Options: Sendable {
-        /// Load the built-in plugins found next to the executable or library.
+        /// Register the built-in layer types (conv2d, batchnorm2d, ...). They come from
+        /// `builtinDirectory` when that is set (or the `PLY_BUILTIN_PLUGIN_DIR` environment
+        /// variable names one); else from the families linked into this program, which a
+        /// package depending on Ply's `Ply` library product has; else from the shared
+        /// libraries `libply_*.so` beside the executable or the library (what `ply` and the C
+        /// library, `libply`, ship with).
         public var loadBuiltins = true
+        /// Load the built-in layer types from the shared libraries (`libply_*`) in this
+        /// directory, even when they are linked into the program too.
+        public var builtinDirectory: String? = nil
         /// Also load what `PLY_PLUGIN_PATH` names (colon-separated files or directories).
         public var useEnvironment = true
         /// Seed of the generator used by `fill_uniform` (initialisation, dropout).
@@ -44,19 +52,33 @@ public final class Runtime: @unchecked Sendable {
                           logHandler: options.log)
         host = HostTable(state: state)
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
+        try Runtime.checkCPUVariable()
         if options.loadBuiltins {
-            let dirs = Runtime.builtinDirectories()
-            var found = false
-            for dir in dirs {
+            let environment = ProcessInfo.processInfo.environment["PLY_BUILTIN_PLUGIN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            if let dir = options.builtinDirectory ?? environment {
                 let files = Runtime.sharedLibraries(in: dir, prefix: "libply_")
-                if files.isEmpty { continue }
-                found = true
+                if files.isEmpty {
+                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dir)"
+                        + (options.builtinDirectory == nil ? " (PLY_BUILTIN_PLUGIN_DIR)" : " (Runtime.Options.builtinDirectory)"))
+                }
                 for file in files { try loadPlugin(at: file) }
-                break
-            }
-            if !found {
-                throw PlyError.invalid("no built-in plugins (libply_*.so) found in \(dirs.joined(separator: ", ")); "
-                    + "build them with `swift build` or name them in PLY_PLUGIN_PATH")
+            } else if !Runtime.linkedFamilies.isEmpty {
+                for family in Runtime.linkedFamilies { try registerLinked(family) }
+            } else {
+                let dirs = Runtime.builtinDirectories()
+                var found = false
+                for dir in dirs {
+                    let files = Runtime.sharedLibraries(in: dir, prefix: "libply_")
+                    if files.isEmpty { continue }
+                    found = true
+                    for file in files { try loadPlugin(at: file) }
+                    break
+                }
+                if !found {
+                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dirs.joined(separator: ", ")); "
+                        + "build them with `swift build`, name them in PLY_PLUGIN_PATH, or depend on the `Ply` library product, "
+                        + "which links them in")
+                }
             }
         }
         if options.useEnvironment, let path = ProcessInfo.processInfo.environment["PLY_PLUGIN_PATH"] {
@@ -134,6 +156,58 @@ public final class Runtime: @unchecked Sendable {
         return try register(descriptor, library: library)
     }
 
+    /// A layer family linked into this program (Sources/PlyBuiltins), with its entry.
+    struct LinkedFamily: @unchecked Sendable {
+        let name: String
+        let entry: ply_plugin_entry_fn
+    }
+
+    /// The families linked into this program, as PlyBuiltins recorded them at load.
+    static let linkedFamilies: [LinkedFamily] = {
+        var families: [LinkedFamily] = []
+        var index: Int32 = 0
+        while true {
+            var count: Int32 = 0
+            guard let list = cply_linked_plugins(index, &count) else { break }
+            for i in 0..<Int(count) {
+                if let entry = list[i].entry, let name = list[i].name {
+                    families.append(LinkedFamily(name: String(cString: name), entry: entry))
+                }
+            }
+            index += 1
+        }
+        return families
+    }()
+
+    /// Registers a linked family through its entry, as `load` does for a shared library.
+    private func registerLinked(_ family: LinkedFamily) throws {
+        let image = unsafeBitCast(family.entry, to: UnsafeRawPointer.self)
+        let where_ = cply_object_path(image).map { String(cString: $0) } ?? "this program"
+        let label = "\(family.name) (linked into \(where_))"
+        _ = ErrorSlot.current.take()
+        guard let descriptor = family.entry(host.pointer) else {
+            let why = ErrorSlot.current.take().map { ": \($0)" } ?? ""
+            throw PlyError.plugin(path: label, reason: "its entry returned no descriptor\(why)")
+        }
+        _ = try register(descriptor, library: PluginLibrary(path: label, name: "", version: "", handle: nil))
+    }
+
+    /// Checks the `PLY_CPU` environment variable, which plugins read to take a lower kernel
+    /// path than the CPU supports: `generic` (portable C), `avx2` or `avx512`. A value they
+    /// could not honour is an error here rather than a silent fallback there.
+    static func checkCPUVariable() throws {
+        guard let value = ProcessInfo.processInfo.environment["PLY_CPU"], !value.isEmpty else { return }
+        let names = ["generic", "avx2", "avx512"]
+        let wanted = cply_cpu_parse(value)
+        guard wanted >= 0 else {
+            throw PlyError.invalid("PLY_CPU=\(value): expected one of \(names.joined(separator: ", ")) (or unset for the CPU's best)")
+        }
+        let detected = cply_cpu_detected()
+        guard wanted <= detected else {
+            throw PlyError.invalid("PLY_CPU=\(value) names kernels this CPU cannot run: it supports up to \(names[Int(detected)])")
+        }
+    }
+
     /// Loads every `*.so` in `directory`. Libraries without the entry symbol are skipped
     /// (and logged); any other failure is an error.
     @discardableResult
@@ -201,8 +275,8 @@ public final class Runtime: @unchecked Sendable {
     /// then next to the library holding this code and its `ply/` subdirectory.
     static func builtinDirectories() -> [String] {
         var dirs: [String] = []
-        if let dir = ProcessInfo.processInfo.environment["PLY_BUILTIN_PLUGIN_DIR"] { dirs.append(dir) }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let exe = Bundle.main.executablePath
+            ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments.first ?? "."
         let exeDir = (exe as NSString).deletingLastPathComponent
         dirs.append(exeDir)
@@ -216,9 +290,16 @@ public final class Runtime: @unchecked Sendable {
         return dirs
     }
 
+    /// The file name suffix of shared libraries on this platform.
+    #if canImport(Darwin)
+    static let sharedLibrarySuffix = ".dylib"
+    #else
+    static let sharedLibrarySuffix = ".so"
+    #endif
+
     static func sharedLibraries(in directory: String, prefix: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".so") }.sorted()
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(sharedLibrarySuffix) }.sorted()
             .map { (directory as NSString).appendingPathComponent($0) }
     }
 }
