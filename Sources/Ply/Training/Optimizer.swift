@@ -250,7 +250,7 @@ public final class SGD: Optimizer {
         stepCount += 1
     }
 
-    /// The optimizer state for a checkpoint: `step` and `momentum_buffer.<parameter>` entries.
+    /// The optimizer state for a checkpoint: `step`, and `momentum_buffer.<parameter>` entries when momentum is on.
     public func stateTensors() -> [(name: String, values: [Float])] { state.tensors(stepCount: stepCount) }
 
     /// Restores what `stateTensors()` returned; throws, naming the entry, when it does not fit.

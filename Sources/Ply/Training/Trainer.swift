@@ -87,7 +87,7 @@ public struct TrainingSummary: Sendable {
     public var testAccuracy: Double?
     /// Confusion matrix on the test set (rows: true class, columns: predicted), when one was given.
     public var confusion: [[Int]]?
-    /// Wall-clock seconds of the run, evaluation included.
+    /// Wall-clock seconds of the epochs (their training-accuracy passes included, the final test evaluation not).
     public var seconds: Double = 0
     /// Training steps only (forward, loss, backward, optimizer), without evaluation passes.
     public var imagesPerSecond: Double = 0
