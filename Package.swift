@@ -69,6 +69,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         .target(name: "CPly", path: "Sources/CPly", cSettings: [.headerSearchPath("../../Include")], linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux, .android]))]),

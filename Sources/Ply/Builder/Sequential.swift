@@ -13,12 +13,19 @@ public protocol LayerSpec {
 /// Collects layer descriptions written one per line.
 @resultBuilder
 public enum LayerBuilder {
+    /// Wraps one layer description.
     public static func buildExpression(_ layer: any LayerSpec) -> [any LayerSpec] { [layer] }
+    /// Passes an array of layer descriptions through (e.g. one built in a loop).
     public static func buildExpression(_ layers: [any LayerSpec]) -> [any LayerSpec] { layers }
+    /// Joins the lines of a builder block in order.
     public static func buildBlock(_ parts: [any LayerSpec]...) -> [any LayerSpec] { parts.flatMap { $0 } }
+    /// The layers of an `if` without `else`, or none.
     public static func buildOptional(_ part: [any LayerSpec]?) -> [any LayerSpec] { part ?? [] }
+    /// The layers of an `if`'s first branch.
     public static func buildEither(first: [any LayerSpec]) -> [any LayerSpec] { first }
+    /// The layers of an `if`'s `else` branch.
     public static func buildEither(second: [any LayerSpec]) -> [any LayerSpec] { second }
+    /// The layers of a `for` loop, one iteration after another.
     public static func buildArray(_ parts: [[any LayerSpec]]) -> [any LayerSpec] { parts.flatMap { $0 } }
 }
 
@@ -50,6 +57,7 @@ public struct AnyLayer: LayerSpec {
     public let type: String
     public let attributes: Attributes
     public var name: String?
+    /// A layer of plugin type `type` with `attributes` (PyTorch's argument names), under node name `name` (nil: numbered by position).
     public init(_ type: String, _ attributes: Attributes = [], name: String? = nil) {
         self.type = type
         self.attributes = attributes
@@ -67,6 +75,7 @@ public struct Conv2d: LayerSpec {
     public let type = "conv2d"
     public let attributes: Attributes
     public let name: String? = nil
+    /// A convolution with square kernel, stride and padding.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         attributes = [("in_channels", .int(inChannels)), ("out_channels", .int(outChannels)), ("kernel_size", .int(kernel)),
                       ("stride", .int(stride)), ("padding", .int(padding)), ("bias", .bool(bias))]
@@ -85,6 +94,7 @@ public struct MaxPool2d: LayerSpec {
     public let type = "maxpool2d"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Max pooling over `kernel`×`kernel` windows; `stride` defaults to `kernel`.
     public init(_ kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) {
         attributes = [("kernel_size", .int(kernel)), ("stride", .int(stride ?? kernel)), ("padding", .int(padding)),
                       ("ceil_mode", .bool(ceilMode))]
@@ -96,6 +106,7 @@ public struct AvgPool2d: LayerSpec {
     public let type = "avgpool2d"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Average pooling over `kernel`×`kernel` windows; `stride` defaults to `kernel`.
     public init(_ kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = true) {
         attributes = [("kernel_size", .int(kernel)), ("stride", .int(stride ?? kernel)), ("padding", .int(padding)),
                       ("ceil_mode", .bool(ceilMode)), ("count_include_pad", .bool(countIncludePad))]
@@ -107,6 +118,7 @@ public struct AdaptiveAvgPool2d: LayerSpec {
     public let type = "adaptive_avgpool2d"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Pools to `height`×`width` outputs (`width` defaults to `height`).
     public init(_ height: Int, _ width: Int? = nil) { attributes = [("output_size", .ints([height, width ?? height]))] }
 }
 
@@ -115,6 +127,7 @@ public struct Linear: LayerSpec {
     public let type = "linear"
     public let attributes: Attributes
     public let name: String? = nil
+    /// A fully connected layer from `inFeatures` to `outFeatures`.
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
         attributes = [("in_features", .int(inFeatures)), ("out_features", .int(outFeatures)), ("bias", .bool(bias))]
     }
@@ -125,6 +138,7 @@ public struct BatchNorm2d: LayerSpec {
     public let type = "batchnorm2d"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Batch normalisation over `features` channels.
     public init(_ features: Int, eps: Double = 1e-5, momentum: Double = 0.1) {
         attributes = [("num_features", .int(features)), ("eps", .float(eps)), ("momentum", .float(momentum))]
     }
@@ -135,6 +149,7 @@ public struct Dropout: LayerSpec {
     public let type = "dropout"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Zeroes elements with probability `p` in training mode (scaling the rest by 1/(1-p)); identity in evaluation mode.
     public init(_ p: Double = 0.5) { attributes = [("p", .float(p))] }
 }
 
@@ -143,6 +158,7 @@ public struct Flatten: LayerSpec {
     public let type = "flatten"
     public let attributes: Attributes
     public let name: String? = nil
+    /// Flattens every dimension from `startDim` on into one.
     public init(startDim: Int = 1) { attributes = [("start_dim", .int(startDim))] }
 }
 
@@ -151,6 +167,7 @@ public struct ReLU: LayerSpec {
     public let type = "relu"
     public let attributes: Attributes = []
     public let name: String? = nil
+    /// The rectified linear unit, max(0, x).
     public init() {}
 }
 
@@ -159,6 +176,7 @@ public struct Tanh: LayerSpec {
     public let type = "tanh"
     public let attributes: Attributes = []
     public let name: String? = nil
+    /// The hyperbolic tangent.
     public init() {}
 }
 
@@ -167,6 +185,7 @@ public struct Sigmoid: LayerSpec {
     public let type = "sigmoid"
     public let attributes: Attributes = []
     public let name: String? = nil
+    /// The logistic sigmoid, 1 / (1 + e^-x).
     public init() {}
 }
 
@@ -175,6 +194,7 @@ public struct Softmax: LayerSpec {
     public let type: String
     public let attributes: Attributes
     public let name: String? = nil
+    /// Softmax over dimension `dim`, or its logarithm when `log` is set (`log_softmax`).
     public init(dim: Int = 1, log: Bool = false) {
         type = log ? "log_softmax" : "softmax"
         attributes = [("dim", .int(dim))]

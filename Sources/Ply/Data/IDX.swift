@@ -38,6 +38,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     /// None of the accepted file names exist in a dataset directory.
     case missingFile(directory: String, candidates: [String])
 
+    /// The value in words, as `print` shows it.
     public var description: String {
         switch self {
         case let .fileNotFound(path):

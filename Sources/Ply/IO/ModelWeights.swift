@@ -16,6 +16,7 @@ public struct WeightReport: Sendable, CustomStringConvertible {
     /// True when every model tensor was found with the right shape and type and nothing was left over.
     public var isComplete: Bool { missing.isEmpty && unexpected.isEmpty && wrongShape.isEmpty && wrongDType.isEmpty }
 
+    /// The value in words, as `print` shows it.
     public var description: String {
         var parts: [String] = []
         if !missing.isEmpty { parts.append("missing: " + missing.joined(separator: ", ")) }
@@ -32,8 +33,11 @@ public struct WeightReport: Sendable, CustomStringConvertible {
 
 /// A strict load found tensors that do not match the model; nothing was written into it.
 public struct WeightMismatchError: Error, CustomStringConvertible, Sendable {
+    /// The file that did not match.
     public let path: String
+    /// What matched and what did not.
     public let report: WeightReport
+    /// The value in words, as `print` shows it.
     public var description: String { "\(path) does not match the model (nothing was loaded): \(report)" }
 }
 

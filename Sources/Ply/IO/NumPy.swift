@@ -7,11 +7,13 @@ public struct NumPyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What is wrong, in words.
     public let reason: String
 
+    /// An error about `path` saying `reason`.
     public init(path: String, reason: String) {
         self.path = path
         self.reason = reason
     }
 
+    /// The value in words, as `print` shows it.
     public var description: String { "\(path): \(reason)" }
 }
 
@@ -40,7 +42,12 @@ public enum NumPy {
 
     /// The element types `read` converts to float32.
     public enum DType: String, Sendable {
-        case float32 = "<f4", float64 = "<f8", uint8 = "|u1"
+        /// Little-endian float32, read as is.
+        case float32 = "<f4"
+        /// Little-endian float64, rounded to float32.
+        case float64 = "<f8"
+        /// Unsigned bytes, divided by 255.
+        case uint8 = "|u1"
         var size: Int { switch self { case .float32: 4; case .float64: 8; case .uint8: 1 } }
     }
 

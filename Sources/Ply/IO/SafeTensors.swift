@@ -37,6 +37,7 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     /// A tensor handed to `write` is not consistent (name, shape or byte count).
     case invalidTensor(path: String, tensor: String, reason: String)
 
+    /// The value in words, as `print` shows it.
     public var description: String {
         switch self {
         case let .io(path, operation, code):
@@ -81,7 +82,26 @@ public enum SafeTensors {
 
     /// Element types of the format.
     public enum DType: String, CaseIterable, Sendable {
-        case F32, F64, F16, BF16, I64, I32, I16, I8, U8, BOOL
+        /// IEEE float32.
+        case F32
+        /// IEEE float64.
+        case F64
+        /// IEEE float16.
+        case F16
+        /// bfloat16 (float32's upper 16 bits).
+        case BF16
+        /// Signed 64-bit integer.
+        case I64
+        /// Signed 32-bit integer.
+        case I32
+        /// Signed 16-bit integer.
+        case I16
+        /// Signed 8-bit integer.
+        case I8
+        /// Unsigned 8-bit integer.
+        case U8
+        /// Boolean, one byte (0 or 1).
+        case BOOL
 
         /// Bytes per element.
         public var size: Int {
@@ -99,8 +119,11 @@ public enum SafeTensors {
 
     /// One tensor: its element type, shape and raw little-endian bytes.
     public struct Entry: Sendable, Equatable {
+        /// The element type.
         public let dtype: DType
+        /// The dimensions, outermost first.
         public let shape: [Int]
+        /// The raw little-endian element bytes, row-major.
         public let bytes: [UInt8]
 
         /// An entry from raw bytes (checked when written: the count must be product(shape) × size).

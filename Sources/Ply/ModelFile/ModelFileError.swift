@@ -3,6 +3,7 @@
 ///
 ///     resnet.yaml:14:18: layer 'layer1.0', field 'inputs': no node named 'conv9' before this layer ...
 public struct ModelFileError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// What kind of problem the model file has.
     public enum Kind: String, Sendable {
         /// Not valid YAML / JSON.
         case syntax
@@ -25,18 +26,22 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable, Sendabl
         case shape
     }
 
+    /// What kind of problem it is.
     public let kind: Kind
     /// The file path, or `<text>` for text passed in directly.
     public let file: String
-    /// 1-based line and column, when known.
+    /// 1-based line, when known.
     public let line: Int?
+    /// 1-based column, when known.
     public let column: Int?
     /// The key the problem is in (`kernel_size`, `inputs`, `params.num_classes`, ...).
     public let field: String
     /// The node name of the layer the problem is in, if any.
     public let layer: String?
+    /// What is wrong, in words.
     public let message: String
 
+    /// An error of `kind` at `file`:`line`:`column` in `field` (of the layer whose node name is `layer`, if any).
     public init(_ kind: Kind, file: String, line: Int?, column: Int?, field: String, layer: String? = nil, message: String) {
         self.kind = kind
         self.file = file
@@ -47,6 +52,7 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable, Sendabl
         self.message = message
     }
 
+    /// The message in words, as `print` and error reports show it.
     public var description: String {
         var s = file
         if let line {

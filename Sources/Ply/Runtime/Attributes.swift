@@ -2,13 +2,20 @@ import CPly
 
 /// A typed layer attribute, named as PyTorch names its constructor arguments.
 public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
+    /// An integer (`out_channels: 8`).
     case int(Int)
+    /// A floating-point number (`eps: 1e-5`).
     case float(Double)
+    /// A boolean (`bias: false`).
     case bool(Bool)
+    /// A string (`mode: bilinear`).
     case string(String)
+    /// A list of integers (`kernel_size: [3, 3]`).
     case ints([Int])
+    /// A list of floating-point numbers.
     case floats([Double])
 
+    /// The value in words, as `print` shows it.
     public var description: String {
         switch self {
         case let .int(v): return String(v)

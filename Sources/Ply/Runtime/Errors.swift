@@ -13,6 +13,7 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A model, tensor or argument is not usable as given.
     case invalid(String)
 
+    /// The message in words, as `print` and error reports show it.
     public var description: String {
         switch self {
         case let .plugin(path, reason):

@@ -5,7 +5,15 @@ import Synchronization
 
 /// Severity of a message a plugin or the runtime logs.
 public enum LogLevel: Int32, Sendable, Comparable {
-    case debug = 0, info, warning, error
+    /// Detail for whoever debugs a plugin.
+    case debug = 0
+    /// Notices, such as a library skipped for not being a plugin.
+    case info
+    /// Something is off but the run goes on (the default log handler prints these).
+    case warning
+    /// A failure (the default log handler prints these).
+    case error
+    /// Orders levels by severity: `debug < info < warning < error`.
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 }
 

@@ -196,6 +196,7 @@ public struct Parameter: @unchecked Sendable {
     public let name: String
     /// Trainable (`true`) or buffer.
     public let trainable: Bool
+    /// The parameter's shape (PyTorch's).
     public let shape: Shape
     /// Element type: float32 for all but integer buffers such as `num_batches_tracked`.
     public let isInteger: Bool

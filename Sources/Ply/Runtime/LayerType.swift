@@ -7,6 +7,7 @@ public final class PluginLibrary: @unchecked Sendable, CustomStringConvertible {
     public let path: String
     /// The plugin's own name and version, from its descriptor.
     public internal(set) var name: String
+    /// The plugin's version string, from its descriptor.
     public internal(set) var version: String
     let handle: UnsafeMutableRawPointer?
 
@@ -19,6 +20,7 @@ public final class PluginLibrary: @unchecked Sendable, CustomStringConvertible {
 
     deinit { if let handle { dlclose(handle) } }
 
+    /// The value in words, as `print` shows it.
     public var description: String { "\(name) \(version) (\(path))" }
 }
 
@@ -78,6 +80,7 @@ public final class LayerType: @unchecked Sendable {
     public let library: PluginLibrary
     /// Inputs accepted: `minInputs...maxInputs` (`maxInputs == nil`: unbounded).
     public let minInputs: Int
+    /// The most inputs accepted; nil when unbounded.
     public let maxInputs: Int?
     /// Whether the type can be trained through (it has a backward callback).
     public var differentiable: Bool { vtable.backward != nil }

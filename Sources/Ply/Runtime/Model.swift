@@ -13,15 +13,20 @@ public final class Model: @unchecked Sendable {
 
     /// A node: the graph input (no layer) or a named layer applied to earlier nodes.
     public struct Node {
+        /// The node name: PyTorch's module path (`layer1.0.conv1`), or `input` for the graph input.
         public let name: String
+        /// The layer applied; nil for the graph input.
         public let layer: Layer?
+        /// The nodes whose values feed the layer, in order.
         public let inputs: [NodeID]
     }
 
     /// The id of the graph input.
     public static let input: NodeID = 0
 
+    /// The runtime whose plugins the layers come from (kept alive by the model).
     public let runtime: Runtime
+    /// Every node in the order added; `nodes[0]` is the graph input.
     public private(set) var nodes: [Node] = [Node(name: "input", layer: nil, inputs: [])]
     /// The node whose value `forward` returns (default: the last node added).
     public var output: NodeID
@@ -47,6 +52,7 @@ public final class Model: @unchecked Sendable {
     /// forward's any more, so `backward` refuses to run.
     private var inferredSinceForward = false
 
+    /// An empty model (only the graph input) whose layers come from `runtime`.
     public init(runtime: Runtime) {
         self.runtime = runtime
         self.output = Model.input

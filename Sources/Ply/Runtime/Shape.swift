@@ -5,7 +5,9 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// The dimensions; empty for a scalar.
     public var dims: [Int]
 
+    /// A shape with dimensions `dims`, outermost first.
     public init(_ dims: [Int]) { self.dims = dims }
+    /// A shape from an array literal: `[1, 1, 28, 28]`.
     public init(arrayLiteral elements: Int...) { self.dims = elements }
 
     /// Number of dimensions.
@@ -24,6 +26,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
         }
         return n
     }
+    /// The value in words, as `print` shows it.
     public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
 
     /// The C view of this shape. Throws when it has more than `PLY_MAX_NDIM` dimensions.
@@ -54,7 +57,9 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
 
 /// A dense float32 tensor that owns its values.
 public struct Tensor: Sendable, Equatable {
+    /// The tensor's shape.
     public var shape: Shape
+    /// The values, `shape.count` of them, row-major (NCHW for images).
     public var data: [Float]
 
     /// A tensor of `shape` filled with `value`.

@@ -25,9 +25,13 @@ import Foundation
 public struct ModelSummary: Sendable, CustomStringConvertible {
     /// A receptive field or jump per spatial axis, in input pixels.
     public struct Extent: Sendable, Equatable, CustomStringConvertible {
+        /// Along the height axis.
         public var height: Double
+        /// Along the width axis.
         public var width: Double
+        /// An extent of `height` by `width` input pixels.
         public init(_ height: Double, _ width: Double) { self.height = height; self.width = width }
+        /// The value in words, as `print` shows it.
         public var description: String {
             height == width ? Self.number(height) : Self.number(height) + "x" + Self.number(width)
         }
@@ -45,6 +49,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         public let type: String
         /// The nodes it reads.
         public let inputs: [String]
+        /// The node's output shape for the analysed input.
         public let outputShape: Shape
         /// Trainable parameter values.
         public let parameters: Int
@@ -52,12 +57,15 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         public let buffers: Int
         /// Multiply-accumulates for the batch (see the type's conventions).
         public let macs: Int
+        /// The input pixels one output value depends on, per axis.
         public let receptiveField: Extent
+        /// Input pixels between neighbouring output values (the product of the strides so far), per axis.
         public let jump: Extent
     }
 
     /// The root module's class name (`ResNet`).
     public let className: String
+    /// The input shape the model was analysed for.
     public let inputShape: Shape
     /// One row per layer node, in graph order.
     public let rows: [Row]
@@ -66,10 +74,13 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
     /// All parameters (equal to `trainableParameters`: every parameter a plugin reports is
     /// trainable; frozen values are buffers).
     public let totalParameters: Int
+    /// Trainable parameter values.
     public let trainableParameters: Int
+    /// Parameters that are not trainable (always 0: frozen values are buffers).
     public let nonTrainableParameters: Int
     /// Buffer values (batch-norm running statistics and counters), not counted as parameters.
     public let bufferValues: Int
+    /// Multiply-accumulates of the whole model for the batch (conv and linear only).
     public let totalMACs: Int
     /// The shape of the model's output.
     public let outputShape: Shape

@@ -9,13 +9,17 @@ public enum Checkpoint {
     public struct State: Sendable, Equatable {
         /// The epoch (0-based) to continue in, and the next batch in it.
         public var epoch: Int
+        /// The batch in `epoch` to continue from (0 at an epoch's start).
         public var batch: Int
         /// The host generator's state (dropout masks).
         public var generator: UInt64
+        /// Mean training loss of every finished epoch.
         public var epochLosses: [Double]
+        /// Training accuracy (percent) of every finished epoch that measured it.
         public var trainingAccuracies: [Double]
         /// Loss sum and sample count of the unfinished epoch.
         public var partialLoss: Double = 0
+        /// Samples behind `partialLoss`.
         public var partialSamples: Int = 0
     }
 

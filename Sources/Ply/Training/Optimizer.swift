@@ -154,11 +154,17 @@ struct OptimizerState {
 ///     d = nesterov ? d + momentum * buf : buf          (when momentum != 0)
 ///     p -= learningRate * d
 public final class SGD: Optimizer {
+    /// The rate used by the next `step` (a schedule sets it every epoch).
     public var learningRate: Double
+    /// The momentum factor (0: plain SGD).
     public let momentum: Double
+    /// Dampening of the momentum update.
     public let dampening: Double
+    /// L2 penalty added to the gradient.
     public let weightDecay: Double
+    /// Whether Nesterov momentum is used.
     public let nesterov: Bool
+    /// How many steps have been taken (restored by `loadState`).
     public private(set) var stepCount = 0
     private var state: OptimizerState
 
@@ -182,6 +188,7 @@ public final class SGD: Optimizer {
         state = OptimizerState(kinds: momentum != 0 ? ["momentum_buffer"] : [])
     }
 
+    /// Applies one update to every trainable parameter of `parameters` (buffers are skipped).
     public func step(_ parameters: [(name: String, parameter: Parameter)]) throws {
         // with the runtime's floating-point modes (Runtime.Options.flushDenormals)
         guard let runtime = parameters.first?.parameter.layer.runtime else { return try update(parameters) }
@@ -243,8 +250,10 @@ public final class SGD: Optimizer {
         stepCount += 1
     }
 
+    /// The optimizer state for a checkpoint: `step`, and `momentum_buffer.<parameter>` entries when momentum is on.
     public func stateTensors() -> [(name: String, values: [Float])] { state.tensors(stepCount: stepCount) }
 
+    /// Restores what `stateTensors()` returned; throws, naming the entry, when it does not fit.
     public func loadState(_ tensors: [String: [Float]]) throws {
         stepCount = try state.load(tensors, optimizer: "SGD")
     }
@@ -256,11 +265,17 @@ public final class SGD: Optimizer {
 ///     m = m + (1 - beta1) * (g - m);   v = beta2 * v + (1 - beta2) * g * g
 ///     p -= learningRate / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 public final class Adam: Optimizer {
+    /// The rate used by the next `step` (a schedule sets it every epoch).
     public var learningRate: Double
+    /// Decay rate of the first-moment (mean) estimate.
     public let beta1: Double
+    /// Decay rate of the second-moment (uncentred variance) estimate.
     public let beta2: Double
+    /// Added to the denominator for numerical stability.
     public let epsilon: Double
+    /// L2 penalty added to the gradient (not AdamW's decoupled decay).
     public let weightDecay: Double
+    /// How many steps have been taken (restored by `loadState`).
     public private(set) var stepCount = 0
     private var state = OptimizerState(kinds: ["exp_avg", "exp_avg_sq"])
 
@@ -279,6 +294,7 @@ public final class Adam: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    /// Applies one update to every trainable parameter of `parameters` (buffers are skipped).
     public func step(_ parameters: [(name: String, parameter: Parameter)]) throws {
         // with the runtime's floating-point modes (Runtime.Options.flushDenormals)
         guard let runtime = parameters.first?.parameter.layer.runtime else { return try update(parameters) }
@@ -311,8 +327,10 @@ public final class Adam: Optimizer {
         stepCount += 1
     }
 
+    /// The optimizer state for a checkpoint: `step`, `exp_avg.<parameter>` and `exp_avg_sq.<parameter>` entries.
     public func stateTensors() -> [(name: String, values: [Float])] { state.tensors(stepCount: stepCount) }
 
+    /// Restores what `stateTensors()` returned; throws, naming the entry, when it does not fit.
     public func loadState(_ tensors: [String: [Float]]) throws {
         stepCount = try state.load(tensors, optimizer: "Adam")
     }

@@ -3,7 +3,9 @@ import Foundation
 
 /// Which optimizer a training run uses.
 public enum OptimizerChoice: Sendable, Equatable {
+    /// `torch.optim.SGD` with momentum, L2 weight decay and optional Nesterov momentum.
     case sgd(momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false)
+    /// `torch.optim.Adam` with L2 weight decay.
     case adam(weightDecay: Double = 0)
 
     func make(learningRate: Double) throws -> Optimizer {
@@ -18,11 +20,17 @@ public enum OptimizerChoice: Sendable, Equatable {
 
 /// Everything that defines a training run. The defaults are the tutorial's.
 public struct TrainingConfiguration: Sendable {
+    /// Passes over the training set (the tutorial: 10).
     public var epochs = 10
+    /// Images per training step (the tutorial: 128).
     public var batchSize = 128
+    /// The base learning rate (the tutorial: 0.05).
     public var learningRate = 0.05
+    /// The optimizer (default: SGD without momentum).
     public var optimizer = OptimizerChoice.sgd()
+    /// How the learning rate changes per epoch (default: constant).
     public var schedule = LearningRateSchedule.constant
+    /// How weights are set before training (default: N(0, 0.01²) weights and zero biases).
     public var initialization = Initialization.normal(std: 0.01)
     /// Seeds initialisation, shuffling and dropout.
     public var seed: UInt64 = 1
@@ -32,6 +40,7 @@ public struct TrainingConfiguration: Sendable {
     public var outputDirectory: String?
     /// Evaluate the training set after every epoch (the tutorial does).
     public var trainingAccuracy = true
+    /// The tutorial's configuration; change fields as needed.
     public init() {}
 }
 
@@ -54,6 +63,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// A stop was requested (Ctrl-C): the checkpoint holds the state to resume from.
     case interrupted(epoch: Int, batch: Int, checkpoint: String?)
 
+    /// The value in words, as `print` shows it.
     public var description: String {
         switch self {
         case let .nonFiniteLoss(epoch, batch, value, checkpoint):
@@ -69,10 +79,15 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
 
 /// The outcome of a finished run.
 public struct TrainingSummary: Sendable {
+    /// Mean training loss of every epoch.
     public var epochLosses: [Double] = []
+    /// Training accuracy (percent) after every epoch, when measured.
     public var trainingAccuracies: [Double] = []
+    /// Accuracy (percent) on the test set, when one was given.
     public var testAccuracy: Double?
+    /// Confusion matrix on the test set (rows: true class, columns: predicted), when one was given.
     public var confusion: [[Int]]?
+    /// Wall-clock seconds of the epochs (their training-accuracy passes included, the final test evaluation not).
     public var seconds: Double = 0
     /// Training steps only (forward, loss, backward, optimizer), without evaluation passes.
     public var imagesPerSecond: Double = 0
@@ -80,8 +95,11 @@ public struct TrainingSummary: Sendable {
 
 /// Trains a model on an image data set with mean cross-entropy, as the tutorial does.
 public final class Trainer {
+    /// The model being trained.
     public let model: Model
+    /// The run's settings.
     public let configuration: TrainingConfiguration
+    /// The optimizer made from the configuration (its state goes into checkpoints).
     public let optimizer: Optimizer
     let loss: Layer
     let classes: Int
