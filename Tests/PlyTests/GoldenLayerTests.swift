@@ -1,3 +1,4 @@
+import CPly
 import Foundation
 import Testing
 @testable import Ply
@@ -20,6 +21,32 @@ import Testing
     @Test(arguments: cases)
     func golden(_ name: String) throws {
         try GoldenLayerTests.run(name, runtime: sharedRuntime)
+    }
+
+    /// The same cases through the families' shared libraries (libply_*, what `ply` and the C
+    /// library load) rather than the copies linked into this test bundle: one source, two
+    /// builds, the same numbers.
+    @Test(arguments: cases)
+    func goldenThroughSharedLibraries(_ name: String) throws {
+        try GoldenLayerTests.run(name, runtime: loadedRuntime)
+    }
+
+    @Test func builtinsComeLinkedAndLoaded() throws {
+        #expect(sharedRuntime.layerTypes.allSatisfy { $0.library.path.contains("linked into") },
+                "\(sharedRuntime.layerTypes.map(\.library.path))")
+        #expect(loadedRuntime.layerTypes.allSatisfy { $0.library.path.hasSuffix(Runtime.sharedLibrarySuffix) },
+                "\(loadedRuntime.layerTypes.map(\.library.path))")
+        #expect(Set(sharedRuntime.layerTypes.map(\.name)) == Set(loadedRuntime.layerTypes.map(\.name)))
+    }
+
+    /// OpenBLAS is loaded with this test bundle (the built-ins are linked in), before the runtime
+    /// could set OPENBLAS_CORETYPE: the runtime re-runs its kernel choice so that the variable
+    /// holds all the same (Debian's OpenBLAS 0.3.21 otherwise takes its SSE3 kernels on CPUs it
+    /// does not know, such as this machine's).
+    @Test func openBLASRunsTheCoreTypeTheRuntimeNamed() throws {
+        _ = sharedRuntime
+        guard let name = cply_blas_corename(), let wanted = getenv("OPENBLAS_CORETYPE") else { return }
+        #expect(String(cString: name).lowercased() == String(cString: wanted).lowercased())
     }
 
     /// Runs one golden case; shared with the block tests.

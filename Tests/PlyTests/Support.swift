@@ -9,6 +9,14 @@ let sharedRuntime: Runtime = {
     do { return try Runtime() } catch { fatalError("cannot create the test runtime: \(error)") }
 }()
 
+/// A runtime whose built-ins come from the families' shared libraries (libply_*, built next
+/// to this test bundle) instead of the copies linked into it.
+let loadedRuntime: Runtime = {
+    var options = Runtime.Options()
+    options.builtinDirectory = CAPITests.buildDirectory
+    do { return try Runtime(options: options) } catch { fatalError("cannot create the loaded-plugins runtime: \(error)") }
+}()
+
 /// A JSON value as the golden files use it.
 enum JSON: Decodable {
     case bool(Bool), int(Int), double(Double), string(String), array([JSON]), object([String: JSON]), null

@@ -36,6 +36,8 @@ public final class Runtime: @unchecked Sendable {
         public var log: @Sendable (LogLevel, String) -> Void = { level, message in
             if level >= .warning { FileHandle.standardError.write(Data("ply: \(message)\n".utf8)) }
         }
+        /// Options with every default: built-ins, `PLY_PLUGIN_PATH`, seed 1, one thread per
+        /// core, denormals flushed, warnings and errors to stderr.
         public init() {}
     }
 
