@@ -67,7 +67,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 1
+#define PLY_ABI_VERSION_MINOR 2 /* 1.1: fuse_activation; 1.2: attribute schemas, describe */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -234,6 +234,104 @@ typedef struct ply_param {
 typedef struct ply_layer ply_layer;
 
 struct ply_host;
+struct ply_layer_type;
+
+/* ---------------------------------------------------------------------- */
+/* Self-description (ABI 1.2)                                             */
+/* ---------------------------------------------------------------------- */
+
+/** Flags of a ply_attr_spec. */
+typedef enum ply_attr_flags {
+  /** The attribute must be given; create fails without it. */
+  PLY_ATTR_REQUIRED = 1,
+  /** A pair as attr_pair reads it: an INT (repeated) or INTS of exactly two.
+   *  `kind` is then PLY_ATTR_INTS. */
+  PLY_ATTR_PAIR = 2
+} ply_attr_flags;
+
+/**
+ * One attribute a layer type takes (ABI 1.2). FROZEN: this layout never
+ * changes. Static storage, owned by the plugin.
+ *
+ * The host checks every attribute list against the type's specs BEFORE it
+ * calls create — from model files, Swift, C and composite layers'
+ * create_layer alike: a name not in the specs is an error naming the
+ * attribute, the type and the closest valid name; a value of another kind is
+ * an error; a missing PLY_ATTR_REQUIRED attribute is an error. Kinds accept
+ * what the host's attribute readers accept: PLY_ATTR_INT takes INT and BOOL,
+ * PLY_ATTR_FLOAT takes FLOAT and INT, PLY_ATTR_BOOL takes BOOL and INT 0/1,
+ * PLY_ATTR_INTS takes INTS (and, with PLY_ATTR_PAIR, an INT),
+ * PLY_ATTR_FLOATS takes FLOATS and INTS. A plugin still validates values
+ * (ranges, consistency) in create: the schema is about names and kinds.
+ */
+typedef struct ply_attr_spec {
+  /** PyTorch's argument name ("kernel_size"). NULL ends the list. */
+  const char *name;
+  int32_t kind;   /**< a ply_attr_kind */
+  int32_t flags;  /**< ply_attr_flags */
+  /** The default as a model file writes it ("1", "[0, 0]", "true",
+   *  "zeros"), shown by `ply plugins --describe`; NULL when the attribute is
+   *  required or its absence has a meaning the doc states. */
+  const char *default_text;
+  /** One line: what it does. */
+  const char *doc;
+} ply_attr_spec;
+
+/** How one output position of a layer depends on the input plane, for
+ *  receptive fields. */
+typedef enum ply_window_kind {
+  /** Position to position (element-wise layers, batch-norm, joins): the
+   *  field passes through unchanged. The zero value. */
+  PLY_WINDOW_IDENTITY = 0,
+  /** A window of kernel[] input pixels, stride[] pixels apart (conv,
+   *  pooling, resizing, and composite blocks' effective window along their
+   *  longest path). */
+  PLY_WINDOW_SPATIAL = 1,
+  /** Every output depends on the whole input plane (global pooling,
+   *  linear, squeeze-and-excitation gates). */
+  PLY_WINDOW_GLOBAL = 2
+} ply_window_kind;
+
+/**
+ * What a layer instance says about itself for given input shapes (ABI 1.2),
+ * filled by the layer's `describe`. The host allocates it, zeroes it and sets
+ * struct_size and abi_version to its own; the plugin writes no field past
+ * struct_size (check it before writing a field added after the plugin's own
+ * ABI minor).
+ */
+typedef struct ply_layer_info {
+  uint32_t struct_size;  /**< sizeof(ply_layer_info) of the host */
+  uint32_t abi_version;  /**< PLY_ABI_VERSION of the host */
+  /** Multiply-accumulates of this layer alone for the whole batch, children
+   *  excluded (the host adds theirs): conv and linear products by
+   *  convention (conv: output elements x in_channels/groups x kh x kw;
+   *  linear: output elements x in_features), 0 for everything else. */
+  int64_t macs;
+  int32_t window;  /**< a ply_window_kind */
+  int32_t reserved;
+  /** For PLY_WINDOW_SPATIAL: the input pixels one output spans along H and W
+   *  (dilation applied: d*(k-1)+1; a block: its longest path's) and the
+   *  input pixels between neighbouring outputs (fractional for resizing and
+   *  adaptive pooling). */
+  double kernel[2];
+  double stride[2];
+  /** Host-owned: pass `info` back to add_child unchanged. */
+  void *host_context;
+  /**
+   * Report a child layer (composites: the instances they made with
+   * host->create_layer), in PyTorch's module order, with its attribute name
+   * relative to this layer ("conv1", "downsample.0", "branch3x3_1") and the
+   * shapes it sees for this call. The host describes the child in turn (its
+   * type, attributes, parameters, MACs, own children) and shows it under
+   * this layer in summaries. `inputs` and `output` are read during the call
+   * only. Returns PLY_OK, or an error the describe call passes on.
+   */
+  ply_status (*add_child)(struct ply_layer_info *info, const char *name,
+                          const struct ply_layer_type *type, ply_layer *child,
+                          int32_t n_inputs, const ply_shape *inputs,
+                          const ply_shape *output);
+} ply_layer_info;
+
 
 /**
  * A layer type: its name, documentation and vtable.
@@ -335,6 +433,30 @@ typedef struct ply_layer_type {
    * does not know. `activation` is valid during the call only.
    */
   ply_status (*fuse_activation)(ply_layer *self, const char *activation);
+
+  /* ---- ABI 1.2 ---- */
+
+  /**
+   * The attributes the type takes, ended by an entry whose name is NULL
+   * (a list of just that entry: no attributes). NULL: the type declares no
+   * schema, and the host passes attributes unchecked (with a warning, or an
+   * error under `--strict-attributes` / Runtime.Options.strictAttributes).
+   * Static. See ply_attr_spec.
+   */
+  const ply_attr_spec *attr_specs;
+
+  /** One line naming the inputs and their shapes, e.g. "x: (N, C, H, W)",
+   *  shown by `ply plugins --describe`; NULL if not given. Static. */
+  const char *inputs_doc;
+
+  /**
+   * Describe this instance for the given input shapes: MACs, spatial window
+   * and children (see ply_layer_info). OPTIONAL: NULL means no MACs, an
+   * identity window and no children. Pure: no state change; MUST NOT fail
+   * for shapes infer_shape accepts.
+   */
+  ply_status (*describe)(ply_layer *self, int32_t n_inputs,
+                         const ply_shape *inputs, ply_layer_info *info);
 } ply_layer_type;
 
 /* ---------------------------------------------------------------------- */
