@@ -2,7 +2,8 @@
 //
 //   swift run ply-swift-example [MNIST-DIR] [EPOCHS]
 //
-// (`swift build` first: the plugin libraries are separate products.)
+// It links Ply as a package that depends on the `Ply` product does (with PlyBuiltins), so the
+// built-in layers come with it: no plugin library needs to be on disk.
 import Foundation
 import Ply
 
