@@ -7,7 +7,7 @@ Ply's build, tests or CI.
         [--channels 3] [--classes 1000] [--training] [--runs 5] [--iterations 0] [--warmup 2]
         [--threads 2] [--params-only]
 
-MODEL: convnet (the tutorial's ConvNet, as in Benchmarks/pytorch_convnet.py), resnet18,
+MODEL: convnet (the tutorial's ConvNet, as in Benchmarks/pytorch_convnet.py), resnet18, resnet50,
 alexnet, vgg16, googlenet, inception_v3 (torchvision's definitions; googlenet and
 inception_v3 with aux_logits=False, init_weights=False, so the same graph as Ply's zoo).
 
@@ -63,6 +63,8 @@ def make_model(name, classes, channels, image_size):
         raise SystemExit(f"pytorch_models: {name} is torchvision's 3-channel definition; use --channels 3")
     if name == "resnet18":
         return tvm.resnet18(num_classes=classes)
+    if name == "resnet50":
+        return tvm.resnet50(num_classes=classes)
     if name == "alexnet":
         return tvm.alexnet(num_classes=classes)
     if name == "vgg16":
