@@ -246,7 +246,14 @@ typedef enum ply_attr_flags {
   PLY_ATTR_REQUIRED = 1,
   /** A pair as attr_pair reads it: an INT (repeated) or INTS of exactly two.
    *  `kind` is then PLY_ATTR_INTS. */
-  PLY_ATTR_PAIR = 2
+  PLY_ATTR_PAIR = 2,
+  /** A STRING is accepted too (conv2d's padding: a pair, or "same" /
+   *  "valid"); the plugin checks the word. */
+  PLY_ATTR_OR_STRING = 4,
+  /** The scalar and the list form of the kind are both accepted (INT or
+   *  INTS, FLOAT or FLOATS; for FLOATS also INT and INTS): interpolate's
+   *  scale_factor, one factor or one per axis. */
+  PLY_ATTR_SCALAR_OR_LIST = 8
 } ply_attr_flags;
 
 /**
