@@ -62,8 +62,10 @@ public enum TypeDescription {
         if params.isEmpty { return ["Parameters: none"] }
         var lines = ["Parameters (an instance \(note)):"]
         let width = params.map(\.name.count).max() ?? 0
+        let shapeWidth = params.map(\.shape.description.count).max() ?? 0
         for p in params {
-            lines.append("  " + p.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(p.shape)  "
+            lines.append("  " + p.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                + p.shape.description.padding(toLength: shapeWidth, withPad: " ", startingAt: 0) + "  "
                 + (p.trainable ? "trainable" : "buffer"))
         }
         return lines
