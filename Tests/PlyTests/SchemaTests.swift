@@ -110,10 +110,18 @@ import Testing
             _ = try Layer(type: r.layerType(named: "se_block"), attributes: [("channels", .int(8)), ("child_attr", .string("bais"))],
                           runtime: r, node: "stage1.se")
         }
-        #expect(e?.kind == .unknown(suggestion: "bias") && e?.layer == "stage1.se" && e?.type == "se_block")
+        #expect(e?.kind == .unknown(suggestion: "bias") && e?.layer == "stage1.se" && e?.type == "se_block" && e?.childType == "pointwise_conv")
         #expect(e?.description.contains("a pointwise_conv layer it creates through create_layer: unknown attribute 'bais'; did you mean 'bias'?") == true,
                 "\(String(describing: e))")
         try expectHostSurvives(r)
+        // From a model file: the child's attribute is not one the file gives, so the error points at the type.
+        do {
+            _ = try Zoo.model(text: "model: m\nlayers:\n  - {name: se, type: se_block, channels: 8, child_attr: in_channel}\n", runtime: r)
+            Issue.record("a misspelt child attribute was accepted")
+        } catch let e as ModelFileError {
+            #expect(e.kind == .badAttribute && e.layer == "se" && e.field == "type", "\(e)")
+            #expect(e.message.contains("unknown attribute 'in_channel'; did you mean 'in_channels'?"), "\(e)")
+        }
     }
 
     @Test func modelFileTypoPointsAtTheKey() throws {

@@ -455,7 +455,7 @@ struct Builder {
         } catch let error as AttributeError {
             // The schema check names the attribute: point at its key when it is unknown (or
             // given twice), at its value when it is of another kind, else at the type.
-            let given = error.type == typeName ? error.name.flatMap { n in attrNodes[n].map { (n, $0) } } : nil
+            let given = error.childType == nil ? error.name.flatMap { n in attrNodes[n].map { (n, $0) } } : nil
             let at: Yams.Node
             switch error.kind {
             case .unknown, .duplicate: at = given.flatMap { mapKey(map, $0.0) } ?? typeNode

@@ -262,7 +262,7 @@ extension LayerType {
             guard !attributes.isEmpty else { return }
             if state.strictAttributes {
                 throw AttributeError(.unchecked, layer: layerName, type: typeName, name: nil,
-                                     reason: prefix + "layer type '\(name)' (\(library.path)) declares no attribute schema, so "
+                                     childType: context == nil ? nil : name, reason: prefix + "layer type '\(name)' (\(library.path)) declares no attribute schema, so "
                                             + "its attributes cannot be checked, and strict attribute checking is on "
                                             + "(--strict-attributes / Runtime.Options.strictAttributes)")
             }
@@ -273,7 +273,8 @@ extension LayerType {
             return
         }
         if let (kind, attribute, reason) = AttributeSpec.problem(attributes, specs: specs, type: name) {
-            throw AttributeError(kind, layer: layerName, type: typeName, name: attribute, reason: prefix + reason)
+            throw AttributeError(kind, layer: layerName, type: typeName, name: attribute, childType: context == nil ? nil : name,
+                                 reason: prefix + reason)
         }
     }
 }

@@ -78,23 +78,23 @@ public struct AttributeError: Error, CustomStringConvertible, Equatable, Sendabl
     public let type: String
     /// The attribute (nil for `.unchecked`).
     public let name: String?
+    /// For a child a composite creates through `create_layer`: the child's type (the
+    /// attribute is the child's, not one the caller gave).
+    public let childType: String?
     /// The whole explanation, with the valid names or kinds.
     public let reason: String
 
-    /// An error about attribute `name` of `type` (node `layer`).
-    public init(_ kind: Kind, layer: String?, type: String, name: String?, reason: String) {
+    /// An error about attribute `name` of `type` (node `layer`), or of its child of type `childType`.
+    public init(_ kind: Kind, layer: String?, type: String, name: String?, childType: String? = nil, reason: String) {
         self.kind = kind
         self.layer = layer
         self.type = type
         self.name = name
+        self.childType = childType
         self.reason = reason
     }
 
     /// The message in words, as `print` and error reports show it.
     public var description: String { (layer.map { "layer '\($0)' (\(type))" } ?? type) + ": " + reason }
 
-    /// The same error for node `layer` (set when the node name becomes known).
-    func at(layer: String?) -> AttributeError {
-        AttributeError(kind, layer: self.layer ?? layer, type: type, name: name, reason: reason)
-    }
 }
