@@ -190,6 +190,33 @@ import Testing
         #expect(y.shape == x.shape && zip(y.data, x.data).allSatisfy { $0 > 0 && $0 < $1 })
     }
 
+    /// The receptive-field arithmetic on reported windows: blocks report their effective
+    /// window along the longest path (a BasicBlock: 3 + (3 - 1)·s, stride s), which gives
+    /// resnet18's well-known 435 at layer4; a global window spans the last feature map.
+    @Test func receptiveFieldsFromReportedWindows() {
+        typealias F = ModelSummary.Field
+        var f = F.start([1, 3, 224, 224])
+        func step(_ k: Double, _ s: Double, _ out: Int) { f = f.through(.spatial(kernel: [k, k], stride: [s, s]), output: [1, 64, out, out]) }
+        step(7, 2, 112)
+        step(3, 2, 56)
+        #expect(f.rf == ModelSummary.Extent(11, 11) && f.jump == ModelSummary.Extent(4, 4))
+        var size = 56
+        for stage in 0..<4 {
+            if stage > 0 { size /= 2 }
+            step(stage == 0 ? 5 : 7, stage == 0 ? 1 : 2, size)
+            step(5, 1, size)
+        }
+        #expect(f.rf == ModelSummary.Extent(435, 435) && f.jump == ModelSummary.Extent(32, 32))
+        // adaptive pooling to 1x1 as a global window, then a linear (global again, on a flat input).
+        let pooled = f.through(.global, output: [1, 512, 1, 1])
+        #expect(pooled.rf == ModelSummary.Extent(435 + 6 * 32, 435 + 6 * 32) && pooled.jump == ModelSummary.Extent(224, 224))
+        let flat = pooled.through(.identity, output: [1, 512]).through(.global, output: [1, 1000])
+        #expect(flat.rf == pooled.rf && flat.jump == pooled.jump)
+        // A same-size global gate (squeeze-and-excitation) keeps the jump.
+        let gated = f.through(.global, output: [1, 512, 7, 7])
+        #expect(gated.rf == pooled.rf && gated.jump == f.jump)
+    }
+
     static let seNet = """
         model: se_net
         params: {in_channels: 1}
