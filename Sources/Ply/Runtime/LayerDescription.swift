@@ -150,7 +150,9 @@ enum Describer {
                            message: "add_child\(label.isEmpty ? "" : " '\(label)'"): \(what)")
         }
         guard let type, let child else { throw bad("needs the child's type and instance") }
-        guard count >= 0, count == 0 || inputs != nil, let output else { throw bad("needs its input and output shapes") }
+        guard count >= 0, count <= 4096, count == 0 || inputs != nil, let output else {
+            throw bad("needs its input and output shapes (got \(count) inputs)")
+        }
         guard c.depth < maxDepth else { throw bad("children nest more than \(maxDepth) levels deep") }
         guard let cTypeName = type.pointee.name else { throw bad("the child's type has no name") }
         let typeName = String(cString: cTypeName)
