@@ -217,6 +217,22 @@ import Testing
         #expect(gated.rf == pooled.rf && gated.jump == f.jump)
     }
 
+    /// What a plugin's describe reports is checked; its failures reach the caller.
+    @Test(arguments: [("window", "unknown window kind 7"), ("macs", "reported -5 MACs"),
+                      ("self", "children nest more than 64 levels deep"), ("fail", "bad_describe: asked to fail")])
+    func misbehavingDescribeIsAnError(_ mode: String, _ message: String) throws {
+        let r = try Self.runtime()
+        let layer = try Layer("bad_describe", [("mode", .string(mode))], runtime: r)
+        do {
+            _ = try layer.describe(inputShapes: [[1, 2]])
+            Issue.record("\(mode): no error")
+        } catch let PlyError.layer(type, call, _, text) {
+            #expect(type == "bad_describe" && call == "describe" && text.contains(message), "\(mode): \(text)")
+        }
+        try expectHostSurvives(r)
+        _ = try Layer("bad_describe", [("mode", .string("none"))], runtime: r).describe(inputShapes: [[1, 2]])
+    }
+
     static let seNet = """
         model: se_net
         params: {in_channels: 1}

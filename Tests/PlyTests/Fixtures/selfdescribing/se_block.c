@@ -14,6 +14,10 @@
  *                   before attr_specs), although the static struct has a schema and a
  *                   describe that must never be read: the host treats it as schema-less.
  *
+ *   bad_describe    identity whose describe misbehaves as its `mode` says (window: an unknown
+ *                   window kind; macs: negative MACs; self: reports itself as its own child,
+ *                   forever; fail: returns an error), for the host's checks.
+ *
  * se_block's `child_attr` (a test hook) passes one more integer attribute of that name to
  * fc1, to check that composites' create_layer calls are checked against the child's schema.
  */
@@ -401,11 +405,73 @@ static const ply_layer_type scale_type = {
 };
 
 /* ------------------------------------------------------------------ */
+/* bad_describe                                                          */
 
-static const ply_layer_type *const types[] = {&se_type, &pw_type, &scale_type};
+typedef struct {
+    const ply_host *host;
+    char mode[16];
+} bad_layer;
+
+static const ply_attr_spec bad_specs[] = {
+    {"mode", PLY_ATTR_STRING, PLY_ATTR_REQUIRED, NULL, "window, macs, self or fail"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+static const ply_layer_type bad_type;
+
+static ply_status bad_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
+    const char *mode = "";
+    ply_status st = host->attr_string(host, attrs, "mode", &mode);
+    if (st != PLY_OK) return st;
+    bad_layer *L = host->alloc(host, sizeof *L);
+    if (!L) return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "bad_describe: out of memory");
+    L->host = host;
+    snprintf(L->mode, sizeof L->mode, "%s", mode);
+    *out = (ply_layer *)L;
+    return PLY_OK;
+}
+
+static void bad_destroy(ply_layer *self) {
+    if (self) ((bad_layer *)self)->host->free(((bad_layer *)self)->host, self);
+}
+
+static ply_status bad_forward(ply_layer *self, int32_t n, const ply_tensor *in, ply_tensor *out) {
+    (void)self;
+    (void)n;
+    memcpy(out->data, in[0].data, (size_t)ply_shape_numel(&in[0].shape) * sizeof(float));
+    return PLY_OK;
+}
+
+static ply_status bad_describe_fn(ply_layer *self, int32_t n, const ply_shape *in, ply_layer_info *info) {
+    bad_layer *L = (bad_layer *)self;
+    if (strcmp(L->mode, "window") == 0) info->window = 7;
+    else if (strcmp(L->mode, "macs") == 0) info->macs = -5;
+    else if (strcmp(L->mode, "self") == 0) return info->add_child(info, "again", &bad_type, self, n, in, &in[0]);
+    else if (strcmp(L->mode, "fail") == 0) return ply_errorf(L->host, PLY_ERR_INTERNAL, "bad_describe: asked to fail");
+    return PLY_OK;
+}
+
+static const ply_layer_type bad_type = {
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "bad_describe",
+    .doc = "identity with a misbehaving describe (mode)",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = bad_create,
+    .destroy = bad_destroy,
+    .infer_shape = scale_infer,
+    .forward = bad_forward,
+    .attr_specs = bad_specs,
+    .describe = bad_describe_fn,
+};
+
+/* ------------------------------------------------------------------ */
+
+static const ply_layer_type *const types[] = {&se_type, &pw_type, &scale_type, &bad_type};
 
 static const ply_plugin plugin = {
-    sizeof(ply_plugin), PLY_ABI_VERSION, "test.selfdescribing", "1.0.0", 3, 0, types,
+    sizeof(ply_plugin), PLY_ABI_VERSION, "test.selfdescribing", "1.0.0", 4, 0, types,
 };
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
