@@ -5,13 +5,20 @@ import Ply
 /// `ply plugins`: the loaded layer types and where they come from.
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plugins", abstract: "List the loaded layer types with their library of origin.")
+        commandName: "plugins", abstract: "List the loaded layer types with their library of origin, or describe one.")
 
     @OptionGroup var pluginOptions: PluginOptions
+
+    @Option(name: .customLong("describe"), help: "Describe one layer type: its inputs, attributes and parameters.")
+    var describe: String?
 
     func run() throws {
         let runtime: Runtime
         do { runtime = try pluginOptions.makeRuntime() } catch { throw fail(error) }
+        if let describe {
+            do { print(try TypeDescription.text(for: describe, runtime: runtime)) } catch { throw fail(error) }
+            return
+        }
         let types = runtime.layerTypes
         let nameWidth = max(4, types.map(\.name.count).max() ?? 0)
         print("TYPE".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  INPUTS  BACKWARD  LIBRARY / DESCRIPTION")

@@ -24,6 +24,10 @@ struct PluginOptions: ParsableArguments {
     @Flag(name: .customLong("no-builtins"), help: "Do not load the built-in plugins.")
     var noBuiltins = false
 
+    @Flag(name: .customLong("strict-attributes"),
+          help: "Refuse attributes for layer types that declare no attribute schema (default: pass them unchecked, with a warning).")
+    var strictAttributes = false
+
     @Flag(name: .customLong("keep-denormals"),
           help: "Compute with IEEE denormals, as PyTorch does (default: flushed to zero, which is faster).")
     var keepDenormals = false
@@ -33,6 +37,7 @@ struct PluginOptions: ParsableArguments {
         var options = Runtime.Options()
         options.loadBuiltins = !noBuiltins
         options.flushDenormals = !keepDenormals
+        options.strictAttributes = strictAttributes
         options.seed = seed
         if let threads { options.threads = threads }
         let runtime = try Runtime(options: options)

@@ -448,10 +448,20 @@ struct Builder {
         }
         let created: Layer
         do {
-            created = try Layer(typeName, attributes, runtime: runtime)
+            created = try Layer(typeName, attributes, runtime: runtime, node: name)
         } catch let PlyError.layer(_, _, _, message) {
             let (field, at) = culprit(message, attrNodes, fallback: typeNode)
             throw r.error(.badAttribute, at, field: field, layer: name, message: message)
+        } catch let error as AttributeError {
+            // The schema check names the attribute: point at its key when it is unknown (or
+            // given twice), at its value when it is of another kind, else at the type.
+            let given = error.childType == nil ? error.name.flatMap { n in attrNodes[n].map { (n, $0) } } : nil
+            let at: Yams.Node
+            switch error.kind {
+            case .unknown, .duplicate: at = given.flatMap { mapKey(map, $0.0) } ?? typeNode
+            default: at = given?.1 ?? typeNode
+            }
+            throw r.error(.badAttribute, at, field: given?.0 ?? "type", layer: name, message: error.reason)
         }
         let id: Model.NodeID
         do {

@@ -21,6 +21,13 @@ public enum LogLevel: Int32, Sendable, Comparable {
 final class ErrorSlot {
     var status: Int32 = 0
     var message: String?
+    /// The typed error behind `message`, when the host itself failed a plugin's request (an
+    /// attribute schema error in `create_layer`): `Layer.check` throws it instead of a
+    /// `PlyError.layer` when the message reached the caller unchanged.
+    var typed: (any Error & CustomStringConvertible)?
+    /// Layers being created on this thread (`Layer.init`), innermost last: the node name for
+    /// error messages, and the children composites create meanwhile.
+    var creating: [CreationFrame] = []
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -38,9 +45,27 @@ final class ErrorSlot {
 
     /// Clears the slot and returns what it held.
     func take() -> String? {
-        defer { message = nil; status = 0 }
+        defer { message = nil; status = 0; typed = nil }
         return message
     }
+}
+
+/// A `Layer.init` under way on this thread.
+struct CreationFrame {
+    /// The node name, when known.
+    let node: String?
+    /// The type being created.
+    let type: String
+    /// Instances made through `create_layer` meanwhile (forgotten when the layer goes).
+    var children: [OpaquePointer] = []
+}
+
+/// A layer instance a composite made through `create_layer`: its type and attributes, so that
+/// when the composite reports it through `add_child` it can be printed and described.
+struct CreatedLayer {
+    let type: UnsafePointer<ply_layer_type>
+    let typeName: String
+    let attributes: Attributes
 }
 
 /// The mutable state behind one runtime's `ply_host` table.
@@ -53,6 +78,23 @@ final class HostState: @unchecked Sendable {
     let logHandler: @Sendable (LogLevel, String) -> Void
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
+    /// Runtime.Options.strictAttributes: a type without a schema is refused attributes.
+    var strictAttributes = false
+
+    /// Instances made through `create_layer`, by address (see `CreatedLayer`).
+    private var created: [OpaquePointer: CreatedLayer] = [:]
+
+    /// Records an instance `create_layer` made.
+    func record(_ instance: OpaquePointer, _ entry: CreatedLayer) { lock.withLock { created[instance] = entry } }
+    /// What `create_layer` recorded for `instance` of `type`, if it made it.
+    func createdLayer(_ instance: OpaquePointer, type: UnsafePointer<ply_layer_type>) -> CreatedLayer? {
+        lock.withLock { created[instance].flatMap { $0.type == type ? $0 : nil } }
+    }
+    /// Forgets instances (their owner has been destroyed, and them with it).
+    func forget(_ instances: [OpaquePointer]) {
+        guard !instances.isEmpty else { return }
+        lock.withLock { for i in instances { created[i] = nil } }
+    }
 
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
@@ -148,6 +190,7 @@ final class HostTable: @unchecked Sendable {
         h.host_data = Unmanaged.passUnretained(state).toOpaque()
         h.set_error = { _, status, message in
             let slot = ErrorSlot.current
+            slot.typed = nil
             slot.status = Int32(bitPattern: status.rawValue)
             slot.message = message.map { String(cString: $0) } ?? "(no message)"
         }
@@ -178,7 +221,27 @@ final class HostTable: @unchecked Sendable {
                 return HostTable.fail(PLY_ERR_NOT_FOUND, "no loaded plugin provides layer type '\(typeName)'")
             }
             typeOut.pointee = type.pointer
-            return type.vtable.create(host, attrs, layerOut)
+            let state = HostTable.state(host)
+            let slot = ErrorSlot.current
+            let frame = slot.creating.last
+            let given: Attributes
+            do {
+                given = try attributes(from: attrs)
+                try type.checkAttributes(given, node: nil, state: state,
+                                         context: frame.map { (parent: $0.type, node: $0.node) })
+            } catch let error as AttributeError {
+                let status = HostTable.fail(PLY_ERR_INVALID_ARGUMENT, error.description)
+                slot.typed = error
+                return status
+            } catch {
+                return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "create_layer('\(typeName)'): \(error)")
+            }
+            let status = type.vtable.create(host, attrs, layerOut)
+            if status == PLY_OK, let made = layerOut.pointee {
+                state.record(made, CreatedLayer(type: type.pointer, typeName: typeName, attributes: given))
+                if !slot.creating.isEmpty { slot.creating[slot.creating.count - 1].children.append(made) }
+            }
+            return status
         }
         h.attr_int = { _, attrs, name, out in
             HostTable.attr(attrs, name) { a, n in
@@ -241,6 +304,7 @@ final class HostTable: @unchecked Sendable {
 
     static func fail(_ status: ply_status, _ message: String) -> ply_status {
         let slot = ErrorSlot.current
+        slot.typed = nil
         slot.status = Int32(bitPattern: status.rawValue)
         slot.message = message
         return status

@@ -11,36 +11,60 @@ public final class Layer: @unchecked Sendable {
     /// The attributes the layer was created with.
     public let attributes: Attributes
     let instance: OpaquePointer
+    /// Instances the plugin made through `create_layer` while creating this one (composites'
+    /// children): the host's records of them go when this layer does.
+    let createdChildren: [OpaquePointer]
 
     /// Creates a layer of type `typeName` from attributes with PyTorch's argument names.
     public convenience init(_ typeName: String, _ attributes: Attributes = [], runtime: Runtime) throws {
         try self.init(type: runtime.layerType(named: typeName), attributes: attributes, runtime: runtime)
     }
 
-    /// Creates a layer of `type` from attributes.
-    public init(type: LayerType, attributes: Attributes, runtime: Runtime) throws {
+    /// Creates a layer of type `typeName` for node `node` (named in error messages).
+    convenience init(_ typeName: String, _ attributes: Attributes, runtime: Runtime, node: String?) throws {
+        try self.init(type: runtime.layerType(named: typeName), attributes: attributes, runtime: runtime, node: node)
+    }
+
+    /// Creates a layer of `type` from attributes. The attributes are checked against the type's
+    /// schema first (``LayerType/attributes``): a misfit throws an ``AttributeError`` naming
+    /// `node`, when given, and the attribute.
+    public init(type: LayerType, attributes: Attributes, runtime: Runtime, node: String? = nil) throws {
         self.type = type
         self.runtime = runtime
         self.attributes = attributes
+        try type.checkAttributes(attributes, node: node, state: runtime.state)
         var out: OpaquePointer?
+        let slot = ErrorSlot.current
+        slot.creating.append(CreationFrame(node: node, type: type.name))
         let status = withCAttributes(attributes) { attrs in
-            _ = ErrorSlot.current.take()
+            _ = slot.take()
             return type.vtable.create(runtime.host.pointer, attrs, &out)
         }
-        try Layer.check(status, type: type.name, call: "create")
-        guard let out else {
+        let children = slot.creating.popLast()?.children ?? []
+        guard status == PLY_OK, let out else {
+            runtime.state.forget(children)
+            try Layer.check(status, type: type.name, call: "create")
             throw PlyError.layer(type: type.name, call: "create", status: Int32(PLY_ERR_INTERNAL.rawValue),
                                  message: "reported success but returned no instance")
         }
         instance = out
+        createdChildren = children
     }
 
-    deinit { type.vtable.destroy(instance) }
+    deinit {
+        type.vtable.destroy(instance)
+        runtime.state.forget(createdChildren)
+    }
 
-    /// Turns a status and this thread's error slot into a thrown error.
+    /// Turns a status and this thread's error slot into a thrown error: the host's own typed
+    /// error (an ``AttributeError`` from `create_layer`) when the plugin passed its message on
+    /// unchanged, else `PlyError.layer` with the plugin's message.
     static func check(_ status: ply_status, type: String, call: String) throws {
         guard status != PLY_OK else { return }
-        let message = ErrorSlot.current.take() ?? "no message given"
+        let slot = ErrorSlot.current
+        let typed = slot.typed
+        let message = slot.take() ?? "no message given"
+        if let typed, typed.description == message { throw typed }
         throw PlyError.layer(type: type, call: call, status: Int32(bitPattern: status.rawValue), message: message)
     }
 

@@ -1,5 +1,6 @@
 import CPly
 import Foundation
+import Synchronization
 
 /// A loaded plugin library. Unloaded (dlclose) when nothing refers to it any more.
 public final class PluginLibrary: @unchecked Sendable, CustomStringConvertible {
@@ -37,6 +38,13 @@ struct LayerVTable {
     let getParam: (@convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<ply_param>?) -> ply_status)?
     let setTraining: (@convention(c) (OpaquePointer?, Int32) -> Void)?
     let fuseActivation: (@convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> ply_status)?
+    typealias Describe = @convention(c) (OpaquePointer?, Int32, UnsafePointer<ply_shape>?, UnsafeMutablePointer<ply_layer_info>?) -> ply_status
+    /// ABI 1.2: absent (nil) from 1.0/1.1 plugins, whose struct ends before it.
+    let describe: Describe?
+    /// ABI 1.2: the NULL-terminated schema, nil when absent or NULL.
+    let attrSpecs: UnsafePointer<ply_attr_spec>?
+    /// ABI 1.2: the inputs' one-line description, nil when absent or NULL.
+    let inputsDoc: UnsafePointer<CChar>?
 
     /// Reads the vtable of `t`, treating fields past `t.struct_size` as absent.
     init(_ t: UnsafePointer<ply_layer_type>, library: String, name: String) throws {
@@ -67,6 +75,9 @@ struct LayerVTable {
         getParam = paramCount == nil ? nil : optional(\.get_param)
         setTraining = optional(\.set_training)
         fuseActivation = optional(\.fuse_activation)
+        describe = optional(\.describe)
+        attrSpecs = present(\.attr_specs) ? t.pointee.attr_specs : nil
+        inputsDoc = present(\.inputs_doc) ? t.pointee.inputs_doc : nil
     }
 }
 
@@ -84,6 +95,18 @@ public final class LayerType: @unchecked Sendable {
     public let maxInputs: Int?
     /// Whether the type can be trained through (it has a backward callback).
     public var differentiable: Bool { vtable.backward != nil }
+    /// The attributes the type takes, from its plugin's `attr_specs` (ABI 1.2), in the
+    /// plugin's order; nil when the type declares no schema (a 1.0/1.1 plugin, or NULL), in
+    /// which case attributes are passed to it unchecked. The host checks every attribute list
+    /// against the schema before it creates a layer: unknown names, values of another kind
+    /// and missing required attributes are ``AttributeError``s.
+    public let attributes: [AttributeSpec]?
+    /// One line naming the inputs and their shapes (`x: (N, C, H, W)`), if the plugin gives it.
+    public let inputsDoc: String?
+    /// Whether instances can describe themselves (MACs, window, children: `Layer.describe`).
+    public var selfDescribing: Bool { vtable.describe != nil }
+    /// Set once the "no schema" warning has been logged for this type.
+    let warnedUnchecked = Atomic<Bool>(false)
 
     let pointer: UnsafePointer<ply_layer_type>
     let vtable: LayerVTable
@@ -117,6 +140,9 @@ public final class LayerType: @unchecked Sendable {
         self.minInputs = lo
         self.maxInputs = hi == -1 ? nil : hi
         self.pointer = t
-        self.vtable = try LayerVTable(t, library: path, name: name)
+        let vtable = try LayerVTable(t, library: path, name: name)
+        self.vtable = vtable
+        self.attributes = try AttributeSpec.read(vtable.attrSpecs, library: path, type: name)
+        self.inputsDoc = vtable.inputsDoc.map { String(cString: $0) }
     }
 }

@@ -90,7 +90,7 @@ public final class Model: @unchecked Sendable {
     /// Creates a layer of `type` and adds it (see `add(_:_:inputs:)`).
     @discardableResult
     public func add(_ name: String, _ type: String, _ attributes: Attributes = [], inputs: [NodeID]? = nil) throws -> NodeID {
-        try add(name, Layer(type, attributes, runtime: runtime), inputs: inputs)
+        try add(name, Layer(type, attributes, runtime: runtime, node: name), inputs: inputs)
     }
 
     /// Lets layers take over the relu after them (`fuse_activation` in plugin.h): a relu node

@@ -39,6 +39,9 @@ public final class Runtime: @unchecked Sendable {
         /// Options with every default: built-ins, `PLY_PLUGIN_PATH`, seed 1, one thread per
         /// core, denormals flushed, warnings and errors to stderr.
         public init() {}
+        /// Refuse attributes for layer types that declare no schema (`attr_specs`), instead of
+        /// passing them unchecked with a warning (`ply --strict-attributes`).
+        public var strictAttributes = false
     }
 
     let state: HostState
@@ -52,6 +55,7 @@ public final class Runtime: @unchecked Sendable {
         _ = cply_prepare_blas()
         state = HostState(seed: options.seed, threads: options.threads, flushDenormals: options.flushDenormals,
                           logHandler: options.log)
+        state.strictAttributes = options.strictAttributes
         host = HostTable(state: state)
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
         try Runtime.checkCPUVariable()

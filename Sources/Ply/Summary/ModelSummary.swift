@@ -7,21 +7,24 @@ import Foundation
 /// - **Parameters** are trainable values (PyTorch's `sum(p.numel() for p in model.parameters())`,
 ///   which is what torchvision's counts are); batch-norm running statistics and
 ///   `num_batches_tracked` are buffers, reported separately and not counted.
-/// - **MACs** are the multiply-accumulates of convolutions and linear layers only
-///   (conv: output elements × in_channels/groups × kh × kw; linear: output elements ×
-///   in_features), for the whole batch of `inputShape`. Bias additions, batch-norm,
-///   activations, pooling, joins and resizing count 0. This is fvcore's convention for
-///   conv/linear and gives torchvision's published GMACs (resnet18 at 224: 1.814 G).
-/// - **Receptive field and jump**, per spatial axis, in input pixels, on the main path: a
-///   window layer (conv, max/avg pool) of kernel k (dilated: d·(k−1)+1) and stride s gives
-///   jump_out = jump_in·s and rf_out = rf_in + (k−1)·jump_in; adaptive pooling uses its
-///   largest window and stride in/out; bilinear resizing a window of 2 (nearest 1) and
-///   stride in/out (so jumps can be fractions of a pixel); a linear layer sees the whole
-///   last feature map (k = its size); other layers keep the field. A join (add, concat)
-///   takes the maximum over its inputs. A block (residual, inception) composes its inner
-///   layers along each branch and takes the maximum over branches — the longest path, e.g.
-///   conv3×3(stride s) → conv3×3 for a BasicBlock. Fields are not clipped to the image.
-///   Unknown (third-party) layer types keep the field and count 0 MACs.
+/// - **MACs** are what each layer's `describe` reports (ABI 1.2), its own plus its
+///   children's: by the ABI's convention the multiply-accumulates of convolutions and linear
+///   layers only (conv: output elements × in_channels/groups × kh × kw; linear: output
+///   elements × in_features), for the whole batch of `inputShape`. Bias additions,
+///   batch-norm, activations, pooling, joins and resizing count 0. This is fvcore's
+///   convention for conv/linear and gives torchvision's published GMACs (resnet18 at 224:
+///   1.814 G).
+/// - **Receptive field and jump**, per spatial axis, in input pixels, on the main path, from
+///   the window each layer's `describe` reports: a spatial window of kernel k (dilation
+///   applied) and stride s gives jump_out = jump_in·s and rf_out = rf_in + (k−1)·jump_in
+///   (strides may be fractions: resizing, adaptive pooling); a global window (global pooling,
+///   linear, squeeze-and-excitation) spans the whole last feature map (k = its size, and s =
+///   its size over the output's, or its size when the output has no spatial axes); an
+///   identity window keeps the field. A join (add, concat) takes the maximum over its inputs;
+///   a block reports its effective window along its longest path. Fields are not clipped to
+///   the image. A type without `describe` counts 0 MACs and keeps the field.
+/// - **The module tree** expands composites into the children their `describe` reports
+///   (`add_child`), recursively; unnamed children (functional steps) count but are not printed.
 public struct ModelSummary: Sendable, CustomStringConvertible {
     /// A receptive field or jump per spatial axis, in input pixels.
     public struct Extent: Sendable, Equatable, CustomStringConvertible {
@@ -84,8 +87,9 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
     public let totalMACs: Int
     /// The shape of the model's output.
     public let outputShape: Shape
-    /// Names of block nodes whose parameter names did not match the known block layout
-    /// (their children are not expanded; empty for every zoo model).
+    /// Names of composite nodes whose reported children (`describe`'s `add_child`) do not
+    /// account for the node's own trainable parameters, name for name (empty for every zoo
+    /// model once its blocks describe themselves).
     public let unexpandedBlocks: [String]
 
     /// The PyTorch class name for a model file's `model:` name: the zoo's torchvision names
@@ -120,40 +124,21 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
             trainable += p
             buffers += b
             let input = node.inputs.map { states[$0] }.reduce(nil) { (acc: Field?, f) in acc.map { $0.joined(f) } ?? f } ?? states[0]
-            let path = node.name.split(separator: ".").map(String.init)
-            let module = root.descend(path)
-            var macs = 0
-            var state: Field
-            if let block = BlockTemplate.make(type: type, attributes: layer.attributes),
-               block.parameterNames == params.filter(\.trainable).map(\.name), let inShape = inShapes.first {
-                module.className = block.className
-                var childShapes: [Shape] = [], childStates: [Field] = []
-                var field = input
-                for c in block.children {
-                    let cin = c.input < 0 ? inShape : childShapes[c.input]
-                    let cstate = c.input < 0 ? input : childStates[c.input]
-                    let cout = Self.shape(type: c.type, attributes: c.attributes, input: cin)
-                    let s = cstate.through(type: c.type, attributes: c.attributes, input: cin, output: cout)
-                    childShapes.append(cout)
-                    childStates.append(s)
-                    field = field.joined(s)
-                    macs += Self.macs(type: c.type, attributes: c.attributes, input: cin, output: cout)
-                    if let p = c.path { module.descend(p.split(separator: ".").map(String.init)).repr = PyRepr.leaf(type: c.type, attributes: c.attributes) }
-                }
-                // Container classes once the children exist, so they print in registration order.
-                for (path, cls) in block.containers { module.descend(path.split(separator: ".").map(String.init)).className = cls }
-                state = field
-                state.spatial = Field.spatial(shapes[id]) ?? field.spatial
+            let module = root.descend(node.name.split(separator: ".").map(String.init))
+            let described = try layer.describe(inputShapes: inShapes)
+            if described.children.contains(where: { $0.name != nil }) {
+                module.className = PyRepr.className(type: type)
+                Self.expand(described.children, into: module)
+                // The children must account for the layer's own parameters, name for name.
+                let names = Self.trainableNames(described.children, prefix: "")
+                if names != params.filter(\.trainable).map(\.name) { unexpanded.append(node.name) }
             } else {
-                if BlockTemplate.make(type: type, attributes: layer.attributes) != nil { unexpanded.append(node.name) }
                 module.repr = PyRepr.leaf(type: type, attributes: layer.attributes)
-                let inShape = inShapes.first ?? inputShape
-                macs = Self.macs(type: type, attributes: layer.attributes, input: inShape, output: shapes[id])
-                state = input.through(type: type, attributes: layer.attributes, input: inShape, output: shapes[id])
             }
+            let state = input.through(described.window, output: shapes[id])
             states.append(state)
             rows.append(Row(name: node.name, type: type, inputs: node.inputs.map { model.nodes[$0].name }, outputShape: shapes[id],
-                            parameters: p, buffers: b, macs: macs, receptiveField: state.rf, jump: state.jump))
+                            parameters: p, buffers: b, macs: described.totalMACs, receptiveField: state.rf, jump: state.jump))
         }
         self.rows = rows
         self.tree = root.lines.joined(separator: "\n")
@@ -164,6 +149,29 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         self.totalMACs = rows.reduce(0) { $0 + $1.macs }
         self.outputShape = shapes[model.output]
         self.unexpandedBlocks = unexpanded
+    }
+
+    /// Adds reported children under `module` (dotted names nest; unnamed ones are skipped):
+    /// composites by class name with their own children, leaves by their PyTorch repr.
+    static func expand(_ children: [LayerDescription.Child], into module: ModuleNode) {
+        for child in children {
+            guard let name = child.name else { continue }
+            let node = module.descend(name.split(separator: ".").map(String.init))
+            if child.details.children.contains(where: { $0.name != nil }) {
+                node.className = PyRepr.className(type: child.typeName)
+                expand(child.details.children, into: node)
+            } else {
+                node.repr = PyRepr.leaf(type: child.typeName, attributes: child.attributes ?? [])
+            }
+        }
+    }
+
+    /// The trainable parameter names the children imply, prefixed by their names, in order.
+    static func trainableNames(_ children: [LayerDescription.Child], prefix: String) -> [String] {
+        children.flatMap { c -> [String] in
+            let p = c.name.map { prefix + $0 + "." } ?? prefix
+            return c.parameters.filter(\.trainable).map { p + $0.name }
+        }
     }
 
     // MARK: - analysis of one layer
@@ -187,79 +195,22 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
                   jump: Extent(jump.height * s.0, jump.width * s.1), spatial: out)
         }
 
-        func through(type: String, attributes a: Attributes, input: Shape, output: Shape) -> Field {
+        /// The state after a layer with window `w` whose output is `output`.
+        func through(_ w: LayerDescription.Window, output: Shape) -> Field {
             let out = Field.spatial(output) ?? spatial
-            switch type {
-            case "conv2d", "maxpool2d", "avgpool2d":
-                guard let k = a.pair("kernel_size") else { return self }
-                let s = a.pair("stride") ?? (type == "conv2d" ? [1, 1] : k)
-                let d = a.pair("dilation") ?? [1, 1]
-                return window((Double(d[0] * (k[0] - 1) + 1), Double(d[1] * (k[1] - 1) + 1)), (Double(s[0]), Double(s[1])), spatial: out)
-            case "adaptive_avgpool2d":
-                guard input.rank == 4, output.rank == 4 else { return self }
-                func axis(_ n: Int, _ o: Int) -> (Double, Double) {
-                    let w = (0..<o).map { i in (i + 1) * n / o + ((i + 1) * n % o == 0 ? 0 : 1) - i * n / o }.max() ?? n
-                    return (Double(w), Double(n) / Double(o))
-                }
-                let h = axis(input.dims[2], output.dims[2]), w = axis(input.dims[3], output.dims[3])
-                return window((h.0, w.0), (h.1, w.1), spatial: out)
-            case "interpolate":
-                guard input.rank == 4, output.rank == 4 else { return self }
-                var k = 1.0
-                if case let .string(m)? = a.value("mode"), m == "bilinear" { k = 2 }
-                return window((k, k), (Double(input.dims[2]) / Double(output.dims[2]), Double(input.dims[3]) / Double(output.dims[3])),
-                              spatial: out)
-            case "linear":
-                // Every output sees the whole last feature map.
-                return window((spatial.height, spatial.width), (spatial.height, spatial.width), spatial: Extent(1, 1))
-            default:
+            switch w {
+            case .identity:
                 return Field(rf: rf, jump: jump, spatial: out)
+            case let .spatial(k, s):
+                return window((k[0], k[1]), (s[0], s[1]), spatial: out)
+            case .global:
+                // Every output sees the whole last feature map; outputs are that map's size
+                // over the output's apart (one position when the output has no spatial axes).
+                let o = Field.spatial(output)
+                return window((spatial.height, spatial.width),
+                                   (spatial.height / (o?.height ?? 1), spatial.width / (o?.width ?? 1)),
+                                   spatial: o ?? Extent(1, 1))
             }
-        }
-    }
-
-    /// Multiply-accumulates of one layer (conv and linear only).
-    static func macs(type: String, attributes a: Attributes, input: Shape, output: Shape) -> Int {
-        switch type {
-        case "conv2d":
-            guard let k = a.pair("kernel_size"), let cin = a.int("in_channels") else { return 0 }
-            return output.count * (cin / max(a.int("groups") ?? 1, 1)) * k[0] * k[1]
-        case "linear":
-            return output.count * (a.int("in_features") ?? 0)
-        default:
-            return 0
-        }
-    }
-
-    /// Output shape of a layer inside a block (the block's own types; 4-D NCHW inputs).
-    static func shape(type: String, attributes a: Attributes, input: Shape) -> Shape {
-        guard input.rank == 4 else {
-            if type == "linear", let o = a.int("out_features") { return Shape(input.dims.dropLast() + [o]) }
-            return input
-        }
-        let (n, c, h, w) = (input.dims[0], input.dims[1], input.dims[2], input.dims[3])
-        func window(_ size: Int, _ k: Int, _ s: Int, _ p: Int, _ d: Int, ceil: Bool) -> Int {
-            let span = size + 2 * p - d * (k - 1) - 1
-            var o = (ceil ? (span + s - 1) / s : span / s) + 1
-            if ceil && (o - 1) * s >= size + p { o -= 1 }  // PyTorch: the last window must start inside
-            return o
-        }
-        switch type {
-        case "conv2d", "maxpool2d", "avgpool2d":
-            let k = a.pair("kernel_size") ?? [1, 1]
-            let s = a.pair("stride") ?? (type == "conv2d" ? [1, 1] : k)
-            let p = a.pair("padding") ?? [0, 0]
-            let d = a.pair("dilation") ?? [1, 1]
-            let ceil = a.bool("ceil_mode") ?? false
-            return Shape([n, type == "conv2d" ? a.int("out_channels") ?? c : c,
-                          window(h, k[0], s[0], p[0], d[0], ceil: ceil), window(w, k[1], s[1], p[1], d[1], ceil: ceil)])
-        case "adaptive_avgpool2d":
-            let o = a.pair("output_size") ?? [1, 1]
-            return Shape([n, c, o[0], o[1]])
-        case "flatten":
-            return Shape([n, c * h * w])
-        default:
-            return input
         }
     }
 

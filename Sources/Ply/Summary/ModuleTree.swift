@@ -1,195 +1,9 @@
 import Foundation
 
 // PyTorch's `print(model)` for Ply models: each layer's repr in PyTorch's format, composite
-// blocks expanded into the children torchvision gives them, and dotted node names nested
-// into containers.
-
-/// A child of a composite block (residual or inception), as torchvision registers it.
-struct BlockChild {
-    /// Path inside the block (`conv1`, `downsample.0`, `branch2.1.conv`); nil for functional
-    /// steps torchvision does not register as modules (its F.relu, F.avg_pool2d, ...), which
-    /// still count for shapes, MACs and the receptive field.
-    let path: String?
-    let type: String
-    let attributes: Attributes
-    /// Index of the child this one reads, or -1 for the block's input.
-    let input: Int
-}
-
-/// A composite block: its PyTorch class name, the class of each inner container
-/// (`branch2.0` → BasicConv2d; unnamed ones are Sequential) and its children in order.
-struct BlockTemplate {
-    var className: String
-    var containers: [String: String] = [:]
-    var children: [BlockChild] = []
-
-    init(_ className: String) { self.className = className }
-
-    @discardableResult
-    mutating func add(_ path: String?, _ type: String, _ attributes: Attributes, from input: Int) -> Int {
-        children.append(BlockChild(path: path, type: type, attributes: attributes, input: input))
-        return children.count - 1
-    }
-
-    /// torchvision's BasicConv2d: conv (no bias) + BatchNorm2d(eps=0.001) + F.relu.
-    @discardableResult
-    mutating func basicConv(_ path: String, from input: Int, _ cin: Int, _ cout: Int, kernel: [Int],
-                            stride: [Int] = [1, 1], padding: [Int] = [0, 0]) -> Int {
-        containers[path] = "BasicConv2d"
-        let c = add(path + ".conv", "conv2d", [("in_channels", .int(cin)), ("out_channels", .int(cout)), ("kernel_size", .ints(kernel)),
-                                              ("stride", .ints(stride)), ("padding", .ints(padding)), ("bias", .bool(false))], from: input)
-        let b = add(path + ".bn", "batchnorm2d", [("num_features", .int(cout)), ("eps", .float(0.001))], from: c)
-        return add(nil, "relu", [], from: b)
-    }
-
-    /// The trainable parameter names the template implies, in order (checked against the layer's own).
-    var parameterNames: [String] {
-        children.flatMap { c -> [String] in
-            guard let p = c.path else { return [] }
-            switch c.type {
-            case "conv2d", "linear": return c.attributes.bool("bias") == false ? [p + ".weight"] : [p + ".weight", p + ".bias"]
-            case "batchnorm2d": return c.attributes.bool("affine") == false ? [] : [p + ".weight", p + ".bias"]
-            default: return []
-            }
-        }
-    }
-
-    /// The children of a block layer of `type`, from its attributes; nil for types that are not known blocks.
-    static func make(type: String, attributes a: Attributes) -> BlockTemplate? {
-        func int(_ name: String) -> Int? { a.int(name) }
-        func conv(_ cin: Int, _ cout: Int, _ k: Int, _ s: Int) -> Attributes {
-            [("in_channels", .int(cin)), ("out_channels", .int(cout)), ("kernel_size", .int(k)), ("stride", .int(s)),
-             ("padding", .int(k / 2)), ("bias", .bool(false))]
-        }
-        func bn(_ c: Int) -> Attributes { [("num_features", .int(c)), ("eps", .float(1e-5)), ("momentum", .float(0.1))] }
-        switch type {
-        case "residual_basic", "residual_bottleneck":
-            guard let inplanes = int("inplanes"), let planes = int("planes") else { return nil }
-            let stride = int("stride") ?? 1
-            let bottleneck = type == "residual_bottleneck"
-            let out = planes * (bottleneck ? 4 : 1)
-            let downsample = a.bool("downsample") ?? (stride != 1 || inplanes != out)
-            var t = BlockTemplate(bottleneck ? "Bottleneck" : "BasicBlock")
-            if bottleneck {
-                var x = t.add("conv1", "conv2d", conv(inplanes, planes, 1, 1), from: -1)
-                x = t.add("bn1", "batchnorm2d", bn(planes), from: x)
-                x = t.add("conv2", "conv2d", conv(planes, planes, 3, stride), from: x)
-                x = t.add("bn2", "batchnorm2d", bn(planes), from: x)
-                x = t.add("conv3", "conv2d", conv(planes, out, 1, 1), from: x)
-                x = t.add("bn3", "batchnorm2d", bn(out), from: x)
-                t.add("relu", "relu", [], from: x)
-            } else {
-                var x = t.add("conv1", "conv2d", conv(inplanes, planes, 3, stride), from: -1)
-                x = t.add("bn1", "batchnorm2d", bn(planes), from: x)
-                x = t.add("relu", "relu", [], from: x)
-                x = t.add("conv2", "conv2d", conv(planes, planes, 3, 1), from: x)
-                t.add("bn2", "batchnorm2d", bn(planes), from: x)
-            }
-            if downsample {
-                let d = t.add("downsample.0", "conv2d", conv(inplanes, out, 1, stride).map { $0.0 == "padding" ? ($0.0, .int(0)) : $0 }, from: -1)
-                t.add("downsample.1", "batchnorm2d", bn(out), from: d)
-            }
-            return t
-        case "basic_conv2d":
-            guard let cin = int("in_channels"), let cout = int("out_channels"), let k = a.pair("kernel_size") else { return nil }
-            // Its children are the block's own conv and bn (the model node is the BasicConv2d).
-            var t = BlockTemplate("BasicConv2d")
-            let c = t.add("conv", "conv2d", [("in_channels", .int(cin)), ("out_channels", .int(cout)), ("kernel_size", .ints(k)),
-                                            ("stride", .ints(a.pair("stride") ?? [1, 1])),
-                                            ("padding", .ints(a.pair("padding") ?? [0, 0])), ("bias", .bool(false))], from: -1)
-            let b = t.add("bn", "batchnorm2d", [("num_features", .int(cout)), ("eps", .float(0.001))], from: c)
-            t.add(nil, "relu", [], from: b)
-            return t
-        case "inception_googlenet":
-            let names = ["in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj"]
-            let v = names.compactMap(int)
-            guard v.count == names.count else { return nil }
-            var t = BlockTemplate("Inception")
-            t.basicConv("branch1", from: -1, v[0], v[1], kernel: [1, 1])
-            var x = t.basicConv("branch2.0", from: -1, v[0], v[2], kernel: [1, 1])
-            t.basicConv("branch2.1", from: x, v[2], v[3], kernel: [3, 3], padding: [1, 1])
-            x = t.basicConv("branch3.0", from: -1, v[0], v[4], kernel: [1, 1])
-            t.basicConv("branch3.1", from: x, v[4], v[5], kernel: [3, 3], padding: [1, 1])  // torchvision's "5x5" is a 3x3
-            x = t.add("branch4.0", "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1)),
-                                                ("ceil_mode", .bool(true))], from: -1)
-            t.basicConv("branch4.1", from: x, v[0], v[6], kernel: [1, 1])
-            return t
-        case "inception_v3_a":
-            guard let cin = int("in_channels"), let pf = int("pool_features") else { return nil }
-            var t = BlockTemplate("InceptionA")
-            t.basicConv("branch1x1", from: -1, cin, 64, kernel: [1, 1])
-            var x = t.basicConv("branch5x5_1", from: -1, cin, 48, kernel: [1, 1])
-            t.basicConv("branch5x5_2", from: x, 48, 64, kernel: [5, 5], padding: [2, 2])
-            x = t.basicConv("branch3x3dbl_1", from: -1, cin, 64, kernel: [1, 1])
-            x = t.basicConv("branch3x3dbl_2", from: x, 64, 96, kernel: [3, 3], padding: [1, 1])
-            t.basicConv("branch3x3dbl_3", from: x, 96, 96, kernel: [3, 3], padding: [1, 1])
-            x = t.add(nil, "avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1))], from: -1)
-            t.basicConv("branch_pool", from: x, cin, pf, kernel: [1, 1])
-            return t
-        case "inception_v3_b":
-            guard let cin = int("in_channels") else { return nil }
-            var t = BlockTemplate("InceptionB")
-            t.basicConv("branch3x3", from: -1, cin, 384, kernel: [3, 3], stride: [2, 2])
-            var x = t.basicConv("branch3x3dbl_1", from: -1, cin, 64, kernel: [1, 1])
-            x = t.basicConv("branch3x3dbl_2", from: x, 64, 96, kernel: [3, 3], padding: [1, 1])
-            t.basicConv("branch3x3dbl_3", from: x, 96, 96, kernel: [3, 3], stride: [2, 2])
-            t.add(nil, "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(2))], from: -1)
-            return t
-        case "inception_v3_c":
-            guard let cin = int("in_channels"), let c7 = int("channels_7x7") else { return nil }
-            var t = BlockTemplate("InceptionC")
-            t.basicConv("branch1x1", from: -1, cin, 192, kernel: [1, 1])
-            var x = t.basicConv("branch7x7_1", from: -1, cin, c7, kernel: [1, 1])
-            x = t.basicConv("branch7x7_2", from: x, c7, c7, kernel: [1, 7], padding: [0, 3])
-            t.basicConv("branch7x7_3", from: x, c7, 192, kernel: [7, 1], padding: [3, 0])
-            x = t.basicConv("branch7x7dbl_1", from: -1, cin, c7, kernel: [1, 1])
-            x = t.basicConv("branch7x7dbl_2", from: x, c7, c7, kernel: [7, 1], padding: [3, 0])
-            x = t.basicConv("branch7x7dbl_3", from: x, c7, c7, kernel: [1, 7], padding: [0, 3])
-            x = t.basicConv("branch7x7dbl_4", from: x, c7, c7, kernel: [7, 1], padding: [3, 0])
-            t.basicConv("branch7x7dbl_5", from: x, c7, 192, kernel: [1, 7], padding: [0, 3])
-            x = t.add(nil, "avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1))], from: -1)
-            t.basicConv("branch_pool", from: x, cin, 192, kernel: [1, 1])
-            return t
-        case "inception_v3_d":
-            guard let cin = int("in_channels") else { return nil }
-            var t = BlockTemplate("InceptionD")
-            var x = t.basicConv("branch3x3_1", from: -1, cin, 192, kernel: [1, 1])
-            t.basicConv("branch3x3_2", from: x, 192, 320, kernel: [3, 3], stride: [2, 2])
-            x = t.basicConv("branch7x7x3_1", from: -1, cin, 192, kernel: [1, 1])
-            x = t.basicConv("branch7x7x3_2", from: x, 192, 192, kernel: [1, 7], padding: [0, 3])
-            x = t.basicConv("branch7x7x3_3", from: x, 192, 192, kernel: [7, 1], padding: [3, 0])
-            t.basicConv("branch7x7x3_4", from: x, 192, 192, kernel: [3, 3], stride: [2, 2])
-            t.add(nil, "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(2))], from: -1)
-            return t
-        case "inception_v3_e":
-            guard let cin = int("in_channels") else { return nil }
-            var t = BlockTemplate("InceptionE")
-            t.basicConv("branch1x1", from: -1, cin, 320, kernel: [1, 1])
-            var x = t.basicConv("branch3x3_1", from: -1, cin, 384, kernel: [1, 1])
-            t.basicConv("branch3x3_2a", from: x, 384, 384, kernel: [1, 3], padding: [0, 1])
-            t.basicConv("branch3x3_2b", from: x, 384, 384, kernel: [3, 1], padding: [1, 0])
-            x = t.basicConv("branch3x3dbl_1", from: -1, cin, 448, kernel: [1, 1])
-            x = t.basicConv("branch3x3dbl_2", from: x, 448, 384, kernel: [3, 3], padding: [1, 1])
-            t.basicConv("branch3x3dbl_3a", from: x, 384, 384, kernel: [1, 3], padding: [0, 1])
-            t.basicConv("branch3x3dbl_3b", from: x, 384, 384, kernel: [3, 1], padding: [1, 0])
-            x = t.add(nil, "avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1))], from: -1)
-            t.basicConv("branch_pool", from: x, cin, 192, kernel: [1, 1])
-            return t
-        case "inception_v3_aux":
-            guard let cin = int("in_channels"), let classes = int("num_classes") else { return nil }
-            var t = BlockTemplate("InceptionAux")
-            var x = t.add(nil, "avgpool2d", [("kernel_size", .int(5)), ("stride", .int(3))], from: -1)
-            x = t.basicConv("conv0", from: x, cin, 128, kernel: [1, 1])
-            x = t.basicConv("conv1", from: x, 128, 768, kernel: [5, 5])
-            x = t.add(nil, "adaptive_avgpool2d", [("output_size", .int(1))], from: x)
-            x = t.add(nil, "flatten", [], from: x)
-            t.add("fc", "linear", [("in_features", .int(768)), ("out_features", .int(classes))], from: x)
-            return t
-        default:
-            return nil
-        }
-    }
-}
+// layers expanded into the children their `describe` reports (ModelSummary), and dotted node
+// names nested into containers. What is known here by type name is only PyTorch's spelling of
+// a layer (its class name and repr); structure, MACs and windows come from `describe`.
 
 extension Array where Element == (String, AttributeValue) {
     func value(_ name: String) -> AttributeValue? { first { $0.0 == name }?.1 }
@@ -211,6 +25,16 @@ extension Array where Element == (String, AttributeValue) {
 
 /// PyTorch's repr of values and layers.
 enum PyRepr {
+    /// The PyTorch class name a composite of `type` prints as (torchvision's for the built-in
+    /// blocks); a type PyTorch has no class for prints as its own name.
+    static func className(type: String) -> String {
+        let known = ["residual_basic": "BasicBlock", "residual_bottleneck": "Bottleneck", "basic_conv2d": "BasicConv2d",
+                     "inception_googlenet": "Inception", "inception_v3_a": "InceptionA", "inception_v3_b": "InceptionB",
+                     "inception_v3_c": "InceptionC", "inception_v3_d": "InceptionD", "inception_v3_e": "InceptionE",
+                     "inception_v3_aux": "InceptionAux"]
+        return known[type] ?? type
+    }
+
     /// A Python float as `repr` writes it: 0.1, 1e-05, 0.001, 1.0.
     static func float(_ v: Double) -> String {
         if v.isNaN { return "nan" }
