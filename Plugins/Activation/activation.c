@@ -236,17 +236,38 @@ static ply_status act_backward(ply_layer *self, int32_t n_inputs, const ply_tens
     return PLY_OK;
 }
 
-#define DEFINE_TYPE(var, type_name, type_doc, create_fn) \
+// Attribute schemas (ABI 1.2): the element-wise types take none; softmax and log_softmax read `dim`.
+static const ply_attr_spec no_specs[] = {PLY_SPEC_END};
+static const ply_attr_spec softmax_specs[] = {
+    {.name = "dim", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "the axis the values are normalised along (negative counts from the end)"},
+    PLY_SPEC_END,
+};
+
+// No describe: no MACs, an identity window and no children (plugin.h's meaning of NULL).
+#define ACT_TYPE(var, type_name, type_doc, create_fn, specs, inputs) \
     static const ply_layer_type var = { \
-        sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, type_doc, 1, 1, \
-        create_fn, act_destroy, act_infer_shape, act_forward, act_backward, NULL, NULL, NULL, \
+        .struct_size = sizeof(ply_layer_type), \
+        .abi_version = PLY_ABI_VERSION, \
+        .name = type_name, \
+        .doc = type_doc, \
+        .min_inputs = 1, \
+        .max_inputs = 1, \
+        .create = create_fn, \
+        .destroy = act_destroy, \
+        .infer_shape = act_infer_shape, \
+        .forward = act_forward, \
+        .backward = act_backward, \
+        .attr_specs = specs, \
+        .inputs_doc = inputs, \
     };
-DEFINE_TYPE(relu_type, "relu", "max(x, 0), element-wise", relu_create)
-DEFINE_TYPE(tanh_type, "tanh", "hyperbolic tangent, element-wise", tanh_create)
-DEFINE_TYPE(sigmoid_type, "sigmoid", "1 / (1 + exp(-x)), element-wise", sigmoid_create)
-DEFINE_TYPE(softmax_type, "softmax", "softmax along `dim` (default 1)", softmax_create)
-DEFINE_TYPE(log_softmax_type, "log_softmax", "log of softmax along `dim` (default 1), computed stably",
-            log_softmax_create)
+ACT_TYPE(relu_type, "relu", "max(x, 0), element-wise", relu_create, no_specs, "x: any shape")
+ACT_TYPE(tanh_type, "tanh", "hyperbolic tangent, element-wise", tanh_create, no_specs, "x: any shape")
+ACT_TYPE(sigmoid_type, "sigmoid", "1 / (1 + exp(-x)), element-wise", sigmoid_create, no_specs, "x: any shape")
+ACT_TYPE(softmax_type, "softmax", "softmax along `dim` (default 1)", softmax_create, softmax_specs,
+         "x: any shape with the axis `dim`, e.g. (N, C)")
+ACT_TYPE(log_softmax_type, "log_softmax", "log of softmax along `dim` (default 1), computed stably",
+         log_softmax_create, softmax_specs, "x: any shape with the axis `dim`, e.g. (N, C)")
 
 static const ply_layer_type *const types[] = {&relu_type, &tanh_type, &sigmoid_type, &softmax_type,
                                               &log_softmax_type};

@@ -437,11 +437,39 @@ static ply_status bn_fuse_activation(ply_layer *self, const char *activation) {
     return PLY_OK;
 }
 
+static const ply_attr_spec bn_specs[] = {
+    {.name = "num_features", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED,
+     .doc = "C, the number of channels of the input"},
+    {.name = "eps", .kind = PLY_ATTR_FLOAT, .default_text = "1e-05",
+     .doc = "added to the variance before its square root, for stability"},
+    {.name = "momentum", .kind = PLY_ATTR_FLOAT, .default_text = "0.1",
+     .doc = "weight of the batch statistics in the running-statistics update, in [0, 1]"},
+    {.name = "affine", .kind = PLY_ATTR_BOOL, .default_text = "true",
+     .doc = "learn a per-channel scale (weight) and shift (bias)"},
+    {.name = "track_running_stats", .kind = PLY_ATTR_BOOL, .default_text = "true",
+     .doc = "keep running mean and variance (buffers) and use them in evaluation"},
+    PLY_SPEC_END,
+};
+
+// No describe: batch norm counts no MACs and keeps the receptive field (identity window).
 static const ply_layer_type batchnorm2d_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "batchnorm2d",
-    "batch normalisation over channels (num_features, eps=1e-5, momentum=0.1, affine, track_running_stats)",
-    1, 1, bn_create, bn_destroy, bn_infer_shape, bn_forward, bn_backward, bn_param_count, bn_get_param,
-    bn_set_training, bn_fuse_activation,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "batchnorm2d",
+    .doc = "batch normalisation over channels (num_features, eps=1e-5, momentum=0.1, affine, track_running_stats)",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = bn_create,
+    .destroy = bn_destroy,
+    .infer_shape = bn_infer_shape,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .param_count = bn_param_count,
+    .get_param = bn_get_param,
+    .set_training = bn_set_training,
+    .fuse_activation = bn_fuse_activation,
+    .attr_specs = bn_specs,
+    .inputs_doc = "x: (N, C, H, W), (N, C, L) or (N, C)",
 };
 
 static const ply_layer_type *const types[] = {&batchnorm2d_type};

@@ -516,11 +516,58 @@ static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
     return ply_errorf(L->host, PLY_ERR_NOT_FOUND, "conv2d: no parameter %d (it has %d)", index, conv_param_count(L));
 }
 
+// ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+static const ply_attr_spec conv_specs[] = {
+    {.name = "in_channels", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = "C, channels of the input"},
+    {.name = "out_channels", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = "channels of the output"},
+    PLY_SPEC_KERNEL_SIZE,
+    PLY_SPEC_STRIDE("1", "input pixels between neighbouring outputs: an int or [sh, sw]"),
+    PLY_SPEC_PADDING,
+    PLY_SPEC_DILATION("spacing between kernel taps: an int or [dh, dw]; only 1 is supported"),
+    {.name = "groups", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "blocked connections from input to output channels; only 1 is supported"},
+    {.name = "padding_mode", .kind = PLY_ATTR_STRING, .default_text = "zeros",
+     .doc = "what the padding holds; only \"zeros\" is supported"},
+    {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
+    {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
+     .doc = "implementation: auto, im2col, blas, direct, taps, winograd or s2d"},
+    {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
+     .doc = "cap in MiB on the backward's whole-batch scratch; above it the batch goes a tile at a time"},
+    PLY_SPEC_END,
+};
+
+// MACs: output elements x in_channels x kh x kw (groups is 1); window: the kernel (dilation 1) and stride.
+static ply_status conv_describe(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info) {
+    ply_shape out;
+    ply_status st = conv_infer_shape(L, n_inputs, inputs, &out);
+    if (st != PLY_OK) return st;
+    ply_info_set_macs(info, ply_shape_numel(&out) * L->C * L->KH * L->KW);
+    ply_info_set_window(info, ply_window_make((double)L->KH, (double)L->KW, (double)L->SH, (double)L->SW));
+    return PLY_OK;
+}
+
 static const ply_layer_type conv2d_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "conv2d",
-    "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, stride, padding, bias, algorithm, workspace_mb", 1, 1,
-    conv_create, conv_destroy, conv_infer_shape, conv_forward, conv_backward, conv_param_count, conv_get_param, conv_set_training,
-    conv_fuse_activation,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "conv2d",
+    .doc = "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, "
+           "stride, padding, bias, algorithm, workspace_mb",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = conv_create,
+    .destroy = conv_destroy,
+    .infer_shape = conv_infer_shape,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .param_count = conv_param_count,
+    .get_param = conv_get_param,
+    .set_training = conv_set_training,
+    .fuse_activation = conv_fuse_activation,
+    .attr_specs = conv_specs,
+    .inputs_doc = "x: (N, in_channels, H, W)",
+    .describe = conv_describe,
 };
 
 static const ply_layer_type *const types[] = {&conv2d_type};

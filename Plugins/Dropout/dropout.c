@@ -123,11 +123,28 @@ static void dropout_set_training(ply_layer *self, int32_t training) {
     self->training = training ? 1 : 0;
 }
 
+static const ply_attr_spec dropout_specs[] = {
+    {.name = "p", .kind = PLY_ATTR_FLOAT, .default_text = "0.5",
+     .doc = "probability of zeroing an element in training, in [0, 1]"},
+    PLY_SPEC_END,
+};
+
+// No describe: no MACs, identity window.
 static const ply_layer_type dropout_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "dropout",
-    "zero elements with probability p (default 0.5) and scale the rest by 1/(1-p) in training; identity in eval",
-    1, 1, dropout_create, dropout_destroy, dropout_infer_shape, dropout_forward, dropout_backward, NULL, NULL,
-    dropout_set_training,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "dropout",
+    .doc = "zero elements with probability p (default 0.5) and scale the rest by 1/(1-p) in training; identity in eval",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = dropout_create,
+    .destroy = dropout_destroy,
+    .infer_shape = dropout_infer_shape,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .set_training = dropout_set_training,
+    .attr_specs = dropout_specs,
+    .inputs_doc = "x: any shape",
 };
 
 static const ply_layer_type *const types[] = {&dropout_type};

@@ -110,6 +110,7 @@ static ply_status inception_googlenet_create(const ply_host *host, const ply_att
     t = conv_sq(L, &st, "branch3.0", 0, in, a[4], 1, 1, 0);
     b[2] = conv_sq(L, &st, "branch3.1", t, a[4], a[5], 3, 1, 1);  // torchvision's "5x5" is a 3x3
     t = blk_pool(L, &st, MAXPOOL, 0, 3, 1, 1, 1);
+    blk_name(L, &st, t, "branch4.0");  // a module in torchvision's branch4 Sequential (no parameters)
     b[3] = conv_sq(L, &st, "branch4.1", t, in, a[6], 1, 1, 0);
     blk_concat(L, &st, b, 4);
     return blk_finish(L, st, out);
@@ -247,29 +248,90 @@ static ply_status inception_v3_aux_create(const ply_host *host, const ply_attrs 
 }
 
 // ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+#define CHANNELS_SPEC(name_, doc_) {.name = name_, .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = doc_}
+#define IN_CHANNELS_SPEC CHANNELS_SPEC("in_channels", "channels of the input")
+
+static const ply_attr_spec basic_conv2d_specs[] = {
+    IN_CHANNELS_SPEC,
+    CHANNELS_SPEC("out_channels", "channels of the output"),
+    PLY_SPEC_KERNEL_SIZE,
+    PLY_SPEC_STRIDE("1", "input pixels between neighbouring outputs: an int or [sh, sw]"),
+    PLY_SPEC_PADDING,
+    PLY_SPEC_END,
+};
+static const ply_attr_spec googlenet_specs[] = {
+    IN_CHANNELS_SPEC,
+    CHANNELS_SPEC("ch1x1", "output channels of branch1 (1x1 conv)"),
+    CHANNELS_SPEC("ch3x3red", "channels of branch2's 1x1 reduction"),
+    CHANNELS_SPEC("ch3x3", "output channels of branch2 (3x3 conv)"),
+    CHANNELS_SPEC("ch5x5red", "channels of branch3's 1x1 reduction"),
+    CHANNELS_SPEC("ch5x5", "output channels of branch3 (a 3x3 conv, as torchvision)"),
+    CHANNELS_SPEC("pool_proj", "output channels of branch4 (max pool, then 1x1 conv)"),
+    PLY_SPEC_END,
+};
+static const ply_attr_spec v3_a_specs[] = {
+    IN_CHANNELS_SPEC,
+    CHANNELS_SPEC("pool_features", "output channels of the pool branch"),
+    PLY_SPEC_END,
+};
+static const ply_attr_spec in_channels_only_specs[] = {IN_CHANNELS_SPEC, PLY_SPEC_END};
+static const ply_attr_spec v3_c_specs[] = {
+    IN_CHANNELS_SPEC,
+    CHANNELS_SPEC("channels_7x7", "channels inside the 1x7 / 7x1 branches"),
+    PLY_SPEC_END,
+};
+static const ply_attr_spec v3_aux_specs[] = {
+    IN_CHANNELS_SPEC,
+    CHANNELS_SPEC("num_classes", "outputs of the final linear layer (fc)"),
+    PLY_SPEC_END,
+};
+
+// ----------------------------------------------------------------------------
 // descriptor
 
-#define BLOCK_TYPE(var, type_name, type_doc, create_fn) \
+#define BLOCK_TYPE(var, type_name, type_doc, create_fn, specs, inputs) \
     static const ply_layer_type var = { \
-        sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, type_doc, 1, 1, \
-        create_fn, blk_destroy, blk_infer_shape, blk_forward, blk_backward, blk_param_count, blk_get_param, \
-        blk_set_training, \
+        .struct_size = sizeof(ply_layer_type), \
+        .abi_version = PLY_ABI_VERSION, \
+        .name = type_name, \
+        .doc = type_doc, \
+        .min_inputs = 1, \
+        .max_inputs = 1, \
+        .create = create_fn, \
+        .destroy = blk_destroy, \
+        .infer_shape = blk_infer_shape, \
+        .forward = blk_forward, \
+        .backward = blk_backward, \
+        .param_count = blk_param_count, \
+        .get_param = blk_get_param, \
+        .set_training = blk_set_training, \
+        .attr_specs = specs, \
+        .inputs_doc = inputs, \
+        .describe = blk_describe, \
     };
 
+#define X_IN "x: (N, in_channels, H, W)"
 BLOCK_TYPE(basic_conv2d_type, "basic_conv2d",
            "torchvision BasicConv2d: conv2d (no bias) + batchnorm2d (eps 0.001) + relu "
            "(in_channels, out_channels, kernel_size, stride=1, padding=0)",
-           basic_conv2d_create)
+           basic_conv2d_create, basic_conv2d_specs, X_IN)
 BLOCK_TYPE(googlenet_type, "inception_googlenet",
            "torchvision GoogLeNet Inception block (in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)",
-           inception_googlenet_create)
-BLOCK_TYPE(v3_a_type, "inception_v3_a", "torchvision InceptionA (in_channels, pool_features)", inception_v3_a_create)
-BLOCK_TYPE(v3_b_type, "inception_v3_b", "torchvision InceptionB, stride 2 (in_channels)", inception_v3_b_create)
-BLOCK_TYPE(v3_c_type, "inception_v3_c", "torchvision InceptionC (in_channels, channels_7x7)", inception_v3_c_create)
-BLOCK_TYPE(v3_d_type, "inception_v3_d", "torchvision InceptionD, stride 2 (in_channels)", inception_v3_d_create)
-BLOCK_TYPE(v3_e_type, "inception_v3_e", "torchvision InceptionE (in_channels)", inception_v3_e_create)
+           inception_googlenet_create, googlenet_specs, X_IN)
+BLOCK_TYPE(v3_a_type, "inception_v3_a", "torchvision InceptionA (in_channels, pool_features)", inception_v3_a_create,
+           v3_a_specs, X_IN)
+BLOCK_TYPE(v3_b_type, "inception_v3_b", "torchvision InceptionB, stride 2 (in_channels)", inception_v3_b_create,
+           in_channels_only_specs, X_IN)
+BLOCK_TYPE(v3_c_type, "inception_v3_c", "torchvision InceptionC (in_channels, channels_7x7)", inception_v3_c_create,
+           v3_c_specs, X_IN)
+BLOCK_TYPE(v3_d_type, "inception_v3_d", "torchvision InceptionD, stride 2 (in_channels)", inception_v3_d_create,
+           in_channels_only_specs, X_IN)
+BLOCK_TYPE(v3_e_type, "inception_v3_e", "torchvision InceptionE (in_channels)", inception_v3_e_create,
+           in_channels_only_specs, X_IN)
 BLOCK_TYPE(v3_aux_type, "inception_v3_aux", "torchvision InceptionAux classifier head (in_channels, num_classes)",
-           inception_v3_aux_create)
+           inception_v3_aux_create, v3_aux_specs, "x: (N, in_channels, H, W), H and W at least 5 (17 in Inception-v3)")
 
 static const ply_layer_type *const types[] = {
     &basic_conv2d_type, &googlenet_type, &v3_a_type, &v3_b_type, &v3_c_type, &v3_d_type, &v3_e_type, &v3_aux_type,

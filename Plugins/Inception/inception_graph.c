@@ -120,6 +120,11 @@ int32_t blk_concat(ply_layer *self, ply_status *st, const int32_t *in, int32_t n
     return blk_add(self, st, NULL, "concat", a, 1, in, n_in);
 }
 
+void blk_name(ply_layer *self, const ply_status *st, int32_t v, const char *name) {
+    if (*st != PLY_OK || v < 1 || v > self->n_nodes) return;
+    snprintf(self->nodes[v - 1].prefix, sizeof self->nodes[v - 1].prefix, "%s", name);
+}
+
 ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out) {
     const ply_host *h = self->host;
     if (st == PLY_OK && self->n_nodes == 0) st = ply_errorf(h, PLY_ERR_INTERNAL, "%s: empty block", self->type_name);
@@ -208,6 +213,42 @@ static ply_status value_shapes(ply_layer *self, const ply_shape *in, ply_shape *
                                   nd->prefix[0] ? nd->prefix : nd->type->name, nd->prefix[0] ? " " : "",
                                   nd->prefix[0] ? nd->type->name : "");
     }
+    return PLY_OK;
+}
+
+ply_status blk_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info) {
+    ply_shape shapes[BLK_MAX_NODES + 1];
+    ply_window win[BLK_MAX_NODES + 1];  // value v's window relative to the block's input
+    double plane[BLK_MAX_NODES + 1][2]; // the last 4-d map on v's path (what a global child spans)
+    (void)n_inputs;
+    ply_status st = value_shapes(self, &inputs[0], shapes);
+    if (st != PLY_OK) return st;
+    win[0] = ply_window_identity();
+    plane[0][0] = (double)inputs[0].dims[2];
+    plane[0][1] = (double)inputs[0].dims[3];
+    for (int32_t i = 0; i < self->n_nodes; i++) {
+        blk_node *nd = &self->nodes[i];
+        ply_shape ins[BLK_MAX_IN];
+        ply_window w = win[nd->in[0]], cw;
+        double pl[2] = {plane[nd->in[0]][0], plane[nd->in[0]][1]};
+        for (int32_t j = 0; j < nd->n_in; j++) {
+            int32_t v = nd->in[j];
+            ins[j] = shapes[v];
+            w = ply_window_join(w, win[v]);
+            for (int a = 0; a < 2; a++) pl[a] = plane[v][a] > pl[a] ? plane[v][a] : pl[a];
+        }
+        if ((st = ply_child_window(nd->type, nd->layer, nd->n_in, ins, pl, &cw, NULL)) != PLY_OK) return st;
+        win[i + 1] = ply_window_then(w, cw);
+        const ply_shape *o = &shapes[i + 1];
+        plane[i + 1][0] = o->ndim == 4 ? (double)o->dims[2] : pl[0];
+        plane[i + 1][1] = o->ndim == 4 ? (double)o->dims[3] : pl[1];
+        // Nodes torchvision registers as modules have a name; its functional steps (F.relu,
+        // F.avg_pool2d, torch.cat) do not and are not reported.
+        if (nd->prefix[0] &&
+            (st = ply_info_add_child(info, nd->prefix, nd->type, nd->layer, nd->n_in, ins, o)) != PLY_OK)
+            return st;
+    }
+    ply_info_set_window(info, win[self->n_nodes]);
     return PLY_OK;
 }
 

@@ -58,6 +58,9 @@ int32_t blk_conv(ply_layer *self, ply_status *st, const char *prefix, int32_t in
 int32_t blk_pool(ply_layer *self, ply_status *st, const char *type, int32_t in, int64_t k, int64_t s, int64_t p,
                  int ceil_mode);
 int32_t blk_concat(ply_layer *self, ply_status *st, const int32_t *in, int32_t n_in);
+/* Names the parameter-free node that produced value `v` as torchvision's module (GoogLeNet's
+ * "branch4.0" max pool), so describe reports it and messages name it. No-op when *st is an error. */
+void blk_name(ply_layer *self, const ply_status *st, int32_t v, const char *name);
 /* Build the dotted parameter names; on failure (or when st is an error)
  * destroy self and return the status, else set *out. */
 ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out);
@@ -75,6 +78,9 @@ ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inp
 int32_t blk_param_count(ply_layer *self);
 ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out);
 void blk_set_training(ply_layer *self, int32_t training);
+/* describe (ABI 1.2): every named node as a child, in order, with the shapes it sees; no MACs of its own;
+ * the window of the longest path from the input to the output, children's windows composed. */
+ply_status blk_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info);
 
 
 PLY_INTERNAL_END

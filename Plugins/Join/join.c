@@ -218,15 +218,43 @@ static ply_status join_backward(ply_layer *self, int32_t n_inputs, const ply_ten
     return st;
 }
 
+static const ply_attr_spec concat_specs[] = {
+    {.name = "dim", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "the axis to concatenate along (negative counts from the end)"},
+    PLY_SPEC_END,
+};
+static const ply_attr_spec add_specs[] = {PLY_SPEC_END};
+
+// No describe: joins count no MACs and keep the field (the host takes the maximum over the inputs).
 static const ply_layer_type concat_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "concat",
-    "concatenate 1+ inputs along `dim` (default 1), as torch.cat", 1, -1,
-    concat_create, join_destroy, join_infer_shape, join_forward, join_backward, NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "concat",
+    .doc = "concatenate 1+ inputs along `dim` (default 1), as torch.cat",
+    .min_inputs = 1,
+    .max_inputs = -1,
+    .create = concat_create,
+    .destroy = join_destroy,
+    .infer_shape = join_infer_shape,
+    .forward = join_forward,
+    .backward = join_backward,
+    .attr_specs = concat_specs,
+    .inputs_doc = "x0, x1, ...: equal shapes but for the axis `dim`, e.g. (N, C_i, H, W)",
 };
 static const ply_layer_type add_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "add",
-    "element-wise sum of 2+ inputs of identical shape", 2, -1,
-    add_create, join_destroy, join_infer_shape, join_forward, join_backward, NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "add",
+    .doc = "element-wise sum of 2+ inputs of identical shape",
+    .min_inputs = 2,
+    .max_inputs = -1,
+    .create = add_create,
+    .destroy = join_destroy,
+    .infer_shape = join_infer_shape,
+    .forward = join_forward,
+    .backward = join_backward,
+    .attr_specs = add_specs,
+    .inputs_doc = "x0, x1, ...: identical shapes",
 };
 
 static const ply_layer_type *const types[] = {&concat_type, &add_type};

@@ -423,11 +423,43 @@ static ply_status linear_get_param(ply_layer *L, int32_t index, ply_param *out) 
                       linear_param_count(L));
 }
 
+// ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+static const ply_attr_spec linear_specs[] = {
+    {.name = "in_features", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = "size of the input's last axis"},
+    {.name = "out_features", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = "size of the output's last axis"},
+    {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn an additive bias"},
+    PLY_SPEC_END,
+};
+
+// MACs: output elements x in_features; window: global (every output sees the whole last feature map).
+static ply_status linear_describe(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info) {
+    ply_shape out;
+    ply_status st = linear_infer_shape(L, n_inputs, inputs, &out);
+    if (st != PLY_OK) return st;
+    ply_info_set_macs(info, ply_shape_numel(&out) * L->in);
+    ply_info_set_global(info);
+    return PLY_OK;
+}
+
 static const ply_layer_type linear_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "linear",
-    "fully connected y = x W^T + b over the last dim; attrs in_features, out_features, bias", 1, 1,
-    linear_create, linear_destroy, linear_infer_shape, linear_fwd, linear_bwd, linear_param_count, linear_get_param,
-    NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "linear",
+    .doc = "fully connected y = x W^T + b over the last dim; attrs in_features, out_features, bias",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = linear_create,
+    .destroy = linear_destroy,
+    .infer_shape = linear_infer_shape,
+    .forward = linear_fwd,
+    .backward = linear_bwd,
+    .param_count = linear_param_count,
+    .get_param = linear_get_param,
+    .attr_specs = linear_specs,
+    .inputs_doc = "x: (*, in_features), e.g. (N, in_features)",
+    .describe = linear_describe,
 };
 
 static const ply_layer_type *const types[] = {&linear_type};

@@ -176,10 +176,29 @@ static ply_status ce_backward(ply_layer *self, int32_t n_inputs, const ply_tenso
     return PLY_OK;
 }
 
+static const ply_attr_spec ce_specs[] = {
+    {.name = "reduction", .kind = PLY_ATTR_STRING, .default_text = "mean",
+     .doc = "how per-sample losses combine: mean or sum"},
+    {.name = "label_smoothing", .kind = PLY_ATTR_FLOAT, .default_text = "0.0",
+     .doc = "PyTorch's label smoothing; only 0 is supported"},
+    PLY_SPEC_END,
+};
+
+// No describe: no MACs, identity window.
 static const ply_layer_type cross_entropy_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "cross_entropy",
-    "cross-entropy of logits [N, C] against class-index targets [N]; reduction \"mean\" (default) or \"sum\"",
-    2, 2, ce_create, ce_destroy, ce_infer_shape, ce_forward, ce_backward, NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "cross_entropy",
+    .doc = "cross-entropy of logits [N, C] against class-index targets [N]; reduction \"mean\" (default) or \"sum\"",
+    .min_inputs = 2,
+    .max_inputs = 2,
+    .create = ce_create,
+    .destroy = ce_destroy,
+    .infer_shape = ce_infer_shape,
+    .forward = ce_forward,
+    .backward = ce_backward,
+    .attr_specs = ce_specs,
+    .inputs_doc = "logits: (N, C); targets: (N), class indices 0..C-1",
 };
 
 static const ply_layer_type *const types[] = {&cross_entropy_type};

@@ -877,19 +877,101 @@ static ply_status pool_backward(ply_layer *self, int32_t n_inputs, const ply_ten
     return PLY_OK;
 }
 
-#define DEFINE_TYPE(var, type_name, type_doc, create_fn) \
+// ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+#define POOL_STRIDE_SPEC PLY_SPEC_STRIDE(NULL, "input pixels between neighbouring windows: an int or [sh, sw]; " \
+                                               "absent or [] means kernel_size")
+#define POOL_CEIL_MODE_SPEC                                               \
+    {.name = "ceil_mode", .kind = PLY_ATTR_BOOL, .default_text = "false", \
+     .doc = "round the output size up, so a last partial window counts"}
+
+static const ply_attr_spec maxpool_specs[] = {
+    PLY_SPEC_KERNEL_SIZE,
+    POOL_STRIDE_SPEC,
+    PLY_SPEC_PADDING,
+    PLY_SPEC_DILATION("spacing between window taps: an int or [dh, dw]; only 1 is supported"),
+    POOL_CEIL_MODE_SPEC,
+    {.name = "return_indices", .kind = PLY_ATTR_BOOL, .default_text = "false",
+     .doc = "also return the argmax indices; only false is supported"},
+    PLY_SPEC_END,
+};
+
+static const ply_attr_spec avgpool_specs[] = {
+    PLY_SPEC_KERNEL_SIZE,
+    POOL_STRIDE_SPEC,
+    PLY_SPEC_PADDING,
+    POOL_CEIL_MODE_SPEC,
+    {.name = "count_include_pad", .kind = PLY_ATTR_BOOL, .default_text = "true",
+     .doc = "count the zero padding in the divisor of each average"},
+    {.name = "divisor_override", .kind = PLY_ATTR_STRING, .default_text = NULL,
+     .doc = "PyTorch's fixed divisor; only None (absent, or the string a serialised None gives) is supported"},
+    PLY_SPEC_END,
+};
+
+static const ply_attr_spec adaptive_specs[] = {
+    {.name = "output_size", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_REQUIRED | PLY_ATTR_PAIR,
+     .doc = "output height and width: an int or [oh, ow]"},
+    PLY_SPEC_END,
+};
+
+// The largest window adaptive pooling uses along an axis of n inputs pooled to o outputs: output i spans
+// [floor(i*n/o), ceil((i+1)*n/o)).
+static double adaptive_window(int64_t n, int64_t o) {
+    int64_t w = 0;
+    for (int64_t i = 0; i < o; i++) {
+        int64_t start = i * n / o, end = ((i + 1) * n + o - 1) / o;
+        if (end - start > w) w = end - start;
+    }
+    return (double)w;
+}
+
+// No MACs (pooling counts 0). Window: the kernel and stride (dilation is 1); adaptive pooling its largest
+// window and the fractional stride in/out, or global when it pools to 1x1.
+static ply_status pool_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info) {
+    (void)n_inputs;
+    pool_geom g = {0, 0, 0, 0, 0};
+    ply_status st = pool_geometry(self, &inputs[0], &g);
+    if (st != PLY_OK) return st;
+    if (self->kind != POOL_ADAPTIVE_AVG) {
+        ply_info_set_window(info, ply_window_make((double)self->kh, (double)self->kw, (double)self->sh,
+                                                  (double)self->sw));
+    } else if (g.OH == 1 && g.OW == 1) {
+        ply_info_set_global(info);
+    } else {
+        ply_info_set_window(info, ply_window_make(adaptive_window(g.H, g.OH), adaptive_window(g.W, g.OW),
+                                                  (double)g.H / (double)g.OH, (double)g.W / (double)g.OW));
+    }
+    return PLY_OK;
+}
+
+#define POOL_TYPE(var, type_name, type_doc, create_fn, specs) \
     static const ply_layer_type var = { \
-        sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, type_doc, 1, 1, \
-        create_fn, pool_destroy, pool_infer_shape, pool_forward, pool_backward, NULL, NULL, pool_set_training, \
+        .struct_size = sizeof(ply_layer_type), \
+        .abi_version = PLY_ABI_VERSION, \
+        .name = type_name, \
+        .doc = type_doc, \
+        .min_inputs = 1, \
+        .max_inputs = 1, \
+        .create = create_fn, \
+        .destroy = pool_destroy, \
+        .infer_shape = pool_infer_shape, \
+        .forward = pool_forward, \
+        .backward = pool_backward, \
+        .set_training = pool_set_training, \
+        .attr_specs = specs, \
+        .inputs_doc = "x: (N, C, H, W) or (C, H, W)", \
+        .describe = pool_describe, \
     };
-DEFINE_TYPE(maxpool2d_type, "maxpool2d",
-            "2-d max pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false)", maxpool2d_create)
-DEFINE_TYPE(avgpool2d_type, "avgpool2d",
-            "2-d average pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false), "
-            "count_include_pad (true)",
-            avgpool2d_create)
-DEFINE_TYPE(adaptive_avgpool2d_type, "adaptive_avgpool2d",
-            "2-d adaptive average pooling to output_size (int or pair)", adaptive_avgpool2d_create)
+POOL_TYPE(maxpool2d_type, "maxpool2d",
+          "2-d max pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false)", maxpool2d_create,
+          maxpool_specs)
+POOL_TYPE(avgpool2d_type, "avgpool2d",
+          "2-d average pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false), "
+          "count_include_pad (true)",
+          avgpool2d_create, avgpool_specs)
+POOL_TYPE(adaptive_avgpool2d_type, "adaptive_avgpool2d",
+          "2-d adaptive average pooling to output_size (int or pair)", adaptive_avgpool2d_create, adaptive_specs)
 
 static const ply_layer_type *const types[] = {&maxpool2d_type, &avgpool2d_type, &adaptive_avgpool2d_type};
 

@@ -103,10 +103,29 @@ static ply_status flatten_backward(ply_layer *self, int32_t n_inputs, const ply_
     return PLY_OK;
 }
 
+static const ply_attr_spec flatten_specs[] = {
+    {.name = "start_dim", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "first axis merged (negative counts from the end)"},
+    {.name = "end_dim", .kind = PLY_ATTR_INT, .default_text = "-1",
+     .doc = "last axis merged (negative counts from the end)"},
+    PLY_SPEC_END,
+};
+
+// No describe: no MACs, identity window (the host keeps the last feature map's size for a linear after it).
 static const ply_layer_type flatten_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "flatten",
-    "merge dims start_dim (1) .. end_dim (-1) into one, as torch.flatten", 1, 1,
-    flatten_create, flatten_destroy, flatten_infer_shape, flatten_forward, flatten_backward, NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "flatten",
+    .doc = "merge dims start_dim (1) .. end_dim (-1) into one, as torch.flatten",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = flatten_create,
+    .destroy = flatten_destroy,
+    .infer_shape = flatten_infer_shape,
+    .forward = flatten_forward,
+    .backward = flatten_backward,
+    .attr_specs = flatten_specs,
+    .inputs_doc = "x: (N, C, H, W) or any shape with the axes start_dim..end_dim",
 };
 
 static const ply_layer_type *const types[] = {&flatten_type};

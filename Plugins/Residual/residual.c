@@ -268,23 +268,104 @@ static void rb_set_training(ply_layer *self, int32_t training) {
 }
 
 // ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+static const ply_attr_spec rb_specs[] = {
+    {.name = "inplanes", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED, .doc = "channels of the input"},
+    {.name = "planes", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED,
+     .doc = "channels of the 3x3 conv; the output has planes x expansion (1 basic, 4 bottleneck)"},
+    {.name = "stride", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "stride of the block (on its 3x3 conv and the downsample conv)"},
+    {.name = "downsample", .kind = PLY_ATTR_BOOL, .default_text = NULL,
+     .doc = "conv1x1 + bn shortcut; absent: when stride != 1 or inplanes != planes x expansion"},
+    {.name = "groups", .kind = PLY_ATTR_INT, .default_text = "1", .doc = "torchvision's groups; only 1 is supported"},
+    {.name = "base_width", .kind = PLY_ATTR_INT, .default_text = "64",
+     .doc = "torchvision's base_width; only 64 is supported"},
+    {.name = "dilation", .kind = PLY_ATTR_INT, .default_text = "1",
+     .doc = "torchvision's dilation; only 1 is supported"},
+    PLY_SPEC_END,
+};
+
+// One conv+bn stage (or the downsample pair) for describe: reports both children under their torchvision
+// names, composes the conv's window onto *w and moves *x to the bn's output shape.
+static ply_status describe_stage(ply_layer_info *info, const char *conv_name, const rb_child *conv,
+                                 const char *bn_name, const rb_child *bn, ply_shape *x, ply_window *w) {
+    ply_shape c_out, b_out;
+    ply_window cw;
+    const double plane[2] = {(double)x->dims[2], (double)x->dims[3]};
+    ply_status st = conv->type->infer_shape(conv->layer, 1, x, &c_out);
+    if (st == PLY_OK) st = bn->type->infer_shape(bn->layer, 1, &c_out, &b_out);
+    if (st == PLY_OK) st = ply_child_window(conv->type, conv->layer, 1, x, plane, &cw, NULL);
+    if (st == PLY_OK) st = ply_info_add_child(info, conv_name, conv->type, conv->layer, 1, x, &c_out);
+    if (st == PLY_OK) st = ply_info_add_child(info, bn_name, bn->type, bn->layer, 1, &c_out, &b_out);
+    if (st != PLY_OK) return st;
+    *w = ply_window_then(*w, cw);
+    *x = b_out;
+    return PLY_OK;
+}
+
+// Children in torchvision's registration order (BasicBlock: conv1, bn1, relu, conv2, bn2, downsample;
+// Bottleneck: conv1, bn1, conv2, bn2, conv3, bn3, relu, downsample), each with the shapes it sees. The
+// block's own MACs are 0 (its convs are children); its window is the longer of the main path (the convs
+// composed) and the shortcut.
+static ply_status rb_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info) {
+    static const char *const conv_names[] = {"conv1", "conv2", "conv3"};
+    static const char *const bn_names[] = {"bn1", "bn2", "bn3"};
+    ply_shape out;
+    ply_status st = rb_infer_shape(self, n_inputs, inputs, &out);
+    if (st != PLY_OK) return st;
+    ply_shape x = inputs[0];
+    ply_window main_path = ply_window_identity(), shortcut = ply_window_identity();
+    for (int32_t k = 0; k < self->stages; k++) {
+        if ((st = describe_stage(info, conv_names[k], &self->conv[k], bn_names[k], &self->bn[k], &x, &main_path)) !=
+            PLY_OK)
+            return st;
+        // torchvision registers its one ReLU module after bn1 (BasicBlock) or bn3 (Bottleneck).
+        if (k == (self->stages == 2 ? 0 : 2) &&
+            (st = ply_info_add_child(info, "relu", self->relu.type, self->relu.layer, 1, &x, &x)) != PLY_OK)
+            return st;
+    }
+    if (self->downsample) {
+        ply_shape d = inputs[0];
+        if ((st = describe_stage(info, "downsample.0", &self->ds_conv, "downsample.1", &self->ds_bn, &d,
+                                 &shortcut)) != PLY_OK)
+            return st;
+    }
+    ply_info_set_window(info, ply_window_join(main_path, shortcut));
+    return PLY_OK;
+}
+
+// ----------------------------------------------------------------------------
 // descriptor
 
-static const ply_layer_type basic_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "residual_basic",
-    "torchvision ResNet BasicBlock: two 3x3 conv+bn, identity or downsample shortcut, relu "
-    "(inplanes, planes, stride=1, downsample)",
-    1, 1, basic_create, rb_destroy, rb_infer_shape, rb_forward, rb_backward, rb_param_count, rb_get_param,
-    rb_set_training,
-};
-
-static const ply_layer_type bottleneck_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "residual_bottleneck",
-    "torchvision ResNet Bottleneck (v1.5, expansion 4): 1x1, 3x3 (stride), 1x1 conv+bn, shortcut, relu "
-    "(inplanes, planes, stride=1, downsample)",
-    1, 1, bottleneck_create, rb_destroy, rb_infer_shape, rb_forward, rb_backward, rb_param_count, rb_get_param,
-    rb_set_training,
-};
+#define RB_TYPE(var, type_name, type_doc, create_fn) \
+    static const ply_layer_type var = { \
+        .struct_size = sizeof(ply_layer_type), \
+        .abi_version = PLY_ABI_VERSION, \
+        .name = type_name, \
+        .doc = type_doc, \
+        .min_inputs = 1, \
+        .max_inputs = 1, \
+        .create = create_fn, \
+        .destroy = rb_destroy, \
+        .infer_shape = rb_infer_shape, \
+        .forward = rb_forward, \
+        .backward = rb_backward, \
+        .param_count = rb_param_count, \
+        .get_param = rb_get_param, \
+        .set_training = rb_set_training, \
+        .attr_specs = rb_specs, \
+        .inputs_doc = "x: (N, inplanes, H, W)", \
+        .describe = rb_describe, \
+    };
+RB_TYPE(basic_type, "residual_basic",
+        "torchvision ResNet BasicBlock: two 3x3 conv+bn, identity or downsample shortcut, relu "
+        "(inplanes, planes, stride=1, downsample)",
+        basic_create)
+RB_TYPE(bottleneck_type, "residual_bottleneck",
+        "torchvision ResNet Bottleneck (v1.5, expansion 4): 1x1, 3x3 (stride), 1x1 conv+bn, shortcut, relu "
+        "(inplanes, planes, stride=1, downsample)",
+        bottleneck_create)
 
 static const ply_layer_type *const types[] = {&basic_type, &bottleneck_type};
 

@@ -266,13 +266,48 @@ static ply_status interpolate_backward(ply_layer *self, int32_t n_inputs, const 
     return run(self, &inputs[0].shape, &output->shape, grad_output->data, grad_inputs[0].data, backward_planes);
 }
 
+// ----------------------------------------------------------------------------
+// self-description (ABI 1.2)
+
+static const ply_attr_spec interpolate_specs[] = {
+    {.name = "size", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_PAIR, .default_text = NULL,
+     .doc = "output height and width: an int or [h, w]; give exactly one of size and scale_factor"},
+    {.name = "scale_factor", .kind = PLY_ATTR_FLOAT, .default_text = NULL,
+     .doc = "output size = floor(input size x scale_factor); give exactly one of size and scale_factor"},
+    {.name = "mode", .kind = PLY_ATTR_STRING, .default_text = "nearest", .doc = "nearest or bilinear"},
+    {.name = "align_corners", .kind = PLY_ATTR_BOOL, .default_text = "false",
+     .doc = "bilinear only: align the corner pixels of input and output"},
+    PLY_SPEC_END,
+};
+
+// No MACs. Window: 2 input pixels per output for bilinear, 1 for nearest, spaced in/out apart.
+static ply_status interpolate_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs,
+                                       ply_layer_info *info) {
+    ply_shape out;
+    ply_status st = interpolate_infer_shape(self, n_inputs, inputs, &out);
+    if (st != PLY_OK) return st;
+    double k = self->mode == MODE_BILINEAR ? 2.0 : 1.0;
+    ply_info_set_window(info, ply_window_make(k, k, (double)inputs[0].dims[2] / (double)out.dims[2],
+                                              (double)inputs[0].dims[3] / (double)out.dims[3]));
+    return PLY_OK;
+}
+
 static const ply_layer_type interpolate_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "interpolate",
-    "resize H and W as F.interpolate: size [h, w] or scale_factor, mode \"nearest\" (default) | \"bilinear\", "
-    "align_corners (false)",
-    1, 1,
-    interpolate_create, interpolate_destroy, interpolate_infer_shape, interpolate_forward, interpolate_backward,
-    NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "interpolate",
+    .doc = "resize H and W as F.interpolate: size [h, w] or scale_factor, mode \"nearest\" (default) | "
+           "\"bilinear\", align_corners (false)",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = interpolate_create,
+    .destroy = interpolate_destroy,
+    .infer_shape = interpolate_infer_shape,
+    .forward = interpolate_forward,
+    .backward = interpolate_backward,
+    .attr_specs = interpolate_specs,
+    .inputs_doc = "x: (N, C, H, W)",
+    .describe = interpolate_describe,
 };
 
 static const ply_layer_type *const types[] = {&interpolate_type};

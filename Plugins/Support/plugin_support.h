@@ -30,6 +30,7 @@
 #ifndef PLY_PLUGIN_SUPPORT_H
 #define PLY_PLUGIN_SUPPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,152 @@ static inline ply_cpu ply_cpu_level(void) {
         __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
     return (ply_cpu)v;
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* Self-description (ABI 1.2): attribute-spec fragments, describe helpers  */
+/* ---------------------------------------------------------------------- */
+
+/* Entries of a ply_attr_spec list that several families share (one
+ * definition, so conv2d, the pools and basic_conv2d cannot drift apart).
+ * Use them as initialisers inside a family's own list:
+ *
+ *     static const ply_attr_spec conv_specs[] = {
+ *         PLY_SPEC_KERNEL_SIZE, PLY_SPEC_STRIDE("1", "..."), ..., PLY_SPEC_END,
+ *     };
+ */
+#define PLY_SPEC_END {.name = NULL}
+/** kernel_size as attr_pair reads it, required (conv2d, maxpool2d, avgpool2d, basic_conv2d). */
+#define PLY_SPEC_KERNEL_SIZE                                                                  \
+    {.name = "kernel_size", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_REQUIRED | PLY_ATTR_PAIR, \
+     .default_text = NULL, .doc = "window height and width: an int or [kh, kw]"}
+/** stride as attr_pair reads it; the default differs (conv "1", pools: kernel_size). */
+#define PLY_SPEC_STRIDE(default_, doc_) \
+    {.name = "stride", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_PAIR, .default_text = default_, .doc = doc_}
+/** Implicit zero padding on each side, as attr_pair reads it. */
+#define PLY_SPEC_PADDING                                                                  \
+    {.name = "padding", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_PAIR, .default_text = "0", \
+     .doc = "zeros added on both sides of each spatial axis: an int or [ph, pw]"}
+/** Spacing between kernel taps, as attr_pair reads it. */
+#define PLY_SPEC_DILATION(doc_) \
+    {.name = "dilation", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_PAIR, .default_text = "1", .doc = doc_}
+
+/** True when the ply_layer_info the host passed has room for `field` (plugin.h: write no field past
+ *  struct_size). */
+#define PLY_INFO_HAS(info, field) \
+    ((info)->struct_size >= offsetof(ply_layer_info, field) + sizeof((info)->field))
+/** True when a layer type (possibly built against an older ABI) has a non-NULL `describe`. */
+#define PLY_TYPE_HAS_DESCRIBE(type)                                                                       \
+    ((type)->struct_size >= offsetof(ply_layer_type, describe) + sizeof((type)->describe) && \
+     (type)->describe != NULL)
+
+/** A window as receptive-field arithmetic uses it: kernel and stride per axis (H, W), in input pixels.
+ *  The identity is {1, 1} / {1, 1}. */
+typedef struct ply_window {
+    double kernel[2];
+    double stride[2];
+} ply_window;
+
+static inline ply_window ply_window_identity(void) {
+    ply_window w = {{1.0, 1.0}, {1.0, 1.0}};
+    return w;
+}
+
+static inline ply_window ply_window_make(double kh, double kw, double sh, double sw) {
+    ply_window w = {{kh, kw}, {sh, sw}};
+    return w;
+}
+
+/** `b` applied after `a`: rf = rf_a + (k_b - 1) * jump_a, jump = jump_a * s_b. */
+static inline ply_window ply_window_then(ply_window a, ply_window b) {
+    ply_window w;
+    for (int i = 0; i < 2; i++) {
+        w.kernel[i] = a.kernel[i] + (b.kernel[i] - 1.0) * a.stride[i];
+        w.stride[i] = a.stride[i] * b.stride[i];
+    }
+    return w;
+}
+
+/** Two paths joined (add, concat): the longest field and the largest jump, per axis. */
+static inline ply_window ply_window_join(ply_window a, ply_window b) {
+    ply_window w;
+    for (int i = 0; i < 2; i++) {
+        w.kernel[i] = a.kernel[i] > b.kernel[i] ? a.kernel[i] : b.kernel[i];
+        w.stride[i] = a.stride[i] > b.stride[i] ? a.stride[i] : b.stride[i];
+    }
+    return w;
+}
+
+/** Writes MACs into info (when it has room). */
+static inline void ply_info_set_macs(ply_layer_info *info, int64_t macs) {
+    if (PLY_INFO_HAS(info, macs)) info->macs = macs;
+}
+
+/** Writes a spatial window into info (when it has room). */
+static inline void ply_info_set_window(ply_layer_info *info, ply_window w) {
+    if (PLY_INFO_HAS(info, window)) info->window = PLY_WINDOW_SPATIAL;
+    if (PLY_INFO_HAS(info, kernel)) {
+        info->kernel[0] = w.kernel[0];
+        info->kernel[1] = w.kernel[1];
+    }
+    if (PLY_INFO_HAS(info, stride)) {
+        info->stride[0] = w.stride[0];
+        info->stride[1] = w.stride[1];
+    }
+}
+
+/** Marks info global (every output sees the whole input plane). */
+static inline void ply_info_set_global(ply_layer_info *info) {
+    if (PLY_INFO_HAS(info, window)) info->window = PLY_WINDOW_GLOBAL;
+}
+
+/** Reports a child through the host's add_child, when the host gave one. */
+static inline ply_status ply_info_add_child(ply_layer_info *info, const char *name, const ply_layer_type *type,
+                                            ply_layer *child, int32_t n_inputs, const ply_shape *inputs,
+                                            const ply_shape *output) {
+    if (!PLY_INFO_HAS(info, add_child) || info->add_child == NULL) return PLY_OK;
+    return info->add_child(info, name, type, child, n_inputs, inputs, output);
+}
+
+static inline ply_status ply_child_ignored(ply_layer_info *info, const char *name, const ply_layer_type *type,
+                                    ply_layer *child, int32_t n_inputs, const ply_shape *inputs,
+                                    const ply_shape *output) {
+    (void)info; (void)name; (void)type; (void)child; (void)n_inputs; (void)inputs; (void)output;
+    return PLY_OK;
+}
+
+/**
+ * The window of a child layer of a composite (its own describe, grandchildren not reported) for
+ * receptive-field composition inside the block. `plane` is the spatial size (H, W) of the last 4-d
+ * map on the child's path: a GLOBAL child spans it all, as the summary treats linear and global
+ * pooling. A child without describe is the identity. *macs_out (may be NULL) gets the child's own
+ * MACs.
+ */
+static inline ply_status ply_child_window(const ply_layer_type *type, ply_layer *child, int32_t n_inputs,
+                                          const ply_shape *inputs, const double plane[2], ply_window *out,
+                                          int64_t *macs_out) {
+    *out = ply_window_identity();
+    if (macs_out) *macs_out = 0;
+    if (!PLY_TYPE_HAS_DESCRIBE(type)) return PLY_OK;
+    ply_layer_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = (uint32_t)sizeof info;
+    info.abi_version = PLY_ABI_VERSION;
+    info.add_child = ply_child_ignored;
+    ply_status st = type->describe(child, n_inputs, inputs, &info);
+    if (st != PLY_OK) return st;
+    if (macs_out) *macs_out = info.macs;
+    if (info.window == PLY_WINDOW_SPATIAL) *out = ply_window_make(info.kernel[0], info.kernel[1], info.stride[0],
+                                                                  info.stride[1]);
+    else if (info.window == PLY_WINDOW_GLOBAL) *out = ply_window_make(plane[0], plane[1], plane[0], plane[1]);
+    return PLY_OK;
+}
+
+/** The window of a pooling or convolution layer: kernel d*(k-1)+1, stride s, per axis. */
+static inline ply_window ply_window_of_kernel(const int64_t k[2], const int64_t s[2], const int64_t d[2]) {
+    return ply_window_make((double)(d[0] * (k[0] - 1) + 1), (double)(d[1] * (k[1] - 1) + 1), (double)s[0],
+                           (double)s[1]);
 }
 
 #endif /* PLY_PLUGIN_SUPPORT_H */

@@ -279,9 +279,38 @@ static ply_status classify(ply_layer *self, const ua_signature *s, const char *t
 /* Attributes                                                               */
 /* ------------------------------------------------------------------------ */
 
-static const char *const known_attributes[] = {"library", "symbol", "address", "signature", "params",
-                                               "derivative", "derivative_address", "fd_step", "parallel",
-                                               "owner", "owner_retain", "owner_release"};
+/* The attribute schema (ABI 1.2): the host checks names and kinds against it before create, and
+ * create checks names against it too (for hosts older than 1.2, which pass attributes unchecked).
+ * address, derivative_address, owner, owner_retain and owner_release are pointers as integers: the
+ * Swift closure API and the C API insert them today (issue #14 replaces them with a host-side
+ * registry); they are listed so that those callers keep working. */
+static const ply_attr_spec ua_specs[] = {
+    {.name = "library", .kind = PLY_ATTR_STRING, .default_text = NULL,
+     .doc = "shared library to dlopen for `symbol` (and `derivative`); runs that library's code"},
+    {.name = "symbol", .kind = PLY_ATTR_STRING, .default_text = NULL, .doc = "the function's name in `library`"},
+    {.name = "address", .kind = PLY_ATTR_INT, .default_text = NULL,
+     .doc = "the function as an in-process address (set by the Swift and C registration APIs, not by model files)"},
+    {.name = "signature", .kind = PLY_ATTR_STRING, .flags = PLY_ATTR_REQUIRED,
+     .doc = "how to call it: float(float[, float...]), double(double[, double...]) or "
+            "void(const float *, float *, int64_t)"},
+    {.name = "params", .kind = PLY_ATTR_FLOATS, .default_text = "[]",
+     .doc = "values of the scalar signature's extra parameters after x"},
+    {.name = "derivative", .kind = PLY_ATTR_STRING, .default_text = NULL,
+     .doc = "symbol in `library` of dy/dx with the same signature; absent: central differences"},
+    {.name = "derivative_address", .kind = PLY_ATTR_INT, .default_text = NULL,
+     .doc = "dy/dx as an in-process address, with `address` (set by the registration APIs)"},
+    {.name = "fd_step", .kind = PLY_ATTR_FLOAT, .default_text = NULL,
+     .doc = "relative step of the central differences, in (0, 1); absent: cbrt of the signature type's epsilon"},
+    {.name = "parallel", .kind = PLY_ATTR_BOOL, .default_text = "true",
+     .doc = "call a scalar function from several threads at once (it must be thread-safe)"},
+    {.name = "owner", .kind = PLY_ATTR_INT, .default_text = NULL,
+     .doc = "opaque pointer kept alive while the layer lives (set by the Swift closure API)"},
+    {.name = "owner_retain", .kind = PLY_ATTR_INT, .default_text = NULL,
+     .doc = "address of void(void *) called on `owner` at create (set by the Swift closure API)"},
+    {.name = "owner_release", .kind = PLY_ATTR_INT, .default_text = NULL,
+     .doc = "address of void(void *) called on `owner` at destroy (set by the Swift closure API)"},
+    PLY_SPEC_END,
+};
 
 static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
     for (int32_t i = 0; attrs && i < attrs->count; i++)
@@ -367,8 +396,7 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
     for (int32_t i = 0; attrs && i < attrs->count; i++) {
         const char *name = attrs->items[i].name ? attrs->items[i].name : "";
         int known = 0;
-        for (size_t k = 0; k < sizeof known_attributes / sizeof known_attributes[0]; k++)
-            known = known || strcmp(name, known_attributes[k]) == 0;
+        for (const ply_attr_spec *spec = ua_specs; spec->name; spec++) known = known || strcmp(name, spec->name) == 0;
         if (!known)
             return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                               "user_activation: unknown attribute '%s'; known: library, symbol, address, signature, "
@@ -701,21 +729,21 @@ static ply_status ua_backward(ply_layer *self, int32_t n_inputs, const ply_tenso
     return PLY_OK;
 }
 
+// No describe: no MACs, identity window.
 static const ply_layer_type user_activation_type = {
-    sizeof(ply_layer_type),
-    PLY_ABI_VERSION,
-    "user_activation",
-    "a user's element-wise function called through libffi (library+symbol or address, signature, params)",
-    1,
-    1,
-    ua_create,
-    ua_destroy,
-    ua_infer_shape,
-    ua_forward,
-    ua_backward,
-    NULL,
-    NULL,
-    NULL,
+    .struct_size = sizeof(ply_layer_type),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "user_activation",
+    .doc = "a user's element-wise function called through libffi (library+symbol or address, signature, params)",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .create = ua_create,
+    .destroy = ua_destroy,
+    .infer_shape = ua_infer_shape,
+    .forward = ua_forward,
+    .backward = ua_backward,
+    .attr_specs = ua_specs,
+    .inputs_doc = "x: any shape",
 };
 
 static const ply_layer_type *const types[] = {&user_activation_type};
