@@ -272,8 +272,9 @@ static ply_status interpolate_backward(ply_layer *self, int32_t n_inputs, const 
 static const ply_attr_spec interpolate_specs[] = {
     {.name = "size", .kind = PLY_ATTR_INTS, .flags = PLY_ATTR_PAIR, .default_text = NULL,
      .doc = "output height and width: an int or [h, w]; give exactly one of size and scale_factor"},
-    {.name = "scale_factor", .kind = PLY_ATTR_FLOAT, .default_text = NULL,
-     .doc = "output size = floor(input size x scale_factor); give exactly one of size and scale_factor"},
+    {.name = "scale_factor", .kind = PLY_ATTR_FLOAT, .flags = PLY_ATTR_SCALAR_OR_LIST, .default_text = NULL,
+     .doc = "output size = floor(input size x scale_factor), one factor or [sh, sw]; give exactly one of size and "
+            "scale_factor"},
     {.name = "mode", .kind = PLY_ATTR_STRING, .default_text = "nearest", .doc = "nearest or bilinear"},
     {.name = "align_corners", .kind = PLY_ATTR_BOOL, .default_text = "false",
      .doc = "bilinear only: align the corner pixels of input and output"},

@@ -293,7 +293,7 @@ static const ply_attr_spec ua_specs[] = {
     {.name = "signature", .kind = PLY_ATTR_STRING, .flags = PLY_ATTR_REQUIRED,
      .doc = "how to call it: float(float[, float...]), double(double[, double...]) or "
             "void(const float *, float *, int64_t)"},
-    {.name = "params", .kind = PLY_ATTR_FLOATS, .default_text = "[]",
+    {.name = "params", .kind = PLY_ATTR_FLOATS, .flags = PLY_ATTR_SCALAR_OR_LIST, .default_text = "[]",
      .doc = "values of the scalar signature's extra parameters after x"},
     {.name = "derivative", .kind = PLY_ATTR_STRING, .default_text = NULL,
      .doc = "symbol in `library` of dy/dx with the same signature; absent: central differences"},

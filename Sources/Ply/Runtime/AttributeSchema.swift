@@ -52,6 +52,11 @@ public struct AttributeSpec: Sendable, Equatable {
     public let isRequired: Bool
     /// Whether it is a pair as `kernel_size` is: an integer (used for both axes) or a list of two.
     public let isPair: Bool
+    /// Whether a string is accepted too (`padding: same`); the plugin checks the word.
+    public let acceptsString: Bool
+    /// Whether both the scalar and the list form of the kind are accepted (`scale_factor: 2` or
+    /// `[2, 3]`).
+    public let scalarOrList: Bool
     /// The default as a model file writes it (`1`, `[0, 0]`, `true`), if the plugin states one.
     public let defaultText: String?
     /// One line: what it does.
@@ -59,20 +64,40 @@ public struct AttributeSpec: Sendable, Equatable {
 
     /// A spec (for tests and Swift-side descriptions; plugins declare theirs in C).
     public init(name: String, kind: AttributeKind, isRequired: Bool = false, isPair: Bool = false,
-                defaultText: String? = nil, doc: String = "") {
+                acceptsString: Bool = false, scalarOrList: Bool = false, defaultText: String? = nil, doc: String = "") {
         self.name = name
         self.kind = kind
         self.isRequired = isRequired
         self.isPair = isPair
+        self.acceptsString = acceptsString
+        self.scalarOrList = scalarOrList
         self.defaultText = defaultText
         self.doc = doc
     }
 
     /// The kind in short words, as `ply plugins --describe` prints it (`int or pair`).
-    public var kindText: String { isPair ? "int or pair" : kind.shortName }
+    public var kindText: String {
+        var text = isPair ? "int or pair" : kind.shortName
+        if scalarOrList {
+            switch kind {
+            case .int, .ints: text = "int or int list"
+            case .float, .floats: text = "float or float list"
+            default: break
+            }
+        }
+        return acceptsString ? text + " or string" : text
+    }
 
     /// Whether `value` has a kind this attribute accepts (the host's attribute readers' rules).
     public func accepts(_ value: AttributeValue) -> Bool {
+        if acceptsString, case .string = value { return true }
+        if scalarOrList {
+            switch (kind, value) {
+            case (.int, .ints), (.ints, .int), (.ints, .bool): return true
+            case (.float, .floats), (.float, .ints), (.floats, .float), (.floats, .int): return true
+            default: break
+            }
+        }
         switch (kind, value) {
         case (.int, .int), (.int, .bool): return true
         case (.float, .float), (.float, .int): return true
@@ -87,7 +112,17 @@ public struct AttributeSpec: Sendable, Equatable {
     }
 
     /// What it accepts, in words, for errors: `an integer or a list of integers`.
-    var expected: String { isPair ? "an integer or a pair of integers" : kind.description }
+    var expected: String {
+        var text = isPair ? "an integer or a pair of integers" : kind.description
+        if scalarOrList {
+            switch kind {
+            case .int, .ints: text = "an integer or a list of integers"
+            case .float, .floats: text = "a number or a list of numbers"
+            default: break
+            }
+        }
+        return acceptsString ? text + ", or a string" : text
+    }
 
     /// The default parsed as a value of this kind, when the text is one (`3`, `[1, 1]`, `true`, `zeros`).
     public var defaultValue: AttributeValue? {
@@ -135,7 +170,9 @@ public struct AttributeSpec: Sendable, Equatable {
                     + "but kind \(kind.shortName) (a pair's kind is PLY_ATTR_INTS)")
             }
             specs.append(AttributeSpec(name: name, kind: kind, isRequired: s.flags & Int32(PLY_ATTR_REQUIRED.rawValue) != 0,
-                                       isPair: pair, defaultText: s.default_text.map { String(cString: $0) },
+                                       isPair: pair, acceptsString: s.flags & Int32(PLY_ATTR_OR_STRING.rawValue) != 0,
+                                       scalarOrList: s.flags & Int32(PLY_ATTR_SCALAR_OR_LIST.rawValue) != 0,
+                                       defaultText: s.default_text.map { String(cString: $0) },
                                        doc: s.doc.map { String(cString: $0) } ?? ""))
             i += 1
             if i > 10_000 {
