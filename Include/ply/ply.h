@@ -205,8 +205,12 @@ PLY_EXPORT void ply_runtime_destroy(ply_runtime *runtime);
 PLY_EXPORT ply_result ply_runtime_load_plugin(ply_runtime *runtime,
                                               const char *path);
 
-/** Loads every plugin library (*.so) in `directory`; shared libraries that
- *  are not Ply plugins are skipped. Thread-safe like load_plugin. */
+/** Loads every plugin library (*.so) in `directory`. Shared libraries that
+ *  are not Ply plugins are skipped; a library that fails to load or register
+ *  (wrong ABI, bad descriptor, a type name already taken) is skipped with a
+ *  PLY_LOG_WARNING naming it and the reason, and the rest still load. Fails
+ *  only when the directory does not exist (PLY_ERR_IO). Thread-safe like
+ *  load_plugin. */
 PLY_EXPORT ply_result ply_runtime_load_plugin_dir(ply_runtime *runtime,
                                                   const char *directory);
 

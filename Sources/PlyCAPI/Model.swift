@@ -30,7 +30,11 @@ final class ModelHandle: Handle {
         do {
             shapes = try model.shapes(for: Shape(dims))
         } catch {
-            throw CAPIError(Status.shape, "the model cannot take input \(Shape(dims)): \(error)")
+            // A shape the graph refuses is PLY_ERR_SHAPE; a plugin's other status (out of
+            // memory, ...) or a typed error of another kind keeps its own code.
+            let (status, message) = result(for: error)
+            throw CAPIError(status == Status.invalidArgument ? Status.shape : status,
+                            "the model cannot take input \(Shape(dims)): \(message)")
         }
         guard model.output < shapes.count else { throw CAPIError(Status.internal, "model output node out of range") }
         plannedInput = dims

@@ -11,8 +11,11 @@ import Testing
     /// Loads `path` into `runtime` expecting a `.plugin` error about that path; returns the reason.
     func pluginFailure(_ runtime: Runtime, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let error = try #require(throws: PlyError.self, sourceLocation: sourceLocation) { try runtime.loadPlugin(at: path) }
-        guard case let .plugin(errorPath, reason) = error else {
-            Issue.record("expected PlyError.plugin, got \(error)", sourceLocation: sourceLocation)
+        let errorPath: String, reason: String
+        switch error {
+        case let .plugin(p, r), let .abi(p, r): (errorPath, reason) = (p, r)
+        default:
+            Issue.record("expected PlyError.plugin or .abi, got \(error)", sourceLocation: sourceLocation)
             return ""
         }
         #expect(errorPath == path, sourceLocation: sourceLocation)
@@ -33,13 +36,16 @@ import Testing
         let dir = try CCompiler.temporaryDirectory("missing")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("libdoes_not_exist.so").path
-        let reason = try pluginFailure(runtime, path)
-        #expect(reason.contains("no such file"), "\(reason)")
+        // A missing file is an I/O error (PLY_ERR_IO through the C API), not a bad plugin.
+        let error = try #require(throws: PlyError.self) { try runtime.loadPlugin(at: path) }
+        #expect(error == .io(path: path, problem: .missing, reason: "plugin library"), "\(error)")
+        #expect(error.description.contains(path) && error.description.contains("no such file"), "\(error)")
 
-        let dirError = try #require(throws: PlyError.self) {
-            try runtime.loadPlugins(inDirectory: dir.appendingPathComponent("nowhere").path)
-        }
-        #expect(dirError.description.contains("nowhere") && dirError.description.contains("no such directory"), "\(dirError)")
+        let nowhere = dir.appendingPathComponent("nowhere").path
+        let dirError = try #require(throws: PlyError.self) { try runtime.loadPlugins(inDirectory: nowhere) }
+        #expect(dirError == .io(path: nowhere, problem: .missing, reason: "plugin directory"), "\(dirError)")
+        #expect(dirError.description.contains("nowhere") && dirError.description.contains("no such file or directory"),
+                "\(dirError)")
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)
     }
@@ -72,6 +78,32 @@ import Testing
         #expect(loaded.isEmpty)
         #expect(log.messages.contains { $0.contains(path) && $0.contains("not a Ply plugin") }, "\(log.messages)")
         try expectRegistryUnchanged(runtime)
+        try expectHostSurvives(runtime)
+    }
+
+    /// A directory with one bad library (another ABI major) beside a good one: the bad one is
+    /// skipped with a warning naming it and the reason, the good one is loaded (README:
+    /// "the host goes on"); through the C API the call succeeds too.
+    @Test func directoryScanSkipsABadLibrary() throws {
+        let log = LogRecorder()
+        let runtime = try isolatedRuntime(log: log)
+        let dir = try CCompiler.temporaryDirectory("dirskip")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // (-Wno-missing-field-initializers: these fixtures predate the ABI 1.2 fields.)
+        let lax = ["-Wno-missing-field-initializers"]
+        let bad = try CCompiler.compileBadPlugin("abi_major2", into: dir, library: "a_bad", extraFlags: lax)
+        try CCompiler.compileBadPlugin("duplicate", into: dir, library: "b_good", extraFlags: lax + ["-DSCALE=2.0f"])
+        try "not machine code\n".write(toFile: dir.appendingPathComponent("libc_text.so").path, atomically: true, encoding: .utf8)
+
+        let loaded = try runtime.loadPlugins(inDirectory: dir.path)
+        #expect(loaded.map(\.name) == ["acme_scale"])
+        #expect(log.messages.contains { $0.contains(bad) && $0.contains("skipping") && $0.contains("ABI 2.3") }, "\(log.messages)")
+        #expect(log.messages.contains { $0.contains("libc_text.so") && $0.contains("cannot be loaded as a shared library") },
+                "\(log.messages)")
+        #expect(throws: PlyError.self) { try runtime.layerType(named: "abi_major2_scale") }
+        #expect(try Layer("acme_scale", runtime: runtime).forward([try Tensor(shape: [2], data: [1, -2])]).data == [2, -4])
+        // Scanning again: the good library is already loaded, which is a skip too, not an error.
+        #expect(try runtime.loadPlugins(inDirectory: dir.path).isEmpty)
         try expectHostSurvives(runtime)
     }
 
