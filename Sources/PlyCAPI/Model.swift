@@ -74,7 +74,7 @@ public func capi_model_from_text(_ runtime: OpaquePointer?, _ text: UnsafePointe
         let text = try string(text, "text")
         let out = try checkOut(out, "out")
         try checkSizes(numClasses, inChannels, imageSize)
-        let model = try Zoo.model(text: r.expandActivations(in: text), source: "<ply_model_from_text>", runtime: r.runtime,
+        let model = try Zoo.model(text: text, source: "<ply_model_from_text>", runtime: r.runtime,
                                   numClasses: Int(numClasses), inChannels: Int(inChannels), imageSize: Int(imageSize))
         out.pointee = retain(ModelHandle(model: model, runtime: r, numClasses: Int(numClasses),
                                          inChannels: Int(inChannels), imageSize: Int(imageSize)))

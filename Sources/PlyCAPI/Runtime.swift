@@ -10,21 +10,7 @@ final class RuntimeHandle: Handle {
     /// name, doc, library path of each type already described; freed with the handle.
     private var strings: [String: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)] = [:]
 
-    /// Activations registered by name (ply_runtime_register_activation).
-    private var registered: [String: RegisteredActivation] = [:]
-
     init(runtime: Runtime) { self.runtime = runtime }
-
-    var activations: [String: RegisteredActivation] { lock.withLock { registered } }
-
-    func register(_ name: String, _ activation: RegisteredActivation) throws {
-        try lock.withLock {
-            guard registered[name] == nil else {
-                throw CAPIError(Status.invalidArgument, "an activation named '\(name)' is already registered")
-            }
-            registered[name] = activation
-        }
-    }
 
     deinit {
         for (a, b, c) in strings.values { free(a); free(b); free(c) }

@@ -53,6 +53,8 @@ final class HostState: @unchecked Sendable {
     let logHandler: @Sendable (LogLevel, String) -> Void
     /// Looks a layer type up by name (set by the runtime that owns this state).
     var lookup: (@Sendable (String) -> LayerType?)?
+    /// Named native functions for plugins (the `resolve_function` slot; FunctionRegistry.swift).
+    let functions = FunctionRegistry()
 
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
@@ -230,6 +232,7 @@ final class HostTable: @unchecked Sendable {
             guard let host, let data, n > 0 else { return }
             HostTable.state(host).fillUniform(data, Int(n), low, high)
         }
+        h.resolve_function = HostTable.resolveFunction
         pointer.initialize(to: h)
     }
 

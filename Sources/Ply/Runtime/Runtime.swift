@@ -37,8 +37,13 @@ public final class Runtime: @unchecked Sendable {
             if level >= .warning { FileHandle.standardError.write(Data("ply: \(message)\n".utf8)) }
         }
         /// Options with every default: built-ins, `PLY_PLUGIN_PATH`, seed 1, one thread per
-        /// core, denormals flushed, warnings and errors to stderr.
+        /// core, denormals flushed, warnings and errors to stderr, user libraries allowed.
         public init() {}
+        /// Let `user_activation` layers open the shared library a model names (`library:` +
+        /// `symbol:`). Opening a library runs its code, so a model file naming one is as
+        /// trusted as that library; `false` (`ply --no-user-libraries`) refuses such layers at
+        /// create, and only functions registered with the runtime (`function:`) can be called.
+        public var allowUserLibraries = true
     }
 
     let state: HostState
@@ -53,6 +58,7 @@ public final class Runtime: @unchecked Sendable {
         state = HostState(seed: options.seed, threads: options.threads, flushDenormals: options.flushDenormals,
                           logHandler: options.log)
         host = HostTable(state: state)
+        state.functions.allowLibraries = options.allowUserLibraries
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
         try Runtime.checkCPUVariable()
         if options.loadBuiltins {
