@@ -57,7 +57,7 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .layer(type, call, status, message):
             return "\(type).\(call) failed (\(PlyError.statusName(status))): \(message)"
         case let .nodeFailed(node, type, call, status, message):
-            return "\(call) of node '\(node)' (\(type)) failed (\(PlyError.statusName(status))): \(message)"
+            return "\(call) of node '\(node)' (\(type)): \(type).\(call) failed (\(PlyError.statusName(status))): \(message)"
         case let .io(path, problem, reason):
             switch problem {
             case .missing: return "\(path): no such file or directory\(reason.isEmpty ? "" : " (\(reason))")"
