@@ -119,7 +119,7 @@ public final class UserActivation: @unchecked Sendable {
     private func makeClosure(_ box: FunctionBox) throws -> FFIClosure {
         var code: UnsafeMutableRawPointer?
         guard let raw = ffi_closure_alloc(MemoryLayout<ffi_closure>.size, &code), let code else {
-            throw PlyError.invalid("UserActivation: ffi_closure_alloc failed (no executable memory for a closure)")
+            throw PlyError.outOfMemory("UserActivation: ffi_closure_alloc failed (no executable memory for a closure)")
         }
         let closure = raw.bindMemory(to: ffi_closure.self, capacity: 1)
         // user_data is unretained: this object owns `box` for as long as the closure exists.

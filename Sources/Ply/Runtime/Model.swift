@@ -373,7 +373,7 @@ public final class Model: @unchecked Sendable {
             throw PlyError.invalid("backward must follow forward: infer ran since, and the layers' saved state is its own")
         }
         guard gradOutput.count == shapes[output].count, let g = gradOutput.baseAddress else {
-            throw PlyError.invalid("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
+            throw PlyError.shape("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
         }
         var written = Array(repeating: false, count: nodes.count)
         try gradBuffer(output).update(from: g, count: gradOutput.count)

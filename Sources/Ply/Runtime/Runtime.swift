@@ -66,7 +66,7 @@ public final class Runtime: @unchecked Sendable {
             if let dir = options.builtinDirectory ?? environment {
                 let files = Runtime.sharedLibraries(in: dir, prefix: "libply_")
                 if files.isEmpty {
-                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dir)"
+                    throw PlyError.notFound("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dir)"
                         + (options.builtinDirectory == nil ? " (PLY_BUILTIN_PLUGIN_DIR)" : " (Runtime.Options.builtinDirectory)"))
                 }
                 for file in files { try loadPlugin(at: file) }
@@ -83,7 +83,7 @@ public final class Runtime: @unchecked Sendable {
                     break
                 }
                 if !found {
-                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dirs.joined(separator: ", ")); "
+                    throw PlyError.notFound("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dirs.joined(separator: ", ")); "
                         + "build them with `swift build`, name them in PLY_PLUGIN_PATH, or depend on the `Ply` library product, "
                         + "which links them in")
                 }
