@@ -228,7 +228,10 @@ import Testing
     @Test func pointersFromAttributesAreRefused() throws {
         for name in ["address", "derivative_address", "owner", "owner_retain", "owner_release"] {
             let m = Self.createError([(name, .int(0x1234)), ("signature", .string("float(float)"))])
-            #expect(m.contains("'\(name)' is refused") && m.contains("function: NAME"), "\(name): \(m)")
+            // Refused by the plugin (saying to register the function), or, where the host checks
+            // user_activation's attribute schema first, as an attribute it does not take.
+            #expect(m.contains("'\(name)'") && (m.contains("is refused") && m.contains("function: NAME")
+                || m.contains("unknown attribute")), "\(name): \(m)")
         }
         let text = """
             model: evil
@@ -236,7 +239,8 @@ import Testing
               - {name: act, type: user_activation, address: 4198400, signature: "float(float)"}
             """
         let error = try #require(throws: ModelFileError.self) { try Zoo.model(text: text, runtime: sharedRuntime) }
-        #expect(error.description.contains("'address' is refused"), "\(error)")
+        #expect(error.description.contains("'address'") && (error.description.contains("is refused")
+            || error.description.contains("unknown attribute")), "\(error)")
         #expect(error.pluginStatus == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue))
     }
 

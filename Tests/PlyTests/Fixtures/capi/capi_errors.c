@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
                                      "model: t\nlayers:\n  - {name: a, type: user_activation, address: 4198400, "
                                      "signature: \"float(float)\"}\n",
                                      10, 1, 2, &m),
-                 PLY_ERR_INVALID_ARGUMENT, "'address' is refused", "an address in model text is refused");
+                 PLY_ERR_INVALID_ARGUMENT, "'address'", "an address in model text is refused");
   }
   ply_runtime_destroy(rt);
   check(released == 0, "release waits for the last model");
