@@ -169,6 +169,14 @@ typedef struct ply_runtime_options {
    *  operation on them is many times slower. 0: IEEE gradual underflow, as
    *  PyTorch by default. Since API 1.2 (ignored by older libraries). */
   int32_t flush_denormals;
+  /** 0 (default): a `user_activation` layer may name a shared library
+   *  (`library:` + `symbol:`), which the runtime opens -- running that
+   *  library's code. 1: such layers fail at create (PLY_ERR_UNSUPPORTED);
+   *  only functions registered with ply_runtime_register_function can be
+   *  called. Set it when model text comes from anyone you do not trust.
+   *  Zero means the default so that the padding an API 1.2 program's _init
+   *  zeroed reads as "allowed". Since API 1.3 (ignored by older libraries). */
+  int32_t no_user_libraries;
 } ply_runtime_options;
 
 /** Sets struct_size, api_version and every default. `options` may be NULL

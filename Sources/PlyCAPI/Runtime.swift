@@ -53,6 +53,7 @@ public func capi_runtime_create(_ options: UnsafePointer<ply_runtime_options>?,
             log = field(p, \.log, nil)
             userData = field(p, \.log_user_data, nil)
             o.flushDenormals = field(p, \.flush_denormals, 1) != 0
+            o.allowUserLibraries = field(p, \.no_user_libraries, 0) == 0
         }
         let floor = minimum
         if let log {

@@ -136,6 +136,21 @@ int main(int argc, char **argv) {
                                      10, 1, 2, &m),
                  PLY_ERR_INVALID_ARGUMENT, "'address'", "an address in model text is refused");
   }
+  {
+    /* no_user_libraries (API 1.3): a model naming a library is refused. */
+    ply_runtime *strict = NULL;
+    ply_model *m = NULL;
+    char text[1024];
+    ro.no_user_libraries = 1;
+    check(ply_runtime_create(&ro, &strict) == PLY_OK, "a runtime with no_user_libraries");
+    snprintf(text, sizeof text,
+             "model: t\nlayers:\n  - {name: a, type: user_activation, library: \"%s\", symbol: x, "
+             "signature: \"float(float)\"}\n",
+             argv[1]);
+    expect_error(ply_model_from_text(strict, text, 10, 1, 2, &m), PLY_ERR_UNSUPPORTED, "switched off",
+                 "no_user_libraries refuses library:");
+    ply_runtime_destroy(strict);
+  }
   ply_runtime_destroy(rt);
   check(released == 0, "release waits for the last model");
   ply_model_destroy(model);
