@@ -96,6 +96,11 @@ extern "C" {
  * plugin.h may add.
  */
 typedef int32_t ply_result;
+/* Results keep their kind (API 1.3): a layer callback that fails during a
+ * call returns the plugin's own ply_status (a plugin's PLY_ERR_OUT_OF_MEMORY
+ * is PLY_ERR_OUT_OF_MEMORY here), with a message naming the node and its
+ * layer type; missing or unreadable files are PLY_ERR_IO. Codes are chosen
+ * by the kind of error, never by its message. */
 
 /** A file or directory is missing, unreadable, unwritable or malformed
  *  (IDX, safetensors). */
@@ -321,7 +326,10 @@ PLY_EXPORT ply_result ply_runtime_register_activation(
  * Weights start with PyTorch's default initialisation from the runtime's
  * seeded generator. The model starts in training mode. The model keeps
  * `runtime` alive. Unknown names fail with PLY_ERR_INVALID_ARGUMENT, listing
- * the zoo. On success *out is a new handle for ply_model_destroy.
+ * the zoo; a model file that is missing or unreadable with PLY_ERR_IO; a
+ * layer whose plugin refuses it with the plugin's own status (see
+ * ply_model_from_text). On success *out is a new handle for
+ * ply_model_destroy.
  */
 PLY_EXPORT ply_result ply_model_from_zoo(ply_runtime *runtime, const char *name,
                                          int32_t num_classes,
@@ -331,7 +339,12 @@ PLY_EXPORT ply_result ply_model_from_zoo(ply_runtime *runtime, const char *name,
 /**
  * Builds a model from model-file text, YAML or JSON (docs/model-format.md);
  * `num_classes`, `in_channels` and `image_size` go to the file's parameters
- * of those names when it declares them. Errors give line and column.
+ * of those names when it declares them. Errors give line and column. The
+ * result says what kind of error it is: a layer whose plugin fails in create
+ * or infer_shape returns the plugin's own ply_status (PLY_ERR_NOT_FOUND for
+ * an unregistered `function:`, PLY_ERR_OUT_OF_MEMORY, ...), a shape that
+ * does not fit PLY_ERR_SHAPE, an unknown layer type PLY_ERR_NOT_FOUND, other
+ * mistakes in the text PLY_ERR_INVALID_ARGUMENT.
  */
 PLY_EXPORT ply_result ply_model_from_text(ply_runtime *runtime,
                                           const char *text,
