@@ -580,6 +580,40 @@ typedef struct ply_host {
    */
   void (*fill_uniform)(const struct ply_host *host, float *data, int64_t n,
                        float low, float high);
+
+  /* ABI 1.2 */
+  /**
+   * Resolve a native function for a plugin that calls user code
+   * (user_activation), so that no function pointer ever travels through
+   * attributes (model text could otherwise make the process call any
+   * address). Two forms:
+   *  - library == NULL: the function the application registered under
+   *    `name` with the runtime (ply_runtime_register_function /
+   *    ply_runtime_register_activation in ply.h; Runtime.registerFunction or
+   *    UserActivation.register(as:in:) in Swift). *signature receives its C
+   *    signature ("float(float)"), *derivative its derivative (same
+   *    signature) or NULL.
+   *  - library != NULL: the symbol `name` of the shared library `library`,
+   *    a path or a name dlopen searches for. The host opens it (RTLD_NOW |
+   *    RTLD_LOCAL), which RUNS THE LIBRARY'S CODE (its initialisers), and
+   *    keeps it open; *signature and *derivative are set to NULL. The host
+   *    refuses with PLY_ERR_UNSUPPORTED when the application switched user
+   *    libraries off (Runtime.Options.allowUserLibraries = false,
+   *    `ply --no-user-libraries`).
+   * Returns PLY_OK, or PLY_ERR_NOT_FOUND / PLY_ERR_UNSUPPORTED after
+   * set_error with a message naming what is missing. Any out pointer may be
+   * NULL when not wanted. Ownership and lifetime: everything returned is the
+   * host's and stays valid while the host table does, i.e. for the whole
+   * life of every layer created with this host; registrations are never
+   * removed or replaced. Thread-safe. The functions themselves are called by
+   * the plugin from any thread (the application promises they may be).
+   * A plugin MUST check that host->struct_size covers this slot before
+   * calling it (an ABI 1.0/1.1 host has no such slot).
+   */
+  ply_status (*resolve_function)(const struct ply_host *host,
+                                 const char *library, const char *name,
+                                 const char **signature, void (**fn)(void),
+                                 void (**derivative)(void));
 } ply_host;
 
 /**

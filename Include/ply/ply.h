@@ -77,8 +77,12 @@ extern "C" {
 /* Versions, results, errors                                              */
 /* ---------------------------------------------------------------------- */
 
+/* Minor versions: 1.1 ply_model_infer; 1.2 flush_denormals; 1.3
+ * ply_runtime_register_function, registered functions named by `function:`
+ * in user_activation layers (model text is no longer rewritten), result
+ * codes that keep their kind (PLY_ERR_IO, a plugin's own status). */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 2 /* 1.1: ply_model_infer; 1.2: flush_denormals */
+#define PLY_API_VERSION_MINOR 3 /* 1.3: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -92,6 +96,11 @@ extern "C" {
  * plugin.h may add.
  */
 typedef int32_t ply_result;
+/* Results keep their kind (API 1.3): a layer callback that fails during a
+ * call returns the plugin's own ply_status (a plugin's PLY_ERR_OUT_OF_MEMORY
+ * is PLY_ERR_OUT_OF_MEMORY here), with a message naming the node and its
+ * layer type; missing or unreadable files are PLY_ERR_IO. Codes are chosen
+ * by the kind of error, never by its message. */
 
 /** A file or directory is missing, unreadable, unwritable or malformed
  *  (IDX, safetensors). */
@@ -165,6 +174,14 @@ typedef struct ply_runtime_options {
    *  operation on them is many times slower. 0: IEEE gradual underflow, as
    *  PyTorch by default. Since API 1.2 (ignored by older libraries). */
   int32_t flush_denormals;
+  /** 0 (default): a `user_activation` layer may name a shared library
+   *  (`library:` + `symbol:`), which the runtime opens -- running that
+   *  library's code. 1: such layers fail at create (PLY_ERR_UNSUPPORTED);
+   *  only functions registered with ply_runtime_register_function can be
+   *  called. Set it when model text comes from anyone you do not trust.
+   *  Zero means the default so that the padding an API 1.2 program's _init
+   *  zeroed reads as "allowed". Since API 1.3 (ignored by older libraries). */
+  int32_t no_user_libraries;
 } ply_runtime_options;
 
 /** Sets struct_size, api_version and every default. `options` may be NULL
@@ -205,8 +222,12 @@ PLY_EXPORT void ply_runtime_destroy(ply_runtime *runtime);
 PLY_EXPORT ply_result ply_runtime_load_plugin(ply_runtime *runtime,
                                               const char *path);
 
-/** Loads every plugin library (*.so) in `directory`; shared libraries that
- *  are not Ply plugins are skipped. Thread-safe like load_plugin. */
+/** Loads every plugin library (*.so) in `directory`. Shared libraries that
+ *  are not Ply plugins are skipped; a library that fails to load or register
+ *  (wrong ABI, bad descriptor, a type name already taken) is skipped with a
+ *  PLY_LOG_WARNING naming it and the reason, and the rest still load. Fails
+ *  only when the directory does not exist (PLY_ERR_IO). Thread-safe like
+ *  load_plugin. */
 PLY_EXPORT ply_result ply_runtime_load_plugin_dir(ply_runtime *runtime,
                                                   const char *directory);
 
@@ -239,27 +260,55 @@ PLY_EXPORT ply_result ply_runtime_layer_type(ply_runtime *runtime,
 /** An element-wise function y = f(x) or its derivative dy/dx. */
 typedef float (*ply_activation_fn)(float x);
 
+/** Any native function, cast to this type for registration; its real type
+ *  is given by a signature string. */
+typedef void (*ply_native_fn)(void);
+
 /**
- * Registers a C function as an activation that model text can use by name:
- * after ply_runtime_register_activation(rt, "swish", swish, swish_grad), a
- * layer entry `{name: act1, type: swish}` in text given to
- * ply_model_from_text becomes a `user_activation` layer (the built-in
- * libffi plugin) calling `fn` on every element and `derivative` in
- * backward; with `derivative` NULL, backward uses central differences.
+ * Registers a native function with the runtime under `name` (API 1.3), for
+ * `user_activation` layers that name it in model text:
  *
- *  - `name`: lowercase [a-z0-9_], not a loaded layer type nor an activation
- *    already registered on this runtime (PLY_ERR_INVALID_ARGUMENT). Copied.
- *  - `fn`, `derivative`: MUST stay callable for as long as any model using
- *    them exists, and MUST be safe to call from several threads at once
- *    (the layer runs them on the runtime's thread pool); pure functions are.
- *    They MUST NOT call back into Ply.
+ *     ply_runtime_register_function(rt, "swish", "float(float)",
+ *                                   (ply_native_fn)swish,
+ *                                   (ply_native_fn)swish_grad, NULL, NULL);
+ *     ... layers: [{name: act, type: user_activation, function: swish}]
+ *
+ * The pointer never appears in text: the layer obtains it from the host by
+ * name (plugin.h, ply_host.resolve_function), and a model file cannot give
+ * a function address (`address:` and the like are refused).
+ *
+ *  - `name`: letters, digits, '_', '.', '-'; registered once per runtime
+ *    (PLY_ERR_INVALID_ARGUMENT otherwise: registrations are never replaced
+ *    or removed, since layers may be using them). Copied.
+ *  - `signature`: how user_activation calls `fn` (docs/user-activations.md):
+ *    "float(float)", "float(float, float, ...)" with `params:` in the model,
+ *    "double(double[, ...])" or "void(const float *, float *, int64_t)".
+ *    Copied; checked when a layer is created.
+ *  - `derivative`: same signature, or NULL for central differences.
+ *  - `fn`, `derivative` MUST stay callable until the runtime is gone (every
+ *    model keeps it alive), MUST be safe to call from several threads at
+ *    once unless the layer says `parallel: false`, and MUST NOT call back
+ *    into Ply.
+ *  - `release`, if not NULL, is called once with `user_data` when the
+ *    runtime is gone (after its last model), from whichever thread releases
+ *    it last. When registration fails it is not called: the caller keeps
+ *    ownership.
  *  - Needs the user_activation layer type (a built-in): PLY_ERR_NOT_FOUND
  *    when the runtime was created without it.
- *  - Only ply_model_from_text sees registered names. Text naming one is
- *    rewritten before it is parsed, so error positions then refer to the
- *    rewritten text; text naming none is parsed as given.
  *
  * Thread-safe with respect to other runtime calls.
+ */
+PLY_EXPORT ply_result ply_runtime_register_function(
+    ply_runtime *runtime, const char *name, const char *signature,
+    ply_native_fn fn, ply_native_fn derivative, void *user_data,
+    void (*release)(void *user_data));
+
+/**
+ * ply_runtime_register_function(runtime, name, "float(float)", fn,
+ * derivative, NULL, NULL) for the common case. Model text names it as
+ * `{type: user_activation, function: NAME}`. (Before API 1.3 the text said
+ * `{type: NAME}` and was rewritten with the function's address; that
+ * rewriting is gone.)
  */
 PLY_EXPORT ply_result ply_runtime_register_activation(
     ply_runtime *runtime, const char *name, ply_activation_fn fn,
@@ -277,7 +326,10 @@ PLY_EXPORT ply_result ply_runtime_register_activation(
  * Weights start with PyTorch's default initialisation from the runtime's
  * seeded generator. The model starts in training mode. The model keeps
  * `runtime` alive. Unknown names fail with PLY_ERR_INVALID_ARGUMENT, listing
- * the zoo. On success *out is a new handle for ply_model_destroy.
+ * the zoo; a model file that is missing or unreadable with PLY_ERR_IO; a
+ * layer whose plugin refuses it with the plugin's own status (see
+ * ply_model_from_text). On success *out is a new handle for
+ * ply_model_destroy.
  */
 PLY_EXPORT ply_result ply_model_from_zoo(ply_runtime *runtime, const char *name,
                                          int32_t num_classes,
@@ -287,7 +339,12 @@ PLY_EXPORT ply_result ply_model_from_zoo(ply_runtime *runtime, const char *name,
 /**
  * Builds a model from model-file text, YAML or JSON (docs/model-format.md);
  * `num_classes`, `in_channels` and `image_size` go to the file's parameters
- * of those names when it declares them. Errors give line and column.
+ * of those names when it declares them. Errors give line and column. The
+ * result says what kind of error it is: a layer whose plugin fails in create
+ * or infer_shape returns the plugin's own ply_status (PLY_ERR_NOT_FOUND for
+ * an unregistered `function:`, PLY_ERR_OUT_OF_MEMORY, ...), a shape that
+ * does not fit PLY_ERR_SHAPE, an unknown layer type PLY_ERR_NOT_FOUND, other
+ * mistakes in the text PLY_ERR_INVALID_ARGUMENT.
  */
 PLY_EXPORT ply_result ply_model_from_text(ply_runtime *runtime,
                                           const char *text,

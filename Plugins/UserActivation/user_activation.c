@@ -2,10 +2,18 @@
  * user_activation: an element-wise activation whose function the user supplies,
  * called through libffi.
  *
- * The function comes either from a shared library the plugin opens
- * (`library` + `symbol`; dlopen RTLD_NOW | RTLD_LOCAL, closed at destroy) or from
- * a function pointer already in the process (`address`, an int: how the Swift
- * API registers closures and how C programs register their own functions).
+ * The function comes either from the host's registry of named functions
+ * (`function: NAME`: the application registered NAME with
+ * ply_runtime_register_function / ply_runtime_register_activation in C, or
+ * UserActivation.register(as:in:) / Runtime.registerFunction in Swift, and
+ * the plugin obtains it through host->resolve_function), or from a shared
+ * library (`library` + `symbol`) that the host opens for it -- which runs
+ * that library's code, and which the application can switch off
+ * (Runtime.Options.allowUserLibraries, `ply --no-user-libraries`).
+ * Function pointers never come from attributes: `address`,
+ * `derivative_address`, `owner`, `owner_retain` and `owner_release` (accepted
+ * before ABI 1.2) are refused, since any model file could otherwise make the
+ * process call an arbitrary address.
  * `signature` says how to call it:
  *
  *   scalar      float(float)            called once per element
@@ -16,8 +24,10 @@
  *
  * The call interface is prepared once at create (ffi_prep_cif); forward and
  * backward only ffi_call. An optional derivative of the same shape
- * (`derivative` symbol or `derivative_address`) gives dy/dx: for a scalar
+ * (the `derivative` symbol, or the registered derivative) gives dy/dx: for a scalar
  * signature f'(x, params...), for a vectorised one it fills out[i] = f'(in[i]).
+ * A registered function brings its own signature and derivative; a
+ * `signature` attribute given with `function` must equal the registered one.
  * Without one, backward uses central differences with the step
  *
  *   h = fd_step * max(1, |x|),   fd_step = cbrt(machine epsilon)
@@ -36,10 +46,9 @@
  * `parallel: false` for one that is not. A vectorised function is called once,
  * from the calling thread.
  *
- * For owners that must outlive the layer (the Swift closure wrapper), `owner`
- * (an opaque pointer as int), `owner_retain` and `owner_release` (addresses of
- * void(void *) functions) make the layer call retain(owner) when it is created
- * and release(owner) when it is destroyed.
+ * Registered functions (and libraries the host opened) stay valid for as long
+ * as the host table does, i.e. longer than any layer: the layer owns nothing
+ * of them.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -58,14 +67,13 @@
 #define UA_GRAIN 2048 /* elements per parallel chunk on the scalar path */
 
 typedef void (*ua_fn)(void);
-typedef void (*ua_owner_fn)(void *);
 typedef void (*ua_vec_fn)(const float *, float *, int64_t);
 
 typedef enum { UA_F32, UA_F64 } ua_precision;
 
 struct ply_layer {
     const ply_host *host;
-    void *library; /* dlopen handle, or NULL for `address` */
+    void *library; /* dlopen handle when an ABI 1.0/1.1 host could not open it for us */
     int vectorised;
     ua_precision precision;
     int32_t arity; /* number of arguments of a scalar signature (x + params) */
@@ -76,8 +84,6 @@ struct ply_layer {
     double paramd[UA_MAX_ARGS];
     ffi_type *arg_types[UA_MAX_ARGS];
     ffi_cif cif;
-    void *owner;
-    ua_owner_fn owner_release;
     float *scratch; /* 2 * scratch_count floats for vectorised finite differences */
     int64_t scratch_count;
 };
@@ -281,36 +287,38 @@ static ply_status classify(ply_layer *self, const ua_signature *s, const char *t
 
 /* The attribute schema (ABI 1.2): the host checks names and kinds against it before create, and
  * create checks names against it too (for hosts older than 1.2, which pass attributes unchecked).
- * address, derivative_address, owner, owner_retain and owner_release are pointers as integers: the
- * Swift closure API and the C API insert them today (issue #14 replaces them with a host-side
- * registry); they are listed so that those callers keep working. */
+ * No attribute carries a pointer: native functions come from the host's registry by name
+ * (`function`), or from a library the model names (`library` + `symbol`), which the host may refuse. */
 static const ply_attr_spec ua_specs[] = {
+    {.name = "function", .kind = PLY_ATTR_STRING, .default_text = NULL,
+     .doc = "a function registered with the runtime under this name (ply_runtime_register_function, "
+            "UserActivation.register(as:in:)); its signature and derivative come with it"},
     {.name = "library", .kind = PLY_ATTR_STRING, .default_text = NULL,
-     .doc = "shared library to dlopen for `symbol` (and `derivative`); runs that library's code"},
+     .doc = "shared library the host opens for `symbol` (and `derivative`); runs that library's code"},
     {.name = "symbol", .kind = PLY_ATTR_STRING, .default_text = NULL, .doc = "the function's name in `library`"},
-    {.name = "address", .kind = PLY_ATTR_INT, .default_text = NULL,
-     .doc = "the function as an in-process address (set by the Swift and C registration APIs, not by model files)"},
-    {.name = "signature", .kind = PLY_ATTR_STRING, .flags = PLY_ATTR_REQUIRED,
+    {.name = "signature", .kind = PLY_ATTR_STRING, .default_text = NULL,
      .doc = "how to call it: float(float[, float...]), double(double[, double...]) or "
-            "void(const float *, float *, int64_t)"},
+            "void(const float *, float *, int64_t); required with `library`, checked against a registration"},
     {.name = "params", .kind = PLY_ATTR_FLOATS, .flags = PLY_ATTR_SCALAR_OR_LIST, .default_text = "[]",
      .doc = "values of the scalar signature's extra parameters after x"},
     {.name = "derivative", .kind = PLY_ATTR_STRING, .default_text = NULL,
      .doc = "symbol in `library` of dy/dx with the same signature; absent: central differences"},
-    {.name = "derivative_address", .kind = PLY_ATTR_INT, .default_text = NULL,
-     .doc = "dy/dx as an in-process address, with `address` (set by the registration APIs)"},
     {.name = "fd_step", .kind = PLY_ATTR_FLOAT, .default_text = NULL,
      .doc = "relative step of the central differences, in (0, 1); absent: cbrt of the signature type's epsilon"},
     {.name = "parallel", .kind = PLY_ATTR_BOOL, .default_text = "true",
      .doc = "call a scalar function from several threads at once (it must be thread-safe)"},
-    {.name = "owner", .kind = PLY_ATTR_INT, .default_text = NULL,
-     .doc = "opaque pointer kept alive while the layer lives (set by the Swift closure API)"},
-    {.name = "owner_retain", .kind = PLY_ATTR_INT, .default_text = NULL,
-     .doc = "address of void(void *) called on `owner` at create (set by the Swift closure API)"},
-    {.name = "owner_release", .kind = PLY_ATTR_INT, .default_text = NULL,
-     .doc = "address of void(void *) called on `owner` at destroy (set by the Swift closure API)"},
     PLY_SPEC_END,
 };
+
+/* Attributes that used to carry pointers (before ABI 1.2): refused by name. */
+static const char *const pointer_attributes[] = {"address", "derivative_address", "owner", "owner_retain",
+                                                 "owner_release"};
+
+/* Whether the host has the ABI 1.2 resolve_function slot. */
+static int host_resolves(const ply_host *host) {
+    return host->struct_size >= offsetof(ply_host, resolve_function) + sizeof host->resolve_function &&
+           host->resolve_function != NULL;
+}
 
 static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
     for (int32_t i = 0; attrs && i < attrs->count; i++)
@@ -325,8 +333,20 @@ static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
 
 static ply_status fail(ply_layer *self, ply_status st);
 
+static ply_status open_library(ply_layer *self, const char *library);
+
+/* The symbol `symbol` of `library` (attribute `attr`), opened by the host when it can. */
 static ply_status resolve(ply_layer *self, const char *library, const char *symbol, const char *attr, ua_fn *out) {
     const ply_host *host = self->host;
+    if (host_resolves(host)) {
+        /* On failure the host's message names the library and the symbol (or says that
+         * user libraries are switched off). */
+        return host->resolve_function(host, library, symbol, NULL, out, NULL);
+    }
+    if (!self->library) {
+        ply_status st = open_library(self, library);
+        if (st != PLY_OK) return st;
+    }
     dlerror();
     void *sym = dlsym(self->library, symbol);
     if (!sym) {
@@ -338,6 +358,7 @@ static ply_status resolve(ply_layer *self, const char *library, const char *symb
     return PLY_OK;
 }
 
+/* Opens `library` ourselves: only for an ABI 1.0/1.1 host without resolve_function. */
 static ply_status open_library(ply_layer *self, const char *library) {
     const ply_host *host = self->host;
     if (strchr(library, '/')) {
@@ -395,13 +416,20 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
     *out = NULL;
     for (int32_t i = 0; attrs && i < attrs->count; i++) {
         const char *name = attrs->items[i].name ? attrs->items[i].name : "";
+        for (size_t k = 0; k < sizeof pointer_attributes / sizeof pointer_attributes[0]; k++)
+            if (strcmp(name, pointer_attributes[k]) == 0)
+                return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                  "user_activation: attribute '%s' is refused: function pointers never come from "
+                                  "attributes (a model file could make the process call any address); register "
+                                  "the function with the runtime (ply_runtime_register_function, "
+                                  "UserActivation.register(as:in:)) and name it with `function: NAME`",
+                                  name);
         int known = 0;
         for (const ply_attr_spec *spec = ua_specs; spec->name; spec++) known = known || strcmp(name, spec->name) == 0;
         if (!known)
             return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                              "user_activation: unknown attribute '%s'; known: library, symbol, address, signature, "
-                              "params, derivative, derivative_address, fd_step, parallel, owner, owner_retain, "
-                              "owner_release",
+                              "user_activation: unknown attribute '%s'; known: function, library, symbol, signature, "
+                              "params, derivative, fd_step, parallel",
                               name);
     }
     ply_layer *self = host->alloc(host, sizeof *self);
@@ -411,34 +439,29 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
     self->parallel = 1;
 
     ply_status st;
-    const char *library = NULL, *symbol = NULL, *signature = NULL, *derivative = NULL;
-    int64_t address = 0, derivative_address = 0, owner = 0, owner_retain = 0, owner_release = 0;
-    int has_library, has_symbol, has_address, has_signature, has_derivative, has_daddress, has_step, has_parallel;
-    int has_owner, has_retain, has_release;
+    const char *function = NULL, *library = NULL, *symbol = NULL, *signature = NULL, *derivative = NULL;
+    int has_function, has_library, has_symbol, has_signature, has_derivative, has_step, has_parallel;
     double fd_step = 0;
     int32_t parallel = 1;
+    if ((has_function = READ_OPT(attr_string, "function", &function)) < 0) return fail(self, st);
     if ((has_library = READ_OPT(attr_string, "library", &library)) < 0) return fail(self, st);
     if ((has_symbol = READ_OPT(attr_string, "symbol", &symbol)) < 0) return fail(self, st);
-    if ((has_address = READ_OPT(attr_int, "address", &address)) < 0) return fail(self, st);
     if ((has_signature = READ_OPT(attr_string, "signature", &signature)) < 0) return fail(self, st);
     if ((has_derivative = READ_OPT(attr_string, "derivative", &derivative)) < 0) return fail(self, st);
-    if ((has_daddress = READ_OPT(attr_int, "derivative_address", &derivative_address)) < 0) return fail(self, st);
     if ((has_step = READ_OPT(attr_float, "fd_step", &fd_step)) < 0) return fail(self, st);
     if ((has_parallel = READ_OPT(attr_bool, "parallel", &parallel)) < 0) return fail(self, st);
-    if ((has_owner = READ_OPT(attr_int, "owner", &owner)) < 0) return fail(self, st);
-    if ((has_retain = READ_OPT(attr_int, "owner_retain", &owner_retain)) < 0) return fail(self, st);
-    if ((has_release = READ_OPT(attr_int, "owner_release", &owner_release)) < 0) return fail(self, st);
     (void)has_parallel;
 
     /* Where the function comes from. */
-    if (has_address && (has_library || has_symbol))
+    if (has_function && (has_library || has_symbol))
         return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                                     "user_activation: give either 'address' or 'library' + 'symbol', not both"));
-    if (!has_address && !has_library && !has_symbol)
+                                     "user_activation: give either 'function' (registered with the runtime) or "
+                                     "'library' + 'symbol', not both"));
+    if (!has_function && !has_library && !has_symbol)
         return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
-                                     "user_activation: missing attribute 'library' (+ 'symbol') or 'address': "
-                                     "say which function to call"));
-    if (!has_address && !has_library)
+                                     "user_activation: missing attribute 'function' (a function registered with the "
+                                     "runtime) or 'library' + 'symbol': say which function to call"));
+    if (!has_function && !has_library)
         return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
                                      "user_activation: attribute 'symbol' needs 'library' (the shared library "
                                      "that exports '%s')",
@@ -447,28 +470,37 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
         return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
                                      "user_activation: missing attribute 'symbol': the function to call in '%s'",
                                      library));
-    if (has_address && address == 0)
-        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "user_activation: attribute 'address' is 0"));
-    if (has_derivative && has_daddress)
-        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                                     "user_activation: give either 'derivative' or 'derivative_address', not both"));
     if (has_derivative && !has_library)
         return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                                      "user_activation: attribute 'derivative' (a symbol name) needs 'library'; "
-                                     "with 'address' use 'derivative_address'"));
-    if (has_daddress && !has_address)
-        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                                     "user_activation: attribute 'derivative_address' goes with 'address'; with "
-                                     "'library' use 'derivative' (a symbol name)"));
-    if (has_daddress && derivative_address == 0)
-        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                                     "user_activation: attribute 'derivative_address' is 0"));
-    if ((has_retain || has_release) && !(has_owner && has_retain && has_release))
-        return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
-                                     "user_activation: 'owner', 'owner_retain' and 'owner_release' go together"));
+                                     "a registered function brings its own derivative"));
     if (has_step && !(fd_step > 0 && fd_step < 1))
         return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                                      "user_activation: attribute 'fd_step' must be in (0, 1), got %g", fd_step));
+
+    /* A registered function: resolved by the host, with its signature and derivative. */
+    if (has_function) {
+        if (!host_resolves(host))
+            return fail(self, ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                                         "user_activation: attribute 'function' needs a host with "
+                                         "resolve_function (Ply ABI 1.2); this host speaks ABI %u.%u",
+                                         (unsigned)PLY_ABI_MAJOR_OF(host->abi_version),
+                                         (unsigned)PLY_ABI_MINOR_OF(host->abi_version)));
+        const char *registered = NULL;
+        if ((st = host->resolve_function(host, NULL, function, &registered, &self->fn, &self->dfn)) != PLY_OK)
+            return fail(self, st);
+        if (!self->fn || !registered)
+            return fail(self, ply_errorf(host, PLY_ERR_INTERNAL,
+                                         "user_activation: the host resolved '%s' without a function or signature",
+                                         function));
+        if (has_signature && strcmp(signature, registered) != 0)
+            return fail(self, ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
+                                         "user_activation: attribute 'signature' \"%s\" differs from the signature "
+                                         "\"%s\" function '%s' was registered with (leave 'signature' out)",
+                                         signature, registered, function));
+        signature = registered;
+        has_signature = 1;
+    }
 
     /* The signature. */
     if (!has_signature)
@@ -508,14 +540,9 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
 
     /* The function and its derivative. */
     if (has_library) {
-        if ((st = open_library(self, library)) != PLY_OK) return fail(self, st);
         if ((st = resolve(self, library, symbol, "symbol", &self->fn)) != PLY_OK) return fail(self, st);
         if (has_derivative && (st = resolve(self, library, derivative, "derivative", &self->dfn)) != PLY_OK)
             return fail(self, st);
-    } else {
-        uintptr_t a = (uintptr_t)address, d = (uintptr_t)derivative_address;
-        memcpy(&self->fn, &a, sizeof self->fn);
-        if (has_daddress) memcpy(&self->dfn, &d, sizeof self->dfn);
     }
 
     /* The call interface, once (the derivative has the same one). */
@@ -535,21 +562,12 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
                                      "user_activation: ffi_prep_cif failed for \"%s\" (ffi_status %d)", signature,
                                      (int)fs));
 
-    if (has_owner && has_retain) {
-        ua_owner_fn retain;
-        uintptr_t r = (uintptr_t)owner_retain, l = (uintptr_t)owner_release;
-        memcpy(&retain, &r, sizeof retain);
-        memcpy(&self->owner_release, &l, sizeof self->owner_release);
-        self->owner = (void *)(uintptr_t)owner;
-        retain(self->owner);
-    }
     *out = self;
     return PLY_OK;
 }
 
 static void ua_destroy(ply_layer *self) {
     if (!self) return;
-    if (self->owner_release) self->owner_release(self->owner);
     if (self->library) dlclose(self->library);
     self->host->free(self->host, self->scratch);
     self->host->free(self->host, self);
@@ -557,7 +575,6 @@ static void ua_destroy(ply_layer *self) {
 
 /* Frees a half-built instance and passes the (already reported) status on. */
 static ply_status fail(ply_layer *self, ply_status st) {
-    self->owner_release = NULL; /* never retained */
     ua_destroy(self);
     return st;
 }
@@ -734,7 +751,8 @@ static const ply_layer_type user_activation_type = {
     .struct_size = sizeof(ply_layer_type),
     .abi_version = PLY_ABI_VERSION,
     .name = "user_activation",
-    .doc = "a user's element-wise function called through libffi (library+symbol or address, signature, params)",
+    .doc = "a user's element-wise function called through libffi (function registered with the runtime, or "
+           "library+symbol; signature, params)",
     .min_inputs = 1,
     .max_inputs = 1,
     .create = ua_create,

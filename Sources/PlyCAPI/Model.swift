@@ -30,7 +30,11 @@ final class ModelHandle: Handle {
         do {
             shapes = try model.shapes(for: Shape(dims))
         } catch {
-            throw CAPIError(Status.shape, "the model cannot take input \(Shape(dims)): \(error)")
+            // A shape the graph refuses is PLY_ERR_SHAPE; a plugin's other status (out of
+            // memory, ...) or a typed error of another kind keeps its own code.
+            let (status, message) = result(for: error)
+            throw CAPIError(status == Status.invalidArgument ? Status.shape : status,
+                            "the model cannot take input \(Shape(dims)): \(message)")
         }
         guard model.output < shapes.count else { throw CAPIError(Status.internal, "model output node out of range") }
         plannedInput = dims
@@ -70,7 +74,7 @@ public func capi_model_from_text(_ runtime: OpaquePointer?, _ text: UnsafePointe
         let text = try string(text, "text")
         let out = try checkOut(out, "out")
         try checkSizes(numClasses, inChannels, imageSize)
-        let model = try Zoo.model(text: r.expandActivations(in: text), source: "<ply_model_from_text>", runtime: r.runtime,
+        let model = try Zoo.model(text: text, source: "<ply_model_from_text>", runtime: r.runtime,
                                   numClasses: Int(numClasses), inChannels: Int(inChannels), imageSize: Int(imageSize))
         out.pointee = retain(ModelHandle(model: model, runtime: r, numClasses: Int(numClasses),
                                          inChannels: Int(inChannels), imageSize: Int(imageSize)))

@@ -10,21 +10,7 @@ final class RuntimeHandle: Handle {
     /// name, doc, library path of each type already described; freed with the handle.
     private var strings: [String: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)] = [:]
 
-    /// Activations registered by name (ply_runtime_register_activation).
-    private var registered: [String: RegisteredActivation] = [:]
-
     init(runtime: Runtime) { self.runtime = runtime }
-
-    var activations: [String: RegisteredActivation] { lock.withLock { registered } }
-
-    func register(_ name: String, _ activation: RegisteredActivation) throws {
-        try lock.withLock {
-            guard registered[name] == nil else {
-                throw CAPIError(Status.invalidArgument, "an activation named '\(name)' is already registered")
-            }
-            registered[name] = activation
-        }
-    }
 
     deinit {
         for (a, b, c) in strings.values { free(a); free(b); free(c) }
@@ -67,6 +53,7 @@ public func capi_runtime_create(_ options: UnsafePointer<ply_runtime_options>?,
             log = field(p, \.log, nil)
             userData = field(p, \.log_user_data, nil)
             o.flushDenormals = field(p, \.flush_denormals, 1) != 0
+            o.allowUserLibraries = field(p, \.no_user_libraries, 0) == 0
         }
         let floor = minimum
         if let log {

@@ -30,31 +30,55 @@ struct CAPIError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// The status and message a Swift error becomes.
-func classify(_ error: any Error) -> (Int32, String) {
+/// The status and message a Swift error becomes: by the error's type and case, never by
+/// reading its message.
+func result(for error: any Error) -> (Int32, String) {
     switch error {
     case let e as CAPIError:
         return (e.status, e.message)
     case let e as PlyError:
+        return (result(for: e), e.description)
+    case let e as DataError:
+        // Every DataError is about a file's presence or content (missing, unreadable, not IDX).
+        return (Status.io, e.description)
+    case let e as SafeTensorsError:
         switch e {
-        case let .plugin(_, reason):
-            if reason.hasPrefix("no such") { return (Status.io, e.description) }
-            if reason.contains("ABI") || reason.contains("struct_size") { return (Status.abi, e.description) }
-            return (Status.invalidArgument, e.description)
-        case .duplicateLayerType: return (Status.invalidArgument, e.description)
-        case .unknownLayerType: return (Status.notFound, e.description)
-        case let .layer(_, _, status, _): return (status == 0 ? Status.internal : status, e.description)
-        case .invalid: return (Status.invalidArgument, e.description)
+        case .invalidTensor: return (Status.invalidArgument, e.description)  // the caller's tensors, not the file
+        default: return (Status.io, e.description)
         }
-    case let e as DataError: return (Status.io, e.description)
-    case let e as SafeTensorsError: return (Status.io, e.description)
+    case let e as NumPyError: return (Status.io, e.description)
     case let e as WeightMismatchError: return (Status.invalidArgument, e.description)
-    case let e as ModelFileError: return (Status.invalidArgument, e.description)
+    case let e as AttributeError:
+        // ply_status: PLY_ERR_NOT_FOUND is "a required attribute ... does not exist".
+        if case .missing = e.kind { return (Status.notFound, e.description) }
+        return (Status.invalidArgument, e.description)
+    case let e as ModelFileError:
+        if let status = e.pluginStatus, status != 0 { return (status, e.description) }
+        switch e.kind {
+        case .shape: return (Status.shape, e.description)
+        case .unknownLayerType: return (Status.notFound, e.description)
+        default: return (Status.invalidArgument, e.description)
+        }
     case let e as TrainingError:
         if case .nonFiniteLoss = e { return (Status.numeric, e.description) }
         return (Status.internal, e.description)
     case let e as CocoaError: return (Status.io, e.localizedDescription)
     default: return (Status.internal, String(describing: error))
+    }
+}
+
+/// The C result code of each PlyError case.
+func result(for error: PlyError) -> Int32 {
+    switch error {
+    case .io: return Status.io
+    case .abi: return Status.abi
+    case .notFound, .unknownLayerType: return Status.notFound
+    case .shape: return Status.shape
+    case .numeric: return Status.numeric
+    case .outOfMemory: return Status.outOfMemory
+    case let .layer(_, _, status, _), let .nodeFailed(_, _, _, status, _):
+        return status == 0 ? Status.internal : status
+    case .plugin, .duplicateLayerType, .invalid: return Status.invalidArgument
     }
 }
 
@@ -65,7 +89,7 @@ func boundary(_ body: () throws -> Void) -> Int32 {
         try body()
         return Status.ok
     } catch {
-        let (status, message) = classify(error)
+        let (status, message) = result(for: error)
         plycapi_set_error(message)
         return status
     }

@@ -63,8 +63,10 @@ struct BenchActivationsCommand: ParsableCommand {
              lib + [("symbol", .string("swish_vec")), ("signature", .string(vec)), ("derivative", .string("swish_vec_grad"))]),
             ("swish vectorised, central differences", "user_activation",
              lib + [("symbol", .string("swish_vec")), ("signature", .string(vec))]),
-            ("swish Swift closure, derivative closure", "user_activation", closure.attributes),
-            ("swish Swift closure, central differences", "user_activation", closureFD.attributes),
+            ("swish Swift closure, derivative closure", "user_activation",
+             try closure.register(as: "bench_swish_closure", in: runtime)),
+            ("swish Swift closure, central differences", "user_activation",
+             try closureFD.register(as: "bench_swish_closure_fd", in: runtime)),
         ]
         print("case: forward ms (ns/element); backward ms (ns/element)")
         for (label, type, attributes) in cases {

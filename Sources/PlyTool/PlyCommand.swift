@@ -32,12 +32,17 @@ struct PluginOptions: ParsableArguments {
           help: "Compute with IEEE denormals, as PyTorch does (default: flushed to zero, which is faster).")
     var keepDenormals = false
 
+    @Flag(name: .customLong("no-user-libraries"),
+          help: "Refuse user_activation layers that name a shared library (library:/symbol:): opening one runs its code.")
+    var noUserLibraries = false
+
     /// A runtime with the requested plugins.
     func makeRuntime(seed: UInt64 = 1, threads: Int? = nil) throws -> Runtime {
         var options = Runtime.Options()
         options.loadBuiltins = !noBuiltins
         options.flushDenormals = !keepDenormals
         options.strictAttributes = strictAttributes
+        options.allowUserLibraries = !noUserLibraries
         options.seed = seed
         if let threads { options.threads = threads }
         let runtime = try Runtime(options: options)

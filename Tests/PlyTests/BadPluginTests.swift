@@ -11,8 +11,11 @@ import Testing
     /// Loads `path` into `runtime` expecting a `.plugin` error about that path; returns the reason.
     func pluginFailure(_ runtime: Runtime, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let error = try #require(throws: PlyError.self, sourceLocation: sourceLocation) { try runtime.loadPlugin(at: path) }
-        guard case let .plugin(errorPath, reason) = error else {
-            Issue.record("expected PlyError.plugin, got \(error)", sourceLocation: sourceLocation)
+        let errorPath: String, reason: String
+        switch error {
+        case let .plugin(p, r), let .abi(p, r): (errorPath, reason) = (p, r)
+        default:
+            Issue.record("expected PlyError.plugin or .abi, got \(error)", sourceLocation: sourceLocation)
             return ""
         }
         #expect(errorPath == path, sourceLocation: sourceLocation)
@@ -33,13 +36,16 @@ import Testing
         let dir = try CCompiler.temporaryDirectory("missing")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("libdoes_not_exist.so").path
-        let reason = try pluginFailure(runtime, path)
-        #expect(reason.contains("no such file"), "\(reason)")
+        // A missing file is an I/O error (PLY_ERR_IO through the C API), not a bad plugin.
+        let error = try #require(throws: PlyError.self) { try runtime.loadPlugin(at: path) }
+        #expect(error == .io(path: path, problem: .missing, reason: "plugin library"), "\(error)")
+        #expect(error.description.contains(path) && error.description.contains("no such file"), "\(error)")
 
-        let dirError = try #require(throws: PlyError.self) {
-            try runtime.loadPlugins(inDirectory: dir.appendingPathComponent("nowhere").path)
-        }
-        #expect(dirError.description.contains("nowhere") && dirError.description.contains("no such directory"), "\(dirError)")
+        let nowhere = dir.appendingPathComponent("nowhere").path
+        let dirError = try #require(throws: PlyError.self) { try runtime.loadPlugins(inDirectory: nowhere) }
+        #expect(dirError == .io(path: nowhere, problem: .missing, reason: "plugin directory"), "\(dirError)")
+        #expect(dirError.description.contains("nowhere") && dirError.description.contains("no such file or directory"),
+                "\(dirError)")
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)
     }
@@ -75,6 +81,30 @@ import Testing
         try expectHostSurvives(runtime)
     }
 
+    /// A directory with one bad library (another ABI major) beside a good one: the bad one is
+    /// skipped with a warning naming it and the reason, the good one is loaded (README:
+    /// "the host goes on"); through the C API the call succeeds too.
+    @Test func directoryScanSkipsABadLibrary() throws {
+        let log = LogRecorder()
+        let runtime = try isolatedRuntime(log: log)
+        let dir = try CCompiler.temporaryDirectory("dirskip")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = try CCompiler.compileBadPlugin("abi_major2", into: dir, library: "a_bad")
+        try CCompiler.compileBadPlugin("duplicate", into: dir, library: "b_good", extraFlags: ["-DSCALE=2.0f"])
+        try "not machine code\n".write(toFile: dir.appendingPathComponent("libc_text.so").path, atomically: true, encoding: .utf8)
+
+        let loaded = try runtime.loadPlugins(inDirectory: dir.path)
+        #expect(loaded.map(\.name) == ["acme_scale"])
+        #expect(log.messages.contains { $0.contains(bad) && $0.contains("skipping") && $0.contains("ABI 2.3") }, "\(log.messages)")
+        #expect(log.messages.contains { $0.contains("libc_text.so") && $0.contains("cannot be loaded as a shared library") },
+                "\(log.messages)")
+        #expect(throws: PlyError.self) { try runtime.layerType(named: "abi_major2_scale") }
+        #expect(try Layer("acme_scale", runtime: runtime).forward([try Tensor(shape: [2], data: [1, -2])]).data == [2, -4])
+        // Scanning again: the good library is already loaded, which is a skip too, not an error.
+        #expect(try runtime.loadPlugins(inDirectory: dir.path).isEmpty)
+        try expectHostSurvives(runtime)
+    }
+
     @Test func entryReturnsNullSilently() throws {
         let runtime = try isolatedRuntime()
         let dir = try CCompiler.temporaryDirectory("entrynull")
@@ -83,7 +113,7 @@ import Testing
         let reason = try pluginFailure(runtime, path)
         #expect(reason.contains("returned no descriptor"), "\(reason)")
         // With no message from the plugin, the runtime suggests the likely cause.
-        #expect(reason.contains("ABI 1.1"), "\(reason)")
+        #expect(reason.contains("ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)"), "\(reason)")
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)
     }
@@ -107,7 +137,7 @@ import Testing
         let path = try CCompiler.compileBadPlugin("abi_major2", into: dir)
         let reason = try pluginFailure(runtime, path)
         // Both versions are named.
-        #expect(reason.contains("ABI 2.3") && reason.contains("ABI 1.1"), "\(reason)")
+        #expect(reason.contains("ABI 2.3") && reason.contains("ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)"), "\(reason)")
         #expect(throws: PlyError.self) { try runtime.layerType(named: "abi_major2_scale") }
         try expectRegistryUnchanged(runtime)
         try expectHostSurvives(runtime)
@@ -227,19 +257,21 @@ import Testing
 
     static let convAttributes: Attributes = [("in_channels", .int(3)), ("out_channels", .int(4)), ("kernel_size", .int(3))]
 
+    /// The host checks attributes against conv2d's schema (ABI 1.2) before create: a value of
+    /// the wrong kind is a typed error naming the attribute, what it takes and what it got.
     @Test func builtinWrongAttributeType() throws {
         let runtime = try isolatedRuntime()
         var attrs = Self.convAttributes
         attrs[2] = ("kernel_size", .string("three"))
-        let error = try #require(throws: PlyError.self) { try Layer("conv2d", attrs, runtime: runtime) }
-        guard case let .layer(type, call, status, message) = error else {
-            Issue.record("expected PlyError.layer, got \(error)")
+        let error = try #require(throws: AttributeError.self) { try Layer("conv2d", attrs, runtime: runtime) }
+        guard case .wrongKind = error.kind else {
+            Issue.record("expected a wrong-kind error, got \(error)")
             return
         }
-        #expect(type == "conv2d" && call == "create" && status == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue))
-        #expect(message.contains("'kernel_size'") && message.contains("a string"), "\(message)")
+        #expect(error.type == "conv2d" && error.name == "kernel_size")
+        #expect(error.reason.contains("'kernel_size'") && error.reason.contains("a string"), "\(error.reason)")
 
-        let float = try #require(throws: PlyError.self) {
+        let float = try #require(throws: AttributeError.self) {
             try Layer("conv2d", [("in_channels", .float(3.5)), ("out_channels", .int(4)), ("kernel_size", .int(3))], runtime: runtime)
         }
         #expect(float.description.contains("'in_channels'") && float.description.contains("a float"), "\(float)")
@@ -248,15 +280,11 @@ import Testing
 
     @Test func builtinMissingAttribute() throws {
         let runtime = try isolatedRuntime()
-        let error = try #require(throws: PlyError.self) {
+        let error = try #require(throws: AttributeError.self) {
             try Layer("conv2d", Array(Self.convAttributes.dropFirst()), runtime: runtime)
         }
-        guard case let .layer(type, call, status, message) = error else {
-            Issue.record("expected PlyError.layer, got \(error)")
-            return
-        }
-        #expect(type == "conv2d" && call == "create" && status == Int32(PLY_ERR_NOT_FOUND.rawValue))
-        #expect(message.contains("in_channels") && message.contains("missing"), "\(message)")
+        #expect(error.kind == .missing && error.type == "conv2d" && error.name == "in_channels", "\(error)")
+        #expect(error.reason.contains("in_channels") && error.reason.contains("missing"), "\(error.reason)")
 
         let unknown = try #require(throws: PlyError.self) { try Layer("conv3d", runtime: runtime) }
         #expect(unknown.description.contains("'conv3d'") && unknown.description.contains("conv2d"), "\(unknown)")

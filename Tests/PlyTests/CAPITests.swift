@@ -122,6 +122,27 @@ import Testing
         #expect(missing.stderr.contains("/nonexistent/w.safetensors"), "\(missing.stderr)")
     }
 
+    /// Fixtures/capi/capi_errors.c: each kind of error reaches C with its own code (PLY_ERR_IO
+    /// for a missing model file or plugin, PLY_ERR_ABI, a plugin's own status from create,
+    /// infer_shape and forward), registered functions by name, and a directory scan that
+    /// skips a bad library.
+    @Test func resultCodesKeepTheirKind() throws {
+        let dir = try CCompiler.temporaryDirectory("capi-result-codes")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let program = try Self.compileProgram(fixtures.appendingPathComponent("capi/capi_errors.c"), into: dir)
+        let scan = dir.appendingPathComponent("scan")
+        try FileManager.default.createDirectory(at: scan, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: scan.appendingPathComponent("dir.yaml"), withIntermediateDirectories: true)
+        let failing = try CCompiler.compileBadPlugin("fail_status", into: scan)
+        let abi2 = try CCompiler.compileBadPlugin("abi_major2", into: scan)
+        let out = try Self.run(program, [failing, abi2, scan.path])
+        let failed = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(out.status == 0 && failed.isEmpty, "capi_errors: \(failed.joined(separator: "\n"))\n\(out.stderr)")
+        #expect(out.stdout.contains("0 failures"), "\(out.stdout)\n\(out.stderr)")
+        // The skipped library is named in the warning, with the reason.
+        #expect(out.stderr.contains(abi2) && out.stderr.contains("skipping"), "\(out.stderr)")
+    }
+
     /// Fixtures/capi/capi_test.c: NULL handles, bad paths, wrong shapes and options each give
     /// a non-zero status and a message; forward on the caller's buffers equals Model.forward.
     @Test func errorPathsAndForwardOnCallerBuffers() throws {

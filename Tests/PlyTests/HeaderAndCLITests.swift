@@ -60,6 +60,27 @@ import Testing
         #expect(out.stderr.contains("/nonexistent/libnope.so") && out.stderr.contains("no such file"), "\(out.stderr)")
     }
 
+    /// `--no-user-libraries`: a model file naming a shared library (`library:` of
+    /// user_activation, which would run that library's code) is refused at create.
+    @Test func noUserLibrariesRefusesModelFilesNamingALibrary() throws {
+        let dir = try CCompiler.temporaryDirectory("no-user-libraries")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let library = try CCompiler.compile(CCompiler.repositoryRoot.appendingPathComponent("Examples/activations/activations.c"),
+                                            to: dir.appendingPathComponent("libactivations.so"), extraFlags: ["-lm"])
+        let model = dir.appendingPathComponent("act.yaml")
+        try """
+            model: act
+            layers:
+              - {name: act, type: user_activation, library: "\(library)", symbol: swish, signature: "float(float)"}
+              - {name: flat, type: flatten}
+            """.write(to: model, atomically: true, encoding: .utf8)
+        let allowed = try Self.run(["summary", model.path])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        let refused = try Self.run(["summary", "--no-user-libraries", model.path])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("switched off") && refused.stderr.contains(library), "\(refused.stderr)")
+    }
+
     @Test func badDataDirectoryIsAClearError() throws {
         let out = try Self.run(["train", "--data", "/nonexistent-data", "--epochs", "1"])
         #expect(out.status != 0)

@@ -187,7 +187,7 @@ import Testing
         #expect(missing.kind == .badAttribute)
         #expect(missing.field == "in_channels")
         #expect(missing.line == 2)
-        #expect(missing.message.contains("missing attribute 'in_channels'"))
+        #expect(missing.message.contains("missing required attribute 'in_channels'"), "\(missing.message)")
 
         let wrongType = try #require(failure("layers:\n  - {name: c, type: conv2d, in_channels: 1, out_channels: 2, kernel_size: 3,\n     bias: 0.5}\n"))
         #expect(wrongType.kind == .badAttribute)
@@ -302,7 +302,20 @@ import Testing
             #expect(e.file == url.path)
             #expect(e.description.hasPrefix("\(url.path):2:21: layer 'a', field 'type'"))
         }
-        #expect(throws: ModelFileError.self) { try ModelFile(contentsOf: url.appendingPathExtension("missing")) }
+        // A missing file is an I/O error (PLY_ERR_IO in C), naming the path.
+        let missing = url.appendingPathExtension("missing")
+        let error = try #require(throws: PlyError.self) { try ModelFile(contentsOf: missing) }
+        #expect(error == .io(path: missing.path, problem: .missing, reason: "model file"), "\(error)")
+        // A directory is unreadable as a model file; text that is not UTF-8 is a syntax error.
+        let directory = try #require(throws: PlyError.self) {
+            try ModelFile(contentsOf: FileManager.default.temporaryDirectory)
+        }
+        guard case .io(_, .unreadable, _) = directory else { Issue.record("\(directory)"); return }
+        let binary = url.appendingPathExtension("bin.yaml")
+        try Data([0xff, 0xfe, 0x00, 0xc3]).write(to: binary)
+        defer { try? FileManager.default.removeItem(at: binary) }
+        let syntax = try #require(throws: ModelFileError.self) { try ModelFile(contentsOf: binary) }
+        #expect(syntax.kind == .syntax && syntax.message.contains("UTF-8"), "\(syntax)")
     }
 
     // MARK: the interpolate plugin (Plugins/Resize)

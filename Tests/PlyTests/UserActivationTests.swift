@@ -1,3 +1,4 @@
+import CPly
 import Foundation
 import Testing
 @testable import Ply
@@ -87,6 +88,10 @@ import Testing
         } catch let PlyError.layer(type, call, _, message) {
             #expect(type == "user_activation" && call == "create", sourceLocation: sourceLocation)
             return message
+        } catch let error as AttributeError {
+            // The host's check against user_activation's attribute schema, before create.
+            #expect(error.type == "user_activation", sourceLocation: sourceLocation)
+            return error.reason
         } catch {
             Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
             return ""
@@ -180,23 +185,94 @@ import Testing
 
     // MARK: - Function pointers and Swift closures
 
-    @Test func addressOfAFunctionAlreadyInTheProcess() throws {
+    @Test func registeredFunctionByName() throws {
         let handle = try #require(dlopen(try Self.library(), RTLD_NOW | RTLD_LOCAL))
         defer { dlclose(handle) }
         guard let swishSymbol = dlsym(handle, "swish"), let gradSymbol = dlsym(handle, "swish_grad") else {
             Issue.record("dlsym failed on the example library")
             return
         }
-        let swish = Int(bitPattern: swishSymbol), grad = Int(bitPattern: gradSymbol)
+        let runtime = try isolatedRuntime()
+        try runtime.registerFunction("swish", signature: "float(float)", function: UnsafeRawPointer(swishSymbol),
+                                     derivative: UnsafeRawPointer(gradSymbol))
+        #expect(runtime.registeredFunctions == ["swish"])
         let x = try Self.inputs()
-        let layer = try Layer("user_activation", [("address", .int(swish)), ("derivative_address", .int(grad)),
-                                                  ("signature", .string("float(float)"))], runtime: sharedRuntime)
+        let layer = try Layer("user_activation", [("function", .string("swish"))], runtime: runtime)
         let (y, dx) = try Self.run(layer, x)
-        try Self.expectMatches(y, x, "swish by address", Self.swish)
-        try Self.expectMatches(dx, x, "swish_grad by address", grad: true, Self.swishGrad)
+        try Self.expectMatches(y, x, "swish by name", Self.swish)
+        try Self.expectMatches(dx, x, "swish_grad by name", grad: true, Self.swishGrad)
+
+        // The same from model text: the file names the function, never its address.
+        let text = """
+            model: named
+            layers:
+              - {name: act, type: user_activation, function: swish}
+            """
+        let model = try Zoo.model(text: text, runtime: runtime)
+        try Self.expectMatches(model.forward(x), x, "swish from a model file", Self.swish)
+
+        // A signature given with `function` must be the registered one.
+        let mismatch = try #require(throws: PlyError.self) {
+            try Layer("user_activation", [("function", .string("swish")), ("signature", .string("double(double)"))],
+                      runtime: runtime)
+        }
+        #expect(mismatch.description.contains("differs") && mismatch.description.contains("float(float)"), "\(mismatch)")
+        // Registrations are never replaced, and unknown names are reported with the known ones.
+        #expect(throws: PlyError.self) {
+            try runtime.registerFunction("swish", signature: "float(float)", function: UnsafeRawPointer(gradSymbol))
+        }
+        guard case let .layer(_, _, status, message)? = (try? #require(throws: PlyError.self) {
+            try Layer("user_activation", [("function", .string("nope"))], runtime: runtime)
+        }) else { Issue.record("expected a layer error"); return }
+        #expect(status == Int32(PLY_ERR_NOT_FOUND.rawValue))
+        #expect(message.contains("'nope'") && message.contains("registered: swish"), "\(message)")
+    }
+
+    /// Pointer-valued attributes, from Swift or from model text, are refused by name.
+    @Test func pointersFromAttributesAreRefused() throws {
+        for name in ["address", "derivative_address", "owner", "owner_retain", "owner_release"] {
+            let m = Self.createError([(name, .int(0x1234)), ("signature", .string("float(float)"))])
+            // Refused by the plugin (saying to register the function), or, where the host checks
+            // user_activation's attribute schema first, as an attribute it does not take.
+            #expect(m.contains("'\(name)'") && (m.contains("is refused") && m.contains("function: NAME")
+                || m.contains("unknown attribute")), "\(name): \(m)")
+        }
+        let text = """
+            model: evil
+            layers:
+              - {name: act, type: user_activation, address: 4198400, signature: "float(float)"}
+            """
+        let error = try #require(throws: ModelFileError.self) { try Zoo.model(text: text, runtime: sharedRuntime) }
+        #expect(error.description.contains("'address'") && (error.description.contains("is refused")
+            || error.description.contains("unknown attribute")), "\(error)")
+        #expect(error.kind == .badAttribute)
+        #expect(error.pluginStatus == nil || error.pluginStatus == Int32(PLY_ERR_INVALID_ARGUMENT.rawValue))
+    }
+
+    /// `allowUserLibraries = false` (`--no-user-libraries`) refuses `library:` at create with
+    /// PLY_ERR_UNSUPPORTED; registered functions still work.
+    @Test func userLibrariesCanBeSwitchedOff() throws {
+        var options = Runtime.Options()
+        options.useEnvironment = false
+        options.threads = 2
+        options.log = { _, _ in }
+        options.allowUserLibraries = false
+        let runtime = try Runtime(options: options)
+        let error = try #require(throws: PlyError.self) {
+            try Layer("user_activation", [("library", .string(try Self.library())), ("symbol", .string("swish")),
+                                          ("signature", .string("float(float)"))], runtime: runtime)
+        }
+        guard case let .layer(_, _, status, message) = error else { Issue.record("\(error)"); return }
+        #expect(status == Int32(PLY_ERR_UNSUPPORTED.rawValue))
+        #expect(message.contains("switched off") && message.contains("--no-user-libraries"), "\(message)")
+        let act = try UserActivation({ $0 * 2 })
+        let y = try Layer("user_activation", try act.register(as: "double_it", in: runtime), runtime: runtime)
+            .forward([try Tensor(shape: [2], data: [1, -3])])
+        #expect(y.data == [2, -6])
     }
 
     @Test func swiftClosures() throws {
+        let runtime = try isolatedRuntime()
         let x = try Self.inputs([4, 8, 16, 16])
         // A capturing closure with its derivative.
         let beta: Float = 1.7
@@ -206,8 +282,10 @@ import Testing
             return s + beta * x * s * (1 - s)
         })
         #expect(act(2) == 2 / (1 + exp(-beta * 2)))
-        let model = Model(runtime: sharedRuntime)
-        try model.add("act", "user_activation", act.attributes)
+        let model = Model(runtime: runtime)
+        let attributes = try act.register(as: "swish_beta", in: runtime)
+        #expect(attributes.count == 1 && attributes[0].0 == "function" && attributes[0].1 == .string("swish_beta"))
+        try model.add("act", "user_activation", attributes)
         let y = try model.forward(x)
         #expect(calls.count >= x.shape.count)
         let b = Double(beta)
@@ -219,24 +297,29 @@ import Testing
 
         // Without a derivative: central differences through the closure.
         let plain = try UserActivation({ x in x / (1 + exp(-x)) })
-        let (_, fdx) = try Self.run(Layer("user_activation", plain.attributes, runtime: sharedRuntime), x)
+        let (_, fdx) = try Self.run(Layer("user_activation", plain.register(as: "swish_plain", in: runtime),
+                                          runtime: runtime), x)
         try Self.expectMatches(fdx, x, "closure by central differences", relative: 1e-4, grad: true, Self.swishGrad)
     }
 
-    @Test func layersKeepTheirClosureAlive() throws {
+    @Test func theRuntimeKeepsItsClosuresAlive() throws {
         weak var weakActivation: UserActivation?
+        weak var weakRuntime: Runtime?
         var layer: Layer?
         do {
+            let runtime = try isolatedRuntime()
+            weakRuntime = runtime
             let offset: Float = 0.25
             let act = try UserActivation({ $0 + offset })
             weakActivation = act
-            layer = try Layer("user_activation", act.attributes, runtime: sharedRuntime)
+            layer = try Layer("user_activation", act.register(as: "shift", in: runtime), runtime: runtime)
         }
-        #expect(weakActivation != nil, "the layer must hold the activation")
+        #expect(weakActivation != nil, "the runtime's registry must hold the activation")
         let y = try #require(layer).forward([try Tensor(shape: [3], data: [1, 2, 3])])
         #expect(y.data == [1.25, 2.25, 3.25])
         layer = nil
-        #expect(weakActivation == nil, "destroying the layer must release the activation")
+        #expect(weakRuntime == nil, "the last layer gone, the runtime goes")
+        #expect(weakActivation == nil, "the runtime gone, the activation is released")
     }
 
     // MARK: - Errors, all at create
@@ -256,7 +339,7 @@ import Testing
         m = Self.createError(attrs("no_such_function", "float(float)"))
         #expect(m.contains("'no_such_function' not found") && m.contains(lib), "\(m)")
         m = Self.createError(attrs("swish", "float(float)", [("derivative", .string("no_such_grad"))]))
-        #expect(m.contains("'derivative'") && m.contains("'no_such_grad' not found"), "\(m)")
+        #expect(m.contains("'no_such_grad' not found") && m.contains(lib), "\(m)")
 
         for bad in ["int(int)", "float(double)", "float *(float)", "void(const float *, float *, int)", "half(half)"] {
             m = Self.createError(attrs("swish", bad))
@@ -286,10 +369,10 @@ import Testing
 
         // Where the function comes from.
         m = Self.createError([("signature", .string("float(float)"))])
-        #expect(m.contains("'library'") && m.contains("'address'"), "\(m)")
+        #expect(m.contains("'library'") && m.contains("'function'"), "\(m)")
         m = Self.createError([("library", .string(lib)), ("signature", .string("float(float)"))])
         #expect(m.contains("missing attribute 'symbol'"), "\(m)")
-        m = Self.createError(attrs("swish", "float(float)", [("address", .int(1234))]))
+        m = Self.createError(attrs("swish", "float(float)", [("function", .string("swish"))]))
         #expect(m.contains("not both"), "\(m)")
         m = Self.createError(attrs("swish", "float(float)", [("signatrue", .string("float(float)"))]))
         #expect(m.contains("unknown attribute 'signatrue'"), "\(m)")

@@ -8,20 +8,22 @@ import Foundation
 /// ```swift
 /// let beta: Float = 1.5
 /// let act = try UserActivation({ x in x / (1 + exp(-beta * x)) })   // capturing is fine
-/// try model.add("act", "user_activation", act.attributes)
+/// let attributes = try act.register(as: "swish_beta", in: runtime)   // [("function", "swish_beta")]
+/// try model.add("act", "user_activation", attributes)
 /// ```
 ///
-/// How it works: `ffi_closure_alloc` + `ffi_prep_closure_loc` turn the closure into a C
-/// function pointer of type `float (*)(float)`; `attributes` passes that pointer to the
-/// plugin as `address` with `signature: "float(float)"` (and `derivative_address` when a
-/// derivative is given). Without a derivative, backward uses the plugin's central
-/// differences (see docs/plugins.md, "User activations").
+/// and a model file built with that runtime can say `{type: user_activation, function: swish_beta}`.
 ///
-/// Lifetime: `attributes` also carries `owner`/`owner_retain`/`owner_release`, so every
-/// layer created from them retains this object (closure, derivative and libffi closures)
-/// until the layer is destroyed. Keep the `UserActivation` itself alive until the layers
-/// are created; after that the layers keep it alive. Attributes outlive nothing: do not
-/// store them in a model file.
+/// How it works: `ffi_closure_alloc` + `ffi_prep_closure_loc` turn the closure into a C
+/// function pointer of type `float (*)(float)`; `register(as:in:)` puts that pointer (and the
+/// derivative's) into the runtime's registry of named functions under a name. The layer
+/// obtains it from the host by that name (the `resolve_function` slot of `ply_host`): no
+/// pointer ever travels through attributes or model text. Without a derivative, backward
+/// uses the plugin's central differences (see docs/user-activations.md).
+///
+/// Lifetime: the runtime keeps this object (closure, derivative and libffi closures) alive
+/// until the runtime itself is gone, and layers keep their runtime alive; registrations are
+/// never removed.
 ///
 /// Threads: the plugin calls the closure from the runtime's thread pool, several elements
 /// at once, hence `@Sendable`. Cost: one `ffi_call` into a libffi closure per element (tens
@@ -86,15 +88,22 @@ public final class UserActivation: @unchecked Sendable {
     /// The C address of the derivative, if one was given.
     public var derivativeAddress: Int? { closures.count > 1 ? Int(bitPattern: closures[1].code) : nil }
 
-    /// Attributes of a `user_activation` layer calling this closure:
-    /// `model.add("act", "user_activation", act.attributes)`.
-    public var attributes: Attributes {
-        var result: Attributes = [("address", .int(address)), ("signature", .string(Self.signature))]
-        if let d = derivativeAddress { result.append(("derivative_address", .int(d))) }
+    /// Registers this activation with `runtime` under `name` (letters, digits, `_`, `.`, `-`;
+    /// once per runtime) and returns the attributes of a `user_activation` layer calling it:
+    /// `[("function", name)]`, plus `("parallel", false)` when it must not run in parallel.
+    /// The runtime keeps this object alive from now on.
+    @discardableResult
+    public func register(as name: String, in runtime: Runtime) throws -> Attributes {
+        try runtime.registerFunction(name, signature: Self.signature, function: UnsafeRawPointer(closures[0].code),
+                                     derivative: closures.count > 1 ? UnsafeRawPointer(closures[1].code) : nil,
+                                     owner: self)
+        return attributes(name)
+    }
+
+    /// The attributes of a `user_activation` layer calling the function registered as `name`.
+    public func attributes(_ name: String) -> Attributes {
+        var result: Attributes = [("function", .string(name))]
         if !parallel { result.append(("parallel", .bool(false))) }
-        result.append(("owner", .int(Int(bitPattern: Unmanaged.passUnretained(self).toOpaque()))))
-        result.append(("owner_retain", .int(unsafeBitCast(UserActivation.retainOwner, to: Int.self))))
-        result.append(("owner_release", .int(unsafeBitCast(UserActivation.releaseOwner, to: Int.self))))
         return result
     }
 
@@ -110,7 +119,7 @@ public final class UserActivation: @unchecked Sendable {
     private func makeClosure(_ box: FunctionBox) throws -> FFIClosure {
         var code: UnsafeMutableRawPointer?
         guard let raw = ffi_closure_alloc(MemoryLayout<ffi_closure>.size, &code), let code else {
-            throw PlyError.invalid("UserActivation: ffi_closure_alloc failed (no executable memory for a closure)")
+            throw PlyError.outOfMemory("UserActivation: ffi_closure_alloc failed (no executable memory for a closure)")
         }
         let closure = raw.bindMemory(to: ffi_closure.self, capacity: 1)
         // user_data is unretained: this object owns `box` for as long as the closure exists.
@@ -135,15 +144,5 @@ public final class UserActivation: @unchecked Sendable {
             $0.body(x.assumingMemoryBound(to: Float.self).pointee)
         }
         result.assumingMemoryBound(to: Float.self).pointee = y
-    }
-
-    /// `owner_retain` / `owner_release`: the layer's hold on this object.
-    private static let retainOwner: @convention(c) (UnsafeMutableRawPointer?) -> Void = { owner in
-        guard let owner else { return }
-        _ = Unmanaged<UserActivation>.fromOpaque(owner).retain()
-    }
-    private static let releaseOwner: @convention(c) (UnsafeMutableRawPointer?) -> Void = { owner in
-        guard let owner else { return }
-        Unmanaged<UserActivation>.fromOpaque(owner).release()
     }
 }

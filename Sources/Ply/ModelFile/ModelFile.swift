@@ -68,10 +68,22 @@ public struct ModelFile: @unchecked Sendable {
     /// Reads and parses the file at `url` (YAML or JSON).
     public init(contentsOf url: URL) throws {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
-                                 message: "cannot read the file as UTF-8 text: \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw PlyError.io(path: url.path, problem: .missing, reason: "model file")
         }
+        guard !isDirectory.boolValue else {
+            throw PlyError.io(path: url.path, problem: .unreadable, reason: "is a directory, not a model file")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw PlyError.io(path: url.path, problem: .unreadable, reason: error.localizedDescription)
+        }
+        guard let decoded = String(data: data, encoding: .utf8) else {
+            throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
+                                 message: "the file is not UTF-8 text")
+        }
+        text = decoded
         try self.init(text: text, source: url.path)
     }
 
@@ -449,9 +461,11 @@ struct Builder {
         let created: Layer
         do {
             created = try Layer(typeName, attributes, runtime: runtime, node: name)
-        } catch let PlyError.layer(_, _, _, message) {
+        } catch let PlyError.layer(_, _, status, message) {
             let (field, at) = culprit(message, attrNodes, fallback: typeNode)
-            throw r.error(.badAttribute, at, field: field, layer: name, message: message)
+            var error = r.error(.badAttribute, at, field: field, layer: name, message: message)
+            error.pluginStatus = status
+            throw error
         } catch let error as AttributeError {
             // The schema check names the attribute: point at its key when it is unknown (or
             // given twice), at its value when it is of another kind, else at the type.
@@ -461,7 +475,9 @@ struct Builder {
             case .unknown, .duplicate: at = given.flatMap { mapKey(map, $0.0) } ?? typeNode
             default: at = given?.1 ?? typeNode
             }
-            throw r.error(.badAttribute, at, field: given?.0 ?? "type", layer: name, message: error.reason)
+            // A missing attribute has no node: point at the type, name the attribute as the field.
+            let field = given?.0 ?? (error.kind == .missing && error.childType == nil ? error.name : nil) ?? "type"
+            throw r.error(.badAttribute, at, field: field, layer: name, message: error.reason)
         }
         let id: Model.NodeID
         do {
@@ -531,11 +547,14 @@ struct Builder {
             } catch let error as PlyError {
                 let entry = entries[id]
                 var message = error.description
-                if case let .layer(_, _, _, m) = error { message = m }
+                var status: Int32?
+                if case let .layer(_, _, s, m) = error { message = m; status = s }
                 let given = zip(n.inputs, ins).map { "\(model.nodes[$0].name) \($1)" }.joined(separator: ", ")
                 let (field, at) = culprit(message, entry?.attrs ?? [:], fallback: entry?.node ?? file.root)
-                throw r.error(.shape, at, field: field == "type" ? "inputs" : field, layer: n.name,
-                              message: "\(message) (inputs: \(given))")
+                var failure = r.error(.shape, at, field: field == "type" ? "inputs" : field, layer: n.name,
+                                      message: "\(message) (inputs: \(given))")
+                failure.pluginStatus = status  // the plugin's own status (shape, out of memory, ...)
+                throw failure
             }
         }
     }

@@ -40,6 +40,16 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable, Sendabl
     public let layer: String?
     /// What is wrong, in words.
     public let message: String
+    /// For `.badAttribute` raised by the layer's plugin: the plugin's own `ply_status`
+    /// (PLY_ERR_NOT_FOUND for a missing attribute or function, ...), which the C API returns.
+    /// Not part of equality.
+    public var pluginStatus: Int32? = nil
+
+    /// Equal when everything but `pluginStatus` is.
+    public static func == (a: ModelFileError, b: ModelFileError) -> Bool {
+        a.kind == b.kind && a.file == b.file && a.line == b.line && a.column == b.column && a.field == b.field
+            && a.layer == b.layer && a.message == b.message
+    }
 
     /// An error of `kind` at `file`:`line`:`column` in `field` (of the layer whose node name is `layer`, if any).
     public init(_ kind: Kind, file: String, line: Int?, column: Int?, field: String, layer: String? = nil, message: String) {

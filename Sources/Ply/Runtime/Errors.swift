@@ -1,22 +1,53 @@
 import CPly
 
 /// Every error the runtime reports. Messages say what was wrong and where.
+///
+/// Each case has one kind, which the C API maps to one result code by case (never by
+/// reading the message): `.io` → PLY_ERR_IO, `.notFound` and `.unknownLayerType` →
+/// PLY_ERR_NOT_FOUND, `.shape` → PLY_ERR_SHAPE, `.numeric` → PLY_ERR_NUMERIC,
+/// `.outOfMemory` → PLY_ERR_OUT_OF_MEMORY, `.abi` → PLY_ERR_ABI, `.layer` and `.nodeFailed`
+/// → the plugin's own status, the rest → PLY_ERR_INVALID_ARGUMENT.
 public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A plugin library could not be loaded or is not a valid Ply plugin.
     case plugin(path: String, reason: String)
+    /// A plugin library was built for another ABI, or declares a struct smaller than the host needs.
+    case abi(path: String, reason: String)
     /// Two libraries register the same layer type name.
     case duplicateLayerType(name: String, first: String, second: String)
     /// No loaded plugin provides this layer type.
     case unknownLayerType(String, known: [String])
-    /// A plugin callback failed; `message` is the plugin's own text.
+    /// A plugin callback failed; `status` is the plugin's own `ply_status`, `message` its own text.
     case layer(type: String, call: String, status: Int32, message: String)
+    /// A plugin callback failed inside a model: the node, its layer type, the call, the
+    /// plugin's own `ply_status` and its message.
+    case nodeFailed(node: String, type: String, call: String, status: Int32, message: String)
+    /// A file or directory is missing, or cannot be read or written.
+    case io(path: String, problem: IOProblem, reason: String)
+    /// Something named does not exist (a node, a registered function, a file inside a set).
+    case notFound(String)
+    /// A shape does not fit.
+    case shape(String)
+    /// A NaN or infinity where there must be none.
+    case numeric(String)
+    /// Memory could not be allocated.
+    case outOfMemory(String)
     /// A model, tensor or argument is not usable as given.
     case invalid(String)
+
+    /// What went wrong with a file.
+    public enum IOProblem: String, Sendable {
+        /// It does not exist.
+        case missing
+        /// It exists but cannot be opened or read (permissions, a directory, not text).
+        case unreadable
+        /// It cannot be created or written.
+        case unwritable
+    }
 
     /// The message in words, as `print` and error reports show it.
     public var description: String {
         switch self {
-        case let .plugin(path, reason):
+        case let .plugin(path, reason), let .abi(path, reason):
             return "plugin \(path): \(reason)"
         case let .duplicateLayerType(name, first, second):
             return "layer type '\(name)' from \(second) is already registered by \(first); "
@@ -25,8 +56,34 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
             return "unknown layer type '\(name)'; loaded types: \(known.sorted().joined(separator: ", "))"
         case let .layer(type, call, status, message):
             return "\(type).\(call) failed (\(PlyError.statusName(status))): \(message)"
-        case let .invalid(message):
-            return message
+        case let .nodeFailed(node, type, call, status, message):
+            return "\(call) of node '\(node)' (\(type)): \(type).\(call) failed (\(PlyError.statusName(status))): \(message)"
+        case let .io(path, problem, reason):
+            switch problem {
+            case .missing: return "\(path): no such file or directory\(reason.isEmpty ? "" : " (\(reason))")"
+            case .unreadable: return "\(path): cannot read: \(reason)"
+            case .unwritable: return "\(path): cannot write: \(reason)"
+            }
+        case let .notFound(m), let .shape(m), let .numeric(m), let .outOfMemory(m), let .invalid(m):
+            return m
+        }
+    }
+
+    /// The same error with `context` in front of its message, keeping its kind (a node's
+    /// failure stays a shape, out-of-memory, ... error). A plugin's `.layer` failure becomes
+    /// `.nodeFailed` when `node` is given.
+    public func within(node: String? = nil, _ context: String) -> PlyError {
+        switch self {
+        case let .layer(type, call, status, message):
+            if let node { return .nodeFailed(node: node, type: type, call: call, status: status, message: message) }
+            return .invalid("\(context): \(description)")
+        case .nodeFailed, .io, .plugin, .abi, .duplicateLayerType, .unknownLayerType:
+            return self
+        case let .notFound(m): return .notFound("\(context): \(m)")
+        case let .shape(m): return .shape("\(context): \(m)")
+        case let .numeric(m): return .numeric("\(context): \(m)")
+        case let .outOfMemory(m): return .outOfMemory("\(context): \(m)")
+        case let .invalid(m): return .invalid("\(context): \(m)")
         }
     }
 

@@ -95,6 +95,8 @@ final class HostState: @unchecked Sendable {
         guard !instances.isEmpty else { return }
         lock.withLock { for i in instances { created[i] = nil } }
     }
+    /// Named native functions for plugins (the `resolve_function` slot; FunctionRegistry.swift).
+    let functions = FunctionRegistry()
 
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
@@ -293,6 +295,7 @@ final class HostTable: @unchecked Sendable {
             guard let host, let data, n > 0 else { return }
             HostTable.state(host).fillUniform(data, Int(n), low, high)
         }
+        h.resolve_function = HostTable.resolveFunction
         pointer.initialize(to: h)
     }
 

@@ -139,7 +139,7 @@ public final class Layer: @unchecked Sendable {
         let shape = try outputShape(for: inputs.map(\.shape))
         // A Swift array traps when it cannot be allocated: refuse what cannot fit first.
         guard let count = shape.checkedCount, count <= Int(ProcessInfo.processInfo.physicalMemory / 4) else {
-            throw PlyError.invalid("layer '\(type.name)': an output of shape \(shape) does not fit in this machine's memory")
+            throw PlyError.outOfMemory("layer '\(type.name)': an output of shape \(shape) does not fit in this machine's memory")
         }
         var output = Tensor(shape: shape)
         var storage = inputs
@@ -159,7 +159,7 @@ public final class Layer: @unchecked Sendable {
     /// must be as the forward that made `output` saw them.
     public func backward(inputs: [Tensor], output: Tensor, gradOutput: Tensor, wanted: [Bool]? = nil) throws -> [Tensor?] {
         guard gradOutput.shape == output.shape else {
-            throw PlyError.invalid("gradient of shape \(gradOutput.shape) does not match output \(output.shape)")
+            throw PlyError.shape("gradient of shape \(gradOutput.shape) does not match output \(output.shape)")
         }
         let want = wanted ?? Array(repeating: true, count: inputs.count)
         var grads: [Tensor] = inputs.map { Tensor(shape: $0.shape) }

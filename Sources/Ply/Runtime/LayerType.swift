@@ -55,7 +55,7 @@ struct LayerVTable {
         }
         func required<F>(_ field: KeyPath<ply_layer_type, F?>, _ label: String) throws -> F {
             guard present(field) else {
-                throw PlyError.plugin(path: library, reason: "layer type '\(name)' declares struct_size \(size), "
+                throw PlyError.abi(path: library, reason: "layer type '\(name)' declares struct_size \(size), "
                     + "too small to hold the required callback '\(label)'")
             }
             guard let f = t.pointee[keyPath: field] else {
@@ -115,12 +115,12 @@ public final class LayerType: @unchecked Sendable {
         let path = library.path
         let major = t.pointee.abi_version >> 16
         guard major == UInt32(PLY_ABI_VERSION_MAJOR) else {
-            throw PlyError.plugin(path: path, reason: "a layer type was built for Ply ABI \(major).\(t.pointee.abi_version & 0xFFFF); "
+            throw PlyError.abi(path: path, reason: "a layer type was built for Ply ABI \(major).\(t.pointee.abi_version & 0xFFFF); "
                 + "this host speaks ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)")
         }
         let minimum = MemoryLayout<ply_layer_type>.offset(of: \.create) ?? 0
         guard Int(t.pointee.struct_size) >= minimum else {
-            throw PlyError.plugin(path: path, reason: "a layer type declares struct_size \(t.pointee.struct_size); "
+            throw PlyError.abi(path: path, reason: "a layer type declares struct_size \(t.pointee.struct_size); "
                 + "the host needs at least \(minimum) bytes")
         }
         guard let cName = t.pointee.name else {

@@ -167,7 +167,7 @@ public final class Model: @unchecked Sendable {
             do {
                 result.append(try layer.outputShape(for: n.inputs.map { result[$0] }))
             } catch let error as PlyError {
-                throw PlyError.invalid("node '\(n.name)' (\(layer.type.name)): \(error)")
+                throw error.within(node: n.name, "node '\(n.name)' (\(layer.type.name))")
             }
         }
         return result
@@ -189,7 +189,7 @@ public final class Model: @unchecked Sendable {
     private func allocateZeroed(_ count: Int, for what: @autoclosure () -> String) throws -> UnsafeMutablePointer<Float> {
         guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
             let bytes = count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-            throw PlyError.invalid("cannot allocate \(what()): \(bytes.overflow ? "more than \(Int.max)" : String(bytes.partialValue)) "
+            throw PlyError.outOfMemory("cannot allocate \(what()): \(bytes.overflow ? "more than \(Int.max)" : String(bytes.partialValue)) "
                 + "bytes (\(count) float32 values); out of memory")
         }
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
@@ -227,10 +227,10 @@ public final class Model: @unchecked Sendable {
     /// valid until the next call on this model.
     public func forward(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
         guard let count = shape.checkedCount else {
-            throw PlyError.invalid("input shape \(shape) has a negative dimension or too many elements")
+            throw PlyError.shape("input shape \(shape) has a negative dimension or too many elements")
         }
         guard input.count == count else {
-            throw PlyError.invalid("input has \(input.count) values; shape \(shape) needs \(count)")
+            throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
         try plan(shape)
         inferredSinceForward = false
@@ -245,6 +245,8 @@ public final class Model: @unchecked Sendable {
             var out = ply_tensor.view(values[id], cShapes[id])
             do {
                 try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+            } catch let error as PlyError {
+                throw error.within(node: n.name, "forward of node '\(n.name)'")
             } catch {
                 throw PlyError.invalid("forward of node '\(n.name)': \(error)")
             }
@@ -269,10 +271,10 @@ public final class Model: @unchecked Sendable {
     /// stay as they were, but `backward` refuses to run until `forward` runs again.
     public func infer(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
         guard let count = shape.checkedCount else {
-            throw PlyError.invalid("input shape \(shape) has a negative dimension or too many elements")
+            throw PlyError.shape("input shape \(shape) has a negative dimension or too many elements")
         }
         guard input.count == count else {
-            throw PlyError.invalid("input has \(input.count) values; shape \(shape) needs \(count)")
+            throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
         try planInference(shape)
         inferredSinceForward = true
@@ -287,6 +289,8 @@ public final class Model: @unchecked Sendable {
             var out = ply_tensor.view(inferPool[inferSlot[id]], inferCShapes[id])
             do {
                 try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+            } catch let error as PlyError {
+                throw error.within(node: n.name, "forward of node '\(n.name)'")
             } catch {
                 throw PlyError.invalid("forward of node '\(n.name)': \(error)")
             }
@@ -369,7 +373,7 @@ public final class Model: @unchecked Sendable {
             throw PlyError.invalid("backward must follow forward: infer ran since, and the layers' saved state is its own")
         }
         guard gradOutput.count == shapes[output].count, let g = gradOutput.baseAddress else {
-            throw PlyError.invalid("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
+            throw PlyError.shape("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
         }
         var written = Array(repeating: false, count: nodes.count)
         try gradBuffer(output).update(from: g, count: gradOutput.count)
@@ -408,6 +412,8 @@ public final class Model: @unchecked Sendable {
                 try inputViews.withUnsafeBufferPointer { ins in
                     try gradViews.withUnsafeMutableBufferPointer { try layer.backward(ins, &out, &gOut, $0) }
                 }
+            } catch let error as PlyError {
+                throw error.within(node: n.name, "backward of node '\(n.name)'")
             } catch {
                 throw PlyError.invalid("backward of node '\(n.name)': \(error)")
             }

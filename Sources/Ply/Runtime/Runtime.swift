@@ -37,11 +37,16 @@ public final class Runtime: @unchecked Sendable {
             if level >= .warning { FileHandle.standardError.write(Data("ply: \(message)\n".utf8)) }
         }
         /// Options with every default: built-ins, `PLY_PLUGIN_PATH`, seed 1, one thread per
-        /// core, denormals flushed, warnings and errors to stderr.
+        /// core, denormals flushed, warnings and errors to stderr, user libraries allowed.
         public init() {}
         /// Refuse attributes for layer types that declare no schema (`attr_specs`), instead of
         /// passing them unchecked with a warning (`ply --strict-attributes`).
         public var strictAttributes = false
+        /// Let `user_activation` layers open the shared library a model names (`library:` +
+        /// `symbol:`). Opening a library runs its code, so a model file naming one is as
+        /// trusted as that library; `false` (`ply --no-user-libraries`) refuses such layers at
+        /// create, and only functions registered with the runtime (`function:`) can be called.
+        public var allowUserLibraries = true
     }
 
     let state: HostState
@@ -57,6 +62,7 @@ public final class Runtime: @unchecked Sendable {
                           logHandler: options.log)
         state.strictAttributes = options.strictAttributes
         host = HostTable(state: state)
+        state.functions.allowLibraries = options.allowUserLibraries
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
         try Runtime.checkCPUVariable()
         if options.loadBuiltins {
@@ -64,7 +70,7 @@ public final class Runtime: @unchecked Sendable {
             if let dir = options.builtinDirectory ?? environment {
                 let files = Runtime.sharedLibraries(in: dir, prefix: "libply_")
                 if files.isEmpty {
-                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dir)"
+                    throw PlyError.notFound("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dir)"
                         + (options.builtinDirectory == nil ? " (PLY_BUILTIN_PLUGIN_DIR)" : " (Runtime.Options.builtinDirectory)"))
                 }
                 for file in files { try loadPlugin(at: file) }
@@ -81,7 +87,7 @@ public final class Runtime: @unchecked Sendable {
                     break
                 }
                 if !found {
-                    throw PlyError.invalid("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dirs.joined(separator: ", ")); "
+                    throw PlyError.notFound("no built-in plugins (libply_*\(Runtime.sharedLibrarySuffix)) found in \(dirs.joined(separator: ", ")); "
                         + "build them with `swift build`, name them in PLY_PLUGIN_PATH, or depend on the `Ply` library product, "
                         + "which links them in")
                 }
@@ -138,7 +144,7 @@ public final class Runtime: @unchecked Sendable {
             throw PlyError.plugin(path: path, reason: "is already loaded")
         }
         guard FileManager.default.fileExists(atPath: path) else {
-            throw PlyError.plugin(path: path, reason: "no such file")
+            throw PlyError.io(path: path, problem: .missing, reason: "plugin library")
         }
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
@@ -215,19 +221,26 @@ public final class Runtime: @unchecked Sendable {
     }
 
     /// Loads every `*.so` in `directory`. Libraries without the entry symbol are skipped
-    /// (and logged); any other failure is an error.
+    /// (logged as info); a library that fails to load or register (wrong ABI, a bad
+    /// descriptor, a type name already taken, ...) is skipped with a warning naming it and the
+    /// reason, and the scan goes on: one bad file does not refuse the directory. Only a
+    /// missing directory is an error.
     @discardableResult
     public func loadPlugins(inDirectory directory: String) throws -> [LayerType] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw PlyError.plugin(path: directory, reason: "no such directory")
+            throw PlyError.io(path: directory, problem: .missing, reason: "plugin directory")
         }
         var loaded: [LayerType] = []
         for file in Runtime.sharedLibraries(in: directory, prefix: "") {
-            if let types = try load(file, skipNonPlugin: true) {
-                loaded += types
-            } else {
-                state.logHandler(.info, "skipping \(file): not a Ply plugin (no \(PLY_PLUGIN_ENTRY_SYMBOL))")
+            do {
+                if let types = try load(file, skipNonPlugin: true) {
+                    loaded += types
+                } else {
+                    state.logHandler(.info, "skipping \(file): not a Ply plugin (no \(PLY_PLUGIN_ENTRY_SYMBOL))")
+                }
+            } catch {
+                state.logHandler(.warning, "skipping \(file): \(error)")
             }
         }
         return loaded
@@ -238,12 +251,12 @@ public final class Runtime: @unchecked Sendable {
         // The version first: struct_size and abi_version sit at the same place in every version.
         let major = d.pointee.abi_version >> 16, minor = d.pointee.abi_version & 0xFFFF
         guard major == UInt32(PLY_ABI_VERSION_MAJOR) else {
-            throw PlyError.plugin(path: path, reason: "built for Ply ABI \(major).\(minor); "
+            throw PlyError.abi(path: path, reason: "built for Ply ABI \(major).\(minor); "
                 + "this host speaks ABI \(PLY_ABI_VERSION_MAJOR).\(PLY_ABI_VERSION_MINOR)")
         }
         let needed = (MemoryLayout<ply_plugin>.offset(of: \.types) ?? 0) + MemoryLayout<UnsafeRawPointer>.size
         guard Int(d.pointee.struct_size) >= needed else {
-            throw PlyError.plugin(path: path, reason: "plugin descriptor declares struct_size \(d.pointee.struct_size); "
+            throw PlyError.abi(path: path, reason: "plugin descriptor declares struct_size \(d.pointee.struct_size); "
                 + "the host needs at least \(needed) bytes")
         }
         guard d.pointee.type_count > 0, let list = d.pointee.types else {

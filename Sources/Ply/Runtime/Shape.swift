@@ -32,7 +32,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// The C view of this shape. Throws when it has more than `PLY_MAX_NDIM` dimensions.
     func cShape() throws -> ply_shape {
         guard dims.count <= Int(PLY_MAX_NDIM) else {
-            throw PlyError.invalid("shape \(self) has \(dims.count) dimensions; at most \(PLY_MAX_NDIM) are supported")
+            throw PlyError.shape("shape \(self) has \(dims.count) dimensions; at most \(PLY_MAX_NDIM) are supported")
         }
         var s = ply_shape()
         s.ndim = Int32(dims.count)
@@ -46,7 +46,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
     /// A shape read from its C view (dimensions past `ndim` are ignored).
     init(_ s: ply_shape) throws {
         guard s.ndim >= 0, s.ndim <= Int32(PLY_MAX_NDIM) else {
-            throw PlyError.invalid("shape with ndim \(s.ndim) is out of range 0...\(PLY_MAX_NDIM)")
+            throw PlyError.shape("shape with ndim \(s.ndim) is out of range 0...\(PLY_MAX_NDIM)")
         }
         var copy = s.dims
         dims = withUnsafeBytes(of: &copy) { raw in
@@ -71,7 +71,7 @@ public struct Tensor: Sendable, Equatable {
     /// A tensor from values; throws when their count does not fit the shape.
     public init(shape: Shape, data: [Float]) throws {
         guard data.count == shape.count else {
-            throw PlyError.invalid("tensor of shape \(shape) needs \(shape.count) values, got \(data.count)")
+            throw PlyError.shape("tensor of shape \(shape) needs \(shape.count) values, got \(data.count)")
         }
         self.shape = shape
         self.data = data

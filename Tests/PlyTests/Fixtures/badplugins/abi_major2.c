@@ -5,7 +5,8 @@
 
 COMMON_LAYER_TYPE(scale_type, "abi_major2_scale");
 static const ply_layer_type *const types[] = {&scale_type};
-static const ply_plugin plugin = {sizeof(ply_plugin), FUTURE_ABI, "test.abi_major2", "1.0", 1, 0, types};
+static const ply_plugin plugin = {.struct_size = sizeof(ply_plugin), .abi_version = FUTURE_ABI, .name = "test.abi_major2",
+                                  .version = "1.0", .type_count = 1, .types = types};
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
     (void)host;

@@ -69,10 +69,11 @@ static inline ply_status common_backward(ply_layer *self, int32_t n_inputs, cons
 
 /* A complete, valid layer type called `type_name`. */
 #define COMMON_LAYER_TYPE(var, type_name)                                                              \
-    static const ply_layer_type var = {                                                                \
-        sizeof(ply_layer_type), PLY_ABI_VERSION, type_name, "y = scale * x (test plugin)", 1, 1,       \
-        common_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, \
-        NULL, NULL,                                                                                    \
+    static const ply_layer_type var = {                                                              \
+        .struct_size = sizeof(ply_layer_type), .abi_version = PLY_ABI_VERSION, .name = type_name,       \
+        .doc = "y = scale * x (test plugin)", .min_inputs = 1, .max_inputs = 1, .create = common_create, \
+        .destroy = common_destroy, .infer_shape = common_infer_shape, .forward = common_forward,        \
+        .backward = common_backward,                                                                 \
     }
 
 #endif

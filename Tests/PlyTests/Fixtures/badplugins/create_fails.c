@@ -13,11 +13,13 @@ static ply_status picky_create(const ply_host *host, const ply_attrs *attrs, ply
 }
 
 static const ply_layer_type picky_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "picky", "create fails unless mode='strict'", 1, 1,
-    picky_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, NULL, NULL,
+    .struct_size = sizeof(ply_layer_type), .abi_version = PLY_ABI_VERSION, .name = "picky", .doc = "create fails unless mode='strict'",
+    .min_inputs = 1, .max_inputs = 1, .create = picky_create, .destroy = common_destroy, .infer_shape = common_infer_shape,
+    .forward = common_forward, .backward = common_backward,
 };
 static const ply_layer_type *const types[] = {&picky_type};
-static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.create_fails", "1.0", 1, 0, types};
+static const ply_plugin plugin = {.struct_size = sizeof(ply_plugin), .abi_version = PLY_ABI_VERSION, .name = "test.create_fails",
+                                  .version = "1.0", .type_count = 1, .types = types};
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;

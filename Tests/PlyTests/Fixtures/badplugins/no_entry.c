@@ -4,7 +4,8 @@
 
 COMMON_LAYER_TYPE(scale_type, "no_entry_scale");
 static const ply_layer_type *const types[] = {&scale_type};
-static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.no_entry", "1.0", 1, 0, types};
+static const ply_plugin plugin = {.struct_size = sizeof(ply_plugin), .abi_version = PLY_ABI_VERSION, .name = "test.no_entry",
+                                  .version = "1.0", .type_count = 1, .types = types};
 
 PLY_EXPORT const ply_plugin *ply_plugin_main(const ply_host *host) {
     (void)host;

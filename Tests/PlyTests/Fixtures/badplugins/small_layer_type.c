@@ -3,11 +3,13 @@
 #include "common.h"
 
 static const ply_layer_type short_type = {
-    (uint32_t)offsetof(ply_layer_type, forward), PLY_ABI_VERSION, "short_type", "struct_size too small", 1, 1,
-    common_create, common_destroy, common_infer_shape, common_forward, common_backward, NULL, NULL, NULL, NULL,
+    .struct_size = (uint32_t)offsetof(ply_layer_type, forward), .abi_version = PLY_ABI_VERSION, .name = "short_type", .doc = "struct_size too small",
+    .min_inputs = 1, .max_inputs = 1, .create = common_create, .destroy = common_destroy, .infer_shape = common_infer_shape,
+    .forward = common_forward, .backward = common_backward,
 };
 static const ply_layer_type *const types[] = {&short_type};
-static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.small_layer_type", "1.0", 1, 0, types};
+static const ply_plugin plugin = {.struct_size = sizeof(ply_plugin), .abi_version = PLY_ABI_VERSION, .name = "test.small_layer_type",
+                                  .version = "1.0", .type_count = 1, .types = types};
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
     (void)host;

@@ -229,15 +229,15 @@ int main(int argc, char **argv) {
             calls == 1 && fr.epochs_completed == 0,
         "a progress callback returning 1 stops fit after one batch");
 
-  /* A C activation in model text. */
+  /* A C activation, registered by name and named in model text (API 1.3). */
   check(ply_runtime_register_activation(rt, "cswish", swish, swish_grad) == PLY_OK,
         "register_activation");
   expect_error(ply_runtime_register_activation(rt, "cswish", swish, NULL),
                PLY_ERR_INVALID_ARGUMENT, "already", "registering a name twice");
-  expect_error(ply_runtime_register_activation(rt, "relu", swish, NULL),
-               PLY_ERR_INVALID_ARGUMENT, "layer type", "registering a layer type's name");
-  expect_error(ply_runtime_register_activation(rt, "Bad-Name", swish, NULL),
-               PLY_ERR_INVALID_ARGUMENT, "[a-z0-9_]", "registering a bad name");
+  expect_error(ply_runtime_register_activation(rt, "bad name!", swish, NULL),
+               PLY_ERR_INVALID_ARGUMENT, "letters, digits", "registering a bad name");
+  expect_error(ply_runtime_register_activation(rt, "nofn", NULL, NULL),
+               PLY_ERR_INVALID_ARGUMENT, "fn is NULL", "registering NULL");
   expect_error(ply_runtime_register_activation(bare, "cswish", swish, NULL),
                PLY_ERR_NOT_FOUND, "user_activation", "registering without the plugin");
   if (ply_model_from_text(rt,
@@ -246,7 +246,7 @@ int main(int argc, char **argv) {
                           "layers:\n"
                           "  - {name: conv, type: conv2d, in_channels: $in_channels, "
                           "out_channels: 4, kernel_size: 3, padding: 1}\n"
-                          "  - {name: act, type: cswish}\n"
+                          "  - {name: act, type: user_activation, function: cswish}\n"
                           "  - {name: pool, type: adaptive_avgpool2d, output_size: 1}\n"
                           "  - {name: flat, type: flatten}\n"
                           "  - {name: fc, type: linear, in_features: 4, out_features: $num_classes}\n",

@@ -124,17 +124,18 @@ static ply_status huge_forward(ply_layer *self, int32_t n_inputs, const ply_tens
 }
 
 static const ply_layer_type faulty_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "faulty", "y = 2x; fails half-way through a chosen call (test plugin)",
-    1, 1, faulty_create, faulty_destroy, faulty_infer_shape, faulty_forward, faulty_backward, NULL, NULL, NULL,
-    NULL, /* fuse_activation (ABI 1.1) */
+    .struct_size = sizeof(ply_layer_type), .abi_version = PLY_ABI_VERSION, .name = "faulty", .doc = "y = 2x; fails half-way through a chosen call (test plugin)",
+    .min_inputs = 1, .max_inputs = 1, .create = faulty_create, .destroy = faulty_destroy, .infer_shape = faulty_infer_shape,
+    .forward = faulty_forward, .backward = faulty_backward,
 };
 static const ply_layer_type huge_type = {
-    sizeof(ply_layer_type), PLY_ABI_VERSION, "huge", "output [N, size, size] (test plugin)",
-    1, 1, faulty_create, faulty_destroy, huge_infer_shape, huge_forward, NULL, NULL, NULL, NULL,
-    NULL, /* fuse_activation (ABI 1.1) */
+    .struct_size = sizeof(ply_layer_type), .abi_version = PLY_ABI_VERSION, .name = "huge", .doc = "output [N, size, size] (test plugin)",
+    .min_inputs = 1, .max_inputs = 1, .create = faulty_create, .destroy = faulty_destroy, .infer_shape = huge_infer_shape,
+    .forward = huge_forward, .backward = NULL,
 };
 static const ply_layer_type *const types[] = {&faulty_type, &huge_type};
-static const ply_plugin plugin = {sizeof(ply_plugin), PLY_ABI_VERSION, "test.faulty", "1.0", 2, 0, types};
+static const ply_plugin plugin = {.struct_size = sizeof(ply_plugin), .abi_version = PLY_ABI_VERSION, .name = "test.faulty",
+                                  .version = "1.0", .type_count = 2, .types = types};
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
     if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
