@@ -12,6 +12,8 @@
  * running_mean [C], running_var [C], num_batches_tracked (int64 scalar) (only
  * when track_running_stats).
  */
+#include "plugin_support.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,25 +134,13 @@ static void channel_backward_input_plain(float *dx, const float *x, const float 
     }
 }
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
-
-static int has_avx512(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
 
 static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 // dy where the fused relu's output y > 0 (NaN: 0), else dy; masked lanes are 0
-AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s, __mmask16 m) {
+PLY_TARGET_AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s, __mmask16 m) {
     __m512 g = _mm512_maskz_loadu_ps(m, dy + s);
     if (y) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + s), _mm512_setzero_ps(), _CMP_GT_OQ), g);
     return g;
@@ -158,9 +148,9 @@ AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s
 
 // channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
 // plain loop's relu test kept GCC from vectorising it: 7% of a ResNet training step in scalar code).
-AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
-                                        const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C,
-                                        int64_t S) {
+PLY_TARGET_AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
+                                                   const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C,
+                                                   int64_t S) {
     __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
     const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd);
     for (int64_t n = 0; n < N; n++) {
@@ -182,9 +172,9 @@ AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, con
 }
 
 // channel_backward_input_plain, 16 elements a step (the same float arithmetic)
-AVX512 static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
-                                             float invstd, float w, double sum_dy, double sum_dy_xhat,
-                                             int batch_stats, int64_t c, int64_t N, int64_t C, int64_t S) {
+PLY_TARGET_AVX512 static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
+                                                        float invstd, float w, double sum_dy, double sum_dy_xhat,
+                                                        int batch_stats, int64_t c, int64_t N, int64_t C, int64_t S) {
     const float k = w * invstd;
     const float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
     const float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
@@ -201,34 +191,29 @@ AVX512 static void channel_backward_input512(float *dx, const float *x, const fl
         }
     }
 }
-#else
-static int has_avx512(void) { return 0; }
-static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
-                                 const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
-    (void)sum_dy; (void)sum_dy_xhat; (void)x; (void)dy; (void)y; (void)mean; (void)invstd; (void)c; (void)N; (void)C;
-    (void)S;
-}
-static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
-                                      float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
-                                      int64_t c, int64_t N, int64_t C, int64_t S) {
-    (void)dx; (void)x; (void)dy; (void)y; (void)mean; (void)invstd; (void)w; (void)sum_dy; (void)sum_dy_xhat;
-    (void)batch_stats; (void)c; (void)N; (void)C; (void)S;
-}
 #endif
 
 static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
                               float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
-    if (has_avx512()) channel_grad_sums512(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
-    else channel_grad_sums_plain(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
+#if PLY_HAVE_X86_TARGETS
+    if (ply_cpu_level() >= PLY_CPU_AVX512) {
+        channel_grad_sums512(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
+        return;
+    }
+#endif
+    channel_grad_sums_plain(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
 }
 
 static void channel_backward_input(float *dx, const float *x, const float *dy, const float *y, float mean,
                                    float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
                                    int64_t c, int64_t N, int64_t C, int64_t S) {
-    if (has_avx512())
+#if PLY_HAVE_X86_TARGETS
+    if (ply_cpu_level() >= PLY_CPU_AVX512) {
         channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
-    else
-        channel_backward_input_plain(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
+        return;
+    }
+#endif
+    channel_backward_input_plain(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
 }
 
 // ----------------------------------------------------------------------------

@@ -11,6 +11,8 @@
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
  * spin (sched_yield) against the host's pool for the rest of the step.
  */
+#include "plugin_support.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,20 +31,8 @@ struct ply_layer {
 // ----------------------------------------------------------------------------
 // kernels (sizes are IN/OUT, not I/O: cblas.h pulls in <complex.h>, whose I is a macro)
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
-
-static int has_avx512(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
 
 static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
@@ -50,9 +40,9 @@ static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 
 // (R = 1 or 2 is a constant in each caller: 8 or 16 accumulators in registers). One or two rows of
 // input only stream the weights: OpenBLAS's sgemv reads them at ~19 GB/s on this machine's two cores,
 // this at ~30.
-AVX512 static inline __attribute__((always_inline)) void stream_rows(const int R, float *y, const float *x,
-                                                                    const float *w, const float *b, int64_t IN,
-                                                                    int64_t OUT, int64_t o0, int64_t o1) {
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void stream_rows(const int R, float *y, const float *x,
+                                                                               const float *w, const float *b, int64_t IN,
+                                                                               int64_t OUT, int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; o += 4) {
         const int rows = o1 - o < 4 ? (int)(o1 - o) : 4;
         const float *wr[4];
@@ -81,24 +71,14 @@ AVX512 static inline __attribute__((always_inline)) void stream_rows(const int R
     }
 }
 
-AVX512 static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                                   int64_t o0, int64_t o1) {
+PLY_TARGET_AVX512 static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                                              int64_t o0, int64_t o1) {
     stream_rows(1, y, x, w, b, IN, OUT, o0, o1);
 }
 
-AVX512 static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                                   int64_t o0, int64_t o1) {
+PLY_TARGET_AVX512 static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
+                                              int64_t o0, int64_t o1) {
     stream_rows(2, y, x, w, b, IN, OUT, o0, o1);
-}
-#else
-static int has_avx512(void) { return 0; }
-static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                            int64_t o0, int64_t o1) {
-    (void)y; (void)x; (void)w; (void)b; (void)IN; (void)OUT; (void)o0; (void)o1;
-}
-static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                            int64_t o0, int64_t o1) {
-    (void)y; (void)x; (void)w; (void)b; (void)IN; (void)OUT; (void)o0; (void)o1;
 }
 #endif
 
@@ -106,11 +86,13 @@ static void stream_forward2(float *y, const float *x, const float *w, const floa
 // else sgemv for one row: sgemm with M = 1 reads them at half the speed). y rows are OUT floats apart.
 static void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t IN,
                            int64_t OUT, int64_t o0, int64_t o1) {
-    if (M <= 2 && has_avx512()) {
+#if PLY_HAVE_X86_TARGETS
+    if (M <= 2 && ply_cpu_level() >= PLY_CPU_AVX512) {
         if (M == 1) stream_forward1(y, x, w, b, IN, OUT, o0, o1);
         else stream_forward2(y, x, w, b, IN, OUT, o0, o1);
         return;
     }
+#endif
     float beta = 0.0f;
     if (b) {
         for (int64_t m = 0; m < M; m++) memcpy(y + m * OUT + o0, b + o0, (size_t)(o1 - o0) * sizeof(float));
