@@ -20,6 +20,10 @@
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd" and "s2d"
  * force one.
+ * The AVX-512 kernels (direct, winograd, s2d, conv_kernel.c's product and the
+ * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
+ * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
+ * "winograd" or "s2d" is refused with a message naming the CPU level.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The host may fuse the relu after it (fuse_activation): the output is then
@@ -342,8 +346,8 @@ static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor 
 }
 
 static int use_direct(const ply_layer *L) {
-    return (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 && ply_cpu_level() >= PLY_CPU_AVX512 &&
-           conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
+    return (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 &&
+           ply_cpu_level() >= PLY_CPU_AVX512 && conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
 }
 
 // Whether this call takes the live-tap plan (conv_taps.c); an error when "taps" is forced where it cannot.
