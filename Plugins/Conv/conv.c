@@ -20,12 +20,18 @@
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd" and "s2d"
  * force one.
+ * The AVX-512 kernels (direct, winograd, s2d, conv_kernel.c's product and the
+ * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
+ * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
+ * "winograd" or "s2d" is refused with a message naming the CPU level.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * The host may fuse the relu after it (fuse_activation): the output is then
  * relu(conv), and backward masks grad_output by output > 0 first.
  * The scratch lives in the instance and only grows.
  */
+#include "plugin_support.h"
+
 #include "plugin_blas.h"
 #include <math.h>
 #include <stdlib.h>
@@ -160,6 +166,11 @@ static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
     return NULL;
 }
 
+// The CPU level as PLY_CPU spells it, for messages.
+static const char *cpu_level_name(ply_cpu c) {
+    return c == PLY_CPU_AVX512 ? "avx512" : c == PLY_CPU_AVX2 ? "avx2" : "generic";
+}
+
 static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out) {
     int64_t C, OC, k[2], s[2], p[2], d[2], groups = 1;
     int32_t bias = 1;
@@ -224,17 +235,21 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (workspace_mb < 0 || workspace_mb > (1 << 20))
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: workspace_mb must be in 0...%d (got %lld)", 1 << 20,
                           (long long)workspace_mb);
-    if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1 || !conv_kernel_cpu()))
+    // direct, winograd and s2d have AVX-512 kernels only (im2col is their portable path)
+    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D) && ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
-                          "conv2d: algorithm \"winograd\" needs a 3x3 kernel, stride 1 and a CPU with AVX-512");
+                          "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
+                          "and \"im2col\" run at every level",
+                          algo_name, cpu_level_name(ply_cpu_level()),
+                          ply_cpu_level() < ply_cpu_detected() ? " (lowered by PLY_CPU)" : "");
+    if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"winograd\" needs a 3x3 kernel and stride 1");
     if (algo == ALGO_S2D && !conv_s2d_fits(k[0], k[1], s[0], s[1]))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
-                          "conv2d: algorithm \"s2d\" needs equal strides S >= 2, a kernel of at most 3S x 3S and a CPU "
-                          "with AVX-512 (got kernel %lldx%lld, stride %lldx%lld)",
+                          "conv2d: algorithm \"s2d\" needs equal strides S >= 2 and a kernel of at most 3S x 3S "
+                          "(got kernel %lldx%lld, stride %lldx%lld)",
                           (long long)k[0], (long long)k[1], (long long)s[0], (long long)s[1]);
     if (algo == ALGO_DIRECT) {
-        if (!conv_direct_cpu())
-            return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"direct\" needs a CPU with AVX-512");
         if (s[0] != 1 || s[1] != 1 || !conv_direct_fits(C, OC, k[0], k[1], p[0], p[1]))
             return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                               "conv2d: algorithm \"direct\" needs stride 1, in_channels <= 16, out_channels <= 64, "
@@ -332,8 +347,8 @@ static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor 
 }
 
 static int use_direct(const ply_layer *L) {
-    return (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 && conv_direct_cpu() &&
-           conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
+    return (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 &&
+           ply_cpu_level() >= PLY_CPU_AVX512 && conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
 }
 
 // Whether this call takes the live-tap plan (conv_taps.c); an error when "taps" is forced where it cannot.

@@ -1,30 +1,16 @@
 /*
- * Direct stride-1 convolution kernels (see conv_direct.h). AVX-512 only; the
- * caller checks conv_direct_cpu() and otherwise uses im2col + sgemm.
+ * Direct stride-1 convolution kernels (see conv_direct.h). AVX-512 only (no portable
+ * path: im2col + sgemm is it); the caller checks ply_cpu_level() >= PLY_CPU_AVX512.
  */
+#include "plugin_support.h"
+
 #include "conv_direct.h"
 
 #include <string.h>
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
-
-int conv_direct_cpu(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-#else
-int conv_direct_cpu(void) { return 0; }
 #endif
 
 // Tap offsets are kept on the stack: at most this many taps.
@@ -105,10 +91,10 @@ static void pack(float *dst, const float *w, int64_t Cout, int64_t Cin, int64_t 
 void conv_direct_pack(const direct_geom *g, const float *w, float *packed) { pack(packed, w, g->OC, g->C, g->KH * g->KW, 0); }
 void conv_direct_flip(const direct_geom *g, const float *w, float *packed) { pack(packed, w, g->C, g->OC, g->KH * g->KW, 1); }
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 
 // d[0..n) = s[0..n)
-AVX512 INLINE void copy_row(float *d, const float *s, int64_t n) {
+PLY_TARGET_AVX512 INLINE void copy_row(float *d, const float *s, int64_t n) {
     int64_t w = 0;
     for (; w + 16 <= n; w += 16) _mm512_storeu_ps(d + w, _mm512_loadu_ps(s + w));
     if (w < n) {
@@ -118,7 +104,7 @@ AVX512 INLINE void copy_row(float *d, const float *s, int64_t n) {
 }
 
 // d[0..n) = y[i] > 0 ? s[i] : 0 (a fused relu's derivative: y is the relu's output)
-AVX512 INLINE void copy_row_where_positive(float *d, const float *s, const float *y, int64_t n) {
+PLY_TARGET_AVX512 INLINE void copy_row_where_positive(float *d, const float *s, const float *y, int64_t n) {
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t w = 0; w < n; w += 16) {
         __mmask16 m = n - w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - w)) - 1);
@@ -129,8 +115,8 @@ AVX512 INLINE void copy_row_where_positive(float *d, const float *s, const float
 
 // Copy planes [C][H][W] into zeroed padded planes (channel stride CS, row Wp) at (ph, pw); with
 // `where` (the output of a fused relu), only the elements where it is positive, zeros elsewhere.
-AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *src, const float *where, int64_t C,
-                              int64_t H, int64_t W, int64_t ph, int64_t pw) {
+PLY_TARGET_AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *src, const float *where, int64_t C,
+                                         int64_t H, int64_t W, int64_t ph, int64_t pw) {
     for (int64_t c = 0; c < C; c++)
         for (int64_t h = 0; h < H; h++) {
             float *d = dst + c * CS + (h + ph) * Wp + pw;
@@ -140,7 +126,7 @@ AVX512 static void pad_planes(float *dst, int64_t CS, int64_t Wp, const float *s
 }
 
 // d[0..n) = relu(s[0..n)): max(v, 0) with NaN passed through, as the built-in relu
-AVX512 INLINE void copy_row_relu(float *d, const float *s, int64_t n) {
+PLY_TARGET_AVX512 INLINE void copy_row_relu(float *d, const float *s, int64_t n) {
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t w = 0; w < n; w += 16) {
         __mmask16 m = n - w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - w)) - 1);
@@ -151,8 +137,8 @@ AVX512 INLINE void copy_row_relu(float *d, const float *s, int64_t n) {
 }
 
 // dst[c][h][w] = src[c*Q + h*rs + w], or its relu
-AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W,
-                                int relu) {
+PLY_TARGET_AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W,
+                                           int relu) {
     for (int64_t c = 0; c < C; c++)
         for (int64_t h = 0; h < H; h++) {
             if (relu) copy_row_relu(dst + (c * H + h) * W, src + c * Q + h * rs, W);
@@ -162,8 +148,8 @@ AVX512 static void unpad_planes(float *dst, const float *src, int64_t Q, int64_t
 
 // out[o][q] (q in [0, Q), o in [0, B)) = bias[o] + sum_c sum_t w[(c*KK + t)*B + o] * in[c*CS + q + offs[t]]
 // B output channels, NV vectors of 16 positions per step; Q - q0 is a multiple of 16*NV.
-AVX512 INLINE void corr_block(const int B, const int NV, float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin,
-                       const float *w, int64_t wo, const float *bias, const int64_t *offs, int64_t KK) {
+PLY_TARGET_AVX512 INLINE void corr_block(const int B, const int NV, float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin,
+                                  const float *w, int64_t wo, const float *bias, const int64_t *offs, int64_t KK) {
     for (int64_t q = 0; q < Q; q += 16 * NV) {
         __m512 acc[16][4];
         for (int b = 0; b < B; b++)
@@ -187,8 +173,8 @@ AVX512 INLINE void corr_block(const int B, const int NV, float *out, int64_t Q, 
 }
 
 #define CORR(B, NV) \
-    AVX512 static void corr_##B(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, const float *w, \
-                                int64_t wo, const float *bias, const int64_t *offs, int64_t KK) { \
+    PLY_TARGET_AVX512 static void corr_##B(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, const float *w, \
+                                           int64_t wo, const float *bias, const int64_t *offs, int64_t KK) { \
         corr_block(B, NV, out, Q, in, CS, Cin, w, wo, bias, offs, KK); \
     }
 CORR(16, 1)
@@ -210,8 +196,8 @@ static void correlate(float *out, int64_t Q, const float *in, int64_t CS, int64_
 
 // dwv[(o*Cin + c)*KK + t][lane] += sum over vectors i of g[o*Q + 16i + lane] * in[c*CS + 16i + offs[t] + lane]
 // (masked by masks[i]) for B output channels and T taps starting at t0.
-AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q,
-                        const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) {
+PLY_TARGET_AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q,
+                                   const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) {
     __m512 acc[4][4];
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) acc[b][t] = _mm512_setzero_ps();
@@ -231,8 +217,8 @@ AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin
 }
 
 #define WGRAD(B, T) \
-    AVX512 static void wgrad_##B##_##T(float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q, \
-                                       const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) { \
+    PLY_TARGET_AVX512 static void wgrad_##B##_##T(float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q, \
+                                                  const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) { \
         wgrad_block(B, T, dwv, Cin, KK, g, Q, in, offs, t0, masks); \
     }
 WGRAD(4, 4)
@@ -262,7 +248,7 @@ static void weight_grad(float *dwv, int64_t OC, int64_t Cin, int64_t KK, const f
 }
 
 // dbv[o][lane] += sum_i g[o*Q + 16i + lane]
-AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, int64_t Q) {
+PLY_TARGET_AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, int64_t Q) {
     for (int64_t o = 0; o < OC; o++) {
         __m512 a = _mm512_load_ps(dbv + o * 16), b = _mm512_setzero_ps();
         int64_t i = 0;

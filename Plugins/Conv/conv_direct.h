@@ -25,9 +25,6 @@ typedef struct {
     int64_t H, W, OH, OW;          // input and output plane sizes
 } direct_geom;
 
-/** 1 when the CPU runs the AVX-512 kernels (checked once). */
-int conv_direct_cpu(void);
-
 /** Whether the geometry fits the direct kernels (stride 1 is the caller's check). */
 int conv_direct_fits(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t PH, int64_t PW);
 

@@ -1,6 +1,8 @@
 /*
  * conv2d as GEMM over the whole batch (see conv_gemm.h for the plans).
  */
+#include "plugin_support.h"
+
 #include "conv_gemm.h"
 
 #include "plugin_blas.h"
@@ -71,8 +73,9 @@ static void column_range(const conv_geom *g, const int64_t *los, const int64_t *
 // cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
 // for columns col = n*P + oh*OW + ow in [c0, c1) and channels [ch0, ch1); rows are ld floats apart.
 // Runs are short (a strip of the kernel's product is 32 columns), so they are copied inline.
-static void im2col_cols(float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
-                        int64_t ch0, int64_t ch1) {
+static inline __attribute__((always_inline)) void im2col_cols_body(float *cols, int64_t ld, const float *x,
+                                                                   const conv_geom *g, int64_t c0, int64_t c1,
+                                                                   int64_t ch0, int64_t ch1) {
     const int64_t P = gemm_p(g), KK = g->KH * g->KW, HW = g->H * g->W, SW = g->SW;
     int64_t los[MAX_KW], his[MAX_KW];
     for (int64_t col = c0; col < c1;) {
@@ -103,6 +106,13 @@ static void im2col_cols(float *cols, int64_t ld, const float *x, const conv_geom
     }
 }
 
+// Compiled for the baseline and for AVX2 (PLY_AVX2_CLONE): below the AVX-512 level the forward's
+// columns all come from here. GoogLeNet's batch-1 inference at PLY_CPU=avx2, cpu-clock samples
+// relative to OpenBLAS's sgemm (two profiles each): 0.71-0.72 SSE2, 0.57-0.58 with this copy.
+PLY_AVX2_CLONE(im2col_cols, (float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
+                             int64_t ch0, int64_t ch1),
+               (cols, ld, x, g, c0, c1, ch0, ch1))
+
 // The adjoint: dx[n][c][ih][iw] += every dcols entry that im2col_cols would have read from it.
 static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_geom *g, int64_t c0, int64_t c1,
                         int64_t ch0, int64_t ch1) {
@@ -132,9 +142,8 @@ static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_ge
     }
 }
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 // The columns [s0, s1) of one strip (at most NR): a few runs of one output row each
 // ("segments"), and per segment and kernel column the lanes whose input column is inside.
@@ -146,7 +155,7 @@ typedef struct {
     __m512i idx0[CONV_KERNEL_NR], idx1[CONV_KERNEL_NR]; // input column of each lane at kj = 0 (strided)
 } strip_map;
 
-AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int64_t s1, strip_map *m) {
+PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int64_t s1, strip_map *m) {
     enum { NR = CONV_KERNEL_NR };
     const int64_t P = gemm_p(g), HW = g->H * g->W;
     m->nseg = 0;
@@ -178,8 +187,8 @@ AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int64_t s1, st
 // im2col of one strip: row k of channels [ch0, ch1) goes to dst + k*ld, lanes [0, width) (the
 // rest of the NR lanes too, as zeros, when `full`). One masked load (stride 1) or masked
 // gather (strided) per segment and half-strip instead of element-wise copies.
-AVX512 static void pack_strip512(float *dst, int64_t ld, int full, const strip_map *m, const float *x,
-                                 const conv_geom *g, int64_t ch0, int64_t ch1) {
+PLY_TARGET_AVX512 static void pack_strip512(float *dst, int64_t ld, int full, const strip_map *m, const float *x,
+                                            const conv_geom *g, int64_t ch0, int64_t ch1) {
     const int64_t HW = g->H * g->W;
     const uint32_t keep = full ? 0xFFFFFFFFu : (uint32_t)((1ull << m->width) - 1);
     for (int64_t c = ch0; c < ch1; c++) {
@@ -208,8 +217,8 @@ AVX512 static void pack_strip512(float *dst, int64_t ld, int full, const strip_m
 
 // col2im of one strip (stride 1): dx gets row k of channels [ch0, ch1) from src + k*ld, lanes
 // [0, width). Within a row, segments are different output rows, so they touch different dx.
-AVX512 static void unpack_strip512(float *dx, const float *src, int64_t ld, const strip_map *m, const conv_geom *g,
-                                   int64_t ch0, int64_t ch1) {
+PLY_TARGET_AVX512 static void unpack_strip512(float *dx, const float *src, int64_t ld, const strip_map *m, const conv_geom *g,
+                                              int64_t ch0, int64_t ch1) {
     const int64_t HW = g->H * g->W;
     const uint32_t keep = (uint32_t)((1ull << m->width) - 1); // the row may end at the strip's width
     for (int64_t c = ch0; c < ch1; c++) {
@@ -230,15 +239,15 @@ AVX512 static void unpack_strip512(float *dx, const float *src, int64_t ld, cons
         }
     }
 }
-#endif
 
-// Whether the strip routines run here: AVX-512 (the kernel's test) and kernels at most MAX_KW wide.
-static int strips_fast(const conv_geom *g) { return conv_kernel_cpu() && g->KW <= MAX_KW; }
+// Whether the strip routines run here: the AVX-512 level and kernels at most MAX_KW wide.
+static int strips_fast(const conv_geom *g) { return ply_cpu_level() >= PLY_CPU_AVX512 && g->KW <= MAX_KW; }
+#endif
 
 // im2col_cols, a strip of NR columns at a time with the AVX-512 routine when it runs here.
 static void im2col_fast(float *cols, int64_t ld, const float *x, const conv_geom *g, int64_t c0, int64_t c1,
                         int64_t ch0, int64_t ch1) {
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
     if (strips_fast(g)) {
         strip_map m;
         for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
@@ -255,7 +264,7 @@ static void im2col_fast(float *cols, int64_t ld, const float *x, const conv_geom
 // col2im_cols likewise, with the AVX-512 routine for stride 1.
 static void col2im_fast(float *dx, const float *dcols, int64_t ld, const conv_geom *g, int64_t c0, int64_t c1,
                         int64_t ch0, int64_t ch1) {
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
     if (strips_fast(g) && g->SW == 1) {
         strip_map m;
         for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
@@ -277,7 +286,7 @@ static void pack_strips(float *bp, const float *x, const conv_geom *g, int64_t c
     for (int64_t s = c0; s < c1; s += NR) {
         int64_t e = min64(s + NR, c1);
         float *strip = bp + (s - c0) / NR * K * NR + ch0 * KK * NR;
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
         if (strips_fast(g)) {
             strip_map m;
             strip_segments(g, s, e, &m);
@@ -464,7 +473,7 @@ size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
 void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const conv_geom *g, const float *w,
                        const float *bias, int relu, const float *x, float *y, float *scratch) {
     threads = max64(threads, 1);
-    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && conv_kernel_cpu(),
+    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && ply_cpu_level() >= PLY_CPU_AVX512,
                  (size_t)((gemm_k(g) + g->OC) * tile_width(g)) + conv_kernel_pack_floats(g->OC)};
     if (forward_uses_rows(g, threads)) {
         host->parallel_for(host, threads, 1, forward_rows_im2col, &j);

@@ -1,6 +1,8 @@
 /*
  * The forward convolution's product with an AVX-512 micro-kernel (see conv_kernel.h).
  */
+#include "plugin_support.h"
+
 #include "conv_kernel.h"
 
 #define NR CONV_KERNEL_NR
@@ -9,27 +11,14 @@
 // blocks of weights (KC x 8 each, from L2) stream past it.
 #define KC 256
 
-#if defined(__x86_64__)
+#if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
-
-int conv_kernel_cpu(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
 
 // c[r][0:NR] (masked by m0, m1) = (first ? bias[r] : c[r]) + sum_k a[r*lda + k] * b[k][0:NR] for r < R;
 // b: [kc][NR] a strip's block. R is a constant in each caller, so the loops unroll into registers.
-AVX512 static inline __attribute__((always_inline)) void micro(const int R, int64_t kc, const float *a, int64_t lda,
-                                                              const float *b, float *c, int64_t ldc, __mmask16 m0,
-                                                              __mmask16 m1, int first, const float *bias) {
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void micro(const int R, int64_t kc, const float *a, int64_t lda,
+                                                                         const float *b, float *c, int64_t ldc, __mmask16 m0,
+                                                                         __mmask16 m1, int first, const float *bias) {
     __m512 acc0[MR], acc1[MR];
     const float *ar[MR];
     for (int r = 0; r < R; r++) {
@@ -62,8 +51,8 @@ AVX512 static inline __attribute__((always_inline)) void micro(const int R, int6
 
 // The full 8-row kernel, written out: eight row pointers and one index, so that every
 // broadcast is a single addressing mode and the loop carries no address arithmetic.
-AVX512 static void micro8_full(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                               __mmask16 m0, __mmask16 m1, int first, const float *bias) {
+PLY_TARGET_AVX512 static void micro8_full(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                                          __mmask16 m0, __mmask16 m1, int first, const float *bias) {
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
     const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
     // opaque to the compiler, which would otherwise rebuild the eight addresses from two
@@ -99,8 +88,8 @@ AVX512 static void micro8_full(int64_t kc, const float *a, int64_t lda, const fl
 
 // A strip's last columns when at most 16 are left: 8 rows x 16 columns (8 accumulators, enough
 // for the two FMA pipes), half the arithmetic of the full kernel on lanes that would be dropped.
-AVX512 static void micro8_half(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                               __mmask16 m0, int first, const float *bias) {
+PLY_TARGET_AVX512 static void micro8_half(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                                          __mmask16 m0, int first, const float *bias) {
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
     const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
     __asm__("" : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a4), "+r"(a5), "+r"(a6), "+r"(a7));
@@ -125,8 +114,8 @@ AVX512 static void micro8_half(int64_t kc, const float *a, int64_t lda, const fl
 }
 
 #define MICRO(R)                                                                                                      \
-    AVX512 static void micro##R(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,       \
-                                __mmask16 m0, __mmask16 m1, int first, const float *bias) {                           \
+    PLY_TARGET_AVX512 static void micro##R(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,       \
+                                           __mmask16 m0, __mmask16 m1, int first, const float *bias) {                           \
         micro(R, kc, a, lda, b, c, ldc, m0, m1, first, bias);                                                         \
     }
 MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7)
@@ -163,7 +152,6 @@ void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const f
     }
 }
 #else
-int conv_kernel_cpu(void) { return 0; }
 size_t conv_kernel_pack_floats(int64_t rows) { return (size_t)((rows + MR - 1) / MR * MR * KC); }
 void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
                       int64_t ncols, float *out, int64_t ldc, float *apack) {

@@ -22,9 +22,6 @@ PLY_INTERNAL_BEGIN
 
 #define CONV_KERNEL_NR 32
 
-/** 1 when the CPU runs the AVX-512 kernel (checked once). */
-int conv_kernel_cpu(void);
-
 /** Floats of the weight-packing buffer conv_kernel_gemm needs for `rows` output channels. */
 size_t conv_kernel_pack_floats(int64_t rows);
 

@@ -6,6 +6,8 @@
  *   V [16][tc/32][C][32]          transformed input of a chunk of tc tiles: the kernel's strips
  *   M [16][OC][tc]                the 16 products
  */
+#include "plugin_support.h"
+
 #include "conv_winograd.h"
 
 #include <string.h>
@@ -21,6 +23,9 @@
 #define MIN_TILES 64
 // With fewer strips of tiles per thread than this the threads split output channels instead.
 #define ROWS_STRIPS 8
+
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -53,12 +58,8 @@ static void make_plan(const conv_geom *g, int64_t threads, wino_plan *p) {
     p->chunks = (p->T + p->tc - 1) / p->tc;
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
-
 int conv_winograd_fits(const conv_geom *g) {
-    return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 && g->OW >= 1 && conv_kernel_cpu();
+    return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 && g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX512;
 }
 
 int conv_winograd_suits(const conv_geom *g) {
@@ -95,7 +96,7 @@ static void segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, in
 static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 // U for output channels [o0, o1): G g G^T, 16 input channels at a time.
-AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
+PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
     const int64_t C = g->C, OC = g->OC;
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32(9));
@@ -127,8 +128,8 @@ AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t
 // V of tiles [t0, t1) of the chunk starting at tile cbase, for channels [c0, c1): B^T d B,
 // 16 tiles of a tile row at a time (their 4x4 patches are the even and odd lanes of two loads
 // per input row).
-AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const float *x, int64_t cbase, int64_t t0,
-                                   int64_t t1, int64_t c0, int64_t c1, float *V) {
+PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const float *x, int64_t cbase, int64_t t0,
+                                              int64_t t1, int64_t c0, int64_t c1, float *V) {
     const int64_t C = g->C, H = g->H, W = g->W, HW = H * W, strips = p->tc / NR;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -182,8 +183,8 @@ AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const
 
 // y for tiles [t0, t1) of the chunk at cbase and output channels [o0, o1): A^T m A + bias,
 // each tile row's two output rows written as interleaved pairs.
-AVX512 static void output_transform(const conv_geom *g, const wino_plan *p, const float *M, int64_t cbase, int64_t t0,
-                                    int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y) {
+PLY_TARGET_AVX512 static void output_transform(const conv_geom *g, const wino_plan *p, const float *M, int64_t cbase, int64_t t0,
+                                               int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y) {
     const int64_t OC = g->OC, OH = g->OH, OW = g->OW, ldm = p->tc;
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);

@@ -8,34 +8,14 @@
  * (aten/src/ATen/native/Pool.h and the CPU kernels), including ceil_mode's
  * rule that the last window must start inside the input or the left padding.
  */
+#include "plugin_support.h"
+
 #include <math.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "ply/plugin.h"
-#include "plugin_support.h"
-
-typedef enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE_AVG } pool_kind;
-
-struct ply_layer {
-    const ply_host *host;
-    pool_kind kind;
-    int64_t kh, kw;          // kernel (max/avg)
-    int64_t sh, sw;          // stride (max/avg)
-    int64_t ph, pw;          // padding (max/avg)
-    int32_t ceil_mode;       // max/avg
-    int32_t count_include_pad; // avg
-    int64_t oh, ow;          // output size (adaptive)
-    int32_t training;
-    // maxpool: flat in-plane argmax (h * W + w) of every output element of the
-    // last training forward, for backward. Grown on demand.
-    int64_t *argmax;
-    int64_t argmax_cap;      // elements allocated
-    int64_t argmax_len;      // elements valid (0 = recompute in backward)
-};
+#include "pooling.h"
 
 // Sizes of one call: planes of H x W pooled to OH x OW.
 typedef struct {
@@ -86,172 +66,13 @@ static int64_t max_window(const float *in, int64_t H, int64_t W, int64_t oh, int
 static int is_pool2x2(const ply_layer *p) {
     return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0;
 }
-static inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
-// out: (OH, OW), in: (H, W) with H >= 2*OH, W >= 2*OW
-#if defined(__AVX2__)
-// 16 consecutive floats -> their even and odd elements, in order.
-static inline void deinterleave8(const float *x, __m256 *even, __m256 *odd) {
-    __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
-// lanes where v replaces the running max m: v > m, or v is NaN
-static inline __m256 wins(__m256 v, __m256 m) {
-    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-// even/odd halves back to 16 consecutive floats
-static inline void interleave8(float *x, __m256 even, __m256 odd) {
-    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
-    _mm256_storeu_ps(x, _mm256_permute2f128_ps(lo, hi, 0x20));
-    _mm256_storeu_ps(x + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
-}
-#endif
-
-#if defined(__x86_64__)
-// AVX-512 versions of the two 2x2 plane kernels: 16 outputs per step, the row's
-// tail masked, so that narrow planes (14 -> 7) need no scalar loop. Chosen at
-// run time; the AVX2 / scalar kernels below are the fallback.
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-
-static int has_avx512(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-// lanes where v replaces the running max m: v > m, or v is NaN
-AVX512 static inline __mmask16 wins16(__m512 v, __m512 m) {
-    return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-}
-
-// o[i] = take_max(o[i], src[i]) for i < n, 16 at a time (the tail masked)
-AVX512 static void max_row512(float *o, const float *src, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 m = _mm512_maskz_loadu_ps(k, o + i), v = _mm512_maskz_loadu_ps(k, src + i);
-        _mm512_mask_storeu_ps(o + i, k & wins16(v, m), v);
-    }
-}
-
-// o[i] = take_max(o[i], src[2*i]) for i < n, 16 at a time: the even lanes of 32 loaded
-// (masked to the 2n - 1 floats read, so nothing past src[2n - 2] is touched)
-AVX512 static void max_row512_stride2(float *o, const float *src, int64_t n) {
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int64_t i = 0; i < n; i += 16) {
-        int64_t m = n - i >= 16 ? 16 : n - i, k = 2 * m - 1;
-        __mmask16 out = (__mmask16)(m >= 16 ? 0xFFFFu : (1u << m) - 1);
-        __mmask16 lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
-        __mmask16 hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
-        const float *x = src + 2 * i;
-        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, x), ie, _mm512_maskz_loadu_ps(hi, x + 16));
-        __m512 cur = _mm512_maskz_loadu_ps(out, o + i);
-        _mm512_mask_storeu_ps(o + i, out & wins16(v, cur), v);
-    }
-}
-
-// masks for n (1..16) outputs: the output lanes, and the 2n inputs as two vectors
-AVX512 static inline void row_masks(int64_t n, __mmask16 *out, __mmask16 *lo, __mmask16 *hi) {
-    *out = (__mmask16)((1u << n) - 1);
-    int64_t k = 2 * n;
-    *lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
-    *hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
-}
-
-// 2n consecutive floats at x -> even and odd elements
-AVX512 static inline void split16(const float *x, __mmask16 lo, __mmask16 hi, __m512 *even, __m512 *odd) {
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    __m512 a = _mm512_maskz_loadu_ps(lo, x), b = _mm512_maskz_loadu_ps(hi, x + 16);
-    *even = _mm512_permutex2var_ps(a, ie, b);
-    *odd = _mm512_permutex2var_ps(a, io, b);
-}
-
-AVX512 static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
-    for (int64_t oh = 0; oh < OH; oh++) {
-        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
-        for (int64_t ow = 0; ow < OW; ow += 16) {
-            __mmask16 mo, lo, hi;
-            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
-            __m512 a, b, c, d;
-            split16(r0 + 2 * ow, lo, hi, &a, &b);
-            split16(r1 + 2 * ow, lo, hi, &c, &d);
-            __m512 m = _mm512_mask_blend_ps(wins16(b, a), a, b);
-            m = _mm512_mask_blend_ps(wins16(c, m), m, c);
-            m = _mm512_mask_blend_ps(wins16(d, m), m, d);
-            _mm512_mask_storeu_ps(out + oh * OW + ow, mo, m);
-        }
-    }
-}
-
-AVX512 static void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W,
-                                                int64_t OH, int64_t OW) {
-    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
-    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    for (int64_t oh = 0; oh < OH; oh++) {
-        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
-        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
-        for (int64_t ow = 0; ow < OW; ow += 16) {
-            __mmask16 mo, lo, hi;
-            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
-            __m512 a, b, c, d;
-            split16(r0 + 2 * ow, lo, hi, &a, &b);
-            split16(r1 + 2 * ow, lo, hi, &c, &d);
-            __mmask16 wb = wins16(b, a);
-            __m512 m = _mm512_mask_blend_ps(wb, a, b);
-            __mmask16 wc = wins16(c, m);
-            m = _mm512_mask_blend_ps(wc, m, c);
-            __mmask16 wd = wins16(d, m);
-            wc = (__mmask16)(wc & ~wd); // a later winner takes it
-            wb = (__mmask16)(wb & ~(wc | wd));
-            __mmask16 wa = (__mmask16)~(wb | wc | wd);
-            __m512 g = _mm512_maskz_loadu_ps(mo, dout + oh * OW + ow);
-            __m512 ga = _mm512_maskz_mov_ps(wa, g), gb = _mm512_maskz_mov_ps(wb, g);
-            __m512 gc = _mm512_maskz_mov_ps(wc, g), gd = _mm512_maskz_mov_ps(wd, g);
-            _mm512_mask_storeu_ps(d0 + 2 * ow, lo, _mm512_permutex2var_ps(ga, il, gb));
-            _mm512_mask_storeu_ps(d0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(ga, ih, gb));
-            _mm512_mask_storeu_ps(d1 + 2 * ow, lo, _mm512_permutex2var_ps(gc, il, gd));
-            _mm512_mask_storeu_ps(d1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(gc, ih, gd));
-        }
-    }
-}
-#else
-static int has_avx512(void) { return 0; }
-static void max_row512(float *o, const float *src, int64_t n) { (void)o; (void)src; (void)n; }
-static void max_row512_stride2(float *o, const float *src, int64_t n) { (void)o; (void)src; (void)n; }
-static void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
-    (void)out; (void)in; (void)W; (void)OH; (void)OW;
-}
-static void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W,
-                                         int64_t OH, int64_t OW) {
-    (void)din; (void)in; (void)dout; (void)H; (void)W; (void)OH; (void)OW;
-}
-#endif
-
+// out: (OH, OW), in: (H, W) with H >= 2*OH, W >= 2*OW: out[oh][ow] = max of in[2oh + {0,1}][2ow + {0,1}]
 static void maxpool2x2_forward_plane(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
         float *o = out + oh * OW;
-        int64_t ow = 0;
-#if defined(__AVX2__)
-        for (; ow + 8 <= OW; ow += 8) {
-            __m256 a, b, c, d;
-            deinterleave8(r0 + 2 * ow, &a, &b);
-            deinterleave8(r1 + 2 * ow, &c, &d);
-            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
-            m = _mm256_blendv_ps(m, c, wins(c, m));
-            m = _mm256_blendv_ps(m, d, wins(d, m));
-            _mm256_storeu_ps(o + ow, m);
-        }
-#endif
-        for (; ow < OW; ow++) {
+        for (int64_t ow = 0; ow < OW; ow++) {
             float m = take_max(take_max(take_max(r0[2 * ow], r0[2 * ow + 1]), r1[2 * ow]), r1[2 * ow + 1]);
             o[ow] = m;
         }
@@ -265,26 +86,7 @@ static void maxpool2x2_backward_plane(float *din, const float *in, const float *
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
         float *d0 = din + 2 * oh * W, *d1 = d0 + W;
-        int64_t ow = 0;
-#if defined(__AVX2__)
-        for (; ow + 8 <= OW; ow += 8) {
-            __m256 a, b, c, d;
-            deinterleave8(r0 + 2 * ow, &a, &b);
-            deinterleave8(r1 + 2 * ow, &c, &d);
-            __m256 wb = wins(b, a);
-            __m256 m = _mm256_blendv_ps(a, b, wb);
-            __m256 wc = wins(c, m);
-            m = _mm256_blendv_ps(m, c, wc);
-            __m256 wd = wins(d, m);
-            wc = _mm256_andnot_ps(wd, wc);                      // a later winner takes it
-            wb = _mm256_andnot_ps(_mm256_or_ps(wc, wd), wb);
-            __m256 wa = _mm256_andnot_ps(_mm256_or_ps(wb, _mm256_or_ps(wc, wd)), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
-            __m256 g = _mm256_loadu_ps(dout + oh * OW + ow);
-            interleave8(d0 + 2 * ow, _mm256_and_ps(wa, g), _mm256_and_ps(wb, g));
-            interleave8(d1 + 2 * ow, _mm256_and_ps(wc, g), _mm256_and_ps(wd, g));
-        }
-#endif
-        for (; ow < OW; ow++) {
+        for (int64_t ow = 0; ow < OW; ow++) {
             float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
             float m = a;
             int k = 0;
@@ -313,21 +115,11 @@ static void maxpool2d_forward_plane(float *out, int64_t *argmax, const float *in
     }
 }
 
-// Output columns ow in [*lo, *hi) whose input column ow*S - P + k lies in [0, W).
-static void column_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
-    int64_t a = P - k, b = W + P - k; // a <= ow*S < b
-    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
-    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
-    if (h > OW) h = OW;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
-
 // The same maxima without argmax (inference), a row of outputs at a time: for each window row
 // and kernel column, one pass over the output row that vectorises (stride 1). Max is
 // order-free and a NaN stays once taken, so the values equal max_window's.
-static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                                           const ply_layer *p, int avx512) {
+static inline __attribute__((always_inline)) void maxpool2d_forward_plane_values_body(
+    float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, const ply_layer *p, int avx512) {
     for (int64_t oh = 0; oh < OH; oh++) {
         float *o = out + oh * OW;
         int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
@@ -338,11 +130,16 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
                 int64_t lo, hi;
                 column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
                 const float *src = in + h * W + kj - p->pw;
+#if PLY_HAVE_X86_TARGETS
                 if (p->sw == 1 && avx512) {
                     max_row512(o + lo, src + lo, hi - lo);
+                    continue;
                 } else if (p->sw == 2 && avx512) {
                     max_row512_stride2(o + lo, src + 2 * lo, hi - lo);
-                } else if (p->sw == 1) {
+                    continue;
+                }
+#endif
+                if (p->sw == 1) {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow]);
                 } else {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] = take_max(o[ow], src[ow * p->sw]);
@@ -351,122 +148,14 @@ static void maxpool2d_forward_plane_values(float *out, const float *in, int64_t 
         }
     }
 }
+// Compiled for the baseline and for AVX2 (PLY_AVX2_CLONE): below the AVX-512 level every max pool
+// but 2x2 takes these row passes. GoogLeNet's batch-1 inference at PLY_CPU=avx2, cpu-clock samples
+// relative to OpenBLAS's sgemm (two profiles each): 0.63-0.66 SSE2, 0.56-0.57 with this copy.
+PLY_AVX2_CLONE(maxpool2d_forward_plane_values,
+               (float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, const ply_layer *p,
+                int avx512),
+               (out, in, H, W, OH, OW, p, avx512))
 
-#if defined(__x86_64__)
-#define VALUES_MAX_KW 16
-// maxpool2d_forward_plane_values for column strides 1 and 2 with AVX-512: 16 outputs of a row at
-// a time, every tap of their windows taken into registers (masked to the taps inside the row)
-// and one store, where the row passes load and store the outputs once per tap. 0 when it does
-// not apply (wider kernels, other strides).
-AVX512 static int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH,
-                                                    int64_t OW, const ply_layer *p) {
-    const int64_t S = p->sw;
-    if ((S != 1 && S != 2) || p->kw > VALUES_MAX_KW) return 0;
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    int64_t lo[VALUES_MAX_KW], hi[VALUES_MAX_KW];
-    for (int64_t kj = 0; kj < p->kw; kj++) column_range(kj, S, p->pw, W, OW, &lo[kj], &hi[kj]);
-    for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
-        const int64_t n = OW - ow0 < 16 ? OW - ow0 : 16;
-        const __mmask16 keep = (__mmask16)((1u << n) - 1);
-        // per kernel column: the lanes whose input column is inside the row, and for stride 2
-        // the same as masks of the 32 floats two loads cover (lane L reads float 2L)
-        __mmask16 m[VALUES_MAX_KW], m0[VALUES_MAX_KW], m1[VALUES_MAX_KW];
-        for (int64_t kj = 0; kj < p->kw; kj++) {
-            int64_t a = lo[kj] > ow0 ? lo[kj] - ow0 : 0, b = hi[kj] - ow0 < n ? hi[kj] - ow0 : n;
-            uint32_t bits = b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0;
-            m[kj] = (__mmask16)bits;
-            uint32_t e0 = 0, e1 = 0;
-            for (int L = 0; L < 16; L++)
-                if (bits >> L & 1) { if (L < 8) e0 |= 1u << (2 * L); else e1 |= 1u << (2 * L - 16); }
-            m0[kj] = (__mmask16)e0;
-            m1[kj] = (__mmask16)e1;
-        }
-        for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
-            if (h0 < 0) h0 = 0;
-            __m512 acc = _mm512_set1_ps(-INFINITY);
-            for (int64_t h = h0; h < h1; h++) {
-                // x[L * S] is lane L's input at kernel column 0 (masked lanes are never read)
-                const float *x = in + h * W + ow0 * S - p->pw;
-                for (int64_t kj = 0; kj < p->kw; kj++) {
-                    if (!m[kj]) continue;
-                    __m512 v;
-                    if (S == 1) {
-                        v = _mm512_maskz_loadu_ps(m[kj], x + kj);
-                    } else {
-                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0[kj], x + kj), ie,
-                                                   _mm512_maskz_loadu_ps(m1[kj], x + kj + 16));
-                    }
-                    acc = _mm512_mask_mov_ps(acc, m[kj] & wins16(v, acc), v);
-                }
-            }
-            _mm512_mask_storeu_ps(out + oh * OW + ow0, keep, acc);
-        }
-    }
-    return 1;
-}
-
-// maxpool2d_forward_plane for strides 1 and 2 with AVX-512, a row of outputs at a time: the
-// window's taps in row-major order, each one vector pass over the outputs it reaches. The rule
-// is max_window's (a larger value or a NaN replaces the running max; a window of -inf keeps its
-// first valid tap), so maxima and argmax are the same. 0 when it does not apply.
-#define ARGMAX_ROW 1024
-AVX512 static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H,
-                                                    int64_t W, int64_t OH, int64_t OW, const ply_layer *p) {
-    if ((p->sw != 1 && p->sw != 2) || OW > ARGMAX_ROW || H * W >= (1 << 30)) return 0;
-    int32_t idx[ARGMAX_ROW];
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)p->sw));
-    for (int64_t oh = 0; oh < OH; oh++) {
-        float *o = out + oh * OW;
-        int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
-        if (h0 < 0) h0 = 0;
-        for (int64_t ow = 0; ow < OW; ow++) {
-            int64_t w0 = ow * p->sw - p->pw;
-            o[ow] = -INFINITY;
-            idx[ow] = (int32_t)(h0 * W + (w0 < 0 ? 0 : w0));
-        }
-        for (int64_t h = h0; h < h1; h++)
-            for (int64_t kj = 0; kj < p->kw; kj++) {
-                int64_t lo, hi;
-                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
-                const float *src = in + h * W + kj - p->pw; // src[ow * sw] is this tap of output ow
-                for (int64_t ow = lo; ow < hi; ow += 16) {
-                    int64_t n = hi - ow < 16 ? hi - ow : 16;
-                    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-                    __m512 v;
-                    if (p->sw == 1) {
-                        v = _mm512_maskz_loadu_ps(m, src + ow);
-                    } else { // even lanes of the 2n - 1 floats read
-                        int64_t k = 2 * n - 1;
-                        __mmask16 a = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
-                        __mmask16 b = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
-                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(a, src + 2 * ow), ie,
-                                                   _mm512_maskz_loadu_ps(b, src + 2 * ow + 16));
-                    }
-                    __mmask16 win = m & wins16(v, _mm512_maskz_loadu_ps(m, o + ow));
-                    _mm512_mask_storeu_ps(o + ow, win, v);
-                    __m512i cand = _mm512_add_epi32(_mm512_set1_epi32((int)(h * W + ow * p->sw + kj - p->pw)), step);
-                    _mm512_mask_storeu_epi32(idx + ow, win, cand);
-                }
-            }
-        for (int64_t ow = 0; ow < OW; ow++) argmax[oh * OW + ow] = idx[ow];
-    }
-    return 1;
-}
-#else
-static int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH,
-                                             int64_t OW, const ply_layer *p) {
-    (void)out; (void)in; (void)H; (void)W; (void)OH; (void)OW; (void)p;
-    return 0;
-}
-static int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W,
-                                             int64_t OH, int64_t OW, const ply_layer *p) {
-    (void)out; (void)argmax; (void)in; (void)H; (void)W; (void)OH; (void)OW; (void)p;
-    return 0;
-}
-#endif
 
 // din: (H, W), dout: (OH, OW); argmax from forward, or NULL to recompute from in
 static void maxpool2d_backward_plane(float *din, const int64_t *argmax, const float *in, const float *dout,
@@ -599,8 +288,39 @@ typedef struct {
     const float *in;     // backward (maxpool recompute): input
     int64_t *argmax_out; // forward (maxpool, training)
     const int64_t *argmax_in; // backward (maxpool)
-    int avx512;          // 2x2 max pool: use the AVX-512 kernels
+    ply_cpu level;       // max pool: the kernels' CPU level (ply_cpu_level())
 } pool_job;
+
+// The max pool kernels of one plane at the job's CPU level: the portable ones (pooling.c), or
+// pooling_x86.c's (the AVX2 ones for 2x2 only: the others' row passes are AVX-512's).
+static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *argmax, const float *in) {
+    const ply_layer *p = j->layer;
+    int64_t H = j->g.H, W = j->g.W, OH = j->g.OH, OW = j->g.OW;
+#if PLY_HAVE_X86_TARGETS
+    if (is_pool2x2(p) && j->level >= PLY_CPU_AVX512) { maxpool2x2_forward_plane512(out, in, W, OH, OW); return; }
+    if (is_pool2x2(p) && j->level >= PLY_CPU_AVX2) { maxpool2x2_forward_plane_avx2(out, in, W, OH, OW); return; }
+    if (!is_pool2x2(p) && j->level >= PLY_CPU_AVX512) {
+        if (!argmax && maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p)) return;
+        if (argmax && maxpool2d_forward_plane_argmax512(out, argmax, in, H, W, OH, OW, p)) return;
+    }
+#endif
+    if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
+    else if (!argmax) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->level >= PLY_CPU_AVX512);
+    else maxpool2d_forward_plane(out, argmax, in, H, W, OH, OW, p);
+}
+
+// din: (H, W), dout: (OH, OW); argmax: (OH, OW) from forward, or NULL to recompute from in
+static void maxpool_backward_plane_at(const pool_job *j, float *din, const int64_t *argmax, const float *in,
+                                      const float *dout) {
+    const ply_layer *p = j->layer;
+    int64_t H = j->g.H, W = j->g.W, OH = j->g.OH, OW = j->g.OW;
+#if PLY_HAVE_X86_TARGETS
+    if (is_pool2x2(p) && j->level >= PLY_CPU_AVX512) { maxpool2x2_backward_plane512(din, in, dout, H, W, OH, OW); return; }
+    if (is_pool2x2(p) && j->level >= PLY_CPU_AVX2) { maxpool2x2_backward_plane_avx2(din, in, dout, H, W, OH, OW); return; }
+#endif
+    if (is_pool2x2(p)) maxpool2x2_backward_plane(din, in, dout, H, W, OH, OW);
+    else maxpool2d_backward_plane(din, argmax, in, dout, H, W, OH, OW, p);
+}
 
 static void pool_run(void *ctx, int64_t begin, int64_t end) {
     const pool_job *j = ctx;
@@ -613,15 +333,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *in = j->src + c * in_sz;
             switch (p->kind) {
             case POOL_MAX:
-                if (is_pool2x2(p) && j->avx512) maxpool2x2_forward_plane512(out, in, W, OH, OW);
-                else if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
-                else if (!j->argmax_out) {
-                    if (!j->avx512 || !maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p))
-                        maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->avx512);
-                }
-                else if (!j->avx512 ||
-                         !maxpool2d_forward_plane_argmax512(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p))
-                    maxpool2d_forward_plane(out, j->argmax_out + c * out_sz, in, H, W, OH, OW, p);
+                maxpool_forward_plane_at(j, out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in);
                 break;
             case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
             case POOL_ADAPTIVE_AVG: adaptive_avgpool2d_forward_plane(out, in, H, W, OH, OW); break;
@@ -631,13 +343,8 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             const float *dout = j->src + c * out_sz;
             switch (p->kind) {
             case POOL_MAX:
-                if (is_pool2x2(p) && j->avx512) {
-                    maxpool2x2_backward_plane512(din, j->in + c * in_sz, dout, H, W, OH, OW);
-                    break;
-                }
-                if (is_pool2x2(p)) { maxpool2x2_backward_plane(din, j->in + c * in_sz, dout, H, W, OH, OW); break; }
-                maxpool2d_backward_plane(din, j->argmax_in ? j->argmax_in + c * out_sz : NULL, j->in + c * in_sz,
-                                         dout, H, W, OH, OW, p);
+                maxpool_backward_plane_at(j, din, j->argmax_in ? j->argmax_in + c * out_sz : NULL, j->in + c * in_sz,
+                                          dout);
                 break;
             case POOL_AVG: avgpool2d_backward_plane(din, dout, H, W, OH, OW, p); break;
             case POOL_ADAPTIVE_AVG: adaptive_avgpool2d_backward_plane(din, dout, H, W, OH, OW); break;
@@ -648,7 +355,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
 
 // Run the job over all planes, on the host's pool when there is enough work.
 static void pool_dispatch(const ply_layer *self, pool_job *job) {
-    job->avx512 = has_avx512();
+    job->level = ply_cpu_level();
     const pool_geom *g = &job->g;
     int64_t per_plane = g->H * g->W + g->OH * g->OW * (self->kind == POOL_ADAPTIVE_AVG ? 1 : self->kh * self->kw);
     if (per_plane < 1) per_plane = 1;

@@ -104,6 +104,29 @@ typedef enum ply_cpu {
 #endif
 
 /**
+ * PLY_AVX2_CLONE(name, params, args) defines `static void name params` from `name##_body`, a
+ * `static inline __attribute__((always_inline))` function of the same parameters: on x86-64 it
+ * runs a copy compiled for AVX2 + FMA when ply_cpu_level() >= PLY_CPU_AVX2 and a copy compiled
+ * for the baseline otherwise (the body, inlined into each copy, is compiled for that copy's
+ * target); elsewhere just the baseline copy. For portable loops that need AVX2 to be fast (the
+ * ones -march=x86-64-v3 used to vectorise): say next to each use what was measured.
+ *
+ *     PLY_AVX2_CLONE(scale_rows, (float *y, const float *x, int64_t n), (y, x, n))
+ */
+#if PLY_HAVE_X86_TARGETS
+#define PLY_AVX2_CLONE(name, params, args)                                                      \
+    static void name##_generic params { name##_body args; }                                     \
+    PLY_TARGET_AVX2 static void name##_avx2 params { name##_body args; }                        \
+    static void name params {                                                                   \
+        if (ply_cpu_level() >= PLY_CPU_AVX2) name##_avx2 args;                                  \
+        else name##_generic args;                                                               \
+    }
+#else
+#define PLY_AVX2_CLONE(name, params, args) \
+    static void name params { name##_body args; }
+#endif
+
+/**
  * Parses a PLY_CPU value: "generic", "avx2" or "avx512" (any case); NULL or ""
  * means "as detected" and gives -1. Anything else gives -2. The host checks the
  * variable once with the same rules and refuses a value it cannot honour, with

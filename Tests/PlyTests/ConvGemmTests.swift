@@ -106,8 +106,10 @@ import Testing
         for runtime in ConvGemmTests.runtimes {
             var algorithms = [("im2col", 32), ("im2col", 0), ("blas", 32)]
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
-            if k.k == 3 && k.stride == 1 { algorithms.append(("winograd", 32)) } // (forward only: backward is im2col)
-            if k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
+            // Winograd's and space-to-depth's kernels are AVX-512 only: below that level forcing them is
+            // refused (KernelTests.forcedAVX512AlgorithmsNameTheCPULevel)
+            if avx512Kernels && k.k == 3 && k.stride == 1 { algorithms.append(("winograd", 32)) } // (forward only: backward is im2col)
+            if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
             if k.k == 11 { algorithms.append(("auto", 32)) }
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"

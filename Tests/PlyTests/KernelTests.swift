@@ -57,7 +57,9 @@ import Testing
     func directConvolutionMatchesIm2col(_ k: ConvCase) throws {
         for runtime in [sharedRuntime, KernelTests.threaded] {
             let reference = try convLayer(k, "im2col", runtime)
-            let fast = try convLayer(k, k.stride == 1 ? "direct" : "auto", runtime)
+            // below the AVX-512 level "direct" is refused (forcedAVX512AlgorithmsNameTheCPULevel) and
+            // "auto" takes im2col's portable path, which this still checks against the reference's
+            let fast = try convLayer(k, k.stride == 1 && avx512Kernels ? "direct" : "auto", runtime)
             var g = SplitMix64(seed: UInt64(k.n * 1000 + k.c * 100 + k.oc))
             for (p, q) in zip(try reference.parameters, try fast.parameters) { try q.write(p.read()) }
             let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
@@ -82,7 +84,8 @@ import Testing
 
     /// NaN and infinity reach exactly the outputs and gradients they reach in the reference
     /// (the direct kernel's discarded and masked lanes must not leak them).
-    @Test func directConvolutionPropagatesNaNLikeIm2col() throws {
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"direct\", whose kernels are AVX-512 only"))
+    func directConvolutionPropagatesNaNLikeIm2col() throws {
         let k = ConvCase(n: 2, c: 2, oc: 4, h: 6, w: 5, kh: 3, kw: 3, ph: 0, pw: 0)
         let reference = try convLayer(k, "im2col", sharedRuntime), fast = try convLayer(k, "direct", sharedRuntime)
         for (p, q) in zip(try reference.parameters, try fast.parameters) { try q.write(p.read()) }
@@ -112,6 +115,24 @@ import Testing
         #expect(throws: PlyError.self) { try convLayer(five, "s2d", sharedRuntime) } // space-to-depth: stride >= 2
         let big = ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 11, kw: 11, ph: 2, pw: 2, stride: 3)
         #expect(throws: PlyError.self) { try convLayer(big, "s2d", sharedRuntime) } // and a kernel of at most 3S
+    }
+
+    /// Below the AVX-512 level the algorithms with AVX-512 kernels only are refused, on layers
+    /// they would otherwise fit, with a message naming the algorithm and the CPU level.
+    @Test(.disabled(if: avx512Kernels, "the AVX-512 kernels run here"))
+    func forcedAVX512AlgorithmsNameTheCPULevel() throws {
+        let cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
+                     ("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
+                     ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2))]
+        for (algorithm, k) in cases {
+            let error = try #require(throws: PlyError.self) { try convLayer(k, algorithm, sharedRuntime) }
+            guard case let .layer(_, _, _, message) = error else {
+                Issue.record("\(algorithm): not a layer error: \(error)")
+                continue
+            }
+            #expect(message.contains("\"\(algorithm)\"") && message.contains("AVX-512") && message.contains(cpuLevel),
+                    "\(algorithm): \(message)")
+        }
     }
 
     /// The small linear path (and the sgemm one, for a large layer) against double precision.

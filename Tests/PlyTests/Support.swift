@@ -17,6 +17,30 @@ let loadedRuntime: Runtime = {
     do { return try Runtime(options: options) } catch { fatalError("cannot create the loaded-plugins runtime: \(error)") }
 }()
 
+/// The CPU level whose kernels the plugins run, as PLY_CPU spells it: the level this CPU has
+/// (its /proc/cpuinfo flags: "avx512" needs AVX-512 F, VL, DQ and BW besides AVX2 and FMA),
+/// lowered by PLY_CPU=generic|avx2 as Plugins/Support/plugin_support.h lowers it. Read from the
+/// CPU, not asked of a plugin, so that a plugin that wrongly refuses its AVX-512 kernels fails.
+let cpuLevel: String = {
+    var detected = "generic"
+    #if arch(x86_64)
+    if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+       let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+        let flags = Set(line.split(separator: " ").map(String.init))
+        if flags.isSuperset(of: ["avx2", "fma"]) { detected = "avx2" }
+        if detected == "avx2" && flags.isSuperset(of: ["avx512f", "avx512vl", "avx512dq", "avx512bw"]) { detected = "avx512" }
+    }
+    #endif
+    let order = ["generic", "avx2", "avx512"]
+    let wanted = ProcessInfo.processInfo.environment["PLY_CPU"]?.lowercased() ?? ""
+    guard let w = order.firstIndex(of: wanted), let d = order.firstIndex(of: detected) else { return detected }
+    return order[min(w, d)]
+}()
+
+/// Whether conv2d's AVX-512-only algorithms ("direct", "winograd", "s2d") run here; below that
+/// level forcing one is refused with a message naming the algorithm and the level.
+let avx512Kernels = cpuLevel == "avx512"
+
 /// A JSON value as the golden files use it.
 enum JSON: Decodable {
     case bool(Bool), int(Int), double(Double), string(String), array([JSON]), object([String: JSON]), null

@@ -1,0 +1,70 @@
+/*
+ * The pooling family's internals, shared by pooling.c (the layers, every kernel's portable
+ * path, the choice of kernel by ply_cpu_level()) and pooling_x86.c (the AVX2 and AVX-512
+ * kernels, each compiled for its level by a function attribute).
+ */
+#ifndef PLY_POOLING_H
+#define PLY_POOLING_H
+
+#include <stdint.h>
+
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
+
+typedef enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE_AVG } pool_kind;
+
+struct ply_layer {
+    const ply_host *host;
+    pool_kind kind;
+    int64_t kh, kw;          // kernel (max/avg)
+    int64_t sh, sw;          // stride (max/avg)
+    int64_t ph, pw;          // padding (max/avg)
+    int32_t ceil_mode;       // max/avg
+    int32_t count_include_pad; // avg
+    int64_t oh, ow;          // output size (adaptive)
+    int32_t training;
+    // maxpool: flat in-plane argmax (h * W + w) of every output element of the
+    // last training forward, for backward. Grown on demand.
+    int64_t *argmax;
+    int64_t argmax_cap;      // elements allocated
+    int64_t argmax_len;      // elements valid (0 = recompute in backward)
+};
+
+static inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
+
+// Output columns ow in [*lo, *hi) whose input column ow*S - P + k lies in [0, W).
+static inline void column_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
+    int64_t a = P - k, b = W + P - k; // a <= ow*S < b
+    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
+    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
+    if (h > OW) h = OW;
+    if (l > h) l = h;
+    *lo = l; *hi = h;
+}
+
+#if PLY_HAVE_X86_TARGETS
+// AVX2 (call only when ply_cpu_level() >= PLY_CPU_AVX2): maxpool2x2_{forward,backward}_plane.
+void maxpool2x2_forward_plane_avx2(float *out, const float *in, int64_t W, int64_t OH, int64_t OW);
+void maxpool2x2_backward_plane_avx2(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                    int64_t OH, int64_t OW);
+
+// AVX-512 (call only when ply_cpu_level() >= PLY_CPU_AVX512).
+/** o[i] = take_max(o[i], src[i]) for i < n. */
+void max_row512(float *o, const float *src, int64_t n);
+/** o[i] = take_max(o[i], src[2*i]) for i < n (reads nothing past src[2n - 2]). */
+void max_row512_stride2(float *o, const float *src, int64_t n);
+void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW);
+void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W, int64_t OH,
+                                  int64_t OW);
+/** maxpool2d_forward_plane_values for column strides 1 and 2 and kernels up to 16 wide; 0 when it does not apply. */
+int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                      const ply_layer *p);
+/** maxpool2d_forward_plane (with argmax) for column strides 1 and 2; 0 when it does not apply. */
+int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W, int64_t OH,
+                                      int64_t OW, const ply_layer *p);
+#endif
+
+PLY_INTERNAL_END
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * The pooling kernels above the x86-64 baseline (declared in pooling.h): each compiled for
+ * its level with PLY_TARGET_AVX2 or PLY_TARGET_AVX512 and called by pooling.c only when
+ * ply_cpu_level() reaches that level; pooling.c has the portable path of every one.
+ */
+#include "plugin_support.h"
+
+#include "pooling.h"
+
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// AVX2: the 2x2 / stride 2 plane kernels, 8 outputs per step (what -march=x86-64-v3 used to
+// compile into pooling.c's kernels), the row's tail scalar
+
+// 16 consecutive floats -> their even and odd elements, in order.
+PLY_TARGET_AVX2 static inline void deinterleave8(const float *x, __m256 *even, __m256 *odd) {
+    __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+// lanes where v replaces the running max m: v > m, or v is NaN
+PLY_TARGET_AVX2 static inline __m256 wins(__m256 v, __m256 m) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+// even/odd halves back to 16 consecutive floats
+PLY_TARGET_AVX2 static inline void interleave8(float *x, __m256 even, __m256 odd) {
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    _mm256_storeu_ps(x, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(x + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+PLY_TARGET_AVX2 void maxpool2x2_forward_plane_avx2(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *o = out + oh * OW;
+        int64_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
+            m = _mm256_blendv_ps(m, c, wins(c, m));
+            m = _mm256_blendv_ps(m, d, wins(d, m));
+            _mm256_storeu_ps(o + ow, m);
+        }
+        for (; ow < OW; ow++) {
+            float m = take_max(take_max(take_max(r0[2 * ow], r0[2 * ow + 1]), r1[2 * ow]), r1[2 * ow + 1]);
+            o[ow] = m;
+        }
+    }
+}
+
+// din: (H, W), dout: (OH, OW); the argmax is recomputed from in
+PLY_TARGET_AVX2 void maxpool2x2_backward_plane_avx2(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                                    int64_t OH, int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        int64_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            __m256 wb = wins(b, a);
+            __m256 m = _mm256_blendv_ps(a, b, wb);
+            __m256 wc = wins(c, m);
+            m = _mm256_blendv_ps(m, c, wc);
+            __m256 wd = wins(d, m);
+            wc = _mm256_andnot_ps(wd, wc);                      // a later winner takes it
+            wb = _mm256_andnot_ps(_mm256_or_ps(wc, wd), wb);
+            __m256 wa = _mm256_andnot_ps(_mm256_or_ps(wb, _mm256_or_ps(wc, wd)), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+            __m256 g = _mm256_loadu_ps(dout + oh * OW + ow);
+            interleave8(d0 + 2 * ow, _mm256_and_ps(wa, g), _mm256_and_ps(wb, g));
+            interleave8(d1 + 2 * ow, _mm256_and_ps(wc, g), _mm256_and_ps(wd, g));
+        }
+        for (; ow < OW; ow++) {
+            float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            float m = a;
+            int k = 0;
+            if (b > m || b != b) { m = b; k = 1; }
+            if (c > m || c != c) { m = c; k = 2; }
+            if (d > m || d != d) { k = 3; }
+            float g = dout[oh * OW + ow];
+            d0[2 * ow] = k == 0 ? g : 0.0f;
+            d0[2 * ow + 1] = k == 1 ? g : 0.0f;
+            d1[2 * ow] = k == 2 ? g : 0.0f;
+            d1[2 * ow + 1] = k == 3 ? g : 0.0f;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// AVX-512: the two 2x2 plane kernels with 16 outputs per step, the row's tail masked, so that
+// narrow planes (14 -> 7) need no scalar loop; the row passes and whole-row kernels of
+// maxpool2d_forward_plane_values and maxpool2d_forward_plane
+
+// lanes where v replaces the running max m: v > m, or v is NaN
+PLY_TARGET_AVX512 static inline __mmask16 wins16(__m512 v, __m512 m) {
+    return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+}
+
+// o[i] = take_max(o[i], src[i]) for i < n, 16 at a time (the tail masked)
+PLY_TARGET_AVX512 void max_row512(float *o, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 m = _mm512_maskz_loadu_ps(k, o + i), v = _mm512_maskz_loadu_ps(k, src + i);
+        _mm512_mask_storeu_ps(o + i, k & wins16(v, m), v);
+    }
+}
+
+// o[i] = take_max(o[i], src[2*i]) for i < n, 16 at a time: the even lanes of 32 loaded
+// (masked to the 2n - 1 floats read, so nothing past src[2n - 2] is touched)
+PLY_TARGET_AVX512 void max_row512_stride2(float *o, const float *src, int64_t n) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t m = n - i >= 16 ? 16 : n - i, k = 2 * m - 1;
+        __mmask16 out = (__mmask16)(m >= 16 ? 0xFFFFu : (1u << m) - 1);
+        __mmask16 lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+        __mmask16 hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+        const float *x = src + 2 * i;
+        __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, x), ie, _mm512_maskz_loadu_ps(hi, x + 16));
+        __m512 cur = _mm512_maskz_loadu_ps(out, o + i);
+        _mm512_mask_storeu_ps(o + i, out & wins16(v, cur), v);
+    }
+}
+
+// masks for n (1..16) outputs: the output lanes, and the 2n inputs as two vectors
+PLY_TARGET_AVX512 static inline void row_masks(int64_t n, __mmask16 *out, __mmask16 *lo, __mmask16 *hi) {
+    *out = (__mmask16)((1u << n) - 1);
+    int64_t k = 2 * n;
+    *lo = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+    *hi = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+}
+
+// 2n consecutive floats at x -> even and odd elements
+PLY_TARGET_AVX512 static inline void split16(const float *x, __mmask16 lo, __mmask16 hi, __m512 *even, __m512 *odd) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_maskz_loadu_ps(lo, x), b = _mm512_maskz_loadu_ps(hi, x + 16);
+    *even = _mm512_permutex2var_ps(a, ie, b);
+    *odd = _mm512_permutex2var_ps(a, io, b);
+}
+
+PLY_TARGET_AVX512 void maxpool2x2_forward_plane512(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __mmask16 mo, lo, hi;
+            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
+            __m512 a, b, c, d;
+            split16(r0 + 2 * ow, lo, hi, &a, &b);
+            split16(r1 + 2 * ow, lo, hi, &c, &d);
+            __m512 m = _mm512_mask_blend_ps(wins16(b, a), a, b);
+            m = _mm512_mask_blend_ps(wins16(c, m), m, c);
+            m = _mm512_mask_blend_ps(wins16(d, m), m, d);
+            _mm512_mask_storeu_ps(out + oh * OW + ow, mo, m);
+        }
+    }
+}
+
+PLY_TARGET_AVX512 void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                                    int64_t OH, int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __mmask16 mo, lo, hi;
+            row_masks(OW - ow < 16 ? OW - ow : 16, &mo, &lo, &hi);
+            __m512 a, b, c, d;
+            split16(r0 + 2 * ow, lo, hi, &a, &b);
+            split16(r1 + 2 * ow, lo, hi, &c, &d);
+            __mmask16 wb = wins16(b, a);
+            __m512 m = _mm512_mask_blend_ps(wb, a, b);
+            __mmask16 wc = wins16(c, m);
+            m = _mm512_mask_blend_ps(wc, m, c);
+            __mmask16 wd = wins16(d, m);
+            wc = (__mmask16)(wc & ~wd); // a later winner takes it
+            wb = (__mmask16)(wb & ~(wc | wd));
+            __mmask16 wa = (__mmask16)~(wb | wc | wd);
+            __m512 g = _mm512_maskz_loadu_ps(mo, dout + oh * OW + ow);
+            __m512 ga = _mm512_maskz_mov_ps(wa, g), gb = _mm512_maskz_mov_ps(wb, g);
+            __m512 gc = _mm512_maskz_mov_ps(wc, g), gd = _mm512_maskz_mov_ps(wd, g);
+            _mm512_mask_storeu_ps(d0 + 2 * ow, lo, _mm512_permutex2var_ps(ga, il, gb));
+            _mm512_mask_storeu_ps(d0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(ga, ih, gb));
+            _mm512_mask_storeu_ps(d1 + 2 * ow, lo, _mm512_permutex2var_ps(gc, il, gd));
+            _mm512_mask_storeu_ps(d1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(gc, ih, gd));
+        }
+    }
+}
+
+#define VALUES_MAX_KW 16
+// maxpool2d_forward_plane_values for column strides 1 and 2 with AVX-512: 16 outputs of a row at
+// a time, every tap of their windows taken into registers (masked to the taps inside the row)
+// and one store, where the row passes load and store the outputs once per tap. 0 when it does
+// not apply (wider kernels, other strides).
+PLY_TARGET_AVX512 int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH,
+                                                        int64_t OW, const ply_layer *p) {
+    const int64_t S = p->sw;
+    if ((S != 1 && S != 2) || p->kw > VALUES_MAX_KW) return 0;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t lo[VALUES_MAX_KW], hi[VALUES_MAX_KW];
+    for (int64_t kj = 0; kj < p->kw; kj++) column_range(kj, S, p->pw, W, OW, &lo[kj], &hi[kj]);
+    for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+        const int64_t n = OW - ow0 < 16 ? OW - ow0 : 16;
+        const __mmask16 keep = (__mmask16)((1u << n) - 1);
+        // per kernel column: the lanes whose input column is inside the row, and for stride 2
+        // the same as masks of the 32 floats two loads cover (lane L reads float 2L)
+        __mmask16 m[VALUES_MAX_KW], m0[VALUES_MAX_KW], m1[VALUES_MAX_KW];
+        for (int64_t kj = 0; kj < p->kw; kj++) {
+            int64_t a = lo[kj] > ow0 ? lo[kj] - ow0 : 0, b = hi[kj] - ow0 < n ? hi[kj] - ow0 : n;
+            uint32_t bits = b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0;
+            m[kj] = (__mmask16)bits;
+            uint32_t e0 = 0, e1 = 0;
+            for (int L = 0; L < 16; L++)
+                if (bits >> L & 1) { if (L < 8) e0 |= 1u << (2 * L); else e1 |= 1u << (2 * L - 16); }
+            m0[kj] = (__mmask16)e0;
+            m1[kj] = (__mmask16)e1;
+        }
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
+            if (h0 < 0) h0 = 0;
+            __m512 acc = _mm512_set1_ps(-INFINITY);
+            for (int64_t h = h0; h < h1; h++) {
+                // x[L * S] is lane L's input at kernel column 0 (masked lanes are never read)
+                const float *x = in + h * W + ow0 * S - p->pw;
+                for (int64_t kj = 0; kj < p->kw; kj++) {
+                    if (!m[kj]) continue;
+                    __m512 v;
+                    if (S == 1) {
+                        v = _mm512_maskz_loadu_ps(m[kj], x + kj);
+                    } else {
+                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0[kj], x + kj), ie,
+                                                   _mm512_maskz_loadu_ps(m1[kj], x + kj + 16));
+                    }
+                    acc = _mm512_mask_mov_ps(acc, m[kj] & wins16(v, acc), v);
+                }
+            }
+            _mm512_mask_storeu_ps(out + oh * OW + ow0, keep, acc);
+        }
+    }
+    return 1;
+}
+
+// maxpool2d_forward_plane for strides 1 and 2 with AVX-512, a row of outputs at a time: the
+// window's taps in row-major order, each one vector pass over the outputs it reaches. The rule
+// is max_window's (a larger value or a NaN replaces the running max; a window of -inf keeps its
+// first valid tap), so maxima and argmax are the same. 0 when it does not apply.
+#define ARGMAX_ROW 1024
+PLY_TARGET_AVX512 int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H,
+                                                        int64_t W, int64_t OH, int64_t OW, const ply_layer *p) {
+    if ((p->sw != 1 && p->sw != 2) || OW > ARGMAX_ROW || H * W >= (1 << 30)) return 0;
+    int32_t idx[ARGMAX_ROW];
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)p->sw));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *o = out + oh * OW;
+        int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh < H ? h0 + p->kh : H;
+        if (h0 < 0) h0 = 0;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t w0 = ow * p->sw - p->pw;
+            o[ow] = -INFINITY;
+            idx[ow] = (int32_t)(h0 * W + (w0 < 0 ? 0 : w0));
+        }
+        for (int64_t h = h0; h < h1; h++)
+            for (int64_t kj = 0; kj < p->kw; kj++) {
+                int64_t lo, hi;
+                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                const float *src = in + h * W + kj - p->pw; // src[ow * sw] is this tap of output ow
+                for (int64_t ow = lo; ow < hi; ow += 16) {
+                    int64_t n = hi - ow < 16 ? hi - ow : 16;
+                    __mmask16 m = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+                    __m512 v;
+                    if (p->sw == 1) {
+                        v = _mm512_maskz_loadu_ps(m, src + ow);
+                    } else { // even lanes of the 2n - 1 floats read
+                        int64_t k = 2 * n - 1;
+                        __mmask16 a = (__mmask16)(k >= 16 ? 0xFFFFu : (1u << k) - 1);
+                        __mmask16 b = (__mmask16)(k <= 16 ? 0u : (1u << (k - 16)) - 1);
+                        v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(a, src + 2 * ow), ie,
+                                                   _mm512_maskz_loadu_ps(b, src + 2 * ow + 16));
+                    }
+                    __mmask16 win = m & wins16(v, _mm512_maskz_loadu_ps(m, o + ow));
+                    _mm512_mask_storeu_ps(o + ow, win, v);
+                    __m512i cand = _mm512_add_epi32(_mm512_set1_epi32((int)(h * W + ow * p->sw + kj - p->pw)), step);
+                    _mm512_mask_storeu_epi32(idx + ow, win, cand);
+                }
+            }
+        for (int64_t ow = 0; ow < OW; ow++) argmax[oh * OW + ow] = idx[ow];
+    }
+    return 1;
+}
+#endif
