@@ -53,6 +53,7 @@ public enum NumPy {
 
     /// Reads a `.npy` file as float32 values in C order (see the type's notes for conversions).
     public static func read(path: String) throws -> (shape: [Int], values: [Float]) {
+        if let kind = nonRegularFileKind(path) { throw NumPyError(path: path, reason: "is \(kind), not a .npy file") }
         let bytes: [UInt8]
         do {
             bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
