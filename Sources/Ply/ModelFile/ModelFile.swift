@@ -67,10 +67,15 @@ public struct ModelFile: @unchecked Sendable {
 
     /// Reads and parses the file at `url` (YAML or JSON).
     public init(contentsOf url: URL) throws {
+        if let kind = nonRegularFileKind(url.path) {
+            throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
+                                 message: "is \(kind), not a model file")
+        }
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
-                                 message: "cannot read the file as UTF-8 text: \(error.localizedDescription)")
+                                 message: access(url.path, F_OK) != 0 ? "no such file"
+                                    : "cannot read the file as UTF-8 text: \(describeFileError(error))")
         }
         try self.init(text: text, source: url.path)
     }
