@@ -58,3 +58,20 @@ struct InputMismatch: Error, CustomStringConvertible {
             + "(weights trained on another image size or channel count, or for another model): \(error)"
     }
 }
+
+/// Refuses an output file path that cannot be written, before any work: a directory, or a
+/// parent directory that does not exist or cannot take a new file.
+func checkOutputFile(_ option: String, _ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("\(option) \(path) is a directory; give a file name")
+    }
+    let parent = (path as NSString).deletingLastPathComponent
+    let dir = parent.isEmpty ? "." : parent
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path): the directory \(dir) does not exist")
+    }
+    guard access(dir, W_OK) == 0 else {
+        throw ValidationError("\(option) \(path): the directory \(dir) is not writable (\(String(cString: strerror(errno))))")
+    }
+}

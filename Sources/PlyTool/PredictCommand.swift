@@ -28,6 +28,7 @@ struct PredictCommand: ParsableCommand {
         try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
+        try checkOutputFile("--output", output)
     }
 
     func run() throws {

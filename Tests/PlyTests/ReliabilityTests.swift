@@ -136,6 +136,8 @@ import Testing
         (["summary", "convnet", "--image-size", "100000000"], ["--image-size", "got 100000000"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "o", "--batch-size", "0"], ["--batch-size", "got 0"]),
         (["bench", "--repeats", "0"], ["--repeats", "got 0"]),
+        (["predict", "--weights", "w", "--input", "i", "--output", "/tmp"], ["--output /tmp is a directory"]),
+        (["predict", "--weights", "w", "--input", "i", "--output", "/nonexistent-dir/o.npy"], ["/nonexistent-dir", "does not exist"]),
         (["bench-activations", "--library", "x", "--shape", "0", "4"], ["--shape"]),
     ]
 

@@ -186,11 +186,12 @@ public enum NumPy {
     /// file renamed into place).
     public static func write(path: String, shape: [Int], values: [Float]) throws {
         let bytes = try encode(shape: shape, values: values, path: path)
+        if let kind = nonRegularFileKind(path) { throw NumPyError(path: path, reason: "is \(kind); cannot write a .npy file there") }
         let url = URL(fileURLWithPath: path)
         do {
             try Data(bytes).write(to: url, options: .atomic)
         } catch {
-            throw NumPyError(path: path, reason: "cannot be written (\(error.localizedDescription))")
+            throw NumPyError(path: path, reason: "cannot be written: \(describeFileProblem(error))")
         }
     }
 

@@ -76,7 +76,14 @@ struct OutputLock {
 /// `NSCocoaErrorDomain Code=…` dump.
 public func describeFileError(_ error: Error) -> String {
     let ns = error as NSError
-    var path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    let path = ns.userInfo[NSFilePathErrorKey] as? String ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    let what = describeFileProblem(error)
+    return path.map { "\($0): \(what)" } ?? what
+}
+
+/// What `describeFileError` says is wrong, without the path.
+public func describeFileProblem(_ error: Error) -> String {
+    let ns = error as NSError
     var reason: String?
     if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
         reason = String(cString: strerror(Int32(underlying.code)))
@@ -95,7 +102,5 @@ public func describeFileError(_ error: Error) -> String {
         default: reason = nil
         }
     }
-    if path == nil, ns.domain == NSCocoaErrorDomain { path = nil }
-    let what = reason ?? (ns.domain == NSCocoaErrorDomain ? "file error \(ns.code)" : "\(error)")
-    return path.map { "\($0): \(what)" } ?? what
+    return reason ?? (ns.domain == NSCocoaErrorDomain ? "file error \(ns.code)" : "\(error)")
 }
