@@ -134,6 +134,9 @@ import Testing
         (["bench-model", "convnet", "--runs", "0"], ["--runs", "got 0"]),
         (["summary", "convnet", "--batch", "0"], ["--batch", "got 0"]),
         (["summary", "convnet", "--image-size", "100000000"], ["--image-size", "got 100000000"]),
+        // In range, but the multiply-accumulates overflow 64 bits (was an arithmetic-overflow trap).
+        (["summary", "resnet18", "--batch", "16777216", "--image-size", "65536", "--in-channels", "3"],
+         ["multiply-accumulates", "exceed 2^63"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "o", "--batch-size", "0"], ["--batch-size", "got 0"]),
         (["bench", "--repeats", "0"], ["--repeats", "got 0"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "/tmp"], ["--output /tmp is a directory"]),

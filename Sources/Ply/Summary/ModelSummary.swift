@@ -137,7 +137,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
                     childShapes.append(cout)
                     childStates.append(s)
                     field = field.joined(s)
-                    macs += Self.macs(type: c.type, attributes: c.attributes, input: cin, output: cout)
+                    macs = try Self.checkedSum(macs, try Self.macs(type: c.type, attributes: c.attributes, input: cin, output: cout))
                     if let p = c.path { module.descend(p.split(separator: ".").map(String.init)).repr = PyRepr.leaf(type: c.type, attributes: c.attributes) }
                 }
                 // Container classes once the children exist, so they print in registration order.
@@ -148,7 +148,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
                 if BlockTemplate.make(type: type, attributes: layer.attributes) != nil { unexpanded.append(node.name) }
                 module.repr = PyRepr.leaf(type: type, attributes: layer.attributes)
                 let inShape = inShapes.first ?? inputShape
-                macs = Self.macs(type: type, attributes: layer.attributes, input: inShape, output: shapes[id])
+                macs = try Self.macs(type: type, attributes: layer.attributes, input: inShape, output: shapes[id])
                 state = input.through(type: type, attributes: layer.attributes, input: inShape, output: shapes[id])
             }
             states.append(state)
@@ -161,7 +161,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         self.nonTrainableParameters = 0
         self.totalParameters = trainable
         self.bufferValues = buffers
-        self.totalMACs = rows.reduce(0) { $0 + $1.macs }
+        self.totalMACs = try rows.reduce(0) { try Self.checkedSum($0, $1.macs) }
         self.outputShape = shapes[model.output]
         self.unexpandedBlocks = unexpanded
     }
@@ -219,16 +219,37 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
     }
 
     /// Multiply-accumulates of one layer (conv and linear only).
-    static func macs(type: String, attributes a: Attributes, input: Shape, output: Shape) -> Int {
+    /// Throws when the count does not fit in an `Int` (a huge batch or image size).
+    static func macs(type: String, attributes a: Attributes, input: Shape, output: Shape) throws -> Int {
+        let factors: [Int]
         switch type {
         case "conv2d":
             guard let k = a.pair("kernel_size"), let cin = a.int("in_channels") else { return 0 }
-            return output.count * (cin / max(a.int("groups") ?? 1, 1)) * k[0] * k[1]
+            factors = output.dims + [cin / max(a.int("groups") ?? 1, 1), k[0], k[1]]
         case "linear":
-            return output.count * (a.int("in_features") ?? 0)
+            factors = output.dims + [a.int("in_features") ?? 0]
         default:
             return 0
         }
+        return try checkedProduct(factors, what: "multiply-accumulates of a \(type) layer with output \(output)")
+    }
+
+    /// The product of `factors`, or an error saying it overflows 64 bits.
+    static func checkedProduct(_ factors: [Int], what: String) throws -> Int {
+        var total = 1
+        for f in factors {
+            let (p, overflow) = total.multipliedReportingOverflow(by: f)
+            guard !overflow else { throw PlyError.invalid("model summary: the \(what) exceed 2^63; use a smaller batch or image size") }
+            total = p
+        }
+        return total
+    }
+
+    /// `a + b`, or an error saying the total overflows 64 bits.
+    static func checkedSum(_ a: Int, _ b: Int) throws -> Int {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        guard !overflow else { throw PlyError.invalid("model summary: total multiply-accumulates exceed 2^63; use a smaller batch or image size") }
+        return s
     }
 
     /// Output shape of a layer inside a block (the block's own types; 4-D NCHW inputs).
