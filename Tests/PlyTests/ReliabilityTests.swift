@@ -157,6 +157,17 @@ import Testing
         try Self.expectFailure(["train", "--data", Self.data, "--epochs", "1", "--limit", "64", "--batch-size", "16",
                                 "--output", dir, "--resume"],
                                mentions: ["already finished 2 epochs", "--epochs 3"])
+        // Part-way through epoch 2 with --epochs 1: the partial epoch would be dropped silently.
+        try Self.editMetadata(TrainerTests.checkpoint(in: dir)) {
+            $0["epoch"] = "1"
+            $0["batch"] = "2"
+            $0["epoch_losses"] = String($0["epoch_losses"]!.split(separator: ",")[0])
+            $0["partial_samples"] = "32"
+            $0["partial_loss"] = "70.0"
+        }
+        try Self.expectFailure(["train", "--data", Self.data, "--epochs", "1", "--limit", "64", "--batch-size", "16",
+                                "--output", dir, "--resume"],
+                               mentions: ["already finished 1 epochs and part of the next", "--epochs 2"])
     }
 
     @Test func scheduleIsValidatedByTheTrainerToo() throws {
@@ -249,6 +260,12 @@ import Testing
         try Self.writeIDX(dir, split: "t10k", count: 0, height: 28, width: 28)
         try Self.expectFailure(["train", "--data", dir, "--epochs", "1", "--output", "\(dir)/out"], mentions: ["test set is empty"])
         try Self.expectFailure(["eval", "--data", dir, "--weights", "\(dir)/none.safetensors"], mentions: ["test set is empty"])
+        // Test images of another size than the training images: refused before training, not after.
+        try Self.writeIDX(dir, split: "t10k", count: 10, height: 32, width: 32)
+        let out = try Self.ply(["train", "--data", dir, "--epochs", "1", "--output", "\(dir)/out", "--no-train-accuracy"])
+        #expect(out.status != 0 && out.stderr.contains("the test set's images are 1x32x32 (CxHxW) but the training set's are 1x28x28"),
+                "\(out.stderr)")
+        #expect(!out.stdout.contains("Epoch"), "\(out.stdout)")
         // The library refuses too.
         let (train, _) = try TrainerTests.fixtureData()
         let trainer = try TrainerTests.makeTrainer(TrainerTests.quickConfiguration(epochs: 1))

@@ -101,8 +101,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case emptyDataset(role: String, count: Int)
     /// The model's output for one image is `shape`, not (1, classes).
     case wrongOutputShape(shape: Shape, classes: Int)
-    /// The checkpoint has finished more epochs than the run is asked for.
-    case checkpointAhead(path: String, checkpointEpochs: Int, epochs: Int)
+    /// The checkpoint has finished more epochs than the run is asked for (or as many, and
+    /// is part-way through the next: `midEpoch`).
+    case checkpointAhead(path: String, checkpointEpochs: Int, midEpoch: Bool, epochs: Int)
+    /// The test set's images are not the training set's size (C, H, W).
+    case datasetShapeMismatch(train: [Int], test: [Int])
     /// The checkpoint was written by a different run (see `TrainingConfiguration.resumeAnyway`).
     case resumeMismatch(path: String, differences: [ResumeDifference])
     /// The output directory path exists and is not a directory.
@@ -129,9 +132,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .wrongOutputShape(shape, classes):
             return "the model's output for a batch of 1 is \(shape), not [1, \(classes)] (batch, classes): "
                 + "it cannot be trained with cross-entropy over \(classes) classes"
-        case let .checkpointAhead(path, checkpointEpochs, epochs):
-            return "\(path) has already finished \(checkpointEpochs) epochs, more than the \(epochs) asked for; "
-                + "give --epochs \(checkpointEpochs + 1) or more to continue it"
+        case let .checkpointAhead(path, checkpointEpochs, midEpoch, epochs):
+            return "\(path) has already finished \(checkpointEpochs) epochs\(midEpoch ? " and part of the next" : ""), "
+                + "beyond the \(epochs) asked for; give --epochs \(checkpointEpochs + 1) or more to continue it"
+        case let .datasetShapeMismatch(train, test):
+            return "the test set's images are \(test.map(String.init).joined(separator: "x")) (CxHxW) but the training set's are "
+                + "\(train.map(String.init).joined(separator: "x")); a model trained on one cannot evaluate the other"
         case let .resumeMismatch(path, differences):
             return "\(path) was written by a different run (" + differences.map(\.description).joined(separator: "; ")
                 + "); refusing to resume (--resume-anyway to resume regardless)"
@@ -207,6 +213,10 @@ public final class Trainer {
         // Everything that can be checked is checked before the first step.
         guard train.count > 0 else { throw TrainingError.emptyDataset(role: "training set", count: train.count) }
         if let test, test.count == 0 { throw TrainingError.emptyDataset(role: "test set", count: 0) }
+        if let test, [test.channels, test.height, test.width] != [train.channels, train.height, train.width] {
+            throw TrainingError.datasetShapeMismatch(train: [train.channels, train.height, train.width],
+                                                     test: [test.channels, test.height, test.width])
+        }
         let sample = Shape([1, train.channels, train.height, train.width])
         let outShape = try model.shapes(for: sample)[model.output]
         guard outShape.dims == [1, classes] else { throw TrainingError.wrongOutputShape(shape: outShape, classes: classes) }
@@ -223,8 +233,9 @@ public final class Trainer {
         }
         if resume, let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
             let state = try Checkpoint.load(from: path, model: model, optimizer: optimizer)
-            guard state.epoch <= cfg.epochs else {
-                throw TrainingError.checkpointAhead(path: path, checkpointEpochs: state.epoch, epochs: cfg.epochs)
+            guard state.epoch < cfg.epochs || (state.epoch == cfg.epochs && state.batch == 0) else {
+                throw TrainingError.checkpointAhead(path: path, checkpointEpochs: state.epoch, midEpoch: state.batch > 0,
+                                                    epochs: cfg.epochs)
             }
             var differences: [ResumeDifference] = []
             if let b = state.batchSize, b != cfg.batchSize {
