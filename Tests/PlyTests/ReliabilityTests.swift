@@ -312,6 +312,25 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: TrainerTests.checkpoint(in: dir)))
     }
 
+    @Test func secondPlyTrainNamesTheRunningOne() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { TrainerTests.remove(dir) }
+        let out = "\(dir)/out"
+        let first = try TrainerTests.PlyProcess(["train", "--data", Self.data, "--epochs", "1000", "--batch-size", "16",
+                                                 "--output", out, "--no-train-accuracy"], logs: dir, name: "first")
+        defer { if first.process.isRunning { first.signal(SIGKILL) } }
+        let lockPath = "\(out)/\(OutputLock.fileName)"
+        #expect(first.wait(until: { (try? String(contentsOfFile: lockPath, encoding: .utf8))?.hasSuffix("\n") == true }),
+                "the first run never took the lock: \(first.stderr)")
+        try Self.expectFailure(["train", "--data", Self.data, "--epochs", "1", "--limit", "32", "--output", out],
+                               mentions: ["in use by another training run", "pid \(first.process.processIdentifier)"])
+        first.signal(SIGTERM)
+        _ = first.finish()
+        // The first run's checkpoint is its own, and the lock file went with it.
+        #expect(FileManager.default.fileExists(atPath: TrainerTests.checkpoint(in: out)))
+        #expect(!FileManager.default.fileExists(atPath: lockPath))
+    }
+
     // MARK: - 6. Messages a user can act on
 
     @Test func outputThatCannotBeADirectoryIsReportedBeforeTraining() throws {
