@@ -9,7 +9,7 @@ enum OptionLimits {
     static let threads = 1...1024
     static let channels = 1...65_536
     static let imageSize = 1...65_536
-    static let classes = 1...1_048_576
+    static let classes = 1...100_000
     static let repeats = 1...1_000_000
     static let count = 0...1_000_000
 }

@@ -139,6 +139,9 @@ import Testing
          ["multiply-accumulates", "exceed 2^63"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "o", "--batch-size", "0"], ["--batch-size", "got 0"]),
         (["bench", "--repeats", "0"], ["--repeats", "got 0"]),
+        // A million classes took minutes initialising a 784 x 10^6 layer before the weights were even read.
+        (["predict", "--weights", "w", "--input", "i", "--output", "o", "--num-classes", "1048576"],
+         ["--num-classes", "1...100000", "got 1048576"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "/tmp"], ["--output /tmp is a directory"]),
         (["predict", "--weights", "w", "--input", "i", "--output", "/nonexistent-dir/o.npy"], ["/nonexistent-dir", "does not exist"]),
         (["bench-activations", "--library", "x", "--shape", "0", "4"], ["--shape"]),
