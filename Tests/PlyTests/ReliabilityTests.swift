@@ -348,6 +348,12 @@ import Testing
         #expect(out.status != 0 && out.stderr.contains("output directory /proc/1 is not writable"), "\(out.stderr)")
         #expect(!out.stdout.contains("Epoch"), "\(out.stdout)")
         #expect(!out.stderr.contains("NSCocoaErrorDomain"))
+        // A directory where the checkpoint goes: refused before the first epoch, not at its end.
+        try FileManager.default.createDirectory(atPath: "\(dir)/out/checkpoint.safetensors", withIntermediateDirectories: true)
+        let blocked = try Self.ply(["train", "--data", Self.data, "--epochs", "1", "--limit", "32", "--output", "\(dir)/out"])
+        #expect(blocked.status != 0 && blocked.stderr.contains("checkpoint.safetensors is a directory; the checkpoint is written there"),
+                "\(blocked.stderr)")
+        #expect(!blocked.stdout.contains("Epoch"), "\(blocked.stdout)")
     }
 
     @Test func nonRegularFilesAreRefusedByName() throws {

@@ -229,6 +229,10 @@ public final class Trainer {
         defer { lock?.release() }
         if let dir = cfg.outputDirectory {
             lock = try OutputLock.acquire(directory: dir)
+            // A checkpoint path that cannot be replaced by a file would fail only at the first save.
+            if let path = checkpointPath, let kind = nonRegularFileKind(path) {
+                throw TrainingError.outputNotWritable(path: dir, reason: "\(path) is \(kind); the checkpoint is written there")
+            }
             Trainer.removeStaleTemporaries(in: dir)
         }
         if resume, let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
