@@ -60,7 +60,7 @@ func classify(_ error: any Error) -> (Int32, String) {
         }
     case let e as CheckpointError: return (Status.invalidArgument, e.description)
     case let e as ResourceError: return (Status.outOfMemory, e.description)
-    case let e as CocoaError: return (Status.io, e.localizedDescription)
+    case let e as CocoaError: return (Status.io, describeFileError(e))
     default: return (Status.internal, String(describing: error))
     }
 }

@@ -351,9 +351,14 @@ import Testing
         // A directory where the checkpoint goes: refused before the first epoch, not at its end.
         try FileManager.default.createDirectory(atPath: "\(dir)/out/checkpoint.safetensors", withIntermediateDirectories: true)
         let blocked = try Self.ply(["train", "--data", Self.data, "--epochs", "1", "--limit", "32", "--output", "\(dir)/out"])
-        #expect(blocked.status != 0 && blocked.stderr.contains("checkpoint.safetensors is a directory; the checkpoint is written there"),
+        #expect(blocked.status != 0 && blocked.stderr.contains("checkpoint.safetensors is a directory; checkpoint.safetensors is written there"),
                 "\(blocked.stderr)")
         #expect(!blocked.stdout.contains("Epoch"), "\(blocked.stdout)")
+        try FileManager.default.removeItem(atPath: "\(dir)/out/checkpoint.safetensors")
+        try FileManager.default.createDirectory(atPath: "\(dir)/out/training.svg", withIntermediateDirectories: true)
+        let plot = try Self.ply(["train", "--data", Self.data, "--epochs", "1", "--limit", "32", "--output", "\(dir)/out"])
+        #expect(plot.status != 0 && plot.stderr.contains("training.svg is a directory; training.svg is written there"), "\(plot.stderr)")
+        #expect(!plot.stdout.contains("Epoch"), "\(plot.stdout)")
     }
 
     @Test func nonRegularFilesAreRefusedByName() throws {

@@ -58,7 +58,7 @@ public enum NumPy {
         do {
             bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (\(error.localizedDescription))"
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read: \(describeFileProblem(error))"
                 : "no such file"
             throw NumPyError(path: path, reason: reason)
         }

@@ -229,9 +229,13 @@ public final class Trainer {
         defer { lock?.release() }
         if let dir = cfg.outputDirectory {
             lock = try OutputLock.acquire(directory: dir)
-            // A checkpoint path that cannot be replaced by a file would fail only at the first save.
-            if let path = checkpointPath, let kind = nonRegularFileKind(path) {
-                throw TrainingError.outputNotWritable(path: dir, reason: "\(path) is \(kind); the checkpoint is written there")
+            // A checkpoint or plot path that cannot be replaced by a file would fail only at the
+            // first save or at the very end.
+            for name in ["checkpoint.safetensors"] + Plots.fileNames {
+                let path = (dir as NSString).appendingPathComponent(name)
+                if let kind = nonRegularFileKind(path) {
+                    throw TrainingError.outputNotWritable(path: dir, reason: "\(path) is \(kind); \(name) is written there")
+                }
             }
             Trainer.removeStaleTemporaries(in: dir)
         }
