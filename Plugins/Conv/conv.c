@@ -559,7 +559,7 @@ static ply_status conv_describe(ply_layer *L, int32_t n_inputs, const ply_shape 
     ply_shape out;
     ply_status st = conv_infer_shape(L, n_inputs, inputs, &out);
     if (st != PLY_OK) return st;
-    ply_info_set_macs(info, ply_shape_numel(&out) * L->C * L->KH * L->KW);
+    ply_info_set_macs(info, ply_count_mul(ply_count_mul(ply_count_mul(ply_shape_numel(&out), L->C), L->KH), L->KW));
     ply_info_set_window(info, ply_window_make((double)L->KH, (double)L->KW, (double)L->SH, (double)L->SW));
     return PLY_OK;
 }

@@ -431,7 +431,7 @@ static ply_status linear_describe(ply_layer *L, int32_t n_inputs, const ply_shap
     ply_shape out;
     ply_status st = linear_infer_shape(L, n_inputs, inputs, &out);
     if (st != PLY_OK) return st;
-    ply_info_set_macs(info, ply_shape_numel(&out) * L->in);
+    ply_info_set_macs(info, ply_count_mul(ply_shape_numel(&out), L->in));
     ply_info_set_global(info);
     return PLY_OK;
 }

@@ -255,6 +255,14 @@ static inline ply_window ply_window_join(ply_window a, ply_window b) {
 }
 
 /** Writes MACs into info (when it has room). */
+/** a * b for counts (elements, MACs), or INT64_MAX when the product does not fit: a summary of an
+ *  absurd size then reports an overflow instead of a wrapped number. Arguments are >= 0. */
+static inline int64_t ply_count_mul(int64_t a, int64_t b) {
+    if (a < 0 || b < 0) return INT64_MAX;
+    if (a != 0 && b > INT64_MAX / a) return INT64_MAX;
+    return a * b;
+}
+
 static inline void ply_info_set_macs(ply_layer_info *info, int64_t macs) {
     if (PLY_INFO_HAS(info, macs)) info->macs = macs;
 }

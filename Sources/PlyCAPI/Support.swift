@@ -60,9 +60,16 @@ func result(for error: any Error) -> (Int32, String) {
         default: return (Status.invalidArgument, e.description)
         }
     case let e as TrainingError:
-        if case .nonFiniteLoss = e { return (Status.numeric, e.description) }
-        return (Status.internal, e.description)
-    case let e as CocoaError: return (Status.io, e.localizedDescription)
+        switch e {
+        case .nonFiniteLoss: return (Status.numeric, e.description)
+        case .interrupted: return (Status.internal, e.description)
+        case .wrongOutputShape, .datasetShapeMismatch: return (Status.shape, e.description)
+        case .outputNotADirectory, .outputNotWritable, .outputLocked: return (Status.io, e.description)
+        case .invalidConfiguration, .emptyDataset, .checkpointAhead, .resumeMismatch: return (Status.invalidArgument, e.description)
+        }
+    case let e as CheckpointError: return (Status.invalidArgument, e.description)
+    case let e as ResourceError: return (Status.outOfMemory, e.description)
+    case let e as CocoaError: return (Status.io, describeFileError(e))
     default: return (Status.internal, String(describing: error))
     }
 }

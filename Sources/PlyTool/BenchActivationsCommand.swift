@@ -21,6 +21,18 @@ struct BenchActivationsCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Tensor shape.") var shape: [Int] = [128, 8, 28, 28]
     @OptionGroup var pluginOptions: PluginOptions
 
+    func validate() throws {
+        try checkOption("--repeats", repeats, in: OptionLimits.repeats)
+        try checkOption("--threads", threads, in: OptionLimits.threads)
+        guard (1...8).contains(shape.count), shape.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--shape must be 1 to 8 positive sizes, got \(shape)")
+        }
+        do {
+            try MemoryBudget.require("--shape \(shape.map(String.init).joined(separator: " ")) (3 tensors)",
+                                     bytes: MemoryBudget.floatBytes(shape + [3]))
+        } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
         do { try measure() } catch { throw fail(error) }
     }

@@ -13,6 +13,10 @@ struct BenchCAPICommand: ParsableCommand {
 
     @Option(help: "Threads lent to plugins (default: one per processor, as the C API's default).") var threads: Int?
 
+    func validate() throws {
+        try checkOption("--threads", threads, in: OptionLimits.threads)
+    }
+
     func run() throws {
         var options = Runtime.Options()
         if let threads { options.threads = threads }

@@ -12,6 +12,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also time one epoch of the tutorial's training on synthetic data.") var training = false
     @OptionGroup var pluginOptions: PluginOptions
 
+    func validate() throws {
+        try checkOption("--repeats", repeats, in: OptionLimits.repeats)
+        try checkOption("--threads", threads, in: OptionLimits.threads)
+    }
+
     func run() throws {
         do { try measure() } catch { throw fail(error) }
     }

@@ -33,18 +33,25 @@ struct BenchModelCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard batch >= 1, imageSize >= 1, channels >= 1, classes >= 1 else {
-            throw ValidationError("--batch, --image-size, --channels and --classes must be positive")
-        }
-        guard runs >= 1, iterations >= 0, warmup >= 0 else {
-            throw ValidationError("--runs must be positive, --iterations and --warmup not negative")
-        }
+        try checkOption("--batch", batch, in: OptionLimits.batch)
+        try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
+        try checkOption("--channels", channels, in: OptionLimits.channels)
+        try checkOption("--classes", classes, in: OptionLimits.classes)
+        try checkOption("--runs", runs, in: OptionLimits.repeats)
+        try checkOption("--iterations", iterations, in: OptionLimits.count)
+        try checkOption("--warmup", warmup, in: OptionLimits.count)
+        try checkOption("--threads", threads, in: OptionLimits.threads)
+        try checkBatchMemory("--batch", [batch, channels, imageSize, imageSize])
     }
 
     func measure() throws {
         let runtime = try pluginOptions.makeRuntime(threads: threads)
         let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
         let shape = Shape([batch, channels, imageSize, imageSize])
+        // Every node's output (and, training, its gradient) must fit: refuse before allocating.
+        let activations = try net.activationBytes(for: shape)
+        try MemoryBudget.require("--batch \(batch): \(model) on \(shape)\(training ? " (training)" : "")",
+                                 bytes: training ? activations.flatMap { $0.multipliedReportingOverflow(by: 2).overflow ? nil : $0 * 2 } : activations)
         var g = SplitMix64(seed: 7)
         let images = (0..<shape.count).map { _ in g.nextUnitFloat() }
         let labels = (0..<batch).map { Int32($0 % classes) }

@@ -11,18 +11,29 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Weights or checkpoint (.safetensors).") var weights = "runs/convnet/checkpoint.safetensors"
     @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Which split: test or train.") var split = "test"
-    @Option(name: .customLong("batch-size")) var batchSize = 256
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass (\(OptionLimits.batch)).") var batchSize = 256
     @OptionGroup var pluginOptions: PluginOptions
+
+    func validate() throws {
+        try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
+        guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train, got '\(split)'") }
+    }
 
     func run() throws {
         do {
             let runtime = try pluginOptions.makeRuntime()
-            guard let which = ["test": ImageDataset.Split.test, "train": .train][split] else {
-                throw ValidationError("--split must be test or train")
-            }
+            let which: ImageDataset.Split = split == "train" ? .train : .test
             let dataset = try ImageDataset.mnist(directory: data, split: which)
+            guard dataset.count > 0 else { throw TrainingError.emptyDataset(role: "\(split) set", count: 0) }
             let net = try Zoo.model(named: model, runtime: runtime, inChannels: dataset.channels, imageSize: dataset.height)
-            _ = try net.loadWeights(from: weights, strict: false, ignoringPrefix: Checkpoint.optimizerPrefix)
+            // Strict: every tensor of the model, right shape and type, nothing left over —
+            // otherwise the accuracy would be that of weights never loaded.
+            do {
+                try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)
+            } catch let error as WeightMismatchError {
+                throw InputMismatch(error: error, input: "\(data) (\(split) set)", channels: dataset.channels,
+                                    height: dataset.height, width: dataset.width)
+            }
             var config = TrainingConfiguration()
             config.batchSize = batchSize
             config.initialization = .pytorchDefault

@@ -54,6 +54,10 @@ struct PluginOptions: ParsableArguments {
 
 /// Prints an error the way every command reports one, then exits non-zero.
 func fail(_ error: Error) -> ExitCode {
-    FileHandle.standardError.write(Data("ply: error: \(error)\n".utf8))
+    // Foundation's errors print as `Error Domain=NSCocoaErrorDomain Code=516 … UserInfo={…}`:
+    // say the path and the problem instead.
+    let ns = error as NSError
+    let text = ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain ? describeFileError(error) : "\(error)"
+    FileHandle.standardError.write(Data("ply: error: \(text)\n".utf8))
     return ExitCode.failure
 }

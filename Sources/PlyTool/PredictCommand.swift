@@ -24,9 +24,11 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        guard numClasses > 0, batchSize > 0, (inChannels ?? 1) > 0, (imageSize ?? 1) > 0 else {
-            throw ValidationError("--num-classes, --batch-size, --in-channels and --image-size must be positive")
-        }
+        try checkOption("--num-classes", numClasses, in: OptionLimits.classes)
+        try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
+        try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
+        try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
+        try checkOutputFile("--output", output)
     }
 
     func run() throws {
@@ -41,7 +43,11 @@ struct PredictCommand: ParsableCommand {
             }
             let runtime = try pluginOptions.makeRuntime()
             let net = try Zoo.model(named: model, runtime: runtime, numClasses: numClasses, inChannels: c, imageSize: imageSize ?? h)
-            try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)
+            do {
+                try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)
+            } catch let error as WeightMismatchError where inChannels == nil || imageSize == nil {
+                throw InputMismatch(error: error, input: input, channels: c, height: h, width: w)
+            }
             net.isTraining = false
             let image = c * h * w
             var logits: [Float] = []

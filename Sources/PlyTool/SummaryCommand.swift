@@ -18,9 +18,10 @@ struct SummaryCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        guard numClasses > 0, inChannels > 0, imageSize > 0, batch > 0 else {
-            throw ValidationError("--num-classes, --in-channels, --image-size and --batch must be positive")
-        }
+        try checkOption("--num-classes", numClasses, in: OptionLimits.classes)
+        try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
+        try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
+        try checkOption("--batch", batch, in: OptionLimits.batch)
     }
 
     func run() throws {

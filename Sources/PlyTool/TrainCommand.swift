@@ -27,30 +27,68 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Directory for checkpoints and plots.") var output = "runs/convnet"
     @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
-    @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
+    @Flag(name: .customLong("resume-anyway"),
+          help: "With --resume: continue even if the checkpoint was written with another batch size, data set or model.")
+    var resumeAnyway = false
+    @Option(help: "Use only the first N training images (quick runs; 1 or more).") var limit: Int?
     @Flag(name: .customLong("no-train-accuracy"), help: "Skip the training-set accuracy after each epoch.") var noTrainAccuracy = false
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--lr must be a positive number") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkOption("--epochs", epochs, in: OptionLimits.epochs)
+        try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
+        try checkOption("--lr", learningRate, learningRate > 0 && learningRate.isFinite, "a finite number > 0")
+        try checkOption("--momentum", momentum, momentum >= 0 && momentum < 1, "in [0, 1)")
+        try checkOption("--weight-decay", weightDecay, weightDecay >= 0 && weightDecay.isFinite, "a finite number >= 0")
+        try checkOption("--threads", threads, in: OptionLimits.threads)
+        try checkOption("--limit", limit, in: 1...Int(Int32.max))
+        guard ["sgd", "adam"].contains(optimizer.lowercased()) else {
+            throw ValidationError("--optimizer must be sgd or adam, got '\(optimizer)'")
+        }
+        if nesterov && (optimizer.lowercased() != "sgd" || momentum == 0) {
+            throw ValidationError("--nesterov needs --optimizer sgd and --momentum > 0")
+        }
+        guard ["normal", "default", "pytorch"].contains(initialization.lowercased()) else {
+            throw ValidationError("--initialization must be normal or default, got '\(initialization)'")
+        }
+        if resumeAnyway && !resume { throw ValidationError("--resume-anyway needs --resume") }
+        _ = try parseSchedule()
     }
 
     func parseSchedule() throws -> LearningRateSchedule {
         let parts = schedule.split(separator: ":").map(String.init)
         switch parts.first {
-        case "constant": return .constant
+        case "constant":
+            guard parts.count == 1 else { throw ValidationError("--schedule constant takes no arguments, got '\(schedule)'") }
+            return .constant
         case "step":
             guard parts.count == 3, let size = Int(parts[1]), let gamma = Double(parts[2]) else {
-                throw ValidationError("--schedule step needs step:SIZE:GAMMA, e.g. step:3:0.1")
+                throw ValidationError("--schedule step needs step:SIZE:GAMMA, e.g. step:3:0.1; got '\(schedule)'")
             }
-            return .step(stepSize: size, gamma: gamma)
+            guard size >= 1 else { throw ValidationError("--schedule \(schedule): SIZE must be 1 or more (epochs per step), got \(size)") }
+            guard gamma.isFinite, gamma >= 0 else {
+                throw ValidationError("--schedule \(schedule): GAMMA must be a finite number >= 0, got \(parts[2])")
+            }
+            return try validated(.step(stepSize: size, gamma: gamma))
         case "cosine":
-            return .cosine(epochs: epochs, minimum: parts.count > 1 ? Double(parts[1]) ?? 0 : 0)
-        default: throw ValidationError("unknown --schedule '\(schedule)': constant, step:SIZE:GAMMA or cosine[:MIN]")
+            guard parts.count <= 2 else { throw ValidationError("--schedule cosine takes cosine or cosine:MIN, got '\(schedule)'") }
+            var minimum = 0.0
+            if parts.count == 2 {
+                guard let m = Double(parts[1]), m.isFinite, m >= 0 else {
+                    throw ValidationError("--schedule \(schedule): MIN must be a finite number >= 0, got '\(parts[1])'")
+                }
+                minimum = m
+            }
+            return try validated(.cosine(epochs: epochs, minimum: minimum))
+        default:
+            throw ValidationError("unknown --schedule '\(schedule)': constant, step:SIZE:GAMMA or cosine[:MIN]")
         }
+    }
+
+    /// The schedule's own check (`LearningRateSchedule.validate`), as an option error.
+    private func validated(_ s: LearningRateSchedule) throws -> LearningRateSchedule {
+        do { try s.validate() } catch { throw ValidationError("--schedule \(schedule): \(error)") }
+        return s
     }
 
     func run() throws {
@@ -66,23 +104,20 @@ struct TrainCommand: ParsableCommand {
         config.seed = seed
         config.outputDirectory = output
         config.trainingAccuracy = !noTrainAccuracy
+        config.resumeAnyway = resumeAnyway
         config.schedule = try parseSchedule()
-        switch optimizer.lowercased() {
-        case "sgd": config.optimizer = .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
-        case "adam": config.optimizer = .adam(weightDecay: weightDecay)
-        default: throw ValidationError("unknown --optimizer '\(optimizer)': sgd or adam")
-        }
-        switch initialization.lowercased() {
-        case "normal": config.initialization = .normal(std: 0.01)
-        case "default", "pytorch": config.initialization = .pytorchDefault
-        default: throw ValidationError("unknown --initialization '\(initialization)': normal or default")
-        }
+        config.optimizer = optimizer.lowercased() == "adam" ? .adam(weightDecay: weightDecay)
+            : .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
 
         var train = try ImageDataset.mnist(directory: data, split: .train)
         let test = try ImageDataset.mnist(directory: data, split: .test)
         if let limit { train = train.prefix(limit) }
         let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
         let trainer = try Trainer(model: net, configuration: config)
+        if resume, let path = trainer.checkpointPath, !FileManager.default.fileExists(atPath: path) {
+            FileHandle.standardError.write(Data("ply: no checkpoint at \(path); --resume starts a fresh run\n".utf8))
+        }
 
         // Ctrl-C and SIGTERM save a checkpoint between batches and exit. A parent may have
         // started us with them blocked (signal masks are inherited): unblock them.

@@ -68,7 +68,7 @@ public struct ImageDataset: Sendable, Equatable {
                                  labelsPath: labelsPath, labelCount: labelArray.shape[0])
         }
         guard imageArray.shape[1] > 0, imageArray.shape[2] > 0 else {
-            throw .wrongDimensions(path: imagesPath, expected: 3, actual: imageArray.shape.count)
+            throw .zeroSize(path: imagesPath, dimensions: imageArray.shape)
         }
         let pixels = imageArray.data
         let scaled = [Float](unsafeUninitializedCapacity: pixels.count) { buffer, initialized in

@@ -25,6 +25,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedType(path: String, typeCode: UInt8)
     /// The IDX file has a different number of dimensions than required.
     case wrongDimensions(path: String, expected: Int, actual: Int)
+    /// A size other than the item count is zero (an image of height or width 0).
+    case zeroSize(path: String, dimensions: [Int])
+    /// The path is a directory, device, FIFO or socket (`kind` says which), not a file.
+    case notARegularFile(path: String, kind: String)
     /// The header's sizes multiply to more bytes than can be addressed.
     case sizeOverflow(path: String, dimensions: [Int])
     /// The (decompressed) file is shorter than its header declares.
@@ -57,6 +61,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): unsupported IDX element type 0x\(String(code, radix: 16, uppercase: true)) (only 0x08, unsigned byte, is supported)"
         case let .wrongDimensions(path, expected, actual):
             return "\(path): wrong number of IDX dimensions: expected \(expected), got \(actual)"
+        case let .zeroSize(path, dimensions):
+            return "\(path): IDX dimensions \(dimensions) include a zero image size; images need height and width of 1 or more"
+        case let .notARegularFile(path, kind):
+            return "\(path) is \(kind), not an IDX file"
         case let .sizeOverflow(path, dimensions):
             return "\(path): IDX dimensions \(dimensions) are too large"
         case let .truncated(path, expected, actual):
@@ -104,6 +112,7 @@ public enum IDX {
     ///
     /// - Throws: `DataError.fileNotFound`, `.unreadable`, `.corruptGzip`, `.zlibUnavailable`.
     public static func readBytes(path: String) throws(DataError) -> [UInt8] {
+        if let kind = nonRegularFileKind(path) { throw .notARegularFile(path: path, kind: kind) }
         guard let file = fopen(path, "rb") else {
             let code = errno
             if code == ENOENT { throw .fileNotFound(path: path) }

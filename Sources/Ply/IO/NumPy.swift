@@ -53,11 +53,12 @@ public enum NumPy {
 
     /// Reads a `.npy` file as float32 values in C order (see the type's notes for conversions).
     public static func read(path: String) throws -> (shape: [Int], values: [Float]) {
+        if let kind = nonRegularFileKind(path) { throw NumPyError(path: path, reason: "is \(kind), not a .npy file") }
         let bytes: [UInt8]
         do {
             bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (\(error.localizedDescription))"
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read: \(describeFileProblem(error))"
                 : "no such file"
             throw NumPyError(path: path, reason: reason)
         }
@@ -185,11 +186,12 @@ public enum NumPy {
     /// file renamed into place).
     public static func write(path: String, shape: [Int], values: [Float]) throws {
         let bytes = try encode(shape: shape, values: values, path: path)
+        if let kind = nonRegularFileKind(path) { throw NumPyError(path: path, reason: "is \(kind); cannot write a .npy file there") }
         let url = URL(fileURLWithPath: path)
         do {
             try Data(bytes).write(to: url, options: .atomic)
         } catch {
-            throw NumPyError(path: path, reason: "cannot be written (\(error.localizedDescription))")
+            throw NumPyError(path: path, reason: "cannot be written: \(describeFileProblem(error))")
         }
     }
 

@@ -12,6 +12,8 @@ import Darwin
 public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A system call failed (`operation` says which, `errno` why).
     case io(path: String, operation: String, errno: Int32)
+    /// The path is a directory, device, FIFO or socket (`kind` says which), not a file.
+    case notARegularFile(path: String, kind: String)
     /// A write accepted no bytes (it neither progressed nor reported an error).
     case shortWrite(path: String, written: Int, expected: Int)
     /// The file is too short to hold the 8-byte header length.
@@ -42,6 +44,8 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
         switch self {
         case let .io(path, operation, code):
             return "\(path): \(operation) failed: \(String(cString: strerror(code))) (errno \(code))"
+        case let .notARegularFile(path, kind):
+            return "\(path) is \(kind), not a safetensors file"
         case let .shortWrite(path, written, expected):
             return "\(path): write stopped after \(written) of \(expected) bytes"
         case let .truncated(path, size):
@@ -300,6 +304,7 @@ public enum SafeTensors {
     }
 
     private static func readFile(_ path: String) throws -> [UInt8] {
+        if let kind = nonRegularFileKind(path) { throw SafeTensorsError.notARegularFile(path: path, kind: kind) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SafeTensorsError.io(path: path, operation: "open", errno: errno) }
         defer { close(fd) }

@@ -56,7 +56,13 @@ public struct LayerDescription: Sendable {
     public var children: [Child]
 
     /// MACs of the layer and all its descendants.
-    public var totalMACs: Int { children.reduce(macs) { $0 + $1.details.totalMACs } }
+    /// Saturates at `Int.max` (a count that does not fit; ModelSummary reports it as an error).
+    public var totalMACs: Int {
+        children.reduce(macs) { total, child in
+            let (sum, overflow) = total.addingReportingOverflow(child.details.totalMACs)
+            return overflow ? Int.max : sum
+        }
+    }
 
     /// An identity description without children (what a type without `describe` gets).
     public static let plain = LayerDescription(macs: 0, window: .identity, children: [])

@@ -146,7 +146,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         self.nonTrainableParameters = 0
         self.totalParameters = trainable
         self.bufferValues = buffers
-        self.totalMACs = rows.reduce(0) { $0 + $1.macs }
+        self.totalMACs = try rows.reduce(0) { try Self.checkedSum($0, $1.macs) }
         self.outputShape = shapes[model.output]
         self.unexpandedBlocks = unexpanded
     }
@@ -212,6 +212,16 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
                                    spatial: o ?? Extent(1, 1))
             }
         }
+    }
+
+    /// `a + b`, or an error saying the total overflows 64 bits (a layer's own count saturates at
+    /// Int.max when it does not fit: see `ply_count_mul`).
+    static func checkedSum(_ a: Int, _ b: Int) throws -> Int {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        guard !overflow, a != Int.max, b != Int.max else {
+            throw PlyError.invalid("model summary: total multiply-accumulates exceed 2^63; use a smaller batch or image size")
+        }
+        return s
     }
 
     // MARK: - text

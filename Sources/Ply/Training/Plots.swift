@@ -3,12 +3,15 @@ import Foundation
 /// Pictures of a finished run: loss and accuracy per epoch, and the confusion matrix,
 /// as SVG files (any browser shows them) plus the matrix as text.
 public enum Plots {
+    /// The files `write` puts in the output directory.
+    public static let fileNames = ["training.svg", "confusion.txt", "confusion.svg"]
+
     /// Writes `training.svg`, `confusion.svg` and `confusion.txt` into `directory`.
     public static func write(summary: TrainingSummary, classes: Int, to directory: String) throws {
         func put(_ name: String, _ text: String) throws {
             let path = (directory as NSString).appendingPathComponent(name)
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-                throw PlyError.invalid("cannot write \(path): \(error.localizedDescription)")
+                throw PlyError.invalid("cannot write \(path): \(describeFileProblem(error))")
             }
         }
         try put("training.svg", trainingCurves(losses: summary.epochLosses, accuracies: summary.trainingAccuracies))

@@ -40,6 +40,27 @@ public struct TrainingConfiguration: Sendable {
     public var outputDirectory: String?
     /// Evaluate the training set after every epoch (the tutorial does).
     public var trainingAccuracy = true
+    /// Resume even when the checkpoint was written with another batch size, data set or model
+    /// (otherwise `TrainingError.resumeMismatch`).
+    public var resumeAnyway = false
+
+    /// Throws `TrainingError.invalidConfiguration` naming the first field out of range.
+    public func validate() throws(TrainingError) {
+        func check(_ ok: Bool, _ field: String, _ value: Any, _ accepted: String) throws(TrainingError) {
+            if !ok { throw .invalidConfiguration(field: field, value: "\(value)", accepted: accepted) }
+        }
+        try check((0...Checkpoint.maxEpochs).contains(epochs), "epochs", epochs, "0...\(Checkpoint.maxEpochs)")
+        try check((1...TrainingConfiguration.maxBatchSize).contains(batchSize), "batchSize", batchSize,
+                  "1...\(TrainingConfiguration.maxBatchSize)")
+        try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate, "a finite number > 0")
+        try check(logEvery >= 1, "logEvery", logEvery, "1 or more")
+        do { try schedule.validate() } catch {
+            throw .invalidConfiguration(field: "schedule", value: "\(schedule)", accepted: "\(error)")
+        }
+    }
+
+    /// The largest batch size accepted (2^24 images; memory is checked separately, per data set).
+    public static let maxBatchSize = 1 << 24
     /// The tutorial's configuration; change fields as needed.
     public init() {}
 }
@@ -56,12 +77,43 @@ public enum TrainingEvent: Sendable {
     case resumed(path: String, epoch: Int, batch: Int)
 }
 
+/// One way a checkpoint's run differs from the run asked to resume it.
+public struct ResumeDifference: Sendable, Equatable, CustomStringConvertible {
+    /// What differs: "batch size", "training set size", "training set contents" or "model".
+    public var what: String
+    /// The checkpoint's value.
+    public var checkpoint: String
+    /// This run's value.
+    public var current: String
+    /// The value in words, as `print` shows it.
+    public var description: String { "\(what): checkpoint \(checkpoint), this run \(current)" }
+}
+
 /// Why training stopped early.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The loss became NaN or infinite.
     case nonFiniteLoss(epoch: Int, batch: Int, value: Float, checkpoint: String?)
     /// A stop was requested (Ctrl-C): the checkpoint holds the state to resume from.
     case interrupted(epoch: Int, batch: Int, checkpoint: String?)
+    /// A configuration field is out of range.
+    case invalidConfiguration(field: String, value: String, accepted: String)
+    /// The training or test set holds no images (`role`: "training set" or "test set").
+    case emptyDataset(role: String, count: Int)
+    /// The model's output for one image is `shape`, not (1, classes).
+    case wrongOutputShape(shape: Shape, classes: Int)
+    /// The checkpoint has finished more epochs than the run is asked for (or as many, and
+    /// is part-way through the next: `midEpoch`).
+    case checkpointAhead(path: String, checkpointEpochs: Int, midEpoch: Bool, epochs: Int)
+    /// The test set's images are not the training set's size (C, H, W).
+    case datasetShapeMismatch(train: [Int], test: [Int])
+    /// The checkpoint was written by a different run (see `TrainingConfiguration.resumeAnyway`).
+    case resumeMismatch(path: String, differences: [ResumeDifference])
+    /// The output directory path exists and is not a directory.
+    case outputNotADirectory(path: String)
+    /// The output directory cannot be created or written to (`reason`: the system's words).
+    case outputNotWritable(path: String, reason: String)
+    /// Another process holds the output directory's lock (`holder`: its pid, when recorded).
+    case outputLocked(directory: String, lockFile: String, holder: String?)
 
     /// The value in words, as `print` shows it.
     public var description: String {
@@ -73,6 +125,30 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .interrupted(epoch, batch, checkpoint):
             return "interrupted at epoch \(epoch), batch \(batch)"
                 + (checkpoint.map { "; state saved to \($0) (resume with --resume)" } ?? "")
+        case let .invalidConfiguration(field, value, accepted):
+            return "training configuration: \(field) is \(value); accepted: \(accepted)"
+        case let .emptyDataset(role, count):
+            return "the \(role) is empty (\(count) images); nothing to \(role == "test set" ? "evaluate" : "train on")"
+        case let .wrongOutputShape(shape, classes):
+            return "the model's output for a batch of 1 is \(shape), not [1, \(classes)] (batch, classes): "
+                + "it cannot be trained with cross-entropy over \(classes) classes"
+        case let .checkpointAhead(path, checkpointEpochs, midEpoch, epochs):
+            return "\(path) has already finished \(checkpointEpochs) epochs\(midEpoch ? " and part of the next" : ""), "
+                + "beyond the \(epochs) asked for; give --epochs \(checkpointEpochs + 1) or more to continue it"
+        case let .datasetShapeMismatch(train, test):
+            return "the test set's images are \(test.map(String.init).joined(separator: "x")) (CxHxW) but the training set's are "
+                + "\(train.map(String.init).joined(separator: "x")); a model trained on one cannot evaluate the other"
+        case let .resumeMismatch(path, differences):
+            return "\(path) was written by a different run (" + differences.map(\.description).joined(separator: "; ")
+                + "); refusing to resume (--resume-anyway to resume regardless)"
+        case let .outputNotADirectory(path):
+            return "output directory \(path) exists and is not a directory"
+        case let .outputNotWritable(path, reason):
+            return "output directory \(path) is not writable: \(reason)"
+        case let .outputLocked(directory, lockFile, holder):
+            return "output directory \(directory) is in use by another training run"
+                + (holder.map { " (pid \($0), see \(lockFile))" } ?? " (see \(lockFile))")
+                + "; wait for it to finish or use another --output"
         }
     }
 }
@@ -103,12 +179,18 @@ public final class Trainer {
     public let optimizer: Optimizer
     let loss: Layer
     let classes: Int
+    /// The training set's size and fingerprint and the model's, recorded in checkpoints.
+    private var runIdentity: (count: Int, data: String, model: String)?
 
     /// Prepares a run. Initialises the model's weights as the configuration says.
     public init(model: Model, configuration: TrainingConfiguration, classes: Int = 10) throws {
         self.model = model
         self.configuration = configuration
         self.classes = classes
+        try configuration.validate()
+        guard classes >= 1 else {
+            throw TrainingError.invalidConfiguration(field: "classes", value: String(classes), accepted: "1 or more")
+        }
         self.optimizer = try configuration.optimizer.make(learningRate: configuration.learningRate)
         self.loss = try Layer("cross_entropy", [("reduction", .string("mean"))], runtime: model.runtime)
         try configuration.initialization.apply(to: model, seed: configuration.seed)
@@ -128,12 +210,66 @@ public final class Trainer {
         var summary = TrainingSummary()
         var startEpoch = 0, startBatch = 0
         var resumedLoss = 0.0, resumedSamples = 0
+        // Everything that can be checked is checked before the first step.
+        guard train.count > 0 else { throw TrainingError.emptyDataset(role: "training set", count: train.count) }
+        if let test, test.count == 0 { throw TrainingError.emptyDataset(role: "test set", count: 0) }
+        if let test, [test.channels, test.height, test.width] != [train.channels, train.height, train.width] {
+            throw TrainingError.datasetShapeMismatch(train: [train.channels, train.height, train.width],
+                                                     test: [test.channels, test.height, test.width])
+        }
+        let sample = Shape([1, train.channels, train.height, train.width])
+        let outShape = try model.shapes(for: sample)[model.output]
+        guard outShape.dims == [1, classes] else { throw TrainingError.wrongOutputShape(shape: outShape, classes: classes) }
+        let largest = min(cfg.batchSize, train.count)
+        let activations = try model.activationBytes(for: Shape([largest, train.channels, train.height, train.width]))
+        try MemoryBudget.require("a training step on a batch of \(largest) images (values and gradients)",
+                                 bytes: activations.flatMap { $0.multipliedReportingOverflow(by: 2).overflow ? nil : $0 * 2 })
+        runIdentity = (train.count, train.fingerprint, model.fingerprint)
+        var lock: OutputLock?
+        defer { lock?.release() }
         if let dir = cfg.outputDirectory {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            lock = try OutputLock.acquire(directory: dir)
+            // A checkpoint or plot path that cannot be replaced by a file would fail only at the
+            // first save or at the very end.
+            for name in ["checkpoint.safetensors"] + Plots.fileNames {
+                let path = (dir as NSString).appendingPathComponent(name)
+                if let kind = nonRegularFileKind(path) {
+                    throw TrainingError.outputNotWritable(path: dir, reason: "\(path) is \(kind); \(name) is written there")
+                }
+            }
             Trainer.removeStaleTemporaries(in: dir)
         }
         if resume, let path = checkpointPath, FileManager.default.fileExists(atPath: path) {
             let state = try Checkpoint.load(from: path, model: model, optimizer: optimizer)
+            guard state.epoch < cfg.epochs || (state.epoch == cfg.epochs && state.batch == 0) else {
+                throw TrainingError.checkpointAhead(path: path, checkpointEpochs: state.epoch, midEpoch: state.batch > 0,
+                                                    epochs: cfg.epochs)
+            }
+            var differences: [ResumeDifference] = []
+            if let b = state.batchSize, b != cfg.batchSize {
+                differences.append(.init(what: "batch size", checkpoint: String(b), current: String(cfg.batchSize)))
+            }
+            if let n = state.datasetCount, n != train.count {
+                differences.append(.init(what: "training set size", checkpoint: "\(n) images", current: "\(train.count) images"))
+            } else if let f = state.datasetFingerprint, f != train.fingerprint {
+                differences.append(.init(what: "training set contents", checkpoint: "fingerprint \(f)",
+                                         current: "fingerprint \(train.fingerprint)"))
+            }
+            if let f = state.modelFingerprint, f != model.fingerprint {
+                differences.append(.init(what: "model", checkpoint: "fingerprint \(f)", current: "fingerprint \(model.fingerprint)"))
+            }
+            if !differences.isEmpty && !cfg.resumeAnyway {
+                throw TrainingError.resumeMismatch(path: path, differences: differences)
+            }
+            let batches = (train.count + cfg.batchSize - 1) / cfg.batchSize
+            guard state.batch < batches else {
+                throw CheckpointError.invalidMetadata(path: path, key: "batch", value: String(state.batch),
+                                                      accepted: "0..<\(batches) (batches per epoch)")
+            }
+            guard state.partialSamples <= state.batch * cfg.batchSize else {
+                throw CheckpointError.invalidMetadata(path: path, key: "partial_samples", value: String(state.partialSamples),
+                                                      accepted: "0...\(state.batch * cfg.batchSize) (batch \(state.batch) of \(cfg.batchSize) images)")
+            }
             startEpoch = state.epoch
             startBatch = state.batch
             summary.epochLosses = state.epochLosses
@@ -146,7 +282,7 @@ public final class Trainer {
         let shape = Shape([cfg.batchSize, train.channels, train.height, train.width])
         let start = Date()
         var trained = 0, trainingSeconds = 0.0
-        var targets = [Float](repeating: 0, count: cfg.batchSize)
+        var targets = [Float](repeating: 0, count: largest)
         var dLogits: [Float] = []
         var cost: Float = 0
 
@@ -262,12 +398,20 @@ public final class Trainer {
 
     /// Accuracy (percent) and confusion matrix (rows: true class, columns: predicted) in eval mode.
     public func evaluate(_ data: ImageDataset, batchSize: Int? = nil) throws -> (accuracy: Double, confusion: [[Int]]) {
+        guard data.count > 0 else { throw TrainingError.emptyDataset(role: "evaluation set", count: 0) }
+        let size = batchSize ?? configuration.batchSize
+        guard (1...TrainingConfiguration.maxBatchSize).contains(size) else {
+            throw TrainingError.invalidConfiguration(field: "batchSize", value: String(size),
+                                                     accepted: "1...\(TrainingConfiguration.maxBatchSize)")
+        }
+        let outShape = try model.shapes(for: Shape([1, data.channels, data.height, data.width]))[model.output]
+        guard outShape.dims == [1, classes] else { throw TrainingError.wrongOutputShape(shape: outShape, classes: classes) }
         let wasTraining = model.isTraining
         model.isTraining = false
         defer { model.isTraining = wasTraining }
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         var correct = 0
-        let loader = BatchLoader(dataset: data, batchSize: batchSize ?? configuration.batchSize, shuffle: false)
+        let loader = BatchLoader(dataset: data, batchSize: min(size, data.count), shuffle: false)
         for batch in loader {
             let shape = Shape([batch.count, data.channels, data.height, data.width])
             let logits = try batch.images.withUnsafeBufferPointer { try model.forward($0, shape: shape) }
@@ -280,7 +424,7 @@ public final class Trainer {
                 if truth < classes && best < classes { confusion[truth][best] += 1 }
             }
         }
-        return (100 * Double(correct) / Double(max(data.count, 1)), confusion)
+        return (100 * Double(correct) / Double(data.count), confusion)
     }
 
     /// Removes `.checkpoint.safetensors.tmp-<pid>` files left by a process that was killed
@@ -301,10 +445,18 @@ public final class Trainer {
     private func saveCheckpoint(epoch: Int, batch: Int, summary: TrainingSummary,
                                 partial: (Double, Int) = (0, 0)) throws -> String? {
         guard let path = checkpointPath else { return nil }
-        try Checkpoint.save(to: path, model: model, optimizer: optimizer, state: .init(
+        var state = Checkpoint.State(
             epoch: epoch, batch: batch, generator: model.runtime.generatorState,
             epochLosses: summary.epochLosses, trainingAccuracies: summary.trainingAccuracies,
-            partialLoss: partial.0, partialSamples: partial.1))
+            partialLoss: partial.0, partialSamples: partial.1)
+        state.optimizerSteps = optimizer.stepCount
+        if let identity = runIdentity {
+            state.batchSize = configuration.batchSize
+            state.datasetCount = identity.count
+            state.datasetFingerprint = identity.data
+            state.modelFingerprint = identity.model
+        }
+        try Checkpoint.save(to: path, model: model, optimizer: optimizer, state: state)
         return path
     }
 }
