@@ -169,8 +169,14 @@ import Testing
 
     @Test func badAttributesAndShapes() throws {
         func failure(_ op: String, _ attrs: Attributes) throws -> (Int32, String) {
-            let error = try #require(throws: PlyError.self) { try Layer(op, attrs, runtime: sharedRuntime) }
-            guard case let .layer(_, _, status, message) = error else {
+            let error = try #require(throws: (any Error).self) { try Layer(op, attrs, runtime: sharedRuntime) }
+            // The host's attribute-schema check (names, kinds, required) comes before create, with
+            // the C API's status for its kind; the plugin checks values.
+            if let e = error as? AttributeError {
+                let status = e.kind == .missing ? PLY_ERR_NOT_FOUND : PLY_ERR_INVALID_ARGUMENT
+                return (Int32(status.rawValue), "\(e)")
+            }
+            guard case let .layer(_, _, status, message)? = error as? PlyError else {
                 Issue.record("expected PlyError.layer, got \(error)")
                 return (0, "")
             }

@@ -68,8 +68,7 @@ public struct ModelFile: @unchecked Sendable {
     /// Reads and parses the file at `url` (YAML or JSON).
     public init(contentsOf url: URL) throws {
         if let kind = nonRegularFileKind(url.path) {
-            throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
-                                 message: "is \(kind), not a model file")
+            throw PlyError.io(path: url.path, problem: .unreadable, reason: "is \(kind), not a model file")
         }
         let text: String
         var isDirectory: ObjCBool = false
