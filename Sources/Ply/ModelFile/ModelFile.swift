@@ -21,6 +21,18 @@ public struct ModelFile: @unchecked Sendable {
 
     static let topKeys: Set<String> = ["model", "description", "params", "vars", "min_input_size", "layers", "output"]
 
+    /// The most nodes a model file may expand to (`repeat`s included): 100,000, far beyond any
+    /// real network (ResNet-152 has about 500), so that `repeat: 1000000000` is an error
+    /// naming the line rather than minutes at 100% CPU and memory without end.
+    public static let maxNodes = 100_000
+    /// The most entries (layers, groups, repeat iterations) expanding a file may visit: a
+    /// repeat whose layers are all switched off by `if:` makes no nodes but still costs time.
+    /// Three per node allowed: a node inside a group inside a repeat costs three.
+    public static let maxExpansionSteps = 3 * maxNodes
+    /// The largest model file read, in bytes (16 MiB; real ones are a few KB). A bigger file,
+    /// or a device such as /dev/zero, is refused after reading at most this much (+1 byte).
+    public static let maxFileBytes = 16 << 20
+
     /// Parses `text`; `source` names it in errors (a path, or `<text>`).
     public init(text: String, source: String = "<text>") throws {
         self.source = source
@@ -67,10 +79,22 @@ public struct ModelFile: @unchecked Sendable {
 
     /// Reads and parses the file at `url` (YAML or JSON).
     public init(contentsOf url: URL) throws {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+        // Read at most maxFileBytes + 1: a larger file (or /dev/zero) is refused, not slurped.
+        let bytes: [UInt8]
+        do {
+            let file = try BoundedFile(path: url.path)
+            bytes = try file.read(upTo: ModelFile.maxFileBytes + 1)
+        } catch {
             throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
-                                 message: "cannot read the file as UTF-8 text: \(error.localizedDescription)")
+                                 message: "cannot read the file: \(error.operation) failed: \(error.reason)")
+        }
+        guard bytes.count <= ModelFile.maxFileBytes else {
+            throw ModelFileError(.limit, file: url.path, line: nil, column: nil, field: "file",
+                                 message: "the file is larger than \(ModelFile.maxFileBytes) bytes, the limit for a model file")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
+                                 message: "cannot read the file as UTF-8 text: it is not valid UTF-8")
         }
         try self.init(text: text, source: url.path)
     }
@@ -215,6 +239,8 @@ struct Builder {
     /// The entry each node came from: its mark, name and attribute nodes, for shape errors.
     var entries: [Model.NodeID: (node: Yams.Node, name: String, attrs: [String: Yams.Node])] = [:]
     var keys: [String: Yams.Node] = [:]
+    /// Entries visited so far (bounded by `ModelFile.maxExpansionSteps`).
+    var steps = 0
 
     init(file: ModelFile, runtime: Runtime?) {
         self.file = file
@@ -333,6 +359,11 @@ struct Builder {
     mutating func entry(_ node: Yams.Node, prefix: String, env: [String: AttributeValue], counter: inout Int,
                         defaultInput: inout Model.NodeID?) throws {
         let where_ = prefix.isEmpty ? nil : prefix
+        steps += 1
+        guard steps <= ModelFile.maxExpansionSteps else {
+            throw r.error(.limit, node, field: "layers", layer: where_,
+                          message: "expanding the model visits more than \(ModelFile.maxExpansionSteps) entries (the limit); check the `repeat:` counts")
+        }
         guard let map = node.mapping else {
             throw r.error(.structure, node, field: "layers", layer: where_,
                           message: "each entry is a mapping with `type:` (a layer), `group:` or `repeat:`")
@@ -393,6 +424,10 @@ struct Builder {
             guard let countNode = raw["repeat"], case let .int(times) = try r.value(countNode, env: env, field: "repeat", layer: where_), times >= 0 else {
                 throw r.error(.structure, raw["repeat"], field: "repeat", layer: where_, message: "must be a count (an integer >= 0)")
             }
+            guard times <= ModelFile.maxNodes else {
+                throw r.error(.limit, raw["repeat"], field: "repeat", layer: where_,
+                              message: "repeat \(times) is more than a model may have nodes (the limit is \(ModelFile.maxNodes))")
+            }
             guard let layers = raw["layers"] else { throw r.error(.structure, node, field: "layers", layer: where_, message: "a repeat needs `layers:`") }
             let variable = try raw["as"].map { try r.name($0, field: "as") }
             if let variable, env[variable] != nil {
@@ -415,6 +450,10 @@ struct Builder {
     mutating func layer(_ raw: [String: Yams.Node], order: [String], map: Yams.Node.Mapping, node: Yams.Node, prefix: String,
                         env: [String: AttributeValue], counter: inout Int, defaultInput: inout Model.NodeID?) throws {
         guard let model, let runtime else { return }
+        guard model.nodes.count <= ModelFile.maxNodes else {
+            throw r.error(.limit, node, field: "layers", layer: prefix.isEmpty ? nil : prefix,
+                          message: "the model expands to more than \(ModelFile.maxNodes) nodes (the limit); check the `repeat:` counts")
+        }
         let name = join(prefix, try entryName(raw["name"], field: "name", env: env, counter: counter, prefix: prefix))
         counter += 1
         guard ids[name] == nil else {

@@ -83,10 +83,12 @@ final class HostState: @unchecked Sendable {
         if chunks == 1 { fn(context, 0, Int64(n)); return }
         let pool = poolLock.withLock { () -> WorkerPool in
             if let p = poolStorage { return p }
-            let p = WorkerPool(workers: threads - 1, flushDenormals: flushDenormals)
+            let log = logHandler
+            let p = WorkerPool(workers: threads - 1, flushDenormals: flushDenormals) { log(.warning, $0) }
             poolStorage = p
             return p
         }
+        if pool.workers == 0 { fn(context, 0, Int64(n)); return } // no thread could be started
         if pool.run(fn: fn, context: context, n: n, chunks: chunks) { return }
         let flush = flushDenormals
         HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in
@@ -299,7 +301,8 @@ final class WorkerPool: @unchecked Sendable {
         var chunks = 0
     }
 
-    let workers: Int
+    /// Workers that started (fewer than asked for when the system refused threads).
+    private(set) var workers = 0
     private let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
     private let busy = Atomic<Bool>(false)
     private let generation = Atomic<Int>(0)
@@ -312,21 +315,65 @@ final class WorkerPool: @unchecked Sendable {
     /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
     private static let spinLimit = 20_000
 
+    /// Starts a detached thread running `body`; false when the system refuses (EAGAIN under
+    /// `ulimit -u`, out of memory). Tests substitute one that fails on purpose.
+    typealias Spawner = (@escaping @Sendable () -> Void) -> Bool
+
     /// `flushDenormals`: the workers compute with denormals flushed to zero for good (they
-    /// are Ply's own threads).
-    init(workers: Int, flushDenormals: Bool = false) {
-        self.workers = workers
+    /// are Ply's own threads). `workers` is how many were asked for; `self.workers` how many
+    /// started: when the system refuses a thread the pool runs with those it has (the run
+    /// only ever waits for started workers) and `log` says so.
+    init(workers wanted: Int, flushDenormals: Bool = false, log: ((String) -> Void)? = nil,
+         spawn: Spawner = WorkerPool.spawnThread) {
         job.initialize(to: Job())
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        for index in 1...max(workers, 1) where workers > 0 {
-            let thread = Thread { [self] in
+        var started = 0
+        var failure: String?
+        for index in 1...max(wanted, 1) where wanted > 0 {
+            let ok = spawn { [self] in
                 if flushDenormals { _ = cply_denormals_flush() }
                 self.workerLoop(index: index)
             }
-            thread.name = "ply-worker-\(index)"
-            thread.start()
+            if !ok { failure = String(cString: strerror(errno)); break }
+            started += 1
         }
+        self.workers = started
+        if let failure {
+            log?("could not start worker thread \(started + 1) of \(wanted) (\(failure)); "
+                 + (started == 0 ? "parallel_for runs on the calling thread" : "running with \(started) worker\(started == 1 ? "" : "s")"))
+        }
+    }
+
+    /// pthread_create, detached, named `ply-worker`; false (errno set) when it fails.
+    static func spawnThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let status = pthread_create(&thread, &attr, { raw in
+            #if canImport(Darwin)
+            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #else
+            guard let raw else { return nil }
+            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #endif
+            box.body()
+            return nil
+        }, context)
+        if status != 0 {
+            Unmanaged<Box>.fromOpaque(context).release()
+            errno = status
+            return false
+        }
+        return true
     }
 
     deinit {
