@@ -491,6 +491,8 @@ struct Builder {
         } catch let PlyError.layer(_, _, _, message) {
             let (field, at) = culprit(message, attrNodes, fallback: typeNode)
             throw r.error(.badAttribute, at, field: field, layer: name, message: message)
+        } catch let error as MemoryLimitError {
+            throw r.error(.limit, typeNode, field: "type", layer: name, message: error.description)
         }
         let id: Model.NodeID
         do {

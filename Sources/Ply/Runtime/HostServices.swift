@@ -21,6 +21,8 @@ public enum LogLevel: Int32, Sendable, Comparable {
 final class ErrorSlot {
     var status: Int32 = 0
     var message: String?
+    /// A block the host's `alloc` refused for the memory limit during the current call.
+    var refused: (requested: Int, held: Int, limit: Int)?
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -38,7 +40,7 @@ final class ErrorSlot {
 
     /// Clears the slot and returns what it held.
     func take() -> String? {
-        defer { message = nil; status = 0 }
+        defer { message = nil; status = 0; refused = nil }
         return message
     }
 }
@@ -58,6 +60,81 @@ final class HostState: @unchecked Sendable {
     /// layers of this runtime): LeakTests checks it returns to where it was after every
     /// model is destroyed.
     let liveAllocations = Atomic<Int>(0)
+
+    /// Bytes held through the host's `alloc` (headers and guard room included).
+    let liveBytes = Atomic<Int>(0)
+    /// Runtime.memoryLimit: `alloc` refuses a block that would take `liveBytes` past it.
+    let memoryLimit = Atomic<Int>(Int(clamping: ProcessInfo.processInfo.physicalMemory))
+    /// Runtime.checkPlugins (PLY_CHECK_PLUGINS): guard zones written and verified.
+    let checkPlugins = Atomic<Bool>(GuardZone.requestedByEnvironment)
+    private let guardLock = NSLock()
+    /// Live `alloc` blocks whose guard zone was written (checked mode): start -> size.
+    private var guarded: [UnsafeMutableRawPointer: Int] = [:]
+    /// A block freed with its guard zone broken, not yet reported (its size).
+    private var brokenOnFree: Int?
+
+    /// Bytes in front of every `alloc` block: its size and whether it is guarded.
+    static let blockHeader = 64
+
+    /// The host's `alloc`: 64-byte aligned, zeroing left to the plugin. Each block carries a
+    /// header (its size, for `liveBytes`) and room for a guard zone after it; a block that
+    /// would take what the layers hold past `memoryLimit` is refused (nil), and the refusal
+    /// noted in the thread's error slot for `Layer` to report as `MemoryLimitError`.
+    func allocate(_ requested: Int) -> UnsafeMutableRawPointer? {
+        let size = max(requested, 1)
+        let (total, overflow) = size.addingReportingOverflow(HostState.blockHeader + GuardZone.bytes)
+        let held = liveBytes.load(ordering: .relaxed)
+        let limit = memoryLimit.load(ordering: .relaxed)
+        if overflow || total > limit - min(held, limit) {
+            ErrorSlot.current.refused = (size, held, limit)
+            return nil
+        }
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, total) == 0, let raw else { return nil }
+        let check = checkPlugins.load(ordering: .relaxed)
+        raw.storeBytes(of: total, as: Int.self)
+        raw.storeBytes(of: check ? 1 : 0, toByteOffset: 8, as: Int.self)
+        let block = raw + HostState.blockHeader
+        liveBytes.add(total, ordering: .relaxed)
+        liveAllocations.add(1, ordering: .relaxed)
+        if check {
+            GuardZone.stamp(block + size)
+            guardLock.withLock { guarded[block] = size }
+        }
+        return block
+    }
+
+    /// The host's `free` for blocks from `allocate`; a guarded block's zone is checked first.
+    func release(_ block: UnsafeMutableRawPointer) {
+        let raw = block - HostState.blockHeader
+        let total = raw.load(as: Int.self)
+        if raw.load(fromByteOffset: 8, as: Int.self) != 0 {
+            guardLock.withLock {
+                if let size = guarded.removeValue(forKey: block), !GuardZone.intact(block + size), brokenOnFree == nil {
+                    brokenOnFree = size
+                }
+            }
+        }
+        liveBytes.subtract(total, ordering: .relaxed)
+        liveAllocations.subtract(1, ordering: .relaxed)
+        Foundation.free(raw)
+    }
+
+    /// The first `alloc` block whose guard zone is broken (freed during the call, or live),
+    /// described; nil when all are intact. Reported once.
+    func brokenHostBlock() -> String? {
+        guardLock.withLock {
+            if let size = brokenOnFree {
+                brokenOnFree = nil
+                return "a \(size)-byte block from the host's alloc (freed during the call)"
+            }
+            for (block, size) in guarded where !GuardZone.intact(block + size) {
+                GuardZone.stamp(block + size)  // reported once
+                return "a \(size)-byte block from the host's alloc"
+            }
+            return nil
+        }
+    }
 
     /// The persistent workers behind `parallel_for` (created on first use).
     private var poolStorage: WorkerPool?
@@ -158,15 +235,12 @@ final class HostTable: @unchecked Sendable {
             HostTable.state(host).logHandler(LogLevel(rawValue: Int32(bitPattern: level.rawValue)) ?? .info, String(cString: message))
         }
         h.alloc = { host, bytes in
-            var p: UnsafeMutableRawPointer?
-            guard posix_memalign(&p, 64, max(bytes, 1)) == 0, let p else { return nil }
-            if let host { HostTable.state(host).liveAllocations.add(1, ordering: .relaxed) }
-            return p
+            guard let host else { return nil }
+            return HostTable.state(host).allocate(bytes)
         }
         h.free = { host, p in
-            guard let p else { return }
-            if let host { HostTable.state(host).liveAllocations.subtract(1, ordering: .relaxed) }
-            Foundation.free(p)
+            guard let host, let p else { return }
+            HostTable.state(host).release(p)
         }
         h.parallel_for = { host, n, grain, fn, context in
             guard let host, let fn, n > 0 else { return }

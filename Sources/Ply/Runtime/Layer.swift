@@ -28,6 +28,10 @@ public final class Layer: @unchecked Sendable {
             return type.vtable.create(runtime.host.pointer, attrs, &out)
         }
         try Layer.check(status, type: type.name, call: "create")
+        if runtime.checkPlugins, let buffer = runtime.state.brokenHostBlock(), let out {
+            type.vtable.destroy(out)
+            throw PluginOverrunError(node: nil, layerType: type.name, call: "create", buffer: buffer)
+        }
         guard let out else {
             throw PlyError.layer(type: type.name, call: "create", status: Int32(PLY_ERR_INTERNAL.rawValue),
                                  message: "reported success but returned no instance")
@@ -40,7 +44,13 @@ public final class Layer: @unchecked Sendable {
     /// Turns a status and this thread's error slot into a thrown error.
     static func check(_ status: ply_status, type: String, call: String) throws {
         guard status != PLY_OK else { return }
-        let message = ErrorSlot.current.take() ?? "no message given"
+        let slot = ErrorSlot.current
+        let refused = slot.refused
+        let message = slot.take() ?? "no message given"
+        if let refused {  // the host's alloc refused a block for the memory limit
+            throw MemoryLimitError(layerType: type, call: call, requestedBytes: refused.requested, heldBytes: refused.held,
+                                   limitBytes: refused.limit, pluginMessage: message)
+        }
         throw PlyError.layer(type: type, call: call, status: Int32(bitPattern: status.rawValue), message: message)
     }
 
@@ -95,6 +105,13 @@ public final class Layer: @unchecked Sendable {
         _ = ErrorSlot.current.take()
         let status = runtime.state.computing { type.vtable.forward(instance, Int32(inputs.count), inputs.baseAddress, output) }
         try Layer.check(status, type: type.name, call: "forward")
+        try checkHostBlocks("forward")
+    }
+
+    /// In checked mode, a broken guard zone of a host `alloc` block after `call`.
+    func checkHostBlocks(_ call: String) throws {
+        guard runtime.checkPlugins, let buffer = runtime.state.brokenHostBlock() else { return }
+        throw PluginOverrunError(node: nil, layerType: type.name, call: call, buffer: buffer)
     }
 
     /// Backward on C views (used by the model graph).
@@ -108,6 +125,7 @@ public final class Layer: @unchecked Sendable {
             backward(instance, Int32(inputs.count), inputs.baseAddress, output, gradOutput, gradInputs.baseAddress)
         }
         try Layer.check(status, type: type.name, call: "backward")
+        try checkHostBlocks("backward")
     }
 
     /// Runs forward on owned tensors and returns the output.
