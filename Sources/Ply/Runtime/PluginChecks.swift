@@ -25,16 +25,19 @@ public struct MemoryLimitError: Error, CustomStringConvertible, Equatable, Senda
 
     /// The message in words.
     public var description: String {
-        "layer '\(layerType)' (\(call)) needs at least \(MemoryLimitError.size(neededBytes)) "
-            + "(\(MemoryLimitError.size(requestedBytes)) more, with \(MemoryLimitError.size(heldBytes)) already held by the layers), "
-            + "more than the \(MemoryLimitError.size(limitBytes)) memory limit; refused before allocating (\(pluginMessage))"
+        "layer '\(layerType)' (\(call)) needs at least \(MemoryLimitError.size(neededBytes, exact: true)): "
+            + "\(MemoryLimitError.size(requestedBytes)) more, with \(MemoryLimitError.size(heldBytes)) already held by the layers, "
+            + "is more than the memory limit of \(MemoryLimitError.size(limitBytes)); refused before allocating (\(pluginMessage))"
     }
 
-    static func size(_ bytes: Int) -> String {
+    /// `bytes` in decimal units (`15.7 GB`), with the exact count when `exact`.
+    static func size(_ bytes: Int, exact: Bool = false) -> String {
         let units = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"]
         var value = Double(bytes), unit = 0
         while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
-        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@ (%lld bytes)", value, units[unit], Int64(bytes))
+        if unit == 0 { return "\(bytes) bytes" }
+        let rounded = "\((value * 10).rounded() / 10) \(units[unit])"
+        return exact ? "\(rounded) (\(bytes) bytes)" : rounded
     }
 }
 
