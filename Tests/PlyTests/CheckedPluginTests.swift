@@ -81,6 +81,27 @@ import Testing
 
     /// PLY_CHECK_PLUGINS: set and not `0` turns the mode on (the variable itself is not
     /// changed here: other tests create runtimes in parallel).
+    /// The convenience API (`Layer.forward([Tensor])`, `Layer.backward(inputs:…)`) is checked too.
+    @Test func convenienceAPIIsChecked() throws {
+        let (runtime, dir) = try Self.overrunRuntime("checked-convenience")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let x = try Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])
+        let forwardSpill = try Layer("overrun", [("where", .int(1))], runtime: runtime)
+        let backwardSpill = try Layer("overrun", [("where", .int(2))], runtime: runtime)
+        runtime.checkPlugins = false
+        #expect(try forwardSpill.forward([x]).data == x.data)
+        _ = try backwardSpill.backward(inputs: [x], output: x, gradOutput: x)
+        runtime.checkPlugins = true
+        #expect(throws: PluginOverrunError(node: nil, layerType: "overrun", call: "forward", buffer: "its output [2, 3]")) {
+            _ = try forwardSpill.forward([x])
+        }
+        #expect(throws: PluginOverrunError(node: nil, layerType: "overrun", call: "backward",
+                                           buffer: "the gradient of its input 0 [2, 3]")) {
+            _ = try backwardSpill.backward(inputs: [x], output: x, gradOutput: x)
+        }
+        #expect(try backwardSpill.forward([x]).data == x.data)
+    }
+
     @Test func environmentVariableTurnsTheModeOn() {
         #expect(GuardZone.isOn("1"))
         #expect(GuardZone.isOn("yes"))

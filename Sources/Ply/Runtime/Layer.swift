@@ -139,11 +139,19 @@ public final class Layer: @unchecked Sendable {
         var storage = inputs
         let outShape = try output.shape.cShape()
         let inShapes = try inputs.map { try $0.shape.cShape() }
+        let checking = runtime.checkPlugins
         try withTensorViews(&storage, inShapes) { views in
-            try output.data.withUnsafeMutableBytes { raw in
-                var out = ply_tensor.view(raw.baseAddress, outShape)
-                try forward(UnsafeBufferPointer(views), &out)
+            // The output goes to a buffer with guard room after it (checked mode), then to the tensor.
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count + GuardZone.floats)
+            defer { buffer.deallocate() }
+            let guardZone = UnsafeMutableRawPointer(buffer.baseAddress! + count)
+            if checking { GuardZone.stamp(guardZone) }
+            var out = ply_tensor.view(UnsafeMutableRawPointer(buffer.baseAddress), outShape)
+            try forward(UnsafeBufferPointer(views), &out)
+            if checking, !GuardZone.intact(guardZone) {
+                throw PluginOverrunError(node: nil, layerType: type.name, call: "forward", buffer: "its output \(shape)")
             }
+            output.data.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: buffer.baseAddress!, count: count) }
         }
         return output
     }
@@ -161,15 +169,23 @@ public final class Layer: @unchecked Sendable {
         var out = output, gOut = gradOutput
         let inShapes = try inputs.map { try $0.shape.cShape() }
         let outShape = try output.shape.cShape()
+        let checking = runtime.checkPlugins
         try withTensorViews(&storage, inShapes) { views in
             try withTensorViews(&grads, inShapes) { gviews in
                 for i in 0..<gviews.count where !want[i] { gviews[i].data = nil }
+                // withTensorViews leaves guard room after each buffer (checked mode).
+                let zones = zip(gviews, inputs).map { v, t in v.data.map { $0 + t.data.count * MemoryLayout<Float>.stride } }
+                if checking { for z in zones { if let z { GuardZone.stamp(z) } } }
                 try out.data.withUnsafeMutableBytes { o in
                     try gOut.data.withUnsafeMutableBytes { g in
                         var ov = ply_tensor.view(o.baseAddress, outShape)
                         var gv = ply_tensor.view(g.baseAddress, outShape)
                         try backward(UnsafeBufferPointer(views), &ov, &gv, gviews)
                     }
+                }
+                if checking, let k = zones.firstIndex(where: { $0.map { !GuardZone.intact($0) } ?? false }) {
+                    throw PluginOverrunError(node: nil, layerType: type.name, call: "backward",
+                                             buffer: "the gradient of its input \(k) \(inputs[k].shape)")
                 }
             }
         }
@@ -197,7 +213,8 @@ public final class Layer: @unchecked Sendable {
 func withTensorViews<R>(_ tensors: inout [Tensor], _ shapes: [ply_shape],
                         _ body: (UnsafeMutableBufferPointer<ply_tensor>) throws -> R) throws -> R {
     let buffers = tensors.map { t -> UnsafeMutableBufferPointer<Float> in
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(t.data.count, 1))
+        // with room for a guard zone after the values (checked mode, `GuardZone`)
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.data.count + GuardZone.floats)
         _ = b.initialize(from: t.data)
         return b
     }
