@@ -35,6 +35,8 @@ let package = Package(
         .executableTarget(name: "FuzzModelFile",
                           dependencies: [ply, driver] + plugins.map { .product(name: $0, package: plyIdentity) }),
         .executableTarget(name: "FuzzNumPy", dependencies: [ply, driver]),
+        .executableTarget(name: "FuzzCheckpoint",
+                          dependencies: [ply, driver, .product(name: "ply_linear", package: plyIdentity)]),
     ],
     swiftLanguageModes: [.v6]
 )

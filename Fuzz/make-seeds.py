@@ -29,6 +29,26 @@ def gz(data):
     return buf.getvalue()
 
 
+# ---- checkpoint metadata (FuzzCheckpoint: first byte picks SGD/Adam, then key=value lines)
+CHECKPOINT_GOOD = {
+    "format": "ply-checkpoint-1", "epoch": "1", "batch": "0", "generator": "12345",
+    "optimizer_steps": "10", "epoch_losses": "0.5,0.25", "training_accuracies": "90.5",
+    "partial_loss": "0", "partial_samples": "0",
+}
+
+
+def checkpoint_seeds():
+    def text(meta):
+        return "\n".join(f"{k}={v}" for k, v in meta.items())
+    for opt, name in ((b"\x00", "sgd"), (b"\x01", "adam")):
+        put("FuzzCheckpoint", f"{name}-good", opt + text(CHECKPOINT_GOOD).encode())
+    for key, value in (("epoch", "-1"), ("epoch", "9223372036854775807"), ("batch", "-5"),
+                       ("optimizer_steps", "-1"), ("partial_samples", "-3"), ("generator", "-1"),
+                       ("epoch_losses", "nan,inf,,"), ("partial_loss", "1e999")):
+        meta = dict(CHECKPOINT_GOOD)
+        meta[key] = value
+        put("FuzzCheckpoint", f"sgd-{key}-{value[:8]}", b"\x00" + text(meta).encode())
+
 # ---- IDX -----------------------------------------------------------------
 def idx(dims, payload=None, type_code=0x08):
     n = 1
@@ -182,4 +202,5 @@ try:
         put("FuzzNumPy", name, buf.getvalue())
 except ImportError:
     pass
+checkpoint_seeds()
 print("seeds written under", CORPUS)

@@ -16,6 +16,7 @@ import Darwin
 /// and verifies the CRC and length in the gzip trailer.
 enum Gzip {
     private typealias GzOpen = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> OpaquePointer?
+    private typealias GzDOpen = @convention(c) (Int32, UnsafePointer<CChar>?) -> OpaquePointer?
     private typealias GzRead = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UInt32) -> Int32
     private typealias GzWrite = @convention(c) (OpaquePointer?, UnsafeRawPointer?, UInt32) -> Int32
     private typealias GzClose = @convention(c) (OpaquePointer?) -> Int32
@@ -24,6 +25,7 @@ enum Gzip {
     /// The resolved zlib entry points.
     private struct Library: Sendable {
         let open: GzOpen
+        let dopen: GzDOpen
         let read: GzRead
         let write: GzWrite
         let close: GzClose
@@ -48,14 +50,15 @@ enum Gzip {
             return unsafeBitCast(pointer, to: type)
         }
         guard let open = symbol("gzopen", GzOpen.self),
+              let dopen = symbol("gzdopen", GzDOpen.self),
               let read = symbol("gzread", GzRead.self),
               let write = symbol("gzwrite", GzWrite.self),
               let close = symbol("gzclose", GzClose.self),
               let error = symbol("gzerror", GzError.self)
         else {
-            return .failure(.zlibUnavailable("libz is missing one of gzopen/gzread/gzwrite/gzclose/gzerror"))
+            return .failure(.zlibUnavailable("libz is missing one of gzopen/gzdopen/gzread/gzwrite/gzclose/gzerror"))
         }
-        return .success(Library(open: open, read: read, write: write, close: close, error: error))
+        return .success(Library(open: open, dopen: dopen, read: read, write: write, close: close, error: error))
     }
 
     /// True if `prefix` starts with the gzip magic bytes `1f 8b`.
@@ -68,7 +71,9 @@ enum Gzip {
     ///
     /// - Throws: `DataError.zlibUnavailable`, `.unreadable` if the file cannot
     ///   be opened, `.corruptGzip` if the stream is damaged or ends early.
-    static func decompress(path: String, sizeHint: Int = 0) throws(DataError) -> [UInt8] {
+    /// Stops with `DataError.decompressedTooLarge` once the output passes `limit` bytes, so a
+    /// small file that inflates to gigabytes costs at most `limit` (+1 MiB) of memory.
+    static func decompress(path: String, sizeHint: Int = 0, limit: Int = Int.max) throws(DataError) -> [UInt8] {
         let zlib = try library.get()
         guard let file = zlib.open(path, "rb") else {
             throw .unreadable(path: path, reason: String(cString: strerror(errno)))
@@ -87,6 +92,10 @@ enum Gzip {
             }
             if got == 0 { break }
             output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<Int(got)]))
+            if output.count > limit {
+                _ = zlib.close(file)
+                throw .decompressedTooLarge(path: path, limit: limit)
+            }
         }
         // gzread reports a stream that ends early only as end of file; gzclose
         // then returns Z_BUF_ERROR (-5). Any non-zero result is a damaged file.
@@ -96,6 +105,54 @@ enum Gzip {
             throw .corruptGzip(path: path, reason: reason)
         }
         return output
+    }
+
+    /// A gzip stream read a piece at a time (zlib reads data that is not gzip as is).
+    final class Stream {
+        private let zlib: Library
+        private var file: OpaquePointer?
+        let path: String
+
+        /// Reads from a duplicate of `descriptor` (the caller keeps its own).
+        init(descriptor: Int32, path: String) throws(DataError) {
+            zlib = try library.get()
+            self.path = path
+            let copy = dup(descriptor)
+            guard copy >= 0, let f = zlib.dopen(copy, "rb") else {
+                let reason = String(cString: strerror(errno))
+                if copy >= 0 { close(copy) }
+                throw .unreadable(path: path, reason: reason)
+            }
+            file = f
+        }
+
+        deinit { if let file { _ = zlib.close(file) } }
+
+        /// Up to `count` decompressed bytes (fewer only at the end of the stream).
+        func read(upTo count: Int) throws(DataError) -> [UInt8] {
+            guard let file else { return [] }
+            var result: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: min(max(count, 0), 1 << 20))
+            while result.count < count {
+                let want = min(chunk.count, count - result.count)
+                let got = chunk.withUnsafeMutableBytes { zlib.read(file, $0.baseAddress, UInt32(want)) }
+                if got < 0 { throw .corruptGzip(path: path, reason: describe(zlib, file)) }
+                if got == 0 { break }
+                result.append(contentsOf: chunk[0..<Int(got)])
+            }
+            return result
+        }
+
+        /// Closes the stream; a stream that ended early (truncated .gz) is an error.
+        func finish() throws(DataError) {
+            guard let f = file else { return }
+            file = nil
+            let status = zlib.close(f)
+            if status != 0 {
+                let reason = status == -5 ? "unexpected end of compressed stream (truncated .gz)" : "zlib error \(status)"
+                throw .corruptGzip(path: path, reason: reason)
+            }
+        }
     }
 
     /// Writes `bytes` to `path` as a gzip file (used to build test fixtures).

@@ -35,6 +35,11 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     case truncated(path: String, expectedBytes: Int, actualBytes: Int)
     /// The (decompressed) file is longer than its header declares.
     case trailingBytes(path: String, expectedBytes: Int, actualBytes: Int)
+    /// The (decompressed) data goes on past its declared size by more than the margin the
+    /// reader looks ahead (`IDX.trailingMargin`); reading stopped there.
+    case longerThanDeclared(path: String, expectedBytes: Int, readBytes: Int)
+    /// Decompressing went past the most the caller accepts; decompression stopped there.
+    case decompressedTooLarge(path: String, limit: Int)
     /// A label is outside `0..<classCount`.
     case labelOutOfRange(path: String, index: Int, label: Int, classCount: Int)
     /// The image file and label file hold different numbers of items.
@@ -71,6 +76,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): truncated file: header declares \(expected) bytes, file has \(actual) bytes"
         case let .trailingBytes(path, expected, actual):
             return "\(path): unexpected trailing data: header declares \(expected) bytes, file has \(actual) bytes"
+        case let .longerThanDeclared(path, expected, read):
+            return "\(path): unexpected trailing data: header declares \(expected) bytes, the (decompressed) data goes on past \(read) bytes; stopped reading there"
+        case let .decompressedTooLarge(path, limit):
+            return "\(path): gzip data decompresses to more than \(limit) bytes; stopped there"
         case let .labelOutOfRange(path, index, label, classCount):
             return "\(path): label \(label) at index \(index) is out of range 0...\(classCount - 1)"
         case let .countMismatch(imagesPath, imageCount, labelsPath, labelCount):
@@ -108,33 +117,67 @@ public enum IDX {
     /// Magic number of an MNIST label file: unsigned bytes, 1 dimension.
     public static let labelsMagic: UInt32 = 0x0000_0801
 
-    /// Reads a whole file, transparently decompressing gzip.
-    ///
-    /// - Throws: `DataError.fileNotFound`, `.unreadable`, `.corruptGzip`, `.zlibUnavailable`.
-    public static func readBytes(path: String) throws(DataError) -> [UInt8] {
-        if let kind = nonRegularFileKind(path) { throw .notARegularFile(path: path, kind: kind) }
-        guard let file = fopen(path, "rb") else {
-            let code = errno
-            if code == ENOENT { throw .fileNotFound(path: path) }
-            throw .unreadable(path: path, reason: String(cString: strerror(code)))
-        }
-        defer { fclose(file) }
-        var raw: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if got > 0 { raw.append(contentsOf: chunk[0..<got]) }
-            if got < chunk.count {
-                if ferror(file) != 0 { throw .unreadable(path: path, reason: "read error") }
-                break
+    /// How far past its declared end a file is read to say how long it is (1 MiB): data
+    /// beyond that is reported as `.longerThanDeclared` without being read.
+    public static let trailingMargin = 1 << 20
+
+    /// The file as a stream of (decompressed) bytes: raw regular files directly; gzip (by the
+    /// `1f 8b` magic) and pipes or devices through zlib, which passes non-gzip data through.
+    private final class Source {
+        let file: BoundedFile
+        let gzip: Gzip.Stream?
+
+        init(path: String) throws(DataError) {
+            if let kind = refusedFileKind(path) { throw .notARegularFile(path: path, kind: kind) }
+            let opened: BoundedFile
+            do { opened = try BoundedFile(path: path) } catch {
+                if error.code == ENOENT { throw .fileNotFound(path: path) }
+                throw .unreadable(path: path, reason: error.reason)
             }
-            if Gzip.hasMagic(raw) { break }  // Let zlib read the rest.
+            file = opened
+            if opened.regularSize != nil {
+                var magic: [UInt8] = [0, 0]
+                let got = magic.withUnsafeMutableBytes { pread(opened.descriptor, $0.baseAddress, 2, 0) }
+                gzip = got == 2 && Gzip.hasMagic(magic) ? try Gzip.Stream(descriptor: opened.descriptor, path: path) : nil
+            } else {
+                gzip = try? Gzip.Stream(descriptor: opened.descriptor, path: path)
+            }
         }
-        guard Gzip.hasMagic(raw) else { return raw }
-        return try Gzip.decompress(path: path, sizeHint: gzipSizeHint(path: path))
+
+        func read(upTo count: Int) throws(DataError) -> [UInt8] {
+            if let gzip { return try gzip.read(upTo: count) }
+            do { return try file.read(upTo: count) } catch {
+                throw .unreadable(path: file.path, reason: error.reason)
+            }
+        }
+
+        /// The exact size of a raw regular file (nil for gzip and streams).
+        var rawSize: Int? { gzip == nil ? file.regularSize : nil }
+
+        func finish() throws(DataError) { try gzip?.finish() }
+    }
+
+    /// Reads a whole file, transparently decompressing gzip; at most `limit` bytes.
+    ///
+    /// - Throws: `DataError.fileNotFound`, `.unreadable`, `.corruptGzip`, `.zlibUnavailable`,
+    ///   `.decompressedTooLarge` past `limit`.
+    public static func readBytes(path: String, limit: Int = 1 << 32) throws(DataError) -> [UInt8] {
+        let source = try Source(path: path)
+        let bytes = try source.read(upTo: limit)
+        if bytes.count == limit, try !source.read(upTo: 1).isEmpty {
+            throw .decompressedTooLarge(path: path, limit: limit)
+        }
+        try source.finish()
+        return bytes
     }
 
     /// Reads and validates an IDX file of unsigned bytes.
+    ///
+    /// The header is read first and checked; then exactly the bytes it declares are read
+    /// (memory grows with the data that arrives, never with what the header claims), and a
+    /// byte more tells whether anything follows. Trailing data is measured up to
+    /// `trailingMargin` past the declared end and no further, so a gzip bomb or `/dev/zero`
+    /// costs at most the declared size.
     ///
     /// - Parameters:
     ///   - path: a raw or gzip-compressed IDX file.
@@ -143,12 +186,36 @@ public enum IDX {
     ///   has the wrong magic / type / dimension count, or its length does not
     ///   match its header (`.truncated` with expected and actual byte counts).
     public static func read(path: String, magic: UInt32? = nil) throws(DataError) -> IDXArray {
-        let bytes = try readBytes(path: path)
+        let source = try Source(path: path)
+        var bytes = try source.read(upTo: 4)
+        if bytes.count == 4 { bytes += try source.read(upTo: 4 * Int(bytes[3])) }
+        let total: Int
+        do { total = try header(bytes, path: path, magic: magic).total } catch {
+            if case .headerTooShort = error { try source.finish() }  // a damaged .gz says so first
+            throw error
+        }
+        bytes += try source.read(upTo: total - bytes.count)
+        if bytes.count < total {
+            try source.finish()
+            throw .truncated(path: path, expectedBytes: total, actualBytes: bytes.count)
+        }
+        let extra = try source.read(upTo: trailingMargin + 1)
+        if !extra.isEmpty {
+            if let size = source.rawSize, size > total {
+                throw .trailingBytes(path: path, expectedBytes: total, actualBytes: size)
+            }
+            if extra.count <= trailingMargin {
+                throw .trailingBytes(path: path, expectedBytes: total, actualBytes: total + extra.count)
+            }
+            throw .longerThanDeclared(path: path, expectedBytes: total, readBytes: total + extra.count)
+        }
+        try source.finish()
         return try parse(bytes, path: path, magic: magic)
     }
 
-    /// Validates and decodes IDX bytes already in memory; `path` is only used in errors.
-    public static func parse(_ bytes: [UInt8], path: String, magic: UInt32? = nil) throws(DataError) -> IDXArray {
+    /// Checks the header at the start of `bytes` (only the header need be there) and returns
+    /// the shape, the header's size and the file size it declares.
+    static func header(_ bytes: [UInt8], path: String, magic: UInt32?) throws(DataError) -> (shape: [Int], headerSize: Int, total: Int) {
         guard bytes.count >= 4 else {
             throw .headerTooShort(path: path, expectedBytes: 4, actualBytes: bytes.count)
         }
@@ -182,6 +249,12 @@ public enum IDX {
         }
         let (total, over) = headerSize.addingReportingOverflow(elements)
         if overflow || over { throw .sizeOverflow(path: path, dimensions: shape) }
+        return (shape, headerSize, total)
+    }
+
+    /// Validates and decodes IDX bytes already in memory; `path` is only used in errors.
+    public static func parse(_ bytes: [UInt8], path: String, magic: UInt32? = nil) throws(DataError) -> IDXArray {
+        let (shape, headerSize, total) = try header(bytes, path: path, magic: magic)
         if bytes.count < total {
             throw .truncated(path: path, expectedBytes: total, actualBytes: bytes.count)
         }

@@ -21,3 +21,13 @@ func nonRegularFileKind(_ path: String) -> String? {
     default: return "not a regular file"
     }
 }
+
+/// `nonRegularFileKind` without FIFOs: what readers refuse by name before reading. A directory
+/// has no bytes and a device (`/dev/zero`) never ends; a named pipe is read, but never past
+/// what its header declares (BoundedFile), so `<(zcat data.gz)` works.
+func refusedFileKind(_ path: String) -> String? {
+    guard let kind = nonRegularFileKind(path) else { return nil }
+    var st = stat()
+    if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFIFO { return nil }
+    return kind
+}

@@ -53,14 +53,33 @@ public enum NumPy {
 
     /// Reads a `.npy` file as float32 values in C order (see the type's notes for conversions).
     public static func read(path: String) throws -> (shape: [Int], values: [Float]) {
-        if let kind = nonRegularFileKind(path) { throw NumPyError(path: path, reason: "is \(kind), not a .npy file") }
-        let bytes: [UInt8]
-        do {
-            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read: \(describeFileProblem(error))"
-                : "no such file"
-            throw NumPyError(path: path, reason: reason)
+        // Read the preamble and header, then only the data the header declares (memory grows
+        // with what arrives), then one byte more to catch trailing data: /dev/zero or a file
+        // with something appended is never read past its declared size.
+        if let kind = refusedFileKind(path) { throw NumPyError(path: path, reason: "is \(kind), not a .npy file") }
+        let file: BoundedFile
+        do { file = try BoundedFile(path: path) } catch {
+            throw NumPyError(path: path, reason: error.code == ENOENT ? "no such file" : "cannot be read (\(error.operation): \(error.reason))")
+        }
+        func read(_ count: Int) throws -> [UInt8] {
+            do { return try file.read(upTo: count) } catch {
+                throw NumPyError(path: path, reason: "cannot be read (\(error.operation): \(error.reason))")
+            }
+        }
+        var bytes = try read(10)
+        if bytes.count == 10, bytes[6] >= 2 { bytes += try read(2) }
+        if bytes.count >= 10, Array(bytes[0..<6]) == magic {
+            let length = bytes[6] >= 2 && bytes.count == 12
+                ? Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+                : Int(bytes[8]) | Int(bytes[9]) << 8
+            if length <= maxHeaderLength { bytes += try read(length) }
+        }
+        let (shape, dtype, dataOffset) = try parseHeader(bytes: bytes, path: path, fileSize: file.regularSize ?? Int.max)
+        let needed = shape.reduce(1, *) * dtype.size  // checked for overflow by parseHeader
+        bytes += try read(needed)
+        if bytes.count == dataOffset + needed, !(try read(1)).isEmpty {
+            let size = file.regularSize.map { "the file has \($0 - dataOffset)" } ?? "the file goes on past them (not read further)"
+            throw NumPyError(path: path, reason: "shape \(shapeText(shape)) of \(dtype.rawValue) needs \(needed) bytes of data, \(size) (trailing bytes)")
         }
         return try parse(bytes: bytes, path: path)
     }
@@ -93,7 +112,9 @@ public enum NumPy {
     }
 
     /// Checks the magic, version and header, and returns the shape, dtype and where the data starts.
-    static func parseHeader(bytes: [UInt8], path: String) throws -> (shape: [Int], dtype: DType, dataOffset: Int) {
+    /// `fileSize`: the whole file's size when `bytes` holds only its start (nil: `bytes` is all of it).
+    static func parseHeader(bytes: [UInt8], path: String, fileSize: Int? = nil) throws -> (shape: [Int], dtype: DType, dataOffset: Int) {
+        let fileBytes = fileSize ?? bytes.count
         func fail(_ reason: String) -> NumPyError { NumPyError(path: path, reason: reason) }
         guard bytes.count >= 10 else {
             throw fail("not a .npy file: \(bytes.count) bytes is shorter than the 10-byte preamble")
@@ -173,8 +194,8 @@ public enum NumPy {
             guard d >= 0 else { throw fail("'shape' dimension \(i) is negative (\(d))") }
             let (p, overflow) = product.multipliedReportingOverflow(by: d)
             let (bytesNeeded, overflow2) = p.multipliedReportingOverflow(by: dtype.size)
-            guard !overflow, !overflow2, bytesNeeded <= bytes.count else {
-                throw fail("shape \(shapeText(dims.compactMap { if case let .int(x) = $0 { x } else { nil } })) needs more data than the \(bytes.count)-byte file holds")
+            guard !overflow, !overflow2, bytesNeeded <= fileBytes else {
+                throw fail("shape \(shapeText(dims.compactMap { if case let .int(x) = $0 { x } else { nil } })) needs more data than the \(fileBytes)-byte file holds")
             }
             product = p
             shape.append(d)

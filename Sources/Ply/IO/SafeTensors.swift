@@ -38,6 +38,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case invalidMetadata(path: String, key: String?, reason: String)
     /// A tensor handed to `write` is not consistent (name, shape or byte count).
     case invalidTensor(path: String, tensor: String, reason: String)
+    /// Data follows the end of the last tensor the header declares (`declared` is the file
+    /// size the header accounts for); `size` is the file's size when known.
+    case trailingData(path: String, declared: Int, size: Int?)
 
     /// The value in words, as `print` shows it.
     public var description: String {
@@ -72,6 +75,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "\(path): __metadata__\(key.map { "['\($0)']" } ?? ""): \(reason)"
         case let .invalidTensor(path, tensor, reason):
             return "\(path): cannot write tensor '\(tensor)': \(reason)"
+        case let .trailingData(path, declared, size):
+            return "\(path): unexpected trailing data: the header accounts for \(declared) bytes, the file "
+                + (size.map { "has \($0)" } ?? "goes on past them (not read further)")
         }
     }
 }
@@ -216,7 +222,8 @@ public enum SafeTensors {
 
     /// Reads and validates the file at `path`. `order` lists tensor names as the header does.
     public static func read(path: String) throws -> (entries: [String: Entry], order: [String], metadata: [String: String]) {
-        try parse(bytes: readFile(path), path: path)
+        if let kind = refusedFileKind(path) { throw SafeTensorsError.notARegularFile(path: path, kind: kind) }
+        return try parse(bytes: readFile(path), path: path)
     }
 
     /// Validates and decodes a whole safetensors file held in memory; `path` names it in errors.
@@ -303,26 +310,49 @@ public enum SafeTensors {
         return result
     }
 
+    /// Reads the 8-byte length, the header, then only the bytes the header's `data_offsets`
+    /// reach, and refuses anything after them: a device such as /dev/zero or a file with data
+    /// appended is never read past what the header declares (the header itself is at most
+    /// `maxHeaderLength`). A header that does not parse is handed to `parse` as it is, which
+    /// reports what is wrong with it.
     private static func readFile(_ path: String) throws -> [UInt8] {
-        if let kind = nonRegularFileKind(path) { throw SafeTensorsError.notARegularFile(path: path, kind: kind) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SafeTensorsError.io(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SafeTensorsError.io(path: path, operation: "stat", errno: errno) }
-        var result: [UInt8] = []
-        result.reserveCapacity(Int(st.st_size))
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw SafeTensorsError.io(path: path, operation: "read", errno: errno)
-            }
-            if got == 0 { break }
-            result.append(contentsOf: chunk[0..<got])
+        let file: BoundedFile
+        do { file = try BoundedFile(path: path) } catch {
+            throw SafeTensorsError.io(path: path, operation: error.operation, errno: error.code)
         }
-        return result
+        func read(_ count: Int) throws -> [UInt8] {
+            do { return try file.read(upTo: count) } catch {
+                throw SafeTensorsError.io(path: path, operation: error.operation, errno: error.code)
+            }
+        }
+        var bytes = try read(8)
+        guard bytes.count == 8 else { return bytes }
+        var n: UInt64 = 0
+        for i in (0..<8).reversed() { n = n << 8 | UInt64(bytes[i]) }
+        guard n <= UInt64(maxHeaderLength) else { return bytes + (try read(1)) }  // parse reports the length
+        if let size = file.regularSize, n > UInt64(max(size - 8, 0)) { return bytes + (try read(size - 8)) }
+        bytes += try read(Int(n))
+        guard bytes.count == 8 + Int(n) else { return bytes }
+        // The end of the data the header declares (the furthest data_offsets end).
+        var parser = JSONParser(bytes: Array(bytes[8...]), path: path)
+        guard String(validating: bytes[8...], as: UTF8.self) != nil, let root = try? parser.parseDocument(),
+              case let .object(fields) = root else { return bytes }
+        var end = 0
+        for (name, value) in fields where name != "__metadata__" {
+            guard case let .object(info) = value,
+                  let offsets = info.first(where: { $0.0 == "data_offsets" })?.1,
+                  case let .array(pair) = offsets, pair.count == 2, case let .integer(e) = pair[1], e >= 0 else { continue }
+            end = max(end, e)
+        }
+        let declared = 8 + Int(n) + end
+        if let size = file.regularSize, size > declared {
+            throw SafeTensorsError.trailingData(path: path, declared: declared, size: size)
+        }
+        bytes += try read(end)
+        if bytes.count == declared, !(try read(1)).isEmpty {
+            throw SafeTensorsError.trailingData(path: path, declared: declared, size: nil)
+        }
+        return bytes
     }
 
     // MARK: Writing

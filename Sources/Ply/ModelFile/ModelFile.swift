@@ -21,6 +21,18 @@ public struct ModelFile: @unchecked Sendable {
 
     static let topKeys: Set<String> = ["model", "description", "params", "vars", "min_input_size", "layers", "output"]
 
+    /// The most nodes a model file may expand to (`repeat`s included): 100,000, far beyond any
+    /// real network (ResNet-152 has about 500), so that `repeat: 1000000000` is an error
+    /// naming the line rather than minutes at 100% CPU and memory without end.
+    public static let maxNodes = 100_000
+    /// The most entries (layers, groups, repeat iterations) expanding a file may visit: a
+    /// repeat whose layers are all switched off by `if:` makes no nodes but still costs time.
+    /// Three per node allowed: a node inside a group inside a repeat costs three.
+    public static let maxExpansionSteps = 3 * maxNodes
+    /// The largest model file read, in bytes (16 MiB; real ones are a few KB). A bigger file,
+    /// or a device such as /dev/zero, is refused after reading at most this much (+1 byte).
+    public static let maxFileBytes = 16 << 20
+
     /// Parses `text`; `source` names it in errors (a path, or `<text>`).
     public init(text: String, source: String = "<text>") throws {
         self.source = source
@@ -67,26 +79,30 @@ public struct ModelFile: @unchecked Sendable {
 
     /// Reads and parses the file at `url` (YAML or JSON).
     public init(contentsOf url: URL) throws {
-        if let kind = nonRegularFileKind(url.path) {
-            throw PlyError.io(path: url.path, problem: .unreadable, reason: "is \(kind), not a model file")
-        }
-        let text: String
+        // Missing files and directories are I/O errors of their own kind (PLY_ERR_IO in C).
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw PlyError.io(path: url.path, problem: .missing, reason: "model file")
         }
-        guard !isDirectory.boolValue else {
-            throw PlyError.io(path: url.path, problem: .unreadable, reason: "is a directory, not a model file")
+        if let kind = refusedFileKind(url.path) {
+            throw PlyError.io(path: url.path, problem: .unreadable, reason: "is \(kind), not a model file")
         }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PlyError.io(path: url.path, problem: .unreadable, reason: error.localizedDescription)
+        // Read at most maxFileBytes + 1: a larger file (or /dev/zero) is refused, not slurped.
+        let bytes: [UInt8]
+        do {
+            let file = try BoundedFile(path: url.path)
+            bytes = try file.read(upTo: ModelFile.maxFileBytes + 1)
+        } catch {
+            throw PlyError.io(path: url.path, problem: .unreadable, reason: "\(error.operation) failed: \(error.reason)")
         }
-        guard let decoded = String(data: data, encoding: .utf8) else {
+        guard bytes.count <= ModelFile.maxFileBytes else {
+            throw ModelFileError(.limit, file: url.path, line: nil, column: nil, field: "file",
+                                 message: "the file is larger than \(ModelFile.maxFileBytes) bytes, the limit for a model file")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ModelFileError(.syntax, file: url.path, line: nil, column: nil, field: "file",
-                                 message: "the file is not UTF-8 text")
+                                 message: "cannot read the file as UTF-8 text: it is not valid UTF-8")
         }
-        text = decoded
         try self.init(text: text, source: url.path)
     }
 
@@ -230,6 +246,8 @@ struct Builder {
     /// The entry each node came from: its mark, name and attribute nodes, for shape errors.
     var entries: [Model.NodeID: (node: Yams.Node, name: String, attrs: [String: Yams.Node])] = [:]
     var keys: [String: Yams.Node] = [:]
+    /// Entries visited so far (bounded by `ModelFile.maxExpansionSteps`).
+    var steps = 0
 
     init(file: ModelFile, runtime: Runtime?) {
         self.file = file
@@ -348,6 +366,11 @@ struct Builder {
     mutating func entry(_ node: Yams.Node, prefix: String, env: [String: AttributeValue], counter: inout Int,
                         defaultInput: inout Model.NodeID?) throws {
         let where_ = prefix.isEmpty ? nil : prefix
+        steps += 1
+        guard steps <= ModelFile.maxExpansionSteps else {
+            throw r.error(.limit, node, field: "layers", layer: where_,
+                          message: "expanding the model visits more than \(ModelFile.maxExpansionSteps) entries (the limit); check the `repeat:` counts")
+        }
         guard let map = node.mapping else {
             throw r.error(.structure, node, field: "layers", layer: where_,
                           message: "each entry is a mapping with `type:` (a layer), `group:` or `repeat:`")
@@ -408,6 +431,10 @@ struct Builder {
             guard let countNode = raw["repeat"], case let .int(times) = try r.value(countNode, env: env, field: "repeat", layer: where_), times >= 0 else {
                 throw r.error(.structure, raw["repeat"], field: "repeat", layer: where_, message: "must be a count (an integer >= 0)")
             }
+            guard times <= ModelFile.maxNodes else {
+                throw r.error(.limit, raw["repeat"], field: "repeat", layer: where_,
+                              message: "repeat \(times) is more than a model may have nodes (the limit is \(ModelFile.maxNodes))")
+            }
             guard let layers = raw["layers"] else { throw r.error(.structure, node, field: "layers", layer: where_, message: "a repeat needs `layers:`") }
             let variable = try raw["as"].map { try r.name($0, field: "as") }
             if let variable, env[variable] != nil {
@@ -430,6 +457,10 @@ struct Builder {
     mutating func layer(_ raw: [String: Yams.Node], order: [String], map: Yams.Node.Mapping, node: Yams.Node, prefix: String,
                         env: [String: AttributeValue], counter: inout Int, defaultInput: inout Model.NodeID?) throws {
         guard let model, let runtime else { return }
+        guard model.nodes.count <= ModelFile.maxNodes else {
+            throw r.error(.limit, node, field: "layers", layer: prefix.isEmpty ? nil : prefix,
+                          message: "the model expands to more than \(ModelFile.maxNodes) nodes (the limit); check the `repeat:` counts")
+        }
         let name = join(prefix, try entryName(raw["name"], field: "name", env: env, counter: counter, prefix: prefix))
         counter += 1
         guard ids[name] == nil else {
@@ -481,6 +512,8 @@ struct Builder {
             // A missing attribute has no node: point at the type, name the attribute as the field.
             let field = given?.0 ?? (error.kind == .missing && error.childType == nil ? error.name : nil) ?? "type"
             throw r.error(.badAttribute, at, field: field, layer: name, message: error.reason)
+        } catch let error as MemoryLimitError {
+            throw r.error(.limit, typeNode, field: "type", layer: name, message: error.description)
         }
         let id: Model.NodeID
         do {

@@ -24,6 +24,9 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable, Sendabl
         case duplicateName
         /// Shapes do not fit (a join of different shapes, a channel count, an input too small).
         case shape
+        /// A limit is exceeded: the file is larger than `ModelFile.maxFileBytes`, or it expands
+        /// to more than `ModelFile.maxNodes` nodes (`repeat:`).
+        case limit
     }
 
     /// What kind of problem it is.

@@ -28,6 +28,8 @@ final class ErrorSlot {
     /// Layers being created on this thread (`Layer.init`), innermost last: the node name for
     /// error messages, and the children composites create meanwhile.
     var creating: [CreationFrame] = []
+    /// A block the host's `alloc` refused for the memory limit during the current call.
+    var refused: (requested: Int, held: Int, limit: Int)?
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -45,7 +47,7 @@ final class ErrorSlot {
 
     /// Clears the slot and returns what it held.
     func take() -> String? {
-        defer { message = nil; status = 0; typed = nil }
+        defer { message = nil; status = 0; typed = nil; refused = nil }
         return message
     }
 }
@@ -103,6 +105,81 @@ final class HostState: @unchecked Sendable {
     /// model is destroyed.
     let liveAllocations = Atomic<Int>(0)
 
+    /// Bytes held through the host's `alloc` (headers and guard room included).
+    let liveBytes = Atomic<Int>(0)
+    /// Runtime.memoryLimit: `alloc` refuses a block that would take `liveBytes` past it.
+    let memoryLimit = Atomic<Int>(Int(clamping: ProcessInfo.processInfo.physicalMemory))
+    /// Runtime.checkPlugins (PLY_CHECK_PLUGINS): guard zones written and verified.
+    let checkPlugins = Atomic<Bool>(GuardZone.requestedByEnvironment)
+    private let guardLock = NSLock()
+    /// Live `alloc` blocks whose guard zone was written (checked mode): start -> size.
+    private var guarded: [UnsafeMutableRawPointer: Int] = [:]
+    /// A block freed with its guard zone broken, not yet reported (its size).
+    private var brokenOnFree: Int?
+
+    /// Bytes in front of every `alloc` block: its size and whether it is guarded.
+    static let blockHeader = 64
+
+    /// The host's `alloc`: 64-byte aligned, zeroing left to the plugin. Each block carries a
+    /// header (its size, for `liveBytes`) and room for a guard zone after it; a block that
+    /// would take what the layers hold past `memoryLimit` is refused (nil), and the refusal
+    /// noted in the thread's error slot for `Layer` to report as `MemoryLimitError`.
+    func allocate(_ requested: Int) -> UnsafeMutableRawPointer? {
+        let size = max(requested, 1)
+        let (total, overflow) = size.addingReportingOverflow(HostState.blockHeader + GuardZone.bytes)
+        let held = liveBytes.load(ordering: .relaxed)
+        let limit = memoryLimit.load(ordering: .relaxed)
+        if overflow || total > limit - min(held, limit) {
+            ErrorSlot.current.refused = (size, held, limit)
+            return nil
+        }
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, total) == 0, let raw else { return nil }
+        let check = checkPlugins.load(ordering: .relaxed)
+        raw.storeBytes(of: total, as: Int.self)
+        raw.storeBytes(of: check ? 1 : 0, toByteOffset: 8, as: Int.self)
+        let block = raw + HostState.blockHeader
+        liveBytes.add(total, ordering: .relaxed)
+        liveAllocations.add(1, ordering: .relaxed)
+        if check {
+            GuardZone.stamp(block + size)
+            guardLock.withLock { guarded[block] = size }
+        }
+        return block
+    }
+
+    /// The host's `free` for blocks from `allocate`; a guarded block's zone is checked first.
+    func release(_ block: UnsafeMutableRawPointer) {
+        let raw = block - HostState.blockHeader
+        let total = raw.load(as: Int.self)
+        if raw.load(fromByteOffset: 8, as: Int.self) != 0 {
+            guardLock.withLock {
+                if let size = guarded.removeValue(forKey: block), !GuardZone.intact(block + size), brokenOnFree == nil {
+                    brokenOnFree = size
+                }
+            }
+        }
+        liveBytes.subtract(total, ordering: .relaxed)
+        liveAllocations.subtract(1, ordering: .relaxed)
+        Foundation.free(raw)
+    }
+
+    /// The first `alloc` block whose guard zone is broken (freed during the call, or live),
+    /// described; nil when all are intact. Reported once.
+    func brokenHostBlock() -> String? {
+        guardLock.withLock {
+            if let size = brokenOnFree {
+                brokenOnFree = nil
+                return "a \(size)-byte block from the host's alloc (freed during the call)"
+            }
+            for (block, size) in guarded where !GuardZone.intact(block + size) {
+                GuardZone.stamp(block + size)  // reported once
+                return "a \(size)-byte block from the host's alloc"
+            }
+            return nil
+        }
+    }
+
     /// The persistent workers behind `parallel_for` (created on first use).
     private var poolStorage: WorkerPool?
     private let poolLock = NSLock()
@@ -127,10 +204,12 @@ final class HostState: @unchecked Sendable {
         if chunks == 1 { fn(context, 0, Int64(n)); return }
         let pool = poolLock.withLock { () -> WorkerPool in
             if let p = poolStorage { return p }
-            let p = WorkerPool(workers: threads - 1, flushDenormals: flushDenormals)
+            let log = logHandler
+            let p = WorkerPool(workers: threads - 1, flushDenormals: flushDenormals) { log(.warning, $0) }
             poolStorage = p
             return p
         }
+        if pool.workers == 0 { fn(context, 0, Int64(n)); return } // no thread could be started
         if pool.run(fn: fn, context: context, n: n, chunks: chunks) { return }
         let flush = flushDenormals
         HostTable.parallelFor(threads: threads, n: n, grain: grain) { b, e in
@@ -201,15 +280,12 @@ final class HostTable: @unchecked Sendable {
             HostTable.state(host).logHandler(LogLevel(rawValue: Int32(bitPattern: level.rawValue)) ?? .info, String(cString: message))
         }
         h.alloc = { host, bytes in
-            var p: UnsafeMutableRawPointer?
-            guard posix_memalign(&p, 64, max(bytes, 1)) == 0, let p else { return nil }
-            if let host { HostTable.state(host).liveAllocations.add(1, ordering: .relaxed) }
-            return p
+            guard let host else { return nil }
+            return HostTable.state(host).allocate(bytes)
         }
         h.free = { host, p in
-            guard let p else { return }
-            if let host { HostTable.state(host).liveAllocations.subtract(1, ordering: .relaxed) }
-            Foundation.free(p)
+            guard let host, let p else { return }
+            HostTable.state(host).release(p)
         }
         h.parallel_for = { host, n, grain, fn, context in
             guard let host, let fn, n > 0 else { return }
@@ -366,7 +442,8 @@ final class WorkerPool: @unchecked Sendable {
         var chunks = 0
     }
 
-    let workers: Int
+    /// Workers that started (fewer than asked for when the system refused threads).
+    private(set) var workers = 0
     private let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
     private let busy = Atomic<Bool>(false)
     private let generation = Atomic<Int>(0)
@@ -379,21 +456,65 @@ final class WorkerPool: @unchecked Sendable {
     /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
     private static let spinLimit = 20_000
 
+    /// Starts a detached thread running `body`; false when the system refuses (EAGAIN under
+    /// `ulimit -u`, out of memory). Tests substitute one that fails on purpose.
+    typealias Spawner = (@escaping @Sendable () -> Void) -> Bool
+
     /// `flushDenormals`: the workers compute with denormals flushed to zero for good (they
-    /// are Ply's own threads).
-    init(workers: Int, flushDenormals: Bool = false) {
-        self.workers = workers
+    /// are Ply's own threads). `workers` is how many were asked for; `self.workers` how many
+    /// started: when the system refuses a thread the pool runs with those it has (the run
+    /// only ever waits for started workers) and `log` says so.
+    init(workers wanted: Int, flushDenormals: Bool = false, log: ((String) -> Void)? = nil,
+         spawn: Spawner = WorkerPool.spawnThread) {
         job.initialize(to: Job())
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
-        for index in 1...max(workers, 1) where workers > 0 {
-            let thread = Thread { [self] in
+        var started = 0
+        var failure: String?
+        for index in 1...max(wanted, 1) where wanted > 0 {
+            let ok = spawn { [self] in
                 if flushDenormals { _ = cply_denormals_flush() }
                 self.workerLoop(index: index)
             }
-            thread.name = "ply-worker-\(index)"
-            thread.start()
+            if !ok { failure = String(cString: strerror(errno)); break }
+            started += 1
         }
+        self.workers = started
+        if let failure {
+            log?("could not start worker thread \(started + 1) of \(wanted) (\(failure)); "
+                 + (started == 0 ? "parallel_for runs on the calling thread" : "running with \(started) worker\(started == 1 ? "" : "s")"))
+        }
+    }
+
+    /// pthread_create, detached, named `ply-worker`; false (errno set) when it fails.
+    static func spawnThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let status = pthread_create(&thread, &attr, { raw in
+            #if canImport(Darwin)
+            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #else
+            guard let raw else { return nil }
+            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+            #endif
+            box.body()
+            return nil
+        }, context)
+        if status != 0 {
+            Unmanaged<Box>.fromOpaque(context).release()
+            errno = status
+            return false
+        }
+        return true
     }
 
     deinit {

@@ -41,6 +41,11 @@ public final class Layer: @unchecked Sendable {
             return type.vtable.create(runtime.host.pointer, attrs, &out)
         }
         let children = slot.creating.popLast()?.children ?? []
+        if status == PLY_OK, runtime.checkPlugins, let buffer = runtime.state.brokenHostBlock(), let out {
+            type.vtable.destroy(out)
+            runtime.state.forget(children)
+            throw PluginOverrunError(node: node, layerType: type.name, call: "create", buffer: buffer)
+        }
         guard status == PLY_OK, let out else {
             runtime.state.forget(children)
             try Layer.check(status, type: type.name, call: "create")
@@ -63,7 +68,12 @@ public final class Layer: @unchecked Sendable {
         guard status != PLY_OK else { return }
         let slot = ErrorSlot.current
         let typed = slot.typed
+        let refused = slot.refused
         let message = slot.take() ?? "no message given"
+        if let refused {  // the host's alloc refused a block for the memory limit
+            throw MemoryLimitError(layerType: type, call: call, requestedBytes: refused.requested, heldBytes: refused.held,
+                                   limitBytes: refused.limit, pluginMessage: message)
+        }
         if let typed, typed.description == message { throw typed }
         throw PlyError.layer(type: type, call: call, status: Int32(bitPattern: status.rawValue), message: message)
     }
@@ -119,6 +129,13 @@ public final class Layer: @unchecked Sendable {
         _ = ErrorSlot.current.take()
         let status = runtime.state.computing { type.vtable.forward(instance, Int32(inputs.count), inputs.baseAddress, output) }
         try Layer.check(status, type: type.name, call: "forward")
+        try checkHostBlocks("forward")
+    }
+
+    /// In checked mode, a broken guard zone of a host `alloc` block after `call`.
+    func checkHostBlocks(_ call: String) throws {
+        guard runtime.checkPlugins, let buffer = runtime.state.brokenHostBlock() else { return }
+        throw PluginOverrunError(node: nil, layerType: type.name, call: call, buffer: buffer)
     }
 
     /// Backward on C views (used by the model graph).
@@ -132,6 +149,7 @@ public final class Layer: @unchecked Sendable {
             backward(instance, Int32(inputs.count), inputs.baseAddress, output, gradOutput, gradInputs.baseAddress)
         }
         try Layer.check(status, type: type.name, call: "backward")
+        try checkHostBlocks("backward")
     }
 
     /// Runs forward on owned tensors and returns the output.
@@ -145,11 +163,19 @@ public final class Layer: @unchecked Sendable {
         var storage = inputs
         let outShape = try output.shape.cShape()
         let inShapes = try inputs.map { try $0.shape.cShape() }
+        let checking = runtime.checkPlugins
         try withTensorViews(&storage, inShapes) { views in
-            try output.data.withUnsafeMutableBytes { raw in
-                var out = ply_tensor.view(raw.baseAddress, outShape)
-                try forward(UnsafeBufferPointer(views), &out)
+            // The output goes to a buffer with guard room after it (checked mode), then to the tensor.
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count + GuardZone.floats)
+            defer { buffer.deallocate() }
+            let guardZone = UnsafeMutableRawPointer(buffer.baseAddress! + count)
+            if checking { GuardZone.stamp(guardZone) }
+            var out = ply_tensor.view(UnsafeMutableRawPointer(buffer.baseAddress), outShape)
+            try forward(UnsafeBufferPointer(views), &out)
+            if checking, !GuardZone.intact(guardZone) {
+                throw PluginOverrunError(node: nil, layerType: type.name, call: "forward", buffer: "its output \(shape)")
             }
+            output.data.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: buffer.baseAddress!, count: count) }
         }
         return output
     }
@@ -167,15 +193,23 @@ public final class Layer: @unchecked Sendable {
         var out = output, gOut = gradOutput
         let inShapes = try inputs.map { try $0.shape.cShape() }
         let outShape = try output.shape.cShape()
+        let checking = runtime.checkPlugins
         try withTensorViews(&storage, inShapes) { views in
             try withTensorViews(&grads, inShapes) { gviews in
                 for i in 0..<gviews.count where !want[i] { gviews[i].data = nil }
+                // withTensorViews leaves guard room after each buffer (checked mode).
+                let zones = zip(gviews, inputs).map { v, t in v.data.map { $0 + t.data.count * MemoryLayout<Float>.stride } }
+                if checking { for z in zones { if let z { GuardZone.stamp(z) } } }
                 try out.data.withUnsafeMutableBytes { o in
                     try gOut.data.withUnsafeMutableBytes { g in
                         var ov = ply_tensor.view(o.baseAddress, outShape)
                         var gv = ply_tensor.view(g.baseAddress, outShape)
                         try backward(UnsafeBufferPointer(views), &ov, &gv, gviews)
                     }
+                }
+                if checking, let k = zones.firstIndex(where: { $0.map { !GuardZone.intact($0) } ?? false }) {
+                    throw PluginOverrunError(node: nil, layerType: type.name, call: "backward",
+                                             buffer: "the gradient of its input \(k) \(inputs[k].shape)")
                 }
             }
         }
@@ -203,7 +237,8 @@ public final class Layer: @unchecked Sendable {
 func withTensorViews<R>(_ tensors: inout [Tensor], _ shapes: [ply_shape],
                         _ body: (UnsafeMutableBufferPointer<ply_tensor>) throws -> R) throws -> R {
     let buffers = tensors.map { t -> UnsafeMutableBufferPointer<Float> in
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(t.data.count, 1))
+        // with room for a guard zone after the values (checked mode, `GuardZone`)
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.data.count + GuardZone.floats)
         _ = b.initialize(from: t.data)
         return b
     }

@@ -47,6 +47,13 @@ public final class Runtime: @unchecked Sendable {
         /// trusted as that library; `false` (`ply --no-user-libraries`) refuses such layers at
         /// create, and only functions registered with the runtime (`function:`) can be called.
         public var allowUserLibraries = true
+        /// Checked mode: a guard zone after every buffer the host hands a plugin, verified after
+        /// each call, an overrun reported with the layer and the buffer (`PluginOverrunError`).
+        /// nil: as the `PLY_CHECK_PLUGINS` environment variable says (on unless unset or `0`).
+        public var checkPlugins: Bool? = nil
+        /// Bytes the plugins' parameters and scratch may hold in all (the host's `alloc` refuses
+        /// a block past it, before allocating: `MemoryLimitError`). nil: the physical memory.
+        public var memoryLimit: Int? = nil
     }
 
     let state: HostState
@@ -61,6 +68,8 @@ public final class Runtime: @unchecked Sendable {
         state = HostState(seed: options.seed, threads: options.threads, flushDenormals: options.flushDenormals,
                           logHandler: options.log)
         state.strictAttributes = options.strictAttributes
+        if let check = options.checkPlugins { state.checkPlugins.store(check, ordering: .relaxed) }
+        if let limit = options.memoryLimit { state.memoryLimit.store(max(limit, 0), ordering: .relaxed) }
         host = HostTable(state: state)
         state.functions.allowLibraries = options.allowUserLibraries
         state.lookup = { [unowned self] name in self.lock.withLock { self.types[name] } }
