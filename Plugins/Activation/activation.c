@@ -255,6 +255,9 @@ static const ply_plugin plugin = {
 };
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {
-    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
+        host->set_error(host, PLY_ERR_ABI, "ply.activation: host ABI major version differs from the plugin's (1)");
+        return NULL;
+    }
     return &plugin;
 }
