@@ -205,6 +205,12 @@ bool load_dependency(const char *path, plugin_under_test *dep) {
         if (!t || t->struct_size < type_needed) continue;
         host_copy_type(t, &dep->types[dep->type_count], path);
         if (!dep->types[dep->type_count].t.name || !dep->types[dep->type_count].t.create) continue;
+        const type_info *clash = host_find_type(t->name);
+        if (clash) {
+            report_fail("--with %s: type %s is also provided by %s (the runtime refuses a second library "
+                        "that claims a loaded type's name)", path, t->name, clash->library);
+            continue;
+        }
         if (k < sizeof names)
             k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", dep->type_count ? ", " : "", t->name);
         dep->type_count++;
