@@ -110,7 +110,8 @@ static bool check_type(const ply_layer_type *orig, int index, type_info *ti, con
         report_fail("%s: name \"%s\" must match [a-z0-9_]+", label, t->name ? t->name : "(NULL)");
         problems++;
     }
-    if (!t->doc || !*t->doc) report_fail("%s: doc is %s, it must be a one-line description", label, t->doc ? "empty" : "NULL"), problems++;
+    if (!t->doc || !*t->doc)
+        report_fail("%s: doc is %s, it must be a one-line description", label, t->doc ? "empty" : "NULL"), problems++;
     if (t->min_inputs < 0) report_fail("%s: min_inputs %d < 0", label, (int)t->min_inputs), problems++;
     if (t->max_inputs != -1 && t->max_inputs < t->min_inputs)
         report_fail("%s: max_inputs %d, expected -1 (unbounded) or >= min_inputs %d", label, (int)t->max_inputs,
@@ -192,8 +193,9 @@ bool load_dependency(const char *path, plugin_under_test *dep) {
     const ply_plugin *d = dep->plugin;
     if (!d || d->struct_size < plugin_needed || PLY_ABI_MAJOR_OF(d->abi_version) != PLY_ABI_VERSION_MAJOR ||
         d->type_count <= 0 || !d->types) {
-        report_fail("--with %s: %s", path, !dep->entry ? "no ply_plugin_entry" : !d ? host_error_message()
-                                                                              : "unusable descriptor (check it on its own)");
+        const char *why = !dep->entry ? "no ply_plugin_entry" : !d ? host_error_message()
+                                                                   : "unusable descriptor (check it on its own)";
+        report_fail("--with %s: %s", path, why);
         return false;
     }
     memcpy(&dep->desc, d, d->struct_size < sizeof dep->desc ? d->struct_size : sizeof dep->desc);
@@ -241,10 +243,16 @@ static void expect_create_fails(const type_info *ti, const char *label, const at
         return;
     }
     long left = host_live_allocations() - live0;
-    if (layer) report_fail("%s: create with %s returned %s but set *out to %p (must stay NULL)", label, change, status_name(st), (void *)layer);
-    else if (!host_error_was_set()) report_fail("%s: create with %s returned %s without a message via set_error", label, change, status_name(st));
-    else if (left) report_fail("%s: create with %s failed but leaked %ld host allocation(s)", label, change, left);
-    else report_pass("%s: create with %s fails cleanly: %s \"%s\"", label, change, status_name(st), host_error_message());
+    const char *status = status_name(st);
+    if (layer)
+        report_fail("%s: create with %s returned %s but set *out to %p (must stay NULL)", label, change, status,
+                    (void *)layer);
+    else if (!host_error_was_set())
+        report_fail("%s: create with %s returned %s without a message via set_error", label, change, status);
+    else if (left)
+        report_fail("%s: create with %s failed but leaked %ld host allocation(s)", label, change, left);
+    else
+        report_pass("%s: create with %s fails cleanly: %s \"%s\"", label, change, status, host_error_message());
 }
 
 void check_error_paths(const type_info *ti, const char *label, const attr_set *attrs, int n_inputs,
@@ -308,9 +316,11 @@ void check_error_paths(const type_info *ti, const char *label, const attr_set *a
         if (st == PLY_OK) {
             accepted++;
         } else if (st != PLY_ERR_SHAPE) {
-            report_fail("%s: infer_shape with input 0 of shape %s returned %s, expected PLY_ERR_SHAPE", label, a, status_name(st));
+            report_fail("%s: infer_shape with input 0 of shape %s returned %s, expected PLY_ERR_SHAPE", label, a,
+                        status_name(st));
         } else if (!host_error_was_set()) {
-            report_fail("%s: infer_shape with input 0 of shape %s returned PLY_ERR_SHAPE without a message via set_error", label, a);
+            report_fail("%s: infer_shape with input 0 of shape %s returned PLY_ERR_SHAPE without a message via "
+                        "set_error", label, a);
         } else {
             rejected++;
             snprintf(b, sizeof b, "%s", host_error_message());
@@ -345,7 +355,8 @@ void check_without_golden(const type_info *ti, bool finite_differences) {
             report_fail("%s: create without attributes returned %s, %s", name, status_name(st),
                         layer ? "but *out is not NULL" : left ? "and leaked host allocations" : "without a message");
         else
-            report_pass("%s: create without attributes fails cleanly: %s \"%s\"", name, status_name(st), host_error_message());
+            report_pass("%s: create without attributes fails cleanly: %s \"%s\"", name, status_name(st),
+                        host_error_message());
         report_skip("%s: no golden case and no default attributes: forward/backward not checked (use --golden)", name);
         return;
     }
@@ -372,8 +383,10 @@ void check_without_golden(const type_info *ti, bool finite_differences) {
     } else {
         bool finite = true;
         for (int64_t k = 0; k < out.n; k++) finite &= isfinite(out.data[k]) != 0;
-        if (finite) report_pass("%s: eval-mode forward %s -> %s, every output element written and finite", name, shape_str(&shapes[0], a, sizeof a), shape_str(&out.shape, b, sizeof b));
-        else report_fail("%s: eval-mode forward %s -> %s left NaN or Inf in the output", name, shape_str(&shapes[0], a, sizeof a), shape_str(&out.shape, b, sizeof b));
+        shape_str(&shapes[0], a, sizeof a);
+        shape_str(&out.shape, b, sizeof b);
+        if (finite) report_pass("%s: eval-mode forward %s -> %s, every output element written and finite", name, a, b);
+        else report_fail("%s: eval-mode forward %s -> %s left NaN or Inf in the output", name, a, b);
     }
     tensor_free(&out);
     ti->t.destroy(layer);

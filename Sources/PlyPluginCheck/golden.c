@@ -161,9 +161,15 @@ static bool to_attr(const char *name, const jval *v, attr_set *a, char *err, siz
         break;
     case J_ARR: {
         bool ints = true;
-        if (v->n > PLY_MAX_NDIM) { snprintf(err, err_size, "attribute %s: more than %d values", name, PLY_MAX_NDIM); return false; }
+        if (v->n > PLY_MAX_NDIM) {
+            snprintf(err, err_size, "attribute %s: more than %d values", name, PLY_MAX_NDIM);
+            return false;
+        }
         for (size_t i = 0; i < v->n; i++) {
-            if (v->items[i].kind != J_NUM) { snprintf(err, err_size, "attribute %s: a list of non-numbers", name); return false; }
+            if (v->items[i].kind != J_NUM) {
+                snprintf(err, err_size, "attribute %s: a list of non-numbers", name);
+                return false;
+            }
             ints = ints && v->items[i].is_int;
         }
         for (size_t i = 0; i < v->n; i++) {
@@ -266,36 +272,49 @@ void golden_free(golden_case *c) {
 
 /* ------------------------------------------------------------ running layers */
 
+/* Inside layer_params: say why, give up. */
+#define BAD(...)                                  \
+    do {                                          \
+        snprintf(why, why_size, __VA_ARGS__);     \
+        goto bad;                                 \
+    } while (0)
+
 int layer_params(const type_info *ti, ply_layer *layer, ply_param **out, char *why, size_t why_size) {
     const char *type = ti->t.name;
+    ply_param *ps = NULL;
     *out = NULL;
     if (!ti->t.param_count) return 0;
     report_doing("%s: param_count", type);
     int32_t n = ti->t.param_count(layer);
-    if (n < 0 || n > 100000) { snprintf(why, why_size, "param_count returned %d", (int)n); return -1; }
-    if (n > 0 && !ti->t.get_param) { snprintf(why, why_size, "param_count is %d but get_param is NULL", (int)n); return -1; }
-    ply_param *ps = calloc(n ? (size_t)n : 1, sizeof *ps);
+    if (n < 0 || n > 100000) BAD("param_count returned %d", (int)n);
+    if (n > 0 && !ti->t.get_param) BAD("param_count is %d but get_param is NULL", (int)n);
+    ps = calloc(n ? (size_t)n : 1, sizeof *ps);
     for (int32_t i = 0; i < n; i++) {
         ply_param p = {0};
         report_doing("%s: get_param(%d)", type, (int)i);
         host_error_clear();
         ply_status st = ti->t.get_param(layer, i, &p);
         const char *name = p.name ? p.name : "(NULL)";
-        if (st != PLY_OK) { snprintf(why, why_size, "get_param(%d) returned %s: %s", (int)i, status_name(st), host_error_message()); goto bad; }
-        if (p.struct_size < sizeof(ply_param) || p.struct_size > 65536) {
-            snprintf(why, why_size, "get_param(%d) (%s): struct_size %u, expected at least %zu", (int)i, name,
-                     p.struct_size, sizeof(ply_param));
-            goto bad;
-        }
-        if (!p.name || !*p.name) { snprintf(why, why_size, "get_param(%d): name is NULL or empty", (int)i); goto bad; }
+        const ply_tensor *v = &p.value;
+        if (st != PLY_OK) BAD("get_param(%d) returned %s: %s", (int)i, status_name(st), host_error_message());
+        if (p.struct_size < sizeof(ply_param))
+            BAD("get_param(%d) (%s): struct_size %u, expected at least %zu", (int)i, name, p.struct_size,
+                sizeof(ply_param));
+        if (!p.name || !*p.name) BAD("get_param(%d): name is NULL or empty", (int)i);
         for (int32_t j = 0; j < i; j++)
-            if (strcmp(ps[j].name, p.name) == 0) { snprintf(why, why_size, "parameters %d and %d are both named '%s'", (int)j, (int)i, name); goto bad; }
-        if (p.kind != PLY_PARAM_WEIGHT && p.kind != PLY_PARAM_BUFFER) { snprintf(why, why_size, "%s: kind %d is neither WEIGHT (0) nor BUFFER (1)", name, (int)p.kind); goto bad; }
-        if (p.value.struct_size < sizeof(ply_tensor) || !p.value.data) { snprintf(why, why_size, "%s: value has struct_size %u (expected >= %zu) or NULL data", name, p.value.struct_size, sizeof(ply_tensor)); goto bad; }
-        if (p.value.shape.ndim < 0 || p.value.shape.ndim > PLY_MAX_NDIM) { snprintf(why, why_size, "%s: value.shape.ndim %d", name, (int)p.value.shape.ndim); goto bad; }
-        if (p.value.dtype != PLY_DTYPE_F32 && !(p.value.dtype == PLY_DTYPE_I64 && p.kind == PLY_PARAM_BUFFER)) { snprintf(why, why_size, "%s: dtype %d (float32 weights; float32 or int64 buffers)", name, (int)p.value.dtype); goto bad; }
-        if (p.kind == PLY_PARAM_BUFFER && p.grad.data) { snprintf(why, why_size, "%s is a buffer but grad.data is not NULL", name); goto bad; }
-        if (p.kind == PLY_PARAM_WEIGHT && (!p.grad.data || !shape_eq(&p.grad.shape, &p.value.shape))) { snprintf(why, why_size, "%s is a weight but grad.data is NULL or grad.shape differs from value.shape", name); goto bad; }
+            if (strcmp(ps[j].name, p.name) == 0) BAD("parameters %d and %d are both named '%s'", (int)j, (int)i, name);
+        if (p.kind != PLY_PARAM_WEIGHT && p.kind != PLY_PARAM_BUFFER)
+            BAD("%s: kind %d is neither WEIGHT (0) nor BUFFER (1)", name, (int)p.kind);
+        if (v->struct_size < sizeof(ply_tensor) || !v->data)
+            BAD("%s: value.struct_size %u (expected >= %zu), value.data %p", name, v->struct_size, sizeof(ply_tensor),
+                v->data);
+        if (v->shape.ndim < 0 || v->shape.ndim > PLY_MAX_NDIM) BAD("%s: value.shape.ndim %d", name, (int)v->shape.ndim);
+        if (v->dtype != PLY_DTYPE_F32 && !(v->dtype == PLY_DTYPE_I64 && p.kind == PLY_PARAM_BUFFER))
+            BAD("%s: dtype %d (weights are float32; buffers float32 or int64)", name, (int)v->dtype);
+        if (p.kind == PLY_PARAM_BUFFER && p.grad.data) BAD("%s is a buffer but grad.data is not NULL", name);
+        if (p.kind == PLY_PARAM_WEIGHT && !p.grad.data) BAD("%s is a weight but grad.data is NULL", name);
+        if (p.kind == PLY_PARAM_WEIGHT && !shape_eq(&p.grad.shape, &v->shape))
+            BAD("%s: grad.shape differs from value.shape", name);
         ps[i] = p;
     }
     *out = ps;
@@ -304,6 +323,7 @@ bad:
     free(ps);
     return -1;
 }
+#undef BAD
 
 ply_status layer_forward(const type_info *ti, ply_layer *layer, int n, const tensor *inputs, tensor *out, char *why,
                          size_t why_size) {
@@ -316,8 +336,14 @@ ply_status layer_forward(const type_info *ti, ply_layer *layer, int n, const ten
     report_doing("%s: infer_shape", ti->t.name);
     host_error_clear();
     ply_status st = ti->t.infer_shape(layer, n, shapes, &shape);
-    if (st != PLY_OK) { snprintf(why, why_size, "infer_shape returned %s: %s", status_name(st), host_error_message()); return st; }
-    if (shape.ndim < 0 || shape.ndim > PLY_MAX_NDIM) { snprintf(why, why_size, "infer_shape gave ndim %d", (int)shape.ndim); return PLY_ERR_SHAPE; }
+    if (st != PLY_OK) {
+        snprintf(why, why_size, "infer_shape returned %s: %s", status_name(st), host_error_message());
+        return st;
+    }
+    if (shape.ndim < 0 || shape.ndim > PLY_MAX_NDIM) {
+        snprintf(why, why_size, "infer_shape gave ndim %d", (int)shape.ndim);
+        return PLY_ERR_SHAPE;
+    }
     *out = tensor_new(shape);
     for (int64_t i = 0; i < out->n; i++) out->data[i] = NAN; /* forward must write every element */
     ply_tensor view = tensor_view(out);
@@ -336,10 +362,13 @@ bool load_named(ply_param *params, int count, const named_tensor *src, int n, ch
         int j = 0;
         while (j < count && strcmp(params[j].name, src[i].name) != 0) j++;
         char a[100], b[100];
-        if (j == count) { snprintf(why, why_size, "the layer has no parameter or buffer named '%s'", src[i].name); return false; }
+        if (j == count) {
+            snprintf(why, why_size, "the layer has no parameter or buffer named '%s'", src[i].name);
+            return false;
+        }
         if (!shape_eq(&params[j].value.shape, &src[i].t.shape) || params[j].value.dtype != PLY_DTYPE_F32) {
-            snprintf(why, why_size, "%s: shape %s, golden %s", src[i].name, shape_str(&params[j].value.shape, a, sizeof a),
-                     shape_str(&src[i].t.shape, b, sizeof b));
+            snprintf(why, why_size, "%s: shape %s, golden %s", src[i].name,
+                     shape_str(&params[j].value.shape, a, sizeof a), shape_str(&src[i].t.shape, b, sizeof b));
             return false;
         }
         memcpy(params[j].value.data, src[i].t.data, (size_t)src[i].t.n * sizeof(float));
@@ -392,9 +421,14 @@ void golden_check(const type_info *ti, const golden_case *c) {
     host_error_clear();
     report_doing("%s: infer_shape", label);
     st = ti->t.infer_shape(layer, c->n_inputs, shapes, &shape);
-    if (st != PLY_OK) report_fail("%s: infer_shape for input %s returned %s: %s", label, shape_str(&shapes[0], a, sizeof a), status_name(st), host_error_message());
-    else if (!shape_eq(&shape, &c->output.shape)) report_fail("%s: infer_shape gave %s, expected %s", label, shape_str(&shape, a, sizeof a), shape_str(&c->output.shape, b, sizeof b));
-    else report_pass("%s: infer_shape %s -> %s", label, shape_str(&shapes[0], a, sizeof a), shape_str(&shape, b, sizeof b));
+    shape_str(&shapes[0], a, sizeof a);
+    if (st != PLY_OK)
+        report_fail("%s: infer_shape for input %s returned %s: %s", label, a, status_name(st), host_error_message());
+    else if (!shape_eq(&shape, &c->output.shape))
+        report_fail("%s: infer_shape gave %s, expected %s", label, shape_str(&shape, a, sizeof a),
+                    shape_str(&c->output.shape, b, sizeof b));
+    else
+        report_pass("%s: infer_shape %s -> %s", label, a, shape_str(&shape, b, sizeof b));
 
     ply_param *ps = NULL;
     int np = layer_params(ti, layer, &ps, why, sizeof why);
@@ -406,26 +440,39 @@ void golden_check(const type_info *ti, const golden_case *c) {
         for (int k = 0; k < c->n_params; k++) in_params |= strcmp(c->params[k].name, name) == 0;
         for (int k = 0; k < c->n_buffers; k++) in_buffers |= strcmp(c->buffers[k].name, name) == 0;
         if (ps[i].kind == PLY_PARAM_WEIGHT && !in_params) {
-            report_fail("%s: weight '%s' is %s", label, name, in_buffers ? "a buffer in the golden file" : "not in the golden params");
+            report_fail("%s: weight '%s' is %s", label, name,
+                        in_buffers ? "a buffer in the golden file" : "not in the golden params");
             params_ok = false;
         } else if (ps[i].kind == PLY_PARAM_BUFFER && in_params) {
             report_fail("%s: '%s' is a buffer, the golden file has it as a weight", label, name);
             params_ok = false;
         } else if (!in_params && !in_buffers) {
-            report_note("%s: buffer '%s' %s is not in the golden file (left as created)", label, name, shape_str(&ps[i].value.shape, a, sizeof a));
+            report_note("%s: buffer '%s' %s is not in the golden file (left as created)", label, name,
+                        shape_str(&ps[i].value.shape, a, sizeof a));
         }
     }
-    if (params_ok && !load_named(ps, np, c->params, c->n_params, why, sizeof why)) { report_fail("%s: params: %s", label, why); params_ok = false; }
-    if (params_ok && !load_named(ps, np, c->buffers, c->n_buffers, why, sizeof why)) { report_fail("%s: buffers: %s", label, why); params_ok = false; }
-    if (params_ok) report_pass("%s: %d named parameters/buffers, unique, shapes match the golden %d params and %d buffers; loaded by name", label, np, c->n_params, c->n_buffers);
+    if (params_ok && !load_named(ps, np, c->params, c->n_params, why, sizeof why)) {
+        report_fail("%s: params: %s", label, why);
+        params_ok = false;
+    }
+    if (params_ok && !load_named(ps, np, c->buffers, c->n_buffers, why, sizeof why)) {
+        report_fail("%s: buffers: %s", label, why);
+        params_ok = false;
+    }
+    if (params_ok)
+        report_pass("%s: %d named parameters/buffers, unique, shapes match the golden %d params and %d buffers; "
+                    "loaded by name", label, np, c->n_params, c->n_buffers);
     for (int i = 0; params_ok && i < np; i++)
-        if (ps[i].kind == PLY_PARAM_WEIGHT) memset(ps[i].grad.data, 0, (size_t)ply_shape_numel(&ps[i].value.shape) * sizeof(float));
+        if (ps[i].kind == PLY_PARAM_WEIGHT)
+            memset(ps[i].grad.data, 0, (size_t)ply_shape_numel(&ps[i].value.shape) * sizeof(float));
 
     tensor out = {0};
     double worst = 0;
     st = layer_forward(ti, layer, c->n_inputs, c->inputs, &out, why, sizeof why);
     if (st != PLY_OK) report_fail("%s: %s", label, why);
-    else if (!shape_eq(&out.shape, &c->output.shape)) report_fail("%s: output shape %s, expected %s", label, shape_str(&out.shape, a, sizeof a), shape_str(&c->output.shape, b, sizeof b));
+    else if (!shape_eq(&out.shape, &c->output.shape))
+        report_fail("%s: output shape %s, expected %s", label, shape_str(&out.shape, a, sizeof a),
+                    shape_str(&c->output.shape, b, sizeof b));
     else if (compare(label, "forward output", out.data, &c->output, &worst))
         report_pass("%s: forward output within 1e-5 * max(1, max|ref|) (worst %.2f of the bound)", label, worst);
 
@@ -459,11 +506,17 @@ void golden_check(const type_info *ti, const golden_case *c) {
                 const ply_param *p = find_param(ps, np, c->grad_params[i].name);
                 char what[300];
                 snprintf(what, sizeof what, "grad of %s", c->grad_params[i].name);
-                if (!p || p->kind != PLY_PARAM_WEIGHT) { report_fail("%s: no weight '%s' for grad_params", label, c->grad_params[i].name); ok = false; }
-                else ok &= compare(label, what, p->grad.data, &c->grad_params[i].t, &worst);
+                if (p && p->kind == PLY_PARAM_WEIGHT) {
+                    ok &= compare(label, what, p->grad.data, &c->grad_params[i].t, &worst);
+                } else {
+                    report_fail("%s: no weight '%s' for grad_params", label, c->grad_params[i].name);
+                    ok = false;
+                }
             }
             for (int i = 0; i < MAX_INPUTS; i++) tensor_free(&grads[i]);
-            if (ok) report_pass("%s: backward: %d input gradient(s) and %d grad_params within the bound (worst %.2f of it)", label, c->n_grad_inputs, c->n_grad_params, worst);
+            if (ok)
+                report_pass("%s: backward: %d input gradient(s) and %d grad_params within the bound (worst %.2f of it)",
+                            label, c->n_grad_inputs, c->n_grad_params, worst);
         }
     }
     if (st == PLY_OK && params_ok && c->n_buffers_after) {
@@ -473,16 +526,24 @@ void golden_check(const type_info *ti, const golden_case *c) {
             const ply_param *p = find_param(ps, np, c->buffers_after[i].name);
             char what[300];
             snprintf(what, sizeof what, "buffer %s after forward", c->buffers_after[i].name);
-            if (!p) { report_fail("%s: no buffer '%s' for buffers_after", label, c->buffers_after[i].name); ok = false; }
-            else ok &= compare(label, what, p->value.data, &c->buffers_after[i].t, &worst);
+            if (p) {
+                ok &= compare(label, what, p->value.data, &c->buffers_after[i].t, &worst);
+            } else {
+                report_fail("%s: no buffer '%s' for buffers_after", label, c->buffers_after[i].name);
+                ok = false;
+            }
         }
-        if (ok) report_pass("%s: %d buffers_after within the bound (worst %.2f of it)", label, c->n_buffers_after, worst);
+        if (ok)
+            report_pass("%s: %d buffers_after within the bound (worst %.2f of it)", label, c->n_buffers_after, worst);
     }
     tensor_free(&out);
     free(ps);
     report_doing("%s: destroy", label);
     ti->t.destroy(layer);
     long left = host_live_allocations() - live0, bad = host_bad_frees() - bad0;
-    if (left || bad) report_fail("%s: after destroy %ld host allocation(s) left, %ld free(s) of pointers not from alloc", label, left, bad);
-    else report_pass("%s: destroy freed every host allocation", label);
+    if (left || bad)
+        report_fail("%s: after destroy %ld host allocation(s) left, %ld free(s) of pointers not from alloc", label,
+                    left, bad);
+    else
+        report_pass("%s: destroy freed every host allocation", label);
 }

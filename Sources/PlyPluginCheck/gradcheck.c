@@ -152,11 +152,12 @@ static void conclude(const char *label, const char *what, const tally *t) {
     if (t->failures > 1) report_note("%s: %d of %d samples of %s disagree", label, t->failures, t->samples, what);
     if (t->failures) return;
     if (t->kinks)
-        report_pass("%s: d/d %s matches central differences at %d sampled elements (worst %.2f of the tolerance; "
-                    "%d at a kink, within the one-sided slopes)", label, what, t->samples, t->worst, t->kinks);
+        report_pass("%s: d/d %s matches central differences at %d sampled element%s (worst %.2f of the tolerance; "
+                    "%d at a kink, within the one-sided slopes)", label, what, t->samples, t->samples == 1 ? "" : "s",
+                    t->worst, t->kinks);
     else
-        report_pass("%s: d/d %s matches central differences at %d sampled elements (worst %.2f of the tolerance)",
-                    label, what, t->samples, t->worst);
+        report_pass("%s: d/d %s matches central differences at %d sampled element%s (worst %.2f of the tolerance)",
+                    label, what, t->samples, t->samples == 1 ? "" : "s", t->worst);
 }
 
 void gradcheck(const type_info *ti, const char *label, const ply_attrs *attrs, int n_inputs, const tensor *inputs,
@@ -217,7 +218,8 @@ void gradcheck(const type_info *ti, const char *label, const ply_attrs *attrs, i
         g = tensor_copy(grad_output);
     } else {
         g = tensor_new(out0.shape);
-        for (int64_t k = 0; k < g.n; k++) g.data[k] = (float)((double)(mix((uint64_t)k + 12345u) >> 11) / 9007199254740992.0 * 2 - 1);
+        for (int64_t k = 0; k < g.n; k++) /* U[-1, 1) */
+            g.data[k] = (float)((double)(mix((uint64_t)k + 12345u) >> 11) / 9007199254740992.0 * 2 - 1);
     }
     s.g = g.data;
     for (int64_t k = 0; k < out0.n; k++) s.mean_abs += fabs((double)out0.data[k]) / (double)out0.n;

@@ -65,7 +65,8 @@ static char *parse_string_raw(parser *ps) {
                 for (int i = 0; i < 4; i++) {
                     char h = ps->p < ps->end ? *ps->p++ : 0;
                     if (!isxdigit((unsigned char)h)) { fail(ps, "bad \\u escape"); free(s); return NULL; }
-                    cp = cp * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
+                    int digit = isdigit((unsigned char)h) ? h - '0' : tolower((unsigned char)h) - 'a' + 10;
+                    cp = cp * 16 + (unsigned)digit;
                 }
                 if (cp < 0x80) buf[0] = (char)cp;
                 else if (cp < 0x800) { buf[0] = (char)(0xC0 | (cp >> 6)); buf[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
