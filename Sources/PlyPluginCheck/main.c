@@ -17,7 +17,7 @@
 
 static const char usage[] =
     "usage: ply-plugin-check [--with LIB.so]... [--golden FILE]... [--golden-dir DIR] [--type NAME]\n"
-    "                        [--no-fd] [--quiet] PLUGIN.so\n"
+    "                        [--threads N] [--no-fd] [--quiet] PLUGIN.so\n"
     "\n"
     "Loads PLUGIN.so with a minimal host and checks it against the Ply plugin ABI:\n"
     "  library     dlopen, ply_plugin_entry, same descriptor twice, refuses another ABI major\n"
@@ -31,6 +31,8 @@ static const char usage[] =
     "  --golden FILE     a golden case (JSON, see Tests/PlyTests/Fixtures/golden/README.md)\n"
     "  --golden-dir DIR  every DIR/*.json whose \"op\" is a type of PLUGIN.so\n"
     "  --type NAME       check only the layer type NAME\n"
+    "  --threads N       threads parallel_for runs chunks on, 1..8 (default 2; 1 runs every\n"
+    "                    chunk on the calling thread, e.g. under an emulator without threads)\n"
     "  --no-fd           skip the central-difference (finite difference) gradient check\n"
     "  --quiet           print only failures and the summary\n"
     "  --help            this text\n"
@@ -84,10 +86,11 @@ int main(int argc, char **argv) {
     const char **with = calloc((size_t)argc, sizeof *with), **golden = calloc((size_t)argc, sizeof *golden);
     int n_with = 0, n_golden = 0;
     bool fd = true, quiet = false;
+    int threads = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool takes_value = !strcmp(a, "--with") || !strcmp(a, "--golden") || !strcmp(a, "--golden-dir") ||
-                           !strcmp(a, "--type");
+                           !strcmp(a, "--type") || !strcmp(a, "--threads");
         if (takes_value && i + 1 >= argc) return usage_error("%s needs a value", a);
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 0; }
         else if (!strcmp(a, "--with")) with[n_with++] = argv[++i];
@@ -96,7 +99,12 @@ int main(int argc, char **argv) {
             if (golden_dir) return usage_error("%s given twice", a);
             golden_dir = argv[++i];
         } else if (!strcmp(a, "--type")) only_type = argv[++i];
-        else if (!strcmp(a, "--no-fd")) fd = false;
+        else if (!strcmp(a, "--threads")) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 8) return usage_error("--threads takes 1..8, not %s", argv[i]);
+            threads = (int)n;
+        } else if (!strcmp(a, "--no-fd")) fd = false;
         else if (!strcmp(a, "--quiet")) quiet = true;
         else if (a[0] == '-' && a[1]) return usage_error("unknown option %s", a);
         else if (plugin_path) return usage_error("one plugin at a time (also got %s)", a);
@@ -125,7 +133,7 @@ int main(int argc, char **argv) {
 
     report_init(quiet);
     report_install_crash_handler();
-    host_init(2, 0x706c79u);
+    host_init(threads, 0x706c79u);
     plugin_under_test main_plugin = {.path = plugin_path};
     plugin_under_test *deps = calloc((size_t)n_with + 1, sizeof *deps);
     if (!check_library(&main_plugin) || !check_descriptor(&main_plugin, only_type)) {
