@@ -62,6 +62,8 @@ let package = Package(
         .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
         // LeakTests' and scripts/leaks' runtime/model cycles, in a process of their own (not installed).
         .executable(name: "ply-leak-cycles", targets: ["PlyLeakCycles"]),
+        // Conformance checker for plugin authors (C only; also builds with plain cc).
+        .executable(name: "ply-plugin-check", targets: ["PlyPluginCheck"]),
         // The C API (Include/ply/ply.h): libPlyC.so, installed as libply.so by scripts/install.
         // Not named ply_*: the runtime loads every libply_*.so next to it as a plugin.
         .library(name: "PlyC", type: .dynamic, targets: ["PlyCAPI"]),
@@ -87,6 +89,12 @@ let package = Package(
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
         .executableTarget(name: "PlyLeakCycles", dependencies: ["Ply", "CPly"], path: "Tests/LeakCycles"),
+        .executableTarget(
+            name: "PlyPluginCheck",
+            path: "Sources/PlyPluginCheck",
+            cSettings: [.headerSearchPath("../../Include")],
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux])), .linkedLibrary("m")]
+        ),
         .executableTarget(
             name: "PlyTool",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],

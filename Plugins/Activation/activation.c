@@ -277,6 +277,10 @@ static const ply_plugin plugin = {
 };
 
 PLY_BUILTIN_ENTRY(activation) {
-    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) return NULL;
+    if (PLY_ABI_MAJOR_OF(host->abi_version) != PLY_ABI_VERSION_MAJOR) {
+        ply_errorf(host, PLY_ERR_ABI, "ply.activation: built for Ply ABI %d, the host speaks ABI %u", PLY_ABI_VERSION_MAJOR,
+                   (unsigned)PLY_ABI_MAJOR_OF(host->abi_version));
+        return NULL;
+    }
     return &plugin;
 }
