@@ -12,7 +12,8 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
 
-    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))).") var model = "convnet"
+    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
+    var model = "convnet"
     @Option(help: "Epochs.") var epochs = 10
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
     @Option(name: [.customLong("lr"), .customLong("learning-rate")], help: "Learning rate.") var learningRate = 0.05
@@ -25,7 +26,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "Directory for checkpoints and plots.") var output = "runs/convnet"
+    @Option(help: "Directory for checkpoints and plots (default: runs/MODEL, the zoo name or the model file's name).")
+    var output: String?
     @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
     @Flag(name: .customLong("resume-anyway"),
           help: "With --resume: continue even if the checkpoint was written with another batch size, data set or model.")
@@ -91,6 +93,14 @@ struct TrainCommand: ParsableCommand {
         return s
     }
 
+    /// `--output`, or runs/<model>: the zoo name, or a model file's name without its extension,
+    /// so that two models trained one after the other do not share a checkpoint.
+    var outputDirectory: String {
+        if let output { return output }
+        let stem = ((model as NSString).lastPathComponent as NSString).deletingPathExtension
+        return "runs/" + (stem.isEmpty ? "model" : stem)
+    }
+
     func run() throws {
         do { try train() } catch let error as ValidationError { throw error } catch { throw fail(error) }
     }
@@ -102,7 +112,7 @@ struct TrainCommand: ParsableCommand {
         config.batchSize = batchSize
         config.learningRate = learningRate
         config.seed = seed
-        config.outputDirectory = output
+        config.outputDirectory = outputDirectory
         config.trainingAccuracy = !noTrainAccuracy
         config.resumeAnyway = resumeAnyway
         config.schedule = try parseSchedule()
@@ -150,7 +160,7 @@ struct TrainCommand: ParsableCommand {
         }
         print(String(format: "Total Training Time: %.2f min", summary.seconds / 60))
         if let accuracy = summary.testAccuracy { print(String(format: "Test accuracy: %.2f%%", accuracy)) }
-        print(String(format: "Throughput: %.0f images/s; checkpoint, training.svg and confusion matrix in %@", summary.imagesPerSecond, output))
+        print(String(format: "Throughput: %.0f images/s; checkpoint, training.svg and confusion matrix in %@", summary.imagesPerSecond, outputDirectory))
     }
 }
 

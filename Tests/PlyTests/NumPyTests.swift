@@ -217,6 +217,31 @@ import Testing
         }
     }
 
+    /// Without --num-classes the classes come from the output layer's weight in the file (4 here,
+    /// not the default 10); --node writes an inner node's output with its own shape.
+    @Test func classesFromTheWeightsAndNodeOutputs() throws {
+        let dir = try CCompiler.temporaryDirectory("predict-node")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let net = try Zoo.model(named: "convnet", runtime: sharedRuntime, numClasses: 4, inChannels: 1, imageSize: 28)
+        let weights = dir.appendingPathComponent("four.safetensors").path
+        try net.saveWeights(to: weights)
+        let inPath = dir.appendingPathComponent("x.npy").path
+        let input = hashInput([3, 1, 28, 28])
+        try NumPy.write(path: inPath, shape: input.shape.dims, values: input.data)
+        let logits = dir.appendingPathComponent("logits.npy").path
+        var run = try CLITests.run(["predict", "--weights", weights, "--input", inPath, "--output", logits])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try NumPy.read(path: logits).shape == [3, 4])
+        let features = dir.appendingPathComponent("pool2.npy").path
+        run = try CLITests.run(["predict", "--weights", weights, "--input", inPath, "--output", features, "--node", "pool_2"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (shape, values) = try NumPy.read(path: features)
+        #expect(shape == [3, 16, 7, 7])
+        #expect(values.allSatisfy { $0 >= 0 }, "pooled relu outputs are not negative")
+        run = try CLITests.run(["predict", "--weights", weights, "--input", inPath, "--output", features, "--node", "pool_3"])
+        #expect(run.status != 0 && run.stderr.contains("--node pool_3") && run.stderr.contains("pool_2"), "\(run.stderr)")
+    }
+
     /// uint8 images are scaled by 1/255 and float64 rounded: the same logits as the float32 file.
     @Test func convertedInputsGiveTheSameLogits() throws {
         let dir = try CCompiler.temporaryDirectory("predict-dtypes")
