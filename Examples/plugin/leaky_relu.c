@@ -196,9 +196,24 @@ static ply_status layer_backward(ply_layer *self, int32_t n_inputs, const ply_te
 /* Descriptor                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* Attribute schemas (ABI 1.2): the host checks every attribute list against them before create,
+ * so a typo ("negative_slop") is an error naming the closest valid name, and `ply plugins
+ * --describe leaky_relu` lists them. Each list ends with a NULL name. */
+static const ply_attr_spec leaky_relu_specs[] = {
+    {.name = "negative_slope", .kind = PLY_ATTR_FLOAT, .default_text = "0.01",
+     .doc = "slope for x < 0 (and at 0, as PyTorch's gradient)"},
+    {.name = NULL},
+};
+static const ply_attr_spec channel_shuffle_specs[] = {
+    {.name = "groups", .kind = PLY_ATTR_INT, .flags = PLY_ATTR_REQUIRED,
+     .doc = "number of channel groups; the channel count must be a multiple of it"},
+    {.name = NULL},
+};
+
 /* Designated initializers: fields a later ABI minor version appends stay NULL (absent) when this
  * file is rebuilt against a newer header, without a -Wmissing-field-initializers warning.
- * No parameters, the same in training and evaluation, no fused activation: those stay NULL. */
+ * No parameters, the same in training and evaluation, no fused activation; no describe either:
+ * neither layer has multiply-accumulates, children or a spatial window (the host's defaults). */
 static const ply_layer_type leaky_relu_type = {
     .struct_size = sizeof(ply_layer_type),
     .abi_version = PLY_ABI_VERSION,
@@ -211,6 +226,8 @@ static const ply_layer_type leaky_relu_type = {
     .infer_shape = layer_infer_shape,
     .forward = layer_forward,
     .backward = layer_backward,
+    .attr_specs = leaky_relu_specs,
+    .inputs_doc = "x: any shape",
 };
 
 static const ply_layer_type channel_shuffle_type = {
@@ -225,12 +242,19 @@ static const ply_layer_type channel_shuffle_type = {
     .infer_shape = layer_infer_shape,
     .forward = layer_forward,
     .backward = layer_backward,
+    .attr_specs = channel_shuffle_specs,
+    .inputs_doc = "x: (N, C, ...) with C a multiple of groups",
 };
 
 static const ply_layer_type *const types[] = {&leaky_relu_type, &channel_shuffle_type};
 
 static const ply_plugin plugin = {
-    sizeof(ply_plugin), PLY_ABI_VERSION, "example.leaky_relu", "1.0.0", 2, 0, types,
+    .struct_size = sizeof(ply_plugin),
+    .abi_version = PLY_ABI_VERSION,
+    .name = "example.leaky_relu",
+    .version = "1.0.0",
+    .type_count = 2,
+    .types = types,
 };
 
 PLY_EXPORT const ply_plugin *ply_plugin_entry(const ply_host *host) {

@@ -21,7 +21,9 @@
  *    `abi_version` (PLY_ABI_VERSION of the writer). A reader MUST NOT read
  *    past `struct_size`; a field beyond it is treated as absent (NULL / 0).
  *    The host refuses a struct smaller than the fields it requires.
- *  - Value structs marked FROZEN (ply_shape, ply_attr) never change layout.
+ *  - Value structs marked FROZEN (ply_shape, ply_attr, ply_tensor,
+ *    ply_attr_spec) never change layout. New versioned structs follow one
+ *    layout: struct_size, then abi_version, then the fields (ply_layer_info).
  *
  * ------------------------------------------------------------------------
  * Life of a plugin
@@ -134,6 +136,12 @@ typedef struct ply_shape {
  * A non-owning view of a dense tensor, in the spirit of DLPack's DLTensor.
  * Whoever fills it keeps the memory alive for as long as the callee may use
  * it: for the duration of the call, unless a callback says otherwise.
+ *
+ * FROZEN value struct: it is embedded by value in ply_param (value, grad)
+ * and passed in arrays, so its layout never changes, whatever struct_size
+ * says; struct_size and abi_version are informative only. Readers MUST NOT
+ * expect fields past `strides`; information a later ABI adds about tensors
+ * (a blocked channel layout, say) comes in a struct of its own.
  *
  * DLPack conversion: data <-> DLTensor.data (device kDLCPU, byte_offset 0),
  * shape.ndim/dims <-> ndim/shape, dtype <-> {code = dtype >> 8,

@@ -160,12 +160,6 @@ static ply_status pair_attr(const ply_host *host, const ply_attrs *attrs, const 
     return PLY_OK;
 }
 
-static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
-    for (int32_t i = 0; attrs && i < attrs->count; i++)
-        if (strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
-    return NULL;
-}
-
 // The CPU level as PLY_CPU spells it, for messages.
 static const char *cpu_level_name(ply_cpu c) {
     return c == PLY_CPU_AVX512 ? "avx512" : c == PLY_CPU_AVX2 ? "avx2" : "generic";
@@ -185,7 +179,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
                           (long long)k[0], (long long)k[1]);
     if ((st = pair_attr(host, attrs, "stride", 1, 1, s)) != PLY_OK) return st;
     // padding: int, pair, or PyTorch's strings "valid" / "same" (stride 1, odd kernels)
-    const ply_attr *pa = find_attr(attrs, "padding");
+    const ply_attr *pa = ply_find_attr(attrs, "padding");
     if (pa && pa->kind == PLY_ATTR_STRING) {
         if (strcmp(pa->v.s, "valid") == 0) {
             p[0] = p[1] = 0;
@@ -208,7 +202,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (groups != 1)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: groups=%lld is not supported (only 1)",
                           (long long)groups);
-    const ply_attr *pm = find_attr(attrs, "padding_mode");
+    const ply_attr *pm = ply_find_attr(attrs, "padding_mode");
     if (pm && (pm->kind != PLY_ATTR_STRING || strcmp(pm->v.s, "zeros") != 0))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: padding_mode must be 'zeros'");
     st = host->attr_bool(host, attrs, "bias", &bias);

@@ -377,16 +377,9 @@ static const char *kind_name(pool_kind k) {
 }
 
 // Does attribute `name` exist at all (whatever its kind)?
-static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
-    if (!attrs) return NULL;
-    for (int32_t i = 0; i < attrs->count; i++)
-        if (attrs->items[i].name && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
-    return NULL;
-}
-
 // Read a pair attribute; absent (or an empty list, PyTorch's "default") keeps *out.
 static ply_status read_pair(const ply_host *host, const ply_attrs *attrs, const char *name, int64_t out[2]) {
-    const ply_attr *a = find_attr(attrs, name);
+    const ply_attr *a = ply_find_attr(attrs, name);
     if (a && a->kind == PLY_ATTR_INTS && a->count == 0) return PLY_OK;
     ply_status st = host->attr_pair(host, attrs, name, out);
     return st == PLY_ERR_NOT_FOUND ? PLY_OK : st;
@@ -433,7 +426,7 @@ static ply_status create_window_pool(const ply_host *host, const ply_attrs *attr
     } else {
         self->count_include_pad = 1;
         if ((st = read_flag(host, attrs, "count_include_pad", &self->count_include_pad)) != PLY_OK) return st;
-        const ply_attr *dv = find_attr(attrs, "divisor_override");
+        const ply_attr *dv = ply_find_attr(attrs, "divisor_override");
         if (dv && dv->kind != PLY_ATTR_STRING) // a string would be a serialised "None"
             return ply_errorf(host, PLY_ERR_UNSUPPORTED, "avgpool2d: divisor_override is not supported");
     }

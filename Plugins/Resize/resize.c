@@ -34,12 +34,6 @@ struct ply_layer {
 // ----------------------------------------------------------------------------
 // attributes
 
-static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
-    for (int32_t i = 0; i < attrs->count; i++)
-        if (attrs->items[i].name && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
-    return NULL;
-}
-
 // scale_factor: FLOAT, INT, or FLOATS / INTS with 1 or 2 entries.
 static ply_status read_scale(const ply_host *host, const ply_attr *a, double out[2]) {
     switch (a->kind) {
@@ -74,7 +68,7 @@ static ply_status interpolate_create(const ply_host *host, const ply_attrs *attr
     if (has_size && (size[0] <= 0 || size[1] <= 0))
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "interpolate: size must be positive (got [%lld, %lld])",
                           (long long)size[0], (long long)size[1]);
-    const ply_attr *sf = find_attr(attrs, "scale_factor");
+    const ply_attr *sf = ply_find_attr(attrs, "scale_factor");
     if (sf) {
         st = read_scale(host, sf, scale);
         if (st != PLY_OK) return st;

@@ -78,6 +78,20 @@
     PLY_EXPORT const ply_plugin *ply_builtin_entry_##family(const ply_host *host)
 
 /* ---------------------------------------------------------------------- */
+/* Attributes                                                             */
+/* ---------------------------------------------------------------------- */
+
+/** The attribute called `name` in `attrs` (NULL-safe on both), or NULL: for the attributes
+ *  the host's typed readers cannot read as such (a string or a pair in one attribute,
+ *  conv2d's padding "same"; interpolate's scale_factor as one number or a list). */
+static inline const ply_attr *ply_find_attr(const ply_attrs *attrs, const char *name) {
+    if (attrs == NULL || name == NULL) return NULL;
+    for (int32_t i = 0; i < attrs->count; i++)
+        if (attrs->items[i].name != NULL && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
 /* CPU levels                                                             */
 /* ---------------------------------------------------------------------- */
 

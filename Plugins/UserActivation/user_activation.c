@@ -320,12 +320,6 @@ static int host_resolves(const ply_host *host) {
            host->resolve_function != NULL;
 }
 
-static const ply_attr *find_attr(const ply_attrs *attrs, const char *name) {
-    for (int32_t i = 0; attrs && i < attrs->count; i++)
-        if (attrs->items[i].name && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
-    return NULL;
-}
-
 /* Reads an optional attribute through one of the host's readers: 1 if present,
  * 0 if absent, -1 on error (message already set). */
 #define READ_OPT(reader, name, out) \
@@ -382,7 +376,7 @@ static ply_status open_library(ply_layer *self, const char *library) {
 }
 
 static ply_status read_params(ply_layer *self, const ply_attrs *attrs, int32_t *count) {
-    const ply_attr *a = find_attr(attrs, "params");
+    const ply_attr *a = ply_find_attr(attrs, "params");
     *count = 0;
     if (!a) return PLY_OK;
     double values[UA_MAX_ARGS];
@@ -523,7 +517,7 @@ static ply_status ua_create(const ply_host *host, const ply_attrs *attrs, ply_la
                                          "user_activation: attribute 'params' has %d value%s, but the vectorised "
                                          "signature \"%s\" takes none",
                                          (int)nparams, nparams == 1 ? "" : "s", signature));
-        if (!find_attr(attrs, "params"))
+        if (!ply_find_attr(attrs, "params"))
             return fail(self, ply_errorf(host, PLY_ERR_NOT_FOUND,
                                          "user_activation: missing attribute 'params': signature \"%s\" takes %d "
                                          "extra parameter%s after x (give %d float%s)",
