@@ -345,6 +345,10 @@ typedef struct ply_layer_info {
                           const struct ply_layer_type *type, ply_layer *child,
                           int32_t n_inputs, const ply_shape *inputs,
                           const ply_shape *output);
+  /** The module's class name as PyTorch prints it in a model's tree
+   *  ("BasicBlock", "InceptionA"), or NULL: the host prints the type name.
+   *  Static storage. */
+  const char *class_name;
 } ply_layer_info;
 
 

@@ -65,7 +65,7 @@ static ply_status basic_conv2d_create(const ply_host *host, const ply_attrs *att
     if ((st = pair_attr(host, attrs, "kernel_size", -1, 1, k)) != PLY_OK) return st;
     if ((st = pair_attr(host, attrs, "stride", 1, 1, s)) != PLY_OK) return st;
     if ((st = pair_attr(host, attrs, "padding", 0, 0, p)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, cin);
+    ply_layer *L = blk_new(host, T, "BasicConv2d", cin);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     ply_attr conv[6], bn[2];
     memset(conv, 0, sizeof conv);
@@ -101,7 +101,7 @@ static ply_status inception_googlenet_create(const ply_host *host, const ply_att
     for (int i = 0; i < 7; i++)
         if ((st = blk_positive_attr(host, attrs, T, names[i], &a[i])) != PLY_OK) return st;
     int64_t in = a[0];
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "Inception", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[4];
     b[0] = conv_sq(L, &st, "branch1", 0, in, a[1], 1, 1, 0);
@@ -125,7 +125,7 @@ static ply_status inception_v3_a_create(const ply_host *host, const ply_attrs *a
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
     if ((st = blk_positive_attr(host, attrs, T, "pool_features", &pf)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionA", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[4], t;
     b[0] = conv_sq(L, &st, "branch1x1", 0, in, 64, 1, 1, 0);
@@ -145,7 +145,7 @@ static ply_status inception_v3_b_create(const ply_host *host, const ply_attrs *a
     int64_t in;
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionB", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[3], t;
     b[0] = conv_sq(L, &st, "branch3x3", 0, in, 384, 3, 2, 0);
@@ -163,7 +163,7 @@ static ply_status inception_v3_c_create(const ply_host *host, const ply_attrs *a
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
     if ((st = blk_positive_attr(host, attrs, T, "channels_7x7", &c7)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionC", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[4], t;
     b[0] = conv_sq(L, &st, "branch1x1", 0, in, 192, 1, 1, 0);
@@ -186,7 +186,7 @@ static ply_status inception_v3_d_create(const ply_host *host, const ply_attrs *a
     int64_t in;
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionD", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[3], t;
     t = conv_sq(L, &st, "branch3x3_1", 0, in, 192, 1, 1, 0);
@@ -205,7 +205,7 @@ static ply_status inception_v3_e_create(const ply_host *host, const ply_attrs *a
     int64_t in;
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionE", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     int32_t b[6], t;
     b[0] = conv_sq(L, &st, "branch1x1", 0, in, 320, 1, 1, 0);
@@ -228,7 +228,7 @@ static ply_status inception_v3_aux_create(const ply_host *host, const ply_attrs 
     ply_status st;
     if ((st = blk_positive_attr(host, attrs, T, "in_channels", &in)) != PLY_OK) return st;
     if ((st = blk_positive_attr(host, attrs, T, "num_classes", &classes)) != PLY_OK) return st;
-    ply_layer *L = blk_new(host, T, in);
+    ply_layer *L = blk_new(host, T, "InceptionAux", in);
     if (!L) return PLY_ERR_OUT_OF_MEMORY;
     ply_attr pool[1], flat[1], fc[2];
     memset(pool, 0, sizeof pool);

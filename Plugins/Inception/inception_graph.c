@@ -53,7 +53,7 @@ ply_status blk_positive_attr(const ply_host *host, const ply_attrs *attrs, const
 // ----------------------------------------------------------------------------
 // building
 
-ply_layer *blk_new(const ply_host *host, const char *type_name, int64_t in_channels) {
+ply_layer *blk_new(const ply_host *host, const char *type_name, const char *class_name, int64_t in_channels) {
     ply_layer *self = host->alloc(host, sizeof *self);
     if (!self) {
         ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "%s: out of memory", type_name);
@@ -62,6 +62,7 @@ ply_layer *blk_new(const ply_host *host, const char *type_name, int64_t in_chann
     memset(self, 0, sizeof *self);
     self->host = host;
     self->type_name = type_name;
+    self->class_name = class_name;
     self->in_channels = in_channels;
     return self;
 }
@@ -249,6 +250,7 @@ ply_status blk_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inpu
             return st;
     }
     ply_info_set_window(info, win[self->n_nodes]);
+    ply_info_set_class_name(info, self->class_name);
     return PLY_OK;
 }
 

@@ -36,6 +36,7 @@ typedef struct blk_node {
 struct ply_layer {
     const ply_host *host;
     const char *type_name;    /* static: the block's type, for messages */
+    const char *class_name;   /* static: torchvision's class ("InceptionA"), for summaries */
     int64_t in_channels;      /* checked by infer_shape */
     int32_t n_nodes;
     blk_node nodes[BLK_MAX_NODES];
@@ -48,7 +49,7 @@ struct ply_layer {
 /* Building. Each builder is a no-op when *st is already an error, so a block's
  * create is a straight list of calls followed by blk_finish. Each returns the
  * new node's value index. */
-ply_layer *blk_new(const ply_host *host, const char *type_name, int64_t in_channels);
+ply_layer *blk_new(const ply_host *host, const char *type_name, const char *class_name, int64_t in_channels);
 int32_t blk_add(ply_layer *self, ply_status *st, const char *prefix, const char *type, const ply_attr *attrs,
                 int32_t n_attrs, const int32_t *in, int32_t n_in);
 /* torchvision BasicConv2d: conv (no bias) + batch-norm (eps 0.001) + ReLU. */

@@ -332,6 +332,7 @@ static ply_status rb_describe(ply_layer *self, int32_t n_inputs, const ply_shape
             return st;
     }
     ply_info_set_window(info, ply_window_join(main_path, shortcut));
+    ply_info_set_class_name(info, self->stages == 2 ? "BasicBlock" : "Bottleneck");
     return PLY_OK;
 }
 

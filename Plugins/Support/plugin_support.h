@@ -277,6 +277,11 @@ static inline int64_t ply_count_mul(int64_t a, int64_t b) {
     return a * b;
 }
 
+/** The class name summaries print for this layer ("BasicBlock"); static storage. */
+static inline void ply_info_set_class_name(ply_layer_info *info, const char *class_name) {
+    if (PLY_INFO_HAS(info, class_name)) info->class_name = class_name;
+}
+
 static inline void ply_info_set_macs(ply_layer_info *info, int64_t macs) {
     if (PLY_INFO_HAS(info, macs)) info->macs = macs;
 }

@@ -54,6 +54,9 @@ public struct LayerDescription: Sendable {
     public var window: Window
     /// The children, in PyTorch's module order.
     public var children: [Child]
+    /// The class name PyTorch prints for the module (`BasicBlock`), when the layer says
+    /// (`ply_layer_info.class_name`); nil: summaries print the type name.
+    public var className: String? = nil
 
     /// MACs of the layer and all its descendants.
     /// Saturates at `Int.max` (a count that does not fit; ModelSummary reports it as an error).
@@ -127,7 +130,15 @@ enum Describer {
             window = .spatial(kernel: k, stride: s)
         default: throw bad("reported unknown window kind \(info.window)")
         }
-        return LayerDescription(macs: Int(info.macs), window: window, children: collector.children)
+        var description = LayerDescription(macs: Int(info.macs), window: window, children: collector.children)
+        if let name = info.class_name {
+            let text = String(cString: name)
+            guard !text.isEmpty, text.count <= 128, text.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) else {
+                throw bad("reported class name '\(text.prefix(40))' (letters, digits, '_' and '.', at most 128)")
+            }
+            description.className = text
+        }
+        return description
     }
 
     /// `ply_layer_info.add_child`: describes the child and files it with the collector. Never

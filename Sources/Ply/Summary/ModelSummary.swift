@@ -127,7 +127,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
             let module = root.descend(node.name.split(separator: ".").map(String.init))
             let described = try layer.describe(inputShapes: inShapes)
             if described.children.contains(where: { $0.name != nil }) {
-                module.className = PyRepr.className(type: type)
+                module.className = described.className ?? type
                 Self.expand(described.children, into: module)
                 // The children must account for the layer's own parameters, name for name.
                 let names = Self.trainableNames(described.children, prefix: "")
@@ -158,7 +158,7 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
             guard let name = child.name else { continue }
             let node = module.descend(name.split(separator: ".").map(String.init))
             if child.details.children.contains(where: { $0.name != nil }) {
-                node.className = PyRepr.className(type: child.typeName)
+                node.className = child.details.className ?? child.typeName
                 expand(child.details.children, into: node)
             } else {
                 node.repr = PyRepr.leaf(type: child.typeName, attributes: child.attributes ?? [])

@@ -25,16 +25,6 @@ extension Array where Element == (String, AttributeValue) {
 
 /// PyTorch's repr of values and layers.
 enum PyRepr {
-    /// The PyTorch class name a composite of `type` prints as (torchvision's for the built-in
-    /// blocks); a type PyTorch has no class for prints as its own name.
-    static func className(type: String) -> String {
-        let known = ["residual_basic": "BasicBlock", "residual_bottleneck": "Bottleneck", "basic_conv2d": "BasicConv2d",
-                     "inception_googlenet": "Inception", "inception_v3_a": "InceptionA", "inception_v3_b": "InceptionB",
-                     "inception_v3_c": "InceptionC", "inception_v3_d": "InceptionD", "inception_v3_e": "InceptionE",
-                     "inception_v3_aux": "InceptionAux"]
-        return known[type] ?? type
-    }
-
     /// A Python float as `repr` writes it: 0.1, 1e-05, 0.001, 1.0.
     static func float(_ v: Double) -> String {
         if v.isNaN { return "nan" }
