@@ -6,6 +6,23 @@ import Synchronization
 /// Set by SIGINT / SIGTERM; polled by the trainer between batches.
 let stopRequested = Atomic<Bool>(false)
 
+/// SIGINT / SIGTERM: the first asks the trainer to stop after the batch in flight (it then saves
+/// a checkpoint and exits); a second, while that batch still runs (a big model's step can take
+/// seconds), exits at once. The checkpoint on disk is whole either way (written atomically); what
+/// the second interrupt loses is the progress since it, which the message says. Only
+/// async-signal-safe calls: an atomic exchange, write(2) of a static string, _exit(2).
+func stopSignal(_ signal: Int32) {
+    guard stopRequested.exchange(true, ordering: .relaxed) else { return }
+    let message: StaticString = """
+
+        ply: second interrupt: exiting now, without finishing the batch in progress or saving; \
+        the last checkpoint is intact (--resume continues from it)
+
+        """
+    message.withUTF8Buffer { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    _exit(128 + signal)
+}
+
 /// `ply train`: with no arguments, the tutorial's run (its ConvNet on Fashion-MNIST).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -129,12 +146,13 @@ struct TrainCommand: ParsableCommand {
             FileHandle.standardError.write(Data("ply: no checkpoint at \(path); --resume starts a fresh run\n".utf8))
         }
 
-        // Ctrl-C and SIGTERM save a checkpoint between batches and exit. A parent may have
-        // started us with them blocked (signal masks are inherited): unblock them.
+        // Ctrl-C and SIGTERM save a checkpoint between batches and exit; a second one exits at
+        // once (stopSignal). A parent may have started us with them blocked (signal masks are
+        // inherited): unblock them.
         var mask = sigset_t()
         sigemptyset(&mask)
         for sig in [SIGINT, SIGTERM] {
-            signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+            signal(sig, stopSignal)
             sigaddset(&mask, sig)
         }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)

@@ -468,6 +468,26 @@ import FoundationXML
     }
 
     // MARK: - 5. SIGKILL during checkpoint saves; SIGINT saves; --resume continues
+    /// A second Ctrl-C while the first waits for a long step (ResNet-18 at batch 64: seconds per
+    /// step in a debug build) exits at once with 128 + SIGINT, saying the last checkpoint stands.
+    @Test func secondSigintExitsWithoutWaitingForTheStep() throws {
+        let dir = try Self.makeTemporaryDirectory()
+        defer { Self.remove(dir) }
+        let output = (dir as NSString).appendingPathComponent("run")
+        let ply = try PlyProcess(["train", "--data", Self.dataDirectory, "--output", output, "--no-train-accuracy",
+                                  "--model", "resnet18", "--batch-size", "64", "--threads", "1", "--epochs", "1000"],
+                                 logs: dir, name: "sigint2")
+        let started = ply.wait(until: { ply.stdout.contains("Epoch: 001/1000 | Batch 000") }, timeout: 120)
+        try #require(started, "training did not start; stderr: \(ply.stderr)")
+        ply.signal(SIGINT)   // stop after the batch in flight...
+        usleep(50_000)
+        ply.signal(SIGINT)   // ...no: now
+        let status = ply.finish(timeout: 30)
+        #expect(ply.process.terminationReason == .exit && status == 128 + SIGINT, "status \(status); stderr: \(ply.stderr)")
+        #expect(ply.stderr.contains("second interrupt: exiting now") && ply.stderr.contains("last checkpoint is intact"),
+                "stderr: \(ply.stderr)")
+    }
+
 
     @Test func killedDuringSavesLeavesACompleteCheckpoint() throws {
         let dir = try Self.makeTemporaryDirectory()
