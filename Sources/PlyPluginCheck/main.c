@@ -83,7 +83,8 @@ static const type_info *plugin_type(const plugin_under_test *p, const char *name
 
 int main(int argc, char **argv) {
     const char *plugin_path = NULL, *golden_dir = NULL, *only_type = NULL;
-    const char **with = calloc((size_t)argc, sizeof *with), **golden = calloc((size_t)argc, sizeof *golden);
+    /* At most argc of each; on the stack, so that every early return frees nothing by hand. */
+    const char *with[argc], *golden[argc];
     int n_with = 0, n_golden = 0;
     bool fd = true, quiet = false;
     int threads = 2;
@@ -118,7 +119,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_golden; i++) files[n_files++] = strdup(golden[i]);
     if (golden_dir) {
         DIR *dir = opendir(golden_dir);
-        if (!dir) return usage_error("cannot open --golden-dir %s", golden_dir);
+        if (!dir) {
+            for (int f = 0; f < n_files; f++) free(files[f]);
+            free(files);
+            return usage_error("cannot open --golden-dir %s", golden_dir);
+        }
         int start = n_files;
         for (struct dirent *e; (e = readdir(dir)) != NULL;) {
             size_t len = strlen(e->d_name);
@@ -137,9 +142,14 @@ int main(int argc, char **argv) {
     plugin_under_test main_plugin = {.path = plugin_path};
     plugin_under_test *deps = calloc((size_t)n_with + 1, sizeof *deps);
     if (!check_library(&main_plugin) || !check_descriptor(&main_plugin, only_type)) {
-        if (only_type && main_plugin.plugin && main_plugin.type_count == 0 && !report_failures())
-            return usage_error("the plugin has no layer type named %s", only_type);
-        return report_summary();
+        int status = only_type && main_plugin.plugin && main_plugin.type_count == 0 && !report_failures()
+                         ? usage_error("the plugin has no layer type named %s", only_type)
+                         : report_summary();
+        unload_library(&main_plugin);
+        for (int f = 0; f < n_files; f++) free(files[f]);
+        free(files);
+        free(deps);
+        return status;
     }
     host_register_types(main_plugin.types, main_plugin.type_count);
     if (n_with) report_section("dependencies");
@@ -198,7 +208,5 @@ int main(int argc, char **argv) {
     free(files);
     free(has_case);
     free(deps);
-    free(with);
-    free(golden);
     return report_summary();
 }
