@@ -59,6 +59,8 @@ let package = Package(
         // layer family linked in (PlyBuiltins registers them with the runtime at load).
         .library(name: "Ply", targets: ["Ply", "PlyBuiltins"]),
         .executable(name: "ply", targets: ["PlyTool"]),
+        // The `ply` tool's commands as a library: for Fuzz/'s option-parsing fuzzer, not a stable API.
+        .library(name: "PlyCLI", targets: ["PlyCLI"]),
         .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
         // LeakTests' and scripts/leaks' runtime/model cycles, in a process of their own (not installed).
         .executable(name: "ply-leak-cycles", targets: ["PlyLeakCycles"]),
@@ -95,11 +97,13 @@ let package = Package(
             cSettings: [.headerSearchPath("../../Include")],
             linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux])), .linkedLibrary("m")]
         ),
-        .executableTarget(
-            name: "PlyTool",
+        // The `ply` commands as a library, so the option-parsing fuzzer (Fuzz/) can call them.
+        .target(
+            name: "PlyCLI",
             dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/PlyTool"
+            path: "Sources/PlyCLI"
         ),
+        .executableTarget(name: "PlyTool", dependencies: ["PlyCLI"], path: "Sources/PlyTool"),
         .testTarget(name: "PlyTests", dependencies: ["Ply", "PlyBuiltins"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
     ] + pluginTargets,
     swiftLanguageModes: [.v6]

@@ -3,7 +3,7 @@ import Foundation
 import Ply
 
 /// `ply`: train, evaluate and inspect convolutional networks built from plugin layers.
-@main
+
 struct PlyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ply",
