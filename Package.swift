@@ -86,7 +86,9 @@ let package = Package(
             cSettings: [.headerSearchPath("../../Include")]
         ),
         .systemLibrary(name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
-        .target(name: "Ply", dependencies: ["CPly", "CFFI", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .target(name: "Ply", dependencies: ["CPly", "CFFI", "CPNG", "CTurboJPEG", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
