@@ -7,7 +7,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate saved weights (a checkpoint or a safetensors state_dict) in eval mode.")
 
-    @Option(help: "Zoo model name.") var model = "convnet"
+    @Option(help: "Zoo model name, model file (.yaml/.json) or ONNX file (.onnx).") var model = "convnet"
     @Option(help: "Weights or checkpoint (.safetensors).") var weights = "runs/convnet/checkpoint.safetensors"
     @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Which split: test or train.") var split = "test"
@@ -25,7 +25,7 @@ struct EvalCommand: ParsableCommand {
             let which: ImageDataset.Split = split == "train" ? .train : .test
             let dataset = try ImageDataset.mnist(directory: data, split: which)
             guard dataset.count > 0 else { throw TrainingError.emptyDataset(role: "\(split) set", count: 0) }
-            let net = try Zoo.model(named: model, runtime: runtime, inChannels: dataset.channels, imageSize: dataset.height)
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: 10, inChannels: dataset.channels, imageSize: dataset.height)
             // Strict: every tensor of the model, right shape and type, nothing left over —
             // otherwise the accuracy would be that of weights never loaded.
             do {

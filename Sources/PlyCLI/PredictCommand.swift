@@ -15,8 +15,8 @@ struct PredictCommand: ParsableCommand {
             the layer before it shares that layer's output).
             """)
 
-    @Option(help: "Zoo model name or .yaml/.json model file.") var model = "convnet"
-    @Option(help: "Weights: a safetensors state_dict or a ply checkpoint.") var weights: String
+    @Option(help: "Zoo model name, .yaml/.json model file, or .onnx file (which brings its weights).") var model = "convnet"
+    @Option(help: "Weights: a safetensors state_dict or a ply checkpoint (optional with an .onnx model).") var weights: String?
     @Option(help: "Input .npy, shape (N, C, H, W).") var input: String
     @Option(help: "Output .npy for the logits (float32, shape (N, classes)), or --node's output.") var output: String
     @Option(name: .customLong("num-classes"), help: "Classes (default: from the weights).") var numClasses: Int?
@@ -33,6 +33,9 @@ struct PredictCommand: ParsableCommand {
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
         try checkOutputFile("--output", output)
+        if weights == nil && !ModelSource.isONNX(model) {
+            throw ValidationError("--weights is required (unless --model is an .onnx file, which has its own)")
+        }
     }
 
     func run() throws {
@@ -46,10 +49,10 @@ struct PredictCommand: ParsableCommand {
                 throw PlyError.invalid("\(input): the images have \(c) channel(s), --in-channels says \(inChannels)")
             }
             let runtime = try pluginOptions.makeRuntime()
-            let classes = try numClasses ?? classesFromWeights(runtime: runtime, channels: c, size: imageSize ?? h)
-            let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: imageSize ?? h)
+            let classes = try numClasses ?? (weights == nil ? 10 : classesFromWeights(runtime: runtime, channels: c, size: imageSize ?? h))
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: imageSize ?? h)
             do {
-                try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)
+                if let weights { try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix) }
             } catch let error as WeightMismatchError where inChannels == nil || imageSize == nil {
                 throw InputMismatch(error: error, input: input, channels: c, height: h, width: w)
             }
@@ -89,7 +92,8 @@ struct PredictCommand: ParsableCommand {
     /// the model's last layer with parameters (its output layer; the model is built once with 10
     /// classes to find it).
     private func classesFromWeights(runtime: Runtime, channels: Int, size: Int) throws -> Int {
-        let probe = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
+        guard let weights else { return 10 }
+        let probe = try ModelSource.build(model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
         let entries = try SafeTensors.read(path: weights).entries
         var id = probe.output
         while id != Model.input {

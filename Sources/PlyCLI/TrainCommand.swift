@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ply
+import PlyONNX
 import Synchronization
 
 /// Set by SIGINT / SIGTERM; polled by the trainer between batches.
@@ -29,7 +30,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
 
-    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
+    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) a model file (.yaml, .json) or an ONNX file (.onnx: its weights are the start).")
     var model = "convnet"
     @Option(help: "Epochs.") var epochs = 10
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
@@ -140,8 +141,10 @@ struct TrainCommand: ParsableCommand {
         var train = try ImageDataset.mnist(directory: data, split: .train)
         let test = try ImageDataset.mnist(directory: data, split: .test)
         if let limit { train = train.prefix(limit) }
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
+        let net = try ModelSource.build(model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
         let trainer = try Trainer(model: net, configuration: config)
+        // The trainer initialised the weights; an ONNX model starts from its own (fine-tuning).
+        if ModelSource.isONNX(model) { try ONNXImport(contentsOf: model).loadWeights(into: net) }
         if resume, let path = trainer.checkpointPath, !FileManager.default.fileExists(atPath: path) {
             FileHandle.standardError.write(Data("ply: no checkpoint at \(path); --resume starts a fresh run\n".utf8))
         }
