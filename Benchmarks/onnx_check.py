@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Full-size proof of ONNX import (and export) against ONNX Runtime (issue #19; docs/onnx.md).
+Not used by Ply's build, tests or CI (the tests use the tiny fixtures in
+Tests/PlyTests/Fixtures/onnx). Needs the virtualenv of Benchmarks/setup-pytorch plus
+onnxruntime and onnx, and a built `ply` with its plugins.
+
+    $PLY_TORCH_VENV/bin/python Benchmarks/onnx_check.py [--ply .build/release/ply]
+        [--models resnet18 alexnet googlenet ...] [--batch 2] [--no-export]
+
+For each torchvision model (random weights, seed 0, eval mode): torch.onnx.export at opset 17
+(the TorchScript exporter, dynamo=False, as Benchmarks/peer_models.py does), ONNX Runtime's
+logits for a seeded input, then `ply predict --model M.onnx` on the same input; and, unless
+--no-export, `ply import` + `ply export` of the imported model run back in ONNX Runtime.
+Each line: the largest |difference| / the largest |logit| (must be <= 1e-4), or Ply's error.
+Exit status 1 when any model fails.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torchvision
+
+SIZES = {"inception_v3": 299}
+
+
+def ort_run(path, x):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ply", default=".build/release/ply")
+    ap.add_argument("--models", nargs="*", default=["resnet18", "alexnet", "googlenet", "vgg11_bn", "resnet50",
+                                                       "inception_v3", "mobilenet_v2"])
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--no-export", action="store_true")
+    args = ap.parse_args()
+    failed = 0
+    work = tempfile.mkdtemp(prefix="ply-onnx-check-")
+    for name in args.models:
+        torch.manual_seed(0)
+        kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+        size = SIZES.get(name, 224)
+        x = torch.rand(args.batch, 3, size, size, generator=torch.Generator().manual_seed(7))
+        onnx_path = os.path.join(work, name + ".onnx")
+        torch.onnx.export(model, (x,), onnx_path, opset_version=17, input_names=["input"], output_names=["logits"],
+                          dynamo=False)
+        ref = ort_run(onnx_path, x.numpy())
+        npy_in, npy_out = os.path.join(work, name + ".in.npy"), os.path.join(work, name + ".out.npy")
+        np.save(npy_in, x.numpy())
+        p = subprocess.run([args.ply, "predict", "--model", onnx_path, "--input", npy_in, "--output", npy_out],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name}: import: FAILED: {p.stderr.strip()}")
+            failed += 1
+            continue
+        r = rel(np.load(npy_out), ref)
+        ok = r <= 1e-4
+        failed += not ok
+        print(f"{name}: import: max |ply - onnxruntime| / max |logit| = {r:.2e} {'ok' if ok else 'FAILED'}")
+        if args.no_export:
+            continue
+        out_dir = os.path.join(work, name)
+        back = os.path.join(work, name + ".ply.onnx")
+        p = subprocess.run([args.ply, "import", onnx_path, "--output", out_dir], capture_output=True, text=True)
+        if p.returncode == 0:
+            p = subprocess.run([args.ply, "export", "--model", os.path.join(out_dir, "model.yaml"), "--weights",
+                                os.path.join(out_dir, "weights.safetensors"), "--in-channels", "3", "--image-size",
+                                str(size), "--output", back], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name}: export: FAILED: {p.stderr.strip()}")
+            failed += 1
+            continue
+        r = rel(ort_run(back, x.numpy()), ref)
+        ok = r <= 1e-4
+        failed += not ok
+        print(f"{name}: export: max |onnxruntime(ply export) - onnxruntime| / max |logit| = {r:.2e} {'ok' if ok else 'FAILED'}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
