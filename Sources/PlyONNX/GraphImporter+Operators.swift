@@ -249,14 +249,13 @@ extension GraphImporter {
         guard int(node, "transA", 0) == 0 else { throw unsupported(node, "transA 1 is not supported") }
         let b = try constant(node, 1, "the weight (B)")
         guard b.dims.count == 2, var wf = b.floats else { throw unsupported(node, "B of dims \(b.dims) (a 2-d weight expected)") }
-        var w = b
+        var (out, inF) = (b.dims[0], b.dims[1])
         if int(node, "transB", 0) == 0 {
-            w = try ConstantFolding.transpose(ConstTensor(dims: b.dims, values: .floats(wf)), perm: nil)
-            wf = w.floats!
+            wf = ConstantFolding.transpose2D(wf, rows: b.dims[0], cols: b.dims[1])
+            (out, inF) = (b.dims[1], b.dims[0])
         }
         let alpha = float(node, "alpha", 1), beta = float(node, "beta", 1)
         if alpha != 1 { wf = wf.map { $0 * alpha } }
-        let (out, inF) = (w.dims[0], w.dims[1])
         var params: [(String, SafeTensors.Entry)] = [("weight", .init(floats: wf, shape: [out, inF]))]
         if !input(node, 2).isEmpty {
             let c = try constant(node, 2, "the bias (C)")
@@ -272,11 +271,11 @@ extension GraphImporter {
         let x = input(node, 0)
         guard rank(x) == 2 else { throw unsupported(node, "input of rank \(rank(x)): Ply maps MatMul of a (batch, features) input only") }
         let b = try constant(node, 1, "the weight")
-        guard b.dims.count == 2, b.floats != nil else { throw unsupported(node, "weight of dims \(b.dims) (2-d expected)") }
-        let w = try ConstantFolding.transpose(b, perm: nil)
+        guard b.dims.count == 2, let bf = b.floats else { throw unsupported(node, "weight of dims \(b.dims) (2-d expected)") }
+        let w = ConstantFolding.transpose2D(bf, rows: b.dims[0], cols: b.dims[1])
         try add(node, type: "linear", [("in_features", .int(b.dims[0])), ("out_features", .int(b.dims[1])), ("bias", .bool(false))],
                 inputs: [try plyInput(node, x)], rank: 2, weight: input(node, 1),
-                params: [("weight", .init(floats: w.floats!, shape: w.dims))])
+                params: [("weight", .init(floats: w, shape: [b.dims[1], b.dims[0]]))])
         matmulLinear[node.output[0]] = layers.count - 1
     }
 

@@ -4,9 +4,9 @@
 /// amounts as plain numbers. A graph tensor's dimension that is only known when the model runs
 /// (the batch) stays symbolic (`SymInt.dim`).
 enum ConstantFolding {
-    /// Largest tensor folded (elements): shape arithmetic is tiny; this bounds the work a
-    /// hostile file can ask for.
-    static let maxElements = 1 << 22
+    /// Largest tensor folded (elements): shape arithmetic is tiny; this bounds the work and
+    /// memory a hostile file can ask for (a `SymInt` is 25 bytes: 1M of them are 25 MB).
+    static let maxElements = 1 << 20
 
     struct Failure: Error {
         let reason: String
@@ -161,6 +161,14 @@ enum ConstantFolding {
             flat.append(off)
         }
         return data.with(dims: dims, indices: flat)
+    }
+
+    /// The transpose of a rows x cols float matrix (weights: not bounded by `maxElements`,
+    /// their size is bounded by the file's).
+    static func transpose2D(_ a: [Float], rows: Int, cols: Int) -> [Float] {
+        var t = [Float](repeating: 0, count: a.count)
+        for r in 0..<rows { for c in 0..<cols { t[c * rows + r] = a[r * cols + c] } }
+        return t
     }
 
     static func slice(_ data: ConstTensor, starts: [Int64], ends: [Int64], axes: [Int64]?, steps: [Int64]?) throws -> ConstTensor {
