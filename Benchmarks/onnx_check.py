@@ -11,6 +11,9 @@ For each torchvision model (random weights, seed 0, eval mode): torch.onnx.expor
 (the TorchScript exporter, dynamo=False, as Benchmarks/peer_models.py does), ONNX Runtime's
 logits for a seeded input, then `ply predict --model M.onnx` on the same input; and, unless
 --no-export, `ply import` + `ply export` of the imported model run back in ONNX Runtime.
+With --zoo, also the zoo's own models (Ply's composite blocks: residual, basic_conv2d,
+inception): torchvision's state_dict as safetensors, `ply export --model NAME --weights`,
+run in ONNX Runtime against PyTorch's logits.
 Each line: the largest |difference| / the largest |logit| (must be <= 1e-4), or Ply's error.
 Exit status 1 when any model fails.
 """
@@ -37,6 +40,63 @@ def rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
+def save_safetensors(state, path):
+    """A safetensors file (F32 / I64) without the safetensors package."""
+    import json
+    import struct
+    header, blobs, off = {}, [], 0
+    for k, v in state.items():
+        a = v.contiguous().numpy()
+        b = a.tobytes()
+        header[k] = {"dtype": {"float32": "F32", "int64": "I64"}[str(a.dtype)], "shape": list(a.shape),
+                     "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def randomize(model):
+    """Random statistics and affine terms, so BatchNorm is not an identity and the logits are
+    not all alike (torchvision's initialisation leaves GoogLeNet's nearly constant)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+        elif isinstance(m, torch.nn.Linear) and m.bias is not None:
+            m.bias.data.uniform_(-0.5, 0.5)
+
+
+def zoo_export(args, work):
+    failed = 0
+    for name in args.models:
+        torch.manual_seed(0)
+        kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+        randomize(model)
+        size = SIZES.get(name, 224)
+        x = torch.rand(args.batch, 3, size, size, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            ref = model(x).numpy()
+        st, out = os.path.join(work, name + ".safetensors"), os.path.join(work, name + ".zoo.onnx")
+        save_safetensors(model.state_dict(), st)
+        p = subprocess.run([args.ply, "export", "--model", name, "--weights", st, "--in-channels", "3",
+                            "--image-size", str(size), "--output", out], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name}: zoo export: FAILED: {p.stderr.strip()}")
+            failed += 1
+            continue
+        r = rel(ort_run(out, x.numpy()), ref)
+        failed += r > 1e-4
+        print(f"{name}: zoo export: max |onnxruntime(ply export) - pytorch| / max |logit| = {r:.2e} "
+              f"{'ok' if r <= 1e-4 else 'FAILED'}")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ply", default=".build/release/ply")
@@ -44,6 +104,7 @@ def main():
                                                        "inception_v3", "mobilenet_v2"])
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--zoo", action="store_true")
     args = ap.parse_args()
     failed = 0
     work = tempfile.mkdtemp(prefix="ply-onnx-check-")
@@ -51,16 +112,7 @@ def main():
         torch.manual_seed(0)
         kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
         model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
-        # Random statistics and affine terms, so BatchNorm is not an identity and the logits
-        # are not all alike (torchvision's initialisation leaves GoogLeNet's nearly constant).
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.data.uniform_(0.5, 1.5)
-                m.bias.data.uniform_(-0.2, 0.2)
-            elif isinstance(m, torch.nn.Linear) and m.bias is not None:
-                m.bias.data.uniform_(-0.5, 0.5)
+        randomize(model)
         size = SIZES.get(name, 224)
         x = torch.rand(args.batch, 3, size, size, generator=torch.Generator().manual_seed(7))
         onnx_path = os.path.join(work, name + ".onnx")
@@ -97,6 +149,8 @@ def main():
         ok = r <= 1e-4
         failed += not ok
         print(f"{name}: export: max |onnxruntime(ply export) - onnxruntime| / max |logit| = {r:.2e} {'ok' if ok else 'FAILED'}")
+    if args.zoo:
+        failed += zoo_export(args, work)
     sys.exit(1 if failed else 0)
 
 
