@@ -29,6 +29,7 @@ extension GraphImporter {
         case "GlobalAveragePool":
             let x = input(node, 0)
             try add(node, type: "adaptive_avgpool2d", [("output_size", .int(1))], inputs: [try plyInput(node, x)], rank: 4)
+        case "ReduceMean": try reduceMean(node)
         case "Flatten":
             let x = input(node, 0)
             let axis = int(node, "axis", 1)
@@ -236,6 +237,8 @@ extension GraphImporter {
         switch shape.first {
         case .some(.dim(let t, 0)): batchKept = t == x || nodeOf[t] == nodeOf[x]
         case .some(.value(0)): batchKept = true
+        // torch.onnx's dynamo exporter writes the batch it was exported with: (N, -1), (N, C*H*W)
+        case .some(.value(let n)) where exportedBatch > 0 && n == Int64(exportedBatch): batchKept = true
         case .some(.value(-1)): batchKept = shape.count == 2 && shape[1].value.map { $0 > 0 } == true
         default: batchKept = false
         }
@@ -243,6 +246,36 @@ extension GraphImporter {
             throw unsupported(node, "shape \(shape): Ply maps a Reshape only of the flatten kind, (batch, -1)")
         }
         try add(node, type: "flatten", [], inputs: [try plyInput(node, x)], rank: 2)
+    }
+
+    /// ReduceMean over height and width: a global average pool (and a flatten without keepdims),
+    /// as torch.onnx's dynamo exporter writes `AdaptiveAvgPool2d(1)` and `x.mean((2, 3))`.
+    mutating func reduceMean(_ node: Onnx_NodeProto) throws {
+        let x = input(node, 0)
+        let axes: [Int64]
+        if opset >= 18 {
+            guard !input(node, 1).isEmpty, let a = try constant(node, 1, "axes").knownInts else {
+                throw unsupported(node, "ReduceMean needs constant axes (2, 3) to map onto Ply's global average pool")
+            }
+            axes = a
+        } else {
+            axes = (ints(node, "axes") ?? []).map { Int64($0) }
+        }
+        let r = Int64(rank(x))
+        guard r == 4, Set(axes.map { $0 < 0 ? $0 + r : $0 }) == [2, 3], axes.count == 2 else {
+            throw unsupported(node, "axes \(axes) of a rank-\(r) input: Ply maps ReduceMean only over height and width (2, 3) of an image tensor")
+        }
+        let keep = int(node, "keepdims", 1) == 1
+        let pooled = try plyInput(node, x)
+        if keep {
+            try add(node, type: "adaptive_avgpool2d", [("output_size", .int(1))], inputs: [pooled], rank: 4)
+        } else {
+            var pool = node
+            pool.output = ["\(node.output.first ?? "")#pooled"]
+            try add(pool, type: "adaptive_avgpool2d", [("output_size", .int(1))], inputs: [pooled], rank: 4)
+            let name = nodeOf[pool.output[0]]!
+            try add(node, type: "flatten", [], inputs: [name], rank: 2)
+        }
     }
 
     mutating func gemm(_ node: Onnx_NodeProto) throws {

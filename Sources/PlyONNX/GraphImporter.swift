@@ -9,8 +9,8 @@ struct GraphImporter {
     static let supported = [
         "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (as ReLU: min 0, no max)", "Concat", "Constant",
         "ConstantOfShape", "Conv", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity",
-        "MatMul (+ Add: Linear)", "MaxPool", "Pad (constant zeros, into a following Conv or AveragePool)", "Relu",
-        "Reshape (of the flatten kind)", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze",
+        "MatMul (+ Add: Linear)", "MaxPool", "Pad (constant zeros, into a following Conv or AveragePool)",
+        "ReduceMean (over H and W)", "Relu", "Reshape (of the flatten kind)", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze",
     ]
 
     let path: String
@@ -31,6 +31,8 @@ struct GraphImporter {
     var usedNames: Set<String> = ["input"]
     /// Layer index of a bias-less linear made from a MatMul, by its output tensor (Add folds in).
     var matmulLinear: [String: Int] = [:]
+    /// The graph input's batch dimension as exported (0: free).
+    var exportedBatch = 0
 
     init(path: String, opset: Int) {
         self.path = path

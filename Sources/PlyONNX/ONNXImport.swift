@@ -74,6 +74,7 @@ public struct ONNXImport: Sendable {
         inputShape = x.type.tensorType.shape.dim.map { d in
             if case let .dimValue(v)? = d.value, v > 0, v < Int64(Int32.max) { return Int(v) } else { return 0 }
         }
+        g.exportedBatch = inputShape.first ?? 0
         g.nodeOf[x.name] = "input"
         g.rankOf[x.name] = max(inputShape.count, 1)
         for n in graph.node { for i in n.input where !i.isEmpty { g.consumers[i, default: 0] += 1 } }

@@ -4,11 +4,13 @@ import Testing
 import PlyONNX
 
 /// ONNX import (docs/onnx.md) against ONNX Runtime: tiny-width networks made of torchvision's
-/// own blocks, exported by torch.onnx at opset 17 (Fixtures/onnx/make-fixtures.py), imported
+/// own blocks, exported by torch.onnx at opset 17 (and by its dynamo exporter at 18, weights in
+/// external data) (Fixtures/onnx/make-fixtures.py), imported
 /// and run in Ply; the logits must equal ONNX Runtime's within 1e-4 of the largest logit.
 @Suite struct ONNXImportTests {
     static let dir = fixtures.appendingPathComponent("onnx")
-    static let models = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_resnet_external"]
+    static let models = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_resnet_external",
+                         "tiny_resnet_dynamo", "tiny_ops_dynamo"]
 
     static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
@@ -28,7 +30,7 @@ import PlyONNX
     @Test(arguments: models)
     func logitsEqualONNXRuntime(_ name: String) throws {
         let imported = try ONNXImport(contentsOf: Self.path("\(name).onnx"))
-        #expect(imported.opset == 17)
+        #expect(imported.opset == (name.hasSuffix("_dynamo") ? 18 : 17))
         let (shape, _) = try NumPy.read(path: Self.path("\(name.replacingOccurrences(of: "_external", with: "")).input.npy"))
         let model = try imported.build(runtime: sharedRuntime, inputShape: Shape(shape))
         try Self.expectMatchesONNXRuntime(model, name)

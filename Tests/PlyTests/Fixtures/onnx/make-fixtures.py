@@ -110,7 +110,7 @@ class Leaky(nn.Module):
         return F.leaky_relu(self.conv(x), 0.1)
 
 
-def export(name, model, size, training=torch.onnx.TrainingMode.EVAL):
+def export(name, model, size, training=torch.onnx.TrainingMode.EVAL, dynamo=False):
     torch.manual_seed(1)
     model.eval()
     # non-trivial BatchNorm statistics, so a wrong mapping shows in the logits
@@ -122,8 +122,11 @@ def export(name, model, size, training=torch.onnx.TrainingMode.EVAL):
             m.bias.data.uniform_(-0.2, 0.2)
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(7))
     path = os.path.join(HERE, name + ".onnx")
-    torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"], output_names=["logits"],
-                      dynamo=False, training=training)
+    if dynamo:  # torch.onnx's default exporter since PyTorch 2.9 (needs onnxscript); opset 18
+        torch.onnx.export(model, (x,), path, opset_version=18, input_names=["input"], output_names=["logits"])
+    else:
+        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"], output_names=["logits"],
+                          dynamo=False, training=training)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     y = sess.run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
@@ -145,8 +148,14 @@ def main():
     export("tiny_googlenet", TinyGoogLeNet(), 32)
     export("tiny_ops", Ops(), 14)
     export("leaky", Leaky(), 8)
+    # the dynamo exporter's graphs: ReduceMean for the global pool, Reshape to (2, -1) with the
+    # exported batch written in, BatchNorm folded
+    export("tiny_resnet_dynamo", TinyResNet(), 32, dynamo=True)
+    export("tiny_ops_dynamo", Ops(), 14, dynamo=True)
     # external data: the same ResNet with every tensor in a file beside the graph
     m = onnx.load(os.path.join(HERE, "tiny_resnet.onnx"))
+    if os.path.exists(os.path.join(HERE, "tiny_resnet_external.data")):
+        os.remove(os.path.join(HERE, "tiny_resnet_external.data"))
     onnx.save_model(m, os.path.join(HERE, "tiny_resnet_external.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="tiny_resnet_external.data", size_threshold=0)
 
