@@ -43,6 +43,9 @@ public struct TrainingConfiguration: Sendable {
     /// Resume even when the checkpoint was written with another batch size, data set or model
     /// (otherwise `TrainingError.resumeMismatch`).
     public var resumeAnyway = false
+    /// Random crop and flip of the training images, seeded per (seed, epoch, image index) so
+    /// that a resumed run is bit-identical (default: none). Evaluation passes see the images as stored.
+    public var augmentation = Augmentation.none
 
     /// Throws `TrainingError.invalidConfiguration` naming the first field out of range.
     public func validate() throws(TrainingError) {
@@ -54,6 +57,9 @@ public struct TrainingConfiguration: Sendable {
                   "1...\(TrainingConfiguration.maxBatchSize)")
         try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate, "a finite number > 0")
         try check(logEvery >= 1, "logEvery", logEvery, "1 or more")
+        do { try augmentation.validate() } catch {
+            throw .invalidConfiguration(field: "augmentation", value: "\(augmentation)", accepted: "\(error)")
+        }
         do { try schedule.validate() } catch {
             throw .invalidConfiguration(field: "schedule", value: "\(schedule)", accepted: "\(error)")
         }
@@ -289,7 +295,8 @@ public final class Trainer {
         for epoch in startEpoch..<cfg.epochs {
             optimizer.learningRate = cfg.schedule.rate(base: cfg.learningRate, epoch: epoch)
             model.isTraining = true
-            let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch)
+            let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch,
+                                     augmentation: cfg.augmentation)
             var epochLoss = 0.0, epochSamples = 0
             if epoch == startEpoch { (epochLoss, epochSamples) = (resumedLoss, resumedSamples) }
             var batchIndex = 0
