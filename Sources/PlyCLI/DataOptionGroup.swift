@@ -55,11 +55,14 @@ struct DataOptionGroup: ParsableArguments {
         return .given(mean: m, std: s)
     }
 
-    /// The library's options for a run seeded with `seed`.
-    func options(seed: UInt64, threads: Int?) throws -> DataOptions {
+    /// The library's options for a run seeded with `seed`; what the command line leaves unsaid
+    /// comes from the model file's `transforms:` (`file`).
+    func options(seed: UInt64, threads: Int?, file: TransformSettings? = nil) throws -> DataOptions {
         var options = DataOptions()
-        options.transforms = ImageTransforms(resize: resize, centerCrop: centerCrop, channels: channels)
-        options.normalization = try normalization()
+        options.transforms = ImageTransforms(resize: resize ?? file?.resize, centerCrop: centerCrop ?? file?.centerCrop,
+                                             channels: channels ?? file?.channels)
+        let given = try normalization()
+        options.normalization = given == .none ? (file?.normalization ?? .none) : given
         options.validationSplit = valSplit
         options.seed = seed
         options.skipBadImages = skipBadImages
@@ -88,9 +91,18 @@ struct AugmentationOptionGroup: ParsableArguments {
         try checkOption("--random-crop", randomCrop, in: 1...Augmentation.maxPadding)
     }
 
-    /// The augmentation, with the padding black after `normalization`.
-    func augmentation(normalization: (mean: [Float], std: [Float])?) -> Augmentation {
+    /// The augmentation, with the padding black after `normalization`; what the command line
+    /// leaves unsaid comes from the model file's `transforms:` (`file`).
+    func augmentation(normalization: (mean: [Float], std: [Float])?, file: TransformSettings? = nil) -> Augmentation {
         let fill = normalization.map { n in zip(n.mean, n.std).map { -$0 / $1 } } ?? []
-        return Augmentation(cropPadding: randomCrop ?? 0, horizontalFlip: horizontalFlip, fill: fill)
+        return Augmentation(cropPadding: randomCrop ?? file?.randomCrop ?? 0,
+                            horizontalFlip: horizontalFlip || (file?.horizontalFlip ?? false), fill: fill)
     }
+}
+
+/// The `transforms:` of the model `--model` names (a zoo name or a model file), if it has them.
+func modelFileTransforms(_ model: String) throws -> TransformSettings? {
+    let ext = (model as NSString).pathExtension.lowercased()
+    if ["yaml", "yml", "json"].contains(ext) { return try ModelFile(contentsOf: URL(fileURLWithPath: model)).transforms }
+    return try Zoo.modelFile(named: model).file.transforms
 }

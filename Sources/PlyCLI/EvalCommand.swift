@@ -25,7 +25,8 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         do {
             let runtime = try pluginOptions.makeRuntime()
-            let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: nil),
+            let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: nil,
+                                                                                          file: modelFileTransforms(model)),
                                                             splits: split == "train" ? .train : .test)
             DataOptionGroup.reportSkipped(loaded)
             guard let dataset = split == "train" ? loaded.train : loaded.test else {

@@ -140,12 +140,13 @@ struct TrainCommand: ParsableCommand {
             : .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
         config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
 
-        let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads))
+        let fileTransforms = try modelFileTransforms(model)
+        let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads, file: fileTransforms))
         DataOptionGroup.reportSkipped(loaded)
         guard var train = loaded.train else { throw TrainingError.emptyDataset(role: "training set", count: 0) }
         let test = loaded.test
         if let limit { train = train.prefix(limit) }
-        config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization)
+        config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization, file: fileTransforms)
         let classes = loaded.classNames?.count ?? 10
         let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
         let trainer = try Trainer(model: net, configuration: config, classes: classes)

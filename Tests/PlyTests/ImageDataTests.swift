@@ -431,6 +431,72 @@ import Testing
         #expect(try NumPy.read(path: out + "/logits.npy").shape == [4, 2])
     }
 
+    /// A model file's `transforms:` set what the command line leaves unsaid; bad entries name
+    /// the line and key.
+    @Test func modelFileTransforms() throws {
+        let file = try ModelFile(text: """
+            layers:
+              - {type: flatten}
+            transforms:
+              resize: 14
+              center_crop: 12
+              channels: 3
+              normalize: {mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2]}
+              random_crop: 2
+              horizontal_flip: true
+            """)
+        var expected = TransformSettings()
+        expected.resize = 14
+        expected.centerCrop = 12
+        expected.channels = 3
+        expected.normalization = .given(mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2])
+        expected.randomCrop = 2
+        expected.horizontalFlip = true
+        #expect(file.transforms == expected)
+        #expect(try ModelFile(text: "layers:\n  - {type: flatten}\ntransforms: {normalize: true}\n").transforms?.normalization == .computed)
+        for (bad, words) in [("resize: 0", ["transforms.resize", ":4:"]), ("channels: 2", ["transforms.channels"]),
+                             ("normalize: {mean: [1, 2], std: [1]}", ["transforms.normalize"]), ("rotate: 3", ["rotate"])] {
+            let error = #expect(throws: ModelFileError.self) { try ModelFile(text: "layers:\n  - {type: flatten}\ntransforms:\n  \(bad)\n") }
+            for word in words { #expect(error?.description.contains(word) == true, "\(String(describing: error)) lacks \(word)") }
+        }
+        // ply train takes them from the file: a 3-channel 12x12 ConvNet trains on the folder.
+        let root = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let model = root + "/tiny.yaml"
+        try """
+            params: {num_classes: 10, in_channels: 1}
+            layers:
+              - {type: conv2d, in_channels: $in_channels, out_channels: 2, kernel_size: 3}
+              - {type: flatten}
+              - {type: linear, in_features: 200, out_features: $num_classes}
+            transforms: {resize: 14, center_crop: 12, channels: 3, normalize: true, random_crop: 1, horizontal_flip: true}
+            """.write(toFile: model, atomically: true, encoding: .utf8)
+        let out = try ReliabilityTests.ply(["train", "--data", root, "--model", model, "--epochs", "1", "--batch-size", "4",
+                                            "--output", root + "/run"])
+        #expect(out.status == 0 && out.stdout.contains("Test accuracy"), "\(out.stderr)")
+    }
+
+    /// Fixtures/capi/capi_images.c: ply_dataset_load on an image folder and CIFAR files, class
+    /// names, skipped images, ply_fit with random crop and flip (API 1.4).
+    @Test func cAPILoadsFoldersAndCIFAR() throws {
+        let root = try Self.makeFolder(corrupt: true)
+        let cifar = try Self.temporaryDirectory()
+        let dir = try CCompiler.temporaryDirectory("capi-images")
+        defer {
+            try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: cifar)
+            try? FileManager.default.removeItem(at: dir)
+        }
+        for b in 1...5 {
+            try Data(Self.cifarRecord(labels: [0], seed: b) + Self.cifarRecord(labels: [1], seed: 2))
+                .write(to: URL(fileURLWithPath: cifar + "/data_batch_\(b).bin"))
+        }
+        let program = try CAPITests.compileProgram(fixtures.appendingPathComponent("capi/capi_images.c"), into: dir)
+        let out = try CAPITests.run(program, [root, cifar])
+        let failed = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(out.status == 0 && failed.isEmpty, "capi_images: \(failed.joined(separator: "\n"))\n\(out.stderr)")
+        #expect(out.stdout.contains("0 failures"), "\(out.stdout)\n\(out.stderr)")
+    }
+
     @Test func dataOptionsAreValidatedWhereParsed() throws {
         let root = try Self.makeFolder(sameSize: true)
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -67,7 +67,7 @@ public enum CIFAR {
         for name in variant.files(split) {
             let path = dir + "/" + name
             guard FileManager.default.fileExists(atPath: path) else {
-                throw .missingFile(directory: dir, candidates: variant.files(split))
+                throw .missingFile(directory: dir, candidates: [name])
             }
             let (p, l) = try read(path: path, variant: variant)
             pixels += p

@@ -96,7 +96,10 @@ public enum ImageDecoder {
         let bytes: [UInt8]
         do {
             let file = try BoundedFile(path: path)
-            bytes = try file.read(upTo: maxFileBytes)
+            // A regular file's size is known: ask for exactly that (BoundedFile's buffer is the
+            // size asked for, up to 1 MiB; an image is usually far smaller), and one byte more
+            // to see a file that grew.
+            bytes = try file.read(upTo: min(file.regularSize.map { $0 + 1 } ?? maxFileBytes, maxFileBytes))
             if bytes.count == maxFileBytes, try file.hasMore() {
                 throw DataError.unreadable(path: path, reason: "larger than \(maxFileBytes) bytes, the most an image file may be")
             }
