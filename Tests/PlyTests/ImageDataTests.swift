@@ -335,6 +335,35 @@ import Testing
         #expect(reference != Dictionary(uniqueKeysWithValues: (0..<n).map { ($0, Array(data.images[($0 * 40)..<(($0 + 1) * 40)])) }))
     }
 
+    /// With random crops and flips, a run interrupted mid-epoch and resumed ends with the
+    /// uninterrupted run's weights, bit for bit; and the augmentation does change training.
+    @Test func augmentedRunResumesBitIdentically() throws {
+        let (train, test) = try TrainerTests.fixtureData()
+        let dirA = try Self.temporaryDirectory(), dirB = try Self.temporaryDirectory()
+        defer { TrainerTests.remove(dirA); TrainerTests.remove(dirB) }
+        func configuration(_ dir: String?, augment: Bool = true) -> TrainingConfiguration {
+            var c = TrainerTests.quickConfiguration(epochs: 1, seed: 5, output: dir)
+            if augment { c.augmentation = Augmentation(cropPadding: 3, horizontalFlip: true) }
+            return c
+        }
+        let trainerA = try TrainerTests.makeTrainer(configuration(dirA))
+        _ = try trainerA.run(train: train, test: test)
+        let weightsA = try TrainerTests.weightBits(trainerA.model)
+
+        let trainerB = try TrainerTests.makeTrainer(configuration(dirB))
+        var polls = 0
+        _ = TrainerTests.trainingError {
+            _ = try trainerB.run(train: train, test: test, shouldStop: { polls += 1; return polls == 17 })
+        }
+        let trainerC = try TrainerTests.makeTrainer(configuration(dirB))
+        _ = try trainerC.run(train: train, test: test, resume: true)
+        #expect(try TrainerTests.weightBits(trainerC.model) == weightsA, "the resumed augmented run ends with other weights")
+
+        let plain = try TrainerTests.makeTrainer(configuration(nil, augment: false))
+        _ = try plain.run(train: train, test: test)
+        #expect(try TrainerTests.weightBits(plain.model) != weightsA, "augmentation changed nothing")
+    }
+
     // MARK: - CIFAR
 
     /// CIFAR records: label byte(s), then 1024 R, 1024 G, 1024 B.
