@@ -92,6 +92,12 @@ public enum ImageDecoder {
     /// - Throws: `DataError.fileNotFound`, `.unreadable`, `.notARegularFile`,
     ///   `.unsupportedImage` (neither PNG nor JPEG), `.corruptImage`, `.imageTooLarge`.
     public static func decode(path: String, maxPixels: Int = maxPixels) throws(DataError) -> DecodedImage {
+        try decode(path: path, maxPixels: maxPixels, jpeg: nil)
+    }
+
+    /// `decode(path:maxPixels:)` with a TurboJPEG handle kept by the caller (one per thread;
+    /// nil: one for this call).
+    static func decode(path: String, maxPixels: Int, jpeg: JPEGHandle?) throws(DataError) -> DecodedImage {
         if let kind = nonRegularFileKind(path) { throw .notARegularFile(path: path, kind: kind) }
         let bytes: [UInt8]
         do {
@@ -111,14 +117,22 @@ public enum ImageDecoder {
         } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
-        return try decode(bytes: bytes, path: path, maxPixels: maxPixels)
+        return try decode(bytes: bytes, path: path, maxPixels: maxPixels, jpeg: jpeg)
     }
 
     /// Decodes an image already in memory; `path` names it in errors.
     public static func decode(bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws(DataError) -> DecodedImage {
+        try decode(bytes: bytes, path: path, maxPixels: maxPixels, jpeg: nil)
+    }
+
+    static func decode(bytes: [UInt8], path: String, maxPixels: Int, jpeg: JPEGHandle?) throws(DataError) -> DecodedImage {
         switch format(of: bytes) {
         case .png: return try decodePNG(bytes, path: path, maxPixels: maxPixels)
-        case .jpeg: return try decodeJPEG(bytes, path: path, maxPixels: maxPixels)
+        case .jpeg:
+            guard let handle = jpeg ?? JPEGHandle() else {
+                throw .corruptImage(path: path, format: "JPEG", reason: "TurboJPEG could not start: " + String(cString: tjGetErrorStr2(nil)))
+            }
+            return try decodeJPEG(bytes, path: path, maxPixels: maxPixels, handle: handle.handle)
         case nil:
             throw .unsupportedImage(path: path, reason: bytes.isEmpty ? "the file is empty"
                 : "its first bytes are neither PNG's signature (89 50 4E 47) nor JPEG's (FF D8 FF)")
@@ -164,11 +178,7 @@ public enum ImageDecoder {
         return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
     }
 
-    private static func decodeJPEG(_ bytes: [UInt8], path: String, maxPixels: Int) throws(DataError) -> DecodedImage {
-        guard let handle = tjInitDecompress() else {
-            throw .corruptImage(path: path, format: "JPEG", reason: "TurboJPEG could not start: " + String(cString: tjGetErrorStr2(nil)))
-        }
-        defer { tjDestroy(handle) }
+    private static func decodeJPEG(_ bytes: [UInt8], path: String, maxPixels: Int, handle: tjhandle) throws(DataError) -> DecodedImage {
         func reason() -> String { String(cString: tjGetErrorStr2(handle)) }
         var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
         let header = bytes.withUnsafeBufferPointer {
@@ -198,4 +208,17 @@ public enum ImageDecoder {
         }
         return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
     }
+}
+
+/// A TurboJPEG decompressor, reused for the images one thread decodes (creating one costs
+/// libjpeg's memory pools per image otherwise). Not shared between threads.
+final class JPEGHandle {
+    let handle: tjhandle
+
+    init?() {
+        guard let h = tjInitDecompress() else { return nil }
+        handle = h
+    }
+
+    deinit { tjDestroy(handle) }
 }

@@ -70,30 +70,46 @@ public struct ImageFolder: Sendable {
     /// The image files (.png, .jpg, .jpeg) below `directory`, in
     /// `sorted(os.walk(directory, followlinks=True))` order.
     public static func imageFiles(under directory: String) -> [String] {
-        var folders: [String] = []
+        var folders: [(path: String, entries: [(name: String, isDirectory: Bool)])] = []
         var pending = [directory]
         var seen = Set<String>()
         while let folder = pending.popLast() {
             // Symbolic links are followed (as torchvision does); a loop is walked once.
             let real = (folder as NSString).resolvingSymlinksInPath
             guard seen.insert(real).inserted else { continue }
-            folders.append(folder)
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
-                var dir: ObjCBool = false
-                let path = folder + "/" + name
-                if FileManager.default.fileExists(atPath: path, isDirectory: &dir), dir.boolValue { pending.append(path) }
-            }
+            let entries = listDirectory(folder)
+            folders.append((folder, entries))
+            pending += entries.filter(\.isDirectory).map { folder + "/" + $0.name }
         }
         var files: [String] = []
-        for folder in folders.sorted() {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
-            for name in names where Self.extensions.contains((name as NSString).pathExtension.lowercased()) {
-                var dir: ObjCBool = false
-                let path = folder + "/" + name
-                if FileManager.default.fileExists(atPath: path, isDirectory: &dir), !dir.boolValue { files.append(path) }
+        for (folder, entries) in folders.sorted(by: { $0.path < $1.path }) {
+            for entry in entries.sorted(by: { $0.name < $1.name })
+            where !entry.isDirectory && Self.extensions.contains((entry.name as NSString).pathExtension.lowercased()) {
+                files.append(folder + "/" + entry.name)
             }
         }
         return files
+    }
+
+    /// The entries of `directory` (not `.` and `..`) and whether each is a directory (through a
+    /// symbolic link too), from `readdir`'s entry type: a stat only where the file system does
+    /// not say (a link, or `DT_UNKNOWN`). 60 000 stats were a tenth of loading Fashion-MNIST's JPEGs.
+    static func listDirectory(_ directory: String) -> [(name: String, isDirectory: Bool)] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var result: [(name: String, isDirectory: Bool)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            let type = Int32(entry.pointee.d_type)
+            var isDirectory = type == Int32(DT_DIR)
+            if type == Int32(DT_LNK) || type == Int32(DT_UNKNOWN) {
+                var st = stat()
+                isDirectory = stat(directory + "/" + name, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+            }
+            result.append((name, isDirectory))
+        }
+        return result
     }
 
     /// The folder with only the items at `indices` (in that order).
@@ -148,8 +164,12 @@ public struct ImageFolder: Sendable {
         // writes only its own slots.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var i = worker
+            let jpeg = JPEGHandle()
             while i < n {
-                do { results.set(i, .success(transforms.apply(try ImageDecoder.decode(path: items[i].path, maxPixels: maxPixels)))) } catch {
+                do {
+                    let image = try ImageDecoder.decode(path: items[i].path, maxPixels: maxPixels, jpeg: jpeg)
+                    results.set(i, .success(transforms.apply(image)))
+                } catch {
                     results.set(i, .failure(error as? DataError ?? .unreadable(path: items[i].path, reason: "\(error)")))
                 }
                 i += workers
