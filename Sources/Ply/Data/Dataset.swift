@@ -164,4 +164,11 @@ extension ImageDataset {
         return ImageDataset(count: k, channels: channels, height: height, width: width,
                             images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
     }
+
+    /// The samples in `range` (clamped to `0..<count`): one rank's share of a data set.
+    public func slice(_ range: Range<Int>) -> ImageDataset {
+        let lo = Swift.max(0, Swift.min(range.lowerBound, count)), hi = Swift.max(lo, Swift.min(range.upperBound, count))
+        return ImageDataset(count: hi - lo, channels: channels, height: height, width: width,
+                            images: Array(images[lo * sampleSize..<hi * sampleSize]), labels: Array(labels[lo..<hi]))
+    }
 }
