@@ -80,9 +80,10 @@ extern "C" {
 /* Minor versions: 1.1 ply_model_infer; 1.2 flush_denormals; 1.3
  * ply_runtime_register_function, registered functions named by `function:`
  * in user_activation layers (model text is no longer rewritten), result
- * codes that keep their kind (PLY_ERR_IO, a plugin's own status). */
+ * codes that keep their kind (PLY_ERR_IO, a plugin's own status); 1.4
+ * data-parallel training: ply_communicator_*, ply_fit_options.communicator. */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 3 /* 1.3: see above */
+#define PLY_API_VERSION_MINOR 4 /* 1.4: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -542,6 +543,31 @@ PLY_EXPORT void ply_dataset_destroy(ply_dataset *dataset);
 /* Training loop and evaluation                                           */
 /* ---------------------------------------------------------------------- */
 
+/**
+ * One rank of a data-parallel job (API 1.4): the MPI communicator
+ * (Include/ply/comm.h), loaded from its own library so that libply links no
+ * MPI. Start the program with `mpirun -np N prog`, open one communicator per
+ * process, pass it in ply_fit_options.communicator, close it before exit.
+ */
+typedef struct ply_communicator ply_communicator;
+
+/**
+ * Loads the communicator library `library` (NULL: PLY_COMM_LIBRARY, else
+ * libplycomm_mpi.so in the plugin directory, built by scripts/build-comm-mpi)
+ * and joins the job (MPI_Init). At most once per process: MPI cannot be
+ * initialised again after ply_communicator_close. Fails with PLY_ERR_NOT_FOUND
+ * when the library is missing (the message says how to build it), PLY_ERR_ABI
+ * when it is not a usable communicator. Not thread-safe: call from one thread.
+ */
+PLY_EXPORT ply_result ply_communicator_open(const char *library, ply_communicator **out);
+/** This process's rank (0 .. size-1), or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_rank(const ply_communicator *communicator);
+/** The number of ranks in the job, or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_size(const ply_communicator *communicator);
+/** Leaves the job (MPI_Finalize; every rank calls it) and frees the handle.
+ *  NULL is a no-op. */
+PLY_EXPORT void ply_communicator_close(ply_communicator *communicator);
+
 /** Optimizers ply_fit can build. */
 typedef enum ply_optimizer_kind {
   PLY_OPTIMIZER_SGD = 0,
@@ -581,6 +607,14 @@ typedef struct ply_fit_options {
   /** A directory for a checkpoint after every epoch, training.svg and the
    *  confusion matrix, or NULL (default) for none. Copied. */
   const char *output_directory;
+  /** API 1.4. Data-parallel training: every rank calls ply_fit with the same
+   *  options and data; batch_size is the global batch, shared out between
+   *  the ranks, and gradients are summed over them (the weights match one
+   *  process's within float rounding). Rank 0 alone writes output_directory.
+   *  The progress callback runs on every rank, with the same numbers; a stop
+   *  request from any rank stops all after the same batch. Borrowed: it must
+   *  outlive the call. NULL (default): this process alone. */
+  ply_communicator *communicator;
 } ply_fit_options;
 
 /** Sets struct_size, api_version and the defaults. NULL is a no-op.
