@@ -152,7 +152,14 @@ PLY_COMM_MPI_EXPORT ply_comm *ply_comm_entry(uint16_t host_major, uint16_t host_
         snprintf(error, error_size, "libplycomm_mpi: out of memory");
         return NULL;
     }
-    int initialised = 0, provided = 0;
+    int initialised = 0, finalised = 0, provided = 0;
+    MPI_Finalized(&finalised);
+    if (finalised) {
+        snprintf(error, error_size, "MPI was finalized in this process (a communicator was closed); "
+                 "MPI cannot be initialised again: open one communicator per process");
+        free(s);
+        return NULL;
+    }
     MPI_Initialized(&initialised);
     if (!initialised) {
         int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);

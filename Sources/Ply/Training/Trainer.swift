@@ -244,6 +244,7 @@ public final class Trainer {
                     progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
         let cfg = configuration
         var summary = TrainingSummary()
+        agreedStop = false
         var startEpoch = 0, startBatch = 0
         var resumedLoss = 0.0, resumedSamples = 0
         // Everything that can be checked is checked before the first step.
