@@ -173,6 +173,7 @@ import FoundationXML
         #expect(saved.metadata["epoch"] == "1" && saved.metadata["batch"] == "10")
         #expect(saved.metadata["partial_samples"] == "160")
         #expect(saved.metadata["optimizer_steps"] == String(38 + 10))
+        #expect(saved.metadata["validation_losses"]?.split(separator: ",").count == 1, "one finished epoch's validation loss")
         // An interrupted run writes no plots: it has no test result yet.
         #expect(!FileManager.default.fileExists(atPath: (dirB as NSString).appendingPathComponent("confusion.txt")))
 
@@ -195,6 +196,8 @@ import FoundationXML
         #expect(Self.bits(summaryC.epochLosses) == Self.bits(summaryA.epochLosses),
                 "losses \(summaryC.epochLosses) vs \(summaryA.epochLosses)")
         #expect(summaryC.trainingAccuracies == summaryA.trainingAccuracies)
+        #expect(Self.bits(summaryC.validationLosses) == Self.bits(summaryA.validationLosses))
+        #expect(summaryC.validationAccuracies == summaryA.validationAccuracies && summaryA.validationAccuracies.count == 3)
         #expect(summaryC.testAccuracy == summaryA.testAccuracy)
         #expect(summaryC.confusion == summaryA.confusion)
         // The final checkpoints agree entry for entry, optimizer state and metadata included.
