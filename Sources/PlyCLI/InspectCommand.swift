@@ -77,7 +77,10 @@ struct InspectCommand: ParsableCommand {
             let classes = try numClasses ?? classCount(model: model, weights: weights, runtime: runtime, channels: c, size: h)
             let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: h)
             let inspector = try ModelInspector(model: net, channels: c, height: h, width: w)
-            if let layer { _ = try inspector.row(layer) }
+            // Nothing is written unless every picture asked for can be drawn.
+            if let layer, try inspector.row(layer).outputShape.rank != 4 {
+                throw InspectError.notAFeatureMap(layer: layer, shape: try inspector.row(layer).outputShape)
+            }
             if let layer, let (y, x) = try parsedPosition() { _ = try inspector.receptiveField(layer: layer, y: y, x: x) }
             do {
                 try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)

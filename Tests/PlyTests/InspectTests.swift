@@ -189,12 +189,15 @@ import Testing
         let rf = try PNGImage(contentsOf: out + "/receptive-field-conv_2-3-4.png")
         #expect(rf.width == 28 && rf[3, 5] == ModelInspector.boxColour && rf[10, 12] == ModelInspector.boxColour)
 
+        let untouched = dir.appendingPathComponent("untouched").path
         func refused(_ extra: [String], _ message: String) throws {
-            let r = try CLITests.run(base + extra)
+            let r = try CLITests.run(["inspect", "--weights", weights, "--data", data, "--output", untouched] + extra)
             #expect(r.status != 0 && r.stderr.contains(message), "\(extra): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: untouched), "\(extra): a refused run wrote \(untouched)")
         }
         try refused(["--layer", "conv_9"], "no layer named 'conv_9'; the model's layers (as `ply summary` lists them): conv_1, relu_1, pool_1, conv_2")
         try refused(["--layer", "pool_2", "--position", "7,0"], "position 7,0 is outside layer 'pool_2''s output of 7x7")
+        try refused(["--layer", "flatten"], "layer 'flatten''s output for one image is [1, 784], not a feature map")
         try refused(["--position", "1,1"], "--position needs --layer")
         try refused(["--layer", "conv_2", "--position", "1"], "--position must be Y,X")
         try refused(["--layer", "conv_2", "--position=-1,2"], "Y and X must be 0 or more")
