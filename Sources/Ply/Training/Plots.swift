@@ -57,7 +57,8 @@ public enum Plots {
     /// colours. Non-finite values (epochs without a measurement) leave a gap.
     public static func trainingCurves(losses: [Double], accuracies: [Double],
                                       validationLosses: [Double] = [], validationAccuracies: [Double] = []) -> String {
-        let w = 640.0, h = 400.0, left = 60.0, right = 60.0, top = 40.0, bottom = 50.0
+        // The legend is a row under the axis, clear of the curves.
+        let w = 640.0, h = 430.0, left = 60.0, right = 60.0, top = 40.0, bottom = 80.0
         let pw = w - left - right, ph = h - top - bottom
         let n = max(losses.count, accuracies.count, validationLosses.count, validationAccuracies.count)
         let maxLoss = max((losses + validationLosses).filter(\.isFinite).max() ?? 1, 1e-9)
@@ -94,15 +95,17 @@ public enum Plots {
             svg += String(format: "<text x=\"%.0f\" y=\"%.0f\" fill=\"#2471a3\">%.0f%%</text>", left + pw + 6, y + 4, 100 * Double(4 - k) / 4)
         }
         for i in 0..<n { svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%d</text>", x(i), top + ph + 18, i + 1) }
-        svg += "<text x=\"\(Int(left + pw / 2))\" y=\"\(Int(h - 10))\" text-anchor=\"middle\">epoch</text>"
+        svg += "<text x=\"\(Int(left + pw / 2))\" y=\"\(Int(top + ph + 36))\" text-anchor=\"middle\">epoch</text>"
         svg += polyline(losses, scale: maxLoss, color: "#c0392b") + polyline(accuracies, scale: 100, color: "#2471a3")
         svg += polyline(validationLosses, scale: maxLoss, color: "#c0392b", dashed: true)
             + polyline(validationAccuracies, scale: 100, color: "#2471a3", dashed: true)
-        svg += "<text x=\"\(left + 10)\" y=\"\(top + 16)\" fill=\"#c0392b\">mean training loss</text>"
-        svg += "<text x=\"\(left + 10)\" y=\"\(top + 32)\" fill=\"#2471a3\">training accuracy</text>"
-        if validation {
-            svg += "<text x=\"\(left + 10)\" y=\"\(top + 48)\" fill=\"#c0392b\">validation loss (dashed)</text>"
-            svg += "<text x=\"\(left + 10)\" y=\"\(top + 64)\" fill=\"#2471a3\">validation accuracy (dashed)</text>"
+        var entries = [("mean training loss", "#c0392b", false), ("training accuracy", "#2471a3", false)]
+        if validation { entries += [("validation loss", "#c0392b", true), ("validation accuracy", "#2471a3", true)] }
+        for (i, entry) in entries.enumerated() {
+            let x = 20 + Double(i) * 150, y = h - 14
+            svg += "<line x1=\"\(x)\" y1=\"\(y - 4)\" x2=\"\(x + 24)\" y2=\"\(y - 4)\" stroke=\"\(entry.1)\" stroke-width=\"2\""
+                + (entry.2 ? " stroke-dasharray=\"6,4\"" : "") + "/>"
+            svg += "<text x=\"\(x + 30)\" y=\"\(y)\" fill=\"\(entry.1)\">\(entry.0)</text>"
         }
         return svg + "</svg>\n"
     }
