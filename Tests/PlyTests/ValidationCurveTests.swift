@@ -68,6 +68,9 @@ import Testing
         let state = try Checkpoint.state(from: good, path: "c")
         #expect(state.validationLosses.count == 2 && state.validationLosses[0].isNaN && state.validationAccuracies[1] == 71.5)
         #expect(try Checkpoint.state(from: base, path: "c").validationLosses.isEmpty, "older files have no curve")
+        var infinite = base
+        infinite["validation_losses"] = "\(Double.infinity),0.5"
+        #expect(try Checkpoint.state(from: infinite, path: "c").validationLosses == [.infinity, 0.5])
         var tooMany = base
         tooMany["validation_losses"] = "1,1,1"
         #expect(throws: CheckpointError.invalidMetadata(path: "c", key: "validation_losses", value: "3 values",

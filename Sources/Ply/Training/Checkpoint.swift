@@ -116,13 +116,13 @@ public enum Checkpoint {
             }
             return v
         }
-        func doubles(_ key: String, _ range: ClosedRange<Double>?) throws(CheckpointError) -> [Double] {
+        func doubles(_ key: String, _ range: ClosedRange<Double>?, allowInfinity: Bool = false) throws(CheckpointError) -> [Double] {
             let text = try meta(key)
             if text.isEmpty { return [] }
             var result: [Double] = []
             for part in text.split(separator: ",", omittingEmptySubsequences: false) {
                 // Epoch losses may be NaN (an empty epoch in older files); accuracies are percentages.
-                guard let d = Double(part), range.map({ $0.contains(d) }) ?? (d.isNaN || (d.isFinite && d >= 0)) else {
+                guard let d = Double(part), range.map({ $0.contains(d) }) ?? (d.isNaN || ((d.isFinite || allowInfinity) && d >= 0)) else {
                     throw .invalidMetadata(path: path, key: key, value: String(part.prefix(40)),
                                            accepted: range.map { "comma-separated numbers in \($0.lowerBound)...\($0.upperBound)" }
                                                ?? "comma-separated finite numbers >= 0")
@@ -163,7 +163,8 @@ public enum Checkpoint {
                           trainingAccuracies: accuracies, partialLoss: partialLoss, partialSamples: partialSamples)
         // The validation curve (absent in older files); NaN marks an epoch without a measurement.
         for key in ["validation_losses", "validation_accuracies"] where metadata[key] != nil {
-            let values = try doubles(key, nil)
+            // A held-out loss may be infinite (a logit overflowed); it is recorded as measured.
+            let values = try doubles(key, nil, allowInfinity: key == "validation_losses")
             guard values.count <= epoch else {
                 throw .invalidMetadata(path: path, key: key, value: "\(values.count) values",
                                        accepted: "at most one per finished epoch (\(epoch))")
