@@ -219,7 +219,7 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
                     report.elapsed_seconds = elapsed
                     report.log = 0
                     if progress(&report, userData) != 0 { stop.value = true }
-                case .checkpoint, .resumed:
+                case .checkpoint, .resumed, .validation:
                     break
                 }
             }

@@ -57,6 +57,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("allreduce-after-backward"),
           help: "With --distributed: sum the gradients after backward instead of in buckets during it (for measuring the overlap).")
     var allreduceAfterBackward = false
+    @Flag(name: .customLong("no-validation"),
+          help: "Skip the test set's loss and accuracy after each epoch (the validation curve; the final test accuracy stays).")
+    var noValidation = false
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -164,6 +167,7 @@ struct TrainCommand: ParsableCommand {
         config.seed = seed
         config.outputDirectory = outputDirectory
         config.trainingAccuracy = !noTrainAccuracy
+        config.validationEachEpoch = !noValidation
         config.resumeAnyway = resumeAnyway
         config.schedule = try parseSchedule()
         config.optimizer = optimizer.lowercased() == "adam" ? .adam(weightDecay: weightDecay)
@@ -195,6 +199,10 @@ struct TrainCommand: ParsableCommand {
         }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let bar = ProgressBar(enabled: communicator == nil && isatty(STDOUT_FILENO) == 1)  // mpirun gives ranks a pty even when its own output is a file
+        // The held-out set's numbers arrive just before the epoch's; printed after its training accuracy.
+        // "test": the MNIST-format test files are the held-out set.
+        let heldOut = "test"
+        var validation: (loss: Double, accuracy: Double)?
         let summary = try trainer.run(train: train, test: test, resume: resume,
                                       shouldStop: { stopRequested.load(ordering: .relaxed) }) { event in
             switch event {
@@ -204,9 +212,16 @@ struct TrainCommand: ParsableCommand {
                     print(String(format: "Epoch: %03d/%03d | Batch %03d/%03d | Cost: %.4f", epoch, epochs, batch, batches, cost))
                 }
                 bar.show(epoch: epoch, epochs: epochs, batch: batch + 1, batches: batches, cost: cost, rate: rate)
-            case let .epoch(epoch, accuracy, _, elapsed):
+            case let .validation(_, loss, accuracy):
+                validation = (loss, accuracy)
+            case let .epoch(epoch, accuracy, loss, elapsed):
                 bar.clear()
                 if let accuracy { say(String(format: "Epoch: %03d/%03d training accuracy: %.2f%%", epoch, epochs, accuracy)) }
+                if let v = validation {
+                    say(String(format: "Epoch: %03d/%03d %@ accuracy: %.2f%% | %@ cost: %.4f | training cost: %.4f",
+                                 epoch, epochs, heldOut, v.accuracy, heldOut, v.loss, loss))
+                    validation = nil
+                }
                 say(String(format: "Time elapsed: %.2f min", elapsed / 60))
             case .checkpoint: break
             case let .resumed(path, epoch, batch):
