@@ -122,19 +122,50 @@ public struct BatchLoader: Sequence, Sendable {
             dataset.images.withUnsafeBufferPointer { source in
                 guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
                 for (slot, sample) in order[start..<end].enumerated() {
-                    if augmentation.isIdentity {
-                        (to + slot * size).initialize(from: from + sample * size, count: size)
-                    } else {
-                        augmentation.apply(source: from + sample * size, target: to + slot * size,
-                                           channels: dataset.channels, height: dataset.height, width: dataset.width,
-                                           seed: seed, epoch: epoch, index: sample)
-                    }
+                    copy(sample, from: from, to: to + slot * size)
                 }
             }
             initialized = count * size  // count > 0 here, so both buffers are non-empty
         }
         let labels = order[start..<end].map { dataset.labels[$0] }
         return Batch(images: images, labels: labels, count: count, index: index)
+    }
+
+    /// Part `part` of `parts` of batch `index`: its images `count * part / parts ..<
+    /// count * (part + 1) / parts` in the batch's order, for one rank of a data-parallel job
+    /// (the parts of all ranks together are `batch(at: index)`; a part may be empty when the
+    /// batch has fewer images than `parts`). `index` in the result is the batch's.
+    ///
+    /// - Precondition: `0 <= index < batchCount`, `0 <= part < parts`.
+    public func batch(at index: Int, part: Int, of parts: Int) -> Batch {
+        precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
+        precondition(parts >= 1 && part >= 0 && part < parts, "BatchLoader: part \(part) out of 0..<\(parts)")
+        let first = index * batchSize
+        let total = Swift.min(first + batchSize, dataset.count) - first
+        let start = first + total * part / parts, end = first + total * (part + 1) / parts
+        let size = dataset.sampleSize
+        var images = [Float](repeating: 0, count: (end - start) * size)
+        dataset.images.withUnsafeBufferPointer { source in
+            images.withUnsafeMutableBufferPointer { to in
+                for (slot, sample) in order[start..<end].enumerated() {
+                    copy(sample, from: source.baseAddress!, to: to.baseAddress! + slot * size)
+                }
+            }
+        }
+        return Batch(images: images, labels: order[start..<end].map { dataset.labels[$0] }, count: end - start, index: index)
+    }
+
+    /// Writes image `sample` of the data set (at `from`, the data set's pixels) to `target`,
+    /// augmented when there is an augmentation: seeded by the image's index, so a rank's part
+    /// of a batch holds the very images the whole batch would.
+    private func copy(_ sample: Int, from: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
+        let size = dataset.sampleSize
+        if augmentation.isIdentity {
+            target.update(from: from + sample * size, count: size)
+        } else {
+            augmentation.apply(source: from + sample * size, target: target, channels: dataset.channels,
+                               height: dataset.height, width: dataset.width, seed: seed, epoch: epoch, index: sample)
+        }
     }
 
     /// Returns an iterator over this epoch's batches.

@@ -30,8 +30,10 @@ public struct ImageDataset: Sendable, Equatable {
     public let images: [Float]
     /// One class index per image.
     public let labels: [Int32]
-    /// The classes' names, `classNames[label]`, when the data set has them (image folders: the
-    /// folder names; CIFAR: its meta file's; Fashion-MNIST's IDX files: nil).
+    /// The name of each class, by label (nil: unknown, shown as indices). Set by the loader
+    /// that knows them (`mnist(directory:split:)` for Fashion-MNIST, see `KnownDatasets`; an
+    /// image-folder set's folder names, CIFAR's names), and used to label the confusion
+    /// matrix (`Plots`). Part of equality, not of `fingerprint`.
     public var classNames: [String]?
 
     /// Number of `Float`s per image (`channels * height * width`).
@@ -92,7 +94,9 @@ public struct ImageDataset: Sendable, Equatable {
     ///   looked for, or any error from `init(imagesPath:labelsPath:classCount:)`.
     public static func mnist(directory: String, split: Split, classCount: Int = 10) throws(DataError) -> ImageDataset {
         let (images, labels) = try mnistFiles(directory: directory, split: split)
-        return try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
+        var dataset = try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
+        dataset.classNames = KnownDatasets.classNames(for: dataset)
+        return dataset
     }
 
     /// The image and label files of a split of an MNIST-format directory.
@@ -171,9 +175,16 @@ extension ImageDataset {
     /// The first `n` samples (all of them when `n >= count`), for quick runs and tests.
     public func prefix(_ n: Int) -> ImageDataset {
         let k = Swift.max(0, Swift.min(n, count))
-        var result = ImageDataset(count: k, channels: channels, height: height, width: width,
+        var subset = ImageDataset(count: k, channels: channels, height: height, width: width,
                                   images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
-        result.classNames = classNames
-        return result
+        subset.classNames = classNames
+        return subset
+    }
+
+    /// The samples in `range` (clamped to `0..<count`): one rank's share of a data set.
+    public func slice(_ range: Range<Int>) -> ImageDataset {
+        let lo = Swift.max(0, Swift.min(range.lowerBound, count)), hi = Swift.max(lo, Swift.min(range.upperBound, count))
+        return ImageDataset(count: hi - lo, channels: channels, height: height, width: width,
+                            images: Array(images[lo * sampleSize..<hi * sampleSize]), labels: Array(labels[lo..<hi]))
     }
 }
