@@ -37,7 +37,7 @@ struct ExportCommand: ParsableCommand {
             let runtime = try pluginOptions.makeRuntime()
             var classes = numClasses ?? 10
             if numClasses == nil, let weights, !ModelSource.isONNX(model) {
-                classes = try Self.classes(in: weights, model: model, runtime: runtime, channels: inChannels, size: imageSize)
+                classes = try classCount(model: model, weights: weights, runtime: runtime, channels: inChannels, size: imageSize)
             }
             let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: inChannels, imageSize: imageSize)
             if let weights { try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix) }
@@ -45,23 +45,5 @@ struct ExportCommand: ParsableCommand {
             try ONNXExport.write(net, inputShape: [1, inChannels, imageSize, imageSize], to: output)
             print("wrote \(output) (ONNX opset \(ONNXExport.opset), \(net.nodes.count - 1) layers)")
         } catch let error as ValidationError { throw error } catch { throw fail(error) }
-    }
-
-    /// The first dimension of the output layer's weight in `weights` (the model is built once
-    /// with 10 classes to find that layer).
-    static func classes(in weights: String, model: String, runtime: Runtime, channels: Int, size: Int) throws -> Int {
-        let probe = try ModelSource.build(model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
-        let entries = try SafeTensors.read(path: weights).entries
-        var id = probe.output
-        while id != Model.input {
-            let n = probe.nodes[id]
-            if let layer = n.layer, let weight = try layer.parameters.first(where: { $0.trainable }) {
-                guard let first = entries["\(n.name).\(weight.name)"]?.shape.first, first >= 1 else { break }
-                return first
-            }
-            guard let next = n.inputs.first else { break }
-            id = next
-        }
-        throw PlyError.invalid("cannot tell the number of classes of model '\(model)' from \(weights); give --num-classes")
     }
 }
