@@ -12,8 +12,12 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2), by Winograd F(2x2, 3x3) (2.25x
- *     fewer multiply-adds; the backward of those layers is im2col's);
+ *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
+ *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), the tile chosen per shape
+ *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
+ *     those layers is im2col's. The transformed weights are kept in the layer
+ *     with a copy of the weights they came from, and redone when a forward
+ *     finds the weights differ from that copy (see winograd_weights);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's).
@@ -68,6 +72,11 @@ struct ply_layer {
     float *bias, *dbias;     // [OC], NULL when bias=false
     float *scratch;          // per-call workspace, grown on demand
     size_t scratch_floats;
+    int wino_tile;           // attribute winograd_tile: 0 (auto), 2 or 4
+    int wino_m;              // the tile side wino_u was made for; 0: nothing cached
+    float *wino_u;           // Winograd's U = G w G^T for wino_m (conv_winograd_weights)
+    size_t wino_u_floats;    // capacity of wino_u
+    float *wino_w;           // the weights wino_u was made from [OC, C, 3, 3]
 };
 
 // ----------------------------------------------------------------------------
@@ -223,6 +232,12 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
                           "\"winograd\" or \"s2d\" (got \"%s\")",
                           algo_name);
+    int64_t wino_tile = 0;
+    st = host->attr_int(host, attrs, "winograd_tile", &wino_tile);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if (wino_tile != 0 && wino_tile != 2 && wino_tile != 4)
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: winograd_tile must be 0 (auto), 2 or 4 (got %lld)",
+                          (long long)wino_tile);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
@@ -258,6 +273,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->SH = s[0]; L->SW = s[1]; L->PH = p[0]; L->PW = p[1];
     L->has_bias = bias != 0;
     L->algorithm = algo;
+    L->wino_tile = (int)wino_tile;
     L->training = 1; // as PyTorch: new instances train
     L->rows_limit = (size_t)workspace_mb * ((1 << 20) / sizeof(float));
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
@@ -294,6 +310,7 @@ static void conv_destroy(ply_layer *L) {
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
     h->free(h, L->dymask);
+    h->free(h, L->wino_u); h->free(h, L->wino_w);
     h->free(h, L);
 }
 
@@ -360,10 +377,44 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
     return PLY_OK;
 }
 
-// Whether this call's forward takes Winograd F(2x2, 3x3) (conv_winograd.c). The backward stays on im2col.
+// Whether this call's forward takes Winograd (conv_winograd.c). The backward stays on im2col.
 static int use_winograd(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
     return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
+}
+
+// Winograd's U for this call's tile side m, made from the current weights: kept from an earlier
+// call when the weights are bitwise what it was made from, else made (and kept) now. The host
+// writes weights through get_param's pointers between calls (optimizer steps, loading) without
+// telling the layer, so the layer compares: memcmp stops at the first changed weight, so after an
+// optimizer step the check costs next to nothing, and when nothing changed it reads the weights
+// twice where redoing U would read them once and write (m+2)^2/9 times as much.
+static ply_status winograd_weights(ply_layer *L, const conv_geom *g, int64_t threads, int m, const float **U) {
+    const size_t nw = (size_t)(L->OC * L->C * 9), uf = conv_winograd_weights_floats(g, m);
+    if (L->wino_m == m && memcmp(L->wino_w, L->weight, nw * sizeof(float)) == 0) {
+        *U = L->wino_u;
+        return PLY_OK;
+    }
+    L->wino_m = 0;
+    if (!L->wino_w) {
+        L->wino_w = L->host->alloc(L->host, nw * sizeof(float));
+        if (!L->wino_w)
+            return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              nw * sizeof(float));
+    }
+    if (uf > L->wino_u_floats) {
+        L->host->free(L->host, L->wino_u);
+        L->wino_u = L->host->alloc(L->host, uf * sizeof(float));
+        L->wino_u_floats = L->wino_u ? uf : 0;
+        if (!L->wino_u)
+            return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              uf * sizeof(float));
+    }
+    conv_winograd_weights(L->host, threads, g, m, L->weight, L->wino_u);
+    memcpy(L->wino_w, L->weight, nw * sizeof(float));
+    L->wino_m = m;
+    *U = L->wino_u;
+    return PLY_OK;
 }
 
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
@@ -417,9 +468,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     if (!taps && use_winograd(L, &g)) {
-        if ((st = grow_scratch(L, conv_winograd_forward_floats(&g, threads))) != PLY_OK) return st;
-        conv_winograd_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
-                              output->data, L->scratch);
+        int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
+        const float *U;
+        if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
+        if ((st = winograd_weights(L, &g, threads, m, &U)) != PLY_OK) return st;
+        conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                                output->data, L->scratch);
         return PLY_OK;
     }
     if (taps) {
@@ -543,6 +597,8 @@ static const ply_attr_spec conv_specs[] = {
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
      .doc = "implementation: auto, im2col, blas, direct, taps, winograd or s2d"},
+    {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
+     .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
      .doc = "cap in MiB on the backward's whole-batch scratch; above it the batch goes a tile at a time"},
     PLY_SPEC_END,
@@ -563,7 +619,7 @@ static const ply_layer_type conv2d_type = {
     .abi_version = PLY_ABI_VERSION,
     .name = "conv2d",
     .doc = "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, "
-           "stride, padding, bias, algorithm, workspace_mb",
+           "stride, padding, bias, algorithm, winograd_tile, workspace_mb",
     .min_inputs = 1,
     .max_inputs = 1,
     .create = conv_create,
