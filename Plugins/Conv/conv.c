@@ -17,7 +17,7 @@
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is im2col's. The transformed weights are kept in the layer
  *     with a copy of the weights they came from, and redone when a forward
- *     finds the weights differ from that copy (see winograd_weights);
+ *     finds the weights differ from that copy (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's).
@@ -73,10 +73,7 @@ struct ply_layer {
     float *scratch;          // per-call workspace, grown on demand
     size_t scratch_floats;
     int wino_tile;           // attribute winograd_tile: 0 (auto), 2 or 4
-    int wino_m;              // the tile side wino_u was made for; 0: nothing cached
-    float *wino_u;           // Winograd's U = G w G^T for wino_m (conv_winograd_weights)
-    size_t wino_u_floats;    // capacity of wino_u
-    float *wino_w;           // the weights wino_u was made from [OC, C, 3, 3]
+    conv_wino_cache wino;    // Winograd's transformed weights, kept while the weights stay the same
 };
 
 // ----------------------------------------------------------------------------
@@ -310,7 +307,7 @@ static void conv_destroy(ply_layer *L) {
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
     h->free(h, L->dymask);
-    h->free(h, L->wino_u); h->free(h, L->wino_w);
+    conv_wino_cache_free(h, &L->wino);
     h->free(h, L);
 }
 
@@ -383,40 +380,6 @@ static int use_winograd(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
 }
 
-// Winograd's U for this call's tile side m, made from the current weights: kept from an earlier
-// call when the weights are bitwise what it was made from, else made (and kept) now. The host
-// writes weights through get_param's pointers between calls (optimizer steps, loading) without
-// telling the layer, so the layer compares: memcmp stops at the first changed weight, so after an
-// optimizer step the check costs next to nothing, and when nothing changed it reads the weights
-// twice where redoing U would read them once and write (m+2)^2/9 times as much.
-static ply_status winograd_weights(ply_layer *L, const conv_geom *g, int64_t threads, int m, const float **U) {
-    const size_t nw = (size_t)(L->OC * L->C * 9), uf = conv_winograd_weights_floats(g, m);
-    if (L->wino_m == m && memcmp(L->wino_w, L->weight, nw * sizeof(float)) == 0) {
-        *U = L->wino_u;
-        return PLY_OK;
-    }
-    L->wino_m = 0;
-    if (!L->wino_w) {
-        L->wino_w = L->host->alloc(L->host, nw * sizeof(float));
-        if (!L->wino_w)
-            return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
-                              nw * sizeof(float));
-    }
-    if (uf > L->wino_u_floats) {
-        L->host->free(L->host, L->wino_u);
-        L->wino_u = L->host->alloc(L->host, uf * sizeof(float));
-        L->wino_u_floats = L->wino_u ? uf : 0;
-        if (!L->wino_u)
-            return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
-                              uf * sizeof(float));
-    }
-    conv_winograd_weights(L->host, threads, g, m, L->weight, L->wino_u);
-    memcpy(L->wino_w, L->weight, nw * sizeof(float));
-    L->wino_m = m;
-    *U = L->wino_u;
-    return PLY_OK;
-}
-
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && conv_s2d_suits(g));
@@ -471,7 +434,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
         if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
-        if ((st = winograd_weights(L, &g, threads, m, &U)) != PLY_OK) return st;
+        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, &U)) != PLY_OK) return st;
         conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                                 output->data, L->scratch);
         return PLY_OK;

@@ -40,8 +40,51 @@
 //   8 256->256: 9.2 / 13.2, 12.7 / 11.8    16 256->256: 33.6 / 23.2
 //   a lone part-filled strip (1 512->512 7: 4 tiles): 1.66 / 5.21
 // So F(4x4) where it saves at least 40% of the products and fills a strip of 32 tiles.
+// Checked on every Winograd layer of ResNet-18, GoogLeNet and VGG-16 (BENCHMARKS.md, issue #16:
+// thread CPU time, min of 3 passes, F(2x2) with its weights transformed per call as before /
+// this rule with U kept): 1.13-1.48x faster, except 256->512 at 28x28 (0.98) and GoogLeNet's
+// 16->32 at 28x28 (0.07 / 0.08 ms: too few channels for F(4x4)'s transforms to pay; not worth a
+// rule of its own yet).
 #define F4_MAX_PRODUCTS 0.6
 #define F4_MIN_STRIPS 1
+
+// memcmp stops at the first changed weight, so after an optimizer step the check costs next to
+// nothing; when nothing changed it reads the weights twice where redoing U would read them once
+// and write (m+2)^2/9 times as much.
+ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                               int m, const float *w, const float **U) {
+    const size_t nw = (size_t)(g->OC * g->C * 9), uf = conv_winograd_weights_floats(g, m);
+    if (cache->m == m && memcmp(cache->w, w, nw * sizeof(float)) == 0) {
+        *U = cache->u;
+        return PLY_OK;
+    }
+    cache->m = 0;
+    if (!cache->w) {
+        cache->w = host->alloc(host, nw * sizeof(float));
+        if (!cache->w)
+            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              nw * sizeof(float));
+    }
+    if (uf > cache->u_floats) {
+        host->free(host, cache->u);
+        cache->u = host->alloc(host, uf * sizeof(float));
+        cache->u_floats = cache->u ? uf : 0;
+        if (!cache->u)
+            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              uf * sizeof(float));
+    }
+    conv_winograd_weights(host, threads, g, m, w, cache->u);
+    memcpy(cache->w, w, nw * sizeof(float));
+    cache->m = m;
+    *U = cache->u;
+    return PLY_OK;
+}
+
+void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache) {
+    host->free(host, cache->u);
+    host->free(host, cache->w);
+    memset(cache, 0, sizeof *cache);
+}
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>

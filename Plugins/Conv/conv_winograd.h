@@ -81,6 +81,29 @@ size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads);
 void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
                            const float *bias, int relu, const float *x, float *y, float *scratch);
 
+/**
+ * A layer's U, kept from one forward to the next. The host writes weights through get_param's
+ * pointers between calls (optimizer steps, loading) without telling the layer, so the cache
+ * keeps a copy of the weights U was made from and compares. Zero-initialised = empty; owned by
+ * the layer, one thread at a time (the layer's).
+ */
+typedef struct {
+    int m;           // the tile side u was made for; 0: nothing kept
+    float *u;        // U = G w G^T for m (conv_winograd_weights)
+    size_t u_floats; // capacity of u
+    float *w;        // the weights u was made from [OC, C, 3, 3], or NULL
+} conv_wino_cache;
+
+/**
+ * *U = the cache's U for tile side m when w is bitwise the weights it was made from, else U made
+ * from w now (and kept). PLY_ERR_OUT_OF_MEMORY (with a message) leaves the cache empty but valid.
+ */
+ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                               int m, const float *w, const float **U);
+
+/** Free what the cache holds (host->free) and leave it empty. */
+void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache);
+
 /* ---- shared by conv_winograd.c and conv_winograd4.c ---- */
 
 /** How one call splits its tiles. */
