@@ -12,8 +12,12 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2), by Winograd F(2x2, 3x3) (2.25x
- *     fewer multiply-adds; the backward of those layers is im2col's);
+ *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
+ *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), the tile chosen per shape
+ *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
+ *     those layers is im2col's. The transformed weights are kept in the layer
+ *     with a copy of the weights they came from, and redone when a forward
+ *     finds the weights differ from that copy (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's).
@@ -68,6 +72,8 @@ struct ply_layer {
     float *bias, *dbias;     // [OC], NULL when bias=false
     float *scratch;          // per-call workspace, grown on demand
     size_t scratch_floats;
+    int wino_tile;           // attribute winograd_tile: 0 (auto), 2 or 4
+    conv_wino_cache wino;    // Winograd's transformed weights, kept while the weights stay the same
 };
 
 // ----------------------------------------------------------------------------
@@ -223,6 +229,12 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
                           "\"winograd\" or \"s2d\" (got \"%s\")",
                           algo_name);
+    int64_t wino_tile = 0;
+    st = host->attr_int(host, attrs, "winograd_tile", &wino_tile);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
+    if (wino_tile != 0 && wino_tile != 2 && wino_tile != 4)
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: winograd_tile must be 0 (auto), 2 or 4 (got %lld)",
+                          (long long)wino_tile);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
@@ -258,6 +270,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->SH = s[0]; L->SW = s[1]; L->PH = p[0]; L->PW = p[1];
     L->has_bias = bias != 0;
     L->algorithm = algo;
+    L->wino_tile = (int)wino_tile;
     L->training = 1; // as PyTorch: new instances train
     L->rows_limit = (size_t)workspace_mb * ((1 << 20) / sizeof(float));
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
@@ -294,6 +307,7 @@ static void conv_destroy(ply_layer *L) {
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
     h->free(h, L->dymask);
+    conv_wino_cache_free(h, &L->wino);
     h->free(h, L);
 }
 
@@ -360,7 +374,7 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
     return PLY_OK;
 }
 
-// Whether this call's forward takes Winograd F(2x2, 3x3) (conv_winograd.c). The backward stays on im2col.
+// Whether this call's forward takes Winograd (conv_winograd.c). The backward stays on im2col.
 static int use_winograd(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
     return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
@@ -417,9 +431,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     if (!taps && use_winograd(L, &g)) {
-        if ((st = grow_scratch(L, conv_winograd_forward_floats(&g, threads))) != PLY_OK) return st;
-        conv_winograd_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
-                              output->data, L->scratch);
+        int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
+        const float *U;
+        if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
+        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, &U)) != PLY_OK) return st;
+        conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                                output->data, L->scratch);
         return PLY_OK;
     }
     if (taps) {
@@ -543,6 +560,8 @@ static const ply_attr_spec conv_specs[] = {
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
      .doc = "implementation: auto, im2col, blas, direct, taps, winograd or s2d"},
+    {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
+     .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
      .doc = "cap in MiB on the backward's whole-batch scratch; above it the batch goes a tile at a time"},
     PLY_SPEC_END,
@@ -563,7 +582,7 @@ static const ply_layer_type conv2d_type = {
     .abi_version = PLY_ABI_VERSION,
     .name = "conv2d",
     .doc = "2-d convolution (direct AVX-512 or im2col + sgemm); attrs in_channels, out_channels, kernel_size, "
-           "stride, padding, bias, algorithm, workspace_mb",
+           "stride, padding, bias, algorithm, winograd_tile, workspace_mb",
     .min_inputs = 1,
     .max_inputs = 1,
     .create = conv_create,

@@ -1,10 +1,18 @@
 /*
- * conv2d forward by Winograd F(2x2, 3x3) (see conv_winograd.h).
+ * conv2d forward by Winograd F(2x2, 3x3) and F(4x4, 3x3) (see conv_winograd.h): the plans, the
+ * products and F(2x2)'s transforms; F(4x4)'s are in conv_winograd4.c.
  *
- * Layouts (xi = 4*i + j, the element of a 4x4 transform; T tiles, t = (n*TH + th)*TW + tw):
- *   U [16][OC][C]                 transformed weights, rows for conv_kernel_gemm
- *   V [16][tc/32][C][32]          transformed input of a chunk of tc tiles: the kernel's strips
- *   M [16][OC][tc]                the 16 products
+ * Layouts (a = m + 2, xi = a*i + j, the element of an a x a transform; T tiles,
+ * t = (n*TH + th)*TW + tw; tile (th, tw) is outputs [m*th, m*th + m) x [m*tw, m*tw + m) and reads
+ * inputs [m*th - PH, m*th - PH + a) x [m*tw - PW, m*tw - PW + a), zeros outside):
+ *   U [a*a][OC][C]                transformed weights, rows for conv_kernel_gemm
+ *   V [a*a][tc/32][C][32]         transformed input of a chunk of tc tiles: the kernel's strips
+ *   M [a*a][OC][tc]               the a*a products
+ *
+ * F(2x2, 3x3):  B^T = [1  0 -1  0]   G = [ 1    0    0 ]   A^T = [1 1  1  0]
+ *                     [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
+ *                     [0 -1  1  0]       [1/2 -1/2  1/2]
+ *                     [0  1  0 -1]       [ 0    0    1 ]
  */
 #include "plugin_support.h"
 
@@ -15,7 +23,6 @@
 #include "conv_kernel.h"
 
 #define NR CONV_KERNEL_NR
-#define XI 16
 // Floats of V and M per chunk (1 MB): a thread's chunk stays in its L2 (6 MB measured 5-10% slower).
 #define CHUNK_FLOATS (1 << 18)
 // Fewer tiles than this and im2col is as fast: the weights' transform is not paid back (AlexNet's
@@ -23,6 +30,61 @@
 #define MIN_TILES 64
 // With fewer strips of tiles per thread than this the threads split output channels instead.
 #define ROWS_STRIPS 8
+// F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
+// on the loaded shared machine (load 5-9, so within ~30%):
+//   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
+//   1 256->256 56: 15.1 / 10.1   1 512->512 28: 19.0 / 15.7, 32.5 / 30.6, 34.3 / 30.0
+//   16 64->64 56: 27.7 / 18.5   16 128->128 28: 26.6 / 21.6   16 512->512 7: 27.1 / 34.9, 33.3 / 26.5, 38.0 / 36.5
+//   14x14 planes, where F(4x4)'s tiles cover 16x16 (0.73 of F(2x2)'s products instead of 0.56):
+//   4 512->512: 28.0 / 37.0, 30.9 / 34.0   1 256->256: 1.25 / 1.16, 1.30 / 1.89, 1.46 / 1.75
+//   8 256->256: 9.2 / 13.2, 12.7 / 11.8    16 256->256: 33.6 / 23.2
+//   a lone part-filled strip (1 512->512 7: 4 tiles): 1.66 / 5.21
+// So F(4x4) where it saves at least 40% of the products and fills a strip of 32 tiles.
+// Checked on every Winograd layer of ResNet-18, GoogLeNet and VGG-16 (BENCHMARKS.md, issue #16:
+// thread CPU time, min of 3 passes, F(2x2) with its weights transformed per call as before /
+// this rule with U kept): 1.13-1.48x faster, except 256->512 at 28x28 (0.98) and GoogLeNet's
+// 16->32 at 28x28 (0.07 / 0.08 ms: too few channels for F(4x4)'s transforms to pay; not worth a
+// rule of its own yet).
+#define F4_MAX_PRODUCTS 0.6
+#define F4_MIN_STRIPS 1
+
+// memcmp stops at the first changed weight, so after an optimizer step the check costs next to
+// nothing; when nothing changed it reads the weights twice where redoing U would read them once
+// and write (m+2)^2/9 times as much.
+ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                               int m, const float *w, const float **U) {
+    const size_t nw = (size_t)(g->OC * g->C * 9), uf = conv_winograd_weights_floats(g, m);
+    if (cache->m == m && memcmp(cache->w, w, nw * sizeof(float)) == 0) {
+        *U = cache->u;
+        return PLY_OK;
+    }
+    cache->m = 0;
+    if (!cache->w) {
+        cache->w = host->alloc(host, nw * sizeof(float));
+        if (!cache->w)
+            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              nw * sizeof(float));
+    }
+    if (uf > cache->u_floats) {
+        host->free(host, cache->u);
+        cache->u = host->alloc(host, uf * sizeof(float));
+        cache->u_floats = cache->u ? uf : 0;
+        if (!cache->u)
+            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
+                              uf * sizeof(float));
+    }
+    conv_winograd_weights(host, threads, g, m, w, cache->u);
+    memcpy(cache->w, w, nw * sizeof(float));
+    cache->m = m;
+    *U = cache->u;
+    return PLY_OK;
+}
+
+void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache) {
+    host->free(host, cache->u);
+    host->free(host, cache->w);
+    memset(cache, 0, sizeof *cache);
+}
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
@@ -30,18 +92,15 @@
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-typedef struct {
-    int64_t TH, TW, T; // tiles down, across, in the batch
-    int rows;          // the "rows" plan: one chunk of every tile, output channels split
-    int64_t tc;        // tiles per chunk, a multiple of NR
-    int64_t chunks;
-    int64_t threads;
-} wino_plan;
+typedef conv_wino_plan wino_plan;
 
-static void make_plan(const conv_geom *g, int64_t threads, wino_plan *p) {
+static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) {
+    p->m = m;
+    p->a = m + 2;
+    p->xi = p->a * p->a;
     p->threads = threads < 1 ? 1 : threads;
-    p->TH = (g->OH + 1) / 2;
-    p->TW = (g->OW + 1) / 2;
+    p->TH = (g->OH + m - 1) / m;
+    p->TW = (g->OW + m - 1) / m;
     p->T = g->N * p->TH * p->TW;
     int64_t strips = (p->T + NR - 1) / NR;
     p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads;
@@ -50,7 +109,7 @@ static void make_plan(const conv_geom *g, int64_t threads, wino_plan *p) {
         p->tc = strips * NR;
         return;
     }
-    int64_t tc_max = max64(NR, CHUNK_FLOATS / (XI * (g->C + g->OC)) / NR * NR);
+    int64_t tc_max = max64(NR, CHUNK_FLOATS / (p->xi * (g->C + g->OC)) / NR * NR);
     int64_t chunks = (p->T + tc_max - 1) / tc_max;
     chunks = (chunks + p->threads - 1) / p->threads * p->threads;
     int64_t per = (p->T + chunks - 1) / chunks;
@@ -62,17 +121,33 @@ int conv_winograd_fits(const conv_geom *g) {
     return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 && g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX512;
 }
 
+int conv_winograd_tile(const conv_geom *g) {
+    // F(4x4) when it fills at least one strip of the kernel and needs at most F4_MAX_PRODUCTS of
+    // F(2x2)'s products (36 per 4x4 tile against 16 per 2x2 tile, tiles past the plane included)
+    wino_plan p2, p4;
+    make_plan(g, 2, 1, &p2);
+    make_plan(g, 4, 1, &p4);
+    return p4.T >= F4_MIN_STRIPS * NR && 36.0 * (double)p4.T <= F4_MAX_PRODUCTS * 16.0 * (double)p2.T ? 4 : 2;
+}
+
 int conv_winograd_suits(const conv_geom *g) {
     wino_plan p;
-    make_plan(g, 1, &p);
+    make_plan(g, 2, 1, &p);
     return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && p.T >= MIN_TILES;
 }
 
-size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
+size_t conv_winograd_weights_floats(const conv_geom *g, int m) { return (size_t)((m + 2) * (m + 2) * g->OC * g->C); }
+
+size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads) {
     wino_plan p;
-    make_plan(g, threads, &p);
+    make_plan(g, m, threads, &p);
     int64_t areas = p.rows ? 1 : p.threads;
-    return (size_t)(XI * g->OC * g->C + areas * XI * (g->C + g->OC) * p.tc);
+    return (size_t)(areas * p.xi * (g->C + g->OC) * p.tc);
+}
+
+size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
+    int m = conv_winograd_tile(g);
+    return conv_winograd_weights_floats(g, m) + conv_winograd_forward_u_floats(g, m, threads);
 }
 
 // Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
@@ -83,15 +158,15 @@ static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
     return (uint32_t)m;
 }
 
-// The tiles [t, t + *cnt) that share a tile row and do not cross a multiple of 16 from cbase.
-static void segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th, int64_t *tw,
-                    int64_t *cnt) {
+void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th, int64_t *tw,
+                       int64_t *cnt) {
     int64_t per = p->TH * p->TW, r = t % per;
     *n = t / per;
     *th = r / p->TW;
     *tw = r % p->TW;
     *cnt = min64(min64(t1 - t, p->TW - *tw), 16 - (t - cbase) % 16);
 }
+#define segment conv_wino_segment
 
 static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
@@ -176,7 +251,7 @@ PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_pla
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
     if (t1 == min64(p->T, cbase + p->tc) && used % NR)
-        for (int64_t xi = 0; xi < XI; xi++)
+        for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
 }
@@ -231,37 +306,56 @@ typedef struct {
     const conv_geom *g;
     const wino_plan *p;
     const float *w, *bias, *x;
-    float *y, *U, *areas;
+    float *y, *areas;
+    const float *U;
+    float *Uout; // conv_winograd_weights' destination
     int relu;
 } wino_job;
 
 // Output channels [o0, o1) of thread th's share, in multiples of 8 (the kernel's rows).
-static void oc_share(const wino_job *j, int64_t th, int64_t *o0, int64_t *o1) {
-    int64_t blocks = (j->g->OC + 7) / 8, T = j->p->threads;
-    *o0 = min64(j->g->OC, blocks * th / T * 8);
-    *o1 = min64(j->g->OC, blocks * (th + 1) / T * 8);
+static void oc_share(const conv_geom *g, int64_t threads, int64_t th, int64_t *o0, int64_t *o1) {
+    int64_t blocks = (g->OC + 7) / 8;
+    *o0 = min64(g->OC, blocks * th / threads * 8);
+    *o1 = min64(g->OC, blocks * (th + 1) / threads * 8);
 }
 
-// The 16 products of a chunk for output channels [o0, o1).
+// The xi products of a chunk for output channels [o0, o1).
 static void products(const wino_job *j, const float *V, float *M, int64_t ncols, int64_t o0, int64_t o1) {
     const conv_geom *g = j->g;
     const int64_t tc = j->p->tc, strips = tc / NR;
-    for (int64_t xi = 0; xi < XI; xi++)
+    for (int64_t xi = 0; xi < j->p->xi; xi++)
         conv_kernel_gemm(j->U + xi * g->OC * g->C, g->C, o0, o1, NULL, V + xi * strips * g->C * NR, ncols,
                          M + (xi * g->OC + o0) * tc, tc, NULL);
 }
 
-// Step 1, thread th: U of its output channels; in the "rows" plan also V of its input channels.
-static void step_transform(void *ctx, int64_t t0, int64_t t1) {
+static void input_tf(const wino_job *j, int64_t cbase, int64_t t0, int64_t t1, int64_t c0, int64_t c1, float *V) {
+    if (j->p->m == 4) conv_wino4_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+    else input_transform(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+}
+
+static void output_tf(const wino_job *j, const float *M, int64_t cbase, int64_t t0, int64_t t1, int64_t o0, int64_t o1) {
+    if (j->p->m == 4) conv_wino4_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+    else output_transform(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+}
+
+// The weights' transform, thread th's output channels.
+static void step_weights(void *ctx, int64_t t0, int64_t t1) {
     const wino_job *j = ctx;
     for (int64_t th = t0; th < t1; th++) {
         int64_t o0, o1;
-        oc_share(j, th, &o0, &o1);
-        weights_transform(j->g, j->w, o0, o1, j->U);
-        if (j->p->rows) {
-            int64_t C = j->g->C, T = j->p->threads;
-            input_transform(j->g, j->p, j->x, 0, 0, j->p->T, C * th / T, C * (th + 1) / T, j->areas);
-        }
+        oc_share(j->g, j->p->threads, th, &o0, &o1);
+        if (o0 >= o1) continue;
+        if (j->p->m == 4) conv_wino4_weights(j->g, j->w, o0, o1, j->Uout);
+        else weights_transform(j->g, j->w, o0, o1, j->Uout);
+    }
+}
+
+// Step 1 of the "rows" plan, thread th: V of its input channels.
+static void step_input(void *ctx, int64_t t0, int64_t t1) {
+    const wino_job *j = ctx;
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t C = j->g->C, T = j->p->threads;
+        input_tf(j, 0, 0, j->p->T, C * th / T, C * (th + 1) / T, j->areas);
     }
 }
 
@@ -270,43 +364,71 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
     const wino_job *j = ctx;
     const conv_geom *g = j->g;
     const wino_plan *p = j->p;
-    const size_t vfloats = (size_t)(XI * g->C * p->tc), area = (size_t)(XI * (g->C + g->OC) * p->tc);
+    const size_t vfloats = (size_t)(p->xi * g->C * p->tc), area = (size_t)(p->xi * (g->C + g->OC) * p->tc);
     for (int64_t th = t0; th < t1; th++) {
         if (p->rows) {
             int64_t o0, o1;
-            oc_share(j, th, &o0, &o1);
+            oc_share(g, p->threads, th, &o0, &o1);
             if (o0 >= o1) continue;
             products(j, j->areas, j->areas + vfloats, p->T, o0, o1);
-            output_transform(g, p, j->areas + vfloats, 0, 0, p->T, o0, o1, j->bias, j->relu, j->y);
+            output_tf(j, j->areas + vfloats, 0, 0, p->T, o0, o1);
             continue;
         }
         float *V = j->areas + th * area, *M = V + vfloats;
         for (int64_t k = th; k < p->chunks; k += p->threads) {
             int64_t cbase = k * p->tc, cend = min64(p->T, cbase + p->tc);
-            input_transform(g, p, j->x, cbase, cbase, cend, 0, g->C, V);
+            input_tf(j, cbase, cbase, cend, 0, g->C, V);
             products(j, V, M, cend - cbase, 0, g->OC);
-            output_transform(g, p, M, cbase, cbase, cend, 0, g->OC, j->bias, j->relu, j->y);
+            output_tf(j, M, cbase, cbase, cend, 0, g->OC);
         }
+    }
+}
+
+void conv_winograd_weights(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *w, float *U) {
+    wino_plan p;
+    make_plan(g, m, threads, &p);
+    wino_job j = {.g = g, .p = &p, .w = w, .Uout = U};
+    if (p.threads > 1) host->parallel_for(host, p.threads, 1, step_weights, &j);
+    else step_weights(&j, 0, 1);
+}
+
+void conv_winograd_forward_u(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *U,
+                             const float *bias, int relu, const float *x, float *y, float *scratch) {
+    wino_plan p;
+    make_plan(g, m, threads, &p);
+    wino_job j = {.g = g, .p = &p, .bias = bias, .x = x, .y = y, .areas = scratch, .U = U, .relu = relu};
+    if (p.threads > 1) {
+        if (p.rows) host->parallel_for(host, p.threads, 1, step_input, &j);
+        host->parallel_for(host, p.threads, 1, step_products, &j);
+    } else {
+        step_products(&j, 0, 1);
     }
 }
 
 void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
                            const float *bias, int relu, const float *x, float *y, float *scratch) {
-    wino_plan p;
-    make_plan(g, threads, &p);
-    wino_job j = {g, &p, w, bias, x, y, scratch, scratch + XI * g->OC * g->C, relu};
-    if (p.threads > 1) {
-        host->parallel_for(host, p.threads, 1, step_transform, &j);
-        host->parallel_for(host, p.threads, 1, step_products, &j);
-    } else {
-        step_transform(&j, 0, 1);
-        step_products(&j, 0, 1);
-    }
+    int m = conv_winograd_tile(g);
+    float *U = scratch;
+    conv_winograd_weights(host, threads, g, m, w, U);
+    conv_winograd_forward_u(host, threads, g, m, U, bias, relu, x, y, U + conv_winograd_weights_floats(g, m));
 }
 #else
 int conv_winograd_fits(const conv_geom *g) { (void)g; return 0; }
+int conv_winograd_tile(const conv_geom *g) { (void)g; return 2; }
 int conv_winograd_suits(const conv_geom *g) { (void)g; return 0; }
+size_t conv_winograd_weights_floats(const conv_geom *g, int m) { (void)g; (void)m; return 0; }
+size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads) {
+    (void)g; (void)m; (void)threads;
+    return 0;
+}
 size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) { (void)g; (void)threads; return 0; }
+void conv_winograd_weights(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *w, float *U) {
+    (void)host; (void)threads; (void)g; (void)m; (void)w; (void)U;
+}
+void conv_winograd_forward_u(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *U,
+                             const float *bias, int relu, const float *x, float *y, float *scratch) {
+    (void)host; (void)threads; (void)g; (void)m; (void)U; (void)bias; (void)relu; (void)x; (void)y; (void)scratch;
+}
 void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
                            const float *bias, int relu, const float *x, float *y, float *scratch) {
     (void)host; (void)threads; (void)g; (void)w; (void)bias; (void)relu; (void)x; (void)y; (void)scratch;

@@ -1,22 +1,30 @@
 /*
- * conv2d forward for 3x3, stride 1 by Winograd's minimal filtering F(2x2, 3x3)
- * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015).
+ * conv2d forward for 3x3, stride 1 by Winograd's minimal filtering F(m x m, 3x3)
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015),
+ * with output tiles of m = 2 or m = 4.
  *
- * Each 2x2 block of outputs ("tile") of one channel comes from a 4x4 patch d
- * of the input: Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A. The sum over
- * channels of the element-wise products is 16 independent products, one per
- * element xi of the 4x4 transforms,
+ * Each m x m block of outputs ("tile") of one channel comes from an a x a
+ * patch d of the input (a = m + 2): Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A.
+ * The sum over channels of the element-wise products is a*a independent
+ * products, one per element xi of the a x a transforms,
  *
  *   M_xi [OC, T] = U_xi [OC, C] * V_xi [C, T]     (T: tiles of the batch)
  *
- * 16 * OC * C multiply-adds per tile where im2col needs 4 * 9 * OC * C: 2.25x
- * fewer. The transforms only add, subtract and halve (B, A: 0 and +-1;
- * G: 0, 1/2 and 1), so the rounding stays close to a direct sum's. The
- * products go through conv_kernel.c's AVX-512 kernel: V is written straight
- * into its strips of 32 tiles.
+ * a*a * OC * C multiply-adds per tile where im2col needs m*m * 9 * OC * C:
+ * 2.25x fewer for F(2x2) (16 for 36), 4x fewer for F(4x4) (36 for 144).
+ * The matrices (B, G, A) are in conv_winograd.c (F(2x2): 0, +-1, 1/2) and
+ * conv_winograd4.c (F(4x4): ncnn's, interpolation points 0, +-sqrt(2),
+ * +-sqrt(2)/2 and infinity, whose transforms stay within 2.5 in size and
+ * lose less than the usual 0, +-1, +-2). The products go through
+ * conv_kernel.c's AVX-512 kernel: V is written straight into its strips of
+ * 32 tiles.
+ *
+ * U = G g G^T depends on the weights only: conv.c keeps it per layer and
+ * redoes it only when the weights change (conv_winograd_weights); s2d calls
+ * conv_winograd_forward, which transforms into its scratch on every call.
  *
  * Two plans: "columns" gives each thread whole chunks of tiles (transform,
- * 16 products, inverse transform, all in its own cache-sized scratch);
+ * a*a products, inverse transform, all in its own cache-sized scratch);
  * "rows" (few tiles: batch 1 late in a network) transforms the input once
  * and splits the output channels between the threads.
  */
@@ -30,22 +38,102 @@
 
 PLY_INTERNAL_BEGIN
 
-/** Whether F(2x2, 3x3) applies: a 3x3 kernel, stride 1, an AVX-512 CPU. */
+/** Whether Winograd applies: a 3x3 kernel, stride 1, an AVX-512 CPU. */
 int conv_winograd_fits(const conv_geom *g);
 
-/** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles. */
+/**
+ * The output tile side "auto" takes for this layer: 4 or 2 (see the rule and
+ * its measurements in conv_winograd.c). g MUST fit.
+ */
+int conv_winograd_tile(const conv_geom *g);
+
+/** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles of 2x2. */
 int conv_winograd_suits(const conv_geom *g);
 
-/** Floats of scratch conv_winograd_forward needs with `threads` threads. */
+/** Floats of U for tile side m (2 or 4): (m+2)^2 * OC * C. */
+size_t conv_winograd_weights_floats(const conv_geom *g, int m);
+
+/**
+ * U = G w G^T for tile side m, w: [OC, C, 3, 3], U: conv_winograd_weights_floats
+ * floats, split over `threads` threads of host->parallel_for.
+ */
+void conv_winograd_weights(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *w, float *U);
+
+/** Floats of scratch conv_winograd_forward_u needs with tile side m and `threads` threads. */
+size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads);
+
+/**
+ * y = conv(x, w) + bias, relu'd when `relu` (NaN passes), with U the weights
+ * transformed by conv_winograd_weights for the same m. bias: [OC] or NULL,
+ * x: [N, C, H, W], y: [N, OC, OH, OW]. g MUST fit.
+ */
+void conv_winograd_forward_u(const ply_host *host, int64_t threads, const conv_geom *g, int m, const float *U,
+                             const float *bias, int relu, const float *x, float *y, float *scratch);
+
+/** Floats of scratch conv_winograd_forward needs with `threads` threads (U included). */
 size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads);
 
 /**
- * y = conv(x, w) + bias, relu'd when `relu` (NaN passes). w: [OC, C, 3, 3],
- * bias: [OC] or NULL, x: [N, C, H, W], y: [N, OC, OH, OW]. g MUST fit.
+ * conv_winograd_forward_u with the tile side of conv_winograd_tile and the weights
+ * w: [OC, C, 3, 3] transformed into the scratch first (for callers whose
+ * weights are new on every call). g MUST fit.
  */
 void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
                            const float *bias, int relu, const float *x, float *y, float *scratch);
 
+/**
+ * A layer's U, kept from one forward to the next. The host writes weights through get_param's
+ * pointers between calls (optimizer steps, loading) without telling the layer, so the cache
+ * keeps a copy of the weights U was made from and compares. Zero-initialised = empty; owned by
+ * the layer, one thread at a time (the layer's).
+ */
+typedef struct {
+    int m;           // the tile side u was made for; 0: nothing kept
+    float *u;        // U = G w G^T for m (conv_winograd_weights)
+    size_t u_floats; // capacity of u
+    float *w;        // the weights u was made from [OC, C, 3, 3], or NULL
+} conv_wino_cache;
+
+/**
+ * *U = the cache's U for tile side m when w is bitwise the weights it was made from, else U made
+ * from w now (and kept). PLY_ERR_OUT_OF_MEMORY (with a message) leaves the cache empty but valid.
+ */
+ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                               int m, const float *w, const float **U);
+
+/** Free what the cache holds (host->free) and leave it empty. */
+void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache);
+
+/* ---- shared by conv_winograd.c and conv_winograd4.c ---- */
+
+/** How one call splits its tiles. */
+typedef struct {
+    int m, a, xi;      // tile side, patch side m + 2, products a*a
+    int64_t TH, TW, T; // tiles down, across, in the batch
+    int rows;          // the "rows" plan: one chunk of every tile, output channels split
+    int64_t tc;        // tiles per chunk, a multiple of CONV_KERNEL_NR
+    int64_t chunks;
+    int64_t threads;
+} conv_wino_plan;
+
+/**
+ * The tiles [t, t + *cnt) from t (< t1) that share a tile row and do not cross
+ * a multiple of 16 from cbase (one vector of tiles), with image n, tile row th
+ * and column tw of the first.
+ */
+void conv_wino_segment(const conv_wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th,
+                       int64_t *tw, int64_t *cnt);
+
+/** F(4x4, 3x3)'s U for output channels [o0, o1): U [36][OC][C]. */
+void conv_wino4_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U);
+
+/** F(4x4, 3x3)'s V of tiles [t0, t1) of the chunk at tile cbase, channels [c0, c1): V [36][tc/32][C][32]. */
+void conv_wino4_input(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase, int64_t t0,
+                      int64_t t1, int64_t c0, int64_t c1, float *V);
+
+/** F(4x4, 3x3)'s y = A^T m A + bias (relu'd) for tiles [t0, t1) of the chunk at cbase, channels [o0, o1). */
+void conv_wino4_output(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase, int64_t t0,
+                       int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y);
 
 PLY_INTERNAL_END
 #endif

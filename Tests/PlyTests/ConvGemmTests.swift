@@ -7,7 +7,7 @@ import Testing
 /// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
-/// Winograd F(2x2, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding; strided layers
+/// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding; strided layers
 /// folded by space-to-depth into Winograd's, "s2d")
 /// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
@@ -108,7 +108,9 @@ import Testing
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
             // Winograd's and space-to-depth's kernels are AVX-512 only: below that level forcing them is
             // refused (KernelTests.forcedAVX512AlgorithmsNameTheCPULevel)
-            if avx512Kernels && k.k == 3 && k.stride == 1 { algorithms.append(("winograd", 32)) } // (forward only: backward is im2col)
+            if avx512Kernels && k.k == 3 && k.stride == 1 { // (forward only: backward is im2col)
+                algorithms += [("winograd", 32), ("winograd2", 32), ("winograd4", 32)] // the tile "auto" picks, F(2x2), F(4x4)
+            }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
             if k.k == 11 { algorithms.append(("auto", 32)) }
             for (algorithm, workspace) in algorithms {
@@ -116,7 +118,9 @@ import Testing
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),
                                                 ("kernel_size", .int(k.k)), ("stride", .int(k.stride)),
                                                 ("padding", .int(k.pad)), ("bias", .bool(k.bias)),
-                                                ("algorithm", .string(algorithm)), ("workspace_mb", .int(workspace))],
+                                                ("algorithm", .string(algorithm.hasPrefix("winograd") ? "winograd" : algorithm)),
+                                                ("winograd_tile", .int(Int(algorithm.dropFirst(8)) ?? 0)),
+                                                ("workspace_mb", .int(workspace))],
                                      runtime: runtime)
                 let params = try conv.parameters
                 try params[0].write(w)

@@ -103,6 +103,45 @@ import Testing
         #expect(zip(w0, w1).allSatisfy { $0.isNaN == $1.isNaN && $0.isInfinite == $1.isInfinite })
     }
 
+    /// Winograd keeps its transformed weights from one forward to the next (Plugins/Conv/conv.c,
+    /// winograd_weights): an SGD step, a change of the last weight only, and the old weights written
+    /// back must each reach the next forward, and an unchanged layer gives the same output again.
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\", whose kernels are AVX-512 only"), arguments: [2, 4])
+    func winogradFollowsWeightChanges(_ tile: Int) throws {
+        let k = ConvCase(n: 2, c: 16, oc: 24, h: 18, w: 17, kh: 3, kw: 3, ph: 1, pw: 1)
+        for runtime in [sharedRuntime, KernelTests.threaded] {
+            let reference = try convLayer(k, "im2col", runtime)
+            let fast = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)), ("kernel_size", .int(3)),
+                                            ("padding", .int(1)), ("algorithm", .string("winograd")),
+                                            ("winograd_tile", .int(tile))], runtime: runtime)
+            var g = SplitMix64(seed: 13)
+            let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
+            // the reference gets fast's current parameters, then both run
+            func agree(_ what: String) throws -> Tensor {
+                for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+                let y0 = try reference.forward([x]), y1 = try fast.forward([x])
+                let c = closeness(y1.data, y0.data)
+                #expect(c.ok, "tile \(tile), \(runtime.threads) threads, \(what): max error \(c.error) > \(c.bound)")
+                return y1
+            }
+            let y = try agree("first forward")
+            #expect(try fast.forward([x]).data == y.data, "tile \(tile): a second forward with the same weights")
+            let old = try fast.parameters[0].read()
+            let dy = try Tensor(shape: y.shape, data: random(y.shape.count, &g))
+            _ = try fast.backward(inputs: [x], output: y, gradOutput: dy)
+            let params = try fast.parameters
+            try SGD(learningRate: 0.1).step([("weight", params[0]), ("bias", params[1])])
+            #expect(try fast.parameters[0].read() != old)
+            _ = try agree("after an SGD step")
+            var w = try fast.parameters[0].read()
+            w[w.count - 1] += 0.5
+            try fast.parameters[0].write(w)
+            _ = try agree("after a change of the last weight")
+            try fast.parameters[0].write(old)
+            _ = try agree("with the first weights back")
+        }
+    }
+
     @Test func forcedAlgorithmsAreRefusedWhereTheyDoNotApply() throws {
         let strided = ConvCase(n: 1, c: 1, oc: 1, h: 5, w: 5, kh: 3, kw: 3, ph: 1, pw: 1, stride: 2)
         #expect(throws: PlyError.self) { try convLayer(strided, "direct", sharedRuntime) }
