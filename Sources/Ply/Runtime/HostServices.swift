@@ -324,9 +324,12 @@ final class HostTable: @unchecked Sendable {
                 return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "create_layer('\(typeName)'): \(error)")
             }
             let status = type.vtable.create(host, attrs, layerOut)
-            if status == PLY_OK, let made = layerOut.pointee {
+            // Recorded only while a layer is being created: its Layer forgets them when it goes. A
+            // child made later (a fold made at the first evaluation forward) is the plugin's own
+            // business, and describe does not report it.
+            if status == PLY_OK, let made = layerOut.pointee, !slot.creating.isEmpty {
                 state.record(made, CreatedLayer(type: type.pointer, typeName: typeName, attributes: given))
-                if !slot.creating.isEmpty { slot.creating[slot.creating.count - 1].children.append(made) }
+                slot.creating[slot.creating.count - 1].children.append(made)
             }
             return status
         }
