@@ -80,9 +80,12 @@ extern "C" {
 /* Minor versions: 1.1 ply_model_infer; 1.2 flush_denormals; 1.3
  * ply_runtime_register_function, registered functions named by `function:`
  * in user_activation layers (model text is no longer rewritten), result
- * codes that keep their kind (PLY_ERR_IO, a plugin's own status). */
+ * codes that keep their kind (PLY_ERR_IO, a plugin's own status); 1.4
+ * data-parallel training: ply_communicator_*, ply_fit_options.communicator;
+ * ply_inspect_filters, ply_inspect_feature_maps, ply_inspect_receptive_field
+ * and ply_inspect_receptive_field_png (PNG pictures of a model). */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 3 /* 1.3: see above */
+#define PLY_API_VERSION_MINOR 4 /* 1.4: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -542,6 +545,31 @@ PLY_EXPORT void ply_dataset_destroy(ply_dataset *dataset);
 /* Training loop and evaluation                                           */
 /* ---------------------------------------------------------------------- */
 
+/**
+ * One rank of a data-parallel job (API 1.4): the MPI communicator
+ * (Include/ply/comm.h), loaded from its own library so that libply links no
+ * MPI. Start the program with `mpirun -np N prog`, open one communicator per
+ * process, pass it in ply_fit_options.communicator, close it before exit.
+ */
+typedef struct ply_communicator ply_communicator;
+
+/**
+ * Loads the communicator library `library` (NULL: PLY_COMM_LIBRARY, else
+ * libplycomm_mpi.so in the plugin directory, built by scripts/build-comm-mpi)
+ * and joins the job (MPI_Init). At most once per process: MPI cannot be
+ * initialised again after ply_communicator_close. Fails with PLY_ERR_NOT_FOUND
+ * when the library is missing (the message says how to build it), PLY_ERR_ABI
+ * when it is not a usable communicator. Not thread-safe: call from one thread.
+ */
+PLY_EXPORT ply_result ply_communicator_open(const char *library, ply_communicator **out);
+/** This process's rank (0 .. size-1), or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_rank(const ply_communicator *communicator);
+/** The number of ranks in the job, or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_size(const ply_communicator *communicator);
+/** Leaves the job (MPI_Finalize; every rank calls it) and frees the handle.
+ *  NULL is a no-op. */
+PLY_EXPORT void ply_communicator_close(ply_communicator *communicator);
+
 /** Optimizers ply_fit can build. */
 typedef enum ply_optimizer_kind {
   PLY_OPTIMIZER_SGD = 0,
@@ -581,6 +609,14 @@ typedef struct ply_fit_options {
   /** A directory for a checkpoint after every epoch, training.svg and the
    *  confusion matrix, or NULL (default) for none. Copied. */
   const char *output_directory;
+  /** API 1.4. Data-parallel training: every rank calls ply_fit with the same
+   *  options and data; batch_size is the global batch, shared out between
+   *  the ranks, and gradients are summed over them (the weights match one
+   *  process's within float rounding). Rank 0 alone writes output_directory.
+   *  The progress callback runs on every rank, with the same numbers; a stop
+   *  request from any rank stops all after the same batch. Borrowed: it must
+   *  outlive the call. NULL (default): this process alone. */
+  ply_communicator *communicator;
 } ply_fit_options;
 
 /** Sets struct_size, api_version and the defaults. NULL is a no-op.
@@ -678,6 +714,69 @@ PLY_EXPORT ply_result ply_fit(ply_model *model, const ply_dataset *train,
  */
 PLY_EXPORT ply_result ply_evaluate(ply_model *model, const ply_dataset *dataset,
                                    double *accuracy_out);
+
+/* ---------------------------------------------------------------------- */
+/* Inspection: pictures of a model (API 1.4)                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * `ply inspect` from C. Pictures are 8-bit RGB PNG files written with
+ * libpng, atomically (a temporary file in the same directory, renamed into
+ * place: on failure nothing is left at png_path). Every tile (a filter, a
+ * channel's feature map, the input image) is normalised on its own: its
+ * smallest finite value becomes 0, its largest 255 (rounded), all-equal
+ * values 128, NaN and infinities 0; tiles sit in a grid of ceil(sqrt(n))
+ * columns separated by 1-pixel lines of colour (64, 96, 160). `scale` is
+ * the pixels per value, 1..32, or 0 for automatic (a tile's longer side at
+ * least 64 pixels); other values fail with PLY_ERR_INVALID_ARGUMENT.
+ *
+ * `layer` is a node name as `ply summary` lists it (PyTorch's module path,
+ * "conv_2", "layer1.0"); an unknown name fails with PLY_ERR_NOT_FOUND and a
+ * message listing the valid names. `image` is one image of the size the
+ * model was made for (in_channels x image_size x image_size floats, CHW, as
+ * the model takes them): `image_count` must be that count (PLY_ERR_SHAPE
+ * otherwise). Nothing is allocated for the caller: there is nothing to free.
+ * Strings and buffers passed in are used only during the call. The model
+ * runs in evaluation mode; its mode is restored. Same threading as every
+ * call on `model`: one thread at a time.
+ */
+
+/** The first convolution's filters (the first node with a 4-D trainable
+ *  weight (out, in, kh, kw)), one tile per filter, in colour when the
+ *  convolution reads 3 channels (one row per filter, one tile per input
+ *  channel when it reads neither 1 nor 3). PLY_ERR_NOT_FOUND when the model
+ *  has no convolution; PLY_ERR_IO when png_path cannot be written. */
+PLY_EXPORT ply_result ply_inspect_filters(ply_model *model, int32_t scale,
+                                          const char *png_path);
+
+/** The output of `layer` for `image`, one tile per channel. PLY_ERR_SHAPE
+ *  when the layer's output is not a feature map (1, C, H, W). */
+PLY_EXPORT ply_result ply_inspect_feature_maps(ply_model *model,
+                                               const float *image,
+                                               int64_t image_count,
+                                               const char *layer,
+                                               int32_t scale,
+                                               const char *png_path);
+
+/** The input pixels output position (y, x) of `layer` depends on, from the
+ *  model summary's receptive field, jump and start: rows box_out[0] ..
+ *  box_out[2] and columns box_out[1] .. box_out[3], inclusive (top, left,
+ *  bottom, right), not clipped to the image (negative or past the edge
+ *  where padding reaches). A position outside the layer's output fails with
+ *  PLY_ERR_SHAPE, the message naming the output's height and width.
+ *  box_out (4 int32_t, caller-owned) is written only on success. */
+PLY_EXPORT ply_result ply_inspect_receptive_field(ply_model *model,
+                                                  const char *layer,
+                                                  int32_t y, int32_t x,
+                                                  int32_t box_out[4]);
+
+/** `image` with that receptive field framed by a 1-pixel red (255, 0, 0)
+ *  rectangle on the outermost pixels of its part inside the image. box_out
+ *  may be NULL; otherwise it is written as by ply_inspect_receptive_field. */
+PLY_EXPORT ply_result ply_inspect_receptive_field_png(
+    ply_model *model, const float *image, int64_t image_count,
+    const char *layer, int32_t y, int32_t x, int32_t scale,
+    const char *png_path, int32_t box_out[4]);
 
 #ifdef __cplusplus
 } /* extern "C" */

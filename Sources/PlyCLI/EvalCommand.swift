@@ -38,7 +38,7 @@ struct EvalCommand: ParsableCommand {
             config.batchSize = batchSize
             config.initialization = .pytorchDefault
             let result = try Trainer(model: net, configuration: config).evaluate(dataset)
-            print(Plots.confusionText(result.confusion), terminator: "")
+            print(Plots.confusionText(result.confusion, classNames: dataset.classNames), terminator: "")
             print(String(format: "%@ accuracy: %.2f%% (%d images)", split == "test" ? "Test" : "Training", result.accuracy, dataset.count))
         } catch let error as ValidationError { throw error } catch { throw fail(error) }
     }

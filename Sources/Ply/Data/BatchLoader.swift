@@ -122,6 +122,30 @@ public struct BatchLoader: Sequence, Sendable {
         return Batch(images: images, labels: labels, count: count, index: index)
     }
 
+    /// Part `part` of `parts` of batch `index`: its images `count * part / parts ..<
+    /// count * (part + 1) / parts` in the batch's order, for one rank of a data-parallel job
+    /// (the parts of all ranks together are `batch(at: index)`; a part may be empty when the
+    /// batch has fewer images than `parts`). `index` in the result is the batch's.
+    ///
+    /// - Precondition: `0 <= index < batchCount`, `0 <= part < parts`.
+    public func batch(at index: Int, part: Int, of parts: Int) -> Batch {
+        precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
+        precondition(parts >= 1 && part >= 0 && part < parts, "BatchLoader: part \(part) out of 0..<\(parts)")
+        let first = index * batchSize
+        let total = Swift.min(first + batchSize, dataset.count) - first
+        let start = first + total * part / parts, end = first + total * (part + 1) / parts
+        let size = dataset.sampleSize
+        var images = [Float](repeating: 0, count: (end - start) * size)
+        dataset.images.withUnsafeBufferPointer { source in
+            images.withUnsafeMutableBufferPointer { to in
+                for (slot, sample) in order[start..<end].enumerated() {
+                    (to.baseAddress! + slot * size).update(from: source.baseAddress! + sample * size, count: size)
+                }
+            }
+        }
+        return Batch(images: images, labels: order[start..<end].map { dataset.labels[$0] }, count: end - start, index: index)
+    }
+
     /// Returns an iterator over this epoch's batches.
     public func makeIterator() -> Iterator { Iterator(loader: self) }
 
