@@ -5,7 +5,9 @@ import Foundation
 /// Sequences are chains; `add` and `concat` layers with several inputs make the joins of
 /// residual and inception topologies. The model owns every activation and gradient buffer
 /// and reuses them from batch to batch (they are re-planned only when the input shape
-/// changes); `infer` runs without keeping activations, on buffers shared by lifetime.
+/// changes); `infer` runs without keeping activations, on buffers shared by lifetime. In
+/// evaluation mode a `conv2d` node that feeds only a `batchnorm2d` node runs folded into it
+/// (`ConvBatchNormFold`), in `forward` and `infer` alike.
 /// Not thread-safe: one model is used from one thread at a time.
 public final class Model: @unchecked Sendable {
     /// Identifies a node of the graph. `Model.input` is the graph input.
