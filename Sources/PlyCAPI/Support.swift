@@ -39,7 +39,9 @@ func result(for error: any Error) -> (Int32, String) {
     case let e as PlyError:
         return (result(for: e), e.description)
     case let e as DataError:
-        // Every DataError is about a file's presence or content (missing, unreadable, not IDX).
+        // Every DataError but an option out of range is about a file's presence or content
+        // (missing, unreadable, not IDX, a corrupt image).
+        if case .invalidOption = e { return (Status.invalidArgument, e.description) }
         return (Status.io, e.description)
     case let e as SafeTensorsError:
         switch e {

@@ -153,6 +153,12 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
             if let handle = field(p, \.communicator, nil) {
                 communicator = try object(handle, CommunicatorHandle.self, "options->communicator").communicator
             }
+            let padding = field(p, \.random_crop_padding, 0)
+            guard (0...Int32(Augmentation.maxPadding)).contains(padding) else {
+                throw CAPIError(Status.invalidArgument, "options->random_crop_padding is \(padding); 0...\(Augmentation.maxPadding)")
+            }
+            c.augmentation = Augmentation(cropPadding: Int(padding), horizontalFlip: field(p, \.horizontal_flip, 0) != 0,
+                                          fill: d.normalization.map { n in zip(n.mean, n.std).map { -$0 / $1 } } ?? [])
         }
         guard c.epochs >= 1 else { throw CAPIError(Status.invalidArgument, "options->epochs is \(c.epochs); it must be >= 1") }
         guard c.batchSize >= 1 else { throw CAPIError(Status.invalidArgument, "options->batch_size is \(c.batchSize); it must be >= 1") }

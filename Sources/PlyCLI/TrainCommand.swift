@@ -27,7 +27,7 @@ func stopSignal(_ signal: Int32) {
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
+        abstract: "Train a model on MNIST-format, CIFAR or image-folder data (default: the tutorial's ConvNet on Fashion-MNIST, SGD lr 0.05, batch 128, 10 epochs).")
 
     @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
     var model = "convnet"
@@ -42,7 +42,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Initialisation: normal (the tutorial's N(0, 0.01), zero bias) or default (PyTorch's).") var initialization = "normal"
     @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
     @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Data directory: MNIST-format IDX files, CIFAR-10/100 binary, or image folders (train/<class>/*.png|jpg, test/<class>/...).")
+    var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Directory for checkpoints and plots (default: runs/MODEL, the zoo name or the model file's name).")
     var output: String?
     @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
@@ -51,6 +52,8 @@ struct TrainCommand: ParsableCommand {
     var resumeAnyway = false
     @Option(help: "Use only the first N training images (quick runs; 1 or more).") var limit: Int?
     @Flag(name: .customLong("no-train-accuracy"), help: "Skip the training-set accuracy after each epoch.") var noTrainAccuracy = false
+    @OptionGroup(title: "Data and transforms") var dataOptions: DataOptionGroup
+    @OptionGroup(title: "Augmentation (training images)") var augmentationOptions: AugmentationOptionGroup
     @Flag(help: ArgumentHelp("Data-parallel training over the ranks mpirun started (mpirun -np N ply train --distributed); --batch-size stays the global batch.",
                              discussion: "Needs the MPI communicator libplycomm_mpi.so beside ply: scripts/build-comm-mpi (Debian's libopenmpi-dev)."))
     var distributed = false
@@ -175,11 +178,16 @@ struct TrainCommand: ParsableCommand {
         config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
         config.overlapCommunication = !allreduceAfterBackward
 
-        var train = try ImageDataset.mnist(directory: data, split: .train)
-        let test = try ImageDataset.mnist(directory: data, split: .test)
+        let fileTransforms = try modelFileTransforms(model)
+        let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads, file: fileTransforms))
+        DataOptionGroup.reportSkipped(loaded)
+        guard var train = loaded.train else { throw TrainingError.emptyDataset(role: "training set", count: 0) }
+        let test = loaded.test
         if let limit { train = train.prefix(limit) }
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
-        let trainer = try Trainer(model: net, configuration: config, communicator: communicator)
+        config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization, file: fileTransforms)
+        let classes = loaded.classNames?.count ?? 10
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
+        let trainer = try Trainer(model: net, configuration: config, classes: classes, communicator: communicator)
         if let communicator {
             say("Distributed: \(communicator.size) ranks (\(communicator.engine)), \(runtime.threads) thread(s) each, "
                 + "global batch \(batchSize) (\(batchSize / communicator.size)\(batchSize % communicator.size == 0 ? "" : "-\(batchSize / communicator.size + 1)") per rank)")

@@ -93,11 +93,16 @@ public struct ImageDataset: Sendable, Equatable {
     /// - Throws: `DataError.missingFile` naming the directory and the names
     ///   looked for, or any error from `init(imagesPath:labelsPath:classCount:)`.
     public static func mnist(directory: String, split: Split, classCount: Int = 10) throws(DataError) -> ImageDataset {
-        let images = try locate(directory: directory, stem: "\(split.filePrefix)-images", kind: "idx3-ubyte")
-        let labels = try locate(directory: directory, stem: "\(split.filePrefix)-labels", kind: "idx1-ubyte")
+        let (images, labels) = try mnistFiles(directory: directory, split: split)
         var dataset = try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
         dataset.classNames = KnownDatasets.classNames(for: dataset)
         return dataset
+    }
+
+    /// The image and label files of a split of an MNIST-format directory.
+    static func mnistFiles(directory: String, split: Split) throws(DataError) -> (images: String, labels: String) {
+        (try locate(directory: directory, stem: "\(split.filePrefix)-images", kind: "idx3-ubyte"),
+         try locate(directory: directory, stem: "\(split.filePrefix)-labels", kind: "idx1-ubyte"))
     }
 
     private static func locate(directory: String, stem: String, kind: String) throws(DataError) -> String {

@@ -47,6 +47,9 @@ public struct TrainingConfiguration: Sendable {
     /// Resume even when the checkpoint was written with another batch size, data set or model
     /// (otherwise `TrainingError.resumeMismatch`).
     public var resumeAnyway = false
+    /// Random crop and flip of the training images, seeded per (seed, epoch, image index) so
+    /// that a resumed run is bit-identical (default: none). Evaluation passes see the images as stored.
+    public var augmentation = Augmentation.none
     /// Data-parallel runs: start each bucket's gradient allreduce during backward, as soon as
     /// its layers are done (otherwise all after backward). The result is the same either way.
     public var overlapCommunication = true
@@ -61,6 +64,9 @@ public struct TrainingConfiguration: Sendable {
                   "1...\(TrainingConfiguration.maxBatchSize)")
         try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate, "a finite number > 0")
         try check(logEvery >= 1, "logEvery", logEvery, "1 or more")
+        do { try augmentation.validate() } catch {
+            throw .invalidConfiguration(field: "augmentation", value: "\(augmentation)", accepted: "\(error)")
+        }
         do { try schedule.validate() } catch {
             throw .invalidConfiguration(field: "schedule", value: "\(schedule)", accepted: "\(error)")
         }
@@ -353,7 +359,7 @@ public final class Trainer {
             model.isTraining = true
             // Data-parallel: each rank assembles only its share of each batch, on this thread.
             let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch,
-                                     prefetch: communicator == nil ? 2 : 0)
+                                     prefetch: communicator == nil ? 2 : 0, augmentation: cfg.augmentation)
             var epochLoss = 0.0, epochSamples = 0
             if epoch == startEpoch { (epochLoss, epochSamples) = (resumedLoss, resumedSamples) }
             var iterator = loader.makeIterator()
