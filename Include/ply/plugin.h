@@ -69,7 +69,7 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 2 /* 1.1: fuse_activation; 1.2: attribute schemas, describe */
+#define PLY_ABI_VERSION_MINOR 3 /* 1.1: fuse_activation; 1.2: attribute schemas, describe; 1.3: param_generation */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -626,6 +626,25 @@ typedef struct ply_host {
                                  const char *library, const char *name,
                                  const char **signature, void (**fn)(void),
                                  void (**derivative)(void));
+
+  /* ABI 1.3 */
+  /**
+   * A number that changes whenever the host may have written the value of
+   * any parameter or buffer of any layer it lent this table to: loading
+   * weights, an optimizer step, initialisation, handing a writable view of
+   * a parameter to the application. Equal numbers from two calls mean no
+   * value was written in between by the host.
+   *
+   * For layers that derive data from their own parameters and keep it
+   * (batch-norm folded into a conv's weights, transformed kernels): keep
+   * the number the data was derived at and derive again when it differs.
+   * What a layer writes itself (a training forward's running statistics,
+   * a composite writing its children's values) it tracks on its own.
+   * Thread-safe and cheap (an atomic load). A plugin MUST check that
+   * host->struct_size covers this slot before calling it; without it (an
+   * ABI 1.0-1.2 host) derived data must be derived again on every call.
+   */
+  uint64_t (*param_generation)(const struct ply_host *host);
 } ply_host;
 
 /**

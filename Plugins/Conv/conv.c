@@ -30,6 +30,11 @@
  * "winograd" or "s2d" is refused with a message naming the CPU level.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
+ * Attribute trainable=false (default true) makes an inference-only conv, as a
+ * composite's batch-norm-folded copy of a child (Plugins/Support/plugin_fold.h):
+ * weight and bias start at zero without drawing from the host's generator (so
+ * making one leaves every other layer's initialisation as it was), have no
+ * gradient memory and are listed as buffers; backward is refused.
  * The host may fuse the relu after it (fuse_activation): the output is then
  * relu(conv), and backward masks grad_output by output > 0 first.
  * The scratch lives in the instance and only grows.
@@ -64,6 +69,7 @@ struct ply_layer {
     size_t rows_limit;       // floats the backward's whole-batch "rows" plan may use (attribute workspace_mb)
     int relu;                // a relu fused by the host (fuse_activation): output = relu(conv)
     int training;            // set_training: 1 (the default) keeps the live-tap gathers for backward
+    int trainable;           // attribute trainable: 0 = inference only (no gradients, zero init, no backward)
     int taps_kept;           // the scratch holds the last forward's live-tap gathers (W_g, Bt_g)
     float *dymask;           // backward with relu: grad_output where output > 0, else 0
     size_t dymask_floats;
@@ -241,6 +247,9 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     if (workspace_mb < 0 || workspace_mb > (1 << 20))
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: workspace_mb must be in 0...%d (got %lld)", 1 << 20,
                           (long long)workspace_mb);
+    int32_t trainable = 1;
+    st = host->attr_bool(host, attrs, "trainable", &trainable);
+    if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
     // direct, winograd and s2d have AVX-512 kernels only (im2col is their portable path)
     if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D) && ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
@@ -275,18 +284,26 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     L->rows_limit = (size_t)workspace_mb * ((1 << 20) / sizeof(float));
     int64_t fan_in = C * k[0] * k[1], nw = OC * fan_in;
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
+    L->trainable = trainable != 0;
     L->weight = host->alloc(host, wbytes);
-    L->dweight = host->alloc(host, wbytes);
+    if (L->trainable) L->dweight = host->alloc(host, wbytes);
     L->wflip = host->alloc(host, wbytes);
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
-        L->dbias = host->alloc(host, bbytes);
+        if (L->trainable) L->dbias = host->alloc(host, bbytes);
     }
-    if (!L->weight || !L->dweight || !L->wflip || (L->has_bias && (!L->bias || !L->dbias))) {
+    if (!L->weight || (L->trainable && !L->dweight) || !L->wflip ||
+        (L->has_bias && (!L->bias || (L->trainable && !L->dbias)))) {
         host->free(host, L->weight); host->free(host, L->dweight); host->free(host, L->wflip);
         host->free(host, L->bias); host->free(host, L->dbias);
         host->free(host, L);
         return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %lld weights", (long long)nw);
+    }
+    if (!L->trainable) { // inference only: the owner writes the values; no draw from the generator
+        memset(L->weight, 0, wbytes);
+        if (L->has_bias) memset(L->bias, 0, bbytes);
+        *out = L;
+        return PLY_OK;
     }
     // kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias likewise
     float bound = (float)(1.0 / sqrt((double)fan_in));
@@ -458,6 +475,8 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
                                 const ply_tensor *grad_output, ply_tensor *grad_inputs) {
     (void)n_inputs;
     conv_geom g;
+    if (!L->trainable)
+        return ply_errorf(L->host, PLY_ERR_UNSUPPORTED, "conv2d: an inference-only conv (trainable=false) has no backward");
     ply_status st = call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
     if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
@@ -564,6 +583,8 @@ static const ply_attr_spec conv_specs[] = {
      .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
      .doc = "cap in MiB on the backward's whole-batch scratch; above it the batch goes a tile at a time"},
+    {.name = "trainable", .kind = PLY_ATTR_BOOL, .default_text = "true",
+     .doc = "false: inference only (zero-initialised without random draws, no gradients, no backward)"},
     PLY_SPEC_END,
 };
 

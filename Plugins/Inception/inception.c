@@ -87,6 +87,7 @@ static ply_status basic_conv2d_create(const ply_host *host, const ply_attrs *att
     int fused = bt && bt->struct_size >= offsetof(ply_layer_type, fuse_activation) + sizeof(bt->fuse_activation) &&
                 bt->fuse_activation && bt->fuse_activation(L->nodes[L->n_nodes - 1].layer, "relu") == PLY_OK;
     if (!fused) blk_add(L, &st, NULL, "relu", NULL, 0, &v, 1);
+    blk_fold(L, &st, 0, k, s, p, 0.001);
     return blk_finish(L, st, out);
 }
 

@@ -64,7 +64,21 @@ ply_layer *blk_new(const ply_host *host, const char *type_name, const char *clas
     self->type_name = type_name;
     self->class_name = class_name;
     self->in_channels = in_channels;
+    self->training = 1;
+    self->fold_node = -1;
     return self;
+}
+
+void blk_fold(ply_layer *self, const ply_status *st, int32_t conv_node, const int64_t k[2], const int64_t s[2],
+              const int64_t p[2], double eps) {
+    if (*st != PLY_OK) return;
+    self->fold_node = conv_node;
+    for (int a = 0; a < 2; a++) {
+        self->fold_k[a] = k[a];
+        self->fold_s[a] = s[a];
+        self->fold_p[a] = p[a];
+    }
+    self->fold_eps = eps;
 }
 
 int32_t blk_add(ply_layer *self, ply_status *st, const char *prefix, const char *type, const ply_attr *attrs,
@@ -171,6 +185,7 @@ void blk_destroy(ply_layer *self) {
     for (int32_t i = 0; i < self->n_params; i++) h->free(h, self->param_names[i]);
     h->free(h, self->param_names);
     for (int32_t j = 0; j < BLK_MAX_IN; j++) h->free(h, self->scratch[j]);
+    ply_fold_destroy(&self->fold);
     h->free(h, self);
 }
 
@@ -271,13 +286,50 @@ static ply_tensor value_of(ply_layer *self, int32_t v, const ply_tensor *input, 
     return view(self->nodes[v - 1].value, self->nodes[v - 1].shape);
 }
 
-ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
-    ply_shape shapes[BLK_MAX_NODES + 1];
-    ply_status st = value_shapes(self, &inputs[0].shape, shapes);
+// ----------------------------------------------------------------------------
+// evaluation: basic_conv2d folded
+
+// Makes the folded conv (first call) and derives its values when stale. *ok = 0 when the conv type
+// will not take the relu: the block then runs unfolded.
+static ply_status sync_fold(ply_layer *self, int *ok) {
+    const ply_host *h = self->host;
+    blk_node *conv = &self->nodes[self->fold_node], *bn = &self->nodes[self->fold_node + 1];
+    ply_param p;
+    memset(&p, 0, sizeof p);
+    ply_status st = conv->type->get_param(conv->layer, 0, &p);
     if (st != PLY_OK) return st;
-    (void)n_inputs;
-    if (inputs[0].strides || output->strides)
-        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->type_name);
+    int64_t OC = p.value.shape.dims[0], K = ply_shape_numel(&p.value.shape) / (OC > 0 ? OC : 1);
+    if (!self->fold.layer) {
+        const ply_attr a[7] = {
+            attr_int("in_channels", self->in_channels), attr_int("out_channels", OC),
+            attr_ints("kernel_size", self->fold_k, 2), attr_ints("stride", self->fold_s, 2),
+            attr_ints("padding", self->fold_p, 2), attr_bool("bias", 1), attr_bool("trainable", 0),
+        };
+        ply_attrs list = attr_list(a, 7);
+        if ((st = h->create_layer(h, "conv2d", &list, &self->fold.type, &self->fold.layer)) != PLY_OK) {
+            self->fold.type = NULL;
+            self->fold.layer = NULL;
+            return st;
+        }
+        const ply_layer_type *t = self->fold.type;
+        if (t->set_training) t->set_training(self->fold.layer, 0);
+        self->fold.relu = t->struct_size >= offsetof(ply_layer_type, fuse_activation) + sizeof(t->fuse_activation) &&
+                          t->fuse_activation && t->fuse_activation(self->fold.layer, "relu") == PLY_OK;
+    }
+    *ok = self->fold.relu;
+    if (!*ok || !ply_fold_stale(h, &self->fold)) return PLY_OK;
+    return ply_fold_write(h, self->type_name, &self->fold, conv->type, conv->layer, bn->type, bn->layer, OC, K,
+                          self->fold_eps);
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+// Runs nodes [0, upto) (all of them when upto is n_nodes; the last writes `output`).
+static ply_status forward_nodes(ply_layer *self, const ply_tensor *input, ply_tensor *output, int32_t upto) {
+    ply_shape shapes[BLK_MAX_NODES + 1];
+    ply_status st = value_shapes(self, &input->shape, shapes);
+    if (st != PLY_OK) return st;
     int32_t last = self->n_nodes - 1;
     for (int32_t i = 0; i <= last; i++) {
         blk_node *nd = &self->nodes[i];
@@ -285,14 +337,50 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
         if (i < last && (st = ensure(self, &nd->value, &nd->value_cap, ply_shape_numel(&nd->shape))) != PLY_OK)
             return st;
     }
-    for (int32_t i = 0; i <= last; i++) {
+    for (int32_t i = 0; i < upto; i++) {
         blk_node *nd = &self->nodes[i];
         ply_tensor ins[BLK_MAX_IN];
-        for (int32_t j = 0; j < nd->n_in; j++) ins[j] = value_of(self, nd->in[j], &inputs[0], output);
+        for (int32_t j = 0; j < nd->n_in; j++) ins[j] = value_of(self, nd->in[j], input, output);
         ply_tensor out = i == last ? *output : view(nd->value, nd->shape);
         if ((st = nd->type->forward(nd->layer, nd->n_in, ins, &out)) != PLY_OK) return st;
     }
     return PLY_OK;
+}
+
+// Frees the node values (evaluation keeps nothing between calls).
+static void release_values(ply_layer *self) {
+    const ply_host *h = self->host;
+    for (int32_t i = 0; i < self->n_nodes; i++) {
+        blk_node *nd = &self->nodes[i];
+        h->free(h, nd->value);
+        nd->value = NULL;
+        nd->value_cap = 0;
+    }
+    self->kept = 0;
+}
+
+ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+    (void)n_inputs;
+    if (inputs[0].strides || output->strides)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->type_name);
+    self->kept = 0;
+    if (self->training) {
+        if (self->fold_node >= 0) self->fold.valid = 0; // the bn's running statistics move
+        ply_status st = forward_nodes(self, &inputs[0], output, self->n_nodes);
+        self->kept = st == PLY_OK;
+        return st;
+    }
+    ply_status st;
+    int folded = 0;
+    if (self->fold_node >= 0) {
+        ply_shape out_shape;
+        if ((st = blk_infer_shape(self, 1, &inputs[0].shape, &out_shape)) != PLY_OK) return st;
+        if ((st = sync_fold(self, &folded)) != PLY_OK) return st;
+        if (folded) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
+    }
+    st = forward_nodes(self, &inputs[0], output, self->n_nodes);
+    release_values(self);
+    return st;
 }
 
 ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
@@ -302,6 +390,19 @@ ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inp
     int written[BLK_MAX_NODES + 1] = {0};  // gradient of value v already holds a contribution
     ply_status st;
     (void)n_inputs;
+    // An evaluation forward kept no node value (or ran folded): every node again, so each child saves what
+    // its backward reads; the last writes to scratch, leaving the output as the caller's forward saw it.
+    if (!self->kept) {
+        float *tmp = h->alloc(h, (size_t)ply_shape_numel(&output->shape) * sizeof(float));
+        if (!tmp)
+            return ply_errorf(h, PLY_ERR_OUT_OF_MEMORY, "%s: cannot allocate %lld floats to recompute the output",
+                              self->type_name, (long long)ply_shape_numel(&output->shape));
+        ply_tensor out = ply_tensor_make(tmp, output->shape);
+        st = forward_nodes(self, &inputs[0], &out, self->n_nodes);
+        h->free(h, tmp);
+        if (st != PLY_OK) return st;
+        self->kept = 1;
+    }
     for (int32_t i = 0; i < last; i++) {
         blk_node *nd = &self->nodes[i];
         if ((st = ensure(self, &nd->grad, &nd->grad_cap, ply_shape_numel(&nd->shape))) != PLY_OK) return st;
@@ -371,6 +472,8 @@ ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out) {
 }
 
 void blk_set_training(ply_layer *self, int32_t training) {
+    self->training = training != 0;
+    if (!training) release_values(self);
     for (int32_t i = 0; i < self->n_nodes; i++) {
         blk_node *nd = &self->nodes[i];
         if (nd->type->set_training) nd->type->set_training(nd->layer, training);

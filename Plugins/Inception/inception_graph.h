@@ -15,6 +15,7 @@
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "plugin_fold.h"
 
 PLY_INTERNAL_BEGIN
 
@@ -44,6 +45,15 @@ struct ply_layer {
     char **param_names;       /* dotted names, n_params of them */
     float *scratch[BLK_MAX_IN];
     int64_t scratch_cap[BLK_MAX_IN];
+    /* Evaluation: node values are freed after every forward (kept = 0), and a backward after
+     * such a forward computes them again first. */
+    int32_t training;         /* set_training; 1 at creation, as PyTorch */
+    int32_t kept;             /* the node values are the last forward's (a training forward ran) */
+    /* basic_conv2d: relu(bn(conv(x))) as one folded conv in evaluation (blk_fold) */
+    int32_t fold_node;        /* the conv node (the bn is the next), or -1: no folding */
+    int64_t fold_k[2], fold_s[2], fold_p[2];
+    double fold_eps;
+    ply_fold fold;
 };
 
 /* Building. Each builder is a no-op when *st is already an error, so a block's
@@ -62,6 +72,11 @@ int32_t blk_concat(ply_layer *self, ply_status *st, const int32_t *in, int32_t n
 /* Names the parameter-free node that produced value `v` as torchvision's module (GoogLeNet's
  * "branch4.0" max pool), so describe reports it and messages name it. No-op when *st is an error. */
 void blk_name(ply_layer *self, const ply_status *st, int32_t v, const char *name);
+/* basic_conv2d: in evaluation the whole block -- conv node `conv_node` (kernel k, stride s,
+ * padding p, no bias), the bn node after it (eps) and the relu -- runs as one folded conv with
+ * the relu fused (Plugins/Support/plugin_fold.h). The block must be exactly that. */
+void blk_fold(ply_layer *self, const ply_status *st, int32_t conv_node, const int64_t k[2], const int64_t s[2],
+              const int64_t p[2], double eps);
 /* Build the dotted parameter names; on failure (or when st is an error)
  * destroy self and return the status, else set *out. */
 ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out);

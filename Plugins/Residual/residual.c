@@ -89,6 +89,8 @@ static void rb_destroy(ply_layer *self) {
     destroy_child(&self->relu);
     destroy_child(&self->ds_conv);
     destroy_child(&self->ds_bn);
+    for (int32_t k = 0; k < RB_MAX_STAGES; k++) ply_fold_destroy(&self->fold[k]);
+    ply_fold_destroy(&self->ds_fold);
     for (int32_t i = 0; i < RB_NBUF; i++) h->free(h, self->buf[i].data);
     h->free(h, self->names);
     h->free(h, self);
@@ -181,6 +183,7 @@ static ply_status create_block(const ply_host *host, const ply_attrs *attrs, ply
     self->host = host;
     self->tname = tname;
     self->stages = bottleneck ? 3 : 2;
+    self->training = 1;
     ply_status st = read_attrs(self, attrs, bottleneck ? 4 : 1);
     if (st != PLY_OK) { rb_destroy(self); return st; }
 
@@ -258,6 +261,11 @@ static void set_child_training(rb_child *c, int32_t training) {
 }
 
 static void rb_set_training(ply_layer *self, int32_t training) {
+    self->training = training != 0;
+    if (!training) { // evaluation keeps nothing between calls
+        rb_release_buffers(self);
+        self->kept = 0;
+    }
     for (int32_t k = 0; k < RB_MAX_STAGES; k++) {
         set_child_training(&self->conv[k], training);
         set_child_training(&self->bn[k], training);

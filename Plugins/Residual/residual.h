@@ -8,6 +8,7 @@
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "plugin_fold.h"
 
 PLY_INTERNAL_BEGIN
 
@@ -37,6 +38,8 @@ enum {
     RB_GR,                // gradient of a relu output
     RB_GB,                // gradient of a bn output
     RB_GX,                // gradient of the input through the downsample path
+    RB_T0, RB_T1,         // evaluation: outputs of the folded stages before the last (relu applied)
+    RB_TD,                // evaluation: output of the folded downsample
     RB_NBUF
 };
 
@@ -56,6 +59,11 @@ struct ply_layer {
     int32_t owner_count[2 * RB_MAX_STAGES + 2];
     int32_t nparams;
     char (*names)[RB_NAME_LEN]; // dotted names, nparams entries
+    // Evaluation (residual_eval.c): each conv+bn pair as one folded conv, the stages but the last with the
+    // relu fused; the last writes the block's output, and relu(output + shortcut) is one pass.
+    int32_t training;        // set_training; 1 at creation, as PyTorch
+    int32_t kept;            // buf holds the last forward's intermediates (a training forward ran)
+    ply_fold fold[RB_MAX_STAGES], ds_fold;
     // Shapes seen by the last forward.
     ply_shape shp_c[RB_MAX_STAGES], shp_dc;
     rb_buf buf[RB_NBUF];
@@ -63,6 +71,13 @@ struct ply_layer {
 
 ply_status rb_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output);
 ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
+// Evaluation forward on the folded convs (residual_eval.c); frees its buffers before it returns.
+ply_status rb_forward_eval(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape);
+// Frees every intermediate buffer (entering evaluation: backward's are not needed there).
+void rb_release_buffers(ply_layer *self);
+// The folded convs are stale (a training forward changed the running statistics).
+void rb_invalidate_folds(ply_layer *self);
+
 ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                        const ply_tensor *grad_output, ply_tensor *grad_inputs);
 

@@ -6,8 +6,10 @@
  * (when bn_k took the relu, fused[k], b_k is relu(bn_k(c_k)) itself and r_k is b_k)
  *   id  = downsample ? bn_d(conv_d(x)) : x
  *   sum = b_{S-1} + id;  y = relu(sum)
- * Every intermediate is kept in the instance for backward, which runs the
- * same chain in reverse and adds the two gradients that reach x.
+ * In training every intermediate is kept in the instance for backward, which
+ * runs the same chain in reverse and adds the two gradients that reach x. In
+ * evaluation residual_eval.c runs folded convs and keeps nothing; a backward
+ * after it recomputes the intermediates first.
  */
 #include <string.h>
 
@@ -107,11 +109,9 @@ static ply_status run_backward(const rb_child *c, const ply_tensor *in, const pl
     return c->type->backward(c->layer, 1, in, out, gout, gin);
 }
 
-ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
-    (void)n_inputs;
-    const ply_tensor *x = &inputs[0];
-    if (x->strides || output->strides)
-        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->tname);
+// The forward that keeps every intermediate for backward; writes the output unless `output` is NULL
+// (backward after an evaluation forward, which kept nothing, recomputes them this way).
+static ply_status forward_kept(ply_layer *self, const ply_tensor *x, ply_tensor *output) {
     ply_shape out_shape;
     ply_status st = plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
     if (st != PLY_OK) return st;
@@ -154,7 +154,25 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
     float *sum = self->buf[RB_SUM].data;
     add_arrays(self->host, sum, main_out, id, n_out);
     ply_tensor sum_t = view(self, RB_SUM, out_shape);
-    return run_forward(&self->relu, &sum_t, output);
+    return output ? run_forward(&self->relu, &sum_t, output) : PLY_OK;
+}
+
+ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+    (void)n_inputs;
+    const ply_tensor *x = &inputs[0];
+    if (x->strides || output->strides)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->tname);
+    self->kept = 0;
+    if (!self->training) {
+        ply_shape out_shape;
+        ply_status st = plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
+        if (st != PLY_OK) return st;
+        return rb_forward_eval(self, x, output, &out_shape);
+    }
+    rb_invalidate_folds(self); // the bns' running statistics move
+    ply_status st = forward_kept(self, x, output);
+    self->kept = st == PLY_OK;
+    return st;
 }
 
 ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
@@ -164,13 +182,16 @@ ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
     float *dx = grad_inputs[0].data;
     int32_t S = self->stages;
     ply_shape out_shape = output->shape;
+    ply_status st;
+    // An evaluation forward kept nothing: the intermediates again, from the same input and parameters.
+    if (!self->kept && (st = forward_kept(self, x, NULL)) != PLY_OK) return st;
+    self->kept = 1;
     int64_t n_out = ply_shape_numel(&out_shape), n_x = ply_shape_numel(&x->shape), n_c = n_out, n_r = 1;
     for (int32_t k = 0; k < S; k++) {
         int64_t n = ply_shape_numel(&self->shp_c[k]);
         if (n > n_c) n_c = n;
         if (k < S - 1 && n > n_r) n_r = n;
     }
-    ply_status st;
     if ((st = grow(self, RB_GSUM, n_out)) != PLY_OK || (st = grow(self, RB_GC, n_c)) != PLY_OK ||
         (st = grow(self, RB_GR, n_r)) != PLY_OK || (st = grow(self, RB_GB, n_r)) != PLY_OK)
         return st;

@@ -367,11 +367,12 @@ import Testing
             xh.data[k] += h
             return try loss(xh)
         }
-        let values = p.floats!
-        let saved = values[kp]
+        let saved = p.floats![kp]
         let numericParam = try numeric { h in
-            values[kp] = saved + h
-            defer { values[kp] = saved }
+            // a view taken after the last forward, so that layers keeping folded copies see the write
+            // (see Parameter.floats)
+            p.floats![kp] = saved + h
+            defer { p.floats![kp] = saved }
             return try loss(x)
         }
         for (what, analytic, numeric) in [("input[\(k)]", Double(dx.data[k]), numericInput),

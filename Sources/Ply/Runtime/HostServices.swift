@@ -100,6 +100,15 @@ final class HostState: @unchecked Sendable {
     /// Named native functions for plugins (the `resolve_function` slot; FunctionRegistry.swift).
     let functions = FunctionRegistry()
 
+    /// The `param_generation` slot (ABI 1.3): moves whenever the host may have written a layer's
+    /// parameter or buffer values — every writable view handed out (`Parameter.floats`,
+    /// `integers`, `write`), which is how loading, initialisation and the optimizers write.
+    /// Layers that derive data from their values (batch norm folded into a conv) compare it.
+    let paramGeneration = Atomic<UInt64>(1)
+
+    /// Notes that parameter values may change (see `paramGeneration`).
+    func parametersMayChange() { paramGeneration.add(1, ordering: .relaxed) }
+
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
     /// model is destroyed.
@@ -315,9 +324,12 @@ final class HostTable: @unchecked Sendable {
                 return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "create_layer('\(typeName)'): \(error)")
             }
             let status = type.vtable.create(host, attrs, layerOut)
-            if status == PLY_OK, let made = layerOut.pointee {
+            // Recorded only while a layer is being created: its Layer forgets them when it goes. A
+            // child made later (a fold made at the first evaluation forward) is the plugin's own
+            // business, and describe does not report it.
+            if status == PLY_OK, let made = layerOut.pointee, !slot.creating.isEmpty {
                 state.record(made, CreatedLayer(type: type.pointer, typeName: typeName, attributes: given))
-                if !slot.creating.isEmpty { slot.creating[slot.creating.count - 1].children.append(made) }
+                slot.creating[slot.creating.count - 1].children.append(made)
             }
             return status
         }
@@ -372,6 +384,10 @@ final class HostTable: @unchecked Sendable {
             HostTable.state(host).fillUniform(data, Int(n), low, high)
         }
         h.resolve_function = HostTable.resolveFunction
+        h.param_generation = { host in
+            guard let host else { return 0 }
+            return HostTable.state(host).paramGeneration.load(ordering: .relaxed)
+        }
         pointer.initialize(to: h)
     }
 

@@ -282,13 +282,21 @@ public struct Parameter: @unchecked Sendable {
         self.layer = layer
     }
 
-    /// Float view of the values (nil for integer buffers).
+    /// Float view of the values (nil for integer buffers). The view is writable, so taking it
+    /// tells the layers that values may change (layers that keep data derived from them, such
+    /// as batch norm folded into a conv for inference, derive it again before their next
+    /// forward): write through a view taken after the model's last forward, or call
+    /// `Runtime.parametersChanged()` after writing through one kept from before it.
     public var floats: UnsafeMutableBufferPointer<Float>? {
-        isInteger ? nil : UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: shape.count)
+        guard !isInteger else { return nil }
+        layer.runtime.state.parametersMayChange()
+        return UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: shape.count)
     }
-    /// Integer view of the values (nil for float tensors).
+    /// Integer view of the values (nil for float tensors); writable, as `floats`.
     public var integers: UnsafeMutableBufferPointer<Int64>? {
-        isInteger ? UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: shape.count) : nil
+        guard isInteger else { return nil }
+        layer.runtime.state.parametersMayChange()
+        return UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: shape.count)
     }
     /// The gradient (trainable parameters only).
     public var gradient: UnsafeMutableBufferPointer<Float>? {
@@ -297,8 +305,9 @@ public struct Parameter: @unchecked Sendable {
 
     /// Current values as floats (integers converted).
     public func read() -> [Float] {
-        if let f = floats { return Array(f) }
-        return integers.map { $0.map { Float($0) } } ?? []
+        let n = shape.count
+        if isInteger { return UnsafeBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: n).map { Float($0) } }
+        return Array(UnsafeBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: n))
     }
 
     /// Overwrites the values; the count must match the shape.

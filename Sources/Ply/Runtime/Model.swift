@@ -5,7 +5,9 @@ import Foundation
 /// Sequences are chains; `add` and `concat` layers with several inputs make the joins of
 /// residual and inception topologies. The model owns every activation and gradient buffer
 /// and reuses them from batch to batch (they are re-planned only when the input shape
-/// changes); `infer` runs without keeping activations, on buffers shared by lifetime.
+/// changes); `infer` runs without keeping activations, on buffers shared by lifetime. In
+/// evaluation mode a `conv2d` node that feeds only a `batchnorm2d` node runs folded into it
+/// (`ConvBatchNormFold`), in `forward` and `infer` alike.
 /// Not thread-safe: one model is used from one thread at a time.
 public final class Model: @unchecked Sendable {
     /// Identifies a node of the graph. `Model.input` is the graph input.
@@ -51,6 +53,16 @@ public final class Model: @unchecked Sendable {
     /// Set by `infer`, cleared by `forward`: the layers' saved state (argmax, masks) is not the
     /// forward's any more, so `backward` refuses to run.
     private var inferredSinceForward = false
+    /// `infer` in evaluation mode: conv2d -> batchnorm2d pairs as one folded conv, keyed by the
+    /// batch-norm node (see `ConvBatchNormFold`); made for `foldsPlannedFor` nodes.
+    private var folds: [NodeID: ConvBatchNormFold] = [:]
+    /// The conv nodes whose work a fold does (not run, no buffer, in a folded plan).
+    private var foldedAway: Set<NodeID> = []
+    private var foldsPlannedFor = -1
+    /// The inference plan runs the folds (it was made in evaluation mode).
+    private var inferFolding = false
+    /// The last `forward` ran the folds (evaluation mode): the folded convs' own values are unmade.
+    private var foldedForward = false
 
     /// An empty model (only the graph input) whose layers come from `runtime`.
     public init(runtime: Runtime) {
@@ -114,6 +126,8 @@ public final class Model: @unchecked Sendable {
                 fusedFrom[b] = a
             }
             plannedInput = nil
+            inferInput = nil
+            foldsPlannedFor = -1
         }
         return fusedFrom.filter { $0 >= 0 }.count
     }
@@ -270,18 +284,27 @@ public final class Model: @unchecked Sendable {
         }
         try plan(shape)
         inferredSinceForward = false
+        if training { for f in folds.values { f.invalidate() } } // running statistics move
+        else { planFolds() }
+        foldedForward = !training
+        let folding = foldedForward
         guard let first = values[0], let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
         first.update(from: base, count: input.count)
         let checking = runtime.checkPlugins
         var views: [ply_tensor] = []
-        for id in 1..<nodes.count where fusedFrom[id] < 0 {
+        for id in 1..<nodes.count where fusedFrom[id] < 0 && !(folding && foldedAway.contains(id)) {
             let n = nodes[id]
-            guard let layer = n.layer else { continue }
+            guard var layer = n.layer else { continue }
+            let fold = folding ? folds[id] : nil
             views.removeAll(keepingCapacity: true)
-            for i in n.inputs { views.append(ply_tensor.view(values[i], cShapes[i])) }
+            for i in fold.map({ nodes[$0.conv].inputs }) ?? n.inputs { views.append(ply_tensor.view(values[i], cShapes[i])) }
             var out = ply_tensor.view(values[id], cShapes[id])
             if checking { stampGuard(out.data, shapes[id].count) }
             do {
+                if let fold {
+                    try fold.sync()
+                    layer = fold.layer
+                }
                 try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
                 if checking { try verifyGuard(out.data, shapes[id].count, node: id, call: "forward", "its output \(shapes[id])") }
             } catch let error as PluginOverrunError {
@@ -321,18 +344,24 @@ public final class Model: @unchecked Sendable {
         }
         try planInference(shape)
         inferredSinceForward = true
+        if training { for f in folds.values { f.invalidate() } }
         guard let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
         inferPool[inferSlot[Model.input]].update(from: base, count: input.count)
         let checking = runtime.checkPlugins
         var views: [ply_tensor] = []
-        for id in 1..<nodes.count where fusedFrom[id] < 0 {
+        for id in 1..<nodes.count where fusedFrom[id] < 0 && !(inferFolding && foldedAway.contains(id)) {
             let n = nodes[id]
-            guard let layer = n.layer else { continue }
+            guard var layer = n.layer else { continue }
+            let fold = inferFolding ? folds[id] : nil
             views.removeAll(keepingCapacity: true)
-            for i in n.inputs { views.append(ply_tensor.view(inferPool[inferSlot[owner(i)]], inferCShapes[i])) }
+            for i in inferInputs(id) { views.append(ply_tensor.view(inferPool[inferSlot[owner(i)]], inferCShapes[i])) }
             var out = ply_tensor.view(inferPool[inferSlot[id]], inferCShapes[id])
             if checking { stampGuard(out.data, inferShapes[id].count) }
             do {
+                if let fold {
+                    try fold.sync()
+                    layer = fold.layer
+                }
                 try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
                 if checking { try verifyGuard(out.data, inferShapes[id].count, node: id, call: "forward", "its output \(inferShapes[id])") }
             } catch let error as PluginOverrunError {
@@ -355,15 +384,49 @@ public final class Model: @unchecked Sendable {
     /// The node whose buffer holds `id`'s value: a fused activation's is its source's.
     private func owner(_ id: NodeID) -> NodeID { fusedFrom[id] >= 0 ? fusedFrom[id] : id }
 
+    /// What node `id` reads in the inference plan: a folded batch norm reads its conv's inputs.
+    private func inferInputs(_ id: NodeID) -> [NodeID] {
+        if inferFolding, let f = folds[id] { return nodes[f.conv].inputs }
+        return nodes[id].inputs
+    }
+
+    /// Finds the conv2d -> batchnorm2d pairs `infer` folds in evaluation mode: the conv feeds
+    /// nothing but the batch norm and is not the model's output (its own value is then never
+    /// made). Once per graph.
+    private func planFolds() {
+        guard foldsPlannedFor != nodes.count else { return }
+        folds = [:]
+        foldedAway = []
+        var uses = Array(repeating: 0, count: nodes.count)
+        for n in nodes { for i in n.inputs { uses[i] += 1 } }
+        var reluAfter = Set<NodeID>() // layers that took the relu after them
+        for source in fusedFrom where source >= 0 { reluAfter.insert(source) }
+        for (b, node) in nodes.enumerated() {
+            guard let bn = node.layer, bn.type.name == "batchnorm2d", node.inputs.count == 1 else { continue }
+            let a = node.inputs[0]
+            guard a != Model.input, a != output, uses[a] == 1, fusedFrom[a] < 0, !reluAfter.contains(a),
+                  let conv = nodes[a].layer, conv.type.name == "conv2d",
+                  let fold = ConvBatchNormFold(conv: a, conv, batchNorm: b, bn, relu: reluAfter.contains(b)) else { continue }
+            folds[b] = fold
+            foldedAway.insert(a)
+        }
+        foldsPlannedFor = nodes.count
+    }
+
     /// Assigns every value a buffer of the pool, reusing a buffer once the last node reading its
     /// value has run (nodes run in the order they were added), then allocates the pool.
     private func planInference(_ inputShape: Shape) throws {
-        if inferInput == inputShape { return }
+        if inferInput == inputShape && inferFolding == !training { return }
         let newShapes = try shapes(for: inputShape)
         releaseInference()
+        if !training { planFolds() }
+        inferFolding = !training
+        let skipped = inferFolding ? foldedAway : []
         // the last node reading each buffer's value; the output's is read after the run
         var lastUse = Array(repeating: 0, count: nodes.count)
-        for (id, n) in nodes.enumerated() { for i in n.inputs { lastUse[owner(i)] = max(lastUse[owner(i)], id) } }
+        for id in nodes.indices where !skipped.contains(id) {
+            for i in inferInputs(id) { lastUse[owner(i)] = max(lastUse[owner(i)], id) }
+        }
         lastUse[owner(output)] = Int.max
         var slot = Array(repeating: -1, count: nodes.count)
         var capacity: [Int] = [], idle: [Int] = [], live: [NodeID] = []
@@ -383,7 +446,7 @@ public final class Model: @unchecked Sendable {
             live.append(id)
         }
         take(Model.input)
-        for id in 1..<nodes.count where fusedFrom[id] < 0 && nodes[id].layer != nil {
+        for id in 1..<nodes.count where fusedFrom[id] < 0 && nodes[id].layer != nil && !skipped.contains(id) {
             take(id) // before releasing: a node's output never shares a buffer with its inputs
             for v in live where v != id && lastUse[v] <= id { idle.append(slot[v]) }
             live.removeAll { $0 != id && lastUse[$0] <= id }
@@ -425,6 +488,7 @@ public final class Model: @unchecked Sendable {
         guard gradOutput.count == shapes[output].count, let g = gradOutput.baseAddress else {
             throw PlyError.shape("output gradient has \(gradOutput.count) values; the output \(shapes[output]) has \(shapes[output].count)")
         }
+        if foldedForward { try restoreFoldedValues() }
         var written = Array(repeating: false, count: nodes.count)
         try gradBuffer(output).update(from: g, count: gradOutput.count)
         written[output] = true
@@ -492,6 +556,30 @@ public final class Model: @unchecked Sendable {
             try backwardHook?(id)
         }
         return inputGradient ? UnsafeBufferPointer(start: grads[Model.input], count: shapes[0].count) : nil
+    }
+
+    /// An evaluation-mode `forward` ran the folds: their convs' values are unmade and their batch
+    /// norms saved nothing for backward. Runs both as an unfolded forward would, once (the batch
+    /// norm's output goes to scratch: the values later nodes read stay as they saw them).
+    private func restoreFoldedValues() throws {
+        var views: [ply_tensor] = []
+        for f in folds.values.sorted(by: { $0.conv < $1.conv }) {
+            guard let conv = nodes[f.conv].layer, let bn = nodes[f.batchNorm].layer else { continue }
+            let scratch = try allocateZeroed(shapes[f.batchNorm].count, for: "the output of node '\(nodes[f.batchNorm].name)' (for backward)")
+            defer { free(scratch) }
+            do {
+                views.removeAll(keepingCapacity: true)
+                for i in nodes[f.conv].inputs { views.append(ply_tensor.view(values[i], cShapes[i])) }
+                var out = ply_tensor.view(values[f.conv], cShapes[f.conv])
+                try views.withUnsafeBufferPointer { try conv.forward($0, &out) }
+                var bnOut = ply_tensor.view(scratch, cShapes[f.batchNorm])
+                let bnIn = [out]
+                try bnIn.withUnsafeBufferPointer { try bn.forward($0, &bnOut) }
+            } catch let error as PlyError {
+                throw error.within(node: nodes[f.conv].name, "forward of node '\(nodes[f.conv].name)' (for backward)")
+            }
+        }
+        foldedForward = false
     }
 
     private func gradBuffer(_ i: Int) throws -> UnsafeMutablePointer<Float> {

@@ -134,6 +134,13 @@ public final class Runtime: @unchecked Sendable {
     /// Threads lent to plugins.
     public var threads: Int { state.threads }
 
+    /// Tells the layers that parameter or buffer values were written through a view taken
+    /// before the last forward (`Parameter.floats` or `integers` kept and written later): layers
+    /// that keep data derived from the values — batch norm folded into the conv before it, at
+    /// inference — derive it again before their next forward. Taking a view, `Parameter.write`,
+    /// loading weights and the optimizers do this themselves.
+    public func parametersChanged() { state.parametersMayChange() }
+
     /// Blocks plugins took from this runtime's host `alloc` and have not given back to its
     /// `free` (for leak checks: `ply-leak-cycles`, LeakTests).
     package var hostBlocksOutstanding: Int { state.liveAllocations.load(ordering: .relaxed) }
