@@ -81,9 +81,10 @@ extern "C" {
  * ply_runtime_register_function, registered functions named by `function:`
  * in user_activation layers (model text is no longer rewritten), result
  * codes that keep their kind (PLY_ERR_IO, a plugin's own status); 1.4
- * data-parallel training: ply_communicator_*, ply_fit_options.communicator. */
+ * data-parallel training: ply_communicator_*, ply_fit_options.communicator;
+ * 1.5 ply_fit_options.sync_batchnorm. */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 4 /* 1.4: see above */
+#define PLY_API_VERSION_MINOR 5 /* 1.5: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -615,6 +616,13 @@ typedef struct ply_fit_options {
    *  request from any rank stops all after the same batch. Borrowed: it must
    *  outlive the call. NULL (default): this process alone. */
   ply_communicator *communicator;
+  /** API 1.5. With a communicator: 1 makes batch-norm layers normalise with
+   *  the statistics of the whole global batch, summed over the ranks while
+   *  training (PyTorch's SyncBatchNorm), so that the weights match one
+   *  process's for models with batch norm too; 0 (default): each rank uses
+   *  its own share's. Every rank needs at least one image of the last batch.
+   *  1 without a communicator is PLY_ERR_INVALID_ARGUMENT. */
+  int32_t sync_batchnorm;
 } ply_fit_options;
 
 /** Sets struct_size, api_version and the defaults. NULL is a no-op.

@@ -153,6 +153,11 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
             if let handle = field(p, \.communicator, nil) {
                 communicator = try object(handle, CommunicatorHandle.self, "options->communicator").communicator
             }
+            c.syncBatchNorm = field(p, \.sync_batchnorm, 0) != 0
+            if c.syncBatchNorm && communicator == nil {
+                throw CAPIError(Status.invalidArgument,
+                                "options->sync_batchnorm is 1 without options->communicator; it synchronises batch norm over the ranks of a data-parallel job")
+            }
         }
         guard c.epochs >= 1 else { throw CAPIError(Status.invalidArgument, "options->epochs is \(c.epochs); it must be >= 1") }
         guard c.batchSize >= 1 else { throw CAPIError(Status.invalidArgument, "options->batch_size is \(c.batchSize); it must be >= 1") }

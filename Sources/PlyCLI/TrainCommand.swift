@@ -57,6 +57,10 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("allreduce-after-backward"),
           help: "With --distributed: sum the gradients after backward instead of in buckets during it (for measuring the overlap).")
     var allreduceAfterBackward = false
+    @Flag(name: .customLong("sync-batchnorm"),
+          help: ArgumentHelp("With --distributed: batch-norm layers use the statistics of the whole global batch, summed over the ranks (PyTorch's SyncBatchNorm), so N ranks train one process's weights.",
+                             discussion: "Without it each rank normalises with its own share's statistics. Every rank needs at least one image of the last batch."))
+    var syncBatchNorm = false
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -78,6 +82,9 @@ struct TrainCommand: ParsableCommand {
         }
         if resumeAnyway && !resume { throw ValidationError("--resume-anyway needs --resume") }
         if allreduceAfterBackward && !distributed { throw ValidationError("--allreduce-after-backward needs --distributed") }
+        if syncBatchNorm && !distributed {
+            throw ValidationError("--sync-batchnorm needs --distributed: batch-norm statistics are synchronised over the ranks of a data-parallel job (mpirun -np N ply train --distributed --sync-batchnorm)")
+        }
         _ = try parseSchedule()
     }
 
@@ -170,6 +177,7 @@ struct TrainCommand: ParsableCommand {
             : .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
         config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
         config.overlapCommunication = !allreduceAfterBackward
+        config.syncBatchNorm = syncBatchNorm
 
         var train = try ImageDataset.mnist(directory: data, split: .train)
         let test = try ImageDataset.mnist(directory: data, split: .test)

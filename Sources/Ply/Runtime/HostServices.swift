@@ -100,6 +100,15 @@ final class HostState: @unchecked Sendable {
     /// Named native functions for plugins (the `resolve_function` slot; FunctionRegistry.swift).
     let functions = FunctionRegistry()
 
+    /// The communicator batch-norm layers synchronise their statistics through while training
+    /// with `TrainingConfiguration.syncBatchNorm` (the `sync_ranks` / `sync_allreduce_sum`
+    /// slots, ABI 1.3); nil otherwise. Set by the trainer around a run.
+    var batchNormCommunicator: Communicator? {
+        get { lock.withLock { syncCommunicator } }
+        set { lock.withLock { syncCommunicator = newValue } }
+    }
+    private var syncCommunicator: Communicator?
+
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
     /// model is destroyed.
@@ -372,6 +381,27 @@ final class HostTable: @unchecked Sendable {
             HostTable.state(host).fillUniform(data, Int(n), low, high)
         }
         h.resolve_function = HostTable.resolveFunction
+        h.sync_ranks = { host in
+            guard let host, let comm = HostTable.state(host).batchNormCommunicator else { return 1 }
+            return Int32(comm.size)
+        }
+        h.sync_allreduce_sum = { host, data, count in
+            guard let host, let comm = HostTable.state(host).batchNormCommunicator else { return PLY_OK }
+            guard count >= 0, count == 0 || data != nil else {
+                return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "sync_allreduce_sum: \(count) values at \(String(describing: data))")
+            }
+            // The communicator sums float32 (comm.h); the plugin sends sums that afford it (plugin.h).
+            var values = (0..<Int(count)).map { Float(data![$0]) }
+            do throws(DistributedError) {
+                try comm.allreduceSum(&values)
+            } catch {
+                let status = HostTable.fail(PLY_ERR_INTERNAL, error.description)
+                ErrorSlot.current.typed = error
+                return status
+            }
+            for i in 0..<Int(count) { data![i] = Double(values[i]) }
+            return PLY_OK
+        }
         pointer.initialize(to: h)
     }
 
