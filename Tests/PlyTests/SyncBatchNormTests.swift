@@ -67,6 +67,36 @@ import Testing
         #expect(worst > 1e-3 * (ref.map(abs).max() ?? 0), "per-rank statistics gave one process's bn1.weight (\(worst))")
     }
 
+    /// Examples/swift-distributed, as its README runs it (built with the package's products).
+    static var example: String {
+        ((CLITests.ply.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("ply-swift-distributed-example")
+    }
+
+    @Test(.enabled(if: DistributedTests.available && FileManager.default.isExecutableFile(atPath: example),
+                   "needs mpirun, the communicator and ply-swift-distributed-example (swift build)"))
+    func swiftExampleTrainsOnTwoRanks() throws {
+        let out = try CCompiler.run("env", ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMPI_MCA_btl=self,vader",
+                                            DistributedTests.mpirun ?? "mpirun", "--oversubscribe", "-np", "2", Self.example,
+                                            TrainerTests.dataDirectory, "1"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("2 ranks"), "\(out.stdout)")
+        // rank 0 alone prints: one accuracy line
+        #expect(out.stdout.components(separatedBy: "Test accuracy: ").count == 2, "\(out.stdout)")
+    }
+
+    /// A last batch with fewer images than ranks would leave a rank out of the collectives:
+    /// refused on every rank before training, naming the sizes.
+    @Test(.enabled(if: DistributedTests.available, DistributedTests.skipReason))
+    func lastBatchSmallerThanTheRanksIsRefused() throws {
+        let dir = try TrainerTests.makeTemporaryDirectory()
+        defer { TrainerTests.remove(dir) }
+        try Self.model.write(toFile: "\(dir)/tiny_resnet.yaml", atomically: true, encoding: .utf8)
+        let out = try DistributedTests.mpi(2, Self.arguments(dir, "short") + ["--limit", "65", "--sync-batchnorm"])
+        #expect(out.status != 0, "\(out.stdout)")
+        #expect(out.stderr.contains("a last batch of at least 2 images (one per rank): 65 images in batches of 64 leave 1"),
+                "\(out.stderr)")
+    }
+
     @Test func syncBatchNormNeedsDistributed() throws {
         let out = try CLITests.run(["train", "--sync-batchnorm"])
         #expect(out.status == 64 && out.stderr.contains("--sync-batchnorm needs --distributed"), "\(out.stderr)")
