@@ -94,7 +94,7 @@ let package = Package(
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
         .executableTarget(name: "PlySwiftDistributedExample", dependencies: ["Ply", "PlyBuiltins"],
-                          path: "Examples/swift-distributed"),
+                          path: "Examples/swift-distributed", exclude: ["README.md"]),
         .executableTarget(name: "PlyLeakCycles", dependencies: ["Ply", "CPly"], path: "Tests/LeakCycles"),
         .executableTarget(
             name: "PlyPluginCheck",

@@ -662,9 +662,9 @@ typedef struct ply_host {
    *    never inside parallel_for (calls are serialized by the host and
    *    their order is the order on every rank), and only while training
    *    (after set_training(1)): evaluation never synchronises.
-   *  - The values travel as float32 today (the MPI communicator's sum), so a
-   *    layer sends sums whose float rounding it can afford (e.g. centred sums
-   *    of squares, not raw ones).
+   *  - The sum is taken in float64 (deep networks amplify float32 rounding
+   *    of batch statistics); a layer still sends sums free of cancellation
+   *    (centred sums of squares, not raw ones).
    *  - data is the caller's; the host reads and writes it during the call only.
    * Both slots are non-NULL in an ABI 1.3 host. A plugin MUST check that
    * host->struct_size covers them before calling (an older host has no such

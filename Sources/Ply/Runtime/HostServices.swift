@@ -390,16 +390,13 @@ final class HostTable: @unchecked Sendable {
             guard count >= 0, count == 0 || data != nil else {
                 return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "sync_allreduce_sum: \(count) values at \(String(describing: data))")
             }
-            // The communicator sums float32 (comm.h); the plugin sends sums that afford it (plugin.h).
-            var values = (0..<Int(count)).map { Float(data![$0]) }
             do throws(DistributedError) {
-                try comm.allreduceSum(&values)
+                try comm.allreduceSum(UnsafeMutableBufferPointer(start: data, count: Int(count)))
             } catch {
                 let status = HostTable.fail(PLY_ERR_INTERNAL, error.description)
                 ErrorSlot.current.typed = error
                 return status
             }
-            for i in 0..<Int(count) { data![i] = Double(values[i]) }
             return PLY_OK
         }
         pointer.initialize(to: h)
