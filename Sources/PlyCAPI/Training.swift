@@ -153,6 +153,12 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
             if let handle = field(p, \.communicator, nil) {
                 communicator = try object(handle, CommunicatorHandle.self, "options->communicator").communicator
             }
+            let padding = field(p, \.random_crop_padding, 0)
+            guard (0...Int32(Augmentation.maxPadding)).contains(padding) else {
+                throw CAPIError(Status.invalidArgument, "options->random_crop_padding is \(padding); 0...\(Augmentation.maxPadding)")
+            }
+            c.augmentation = Augmentation(cropPadding: Int(padding), horizontalFlip: field(p, \.horizontal_flip, 0) != 0,
+                                          fill: d.normalization.map { n in zip(n.mean, n.std).map { -$0 / $1 } } ?? [])
             c.syncBatchNorm = field(p, \.sync_batchnorm, 0) != 0
             if c.syncBatchNorm && communicator == nil {
                 throw CAPIError(Status.invalidArgument,
@@ -224,7 +230,7 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
                     report.elapsed_seconds = elapsed
                     report.log = 0
                     if progress(&report, userData) != 0 { stop.value = true }
-                case .checkpoint, .resumed:
+                case .checkpoint, .resumed, .validation:
                     break
                 }
             }

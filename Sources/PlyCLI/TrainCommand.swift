@@ -27,7 +27,7 @@ func stopSignal(_ signal: Int32) {
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
+        abstract: "Train a model on MNIST-format, CIFAR or image-folder data (default: the tutorial's ConvNet on Fashion-MNIST, SGD lr 0.05, batch 128, 10 epochs).")
 
     @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
     var model = "convnet"
@@ -42,7 +42,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Initialisation: normal (the tutorial's N(0, 0.01), zero bias) or default (PyTorch's).") var initialization = "normal"
     @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
     @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Data directory: MNIST-format IDX files, CIFAR-10/100 binary, or image folders (train/<class>/*.png|jpg, test/<class>/...).")
+    var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Directory for checkpoints and plots (default: runs/MODEL, the zoo name or the model file's name).")
     var output: String?
     @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
@@ -51,12 +52,17 @@ struct TrainCommand: ParsableCommand {
     var resumeAnyway = false
     @Option(help: "Use only the first N training images (quick runs; 1 or more).") var limit: Int?
     @Flag(name: .customLong("no-train-accuracy"), help: "Skip the training-set accuracy after each epoch.") var noTrainAccuracy = false
+    @OptionGroup(title: "Data and transforms") var dataOptions: DataOptionGroup
+    @OptionGroup(title: "Augmentation (training images)") var augmentationOptions: AugmentationOptionGroup
     @Flag(help: ArgumentHelp("Data-parallel training over the ranks mpirun started (mpirun -np N ply train --distributed); --batch-size stays the global batch.",
                              discussion: "Needs the MPI communicator libplycomm_mpi.so beside ply: scripts/build-comm-mpi (Debian's libopenmpi-dev)."))
     var distributed = false
     @Flag(name: .customLong("allreduce-after-backward"),
           help: "With --distributed: sum the gradients after backward instead of in buckets during it (for measuring the overlap).")
     var allreduceAfterBackward = false
+    @Flag(name: .customLong("no-validation"),
+          help: "Skip the test set's loss and accuracy after each epoch (the validation curve; the final test accuracy stays).")
+    var noValidation = false
     @Flag(name: .customLong("sync-batchnorm"),
           help: ArgumentHelp("With --distributed: batch-norm layers use the statistics of the whole global batch, summed over the ranks (PyTorch's SyncBatchNorm), so N ranks train one process's weights.",
                              discussion: "Without it each rank normalises with its own share's statistics. Every rank needs at least one image of the last batch."))
@@ -171,6 +177,7 @@ struct TrainCommand: ParsableCommand {
         config.seed = seed
         config.outputDirectory = outputDirectory
         config.trainingAccuracy = !noTrainAccuracy
+        config.validationEachEpoch = !noValidation
         config.resumeAnyway = resumeAnyway
         config.schedule = try parseSchedule()
         config.optimizer = optimizer.lowercased() == "adam" ? .adam(weightDecay: weightDecay)
@@ -179,11 +186,16 @@ struct TrainCommand: ParsableCommand {
         config.overlapCommunication = !allreduceAfterBackward
         config.syncBatchNorm = syncBatchNorm
 
-        var train = try ImageDataset.mnist(directory: data, split: .train)
-        let test = try ImageDataset.mnist(directory: data, split: .test)
+        let fileTransforms = try modelFileTransforms(model)
+        let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads, file: fileTransforms))
+        DataOptionGroup.reportSkipped(loaded)
+        guard var train = loaded.train else { throw TrainingError.emptyDataset(role: "training set", count: 0) }
+        let test = loaded.test
         if let limit { train = train.prefix(limit) }
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
-        let trainer = try Trainer(model: net, configuration: config, communicator: communicator)
+        config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization, file: fileTransforms)
+        let classes = loaded.classNames?.count ?? 10
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
+        let trainer = try Trainer(model: net, configuration: config, classes: classes, communicator: communicator)
         if let communicator {
             say("Distributed: \(communicator.size) ranks (\(communicator.engine)), \(runtime.threads) thread(s) each, "
                 + "global batch \(batchSize) (\(batchSize / communicator.size)\(batchSize % communicator.size == 0 ? "" : "-\(batchSize / communicator.size + 1)") per rank)")
@@ -203,6 +215,10 @@ struct TrainCommand: ParsableCommand {
         }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let bar = ProgressBar(enabled: communicator == nil && isatty(STDOUT_FILENO) == 1)  // mpirun gives ranks a pty even when its own output is a file
+        // The held-out set's numbers arrive just before the epoch's; printed after its training accuracy.
+        // "test": the MNIST-format test files are the held-out set.
+        let heldOut = "test"
+        var validation: (loss: Double, accuracy: Double)?
         let summary = try trainer.run(train: train, test: test, resume: resume,
                                       shouldStop: { stopRequested.load(ordering: .relaxed) }) { event in
             switch event {
@@ -212,9 +228,16 @@ struct TrainCommand: ParsableCommand {
                     print(String(format: "Epoch: %03d/%03d | Batch %03d/%03d | Cost: %.4f", epoch, epochs, batch, batches, cost))
                 }
                 bar.show(epoch: epoch, epochs: epochs, batch: batch + 1, batches: batches, cost: cost, rate: rate)
-            case let .epoch(epoch, accuracy, _, elapsed):
+            case let .validation(_, loss, accuracy):
+                validation = (loss, accuracy)
+            case let .epoch(epoch, accuracy, loss, elapsed):
                 bar.clear()
                 if let accuracy { say(String(format: "Epoch: %03d/%03d training accuracy: %.2f%%", epoch, epochs, accuracy)) }
+                if let v = validation {
+                    say(String(format: "Epoch: %03d/%03d %@ accuracy: %.2f%% | %@ cost: %.4f | training cost: %.4f",
+                                 epoch, epochs, heldOut, v.accuracy, heldOut, v.loss, loss))
+                    validation = nil
+                }
                 say(String(format: "Time elapsed: %.2f min", elapsed / 60))
             case .checkpoint: break
             case let .resumed(path, epoch, batch):

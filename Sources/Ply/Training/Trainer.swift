@@ -40,9 +40,16 @@ public struct TrainingConfiguration: Sendable {
     public var outputDirectory: String?
     /// Evaluate the training set after every epoch (the tutorial does).
     public var trainingAccuracy = true
+    /// Evaluate the held-out set given to `Trainer.run` (`test:`) after every epoch: its mean
+    /// cross-entropy and accuracy, the validation curve beside the training one (default on;
+    /// it costs one evaluation pass over that set per epoch).
+    public var validationEachEpoch = true
     /// Resume even when the checkpoint was written with another batch size, data set or model
     /// (otherwise `TrainingError.resumeMismatch`).
     public var resumeAnyway = false
+    /// Random crop and flip of the training images, seeded per (seed, epoch, image index) so
+    /// that a resumed run is bit-identical (default: none). Evaluation passes see the images as stored.
+    public var augmentation = Augmentation.none
     /// Data-parallel runs: start each bucket's gradient allreduce during backward, as soon as
     /// its layers are done (otherwise all after backward). The result is the same either way.
     public var overlapCommunication = true
@@ -63,6 +70,9 @@ public struct TrainingConfiguration: Sendable {
                   "1...\(TrainingConfiguration.maxBatchSize)")
         try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate, "a finite number > 0")
         try check(logEvery >= 1, "logEvery", logEvery, "1 or more")
+        do { try augmentation.validate() } catch {
+            throw .invalidConfiguration(field: "augmentation", value: "\(augmentation)", accepted: "\(error)")
+        }
         do { try schedule.validate() } catch {
             throw .invalidConfiguration(field: "schedule", value: "\(schedule)", accepted: "\(error)")
         }
@@ -80,6 +90,9 @@ public enum TrainingEvent: Sendable {
     case batch(epoch: Int, batch: Int, batches: Int, cost: Float, imagesPerSecond: Double, log: Bool)
     /// An epoch finished: training accuracy (percent, nil when not measured) and elapsed seconds.
     case epoch(epoch: Int, trainingAccuracy: Double?, loss: Double, elapsed: Double)
+    /// The held-out set (`Trainer.run`'s `test:`) was evaluated after an epoch: its mean
+    /// cross-entropy and accuracy (percent). Reported just before that epoch's `epoch` event.
+    case validation(epoch: Int, loss: Double, accuracy: Double)
     /// A checkpoint was written.
     case checkpoint(path: String)
     /// Training resumed from a checkpoint at (epoch, batch).
@@ -168,6 +181,11 @@ public struct TrainingSummary: Sendable {
     public var epochLosses: [Double] = []
     /// Training accuracy (percent) after every epoch, when measured.
     public var trainingAccuracies: [Double] = []
+    /// Mean cross-entropy on the held-out set after every epoch (NaN for epochs a resumed
+    /// checkpoint did not record), when one was given and `validationEachEpoch` is on.
+    public var validationLosses: [Double] = []
+    /// Accuracy (percent) on the held-out set after every epoch (NaN where not recorded).
+    public var validationAccuracies: [Double] = []
     /// Accuracy (percent) on the test set, when one was given.
     public var testAccuracy: Double?
     /// Confusion matrix on the test set (rows: true class, columns: predicted), when one was given.
@@ -322,6 +340,13 @@ public final class Trainer {
             startBatch = state.batch
             summary.epochLosses = state.epochLosses
             summary.trainingAccuracies = state.trainingAccuracies
+            if test != nil && cfg.validationEachEpoch {
+                // Older checkpoints (or runs without a held-out set) have no curve: NaN marks those epochs.
+                let missing = max(0, state.epoch - state.validationLosses.count)
+                summary.validationLosses = Array(repeating: .nan, count: missing) + state.validationLosses.suffix(state.epoch)
+                summary.validationAccuracies = Array(repeating: .nan, count: max(0, state.epoch - state.validationAccuracies.count))
+                    + state.validationAccuracies.suffix(state.epoch)
+            }
             resumedLoss = state.partialLoss
             resumedSamples = state.partialSamples
             model.runtime.generatorState = state.generator
@@ -349,13 +374,15 @@ public final class Trainer {
         var targets = [Float](repeating: 0, count: largest)
         var dLogits: [Float] = []
         var cost: Float = 0
+        // The held-out set's result after the last epoch, reused as the final test evaluation.
+        var lastEvaluation: (accuracy: Double, confusion: [[Int]])?
 
         for epoch in startEpoch..<cfg.epochs {
             optimizer.learningRate = cfg.schedule.rate(base: cfg.learningRate, epoch: epoch)
             model.isTraining = true
             // Data-parallel: each rank assembles only its share of each batch, on this thread.
             let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch,
-                                     prefetch: communicator == nil ? 2 : 0)
+                                     prefetch: communicator == nil ? 2 : 0, augmentation: cfg.augmentation)
             var epochLoss = 0.0, epochSamples = 0
             if epoch == startEpoch { (epochLoss, epochSamples) = (resumedLoss, resumedSamples) }
             var iterator = loader.makeIterator()
@@ -410,6 +437,13 @@ public final class Trainer {
                 accuracy = try evaluate(train).accuracy
                 summary.trainingAccuracies.append(accuracy ?? 0)
             }
+            if let test, cfg.validationEachEpoch {
+                let result = try evaluateWithLoss(test)
+                summary.validationLosses.append(result.loss)
+                summary.validationAccuracies.append(result.accuracy)
+                if epoch + 1 == cfg.epochs { lastEvaluation = (result.accuracy, result.confusion) }
+                progress(.validation(epoch: epoch + 1, loss: result.loss, accuracy: result.accuracy))
+            }
             progress(.epoch(epoch: epoch + 1, trainingAccuracy: accuracy, loss: summary.epochLosses.last ?? .nan,
                             elapsed: Date().timeIntervalSince(start)))
             if let path = try saveCheckpoint(epoch: epoch + 1, batch: 0, summary: summary) {
@@ -423,11 +457,13 @@ public final class Trainer {
             summary.communicationSeconds = communicator.blockedSeconds
         }
         if let test {
-            let result = try evaluate(test)
+            let result = try lastEvaluation ?? evaluate(test)
             summary.testAccuracy = result.accuracy
             summary.confusion = result.confusion
         }
-        if let dir = cfg.outputDirectory, isRoot { try Plots.write(summary: summary, classes: classes, to: dir) }
+        if let dir = cfg.outputDirectory, isRoot {
+            try Plots.write(summary: summary, classes: classes, to: dir, classNames: test?.classNames ?? train.classNames)
+        }
         return summary
     }
 
@@ -492,21 +528,33 @@ public final class Trainer {
     /// With a communicator, every rank evaluates its share of `data` and all receive the totals
     /// (every rank must call it).
     public func evaluate(_ data: ImageDataset, batchSize: Int? = nil) throws -> (accuracy: Double, confusion: [[Int]]) {
+        let result = try evaluateWithLoss(data, batchSize: batchSize)
+        return (result.accuracy, result.confusion)
+    }
+
+    /// `evaluate`, plus the mean cross-entropy over the set (log-sum-exp of the logits minus
+    /// the true class's logit, in Double, averaged over the images): the validation curve.
+    public func evaluateWithLoss(_ data: ImageDataset, batchSize: Int? = nil) throws
+        -> (accuracy: Double, loss: Double, confusion: [[Int]]) {
         guard data.count > 0 else { throw TrainingError.emptyDataset(role: "evaluation set", count: 0) }
         if let communicator, communicator.size > 1 {
             let lo = data.count * communicator.rank / communicator.size
             let hi = data.count * (communicator.rank + 1) / communicator.size
-            var confusion = hi > lo ? try evaluate(data.slice(lo..<hi), batchSize: batchSize, local: true).confusion
-                : Array(repeating: Array(repeating: 0, count: classes), count: classes)
+            let local = hi > lo ? try evaluateLocally(data.slice(lo..<hi), batchSize: batchSize)
+                : (accuracy: 0, loss: 0, confusion: Array(repeating: Array(repeating: 0, count: classes), count: classes))
+            var confusion = local.confusion
             try sumOverRanks(&confusion)
+            // The ranks' loss sums (each share's mean times its count), summed in Float by the communicator.
+            var lossSum = [Float(local.loss * Double(hi - lo))]
+            try communicator.allreduceSum(&lossSum)
             let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }  // a label >= classes is never correct
-            return (100 * Double(correct) / Double(data.count), confusion)
+            return (100 * Double(correct) / Double(data.count), Double(lossSum[0]) / Double(data.count), confusion)
         }
-        return try evaluate(data, batchSize: batchSize, local: true)
+        return try evaluateLocally(data, batchSize: batchSize)
     }
 
-    /// `evaluate` on this process alone.
-    private func evaluate(_ data: ImageDataset, batchSize: Int?, local: Bool) throws -> (accuracy: Double, confusion: [[Int]]) {
+    /// `evaluateWithLoss` on this process alone.
+    private func evaluateLocally(_ data: ImageDataset, batchSize: Int?) throws -> (accuracy: Double, loss: Double, confusion: [[Int]]) {
         let size = batchSize ?? configuration.batchSize
         guard (1...TrainingConfiguration.maxBatchSize).contains(size) else {
             throw TrainingError.invalidConfiguration(field: "batchSize", value: String(size),
@@ -519,6 +567,7 @@ public final class Trainer {
         defer { model.isTraining = wasTraining }
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         var correct = 0
+        var lossSum = 0.0
         let loader = BatchLoader(dataset: data, batchSize: min(size, data.count), shuffle: false)
         for batch in loader {
             let shape = Shape([batch.count, data.channels, data.height, data.width])
@@ -530,9 +579,20 @@ public final class Trainer {
                 let truth = Int(batch.labels[i])
                 if best == truth { correct += 1 }
                 if truth < classes && best < classes { confusion[truth][best] += 1 }
+                lossSum += Self.crossEntropy(logits[(i * c)..<((i + 1) * c)], truth: truth)
             }
         }
-        return (100 * Double(correct) / Double(data.count), confusion)
+        return (100 * Double(correct) / Double(data.count), lossSum / Double(data.count), confusion)
+    }
+
+    /// −log softmax(logits)[truth], computed stably in Double (PyTorch's `cross_entropy` of one
+    /// row); infinite when `truth` is not a class of the row.
+    static func crossEntropy(_ logits: UnsafeBufferPointer<Float>.SubSequence, truth: Int) -> Double {
+        guard truth >= 0, truth < logits.count else { return .infinity }
+        let top = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for v in logits { sum += Foundation.exp(Double(v) - top) }
+        return top + Foundation.log(sum) - Double(logits[logits.startIndex + truth])
     }
 
     /// Removes `.checkpoint.safetensors.tmp-<pid>` files left by a process that was killed
@@ -558,6 +618,8 @@ public final class Trainer {
             epoch: epoch, batch: batch, generator: model.runtime.generatorState,
             epochLosses: summary.epochLosses, trainingAccuracies: summary.trainingAccuracies,
             partialLoss: partial.0, partialSamples: partial.1)
+        state.validationLosses = summary.validationLosses
+        state.validationAccuracies = summary.validationAccuracies
         state.optimizerSteps = optimizer.stepCount
         if let identity = runIdentity {
             state.batchSize = configuration.batchSize
