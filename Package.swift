@@ -65,6 +65,7 @@ let package = Package(
         // The `ply` tool's commands as a library: for Fuzz/'s option-parsing fuzzer, not a stable API.
         .library(name: "PlyCLI", targets: ["PlyCLI"]),
         .executable(name: "ply-swift-example", targets: ["PlySwiftExample"]),
+        .executable(name: "ply-swift-distributed-example", targets: ["PlySwiftDistributedExample"]),
         // LeakTests' and scripts/leaks' runtime/model cycles, in a process of their own (not installed).
         .executable(name: "ply-leak-cycles", targets: ["PlyLeakCycles"]),
         // Conformance checker for plugin authors (C only; also builds with plain cc).
@@ -103,6 +104,8 @@ let package = Package(
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
+        .executableTarget(name: "PlySwiftDistributedExample", dependencies: ["Ply", "PlyBuiltins"],
+                          path: "Examples/swift-distributed", exclude: ["README.md"]),
         .executableTarget(name: "PlyLeakCycles", dependencies: ["Ply", "CPly"], path: "Tests/LeakCycles"),
         .executableTarget(
             name: "PlyPluginCheck",

@@ -69,7 +69,8 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 3 /* 1.1: fuse_activation; 1.2: attribute schemas, describe; 1.3: param_generation */
+#define PLY_ABI_VERSION_MINOR 4 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
+                                   1.3: param_generation; 1.4: sync_ranks, sync_allreduce_sum */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -645,6 +646,52 @@ typedef struct ply_host {
    * ABI 1.0-1.2 host) derived data must be derived again on every call.
    */
   uint64_t (*param_generation)(const struct ply_host *host);
+
+  /* ABI 1.4 */
+  /**
+   * Synchronised batch statistics (PyTorch's SyncBatchNorm): in data-parallel
+   * training each process (rank) holds a share of every batch, and a layer
+   * whose training forward normalises with statistics of the whole batch
+   * (batchnorm2d) combines its per-rank sums through these two slots, so that
+   * N ranks compute what one process computes on the whole batch.
+   *
+   * sync_ranks returns the number of ranks whose batches a layer in training
+   * mode combines: 1 (the layer's own batch is the whole batch; nothing to
+   * do) unless the application trains data-parallel with synchronised
+   * batch norm (`ply train --distributed --sync-batchnorm`,
+   * TrainingConfiguration.syncBatchNorm, ply_fit_options.sync_batchnorm),
+   * and then the same value on every rank. It may change between training
+   * steps, never during a forward or backward: a layer reads it in its
+   * training forward and keeps that answer for the matching backward.
+   *
+   * sync_allreduce_sum replaces data[i] by the sum over the ranks of data[i]
+   * for i in [0, count); every rank receives the same values. When
+   * sync_ranks is 1 it returns PLY_OK and leaves data as it is. On failure
+   * (a rank died, the network broke) it returns PLY_ERR_INTERNAL after
+   * set_error with the engine's reason, leaves data unspecified, and the
+   * layer returns that status from its callback (the job is over).
+   *
+   * Rules, because a collective involves every rank:
+   *  - A layer MUST call sync_allreduce_sum the same number of times, in the
+   *    same order, with the same count on every rank, whatever its own share
+   *    (a rank with fewer images still calls it, with its sums): count and
+   *    order may depend on shapes other than the batch dimension and on
+   *    attributes, never on the data.
+   *  - It MUST be called from the thread that called forward or backward,
+   *    never inside parallel_for (calls are serialized by the host and
+   *    their order is the order on every rank), and only while training
+   *    (after set_training(1)): evaluation never synchronises.
+   *  - The sum is taken in float64 (deep networks amplify float32 rounding
+   *    of batch statistics); a layer still sends sums free of cancellation
+   *    (centred sums of squares, not raw ones).
+   *  - data is the caller's; the host reads and writes it during the call only.
+   * Both slots are non-NULL in an ABI 1.4 host. A plugin MUST check that
+   * host->struct_size covers them before calling (an older host has no such
+   * slots: treat that as sync_ranks = 1).
+   */
+  int32_t (*sync_ranks)(const struct ply_host *host);
+  ply_status (*sync_allreduce_sum)(const struct ply_host *host, double *data,
+                                   int64_t count);
 } ply_host;
 
 /**

@@ -85,9 +85,10 @@ extern "C" {
  * ply_inspect_filters, ply_inspect_feature_maps, ply_inspect_receptive_field
  * and ply_inspect_receptive_field_png (PNG pictures of a model);
  * ply_dataset_load (CIFAR, image folders, transforms), class names, skipped
- * images, ply_fit_options.random_crop_padding and horizontal_flip. */
+ * images, ply_fit_options.random_crop_padding and horizontal_flip;
+ * 1.5 ply_fit_options.sync_batchnorm. */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 4 /* 1.4: see above */
+#define PLY_API_VERSION_MINOR 5 /* 1.5: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -714,6 +715,13 @@ typedef struct ply_fit_options {
   int32_t random_crop_padding;
   /** 1: flip half of the training images left to right (API 1.4). */
   int32_t horizontal_flip;
+  /** API 1.5. With a communicator: 1 makes batch-norm layers normalise with
+   *  the statistics of the whole global batch, summed over the ranks while
+   *  training (PyTorch's SyncBatchNorm), so that the weights match one
+   *  process's for models with batch norm too; 0 (default): each rank uses
+   *  its own share's. Every rank needs at least one image of the last batch.
+   *  1 without a communicator is PLY_ERR_INVALID_ARGUMENT. */
+  int32_t sync_batchnorm;
 } ply_fit_options;
 
 /** Sets struct_size, api_version and the defaults. NULL is a no-op.

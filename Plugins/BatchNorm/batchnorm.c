@@ -11,6 +11,15 @@
  * Parameters in state_dict order: weight [C], bias [C] (only when affine),
  * running_mean [C], running_var [C], num_batches_tracked (int64 scalar) (only
  * when track_running_stats).
+ *
+ * Synchronised (ABI 1.4 host, sync_ranks() > 1 in a training forward): the
+ * statistics are those of the whole batch shared out between the ranks of a
+ * data-parallel job, as PyTorch's SyncBatchNorm: the per-channel sums and the
+ * count are summed over ranks (sync_allreduce_sum), then the sums of squares
+ * about that global mean (two passes, as the local path, so no cancellation);
+ * backward sums sum(dy) and sum(dy * xhat) over ranks for d(input), while the
+ * weight and bias gradients stay this rank's (the trainer sums those). Three
+ * collectives per training step per layer; N ranks give one process's answer.
  */
 #include "plugin_support.h"
 
@@ -33,6 +42,9 @@ struct ply_layer {
     float *save_mean, *save_invstd;           // [C] each
     int32_t saved_batch_stats;                // 1 if forward used batch statistics
     int32_t relu;                             // a relu fused by the host (fuse_activation)
+    int32_t saved_sync;                       // 1 if forward synchronised the statistics over ranks
+    double saved_count;                       // values per channel behind the statistics (all ranks)
+    double *sync_buf;                         // [2C + 1], sums sent through sync_allreduce_sum
 };
 
 // ----------------------------------------------------------------------------
@@ -134,10 +146,10 @@ static void channel_grad_sums_plain(double *sum_dy, double *sum_dy_xhat, const f
 // fixed statistics: dx = w * invstd * dy
 static void channel_backward_input_plain(float *dx, const float *x, const float *dy, const float *y, float mean,
                                    float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
-                                   int64_t c, int64_t N, int64_t C, int64_t S) {
+                                   double count, int64_t c, int64_t N, int64_t C, int64_t S) {
     float k = w * invstd;
-    float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
-    float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
+    float mdy = batch_stats ? (float)(sum_dy / count) : 0.0f;
+    float mdyx = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
     for (int64_t n = 0; n < N; n++) {
         const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
         float *dxc = dx + (n * C + c) * S;
@@ -188,10 +200,11 @@ PLY_TARGET_AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_d
 // channel_backward_input_plain, 16 elements a step (the same float arithmetic)
 PLY_TARGET_AVX512 static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
                                                         float invstd, float w, double sum_dy, double sum_dy_xhat,
-                                                        int batch_stats, int64_t c, int64_t N, int64_t C, int64_t S) {
+                                                        int batch_stats, double count, int64_t c, int64_t N, int64_t C,
+                                                        int64_t S) {
     const float k = w * invstd;
-    const float mdy = batch_stats ? (float)(sum_dy / (double)(N * S)) : 0.0f;
-    const float mdyx = batch_stats ? (float)(sum_dy_xhat / (double)(N * S)) : 0.0f;
+    const float mdy = batch_stats ? (float)(sum_dy / count) : 0.0f;
+    const float mdyx = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
     const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd), vk = _mm512_set1_ps(k);
     const __m512 vmdy = _mm512_set1_ps(mdy), vmdyx = _mm512_set1_ps(mdyx);
     for (int64_t n = 0; n < N; n++) {
@@ -220,14 +233,14 @@ static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *
 
 static void channel_backward_input(float *dx, const float *x, const float *dy, const float *y, float mean,
                                    float invstd, float w, double sum_dy, double sum_dy_xhat, int batch_stats,
-                                   int64_t c, int64_t N, int64_t C, int64_t S) {
+                                   double count, int64_t c, int64_t N, int64_t C, int64_t S) {
 #if PLY_HAVE_X86_TARGETS
     if (ply_cpu_level() >= PLY_CPU_AVX512) {
-        channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
+        channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, count, c, N, C, S);
         return;
     }
 #endif
-    channel_backward_input_plain(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, c, N, C, S);
+    channel_backward_input_plain(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, count, c, N, C, S);
 }
 
 // ----------------------------------------------------------------------------
@@ -283,9 +296,111 @@ static void backward_task(void *ctx, int64_t begin, int64_t end) {
         if (j->dx) {
             float w = self->affine ? self->weight[c] : 1.0f;
             channel_backward_input(j->dx, j->x, j->dy, j->relu_out, mean, invstd, w, sum_dy, sum_dy_xhat,
-                                   j->batch_stats, c, j->N, C, j->S);
+                                   j->batch_stats, (double)(j->N * j->S), c, j->N, C, j->S);
         }
     }
+}
+
+// ----------------------------------------------------------------------------
+// synchronised statistics (sync_ranks() > 1): sums here, collectives between the passes
+
+// sum over channel c of x (mean NULL), or of (x - mean[c])^2: sync_buf[c] = sum_n,s of that
+static void sync_sums_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C, body = j->S - j->S % LANES;
+    const double *mean = j->batch_stats ? self->sync_buf + C : NULL;  // pass 2 keeps the means after the sums
+    for (int64_t c = begin; c < end; c++) {
+        double acc[LANES] = {0}, m = mean ? mean[c] : 0.0;
+        for (int64_t n = 0; n < j->N; n++) {
+            const float *xc = j->x + (n * C + c) * j->S;
+            for (int64_t s = 0; s < body; s += LANES)
+                for (int l = 0; l < LANES; l++) { double d = xc[s + l] - m; acc[l] += mean ? d * d : d; }
+            for (int64_t s = body; s < j->S; s++) { double d = xc[s] - m; acc[s % LANES] += mean ? d * d : d; }
+        }
+        self->sync_buf[c] = lanes_total(acc);
+    }
+}
+
+// normalise with the global statistics: sync_buf[C + c] = mean, sync_buf[c] = biased variance
+static void sync_normalize_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C;
+    double M = self->saved_count;
+    for (int64_t c = begin; c < end; c++) {
+        double mean = self->sync_buf[C + c], var = self->sync_buf[c];
+        self->save_mean[c] = (float)mean;
+        self->save_invstd[c] = (float)(1.0 / sqrt(var + self->eps));
+        if (self->track) {
+            double m = self->momentum;
+            self->running_mean[c] = (float)((1.0 - m) * self->running_mean[c] + m * mean);
+            self->running_var[c] = (float)((1.0 - m) * self->running_var[c] + m * var * M / (M - 1.0));
+        }
+        float w = self->affine ? self->weight[c] : 1.0f, b = self->affine ? self->bias[c] : 0.0f;
+        channel_normalize(j->y, j->x, self->save_mean[c], self->save_invstd[c], w, b, self->relu, c, j->N, C, j->S);
+    }
+}
+
+// backward pass 1: this rank's sum(dy), sum(dy * xhat) into sync_buf[2c], [2c + 1]; the
+// weight and bias gradients take this rank's sums (the trainer sums gradients over ranks)
+static void sync_grad_sums_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    for (int64_t c = begin; c < end; c++) {
+        double sum_dy, sum_dy_xhat;
+        channel_grad_sums(&sum_dy, &sum_dy_xhat, j->x, j->dy, j->relu_out, self->save_mean[c], self->save_invstd[c], c,
+                          j->N, self->C, j->S);
+        if (self->affine) {
+            self->dweight[c] += (float)sum_dy_xhat;
+            self->dbias[c] += (float)sum_dy;
+        }
+        self->sync_buf[2 * c] = sum_dy;
+        self->sync_buf[2 * c + 1] = sum_dy_xhat;
+    }
+}
+
+// backward pass 2: d(input) from the sums over ranks, means over all ranks' values
+static void sync_backward_input_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    for (int64_t c = begin; c < end; c++) {
+        float w = self->affine ? self->weight[c] : 1.0f;
+        channel_backward_input(j->dx, j->x, j->dy, j->relu_out, self->save_mean[c], self->save_invstd[c], w,
+                               self->sync_buf[2 * c], self->sync_buf[2 * c + 1], 1, self->saved_count, c, j->N,
+                               self->C, j->S);
+    }
+}
+
+// The host's sync_ranks(), or 1 from a host older than ABI 1.4.
+static int32_t sync_ranks(const ply_host *h) {
+    if (h->struct_size < offsetof(ply_host, sync_allreduce_sum) + sizeof h->sync_allreduce_sum || !h->sync_ranks)
+        return 1;
+    return h->sync_ranks(h);
+}
+
+// Training forward with statistics over every rank's share (see the file comment).
+static ply_status bn_forward_sync(ply_layer *self, bn_job *j) {
+    const ply_host *h = self->host;
+    int64_t C = self->C;
+    j->batch_stats = 0;  // pass 1: plain sums
+    h->parallel_for(h, C, 1, sync_sums_task, j);
+    self->sync_buf[C] = (double)(j->N * j->S);
+    ply_status st = h->sync_allreduce_sum(h, self->sync_buf, C + 1);
+    if (st != PLY_OK) return st;
+    double M = self->sync_buf[C];
+    if (!(M > 1.0))  // the same M on every rank: every rank fails here together
+        return ply_errorf(h, PLY_ERR_SHAPE,
+                          "batchnorm2d: expected more than 1 value per channel when using batch statistics "
+                          "(got %.0f values per channel over all ranks)", M);
+    for (int64_t c = 0; c < C; c++) self->sync_buf[C + c] = self->sync_buf[c] / M;
+    j->batch_stats = 1;  // pass 2: squares about the global mean
+    h->parallel_for(h, C, 1, sync_sums_task, j);
+    if ((st = h->sync_allreduce_sum(h, self->sync_buf, C)) != PLY_OK) return st;
+    for (int64_t c = 0; c < C; c++) self->sync_buf[c] /= M;
+    self->saved_count = M;
+    h->parallel_for(h, C, 1, sync_normalize_task, j);
+    return PLY_OK;
 }
 
 // ----------------------------------------------------------------------------
@@ -299,6 +414,7 @@ static void bn_destroy(ply_layer *self) {
     h->free(h, self->running_mean); h->free(h, self->running_var);
     h->free(h, self->num_batches_tracked);
     h->free(h, self->save_mean); h->free(h, self->save_invstd);
+    h->free(h, self->sync_buf);
     h->free(h, self);
 }
 
@@ -335,7 +451,8 @@ static ply_status bn_create(const ply_host *host, const ply_attrs *attrs, ply_la
     self->track = track;
     self->training = 1;
     size_t bytes = (size_t)C * sizeof(float);
-    int ok = (self->save_mean = host->alloc(host, bytes)) && (self->save_invstd = host->alloc(host, bytes));
+    int ok = (self->save_mean = host->alloc(host, bytes)) && (self->save_invstd = host->alloc(host, bytes)) &&
+             (self->sync_buf = host->alloc(host, (size_t)(2 * C + 1) * sizeof(double)));
     if (ok && affine)
         ok = (self->weight = host->alloc(host, bytes)) && (self->bias = host->alloc(host, bytes)) &&
              (self->dweight = host->alloc(host, bytes)) && (self->dbias = host->alloc(host, bytes));
@@ -379,6 +496,16 @@ static ply_status bn_forward(ply_layer *self, int32_t n_inputs, const ply_tensor
     bn_job j = {self, inputs[0].data, NULL, output->data, NULL, inputs[0].shape.dims[0], 1, 0, NULL};
     for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
     j.batch_stats = self->training || !self->track;
+    self->saved_sync = 0;
+    if (self->training && sync_ranks(self->host) > 1) {
+        // every rank calls the collectives, whatever its share (plugin.h's rules)
+        st = bn_forward_sync(self, &j);
+        if (st != PLY_OK) return st;
+        self->saved_batch_stats = 1;
+        self->saved_sync = 1;
+        if (self->track) *self->num_batches_tracked += 1;
+        return PLY_OK;
+    }
     if (j.batch_stats && j.N * j.S <= 1)
         return ply_errorf(self->host, PLY_ERR_SHAPE,
                           "batchnorm2d: expected more than 1 value per channel when using batch statistics "
@@ -395,6 +522,14 @@ static ply_status bn_backward(ply_layer *self, int32_t n_inputs, const ply_tenso
     bn_job j = {self, inputs[0].data, grad_output->data, NULL, grad_inputs[0].data, inputs[0].shape.dims[0], 1,
                 self->saved_batch_stats, self->relu ? output->data : NULL};
     for (int32_t i = 2; i < inputs[0].shape.ndim; i++) j.S *= inputs[0].shape.dims[i];
+    if (self->saved_sync) {
+        const ply_host *h = self->host;
+        h->parallel_for(h, self->C, 1, sync_grad_sums_task, &j);
+        ply_status st = h->sync_allreduce_sum(h, self->sync_buf, 2 * self->C);
+        if (st != PLY_OK) return st;
+        if (j.dx) h->parallel_for(h, self->C, 1, sync_backward_input_task, &j);
+        return PLY_OK;
+    }
     self->host->parallel_for(self->host, self->C, 1, backward_task, &j);
     return PLY_OK;
 }

@@ -159,6 +159,11 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
             }
             c.augmentation = Augmentation(cropPadding: Int(padding), horizontalFlip: field(p, \.horizontal_flip, 0) != 0,
                                           fill: d.normalization.map { n in zip(n.mean, n.std).map { -$0 / $1 } } ?? [])
+            c.syncBatchNorm = field(p, \.sync_batchnorm, 0) != 0
+            if c.syncBatchNorm && communicator == nil {
+                throw CAPIError(Status.invalidArgument,
+                                "options->sync_batchnorm is 1 without options->communicator; it synchronises batch norm over the ranks of a data-parallel job")
+            }
         }
         guard c.epochs >= 1 else { throw CAPIError(Status.invalidArgument, "options->epochs is \(c.epochs); it must be >= 1") }
         guard c.batchSize >= 1 else { throw CAPIError(Status.invalidArgument, "options->batch_size is \(c.batchSize); it must be >= 1") }

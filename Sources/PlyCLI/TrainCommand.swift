@@ -64,6 +64,10 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-validation"),
           help: "Skip the test set's loss and accuracy after each epoch (the validation curve; the final test accuracy stays).")
     var noValidation = false
+    @Flag(name: .customLong("sync-batchnorm"),
+          help: ArgumentHelp("With --distributed: batch-norm layers use the statistics of the whole global batch, summed over the ranks (PyTorch's SyncBatchNorm), so N ranks train one process's weights.",
+                             discussion: "Without it each rank normalises with its own share's statistics. Every rank needs at least one image of the last batch."))
+    var syncBatchNorm = false
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -85,6 +89,9 @@ struct TrainCommand: ParsableCommand {
         }
         if resumeAnyway && !resume { throw ValidationError("--resume-anyway needs --resume") }
         if allreduceAfterBackward && !distributed { throw ValidationError("--allreduce-after-backward needs --distributed") }
+        if syncBatchNorm && !distributed {
+            throw ValidationError("--sync-batchnorm needs --distributed: batch-norm statistics are synchronised over the ranks of a data-parallel job (mpirun -np N ply train --distributed --sync-batchnorm)")
+        }
         _ = try parseSchedule()
     }
 
@@ -178,6 +185,7 @@ struct TrainCommand: ParsableCommand {
             : .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
         config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
         config.overlapCommunication = !allreduceAfterBackward
+        config.syncBatchNorm = syncBatchNorm
 
         let fileTransforms = try modelFileTransforms(model)
         let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads, file: fileTransforms))

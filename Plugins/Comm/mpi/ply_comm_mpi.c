@@ -69,6 +69,17 @@ static int allreduce_sum_f32(void *self, float *data, int64_t count) {
     return 0;
 }
 
+static int allreduce_sum_f64(void *self, double *data, int64_t count) {
+    mpi_state *s = self;
+    if (count < 0) return fail(s, MPI_SUCCESS, "allreduce: count %lld is negative", (long long)count);
+    for (int64_t done = 0; done < count; done += INT_MAX) {
+        int n = (int)(count - done < INT_MAX ? count - done : INT_MAX);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_DOUBLE, MPI_SUM, s->world);
+        if (rc != MPI_SUCCESS) return fail(s, rc, "MPI_Allreduce of %d doubles", n);
+    }
+    return 0;
+}
+
 static int iallreduce_sum_f32(void *self, float *data, int64_t count, void **request) {
     mpi_state *s = self;
     if (count < 0) return fail(s, MPI_SUCCESS, "iallreduce: count %lld is negative", (long long)count);
@@ -214,6 +225,7 @@ PLY_COMM_MPI_EXPORT ply_comm *ply_comm_entry(uint16_t host_major, uint16_t host_
         .last_error = last_error,
         .finalize = finalize,
         .abort = abort_job,
+        .allreduce_sum_f64 = allreduce_sum_f64,
     };
     return &comm;
 }

@@ -114,14 +114,16 @@ public final class Communicator {
         }
         // Read within the size the library declared; every field up to `abort` is required in 1.0.
         let declared = Int(result.pointee.struct_size)
+        let required = MemoryLayout<ply_comm>.offset(of: \ply_comm.allreduce_sum_f64)!  // the 1.0 struct
         guard result.pointee.abi_major == PLY_COMM_ABI_MAJOR else {
             throw .communicatorRefused(path: file, reason: "communicator ABI \(result.pointee.abi_major).\(result.pointee.abi_minor); "
                                            + "this host speaks \(PLY_COMM_ABI_MAJOR).x")
         }
-        guard declared >= MemoryLayout<ply_comm>.size else {
-            throw .communicatorRefused(path: file, reason: "its ply_comm is \(declared) bytes; 1.0 needs \(MemoryLayout<ply_comm>.size)")
+        guard declared >= required else {
+            throw .communicatorRefused(path: file, reason: "its ply_comm is \(declared) bytes; 1.0 needs \(required)")
         }
-        let c = result.pointee
+        var c = ply_comm()  // fields past `declared` stay absent (NULL)
+        memcpy(&c, result, min(declared, MemoryLayout<ply_comm>.size))
         guard let context = c.`self`, c.allreduce_sum_f32 != nil, c.iallreduce_sum_f32 != nil, c.test != nil, c.wait != nil,
               c.broadcast != nil, c.barrier != nil, c.last_error != nil, c.finalize != nil, c.abort != nil else {
             throw .communicatorRefused(path: file, reason: "a required callback is NULL")
@@ -150,6 +152,31 @@ public final class Communicator {
         try timed { () throws(DistributedError) in
             try check(comm.allreduce_sum_f32!(ctx, data.baseAddress, Int64(data.count)), "allreduce of \(data.count) floats")
         }
+    }
+
+    /// In place: every element becomes the sum over ranks, in float64 (every rank gets the
+    /// same bits). With a 1.0 communicator, which has no float64 sum, one broadcast per rank
+    /// and the sum in rank order.
+    public func allreduceSum(_ data: UnsafeMutableBufferPointer<Double>) throws(DistributedError) {
+        guard open else { throw .finalized }
+        if let f64 = comm.allreduce_sum_f64 {
+            try timed { () throws(DistributedError) in
+                try check(f64(ctx, data.baseAddress, Int64(data.count)), "allreduce of \(data.count) doubles")
+            }
+            return
+        }
+        var total = [Double](repeating: 0, count: data.count)
+        var part = [Double](repeating: 0, count: data.count)
+        for root in 0..<size {
+            for i in 0..<data.count { part[i] = data[i] }
+            var failure: DistributedError?
+            part.withUnsafeMutableBytes { b in
+                do throws(DistributedError) { try broadcast(b, root: root) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            for i in 0..<data.count { total[i] += part[i] }
+        }
+        for i in 0..<data.count { data[i] = total[i] }
     }
 
     /// `allreduceSum` of an array.

@@ -109,6 +109,15 @@ final class HostState: @unchecked Sendable {
     /// Notes that parameter values may change (see `paramGeneration`).
     func parametersMayChange() { paramGeneration.add(1, ordering: .relaxed) }
 
+    /// The communicator batch-norm layers synchronise their statistics through while training
+    /// with `TrainingConfiguration.syncBatchNorm` (the `sync_ranks` / `sync_allreduce_sum`
+    /// slots, ABI 1.4); nil otherwise. Set by the trainer around a run.
+    var batchNormCommunicator: Communicator? {
+        get { lock.withLock { syncCommunicator } }
+        set { lock.withLock { syncCommunicator = newValue } }
+    }
+    private var syncCommunicator: Communicator?
+
     /// Blocks from the host's `alloc` not yet given back to its `free` (all plugins, all
     /// layers of this runtime): LeakTests checks it returns to where it was after every
     /// model is destroyed.
@@ -387,6 +396,24 @@ final class HostTable: @unchecked Sendable {
         h.param_generation = { host in
             guard let host else { return 0 }
             return HostTable.state(host).paramGeneration.load(ordering: .relaxed)
+        }
+        h.sync_ranks = { host in
+            guard let host, let comm = HostTable.state(host).batchNormCommunicator else { return 1 }
+            return Int32(comm.size)
+        }
+        h.sync_allreduce_sum = { host, data, count in
+            guard let host, let comm = HostTable.state(host).batchNormCommunicator else { return PLY_OK }
+            guard count >= 0, count == 0 || data != nil else {
+                return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "sync_allreduce_sum: \(count) values at \(String(describing: data))")
+            }
+            do throws(DistributedError) {
+                try comm.allreduceSum(UnsafeMutableBufferPointer(start: data, count: Int(count)))
+            } catch {
+                let status = HostTable.fail(PLY_ERR_INTERNAL, error.description)
+                ErrorSlot.current.typed = error
+                return status
+            }
+            return PLY_OK
         }
         pointer.initialize(to: h)
     }

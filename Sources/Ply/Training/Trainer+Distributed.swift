@@ -12,9 +12,10 @@ import Foundation
 /// `overlapCommunication`), and every rank applies the same optimizer update to the same
 /// weights. The result depends on N only through float summation order.
 ///
-/// Batch-norm running statistics are kept per rank while training (PyTorch DDP's default
-/// without SyncBatchNorm); before each epoch's evaluation and checkpoint every rank takes
-/// rank 0's. Rank 0 alone writes checkpoints and plots; every rank reads the checkpoint to
+/// Batch-norm statistics are per rank while training (PyTorch DDP's default without
+/// SyncBatchNorm); before each epoch's evaluation and checkpoint every rank takes rank 0's.
+/// With `TrainingConfiguration.syncBatchNorm` the batch-norm layers sum their statistics
+/// over the ranks through the host's `sync_allreduce_sum` (plugin.h, ABI 1.3) instead. Rank 0 alone writes checkpoints and plots; every rank reads the checkpoint to
 /// resume, so the output directory must be on a file system all ranks see.
 extension Trainer {
     /// Whether this process writes the run's files (rank 0, or no communicator).

@@ -53,6 +53,12 @@ public struct TrainingConfiguration: Sendable {
     /// Data-parallel runs: start each bucket's gradient allreduce during backward, as soon as
     /// its layers are done (otherwise all after backward). The result is the same either way.
     public var overlapCommunication = true
+    /// Data-parallel runs: batch-norm layers normalise with the statistics of the whole global
+    /// batch, summed over the ranks in every training forward and backward (PyTorch's
+    /// `SyncBatchNorm`), so that N ranks train the weights one process would; otherwise each
+    /// rank uses its own share's statistics. Needs a communicator, and every rank needs at
+    /// least one image of every batch (the last, short one included).
+    public var syncBatchNorm = false
 
     /// Throws `TrainingError.invalidConfiguration` naming the first field out of range.
     public func validate() throws(TrainingError) {
@@ -232,6 +238,11 @@ public final class Trainer {
         guard classes >= 1 else {
             throw TrainingError.invalidConfiguration(field: "classes", value: String(classes), accepted: "1 or more")
         }
+        if configuration.syncBatchNorm && communicator == nil {
+            throw TrainingError.invalidConfiguration(
+                field: "syncBatchNorm", value: "true",
+                accepted: "false without a communicator: batch-norm statistics are synchronised over the ranks of a data-parallel job")
+        }
         if let communicator {
             guard configuration.batchSize >= communicator.size else {
                 throw TrainingError.invalidConfiguration(
@@ -345,6 +356,18 @@ public final class Trainer {
             try agreeOnStart(epoch: startEpoch, batch: startBatch, path: checkpointPath)
             try broadcastState()
         }
+        if cfg.syncBatchNorm, let communicator {
+            // A rank with no images would skip the forward, and the others would wait in its collectives.
+            let last = train.count % cfg.batchSize
+            if last > 0 && last < communicator.size {
+                throw TrainingError.invalidConfiguration(
+                    field: "syncBatchNorm", value: "true",
+                    accepted: "a last batch of at least \(communicator.size) images (one per rank): \(train.count) images in "
+                        + "batches of \(cfg.batchSize) leave \(last); choose another batch size")
+            }
+            model.runtime.state.batchNormCommunicator = communicator
+        }
+        defer { model.runtime.state.batchNormCommunicator = nil }
         let shape = Shape([cfg.batchSize, train.channels, train.height, train.width])
         let start = Date()
         var trained = 0, trainingSeconds = 0.0
