@@ -15,7 +15,7 @@ import Foundation
 /// Batch-norm statistics are per rank while training (PyTorch DDP's default without
 /// SyncBatchNorm); before each epoch's evaluation and checkpoint every rank takes rank 0's.
 /// With `TrainingConfiguration.syncBatchNorm` the batch-norm layers sum their statistics
-/// over the ranks through the host's `sync_allreduce_sum` (plugin.h, ABI 1.3) instead. Rank 0 alone writes checkpoints and plots; every rank reads the checkpoint to
+/// over the ranks through the host's `sync_allreduce_sum` (plugin.h, ABI 1.4) instead. Rank 0 alone writes checkpoints and plots; every rank reads the checkpoint to
 /// resume, so the output directory must be on a file system all ranks see.
 extension Trainer {
     /// Whether this process writes the run's files (rank 0, or no communicator).
