@@ -21,7 +21,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
     guard let first = bytes.first else { return 0 }
     func split(_ input: Slice<UnsafeBufferPointer<UInt8>>) -> [String] {
-        input.split(whereSeparator: { $0 == 0 || $0 == 10 }, omittingEmptySubsequences: false)
+        input.split(omittingEmptySubsequences: false, whereSeparator: { $0 == 0 || $0 == 10 })
             .map { String(decoding: $0, as: UTF8.self) }
     }
     var words = split(bytes[...])
