@@ -80,9 +80,14 @@ extern "C" {
 /* Minor versions: 1.1 ply_model_infer; 1.2 flush_denormals; 1.3
  * ply_runtime_register_function, registered functions named by `function:`
  * in user_activation layers (model text is no longer rewritten), result
- * codes that keep their kind (PLY_ERR_IO, a plugin's own status). */
+ * codes that keep their kind (PLY_ERR_IO, a plugin's own status); 1.4
+ * data-parallel training: ply_communicator_*, ply_fit_options.communicator;
+ * ply_inspect_filters, ply_inspect_feature_maps, ply_inspect_receptive_field
+ * and ply_inspect_receptive_field_png (PNG pictures of a model);
+ * ply_dataset_load (CIFAR, image folders, transforms), class names, skipped
+ * images, ply_fit_options.random_crop_padding and horizontal_flip. */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 3 /* 1.3: see above */
+#define PLY_API_VERSION_MINOR 4 /* 1.4: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -538,9 +543,121 @@ PLY_EXPORT ply_result ply_dataset_copy(const ply_dataset *dataset, int64_t first
 /** Frees the data set. NULL is a no-op. */
 PLY_EXPORT void ply_dataset_destroy(ply_dataset *dataset);
 
+/** How ply_dataset_load reads and transforms a data directory (API 1.4).
+ *  Fill with ply_data_options_init: the defaults read the images as they
+ *  are. Fields are only appended. */
+typedef struct ply_data_options {
+  uint32_t struct_size; /**< set by _init */
+  uint32_t api_version; /**< set by _init */
+  /** Resize so the shorter side is this many pixels (Pillow's bilinear, as
+   *  torchvision's Resize); without center_crop, then cropped to a square
+   *  of this side. 0 (default): no resize. */
+  int32_t resize;
+  /** Crop the central center_crop x center_crop pixels; 0: none. */
+  int32_t center_crop;
+  /** 1 (gray) or 3 (RGB); 0 (default): 1 when every training image is
+   *  gray, else 3. */
+  int32_t channels;
+  /** A ply_normalization: none (default), the training set's own
+   *  per-channel mean and std, or `mean`/`std` below. */
+  int32_t normalization;
+  /** PLY_NORMALIZE_GIVEN: per-channel means and standard deviations (std
+   *  > 0); `normalization_channels` (1 or 3) of each are read. */
+  float mean[3];
+  float std[3];
+  int32_t normalization_channels;
+  int32_t reserved; /**< 0 */
+  /** Image folders without test/: hold out this fraction (0 < f < 1) of
+   *  train/ as the PLY_SPLIT_TEST set, drawn with `seed`. 0: none. */
+  double validation_split;
+  uint64_t seed; /**< of the validation split; default 1 */
+  /** 1: skip images that cannot be decoded (ply_dataset_skipped counts
+   *  them); 0 (default): fail with PLY_ERR_IO naming the first. */
+  int32_t skip_bad_images;
+  /** Decoding threads; 0 (default): one per core. */
+  int32_t threads;
+} ply_data_options;
+
+/** ply_data_options.normalization. */
+typedef enum ply_normalization {
+  PLY_NORMALIZE_NONE = 0,     /**< pixels in [0, 1] */
+  PLY_NORMALIZE_COMPUTED = 1, /**< the training set's mean and std */
+  PLY_NORMALIZE_GIVEN = 2     /**< options->mean and options->std */
+} ply_normalization;
+
+/** Sets struct_size, api_version and the defaults. NULL is a no-op.
+ *  Inline, like ply_runtime_options_init. */
+static inline void ply_data_options_init(ply_data_options *options) {
+  if (!options) return;
+  memset(options, 0, sizeof *options);
+  options->struct_size = (uint32_t)sizeof *options;
+  options->api_version = PLY_API_VERSION;
+  options->seed = 1;
+}
+
+/**
+ * Loads one split of a data directory in any format Ply reads (API 1.4),
+ * detected from its files: MNIST-format IDX, CIFAR-10 binary
+ * (data_batch_1.bin ... test_batch.bin), CIFAR-100 binary (train.bin,
+ * test.bin; fine labels), or image folders as torchvision's ImageFolder
+ * reads them (train/<class>/ ... .png|.jpg|.jpeg, test/<class>/...; classes
+ * sorted by name). Images are decoded on `options->threads` threads and
+ * transformed as `options` says (NULL: the defaults); pixels are scaled to
+ * [0, 1] before any normalisation. A computed normalisation reads the
+ * training split too (and applies its statistics to either split). Errors:
+ * PLY_ERR_IO naming the file (missing, corrupt image, unknown format),
+ * PLY_ERR_INVALID_ARGUMENT naming the option. On success *out is a new
+ * handle for ply_dataset_destroy. Thread-safe.
+ */
+PLY_EXPORT ply_result ply_dataset_load(const char *directory, int32_t split,
+                                       const ply_data_options *options,
+                                       ply_dataset **out);
+
+/** Number of class names the set has (folder names, CIFAR's; 0 for IDX
+ *  files), into *count_out (API 1.4). */
+PLY_EXPORT ply_result ply_dataset_class_count(const ply_dataset *dataset,
+                                              int64_t *count_out);
+
+/** The name of class `index` (0 .. count-1), into *name_out: a
+ *  NUL-terminated UTF-8 string owned by the data set, valid until it is
+ *  destroyed (API 1.4). */
+PLY_EXPORT ply_result ply_dataset_class_name(const ply_dataset *dataset,
+                                             int64_t index,
+                                             const char **name_out);
+
+/** Images skipped as unreadable while loading (skip_bad_images), into
+ *  *count_out (API 1.4). */
+PLY_EXPORT ply_result ply_dataset_skipped(const ply_dataset *dataset,
+                                          int64_t *count_out);
+
 /* ---------------------------------------------------------------------- */
 /* Training loop and evaluation                                           */
 /* ---------------------------------------------------------------------- */
+
+/**
+ * One rank of a data-parallel job (API 1.4): the MPI communicator
+ * (Include/ply/comm.h), loaded from its own library so that libply links no
+ * MPI. Start the program with `mpirun -np N prog`, open one communicator per
+ * process, pass it in ply_fit_options.communicator, close it before exit.
+ */
+typedef struct ply_communicator ply_communicator;
+
+/**
+ * Loads the communicator library `library` (NULL: PLY_COMM_LIBRARY, else
+ * libplycomm_mpi.so in the plugin directory, built by scripts/build-comm-mpi)
+ * and joins the job (MPI_Init). At most once per process: MPI cannot be
+ * initialised again after ply_communicator_close. Fails with PLY_ERR_NOT_FOUND
+ * when the library is missing (the message says how to build it), PLY_ERR_ABI
+ * when it is not a usable communicator. Not thread-safe: call from one thread.
+ */
+PLY_EXPORT ply_result ply_communicator_open(const char *library, ply_communicator **out);
+/** This process's rank (0 .. size-1), or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_rank(const ply_communicator *communicator);
+/** The number of ranks in the job, or -1 for a NULL/invalid handle. */
+PLY_EXPORT int32_t ply_communicator_size(const ply_communicator *communicator);
+/** Leaves the job (MPI_Finalize; every rank calls it) and frees the handle.
+ *  NULL is a no-op. */
+PLY_EXPORT void ply_communicator_close(ply_communicator *communicator);
 
 /** Optimizers ply_fit can build. */
 typedef enum ply_optimizer_kind {
@@ -581,6 +698,22 @@ typedef struct ply_fit_options {
   /** A directory for a checkpoint after every epoch, training.svg and the
    *  confusion matrix, or NULL (default) for none. Copied. */
   const char *output_directory;
+  /** API 1.4. Data-parallel training: every rank calls ply_fit with the same
+   *  options and data; batch_size is the global batch, shared out between
+   *  the ranks, and gradients are summed over them (the weights match one
+   *  process's within float rounding). Rank 0 alone writes output_directory.
+   *  The progress callback runs on every rank, with the same numbers; a stop
+   *  request from any rank stops all after the same batch. Borrowed: it must
+   *  outlive the call. NULL (default): this process alone. */
+  ply_communicator *communicator;
+  /** Random crop of the training images (API 1.4): pad this many pixels on
+   *  each side, cut the image's size back out at a random place, drawn per
+   *  (seed, epoch, image) so that runs repeat exactly. The padding is black:
+   *  0, or (0 - mean) / std when the set was loaded normalised. 0 (default):
+   *  none. */
+  int32_t random_crop_padding;
+  /** 1: flip half of the training images left to right (API 1.4). */
+  int32_t horizontal_flip;
 } ply_fit_options;
 
 /** Sets struct_size, api_version and the defaults. NULL is a no-op.
@@ -678,6 +811,69 @@ PLY_EXPORT ply_result ply_fit(ply_model *model, const ply_dataset *train,
  */
 PLY_EXPORT ply_result ply_evaluate(ply_model *model, const ply_dataset *dataset,
                                    double *accuracy_out);
+
+/* ---------------------------------------------------------------------- */
+/* Inspection: pictures of a model (API 1.4)                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * `ply inspect` from C. Pictures are 8-bit RGB PNG files written with
+ * libpng, atomically (a temporary file in the same directory, renamed into
+ * place: on failure nothing is left at png_path). Every tile (a filter, a
+ * channel's feature map, the input image) is normalised on its own: its
+ * smallest finite value becomes 0, its largest 255 (rounded), all-equal
+ * values 128, NaN and infinities 0; tiles sit in a grid of ceil(sqrt(n))
+ * columns separated by 1-pixel lines of colour (64, 96, 160). `scale` is
+ * the pixels per value, 1..32, or 0 for automatic (a tile's longer side at
+ * least 64 pixels); other values fail with PLY_ERR_INVALID_ARGUMENT.
+ *
+ * `layer` is a node name as `ply summary` lists it (PyTorch's module path,
+ * "conv_2", "layer1.0"); an unknown name fails with PLY_ERR_NOT_FOUND and a
+ * message listing the valid names. `image` is one image of the size the
+ * model was made for (in_channels x image_size x image_size floats, CHW, as
+ * the model takes them): `image_count` must be that count (PLY_ERR_SHAPE
+ * otherwise). Nothing is allocated for the caller: there is nothing to free.
+ * Strings and buffers passed in are used only during the call. The model
+ * runs in evaluation mode; its mode is restored. Same threading as every
+ * call on `model`: one thread at a time.
+ */
+
+/** The first convolution's filters (the first node with a 4-D trainable
+ *  weight (out, in, kh, kw)), one tile per filter, in colour when the
+ *  convolution reads 3 channels (one row per filter, one tile per input
+ *  channel when it reads neither 1 nor 3). PLY_ERR_NOT_FOUND when the model
+ *  has no convolution; PLY_ERR_IO when png_path cannot be written. */
+PLY_EXPORT ply_result ply_inspect_filters(ply_model *model, int32_t scale,
+                                          const char *png_path);
+
+/** The output of `layer` for `image`, one tile per channel. PLY_ERR_SHAPE
+ *  when the layer's output is not a feature map (1, C, H, W). */
+PLY_EXPORT ply_result ply_inspect_feature_maps(ply_model *model,
+                                               const float *image,
+                                               int64_t image_count,
+                                               const char *layer,
+                                               int32_t scale,
+                                               const char *png_path);
+
+/** The input pixels output position (y, x) of `layer` depends on, from the
+ *  model summary's receptive field, jump and start: rows box_out[0] ..
+ *  box_out[2] and columns box_out[1] .. box_out[3], inclusive (top, left,
+ *  bottom, right), not clipped to the image (negative or past the edge
+ *  where padding reaches). A position outside the layer's output fails with
+ *  PLY_ERR_SHAPE, the message naming the output's height and width.
+ *  box_out (4 int32_t, caller-owned) is written only on success. */
+PLY_EXPORT ply_result ply_inspect_receptive_field(ply_model *model,
+                                                  const char *layer,
+                                                  int32_t y, int32_t x,
+                                                  int32_t box_out[4]);
+
+/** `image` with that receptive field framed by a 1-pixel red (255, 0, 0)
+ *  rectangle on the outermost pixels of its part inside the image. box_out
+ *  may be NULL; otherwise it is written as by ply_inspect_receptive_field. */
+PLY_EXPORT ply_result ply_inspect_receptive_field_png(
+    ply_model *model, const float *image, int64_t image_count,
+    const char *layer, int32_t y, int32_t x, int32_t scale,
+    const char *png_path, int32_t box_out[4]);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -8,11 +8,22 @@ final class DatasetHandle: Handle {
     override class var cName: String { "ply_dataset" }
     let dataset: ImageDataset
     let labelled: Bool
+    /// The normalisation it was loaded with (ply_dataset_load), for ply_fit's padding colour.
+    let normalization: (mean: [Float], std: [Float])?
+    /// Images skipped as unreadable while loading.
+    let skipped: Int
+    /// The class names as C strings, owned here (ply_dataset_class_name hands them out).
+    let classNames: [UnsafeMutablePointer<CChar>]
 
-    init(_ dataset: ImageDataset, labelled: Bool) {
+    init(_ dataset: ImageDataset, labelled: Bool, normalization: (mean: [Float], std: [Float])? = nil, skipped: Int = 0) {
         self.dataset = dataset
         self.labelled = labelled
+        self.normalization = normalization
+        self.skipped = skipped
+        self.classNames = (dataset.classNames ?? []).map { strdup($0)! }
     }
+
+    deinit { classNames.forEach { free($0) } }
 
     func requireLabels(_ what: String) throws {
         guard labelled else { throw CAPIError(Status.invalidArgument, "\(what) has no labels (it was loaded without a label file)") }
@@ -123,3 +134,83 @@ public func capi_dataset_copy(_ dataset: OpaquePointer?, _ first: Int64, _ count
 
 @_cdecl("ply_dataset_destroy")
 public func capi_dataset_destroy(_ dataset: OpaquePointer?) { release(dataset) }
+
+@_cdecl("ply_dataset_load")
+public func capi_dataset_load(_ directory: UnsafePointer<CChar>?, _ split: Int32, _ options: UnsafePointer<ply_data_options>?,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let directory = try string(directory, "directory")
+        let out = try checkOut(out, "out")
+        let splits: DataOptions.Splits
+        switch split {
+        case Int32(PLY_SPLIT_TRAIN.rawValue): splits = .train
+        case Int32(PLY_SPLIT_TEST.rawValue): splits = .test
+        default: throw CAPIError(Status.invalidArgument, "split is \(split); use PLY_SPLIT_TRAIN (0) or PLY_SPLIT_TEST (1)")
+        }
+        var o = DataOptions()
+        if let p = try checkStruct(options, "options") {
+            func positive(_ value: Int32, _ name: String) throws -> Int? {
+                guard value >= 0 else { throw CAPIError(Status.invalidArgument, "options->\(name) is \(value); 0 (none) or more") }
+                return value == 0 ? nil : Int(value)
+            }
+            let resize = try positive(field(p, \.resize, 0), "resize")
+            let crop = try positive(field(p, \.center_crop, 0), "center_crop")
+            let channels = try positive(field(p, \.channels, 0), "channels")
+            o.transforms = ImageTransforms(resize: resize, centerCrop: crop, channels: channels)
+            switch field(p, \.normalization, 0) {
+            case Int32(PLY_NORMALIZE_NONE.rawValue): o.normalization = .none
+            case Int32(PLY_NORMALIZE_COMPUTED.rawValue): o.normalization = .computed
+            case Int32(PLY_NORMALIZE_GIVEN.rawValue):
+                let n = Int(field(p, \.normalization_channels, 0))
+                guard n == 1 || n == 3 else {
+                    throw CAPIError(Status.invalidArgument, "options->normalization_channels is \(n); 1 or 3 with PLY_NORMALIZE_GIVEN")
+                }
+                let mean = field(p, \.mean, (0, 0, 0)), std = field(p, \.std, (0, 0, 0))
+                o.normalization = .given(mean: Array([mean.0, mean.1, mean.2].prefix(n)), std: Array([std.0, std.1, std.2].prefix(n)))
+            case let other:
+                throw CAPIError(Status.invalidArgument,
+                                "options->normalization is \(other); PLY_NORMALIZE_NONE, PLY_NORMALIZE_COMPUTED or PLY_NORMALIZE_GIVEN")
+            }
+            let fraction = field(p, \.validation_split, 0)
+            o.validationSplit = fraction == 0 ? nil : fraction
+            o.seed = field(p, \.seed, 1)
+            o.skipBadImages = field(p, \.skip_bad_images, 0) != 0
+            o.threads = try positive(field(p, \.threads, 0), "threads")
+        }
+        do { try o.validate() } catch { throw CAPIError(Status.invalidArgument, "options: \(error)") }
+        let loaded = try DataDirectory(path: directory).load(options: o, splits: splits)
+        guard let data = splits == .train ? loaded.train : loaded.test else {
+            throw CAPIError(Status.io, "\(directory) has no test set (an image folder without test/: set options->validation_split)")
+        }
+        out.pointee = retain(DatasetHandle(data, labelled: true, normalization: loaded.normalization, skipped: loaded.skipped.count))
+    }
+}
+
+@_cdecl("ply_dataset_class_count")
+public func capi_dataset_class_count(_ dataset: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset")
+        try checkOut(count, "count_out").pointee = Int64(d.classNames.count)
+    }
+}
+
+@_cdecl("ply_dataset_class_name")
+public func capi_dataset_class_name(_ dataset: OpaquePointer?, _ index: Int64,
+                                    _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset")
+        let name = try checkOut(name, "name_out")
+        guard index >= 0, index < Int64(d.classNames.count) else {
+            throw CAPIError(Status.invalidArgument, "index is \(index); the data set has \(d.classNames.count) class names")
+        }
+        name.pointee = UnsafePointer(d.classNames[Int(index)])
+    }
+}
+
+@_cdecl("ply_dataset_skipped")
+public func capi_dataset_skipped(_ dataset: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let d = try object(dataset, DatasetHandle.self, "dataset")
+        try checkOut(count, "count_out").pointee = Int64(d.skipped)
+    }
+}

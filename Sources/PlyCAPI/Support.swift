@@ -39,7 +39,9 @@ func result(for error: any Error) -> (Int32, String) {
     case let e as PlyError:
         return (result(for: e), e.description)
     case let e as DataError:
-        // Every DataError is about a file's presence or content (missing, unreadable, not IDX).
+        // Every DataError but an option out of range is about a file's presence or content
+        // (missing, unreadable, not IDX, a corrupt image).
+        if case .invalidOption = e { return (Status.invalidArgument, e.description) }
         return (Status.io, e.description)
     case let e as SafeTensorsError:
         switch e {
@@ -64,6 +66,20 @@ func result(for error: any Error) -> (Int32, String) {
         case .invalidConfiguration, .emptyDataset, .checkpointAhead, .resumeMismatch: return (Status.invalidArgument, e.description)
         }
     case let e as CheckpointError: return (Status.invalidArgument, e.description)
+    case let e as DistributedError:
+        switch e {
+        case .communicatorMissing: return (Status.notFound, e.description)
+        case .communicatorRefused: return (Status.abi, e.description)
+        case .collectiveFailed: return (Status.internal, e.description)
+        case .ranksDisagree, .finalized: return (Status.invalidArgument, e.description)
+        }
+    case let e as InspectError:
+        switch e {
+        case .noSuchLayer, .noConvolution: return (Status.notFound, e.description)
+        case .positionOutside, .notAFeatureMap, .imageShape: return (Status.shape, e.description)
+        case .invalidPicture: return (Status.invalidArgument, e.description)
+        case .pngRead, .pngWrite: return (Status.io, e.description)
+        }
     case let e as ResourceError: return (Status.outOfMemory, e.description)
     case let e as CocoaError: return (Status.io, describeFileError(e))
     default: return (Status.internal, String(describing: error))

@@ -86,6 +86,40 @@ public func capi_model_train_step(_ model: OpaquePointer?, _ optimizer: OpaquePo
     }
 }
 
+/// A `ply_communicator`.
+final class CommunicatorHandle: Handle {
+    override class var cName: String { "ply_communicator" }
+    let communicator: Communicator
+    init(_ communicator: Communicator) { self.communicator = communicator }
+}
+
+@_cdecl("ply_communicator_open")
+public func capi_communicator_open(_ library: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let out = try checkOut(out, "out")
+        let path = library.map { String(cString: $0) }
+        // DistributedError maps to PLY_ERR_NOT_FOUND (missing) or PLY_ERR_ABI (refused): result(for:).
+        out.pointee = retain(CommunicatorHandle(try Communicator.load(path: path)))
+    }
+}
+
+@_cdecl("ply_communicator_rank")
+public func capi_communicator_rank(_ communicator: OpaquePointer?) -> Int32 {
+    (try? object(communicator, CommunicatorHandle.self, "communicator")).map { Int32($0.communicator.rank) } ?? -1
+}
+
+@_cdecl("ply_communicator_size")
+public func capi_communicator_size(_ communicator: OpaquePointer?) -> Int32 {
+    (try? object(communicator, CommunicatorHandle.self, "communicator")).map { Int32($0.communicator.size) } ?? -1
+}
+
+@_cdecl("ply_communicator_close")
+public func capi_communicator_close(_ communicator: OpaquePointer?) {
+    guard let c = try? object(communicator, CommunicatorHandle.self, "communicator") else { return }
+    c.communicator.finalize()
+    release(communicator)
+}
+
 /// Whether the C progress callback asked to stop.
 final class StopFlag { var value = false }
 
@@ -101,6 +135,7 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
         c.trainingAccuracy = true
         var initialization: Int32 = Int32(PLY_INIT_NORMAL.rawValue), std = 0.01
         var optimizerKind = Int32(PLY_OPTIMIZER_SGD.rawValue), momentum = 0.0, weightDecay = 0.0, nesterov = false
+        var communicator: Communicator?
         if let p = try checkStruct(options, "options") {
             c.epochs = Int(field(p, \.epochs, 10))
             c.batchSize = Int(field(p, \.batch_size, 128))
@@ -115,6 +150,15 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
             c.seed = field(p, \.seed, 1)
             c.logEvery = Int(field(p, \.log_every, 50))
             c.outputDirectory = field(p, \.output_directory, nil).map { String(cString: $0) }
+            if let handle = field(p, \.communicator, nil) {
+                communicator = try object(handle, CommunicatorHandle.self, "options->communicator").communicator
+            }
+            let padding = field(p, \.random_crop_padding, 0)
+            guard (0...Int32(Augmentation.maxPadding)).contains(padding) else {
+                throw CAPIError(Status.invalidArgument, "options->random_crop_padding is \(padding); 0...\(Augmentation.maxPadding)")
+            }
+            c.augmentation = Augmentation(cropPadding: Int(padding), horizontalFlip: field(p, \.horizontal_flip, 0) != 0,
+                                          fill: d.normalization.map { n in zip(n.mean, n.std).map { -$0 / $1 } } ?? [])
         }
         guard c.epochs >= 1 else { throw CAPIError(Status.invalidArgument, "options->epochs is \(c.epochs); it must be >= 1") }
         guard c.batchSize >= 1 else { throw CAPIError(Status.invalidArgument, "options->batch_size is \(c.batchSize); it must be >= 1") }
@@ -141,7 +185,7 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
         }
         if let result { _ = try checkStruct(UnsafePointer(result), "result") }
 
-        let trainer = try Trainer(model: m.model, configuration: c, classes: classes)
+        let trainer = try Trainer(model: m.model, configuration: c, classes: classes, communicator: communicator)
         let stop = StopFlag()
         var completed = 0, lastLoss = Double.nan, lastAccuracy = -1.0
         let started = Date()
@@ -181,7 +225,7 @@ public func capi_fit(_ model: OpaquePointer?, _ train: OpaquePointer?, _ options
                     report.elapsed_seconds = elapsed
                     report.log = 0
                     if progress(&report, userData) != 0 { stop.value = true }
-                case .checkpoint, .resumed:
+                case .checkpoint, .resumed, .validation:
                     break
                 }
             }

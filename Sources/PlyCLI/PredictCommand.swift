@@ -6,18 +6,21 @@ import Ply
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Run a model in eval mode on a .npy batch (N, C, H, W) and write the logits (N, classes) as float32 .npy.",
+        abstract: "Run a model in eval mode on a .npy batch (N, C, H, W) or on images, and write the logits (N, classes) as float32 .npy.",
         discussion: """
             The input may be float32, float64 (rounded to float32) or uint8 (divided by 255, as training data is), \
             little-endian and C order. --in-channels and --image-size default to the input's C and H, --num-classes \
             to the first dimension of the output layer's weight in --weights. --node NAME writes that node's output \
             instead (features, e.g. a ResNet's avgpool: shape (N, ...) as the node computes it; a relu fused into \
-            the layer before it shares that layer's output).
+            the layer before it shares that layer's output). --input may also be a PNG or JPEG file, or a folder \
+            of them (searched recursively, in sorted order): they are decoded, transformed with --resize, \
+            --center-crop, --channels (default: --in-channels, else 1 when every image is gray), --mean/--std as in \
+            training, and each file's predicted class index is printed.
             """)
 
     @Option(help: "Zoo model name or .yaml/.json model file.") var model = "convnet"
     @Option(help: "Weights: a safetensors state_dict or a ply checkpoint.") var weights: String
-    @Option(help: "Input .npy, shape (N, C, H, W).") var input: String
+    @Option(help: "Input .npy, shape (N, C, H, W); or a PNG/JPEG file or a folder of them.") var input: String
     @Option(help: "Output .npy for the logits (float32, shape (N, classes)), or --node's output.") var output: String
     @Option(name: .customLong("num-classes"), help: "Classes (default: from the weights).") var numClasses: Int?
     @Option(help: "Write this node's output instead of the model's (a name as `ply summary` lists it).") var node: String?
@@ -25,6 +28,7 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("image-size"), help: "Image size the model is built for (default: the input's height).")
     var imageSize: Int?
     @Option(name: .customLong("batch-size"), help: "Images per forward pass (bounds memory).") var batchSize = 64
+    @OptionGroup(title: "Images (when --input is an image or a folder)") var dataOptions: DataOptionGroup
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -37,11 +41,49 @@ struct PredictCommand: ParsableCommand {
         try checkNotEmpty("--input", input)
         try checkNotEmpty("--node", node)
         try checkOutputFile("--output", output)
+        if dataOptions.normalize {
+            throw ValidationError("--normalize needs the training set; give predict the training run's values with --mean and --std")
+        }
+        if dataOptions.valSplit != nil { throw ValidationError("--val-split is for train and eval, not predict") }
+    }
+
+    /// Whether --input names images rather than a .npy file.
+    private var imageInput: Bool {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue { return true }
+        return ImageFolder.extensions.contains((input as NSString).pathExtension.lowercased())
+    }
+
+    /// The images of --input, decoded and transformed, and their paths.
+    private func readImages() throws -> (shape: [Int], values: [Float], paths: [String]) {
+        var isDirectory: ObjCBool = false
+        let folder = FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) && isDirectory.boolValue
+        let files = folder ? ImageFolder.imageFiles(under: input) : [input]
+        guard !files.isEmpty else { throw PlyError.invalid("\(input): no .png, .jpg or .jpeg file in this folder") }
+        var transforms = ImageTransforms(resize: dataOptions.resize, centerCrop: dataOptions.centerCrop,
+                                         channels: dataOptions.channels ?? inChannels)
+        try transforms.validate()
+        var report = ImageFolder.LoadReport()
+        var data = try ImageFolder(files: files, root: input).load(transforms: transforms, skipBadImages: dataOptions.skipBadImages,
+                                                                    report: &report)
+        if !report.skipped.isEmpty {
+            throw PlyError.invalid("predict does not skip images: every input needs its logits row; the first unreadable: \(report.skipped[0])")
+        }
+        transforms.channels = data.channels
+        if case let .given(mean, std) = try dataOptions.normalization() {
+            guard mean.count == 1 || mean.count == data.channels else {
+                throw PlyError.invalid("--mean has \(mean.count) values for images of \(data.channels) channel(s)")
+            }
+            data = mean.count == 1 ? data.normalized(mean: mean[0], std: std[0]) : data.normalized(mean: mean, std: std)
+        }
+        return ([data.count, data.channels, data.height, data.width], data.images, files)
     }
 
     func run() throws {
         do {
-            let (shape, values) = try NumPy.read(path: input)
+            var paths: [String] = []
+            let shape: [Int], values: [Float]
+            if imageInput { (shape, values, paths) = try readImages() } else { (shape, values) = try NumPy.read(path: input) }
             guard shape.count == 4, shape.allSatisfy({ $0 > 0 }) else {
                 throw PlyError.invalid("\(input): expected a non-empty (N, C, H, W) array, got shape \(shape)")
             }
@@ -86,29 +128,16 @@ struct PredictCommand: ParsableCommand {
                 }
             }
             try NumPy.write(path: output, shape: [n] + perImage, values: results)
+            if node == nil, let classes = perImage.first, classes >= 1 {
+                for (i, path) in paths.enumerated() {
+                    let row = results[(i * classes)..<((i + 1) * classes)]
+                    print("\(path)\t\(row.indices.max { row[$0] < row[$1] }.map { $0 - i * classes } ?? 0)")
+                }
+            }
         } catch { throw fail(error) }
     }
 
-    /// The number of classes the weights were trained for: the first dimension of the weight of
-    /// the model's last layer with parameters (its output layer; the model is built once with 10
-    /// classes to find it).
     private func classesFromWeights(runtime: Runtime, channels: Int, size: Int) throws -> Int {
-        let probe = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
-        let entries = try SafeTensors.read(path: weights).entries
-        var id = probe.output
-        while id != Model.input {
-            let n = probe.nodes[id]
-            if let layer = n.layer, let weight = try layer.parameters.first(where: { $0.trainable }) {
-                let name = "\(n.name).\(weight.name)"
-                guard let entry = entries[name], let first = entry.shape.first, first >= 1 else {
-                    throw PlyError.invalid("\(weights): no tensor '\(name)' (the output layer's \(weight.name)) to take the "
-                        + "number of classes from; give --num-classes")
-                }
-                return first
-            }
-            guard let next = n.inputs.first else { break }
-            id = next
-        }
-        throw PlyError.invalid("cannot tell the number of classes of model '\(model)' from \(weights); give --num-classes")
+        try classCount(model: model, weights: weights, runtime: runtime, channels: channels, size: size)
     }
 }

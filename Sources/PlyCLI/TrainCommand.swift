@@ -27,7 +27,7 @@ func stopSignal(_ signal: Int32) {
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model on MNIST-format data (default: the tutorial's ConvNet, SGD lr 0.05, batch 128, 10 epochs).")
+        abstract: "Train a model on MNIST-format, CIFAR or image-folder data (default: the tutorial's ConvNet on Fashion-MNIST, SGD lr 0.05, batch 128, 10 epochs).")
 
     @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
     var model = "convnet"
@@ -42,7 +42,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Initialisation: normal (the tutorial's N(0, 0.01), zero bias) or default (PyTorch's).") var initialization = "normal"
     @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
     @Option(help: "Threads (default: all cores).") var threads: Int?
-    @Option(help: "Directory with MNIST-format IDX files.") var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Data directory: MNIST-format IDX files, CIFAR-10/100 binary, or image folders (train/<class>/*.png|jpg, test/<class>/...).")
+    var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Directory for checkpoints and plots (default: runs/MODEL, the zoo name or the model file's name).")
     var output: String?
     @Flag(help: "Continue from the checkpoint in the output directory.") var resume = false
@@ -51,6 +52,17 @@ struct TrainCommand: ParsableCommand {
     var resumeAnyway = false
     @Option(help: "Use only the first N training images (quick runs; 1 or more).") var limit: Int?
     @Flag(name: .customLong("no-train-accuracy"), help: "Skip the training-set accuracy after each epoch.") var noTrainAccuracy = false
+    @OptionGroup(title: "Data and transforms") var dataOptions: DataOptionGroup
+    @OptionGroup(title: "Augmentation (training images)") var augmentationOptions: AugmentationOptionGroup
+    @Flag(help: ArgumentHelp("Data-parallel training over the ranks mpirun started (mpirun -np N ply train --distributed); --batch-size stays the global batch.",
+                             discussion: "Needs the MPI communicator libplycomm_mpi.so beside ply: scripts/build-comm-mpi (Debian's libopenmpi-dev)."))
+    var distributed = false
+    @Flag(name: .customLong("allreduce-after-backward"),
+          help: "With --distributed: sum the gradients after backward instead of in buckets during it (for measuring the overlap).")
+    var allreduceAfterBackward = false
+    @Flag(name: .customLong("no-validation"),
+          help: "Skip the test set's loss and accuracy after each epoch (the validation curve; the final test accuracy stays).")
+    var noValidation = false
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
@@ -74,6 +86,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--initialization must be normal or default, got '\(initialization)'")
         }
         if resumeAnyway && !resume { throw ValidationError("--resume-anyway needs --resume") }
+        if allreduceAfterBackward && !distributed { throw ValidationError("--allreduce-after-backward needs --distributed") }
         _ = try parseSchedule()
     }
 
@@ -122,10 +135,36 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        do { try train() } catch let error as ValidationError { throw error } catch { throw fail(error) }
+        var communicator: Communicator?
+        do {
+            if distributed { communicator = try Communicator.load() }
+            try train(communicator: communicator)
+            communicator?.finalize()
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            guard let communicator, communicator.size > 1 else { throw fail(error) }
+            // Errors every rank meets at the same step end the job normally (each rank has the same
+            // state); any other may be this rank's alone, and the others would wait for it in the
+            // next collective: end them all.
+            switch error {
+            case TrainingError.interrupted, TrainingError.nonFiniteLoss:
+                communicator.finalize()
+                throw communicator.rank == 0 ? fail(error) : ExitCode.failure
+            default:
+                _ = fail(error)
+                FileHandle.standardError.write(Data("ply: rank \(communicator.rank) of \(communicator.size) failed; ending the job\n".utf8))
+                communicator.abort(code: 1)
+            }
+        }
     }
 
-    private func train() throws {
+    private func train(communicator: Communicator?) throws {
+        // Ranks sharing a host share its cores (mpirun -np 2 on 2 cores: one thread each).
+        let localRanks = communicator?.localSize ?? 1
+        let threads = self.threads ?? (localRanks > 1 ? max(1, ProcessInfo.processInfo.activeProcessorCount / localRanks) : nil)
+        let root = (communicator?.rank ?? 0) == 0
+        func say(_ line: String) { if root { print(line) } }
         let runtime = try pluginOptions.makeRuntime(seed: seed, threads: threads)
         var config = TrainingConfiguration()
         config.epochs = epochs
@@ -134,18 +173,29 @@ struct TrainCommand: ParsableCommand {
         config.seed = seed
         config.outputDirectory = outputDirectory
         config.trainingAccuracy = !noTrainAccuracy
+        config.validationEachEpoch = !noValidation
         config.resumeAnyway = resumeAnyway
         config.schedule = try parseSchedule()
         config.optimizer = optimizer.lowercased() == "adam" ? .adam(weightDecay: weightDecay)
             : .sgd(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
         config.initialization = initialization.lowercased() == "normal" ? .normal(std: 0.01) : .pytorchDefault
+        config.overlapCommunication = !allreduceAfterBackward
 
-        var train = try ImageDataset.mnist(directory: data, split: .train)
-        let test = try ImageDataset.mnist(directory: data, split: .test)
+        let fileTransforms = try modelFileTransforms(model)
+        let loaded = try DataDirectory(path: data).load(options: dataOptions.options(seed: seed, threads: threads, file: fileTransforms))
+        DataOptionGroup.reportSkipped(loaded)
+        guard var train = loaded.train else { throw TrainingError.emptyDataset(role: "training set", count: 0) }
+        let test = loaded.test
         if let limit { train = train.prefix(limit) }
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: train.channels, imageSize: train.height)
-        let trainer = try Trainer(model: net, configuration: config)
-        if resume, let path = trainer.checkpointPath, !FileManager.default.fileExists(atPath: path) {
+        config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization, file: fileTransforms)
+        let classes = loaded.classNames?.count ?? 10
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
+        let trainer = try Trainer(model: net, configuration: config, classes: classes, communicator: communicator)
+        if let communicator {
+            say("Distributed: \(communicator.size) ranks (\(communicator.engine)), \(runtime.threads) thread(s) each, "
+                + "global batch \(batchSize) (\(batchSize / communicator.size)\(batchSize % communicator.size == 0 ? "" : "-\(batchSize / communicator.size + 1)") per rank)")
+        }
+        if resume, root, let path = trainer.checkpointPath, !FileManager.default.fileExists(atPath: path) {
             FileHandle.standardError.write(Data("ply: no checkpoint at \(path); --resume starts a fresh run\n".utf8))
         }
 
@@ -159,29 +209,44 @@ struct TrainCommand: ParsableCommand {
             sigaddset(&mask, sig)
         }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
-        let bar = ProgressBar(enabled: isatty(STDOUT_FILENO) == 1)
+        let bar = ProgressBar(enabled: communicator == nil && isatty(STDOUT_FILENO) == 1)  // mpirun gives ranks a pty even when its own output is a file
+        // The held-out set's numbers arrive just before the epoch's; printed after its training accuracy.
+        // "test": the MNIST-format test files are the held-out set.
+        let heldOut = "test"
+        var validation: (loss: Double, accuracy: Double)?
         let summary = try trainer.run(train: train, test: test, resume: resume,
                                       shouldStop: { stopRequested.load(ordering: .relaxed) }) { event in
             switch event {
             case let .batch(epoch, batch, batches, cost, rate, log):
-                if log {
+                if log && root {
                     bar.clear()
                     print(String(format: "Epoch: %03d/%03d | Batch %03d/%03d | Cost: %.4f", epoch, epochs, batch, batches, cost))
                 }
                 bar.show(epoch: epoch, epochs: epochs, batch: batch + 1, batches: batches, cost: cost, rate: rate)
-            case let .epoch(epoch, accuracy, _, elapsed):
+            case let .validation(_, loss, accuracy):
+                validation = (loss, accuracy)
+            case let .epoch(epoch, accuracy, loss, elapsed):
                 bar.clear()
-                if let accuracy { print(String(format: "Epoch: %03d/%03d training accuracy: %.2f%%", epoch, epochs, accuracy)) }
-                print(String(format: "Time elapsed: %.2f min", elapsed / 60))
+                if let accuracy { say(String(format: "Epoch: %03d/%03d training accuracy: %.2f%%", epoch, epochs, accuracy)) }
+                if let v = validation {
+                    say(String(format: "Epoch: %03d/%03d %@ accuracy: %.2f%% | %@ cost: %.4f | training cost: %.4f",
+                                 epoch, epochs, heldOut, v.accuracy, heldOut, v.loss, loss))
+                    validation = nil
+                }
+                say(String(format: "Time elapsed: %.2f min", elapsed / 60))
             case .checkpoint: break
             case let .resumed(path, epoch, batch):
-                print("Resuming from \(path) at epoch \(epoch + 1), batch \(batch)")
+                say("Resuming from \(path) at epoch \(epoch + 1), batch \(batch)")
             }
             fflush(nil)
         }
-        print(String(format: "Total Training Time: %.2f min", summary.seconds / 60))
-        if let accuracy = summary.testAccuracy { print(String(format: "Test accuracy: %.2f%%", accuracy)) }
-        print(String(format: "Throughput: %.0f images/s; checkpoint, training.svg and confusion matrix in %@", summary.imagesPerSecond, outputDirectory))
+        say(String(format: "Total Training Time: %.2f min", summary.seconds / 60))
+        if let accuracy = summary.testAccuracy { say(String(format: "Test accuracy: %.2f%%", accuracy)) }
+        say(String(format: "Throughput: %.0f images/s; checkpoint, training.svg and confusion matrix in %@", summary.imagesPerSecond, outputDirectory))
+        if communicator != nil {
+            say(String(format: "Communication: %.2f s in collectives, %.2f s waiting for gradient sums after backward",
+                       summary.communicationSeconds, summary.exposedAllreduceSeconds))
+        }
     }
 }
 

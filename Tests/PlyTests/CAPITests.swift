@@ -122,6 +122,39 @@ import Testing
         #expect(missing.stderr.contains("/nonexistent/w.safetensors"), "\(missing.stderr)")
     }
 
+    /// Fixtures/capi/capi_inspect.c: ply_inspect_* write the pictures the Swift API draws
+    /// (decoded back with libpng), the receptive field is the summary's, and each error has its
+    /// own code. Examples/c/inspect.c on the tutorial ConvNet prints conv_2's (3, 4) field.
+    @Test func inspectFunctions() throws {
+        let dir = try CCompiler.temporaryDirectory("capi-inspect")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let program = try Self.compileProgram(fixtures.appendingPathComponent("capi/capi_inspect.c"), into: dir)
+        let model = try InspectTests.tiny()
+        let weights = dir.appendingPathComponent("tiny.safetensors").path
+        try hashInitialize(model)
+        try model.saveWeights(to: weights)
+        let out = try Self.run(program, [weights, dir.path])
+        let failed = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(out.status == 0 && failed.isEmpty, "capi_inspect: \(failed.joined(separator: "\n"))\n\(out.stderr)")
+        #expect(out.stdout.contains("0 failures"), "\(out.stdout)\n\(out.stderr)")
+        let inspector = try ModelInspector(model: model, channels: 1, height: 8, width: 8)
+        let image = (0..<64).map(Float.init)
+        #expect(try PNGImage(contentsOf: dir.appendingPathComponent("filters.png").path) == inspector.filters(scale: 1).picture)
+        #expect(try PNGImage(contentsOf: dir.appendingPathComponent("features.png").path)
+                == inspector.featureMaps(layer: "pool", image: image, scale: 2))
+        #expect(try PNGImage(contentsOf: dir.appendingPathComponent("rf.png").path)
+                == inspector.receptiveFieldPicture(layer: "conv2", y: 1, x: 0, image: image, scale: 1).picture)
+
+        let example = try Self.compileProgram(Self.examples.appendingPathComponent("inspect.c"), into: dir)
+        let convnet = dir.appendingPathComponent("convnet.safetensors").path
+        try Self.saveDefaultConvNet(to: convnet)
+        let images = (Self.dataDirectory as NSString).appendingPathComponent("t10k-images-idx3-ubyte.gz")
+        let run = try Self.run(example, ["convnet", convnet, images, "0", "conv_2", "3", "4", dir.path])
+        #expect(run.status == 0 && run.stdout == "receptive field: rows 3..10, columns 5..12\n", "\(run.stdout)\(run.stderr)")
+        let rf = try PNGImage(contentsOf: dir.appendingPathComponent("receptive-field.png").path)
+        #expect(rf.channels == 3 && rf.width % 28 == 0 && rf.width == rf.height)
+    }
+
     /// Fixtures/capi/capi_errors.c: each kind of error reaches C with its own code (PLY_ERR_IO
     /// for a missing model file or plugin, PLY_ERR_ABI, a plugin's own status from create,
     /// infer_shape and forward), registered functions by name, and a directory scan that

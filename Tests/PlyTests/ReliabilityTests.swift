@@ -188,6 +188,8 @@ import Testing
             $0["epoch"] = "1"
             $0["batch"] = "2"
             $0["epoch_losses"] = String($0["epoch_losses"]!.split(separator: ",")[0])
+            $0["validation_losses"] = String($0["validation_losses"]!.split(separator: ",")[0])
+            $0["validation_accuracies"] = String($0["validation_accuracies"]!.split(separator: ",")[0])
             $0["partial_samples"] = "32"
             $0["partial_loss"] = "70.0"
         }

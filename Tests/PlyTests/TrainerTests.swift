@@ -173,6 +173,7 @@ import FoundationXML
         #expect(saved.metadata["epoch"] == "1" && saved.metadata["batch"] == "10")
         #expect(saved.metadata["partial_samples"] == "160")
         #expect(saved.metadata["optimizer_steps"] == String(38 + 10))
+        #expect(saved.metadata["validation_losses"]?.split(separator: ",").count == 1, "one finished epoch's validation loss")
         // An interrupted run writes no plots: it has no test result yet.
         #expect(!FileManager.default.fileExists(atPath: (dirB as NSString).appendingPathComponent("confusion.txt")))
 
@@ -195,6 +196,8 @@ import FoundationXML
         #expect(Self.bits(summaryC.epochLosses) == Self.bits(summaryA.epochLosses),
                 "losses \(summaryC.epochLosses) vs \(summaryA.epochLosses)")
         #expect(summaryC.trainingAccuracies == summaryA.trainingAccuracies)
+        #expect(Self.bits(summaryC.validationLosses) == Self.bits(summaryA.validationLosses))
+        #expect(summaryC.validationAccuracies == summaryA.validationAccuracies && summaryA.validationAccuracies.count == 3)
         #expect(summaryC.testAccuracy == summaryA.testAccuracy)
         #expect(summaryC.confusion == summaryA.confusion)
         // The final checkpoints agree entry for entry, optimizer state and metadata included.
@@ -341,8 +344,9 @@ import FoundationXML
 
         let curves = try #require(ElementCounter.parse(file("training.svg")), "training.svg is not well-formed XML")
         #expect(curves.root == "svg")
-        #expect(curves.counts["polyline"] == 2)
-        #expect(curves.counts["circle"] == 2 * 2, "one point per epoch on each curve")
+        // Training loss and accuracy, and the test set's (the validation curve, dashed).
+        #expect(curves.counts["polyline"] == 4)
+        #expect(curves.counts["circle"] == 4 * 2, "one point per epoch on each curve")
 
         let heat = try #require(ElementCounter.parse(file("confusion.svg")), "confusion.svg is not well-formed XML")
         #expect(heat.root == "svg")
@@ -353,11 +357,12 @@ import FoundationXML
         try #require(rows.count == 10, "confusion.txt:\n\(text)")
         var matrix: [[Int]] = []
         for (i, row) in rows.enumerated() {
-            // class index, ten counts, recall
-            try #require(row.count == 12, "row \(i): \(row)")
-            #expect(Int(row[0]) == i)
-            matrix.append(row[1...10].compactMap { Int($0) })
-            #expect(row[11].hasSuffix("%"))
+            // class index, its Fashion-MNIST name (one or two words), ten counts, recall
+            let name = KnownDatasets.fashionMNISTClassNames[i].split(separator: " ")
+            try #require(row.count == 12 + name.count, "row \(i): \(row)")
+            #expect(Int(row[0]) == i && Array(row[1...name.count]) == name)
+            matrix.append(row.suffix(11).prefix(10).compactMap { Int($0) })
+            #expect(row.last?.hasSuffix("%") == true)
         }
         #expect(matrix.joined().reduce(0, +) == test.count)
         #expect(matrix == summary.confusion)
@@ -595,6 +600,6 @@ import FoundationXML
         #expect(status == 0, "stderr: \(ply.stderr)")
         let out = ply.stdout
         #expect(out.contains(String(format: "Test accuracy: %.2f%% (200 images)", accuracy)), "trainer: \(accuracy)%; eval printed:\n\(out)")
-        #expect(out.hasPrefix(Plots.confusionText(confusion)), "eval's confusion matrix differs from the trainer's:\n\(out)")
+        #expect(out.hasPrefix(Plots.confusionText(confusion, classNames: test.classNames)), "eval's confusion matrix differs from the trainer's:\n\(out)")
     }
 }

@@ -2,6 +2,7 @@
 #ifndef CPLY_H
 #define CPLY_H
 #include "../../../Include/ply/plugin.h"
+#include "../../../Include/ply/comm.h"
 #include <dlfcn.h>
 
 /** Numeric value of PLY_ABI_VERSION, for Swift (macros with casts do not import). */

@@ -20,6 +20,10 @@ import Foundation
 /// }
 /// ```
 ///
+/// With an `augmentation`, every image is randomly cropped and flipped as the batch is
+/// assembled (on the prefetch thread), seeded by `(seed, epoch, dataset index)`: the same
+/// images whatever the batch size or the point a run resumed from.
+///
 /// With `prefetch > 0` a producer thread builds up to `prefetch` batches
 /// ahead of the consumer, so the next batch is usually ready the moment it is
 /// asked for. Prefetching never changes the batches produced. Stopping
@@ -51,6 +55,8 @@ public struct BatchLoader: Sequence, Sendable {
     public let prefetch: Int
     /// Dataset indices in the order they are served this epoch.
     public let order: [Int]
+    /// Random crop and flip applied to each image (`.none`: images as stored).
+    public let augmentation: Augmentation
 
     /// Creates a loader for one epoch.
     ///
@@ -61,9 +67,11 @@ public struct BatchLoader: Sequence, Sendable {
     ///   - seed: shuffle seed.
     ///   - epoch: epoch index; pass the current epoch to reshuffle each epoch.
     ///   - prefetch: batches prepared ahead on a background thread (0 = none).
+    ///   - augmentation: random crop and flip per image, seeded by `seed`, `epoch` and the
+    ///     image's index (`.none`: none).
     /// - Precondition: `batchSize > 0`, `prefetch >= 0`.
     public init(dataset: ImageDataset, batchSize: Int, shuffle: Bool = true,
-                seed: UInt64 = 0, epoch: Int = 0, prefetch: Int = 2) {
+                seed: UInt64 = 0, epoch: Int = 0, prefetch: Int = 2, augmentation: Augmentation = .none) {
         precondition(batchSize > 0, "BatchLoader: batchSize must be positive, got \(batchSize)")
         precondition(prefetch >= 0, "BatchLoader: prefetch must not be negative, got \(prefetch)")
         self.dataset = dataset
@@ -72,6 +80,7 @@ public struct BatchLoader: Sequence, Sendable {
         self.seed = seed
         self.epoch = epoch
         self.prefetch = prefetch
+        self.augmentation = augmentation
         self.order = shuffle
             ? Self.permutation(count: dataset.count, seed: seed, epoch: epoch)
             : Array(0..<dataset.count)
@@ -80,7 +89,7 @@ public struct BatchLoader: Sequence, Sendable {
     /// The same loader for another epoch (a new deterministic order when shuffling).
     public func forEpoch(_ epoch: Int) -> BatchLoader {
         BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: shuffle,
-                    seed: seed, epoch: epoch, prefetch: prefetch)
+                    seed: seed, epoch: epoch, prefetch: prefetch, augmentation: augmentation)
     }
 
     /// Number of batches per epoch, including a final partial batch.
@@ -113,13 +122,50 @@ public struct BatchLoader: Sequence, Sendable {
             dataset.images.withUnsafeBufferPointer { source in
                 guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
                 for (slot, sample) in order[start..<end].enumerated() {
-                    (to + slot * size).initialize(from: from + sample * size, count: size)
+                    copy(sample, from: from, to: to + slot * size)
                 }
             }
             initialized = count * size  // count > 0 here, so both buffers are non-empty
         }
         let labels = order[start..<end].map { dataset.labels[$0] }
         return Batch(images: images, labels: labels, count: count, index: index)
+    }
+
+    /// Part `part` of `parts` of batch `index`: its images `count * part / parts ..<
+    /// count * (part + 1) / parts` in the batch's order, for one rank of a data-parallel job
+    /// (the parts of all ranks together are `batch(at: index)`; a part may be empty when the
+    /// batch has fewer images than `parts`). `index` in the result is the batch's.
+    ///
+    /// - Precondition: `0 <= index < batchCount`, `0 <= part < parts`.
+    public func batch(at index: Int, part: Int, of parts: Int) -> Batch {
+        precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
+        precondition(parts >= 1 && part >= 0 && part < parts, "BatchLoader: part \(part) out of 0..<\(parts)")
+        let first = index * batchSize
+        let total = Swift.min(first + batchSize, dataset.count) - first
+        let start = first + total * part / parts, end = first + total * (part + 1) / parts
+        let size = dataset.sampleSize
+        var images = [Float](repeating: 0, count: (end - start) * size)
+        dataset.images.withUnsafeBufferPointer { source in
+            images.withUnsafeMutableBufferPointer { to in
+                for (slot, sample) in order[start..<end].enumerated() {
+                    copy(sample, from: source.baseAddress!, to: to.baseAddress! + slot * size)
+                }
+            }
+        }
+        return Batch(images: images, labels: order[start..<end].map { dataset.labels[$0] }, count: end - start, index: index)
+    }
+
+    /// Writes image `sample` of the data set (at `from`, the data set's pixels) to `target`,
+    /// augmented when there is an augmentation: seeded by the image's index, so a rank's part
+    /// of a batch holds the very images the whole batch would.
+    private func copy(_ sample: Int, from: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
+        let size = dataset.sampleSize
+        if augmentation.isIdentity {
+            target.update(from: from + sample * size, count: size)
+        } else {
+            augmentation.apply(source: from + sample * size, target: target, channels: dataset.channels,
+                               height: dataset.height, width: dataset.width, seed: seed, epoch: epoch, index: sample)
+        }
     }
 
     /// Returns an iterator over this epoch's batches.

@@ -30,6 +30,11 @@ public struct ImageDataset: Sendable, Equatable {
     public let images: [Float]
     /// One class index per image.
     public let labels: [Int32]
+    /// The name of each class, by label (nil: unknown, shown as indices). Set by the loader
+    /// that knows them (`mnist(directory:split:)` for Fashion-MNIST, see `KnownDatasets`; an
+    /// image-folder set's folder names, CIFAR's names), and used to label the confusion
+    /// matrix (`Plots`). Part of equality, not of `fingerprint`.
+    public var classNames: [String]?
 
     /// Number of `Float`s per image (`channels * height * width`).
     public var sampleSize: Int { channels * height * width }
@@ -88,9 +93,16 @@ public struct ImageDataset: Sendable, Equatable {
     /// - Throws: `DataError.missingFile` naming the directory and the names
     ///   looked for, or any error from `init(imagesPath:labelsPath:classCount:)`.
     public static func mnist(directory: String, split: Split, classCount: Int = 10) throws(DataError) -> ImageDataset {
-        let images = try locate(directory: directory, stem: "\(split.filePrefix)-images", kind: "idx3-ubyte")
-        let labels = try locate(directory: directory, stem: "\(split.filePrefix)-labels", kind: "idx1-ubyte")
-        return try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
+        let (images, labels) = try mnistFiles(directory: directory, split: split)
+        var dataset = try ImageDataset(imagesPath: images, labelsPath: labels, classCount: classCount)
+        dataset.classNames = KnownDatasets.classNames(for: dataset)
+        return dataset
+    }
+
+    /// The image and label files of a split of an MNIST-format directory.
+    static func mnistFiles(directory: String, split: Split) throws(DataError) -> (images: String, labels: String) {
+        (try locate(directory: directory, stem: "\(split.filePrefix)-images", kind: "idx3-ubyte"),
+         try locate(directory: directory, stem: "\(split.filePrefix)-labels", kind: "idx1-ubyte"))
     }
 
     private static func locate(directory: String, stem: String, kind: String) throws(DataError) -> String {
@@ -147,8 +159,10 @@ public struct ImageDataset: Sendable, Equatable {
                 }
             }
         }
-        return ImageDataset(count: count, channels: channels, height: height, width: width,
-                            images: output, labels: labels)
+        var result = ImageDataset(count: count, channels: channels, height: height, width: width,
+                                  images: output, labels: labels)
+        result.classNames = classNames
+        return result
     }
 
     /// Single-channel convenience for `normalized(mean:std:)`, applied to every channel.
@@ -161,7 +175,16 @@ extension ImageDataset {
     /// The first `n` samples (all of them when `n >= count`), for quick runs and tests.
     public func prefix(_ n: Int) -> ImageDataset {
         let k = Swift.max(0, Swift.min(n, count))
-        return ImageDataset(count: k, channels: channels, height: height, width: width,
-                            images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
+        var subset = ImageDataset(count: k, channels: channels, height: height, width: width,
+                                  images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
+        subset.classNames = classNames
+        return subset
+    }
+
+    /// The samples in `range` (clamped to `0..<count`): one rank's share of a data set.
+    public func slice(_ range: Range<Int>) -> ImageDataset {
+        let lo = Swift.max(0, Swift.min(range.lowerBound, count)), hi = Swift.max(lo, Swift.min(range.upperBound, count))
+        return ImageDataset(count: hi - lo, channels: channels, height: height, width: width,
+                            images: Array(images[lo * sampleSize..<hi * sampleSize]), labels: Array(labels[lo..<hi]))
     }
 }

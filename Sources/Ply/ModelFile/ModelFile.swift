@@ -19,7 +19,10 @@ public struct ModelFile: @unchecked Sendable {
 
     let root: Yams.Node
 
-    static let topKeys: Set<String> = ["model", "description", "params", "vars", "min_input_size", "layers", "output"]
+    /// `transforms:`, if any: the data transforms the model is meant to be trained with.
+    public let transforms: TransformSettings?
+
+    static let topKeys: Set<String> = ["model", "description", "params", "vars", "min_input_size", "layers", "output", "transforms"]
 
     /// The most nodes a model file may expand to (`repeat`s included): 100,000, far beyond any
     /// real network (ResNet-152 has about 500), so that `repeat: 1000000000` is an error
@@ -62,6 +65,7 @@ public struct ModelFile: @unchecked Sendable {
             name = source == "<text>" ? "model" : URL(fileURLWithPath: source).deletingPathExtension().lastPathComponent
         }
         summary = keys["description"]?.scalar?.string
+        transforms = try keys["transforms"].map { try TransformSettings.parse($0, reader: r) }
         var params: [(String, AttributeValue)] = []
         if let p = keys["params"] {
             guard let pm = p.mapping else { throw r.error(.structure, p, field: "params", message: "must be a mapping of name: default value") }

@@ -148,6 +148,22 @@ public final class Model: @unchecked Sendable {
     }
     private var parameterCache: [(name: String, parameter: Parameter)]?
 
+    /// Called by `backward` after node `id`'s layer has run its backward: that node's
+    /// parameter gradients are final for this step (a parameter belongs to one node). The
+    /// data-parallel trainer starts its gradient allreduces here, while backward goes on.
+    var backwardHook: ((_ id: NodeID) throws -> Void)?
+
+    /// The node ids that own trainable parameters, with those parameters, in node order.
+    func trainableParametersByNode() throws -> [(node: NodeID, parameters: [Parameter])] {
+        var result: [(NodeID, [Parameter])] = []
+        for (id, n) in nodes.enumerated() {
+            guard let layer = n.layer else { continue }
+            let trainable = try layer.parameters.filter { $0.trainable && $0.grad != nil }
+            if !trainable.isEmpty { result.append((id, trainable)) }
+        }
+        return result
+    }
+
     /// Sets every trainable parameter's gradient to zero.
     public func zeroGradients() throws {
         let grads = try namedParameters().compactMap { item in item.parameter.grad.map { ($0, item.parameter.shape.count) } }
@@ -473,6 +489,7 @@ public final class Model: @unchecked Sendable {
                 guard let src = gradViews[k].data?.assumingMemoryBound(to: Float.self), let dst = grads[i] else { continue }
                 for j in 0..<shapes[i].count { dst[j] += src[j] }
             }
+            try backwardHook?(id)
         }
         return inputGradient ? UnsafeBufferPointer(start: grads[Model.input], count: shapes[0].count) : nil
     }

@@ -64,6 +64,25 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
         public let receptiveField: Extent
         /// Input pixels between neighbouring output values (the product of the strides so far), per axis.
         public let jump: Extent
+        /// The centre of output position (0, 0)'s receptive field, in input pixel coordinates
+        /// (pixel centres at integers; negative when padding puts it left of or above the
+        /// image): start_out = start_in + ((k − 1)/2 − p)·jump_in per window, with p the layer's
+        /// `padding` attribute when it has one, else the symmetric padding its input and output
+        /// sizes imply, ⌈((out − 1)·s + k − in)/2⌉ (the convention of every zoo block).
+        public let start: Extent
+
+        /// The input pixels output position (`y`, `x`) of this node depends on: a rectangle of
+        /// `receptiveField` pixels centred on `start + position · jump`, rounded outwards to
+        /// whole pixels. Not clipped to the image (`ReceptiveFieldBox.clipped`).
+        public func receptiveField(y: Int, x: Int) -> ReceptiveFieldBox {
+            func span(_ start: Double, _ jump: Double, _ rf: Double, _ i: Int) -> (Int, Int) {
+                let centre = start + Double(i) * jump
+                return (Int((centre - (rf - 1) / 2).rounded(.down)), Int((centre + (rf - 1) / 2).rounded(.up)))
+            }
+            let (top, bottom) = span(start.height, jump.height, receptiveField.height, y)
+            let (left, right) = span(start.width, jump.width, receptiveField.width, x)
+            return ReceptiveFieldBox(top: top, left: left, bottom: bottom, right: right)
+        }
     }
 
     /// The root module's class name (`ResNet`).
@@ -135,10 +154,11 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
             } else {
                 module.repr = PyRepr.leaf(type: type, attributes: layer.attributes)
             }
-            let state = input.through(described.window, output: shapes[id])
+            let state = input.through(described.window, output: shapes[id], padding: Self.padding(layer.attributes))
             states.append(state)
             rows.append(Row(name: node.name, type: type, inputs: node.inputs.map { model.nodes[$0].name }, outputShape: shapes[id],
-                            parameters: p, buffers: b, macs: described.totalMACs, receptiveField: state.rf, jump: state.jump))
+                            parameters: p, buffers: b, macs: described.totalMACs, receptiveField: state.rf, jump: state.jump,
+                            start: state.start))
         }
         self.rows = rows
         self.tree = root.lines.joined(separator: "\n")
@@ -176,40 +196,76 @@ public struct ModelSummary: Sendable, CustomStringConvertible {
 
     // MARK: - analysis of one layer
 
-    /// Receptive-field state after a node: field, jump and the size of the last feature map.
+    /// A layer's `padding` attribute as (height, width) input pixels, when it states one as
+    /// numbers (`padding: 1`, `[1, 2]`, `'valid'`); nil otherwise (`'same'`, or no attribute).
+    static func padding(_ attributes: Attributes) -> (Double, Double)? {
+        guard let value = attributes.first(where: { $0.0 == "padding" })?.1 else { return nil }
+        switch value {
+        case let .int(p): return (Double(p), Double(p))
+        case let .ints(p) where p.count == 1: return (Double(p[0]), Double(p[0]))
+        case let .ints(p) where p.count == 2: return (Double(p[0]), Double(p[1]))
+        case .string("valid"): return (0, 0)
+        default: return nil
+        }
+    }
+
+    /// Receptive-field state after a node: field, jump, the centre of position 0's field and
+    /// the size of the last feature map.
     struct Field {
         var rf: Extent
         var jump: Extent
+        var start: Extent
         var spatial: Extent
 
         static func spatial(_ s: Shape) -> Extent? { s.rank == 4 ? Extent(Double(s.dims[2]), Double(s.dims[3])) : nil }
-        static func start(_ s: Shape) -> Field { Field(rf: Extent(1, 1), jump: Extent(1, 1), spatial: spatial(s) ?? Extent(1, 1)) }
+        static func start(_ s: Shape) -> Field {
+            Field(rf: Extent(1, 1), jump: Extent(1, 1), start: Extent(0, 0), spatial: spatial(s) ?? Extent(1, 1))
+        }
 
+        /// The larger field per axis; the start of the input with the larger field (the longest path).
         func joined(_ o: Field) -> Field {
-            Field(rf: .max(rf, o.rf), jump: .max(jump, o.jump), spatial: .max(spatial, o.spatial))
+            Field(rf: .max(rf, o.rf), jump: .max(jump, o.jump),
+                  start: Extent(o.rf.height > rf.height ? o.start.height : start.height,
+                                o.rf.width > rf.width ? o.start.width : start.width),
+                  spatial: .max(spatial, o.spatial))
         }
 
-        /// The state after a window of `k` and stride `s` per axis.
-        func window(_ k: (Double, Double), _ s: (Double, Double), spatial out: Extent) -> Field {
+        /// The state after a window of `k`, stride `s` and padding `p` per axis.
+        func window(_ k: (Double, Double), _ s: (Double, Double), _ p: (Double, Double), spatial out: Extent) -> Field {
             Field(rf: Extent(rf.height + (k.0 - 1) * jump.height, rf.width + (k.1 - 1) * jump.width),
-                  jump: Extent(jump.height * s.0, jump.width * s.1), spatial: out)
+                  jump: Extent(jump.height * s.0, jump.width * s.1),
+                  start: Extent(start.height + ((k.0 - 1) / 2 - p.0) * jump.height,
+                                start.width + ((k.1 - 1) / 2 - p.1) * jump.width),
+                  spatial: out)
         }
 
-        /// The state after a layer with window `w` whose output is `output`.
-        func through(_ w: LayerDescription.Window, output: Shape) -> Field {
+        /// The symmetric padding that takes `n` input positions to `o` outputs with kernel `k`
+        /// and stride `s`: ⌈((o − 1)·s + k − n)/2⌉, at least 0 (not rounded for fractional strides).
+        static func impliedPadding(n: Double, o: Double, k: Double, s: Double) -> Double {
+            let twice = (o - 1) * s + k - n
+            return max(0, s.rounded() == s ? (twice / 2).rounded(.up) : twice / 2)
+        }
+
+        /// The state after a layer with window `w` whose output is `output` (`padding`: the
+        /// layer's own, when it states one).
+        func through(_ w: LayerDescription.Window, output: Shape, padding: (Double, Double)? = nil) -> Field {
             let out = Field.spatial(output) ?? spatial
             switch w {
             case .identity:
-                return Field(rf: rf, jump: jump, spatial: out)
+                return Field(rf: rf, jump: jump, start: start, spatial: out)
             case let .spatial(k, s):
-                return window((k[0], k[1]), (s[0], s[1]), spatial: out)
+                let p = padding ?? (Field.impliedPadding(n: spatial.height, o: out.height, k: k[0], s: s[0]),
+                                    Field.impliedPadding(n: spatial.width, o: out.width, k: k[1], s: s[1]))
+                return window((k[0], k[1]), (s[0], s[1]), p, spatial: out)
             case .global:
                 // Every output sees the whole last feature map; outputs are that map's size
                 // over the output's apart (one position when the output has no spatial axes).
                 let o = Field.spatial(output)
-                return window((spatial.height, spatial.width),
-                                   (spatial.height / (o?.height ?? 1), spatial.width / (o?.width ?? 1)),
-                                   spatial: o ?? Extent(1, 1))
+                let k = (spatial.height, spatial.width)
+                let s = (spatial.height / (o?.height ?? 1), spatial.width / (o?.width ?? 1))
+                let p = (Field.impliedPadding(n: spatial.height, o: o?.height ?? 1, k: k.0, s: s.0),
+                         Field.impliedPadding(n: spatial.width, o: o?.width ?? 1, k: k.1, s: s.1))
+                return window(k, s, p, spatial: o ?? Extent(1, 1))
             }
         }
     }

@@ -21,6 +21,11 @@ public enum Checkpoint {
         public var partialLoss: Double = 0
         /// Samples behind `partialLoss`.
         public var partialSamples: Int = 0
+        /// Mean cross-entropy on the held-out set after each finished epoch (NaN where not
+        /// measured; empty in files that do not record it, and when there is no held-out set).
+        public var validationLosses: [Double] = []
+        /// Accuracy (percent) on the held-out set after each finished epoch (NaN where not measured).
+        public var validationAccuracies: [Double] = []
         /// Optimizer steps taken (nil in files that do not record it).
         public var optimizerSteps: Int?
         /// The run's batch size (nil in files that do not record it).
@@ -64,6 +69,8 @@ public enum Checkpoint {
             "training_accuracies": state.trainingAccuracies.map { String($0) }.joined(separator: ","),
             "partial_loss": String(state.partialLoss),
             "partial_samples": String(state.partialSamples),
+            "validation_losses": state.validationLosses.map { String($0) }.joined(separator: ","),
+            "validation_accuracies": state.validationAccuracies.map { String($0) }.joined(separator: ","),
         ]
         if let v = state.batchSize { metadata["batch_size"] = String(v) }
         if let v = state.datasetCount { metadata["dataset_count"] = String(v) }
@@ -109,13 +116,13 @@ public enum Checkpoint {
             }
             return v
         }
-        func doubles(_ key: String, _ range: ClosedRange<Double>?) throws(CheckpointError) -> [Double] {
+        func doubles(_ key: String, _ range: ClosedRange<Double>?, allowInfinity: Bool = false) throws(CheckpointError) -> [Double] {
             let text = try meta(key)
             if text.isEmpty { return [] }
             var result: [Double] = []
             for part in text.split(separator: ",", omittingEmptySubsequences: false) {
                 // Epoch losses may be NaN (an empty epoch in older files); accuracies are percentages.
-                guard let d = Double(part), range.map({ $0.contains(d) }) ?? (d.isNaN || (d.isFinite && d >= 0)) else {
+                guard let d = Double(part), range.map({ $0.contains(d) }) ?? (d.isNaN || ((d.isFinite || allowInfinity) && d >= 0)) else {
                     throw .invalidMetadata(path: path, key: key, value: String(part.prefix(40)),
                                            accepted: range.map { "comma-separated numbers in \($0.lowerBound)...\($0.upperBound)" }
                                                ?? "comma-separated finite numbers >= 0")
@@ -154,6 +161,23 @@ public enum Checkpoint {
         }
         var state = State(epoch: epoch, batch: batch, generator: generator, epochLosses: losses,
                           trainingAccuracies: accuracies, partialLoss: partialLoss, partialSamples: partialSamples)
+        // The validation curve (absent in older files); NaN marks an epoch without a measurement.
+        for key in ["validation_losses", "validation_accuracies"] where metadata[key] != nil {
+            // A held-out loss may be infinite (a logit overflowed); it is recorded as measured.
+            let values = try doubles(key, nil, allowInfinity: key == "validation_losses")
+            guard values.count <= epoch else {
+                throw .invalidMetadata(path: path, key: key, value: "\(values.count) values",
+                                       accepted: "at most one per finished epoch (\(epoch))")
+            }
+            if key == "validation_losses" {
+                state.validationLosses = values
+            } else {
+                if let bad = values.first(where: { !$0.isNaN && $0 > 100 }) {
+                    throw .invalidMetadata(path: path, key: key, value: String(bad), accepted: "percentages in 0...100, or nan")
+                }
+                state.validationAccuracies = values
+            }
+        }
         if metadata["optimizer_steps"] != nil { state.optimizerSteps = try int("optimizer_steps", 0...Int(Int32.max)) }
         if metadata["batch_size"] != nil { state.batchSize = try int("batch_size", 1...Int(Int32.max)) }
         if metadata["dataset_count"] != nil { state.datasetCount = try int("dataset_count", 1...Int(Int32.max)) }

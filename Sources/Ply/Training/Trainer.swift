@@ -40,9 +40,19 @@ public struct TrainingConfiguration: Sendable {
     public var outputDirectory: String?
     /// Evaluate the training set after every epoch (the tutorial does).
     public var trainingAccuracy = true
+    /// Evaluate the held-out set given to `Trainer.run` (`test:`) after every epoch: its mean
+    /// cross-entropy and accuracy, the validation curve beside the training one (default on;
+    /// it costs one evaluation pass over that set per epoch).
+    public var validationEachEpoch = true
     /// Resume even when the checkpoint was written with another batch size, data set or model
     /// (otherwise `TrainingError.resumeMismatch`).
     public var resumeAnyway = false
+    /// Random crop and flip of the training images, seeded per (seed, epoch, image index) so
+    /// that a resumed run is bit-identical (default: none). Evaluation passes see the images as stored.
+    public var augmentation = Augmentation.none
+    /// Data-parallel runs: start each bucket's gradient allreduce during backward, as soon as
+    /// its layers are done (otherwise all after backward). The result is the same either way.
+    public var overlapCommunication = true
 
     /// Throws `TrainingError.invalidConfiguration` naming the first field out of range.
     public func validate() throws(TrainingError) {
@@ -54,6 +64,9 @@ public struct TrainingConfiguration: Sendable {
                   "1...\(TrainingConfiguration.maxBatchSize)")
         try check(learningRate.isFinite && learningRate > 0, "learningRate", learningRate, "a finite number > 0")
         try check(logEvery >= 1, "logEvery", logEvery, "1 or more")
+        do { try augmentation.validate() } catch {
+            throw .invalidConfiguration(field: "augmentation", value: "\(augmentation)", accepted: "\(error)")
+        }
         do { try schedule.validate() } catch {
             throw .invalidConfiguration(field: "schedule", value: "\(schedule)", accepted: "\(error)")
         }
@@ -71,6 +84,9 @@ public enum TrainingEvent: Sendable {
     case batch(epoch: Int, batch: Int, batches: Int, cost: Float, imagesPerSecond: Double, log: Bool)
     /// An epoch finished: training accuracy (percent, nil when not measured) and elapsed seconds.
     case epoch(epoch: Int, trainingAccuracy: Double?, loss: Double, elapsed: Double)
+    /// The held-out set (`Trainer.run`'s `test:`) was evaluated after an epoch: its mean
+    /// cross-entropy and accuracy (percent). Reported just before that epoch's `epoch` event.
+    case validation(epoch: Int, loss: Double, accuracy: Double)
     /// A checkpoint was written.
     case checkpoint(path: String)
     /// Training resumed from a checkpoint at (epoch, batch).
@@ -159,6 +175,11 @@ public struct TrainingSummary: Sendable {
     public var epochLosses: [Double] = []
     /// Training accuracy (percent) after every epoch, when measured.
     public var trainingAccuracies: [Double] = []
+    /// Mean cross-entropy on the held-out set after every epoch (NaN for epochs a resumed
+    /// checkpoint did not record), when one was given and `validationEachEpoch` is on.
+    public var validationLosses: [Double] = []
+    /// Accuracy (percent) on the held-out set after every epoch (NaN where not recorded).
+    public var validationAccuracies: [Double] = []
     /// Accuracy (percent) on the test set, when one was given.
     public var testAccuracy: Double?
     /// Confusion matrix on the test set (rows: true class, columns: predicted), when one was given.
@@ -167,6 +188,11 @@ public struct TrainingSummary: Sendable {
     public var seconds: Double = 0
     /// Training steps only (forward, loss, backward, optimizer), without evaluation passes.
     public var imagesPerSecond: Double = 0
+    /// Data-parallel runs: seconds the training steps spent waiting for gradient sums after
+    /// backward (communication that backward did not hide), and in all collectives.
+    public var exposedAllreduceSeconds: Double = 0
+    /// Data-parallel runs: seconds blocked in any collective call during training steps.
+    public var communicationSeconds: Double = 0
 }
 
 /// Trains a model on an image data set with mean cross-entropy, as the tutorial does.
@@ -179,17 +205,45 @@ public final class Trainer {
     public let optimizer: Optimizer
     let loss: Layer
     let classes: Int
+    /// Data-parallel training: the job this process is one rank of (nil: one process).
+    public let communicator: Communicator?
+    /// Sums gradients over the ranks (with a communicator).
+    let reducer: GradientReducer?
+    /// Cross-entropy summed over this rank's share of a batch (with a communicator).
+    let sumLoss: Layer?
+    /// Set by a data-parallel step when any rank asked to stop (Ctrl-C): every rank stops
+    /// before the same batch.
+    var agreedStop = false
     /// The training set's size and fingerprint and the model's, recorded in checkpoints.
     private var runIdentity: (count: Int, data: String, model: String)?
 
     /// Prepares a run. Initialises the model's weights as the configuration says.
-    public init(model: Model, configuration: TrainingConfiguration, classes: Int = 10) throws {
+    ///
+    /// With a `communicator`, this process is one rank of a data-parallel job
+    /// (`Trainer+Distributed.swift`): every rank must make the same trainer, and
+    /// `configuration.batchSize` stays the global batch, shared out between the ranks.
+    public init(model: Model, configuration: TrainingConfiguration, classes: Int = 10,
+                communicator: Communicator? = nil) throws {
         self.model = model
         self.configuration = configuration
         self.classes = classes
+        self.communicator = communicator
         try configuration.validate()
         guard classes >= 1 else {
             throw TrainingError.invalidConfiguration(field: "classes", value: String(classes), accepted: "1 or more")
+        }
+        if let communicator {
+            guard configuration.batchSize >= communicator.size else {
+                throw TrainingError.invalidConfiguration(
+                    field: "batchSize", value: String(configuration.batchSize),
+                    accepted: "at least the number of ranks (\(communicator.size)): the batch is shared out between them")
+            }
+            reducer = try GradientReducer(model: model, communicator: communicator,
+                                          overlap: configuration.overlapCommunication)
+            sumLoss = try Layer("cross_entropy", [("reduction", .string("sum"))], runtime: model.runtime)
+        } else {
+            reducer = nil
+            sumLoss = nil
         }
         self.optimizer = try configuration.optimizer.make(learningRate: configuration.learningRate)
         self.loss = try Layer("cross_entropy", [("reduction", .string("mean"))], runtime: model.runtime)
@@ -208,6 +262,7 @@ public final class Trainer {
                     progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
         let cfg = configuration
         var summary = TrainingSummary()
+        agreedStop = false
         var startEpoch = 0, startBatch = 0
         var resumedLoss = 0.0, resumedSamples = 0
         // Everything that can be checked is checked before the first step.
@@ -227,7 +282,7 @@ public final class Trainer {
         runIdentity = (train.count, train.fingerprint, model.fingerprint)
         var lock: OutputLock?
         defer { lock?.release() }
-        if let dir = cfg.outputDirectory {
+        if let dir = cfg.outputDirectory, isRoot {
             lock = try OutputLock.acquire(directory: dir)
             // A checkpoint or plot path that cannot be replaced by a file would fail only at the
             // first save or at the very end.
@@ -274,10 +329,21 @@ public final class Trainer {
             startBatch = state.batch
             summary.epochLosses = state.epochLosses
             summary.trainingAccuracies = state.trainingAccuracies
+            if test != nil && cfg.validationEachEpoch {
+                // Older checkpoints (or runs without a held-out set) have no curve: NaN marks those epochs.
+                let missing = max(0, state.epoch - state.validationLosses.count)
+                summary.validationLosses = Array(repeating: .nan, count: missing) + state.validationLosses.suffix(state.epoch)
+                summary.validationAccuracies = Array(repeating: .nan, count: max(0, state.epoch - state.validationAccuracies.count))
+                    + state.validationAccuracies.suffix(state.epoch)
+            }
             resumedLoss = state.partialLoss
             resumedSamples = state.partialSamples
             model.runtime.generatorState = state.generator
             progress(.resumed(path: path, epoch: startEpoch, batch: startBatch))
+        }
+        if communicator != nil {
+            try agreeOnStart(epoch: startEpoch, batch: startBatch, path: checkpointPath)
+            try broadcastState()
         }
         let shape = Shape([cfg.batchSize, train.channels, train.height, train.width])
         let start = Date()
@@ -285,27 +351,47 @@ public final class Trainer {
         var targets = [Float](repeating: 0, count: largest)
         var dLogits: [Float] = []
         var cost: Float = 0
+        // The held-out set's result after the last epoch, reused as the final test evaluation.
+        var lastEvaluation: (accuracy: Double, confusion: [[Int]])?
 
         for epoch in startEpoch..<cfg.epochs {
             optimizer.learningRate = cfg.schedule.rate(base: cfg.learningRate, epoch: epoch)
             model.isTraining = true
-            let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch)
+            // Data-parallel: each rank assembles only its share of each batch, on this thread.
+            let loader = BatchLoader(dataset: train, batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, epoch: epoch,
+                                     prefetch: communicator == nil ? 2 : 0, augmentation: cfg.augmentation)
             var epochLoss = 0.0, epochSamples = 0
             if epoch == startEpoch { (epochLoss, epochSamples) = (resumedLoss, resumedSamples) }
-            var batchIndex = 0
-            for batch in loader {
-                defer { batchIndex += 1 }
-                if epoch == startEpoch && batchIndex < startBatch { continue }
-                if shouldStop() {
+            var iterator = loader.makeIterator()
+            for batchIndex in 0..<loader.batchCount {
+                let resuming = epoch == startEpoch && batchIndex < startBatch
+                let batch: BatchLoader.Batch
+                if let communicator {
+                    if resuming { continue }
+                    batch = loader.batch(at: batchIndex, part: communicator.rank, of: communicator.size)
+                } else {
+                    guard let next = iterator.next() else { break }
+                    if resuming { continue }
+                    batch = next
+                }
+                if communicator == nil ? shouldStop() : agreedStop {
                     let path = try saveCheckpoint(epoch: epoch, batch: batchIndex, summary: summary,
                                                   partial: (epochLoss, epochSamples))
                     throw TrainingError.interrupted(epoch: epoch + 1, batch: batchIndex, checkpoint: path)
                 }
                 let batchStart = Date()
-                let n = batch.count
+                var n = batch.count
                 let inShape = n == cfg.batchSize ? shape : Shape([n, train.channels, train.height, train.width])
-                cost = try batch.images.withUnsafeBufferPointer {
-                    try step(images: $0, shape: inShape, labels: batch.labels, targets: &targets, dLogits: &dLogits)
+                if communicator != nil {
+                    n = min(cfg.batchSize, train.count - batchIndex * cfg.batchSize)
+                    cost = try batch.images.withUnsafeBufferPointer {
+                        try distributedStep(images: $0, shape: inShape, labels: batch.labels, globalCount: n,
+                                            stop: shouldStop(), targets: &targets, dLogits: &dLogits)
+                    }
+                } else {
+                    cost = try batch.images.withUnsafeBufferPointer {
+                        try step(images: $0, shape: inShape, labels: batch.labels, targets: &targets, dLogits: &dLogits)
+                    }
                 }
                 guard cost.isFinite else {
                     throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex, value: cost,
@@ -322,9 +408,18 @@ public final class Trainer {
             }
             summary.epochLosses.append(epochSamples > 0 ? epochLoss / Double(epochSamples) : .nan)
             var accuracy: Double?
+            // Batch-norm statistics are per rank while training; evaluation and the checkpoint use rank 0's.
+            if communicator != nil { try broadcastState(parameters: false) }
             if cfg.trainingAccuracy {
                 accuracy = try evaluate(train).accuracy
                 summary.trainingAccuracies.append(accuracy ?? 0)
+            }
+            if let test, cfg.validationEachEpoch {
+                let result = try evaluateWithLoss(test)
+                summary.validationLosses.append(result.loss)
+                summary.validationAccuracies.append(result.accuracy)
+                if epoch + 1 == cfg.epochs { lastEvaluation = (result.accuracy, result.confusion) }
+                progress(.validation(epoch: epoch + 1, loss: result.loss, accuracy: result.accuracy))
             }
             progress(.epoch(epoch: epoch + 1, trainingAccuracy: accuracy, loss: summary.epochLosses.last ?? .nan,
                             elapsed: Date().timeIntervalSince(start)))
@@ -334,12 +429,18 @@ public final class Trainer {
         }
         summary.seconds = Date().timeIntervalSince(start)
         summary.imagesPerSecond = Double(trained) / max(trainingSeconds, 1e-9)
+        if let reducer, let communicator {
+            summary.exposedAllreduceSeconds = reducer.exposedSeconds
+            summary.communicationSeconds = communicator.blockedSeconds
+        }
         if let test {
-            let result = try evaluate(test)
+            let result = try lastEvaluation ?? evaluate(test)
             summary.testAccuracy = result.accuracy
             summary.confusion = result.confusion
         }
-        if let dir = cfg.outputDirectory { try Plots.write(summary: summary, classes: classes, to: dir) }
+        if let dir = cfg.outputDirectory, isRoot {
+            try Plots.write(summary: summary, classes: classes, to: dir, classNames: test?.classNames ?? train.classNames)
+        }
         return summary
     }
 
@@ -371,10 +472,13 @@ public final class Trainer {
     }
 
     /// Mean cross-entropy of `logits` [n, classes] against `targets`; writes d loss / d logits.
-    func lossForwardBackward(logits: UnsafeBufferPointer<Float>, targets: [Float], n: Int, dLogits: inout [Float]) throws -> Float {
+    /// `layer` (default: the mean loss) with output gradient `gradScale`.
+    func lossForwardBackward(logits: UnsafeBufferPointer<Float>, targets: [Float], n: Int, dLogits: inout [Float],
+                             layer: Layer? = nil, gradScale: Float = 1) throws -> Float {
+        let loss = layer ?? self.loss
         let c = logits.count / max(n, 1)
         let logitShape = try Shape([n, c]).cShape(), targetShape = try Shape([n]).cShape(), scalar = try Shape([]).cShape()
-        var value: Float = 0, one: Float = 1
+        var value: Float = 0, one: Float = gradScale
         var targetCopy = targets
         try targetCopy.withUnsafeMutableBytes { t in
             try withUnsafeMutablePointer(to: &value) { v in
@@ -397,8 +501,37 @@ public final class Trainer {
     }
 
     /// Accuracy (percent) and confusion matrix (rows: true class, columns: predicted) in eval mode.
+    ///
+    /// With a communicator, every rank evaluates its share of `data` and all receive the totals
+    /// (every rank must call it).
     public func evaluate(_ data: ImageDataset, batchSize: Int? = nil) throws -> (accuracy: Double, confusion: [[Int]]) {
+        let result = try evaluateWithLoss(data, batchSize: batchSize)
+        return (result.accuracy, result.confusion)
+    }
+
+    /// `evaluate`, plus the mean cross-entropy over the set (log-sum-exp of the logits minus
+    /// the true class's logit, in Double, averaged over the images): the validation curve.
+    public func evaluateWithLoss(_ data: ImageDataset, batchSize: Int? = nil) throws
+        -> (accuracy: Double, loss: Double, confusion: [[Int]]) {
         guard data.count > 0 else { throw TrainingError.emptyDataset(role: "evaluation set", count: 0) }
+        if let communicator, communicator.size > 1 {
+            let lo = data.count * communicator.rank / communicator.size
+            let hi = data.count * (communicator.rank + 1) / communicator.size
+            let local = hi > lo ? try evaluateLocally(data.slice(lo..<hi), batchSize: batchSize)
+                : (accuracy: 0, loss: 0, confusion: Array(repeating: Array(repeating: 0, count: classes), count: classes))
+            var confusion = local.confusion
+            try sumOverRanks(&confusion)
+            // The ranks' loss sums (each share's mean times its count), summed in Float by the communicator.
+            var lossSum = [Float(local.loss * Double(hi - lo))]
+            try communicator.allreduceSum(&lossSum)
+            let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }  // a label >= classes is never correct
+            return (100 * Double(correct) / Double(data.count), Double(lossSum[0]) / Double(data.count), confusion)
+        }
+        return try evaluateLocally(data, batchSize: batchSize)
+    }
+
+    /// `evaluateWithLoss` on this process alone.
+    private func evaluateLocally(_ data: ImageDataset, batchSize: Int?) throws -> (accuracy: Double, loss: Double, confusion: [[Int]]) {
         let size = batchSize ?? configuration.batchSize
         guard (1...TrainingConfiguration.maxBatchSize).contains(size) else {
             throw TrainingError.invalidConfiguration(field: "batchSize", value: String(size),
@@ -411,6 +544,7 @@ public final class Trainer {
         defer { model.isTraining = wasTraining }
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         var correct = 0
+        var lossSum = 0.0
         let loader = BatchLoader(dataset: data, batchSize: min(size, data.count), shuffle: false)
         for batch in loader {
             let shape = Shape([batch.count, data.channels, data.height, data.width])
@@ -422,9 +556,20 @@ public final class Trainer {
                 let truth = Int(batch.labels[i])
                 if best == truth { correct += 1 }
                 if truth < classes && best < classes { confusion[truth][best] += 1 }
+                lossSum += Self.crossEntropy(logits[(i * c)..<((i + 1) * c)], truth: truth)
             }
         }
-        return (100 * Double(correct) / Double(data.count), confusion)
+        return (100 * Double(correct) / Double(data.count), lossSum / Double(data.count), confusion)
+    }
+
+    /// −log softmax(logits)[truth], computed stably in Double (PyTorch's `cross_entropy` of one
+    /// row); infinite when `truth` is not a class of the row.
+    static func crossEntropy(_ logits: UnsafeBufferPointer<Float>.SubSequence, truth: Int) -> Double {
+        guard truth >= 0, truth < logits.count else { return .infinity }
+        let top = Double(logits.max() ?? 0)
+        var sum = 0.0
+        for v in logits { sum += Foundation.exp(Double(v) - top) }
+        return top + Foundation.log(sum) - Double(logits[logits.startIndex + truth])
     }
 
     /// Removes `.checkpoint.safetensors.tmp-<pid>` files left by a process that was killed
@@ -445,10 +590,13 @@ public final class Trainer {
     private func saveCheckpoint(epoch: Int, batch: Int, summary: TrainingSummary,
                                 partial: (Double, Int) = (0, 0)) throws -> String? {
         guard let path = checkpointPath else { return nil }
+        guard isRoot else { return path }  // rank 0 writes it for the job
         var state = Checkpoint.State(
             epoch: epoch, batch: batch, generator: model.runtime.generatorState,
             epochLosses: summary.epochLosses, trainingAccuracies: summary.trainingAccuracies,
             partialLoss: partial.0, partialSamples: partial.1)
+        state.validationLosses = summary.validationLosses
+        state.validationAccuracies = summary.validationAccuracies
         state.optimizerSteps = optimizer.stepCount
         if let identity = runIdentity {
             state.batchSize = configuration.batchSize
