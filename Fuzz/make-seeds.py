@@ -79,6 +79,11 @@ CLI_SEEDS = {
     "predict-full": "predict --model resnet18 --num-classes 1000 --weights resnet18.safetensors --input x.npy "
                     "--output /tmp/y.npy --node avgpool --in-channels 3 --image-size 224 --batch-size 64",
     "help": "help train",
+    "bench-data": "bench-data --data /tmp/images --batch-size 64 --resize 32 --center-crop 28 --normalize",
+    "inspect": "inspect --model convnet --weights runs/convnet/checkpoint.safetensors --layer conv_1 --position 3,4 "
+               "--index 0 --split test --output /tmp/inspect",
+    "train-augmented": "train --data /tmp/images --random-crop 4 --horizontal-flip --val-split 0.1 --no-validation "
+                       "--distributed --allreduce-after-backward --skip-bad-images",
 }
 
 
