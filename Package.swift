@@ -58,6 +58,9 @@ let package = Package(
         // What a package that depends on Ply uses: the Swift library with every built-in
         // layer family linked in (PlyBuiltins registers them with the runtime at load).
         .library(name: "Ply", targets: ["Ply", "PlyBuiltins"]),
+        // ONNX import and export (docs/onnx.md): its own product, so a package that only runs Ply
+        // models does not compile swift-protobuf; the `ply` tool includes it.
+        .library(name: "PlyONNX", targets: ["PlyONNX"]),
         .executable(name: "ply", targets: ["PlyTool"]),
         // The `ply` tool's commands as a library: for Fuzz/'s option-parsing fuzzer, not a stable API.
         .library(name: "PlyCLI", targets: ["PlyCLI"]),
@@ -74,6 +77,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(name: "CPly", path: "Sources/CPly", cSettings: [.headerSearchPath("../../Include")], linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux, .android]))]),
@@ -89,6 +93,13 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .target(name: "Ply", dependencies: ["CPly", "CFFI", "CPNG", "CTurboJPEG", .product(name: "Yams", package: "Yams")], path: "Sources/Ply"),
+        // ONNX <-> Ply model file + safetensors. onnx.pb.swift is generated once and committed
+        // (no protoc build plugin: it would add minutes to every clean build).
+        .target(
+            name: "PlyONNX",
+            dependencies: ["Ply", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/PlyONNX"
+        ),
         .target(name: "CPlyAPI", path: "Sources/CPlyAPI"),
         .target(name: "PlyCAPI", dependencies: ["Ply", "CPlyAPI", .product(name: "Yams", package: "Yams")], path: "Sources/PlyCAPI"),
         .executableTarget(name: "PlySwiftExample", dependencies: ["Ply", "PlyBuiltins"], path: "Examples/swift"),
@@ -102,11 +113,11 @@ let package = Package(
         // The `ply` commands as a library, so the option-parsing fuzzer (Fuzz/) can call them.
         .target(
             name: "PlyCLI",
-            dependencies: ["Ply", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ply", "PlyONNX", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/PlyCLI"
         ),
         .executableTarget(name: "PlyTool", dependencies: ["PlyCLI"], path: "Sources/PlyTool"),
-        .testTarget(name: "PlyTests", dependencies: ["Ply", "PlyBuiltins"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
+        .testTarget(name: "PlyTests", dependencies: ["Ply", "PlyBuiltins", "PlyONNX"], path: "Tests/PlyTests", exclude: ["Fixtures"]),
     ] + pluginTargets,
     swiftLanguageModes: [.v6]
 )

@@ -47,7 +47,7 @@ struct BenchModelCommand: ParsableCommand {
 
     func measure() throws {
         let runtime = try pluginOptions.makeRuntime(threads: threads)
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
+        let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
         let shape = Shape([batch, channels, imageSize, imageSize])
         // Every node's output (and, training, its gradient) must fit: refuse before allocating.
         let activations = try net.activationBytes(for: shape)

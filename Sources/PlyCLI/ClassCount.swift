@@ -5,7 +5,7 @@ import Ply
 /// the model's last layer with parameters (its output layer; the model is built once with 10
 /// classes to find it).
 func classCount(model: String, weights: String, runtime: Runtime, channels: Int, size: Int) throws -> Int {
-    let probe = try Zoo.model(named: model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
+    let probe = try ModelSource.build(model, runtime: runtime, numClasses: 10, inChannels: channels, imageSize: size)
     let entries = try SafeTensors.read(path: weights).entries
     var id = probe.output
     while id != Model.input {

@@ -7,7 +7,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate saved weights (a checkpoint or a safetensors state_dict) in eval mode.")
 
-    @Option(help: "Zoo model name.") var model = "convnet"
+    @Option(help: "Zoo model name, model file (.yaml/.json) or ONNX file (.onnx).") var model = "convnet"
     @Option(help: "Weights or checkpoint (.safetensors).") var weights = "runs/convnet/checkpoint.safetensors"
     @Option(help: "Data directory: MNIST-format IDX files, CIFAR-10/100 binary, or image folders (train/<class>/..., test/<class>/...).")
     var data = "/usr/share/datasets/fashion-mnist"
@@ -37,7 +37,7 @@ struct EvalCommand: ParsableCommand {
             }
             guard dataset.count > 0 else { throw TrainingError.emptyDataset(role: "\(split) set", count: 0) }
             let classes = loaded.classNames?.count ?? 10
-            let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: dataset.channels,
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: dataset.channels,
                                     imageSize: dataset.height)
             // Strict: every tensor of the model, right shape and type, nothing left over —
             // otherwise the accuracy would be that of weights never loaded.

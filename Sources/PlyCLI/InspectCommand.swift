@@ -75,7 +75,7 @@ struct InspectCommand: ParsableCommand {
             let (pixels, c, h, w, source) = try loadImage()
             let runtime = try pluginOptions.makeRuntime()
             let classes = try numClasses ?? classCount(model: model, weights: weights, runtime: runtime, channels: c, size: h)
-            let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: h)
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: h)
             let inspector = try ModelInspector(model: net, channels: c, height: h, width: w)
             // Nothing is written unless every picture asked for can be drawn.
             if let layer, try inspector.row(layer).outputShape.rank != 4 {

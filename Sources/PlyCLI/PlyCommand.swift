@@ -8,7 +8,7 @@ struct PlyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ply",
         abstract: "Convolutional networks from plugin layers, checked against PyTorch.",
-        subcommands: [TrainCommand.self, EvalCommand.self, PluginsCommand.self, BenchCommand.self, BenchCAPICommand.self, BenchActivationsCommand.self, BenchModelCommand.self, BenchDataCommand.self, SummaryCommand.self, PredictCommand.self, InspectCommand.self],
+        subcommands: [TrainCommand.self, EvalCommand.self, PluginsCommand.self, BenchCommand.self, BenchCAPICommand.self, BenchActivationsCommand.self, BenchModelCommand.self, BenchDataCommand.self, SummaryCommand.self, PredictCommand.self, InspectCommand.self, ImportCommand.self, ExportCommand.self],
         defaultSubcommand: TrainCommand.self
     )
 }

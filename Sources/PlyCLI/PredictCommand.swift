@@ -18,8 +18,8 @@ struct PredictCommand: ParsableCommand {
             training, and each file's predicted class index is printed.
             """)
 
-    @Option(help: "Zoo model name or .yaml/.json model file.") var model = "convnet"
-    @Option(help: "Weights: a safetensors state_dict or a ply checkpoint.") var weights: String
+    @Option(help: "Zoo model name, .yaml/.json model file, or .onnx file (which brings its weights).") var model = "convnet"
+    @Option(help: "Weights: a safetensors state_dict or a ply checkpoint (optional with an .onnx model).") var weights: String?
     @Option(help: "Input .npy, shape (N, C, H, W); or a PNG/JPEG file or a folder of them.") var input: String
     @Option(help: "Output .npy for the logits (float32, shape (N, classes)), or --node's output.") var output: String
     @Option(name: .customLong("num-classes"), help: "Classes (default: from the weights).") var numClasses: Int?
@@ -41,6 +41,9 @@ struct PredictCommand: ParsableCommand {
         try checkNotEmpty("--input", input)
         try checkNotEmpty("--node", node)
         try checkOutputFile("--output", output)
+        if weights == nil && !ModelSource.isONNX(model) {
+            throw ValidationError("--weights is required (unless --model is an .onnx file, which has its own)")
+        }
         if dataOptions.normalize {
             throw ValidationError("--normalize needs the training set; give predict the training run's values with --mean and --std")
         }
@@ -93,9 +96,9 @@ struct PredictCommand: ParsableCommand {
             }
             let runtime = try pluginOptions.makeRuntime()
             let classes = try numClasses ?? classesFromWeights(runtime: runtime, channels: c, size: imageSize ?? h)
-            let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: imageSize ?? h)
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: c, imageSize: imageSize ?? h)
             do {
-                try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix)
+                if let weights { try net.loadWeights(from: weights, ignoringPrefix: Checkpoint.optimizerPrefix) }
             } catch let error as WeightMismatchError where inChannels == nil || imageSize == nil {
                 throw InputMismatch(error: error, input: input, channels: c, height: h, width: w)
             }
@@ -138,6 +141,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     private func classesFromWeights(runtime: Runtime, channels: Int, size: Int) throws -> Int {
-        try classCount(model: model, weights: weights, runtime: runtime, channels: channels, size: size)
+        guard let weights else { return 10 }  // an .onnx model: its own classes
+        return try classCount(model: model, weights: weights, runtime: runtime, channels: channels, size: size)
     }
 }

@@ -9,7 +9,7 @@ struct SummaryCommand: ParsableCommand {
         commandName: "summary",
         abstract: "Print a model's module tree (as PyTorch prints it), per-layer shapes, parameters, MACs and receptive fields.")
 
-    @Argument(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a .yaml/.json model file.") var model: String
+    @Argument(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) a .yaml/.json model file, or an .onnx file.") var model: String
     @Option(name: .customLong("num-classes"), help: "Classes.") var numClasses = 10
     @Option(name: .customLong("in-channels"), help: "Input channels.") var inChannels = 1
     @Option(name: .customLong("image-size"), help: "Input height and width (smaller than a model's minimum adds a resize node).")
@@ -28,7 +28,7 @@ struct SummaryCommand: ParsableCommand {
     func run() throws {
         do {
             let runtime = try pluginOptions.makeRuntime()
-            let net = try Zoo.model(named: model, runtime: runtime, numClasses: numClasses, inChannels: inChannels, imageSize: imageSize)
+            let net = try ModelSource.build(model, runtime: runtime, numClasses: numClasses, inChannels: inChannels, imageSize: imageSize)
             let summary = try ModelSummary(model: net, inputShape: [batch, inChannels, imageSize, imageSize],
                                            className: ModelSummary.className(forModelNamed: try Self.fileName(of: model)))
             print(summary)
@@ -38,6 +38,7 @@ struct SummaryCommand: ParsableCommand {
     /// The `model:` name of a zoo model or model file.
     static func fileName(of model: String) throws -> String {
         let lower = model.lowercased()
+        if ModelSource.isONNX(model) { return URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent }
         if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") || lower.hasSuffix(".json") {
             return try ModelFile(contentsOf: URL(fileURLWithPath: model)).name
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ply
+import PlyONNX
 import Synchronization
 
 /// Set by SIGINT / SIGTERM; polled by the trainer between batches.
@@ -29,7 +30,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model on MNIST-format, CIFAR or image-folder data (default: the tutorial's ConvNet on Fashion-MNIST, SGD lr 0.05, batch 128, 10 epochs).")
 
-    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) or a model file (.yaml, .json).")
+    @Option(help: "Zoo model name (\(Zoo.names.joined(separator: ", "))) a model file (.yaml, .json) or an ONNX file (.onnx: its weights are the start).")
     var model = "convnet"
     @Option(help: "Epochs.") var epochs = 10
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
@@ -189,8 +190,10 @@ struct TrainCommand: ParsableCommand {
         if let limit { train = train.prefix(limit) }
         config.augmentation = augmentationOptions.augmentation(normalization: loaded.normalization, file: fileTransforms)
         let classes = loaded.classNames?.count ?? 10
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
+        let net = try ModelSource.build(model, runtime: runtime, numClasses: classes, inChannels: train.channels, imageSize: train.height)
         let trainer = try Trainer(model: net, configuration: config, classes: classes, communicator: communicator)
+        // The trainer initialised the weights; an ONNX model starts from its own (fine-tuning).
+        if ModelSource.isONNX(model) { try ONNXImport(contentsOf: model).loadWeights(into: net) }
         if let communicator {
             say("Distributed: \(communicator.size) ranks (\(communicator.engine)), \(runtime.threads) thread(s) each, "
                 + "global batch \(batchSize) (\(batchSize / communicator.size)\(batchSize % communicator.size == 0 ? "" : "-\(batchSize / communicator.size + 1)") per rank)")

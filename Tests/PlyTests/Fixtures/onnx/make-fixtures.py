@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Regenerates the ONNX importer's test fixtures (Tests/PlyTests/ONNXImportTests.swift).
+
+    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/onnx/make-fixtures.py
+
+Tiny-width networks built from torchvision's own blocks (BasicBlock, Bottleneck, GoogLeNet's
+Inception and BasicConv2d, AlexNet's layer pattern), exported with torch.onnx.export at
+opset 17; for each, NAME.onnx, NAME.input.npy (seeded uniform [0, 1)) and NAME.logits.npy:
+what ONNX Runtime computes for that input — the oracle the test compares Ply against.
+Not used by the build or the tests (they read the committed files).
+"""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchvision.models.googlenet import BasicConv2d, Inception
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class TinyResNet(nn.Module):
+    """ResNet's stem, a BasicBlock, a strided BasicBlock with downsample, a Bottleneck."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 16, 2, down))
+        down = nn.Sequential(nn.Conv2d(16, 16, 1, 1, bias=False), nn.BatchNorm2d(16))
+        self.layer2 = nn.Sequential(Bottleneck(16, 4, 1, down))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class TinyAlexNet(nn.Module):
+    """AlexNet's pattern: conv 11/4, ReLU, max-pools, adaptive average pool, dropout, Linear."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(8, 12, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(inplace=True))
+        self.avgpool = nn.AdaptiveAvgPool2d((3, 3))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(16 * 9, 24), nn.ReLU(inplace=True),
+                                        nn.Linear(24, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class TinyGoogLeNet(nn.Module):
+    """GoogLeNet's stem (BasicConv2d, ceil-mode max-pools) and two Inception blocks."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = BasicConv2d(3, 8, kernel_size=7, stride=2, padding=3)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.inception3a = Inception(8, 4, 4, 8, 2, 4, 4)
+        self.inception3b = Inception(20, 8, 4, 8, 2, 4, 4)
+        self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(24, classes)
+
+    def forward(self, x):
+        x = self.maxpool1(self.conv1(x))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+
+class Ops(nn.Module):
+    """The other mapped operators: Pad before a conv, Sigmoid, Tanh, AveragePool with padding
+    (count_include_pad false), Reshape of the flatten kind, MatMul + Add, Softmax."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.pool = nn.AvgPool2d(3, 2, 1, count_include_pad=False)
+        self.weight = nn.Parameter(torch.randn(6 * 7 * 7, classes) * 0.05)
+        self.bias = nn.Parameter(torch.randn(classes) * 0.1)
+
+    def forward(self, x):
+        x = torch.sigmoid(self.conv(F.pad(x, (1, 1, 1, 1))))
+        x = self.pool(torch.tanh(self.conv2(x)))
+        x = x.reshape(x.shape[0], -1)
+        return torch.softmax(torch.matmul(x, self.weight) + self.bias, dim=1)
+
+
+class Leaky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return F.leaky_relu(self.conv(x), 0.1)
+
+
+def export(name, model, size, training=torch.onnx.TrainingMode.EVAL, dynamo=False):
+    torch.manual_seed(1)
+    model.eval()
+    # non-trivial BatchNorm statistics, so a wrong mapping shows in the logits
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(7))
+    path = os.path.join(HERE, name + ".onnx")
+    if dynamo:  # torch.onnx's default exporter since PyTorch 2.9 (needs onnxscript); opset 18
+        torch.onnx.export(model, (x,), path, opset_version=18, input_names=["input"], output_names=["logits"])
+    else:
+        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"], output_names=["logits"],
+                          dynamo=False, training=training)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.allclose(y, ref, rtol=1e-4, atol=1e-5), name
+    np.save(os.path.join(HERE, name + ".input.npy"), x.numpy())
+    np.save(os.path.join(HERE, name + ".logits.npy"), y.astype(np.float32))
+    print(name, os.path.getsize(path), "bytes", [n.op_type for n in onnx.load(path).graph.node][:0])
+    return path
+
+
+def main():
+    torch.manual_seed(0)
+    # BatchNorm kept as BatchNormalization nodes (training=PRESERVE on an eval model), so the
+    # imported weights keep torchvision's names; GoogLeNet below is exported the default way,
+    # with BatchNorm folded into the convolutions.
+    export("tiny_resnet", TinyResNet(), 32, torch.onnx.TrainingMode.PRESERVE)
+    export("tiny_alexnet", TinyAlexNet(), 67)
+    export("tiny_googlenet", TinyGoogLeNet(), 32)
+    export("tiny_ops", Ops(), 14)
+    export("leaky", Leaky(), 8)
+    # the dynamo exporter's graphs: ReduceMean for the global pool, Reshape to (2, -1) with the
+    # exported batch written in, BatchNorm folded
+    export("tiny_resnet_dynamo", TinyResNet(), 32, dynamo=True)
+    export("tiny_ops_dynamo", Ops(), 14, dynamo=True)
+    # external data: the same ResNet with every tensor in a file beside the graph
+    m = onnx.load(os.path.join(HERE, "tiny_resnet.onnx"))
+    if os.path.exists(os.path.join(HERE, "tiny_resnet_external.data")):
+        os.remove(os.path.join(HERE, "tiny_resnet_external.data"))
+    onnx.save_model(m, os.path.join(HERE, "tiny_resnet_external.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="tiny_resnet_external.data", size_threshold=0)
+
+
+if __name__ == "__main__":
+    main()
