@@ -35,6 +35,7 @@ let package = Package(
         .executableTarget(name: "FuzzModelFile",
                           dependencies: [ply, driver] + plugins.map { .product(name: $0, package: plyIdentity) }),
         .executableTarget(name: "FuzzNumPy", dependencies: [ply, driver]),
+        .executableTarget(name: "FuzzCLI", dependencies: [.product(name: "PlyCLI", package: plyIdentity), driver]),
         .executableTarget(name: "FuzzONNX",
                           dependencies: [ply, driver, .product(name: "PlyONNX", package: plyIdentity)]
                               + plugins.map { .product(name: $0, package: plyIdentity) }),

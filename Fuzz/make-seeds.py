@@ -49,6 +49,48 @@ def checkpoint_seeds():
         meta[key] = value
         put("FuzzCheckpoint", f"sgd-{key}-{value[:8]}", b"\x00" + text(meta).encode())
 
+# ---- ply command lines (FuzzCLI: words separated by newlines, the first a subcommand) --------
+# The command lines of README.md, docs/ and BENCHMARKS.md, and every option of each command.
+CLI_SEEDS = {
+    "plugins": "plugins",
+    "plugins-describe": "plugins --describe conv2d",
+    "train-help": "train --help",
+    "train-tutorial": "train --epochs 2 --model lenet5",
+    "train-full": "train --model convnet --epochs 10 --batch-size 128 --lr 0.05 --optimizer sgd --momentum 0.9 "
+                  "--nesterov --weight-decay 0.0005 --schedule step:3:0.1 --initialization normal --seed 1 "
+                  "--threads 2 --data /usr/share/datasets/fashion-mnist --output /tmp/ply-fuzz-out --limit 1000 "
+                  "--no-train-accuracy",
+    "train-adam-cosine": "train --optimizer adam --schedule cosine:0.001 --resume --resume-anyway",
+    "train-plugins": "train --plugin ./libchannel_scale.so --plugin-dir /tmp --no-builtins --strict-attributes "
+                     "--keep-denormals --no-user-libraries",
+    "default-train": "--epochs 1 --batch-size=64",
+    "eval": "eval --weights runs/convnet/checkpoint.safetensors",
+    "eval-full": "eval --model convnet --weights w.safetensors --data /tmp --split train --batch-size 256",
+    "bench": "bench --training --repeats 1 --threads 2",
+    "bench-model": "bench-model resnet18 --batch 1 --threads 2",
+    "bench-model-full": "bench-model googlenet --batch 2 --image-size 224 --channels 3 --classes 1000 --training "
+                        "--runs 5 --iterations 3 --warmup 2",
+    "bench-capi": "bench-capi --threads 1",
+    "bench-activations": "bench-activations --library /tmp/libactivations.so --threads 1 --repeats 20 --shape 128 8 28 28",
+    "summary": "summary resnet18 --num-classes 1000 --in-channels 3 --image-size 224",
+    "summary-batch": "summary convnet --batch 4 --image-size 28",
+    "predict": "predict --model convnet --weights runs/convnet/checkpoint.safetensors --input images.npy "
+               "--output /tmp/logits.npy",
+    "predict-full": "predict --model resnet18 --num-classes 1000 --weights resnet18.safetensors --input x.npy "
+                    "--output /tmp/y.npy --node avgpool --in-channels 3 --image-size 224 --batch-size 64",
+    "help": "help train",
+    "bench-data": "bench-data --data /tmp/images --batch-size 64 --resize 32 --center-crop 28 --normalize",
+    "inspect": "inspect --model convnet --weights runs/convnet/checkpoint.safetensors --layer conv_1 --position 3,4 "
+               "--index 0 --split test --output /tmp/inspect",
+    "train-augmented": "train --data /tmp/images --random-crop 4 --horizontal-flip --val-split 0.1 --no-validation "
+                       "--distributed --allreduce-after-backward --skip-bad-images",
+}
+
+
+def cli_seeds():
+    for name, line in CLI_SEEDS.items():
+        put("FuzzCLI", name, "\n".join(line.split(" ")))
+
 # ---- IDX -----------------------------------------------------------------
 def idx(dims, payload=None, type_code=0x08):
     n = 1
@@ -203,6 +245,7 @@ try:
 except ImportError:
     pass
 checkpoint_seeds()
+cli_seeds()
 # FuzzONNX: the importer's test networks (Tests/PlyTests/Fixtures/onnx/make-fixtures.py writes them)
 onnx_fixtures = os.path.join(ROOT, "Tests", "PlyTests", "Fixtures", "onnx")
 for name in ["tiny_ops", "leaky", "tiny_googlenet", "tiny_resnet", "tiny_alexnet", "tiny_resnet_external"]:

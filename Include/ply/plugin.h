@@ -341,6 +341,11 @@ typedef struct ply_layer_info {
    * type, attributes, parameters, MACs, own children) and shows it under
    * this layer in summaries. `inputs` and `output` are read during the call
    * only. Returns PLY_OK, or an error the describe call passes on.
+   * `output` MUST be what the child's infer_shape gives for `inputs`. When a
+   * layer reports named children, they MUST account for its parameters: the
+   * children's PLY_PARAM_WEIGHT parameters, each prefixed with the child's
+   * name and '.', are the layer's own, name for name and in order (otherwise
+   * summaries show the layer unexpanded). ply-plugin-check checks both.
    */
   ply_status (*add_child)(struct ply_layer_info *info, const char *name,
                           const struct ply_layer_type *type, ply_layer *child,

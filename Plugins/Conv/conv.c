@@ -345,7 +345,7 @@ static ply_status conv_infer_shape(ply_layer *L, int32_t n_inputs, const ply_sha
         return ply_errorf(L->host, PLY_ERR_SHAPE,
                           "conv2d: input 0 dim 3 (width) %lld plus padding 2*%lld is smaller than kernel width %lld",
                           (long long)W, (long long)L->PW, (long long)L->KW);
-    int64_t OH = (H + 2 * L->PH - L->KH) / L->SH + 1, OW = (W + 2 * L->PW - L->KW) / L->SW + 1;
+    int64_t OH = ply_conv_out_size(H, L->KH, L->SH, L->PH, 1, 0), OW = ply_conv_out_size(W, L->KW, L->SW, L->PW, 1, 0);
     if ((L->C * L->KH * L->KW) > INT32_MAX || OH * OW > INT32_MAX || L->OC > INT32_MAX)
         return ply_errorf(L->host, PLY_ERR_SHAPE, "conv2d: input 0 is too large for 32-bit BLAS indices");
     *output = ply_shape_make(4, s->dims[0], L->OC, OH, OW);

@@ -21,8 +21,6 @@ int conv_direct_fits(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t PH, 
     return C <= 16 && OC <= 64 && KH * KW <= MAX_TAPS && PH < KH && PW < KW;
 }
 
-static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
 // Layout of everything a chunk needs, in floats from the start of its scratch.
 typedef struct {
     int64_t Wp, Hp, Qf, CSx;       // forward: padded row, rows, output span, input channel stride
@@ -34,15 +32,15 @@ static layout make_layout(const direct_geom *g) {
     layout l;
     l.Wp = g->W + 2 * g->PW;
     l.Hp = g->H + 2 * g->PH;
-    l.Qf = round_up(g->OH * l.Wp, 64);
-    l.CSx = round_up(l.Qf + (g->KH - 1) * l.Wp + g->KW + 16, 16);
-    if (l.CSx < round_up(l.Hp * l.Wp, 16)) l.CSx = round_up(l.Hp * l.Wp, 16);
+    l.Qf = ply_round_up_i64(g->OH * l.Wp, 64);
+    l.CSx = ply_round_up_i64(l.Qf + (g->KH - 1) * l.Wp + g->KW + 16, 16);
+    if (l.CSx < ply_round_up_i64(l.Hp * l.Wp, 16)) l.CSx = ply_round_up_i64(l.Hp * l.Wp, 16);
     int64_t qh = g->KH - 1 - g->PH, qw = g->KW - 1 - g->PW;
     l.Wd = g->OW + 2 * qw;
     l.Hd = g->OH + 2 * qh;
-    l.Qd = round_up(g->H * l.Wd, 64);
-    l.CSd = round_up(l.Qd + (g->KH - 1) * l.Wd + g->KW + 16, 16);
-    if (l.CSd < round_up(l.Hd * l.Wd, 16)) l.CSd = round_up(l.Hd * l.Wd, 16);
+    l.Qd = ply_round_up_i64(g->H * l.Wd, 64);
+    l.CSd = ply_round_up_i64(l.Qd + (g->KH - 1) * l.Wd + g->KW + 16, 16);
+    if (l.CSd < ply_round_up_i64(l.Hd * l.Wd, 16)) l.CSd = ply_round_up_i64(l.Hd * l.Wd, 16);
     int64_t KK = g->KH * g->KW;
     size_t partials = (size_t)(g->OC * g->C * KK + g->OC) * 16;
     size_t xpad = (size_t)(g->C * l.CSx);
@@ -50,7 +48,7 @@ static layout make_layout(const direct_geom *g) {
     size_t out = outf > outd ? outf : outd;
     size_t dyw = (size_t)(g->OC * l.Qf);
     size_t dypad = (size_t)(g->OC * l.CSd);
-    size_t masks = (size_t)round_up(l.Qf / 16, 32) / 2; // uint16 per vector, in floats
+    size_t masks = (size_t)ply_round_up_i64(l.Qf / 16, 32) / 2; // uint16 per vector, in floats
     l.fwd_total = xpad + (size_t)outf;
     l.partials = 0;
     l.xpad = partials;

@@ -17,9 +17,6 @@
 // Forward: fewer columns per thread than this and the threads split the rows.
 #define ROWS_FORWARD_COLS 192
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
 static int64_t gemm_k(const conv_geom *g) { return g->C * g->KH * g->KW; }
 static int64_t gemm_p(const conv_geom *g) { return g->OH * g->OW; }
 static int64_t gemm_cols(const conv_geom *g) { return g->N * gemm_p(g); }
@@ -31,22 +28,11 @@ static int is_pointwise(const conv_geom *g) {
 // Columns per tile: about TILE_FLOATS of im2col, a multiple of 16.
 static int64_t tile_width(const conv_geom *g) {
     int64_t t = TILE_FLOATS / gemm_k(g);
-    t = max64(TILE_MIN, min64(TILE_MAX, t));
+    t = ply_max_i64(TILE_MIN, ply_min_i64(TILE_MAX, t));
     return t - t % CONV_KERNEL_NR;
 }
 
-static int64_t round_nr(int64_t n) { return (n + CONV_KERNEL_NR - 1) / CONV_KERNEL_NR * CONV_KERNEL_NR; }
-
-// Output positions ow in [lo, hi) read input column iw = ow*S - P + k inside [0, W).
-static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
-    int64_t a = P - k; // ow*S >= a
-    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
-    int64_t b = W + P - k; // ow*S < b
-    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
-    if (h > OW) h = OW;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
+static int64_t round_nr(int64_t n) { return ply_round_up_i64(n, CONV_KERNEL_NR); }
 
 // ----------------------------------------------------------------------------
 // im2col / col2im over a range of columns
@@ -56,18 +42,18 @@ static void valid_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, 
 #define MAX_KW 16
 static void column_ranges(const conv_geom *g, int64_t ow0, int64_t ow1, int64_t *lo, int64_t *hi) {
     for (int64_t kj = 0; kj < g->KW && kj < MAX_KW; kj++) {
-        valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo[kj], &hi[kj]);
-        lo[kj] = max64(lo[kj], ow0);
-        hi[kj] = max64(min64(hi[kj], ow1), lo[kj]);
+        ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, &lo[kj], &hi[kj]);
+        lo[kj] = ply_max_i64(lo[kj], ow0);
+        hi[kj] = ply_max_i64(ply_min_i64(hi[kj], ow1), lo[kj]);
     }
 }
 
 static void column_range(const conv_geom *g, const int64_t *los, const int64_t *his, int64_t kj, int64_t ow0,
                          int64_t ow1, int64_t *lo, int64_t *hi) {
     if (kj < MAX_KW) { *lo = los[kj]; *hi = his[kj]; return; }
-    valid_range(kj, g->SW, g->PW, g->W, g->OW, lo, hi);
-    *lo = max64(*lo, ow0);
-    *hi = max64(min64(*hi, ow1), *lo);
+    ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, lo, hi);
+    *lo = ply_max_i64(*lo, ow0);
+    *hi = ply_max_i64(ply_min_i64(*hi, ow1), *lo);
 }
 
 // cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
@@ -80,7 +66,7 @@ static inline __attribute__((always_inline)) void im2col_cols_body(float *cols, 
     int64_t los[MAX_KW], his[MAX_KW];
     for (int64_t col = c0; col < c1;) {
         int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
-        int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
+        int64_t ow1 = ply_min_i64(g->OW, ow0 + (c1 - col));
         float *base = cols + (col - c0) - ow0; // base[ow] is column (n, oh, ow)
         column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
@@ -120,7 +106,7 @@ static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_ge
     int64_t los[MAX_KW], his[MAX_KW];
     for (int64_t col = c0; col < c1;) {
         int64_t n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
-        int64_t ow1 = min64(g->OW, ow0 + (c1 - col));
+        int64_t ow1 = ply_min_i64(g->OW, ow0 + (c1 - col));
         const float *base = dcols + (col - c0) - ow0;
         column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
@@ -162,15 +148,15 @@ PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int
     m->width = s1 - s0;
     for (int64_t col = s0; col < s1; m->nseg++) {
         int64_t sg = m->nseg, n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
-        int64_t ow1 = min64(g->OW, ow0 + (s1 - col)), lane = col - s0;
+        int64_t ow1 = ply_min_i64(g->OW, ow0 + (s1 - col)), lane = col - s0;
         m->x[sg] = n * g->C * HW;
         m->ih0[sg] = oh * g->SH - g->PH;
         // lane L reads input column (ow0 + L - lane) * SW - PW + kj
         m->first[sg] = (int32_t)((ow0 - lane) * g->SW - g->PW);
         for (int64_t kj = 0; kj < g->KW; kj++) {
             int64_t lo, hi;
-            valid_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
-            lo = max64(lo, ow0); hi = max64(min64(hi, ow1), lo);
+            ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
+            lo = ply_max_i64(lo, ow0); hi = ply_max_i64(ply_min_i64(hi, ow1), lo);
             uint64_t bits = hi > lo ? ((1ull << (hi - lo)) - 1) << (lo - ow0 + lane) : 0;
             m->mask[sg][kj] = (uint32_t)bits;
         }
@@ -251,7 +237,7 @@ static void im2col_fast(float *cols, int64_t ld, const float *x, const conv_geom
     if (strips_fast(g)) {
         strip_map m;
         for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
-            int64_t e = min64(s + CONV_KERNEL_NR, c1);
+            int64_t e = ply_min_i64(s + CONV_KERNEL_NR, c1);
             strip_segments(g, s, e, &m);
             pack_strip512(cols + (s - c0), ld, 0, &m, x, g, ch0, ch1);
         }
@@ -268,7 +254,7 @@ static void col2im_fast(float *dx, const float *dcols, int64_t ld, const conv_ge
     if (strips_fast(g) && g->SW == 1) {
         strip_map m;
         for (int64_t s = c0; s < c1; s += CONV_KERNEL_NR) {
-            int64_t e = min64(s + CONV_KERNEL_NR, c1);
+            int64_t e = ply_min_i64(s + CONV_KERNEL_NR, c1);
             strip_segments(g, s, e, &m);
             unpack_strip512(dx, dcols + (s - c0), ld, &m, g, ch0, ch1);
         }
@@ -284,7 +270,7 @@ static void pack_strips(float *bp, const float *x, const conv_geom *g, int64_t c
                         int64_t ch1) {
     const int64_t NR = CONV_KERNEL_NR, K = gemm_k(g), KK = g->KH * g->KW;
     for (int64_t s = c0; s < c1; s += NR) {
-        int64_t e = min64(s + NR, c1);
+        int64_t e = ply_min_i64(s + NR, c1);
         float *strip = bp + (s - c0) / NR * K * NR + ch0 * KK * NR;
 #if PLY_HAVE_X86_TARGETS
         if (strips_fast(g)) {
@@ -305,7 +291,7 @@ static void scatter_out(float *y, const float *tmp, int64_t ld, const float *bia
                         int64_t c0, int64_t c1, int64_t o0, int64_t o1) {
     const int64_t P = gemm_p(g);
     for (int64_t col = c0; col < c1;) {
-        int64_t n = col / P, p = col % P, len = min64(P - p, c1 - col);
+        int64_t n = col / P, p = col % P, len = ply_min_i64(P - p, c1 - col);
         for (int64_t o = o0; o < o1; o++) {
             const float *src = tmp + (o - o0) * ld + (col - c0);
             float *dst = y + (n * g->OC + o) * P + p;
@@ -322,7 +308,7 @@ static void gather_dy(float *tmp, int64_t ld, const float *dy, const conv_geom *
                       int64_t o1) {
     const int64_t P = gemm_p(g);
     for (int64_t col = c0; col < c1;) {
-        int64_t n = col / P, p = col % P, len = min64(P - p, c1 - col);
+        int64_t n = col / P, p = col % P, len = ply_min_i64(P - p, c1 - col);
         for (int64_t o = o0; o < o1; o++)
             memcpy(tmp + (o - o0) * ld + (col - c0), dy + (n * g->OC + o) * P + p, (size_t)len * sizeof(float));
         col += len;
@@ -332,8 +318,8 @@ static void gather_dy(float *tmp, int64_t ld, const float *dy, const conv_geom *
 // The end of the tile that starts at column c in [c, end): at most `tile` columns, and cut at the
 // image boundary when images are at least TILE_MIN wide, so that such tiles lie in one image.
 static int64_t tile_end(const conv_geom *g, int64_t c, int64_t end, int64_t tile) {
-    int64_t P = gemm_p(g), e = min64(end, c + tile);
-    if (P >= TILE_MIN) e = min64(e, (c / P + 1) * P);
+    int64_t P = gemm_p(g), e = ply_min_i64(end, c + tile);
+    if (P >= TILE_MIN) e = ply_min_i64(e, (c / P + 1) * P);
     return e;
 }
 
@@ -467,12 +453,12 @@ size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
     const int64_t K = gemm_k(g), NC = gemm_cols(g);
     size_t pack = conv_kernel_pack_floats(g->OC);
     if (forward_uses_rows(g, threads)) return (size_t)(K * round_nr(NC) + g->OC * NC) + pack * (size_t)threads;
-    return ((size_t)((K + g->OC) * tile_width(g)) + pack) * (size_t)max64(threads, 1);
+    return ((size_t)((K + g->OC) * tile_width(g)) + pack) * (size_t)ply_max_i64(threads, 1);
 }
 
 void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const conv_geom *g, const float *w,
                        const float *bias, int relu, const float *x, float *y, float *scratch) {
-    threads = max64(threads, 1);
+    threads = ply_max_i64(threads, 1);
     fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && ply_cpu_level() >= PLY_CPU_AVX512,
                  (size_t)((gemm_k(g) + g->OC) * tile_width(g)) + conv_kernel_pack_floats(g->OC)};
     if (forward_uses_rows(g, threads)) {
@@ -481,7 +467,7 @@ void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const 
         return;
     }
     // fewer parts when the columns are few: no thread gets less than a minimal tile
-    j.parts = max64(1, min64(threads, gemm_cols(g) / TILE_MIN));
+    j.parts = ply_max_i64(1, ply_min_i64(threads, gemm_cols(g) / TILE_MIN));
     if (j.parts > 1) host->parallel_for(host, j.parts, 1, forward_columns, &j);
     else forward_columns(&j, 0, 1);
 }
@@ -621,7 +607,7 @@ static void backward_reduce(void *ctx, int64_t t0, int64_t t1) {
             const float *part = j->scratch + (size_t)s * j->slice + (K + OC) * tile;
             for (int64_t i = b; i < e && i < OC * K; i++) j->dw[i] += part[i];
             if (j->db)
-                for (int64_t i = max64(b, OC * K); i < e; i++) j->db[i - OC * K] += part[i];
+                for (int64_t i = ply_max_i64(b, OC * K); i < e; i++) j->db[i - OC * K] += part[i];
         }
     }
 }
@@ -636,12 +622,12 @@ static int backward_uses_rows(const conv_geom *g, int64_t threads, size_t rows_l
 size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t rows_limit) {
     const int64_t K = gemm_k(g), OC = g->OC;
     if (backward_uses_rows(g, threads, rows_limit)) return (size_t)((K + OC) * gemm_cols(g));
-    return (size_t)(((K + OC) * tile_width(g) + OC * K + OC) * max64(threads, 1));
+    return (size_t)(((K + OC) * tile_width(g) + OC * K + OC) * ply_max_i64(threads, 1));
 }
 
 void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
                         const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch) {
-    threads = max64(threads, 1);
+    threads = ply_max_i64(threads, 1);
     const int64_t K = gemm_k(g), OC = g->OC;
     bwd_job j = {g, w, x, dy, dx, dw, db, scratch, threads, (size_t)((K + OC) * tile_width(g) + OC * K + OC)};
     if (backward_uses_rows(g, threads, rows_limit)) {
@@ -650,7 +636,7 @@ void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit
         if (dx) host->parallel_for(host, threads, 1, backward_rows_dx, &j);
         return;
     }
-    j.parts = min64(threads, g->N);
+    j.parts = ply_min_i64(threads, g->N);
     if (j.parts <= 1) {
         j.parts = 1;
         backward_images(&j, 0, 1);

@@ -55,11 +55,9 @@ static void fold_planes(void *ctx, int64_t p0, int64_t p1) {
         int64_t n = p / f->C, cab = p % f->C, c = cab / SS, a = cab % SS / S, b = cab % S;
         const float *xc = j->x + (n * g->C + c) * g->H * g->W;
         float *dst = j->xs + p * f->H * f->W;
-        // columns j with 0 <= j*S + b - PW < W
-        int64_t lo = g->PW - b <= 0 ? 0 : (g->PW - b + S - 1) / S;
-        int64_t hi = g->W + g->PW - b <= 0 ? 0 : (g->W + g->PW - b + S - 1) / S;
-        if (hi > f->W) hi = f->W;
-        if (lo > hi) lo = hi;
+        // columns j in [lo, hi) with 0 <= j*S + b - PW < W
+        int64_t lo, hi;
+        ply_conv_out_range(b, S, g->PW, g->W, f->W, &lo, &hi);
         for (int64_t i = 0; i < f->H; i++, dst += f->W) {
             int64_t ih = i * S + a - g->PH;
             if (ih < 0 || ih >= g->H) { memset(dst, 0, (size_t)f->W * sizeof(float)); continue; }

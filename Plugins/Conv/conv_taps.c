@@ -32,13 +32,10 @@ typedef struct {
     int64_t live, all;         // im2col entries inside the input / in all (one image, one channel)
 } taps_plan;
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
 // The taps [lo, hi) of a kernel side whose input index o*S - P + k lies in [0, size).
 static void live_taps(int64_t o, int64_t K, int64_t S, int64_t P, int64_t size, int64_t *lo, int64_t *hi) {
-    *lo = max64(0, P - o * S);
-    *hi = max64(*lo, min64(K, size + P - o * S));
+    *lo = ply_max_i64(0, P - o * S);
+    *hi = ply_max_i64(*lo, ply_min_i64(K, size + P - o * S));
 }
 
 // Output indices of one side grouped by their live tap range: class c has taps [lo[c], hi[c]) and
@@ -88,7 +85,7 @@ static int make_plan(const conv_geom *g, taps_plan *t) {
             t->w_floats += (size_t)(g->OC * G->K);
             t->b_floats += (size_t)(G->K * g->N * G->S);
             t->y_floats += (size_t)(g->OC * g->N * G->S);
-            t->k_max = (size_t)max64((int64_t)t->k_max, G->K);
+            t->k_max = (size_t)ply_max_i64((int64_t)t->k_max, G->K);
             t->live += G->S * G->nki * G->nkj;
         }
     return 1;
@@ -122,8 +119,8 @@ size_t conv_taps_backward_floats(const conv_geom *g) {
 // The range [lo, hi) of part `t` of `parts` of [0, total), in multiples of `align` where possible.
 static void split(int64_t total, int64_t parts, int64_t t, int64_t align, int64_t *lo, int64_t *hi) {
     int64_t blocks = (total + align - 1) / align;
-    *lo = min64(total, blocks * t / parts * align);
-    *hi = min64(total, blocks * (t + 1) / parts * align);
+    *lo = ply_min_i64(total, blocks * t / parts * align);
+    *hi = ply_min_i64(total, blocks * (t + 1) / parts * align);
 }
 
 // ----------------------------------------------------------------------------

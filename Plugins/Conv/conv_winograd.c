@@ -89,9 +89,6 @@ void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache) {
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
 typedef conv_wino_plan wino_plan;
 
 static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) {
@@ -109,7 +106,7 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
         p->tc = strips * NR;
         return;
     }
-    int64_t tc_max = max64(NR, CHUNK_FLOATS / (p->xi * (g->C + g->OC)) / NR * NR);
+    int64_t tc_max = ply_max_i64(NR, CHUNK_FLOATS / (p->xi * (g->C + g->OC)) / NR * NR);
     int64_t chunks = (p->T + tc_max - 1) / tc_max;
     chunks = (chunks + p->threads - 1) / p->threads * p->threads;
     int64_t per = (p->T + chunks - 1) / chunks;
@@ -152,7 +149,7 @@ size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
 
 // Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
 static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
-    int64_t lo = max64(0, -base), hi = min64(n, limit - base);
+    int64_t lo = ply_max_i64(0, -base), hi = ply_min_i64(n, limit - base);
     if (hi <= lo) return 0;
     uint64_t m = ((hi >= 64 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
     return (uint32_t)m;
@@ -164,7 +161,7 @@ void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase,
     *n = t / per;
     *th = r / p->TW;
     *tw = r % p->TW;
-    *cnt = min64(min64(t1 - t, p->TW - *tw), 16 - (t - cbase) % 16);
+    *cnt = ply_min_i64(ply_min_i64(t1 - t, p->TW - *tw), 16 - (t - cbase) % 16);
 }
 #define segment conv_wino_segment
 
@@ -250,7 +247,7 @@ PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_pla
     // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
-    if (t1 == min64(p->T, cbase + p->tc) && used % NR)
+    if (t1 == ply_min_i64(p->T, cbase + p->tc) && used % NR)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
@@ -315,8 +312,8 @@ typedef struct {
 // Output channels [o0, o1) of thread th's share, in multiples of 8 (the kernel's rows).
 static void oc_share(const conv_geom *g, int64_t threads, int64_t th, int64_t *o0, int64_t *o1) {
     int64_t blocks = (g->OC + 7) / 8;
-    *o0 = min64(g->OC, blocks * th / threads * 8);
-    *o1 = min64(g->OC, blocks * (th + 1) / threads * 8);
+    *o0 = ply_min_i64(g->OC, blocks * th / threads * 8);
+    *o1 = ply_min_i64(g->OC, blocks * (th + 1) / threads * 8);
 }
 
 // The xi products of a chunk for output channels [o0, o1).
@@ -376,7 +373,7 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
         }
         float *V = j->areas + th * area, *M = V + vfloats;
         for (int64_t k = th; k < p->chunks; k += p->threads) {
-            int64_t cbase = k * p->tc, cend = min64(p->T, cbase + p->tc);
+            int64_t cbase = k * p->tc, cend = ply_min_i64(p->T, cbase + p->tc);
             input_tf(j, cbase, cbase, cend, 0, g->C, V);
             products(j, V, M, cend - cbase, 0, g->OC);
             output_tf(j, M, cbase, cbase, cend, 0, g->OC);

@@ -33,12 +33,10 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Bits e in [lo_e, hi_e) (0 <= lo_e, hi_e <= 64) of a 64-bit mask with 0 <= base + e < limit.
 static uint64_t lanes64(int64_t base, int64_t lo_e, int64_t hi_e, int64_t limit) {
-    int64_t lo = max64(lo_e, -base), hi = min64(hi_e, limit - base);
+    int64_t lo = ply_max_i64(lo_e, -base), hi = ply_min_i64(hi_e, limit - base);
     if (hi <= lo) return 0;
     uint64_t m = hi >= 64 ? ~0ull : (1ull << hi) - 1;
     return m & ~((1ull << lo) - 1);
@@ -124,7 +122,7 @@ PLY_TARGET_AVX512 void conv_wino4_input(const conv_geom *g, const conv_wino_plan
         const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 4 * tw - g->PW;
         const __mmask16 km = first_lanes(cnt);
         const int64_t span = 4 * cnt + 2; // input columns [base, base + span)
-        const uint64_t ml = lanes64(base, 0, min64(span, 64), W);
+        const uint64_t ml = lanes64(base, 0, ply_min_i64(span, 64), W);
         const uint64_t mh = span > 64 ? lanes64(base + 64, 0, span - 64, W) : 0;
         for (int64_t c = c0; c < c1; c++) {
             const float *xc = x + (n * C + c) * HW;
@@ -166,7 +164,7 @@ PLY_TARGET_AVX512 void conv_wino4_input(const conv_geom *g, const conv_wino_plan
     // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
-    if (t1 == min64(p->T, cbase + p->tc) && used % NR)
+    if (t1 == ply_min_i64(p->T, cbase + p->tc) && used % NR)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));

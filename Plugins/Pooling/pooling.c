@@ -23,20 +23,6 @@ typedef struct {
 } pool_geom;
 
 // ----------------------------------------------------------------------------
-// output size (PyTorch's pooling_output_shape with dilation 1)
-
-static int64_t pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode) {
-    int64_t num = in + 2 * p - k + (ceil_mode ? s - 1 : 0);
-    // floor division (num may be negative when the kernel does not fit)
-    int64_t q = num / s;
-    if ((num % s != 0) && ((num < 0) != (s < 0))) q -= 1;
-    int64_t out = q + 1;
-    // the last window must start inside the input or the left padding
-    if (ceil_mode && (out - 1) * s >= in + p) out -= 1;
-    return out;
-}
-
-// ----------------------------------------------------------------------------
 // kernels: one plane at a time; in is H x W, out is OH x OW
 
 // Max and first argmax (row-major scan) of the window at (oh, ow). Padding
@@ -128,7 +114,7 @@ static inline __attribute__((always_inline)) void maxpool2d_forward_plane_values
         for (int64_t h = h0; h < h1; h++) {
             for (int64_t kj = 0; kj < p->kw; kj++) {
                 int64_t lo, hi;
-                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                ply_conv_out_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
                 const float *src = in + h * W + kj - p->pw;
 #if PLY_HAVE_X86_TARGETS
                 if (p->sw == 1 && avx512) {
@@ -205,7 +191,7 @@ static void avgpool2d_forward_plane(float *out, const float *in, int64_t H, int6
         for (int64_t h = h0; h < h1; h++) {
             for (int64_t kj = 0; kj < p->kw; kj++) {
                 int64_t lo, hi;
-                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                ply_conv_out_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
                 const float *src = in + h * W + kj - p->pw;
                 if (p->sw == 1) {
                     for (int64_t ow = lo; ow < hi; ow++) o[ow] += src[ow];
@@ -512,8 +498,9 @@ static ply_status pool_geometry(const ply_layer *self, const ply_shape *s, pool_
                               nm, s->ndim - 2 + i, i ? "W" : "H", (long long)in[i], (long long)(in[i] + 2 * pad[i]),
                               (long long)k[i]);
     }
-    g->OH = pool_out_size(g->H, self->kh, self->sh, self->ph, self->ceil_mode);
-    g->OW = pool_out_size(g->W, self->kw, self->sw, self->pw, self->ceil_mode);
+    // PyTorch's pooling_output_shape (dilation 1)
+    g->OH = ply_conv_out_size(g->H, self->kh, self->sh, self->ph, 1, self->ceil_mode);
+    g->OW = ply_conv_out_size(g->W, self->kw, self->sw, self->pw, 1, self->ceil_mode);
     if (g->OH < 1 || g->OW < 1)
         return ply_errorf(self->host, PLY_ERR_SHAPE, "%s: output size %lld x %lld is too small for input %lld x %lld",
                           nm, (long long)g->OH, (long long)g->OW, (long long)g->H, (long long)g->W);

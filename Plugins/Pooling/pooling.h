@@ -33,16 +33,6 @@ struct ply_layer {
 
 static inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
-// Output columns ow in [*lo, *hi) whose input column ow*S - P + k lies in [0, W).
-static inline void column_range(int64_t k, int64_t S, int64_t P, int64_t W, int64_t OW, int64_t *lo, int64_t *hi) {
-    int64_t a = P - k, b = W + P - k; // a <= ow*S < b
-    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
-    int64_t h = b <= 0 ? 0 : (b + S - 1) / S;
-    if (h > OW) h = OW;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
-
 #if PLY_HAVE_X86_TARGETS
 // AVX2 (call only when ply_cpu_level() >= PLY_CPU_AVX2): maxpool2x2_{forward,backward}_plane.
 void maxpool2x2_forward_plane_avx2(float *out, const float *in, int64_t W, int64_t OH, int64_t OW);

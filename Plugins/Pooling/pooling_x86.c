@@ -207,7 +207,7 @@ PLY_TARGET_AVX512 int maxpool2d_forward_plane_values512(float *out, const float 
     if ((S != 1 && S != 2) || p->kw > VALUES_MAX_KW) return 0;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int64_t lo[VALUES_MAX_KW], hi[VALUES_MAX_KW];
-    for (int64_t kj = 0; kj < p->kw; kj++) column_range(kj, S, p->pw, W, OW, &lo[kj], &hi[kj]);
+    for (int64_t kj = 0; kj < p->kw; kj++) ply_conv_out_range(kj, S, p->pw, W, OW, &lo[kj], &hi[kj]);
     for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
         const int64_t n = OW - ow0 < 16 ? OW - ow0 : 16;
         const __mmask16 keep = (__mmask16)((1u << n) - 1);
@@ -273,7 +273,7 @@ PLY_TARGET_AVX512 int maxpool2d_forward_plane_argmax512(float *out, int64_t *arg
         for (int64_t h = h0; h < h1; h++)
             for (int64_t kj = 0; kj < p->kw; kj++) {
                 int64_t lo, hi;
-                column_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
+                ply_conv_out_range(kj, p->sw, p->pw, W, OW, &lo, &hi);
                 const float *src = in + h * W + kj - p->pw; // src[ow * sw] is this tap of output ow
                 for (int64_t ow = lo; ow < hi; ow += 16) {
                     int64_t n = hi - ow < 16 ? hi - ow : 16;

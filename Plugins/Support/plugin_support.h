@@ -26,6 +26,9 @@
  *    (PLY_TARGET_AVX2, PLY_TARGET_AVX512). Nothing is compiled with -march:
  *    every family builds for the baseline of its architecture and runs on any
  *    CPU of it; faster paths are per-function and chosen at run time.
+ *  - Small integer helpers (ply_min_i64, ply_max_i64, ply_round_up_i64) and the
+ *    geometry of convolution and pooling windows (ply_conv_out_size,
+ *    ply_conv_out_range), which the conv and pooling families share.
  */
 #ifndef PLY_PLUGIN_SUPPORT_H
 #define PLY_PLUGIN_SUPPORT_H
@@ -89,6 +92,54 @@ static inline const ply_attr *ply_find_attr(const ply_attrs *attrs, const char *
     for (int32_t i = 0; i < attrs->count; i++)
         if (attrs->items[i].name != NULL && strcmp(attrs->items[i].name, name) == 0) return &attrs->items[i];
     return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Integers and window geometry                                           */
+/* ---------------------------------------------------------------------- */
+
+static inline int64_t ply_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t ply_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/** `v` rounded up to a multiple of `m` (v >= 0, m > 0). */
+static inline int64_t ply_round_up_i64(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+/**
+ * The output size along one axis of a convolution or pooling window: kernel `k`, stride `s` > 0,
+ * zero padding `p` on both sides, dilation `d` >= 1, and PyTorch's ceil_mode (pooling only; 0 for a
+ * convolution). PyTorch's pooling_output_shape, which is also Conv2d's formula when ceil_mode is 0:
+ *
+ *     out = floor((in + 2p - d(k-1) - 1 + (ceil_mode ? s-1 : 0)) / s) + 1,
+ *     and with ceil_mode, out -= 1 when the last window would start at or past in + p
+ *     (every window must start inside the input or the left padding).
+ *
+ * The division floors (the numerator is negative when the window does not fit, and the result is
+ * then 0 or less): callers check `in + 2p >= d(k-1) + 1` first and report the sizes.
+ */
+static inline int64_t ply_conv_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil_mode) {
+    int64_t num = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+    int64_t q = num / s;
+    if ((num % s != 0) && ((num < 0) != (s < 0))) q -= 1;
+    int64_t out = q + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) out -= 1;
+    return out;
+}
+
+/**
+ * The output positions o in [*lo, *hi) (clamped to [0, out)) whose tap `k` reads inside the input:
+ * 0 <= o*s - p + k < size, for stride s > 0 and padding p. Outside that range the tap reads padding.
+ * The kernels loop over [lo, hi) without a bounds check and handle the rest as zeros (or as
+ * nothing, for max pooling).
+ */
+static inline void ply_conv_out_range(int64_t k, int64_t s, int64_t p, int64_t size, int64_t out, int64_t *lo,
+                                      int64_t *hi) {
+    int64_t a = p - k, b = size + p - k; /* a <= o*s < b */
+    int64_t l = a <= 0 ? 0 : (a + s - 1) / s;
+    int64_t h = b <= 0 ? 0 : (b + s - 1) / s;
+    if (h > out) h = out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -50,10 +50,6 @@ func result(for error: any Error) -> (Int32, String) {
         }
     case let e as NumPyError: return (Status.io, e.description)
     case let e as WeightMismatchError: return (Status.invalidArgument, e.description)
-    case let e as AttributeError:
-        // ply_status: PLY_ERR_NOT_FOUND is "a required attribute ... does not exist".
-        if case .missing = e.kind { return (Status.notFound, e.description) }
-        return (Status.invalidArgument, e.description)
     case let e as ModelFileError:
         if let status = e.pluginStatus, status != 0 { return (status, e.description) }
         switch e.kind {
@@ -102,6 +98,9 @@ func result(for error: PlyError) -> Int32 {
     case let .layer(_, _, status, _), let .nodeFailed(_, _, _, status, _):
         return status == 0 ? Status.internal : status
     case .plugin, .duplicateLayerType, .invalid: return Status.invalidArgument
+    case let .attribute(problem):
+        // ply_status: PLY_ERR_NOT_FOUND is "a required attribute ... does not exist".
+        return problem.kind == .missing ? Status.notFound : Status.invalidArgument
     }
 }
 

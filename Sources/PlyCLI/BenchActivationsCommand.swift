@@ -24,6 +24,7 @@ struct BenchActivationsCommand: ParsableCommand {
     func validate() throws {
         try checkOption("--repeats", repeats, in: OptionLimits.repeats)
         try checkOption("--threads", threads, in: OptionLimits.threads)
+        try checkNotEmpty("--library", library)
         guard (1...8).contains(shape.count), shape.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--shape must be 1 to 8 positive sizes, got \(shape)")
         }

@@ -41,6 +41,7 @@ struct BenchModelCommand: ParsableCommand {
         try checkOption("--iterations", iterations, in: OptionLimits.count)
         try checkOption("--warmup", warmup, in: OptionLimits.count)
         try checkOption("--threads", threads, in: OptionLimits.threads)
+        try checkNotEmpty("<model>", model)
         try checkBatchMemory("--batch", [batch, channels, imageSize, imageSize])
     }
 

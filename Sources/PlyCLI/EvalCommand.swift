@@ -19,6 +19,9 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
+        try checkNotEmpty("--model", model)
+        try checkNotEmpty("--weights", weights)
+        try checkNotEmpty("--data", data)
         guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train, got '\(split)'") }
     }
 

@@ -31,6 +31,18 @@ func checkOption(_ option: String, _ value: Double, _ ok: Bool, _ accepted: Stri
     guard ok else { throw ValidationError("\(option) must be \(accepted), got \(value)") }
 }
 
+/// Throws a `ValidationError` naming `option` when a path, name or word it was given is empty
+/// (`--output ''` otherwise failed only after loading the data, as "output directory  is not
+/// writable: cannot create it: : no such file or directory").
+func checkNotEmpty(_ option: String, _ value: String?) throws {
+    if let value, value.isEmpty { throw ValidationError("\(option) must not be empty") }
+}
+
+/// `checkNotEmpty` for every value of a repeatable option.
+func checkNotEmpty(_ option: String, _ values: [String]) throws {
+    for value in values { try checkNotEmpty(option, value) }
+}
+
 /// Bytes of a float32 batch `dims`, refused (naming `option`) when it cannot fit in memory.
 func checkBatchMemory(_ option: String, _ dims: [Int]) throws {
     do {
@@ -62,6 +74,7 @@ struct InputMismatch: Error, CustomStringConvertible {
 /// Refuses an output file path that cannot be written, before any work: a directory, or a
 /// parent directory that does not exist or cannot take a new file.
 func checkOutputFile(_ option: String, _ path: String) throws {
+    try checkNotEmpty(option, path)
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw ValidationError("\(option) \(path) is a directory; give a file name")

@@ -12,6 +12,10 @@ struct PluginsCommand: ParsableCommand {
     @Option(name: .customLong("describe"), help: "Describe one layer type: its inputs, attributes and parameters.")
     var describe: String?
 
+    func validate() throws {
+        try checkNotEmpty("--describe", describe)
+    }
+
     func run() throws {
         let runtime: Runtime
         do { runtime = try pluginOptions.makeRuntime() } catch { throw fail(error) }

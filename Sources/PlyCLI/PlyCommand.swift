@@ -36,6 +36,11 @@ struct PluginOptions: ParsableArguments {
           help: "Refuse user_activation layers that name a shared library (library:/symbol:): opening one runs its code.")
     var noUserLibraries = false
 
+    func validate() throws {
+        try checkNotEmpty("--plugin", plugins)
+        try checkNotEmpty("--plugin-dir", pluginDirectories)
+    }
+
     /// A runtime with the requested plugins.
     func makeRuntime(seed: UInt64 = 1, threads: Int? = nil) throws -> Runtime {
         var options = Runtime.Options()

@@ -36,6 +36,10 @@ struct PredictCommand: ParsableCommand {
         try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
+        try checkNotEmpty("--model", model)
+        try checkNotEmpty("--weights", weights)
+        try checkNotEmpty("--input", input)
+        try checkNotEmpty("--node", node)
         try checkOutputFile("--output", output)
         if weights == nil && !ModelSource.isONNX(model) {
             throw ValidationError("--weights is required (unless --model is an .onnx file, which has its own)")

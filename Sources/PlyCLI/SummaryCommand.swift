@@ -22,6 +22,7 @@ struct SummaryCommand: ParsableCommand {
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
         try checkOption("--batch", batch, in: OptionLimits.batch)
+        try checkNotEmpty("<model>", model)
     }
 
     func run() throws {

@@ -78,6 +78,9 @@ struct TrainCommand: ParsableCommand {
         try checkOption("--weight-decay", weightDecay, weightDecay >= 0 && weightDecay.isFinite, "a finite number >= 0")
         try checkOption("--threads", threads, in: OptionLimits.threads)
         try checkOption("--limit", limit, in: 1...Int(Int32.max))
+        try checkNotEmpty("--model", model)
+        try checkNotEmpty("--data", data)
+        try checkNotEmpty("--output", output)
         guard ["sgd", "adam"].contains(optimizer.lowercased()) else {
             throw ValidationError("--optimizer must be sgd or adam, got '\(optimizer)'")
         }

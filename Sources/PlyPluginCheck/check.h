@@ -8,6 +8,8 @@
  *   golden.c    golden cases: reading them, running them, comparing
  *   gradcheck.c backward against central differences
  *   checks.c    library, descriptor and error-path checks
+ *   schema.c    attribute schemas (attr_specs, ABI 1.2)
+ *   describe.c  describe (ABI 1.2): MACs, window, children
  *   report.c    PASS / FAIL / SKIP lines and the summary
  *
  * Plain C11 plus POSIX (dlopen, pthreads); no Swift, no C++.
@@ -176,7 +178,9 @@ typedef struct plugin_under_test {
     const ply_plugin *plugin;
     ply_plugin desc; /* copied within struct_size */
     int type_count;
-    type_info *types;
+    type_info *types;   /* the types to check (all, or --type's) */
+    int other_count;
+    type_info *others;  /* the library's other valid types: not checked, but registered for create_layer */
 } plugin_under_test;
 
 /** Checks 1 and 2; false when the plugin cannot be checked further. */
@@ -192,5 +196,20 @@ void check_error_paths(const type_info *ti, const char *label, const attr_set *a
  *  on a random [2, 3, 4, 5] input, or SKIP saying why not. */
 void check_without_golden(const type_info *ti, bool finite_differences);
 void unload_library(plugin_under_test *p);
+
+/* ---------------------------------------------------------------- schema.c */
+
+/** Check 6: the type's attr_specs (names, kinds, flags, defaults, docs); SKIP
+ *  when it declares none. */
+void check_schema(const type_info *ti);
+
+/* -------------------------------------------------------------- describe.c */
+
+/** Check 7: describe for an instance created from `attrs` and the input
+ *  `shapes` infer_shape accepts (MACs, window, class name, children that
+ *  account for the layer's parameters, the same result twice); SKIP when the
+ *  type has no describe. */
+void check_describe(const type_info *ti, const char *label, const ply_attrs *attrs, int n_inputs,
+                    const ply_shape *shapes);
 
 #endif

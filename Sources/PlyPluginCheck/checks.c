@@ -1,6 +1,7 @@
 /*
  * Checks 1 (library), 2 (descriptor and layer types) and 5 (error paths),
- * plus what is checked of a type that has no golden case.
+ * plus what is checked of a type that has no golden case (with checks 6 and 7
+ * of schema.c and describe.c).
  *
  * Foreign structs are read only within their struct_size: the descriptor
  * and each layer type are copied into zero-padded host-size structs first.
@@ -164,18 +165,24 @@ bool check_descriptor(plugin_under_test *p, const char *only_type) {
                     (int)d->type_count);
     report_section("layer types");
     p->types = calloc((size_t)d->type_count, sizeof *p->types);
-    p->type_count = 0;
+    p->others = calloc((size_t)d->type_count, sizeof *p->others);
+    p->type_count = p->other_count = 0;
     for (int i = 0; i < d->type_count; i++) {
         type_info ti;
         if (!check_type(d->types[i], i, &ti, p->path)) continue;
         bool duplicate = false;
         for (int j = 0; j < p->type_count; j++) duplicate |= strcmp(p->types[j].t.name, ti.t.name) == 0;
+        for (int j = 0; j < p->other_count; j++) duplicate |= strcmp(p->others[j].t.name, ti.t.name) == 0;
         if (duplicate) {
             report_fail("type %s: the descriptor lists the name twice", ti.t.name);
             continue;
         }
-        if (only_type && strcmp(ti.t.name, only_type) != 0) continue;
+        if (only_type && strcmp(ti.t.name, only_type) != 0) {
+            p->others[p->other_count++] = ti; /* a composite's child may be one of them */
+            continue;
+        }
         p->types[p->type_count++] = ti;
+        check_schema(&p->types[p->type_count - 1]);
     }
     return p->type_count > 0;
 }
@@ -223,7 +230,8 @@ bool load_dependency(const char *path, plugin_under_test *dep) {
 
 void unload_library(plugin_under_test *p) {
     free(p->types);
-    p->types = NULL;
+    free(p->others);
+    p->types = p->others = NULL;
     if (p->handle) dlclose(p->handle);
     p->handle = NULL;
 }
@@ -395,6 +403,7 @@ void check_without_golden(const type_info *ti, bool finite_differences) {
     else report_pass("%s: destroy freed every host allocation", name);
     if (ran) {
         check_error_paths(ti, name, &none, n, shapes);
+        check_describe(ti, name, &none.list, n, shapes);
         if (finite_differences && ti->t.backward)
             gradcheck(ti, name, &none.list, n, inputs, wants, NULL, 0, false, NULL);
         else if (ti->t.backward)

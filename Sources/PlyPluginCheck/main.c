@@ -25,6 +25,10 @@ static const char usage[] =
     "  golden      per case: create, infer_shape, parameters, forward, backward, buffers, leaks\n"
     "  gradients   backward against central differences (sampled elements)\n"
     "  errors      invalid attributes and wrong-rank inputs fail cleanly with a message\n"
+    "  schema      attr_specs: unique identifier-like names, valid kinds and flags, defaults\n"
+    "              that read as their kind, a doc line (ABI 1.2)\n"
+    "  describe    on the sample shapes: succeeds, MACs >= 0, a valid window, children whose\n"
+    "              shapes and parameters add up to the layer's, the same result twice (ABI 1.2)\n"
     "\n"
     "  --with LIB.so     also load LIB.so, for layer types PLUGIN.so creates through\n"
     "                    host->create_layer (e.g. residual needs conv2d and batchnorm2d)\n"
@@ -152,6 +156,7 @@ int main(int argc, char **argv) {
         return status;
     }
     host_register_types(main_plugin.types, main_plugin.type_count);
+    host_register_types(main_plugin.others, main_plugin.other_count);
     if (n_with) report_section("dependencies");
     for (int i = 0; i < n_with; i++)
         if (load_dependency(with[i], &deps[i])) host_register_types(deps[i].types, deps[i].type_count);
@@ -195,6 +200,7 @@ int main(int argc, char **argv) {
             ply_shape shapes[MAX_INPUTS];
             for (int i = 0; i < c.n_inputs; i++) shapes[i] = c.inputs[i].shape;
             check_error_paths(ti, c.name, &c.attrs, c.n_inputs, shapes);
+            check_describe(ti, c.name, &c.attrs.list, c.n_inputs, shapes);
         }
         has_case[index] = true;
         golden_free(&c);

@@ -263,7 +263,7 @@ import Testing
         let runtime = try isolatedRuntime()
         var attrs = Self.convAttributes
         attrs[2] = ("kernel_size", .string("three"))
-        let error = try #require(throws: AttributeError.self) { try Layer("conv2d", attrs, runtime: runtime) }
+        let error = try requireAttributeProblem { try Layer("conv2d", attrs, runtime: runtime) }
         guard case .wrongKind = error.kind else {
             Issue.record("expected a wrong-kind error, got \(error)")
             return
@@ -271,7 +271,7 @@ import Testing
         #expect(error.type == "conv2d" && error.name == "kernel_size")
         #expect(error.reason.contains("'kernel_size'") && error.reason.contains("a string"), "\(error.reason)")
 
-        let float = try #require(throws: AttributeError.self) {
+        let float = try requireAttributeProblem {
             try Layer("conv2d", [("in_channels", .float(3.5)), ("out_channels", .int(4)), ("kernel_size", .int(3))], runtime: runtime)
         }
         #expect(float.description.contains("'in_channels'") && float.description.contains("a float"), "\(float)")
@@ -280,7 +280,7 @@ import Testing
 
     @Test func builtinMissingAttribute() throws {
         let runtime = try isolatedRuntime()
-        let error = try #require(throws: AttributeError.self) {
+        let error = try requireAttributeProblem {
             try Layer("conv2d", Array(Self.convAttributes.dropFirst()), runtime: runtime)
         }
         #expect(error.kind == .missing && error.type == "conv2d" && error.name == "in_channels", "\(error)")

@@ -430,7 +430,7 @@ import Testing
     func badAttributes(_ type: String, _ attrs: Attributes, _ mentioned: String) throws {
         // The plugin's own error, or the host's attribute-schema check before create.
         let error = try #require(throws: (any Error).self) { try Layer(type, attrs, runtime: sharedRuntime) }
-        #expect(error is PlyError || error is AttributeError, "\(error)")
+        #expect(error is PlyError, "\(error)")
         #expect("\(error)".contains(mentioned), "\(error)")
         #expect("\(error)".contains(type), "\(error)")
     }

@@ -101,6 +101,58 @@ import Testing
         #expect(skipped.status == 0, "\(skipped.stdout)")
     }
 
+    /// Fixtures/checkplugins/bad_self_description.c: one layer type per rule of the attribute
+    /// schema (check 6) and of `describe` (check 7), each breaking only that rule. Each is
+    /// checked alone (`--type`): exactly one FAIL, naming the rule.
+    static let selfDescriptionLibrary: String? = {
+        guard let dir = try? CCompiler.temporaryDirectory("check-self-description") else { return nil }
+        return try? CCompiler.compile(fixtures.appendingPathComponent("checkplugins/bad_self_description.c"),
+                                      to: dir.appendingPathComponent("libbad_self_description.so"))
+    }()
+
+    @Test(arguments: [
+        ("sd_dup_name", "attr_specs[1] (\"alpha\"): the name is also attr_specs[0]'s"),
+        ("sd_bad_name", "attr_specs[0] (\"kernel-size\"): the name must be identifier-like"),
+        ("sd_structural_name", "'inputs' is a layer's structural key in model files"),
+        ("sd_bad_kind", "kind 9 is not a ply_attr_kind"),
+        ("sd_bad_flags", "flags 0x40 has bits that are not ply_attr_flags"),
+        ("sd_pair_not_ints", "PLY_ATTR_PAIR with kind INT (a pair's kind is PLY_ATTR_INTS)"),
+        ("sd_bad_default", "default \"three\" does not read as kind INT"),
+        ("sd_required_default", "PLY_ATTR_REQUIRED with default \"1\""),
+        ("sd_no_doc", "doc is NULL: it must be one line"),
+        ("sd_endless_specs", "attr_specs has no entry with a NULL name within 256 entries"),
+        ("sd_negative_macs", "describe reported -5 MACs (must be >= 0)"),
+        ("sd_zero_stride", "spatial window of kernel [3, 3] and stride [1, 0]"),
+        ("sd_unknown_window", "describe reported window kind 7"),
+        ("sd_describe_fails", "describe returned PLY_ERR_INTERNAL for input 0 [2, 3, 4, 5], which infer_shape accepts"),
+        ("sd_impure", "a second describe for the same shapes reported something else"),
+        ("sd_host_fields", "describe changed the host-owned fields of ply_layer_info"),
+        ("sd_wrong_child_name", "parameter 0 is 'inner.weight', but the children it reports imply 'other.weight'"),
+        ("sd_wrong_child_shape", "add_child #0 'inner' (sd_leaf): reported output shape [2, 4, 4, 5], but the child's infer_shape gives [2, 3, 4, 5]"),
+    ])
+    func faultySelfDescriptionFails(_ type: String, _ expected: String) throws {
+        let library = try #require(Self.selfDescriptionLibrary, "bad_self_description.c did not compile")
+        let result = try Self.check(["--type", type, library])
+        #expect(result.status == 1, "\(type): \(result.stdout)")
+        let failures = result.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(failures.count == 1, "\(type): \(failures)")
+        #expect(failures.first?.contains(expected) == true, "\(type): expected '\(expected)' in \(failures)")
+    }
+
+    /// The same fixture's correct types pass checks 6 and 7: a leaf with a schema of every kind
+    /// and flag, and a composite whose child accounts for its parameter.
+    @Test(arguments: ["sd_leaf", "sd_block"])
+    func correctSelfDescriptionPasses(_ type: String) throws {
+        let library = try #require(Self.selfDescriptionLibrary, "bad_self_description.c did not compile")
+        let result = try Self.check(["--type", type, library])
+        #expect(result.status == 0, "\(type): \(result.stdout)")
+        #expect(result.stdout.contains("PASS  type \(type): attribute schema: 6 attribute(s)"), "\(result.stdout)")
+        #expect(result.stdout.contains("PASS  \(type): describe for input 0 [2, 3, 4, 5]"), "\(result.stdout)")
+        if type == "sd_block" {
+            #expect(result.stdout.contains("1 child(ren) accounting for its parameters"), "\(result.stdout)")
+        }
+    }
+
     /// Broken plugins from the runtime's own tests: a non-zero exit naming the problem.
     @Test(arguments: [
         ("no_entry", "no exported symbol 'ply_plugin_entry'"),

@@ -147,6 +147,29 @@ import Testing
         (["bench-activations", "--library", "x", "--shape", "0", "4"], ["--shape"]),
     ]
 
+    /// An empty path or name is refused where it is parsed, with ArgumentParser's usage error
+    /// (exit 64): `train --output ''` failed only after loading the data ("output directory  is
+    /// not writable: cannot create it: : no such file or directory"), `predict --output ''` only
+    /// after inference, `--plugin ''` said ": no such file or directory".
+    static let emptyValues: [([String], String)] = [
+        (["train", "--output", ""], "--output must not be empty"),
+        (["train", "--model", ""], "--model must not be empty"),
+        (["eval", "--weights", ""], "--weights must not be empty"),
+        (["predict", "--weights", "w", "--input", "i", "--output", ""], "--output must not be empty"),
+        (["predict", "--weights", "w", "--input", "", "--output", "o"], "--input must not be empty"),
+        (["summary", ""], "<model> must not be empty"),
+        (["plugins", "--plugin", ""], "--plugin must not be empty"),
+        (["plugins", "--describe", ""], "--describe must not be empty"),
+        (["bench-activations", "--library", ""], "--library must not be empty"),
+    ]
+
+    @Test(arguments: emptyValues)
+    func emptyPathOrNameIsRefusedWhenParsed(_ arguments: [String], _ message: String) throws {
+        let out = try Self.ply(arguments)
+        #expect(out.status == 64, "ply \(arguments): exit \(out.status): \(out.stderr)")
+        #expect(out.stderr.contains("Error: \(message)"), "ply \(arguments): \(out.stderr)")
+    }
+
     @Test(arguments: badOptions)
     func optionOutOfRangeIsRefusedWhenParsed(_ arguments: [String], _ words: [String]) throws {
         try Self.expectFailure(arguments + (arguments[0] == "eval" || arguments[0] == "train" ? ["--data", "/nonexistent"] : []),

@@ -172,7 +172,7 @@ import Testing
             let error = try #require(throws: (any Error).self) { try Layer(op, attrs, runtime: sharedRuntime) }
             // The host's attribute-schema check (names, kinds, required) comes before create, with
             // the C API's status for its kind; the plugin checks values.
-            if let e = error as? AttributeError {
+            if case let .attribute(e)? = error as? PlyError {
                 let status = e.kind == .missing ? PLY_ERR_NOT_FOUND : PLY_ERR_INVALID_ARGUMENT
                 return (Int32(status.rawValue), "\(e)")
             }

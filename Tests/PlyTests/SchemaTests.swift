@@ -29,8 +29,8 @@ import Testing
         return r
     }
 
-    static func attributeError(_ body: () throws -> Void) -> AttributeError? {
-        do { try body() } catch let e as AttributeError { return e } catch { Issue.record("not an AttributeError: \(error)") }
+    static func attributeError(_ body: () throws -> Void) -> PlyError.AttributeProblem? {
+        do { try body() } catch let PlyError.attribute(e) { return e } catch { Issue.record("not a PlyError.attribute: \(error)") }
         return nil
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import Ply
 
 /// Where the test fixtures live (copied from shared/golden so a clone is self-contained).
@@ -98,4 +99,16 @@ func closeness(_ ours: [Float], _ ref: [Float], relative: Float = 1e-5) -> (ok: 
         scale = max(scale, abs(b))
     }
     return (worst <= relative * scale, worst, relative * scale)
+}
+
+/// The attribute-schema problem `body` throws (`PlyError.attribute`); records an issue and
+/// throws when it throws nothing or another error.
+func requireAttributeProblem<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) throws
+    -> PlyError.AttributeProblem {
+    let error = try #require(throws: PlyError.self, sourceLocation: sourceLocation) { _ = try body() }
+    guard case let .attribute(problem) = error else {
+        Issue.record("expected PlyError.attribute, got \(error)", sourceLocation: sourceLocation)
+        throw error
+    }
+    return problem
 }

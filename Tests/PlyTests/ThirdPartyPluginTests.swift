@@ -218,15 +218,15 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
 
         // Names and kinds: the host, against the example's attribute schema, before create.
-        let missing = try #require(throws: AttributeError.self) { try Layer("channel_shuffle", runtime: runtime) }
+        let missing = try requireAttributeProblem { try Layer("channel_shuffle", runtime: runtime) }
         #expect(missing.kind == .missing && missing.description.contains("'groups'"), "\(missing)")
-        let typo = try #require(throws: AttributeError.self) {
+        let typo = try requireAttributeProblem {
             try Layer("leaky_relu", [("negative_slop", .float(0.2))], runtime: runtime)
         }
         #expect(typo.description.contains("did you mean 'negative_slope'?"), "\(typo)")
         let zero = try #require(throws: PlyError.self) { try Layer("channel_shuffle", [("groups", .int(0))], runtime: runtime) }
         #expect(zero.description.contains("groups must be positive"), "\(zero)")
-        let wrongKind = try #require(throws: AttributeError.self) {
+        let wrongKind = try requireAttributeProblem {
             try Layer("leaky_relu", [("negative_slope", .string("big"))], runtime: runtime)
         }
         #expect(wrongKind.description.contains("'negative_slope'") && wrongKind.description.contains("a string"), "\(wrongKind)")

@@ -88,7 +88,7 @@ import Testing
         } catch let PlyError.layer(type, call, _, message) {
             #expect(type == "user_activation" && call == "create", sourceLocation: sourceLocation)
             return message
-        } catch let error as AttributeError {
+        } catch let PlyError.attribute(error) {
             // The host's check against user_activation's attribute schema, before create.
             #expect(error.type == "user_activation", sourceLocation: sourceLocation)
             return error.reason

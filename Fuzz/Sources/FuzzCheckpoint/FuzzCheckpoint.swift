@@ -12,13 +12,26 @@
 import Foundation
 import Ply
 
-private struct Fixture {
-    let model: Model
-    let sgd: SGD
-    let adam: Adam
+/// What every input shares: the runtime (with libply_linear.so loaded), the tensors of a valid
+/// checkpoint of each optimizer, and the scratch file. The model and the optimizer are made
+/// anew for each input, so that no input sees state an earlier one left (a finding reproduces
+/// from its file alone) and nothing mutable is shared.
+private struct Fixture: Sendable {
+    let runtime: Runtime
     let sgdTensors: [(name: String, entry: SafeTensors.Entry)]
     let adamTensors: [(name: String, entry: SafeTensors.Entry)]
     let path: String
+}
+
+/// linear 3 -> 2, as every checkpoint the fuzzer writes holds.
+private func makeModel(_ runtime: Runtime) throws -> Model {
+    let model = Model(runtime: runtime)
+    try model.add("fc", "linear", [("in_features", .int(3)), ("out_features", .int(2))])
+    return model
+}
+
+private func makeOptimizer(adam: Bool) throws -> Optimizer {
+    adam ? try Adam() : try SGD(learningRate: 0.1, momentum: 0.9)
 }
 
 private let fixture: Fixture = {
@@ -32,10 +45,7 @@ private let fixture: Fixture = {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let dir = URL(fileURLWithPath: exe).deletingLastPathComponent().path
         try runtime.loadPlugin(at: "\(dir)/libply_linear.so")
-        let model = Model(runtime: runtime)
-        try model.add("fc", "linear", [("in_features", .int(3)), ("out_features", .int(2))])
-        let sgd = try SGD(learningRate: 0.1, momentum: 0.9)
-        let adam = try Adam()
+        let model = try makeModel(runtime)
         let path = NSTemporaryDirectory() + "/fuzz-checkpoint-\(getpid()).safetensors"
         // The tensors of a valid checkpoint of each optimizer (as Checkpoint.save writes
         // them), which every input is written with.
@@ -46,7 +56,8 @@ private let fixture: Fixture = {
             }
             return result
         }
-        return Fixture(model: model, sgd: sgd, adam: adam, sgdTensors: try tensors(sgd), adamTensors: try tensors(adam), path: path)
+        return Fixture(runtime: runtime, sgdTensors: try tensors(makeOptimizer(adam: false)),
+                       adamTensors: try tensors(makeOptimizer(adam: true)), path: path)
     } catch {
         fatalError("FuzzCheckpoint: setup: \(error)")
     }
@@ -65,7 +76,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     let tensors = useAdam ? fixture.adamTensors : fixture.sgdTensors
     guard (try? SafeTensors.write(path: fixture.path, tensors: tensors, metadata: metadata)) != nil else { return 0 }
-    let optimizer: Optimizer = useAdam ? fixture.adam : fixture.sgd
-    _ = try? Checkpoint.load(from: fixture.path, model: fixture.model, optimizer: optimizer)
+    guard let model = try? makeModel(fixture.runtime), let optimizer = try? makeOptimizer(adam: useAdam) else {
+        fatalError("FuzzCheckpoint: cannot make the model and optimizer")
+    }
+    _ = try? Checkpoint.load(from: fixture.path, model: model, optimizer: optimizer)
     return 0
 }

@@ -504,7 +504,7 @@ struct Builder {
             var error = r.error(.badAttribute, at, field: field, layer: name, message: message)
             error.pluginStatus = status
             throw error
-        } catch let error as AttributeError {
+        } catch let PlyError.attribute(error) {
             // The schema check names the attribute: point at its key when it is unknown (or
             // given twice), at its value when it is of another kind, else at the type.
             let given = error.childType == nil ? error.name.flatMap { n in attrNodes[n].map { (n, $0) } } : nil

@@ -185,7 +185,7 @@ public struct AttributeSpec: Sendable, Equatable {
     /// The first problem of `attributes` against `specs`: an unknown name (with the closest
     /// valid one), a name given twice, a value of another kind, or a missing required attribute.
     static func problem(_ attributes: Attributes, specs: [AttributeSpec], type: String)
-        -> (kind: AttributeError.Kind, name: String, reason: String)? {
+        -> (kind: PlyError.AttributeProblem.Kind, name: String, reason: String)? {
         var given = Set<String>()
         for (name, value) in attributes {
             guard given.insert(name).inserted else { return (.duplicate, name, "attribute '\(name)' is given twice") }
@@ -287,7 +287,7 @@ func attributes(from attrs: UnsafePointer<ply_attrs>?) throws -> Attributes {
 
 extension LayerType {
     /// Checks `attributes` against the type's schema before `create`: throws
-    /// `AttributeError` for an unknown name, a value of another kind or a missing required
+    /// ``PlyError/attribute(_:)`` for an unknown name, a value of another kind or a missing required
     /// attribute; for a type without a schema, logs a warning once (or, with
     /// `Runtime.Options.strictAttributes`, throws). `node` and `context` only shape the message:
     /// the node name when known, and for a child layer what creates it.
@@ -298,10 +298,10 @@ extension LayerType {
         guard let specs = self.attributes else {
             guard !attributes.isEmpty else { return }
             if state.strictAttributes {
-                throw AttributeError(.unchecked, layer: layerName, type: typeName, name: nil,
+                throw PlyError.attribute(.init(.unchecked, layer: layerName, type: typeName, name: nil,
                                      childType: context == nil ? nil : name, reason: prefix + "layer type '\(name)' (\(library.path)) declares no attribute schema, so "
                                             + "its attributes cannot be checked, and strict attribute checking is on "
-                                            + "(--strict-attributes / Runtime.Options.strictAttributes)")
+                                            + "(--strict-attributes / Runtime.Options.strictAttributes)"))
             }
             if warnedUnchecked.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
                 state.logHandler(.warning, "layer type '\(name)' (\(library.path)) declares no attribute schema: its attributes "
@@ -310,8 +310,8 @@ extension LayerType {
             return
         }
         if let (kind, attribute, reason) = AttributeSpec.problem(attributes, specs: specs, type: name) {
-            throw AttributeError(kind, layer: layerName, type: typeName, name: attribute, childType: context == nil ? nil : name,
-                                 reason: prefix + reason)
+            throw PlyError.attribute(.init(kind, layer: layerName, type: typeName, name: attribute,
+                                           childType: context == nil ? nil : name, reason: prefix + reason))
         }
     }
 }

@@ -6,7 +6,9 @@ import CPly
 /// reading the message): `.io` → PLY_ERR_IO, `.notFound` and `.unknownLayerType` →
 /// PLY_ERR_NOT_FOUND, `.shape` → PLY_ERR_SHAPE, `.numeric` → PLY_ERR_NUMERIC,
 /// `.outOfMemory` → PLY_ERR_OUT_OF_MEMORY, `.abi` → PLY_ERR_ABI, `.layer` and `.nodeFailed`
-/// → the plugin's own status, the rest → PLY_ERR_INVALID_ARGUMENT.
+/// → the plugin's own status, `.attribute` → PLY_ERR_NOT_FOUND for a missing required
+/// attribute (plugin.h's meaning of the code) and PLY_ERR_INVALID_ARGUMENT otherwise, the rest
+/// → PLY_ERR_INVALID_ARGUMENT.
 public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A plugin library could not be loaded or is not a valid Ply plugin.
     case plugin(path: String, reason: String)
@@ -33,6 +35,10 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     case outOfMemory(String)
     /// A model, tensor or argument is not usable as given.
     case invalid(String)
+    /// An attribute list that does not fit the layer type's schema (ABI 1.2 `attr_specs`),
+    /// found before `create`: an unknown name (with the closest valid one), a value of another
+    /// kind, a missing required attribute. See ``AttributeProblem``.
+    case attribute(AttributeProblem)
 
     /// What went wrong with a file.
     public enum IOProblem: String, Sendable {
@@ -66,6 +72,8 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
             }
         case let .notFound(m), let .shape(m), let .numeric(m), let .outOfMemory(m), let .invalid(m):
             return m
+        case let .attribute(problem):
+            return problem.description
         }
     }
 
@@ -77,7 +85,7 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .layer(type, call, status, message):
             if let node { return .nodeFailed(node: node, type: type, call: call, status: status, message: message) }
             return .invalid("\(context): \(description)")
-        case .nodeFailed, .io, .plugin, .abi, .duplicateLayerType, .unknownLayerType:
+        case .nodeFailed, .io, .plugin, .abi, .duplicateLayerType, .unknownLayerType, .attribute:
             return self
         case let .notFound(m): return .notFound("\(context): \(m)")
         case let .shape(m): return .shape("\(context): \(m)")
@@ -102,56 +110,4 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
         default: return "status \(status)"
         }
     }
-}
-
-/// An attribute list that does not fit the layer type's schema, found before `create` (ABI 1.2
-/// `attr_specs`): from model files, Swift and C callers and composites' `create_layer` alike.
-///
-///     layer 'c' (conv2d): unknown attribute 'paddin'; did you mean 'padding'? (conv2d takes in_channels, ...)
-///
-/// (A type of its own rather than a `PlyError` case: `PlyError` is matched exhaustively by the
-/// C API's status mapping.) Model files report it as a `ModelFileError` of kind `badAttribute`
-/// pointed at the attribute.
-public struct AttributeError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What is wrong.
-    public enum Kind: Sendable, Equatable {
-        /// The name is not in the schema; `suggestion` is the closest valid name, if any is close.
-        case unknown(suggestion: String?)
-        /// The value has a kind the attribute does not take.
-        case wrongKind(expected: String, given: String)
-        /// A required attribute is not given.
-        case missing
-        /// The same name is given twice.
-        case duplicate
-        /// The type declares no schema and strict attribute checking is on.
-        case unchecked
-    }
-
-    /// What is wrong.
-    public let kind: Kind
-    /// The node name, when known.
-    public let layer: String?
-    /// The layer's type; for a child a composite creates through `create_layer`, the composite's.
-    public let type: String
-    /// The attribute (nil for `.unchecked`).
-    public let name: String?
-    /// For a child a composite creates through `create_layer`: the child's type (the
-    /// attribute is the child's, not one the caller gave).
-    public let childType: String?
-    /// The whole explanation, with the valid names or kinds.
-    public let reason: String
-
-    /// An error about attribute `name` of `type` (node `layer`), or of its child of type `childType`.
-    public init(_ kind: Kind, layer: String?, type: String, name: String?, childType: String? = nil, reason: String) {
-        self.kind = kind
-        self.layer = layer
-        self.type = type
-        self.name = name
-        self.childType = childType
-        self.reason = reason
-    }
-
-    /// The message in words, as `print` and error reports show it.
-    public var description: String { (layer.map { "layer '\($0)' (\(type))" } ?? type) + ": " + reason }
-
 }

@@ -325,9 +325,11 @@ final class HostTable: @unchecked Sendable {
                 given = try attributes(from: attrs)
                 try type.checkAttributes(given, node: nil, state: state,
                                          context: frame.map { (parent: $0.type, node: $0.node) })
-            } catch let error as AttributeError {
-                let status = HostTable.fail(PLY_ERR_INVALID_ARGUMENT, error.description)
-                slot.typed = error
+            } catch let PlyError.attribute(problem) {
+                // The schema check's typed error, kept for Layer.check to rethrow when the
+                // plugin passes the message on unchanged.
+                let status = HostTable.fail(PLY_ERR_INVALID_ARGUMENT, problem.description)
+                slot.typed = PlyError.attribute(problem)
                 return status
             } catch {
                 return HostTable.fail(PLY_ERR_INVALID_ARGUMENT, "create_layer('\(typeName)'): \(error)")

@@ -26,7 +26,7 @@ public final class Layer: @unchecked Sendable {
     }
 
     /// Creates a layer of `type` from attributes. The attributes are checked against the type's
-    /// schema first (``LayerType/attributes``): a misfit throws an ``AttributeError`` naming
+    /// schema first (``LayerType/attributes``): a misfit throws ``PlyError/attribute(_:)`` naming
     /// `node`, when given, and the attribute.
     public init(type: LayerType, attributes: Attributes, runtime: Runtime, node: String? = nil) throws {
         self.type = type
@@ -62,7 +62,7 @@ public final class Layer: @unchecked Sendable {
     }
 
     /// Turns a status and this thread's error slot into a thrown error: the host's own typed
-    /// error (an ``AttributeError`` from `create_layer`) when the plugin passed its message on
+    /// error (a ``PlyError/attribute(_:)`` from `create_layer`) when the plugin passed its message on
     /// unchanged, else `PlyError.layer` with the plugin's message.
     static func check(_ status: ply_status, type: String, call: String) throws {
         guard status != PLY_OK else { return }

@@ -99,7 +99,7 @@ public final class LayerType: @unchecked Sendable {
     /// plugin's order; nil when the type declares no schema (a 1.0/1.1 plugin, or NULL), in
     /// which case attributes are passed to it unchecked. The host checks every attribute list
     /// against the schema before it creates a layer: unknown names, values of another kind
-    /// and missing required attributes are ``AttributeError``s.
+    /// and missing required attributes are ``PlyError/attribute(_:)`` errors.
     public let attributes: [AttributeSpec]?
     /// One line naming the inputs and their shapes (`x: (N, C, H, W)`), if the plugin gives it.
     public let inputsDoc: String?

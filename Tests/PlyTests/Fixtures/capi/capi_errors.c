@@ -3,8 +3,8 @@
  * that is missing is PLY_ERR_IO, a plugin built for another ABI is
  * PLY_ERR_ABI, and a plugin's own status (out of memory, numeric, ...) is
  * returned unchanged, whether it fails in create, infer_shape or forward.
- * Also: registered functions (API 1.3), their release, and a directory scan
- * that skips a bad library.
+ * Also: attribute schema errors, registered functions (API 1.3), their
+ * release, and a directory scan that skips a bad library.
  *
  *     capi_errors LIBFAIL_STATUS.so LIBABI_MAJOR2.so TMPDIR
  *
@@ -87,6 +87,19 @@ int main(int argc, char **argv) {
                "load_plugin_dir of a missing directory");
   expect_error(ply_model_from_zoo(rt, "no_such_net", 10, 1, 28, &model), PLY_ERR_INVALID_ARGUMENT,
                "unknown model", "an unknown zoo name stays invalid argument");
+
+  /* Attributes against the type's schema: a typo and a value of another kind are invalid
+   * arguments whose message names the attribute, the layer and what was expected. */
+  expect_error(ply_model_from_text(rt,
+                                   "model: t\nlayers:\n  - {name: c, type: conv2d, in_channels: 1, out_channels: 4, "
+                                   "kernel_size: 3, paddin: 1}\n",
+                                   10, 1, 28, &model),
+               PLY_ERR_INVALID_ARGUMENT, "did you mean 'padding'?", "a misspelt attribute");
+  expect_error(ply_model_from_text(rt,
+                                   "model: t\nlayers:\n  - {name: c, type: conv2d, in_channels: 1, out_channels: 4, "
+                                   "kernel_size: three}\n",
+                                   10, 1, 28, &model),
+               PLY_ERR_INVALID_ARGUMENT, "'kernel_size'", "an attribute of another kind");
 
   /* ABI: another major version. */
   expect_error(ply_runtime_load_plugin(rt, argv[2]), PLY_ERR_ABI, "ABI 2.3", "load_plugin built for ABI 2.3");
