@@ -24,6 +24,7 @@ struct BenchDataCommand: ParsableCommand {
     @OptionGroup(title: "Augmentation") var augmentationOptions: AugmentationOptionGroup
 
     func validate() throws {
+        try checkNotEmpty("--data", data)
         try checkOption("--threads", threads, in: OptionLimits.threads)
         try checkOption("--runs", runs, in: 1...1000)
         try checkOption("--batch-size", batchSize, in: OptionLimits.batch)

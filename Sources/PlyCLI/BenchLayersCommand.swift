@@ -36,6 +36,7 @@ struct BenchLayersCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
+        try checkNotEmpty("<model>", model)
         try checkOption("--batch", batch, in: OptionLimits.batch)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
         try checkOption("--channels", channels, in: OptionLimits.channels)

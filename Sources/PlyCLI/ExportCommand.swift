@@ -23,6 +23,8 @@ struct ExportCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
+        try checkNotEmpty("--model", model)
+        try checkNotEmpty("--weights", weights)
         try checkOption("--num-classes", numClasses, in: OptionLimits.classes)
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)

@@ -19,6 +19,7 @@ struct ImportCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
+        try checkNotEmpty("<model>", model)
         guard !output.isEmpty else { throw ValidationError("--output must name a directory") }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), !isDir.boolValue {

@@ -37,6 +37,11 @@ struct InspectCommand: ParsableCommand {
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
+        try checkNotEmpty("--model", model)
+        try checkNotEmpty("--weights", weights)
+        try checkNotEmpty("--data", data)
+        try checkNotEmpty("--image", image)
+        try checkNotEmpty("--output", output)
         try checkOption("--scale", scale, in: ModelInspector.scales)
         try checkOption("--index", index, in: 0...Int(Int32.max))
         try checkOption("--num-classes", numClasses, in: OptionLimits.classes)

@@ -161,6 +161,14 @@ import Testing
         (["plugins", "--plugin", ""], "--plugin must not be empty"),
         (["plugins", "--describe", ""], "--describe must not be empty"),
         (["bench-activations", "--library", ""], "--library must not be empty"),
+        (["inspect", "--weights", ""], "--weights must not be empty"),
+        (["inspect", "--weights", "w", "--image", ""], "--image must not be empty"),
+        (["inspect", "--weights", "w", "--output", ""], "--output must not be empty"),
+        (["bench-data", "--data", ""], "--data must not be empty"),
+        (["import", "", "--output", "o"], "<model> must not be empty"),
+        (["export", "--model", "", "--weights", "w", "--output", "o.onnx"], "--model must not be empty"),
+        (["export", "--model", "convnet", "--weights", "", "--output", "o.onnx"], "--weights must not be empty"),
+        (["bench-layers", ""], "<model> must not be empty"),
     ]
 
     @Test(arguments: emptyValues)

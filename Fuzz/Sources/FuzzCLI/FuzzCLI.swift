@@ -14,7 +14,7 @@ import PlyCLI
 
 /// The subcommands, and "" for none (the default subcommand) and "help".
 private let subcommands = ["", "train", "eval", "plugins", "bench", "bench-capi", "bench-activations",
-                           "bench-model", "bench-data", "summary", "predict", "inspect", "help"]
+                           "bench-model", "bench-data", "bench-layers", "summary", "predict", "inspect", "import", "export", "help"]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
