@@ -12,8 +12,8 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
- *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), the tile chosen per shape
+ *     channels each way and 64 output tiles (2x2), by Winograd F(6x6, 3x3) (5x
+ *     fewer multiply-adds), F(4x4, 3x3) (4x) or F(2x2, 3x3) (2.25x), the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is im2col's. The transformed weights are kept in the layer
  *     with a copy of the weights they came from, and redone when a forward
@@ -78,7 +78,7 @@ struct ply_layer {
     float *bias, *dbias;     // [OC], NULL when bias=false
     float *scratch;          // per-call workspace, grown on demand
     size_t scratch_floats;
-    int wino_tile;           // attribute winograd_tile: 0 (auto), 2 or 4
+    int wino_tile;           // attribute winograd_tile: 0 (auto), 2, 4 or 6
     conv_wino_cache wino;    // Winograd's transformed weights, kept while the weights stay the same
 };
 
@@ -238,8 +238,8 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     int64_t wino_tile = 0;
     st = host->attr_int(host, attrs, "winograd_tile", &wino_tile);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    if (wino_tile != 0 && wino_tile != 2 && wino_tile != 4)
-        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: winograd_tile must be 0 (auto), 2 or 4 (got %lld)",
+    if (wino_tile != 0 && wino_tile != 2 && wino_tile != 4 && wino_tile != 6)
+        return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT, "conv2d: winograd_tile must be 0 (auto), 2, 4 or 6 (got %lld)",
                           (long long)wino_tile);
     int64_t workspace_mb = 32;
     st = host->attr_int(host, attrs, "workspace_mb", &workspace_mb);
@@ -580,7 +580,7 @@ static const ply_attr_spec conv_specs[] = {
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
      .doc = "implementation: auto, im2col, blas, direct, taps, winograd or s2d"},
     {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
-     .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
+     .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)), 6 (F(6x6,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
      .doc = "cap in MiB on the backward's whole-batch scratch; above it the batch goes a tile at a time"},
     {.name = "trainable", .kind = PLY_ATTR_BOOL, .default_text = "true",

@@ -1,6 +1,7 @@
 /*
- * conv2d forward by Winograd F(2x2, 3x3) and F(4x4, 3x3) (see conv_winograd.h): the plans, the
- * products and F(2x2)'s transforms; F(4x4)'s are in conv_winograd4.c.
+ * conv2d forward by Winograd F(2x2, 3x3), F(4x4, 3x3) and F(6x6, 3x3) (see conv_winograd.h): the
+ * plans, the products and F(2x2)'s transforms; F(4x4)'s are in conv_winograd4.c, F(6x6)'s in
+ * conv_winograd6.c.
  *
  * Layouts (a = m + 2, xi = a*i + j, the element of an a x a transform; T tiles,
  * t = (n*TH + th)*TW + tw; tile (th, tw) is outputs [m*th, m*th + m) x [m*tw, m*tw + m) and reads
@@ -47,6 +48,25 @@
 // rule of its own yet).
 #define F4_MAX_PRODUCTS 0.6
 #define F4_MIN_STRIPS 1
+// F(6x6) or F(4x4), measured the same way (thread CPU time, best of 3, load 12-14, so within ~15%),
+// N C->OC HxW, ms F(4x4) / F(6x6):
+//   where F(6x6)'s tiles cover the plane as tightly as F(4x4)'s (0.82 of its products):
+//     1 64->128 112: 6.94 / 6.56   1 128->128 112: 12.44 / 11.27   16 64->128 112: 117.0 / 114.4
+//     1 64->64 224: 15.45 / 15.52  16 64->64 224: 243.3 / 254.8 (the transforms, not the products,
+//     are most of a 64->64 layer's time, and F(6x6)'s cost more per output)
+//   where they cover 60x60 of 56x56 or 30x30 of 28x28 (0.91 of the products):
+//     1 64->64 56: 0.95 / 1.11   1 128->128 28: 1.23 / 1.35   16 64->64 56: 16.4 / 18.4
+//     16 128->128 28: 15.1 / 16.3   1 128->256 56: 6.28 / 9.22
+//   with 256 channels or more, U (64 C OC floats) streams from memory once per chunk of tiles:
+//     1 256->256 56: 12.07 / 17.29   1 512->512 28: 16.4 / 17.2   16 512->512 7: 27.7 / 43.4
+// So F(6x6) only where it needs at most F6_MAX_PRODUCTS of F(4x4)'s products, C + OC reaches
+// F6_MIN_CHANNELS and neither count passes F6_MAX_CHANNELS: VGG-16's two 112x112 layers, nothing
+// in ResNet-18 or GoogLeNet. Numerically F(6x6) loses ~5x more than F(4x4) and passes the layer
+// tests' 1e-5 of max |ref| only up to ~128 input channels (BENCHMARKS.md, issue #16, F(6x6)), which
+// F6_MAX_CHANNELS also keeps it under.
+#define F6_MAX_PRODUCTS 0.85
+#define F6_MIN_CHANNELS 192
+#define F6_MAX_CHANNELS 128
 
 // memcmp stops at the first changed weight, so after an optimizer step the check costs next to
 // nothing; when nothing changed it reads the weights twice where redoing U would read them once
@@ -119,12 +139,19 @@ int conv_winograd_fits(const conv_geom *g) {
 }
 
 int conv_winograd_tile(const conv_geom *g) {
-    // F(4x4) when it fills at least one strip of the kernel and needs at most F4_MAX_PRODUCTS of
+    // F(4x4) (or F(6x6), below) when it fills at least one strip of the kernel and needs at most F4_MAX_PRODUCTS of
     // F(2x2)'s products (36 per 4x4 tile against 16 per 2x2 tile, tiles past the plane included)
     wino_plan p2, p4;
     make_plan(g, 2, 1, &p2);
     make_plan(g, 4, 1, &p4);
-    return p4.T >= F4_MIN_STRIPS * NR && 36.0 * (double)p4.T <= F4_MAX_PRODUCTS * 16.0 * (double)p2.T ? 4 : 2;
+    if (!(p4.T >= F4_MIN_STRIPS * NR && 36.0 * (double)p4.T <= F4_MAX_PRODUCTS * 16.0 * (double)p2.T)) return 2;
+    // F(6x6) where it beats F(4x4) (measurements above): tight tiles, channels enough for the
+    // products to outweigh its costlier transforms, few enough for U and for its rounding
+    wino_plan p6;
+    make_plan(g, 6, 1, &p6);
+    int f6 = 64.0 * (double)p6.T <= F6_MAX_PRODUCTS * 36.0 * (double)p4.T && g->C + g->OC >= F6_MIN_CHANNELS &&
+             g->C <= F6_MAX_CHANNELS && g->OC <= F6_MAX_CHANNELS;
+    return f6 ? 6 : 4;
 }
 
 int conv_winograd_suits(const conv_geom *g) {
@@ -326,12 +353,14 @@ static void products(const wino_job *j, const float *V, float *M, int64_t ncols,
 }
 
 static void input_tf(const wino_job *j, int64_t cbase, int64_t t0, int64_t t1, int64_t c0, int64_t c1, float *V) {
-    if (j->p->m == 4) conv_wino4_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+    if (j->p->m == 6) conv_wino6_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+    else if (j->p->m == 4) conv_wino4_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
     else input_transform(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
 }
 
 static void output_tf(const wino_job *j, const float *M, int64_t cbase, int64_t t0, int64_t t1, int64_t o0, int64_t o1) {
-    if (j->p->m == 4) conv_wino4_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+    if (j->p->m == 6) conv_wino6_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+    else if (j->p->m == 4) conv_wino4_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
     else output_transform(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
 }
 
@@ -342,7 +371,8 @@ static void step_weights(void *ctx, int64_t t0, int64_t t1) {
         int64_t o0, o1;
         oc_share(j->g, j->p->threads, th, &o0, &o1);
         if (o0 >= o1) continue;
-        if (j->p->m == 4) conv_wino4_weights(j->g, j->w, o0, o1, j->Uout);
+        if (j->p->m == 6) conv_wino6_weights(j->g, j->w, o0, o1, j->Uout);
+        else if (j->p->m == 4) conv_wino4_weights(j->g, j->w, o0, o1, j->Uout);
         else weights_transform(j->g, j->w, o0, o1, j->Uout);
     }
 }

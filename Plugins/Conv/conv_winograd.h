@@ -1,7 +1,7 @@
 /*
  * conv2d forward for 3x3, stride 1 by Winograd's minimal filtering F(m x m, 3x3)
  * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015),
- * with output tiles of m = 2 or m = 4.
+ * with output tiles of m = 2, 4 or 6.
  *
  * Each m x m block of outputs ("tile") of one channel comes from an a x a
  * patch d of the input (a = m + 2): Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A.
@@ -11,11 +11,13 @@
  *   M_xi [OC, T] = U_xi [OC, C] * V_xi [C, T]     (T: tiles of the batch)
  *
  * a*a * OC * C multiply-adds per tile where im2col needs m*m * 9 * OC * C:
- * 2.25x fewer for F(2x2) (16 for 36), 4x fewer for F(4x4) (36 for 144).
+ * 2.25x fewer for F(2x2) (16 for 36), 4x fewer for F(4x4) (36 for 144), 5.06x fewer for
+ * F(6x6) (64 for 324).
  * The matrices (B, G, A) are in conv_winograd.c (F(2x2): 0, +-1, 1/2) and
  * conv_winograd4.c (F(4x4): ncnn's, interpolation points 0, +-sqrt(2),
  * +-sqrt(2)/2 and infinity, whose transforms stay within 2.5 in size and
- * lose less than the usual 0, +-1, +-2). The products go through
+ * lose less than the usual 0, +-1, +-2) and conv_winograd6.c (F(6x6): ncnn's, points 0, +-1,
+ * +-2, +-1/2 and infinity, G scaled so B and A stay within 5.25 and 32). The products go through
  * conv_kernel.c's AVX-512 kernel: V is written straight into its strips of
  * 32 tiles.
  *
@@ -42,7 +44,7 @@ PLY_INTERNAL_BEGIN
 int conv_winograd_fits(const conv_geom *g);
 
 /**
- * The output tile side "auto" takes for this layer: 4 or 2 (see the rule and
+ * The output tile side "auto" takes for this layer: 6, 4 or 2 (see the rule and
  * its measurements in conv_winograd.c). g MUST fit.
  */
 int conv_winograd_tile(const conv_geom *g);
@@ -50,7 +52,7 @@ int conv_winograd_tile(const conv_geom *g);
 /** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles of 2x2. */
 int conv_winograd_suits(const conv_geom *g);
 
-/** Floats of U for tile side m (2 or 4): (m+2)^2 * OC * C. */
+/** Floats of U for tile side m (2, 4 or 6): (m+2)^2 * OC * C. */
 size_t conv_winograd_weights_floats(const conv_geom *g, int m);
 
 /**
@@ -133,6 +135,17 @@ void conv_wino4_input(const conv_geom *g, const conv_wino_plan *p, const float *
 
 /** F(4x4, 3x3)'s y = A^T m A + bias (relu'd) for tiles [t0, t1) of the chunk at cbase, channels [o0, o1). */
 void conv_wino4_output(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase, int64_t t0,
+                       int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y);
+
+/** F(6x6, 3x3)'s U for output channels [o0, o1): U [64][OC][C]. */
+void conv_wino6_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U);
+
+/** F(6x6, 3x3)'s V of tiles [t0, t1) of the chunk at tile cbase, channels [c0, c1): V [64][tc/32][C][32]. */
+void conv_wino6_input(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase, int64_t t0,
+                      int64_t t1, int64_t c0, int64_t c1, float *V);
+
+/** F(6x6, 3x3)'s y = A^T m A + bias (relu'd) for tiles [t0, t1) of the chunk at cbase, channels [o0, o1). */
+void conv_wino6_output(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase, int64_t t0,
                        int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y);
 
 PLY_INTERNAL_END

@@ -110,6 +110,9 @@ import Testing
             // refused (KernelTests.forcedAVX512AlgorithmsNameTheCPULevel)
             if avx512Kernels && k.k == 3 && k.stride == 1 { // (forward only: backward is im2col)
                 algorithms += [("winograd", 32), ("winograd2", 32), ("winograd4", 32)] // the tile "auto" picks, F(2x2), F(4x4)
+                // F(6x6) rounds ~5x more than F(4x4): within the bound up to ~128 input channels, which is
+                // as far as conv_winograd_tile takes it
+                if k.c <= 128 { algorithms.append(("winograd6", 32)) }
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
             if k.k == 11 { algorithms.append(("auto", 32)) }

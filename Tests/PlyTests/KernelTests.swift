@@ -106,7 +106,7 @@ import Testing
     /// Winograd keeps its transformed weights from one forward to the next (Plugins/Conv/conv.c,
     /// winograd_weights): an SGD step, a change of the last weight only, and the old weights written
     /// back must each reach the next forward, and an unchanged layer gives the same output again.
-    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\", whose kernels are AVX-512 only"), arguments: [2, 4])
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\", whose kernels are AVX-512 only"), arguments: [2, 4, 6])
     func winogradFollowsWeightChanges(_ tile: Int) throws {
         let k = ConvCase(n: 2, c: 16, oc: 24, h: 18, w: 17, kh: 3, kw: 3, ph: 1, pw: 1)
         for runtime in [sharedRuntime, KernelTests.threaded] {
