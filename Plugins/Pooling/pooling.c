@@ -286,6 +286,12 @@ static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *arg
     if (is_pool2x2(p) && j->level >= PLY_CPU_AVX512) { maxpool2x2_forward_plane512(out, in, W, OH, OW); return; }
     if (is_pool2x2(p) && j->level >= PLY_CPU_AVX2) { maxpool2x2_forward_plane_avx2(out, in, W, OH, OW); return; }
     if (!is_pool2x2(p) && j->level >= PLY_CPU_AVX512) {
+        if (!argmax && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 && p->pw == 1 &&
+            maxpool3x3s1_plane512(out, in, H, W))
+            return;
+        if (!argmax && p->kh == 3 && p->kw == 3 && p->sh == 2 && p->sw == 2 && p->ph <= 1 && p->pw <= 1 &&
+            maxpool3x3s2_plane512(out, in, H, W, OH, OW, p->ph, p->pw))
+            return;
         if (!argmax && maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p)) return;
         if (argmax && maxpool2d_forward_plane_argmax512(out, argmax, in, H, W, OH, OW, p)) return;
     }

@@ -50,6 +50,15 @@ void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout
 /** maxpool2d_forward_plane_values for column strides 1 and 2 and kernels up to 16 wide; 0 when it does not apply. */
 int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                       const ply_layer *p);
+/**
+ * maxpool2d_forward_plane_values for a 3x3 window, stride 1, padding 1 (Inception's pool branches):
+ * separable, over the plane as one flat array; 0 when the plane holds a NaN or passes
+ * MAX3_PLANE elements (the general kernel then takes it).
+ */
+int maxpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
+/** Likewise for a 3x3 window, stride 2, padding PH, PW <= 1 (either ceil mode): 0 when it does not apply. */
+int maxpool3x3s2_plane512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t PH,
+                          int64_t PW);
 /** maxpool2d_forward_plane (with argmax) for column strides 1 and 2; 0 when it does not apply. */
 int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W, int64_t OH,
                                       int64_t OW, const ply_layer *p);
