@@ -41,6 +41,14 @@
 //   8 256->256: 9.2 / 13.2, 12.7 / 11.8    16 256->256: 33.6 / 23.2
 //   a lone part-filled strip (1 512->512 7: 4 tiles): 1.66 / 5.21
 // So F(4x4) where it saves at least 40% of the products and fills a strip of 32 tiles.
+// 14x14 planes again with the same harness as F(6x6)'s below (load 12-17; three passes each):
+//   16 512->512: 95.7 / 76.7, 96.9 / 75.9, 94.7 / 74.8   16 256->256: 30.1 / 22.8, 25.0 / 22.2, 19.9 / 20.5
+//   16 128->128: 6.15 / 5.32, 5.59 / 5.01, 5.78 / 4.90    32 256->256: 49.5 / 53.6, 40.4 / 41.3, 41.3 / 39.5
+//   8 512->512: 47.8 / 35.8, 49.0 / 36.9, 50.2 / 39.3     8 256->256: 10.7 / 10.5, 11.4 / 11.4, 11.5 / 10.9
+//   4 512->512: 27.0 / 18.7, 25.3 / 18.4, 25.4 / 20.4     (against the 4 512->512 above: the load)
+// So also F(4x4) where it needs at most F4_MAX_PRODUCTS_MANY of the products with at least
+// F4_MANY_STRIPS strips of tiles (14x14 planes from batch 16: ResNet's layer3, VGG-16's last stage);
+// F(2x2) at batch 1 (1 256->256 14x14: 1.51 / 2.28, 1.25 / 1.46 ms).
 // Checked on every Winograd layer of ResNet-18, GoogLeNet and VGG-16 (BENCHMARKS.md, issue #16:
 // thread CPU time, min of 3 passes, F(2x2) with its weights transformed per call as before /
 // this rule with U kept): 1.13-1.48x faster, except 256->512 at 28x28 (0.98) and GoogLeNet's
@@ -48,6 +56,8 @@
 // rule of its own yet).
 #define F4_MAX_PRODUCTS 0.6
 #define F4_MIN_STRIPS 1
+#define F4_MAX_PRODUCTS_MANY 0.75
+#define F4_MANY_STRIPS 8
 // F(6x6) or F(4x4), measured the same way (thread CPU time, best of 3, load 12-14, so within ~15%),
 // N C->OC HxW, ms F(4x4) / F(6x6):
 //   where F(6x6)'s tiles cover the plane as tightly as F(4x4)'s (0.82 of its products):
@@ -144,7 +154,10 @@ int conv_winograd_tile(const conv_geom *g) {
     wino_plan p2, p4;
     make_plan(g, 2, 1, &p2);
     make_plan(g, 4, 1, &p4);
-    if (!(p4.T >= F4_MIN_STRIPS * NR && 36.0 * (double)p4.T <= F4_MAX_PRODUCTS * 16.0 * (double)p2.T)) return 2;
+    const double r4 = 36.0 * (double)p4.T / (16.0 * (double)p2.T);
+    if (!((p4.T >= F4_MIN_STRIPS * NR && r4 <= F4_MAX_PRODUCTS) ||
+          (p4.T >= F4_MANY_STRIPS * NR && r4 <= F4_MAX_PRODUCTS_MANY)))
+        return 2;
     // F(6x6) where it beats F(4x4) (measurements above): tight tiles, channels enough for the
     // products to outweigh its costlier transforms, few enough for U and for its rounding
     wino_plan p6;
