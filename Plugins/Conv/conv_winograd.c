@@ -69,6 +69,11 @@
 //     16 128->128 28: 15.1 / 16.3   1 128->256 56: 6.28 / 9.22
 //   with 256 channels or more, U (64 C OC floats) streams from memory once per chunk of tiles:
 //     1 256->256 56: 12.07 / 17.29   1 512->512 28: 16.4 / 17.2   16 512->512 7: 27.7 / 43.4
+// The 112x112 gain depends on the load: rerun at load 18-20 (with the test suite and other
+// benchmarks on both cores), 1 64->128 112 gave 7.17 / 7.09, 7.10 / 6.83, 7.51 / 6.98, 7.75 / 7.74
+// but 1 128->128 112 13.6 / 14.3, 13.2 / 14.1, 14.0 / 15.5, 14.1 / 16.6 and 16 128->128 112
+// 228 / 244, 222 / 202, 219 / 232: F(6x6)'s larger U and chunks lose more to a shared cache.
+// Kept for the quieter case (the one the benchmarks are run in); F6_MAX_PRODUCTS 0 turns it off.
 // So F(6x6) only where it needs at most F6_MAX_PRODUCTS of F(4x4)'s products, C + OC reaches
 // F6_MIN_CHANNELS and neither count passes F6_MAX_CHANNELS: VGG-16's two 112x112 layers, nothing
 // in ResNet-18 or GoogLeNet. Numerically F(6x6) loses ~5x more than F(4x4) and passes the layer
