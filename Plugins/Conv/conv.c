@@ -12,8 +12,8 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2), by Winograd F(6x6, 3x3) (5x
- *     fewer multiply-adds), F(4x4, 3x3) (4x) or F(2x2, 3x3) (2.25x), the tile chosen per shape
+ *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
+ *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), or F(6x6, 3x3) (5x) when forced, the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is im2col's. The transformed weights are kept in the layer
  *     with a copy of the weights they came from, and redone when a forward

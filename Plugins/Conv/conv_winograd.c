@@ -73,13 +73,17 @@
 // benchmarks on both cores), 1 64->128 112 gave 7.17 / 7.09, 7.10 / 6.83, 7.51 / 6.98, 7.75 / 7.74
 // but 1 128->128 112 13.6 / 14.3, 13.2 / 14.1, 14.0 / 15.5, 14.1 / 16.6 and 16 128->128 112
 // 228 / 244, 222 / 202, 219 / 232: F(6x6)'s larger U and chunks lose more to a shared cache.
-// Kept for the quieter case (the one the benchmarks are run in); F6_MAX_PRODUCTS 0 turns it off.
-// So F(6x6) only where it needs at most F6_MAX_PRODUCTS of F(4x4)'s products, C + OC reaches
-// F6_MIN_CHANNELS and neither count passes F6_MAX_CHANNELS: VGG-16's two 112x112 layers, nothing
-// in ResNet-18 or GoogLeNet. Numerically F(6x6) loses ~5x more than F(4x4) and passes the layer
-// tests' 1e-5 of max |ref| only up to ~128 input channels (BENCHMARKS.md, issue #16, F(6x6)), which
-// F6_MAX_CHANNELS also keeps it under.
-#define F6_MAX_PRODUCTS 0.85
+// And at load 9-10, best of 5, three processes: 1 128->128 112: 13.5 / 12.9, 13.4 / 13.2,
+// 13.5 / 14.6; 1 64->128 112: 7.59 / 7.64, 7.43 / 7.57, 7.43 / 7.47. Over all these runs the
+// median F(6x6) / F(4x4) is 1.05 on 128->128 and 0.99 on 64->128: no reliable gain anywhere.
+// So "auto" does not pick F(6x6) (F6_MAX_PRODUCTS 0; `winograd_tile: 6` still forces it). Where
+// it might pay, once its transforms cost less per output (perf at 1 64->64 224x224: input and
+// output transforms 58% of F(6x6)'s time, 53% of F(4x4)'s; their vectors of one tile row's tiles
+// lose lanes on rows that are not a multiple of 16 tiles): at most F6_MAX_PRODUCTS of F(4x4)'s products (0.85 takes the 112x112 and 224x224
+// planes, not 56 or 28), C + OC at least F6_MIN_CHANNELS and neither past F6_MAX_CHANNELS: with
+// more, U streams from memory per chunk, and F(6x6)'s rounding (~5x F(4x4)'s) passes the layer
+// tests' 1e-5 of max |ref| only up to ~128 input channels.
+#define F6_MAX_PRODUCTS 0.0
 #define F6_MIN_CHANNELS 192
 #define F6_MAX_CHANNELS 128
 
@@ -163,8 +167,7 @@ int conv_winograd_tile(const conv_geom *g) {
     if (!((p4.T >= F4_MIN_STRIPS * NR && r4 <= F4_MAX_PRODUCTS) ||
           (p4.T >= F4_MANY_STRIPS * NR && r4 <= F4_MAX_PRODUCTS_MANY)))
         return 2;
-    // F(6x6) where it beats F(4x4) (measurements above): tight tiles, channels enough for the
-    // products to outweigh its costlier transforms, few enough for U and for its rounding
+    // F(6x6) where it would beat F(4x4) (measurements above: nowhere yet, F6_MAX_PRODUCTS 0)
     wino_plan p6;
     make_plan(g, 6, 1, &p6);
     int f6 = 64.0 * (double)p6.T <= F6_MAX_PRODUCTS * 36.0 * (double)p4.T && g->C + g->OC >= F6_MIN_CHANNELS &&

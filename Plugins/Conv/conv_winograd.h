@@ -44,7 +44,7 @@ PLY_INTERNAL_BEGIN
 int conv_winograd_fits(const conv_geom *g);
 
 /**
- * The output tile side "auto" takes for this layer: 6, 4 or 2 (see the rule and
+ * The output tile side "auto" takes for this layer: 4 or 2, 6 nowhere yet (see the rule and
  * its measurements in conv_winograd.c). g MUST fit.
  */
 int conv_winograd_tile(const conv_geom *g);
