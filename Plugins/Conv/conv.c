@@ -62,6 +62,13 @@ typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_W
 
 // "auto" takes the live-tap plan where at most this share of im2col is inside the input.
 #define TAPS_MAX_LIVE 0.75
+// ...except in training on planes of at least this side where Winograd suits: its forward and input
+// gradient beat the live taps' there. ResNet-18's layers at 32x32, 64 images, 3x3, ms of forward +
+// weight gradient + input gradient (`ply bench-layers --training --cpu-time`, shared machine):
+//   128->128 4x4: taps 4.6 + 3.0 + 3.3 = 10.9, Winograd 3.0 + 3.1 + 3.4 = 9.5 (1 thread);
+//                 taps 6.3, Winograd 5.1-5.9 (2 threads, CPU time over threads)
+//   256->256 2x2: taps 2.3 + 2.0 + 1.3 = 5.6, Winograd and im2col 8.5-8.7 (1 thread)
+#define WINOGRAD_TRAIN_MIN_SIDE 4
 
 struct ply_layer {
     const ply_host *host;
@@ -388,7 +395,9 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
                               (long long)g->OH, (long long)g->OW);
         *taps = 1;
     } else if (L->algorithm == ALGO_AUTO && !use_direct(L)) {
-        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit;
+        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit &&
+                !(L->training && g->OH >= WINOGRAD_TRAIN_MIN_SIDE && g->OW >= WINOGRAD_TRAIN_MIN_SIDE &&
+                  conv_winograd_suits(g));
     }
     return PLY_OK;
 }
