@@ -14,7 +14,8 @@
  *
  * Measured on ResNet-18's layer1 (64 images, 64->64 channels, 8x8 planes, one
  * thread, CPU time, `ply bench-layers --training`, shared machine): the input
- * gradient took 4.9-5.3 ms by im2col, see conv.c's use for the Winograd one.
+ * gradient took 4.9-5.3 ms by im2col, 2.3-2.6 ms this way (F(4x4)). On layer2's
+ * 128->128 4x4 planes it is about the live taps' (3.4 against 3.3 ms).
  */
 #ifndef PLY_CONV_WINOGRAD_BACKWARD_H
 #define PLY_CONV_WINOGRAD_BACKWARD_H
