@@ -110,6 +110,26 @@ class Leaky(nn.Module):
         return F.leaky_relu(self.conv(x), 0.1)
 
 
+class TinyConvs(nn.Module):
+    """conv2d's groups and dilations: MobileNet-v2's depthwise 3x3 (stride 2, channel multiplier
+    2), a grouped conv (groups 4) with dilation 2, a dilated conv with dilations (2, 3)."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 16, 3, 2, 1, groups=8)
+        self.grouped = nn.Conv2d(16, 16, 3, 1, 2, dilation=2, groups=4)
+        self.dilated = nn.Conv2d(16, 8, 3, 1, (2, 3), dilation=(2, 3))
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stem(x)))
+        x = F.relu(self.grouped(F.relu(self.dw(x))))
+        x = self.dilated(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def export(name, model, size, training=torch.onnx.TrainingMode.EVAL, dynamo=False):
     torch.manual_seed(1)
     model.eval()
@@ -148,6 +168,8 @@ def main():
     export("tiny_googlenet", TinyGoogLeNet(), 32)
     export("tiny_ops", Ops(), 14)
     export("leaky", Leaky(), 8)
+    torch.manual_seed(3)  # (seeded here so that this fixture can be regenerated on its own)
+    export("tiny_convs", TinyConvs(), 12)
     # the dynamo exporter's graphs: ReduceMean for the global pool, Reshape to (2, -1) with the
     # exported batch written in, BatchNorm folded
     export("tiny_resnet_dynamo", TinyResNet(), 32, dynamo=True)
