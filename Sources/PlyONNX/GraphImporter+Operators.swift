@@ -200,17 +200,19 @@ extension GraphImporter {
         guard w.dims.count == 4, let wf = w.floats else {
             throw unsupported(node, "weight of dims \(w.dims): Ply's conv2d is 2-d (a 4-d float weight expected)")
         }
+        // ONNX's weight is [M, C/group, kH, kW] like Ply's (and PyTorch's): in_channels = C/group * group
         let group = int(node, "group", 1)
-        guard group == 1 else {
-            throw unsupported(node, "group \(group): Ply's conv2d computes groups=1 only (grouped and depthwise "
-                + "convolution are not implemented yet)")
+        guard group >= 1, w.dims[0] % group == 0 else {
+            throw unsupported(node, "group \(group): expected a positive divisor of the weight's \(w.dims[0]) output channels")
         }
         let dil = try pair(node, "dilations", 1)
-        guard dil == [1, 1] else { throw unsupported(node, "dilations \(dil): Ply's conv2d computes dilation 1 only") }
+        guard dil.allSatisfy({ $0 >= 1 }) else { throw unsupported(node, "dilations \(dil): expected positive values") }
         let k = ints(node, "kernel_shape") ?? [w.dims[2], w.dims[3]]
         guard k == [w.dims[2], w.dims[3]] else { throw unsupported(node, "kernel_shape \(k) differs from the weight's \(w.dims)") }
         let (sym, extra) = Self.split(try pads(node))
         var (ph, pw) = sym
+        // auto_pad SAME_* (stride 1, odd kernels, as pads checked): a dilated kernel spans d*(k-1)+1
+        if dil != [1, 1], (string(node, "auto_pad") ?? "").hasPrefix("SAME") { (ph, pw) = (dil[0] * (k[0] - 1) / 2, dil[1] * (k[1] - 1) / 2) }
         var x = input(node, 0)
         if let p = padded[x] { ph += p.h; pw += p.w; x = p.source }
         let name = plyName(for: node, weight: input(node, 1))
@@ -223,10 +225,10 @@ extension GraphImporter {
             params.append(("bias", .init(floats: bf, shape: [bf.count])))
         }
         let attrs: Attributes = [
-            ("in_channels", .int(w.dims[1])), ("out_channels", .int(w.dims[0])), ("kernel_size", Self.pairValue(k)),
+            ("in_channels", .int(w.dims[1] * group)), ("out_channels", .int(w.dims[0])), ("kernel_size", Self.pairValue(k)),
             ("stride", Self.pairValue(try pair(node, "strides", 1))), ("padding", Self.pairValue([ph, pw])),
-            ("bias", .bool(params.count == 2)),
-        ]
+        ] + (dil == [1, 1] ? [] : [("dilation", Self.pairValue(dil))]) + (group == 1 ? [] : [("groups", .int(group))])
+            + [("bias", .bool(params.count == 2))]
         try add(node, type: "conv2d", attrs, inputs: [source], rank: 4, params: params, name: name)
     }
 

@@ -159,12 +159,14 @@ struct ONNXWriter {
         case "conv2d":
             let k = Self.pair(a, "kernel_size", 1)
             var p = Self.pair(a, "padding", 0)
-            if case let .string(s)? = Self.value(a, "padding") { p = s == "same" ? [k[0] / 2, k[1] / 2] : [0, 0] }
-            guard Self.pair(a, "dilation", 1) == [1, 1], Self.int(a, "groups", 1) == 1 else { throw fail("dilation and groups must be 1") }
+            let d = Self.pair(a, "dilation", 1), groups = Self.int(a, "groups", 1)
+            // "same" (stride 1, odd kernels): d*(k-1)/2 on each side, as conv2d computes it
+            if case let .string(s)? = Self.value(a, "padding") { p = s == "same" ? [d[0] * (k[0] - 1) / 2, d[1] * (k[1] - 1) / 2] : [0, 0] }
             var ins = [x, try initializer("\(prefix).weight", layer: prefix, type: type)]
             if Self.bool(a, "bias", true) { ins.append(try initializer("\(prefix).bias", layer: prefix, type: type)) }
             return node("Conv", ins, name: prefix, [Self.attribute("kernel_shape", ints: k), Self.attribute("strides", ints: Self.pair(a, "stride", 1)),
-                                                   Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]])])
+                                                   Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]]),
+                                                   Self.attribute("dilations", ints: d), Self.attribute("group", int: groups)])
         case "batchnorm2d":
             guard Self.bool(a, "affine", true), Self.bool(a, "track_running_stats", true) else {
                 throw fail("affine and track_running_stats must be true (ONNX's BatchNormalization has scale, bias and statistics)")

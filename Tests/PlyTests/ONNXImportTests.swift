@@ -36,6 +36,28 @@ import PlyONNX
         try Self.expectMatchesONNXRuntime(model, name)
     }
 
+    /// Conv's group and dilations (Fixtures/onnx/make-fixtures.py's TinyConvs: depthwise with a
+    /// channel multiplier, grouped + dilated, dilations (2, 3)) import as conv2d's groups and
+    /// dilation, compute ONNX Runtime's logits, and export back as the same attributes.
+    @Test func groupedAndDilatedConvsRoundTrip() throws {
+        let imported = try ONNXImport(contentsOf: Self.path("tiny_convs.onnx"))
+        let (shape, _) = try NumPy.read(path: Self.path("tiny_convs.input.npy"))
+        let dw = try #require(imported.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("dw") })
+        #expect(dw.attributes.contains { $0.0 == "groups" && $0.1 == .int(8) })
+        #expect(dw.attributes.contains { $0.0 == "in_channels" && $0.1 == .int(8) })
+        let dilated = try #require(imported.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("dilated") })
+        #expect(dilated.attributes.contains { $0.0 == "dilation" && $0.1 == .ints([2, 3]) })
+        let model = try imported.build(runtime: sharedRuntime, inputShape: Shape(shape))
+        try Self.expectMatchesONNXRuntime(model, "tiny_convs")
+        let bytes = try ONNXExport.serialize(model, inputShape: Shape(shape))
+        let reread = try ONNXImport(bytes: bytes, path: "tiny_convs.onnx")
+        let grouped = try #require(reread.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("grouped") })
+        #expect(grouped.attributes.contains { $0.0 == "groups" && $0.1 == .int(4) })
+        #expect(grouped.attributes.contains { $0.0 == "dilation" && $0.1 == .int(2) })
+        let back = try reread.build(runtime: sharedRuntime, inputShape: Shape(shape))
+        try Self.expectMatchesONNXRuntime(back, "tiny_convs")
+    }
+
     /// The graph's names survive: torchvision's state_dict names for the weights (BatchNorm
     /// kept in the graph), module scopes for the layers without weights, joins as add/concat.
     @Test func namesComeFromTheGraph() throws {
