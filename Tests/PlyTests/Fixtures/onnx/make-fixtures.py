@@ -197,14 +197,14 @@ def asymmetric_pads():
         helper.make_node("Flatten", ["p"], ["f"], name="/flatten/Flatten"),
         helper.make_node("Gemm", ["f", "fc.weight"], ["logits"], name="/fc/Gemm", transB=1),
     ]
-    graph = helper.make_graph(nodes, "asym_pads", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 11, 10])],
+    graph = helper.make_graph(nodes, "asym_pads", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 11, 11])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 5])], [w, b, fw])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     path = os.path.join(HERE, "asym_pads.onnx")
     onnx.save(model, path)
-    x = np.random.default_rng(7).random((2, 3, 11, 10), dtype=np.float32)
+    x = np.random.default_rng(7).random((2, 3, 11, 11), dtype=np.float32)
     y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.save(os.path.join(HERE, "asym_pads.input.npy"), x)
     np.save(os.path.join(HERE, "asym_pads.logits.npy"), y.astype(np.float32))
