@@ -108,7 +108,7 @@ def zoo_export(args, work):
 
 
 FIXTURES = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_mobile", "tiny_mobile_dynamo",
-            "asym_pads", "leaky", "tiny_convs"]
+            "asym_pads", "leaky", "tiny_convs", "tiny_mobilenet_v2"]
 
 
 def fixtures_export(args, work):

@@ -10,7 +10,8 @@ import PlyONNX
 @Suite struct ONNXImportTests {
     static let dir = fixtures.appendingPathComponent("onnx")
     static let models = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_resnet_external",
-                         "tiny_resnet_dynamo", "tiny_ops_dynamo", "leaky", "tiny_mobile", "tiny_mobile_dynamo", "asym_pads"]
+                         "tiny_resnet_dynamo", "tiny_ops_dynamo", "leaky", "tiny_mobile", "tiny_mobile_dynamo", "asym_pads",
+                         "tiny_mobilenet_v2"]
 
     static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 

@@ -180,6 +180,26 @@ class MobileOps(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class TinyMobileNetV2(nn.Module):
+    """MobileNet-v2 from torchvision's own blocks at tiny widths: Conv2dNormActivation with
+    ReLU6 (Clip 0..6), InvertedResidual (expand 1x1, depthwise 3x3, project; with and without
+    the residual Add), the classifier's Dropout and Linear."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        from torchvision.models.mobilenetv2 import InvertedResidual
+        from torchvision.ops.misc import Conv2dNormActivation
+        self.features = nn.Sequential(
+            Conv2dNormActivation(3, 8, stride=2, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU6),
+            InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 4), InvertedResidual(12, 12, 1, 4),
+            Conv2dNormActivation(12, 16, kernel_size=1, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU6))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(16, classes))
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
 def asymmetric_pads():
     """Conv, MaxPool and AveragePool (count_include_pad) with more padding on one side, a graph
     torch.onnx does not write (TensorFlow converters do): built with onnx.helper, seeded weights."""
@@ -285,6 +305,7 @@ NEW = {
     "tiny_mobile": seeded(lambda: export("tiny_mobile", MobileOps(), 24)),
     "tiny_mobile_dynamo": seeded(lambda: export("tiny_mobile_dynamo", MobileOps(), 24, dynamo=True)),
     "asym_pads": asymmetric_pads,
+    "tiny_mobilenet_v2": seeded(lambda: export("tiny_mobilenet_v2", TinyMobileNetV2(), 20)),
 }
 
 if __name__ == "__main__":
