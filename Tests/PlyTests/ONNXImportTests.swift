@@ -128,10 +128,14 @@ import PlyONNX
         }
         #expect(errors == (bytes.count + 96) / 97)
         var g = SplitMix64(seed: 3)
-        for _ in 0..<200 {
-            var b = bytes
-            for _ in 0..<4 { b[Int(g.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: g.next()) }
-            do { _ = try ONNXImport(bytes: b) } catch is ONNXError {}
+        // tiny_mobile: corrupted Pad, Clip, Mul and HardSigmoid nodes too
+        let mobile = [UInt8](try Data(contentsOf: Self.dir.appendingPathComponent("tiny_mobile.onnx")))
+        for source in [bytes, mobile] {
+            for _ in 0..<200 {
+                var b = source
+                for _ in 0..<4 { b[Int(g.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: g.next()) }
+                do { _ = try ONNXImport(bytes: b) } catch is ONNXError {}
+            }
         }
     }
 
