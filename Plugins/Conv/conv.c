@@ -20,10 +20,12 @@
  *     finds the weights differ from that copy (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
- *     stride-1 layer for Winograd (the backward is im2col's).
+ *     stride-1 layer for Winograd (the backward is im2col's);
+ *   - conv_1x1.c: the forward of unpadded 1x1 layers (any stride) as a product
+ *     on the input in place, no im2col (the backward is im2col's).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
- * with OpenBLAS only, the reference), "direct", "taps", "winograd" and "s2d"
- * force one.
+ * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d" and
+ * "pointwise" force one.
  * The AVX-512 kernels (direct, winograd, s2d, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
@@ -46,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_1x1.h"
 #include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_kernel.h"
@@ -56,7 +59,7 @@
 #include "plugin_support.h"
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D } conv_algo;
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D, ALGO_POINTWISE } conv_algo;
 
 // "auto" takes the live-tap plan where at most this share of im2col is inside the input.
 #define TAPS_MAX_LIVE 0.75
@@ -230,10 +233,11 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     else if (strcmp(algo_name, "taps") == 0) algo = ALGO_TAPS;
     else if (strcmp(algo_name, "winograd") == 0) algo = ALGO_WINOGRAD;
     else if (strcmp(algo_name, "s2d") == 0) algo = ALGO_S2D;
+    else if (strcmp(algo_name, "pointwise") == 0) algo = ALGO_POINTWISE;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
-                          "\"winograd\" or \"s2d\" (got \"%s\")",
+                          "\"winograd\", \"s2d\" or \"pointwise\" (got \"%s\")",
                           algo_name);
     int64_t wino_tile = 0;
     st = host->attr_int(host, attrs, "winograd_tile", &wino_tile);
@@ -250,8 +254,9 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     int32_t trainable = 1;
     st = host->attr_bool(host, attrs, "trainable", &trainable);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    // direct, winograd and s2d have AVX-512 kernels only (im2col is their portable path)
-    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D) && ply_cpu_level() < PLY_CPU_AVX512)
+    // direct, winograd, s2d and pointwise have AVX-512 kernels only (im2col is their portable path)
+    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_POINTWISE) &&
+        ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
                           "and \"im2col\" run at every level",
@@ -259,6 +264,11 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
                           ply_cpu_level() < ply_cpu_detected() ? " (lowered by PLY_CPU)" : "");
     if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"winograd\" needs a 3x3 kernel and stride 1");
+    if (algo == ALGO_POINTWISE && (k[0] != 1 || k[1] != 1 || p[0] != 0 || p[1] != 0))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"pointwise\" needs a 1x1 kernel and padding 0 (got kernel %lldx%lld, "
+                          "padding %lldx%lld)",
+                          (long long)k[0], (long long)k[1], (long long)p[0], (long long)p[1]);
     if (algo == ALGO_S2D && !conv_s2d_fits(k[0], k[1], s[0], s[1]))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"s2d\" needs equal strides S >= 2 and a kernel of at most 3S x 3S "
@@ -397,6 +407,11 @@ static int use_winograd(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && !use_direct(L) && conv_winograd_suits(g);
 }
 
+// Whether this call's forward is conv_1x1.c's product on the input in place. The backward is im2col's.
+static int use_1x1(const ply_layer *L, const conv_geom *g) {
+    return (L->algorithm == ALGO_POINTWISE || (L->algorithm == ALGO_AUTO && !use_direct(L))) && conv_1x1_fits(g);
+}
+
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && conv_s2d_suits(g));
@@ -439,6 +454,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int64_t threads = gemm_threads(L);
+    if (use_1x1(L, &g)) {
+        if ((st = grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_1x1_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                         output->data, L->scratch);
+        return PLY_OK;
+    }
     int taps;
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
     if (!taps && use_s2d(L, &g)) {
@@ -578,7 +599,7 @@ static const ply_attr_spec conv_specs[] = {
      .doc = "what the padding holds; only \"zeros\" is supported"},
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
-     .doc = "implementation: auto, im2col, blas, direct, taps, winograd or s2d"},
+     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d or pointwise"},
     {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
      .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
