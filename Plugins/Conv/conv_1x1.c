@@ -52,8 +52,14 @@ static int64_t group_images(const conv_geom *g) {
 // Floats of a worker's transposed tail positions: TAIL_MAX per image of a group.
 static int64_t xt_floats(const conv_geom *g) { return group_images(g) * TAIL_MAX * g->C; }
 
+// Floats of a worker's scratch: its transposed tail positions, then (strided layers) the
+// subsampled planes of the images it works on (a group, or one image), not the whole batch's.
+static int64_t slot_floats(const conv_geom *g) {
+    return xt_floats(g) + (strided(g) ? group_images(g) * g->C * g->OH * g->OW : 0);
+}
+
 size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
-    return (strided(g) ? (size_t)(g->N * g->C * g->OH * g->OW) : 0) + (size_t)(ply_max_i64(threads, 1) * xt_floats(g));
+    return (size_t)(ply_max_i64(threads, 1) * slot_floats(g));
 }
 
 #if PLY_HAVE_X86_TARGETS
@@ -234,12 +240,11 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
 
 typedef struct {
     const conv_geom *g;
-    const float *w, *bias, *xs;
-    float *y, *xt;     // xt: TAIL_MAX * C floats per worker
+    const float *w, *bias, *x;
+    float *y, *scratch; // scratch: slot_floats per worker
     int relu;
-    int64_t parts;     // parts per image
-    int split_rows;    // parts split the output channels (else the positions)
-    const float *x;    // strided: the input, subsampled into xs (the scratch) first
+    int64_t parts;      // parts per image
+    int split_rows;     // parts split the output channels (else the positions)
     int64_t workers;
 } job_1x1;
 
@@ -250,6 +255,25 @@ static void share_aligned(int64_t n, int64_t parts, int64_t t, int64_t align, in
     *e = ply_min_i64(n, blocks * (t + 1) / parts * align);
 }
 
+// xs[i][c][oh*OW + ow] = x[n0 + i][c][oh*SH][ow*SW] for images i < ni.
+static void subsample(const conv_geom *g, const float *x, int64_t n0, int64_t ni, float *xs) {
+    for (int64_t t = 0; t < ni * g->C; t++) {
+        const float *src = x + (n0 * g->C + t) * g->H * g->W;
+        float *dst = xs + t * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) dst[oh * g->OW + ow] = src[oh * g->SH * g->W + ow * g->SW];
+    }
+}
+
+// The planes of images [n, n + ni) as the product reads them: x itself (stride 1), or
+// subsampled into the worker's xsub.
+static const float *planes(const job_1x1 *j, int64_t n, int64_t ni, float *xsub) {
+    const conv_geom *g = j->g;
+    if (!strided(g)) return j->x + n * g->C * g->H * g->W;
+    subsample(g, j->x, n, ni, xsub);
+    return xsub;
+}
+
 // Worker w: the tasks (image, part) [tasks*w/workers, tasks*(w+1)/workers).
 static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #if PLY_HAVE_X86_TARGETS
@@ -257,21 +281,25 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
     const conv_geom *g = j->g;
     const int64_t P = g->OH * g->OW, K = g->C, tasks = g->N * j->parts;
     for (int64_t wk = w0; wk < w1; wk++) {
-        float *xt = j->xt + wk * xt_floats(g);
+        float *xt = j->scratch + wk * slot_floats(g), *xsub = xt + xt_floats(g);
         if (j->parts == 1) { // whole images, G at a time
             const int64_t G = group_images(g), n1 = g->N * (wk + 1) / j->workers;
-            for (int64_t n = g->N * wk / j->workers; n < n1; n += G)
-                product(j->w, K, g->OC, j->xs + n * K * P, j->y + n * g->OC * P, P, ply_min_i64(G, n1 - n), 0,
-                        g->OC, 0, P, j->bias, j->relu, xt);
+            for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
+                int64_t ni = ply_min_i64(G, n1 - n);
+                product(j->w, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0, P, j->bias,
+                        j->relu, xt);
+            }
             continue;
         }
-        for (int64_t t = tasks * wk / j->workers; t < tasks * (wk + 1) / j->workers; t++) {
+        const float *xs = NULL;
+        for (int64_t t = tasks * wk / j->workers, have = -1; t < tasks * (wk + 1) / j->workers; t++) {
             int64_t n = t / j->parts, part = t % j->parts, o0 = 0, o1 = g->OC, p0 = 0, p1 = P;
             if (j->split_rows) share_aligned(g->OC, j->parts, part, MR, &o0, &o1);
             else share_aligned(P, j->parts, part, NR, &p0, &p1);
             if (o0 >= o1 || p0 >= p1) continue;
-            product(j->w, K, g->OC, j->xs + n * K * P, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias,
-                    j->relu, xt);
+            if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
+            have = n;                                  // against the part's OC/parts*C*P multiply-adds)
+            product(j->w, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt);
         }
     }
 #else
@@ -279,31 +307,12 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #endif
 }
 
-// xs[n][c][oh*OW + ow] = x[n][c][oh*SH][ow*SW] for the planes (n, c) in [t0, t1).
-static void subsample(void *ctx, int64_t t0, int64_t t1) {
-    const job_1x1 *j = ctx;
-    const conv_geom *g = j->g;
-    float *xs = (float *)j->xs;
-    for (int64_t t = t0; t < t1; t++) {
-        const float *src = j->x + t * g->H * g->W;
-        float *dst = xs + t * g->OH * g->OW;
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t ow = 0; ow < g->OW; ow++) dst[oh * g->OW + ow] = src[oh * g->SH * g->W + ow * g->SW];
-    }
-}
-
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
                       int relu, const float *x, float *y, float *scratch) {
     threads = ply_max_i64(threads, 1);
     const int64_t P = g->OH * g->OW;
-    job_1x1 j = {.g = g, .w = w, .bias = bias, .xs = x, .y = y, .xt = scratch, .relu = relu, .parts = 1, .x = x,
+    job_1x1 j = {.g = g, .w = w, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu, .parts = 1,
                  .workers = threads};
-    if (strided(g)) {
-        j.xs = scratch;
-        j.xt = scratch + g->N * g->C * P;
-        if (threads > 1) host->parallel_for(host, g->N * g->C, 1, subsample, &j);
-        else subsample(&j, 0, g->N * g->C);
-    }
     // Whole images per worker when they divide evenly (batch 16 on 2 threads); else every image in
     // `threads` parts: positions when each part gets enough strips, else output channels (small
     // planes: 7x7 at batch 1 splits 512 channels 252 + 260, not 49 positions 32 + 17).

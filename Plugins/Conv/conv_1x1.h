@@ -7,8 +7,9 @@
  *   xs[n][c][p] = x[n][c][oh*SH][ow*SW]
  *
  * For stride 1, xs IS x (read in place: the product's B operand is the input
- * plane itself, rows P = H*W floats apart); for larger strides the subsampled
- * planes are copied into the scratch first (one pass over N*C*OH*OW floats).
+ * plane itself, rows P = H*W floats apart); for larger strides each thread
+ * copies the subsampled planes of the images it works on into its own scratch
+ * (C*OH*OW floats per image, bounded per thread, not the batch's).
  * Where im2col + conv_kernel.c copied the whole input into strips on every
  * call (a pass that costs as much as the product when OC is small, as in
  * GoogLeNet's 1x1 reductions to 16..64 channels), this path reads it once.
@@ -56,7 +57,7 @@ PLY_INTERNAL_BEGIN
 /** Whether this path applies: a 1x1 kernel, no padding, the AVX-512 level. */
 int conv_1x1_fits(const conv_geom *g);
 
-/** Floats of scratch conv_1x1_forward needs with `threads` threads (the subsampled input when strided, and a few transposed positions per thread). */
+/** Floats of scratch conv_1x1_forward needs with `threads` threads: per thread a few transposed positions and, when strided, the subsampled planes of the images it works on. */
 size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads);
 
 /**
