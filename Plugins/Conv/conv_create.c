@@ -235,8 +235,8 @@ const ply_attr_spec conv_specs[] = {
      .doc = "what the padding holds; only \"zeros\" is supported"},
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
-     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d, depthwise or pointwise (direct, taps, winograd "
-            "and s2d: groups 1 and dilation 1 only)"},
+     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d, depthwise or pointwise (direct, taps, "
+            "winograd, s2d and pointwise: groups 1 and dilation 1 only)"},
     {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
      .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",
