@@ -28,6 +28,7 @@ import Testing
         Case(n: 1, c: 4, oc: 8, h: 12, w: 11, kh: 5, kw: 3, sh: 3, sw: 2, ph: 2, pw: 3, dh: 2, dw: 3, groups: 4), // everything
         Case(n: 2, c: 3, oc: 3, h: 40, w: 37, kh: 3, kw: 3, ph: 0, pw: 2, groups: 3),                  // planes of many blocks
         Case(n: 1, c: 2, oc: 2, h: 6, w: 6, kh: 7, kw: 7, ph: 3, pw: 3, groups: 2),                    // 49 taps: two turns
+        Case(n: 1, c: 2, oc: 4, h: 9, w: 75, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, groups: 2),      // stride-2 rows of 38: 3 vectors
         Case(n: 4, c: 3, oc: 3, h: 3, w: 3, kh: 1, kw: 1, sh: 2, sw: 2, groups: 3),                    // phases with no tap
         Case(n: 2, c: 8, oc: 16, h: 9, w: 8, kh: 3, kw: 3, ph: 1, pw: 1, groups: 4),                   // grouped, multiplier 2
         Case(n: 3, c: 6, oc: 4, h: 10, w: 9, kh: 3, kw: 3, sh: 2, sw: 1, ph: 2, pw: 2, dh: 2, dw: 2, groups: 2), // grouped + dilated
