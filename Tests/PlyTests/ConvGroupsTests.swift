@@ -162,6 +162,37 @@ import Testing
         }
     }
 
+    /// MobileNet's depthwise conv -> batchnorm2d -> relu nodes fold into one conv at evaluation
+    /// (Sources/Ply/Runtime/ConvBatchNormFold.swift scales each output channel's C/groups x kh x kw
+    /// weights): the same outputs as the layers' own.
+    @Test func depthwiseConvBatchNormFolds() throws {
+        let net = Model(runtime: sharedRuntime)
+        try net.add("conv", "conv2d", [("in_channels", .int(6)), ("out_channels", .int(12)), ("kernel_size", .int(3)),
+                                       ("stride", .int(2)), ("padding", .int(1)), ("groups", .int(6)), ("bias", .bool(false))])
+        try net.add("bn", "batchnorm2d", [("num_features", .int(12))])
+        try net.add("relu", "relu")
+        net.fuseActivations()
+        for (k, item) in try net.namedParameters().enumerated() where !item.parameter.isInteger {
+            let n = item.parameter.shape.count
+            try item.parameter.write(item.name.hasSuffix("running_var") ? FoldingTests.values(n, seed: UInt64(k), 0.5, 2)
+                                     : FoldingTests.values(n, seed: UInt64(k), -0.5, 0.5))
+        }
+        net.isTraining = false
+        let shape: Shape = [2, 6, 9, 9]
+        let x = FoldingTests.values(shape.count, seed: 1, -1, 1)
+        let layers = net.nodes.compactMap(\.layer)
+        let conv = try Layer("conv2d", layers[0].attributes, runtime: sharedRuntime)
+        let bn = try Layer("batchnorm2d", layers[1].attributes, runtime: sharedRuntime)
+        for (dst, src) in [(conv, layers[0]), (bn, layers[1])] {
+            for (p, q) in zip(try dst.parameters, try src.parameters) { try p.write(q.read()) }
+            dst.setTraining(false)
+        }
+        let ref = FoldingTests.relu(try bn.forward([try conv.forward([try Tensor(shape: shape, data: x)])])).data
+        let inferred = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        let c = closeness(inferred, ref)
+        #expect(c.ok, "max error \(c.error) > \(c.bound)")
+    }
+
     @Test func forcedAlgorithmsThatCannotNameTheAttribute() throws {
         for algorithm in ["direct", "taps", "winograd", "s2d"] {
             for (attr, value, word) in [("groups", AttributeValue.int(2), "groups=2"), ("dilation", .int(2), "dilation (2, 2)")] {
