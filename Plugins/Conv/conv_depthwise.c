@@ -51,6 +51,20 @@ static int64_t tap_offset(const conv_geom *g, const dw_plan *p, int64_t t) {
     return ((t / g->KW) * g->DH / g->SH) * p->Wq + (t % g->KW) * g->DW / g->SW;
 }
 
+// Where tap t reads in a plane's phase planes: phase * ps + offset. Kept in the job for kernels of
+// up to TAPS_KEPT taps (7x7), since the divisions cost more than a small plane's taps (576x14x14
+// stride 2: 0.159 -> 0.132 ms, 960x7x7: 0.121 -> 0.083 ms, conv_dw_forward alone, 1 thread, CPU time).
+#define TAPS_KEPT 49
+typedef struct { int64_t at[TAPS_KEPT]; } tap_table;
+
+static void tap_table_make(tap_table *tt, const conv_geom *g, const dw_plan *p) {
+    for (int64_t t = 0; t < g->KH * g->KW && t < TAPS_KEPT; t++) tt->at[t] = tap_phase(g, t) * p->ps + tap_offset(g, p, t);
+}
+
+static int64_t tap_at(const tap_table *tt, const conv_geom *g, const dw_plan *p, int64_t t) {
+    return t < TAPS_KEPT ? tt->at[t] : tap_phase(g, t) * p->ps + tap_offset(g, p, t);
+}
+
 // ----------------------------------------------------------------------------
 // kernels: out[f] = (acc ? out[f] : b) + sum_t w[t] * src[t][f] for f < len (a multiple of BLOCK)
 
@@ -174,7 +188,7 @@ static void taps_dot(const float *dy, int64_t len, const float *const *src, int6
 // rows in and out: short rows (a 7x7 plane's) are most of the work around the taps, so the
 // AVX-512 level copies them with masked loads and stores, and strided ones with gathers, rather
 // than through memcpy calls or element by element (Benchmarks/depthwise, 1 thread, CPU ms per
-// call on a loaded machine: 960x7x7 0.150 -> 0.123, 144x56x56 stride 2 0.432 -> 0.387 with
+// call through `ply bench-model` on a loaded machine: 960x7x7 0.150 -> 0.123, 144x56x56 stride 2 0.432 -> 0.387 with
 // gathers; stride 2 then takes two loads and a permute instead of a gather)
 
 // dst[j] = src[j*stride] for j < n
@@ -290,6 +304,7 @@ typedef struct {
     int64_t parts;
     size_t slice;
     int relu;
+    tap_table taps;
 } dw_job;
 
 static void share(int64_t n, int64_t parts, int64_t t, int64_t *b, int64_t *e) {
@@ -298,12 +313,13 @@ static void share(int64_t n, int64_t parts, int64_t t, int64_t *b, int64_t *e) {
 }
 
 // out = bias + the taps of output channel o over the phases at ph (T = KH*KW, in turns of TAPS_BATCH).
-static void plane_forward(float *out, const float *ph, const float *wo, float b, const conv_geom *g, const dw_plan *p) {
+static void plane_forward(float *out, const float *ph, const float *wo, float b, const conv_geom *g, const dw_plan *p,
+                          const tap_table *tt) {
     const int64_t KK = g->KH * g->KW;
     const float *src[TAPS_BATCH];
     for (int64_t t0 = 0; t0 < KK; t0 += TAPS_BATCH) {
         int64_t T = ply_min_i64(TAPS_BATCH, KK - t0);
-        for (int64_t t = 0; t < T; t++) src[t] = ph + tap_phase(g, t0 + t) * p->ps + tap_offset(g, p, t0 + t);
+        for (int64_t t = 0; t < T; t++) src[t] = ph + tap_at(tt, g, p, t0 + t);
         taps_sum(out, p->len, src, wo + t0, T, b, t0 > 0);
     }
 }
@@ -323,7 +339,7 @@ static void forward_planes(void *ctx, int64_t t0, int64_t t1) {
             split_phases(ph, j->x + q * HW, g, p);
             for (int64_t m = 0; m < M; m++) {
                 int64_t o = c * M + m;
-                plane_forward(tmp, ph, j->w + o * KK, j->bias ? j->bias[o] : 0.0f, g, p);
+                plane_forward(tmp, ph, j->w + o * KK, j->bias ? j->bias[o] : 0.0f, g, p, &j->taps);
                 float *yo = j->y + (n * g->OC + o) * P;
                 for (int64_t oh = 0; oh < g->OH; oh++) put_row(yo + oh * g->OW, tmp + oh * p->Wq, g->OW, j->relu);
             }
@@ -343,6 +359,7 @@ void conv_dw_forward(const ply_host *host, int64_t threads, const conv_geom *g, 
     dw_job j = {.g = g, .p = plan_of(g), .w = w, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu};
     j.parts = parts_of(threads, g->N * g->C);
     j.slice = (size_t)(j.p.phases * j.p.ps + j.p.len);
+    tap_table_make(&j.taps, g, &j.p);
     if (j.parts > 1) host->parallel_for(host, j.parts, 1, forward_planes, &j);
     else forward_planes(&j, 0, 1);
 }
@@ -392,7 +409,7 @@ static void backward_channels(void *ctx, int64_t t0, int64_t t1) {
                     const float *src[TAPS_BATCH];
                     for (int64_t k0 = 0; k0 < KK; k0 += TAPS_BATCH) {
                         int64_t T = ply_min_i64(TAPS_BATCH, KK - k0);
-                        for (int64_t k = 0; k < T; k++) src[k] = ph + tap_phase(g, k0 + k) * p->ps + tap_offset(g, p, k0 + k);
+                        for (int64_t k = 0; k < T; k++) src[k] = ph + tap_at(&j->taps, g, p, k0 + k);
                         taps_dot(q, p->len, src, T, j->dw + o * KK + k0);
                     }
                 }
@@ -418,6 +435,7 @@ void conv_dw_backward(const ply_host *host, int64_t threads, const conv_geom *g,
     dw_job j = {.g = g, .p = plan_of(g), .w = w, .x = x, .dy = dy, .dx = dx, .dw = dw, .db = db, .scratch = scratch};
     j.parts = parts_of(threads, g->C);
     j.slice = (size_t)(j.p.phases * j.p.ps + (g->OC / g->C) * j.p.dys + j.p.dlen);
+    tap_table_make(&j.taps, g, &j.p);
     if (j.parts > 1) host->parallel_for(host, j.parts, 1, backward_channels, &j);
     else backward_channels(&j, 0, 1);
 }
