@@ -20,7 +20,8 @@
  *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
  *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
- *     those layers is im2col's. The transformed weights are kept in the layer
+ *     those layers is im2col's for the weight gradient, and Winograd's forward
+ *     for the input gradient (conv_winograd_backward.c) where it suits. The transformed weights are kept in the layer
  *     with a copy of the weights they came from, and redone when a forward
  *     finds the weights differ from that copy (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
@@ -60,11 +61,19 @@
 #include "conv_s2d.h"
 #include "conv_taps.h"
 #include "conv_winograd.h"
+#include "conv_winograd_backward.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
 
 // "auto" takes the live-tap plan where at most this share of im2col is inside the input.
 #define TAPS_MAX_LIVE 0.75
+// ...except in training on planes of at least this side where Winograd suits: its forward and input
+// gradient beat the live taps' there. ResNet-18's layers at 32x32, 64 images, 3x3, ms of forward +
+// weight gradient + input gradient (`ply bench-layers --training --cpu-time`, shared machine):
+//   128->128 4x4: taps 4.6 + 3.0 + 3.3 = 10.9, Winograd 3.0 + 3.1 + 3.4 = 9.5 (1 thread);
+//                 taps 6.3, Winograd 5.1-5.9 (2 threads, CPU time over threads)
+//   256->256 2x2: taps 2.3 + 2.0 + 1.3 = 5.6, Winograd and im2col 8.5-8.7 (1 thread)
+#define WINOGRAD_TRAIN_MIN_SIDE 4
 
 
 // ----------------------------------------------------------------------------
@@ -205,12 +214,14 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
                               (long long)g->OH, (long long)g->OW);
         *taps = 1;
     } else if (L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L)) {
-        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit;
+        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit &&
+                !(L->training && g->OH >= WINOGRAD_TRAIN_MIN_SIDE && g->OW >= WINOGRAD_TRAIN_MIN_SIDE &&
+                  conv_winograd_suits(g));
     }
     return PLY_OK;
 }
 
-// Whether this call's forward takes Winograd (conv_winograd.c). The backward stays on im2col.
+// Whether this call's forward takes Winograd (conv_winograd.c); its input gradient then does too where it suits.
 static int use_winograd(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && conv_winograd_suits(g);
@@ -368,9 +379,16 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
                                L->has_bias ? L->dbias : NULL, L->scratch, L->taps_kept);
             return PLY_OK;
         }
-        if ((st = grow_scratch(L, conv_gemm_backward_floats(&g, threads, L->rows_limit))) != PLY_OK) return st;
-        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data,
+        size_t floats = conv_gemm_backward_floats(&g, threads, L->rows_limit);
+        float *dx = grad_inputs[0].data;
+        int wino_dx = dx && use_winograd(L, &g) && conv_winograd_backward_data_suits(&g);
+        if (wino_dx && conv_winograd_backward_data_floats(&g, threads) > floats)
+            floats = conv_winograd_backward_data_floats(&g, threads);
+        if ((st = grow_scratch(L, floats)) != PLY_OK) return st;
+        // the input gradient by Winograd where the forward took it (conv_winograd_backward.h), else with dW
+        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, wino_dx ? NULL : dx,
                            L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
+        if (wino_dx) conv_winograd_backward_data(L->host, threads, &g, L->weight, dy, dx, L->scratch);
         return PLY_OK;
     }
     direct_job j;
