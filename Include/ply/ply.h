@@ -906,6 +906,23 @@ PLY_EXPORT ply_result ply_inspect_receptive_field_png(
     const char *layer, int32_t y, int32_t x, int32_t scale,
     const char *png_path, int32_t box_out[4]);
 
+/** Decodes the PNG or JPEG file at `path` (told apart by its first bytes;
+ *  API 1.6) into `image` as a model takes it, and as ply inspect's --image
+ *  does: channels x height x width floats (CHW), byte / 255. `channels` 1
+ *  (gray) or 3 (RGB) converts (RGB to gray as Pillow's convert("L")); 0
+ *  keeps the file's own. PNG through libpng (16-bit reduced to 8, alpha
+ *  composited over black), JPEG through libjpeg-turbo's TurboJPEG.
+ *  shape_out (3 int64_t: channels, height, width; caller-owned) is written
+ *  on success. `image` may be NULL to ask for the shape only; otherwise
+ *  `capacity` is the number of floats it holds, and one smaller than the
+ *  image needs fails with PLY_ERR_SHAPE (the message gives the shape). A
+ *  missing, unreadable or corrupt file is PLY_ERR_IO naming it; `channels`
+ *  other than 0, 1, 3 PLY_ERR_INVALID_ARGUMENT. Nothing is allocated for
+ *  the caller. Thread-safe. */
+PLY_EXPORT ply_result ply_image_read(const char *path, int32_t channels,
+                                     float *image, int64_t capacity,
+                                     int64_t shape_out[3]);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
