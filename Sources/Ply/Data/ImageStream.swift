@@ -129,9 +129,10 @@ public final class ImageStream: Sendable, Equatable {
         }
     }
 
-    /// Images decoded at a time by `statistics()` and `materialized()`: bounds the memory of a
-    /// pass over the set (256 images of 224×224×3 are 154 MB).
-    static let chunk = 256
+    /// Images decoded at a time by `statistics()`: 256, or as many as fit in 64 MiB (at least
+    /// one) — the memory of a pass over the set is bounded whatever the image size (256 images
+    /// of 3×128×128 floats are 48 MiB; of 3×224×224, 154 MB: 111 of them).
+    var chunk: Int { max(1, min(256, (64 << 20) / max(1, sampleSize * MemoryLayout<Float>.size))) }
 
     /// Per-channel mean and population standard deviation over every image, summed in Double
     /// in the order `ImageDataset.channelStatistics` sums a cached set (per channel, image
@@ -139,10 +140,11 @@ public final class ImageStream: Sendable, Equatable {
     func statistics() throws(DataError) -> (mean: [Float], std: [Float]) {
         var sum = [Double](repeating: 0, count: channels), squares = sum
         let plane = height * width, size = sampleSize
-        var buffer = [Float](repeating: 0, count: Self.chunk * size)
+        let chunk = self.chunk
+        var buffer = [Float](repeating: 0, count: chunk * size)
         var first = 0
         while first < items.count {
-            let indices = Array(first..<min(first + Self.chunk, items.count))
+            let indices = Array(first..<min(first + chunk, items.count))
             try buffer.withUnsafeMutableBufferPointer { (b) throws(DataError) in try decode(indices, into: b.baseAddress!) }
             for k in 0..<indices.count {
                 for c in 0..<channels {
@@ -153,7 +155,7 @@ public final class ImageStream: Sendable, Equatable {
                     }
                 }
             }
-            first += Self.chunk
+            first += chunk
         }
         let total = Double(items.count * plane)
         var mean = [Float](repeating: 0, count: channels), std = mean
