@@ -237,14 +237,7 @@ public struct ImageFolder: Sendable {
         let pixels = [Float](unsafeUninitializedCapacity: good.count * sample) { buffer, initialized in
             for (k, i) in good.enumerated() {
                 guard case let .image(image) = results.get(i) else { preconditionFailure("ImageFolder.load: image \(i) not kept") }
-                let converted = image.converted(toChannels: c)
-                let base = k * sample
-                converted.pixels.withUnsafeBufferPointer { p in
-                    // H×W×C bytes to C×H×W floats in [0, 1] (torchvision's ToTensor).
-                    for ch in 0..<c {
-                        for j in 0..<(h * w) { buffer[base + ch * h * w + j] = Float(p[j * c + ch]) / 255 }
-                    }
-                }
+                ImageStream.writePlanes(image, channels: c, into: buffer.baseAddress! + k * sample)
             }
             initialized = good.count * sample
         }

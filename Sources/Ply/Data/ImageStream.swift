@@ -114,17 +114,25 @@ public final class ImageStream: Sendable, Equatable {
             throw .imageSizeMismatch(path: item.path, width: image.width, height: image.height,
                                      expectedWidth: width, expectedHeight: height)
         }
-        let converted = image.converted(toChannels: channels)
+        Self.writePlanes(image, channels: channels, into: target)
         let (c, plane) = (channels, height * width)
-        converted.pixels.withUnsafeBufferPointer { p in
-            for ch in 0..<c {
-                for j in 0..<plane { target[ch * plane + j] = Float(p[j * c + ch]) / 255 }
-            }
-        }
         for n in normalizations {
             for ch in 0..<c {
                 let m = n.mean[ch], s = n.std[ch]
                 for j in (ch * plane)..<((ch + 1) * plane) { target[j] = (target[j] - m) / s }
+            }
+        }
+    }
+
+    /// `image` converted to `channels` (`DecodedImage.converted(toChannels:)`), H×W×C bytes to
+    /// C×H×W floats `byte / 255` (torchvision's `ToTensor`) at `target`: what a cached set holds
+    /// (`ImageFolder.load`) and a streamed batch gets.
+    static func writePlanes(_ image: DecodedImage, channels c: Int, into target: UnsafeMutablePointer<Float>) {
+        let converted = image.converted(toChannels: c)
+        let plane = image.height * image.width
+        converted.pixels.withUnsafeBufferPointer { p in
+            for ch in 0..<c {
+                for j in 0..<plane { target[ch * plane + j] = Float(p[j * c + ch]) / 255 }
             }
         }
     }
