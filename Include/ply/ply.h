@@ -86,9 +86,11 @@ extern "C" {
  * and ply_inspect_receptive_field_png (PNG pictures of a model);
  * ply_dataset_load (CIFAR, image folders, transforms), class names, skipped
  * images, ply_fit_options.random_crop_padding and horizontal_flip;
- * 1.5 ply_fit_options.sync_batchnorm. */
+ * 1.5 ply_fit_options.sync_batchnorm; 1.6 ply_data_options.cache_decoded
+ * and cache_budget (image folders streamed from disk when large),
+ * ply_image_read (a PNG or JPEG file as a model's input). */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 5 /* 1.5: see above */
+#define PLY_API_VERSION_MINOR 6 /* 1.6: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -535,7 +537,9 @@ PLY_EXPORT ply_result ply_dataset_labelled(const ply_dataset *dataset,
  * Copies images first .. first+count-1 into `images_out` (count x channels
  * x height x width floats) and their labels into `labels_out` (count
  * int32_t, -1 for an unlabelled set); either may be NULL. Fails when the
- * range is outside the set. Thread-safe.
+ * range is outside the set. A streamed set (ply_data_options.cache_decoded)
+ * decodes the images here: PLY_ERR_IO, naming the file, when one cannot be
+ * decoded any more. Thread-safe.
  */
 PLY_EXPORT ply_result ply_dataset_copy(const ply_dataset *dataset, int64_t first,
                                        int64_t count, float *images_out,
@@ -577,7 +581,26 @@ typedef struct ply_data_options {
   int32_t skip_bad_images;
   /** Decoding threads; 0 (default): one per core. */
   int32_t threads;
+  /** API 1.6. Image folders: a ply_cache_mode. PLY_CACHE_AUTO (default)
+   *  holds the decoded split in memory when its N*C*H*W*4 bytes fit in
+   *  cache_budget, else decodes its images batch by batch while ply_fit and
+   *  ply_evaluate read them (on `threads` threads, ahead of training); the
+   *  floats, and so the trained weights, are the same either way. Every
+   *  image is decoded once by ply_dataset_load in both modes, so a corrupt
+   *  one fails (or is skipped) there. Other formats are always in memory. */
+  int32_t cache_decoded;
+  int32_t reserved2; /**< 0 */
+  /** API 1.6. With PLY_CACHE_AUTO: the most bytes a decoded split may take
+   *  to be cached; 0 (default): a quarter of the machine's memory. */
+  uint64_t cache_budget;
 } ply_data_options;
+
+/** ply_data_options.cache_decoded (API 1.6). */
+typedef enum ply_cache_mode {
+  PLY_CACHE_AUTO = 0, /**< cache what fits in cache_budget, else stream */
+  PLY_CACHE_ON = 1,   /**< always cache (PLY_ERR_IO if it cannot fit in memory) */
+  PLY_CACHE_OFF = 2   /**< always stream from the files */
+} ply_cache_mode;
 
 /** ply_data_options.normalization. */
 typedef enum ply_normalization {
@@ -882,6 +905,23 @@ PLY_EXPORT ply_result ply_inspect_receptive_field_png(
     ply_model *model, const float *image, int64_t image_count,
     const char *layer, int32_t y, int32_t x, int32_t scale,
     const char *png_path, int32_t box_out[4]);
+
+/** Decodes the PNG or JPEG file at `path` (told apart by its first bytes;
+ *  API 1.6) into `image` as a model takes it, and as ply inspect's --image
+ *  does: channels x height x width floats (CHW), byte / 255. `channels` 1
+ *  (gray) or 3 (RGB) converts (RGB to gray as Pillow's convert("L")); 0
+ *  keeps the file's own. PNG through libpng (16-bit reduced to 8, alpha
+ *  composited over black), JPEG through libjpeg-turbo's TurboJPEG.
+ *  shape_out (3 int64_t: channels, height, width; caller-owned) is written
+ *  on success. `image` may be NULL to ask for the shape only; otherwise
+ *  `capacity` is the number of floats it holds, and one smaller than the
+ *  image needs fails with PLY_ERR_SHAPE (the message gives the shape). A
+ *  missing, unreadable or corrupt file is PLY_ERR_IO naming it; `channels`
+ *  other than 0, 1, 3 PLY_ERR_INVALID_ARGUMENT. Nothing is allocated for
+ *  the caller. Thread-safe. */
+PLY_EXPORT ply_result ply_image_read(const char *path, int32_t channels,
+                                     float *image, int64_t capacity,
+                                     int64_t shape_out[3]);
 
 #ifdef __cplusplus
 } /* extern "C" */

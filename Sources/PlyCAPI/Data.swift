@@ -124,9 +124,9 @@ public func capi_dataset_copy(_ dataset: OpaquePointer?, _ first: Int64, _ count
         guard first >= 0, count >= 0, first <= Int64(d.count), count <= Int64(d.count) - first else {
             throw CAPIError(Status.invalidArgument, "images \(first)..<\(first &+ count) are outside the data set's 0..<\(d.count)")
         }
-        let lo = Int(first), n = Int(count), size = d.sampleSize
+        let lo = Int(first), n = Int(count)
         if let images, n > 0 {
-            d.images.withUnsafeBufferPointer { src in images.update(from: src.baseAddress! + lo * size, count: n * size) }
+            try d.copyImages(Array(lo..<(lo + n)), into: images)
         }
         if let labels { for i in 0..<n { labels[i] = d.labels[lo + i] } }
     }
@@ -176,6 +176,18 @@ public func capi_dataset_load(_ directory: UnsafePointer<CChar>?, _ split: Int32
             o.seed = field(p, \.seed, 1)
             o.skipBadImages = field(p, \.skip_bad_images, 0) != 0
             o.threads = try positive(field(p, \.threads, 0), "threads")
+            switch field(p, \.cache_decoded, 0) {
+            case Int32(PLY_CACHE_AUTO.rawValue): o.cache = .auto
+            case Int32(PLY_CACHE_ON.rawValue): o.cache = .on
+            case Int32(PLY_CACHE_OFF.rawValue): o.cache = .off
+            case let other:
+                throw CAPIError(Status.invalidArgument, "options->cache_decoded is \(other); PLY_CACHE_AUTO (0), PLY_CACHE_ON (1) or PLY_CACHE_OFF (2)")
+            }
+            let budget = field(p, \.cache_budget, 0)
+            guard budget <= UInt64(Int.max) else {
+                throw CAPIError(Status.invalidArgument, "options->cache_budget is \(budget); at most \(Int.max) bytes")
+            }
+            o.cacheBudget = budget == 0 ? nil : Int(budget)
         }
         do { try o.validate() } catch { throw CAPIError(Status.invalidArgument, "options: \(error)") }
         let loaded = try DataDirectory(path: directory).load(options: o, splits: splits)

@@ -2,7 +2,8 @@ import CPlyAPI
 import Foundation
 import Ply
 
-// ply_inspect_* (API 1.4): `ModelInspector` for C callers; see ply.h for the contract.
+// ply_inspect_* (API 1.4) and ply_image_read (1.6): `ModelInspector` and `PNGImage` for C
+// callers; see ply.h for the contract.
 
 /// An inspector for the images the model handle was made for.
 private func inspector(_ m: ModelHandle) throws -> ModelInspector {
@@ -86,5 +87,32 @@ public func capi_inspect_receptive_field_png(_ model: OpaquePointer?, _ image: U
         let (box, picture) = try inspector(m).receptiveFieldPicture(layer: name, y: Int(y), x: Int(x), image: pixels, scale: s)
         try picture.write(to: path)
         writeBox(box, boxOut)
+    }
+}
+
+@_cdecl("ply_image_read")
+public func capi_image_read(_ path: UnsafePointer<CChar>?, _ channels: Int32, _ image: UnsafeMutablePointer<Float>?,
+                            _ capacity: Int64, _ shape: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let path = try string(path, "path")
+        let shape = try checkOut(shape, "shape_out")
+        guard channels == 0 || channels == 1 || channels == 3 else {
+            throw CAPIError(Status.invalidArgument, "channels is \(channels); 0 (the file's own), 1 (gray) or 3 (RGB)")
+        }
+        let picture: PNGImage
+        do { picture = try PNGImage(contentsOf: path, channels: channels == 0 ? nil : Int(channels)) } catch {
+            throw CAPIError(Status.io, "\(error)")
+        }
+        let planes = picture.planes
+        if let image {
+            guard capacity >= Int64(planes.count) else {
+                throw CAPIError(Status.shape, "capacity is \(capacity) floats; \(path) is \(picture.channels)x\(picture.height)x\(picture.width) "
+                    + "= \(planes.count) floats (CHW)")
+            }
+            planes.withUnsafeBufferPointer { image.update(from: $0.baseAddress!, count: planes.count) }
+        }
+        shape[0] = Int64(picture.channels)
+        shape[1] = Int64(picture.height)
+        shape[2] = Int64(picture.width)
     }
 }

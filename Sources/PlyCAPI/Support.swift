@@ -78,7 +78,7 @@ func result(for error: any Error) -> (Int32, String) {
         case .noSuchLayer, .noConvolution: return (Status.notFound, e.description)
         case .positionOutside, .notAFeatureMap, .imageShape: return (Status.shape, e.description)
         case .invalidPicture: return (Status.invalidArgument, e.description)
-        case .pngRead, .pngWrite: return (Status.io, e.description)
+        case .pngRead, .pngWrite, .jpegRead: return (Status.io, e.description)
         }
     case let e as ResourceError: return (Status.outOfMemory, e.description)
     case let e as CocoaError: return (Status.io, describeFileError(e))

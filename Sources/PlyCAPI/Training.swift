@@ -260,7 +260,8 @@ public func capi_evaluate(_ model: OpaquePointer?, _ dataset: OpaquePointer?, _ 
         m.model.isTraining = false
         defer { m.model.isTraining = wasTraining }
         var correct = 0
-        for batch in BatchLoader(dataset: data, batchSize: 128, shuffle: false, prefetch: 0) {
+        var batches = BatchLoader(dataset: data, batchSize: 128, shuffle: false, prefetch: 0).makeIterator()
+        while let batch = try batches.nextBatch() {
             let dims = [batch.count, data.channels, data.height, data.width]
             let shape = try m.outputShape(for: dims)
             guard shape.rank == 2 else { throw CAPIError(Status.shape, "evaluation needs an output of [batch, classes]; the model gives \(shape)") }

@@ -21,11 +21,18 @@ struct DataOptionGroup: ParsableArguments {
     var valSplit: Double?
     @Flag(name: .customLong("skip-bad-images"), help: "Skip images that cannot be decoded (and say how many) instead of stopping at the first.")
     var skipBadImages = false
+    @Option(name: .customLong("cache-decoded"), help: ArgumentHelp(
+        "Image folders: auto (cache the decoded images when they fit in a quarter of the memory, else decode them batch by batch on background threads), on (always cache), off (always stream). Same results either way.",
+        valueName: "auto|on|off"))
+    var cacheDecoded: String?
 
     func validate() throws {
         try checkOption("--resize", resize, in: 1...ImageTransforms.maxSide)
         try checkOption("--center-crop", centerCrop, in: 1...ImageTransforms.maxSide)
         if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3, got \(channels)") }
+        if let cacheDecoded, DecodedCache(rawValue: cacheDecoded) == nil {
+            throw ValidationError("--cache-decoded must be auto, on or off, got '\(cacheDecoded)'")
+        }
         if let valSplit { try checkOption("--val-split", valSplit, valSplit > 0 && valSplit < 1, "a fraction in (0, 1)") }
         if normalize && (mean != nil || std != nil) { throw ValidationError("--normalize computes the mean and std; do not give --mean/--std with it") }
         if (mean == nil) != (std == nil) { throw ValidationError("--mean and --std go together") }
@@ -67,6 +74,7 @@ struct DataOptionGroup: ParsableArguments {
         options.seed = seed
         options.skipBadImages = skipBadImages
         options.threads = threads
+        options.cache = cacheDecoded.flatMap(DecodedCache.init(rawValue:)) ?? file?.cacheDecoded ?? .auto
         return options
     }
 

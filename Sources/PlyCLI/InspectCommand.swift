@@ -15,7 +15,7 @@ struct InspectCommand: ParsableCommand {
             pixels that output position depends on framed in red (from the summary's receptive field, jump and \
             start; clipped to the image), and the rectangle printed. Every tile is normalised on its own (min to 0, \
             max to 255); see ModelInspector in the library documentation. The image is --index of an IDX data set \
-            (--data, --split) or a PNG file (--image), scaled to [0, 1] as training data is.
+            (--data, --split) or a PNG or JPEG file (--image), scaled to [0, 1] as training data is.
             """)
 
     @Option(help: "Zoo model name or .yaml/.json model file.") var model = "convnet"
@@ -24,7 +24,7 @@ struct InspectCommand: ParsableCommand {
     var data = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Which split of --data: test (default) or train.") var split: String?
     @Option(help: "Index of the image in --split (default 0).") var index: Int?
-    @Option(help: "A PNG file as the image instead of --data (its own channels unless --in-channels).") var image: String?
+    @Option(help: "A PNG or JPEG file as the image instead of --data (its own channels unless --in-channels).") var image: String?
     @Option(name: .customLong("in-channels"), help: "With --image: decode it to 1 (grey) or 3 (RGB) channels.")
     var inChannels: Int?
     @Option(name: .customLong("num-classes"), help: "Classes (default: from the weights).") var numClasses: Int?
@@ -47,10 +47,10 @@ struct InspectCommand: ParsableCommand {
         try checkOption("--num-classes", numClasses, in: OptionLimits.classes)
         if let split, !["test", "train"].contains(split) { throw ValidationError("--split must be test or train, got '\(split)'") }
         if image != nil, index != nil || split != nil {
-            throw ValidationError("--image and --index/--split exclude each other: the image is either a PNG file or one of --data's")
+            throw ValidationError("--image and --index/--split exclude each other: the image is either a PNG or JPEG file or one of --data's")
         }
         if let inChannels, inChannels != 1 && inChannels != 3 {
-            throw ValidationError("--in-channels must be 1 or 3 (a PNG decodes to grey or RGB), got \(inChannels)")
+            throw ValidationError("--in-channels must be 1 or 3 (the file decodes to grey or RGB), got \(inChannels)")
         }
         if inChannels != nil, image == nil { throw ValidationError("--in-channels applies to --image only") }
         if let layer, layer.isEmpty { throw ValidationError("--layer is empty; give a layer name as `ply summary` lists it") }

@@ -133,8 +133,13 @@ import Testing
         let weights = dir.appendingPathComponent("tiny.safetensors").path
         try hashInitialize(model)
         try model.saveWeights(to: weights)
-        let out = try Self.run(program, [weights, dir.path])
+        let jpeg = fixtures.appendingPathComponent("images/china-crop-28.jpg").path
+        let out = try Self.run(program, [weights, dir.path, jpeg])
         let failed = out.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        // ply_image_read's gray pixels are PNGImage's, which are Pillow's (InspectTests).
+        let grayBytes = try Data(contentsOf: dir.appendingPathComponent("jpeg-gray.f32"))
+        let gray = grayBytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(gray == (try PNGImage(contentsOf: jpeg, channels: 1).planes))
         #expect(out.status == 0 && failed.isEmpty, "capi_inspect: \(failed.joined(separator: "\n"))\n\(out.stderr)")
         #expect(out.stdout.contains("0 failures"), "\(out.stdout)\n\(out.stderr)")
         let inspector = try ModelInspector(model: model, channels: 1, height: 8, width: 8)

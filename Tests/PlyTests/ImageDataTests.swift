@@ -421,7 +421,7 @@ import Testing
         let train = try #require(data.train)
         #expect(train.labels == [77, 99])
         #expect([train.channels, train.height, train.width] as [Int] == [1, 36, 36] as [Int])
-        let (mean, std) = train.channelStatistics()
+        let (mean, std) = try train.channelStatistics()
         #expect(abs(mean[0]) < 1e-5 && abs(std[0] - 1) < 1e-4, "normalised with its own statistics: \(mean) \(std)")
         #expect(try #require(data.normalization).mean.count == 1)
     }

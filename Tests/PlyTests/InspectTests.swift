@@ -222,4 +222,36 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("pool_1 position 0,0 sees input rows -1...2, columns -1...2 (4x4)"), "\(r.stdout)")
     }
+
+    /// A real JPEG as the image (a 28x28 crop of scikit-learn's china.jpg, Fixtures/images):
+    /// decoded with TurboJPEG to Pillow's pixels exactly (RGB and `convert("L")`), and taken by
+    /// `ply inspect --image`, grey for the tutorial ConvNet.
+    @Test func jpegImageDecodesAsPillowAndIsInspected() throws {
+        let images = fixtures.appendingPathComponent("images")
+        let jpeg = images.appendingPathComponent("china-crop-28.jpg").path
+        for (channels, file) in [(3, "china-crop-28-rgb.npy"), (1, "china-crop-28-gray.npy")] {
+            let picture = try PNGImage(contentsOf: jpeg, channels: channels)
+            let (shape, expected) = try NumPy.read(path: images.appendingPathComponent(file).path)
+            #expect(shape == [channels, 28, 28] && picture.width == 28 && picture.height == 28)
+            #expect(picture.planes == expected, "\(file): TurboJPEG's pixels are not Pillow's")
+        }
+        #expect(try PNGImage(contentsOf: jpeg).channels == 3)  // the file's own: colour
+
+        let dir = try CCompiler.temporaryDirectory("inspect-jpeg")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = try Self.trainedConvNet(in: dir)
+        let r = try CLITests.run(["inspect", "--weights", weights, "--image", jpeg, "--in-channels", "1", "--layer", "conv_2",
+                                  "--position", "3,4", "--output", dir.path, "--scale", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("for \(jpeg), one tile per channel"), "\(r.stdout)")
+        #expect(r.stdout.contains("conv_2 position 3,4 sees input rows 3...10, columns 5...12 (8x8)"), "\(r.stdout)")
+        // The receptive-field picture is the decoded image (normalised) with the box in red.
+        let rf = try PNGImage(contentsOf: dir.appendingPathComponent("receptive-field-conv_2-3-4.png").path)
+        #expect(rf.width == 28 && rf[3, 5] == ModelInspector.boxColour && rf[0, 0] != ModelInspector.boxColour)
+        // A damaged JPEG is named, with TurboJPEG's reason.
+        let broken = dir.appendingPathComponent("broken.jpg").path
+        try Data(try Data(contentsOf: URL(fileURLWithPath: jpeg)).prefix(300)).write(to: URL(fileURLWithPath: broken))
+        let bad = try CLITests.run(["inspect", "--weights", weights, "--image", broken, "--output", dir.path])
+        #expect(bad.status != 0 && bad.stderr.contains("broken.jpg: cannot read JPEG"), "\(bad.stderr)")
+    }
 }

@@ -24,6 +24,10 @@ import Foundation
 /// assembled (on the prefetch thread), seeded by `(seed, epoch, dataset index)`: the same
 /// images whatever the batch size or the point a run resumed from.
 ///
+/// A streamed data set (`ImageDataset.stream`) is decoded here, batch by batch, on the
+/// stream's threads: with prefetching, up to `prefetch` batches ahead of training, so memory
+/// holds those batches and no more. The batches are the same as from the cached set.
+///
 /// With `prefetch > 0` a producer thread builds up to `prefetch` batches
 /// ahead of the consumer, so the next batch is usually ready the moment it is
 /// asked for. Prefetching never changes the batches produced. Stopping
@@ -109,26 +113,17 @@ public struct BatchLoader: Sequence, Sendable {
         return order
     }
 
-    /// Assembles batch `index` (on the calling thread).
+    /// Assembles batch `index` (on the calling thread; a streamed set's images are decoded on
+    /// its `ImageStream.threads` threads).
     ///
     /// - Precondition: `0 <= index < batchCount`.
-    public func batch(at index: Int) -> Batch {
+    /// - Throws: a streamed image's `DataError` (its file changed since the set was loaded);
+    ///   never for a set in memory.
+    public func batch(at index: Int) throws(DataError) -> Batch {
         precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
         let start = index * batchSize
         let end = Swift.min(start + batchSize, dataset.count)
-        let size = dataset.sampleSize
-        let count = end - start
-        let images = [Float](unsafeUninitializedCapacity: count * size) { buffer, initialized in
-            dataset.images.withUnsafeBufferPointer { source in
-                guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
-                for (slot, sample) in order[start..<end].enumerated() {
-                    copy(sample, from: from, to: to + slot * size)
-                }
-            }
-            initialized = count * size  // count > 0 here, so both buffers are non-empty
-        }
-        let labels = order[start..<end].map { dataset.labels[$0] }
-        return Batch(images: images, labels: labels, count: count, index: index)
+        return try assemble(Array(order[start..<end]), index: index)
     }
 
     /// Part `part` of `parts` of batch `index`: its images `count * part / parts ..<
@@ -137,35 +132,47 @@ public struct BatchLoader: Sequence, Sendable {
     /// batch has fewer images than `parts`). `index` in the result is the batch's.
     ///
     /// - Precondition: `0 <= index < batchCount`, `0 <= part < parts`.
-    public func batch(at index: Int, part: Int, of parts: Int) -> Batch {
+    /// - Throws: as `batch(at:)`.
+    public func batch(at index: Int, part: Int, of parts: Int) throws(DataError) -> Batch {
         precondition(index >= 0 && index < batchCount, "BatchLoader: batch \(index) out of 0..<\(batchCount)")
         precondition(parts >= 1 && part >= 0 && part < parts, "BatchLoader: part \(part) out of 0..<\(parts)")
         let first = index * batchSize
         let total = Swift.min(first + batchSize, dataset.count) - first
         let start = first + total * part / parts, end = first + total * (part + 1) / parts
+        return try assemble(Array(order[start..<end]), index: index)
+    }
+
+    /// The images `samples` of the data set, in that order, augmented when there is an
+    /// augmentation: seeded by each image's index, so a rank's part of a batch holds the very
+    /// images the whole batch would, and a streamed set the very images a cached one would.
+    private func assemble(_ samples: [Int], index: Int) throws(DataError) -> Batch {
         let size = dataset.sampleSize
-        var images = [Float](repeating: 0, count: (end - start) * size)
-        dataset.images.withUnsafeBufferPointer { source in
-            images.withUnsafeMutableBufferPointer { to in
-                for (slot, sample) in order[start..<end].enumerated() {
-                    copy(sample, from: source.baseAddress!, to: to.baseAddress! + slot * size)
+        let count = samples.count
+        let labels = samples.map { dataset.labels[$0] }
+        guard count > 0 else { return Batch(images: [], labels: [], count: 0, index: index) }
+        var images = [Float](repeating: 0, count: count * size)
+        if augmentation.isIdentity {
+            try images.withUnsafeMutableBufferPointer { (b) throws(DataError) in try dataset.copyImages(samples, into: b.baseAddress!) }
+            return Batch(images: images, labels: labels, count: count, index: index)
+        }
+        func augment(_ source: UnsafePointer<Float>, at position: (_ slot: Int, _ sample: Int) -> Int) {
+            images.withUnsafeMutableBufferPointer { target in
+                for (slot, sample) in samples.enumerated() {
+                    augmentation.apply(source: source + position(slot, sample), target: target.baseAddress! + slot * size,
+                                       channels: dataset.channels, height: dataset.height, width: dataset.width,
+                                       seed: seed, epoch: epoch, index: sample)
                 }
             }
         }
-        return Batch(images: images, labels: order[start..<end].map { dataset.labels[$0] }, count: end - start, index: index)
-    }
-
-    /// Writes image `sample` of the data set (at `from`, the data set's pixels) to `target`,
-    /// augmented when there is an augmentation: seeded by the image's index, so a rank's part
-    /// of a batch holds the very images the whole batch would.
-    private func copy(_ sample: Int, from: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
-        let size = dataset.sampleSize
-        if augmentation.isIdentity {
-            target.update(from: from + sample * size, count: size)
+        if case let .memory(pixels) = dataset.storage {
+            pixels.withUnsafeBufferPointer { augment($0.baseAddress!, at: { _, sample in sample * size }) }
         } else {
-            augmentation.apply(source: from + sample * size, target: target, channels: dataset.channels,
-                               height: dataset.height, width: dataset.width, seed: seed, epoch: epoch, index: sample)
+            // A streamed set: decoded first, then cropped and flipped as the cached images are.
+            var plain = [Float](repeating: 0, count: count * size)
+            try plain.withUnsafeMutableBufferPointer { (b) throws(DataError) in try dataset.copyImages(samples, into: b.baseAddress!) }
+            plain.withUnsafeBufferPointer { augment($0.baseAddress!, at: { slot, _ in slot * size }) }
         }
+        return Batch(images: images, labels: labels, count: count, index: index)
     }
 
     /// Returns an iterator over this epoch's batches.
@@ -180,18 +187,36 @@ public struct BatchLoader: Sequence, Sendable {
         private let loader: BatchLoader
         private var nextIndex = 0
         private let prefetcher: Prefetcher?
+        /// Why iteration ended early: a streamed image that could not be decoded any more
+        /// (`next()` then returns nil; `nextBatch()` throws it).
+        public private(set) var error: DataError?
 
         init(loader: BatchLoader) {
             self.loader = loader
             prefetcher = loader.prefetch > 0 && loader.batchCount > 0 ? Prefetcher(loader: loader) : nil
         }
 
-        /// The next batch, or `nil` at the end of the epoch.
+        /// The next batch, or `nil` at the end of the epoch — or early, with `error` set, when a
+        /// streamed image could not be decoded (`nextBatch()` throws that instead).
         public mutating func next() -> Batch? {
-            if let prefetcher { return prefetcher.next() }
-            guard nextIndex < loader.batchCount else { return nil }
-            defer { nextIndex += 1 }
-            return loader.batch(at: nextIndex)
+            do { return try nextBatch() } catch { return nil }
+        }
+
+        /// The next batch, or `nil` at the end of the epoch.
+        ///
+        /// - Throws: the `DataError` of a streamed image that could not be decoded (then again
+        ///   at every later call).
+        public mutating func nextBatch() throws(DataError) -> Batch? {
+            if let error { throw error }
+            do throws(DataError) {
+                if let prefetcher { return try prefetcher.next() }
+                guard nextIndex < loader.batchCount else { return nil }
+                defer { nextIndex += 1 }
+                return try loader.batch(at: nextIndex)
+            } catch {
+                self.error = error
+                throw error
+            }
         }
     }
 }
@@ -206,6 +231,7 @@ private final class BatchQueue: @unchecked Sendable {
     private var items: [BatchLoader.Batch] = []
     private var finished = false
     private var cancelled = false
+    private var failure: DataError?
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -228,12 +254,25 @@ private final class BatchQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Consumer: waits for a batch; nil once the producer finished and the queue is drained.
-    func take() -> BatchLoader.Batch? {
+    /// Producer: stopped by `error`, which the consumer gets after the batches before it.
+    func fail(_ error: DataError) {
+        condition.lock()
+        failure = error
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Consumer: waits for a batch; nil once the producer finished and the queue is drained,
+    /// or the producer's error then.
+    func take() throws(DataError) -> BatchLoader.Batch? {
         condition.lock()
         defer { condition.unlock() }
         while items.isEmpty && !finished { condition.wait() }
-        if items.isEmpty { return nil }
+        if items.isEmpty {
+            if let failure { throw failure }
+            return nil
+        }
         let batch = items.removeFirst()
         condition.broadcast()
         return batch
@@ -258,7 +297,12 @@ private final class Prefetcher {
         self.queue = queue
         let thread = Thread {
             for index in 0..<loader.batchCount {
-                guard queue.put(loader.batch(at: index)) else { return }
+                do throws(DataError) {
+                    guard queue.put(try loader.batch(at: index)) else { return }
+                } catch {
+                    queue.fail(error)
+                    return
+                }
             }
             queue.finish()
         }
@@ -266,7 +310,7 @@ private final class Prefetcher {
         thread.start()
     }
 
-    func next() -> BatchLoader.Batch? { queue.take() }
+    func next() throws(DataError) -> BatchLoader.Batch? { try queue.take() }
 
     deinit { queue.cancel() }
 }

@@ -99,12 +99,14 @@ public struct DataDirectory: Sendable {
             if needTrain || (needTest && options.transforms.channels == nil) {
                 // The test set takes the training set's channel count, so the training set is read for it.
                 train = try trainItems.load(transforms: options.transforms, skipBadImages: options.skipBadImages,
-                                            threads: options.threads, maxPixels: options.maxPixels, report: &report)
+                                            threads: options.threads, maxPixels: options.maxPixels,
+                                            cache: options.cache, cacheBudget: options.cacheBudget, report: &report)
             }
             if needTest, let testFolder {
                 test = try testFolder.load(transforms: options.transforms, channels: train?.channels,
                                            skipBadImages: options.skipBadImages, threads: options.threads,
-                                           maxPixels: options.maxPixels, report: &report)
+                                           maxPixels: options.maxPixels, cache: options.cache,
+                                           cacheBudget: options.cacheBudget, report: &report)
                 if let t = test, let tr = train, (t.height, t.width) != (tr.height, tr.width) {
                     throw .imageSizeMismatch(path: testFolder.root, width: t.width, height: t.height,
                                              expectedWidth: tr.width, expectedHeight: tr.height)
@@ -117,7 +119,7 @@ public struct DataDirectory: Sendable {
         case let .given(mean, std): statistics = (mean, std)
         case .computed:
             if let train {
-                let s = train.channelStatistics()
+                let s = try train.channelStatistics()
                 statistics = (s.mean, s.std.map { $0 > 0 ? $0 : 1 })
             }
         }

@@ -4,7 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// A labelled set of images held in memory as `Float`s in N×C×H×W order.
+/// A labelled set of images as `Float`s in N×C×H×W order: held in memory, or — for an image
+/// folder too large to cache (`DataOptions.cache`) — decoded batch by batch from its files
+/// (`stream`), the same floats either way.
 public struct ImageDataset: Sendable, Equatable {
     /// Which half of a dataset to load.
     public enum Split: String, Sendable, CaseIterable {
@@ -25,9 +27,42 @@ public struct ImageDataset: Sendable, Equatable {
     public let height: Int
     /// Image width in pixels.
     public let width: Int
+    /// Where the pixels are.
+    enum Storage: Sendable, Equatable {
+        /// In memory, `count * channels * height * width` values.
+        case memory([Float])
+        /// Decoded from the files when asked for.
+        case stream(ImageStream)
+    }
+    let storage: Storage
+
     /// Pixels, `count * channels * height * width` values in N×C×H×W order.
     /// Loaded data is scaled to [0, 1] (byte / 255, like torchvision's `ToTensor`).
-    public let images: [Float]
+    ///
+    /// A streamed set (`stream` not nil) decodes every image here, into memory it was not
+    /// cached in because it is large: read its images with `BatchLoader` or
+    /// `copyImages(_:into:)` instead, which also report a file that became unreadable (here
+    /// that stops the program).
+    public var images: [Float] {
+        switch storage {
+        case let .memory(pixels): return pixels
+        case let .stream(stream):
+            return [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
+                do throws(DataError) {
+                    if count > 0 { try stream.decode(Array(0..<count), into: buffer.baseAddress!) }
+                } catch {
+                    preconditionFailure("ImageDataset.images: \(error)")
+                }
+                initialized = count * sampleSize
+            }
+        }
+    }
+
+    /// The files a streamed set decodes its images from (nil: the set is in memory).
+    public var stream: ImageStream? {
+        if case let .stream(s) = storage { return s }
+        return nil
+    }
     /// One class index per image.
     public let labels: [Int32]
     /// The name of each class, by label (nil: unknown, shown as indices). Set by the loader
@@ -52,8 +87,39 @@ public struct ImageDataset: Sendable, Equatable {
         self.channels = channels
         self.height = height
         self.width = width
-        self.images = images
+        self.storage = .memory(images)
         self.labels = labels
+    }
+
+    /// A streamed set: `stream`'s images with these labels (one per item).
+    ///
+    /// - Precondition: `labels.count == stream.items.count`.
+    public init(stream: ImageStream, labels: [Int32]) {
+        precondition(labels.count == stream.items.count, "ImageDataset: \(labels.count) labels for \(stream.items.count) images")
+        self.count = labels.count
+        self.channels = stream.channels
+        self.height = stream.height
+        self.width = stream.width
+        self.storage = .stream(stream)
+        self.labels = labels
+    }
+
+    /// Writes the images at `indices` (image after image, `sampleSize` floats each) to
+    /// `target`: copied from memory, or decoded on the stream's threads.
+    ///
+    /// - Precondition: every index in `0..<count`; `target` holds `indices.count * sampleSize` floats.
+    /// - Throws: a streamed image's `DataError` (a file that changed since it was loaded).
+    public func copyImages(_ indices: [Int], into target: UnsafeMutablePointer<Float>) throws(DataError) {
+        precondition(indices.allSatisfy { $0 >= 0 && $0 < count }, "ImageDataset.copyImages: index out of 0..<\(count)")
+        switch storage {
+        case let .memory(pixels):
+            let size = sampleSize
+            pixels.withUnsafeBufferPointer { source in
+                for (slot, i) in indices.enumerated() { (target + slot * size).update(from: source.baseAddress! + i * size, count: size) }
+            }
+        case let .stream(stream):
+            try stream.decode(indices, into: target)
+        }
     }
 
     /// Loads an MNIST-format pair of IDX files (raw or gzip).
@@ -114,8 +180,13 @@ public struct ImageDataset: Sendable, Equatable {
         throw .missingFile(directory: directory, candidates: names)
     }
 
-    /// Per-channel mean and (population) standard deviation over all images.
-    public func channelStatistics() -> (mean: [Float], std: [Float]) {
+    /// Per-channel mean and (population) standard deviation over all images, summed in Double
+    /// per channel, image after image (a streamed set in the same order: the same values).
+    ///
+    /// - Throws: a streamed image's `DataError`.
+    public func channelStatistics() throws(DataError) -> (mean: [Float], std: [Float]) {
+        if case let .stream(stream) = storage { return try stream.statistics() }
+        let images = self.images
         let plane = height * width
         var mean = [Float](repeating: 0, count: channels)
         var std = [Float](repeating: 0, count: channels)
@@ -148,6 +219,11 @@ public struct ImageDataset: Sendable, Equatable {
         precondition(mean.count == channels && std.count == channels,
                      "normalized: need \(channels) mean/std values, got \(mean.count)/\(std.count)")
         precondition(std.allSatisfy { $0 > 0 }, "normalized: std must be positive")
+        if case let .stream(stream) = storage {
+            var result = ImageDataset(stream: stream.normalized(mean: mean, std: std), labels: labels)
+            result.classNames = classNames
+            return result
+        }
         let plane = height * width
         var output = images
         output.withUnsafeMutableBufferPointer { pixels in
@@ -175,6 +251,11 @@ extension ImageDataset {
     /// The first `n` samples (all of them when `n >= count`), for quick runs and tests.
     public func prefix(_ n: Int) -> ImageDataset {
         let k = Swift.max(0, Swift.min(n, count))
+        if let stream {
+            var subset = ImageDataset(stream: stream.subset(0..<k), labels: Array(labels.prefix(k)))
+            subset.classNames = classNames
+            return subset
+        }
         var subset = ImageDataset(count: k, channels: channels, height: height, width: width,
                                   images: Array(images.prefix(k * sampleSize)), labels: Array(labels.prefix(k)))
         subset.classNames = classNames
@@ -184,6 +265,7 @@ extension ImageDataset {
     /// The samples in `range` (clamped to `0..<count`): one rank's share of a data set.
     public func slice(_ range: Range<Int>) -> ImageDataset {
         let lo = Swift.max(0, Swift.min(range.lowerBound, count)), hi = Swift.max(lo, Swift.min(range.upperBound, count))
+        if let stream { return ImageDataset(stream: stream.subset(lo..<hi), labels: Array(labels[lo..<hi])) }
         return ImageDataset(count: hi - lo, channels: channels, height: height, width: width,
                             images: Array(images[lo * sampleSize..<hi * sampleSize]), labels: Array(labels[lo..<hi]))
     }

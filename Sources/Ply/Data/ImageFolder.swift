@@ -144,22 +144,33 @@ public struct ImageFolder: Sendable {
     }
 
     /// Decodes every image on `threads` threads, applies `transforms` and returns the data set
-    /// (pixels scaled to [0, 1], N×C×H×W).
+    /// (pixels scaled to [0, 1], N×C×H×W): held in memory, or streamed (`ImageDataset.stream`:
+    /// decoded again batch by batch as training reads it) as `cache` says — `.auto` caches when
+    /// the decoded set, `N·C·H·W·4` bytes, fits in `cacheBudget` (nil:
+    /// `DataOptions.defaultCacheBudget`). Every image is decoded here either way, so that an
+    /// unreadable one fails (or is skipped) now, in both modes alike, and the streamed set has
+    /// the same images, in the same order, as the cached one.
     ///
     /// The channel count is `transforms.channels`, else `channels` if given (the training
     /// set's, for its test set), else 1 when every image is gray and 3 otherwise.
     ///
     /// - Throws: the first unreadable image's `DataError` (in folder order), unless
     ///   `skipBadImages`; `.imageSizeMismatch` for an image whose size after the transforms is
-    ///   not the first one's; `.allImagesBad` when nothing is left.
+    ///   not the first one's; `.allImagesBad` when nothing is left; `.unreadable` when
+    ///   caching is `.on` and the set does not fit in memory.
     public func load(transforms: ImageTransforms, channels: Int? = nil, skipBadImages: Bool = false,
                      threads: Int? = nil, maxPixels: Int = ImageDecoder.maxPixels,
+                     cache: DecodedCache = .on, cacheBudget: Int? = nil,
                      report: inout LoadReport) throws(DataError) -> ImageDataset {
         try transforms.validate()
         let n = items.count
+        let budget = cacheBudget ?? DataOptions.defaultCacheBudget
         let results = ResultSlots(count: n)
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, n))
         let items = self.items
+        // Bytes of the images kept so far (as floats): `.auto` keeps none past the budget, so
+        // that checking a set too large to cache never holds it.
+        let kept = Atomic<Int>(0)
         // Static interleaved assignment: worker w decodes items w, w + workers, ...; each
         // writes only its own slots.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -167,24 +178,30 @@ public struct ImageFolder: Sendable {
             let jpeg = JPEGHandle()
             while i < n {
                 do {
-                    let image = try ImageDecoder.decode(path: items[i].path, maxPixels: maxPixels, jpeg: jpeg)
-                    results.set(i, .success(transforms.apply(image)))
+                    let image = transforms.apply(try ImageDecoder.decode(path: items[i].path, maxPixels: maxPixels, jpeg: jpeg))
+                    var keep = cache == .on
+                    if cache == .auto {
+                        let bytes = 4 * image.width * image.height * (transforms.channels ?? image.channels)
+                        keep = kept.wrappingAdd(bytes, ordering: .relaxed).newValue <= budget
+                    }
+                    results.set(i, keep ? .image(image) : .checked(width: image.width, height: image.height, channels: image.channels))
                 } catch {
                     results.set(i, .failure(error as? DataError ?? .unreadable(path: items[i].path, reason: "\(error)")))
                 }
                 i += workers
             }
         }
-        var images: [DecodedImage] = []
-        var labels: [Int32] = []
-        var paths: [String] = []
-        images.reserveCapacity(n)
+        var good: [Int] = []
+        var shapes: [(width: Int, height: Int, channels: Int)] = []
+        good.reserveCapacity(n)
         for i in 0..<n {
             switch results.get(i) {
-            case let .success(image):
-                images.append(image)
-                labels.append(items[i].label)
-                paths.append(items[i].path)
+            case let .image(image):
+                good.append(i)
+                shapes.append((image.width, image.height, image.channels))
+            case let .checked(width, height, channels):
+                good.append(i)
+                shapes.append((width, height, channels))
             case let .failure(error):
                 if !skipBadImages { throw error }
                 report.skipped.append(error)
@@ -192,49 +209,62 @@ public struct ImageFolder: Sendable {
                 preconditionFailure("ImageFolder.load: image \(i) was not decoded")
             }
         }
-        guard let first = images.first else {
+        guard let first = shapes.first else {
             throw .allImagesBad(directory: root, skipped: report.skipped.count, first: report.skipped.first?.description ?? "")
         }
-        for (image, path) in zip(images, paths) where image.width != first.width || image.height != first.height {
-            throw .imageSizeMismatch(path: path, width: image.width, height: image.height,
+        for (shape, i) in zip(shapes, good) where shape.width != first.width || shape.height != first.height {
+            throw .imageSizeMismatch(path: items[i].path, width: shape.width, height: shape.height,
                                      expectedWidth: first.width, expectedHeight: first.height)
         }
-        let c = transforms.channels ?? channels ?? (images.contains { $0.channels == 3 } ? 3 : 1)
+        let c = transforms.channels ?? channels ?? (shapes.contains { $0.channels == 3 } ? 3 : 1)
         let (h, w) = (first.height, first.width)
+        let labels = good.map { items[$0].label }
+        guard let bytes = MemoryBudget.floatBytes([good.count, c, h, w]) else {
+            throw .sizeOverflow(path: root, dimensions: [good.count, c, h, w])
+        }
+        let everyImageKept = good.allSatisfy { if case .image = results.get($0) { true } else { false } }
+        guard cache == .on || (cache == .auto && bytes <= budget && everyImageKept) else {
+            let stream = ImageStream(items: good.map { items[$0] }, transforms: transforms, channels: c, height: h, width: w,
+                                     threads: workers, maxPixels: maxPixels)
+            var dataset = ImageDataset(stream: stream, labels: labels)
+            dataset.classNames = classes
+            return dataset
+        }
+        do { try MemoryBudget.require("\(good.count) images of \(c)x\(h)x\(w) from \(root)", bytes: bytes) } catch {
+            throw .unreadable(path: root, reason: "\(error) (--cache-decoded off streams them instead)")
+        }
         let sample = c * h * w
-        guard let bytes = MemoryBudget.floatBytes([images.count, c, h, w]) else {
-            throw .sizeOverflow(path: root, dimensions: [images.count, c, h, w])
-        }
-        do { try MemoryBudget.require("\(images.count) images of \(c)x\(h)x\(w) from \(root)", bytes: bytes) } catch {
-            throw .unreadable(path: root, reason: "\(error)")
-        }
-        let pixels = [Float](unsafeUninitializedCapacity: images.count * sample) { buffer, initialized in
-            for (k, image) in images.enumerated() {
-                let converted = image.converted(toChannels: c)
-                let base = k * sample
-                converted.pixels.withUnsafeBufferPointer { p in
-                    // H×W×C bytes to C×H×W floats in [0, 1] (torchvision's ToTensor).
-                    for ch in 0..<c {
-                        for j in 0..<(h * w) { buffer[base + ch * h * w + j] = Float(p[j * c + ch]) / 255 }
-                    }
-                }
+        let pixels = [Float](unsafeUninitializedCapacity: good.count * sample) { buffer, initialized in
+            for (k, i) in good.enumerated() {
+                guard case let .image(image) = results.get(i) else { preconditionFailure("ImageFolder.load: image \(i) not kept") }
+                ImageStream.writePlanes(image, channels: c, into: buffer.baseAddress! + k * sample)
             }
-            initialized = images.count * sample
+            initialized = good.count * sample
         }
-        var dataset = ImageDataset(count: images.count, channels: c, height: h, width: w, images: pixels, labels: labels)
+        var dataset = ImageDataset(count: good.count, channels: c, height: h, width: w, images: pixels, labels: labels)
         dataset.classNames = classes
         return dataset
     }
 }
 
+/// What decoding one file gave.
+private enum Slot: Sendable {
+    /// The image after the transforms, kept to be cached.
+    case image(DecodedImage)
+    /// Readable, of this size after the transforms; not kept (the set is streamed).
+    case checked(width: Int, height: Int, channels: Int)
+    /// Unreadable.
+    case failure(DataError)
+}
+
 /// One result slot per image, written by the decoding workers (each its own slots) and read
 /// after they have all finished.
 private final class ResultSlots: Sendable {
-    private let slots: Mutex<[Result<DecodedImage, DataError>?]>
+    private let slots: Mutex<[Slot?]>
 
     init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
 
-    func set(_ i: Int, _ value: Result<DecodedImage, DataError>) { slots.withLock { $0[i] = value } }
+    func set(_ i: Int, _ value: Slot) { slots.withLock { $0[i] = value } }
 
-    func get(_ i: Int) -> Result<DecodedImage, DataError>? { slots.withLock { $0[i] } }
+    func get(_ i: Int) -> Slot? { slots.withLock { $0[i] } }
 }

@@ -16,6 +16,8 @@ public enum InspectError: Error, CustomStringConvertible, Equatable, Sendable {
     case pngRead(path: String, reason: String)
     /// A PNG file could not be encoded or written.
     case pngWrite(path: String, reason: String)
+    /// A JPEG file could not be read or decoded.
+    case jpegRead(path: String, reason: String)
 
     /// The message in words, as `print` and `ply inspect` show it.
     public var description: String {
@@ -38,6 +40,8 @@ public enum InspectError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): cannot read PNG: \(reason)"
         case let .pngWrite(path, reason):
             return "\(path): cannot write PNG: \(reason)"
+        case let .jpegRead(path, reason):
+            return "\(path): cannot read JPEG: \(reason)"
         }
     }
 }

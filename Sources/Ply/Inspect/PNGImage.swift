@@ -2,7 +2,8 @@ import CPNG
 import Foundation
 
 /// An 8-bit picture, grayscale (1 channel) or RGB (3), rows top to bottom and channels
-/// interleaved, that reads and writes PNG files with libpng (its simplified `png_image` API).
+/// interleaved, that reads and writes PNG files with libpng (its simplified `png_image` API)
+/// and reads JPEG files with TurboJPEG.
 public struct PNGImage: Sendable, Equatable {
     /// Width in pixels.
     public let width: Int
@@ -63,15 +64,30 @@ public struct PNGImage: Sendable, Equatable {
         }
     }
 
-    /// Decodes the PNG file at `path` into 8-bit `channels` (1: grayscale, 3: RGB; nil: the
-    /// file's own, 3 for colour and palette files, else 1). libpng converts: colour to gray,
-    /// 16-bit to 8-bit, and composites alpha over black.
+    /// Decodes the PNG or JPEG file at `path` (told apart by its first bytes) into 8-bit
+    /// `channels` (1: grayscale, 3: RGB; nil: the file's own, 3 for colour and palette files,
+    /// else 1). PNG: libpng converts colour to gray, 16-bit to 8-bit, and composites alpha over
+    /// black. JPEG: libjpeg-turbo's TurboJPEG decodes it as `ImageDecoder` does for training
+    /// (Pillow's pixels), colour to gray as Pillow's `convert("L")`.
     public init(contentsOf path: String, channels: Int? = nil) throws(InspectError) {
         if let channels, channels != 1 && channels != 3 {
             throw .invalidPicture("channels is \(channels); 1 or 3 expected")
         }
-        if let kind = nonRegularFileKind(path) { throw .pngRead(path: path, reason: "it is \(kind), not a PNG file") }
+        if let kind = nonRegularFileKind(path) { throw .pngRead(path: path, reason: "it is \(kind), not a PNG or JPEG file") }
         guard access(path, R_OK) == 0 else { throw .pngRead(path: path, reason: String(cString: strerror(errno))) }
+        if Self.isJPEG(path) {
+            let decoded: DecodedImage
+            do { decoded = try ImageDecoder.decode(path: path) } catch { throw .jpegRead(path: path, reason: "\(error)") }
+            guard decoded.width <= Self.maxSide, decoded.height <= Self.maxSide else {
+                throw .jpegRead(path: path, reason: "its size \(decoded.width)x\(decoded.height) exceeds \(Self.maxSide) pixels a side")
+            }
+            let image = decoded.converted(toChannels: channels ?? decoded.channels)
+            self.width = image.width
+            self.height = image.height
+            self.channels = image.channels
+            self.pixels = image.pixels
+            return
+        }
         var image = png_image()
         image.version = png_uint_32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
@@ -91,6 +107,14 @@ public struct PNGImage: Sendable, Equatable {
         self.height = h
         self.channels = c
         self.pixels = pixels
+    }
+
+    /// Whether the file starts with JPEG's marker `FF D8 FF`.
+    private static func isJPEG(_ path: String) -> Bool {
+        guard let file = fopen(path, "rb") else { return false }
+        defer { fclose(file) }
+        var head = [UInt8](repeating: 0, count: 3)
+        return fread(&head, 1, 3, file) == 3 && ImageDecoder.format(of: head) == .jpeg
     }
 
     /// The picture's values as a model's input: `channels` planes (CHW) of byte / 255, as

@@ -12,6 +12,7 @@ import Yams
 ///   normalize: true       # the training set's mean and std; or {mean: [...], std: [...]}
 ///   random_crop: 4        # training images: RandomCrop(size, padding=4)
 ///   horizontal_flip: true # training images: RandomHorizontalFlip()
+///   cache_decoded: auto   # image folders: auto, on (hold decoded images in memory) or off (stream)
 /// ```
 public struct TransformSettings: Sendable, Equatable {
     /// `resize:` (shorter side).
@@ -26,11 +27,13 @@ public struct TransformSettings: Sendable, Equatable {
     public var randomCrop: Int?
     /// `horizontal_flip:`.
     public var horizontalFlip: Bool?
+    /// `cache_decoded:` (`auto`, `on`, `off`; `true`/`false` for on/off).
+    public var cacheDecoded: DecodedCache?
 
     /// Nothing set.
     public init() {}
 
-    static let keys: Set<String> = ["resize", "center_crop", "channels", "normalize", "random_crop", "horizontal_flip"]
+    static let keys: Set<String> = ["resize", "center_crop", "channels", "normalize", "random_crop", "horizontal_flip", "cache_decoded"]
 
     /// Reads a `transforms:` mapping; errors name the line, column and key.
     static func parse(_ node: Yams.Node, reader r: Reader) throws -> TransformSettings {
@@ -68,6 +71,13 @@ public struct TransformSettings: Sendable, Equatable {
                 throw r.error(.structure, n, field: "transforms.horizontal_flip", message: "must be true or false")
             }
             s.horizontalFlip = b
+        }
+        if let n = entries["cache_decoded"] {
+            switch try r.literal(n, field: "transforms.cache_decoded") {
+            case let .bool(b): s.cacheDecoded = b ? .on : .off
+            case let .string(v) where DecodedCache(rawValue: v) != nil: s.cacheDecoded = DecodedCache(rawValue: v)
+            default: throw r.error(.structure, n, field: "transforms.cache_decoded", message: "must be auto, on or off")
+            }
         }
         if let n = entries["normalize"] {
             if let m = n.mapping {

@@ -391,9 +391,9 @@ public final class Trainer {
                 let batch: BatchLoader.Batch
                 if let communicator {
                     if resuming { continue }
-                    batch = loader.batch(at: batchIndex, part: communicator.rank, of: communicator.size)
+                    batch = try loader.batch(at: batchIndex, part: communicator.rank, of: communicator.size)
                 } else {
-                    guard let next = iterator.next() else { break }
+                    guard let next = try iterator.nextBatch() else { break }
                     if resuming { continue }
                     batch = next
                 }
@@ -568,8 +568,8 @@ public final class Trainer {
         var confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
         var correct = 0
         var lossSum = 0.0
-        let loader = BatchLoader(dataset: data, batchSize: min(size, data.count), shuffle: false)
-        for batch in loader {
+        var batches = BatchLoader(dataset: data, batchSize: min(size, data.count), shuffle: false).makeIterator()
+        while let batch = try batches.nextBatch() {
             let shape = Shape([batch.count, data.channels, data.height, data.width])
             let logits = try batch.images.withUnsafeBufferPointer { try model.forward($0, shape: shape) }
             let c = logits.count / batch.count

@@ -1,6 +1,7 @@
 /*
  * capi_images.c -- ply_dataset_load (API 1.4) on an image folder and a CIFAR
- * directory, class names, skipped images, and ply_fit with augmentation.
+ * directory, class names, skipped images, and ply_fit with augmentation; the
+ * folder streamed (cache_decoded, API 1.6) gives the cached floats.
  *
  *     capi_images IMAGE-FOLDER-DIR CIFAR-DIR
  *
@@ -11,6 +12,7 @@
 #include <ply/ply.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures = 0;
@@ -29,7 +31,9 @@ static void expect_error(ply_result status, ply_result expected, const char *nee
 
 int main(int argc, char **argv) {
   ply_data_options o;
-  ply_dataset *train = NULL, *test = NULL, *cifar = NULL;
+  ply_dataset *train = NULL, *test = NULL, *cifar = NULL, *streamed = NULL;
+  float *a = NULL, *b = NULL;
+  int64_t sn = 0, streamed_skipped = -1;
   ply_runtime *rt = NULL;
   ply_runtime_options ro;
   ply_model *model = NULL;
@@ -60,6 +64,23 @@ int main(int argc, char **argv) {
   expect_error(ply_dataset_class_name(train, 2, &name), PLY_ERR_INVALID_ARGUMENT, "2 class names",
                "class name out of range");
   check(ply_dataset_load(argv[1], PLY_SPLIT_TEST, &o, &test) == PLY_OK, "load test");
+
+  /* The same split streamed: every float the same, the same image skipped. */
+  o.cache_decoded = PLY_CACHE_OFF;
+  check(ply_dataset_load(argv[1], PLY_SPLIT_TRAIN, &o, &streamed) == PLY_OK, "load train streamed");
+  check(ply_dataset_shape(streamed, &sn, NULL, NULL, NULL) == PLY_OK && sn == n, "streamed: as many images");
+  check(ply_dataset_skipped(streamed, &streamed_skipped) == PLY_OK && streamed_skipped == 1, "streamed: one image skipped");
+  a = malloc((size_t)(n * c * h * w) * sizeof *a);
+  b = malloc((size_t)(n * c * h * w) * sizeof *b);
+  check(a && b && ply_dataset_copy(train, 0, n, a, NULL) == PLY_OK && ply_dataset_copy(streamed, 0, n, b, NULL) == PLY_OK &&
+            memcmp(a, b, (size_t)(n * c * h * w) * sizeof *a) == 0,
+        "streamed images equal the cached ones bit for bit");
+  free(a);
+  free(b);
+  o.cache_decoded = 7;
+  expect_error(ply_dataset_load(argv[1], PLY_SPLIT_TRAIN, &o, &test), PLY_ERR_INVALID_ARGUMENT, "cache_decoded",
+               "cache_decoded 7 is refused");
+  o.cache_decoded = PLY_CACHE_AUTO;
 
   o.channels = 2;
   expect_error(ply_dataset_load(argv[1], PLY_SPLIT_TRAIN, &o, &train), PLY_ERR_INVALID_ARGUMENT,
@@ -96,6 +117,9 @@ int main(int argc, char **argv) {
         "fit with random crop and flip");
   check(ply_evaluate(model, test, &accuracy) == PLY_OK && accuracy >= 0 && accuracy <= 100,
         "evaluate on the test folder");
+  fo.epochs = 1;
+  check(ply_fit(model, streamed, &fo, NULL, NULL, NULL) == PLY_OK, "fit on the streamed set");
+  fo.epochs = 2;
   fo.random_crop_padding = -1;
   expect_error(ply_fit(model, train, &fo, NULL, NULL, NULL), PLY_ERR_INVALID_ARGUMENT,
                "random_crop_padding", "a negative crop padding is refused");
@@ -105,6 +129,7 @@ int main(int argc, char **argv) {
   ply_dataset_destroy(train);
   ply_dataset_destroy(test);
   ply_dataset_destroy(cifar);
+  ply_dataset_destroy(streamed);
   printf("%d failures\n", failures);
   return failures;
 }

@@ -1,13 +1,15 @@
 /*
- * capi_inspect.c -- ply_inspect_* (API 1.4) as a C program uses them, for
- * CAPITests.inspectFunctions.
+ * capi_inspect.c -- ply_inspect_* (API 1.4) and ply_image_read (1.6) as a C
+ * program uses them, for CAPITests.inspectFunctions.
  *
- *     capi_inspect WEIGHTS.safetensors OUTDIR
+ *     capi_inspect WEIGHTS.safetensors OUTDIR JPEG
  *
  * Builds InspectTests' tiny model (conv 3x3 pad 1, avgpool 2, conv 3x3 stride 2
  * pad 1 on 8x8 input), loads WEIGHTS, writes OUTDIR/{filters,features,rf}.png
  * for the image 0, 1, ..., 63, and checks the receptive field and each error's
- * code. Prints "FAIL ..." per failed check and "N failures" at the end.
+ * code. Reads JPEG (a 28x28 colour photograph) with ply_image_read as gray
+ * into OUTDIR/jpeg-gray.f32 (784 floats) and checks its errors. Prints
+ * "FAIL ..." per failed check and "N failures" at the end.
  */
 #include <ply/ply.h>
 
@@ -36,10 +38,13 @@ int main(int argc, char **argv) {
   float image[64];
   int32_t box[4] = {-100, -100, -100, -100};
   char path[4096];
+  float gray[28 * 28];
+  int64_t shape[3] = {0, 0, 0};
+  FILE *f;
   int i;
 
-  if (argc != 3) {
-    fprintf(stderr, "usage: capi_inspect WEIGHTS.safetensors OUTDIR\n");
+  if (argc != 4) {
+    fprintf(stderr, "usage: capi_inspect WEIGHTS.safetensors OUTDIR JPEG\n");
     return 2;
   }
   for (i = 0; i < 64; i++) image[i] = (float)i;
@@ -77,6 +82,27 @@ int main(int argc, char **argv) {
   expect(ply_inspect_filters(model, 0, NULL) == PLY_ERR_INVALID_ARGUMENT, "NULL png_path");
   expect(ply_inspect_filters(model, 0, "/nonexistent/dir/f.png") == PLY_ERR_IO, "unwritable path: IO");
   expect(strstr(ply_last_error(), "/nonexistent/dir/f.png") != NULL, "unwritable path: the message names it");
+
+  /* ply_image_read: the shape alone, then the pixels as gray; errors. */
+  expect(PLY_API_VERSION_MINOR >= 6 && (ply_api_version() & 0xffff) >= 6, "API version 1.6");
+  expect(ply_image_read(argv[3], 0, NULL, 0, shape) == PLY_OK, "ply_image_read: shape only");
+  expect(shape[0] == 3 && shape[1] == 28 && shape[2] == 28, "the JPEG is 3x28x28");
+  expect(ply_image_read(argv[3], 1, gray, 28 * 28, shape) == PLY_OK, "ply_image_read: gray");
+  expect(shape[0] == 1 && shape[1] == 28 && shape[2] == 28, "as gray it is 1x28x28");
+  snprintf(path, sizeof path, "%s/jpeg-gray.f32", argv[2]);
+  if ((f = fopen(path, "wb")) != NULL) {
+    expect(fwrite(gray, sizeof gray, 1, f) == 1, "writing jpeg-gray.f32");
+    fclose(f);
+  }
+  shape[0] = 42;
+  expect(ply_image_read(argv[3], 3, gray, 28 * 28, shape) == PLY_ERR_SHAPE, "RGB into 784 floats: SHAPE");
+  expect(strstr(ply_last_error(), "3x28x28") != NULL, "capacity: the message gives the shape");
+  expect(shape[0] == 42, "shape_out untouched on failure");
+  expect(ply_image_read(argv[3], 2, gray, 28 * 28, shape) == PLY_ERR_INVALID_ARGUMENT, "channels 2: INVALID_ARGUMENT");
+  expect(ply_image_read("/nonexistent/x.jpg", 0, NULL, 0, shape) == PLY_ERR_IO, "missing file: IO");
+  expect(strstr(ply_last_error(), "/nonexistent/x.jpg") != NULL, "missing file: the message names it");
+  expect(ply_image_read(argv[1], 0, NULL, 0, shape) == PLY_ERR_IO, "not an image: IO");
+  expect(ply_image_read(argv[3], 0, NULL, 0, NULL) == PLY_ERR_INVALID_ARGUMENT, "NULL shape_out");
 
   ply_model_destroy(model);
   ply_runtime_destroy(runtime);

@@ -6,7 +6,8 @@ Usage: ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/images/generat
 
 flower.jpg is scikit-learn's `load_sample_images` photograph as shipped (640x427 JPEG);
 china-*.{jpg,png} are its china.jpg shrunk with Pillow (a 320x213 JPEG, a 160x107 gray PNG,
-a 96x64 RGB PNG). For each case: Pillow's decode (converted to RGB or L, every
+a 96x64 RGB PNG) and a 28x28 crop (a JPEG, for InspectTests, with Pillow's RGB and L decodes
+of it). For each case: Pillow's decode (converted to RGB or L, every
 `decodedStride`-th pixel kept to stay small) and torchvision's Resize(resize) +
 CenterCrop(crop) on the PIL image, as uint8 (1, C, H, W) .npy files.
 """
@@ -22,6 +23,12 @@ china = Image.open(os.path.join(src, "china.jpg"))
 china.resize((320, 213), Image.BILINEAR).save("china-320.jpg", quality=90)
 china.resize((160, 107), Image.BILINEAR).convert("L").save("china-gray-160.png")
 china.resize((96, 64), Image.BILINEAR).save("china-rgba-96.png")
+# ply inspect --image on a real JPEG (InspectTests): a 28x28 crop of the photograph as shipped
+# (the temple's roof), and Pillow's decode of it as RGB and as L, (C, H, W) uint8.
+china.crop((300, 100, 328, 128)).save("china-crop-28.jpg", quality=90)
+crop = Image.open("china-crop-28.jpg")
+np.save("china-crop-28-rgb.npy", np.asarray(crop.convert("RGB")).transpose(2, 0, 1).copy())
+np.save("china-crop-28-gray.npy", np.asarray(crop.convert("L"))[None].copy())
 
 cases = []
 def case(name, file, resize, crop, channels):
