@@ -16,8 +16,8 @@
  *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is im2col's. The transformed weights are kept in the layer
- *     with a copy of the weights they came from, and redone when a forward
- *     finds the weights differ from that copy (conv_wino_cache_get);
+ *     with a hash of the weights they came from, and redone when a forward
+ *     finds the weights changed (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's).
@@ -30,6 +30,11 @@
  * "winograd" or "s2d" is refused with a message naming the CPU level.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
+ * Who writes the weights: with trainable=true only the host, through get_param's
+ * pointers, and it moves param_generation when it may have (plugin.h, ABI 1.3);
+ * the Winograd cache trusts that and skips its check while the generation stays.
+ * A composite that writes a child conv's weights itself MUST make that child
+ * with trainable=false, whose cache checks the weights on every forward.
  * Attribute trainable=false (default true) makes an inference-only conv, as a
  * composite's batch-norm-folded copy of a child (Plugins/Support/plugin_fold.h):
  * weight and bias start at zero without drawing from the host's generator (so
@@ -286,11 +291,12 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
     L->trainable = trainable != 0;
     L->weight = host->alloc(host, wbytes);
-    if (L->trainable) L->dweight = host->alloc(host, wbytes);
+    // gradients zeroed by the host without a write: a model that never trains never touches them
+    if (L->trainable) L->dweight = ply_alloc_zeroed(host, wbytes);
     L->wflip = host->alloc(host, wbytes);
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
-        if (L->trainable) L->dbias = host->alloc(host, bbytes);
+        if (L->trainable) L->dbias = ply_alloc_zeroed(host, bbytes);
     }
     if (!L->weight || (L->trainable && !L->dweight) || !L->wflip ||
         (L->has_bias && (!L->bias || (L->trainable && !L->dbias)))) {
@@ -308,11 +314,7 @@ static ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_
     // kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias likewise
     float bound = (float)(1.0 / sqrt((double)fan_in));
     host->fill_uniform(host, L->weight, nw, -bound, bound);
-    memset(L->dweight, 0, wbytes);
-    if (L->has_bias) {
-        host->fill_uniform(host, L->bias, OC, -bound, bound);
-        memset(L->dbias, 0, bbytes);
-    }
+    if (L->has_bias) host->fill_uniform(host, L->bias, OC, -bound, bound);
     *out = L;
     return PLY_OK;
 }
@@ -451,7 +453,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
         if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
-        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, &U)) != PLY_OK) return st;
+        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, L->trainable, &U)) != PLY_OK) return st;
         conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                                 output->data, L->scratch);
         return PLY_OK;
