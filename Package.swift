@@ -5,16 +5,17 @@ import PackageDescription
 /// Each becomes its own shared library `lib<name>.so`, found by the runtime
 /// next to the `ply` executable.
 let plugins: [(folder: String, library: String, blas: Bool)] = [
-    ("Activation", "ply_activation", false),  // relu, tanh, sigmoid, softmax, log_softmax
-    ("BatchNorm", "ply_batchnorm", false),    // batchnorm2d
+    ("Activation", "ply_activation", false),  // relu, tanh, sigmoid, softmax, log_softmax,
+                                              // hardtanh, relu6, leakyrelu, hardswish, hardsigmoid
+    ("BatchNorm", "ply_batchnorm", false),    // batchnorm2d, scale
     ("Conv", "ply_conv", true),               // conv2d
     ("Dropout", "ply_dropout", false),        // dropout
     ("Inception", "ply_inception", false),    // basic_conv2d, inception_googlenet, inception_v3_{a,b,c,d,e,aux}
-    ("Join", "ply_join", false),              // concat, add
+    ("Join", "ply_join", false),              // concat, add, mul
     ("Linear", "ply_linear", true),           // linear
     ("Loss", "ply_loss", false),              // cross_entropy
     ("Pooling", "ply_pooling", false),        // maxpool2d, avgpool2d, adaptive_avgpool2d
-    ("Reshape", "ply_reshape", false),        // flatten
+    ("Reshape", "ply_reshape", false),        // flatten, pad2d
     ("Residual", "ply_residual", false),      // residual_basic, residual_bottleneck
     ("Resize", "ply_resize", false),          // interpolate
     ("UserActivation", "ply_user_activation", false),  // user_activation (libffi; links ffi and dl)

@@ -5,15 +5,19 @@ Tests/PlyTests/Fixtures/onnx). Needs the virtualenv of Benchmarks/setup-pytorch 
 onnxruntime and onnx, and a built `ply` with its plugins.
 
     $PLY_TORCH_VENV/bin/python Benchmarks/onnx_check.py [--ply .build/release/ply]
-        [--models resnet18 alexnet googlenet ...] [--batch 2] [--no-export]
+        [--models resnet18 alexnet googlenet ...] [--batch 2] [--no-export] [--zoo] [--fixtures]
 
 For each torchvision model (random weights, seed 0, eval mode): torch.onnx.export at opset 17
 (the TorchScript exporter, dynamo=False, as Benchmarks/peer_models.py does), ONNX Runtime's
 logits for a seeded input, then `ply predict --model M.onnx` on the same input; and, unless
 --no-export, `ply import` + `ply export` of the imported model run back in ONNX Runtime.
-With --zoo, also the zoo's own models (Ply's composite blocks: residual, basic_conv2d,
-inception): torchvision's state_dict as safetensors, `ply export --model NAME --weights`,
-run in ONNX Runtime against PyTorch's logits.
+With --zoo, also the zoo's own models (Ply's composite blocks: residual, basic_conv2d, GoogLeNet's
+and Inception v3's blocks): torchvision's state_dict as safetensors, `ply export --model NAME
+--weights`, run in ONNX Runtime against PyTorch's logits (models not in the zoo, such as
+mobilenet_v2, are skipped there).
+With --fixtures, also the test fixtures (Tests/PlyTests/Fixtures/onnx: tiny_mobile with
+MobileNet's operators, asym_pads, ...): `ply import` + `ply export`, run in ONNX Runtime against
+the logits stored beside each (the tests check the import side; this checks what Ply writes).
 Each line: the largest |difference| / the largest |logit| (must be <= 1e-4), or Ply's error.
 Exit status 1 when any model fails.
 """
@@ -29,6 +33,9 @@ import torch
 import torchvision
 
 SIZES = {"inception_v3": 299}
+# torchvision models the zoo also has (Sources/Ply/Zoo): --zoo exports these through `ply export --model NAME`
+ZOO = {"alexnet", "googlenet", "inception_v3", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+       "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"}
 
 
 def ort_run(path, x):
@@ -74,6 +81,9 @@ def randomize(model):
 def zoo_export(args, work):
     failed = 0
     for name in args.models:
+        if name not in ZOO:
+            print(f"{name}: zoo export: not in Ply's zoo (import and export above only)")
+            continue
         torch.manual_seed(0)
         kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
         model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
@@ -97,6 +107,34 @@ def zoo_export(args, work):
     return failed
 
 
+FIXTURES = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_mobile", "tiny_mobile_dynamo",
+            "asym_pads", "leaky", "tiny_convs", "tiny_mobilenet_v2"]
+
+
+def fixtures_export(args, work):
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "PlyTests", "Fixtures", "onnx")
+    failed = 0
+    for name in FIXTURES:
+        x = np.load(os.path.join(here, name + ".input.npy"))
+        ref = np.load(os.path.join(here, name + ".logits.npy"))
+        out_dir, back = os.path.join(work, "fx-" + name), os.path.join(work, "fx-" + name + ".ply.onnx")
+        p = subprocess.run([args.ply, "import", os.path.join(here, name + ".onnx"), "--output", out_dir],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            p = subprocess.run([args.ply, "export", "--model", os.path.join(out_dir, "model.yaml"), "--weights",
+                                os.path.join(out_dir, "weights.safetensors"), "--in-channels", str(x.shape[1]),
+                                "--image-size", str(x.shape[2]), "--output", back], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{name}: fixture export: FAILED: {p.stderr.strip()}")
+            failed += 1
+            continue
+        r = rel(ort_run(back, x), ref)
+        failed += r > 1e-4
+        print(f"{name}: fixture export: max |onnxruntime(ply export) - onnxruntime| / max |logit| = {r:.2e} "
+              f"{'ok' if r <= 1e-4 else 'FAILED'}")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ply", default=".build/release/ply")
@@ -105,6 +143,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--zoo", action="store_true")
+    ap.add_argument("--fixtures", action="store_true")
     args = ap.parse_args()
     failed = 0
     work = tempfile.mkdtemp(prefix="ply-onnx-check-")
@@ -151,6 +190,8 @@ def main():
         print(f"{name}: export: max |onnxruntime(ply export) - onnxruntime| / max |logit| = {r:.2e} {'ok' if ok else 'FAILED'}")
     if args.zoo:
         failed += zoo_export(args, work)
+    if args.fixtures:
+        failed += fixtures_export(args, work)
     sys.exit(1 if failed else 0)
 
 

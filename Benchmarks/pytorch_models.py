@@ -21,7 +21,7 @@ Same semantics as `ply bench-model`:
 
 Printed (parsed by Benchmarks/compare-models):
     params: N                   trainable parameters (compared with `ply summary`)
-    run K: X images/s (Y ms per batch)
+    run K: X images/s (Y ms per batch; CPU Z ms per batch, P%)
     result: X images/s (median of R runs; min A, max B)
     peak_rss_mb: X              getrusage(RUSAGE_SELF).ru_maxrss of this process
 """
@@ -135,12 +135,16 @@ def main():
           flush=True)
     rates = []
     for r in range(args.runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(per_run):
             step()
         seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         rates.append(args.batch * per_run / seconds)
-        print(f"run {r + 1}: {rates[-1]:.2f} images/s ({seconds / per_run * 1e3:.3f} ms per batch)", flush=True)
+        # the process's CPU time, as `ply bench-model` prints it: on a shared machine, wall time /
+        # CPU time below the thread count means other work took the cores
+        print(f"run {r + 1}: {rates[-1]:.2f} images/s ({seconds / per_run * 1e3:.3f} ms per batch; CPU "
+              f"{cpu / per_run * 1e3:.3f} ms per batch, {cpu / seconds * 100:.0f}%)", flush=True)
     s = sorted(rates)
     n = len(s)
     median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2

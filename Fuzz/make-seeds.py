@@ -248,7 +248,8 @@ checkpoint_seeds()
 cli_seeds()
 # FuzzONNX: the importer's test networks (Tests/PlyTests/Fixtures/onnx/make-fixtures.py writes them)
 onnx_fixtures = os.path.join(ROOT, "Tests", "PlyTests", "Fixtures", "onnx")
-for name in ["tiny_ops", "leaky", "tiny_googlenet", "tiny_resnet", "tiny_alexnet", "tiny_resnet_external"]:
+for name in ["tiny_ops", "leaky", "tiny_googlenet", "tiny_resnet", "tiny_alexnet", "tiny_resnet_external", "tiny_mobile",
+             "asym_pads"]:
     with open(os.path.join(onnx_fixtures, name + ".onnx"), "rb") as f:
         put("FuzzONNX", name + ".onnx", f.read())
 print("seeds written under", CORPUS)

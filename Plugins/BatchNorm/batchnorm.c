@@ -20,6 +20,8 @@
  * backward sums sum(dy) and sum(dy * xhat) over ranks for d(input), while the
  * weight and bias gradients stay this rank's (the trainer sums those). Three
  * collectives per training step per layer; N ranks give one process's answer.
+ *
+ * The family also holds scale (scale.c): a learnable per-channel scale and shift.
  */
 #include "plugin_support.h"
 
@@ -29,6 +31,7 @@
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "scale.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -605,10 +608,10 @@ static const ply_layer_type batchnorm2d_type = {
     .inputs_doc = "x: (N, C, H, W), (N, C, L) or (N, C)",
 };
 
-static const ply_layer_type *const types[] = {&batchnorm2d_type};
+static const ply_layer_type *const types[] = {&batchnorm2d_type, &ply_scale_type};
 
 static const ply_plugin plugin = {
-    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.batchnorm", "1.0.0", 1, 0, types,
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.batchnorm", "1.1.0", 2, 0, types,
 };
 
 PLY_BUILTIN_ENTRY(batchnorm) {

@@ -37,13 +37,14 @@ static int64_t round_nr(int64_t n) { return ply_round_up_i64(n, CONV_KERNEL_NR);
 // ----------------------------------------------------------------------------
 // im2col / col2im over a range of columns
 
-// The output columns [lo[kj], hi[kj]) of [ow0, ow1) whose input column ow*SW - PW + kj is inside
+// The output columns [lo[kj], hi[kj]) of [ow0, ow1) whose input column ow*SW - PW + kj*DW is inside
 // the image, for every kj < KW (at most MAX_KW: wider kernels compute it per row).
 #define MAX_KW 16
 static void column_ranges(const conv_geom *g, int64_t ow0, int64_t ow1, int64_t *lo, int64_t *hi) {
     for (int64_t kj = 0; kj < g->KW && kj < MAX_KW; kj++) {
-        ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, &lo[kj], &hi[kj]);
-        lo[kj] = ply_max_i64(lo[kj], ow0);
+        ply_conv_out_range(kj * g->DW, g->SW, g->PW, g->W, g->OW, &lo[kj], &hi[kj]);
+        // (lo clamped to ow1 too: with padding >= 2 the first live column may lie past a short segment's end)
+        lo[kj] = ply_min_i64(ply_max_i64(lo[kj], ow0), ow1);
         hi[kj] = ply_max_i64(ply_min_i64(hi[kj], ow1), lo[kj]);
     }
 }
@@ -51,13 +52,14 @@ static void column_ranges(const conv_geom *g, int64_t ow0, int64_t ow1, int64_t 
 static void column_range(const conv_geom *g, const int64_t *los, const int64_t *his, int64_t kj, int64_t ow0,
                          int64_t ow1, int64_t *lo, int64_t *hi) {
     if (kj < MAX_KW) { *lo = los[kj]; *hi = his[kj]; return; }
-    ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, lo, hi);
-    *lo = ply_max_i64(*lo, ow0);
+    ply_conv_out_range(kj * g->DW, g->SW, g->PW, g->W, g->OW, lo, hi);
+    *lo = ply_min_i64(ply_max_i64(*lo, ow0), ow1);
     *hi = ply_max_i64(ply_min_i64(*hi, ow1), *lo);
 }
 
-// cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki][ow*SW - PW + kj] (0 outside)
+// cols[((c - ch0)*KH + ki)*KW + kj][col - c0] = x[n][c][oh*SH - PH + ki*DH][ow*SW - PW + kj*DW] (0 outside)
 // for columns col = n*P + oh*OW + ow in [c0, c1) and channels [ch0, ch1); rows are ld floats apart.
+// x[n][c] is the plane at x + (n*XC + c)*H*W: a group's call passes x at its first channel.
 // Runs are short (a strip of the kernel's product is 32 columns), so they are copied inline.
 static inline __attribute__((always_inline)) void im2col_cols_body(float *cols, int64_t ld, const float *x,
                                                                    const conv_geom *g, int64_t c0, int64_t c1,
@@ -70,9 +72,9 @@ static inline __attribute__((always_inline)) void im2col_cols_body(float *cols, 
         float *base = cols + (col - c0) - ow0; // base[ow] is column (n, oh, ow)
         column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
-            const float *xc = x + (n * g->C + c) * HW;
+            const float *xc = x + (n * g->XC + c) * HW;
             for (int64_t ki = 0; ki < g->KH; ki++) {
-                int64_t ih = oh * g->SH - g->PH + ki;
+                int64_t ih = oh * g->SH - g->PH + ki * g->DH;
                 int inside = ih >= 0 && ih < g->H;
                 for (int64_t kj = 0; kj < g->KW; kj++) {
                     float *dst = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
@@ -80,7 +82,7 @@ static inline __attribute__((always_inline)) void im2col_cols_body(float *cols, 
                     if (inside) column_range(g, los, his, kj, ow0, ow1, &lo, &hi);
                     for (int64_t ow = ow0; ow < lo; ow++) dst[ow] = 0.0f;
                     if (lo < hi) {
-                        const float *src = xc + ih * g->W + kj - g->PW;
+                        const float *src = xc + ih * g->W + kj * g->DW - g->PW;
                         if (SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow];
                         else for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * SW];
                     }
@@ -110,15 +112,15 @@ static void col2im_cols(float *dx, const float *dcols, int64_t ld, const conv_ge
         const float *base = dcols + (col - c0) - ow0;
         column_ranges(g, ow0, ow1, los, his);
         for (int64_t c = ch0; c < ch1; c++) {
-            float *dxc = dx + (n * g->C + c) * HW;
+            float *dxc = dx + (n * g->XC + c) * HW;
             for (int64_t ki = 0; ki < g->KH; ki++) {
-                int64_t ih = oh * g->SH - g->PH + ki;
+                int64_t ih = oh * g->SH - g->PH + ki * g->DH;
                 if (ih < 0 || ih >= g->H) continue;
                 for (int64_t kj = 0; kj < g->KW; kj++) {
                     const float *src = base + ((c - ch0) * KK + ki * g->KW + kj) * ld;
                     int64_t lo, hi;
                     column_range(g, los, his, kj, ow0, ow1, &lo, &hi);
-                    float *dst = dxc + ih * g->W + kj - g->PW;
+                    float *dst = dxc + ih * g->W + kj * g->DW - g->PW;
                     if (SW == 1) for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
                     else for (int64_t ow = lo; ow < hi; ow++) dst[ow * SW] += src[ow];
                 }
@@ -149,13 +151,13 @@ PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int
     for (int64_t col = s0; col < s1; m->nseg++) {
         int64_t sg = m->nseg, n = col / P, p = col % P, oh = p / g->OW, ow0 = p % g->OW;
         int64_t ow1 = ply_min_i64(g->OW, ow0 + (s1 - col)), lane = col - s0;
-        m->x[sg] = n * g->C * HW;
+        m->x[sg] = n * g->XC * HW;
         m->ih0[sg] = oh * g->SH - g->PH;
-        // lane L reads input column (ow0 + L - lane) * SW - PW + kj
+        // lane L reads input column (ow0 + L - lane) * SW - PW + kj*DW
         m->first[sg] = (int32_t)((ow0 - lane) * g->SW - g->PW);
         for (int64_t kj = 0; kj < g->KW; kj++) {
             int64_t lo, hi;
-            ply_conv_out_range(kj, g->SW, g->PW, g->W, g->OW, &lo, &hi);
+            ply_conv_out_range(kj * g->DW, g->SW, g->PW, g->W, g->OW, &lo, &hi);
             lo = ply_max_i64(lo, ow0); hi = ply_max_i64(ply_min_i64(hi, ow1), lo);
             uint64_t bits = hi > lo ? ((1ull << (hi - lo)) - 1) << (lo - ow0 + lane) : 0;
             m->mask[sg][kj] = (uint32_t)bits;
@@ -182,10 +184,10 @@ PLY_TARGET_AVX512 static void pack_strip512(float *dst, int64_t ld, int full, co
             for (int64_t kj = 0; kj < g->KW; kj++, dst += ld) {
                 __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
                 for (int64_t sg = 0; sg < m->nseg; sg++) {
-                    int64_t ih = m->ih0[sg] + ki;
+                    int64_t ih = m->ih0[sg] + ki * g->DH;
                     uint32_t k = m->mask[sg][kj];
                     if (ih < 0 || ih >= g->H || k == 0) continue;
-                    const float *r = x + m->x[sg] + c * HW + ih * g->W + kj;
+                    const float *r = x + m->x[sg] + c * HW + ih * g->W + kj * g->DW;
                     if (g->SW == 1) {
                         v0 = _mm512_mask_loadu_ps(v0, (__mmask16)k, r + m->first[sg]);
                         v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(k >> 16), r + m->first[sg] + 16);
@@ -213,10 +215,10 @@ PLY_TARGET_AVX512 static void unpack_strip512(float *dx, const float *src, int64
                 __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)keep, src);
                 __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(keep >> 16), src + 16);
                 for (int64_t sg = 0; sg < m->nseg; sg++) {
-                    int64_t ih = m->ih0[sg] + ki;
+                    int64_t ih = m->ih0[sg] + ki * g->DH;
                     uint32_t k = m->mask[sg][kj];
                     if (ih < 0 || ih >= g->H || k == 0) continue;
-                    float *r = dx + m->x[sg] + c * HW + ih * g->W + kj + m->first[sg];
+                    float *r = dx + m->x[sg] + c * HW + ih * g->W + kj * g->DW + m->first[sg];
                     __mmask16 k0 = (__mmask16)k, k1 = (__mmask16)(k >> 16);
                     _mm512_mask_storeu_ps(r, k0, _mm512_add_ps(_mm512_maskz_loadu_ps(k0, r), v0));
                     _mm512_mask_storeu_ps(r + 16, k1, _mm512_add_ps(_mm512_maskz_loadu_ps(k1, r + 16), v1));
@@ -294,7 +296,7 @@ static void scatter_out(float *y, const float *tmp, int64_t ld, const float *bia
         int64_t n = col / P, p = col % P, len = ply_min_i64(P - p, c1 - col);
         for (int64_t o = o0; o < o1; o++) {
             const float *src = tmp + (o - o0) * ld + (col - c0);
-            float *dst = y + (n * g->OC + o) * P + p;
+            float *dst = y + (n * g->YC + o) * P + p;
             float b = bias ? bias[o] : 0.0f;
             if (relu) for (int64_t i = 0; i < len; i++) { float v = src[i] + b; dst[i] = (v > 0.0f || v != v) ? v : 0.0f; }
             else for (int64_t i = 0; i < len; i++) dst[i] = src[i] + b;
@@ -310,7 +312,7 @@ static void gather_dy(float *tmp, int64_t ld, const float *dy, const conv_geom *
     for (int64_t col = c0; col < c1;) {
         int64_t n = col / P, p = col % P, len = ply_min_i64(P - p, c1 - col);
         for (int64_t o = o0; o < o1; o++)
-            memcpy(tmp + (o - o0) * ld + (col - c0), dy + (n * g->OC + o) * P + p, (size_t)len * sizeof(float));
+            memcpy(tmp + (o - o0) * ld + (col - c0), dy + (n * g->YC + o) * P + p, (size_t)len * sizeof(float));
         col += len;
     }
 }
@@ -365,7 +367,7 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
             int one_image = (ce - 1) / P == n;
             if (j->kernel) {
                 pack_strips(cols, j->x, g, c, ce, 0, g->C);
-                float *out = one_image ? j->y + n * OC * P + p : tmp;
+                float *out = one_image ? j->y + n * g->YC * P + p : tmp;
                 int64_t ldc = one_image ? P : T;
                 conv_kernel_gemm(j->w, K, 0, OC, j->bias, cols, T, out, ldc, tmp + OC * tile);
                 if (one_image && j->relu) relu_rows(out, P, OC, T);
@@ -376,13 +378,13 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
             const float *B = cols;
             int64_t ldb = T;
             if (one_image && is_pointwise(g)) {
-                B = j->x + n * g->C * P + p;
+                B = j->x + n * g->XC * P + p;
                 ldb = P;
             } else {
                 im2col_fast(cols, T, j->x, g, c, ce, 0, g->C);
             }
             if (one_image) {
-                float *out = j->y + n * OC * P + p, beta = 0.0f;
+                float *out = j->y + n * g->YC * P + p, beta = 0.0f;
                 if (j->bias) {
                     for (int64_t o = 0; o < OC; o++)
                         for (int64_t i = 0; i < T; i++) out[o * P + i] = j->bias[o];
@@ -533,7 +535,7 @@ static void backward_rows_dx(void *ctx, int64_t t0, int64_t t1) {
         if (c0 >= c1) continue;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((c1 - c0) * KK), (int)NC, (int)g->OC, 1.0f,
                     j->w + c0 * KK, (int)K, dY, (int)NC, 0.0f, dcols + c0 * KK * NC, (int)NC);
-        for (int64_t n = 0; n < g->N; n++) memset(j->dx + (n * g->C + c0) * HW, 0, (size_t)((c1 - c0) * HW) * sizeof(float));
+        for (int64_t n = 0; n < g->N; n++) memset(j->dx + (n * g->XC + c0) * HW, 0, (size_t)((c1 - c0) * HW) * sizeof(float));
         col2im_fast(j->dx, dcols + c0 * KK * NC, NC, g, 0, NC, c0, c1);
     }
 }
@@ -544,6 +546,7 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
     const bwd_job *j = ctx;
     const conv_geom *g = j->g;
     const int64_t K = gemm_k(g), P = gemm_p(g), OC = g->OC, tile = tile_width(g), CHW = g->C * g->H * g->W;
+    const int64_t XCHW = g->XC * g->H * g->W; // an image of x and dx (CHW of it are this call's channels)
     for (int64_t t = t0; t < t1; t++) {
         float *cols = j->scratch + (size_t)t * j->slice, *tdy = cols + K * tile;
         float *dw = j->dw, *db = j->db;
@@ -554,20 +557,21 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
         }
         int64_t n0, n1;
         share(g->N, j->parts, t, &n0, &n1);
-        if (j->dx) memset(j->dx + n0 * CHW, 0, (size_t)((n1 - n0) * CHW) * sizeof(float));
+        if (j->dx)
+            for (int64_t n = n0; n < n1; n++) memset(j->dx + n * XCHW, 0, (size_t)CHW * sizeof(float));
         for (int64_t c = n0 * P, e = n1 * P; c < e;) {
             int64_t ce = tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
             int one_image = (ce - 1) / P == n;
             const float *B = cols, *dY = tdy;
             int64_t ldb = T, ldy = T;
             if (one_image && is_pointwise(g)) {
-                B = j->x + n * CHW + p;
+                B = j->x + n * XCHW + p;
                 ldb = P;
             } else {
                 im2col_fast(cols, T, j->x, g, c, ce, 0, g->C);
             }
             if (one_image) {
-                dY = j->dy + n * OC * P + p;
+                dY = j->dy + n * g->YC * P + p;
                 ldy = P;
             } else {
                 gather_dy(tdy, T, j->dy, g, c, ce, 0, OC);
@@ -583,7 +587,7 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
             if (j->dx) {
                 if (one_image && is_pointwise(g)) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
-                                dY, (int)ldy, 0.0f, j->dx + n * CHW + p, (int)P);
+                                dY, (int)ldy, 0.0f, j->dx + n * XCHW + p, (int)P);
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
                                 dY, (int)ldy, 0.0f, cols, (int)T);

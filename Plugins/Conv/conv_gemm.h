@@ -1,6 +1,7 @@
 /*
  * conv2d as GEMM over the whole batch: im2col + single-threaded OpenBLAS
- * sgemm calls, split over the host's threads by Ply itself.
+ * sgemm calls, split over the host's threads by Ply itself. Any dilation; a
+ * grouped layer is one call per group (conv_group_geom).
  *
  * The GEMM's column index runs over every output position of the batch,
  * col = n*P + oh*OW + ow (P = OH*OW), so a layer whose planes are small
@@ -35,11 +36,36 @@
 
 PLY_INTERNAL_BEGIN
 
+/*
+ * One convolution's geometry. With dilation (DH, DW), output (n, o, oh, ow) reads input row
+ * oh*SH - PH + ki*DH and column ow*SW - PW + kj*DW for tap (ki, kj):
+ *
+ *     y[n][o][oh][ow] = bias[o] + sum_{c < C, ki < KH, kj < KW}
+ *                       w[o][c][ki][kj] * x[n][c][oh*SH - PH + ki*DH][ow*SW - PW + kj*DW]
+ *
+ * (zero outside the image). A grouped convolution (groups G) is G of these, one per group gi,
+ * with C = in_channels/G and OC = out_channels/G, x and dx at channel gi*C, y and dy at channel
+ * gi*OC, w at row gi*OC (conv_group_geom): XC and YC, the channels of a whole image of x and y,
+ * are the image strides. Only the GEMM plans (conv_gemm.c) read DH, DW, XC and YC; the other
+ * plans are taken for groups 1 and dilation 1 only (XC == C, YC == OC, DH == DW == 1).
+ */
 typedef struct {
-    int64_t N, C, H, W;                 // input [N, C, H, W]
-    int64_t OC, KH, KW, SH, SW, PH, PW; // layer (dilation 1, groups 1)
+    int64_t N, C, H, W;                 // input [N, XC, H, W], of which this call reads C channels
+    int64_t OC, KH, KW, SH, SW, PH, PW; // layer (of one group)
     int64_t OH, OW;                     // output planes
+    int64_t DH, DW;                     // dilation (1: adjacent taps)
+    int64_t XC, YC;                     // channels of an image of x (dx) and of y (dy)
 } conv_geom;
+
+/** The geometry of one of `groups` groups of `g` (a whole layer's: XC == C, YC == OC). */
+static inline conv_geom conv_group_geom(const conv_geom *g, int64_t groups) {
+    conv_geom r = *g;
+    r.C = g->C / groups;
+    r.OC = g->OC / groups;
+    r.XC = g->C;
+    r.YC = g->OC;
+    return r;
+}
 
 /** Floats of scratch conv_gemm_forward needs with `threads` threads. */
 size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads);

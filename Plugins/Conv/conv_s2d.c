@@ -15,12 +15,15 @@ static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 // The 3x3, stride-1, unpadded layer over the folded input.
 static conv_geom folded(const conv_geom *g) {
     const int64_t S = g->SH;
-    conv_geom f = {g->N, g->C * S * S, g->OH + 2, g->OW + 2, g->OC, 3, 3, 1, 1, 0, 0, g->OH, g->OW};
+    conv_geom f = {.N = g->N, .C = g->C * S * S, .H = g->OH + 2, .W = g->OW + 2, .OC = g->OC, .KH = 3, .KW = 3,
+                   .SH = 1, .SW = 1, .PH = 0, .PW = 0, .OH = g->OH, .OW = g->OW, .DH = 1, .DW = 1,
+                   .XC = g->C * S * S, .YC = g->OC};
     return f;
 }
 
 int conv_s2d_fits(int64_t KH, int64_t KW, int64_t SH, int64_t SW) {
-    conv_geom f = {1, 16, 3, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1};
+    conv_geom f = {.N = 1, .C = 16, .H = 3, .W = 3, .OC = 16, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 0, .PW = 0,
+                   .OH = 1, .OW = 1, .DH = 1, .DW = 1, .XC = 16, .YC = 16};
     return SH >= 2 && SW == SH && KH >= 1 && KH <= 3 * SH && KW >= 1 && KW <= 3 * SW && conv_winograd_fits(&f);
 }
 

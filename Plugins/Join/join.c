@@ -4,11 +4,13 @@
  *   concat: torch.cat(inputs, dim) (default dim 1, negative counts from the
  *           end); every dim but `dim` must match across inputs.
  *   add:    element-wise sum of 2+ inputs of identical shape (residual joins).
+ *   mul:    element-wise product of two inputs, broadcasting (mul.c).
  */
 #include <string.h>
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "mul.h"
 
 typedef enum { JOIN_CONCAT, JOIN_ADD } join_kind;
 
@@ -257,10 +259,10 @@ static const ply_layer_type add_type = {
     .inputs_doc = "x0, x1, ...: identical shapes",
 };
 
-static const ply_layer_type *const types[] = {&concat_type, &add_type};
+static const ply_layer_type *const types[] = {&concat_type, &add_type, &ply_mul_type};
 
 static const ply_plugin plugin = {
-    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.join", "1.0.0", 2, 0, types,
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.join", "1.1.0", 3, 0, types,
 };
 
 PLY_BUILTIN_ENTRY(join) {

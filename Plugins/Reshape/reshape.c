@@ -1,5 +1,5 @@
 /*
- * Reshape family: flatten. No parameters, one input. flatten merges the
+ * Reshape family: flatten, and pad2d (pad2d.c). No parameters, one input. flatten merges the
  * dimensions start_dim..end_dim (defaults 1 and -1, negative counts from
  * the end) into one, as torch.nn.Flatten / torch.flatten. The data layout
  * does not change, so forward and backward are plain copies.
@@ -8,6 +8,7 @@
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "pad2d.h"
 
 struct ply_layer {
     const ply_host *host;
@@ -128,10 +129,10 @@ static const ply_layer_type flatten_type = {
     .inputs_doc = "x: (N, C, H, W) or any shape with the axes start_dim..end_dim",
 };
 
-static const ply_layer_type *const types[] = {&flatten_type};
+static const ply_layer_type *const types[] = {&flatten_type, &ply_pad2d_type};
 
 static const ply_plugin plugin = {
-    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.reshape", "1.0.0", 1, 0, types,
+    sizeof(ply_plugin), PLY_ABI_VERSION, "ply.reshape", "1.1.0", 2, 0, types,
 };
 
 PLY_BUILTIN_ENTRY(reshape) {

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import Ply
 
-/// `ply bench-layers`: where a zoo model's inference time goes, per layer kind — achieved GFLOPS
-/// (direct-convolution FLOPs, 2 per multiply-accumulate, over time) and the fraction of this
-/// machine's fp32 peak. The program behind the per-kind table of BENCHMARKS.md.
+/// `ply bench-layers`: where a zoo model's inference time (or, `--training`, its training step's)
+/// goes, per layer kind — achieved GFLOPS (direct-convolution FLOPs, 2 per multiply-accumulate,
+/// over time) and the fraction of this machine's fp32 peak. The program behind the per-kind
+/// tables of BENCHMARKS.md.
 struct BenchLayersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-layers",
-        abstract: "Time a zoo model's inference per layer kind: GFLOPS and fraction of the fp32 peak.",
+        abstract: "Time a zoo model's inference or training step per layer kind: GFLOPS and fraction of the fp32 peak.",
         discussion: """
             Times the whole model's inference (evaluation mode, as bench-model), then every conv, \
             linear and pooling layer on its own — the leaves of each node's description \
@@ -20,6 +21,18 @@ struct BenchLayersCommand: ParsableCommand {
             block glue, and the difference between layers run alone and in the model). GFLOPS = \
             2 x MACs / seconds; the fraction of peak divides by --peak x threads (measure --peak \
             with Benchmarks/fma_peak.c).
+
+            --training times a training step instead (forward, mean cross-entropy, backward, SGD \
+            with momentum 0.9, as `bench-model --training`), and every conv, linear, pooling, batch \
+            norm and relu leaf in training mode, nothing folded: its forward, its backward for the \
+            parameter gradients alone (the input gradient not asked for), and the extra time the \
+            input gradient adds (a full backward minus that; "-" for a layer reading the model's \
+            input, whose input gradient a step does not compute). Rows "rest of forward" and \
+            "rest of backward" are the model's forward and backward minus the timed leaves' (adds, \
+            block glue, the relus and batch norms timed once per block but run more often); \
+            "optimizer" is zeroing the gradients plus the SGD update; the step row gives the model's \
+            forward and its whole backward. A training GFLOP is 2 x MACs per pass: forward, \
+            parameter gradient, input gradient. --layers adds one row per leaf.
             """)
 
     @Argument(help: "A zoo model name (see `ply summary --help`) or a model file.") var model: String
@@ -31,6 +44,10 @@ struct BenchLayersCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "The machine's fp32 peak of one thread in GFLOPS (Benchmarks/fma_peak.c); 0: no fraction column.")
     var peak: Double = 0
+    @Flag(help: "Time a training step and each leaf's forward, parameter-gradient and input-gradient passes.")
+    var training = false
+    @Flag(help: "Also print one row per timed layer (its path in the model and its input shape).")
+    var layers = false
     @Flag(help: "Time with the process's CPU time over the thread count instead of wall time (with 1 thread: time spent descheduled on a shared machine does not count).")
     var cpuTime = false
     @OptionGroup var pluginOptions: PluginOptions
@@ -53,11 +70,14 @@ struct BenchLayersCommand: ParsableCommand {
 
     /// One layer to time: its type, attributes and input shape, the kind it counts as.
     struct Leaf {
+        let name: String
         let kind: String
         let typeName: String
         let attributes: Attributes
         let input: Shape
         let macs: Int
+        /// Whether a training step computes this layer's input gradient (not for the model's input).
+        var inputGradient = true
     }
 
     static let kinds = ["conv 3x3", "conv 1x1", "conv other", "linear", "pool"]
@@ -70,8 +90,10 @@ struct BenchLayersCommand: ParsableCommand {
         }
     }
 
-    static func kind(_ typeName: String, _ attributes: Attributes) -> String? {
+    static func kind(_ typeName: String, _ attributes: Attributes, training: Bool = false) -> String? {
         switch typeName {
+        case "batchnorm2d" where training: return "batch norm"
+        case "relu" where training: return "relu"
         case "conv2d":
             let k = kernel(attributes)
             return k == [3, 3] ? "conv 3x3" : k == [1, 1] ? "conv 1x1" : "conv other"
@@ -81,51 +103,27 @@ struct BenchLayersCommand: ParsableCommand {
         }
     }
 
-    /// The timed leaves of a description's children, a conv followed by its batch norm folded.
-    static func leaves(_ children: [LayerDescription.Child], into out: inout [Leaf]) {
+    /// The timed leaves of a description's children, named under `prefix`; in inference a conv
+    /// followed by its batch norm is folded (training runs them as they are).
+    static func leaves(_ children: [LayerDescription.Child], prefix: String, training: Bool, into out: inout [Leaf]) {
         for (i, c) in children.enumerated() {
-            if !c.details.children.isEmpty { leaves(c.details.children, into: &out); continue }
-            guard let attributes = c.attributes, let kind = kind(c.typeName, attributes), let input = c.inputShapes.first else { continue }
+            let name = prefix + "." + (c.name ?? c.typeName)
+            if !c.details.children.isEmpty {
+                leaves(c.details.children, prefix: name, training: training, into: &out)
+                continue
+            }
+            guard let attributes = c.attributes, let kind = kind(c.typeName, attributes, training: training),
+                  let input = c.inputShapes.first else { continue }
             var attrs = attributes
-            if c.typeName == "conv2d", i + 1 < children.count, children[i + 1].typeName == "batchnorm2d" {
+            if !training, c.typeName == "conv2d", i + 1 < children.count, children[i + 1].typeName == "batchnorm2d" {
                 attrs = attrs.filter { $0.0 != "bias" } + [("bias", .bool(true))]
             }
-            out.append(Leaf(kind: kind, typeName: c.typeName, attributes: attrs, input: input, macs: c.details.macs))
+            out.append(Leaf(name: name, kind: kind, typeName: c.typeName, attributes: attrs, input: input, macs: c.details.macs))
         }
     }
 
-    /// Median seconds of `runs` timed calls of `body` (after one untimed call).
-    func median(_ body: () throws -> Void) throws -> Double {
-        try body()
-        var times: [Double] = []
-        for _ in 0..<runs {
-            if cpuTime {
-                let c0 = BenchModelCommand.cpuSeconds()
-                try body()
-                times.append((BenchModelCommand.cpuSeconds() - c0) / Double(threadCount))
-            } else {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try body()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-        }
-        return times.sorted()[times.count / 2]
-    }
-
-    /// The threads the runtime runs with (--threads; all cores unless given, as makeRuntime).
-    private var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
-
-    func measure() throws {
-        let runtime = try pluginOptions.makeRuntime(threads: threads)
-        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
-        net.isTraining = false
-        let shape = Shape([batch, channels, imageSize, imageSize])
-        try MemoryBudget.require("--batch \(batch): \(model) on \(shape)", bytes: try net.activationBytes(for: shape))
-        var g = SplitMix64(seed: 7)
-        let images = (0..<shape.count).map { _ in g.nextUnitFloat() }
-        let modelSeconds = try median { _ = try images.withUnsafeBufferPointer { try net.infer($0, shape: shape) } }
-
-        // The leaves: each node's description, or the node itself when it has no children.
+    /// The model's timed leaves for an input of `shape`, and the MACs of all its layers.
+    static func leaves(of net: Model, for shape: Shape, training: Bool) throws -> (leaves: [Leaf], macs: Int) {
         let shapes = try net.shapes(for: shape)
         var leaves: [Leaf] = []
         var totalMACs = 0
@@ -135,19 +133,63 @@ struct BenchLayersCommand: ParsableCommand {
             let d = try layer.describe(inputShapes: ins)
             totalMACs += d.totalMACs
             if d.children.isEmpty {
-                guard let kind = Self.kind(layer.type.name, layer.attributes), let input = ins.first else { continue }
+                guard let kind = kind(layer.type.name, layer.attributes, training: training), let input = ins.first else { continue }
                 var attrs = layer.attributes
                 let next = net.nodes.indices.contains(id + 1) ? net.nodes[id + 1] : nil
-                if layer.type.name == "conv2d", let next, next.layer?.type.name == "batchnorm2d", next.inputs == [id] {
+                if !training, layer.type.name == "conv2d", let next, next.layer?.type.name == "batchnorm2d", next.inputs == [id] {
                     attrs = attrs.filter { $0.0 != "bias" } + [("bias", .bool(true))]
                 }
-                leaves.append(Leaf(kind: kind, typeName: layer.type.name, attributes: attrs, input: input, macs: d.macs))
+                var leaf = Leaf(name: node.name, kind: kind, typeName: layer.type.name, attributes: attrs, input: input, macs: d.macs)
+                leaf.inputGradient = node.inputs != [Model.input]
+                leaves.append(leaf)
             } else {
-                Self.leaves(d.children, into: &leaves)
+                Self.leaves(d.children, prefix: node.name, training: training, into: &leaves)
             }
         }
+        return (leaves, totalMACs)
+    }
+
+    /// Median seconds of `runs` timed calls of `body` (after one untimed call).
+    func median(_ body: () throws -> Void) throws -> Double {
+        try body()
+        var times: [Double] = []
+        for _ in 0..<runs { times.append(try seconds(body)) }
+        return Self.median(times)
+    }
+
+    /// Seconds of one call of `body`: wall time, or with --cpu-time the process's CPU time over the threads.
+    func seconds(_ body: () throws -> Void) throws -> Double {
+        if cpuTime {
+            let c0 = BenchModelCommand.cpuSeconds()
+            try body()
+            return (BenchModelCommand.cpuSeconds() - c0) / Double(threadCount)
+        }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    static func median(_ times: [Double]) -> Double { times.sorted()[times.count / 2] }
+
+    /// The threads the runtime runs with (--threads; all cores unless given, as makeRuntime).
+    var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
+
+    func measure() throws {
+        let runtime = try pluginOptions.makeRuntime(threads: threads)
+        let net = try Zoo.model(named: model, runtime: runtime, numClasses: classes, inChannels: channels, imageSize: imageSize)
+        if training { return try measureTraining(net, runtime: runtime) }
+        net.isTraining = false
+        let shape = Shape([batch, channels, imageSize, imageSize])
+        try MemoryBudget.require("--batch \(batch): \(model) on \(shape)", bytes: try net.activationBytes(for: shape))
+        var g = SplitMix64(seed: 7)
+        let images = (0..<shape.count).map { _ in g.nextUnitFloat() }
+        let modelSeconds = try median { _ = try images.withUnsafeBufferPointer { try net.infer($0, shape: shape) } }
+
+        // The leaves: each node's description, or the node itself when it has no children.
+        let (leaves, totalMACs) = try Self.leaves(of: net, for: shape, training: false)
 
         var seconds: [String: Double] = [:], macs: [String: Int] = [:], counts: [String: Int] = [:]
+        var perLeaf: [Double] = []
         for leaf in leaves {
             // a one-node model: infer runs the layer on its own buffers (plus one copy of the input)
             let one = Model(runtime: runtime)
@@ -155,6 +197,7 @@ struct BenchLayersCommand: ParsableCommand {
             one.isTraining = false
             let x = (0..<leaf.input.count).map { _ in g.nextUnitFloat() }
             let t = try median { _ = try x.withUnsafeBufferPointer { try one.infer($0, shape: leaf.input) } }
+            perLeaf.append(t)
             seconds[leaf.kind, default: 0] += t
             macs[leaf.kind, default: 0] += leaf.macs
             counts[leaf.kind, default: 0] += 1
@@ -179,5 +222,11 @@ struct BenchLayersCommand: ParsableCommand {
         }
         row("rest", "-", max(modelSeconds - timed, 0), 0)
         row("**model**", String(leaves.count), modelSeconds, totalMACs)
+        if layers {
+            print("")
+            print("| layer | input | ms per batch | share of model | GFLOP | GFLOPS | fraction of peak |")
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+            for (leaf, t) in zip(leaves, perLeaf) { row(leaf.name, "\(leaf.input)", t, leaf.macs) }
+        }
     }
 }

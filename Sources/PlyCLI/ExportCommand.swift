@@ -9,8 +9,8 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a model and its weights as an ONNX file (opset 17) that ONNX Runtime runs.",
         discussion: """
-            Built-in layers map to their ONNX operators; residual blocks, basic_conv2d and GoogLeNet's inception \
-            blocks export as their sub-graphs. Dropout is left out (the file is for inference). A layer type \
+            Built-in layers map to their ONNX operators; residual blocks, basic_conv2d, GoogLeNet's and Inception v3's \
+            inception blocks export as their sub-graphs. Dropout is left out (the file is for inference). A layer type \
             without a mapping is an error naming the node and the type. The batch dimension is free ('batch').
             """)
 

@@ -8,23 +8,33 @@ extension GraphImporter {
                                                 opset: opset, supported: Self.supported)
         }
         if try fold(node) { return }
+        // A waiting zero Pad folds into a Conv, an unpadded AveragePool, or passes an Identity;
+        // any other consumer reads a pad2d layer.
+        let folds = node.opType == "Conv" || node.opType == "Identity"
+            || (node.opType == "AveragePool" && (try? pads(node)) == [0, 0, 0, 0])
+        for i in node.input where padded[i] != nil && !(folds && i == input(node, 0)) { try materializePad(i) }
         switch node.opType {
         case "Conv": try conv(node)
         case "BatchNormalization": try batchNorm(node)
         case "Relu", "Sigmoid", "Tanh":
             let x = input(node, 0)
             try add(node, type: node.opType.lowercased(), [], inputs: [try plyInput(node, x)], rank: rank(x))
-        case "Clip":
+        case "Clip": try clip(node)
+        case "LeakyRelu":
             let x = input(node, 0)
-            let lo: Float? = opset >= 11 ? (input(node, 1).isEmpty ? nil : try constant(node, 1, "min").floats?.first)
-                : attr(node, "min")?.f
-            let hi: Float? = opset >= 11 ? (input(node, 2).isEmpty ? nil : try constant(node, 2, "max").floats?.first)
-                : attr(node, "max")?.f
-            guard lo == 0, hi == nil || hi == .infinity else {
-                throw unsupported(node, "Clip(min \(lo.map { "\($0)" } ?? "none"), max \(hi.map { "\($0)" } ?? "none")) "
-                    + "has no Ply layer; only min 0 without max (a ReLU) maps")
-            }
-            try add(node, type: "relu", [], inputs: [try plyInput(node, x)], rank: rank(x))
+            try add(node, type: "leakyrelu", [("negative_slope", .float(Double(float(node, "alpha", 0.01))))],
+                    inputs: [try plyInput(node, x)], rank: rank(x))
+        case "HardSwish":
+            let x = input(node, 0)
+            try add(node, type: "hardswish", [], inputs: [try plyInput(node, x)], rank: rank(x))
+        case "HardSigmoid":
+            // ONNX's defaults are alpha 0.2, beta 0.5; Ply's (PyTorch's Hardsigmoid) 1/6, 0.5.
+            let x = input(node, 0)
+            let alpha = float(node, "alpha", 0.2), beta = float(node, "beta", 0.5)
+            let attrs: Attributes = alpha == Float(1.0 / 6.0) && beta == 0.5 ? []
+                : [("alpha", .float(Double(alpha))), ("beta", .float(Double(beta)))]
+            try add(node, type: "hardsigmoid", attrs, inputs: [try plyInput(node, x)], rank: rank(x))
+        case "Mul": try mulNode(node)
         case "MaxPool", "AveragePool": try pool(node)
         case "GlobalAveragePool":
             let x = input(node, 0)
@@ -65,6 +75,32 @@ extension GraphImporter {
         default:
             throw ONNXError.unsupportedOperator(path: path, node: node.name.isEmpty ? node.output.first ?? "?" : node.name,
                                                 opType: node.opType, opset: opset, supported: Self.supported)
+        }
+    }
+
+    /// Clip(min 0) is a relu, Clip(0, 6) a relu6, anything else a hardtanh (an absent bound
+    /// is infinite).
+    mutating func clip(_ node: Onnx_NodeProto) throws {
+        let x = input(node, 0)
+        func bound(_ i: Int, _ name: String) throws -> Float? {
+            if opset < 11 { return attr(node, name)?.f }
+            if input(node, i).isEmpty { return nil }
+            let c = try constant(node, i, name)
+            guard c.count == 1, let v = c.floats?.first else { throw unsupported(node, "\(name) of dims \(c.dims) (a scalar expected)") }
+            return v
+        }
+        let lo = try bound(1, "min") ?? -.infinity, hi = try bound(2, "max") ?? .infinity
+        guard !lo.isNaN, !hi.isNaN, lo <= hi else {
+            throw unsupported(node, "min \(lo) is greater than max \(hi) (or NaN); Ply clamps to min <= max")
+        }
+        let source = try plyInput(node, x)
+        if lo == 0 && hi == .infinity {
+            try add(node, type: "relu", [], inputs: [source], rank: rank(x))
+        } else if lo == 0 && hi == 6 {
+            try add(node, type: "relu6", [], inputs: [source], rank: rank(x))
+        } else {
+            try add(node, type: "hardtanh", [("min_val", .float(Double(lo))), ("max_val", .float(Double(hi)))],
+                    inputs: [source], rank: rank(x))
         }
     }
 
@@ -164,18 +200,24 @@ extension GraphImporter {
         guard w.dims.count == 4, let wf = w.floats else {
             throw unsupported(node, "weight of dims \(w.dims): Ply's conv2d is 2-d (a 4-d float weight expected)")
         }
+        // ONNX's weight is [M, C/group, kH, kW] like Ply's (and PyTorch's): in_channels = C/group * group
         let group = int(node, "group", 1)
-        guard group == 1 else {
-            throw unsupported(node, "group \(group): Ply's conv2d computes groups=1 only (grouped and depthwise "
-                + "convolution are not implemented yet)")
+        guard group >= 1, w.dims[0] % group == 0 else {
+            throw unsupported(node, "group \(group): expected a positive divisor of the weight's \(w.dims[0]) output channels")
         }
         let dil = try pair(node, "dilations", 1)
-        guard dil == [1, 1] else { throw unsupported(node, "dilations \(dil): Ply's conv2d computes dilation 1 only") }
+        guard dil.allSatisfy({ $0 >= 1 }) else { throw unsupported(node, "dilations \(dil): expected positive values") }
         let k = ints(node, "kernel_shape") ?? [w.dims[2], w.dims[3]]
         guard k == [w.dims[2], w.dims[3]] else { throw unsupported(node, "kernel_shape \(k) differs from the weight's \(w.dims)") }
-        var (ph, pw) = try symmetricPads(node)
+        let (sym, extra) = Self.split(try pads(node))
+        var (ph, pw) = sym
+        // auto_pad SAME_* (stride 1, odd kernels, as pads checked): a dilated kernel spans d*(k-1)+1
+        if dil != [1, 1], (string(node, "auto_pad") ?? "").hasPrefix("SAME") { (ph, pw) = (dil[0] * (k[0] - 1) / 2, dil[1] * (k[1] - 1) / 2) }
         var x = input(node, 0)
         if let p = padded[x] { ph += p.h; pw += p.w; x = p.source }
+        let name = plyName(for: node, weight: input(node, 1))
+        var source = try plyInput(node, x)
+        if extra != [0, 0, 0, 0] { source = addPad(name: uniqueName(name + "_pad"), source: source, padding: extra) }
         var params: [(String, SafeTensors.Entry)] = [("weight", .init(floats: wf, shape: w.dims))]
         if !input(node, 2).isEmpty {
             let b = try constant(node, 2, "the bias")
@@ -183,11 +225,11 @@ extension GraphImporter {
             params.append(("bias", .init(floats: bf, shape: [bf.count])))
         }
         let attrs: Attributes = [
-            ("in_channels", .int(w.dims[1])), ("out_channels", .int(w.dims[0])), ("kernel_size", Self.pairValue(k)),
+            ("in_channels", .int(w.dims[1] * group)), ("out_channels", .int(w.dims[0])), ("kernel_size", Self.pairValue(k)),
             ("stride", Self.pairValue(try pair(node, "strides", 1))), ("padding", Self.pairValue([ph, pw])),
-            ("bias", .bool(params.count == 2)),
-        ]
-        try add(node, type: "conv2d", attrs, inputs: [try plyInput(node, x)], rank: 4, weight: input(node, 1), params: params)
+        ] + (dil == [1, 1] ? [] : [("dilation", Self.pairValue(dil))]) + (group == 1 ? [] : [("groups", .int(group))])
+            + [("bias", .bool(params.count == 2))]
+        try add(node, type: "conv2d", attrs, inputs: [source], rank: 4, params: params, name: name)
     }
 
     mutating func batchNorm(_ node: Onnx_NodeProto) throws {
@@ -214,20 +256,32 @@ extension GraphImporter {
         let k = try pair(node, "kernel_shape", 0)
         guard try pair(node, "dilations", 1) == [1, 1] else { throw unsupported(node, "dilations: Ply pools with dilation 1 only") }
         guard int(node, "storage_order", 0) == 0 else { throw unsupported(node, "storage_order 1 is not supported") }
-        var (ph, pw) = try symmetricPads(node)
+        let (sym, extra) = Self.split(try pads(node))
+        var (ph, pw) = sym
         var x = input(node, 0)
         var includePad = int(node, "count_include_pad", 0) == 1
-        if let p = padded[x] {
-            guard node.opType == "AveragePool", ph == 0, pw == 0 else {
-                throw unsupported(node, "reads a zero Pad: Ply folds one only into a Conv or an unpadded AveragePool")
-            }
+        let ceil = int(node, "ceil_mode", 0) == 1
+        if let p = padded[x] {  // an AveragePool without pads of its own (see map)
             (ph, pw, includePad, x) = (p.h, p.w, true, p.source)
+        }
+        let name = plyName(for: node)
+        var source = try plyInput(node, x)
+        if extra != [0, 0, 0, 0] {
+            // The extra pixels on one side go into a pad2d before the pool: -inf for a max pool,
+            // zeros for an average that counts its padding. Without ceil_mode both give ONNX's
+            // windows exactly.
+            let isMax = node.opType == "MaxPool"
+            guard !ceil, isMax || includePad else {
+                throw unsupported(node, "pads \(try pads(node)) are not symmetric; Ply pads one side more only for "
+                    + "ceil_mode 0 and, for AveragePool, count_include_pad 1")
+            }
+            source = addPad(name: uniqueName(name + "_pad"), source: source, padding: extra, value: isMax ? -.infinity : 0)
         }
         guard 2 * ph <= k[0], 2 * pw <= k[1] else { throw unsupported(node, "pads (\(ph), \(pw)) exceed half the kernel \(k)") }
         var attrs: Attributes = [("kernel_size", Self.pairValue(k)), ("stride", Self.pairValue(try pair(node, "strides", 1))),
-                                 ("padding", Self.pairValue([ph, pw])), ("ceil_mode", .bool(int(node, "ceil_mode", 0) == 1))]
+                                 ("padding", Self.pairValue([ph, pw])), ("ceil_mode", .bool(ceil))]
         if node.opType == "AveragePool" { attrs.append(("count_include_pad", .bool(includePad))) }
-        try add(node, type: node.opType == "MaxPool" ? "maxpool2d" : "avgpool2d", attrs, inputs: [try plyInput(node, x)], rank: 4)
+        try add(node, type: node.opType == "MaxPool" ? "maxpool2d" : "avgpool2d", attrs, inputs: [source], rank: 4, name: name)
     }
 
     mutating func reshape(_ node: Onnx_NodeProto) throws {
@@ -316,41 +370,100 @@ extension GraphImporter {
         let (a, b) = (input(node, 0), input(node, 1))
         if constants[a] != nil || constants[b] != nil {
             let (x, c) = constants[a] != nil ? (b, a) : (a, b)
-            guard let li = matmulLinear[x], consumers[x, default: 0] == 1, let bias = constants[c]?.floats,
-                  case let .int(out)? = layers[li].attributes.first(where: { $0.0 == "out_features" })?.1,
-                  bias.count == out else {
-                throw unsupported(node, "adds a constant; Ply maps that only as the bias of a MatMul (a Linear)")
+            // The bias of a MatMul (a Linear) or of a Mul by a constant (a scale) before it.
+            for (table, key) in [(matmulLinear, "out_features"), (scaleLayer, "num_features")] {
+                guard let li = table[x], consumers[x, default: 0] == 1, let bias = constants[c]?.floats,
+                      case let .int(out)? = layers[li].attributes.first(where: { $0.0 == key })?.1,
+                      try channelVector(node, constants[c]!, rank: rank(x))?.count == out else { continue }
+                layers[li].attributes = layers[li].attributes.filter { $0.0 != "bias" } + [("bias", .bool(true))]
+                weights.append((name: "\(layers[li].name).bias", entry: .init(floats: bias, shape: [out])))
+                nodeOf[node.output[0]] = layers[li].name
+                rankOf[node.output[0]] = rank(x)
+                return
             }
-            layers[li].attributes = layers[li].attributes.map { $0.0 == "bias" ? ("bias", .bool(true)) : $0 }
-            weights.append((name: "\(layers[li].name).bias", entry: .init(floats: bias, shape: [out])))
-            nodeOf[node.output[0]] = layers[li].name
-            rankOf[node.output[0]] = 2
+            // A per-channel constant alone: a scale of weight 1 with that bias.
+            guard let bias = try channelVector(node, constants[c]!, rank: rank(x)) else {
+                throw unsupported(node, "adds a constant of dims \(constants[c]!.dims) to a rank-\(rank(x)) tensor; Ply adds "
+                    + "a scalar or one value per channel (dims [C, 1, 1] or [1, C, 1, 1])")
+            }
+            try add(node, type: "scale", [("num_features", .int(bias.count)), ("bias", .bool(true))],
+                    inputs: [try plyInput(node, x)], rank: rank(x), weight: c,
+                    params: [("weight", .init(floats: Array(repeating: 1, count: bias.count), shape: [bias.count])),
+                             ("bias", .init(floats: bias, shape: [bias.count]))])
             return
         }
         try add(node, type: "add", [], inputs: [try plyInput(node, a), try plyInput(node, b)], rank: max(rank(a), rank(b)))
     }
 
+    /// The constant `c` as one value per channel of a rank-`rank` tensor (axis 1), as ONNX
+    /// broadcasts it: a scalar (one value), or dims [C, 1, ...] / [1, C, 1, ...] with as many
+    /// trailing ones as the tensor has axes after the channels. nil: another shape.
+    func channelVector(_ node: Onnx_NodeProto, _ c: ConstTensor, rank: Int) throws -> [Float]? {
+        guard let f = c.floats else { throw unsupported(node, "its constant is not a float tensor") }
+        if f.count == 1 { return f }
+        var d = c.dims
+        guard d.count <= rank else { return nil }
+        d = Array(repeating: 1, count: rank - d.count) + d
+        guard rank >= 2, d[0] == 1, d[1] == f.count, d.dropFirst(2).allSatisfy({ $0 == 1 }) else { return nil }
+        return f
+    }
+
+    /// Mul of two computed tensors: a mul layer (broadcasting axes of size 1); by a scalar or
+    /// per-channel constant: a scale layer (its weight the constant, trainable).
+    mutating func mulNode(_ node: Onnx_NodeProto) throws {
+        let (a, b) = (input(node, 0), input(node, 1))
+        guard constants[a] != nil || constants[b] != nil else {
+            guard rank(a) == rank(b) else {
+                throw unsupported(node, "multiplies tensors of rank \(rank(a)) and \(rank(b)); Ply's mul takes equal ranks")
+            }
+            try add(node, type: "mul", [], inputs: [try plyInput(node, a), try plyInput(node, b)], rank: rank(a))
+            return
+        }
+        let (x, c) = constants[a] != nil ? (b, a) : (a, b)
+        guard let w = try channelVector(node, constants[c]!, rank: rank(x)) else {
+            throw unsupported(node, "multiplies by a constant of dims \(constants[c]!.dims) a rank-\(rank(x)) tensor; Ply "
+                + "scales by a scalar or one value per channel (dims [C, 1, 1] or [1, C, 1, 1])")
+        }
+        try add(node, type: "scale", [("num_features", .int(w.count))], inputs: [try plyInput(node, x)], rank: rank(x),
+                weight: c, params: [("weight", .init(floats: w, shape: [w.count]))])
+        scaleLayer[node.output[0]] = layers.count - 1
+    }
+
+    /// Pad of height and width: a symmetric zero Pad waits for its consumer (a Conv or
+    /// AveragePool folds it into its own padding); any other becomes a pad2d layer.
     mutating func pad(_ node: Onnx_NodeProto) throws {
         let mode = string(node, "mode") ?? "constant"
-        guard mode == "constant" else { throw unsupported(node, "mode '\(mode)': Ply pads with zeros only") }
+        guard mode == "constant" || mode == "reflect" else {
+            throw unsupported(node, "mode '\(mode)': Ply pads in modes constant and reflect")
+        }
         let pads: [Int64]
+        var value: Float = 0
         if opset >= 11 {
             guard let p = try constant(node, 1, "pads").knownInts else { throw unsupported(node, "pads depend on the batch size") }
-            if !input(node, 2).isEmpty, let v = try constant(node, 2, "constant_value").floats, v.contains(where: { $0 != 0 }) {
-                throw unsupported(node, "constant_value \(v): Ply pads with zeros only")
+            if !input(node, 2).isEmpty {
+                let v = try constant(node, 2, "constant_value")
+                guard v.count == 1, let f = v.floats?.first else { throw unsupported(node, "constant_value of dims \(v.dims) (a float scalar expected)") }
+                value = f
             }
             guard input(node, 3).isEmpty else { throw unsupported(node, "the axes input is not supported") }
             pads = p
         } else {
             pads = (ints(node, "pads") ?? []).map { Int64($0) }
-            guard float(node, "value", 0) == 0 else { throw unsupported(node, "value: Ply pads with zeros only") }
+            value = float(node, "value", 0)
         }
-        guard pads.count == 8, pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0, pads[2] == pads[6], pads[3] == pads[7],
-              pads[2] >= 0, pads[3] >= 0, pads[2] < 1 << 20, pads[3] < 1 << 20 else {
-            throw unsupported(node, "pads \(pads): Ply folds only equal zero padding of height and width into the next layer")
+        guard pads.count == 8, pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0,
+              pads.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }), !value.isNaN else {
+            throw unsupported(node, "pads \(pads): Ply pads height and width (pads 2, 3, 6, 7) by 0 to 1048576 pixels, "
+                + "not batch or channels, and does not crop")
         }
+        let (t, l, b, r) = (Int(pads[2]), Int(pads[3]), Int(pads[6]), Int(pads[7]))
         let x = input(node, 0)
-        _ = try plyInput(node, x)
-        padded[node.output[0]] = (x, Int(pads[2]), Int(pads[3]))
+        let source = try plyInput(node, x)
+        if mode == "constant", value == 0, t == b, l == r {
+            padded[node.output[0]] = (x, t, l, node)
+            return
+        }
+        nodeOf[node.output[0]] = addPad(name: plyName(for: node), source: source, padding: [l, r, t, b], mode: mode, value: value)
+        rankOf[node.output[0]] = 4
     }
 }

@@ -7,10 +7,11 @@ import Ply
 struct GraphImporter {
     /// Operators with a mapping, as errors list them.
     static let supported = [
-        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (as ReLU: min 0, no max)", "Concat", "Constant",
-        "ConstantOfShape", "Conv", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "Identity",
-        "MatMul (+ Add: Linear)", "MaxPool", "Pad (constant zeros, into a following Conv or AveragePool)",
-        "ReduceMean (over H and W)", "Relu", "Reshape (of the flatten kind)", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze",
+        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
+        "ConstantOfShape", "Conv", "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish",
+        "Identity", "LeakyRelu", "MatMul (+ Add: Linear)", "MaxPool", "Mul (of two tensors, or by a per-channel constant)",
+        "Pad (constant or reflect, of height and width)", "ReduceMean (over H and W)", "Relu", "Reshape (of the flatten kind)",
+        "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Transpose", "Unsqueeze",
     ]
 
     let path: String
@@ -24,13 +25,18 @@ struct GraphImporter {
     /// Graph tensor → its rank, for the tensors Ply computes.
     var rankOf: [String: Int] = [:]
     var constants: [String: ConstTensor] = [:]
-    /// Graph tensor → (tensor it pads, pad height, pad width): a zero `Pad` waiting for its consumer.
-    var padded: [String: (source: String, h: Int, w: Int)] = [:]
+    /// Graph tensor → (tensor it pads, pad height, pad width, the Pad node): a symmetric zero
+    /// `Pad` waiting for its consumer, which folds it into its own padding (Conv, AveragePool)
+    /// or gets a `pad2d` layer (``materializePad(_:)``).
+    var padded: [String: (source: String, h: Int, w: Int, node: Onnx_NodeProto)] = [:]
     /// How many nodes read each graph tensor.
     var consumers: [String: Int] = [:]
     var usedNames: Set<String> = ["input"]
     /// Layer index of a bias-less linear made from a MatMul, by its output tensor (Add folds in).
     var matmulLinear: [String: Int] = [:]
+    /// Layer index of a bias-less scale made from a Mul by a constant, by its output tensor
+    /// (an Add of a constant of as many channels folds in as its bias).
+    var scaleLayer: [String: Int] = [:]
     /// The graph input's batch dimension as exported (0: free).
     var exportedBatch = 0
 
@@ -64,11 +70,7 @@ struct GraphImporter {
         let cleaned = base.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" ? $0 : "_" }
         base = String(cleaned).split(separator: ".", omittingEmptySubsequences: true).joined(separator: ".")
         if base.isEmpty { base = "node" }
-        var name = base
-        var k = 1
-        while usedNames.contains(name) { name = "\(base)_\(k)"; k += 1 }
-        usedNames.insert(name)
-        return name
+        return uniqueName(base)
     }
 
     // MARK: - Errors and attributes
@@ -99,7 +101,7 @@ struct GraphImporter {
     /// The Ply node computing graph tensor `name`.
     func plyInput(_ node: Onnx_NodeProto, _ name: String) throws -> String {
         if padded[name] != nil {
-            throw unsupported(node, "reads the output of a Pad, which Ply folds only into a following Conv or AveragePool")
+            throw ONNXError.malformed(path: path, reason: "node '\(node.name)' reads the Pad output '\(name)' before it was mapped")
         }
         guard let n = nodeOf[name] else {
             if constants[name] != nil {
@@ -112,10 +114,10 @@ struct GraphImporter {
 
     func rank(_ name: String) -> Int { rankOf[name] ?? 4 }
 
-    /// Adds a layer computing `node`'s first output.
+    /// Adds a layer computing `node`'s first output (named `name`, or as ``plyName(for:weight:)`` says).
     mutating func add(_ node: Onnx_NodeProto, type: String, _ attributes: Attributes, inputs: [String], rank: Int,
-                      weight: String? = nil, params: [(String, SafeTensors.Entry)] = []) throws {
-        let name = plyName(for: node, weight: weight)
+                      weight: String? = nil, params: [(String, SafeTensors.Entry)] = [], name given: String? = nil) throws {
+        let name = given ?? plyName(for: node, weight: weight)
         layers.append(ImportedLayer(name: name, type: type, attributes: attributes, inputs: inputs))
         for (p, e) in params { weights.append((name: "\(name).\(p)", entry: e)) }
         guard let out = node.output.first, !out.isEmpty else {
@@ -128,12 +130,12 @@ struct GraphImporter {
         rankOf[out] = rank
     }
 
-    /// The symmetric (height, width) padding of `pads` [top, left, bottom, right].
-    func symmetricPads(_ node: Onnx_NodeProto) throws -> (Int, Int) {
+    /// The padding of `pads` [top, left, bottom, right] (or of `auto_pad`).
+    func pads(_ node: Onnx_NodeProto) throws -> [Int] {
         let autoPad = string(node, "auto_pad") ?? "NOTSET"
         guard let p = ints(node, "pads"), autoPad == "NOTSET" || autoPad.isEmpty else {
             switch autoPad {
-            case "NOTSET", "", "VALID": return (0, 0)
+            case "NOTSET", "", "VALID": return [0, 0, 0, 0]
             case "SAME_UPPER", "SAME_LOWER":
                 let k = ints(node, "kernel_shape") ?? []
                 let s = ints(node, "strides") ?? [1, 1]
@@ -141,16 +143,51 @@ struct GraphImporter {
                     throw unsupported(node, "auto_pad \(autoPad) is supported for stride 1 and odd kernels only "
                         + "(kernel \(k), strides \(s)); export with explicit pads")
                 }
-                return (k[0] / 2, k[1] / 2)
+                return [k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2]
             default:
                 throw unsupported(node, "auto_pad '\(autoPad)' is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
             }
         }
         guard p.count == 4 else { throw unsupported(node, "pads \(p): Ply's layers are 2-d (4 pads expected)") }
-        guard p[0] == p[2], p[1] == p[3], p.allSatisfy({ $0 >= 0 }) else {
-            throw unsupported(node, "pads \(p) (top, left, bottom, right) are not symmetric; Ply pads both sides equally")
+        guard p.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }) else {
+            throw unsupported(node, "pads \(p) (top, left, bottom, right): Ply pads by 0 to 1048576 pixels")
         }
-        return (p[0], p[1])
+        return p
+    }
+
+    /// `pads` split into the symmetric part a layer pads itself, (height, width), and what is
+    /// left for a `pad2d` before it, [left, right, top, bottom] (all zero when symmetric).
+    static func split(_ p: [Int]) -> (symmetric: (Int, Int), extra: [Int]) {
+        let h = min(p[0], p[2]), w = min(p[1], p[3])
+        return ((h, w), [p[1] - w, p[3] - w, p[0] - h, p[2] - h])
+    }
+
+    /// `base`, or `base_1`, `base_2`, ... : a name no layer has yet (now taken).
+    mutating func uniqueName(_ base: String) -> String {
+        var name = base
+        var k = 1
+        while usedNames.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        usedNames.insert(name)
+        return name
+    }
+
+    /// Adds a `pad2d` layer `name` (unique already) padding Ply node `source` by `padding`
+    /// [left, right, top, bottom]; returns `name`.
+    mutating func addPad(name: String, source: String, padding: [Int], mode: String = "constant", value: Float = 0) -> String {
+        var attrs: Attributes = [("padding", .ints(padding))]
+        if mode != "constant" { attrs.append(("mode", .string(mode))) }
+        if value != 0 { attrs.append(("value", .float(Double(value)))) }
+        layers.append(ImportedLayer(name: name, type: "pad2d", attributes: attrs, inputs: [source]))
+        return name
+    }
+
+    /// Turns a zero `Pad` waiting for its consumer (`padded`) into a `pad2d` layer, for a
+    /// consumer that cannot fold it.
+    mutating func materializePad(_ tensor: String) throws {
+        guard let p = padded.removeValue(forKey: tensor) else { return }
+        let source = try plyInput(p.node, p.source)
+        nodeOf[tensor] = addPad(name: plyName(for: p.node), source: source, padding: [p.w, p.w, p.h, p.h])
+        rankOf[tensor] = 4
     }
 
     func pair(_ node: Onnx_NodeProto, _ name: String, _ dflt: Int) throws -> [Int] {

@@ -4,8 +4,9 @@ import SwiftProtobuf
 
 /// A Ply model written as an ONNX model (opset 17) that ONNX Runtime runs to the same logits
 /// (docs/onnx.md). Built-in layers map to their ONNX operators; the composite blocks
-/// (`residual_basic`, `residual_bottleneck`, `basic_conv2d`, `inception_googlenet`) export as
-/// their sub-graphs, read through the layer introspection (`describe`'s children, ABI 1.2).
+/// (`residual_basic`, `residual_bottleneck`, `basic_conv2d`, `inception_googlenet` and Inception
+/// v3's `inception_v3_a` to `_e`) export as their sub-graphs, read through the layer
+/// introspection (`describe`'s children, ABI 1.2).
 /// Any other type is an ``ONNXError/unsupportedLayer(node:type:reason:)``.
 public enum ONNXExport {
     /// The opset written.
@@ -14,8 +15,9 @@ public enum ONNXExport {
     /// Types `serialize` maps.
     public static let supportedTypes = [
         "adaptive_avgpool2d", "add", "avgpool2d", "basic_conv2d", "batchnorm2d", "concat", "conv2d", "dropout", "flatten",
-        "inception_googlenet", "linear", "log_softmax", "maxpool2d", "relu", "residual_basic", "residual_bottleneck",
-        "sigmoid", "softmax", "tanh",
+        "hardsigmoid", "hardswish", "hardtanh", "inception_googlenet", "inception_v3_a", "inception_v3_b", "inception_v3_c",
+        "inception_v3_d", "inception_v3_e", "leakyrelu", "linear", "log_softmax", "maxpool2d", "mul", "pad2d", "relu",
+        "relu6", "residual_basic", "residual_bottleneck", "scale", "sigmoid", "softmax", "tanh",
     ]
 
     /// The ONNX bytes of `model` for inputs of `inputShape` (the batch dimension is written as a

@@ -83,6 +83,7 @@ public struct ONNXImport: Sendable {
         guard graph.output.count == 1, let out = graph.output.first else {
             throw ONNXError.malformed(path: path, reason: "Ply models have one output; the graph has \(graph.output.count)")
         }
+        try g.materializePad(out.name)
         guard let outNode = g.nodeOf[out.name], outNode != "input" else {
             throw ONNXError.malformed(path: path, reason: "the graph's output '\(out.name)' is not computed by a layer Ply maps")
         }
@@ -122,6 +123,7 @@ public struct ONNXImport: Sendable {
     }
 
     static func float(_ d: Double) -> String {
+        if d.isInfinite { return d < 0 ? "-.inf" : ".inf" }  // YAML's infinities
         let s = "\(Float(d))"
         return s.contains(".") || !s.contains("e") ? s : s.replacingOccurrences(of: "e", with: ".0e")
     }

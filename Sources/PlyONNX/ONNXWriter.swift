@@ -49,6 +49,14 @@ struct ONNXWriter {
         return a
     }
 
+    static func attribute(_ name: String, string: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .string
+        a.s = Data(string.utf8)
+        return a
+    }
+
     static func attribute(_ name: String, float: Float) -> Onnx_AttributeProto {
         var a = Onnx_AttributeProto()
         a.name = name
@@ -71,21 +79,44 @@ struct ONNXWriter {
         return n.output[0]
     }
 
-    /// Adds the state_dict tensor `name` as an initializer (float32, raw little-endian data).
-    mutating func initializer(_ name: String, layer: String, type: String) throws -> String {
+    /// Adds the state_dict tensor `name` as an initializer (float32, raw little-endian data),
+    /// with its own shape or `dims` (of as many elements: a per-channel vector as [C, 1, 1]).
+    mutating func initializer(_ name: String, layer: String, type: String, dims: [Int]? = nil) throws -> String {
         guard let e = state[name] else {
             throw ONNXError.unsupportedLayer(node: layer, type: type, reason: "no parameter '\(name)' in the model's state")
         }
+        return constant(name, floats: try e.floats(), dims: dims ?? e.shape)
+    }
+
+    /// Adds a float32 initializer `name` (made unique) holding `floats` of `dims`; returns its name.
+    mutating func constant(_ name: String, floats f: [Float], dims: [Int]) -> String {
         var t = Onnx_TensorProto()
-        t.name = name
-        t.dims = e.shape.map { Int64($0) }
+        t.name = uniqueInitializer(name)
+        t.dims = dims.map { Int64($0) }
         t.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
-        let f = try e.floats()
         var raw = Data(capacity: f.count * 4)
         for v in f { withUnsafeBytes(of: v.bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
         t.rawData = raw
         initializers.append(t)
-        return name
+        return t.name
+    }
+
+    /// Adds an int64 initializer `name` (made unique) holding `ints` (1-d); returns its name.
+    mutating func constant(_ name: String, ints: [Int]) -> String {
+        var t = Onnx_TensorProto()
+        t.name = uniqueInitializer(name)
+        t.dims = [Int64(ints.count)]
+        t.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+        t.int64Data = ints.map { Int64($0) }
+        initializers.append(t)
+        return t.name
+    }
+
+    func uniqueInitializer(_ name: String) -> String {
+        var n = name
+        var k = 1
+        while initializers.contains(where: { $0.name == n }) { n = "\(name)_\(k)"; k += 1 }
+        return n
     }
 
     static func value(_ attrs: Attributes, _ key: String) -> AttributeValue? { attrs.first { $0.0 == key }?.1 }
@@ -128,12 +159,14 @@ struct ONNXWriter {
         case "conv2d":
             let k = Self.pair(a, "kernel_size", 1)
             var p = Self.pair(a, "padding", 0)
-            if case let .string(s)? = Self.value(a, "padding") { p = s == "same" ? [k[0] / 2, k[1] / 2] : [0, 0] }
-            guard Self.pair(a, "dilation", 1) == [1, 1], Self.int(a, "groups", 1) == 1 else { throw fail("dilation and groups must be 1") }
+            let d = Self.pair(a, "dilation", 1), groups = Self.int(a, "groups", 1)
+            // "same" (stride 1, odd kernels): d*(k-1)/2 on each side, as conv2d computes it
+            if case let .string(s)? = Self.value(a, "padding") { p = s == "same" ? [d[0] * (k[0] - 1) / 2, d[1] * (k[1] - 1) / 2] : [0, 0] }
             var ins = [x, try initializer("\(prefix).weight", layer: prefix, type: type)]
             if Self.bool(a, "bias", true) { ins.append(try initializer("\(prefix).bias", layer: prefix, type: type)) }
             return node("Conv", ins, name: prefix, [Self.attribute("kernel_shape", ints: k), Self.attribute("strides", ints: Self.pair(a, "stride", 1)),
-                                                   Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]])])
+                                                   Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]]),
+                                                   Self.attribute("dilations", ints: d), Self.attribute("group", int: groups)])
         case "batchnorm2d":
             guard Self.bool(a, "affine", true), Self.bool(a, "track_running_stats", true) else {
                 throw fail("affine and track_running_stats must be true (ONNX's BatchNormalization has scale, bias and statistics)")
@@ -142,8 +175,43 @@ struct ONNXWriter {
             return node("BatchNormalization", ins, name: prefix,
                         [Self.attribute("epsilon", float: Float(Self.float(a, "eps", 1e-5))),
                          Self.attribute("momentum", float: Float(1 - Self.float(a, "momentum", 0.1)))])
-        case "relu", "sigmoid", "tanh":
-            return node(["relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"][type]!, [x], name: prefix)
+        case "relu", "sigmoid", "tanh", "hardswish":
+            return node(["relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "HardSwish"][type]!, [x], name: prefix)
+        case "hardtanh", "relu6":
+            let lo = type == "relu6" ? 0 : Float(Self.float(a, "min_val", -1)), hi = type == "relu6" ? 6 : Float(Self.float(a, "max_val", 1))
+            let minInput = lo == -.infinity ? "" : constant("\(prefix).min", floats: [lo], dims: [])
+            let maxInput = hi == .infinity ? "" : constant("\(prefix).max", floats: [hi], dims: [])
+            return node("Clip", [x, minInput, maxInput], name: prefix)
+        case "leakyrelu":
+            return node("LeakyRelu", [x], name: prefix, [Self.attribute("alpha", float: Float(Self.float(a, "negative_slope", 0.01)))])
+        case "hardsigmoid":
+            return node("HardSigmoid", [x], name: prefix, [Self.attribute("alpha", float: Float(Self.float(a, "alpha", 1.0 / 6.0))),
+                                                           Self.attribute("beta", float: Float(Self.float(a, "beta", 0.5)))])
+        case "pad2d":
+            let p = Self.value(a, "padding").flatMap { v -> [Int]? in
+                if case let .ints(i) = v { return i }
+                if case let .int(i) = v { return [i, i, i, i] }
+                return nil
+            } ?? []
+            guard p.count == 4 else { throw fail("padding must be 4 values [left, right, top, bottom]") }
+            var mode = "constant"
+            if case let .string(m)? = Self.value(a, "mode") { mode = m }
+            let pads = constant("\(prefix).pads", ints: [0, 0, p[2], p[0], 0, 0, p[3], p[1]])
+            var ins = [x, pads]
+            if mode == "constant" { ins.append(constant("\(prefix).value", floats: [Float(Self.float(a, "value", 0))], dims: [])) }
+            return node("Pad", ins, name: prefix, [Self.attribute("mode", string: mode)])
+        case "scale":
+            let r = inShapes.first?.rank ?? 4
+            let c = Self.int(a, "num_features", 1)
+            let dims = c == 1 ? [1] : [c] + Array(repeating: 1, count: max(r - 2, 0))
+            var y = node("Mul", [x, try initializer("\(prefix).weight", layer: prefix, type: type, dims: dims)],
+                         name: Self.bool(a, "bias", false) ? "\(prefix).mul" : prefix)
+            if Self.bool(a, "bias", false) {
+                y = node("Add", [y, try initializer("\(prefix).bias", layer: prefix, type: type, dims: dims)], name: prefix)
+            }
+            return y
+        case "mul":
+            return node("Mul", inputs, name: prefix)
         case "softmax", "log_softmax":
             return node(type == "softmax" ? "Softmax" : "LogSoftmax", [x], name: prefix, [Self.attribute("axis", int: Self.int(a, "dim", 1))])
         case "maxpool2d", "avgpool2d":
@@ -187,6 +255,8 @@ struct ONNXWriter {
             return node("Concat", inputs, name: prefix, [Self.attribute("axis", int: Self.int(a, "dim", 1))])
         case "residual_basic", "residual_bottleneck", "basic_conv2d", "inception_googlenet":
             return try composite(type: type, children: children, prefix: prefix, input: x)
+        case "inception_v3_a", "inception_v3_b", "inception_v3_c", "inception_v3_d", "inception_v3_e":
+            return try inceptionV3(type: type, children: children, prefix: prefix, input: x)
         default:
             throw fail("no ONNX mapping for this type (Ply exports \(ONNXExport.supportedTypes.joined(separator: ", ")))")
         }

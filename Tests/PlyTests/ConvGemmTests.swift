@@ -7,7 +7,8 @@ import Testing
 /// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
-/// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding; strided layers
+/// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding, and
+/// their input gradients; strided layers
 /// folded by space-to-depth into Winograd's, "s2d")
 /// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
@@ -45,6 +46,12 @@ import Testing
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
         Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
         Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
+        // Winograd's input gradient (conv_winograd_backward.c): F(4x4) on ResNet-18's layer1 shape
+        // (fewer channels), F(2x2) with the gradient's padding 2 (a layer without padding), and the
+        // training rule that takes Winograd over the live taps on a 4x4 plane (through "auto")
+        Case(n: 8, c: 16, oc: 24, h: 8, w: 8, k: 3, pad: 1),
+        Case(n: 4, c: 16, oc: 16, h: 10, w: 10, k: 3, bias: false),
+        Case(n: 16, c: 16, oc: 16, h: 4, w: 4, k: 3, pad: 1),
         Case(n: 1, c: 3, oc: 16, h: 35, w: 37, k: 11, stride: 4, pad: 2),    // space-to-depth: AlexNet's stem, smaller
         Case(n: 1, c: 1, oc: 16, h: 64, w: 61, k: 11, stride: 4, pad: 2),    // space-to-depth chosen by "auto"
         Case(n: 2, c: 2, oc: 5, h: 13, w: 12, k: 5, stride: 2, pad: 1),      // space-to-depth: 5x5 stride 2, odd sizes
@@ -108,11 +115,11 @@ import Testing
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
             // Winograd's and space-to-depth's kernels are AVX-512 only: below that level forcing them is
             // refused (KernelTests.forcedAVX512AlgorithmsNameTheCPULevel)
-            if avx512Kernels && k.k == 3 && k.stride == 1 { // (forward only: backward is im2col)
+            if avx512Kernels && k.k == 3 && k.stride == 1 { // (the weight gradient is im2col's)
                 algorithms += [("winograd", 32), ("winograd2", 32), ("winograd4", 32)] // the tile "auto" picks, F(2x2), F(4x4)
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
-            if k.k == 11 { algorithms.append(("auto", 32)) }
+            if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) { algorithms.append(("auto", 32)) }
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),

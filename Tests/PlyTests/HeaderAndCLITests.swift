@@ -32,6 +32,22 @@ import Testing
         return try CCompiler.run("env", env + [ply.path] + arguments)
     }
 
+    /// `bench-layers --training` breaks a training step down per kind and, with --layers, per layer:
+    /// the first conv reads the model's input, so it has no input-gradient time ("-"); the rest do.
+    @Test func benchLayersTrainingBreaksTheStepDown() throws {
+        let out = try Self.run(["bench-layers", "convnet", "--training", "--layers", "--runs", "1", "--batch", "4",
+                                "--image-size", "28", "--channels", "1", "--classes", "10", "--threads", "1"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let rows = out.stdout.split(separator: "\n").map(String.init)
+        for kind in ["conv 3x3", "linear", "pool", "relu", "rest of forward", "rest of backward", "optimizer", "**step**"] {
+            #expect(rows.contains { $0.hasPrefix("| \(kind) |") }, "no row for \(kind): \(out.stdout)")
+        }
+        let conv1 = try #require(rows.first { $0.hasPrefix("| conv_1 | [4, 1, 28, 28] |") }, "\(out.stdout)")
+        let conv2 = try #require(rows.first { $0.hasPrefix("| conv_2 | [4, 8, 14, 14] |") }, "\(out.stdout)")
+        #expect(conv1.split(separator: "|")[4].trimmingCharacters(in: .whitespaces) == "-", "\(conv1)")
+        #expect(Double(conv2.split(separator: "|")[4].trimmingCharacters(in: .whitespaces)) != nil, "\(conv2)")
+    }
+
     @Test func pluginsListsEveryBuiltinType() throws {
         let out = try Self.run(["plugins"])
         #expect(out.status == 0, "\(out.stderr)")

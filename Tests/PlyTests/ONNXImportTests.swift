@@ -10,7 +10,8 @@ import PlyONNX
 @Suite struct ONNXImportTests {
     static let dir = fixtures.appendingPathComponent("onnx")
     static let models = ["tiny_resnet", "tiny_alexnet", "tiny_googlenet", "tiny_ops", "tiny_resnet_external",
-                         "tiny_resnet_dynamo", "tiny_ops_dynamo"]
+                         "tiny_resnet_dynamo", "tiny_ops_dynamo", "leaky", "tiny_mobile", "tiny_mobile_dynamo", "asym_pads",
+                         "tiny_mobilenet_v2"]
 
     static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
@@ -36,6 +37,28 @@ import PlyONNX
         try Self.expectMatchesONNXRuntime(model, name)
     }
 
+    /// Conv's group and dilations (Fixtures/onnx/make-fixtures.py's TinyConvs: depthwise with a
+    /// channel multiplier, grouped + dilated, dilations (2, 3)) import as conv2d's groups and
+    /// dilation, compute ONNX Runtime's logits, and export back as the same attributes.
+    @Test func groupedAndDilatedConvsRoundTrip() throws {
+        let imported = try ONNXImport(contentsOf: Self.path("tiny_convs.onnx"))
+        let (shape, _) = try NumPy.read(path: Self.path("tiny_convs.input.npy"))
+        let dw = try #require(imported.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("dw") })
+        #expect(dw.attributes.contains { $0.0 == "groups" && $0.1 == .int(8) })
+        #expect(dw.attributes.contains { $0.0 == "in_channels" && $0.1 == .int(8) })
+        let dilated = try #require(imported.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("dilated") })
+        #expect(dilated.attributes.contains { $0.0 == "dilation" && $0.1 == .ints([2, 3]) })
+        let model = try imported.build(runtime: sharedRuntime, inputShape: Shape(shape))
+        try Self.expectMatchesONNXRuntime(model, "tiny_convs")
+        let bytes = try ONNXExport.serialize(model, inputShape: Shape(shape))
+        let reread = try ONNXImport(bytes: bytes, path: "tiny_convs.onnx")
+        let grouped = try #require(reread.layers.first { $0.type == "conv2d" && $0.name.hasPrefix("grouped") })
+        #expect(grouped.attributes.contains { $0.0 == "groups" && $0.1 == .int(4) })
+        #expect(grouped.attributes.contains { $0.0 == "dilation" && $0.1 == .int(2) })
+        let back = try reread.build(runtime: sharedRuntime, inputShape: Shape(shape))
+        try Self.expectMatchesONNXRuntime(back, "tiny_convs")
+    }
+
     /// The graph's names survive: torchvision's state_dict names for the weights (BatchNorm
     /// kept in the graph), module scopes for the layers without weights, joins as add/concat.
     @Test func namesComeFromTheGraph() throws {
@@ -58,12 +81,42 @@ import PlyONNX
 
     @Test func unsupportedOperatorNamesNodeOpAndOpset() throws {
         do {
-            _ = try ONNXImport(contentsOf: Self.path("leaky.onnx"))
-            Issue.record("LeakyRelu imported")
+            _ = try ONNXImport(contentsOf: Self.path("elu.onnx"))
+            Issue.record("Elu imported")
         } catch let ONNXError.unsupportedOperator(_, node, opType, opset, supported) {
-            #expect(node == "/LeakyRelu" && opType == "LeakyRelu" && opset == 17)
-            #expect(supported.contains("Conv") && supported.contains("Relu"))
+            #expect(node == "/Elu" && opType == "Elu" && opset == 17)
+            #expect(supported.contains("Conv") && supported.contains("Relu") && supported.contains("LeakyRelu"))
         }
+    }
+
+    /// MobileNet's operators map onto the new layers: Clip(0, 6) a relu6, Clip(min) and
+    /// Hardtanh a hardtanh, the SE gate's Mul of two tensors a mul, a Mul and Add of
+    /// per-channel constants one scale with bias, a scalar Mul a scale of one weight, the
+    /// one-sided ZeroPad2d and the ReflectionPad2d pad2d layers.
+    @Test func mobileOperatorsMapOntoTheirLayers() throws {
+        let m = try ONNXImport(contentsOf: Self.path("tiny_mobile.onnx"))
+        let types = m.layers.map(\.type)
+        for t in ["relu6", "hardswish", "hardsigmoid", "mul", "scale", "leakyrelu", "pad2d", "hardtanh"] {
+            #expect(types.contains(t), "no \(t) in \(types)")
+        }
+        let scales = m.layers.filter { $0.type == "scale" }
+        #expect(scales.count == 2)
+        #expect(scales.contains { $0.attributes.contains { $0.0 == "bias" && $0.1 == .bool(true) } })
+        #expect(scales.contains { $0.attributes.contains { $0.0 == "num_features" && $0.1 == .int(1) } })
+        let pads = m.layers.filter { $0.type == "pad2d" }
+        #expect(pads.contains { $0.attributes.contains { $0.0 == "mode" && $0.1 == .string("reflect") } })
+        #expect(pads.contains { $0.attributes.contains { $0.0 == "padding" && $0.1 == .ints([0, 1, 0, 1]) } })
+        let clamps = m.layers.filter { $0.type == "hardtanh" }
+        #expect(clamps.contains { $0.attributes.contains { $0.0 == "max_val" && $0.1 == .float(.infinity) } })
+        // the file says so too, and reads back (YAML's .inf for the one-sided clamp)
+        #expect(m.modelFileText.contains("max_val: .inf"))
+        _ = try ModelFile(text: m.modelFileText)
+        // asymmetric pads: the extra side in a pad2d before the layer (-inf before the max pool)
+        let a = try ONNXImport(contentsOf: Self.path("asym_pads.onnx"))
+        #expect(a.layers.map(\.type) == ["pad2d", "conv2d", "pad2d", "maxpool2d", "pad2d", "avgpool2d",
+                                         "adaptive_avgpool2d", "flatten", "linear"])
+        #expect(a.layers[0].attributes.contains { $0.0 == "padding" && $0.1 == .ints([0, 0, 0, 2]) })
+        #expect(a.layers[2].attributes.contains { $0.0 == "value" && $0.1 == .float(-.infinity) })
     }
 
     /// Every prefix of a valid file and a few corruptions: an error, never a crash.
@@ -75,10 +128,14 @@ import PlyONNX
         }
         #expect(errors == (bytes.count + 96) / 97)
         var g = SplitMix64(seed: 3)
-        for _ in 0..<200 {
-            var b = bytes
-            for _ in 0..<4 { b[Int(g.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: g.next()) }
-            do { _ = try ONNXImport(bytes: b) } catch is ONNXError {}
+        // tiny_mobile: corrupted Pad, Clip, Mul and HardSigmoid nodes too
+        let mobile = [UInt8](try Data(contentsOf: Self.dir.appendingPathComponent("tiny_mobile.onnx")))
+        for source in [bytes, mobile] {
+            for _ in 0..<200 {
+                var b = source
+                for _ in 0..<4 { b[Int(g.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: g.next()) }
+                do { _ = try ONNXImport(bytes: b) } catch is ONNXError {}
+            }
         }
     }
 
@@ -132,8 +189,8 @@ import PlyONNX
             let scale = ref.map(abs).max() ?? 1
             #expect(zip(y, ref).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(args)")
         }
-        let (bad, message) = try ply(["import", Self.path("leaky.onnx"), "--output", out + "2"])
-        #expect(bad != 0 && message.contains("LeakyRelu (opset 17) is not supported"), "\(message)")
+        let (bad, message) = try ply(["import", Self.path("elu.onnx"), "--output", out + "2"])
+        #expect(bad != 0 && message.contains("Elu (opset 17) is not supported"), "\(message)")
         #expect(!FileManager.default.fileExists(atPath: out + "2"))
     }
 }

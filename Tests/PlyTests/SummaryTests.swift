@@ -267,6 +267,17 @@ import Testing
                                                          ("padding", .ints([0, 3])), ("dilation", .int(2)), ("groups", .int(2))])
                 == "Conv2d(4, 8, kernel_size=(1, 7), stride=(1, 1), padding=(0, 3), dilation=(2, 2), groups=2)")
         #expect(PyRepr.leaf(type: "leaky_relu", attributes: [("negative_slope", .float(0.01))]) == "leaky_relu(negative_slope=0.01)")
+        // the layers ONNX's MobileNet operators import as print as PyTorch's modules (checked against torch 2.15's repr)
+        #expect(PyRepr.leaf(type: "leakyrelu", attributes: [("negative_slope", .float(0.2))]) == "LeakyReLU(negative_slope=0.2)")
+        #expect(PyRepr.leaf(type: "hardtanh", attributes: [("min_val", .float(-1)), ("max_val", .float(2))])
+                == "Hardtanh(min_val=-1.0, max_val=2.0)")
+        #expect(PyRepr.leaf(type: "relu6", attributes: []) == "ReLU6()" && PyRepr.leaf(type: "hardsigmoid", attributes: []) == "Hardsigmoid()")
+        #expect(PyRepr.leaf(type: "pad2d", attributes: [("padding", .ints([0, 1, 0, 1]))]) == "ZeroPad2d((0, 1, 0, 1))")
+        #expect(PyRepr.leaf(type: "pad2d", attributes: [("padding", .int(1))]) == "ZeroPad2d((1, 1, 1, 1))")
+        #expect(PyRepr.leaf(type: "pad2d", attributes: [("padding", .ints([1, 0, 2, 1])), ("mode", .string("reflect"))])
+                == "ReflectionPad2d((1, 0, 2, 1))")
+        #expect(PyRepr.leaf(type: "pad2d", attributes: [("padding", .ints([0, 1, 2, 0])), ("value", .float(-1.5))])
+                == "ConstantPad2d(padding=(0, 1, 2, 0), value=-1.5)")
     }
 
     /// Joins take the maximum over their inputs; dotted names nest.

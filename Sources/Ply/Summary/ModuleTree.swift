@@ -90,6 +90,20 @@ enum PyRepr {
         case "relu": return "ReLU()"
         case "tanh": return "Tanh()"
         case "sigmoid": return "Sigmoid()"
+        case "relu6": return "ReLU6()"
+        case "hardswish": return "Hardswish()"
+        case "hardtanh":
+            return "Hardtanh(min_val=\(float(a.double("min_val") ?? -1)), max_val=\(float(a.double("max_val") ?? 1)))"
+        case "leakyrelu": return "LeakyReLU(negative_slope=\(float(a.double("negative_slope") ?? 0.01)))"
+        case "hardsigmoid" where a.value("alpha") == nil && a.value("beta") == nil: return "Hardsigmoid()"
+        case "pad2d":
+            var p = a.int("padding").map { [$0, $0, $0, $0] } ?? []
+            if case let .ints(v)? = a.value("padding") { p = v }
+            let pads = "(" + p.map(String.init).joined(separator: ", ") + ")"
+            if case .string("reflect")? = a.value("mode") { return "ReflectionPad2d(\(pads))" }
+            let v = a.double("value") ?? 0
+            return v == 0 ? "ZeroPad2d(\(pads))" : "ConstantPad2d(padding=\(pads), value=\(float(v)))"
+        case "mul": return "Mul()"
         case "softmax": return "Softmax(dim=\(a.int("dim") ?? 1))"
         case "log_softmax": return "LogSoftmax(dim=\(a.int("dim") ?? 1))"
         case "cross_entropy": return "CrossEntropyLoss()"

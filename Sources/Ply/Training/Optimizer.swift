@@ -198,7 +198,7 @@ public final class SGD: Optimizer {
     private func update(_ parameters: [(name: String, parameter: Parameter)]) throws {
         try state.verify(parameters, optimizer: "SGD")
         let lr = Float(learningRate), wd = Float(weightDecay)
-        let mom = Float(momentum), keep = Float(1 - dampening)
+        let mom = Float(momentum), keep = Float(1 - dampening), nesterov = self.nesterov
         // The update is element-wise and memory-bound: the parameters are laid end to end and
         // split over the runtime's threads (a ResNet-18 step moves ~220 MB here).
         var work: [(w: UnsafeMutableBufferPointer<Float>, g: UnsafeMutableBufferPointer<Float>,
@@ -225,11 +225,24 @@ public final class SGD: Optimizer {
                 }
                 return
             }
+            // The common case (no weight decay, no dampening, not Nesterov, the buffer started) as a
+            // loop of its own that LLVM vectorises: with the options tested per element, zeroing the
+            // gradients and this update took 19.8 ms of a ResNet-18 step on one thread (11.2 M
+            // parameters), 15.8 ms now (CPU time, `ply bench-layers --training`; a C loop: 12 + 4).
+            // Multiplying by keep = 1 is exact, so both loops give the same bits.
+            if wd == 0 && keep == 1 && !fresh && !nesterov {
+                for i in range {
+                    let b = mom * buf[i] + g[i]
+                    buf[i] = b
+                    w[i] -= lr * b
+                }
+                return
+            }
             for i in range {
                 let d = wd == 0 ? g[i] : g[i] + wd * w[i]
                 let b = fresh ? d : mom * buf[i] + keep * d
                 buf[i] = b
-                w[i] -= lr * (self.nesterov ? d + mom * b : b)
+                w[i] -= lr * (nesterov ? d + mom * b : b)
             }
         }
         let run = { (begin: Int, end: Int) in

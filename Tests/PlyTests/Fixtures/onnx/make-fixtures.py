@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the ONNX importer's test fixtures (Tests/PlyTests/ONNXImportTests.swift).
 
-    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/onnx/make-fixtures.py
+    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/onnx/make-fixtures.py [NAME...]
 
 Tiny-width networks built from torchvision's own blocks (BasicBlock, Bottleneck, GoogLeNet's
 Inception and BasicConv2d, AlexNet's layer pattern), exported with torch.onnx.export at
@@ -10,6 +10,7 @@ what ONNX Runtime computes for that input — the oracle the test compares Ply a
 Not used by the build or the tests (they read the committed files).
 """
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -110,6 +111,126 @@ class Leaky(nn.Module):
         return F.leaky_relu(self.conv(x), 0.1)
 
 
+class TinyConvs(nn.Module):
+    """conv2d's groups and dilations: MobileNet-v2's depthwise 3x3 (stride 2, channel multiplier
+    2), a grouped conv (groups 4) with dilation 2, a dilated conv with dilations (2, 3)."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 16, 3, 2, 1, groups=8)
+        self.grouped = nn.Conv2d(16, 16, 3, 1, 2, dilation=2, groups=4)
+        self.dilated = nn.Conv2d(16, 8, 3, 1, (2, 3), dilation=(2, 3))
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stem(x)))
+        x = F.relu(self.grouped(F.relu(self.dw(x))))
+        x = self.dilated(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class Elu(nn.Module):
+    """An operator Ply does not map (Elu): the importer's error case."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return F.elu(self.conv(x))
+
+
+class MobileOps(nn.Module):
+    """The operators of MobileNet-style networks (issue #19): ReLU6 (Clip 0..6), Hardswish,
+    a squeeze-and-excitation gate (Hardsigmoid, Mul of two tensors), LeakyReLU, Hardtanh and a
+    one-sided clamp (Clip), a per-channel scale and shift (Mul, Add of constants), ZeroPad2d
+    with one side more (Pad), ReflectionPad2d, a scalar Mul."""
+
+    def __init__(self, classes=6):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act1 = nn.ReLU6()
+        self.conv2 = nn.Conv2d(8, 8, 3, 1, 1)
+        self.act2 = nn.Hardswish()
+        self.se_pool = nn.AdaptiveAvgPool2d(1)
+        self.se_fc1 = nn.Conv2d(8, 4, 1)
+        self.se_fc2 = nn.Conv2d(4, 8, 1)
+        self.gate = nn.Hardsigmoid()
+        self.gamma = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.beta = nn.Parameter(torch.randn(8, 1, 1) * 0.1)
+        self.leaky = nn.LeakyReLU(0.2)
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.conv3 = nn.Conv2d(8, 12, 2, 2)
+        self.tanh = nn.Hardtanh(-0.5, 0.75)
+        self.reflect = nn.ReflectionPad2d((1, 0, 2, 1))
+        self.conv4 = nn.Conv2d(12, 12, 3)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.conv2(x))
+        x = x * self.gate(self.se_fc2(F.relu(self.se_fc1(self.se_pool(x)))))
+        x = self.leaky(x * self.gamma + self.beta)
+        x = self.tanh(self.conv3(self.pad(x)))
+        x = torch.clamp(self.conv4(self.reflect(x)), min=-0.3) * 1.5
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class TinyMobileNetV2(nn.Module):
+    """MobileNet-v2 from torchvision's own blocks at tiny widths: Conv2dNormActivation with
+    ReLU6 (Clip 0..6), InvertedResidual (expand 1x1, depthwise 3x3, project; with and without
+    the residual Add), the classifier's Dropout and Linear."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        from torchvision.models.mobilenetv2 import InvertedResidual
+        from torchvision.ops.misc import Conv2dNormActivation
+        self.features = nn.Sequential(
+            Conv2dNormActivation(3, 8, stride=2, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU6),
+            InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 4), InvertedResidual(12, 12, 1, 4),
+            Conv2dNormActivation(12, 16, kernel_size=1, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU6))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(16, classes))
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def asymmetric_pads():
+    """Conv, MaxPool and AveragePool (count_include_pad) with more padding on one side, a graph
+    torch.onnx does not write (TensorFlow converters do): built with onnx.helper, seeded weights."""
+    from onnx import TensorProto, helper, numpy_helper
+    g = np.random.default_rng(3)
+    w = numpy_helper.from_array((g.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "conv.weight")
+    b = numpy_helper.from_array((g.standard_normal(4) * 0.1).astype(np.float32), "conv.bias")
+    fw = numpy_helper.from_array((g.standard_normal((5, 4)) * 0.3).astype(np.float32), "fc.weight")
+    nodes = [
+        helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["c"], name="/conv/Conv", pads=[0, 1, 2, 1]),
+        helper.make_node("MaxPool", ["c"], ["m"], name="/pool/MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1]),
+        helper.make_node("AveragePool", ["m"], ["a"], name="/avg/AveragePool", kernel_shape=[2, 2], strides=[1, 1],
+                         pads=[0, 1, 1, 0], count_include_pad=1),
+        helper.make_node("GlobalAveragePool", ["a"], ["p"], name="/gap/GlobalAveragePool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="/flatten/Flatten"),
+        helper.make_node("Gemm", ["f", "fc.weight"], ["logits"], name="/fc/Gemm", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "asym_pads", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 11, 11])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 5])], [w, b, fw])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = os.path.join(HERE, "asym_pads.onnx")
+    onnx.save(model, path)
+    x = np.random.default_rng(7).random((2, 3, 11, 11), dtype=np.float32)
+    y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.save(os.path.join(HERE, "asym_pads.input.npy"), x)
+    np.save(os.path.join(HERE, "asym_pads.logits.npy"), y.astype(np.float32))
+    print("asym_pads", os.path.getsize(path), "bytes")
+
+
 def export(name, model, size, training=torch.onnx.TrainingMode.EVAL, dynamo=False):
     torch.manual_seed(1)
     model.eval()
@@ -139,6 +260,12 @@ def export(name, model, size, training=torch.onnx.TrainingMode.EVAL, dynamo=Fals
 
 
 def main():
+    only = set(sys.argv[1:])  # names to regenerate (default: all)
+    if only:
+        for name, make in NEW.items():
+            if name in only:
+                make()
+        return
     torch.manual_seed(0)
     # BatchNorm kept as BatchNormalization nodes (training=PRESERVE on an eval model), so the
     # imported weights keep torchvision's names; GoogLeNet below is exported the default way,
@@ -148,6 +275,10 @@ def main():
     export("tiny_googlenet", TinyGoogLeNet(), 32)
     export("tiny_ops", Ops(), 14)
     export("leaky", Leaky(), 8)
+    torch.manual_seed(3)  # (seeded here so that this fixture can be regenerated on its own)
+    export("tiny_convs", TinyConvs(), 12)
+    for make in NEW.values():
+        make()
     # the dynamo exporter's graphs: ReduceMean for the global pool, Reshape to (2, -1) with the
     # exported batch written in, BatchNorm folded
     export("tiny_resnet_dynamo", TinyResNet(), 32, dynamo=True)
@@ -159,6 +290,23 @@ def main():
     onnx.save_model(m, os.path.join(HERE, "tiny_resnet_external.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="tiny_resnet_external.data", size_threshold=0)
 
+
+# Fixtures added with issue #19's operators; `make-fixtures.py NAME...` regenerates only these.
+def seeded(make):
+    """`make` with the generator seeded first, so each fixture regenerates alone the same."""
+    def run():
+        torch.manual_seed(0)
+        make()
+    return run
+
+
+NEW = {
+    "elu": seeded(lambda: export("elu", Elu(), 8)),
+    "tiny_mobile": seeded(lambda: export("tiny_mobile", MobileOps(), 24)),
+    "tiny_mobile_dynamo": seeded(lambda: export("tiny_mobile_dynamo", MobileOps(), 24, dynamo=True)),
+    "asym_pads": asymmetric_pads,
+    "tiny_mobilenet_v2": seeded(lambda: export("tiny_mobilenet_v2", TinyMobileNetV2(), 20)),
+}
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,53 @@
+/*
+ * The conv2d layer's state, shared by conv.c (the vtable: shapes, forward, backward,
+ * parameters, describe) and conv_create.c (attributes, creation, the attribute schema).
+ */
+#ifndef PLY_CONV_LAYER_H
+#define PLY_CONV_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conv_winograd.h"
+#include "ply/plugin.h"
+#include "plugin_support.h"
+
+PLY_INTERNAL_BEGIN
+
+// Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d",
+// "depthwise").
+typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D, ALGO_DEPTHWISE } conv_algo;
+
+struct ply_layer {
+    const ply_host *host;
+    int64_t C, OC, KH, KW, SH, SW, PH, PW;
+    int64_t DH, DW, G;       // dilation and groups
+    int has_bias;
+    conv_algo algorithm;
+    size_t rows_limit;       // floats the backward's whole-batch "rows" plan may use (attribute workspace_mb)
+    int relu;                // a relu fused by the host (fuse_activation): output = relu(conv)
+    int training;            // set_training: 1 (the default) keeps the live-tap gathers for backward
+    int trainable;           // attribute trainable: 0 = inference only (no gradients, zero init, no backward)
+    int taps_kept;           // the scratch holds the last forward's live-tap gathers (W_g, Bt_g)
+    float *dymask;           // backward with relu: grad_output where output > 0, else 0
+    size_t dymask_floats;
+    float *wflip;            // the kernel packed for the direct kernels (forward, or flipped for backward)
+    float *weight, *dweight; // [OC, C/G, KH, KW]
+    float *bias, *dbias;     // [OC], NULL when bias=false
+    float *scratch;          // per-call workspace, grown on demand
+    size_t scratch_floats;
+    int wino_tile;           // attribute winograd_tile: 0 (auto), 2 or 4
+    conv_wino_cache wino;    // Winograd's transformed weights, kept while the weights stay the same
+};
+
+/** The type's create: reads and checks the attributes, allocates and initialises the weights. */
+ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer **out);
+
+/** The type's destroy. */
+void conv_destroy(ply_layer *L);
+
+/** The attribute schema (ABI 1.2). */
+extern const ply_attr_spec conv_specs[];
+
+PLY_INTERNAL_END
+#endif
