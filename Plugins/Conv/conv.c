@@ -26,10 +26,12 @@
  *     finds the weights changed (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
- *     stride-1 layer for Winograd (the backward is im2col's).
+ *     stride-1 layer for Winograd (the backward is im2col's);
+ *   - conv_1x1.c: the forward of unpadded 1x1 layers (any stride) as a product
+ *     on the input in place, no im2col (the backward is im2col's).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
- * with OpenBLAS only, the reference), "direct", "taps", "winograd" and "s2d"
- * force one.
+ * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d",
+ * "pointwise" and "depthwise" force one.
  * The AVX-512 kernels (direct, winograd, s2d, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
@@ -58,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_1x1.h"
 #include "conv_depthwise.h"
 #include "conv_layer.h"
 #include "conv_direct.h"
@@ -232,6 +235,12 @@ static int use_winograd(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && conv_winograd_suits(g);
 }
 
+// Whether this call's forward is conv_1x1.c's product on the input in place. The backward is im2col's.
+static int use_1x1(const ply_layer *L, const conv_geom *g) {
+    return is_plain(L) && (L->algorithm == ALGO_POINTWISE || (L->algorithm == ALGO_AUTO && !use_direct(L))) &&
+           conv_1x1_fits(g);
+}
+
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && is_plain(L) && conv_s2d_suits(g));
@@ -309,6 +318,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int64_t threads = gemm_threads(L);
+    if (use_1x1(L, &g)) {
+        if ((st = grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_1x1_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                         output->data, L->scratch);
+        return PLY_OK;
+    }
     int taps;
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
     if (!taps && use_s2d(L, &g)) {

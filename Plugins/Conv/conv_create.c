@@ -93,13 +93,15 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     else if (strcmp(algo_name, "winograd") == 0) algo = ALGO_WINOGRAD;
     else if (strcmp(algo_name, "s2d") == 0) algo = ALGO_S2D;
     else if (strcmp(algo_name, "depthwise") == 0) algo = ALGO_DEPTHWISE;
+    else if (strcmp(algo_name, "pointwise") == 0) algo = ALGO_POINTWISE;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
-                          "\"winograd\", \"s2d\" or \"depthwise\" (got \"%s\")",
+                          "\"winograd\", \"s2d\", \"depthwise\" or \"pointwise\" (got \"%s\")",
                           algo_name);
-    // direct, taps, winograd and s2d compute groups 1 and dilation 1 only; depthwise, groups == in_channels
-    if (algo == ALGO_DIRECT || algo == ALGO_TAPS || algo == ALGO_WINOGRAD || algo == ALGO_S2D) {
+    // direct, taps, winograd, s2d and pointwise compute groups 1 and dilation 1 only; depthwise, groups == in_channels
+    if (algo == ALGO_DIRECT || algo == ALGO_TAPS || algo == ALGO_WINOGRAD || algo == ALGO_S2D ||
+        algo == ALGO_POINTWISE) {
         if (groups != 1)
             return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                               "conv2d: algorithm \"%s\" computes groups=1 only (got groups=%lld); \"auto\", "
@@ -130,8 +132,9 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     int32_t trainable = 1;
     st = host->attr_bool(host, attrs, "trainable", &trainable);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    // direct, winograd and s2d have AVX-512 kernels only (im2col is their portable path)
-    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D) && ply_cpu_level() < PLY_CPU_AVX512)
+    // direct, winograd, s2d and pointwise have AVX-512 kernels only (im2col is their portable path)
+    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_POINTWISE) &&
+        ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
                           "and \"im2col\" run at every level",
@@ -139,6 +142,11 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
                           ply_cpu_level() < ply_cpu_detected() ? " (lowered by PLY_CPU)" : "");
     if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"winograd\" needs a 3x3 kernel and stride 1");
+    if (algo == ALGO_POINTWISE && (k[0] != 1 || k[1] != 1 || p[0] != 0 || p[1] != 0))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"pointwise\" needs a 1x1 kernel and padding 0 (got kernel %lldx%lld, "
+                          "padding %lldx%lld)",
+                          (long long)k[0], (long long)k[1], (long long)p[0], (long long)p[1]);
     if (algo == ALGO_S2D && !conv_s2d_fits(k[0], k[1], s[0], s[1]))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"s2d\" needs equal strides S >= 2 and a kernel of at most 3S x 3S "
@@ -224,8 +232,8 @@ const ply_attr_spec conv_specs[] = {
      .doc = "what the padding holds; only \"zeros\" is supported"},
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
-     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d or depthwise (direct, taps, winograd "
-            "and s2d: groups 1 and dilation 1 only)"},
+     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d, depthwise or pointwise (direct, taps, "
+            "winograd, s2d and pointwise: groups 1 and dilation 1 only)"},
     {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
      .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",

@@ -15,8 +15,10 @@
 PLY_INTERNAL_BEGIN
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d",
-// "depthwise").
-typedef enum { ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D, ALGO_DEPTHWISE } conv_algo;
+// "depthwise", "pointwise").
+typedef enum {
+    ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D, ALGO_DEPTHWISE, ALGO_POINTWISE
+} conv_algo;
 
 struct ply_layer {
     const ply_host *host;

@@ -9,7 +9,8 @@
 
 // The gradient's geometry: dy [N, OC, OH, OW] in, dx [N, C, H, W] out, padding 2 - P.
 static conv_geom data_geom(const conv_geom *g) {
-    conv_geom d = {g->N, g->OC, g->OH, g->OW, g->C, 3, 3, 1, 1, 2 - g->PH, 2 - g->PW, g->H, g->W};
+    conv_geom d = {.N = g->N, .C = g->OC, .H = g->OH, .W = g->OW, .OC = g->C, .KH = 3, .KW = 3, .SH = 1, .SW = 1,
+                   .PH = 2 - g->PH, .PW = 2 - g->PW, .OH = g->H, .OW = g->W, .DH = 1, .DW = 1, .XC = g->OC, .YC = g->C};
     return d;
 }
 

@@ -9,7 +9,7 @@ import Testing
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
 /// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding, and
 /// their input gradients; strided layers
-/// folded by space-to-depth into Winograd's, "s2d")
+/// folded by space-to-depth into Winograd's, "s2d"; unpadded 1x1 layers as a product on the input, "pointwise")
 /// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
@@ -56,6 +56,10 @@ import Testing
         Case(n: 1, c: 1, oc: 16, h: 64, w: 61, k: 11, stride: 4, pad: 2),    // space-to-depth chosen by "auto"
         Case(n: 2, c: 2, oc: 5, h: 13, w: 12, k: 5, stride: 2, pad: 1),      // space-to-depth: 5x5 stride 2, odd sizes
         Case(n: 1, c: 2, oc: 3, h: 20, w: 17, k: 7, stride: 3, pad: 3, bias: false), // stride 3, pixels past the last window
+        Case(n: 1, c: 40, oc: 30, h: 7, w: 7, k: 1),                        // pointwise: 49 = 32 + 16 + a dot-product tail
+        Case(n: 1, c: 300, oc: 13, h: 30, w: 30, k: 1, bias: false),        // pointwise: a large plane, K in blocks
+        Case(n: 2, c: 20, oc: 26, h: 14, w: 15, k: 1, stride: 2),           // pointwise strided: subsampled, tail of 8
+        Case(n: 3, c: 24, oc: 20, h: 14, w: 15, k: 1),                      // pointwise: 210 = 6*32 + 16 + a tail of 2
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
@@ -119,6 +123,7 @@ import Testing
                 algorithms += [("winograd", 32), ("winograd2", 32), ("winograd4", 32)] // the tile "auto" picks, F(2x2), F(4x4)
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
+            if avx512Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (likewise)
             if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) { algorithms.append(("auto", 32)) }
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"

@@ -28,6 +28,7 @@ import Testing
         Case(n: 1, c: 4, oc: 8, h: 12, w: 11, kh: 5, kw: 3, sh: 3, sw: 2, ph: 2, pw: 3, dh: 2, dw: 3, groups: 4), // everything
         Case(n: 2, c: 3, oc: 3, h: 40, w: 37, kh: 3, kw: 3, ph: 0, pw: 2, groups: 3),                  // planes of many blocks
         Case(n: 1, c: 2, oc: 2, h: 6, w: 6, kh: 7, kw: 7, ph: 3, pw: 3, groups: 2),                    // 49 taps: two turns
+        Case(n: 1, c: 2, oc: 4, h: 9, w: 75, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1, groups: 2),      // stride-2 rows of 38: 3 vectors
         Case(n: 4, c: 3, oc: 3, h: 3, w: 3, kh: 1, kw: 1, sh: 2, sw: 2, groups: 3),                    // phases with no tap
         Case(n: 2, c: 8, oc: 16, h: 9, w: 8, kh: 3, kw: 3, ph: 1, pw: 1, groups: 4),                   // grouped, multiplier 2
         Case(n: 3, c: 6, oc: 4, h: 10, w: 9, kh: 3, kw: 3, sh: 2, sw: 1, ph: 2, pw: 2, dh: 2, dw: 2, groups: 2), // grouped + dilated
@@ -159,6 +160,37 @@ import Testing
         for ((name, p), (_, q)) in zip(try fused.namedParameters(), try apart.namedParameters()) {
             #expect(closeness(Array(p.gradient!), Array(q.gradient!)).ok, "gradient of \(name)")
         }
+    }
+
+    /// MobileNet's depthwise conv -> batchnorm2d -> relu nodes fold into one conv at evaluation
+    /// (Sources/Ply/Runtime/ConvBatchNormFold.swift scales each output channel's C/groups x kh x kw
+    /// weights): the same outputs as the layers' own.
+    @Test func depthwiseConvBatchNormFolds() throws {
+        let net = Model(runtime: sharedRuntime)
+        try net.add("conv", "conv2d", [("in_channels", .int(6)), ("out_channels", .int(12)), ("kernel_size", .int(3)),
+                                       ("stride", .int(2)), ("padding", .int(1)), ("groups", .int(6)), ("bias", .bool(false))])
+        try net.add("bn", "batchnorm2d", [("num_features", .int(12))])
+        try net.add("relu", "relu")
+        net.fuseActivations()
+        for (k, item) in try net.namedParameters().enumerated() where !item.parameter.isInteger {
+            let n = item.parameter.shape.count
+            try item.parameter.write(item.name.hasSuffix("running_var") ? FoldingTests.values(n, seed: UInt64(k), 0.5, 2)
+                                     : FoldingTests.values(n, seed: UInt64(k), -0.5, 0.5))
+        }
+        net.isTraining = false
+        let shape: Shape = [2, 6, 9, 9]
+        let x = FoldingTests.values(shape.count, seed: 1, -1, 1)
+        let layers = net.nodes.compactMap(\.layer)
+        let conv = try Layer("conv2d", layers[0].attributes, runtime: sharedRuntime)
+        let bn = try Layer("batchnorm2d", layers[1].attributes, runtime: sharedRuntime)
+        for (dst, src) in [(conv, layers[0]), (bn, layers[1])] {
+            for (p, q) in zip(try dst.parameters, try src.parameters) { try p.write(q.read()) }
+            dst.setTraining(false)
+        }
+        let ref = FoldingTests.relu(try bn.forward([try conv.forward([try Tensor(shape: shape, data: x)])])).data
+        let inferred = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        let c = closeness(inferred, ref)
+        #expect(c.ok, "max error \(c.error) > \(c.bound)")
     }
 
     @Test func forcedAlgorithmsThatCannotNameTheAttribute() throws {

@@ -154,6 +154,9 @@ import Testing
         #expect(throws: PlyError.self) { try convLayer(five, "s2d", sharedRuntime) } // space-to-depth: stride >= 2
         let big = ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 11, kw: 11, ph: 2, pw: 2, stride: 3)
         #expect(throws: PlyError.self) { try convLayer(big, "s2d", sharedRuntime) } // and a kernel of at most 3S
+        #expect(throws: PlyError.self) { try convLayer(five, "pointwise", sharedRuntime) } // 1x1 only
+        let padded = ConvCase(n: 1, c: 4, oc: 4, h: 9, w: 9, kh: 1, kw: 1, ph: 1, pw: 1)
+        #expect(throws: PlyError.self) { try convLayer(padded, "pointwise", sharedRuntime) } // and no padding
     }
 
     /// Below the AVX-512 level the algorithms with AVX-512 kernels only are refused, on layers
@@ -162,7 +165,8 @@ import Testing
     func forcedAVX512AlgorithmsNameTheCPULevel() throws {
         let cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
-                     ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2))]
+                     ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2)),
+                     ("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0))]
         for (algorithm, k) in cases {
             let error = try #require(throws: PlyError.self) { try convLayer(k, algorithm, sharedRuntime) }
             guard case let .layer(_, _, _, message) = error else {

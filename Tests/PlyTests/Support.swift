@@ -38,7 +38,7 @@ let cpuLevel: String = {
     return order[min(w, d)]
 }()
 
-/// Whether conv2d's AVX-512-only algorithms ("direct", "winograd", "s2d") run here; below that
+/// Whether conv2d's AVX-512-only algorithms ("direct", "winograd", "s2d", "pointwise") run here; below that
 /// level forcing one is refused with a message naming the algorithm and the level.
 let avx512Kernels = cpuLevel == "avx512"
 

@@ -1,0 +1,326 @@
+/*
+ * conv2d forward for pointwise (1x1, unpadded) layers: a product per image on
+ * the input in place (see conv_1x1.h).
+ */
+#include "plugin_support.h"
+
+#include "conv_1x1.h"
+
+#include <string.h>
+
+// Output channels per register tile: 12 rows x 2 vectors of 16 positions = 24 accumulators, 2
+// loads of xs and 12 broadcasts per input channel (MLAS's SGEMM tile on AVX-512).
+#define MR 12
+// Input channels per pass: a strip's block of xs (KC x 32 floats, 32 KB) stays in L1 while the
+// blocks of every output channel's weights stream past it.
+// (KC 128 / 256 / 512 / whole K, GFLOPS single thread: 28x28 192->64 136 / 138 / 136 / 136, 14x14
+// 1024->256 133 / 136 / 133 / 134, 56x56 256->64 99 / 95 / 98 / 88: flat within the noise but for
+// the whole K on the large plane.)
+#define KC 256
+// Positions per strip: two vectors.
+#define NR 32
+// Per image, below this many strips of 32 positions per part, an image's parts split the output
+// channels instead of the positions.
+#define MIN_STRIPS_PER_PART 4
+// One image's xs of at most this many floats (1 MB; L2 is 2 MB per core here) is walked with
+// every weight row block read once and kept in L2 while all strips pass under it, each over
+// the whole K ("small planes": 28x28 and less at GoogLeNet's and ResNet-50's widths); larger
+// ones in KC blocks with the strip in L1 and the weights streaming.
+// Single thread, GFLOPS at 1 MB / 2 MB / 4 MB: 28x28 512->128 130 / 100 / 95, 56x56 256->64
+// 107 / 106 / 69, 28x28 512->256 125 / 100 / 115, batch 16 14x14 1024->256 131 / 108 / 84.
+#define PLANE_FLOATS (1 << 18)
+// Small planes: when P mod 16 is at most this, those last positions are done as dot products
+// over K (vectors along K, 4 output channels x 4 positions at a time) instead of a 16-lane tile
+// mostly masked off: 7x7 (49 = 32 + 16 + 1) and 14x14 (196 = 6*32 + 4).
+#define TAIL_MAX 8
+// At most this many images per group on small planes (see group_images).
+#define G_MAX 8
+
+int conv_1x1_fits(const conv_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->PH == 0 && g->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX512;
+}
+
+static int strided(const conv_geom *g) { return g->SH != 1 || g->SW != 1; }
+
+// Images a worker takes together on small planes: as many as keep their xs within PLANE_FLOATS,
+// so that each block of weight rows is read once per group, not once per image (at batch 16 on
+// 7x7, 2048 -> 512 channels: 4 MB of weights, more than L2, read 8 times instead of 16).
+static int64_t group_images(const conv_geom *g) {
+    return ply_max_i64(1, ply_min_i64(G_MAX, PLANE_FLOATS / ply_max_i64(1, g->C * g->OH * g->OW)));
+}
+
+// Floats of a worker's transposed tail positions: TAIL_MAX per image of a group.
+static int64_t xt_floats(const conv_geom *g) { return group_images(g) * TAIL_MAX * g->C; }
+
+// Floats of a worker's scratch: its transposed tail positions, then (strided layers) the
+// subsampled planes of the images it works on (a group, or one image), not the whole batch's.
+static int64_t slot_floats(const conv_geom *g) {
+    return xt_floats(g) + (strided(g) ? group_images(g) * g->C * g->OH * g->OW : 0);
+}
+
+size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
+    return (size_t)(ply_max_i64(threads, 1) * slot_floats(g));
+}
+
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+
+// acc(r, v) = sum_{k < kc} a[r*lda + k] * xs[k*ldx + 16v .. 16v + 16) for r < R, v < V, then
+// y[r][0:32] (lanes m0, m1) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
+// passes: kept where not v <= 0). R and V are constants in each instance; the accumulators are
+// named variables (an array of them is kept in memory by GCC at -O2, a store per FMA).
+#define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = c##r##_0;
+// rows r = 4q + i live at a_q + i*lda: three bases, lda and 3*lda as index registers (the
+// addressing MLAS uses), instead of twelve row pointers that would not fit the registers
+#define ROWPTR(r) ((r) < 4 ? a0 : (r) < 8 ? a4 : a8)[((r) & 3) == 0 ? 0 : ((r) & 3) == 1 ? l1 : ((r) & 3) == 2 ? 2 * l1 : l3]
+#define FMA(r)                                                                                                        \
+    if (R > (r)) {                                                                                                    \
+        __m512 av = _mm512_set1_ps((&ROWPTR(r))[k]);                                                                 \
+        c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                                 \
+        if (V == 2) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                                     \
+    }
+#define STORE1(r, v, m)                                                                                               \
+    {                                                                                                                 \
+        float *yr = y + (r) * ldy + 16 * (v);                                                                         \
+        __m512 s = first ? _mm512_set1_ps(bias ? bias[r] : 0.0f) : _mm512_maskz_loadu_ps(m, yr);                     \
+        __m512 t = _mm512_add_ps(c##r##_##v, s);                                                                      \
+        if (relu) t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_NLE_UQ), t);                \
+        _mm512_mask_storeu_ps(yr, m, t);                                                                              \
+    }
+#define STORE(r)                                                                                                      \
+    if (R > (r)) {                                                                                                    \
+        STORE1(r, 0, m0)                                                                                              \
+        if (V == 2) STORE1(r, 1, m1)                                                                                  \
+    }
+
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const int R, const int V, int64_t kc,
+                                                                        const float *a, int64_t lda, const float *x,
+                                                                        int64_t ldx, float *y, int64_t ldy,
+                                                                        __mmask16 m0, __mmask16 m1, int first,
+                                                                        int relu, const float *bias) {
+    FOR_ROWS(DECL)
+    const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
+    int64_t l1 = lda, l3 = 3 * lda;
+    // opaque to the compiler, which would otherwise rebuild the row addresses from one base in
+    // every iteration (clang: 10 more integer instructions per 24 multiply-adds)
+    __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
+    for (int64_t k = 0; k < kc; k++, x += ldx) {
+        // the next strip's row into L1 (rows are P floats apart, each in another page for large
+        // planes, which the hardware prefetchers do not follow). Single thread, GFLOPS without ->
+        // with, gcc build of this file, load 16 on 2 cores: 56x56 256->64 102 -> 119, 28x28
+        // 192->64 133 -> 137, 14x14 480->192 153 -> 171, 7x7 2048->512 122 -> 118 (noise: +-5%)
+        _mm_prefetch((const char *)(x + NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + NR + 16), _MM_HINT_T0);
+        __m512 b0 = V == 2 ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m0, x);
+        __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, x + 16) : b0;
+        FOR_ROWS(FMA)
+    }
+    (void)c0_1;
+    FOR_ROWS(STORE)
+}
+
+#define TILE_FN(R, V)                                                                                                 \
+    PLY_TARGET_AVX512 static void tile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x, int64_t ldx, \
+                                                float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int first,         \
+                                                int relu, const float *bias) {                                        \
+        tile(R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias);                                            \
+    }
+#define TILE_FNS(R) TILE_FN(R, 1) TILE_FN(R, 2)
+TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6) TILE_FNS(7) TILE_FNS(8) TILE_FNS(9)
+TILE_FNS(10) TILE_FNS(11) TILE_FNS(12)
+
+typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t, __mmask16,
+                        __mmask16, int, int, const float *);
+#define TILE_PAIR(R) {tile##R##_1, tile##R##_2}
+static const tile_fn tiles[MR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(2),  TILE_PAIR(3), TILE_PAIR(4),
+                                         TILE_PAIR(5),  TILE_PAIR(6), TILE_PAIR(7),  TILE_PAIR(8), TILE_PAIR(9),
+                                         TILE_PAIR(10), TILE_PAIR(11), TILE_PAIR(12)};
+
+static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+// out[r][j] = sum_{k < K} a[r*lda + k] * xt[j*K + k] for r < R, j < J (R, J <= 4): dot products
+// with vectors along k, summed across lanes at the end.
+#define FOR_RJ(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) \
+                  X(2, 0) X(2, 1) X(2, 2) X(2, 3) X(3, 0) X(3, 1) X(3, 2) X(3, 3)
+#define DDECL(r, j) __m512 d##r##j = _mm512_setzero_ps();
+#define DFMA(r, j) if (R > (r) && J > (j)) d##r##j = _mm512_fmadd_ps(w##r, x##j, d##r##j);
+#define DOUT(r, j) if (R > (r) && J > (j)) out[r][j] = _mm512_reduce_add_ps(d##r##j);
+#define DLOAD(q, src, cond) __m512 q = (cond) ? _mm512_maskz_loadu_ps(m, (src) + k) : _mm512_setzero_ps();
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void dot(const int R, const int J, int64_t K,
+                                                                       const float *a, int64_t lda,
+                                                                       const float *xt, float out[4][4]) {
+    FOR_RJ(DDECL)
+    for (int64_t k = 0; k < K; k += 16) {
+        __mmask16 m = lanes(K - k);
+        DLOAD(w0, a, R > 0) DLOAD(w1, a + lda, R > 1) DLOAD(w2, a + 2 * lda, R > 2) DLOAD(w3, a + 3 * lda, R > 3)
+        DLOAD(x0, xt, J > 0) DLOAD(x1, xt + K, J > 1) DLOAD(x2, xt + 2 * K, J > 2) DLOAD(x3, xt + 3 * K, J > 3)
+        FOR_RJ(DFMA)
+    }
+    FOR_RJ(DOUT)
+}
+
+#define DOT_FN(R, J)                                                                                                  \
+    PLY_TARGET_AVX512 static void dot##R##J(int64_t K, const float *a, int64_t lda, const float *xt,                  \
+                                            float out[4][4]) {                                                        \
+        dot(R, J, K, a, lda, xt, out);                                                                                \
+    }
+DOT_FN(1, 1) DOT_FN(1, 2) DOT_FN(1, 3) DOT_FN(1, 4) DOT_FN(2, 1) DOT_FN(2, 2) DOT_FN(2, 3) DOT_FN(2, 4)
+DOT_FN(3, 1) DOT_FN(3, 2) DOT_FN(3, 3) DOT_FN(3, 4) DOT_FN(4, 1) DOT_FN(4, 2) DOT_FN(4, 3) DOT_FN(4, 4)
+typedef void (*dot_fn)(int64_t, const float *, int64_t, const float *, float[4][4]);
+static const dot_fn dots[5][5] = {{0},
+                                  {0, dot11, dot12, dot13, dot14},
+                                  {0, dot21, dot22, dot23, dot24},
+                                  {0, dot31, dot32, dot33, dot34},
+                                  {0, dot41, dot42, dot43, dot44}};
+
+// y[o][j] (rows P apart) = bias[o] + sum_k w[o][k] * xt[j][k] for o in [0, rows), j in [0, cols),
+// relu'd as the tiles do.
+static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64_t cols, float *y, int64_t P,
+                 const float *bias, int relu) {
+    float out[4][4];
+    for (int64_t r = 0; r < rows; r += 4) {
+        int R = (int)ply_min_i64(4, rows - r);
+        for (int64_t j = 0; j < cols; j += 4) {
+            int J = (int)ply_min_i64(4, cols - j);
+            dots[R][J](K, w + r * K, K, xt + j * K, out);
+            for (int i = 0; i < R; i++)
+                for (int q = 0; q < J; q++) {
+                    float v = out[i][q] + (bias ? bias[r + i] : 0.0f);
+                    y[(r + i) * P + j + q] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
+                }
+        }
+    }
+}
+
+// y[n][o][p] = bias[o] + sum_c w[o][c] * xs[n][c][p] for images n < ni, o in [o0, o1), p in
+// [p0, p1); xs [ni][K][P], y [ni][OC][P]. xt: scratch of tail_floats(K, P, ni) floats.
+static void product(const float *w, int64_t K, int64_t OC, const float *xs, float *y, int64_t P, int64_t ni,
+                    int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, int relu, float *xt) {
+    if (K * P * ni <= PLANE_FLOATS) {
+        // small planes: each block of weight rows once (kept in L2), over every strip of the ni
+        // images (their xs in L2 too), the whole K at a time
+        int64_t rem = (p1 - p0) % 16, pm = rem <= TAIL_MAX ? p1 - rem : p1, r = p1 - pm;
+        for (int64_t n = 0; n < ni; n++) // xt[n][j][k] = xs[n][k][pm + j]
+            for (int64_t j = 0; j < r; j++)
+                for (int64_t k = 0; k < K; k++) xt[(n * r + j) * K + k] = xs[(n * K + k) * P + pm + j];
+        for (int64_t o = o0; o < o1; o += MR) {
+            int R = (int)ply_min_i64(MR, o1 - o);
+            for (int64_t n = 0; n < ni; n++) {
+                const float *xn = xs + n * K * P;
+                float *yn = y + n * OC * P;
+                for (int64_t s = p0; s < pm; s += NR) {
+                    int64_t left = pm - s;
+                    tiles[R][left > 16](K, w + o * K, K, xn + s, P, yn + o * P + s, P, lanes(left), lanes(left - 16),
+                                        1, relu, bias ? bias + o : NULL);
+                }
+                if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL, relu);
+            }
+        }
+        return;
+    }
+    for (int64_t n = 0; n < ni; n++, xs += K * P, y += OC * P)
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = ply_min_i64(KC, K - k0);
+        int first = k0 == 0, last = k0 + kc == K;
+        for (int64_t s = p0; s < p1; s += NR) {
+            int64_t left = p1 - s;
+            for (int64_t o = o0; o < o1; o += MR) {
+                int R = (int)ply_min_i64(MR, o1 - o);
+                tiles[R][left > 16](kc, w + o * K + k0, K, xs + k0 * P + s, P, y + o * P + s, P, lanes(left),
+                                    lanes(left - 16), first, relu && last, bias ? bias + o : NULL);
+            }
+        }
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// threads
+
+typedef struct {
+    const conv_geom *g;
+    const float *w, *bias, *x;
+    float *y, *scratch; // scratch: slot_floats per worker
+    int relu;
+    int64_t parts;      // parts per image
+    int split_rows;     // parts split the output channels (else the positions)
+    int64_t workers;
+} job_1x1;
+
+// The share [*b, *e) of part t of n items in `parts` parts, cut at multiples of `align`.
+static void share_aligned(int64_t n, int64_t parts, int64_t t, int64_t align, int64_t *b, int64_t *e) {
+    int64_t blocks = (n + align - 1) / align;
+    *b = ply_min_i64(n, blocks * t / parts * align);
+    *e = ply_min_i64(n, blocks * (t + 1) / parts * align);
+}
+
+// xs[i][c][oh*OW + ow] = x[n0 + i][c][oh*SH][ow*SW] for images i < ni.
+static void subsample(const conv_geom *g, const float *x, int64_t n0, int64_t ni, float *xs) {
+    for (int64_t t = 0; t < ni * g->C; t++) {
+        const float *src = x + (n0 * g->C + t) * g->H * g->W;
+        float *dst = xs + t * g->OH * g->OW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) dst[oh * g->OW + ow] = src[oh * g->SH * g->W + ow * g->SW];
+    }
+}
+
+// The planes of images [n, n + ni) as the product reads them: x itself (stride 1), or
+// subsampled into the worker's xsub.
+static const float *planes(const job_1x1 *j, int64_t n, int64_t ni, float *xsub) {
+    const conv_geom *g = j->g;
+    if (!strided(g)) return j->x + n * g->C * g->H * g->W;
+    subsample(g, j->x, n, ni, xsub);
+    return xsub;
+}
+
+// Worker w: the tasks (image, part) [tasks*w/workers, tasks*(w+1)/workers).
+static void run_workers(void *ctx, int64_t w0, int64_t w1) {
+#if PLY_HAVE_X86_TARGETS
+    const job_1x1 *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t P = g->OH * g->OW, K = g->C, tasks = g->N * j->parts;
+    for (int64_t wk = w0; wk < w1; wk++) {
+        float *xt = j->scratch + wk * slot_floats(g), *xsub = xt + xt_floats(g);
+        if (j->parts == 1) { // whole images, G at a time
+            const int64_t G = group_images(g), n1 = g->N * (wk + 1) / j->workers;
+            for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
+                int64_t ni = ply_min_i64(G, n1 - n);
+                product(j->w, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0, P, j->bias,
+                        j->relu, xt);
+            }
+            continue;
+        }
+        const float *xs = NULL;
+        for (int64_t t = tasks * wk / j->workers, have = -1; t < tasks * (wk + 1) / j->workers; t++) {
+            int64_t n = t / j->parts, part = t % j->parts, o0 = 0, o1 = g->OC, p0 = 0, p1 = P;
+            if (j->split_rows) share_aligned(g->OC, j->parts, part, MR, &o0, &o1);
+            else share_aligned(P, j->parts, part, NR, &p0, &p1);
+            if (o0 >= o1 || p0 >= p1) continue;
+            if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
+            have = n;                                  // against the part's OC/parts*C*P multiply-adds)
+            product(j->w, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt);
+        }
+    }
+#else
+    (void)ctx; (void)w0; (void)w1;
+#endif
+}
+
+void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
+                      int relu, const float *x, float *y, float *scratch) {
+    threads = ply_max_i64(threads, 1);
+    const int64_t P = g->OH * g->OW;
+    job_1x1 j = {.g = g, .w = w, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu, .parts = 1,
+                 .workers = threads};
+    // Whole images per worker when they divide evenly (batch 16 on 2 threads); else every image in
+    // `threads` parts: positions when each part gets enough strips, else output channels (small
+    // planes: 7x7 at batch 1 splits 512 channels 252 + 260, not 49 positions 32 + 17).
+    if (threads > 1 && g->N % threads != 0) {
+        j.parts = threads;
+        j.split_rows = (P + NR - 1) / NR < MIN_STRIPS_PER_PART * threads;
+    }
+    j.workers = ply_min_i64(threads, g->N * j.parts);
+    if (j.workers > 1) host->parallel_for(host, j.workers, 1, run_workers, &j);
+    else run_workers(&j, 0, 1);
+}
