@@ -69,8 +69,9 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 4 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
-                                   1.3: param_generation; 1.4: sync_ranks, sync_allreduce_sum */
+#define PLY_ABI_VERSION_MINOR 5 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
+                                   1.3: param_generation; 1.4: sync_ranks, sync_allreduce_sum;
+                                   1.5: alloc_zeroed */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -697,6 +698,23 @@ typedef struct ply_host {
   int32_t (*sync_ranks)(const struct ply_host *host);
   ply_status (*sync_allreduce_sum)(const struct ply_host *host, double *data,
                                    int64_t count);
+
+  /* ABI 1.5 */
+  /**
+   * As `alloc` (64-byte aligned, freed with `free`, NULL on failure,
+   * thread-safe), and every byte of the block reads as zero. The host MAY
+   * back a large block with pages the operating system maps only when they
+   * are first written (anonymous memory), so that memory a layer allocates
+   * but never writes costs no physical memory: gradients of a model that only
+   * runs inference, which is most of the difference between a framework's
+   * inference memory and the size of its weights. A plugin SHOULD take
+   * zero-initialised memory it may never write (gradients, accumulators)
+   * from here rather than alloc + memset, which writes every page.
+   * A plugin MUST check that host->struct_size covers this slot and that it
+   * is non-NULL before calling it; without it, alloc + memset is the same
+   * (Plugins/Support/plugin_support.h: ply_alloc_zeroed does both).
+   */
+  void *(*alloc_zeroed)(const struct ply_host *host, size_t bytes);
 } ply_host;
 
 /**

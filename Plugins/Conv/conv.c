@@ -22,8 +22,8 @@
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is im2col's for the weight gradient, and Winograd's forward
  *     for the input gradient (conv_winograd_backward.c) where it suits. The transformed weights are kept in the layer
- *     with a copy of the weights they came from, and redone when a forward
- *     finds the weights differ from that copy (conv_wino_cache_get);
+ *     with a hash of the weights they came from, and redone when a forward
+ *     finds the weights changed (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's);
@@ -38,6 +38,11 @@
  * "winograd" or "s2d" is refused with a message naming the CPU level.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
+ * Who writes the weights: with trainable=true only the host, through get_param's
+ * pointers, and it moves param_generation when it may have (plugin.h, ABI 1.3);
+ * the Winograd cache trusts that and skips its check while the generation stays.
+ * A composite that writes a child conv's weights itself MUST make that child
+ * with trainable=false, whose cache checks the weights on every forward.
  * Attribute trainable=false (default true) makes an inference-only conv, as a
  * composite's batch-norm-folded copy of a child (Plugins/Support/plugin_fold.h):
  * weight and bias start at zero without drawing from the host's generator (so
@@ -331,7 +336,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
         if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
-        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, &U)) != PLY_OK) return st;
+        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, L->trainable, &U)) != PLY_OK) return st;
         conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                                 output->data, L->scratch);
         return PLY_OK;

@@ -175,11 +175,12 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     size_t wbytes = (size_t)nw * sizeof(float), bbytes = (size_t)OC * sizeof(float);
     L->trainable = trainable != 0;
     L->weight = host->alloc(host, wbytes);
-    if (L->trainable) L->dweight = host->alloc(host, wbytes);
+    // gradients zeroed by the host without a write: a model that never trains never touches them
+    if (L->trainable) L->dweight = ply_alloc_zeroed(host, wbytes);
     L->wflip = host->alloc(host, wbytes);
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
-        if (L->trainable) L->dbias = host->alloc(host, bbytes);
+        if (L->trainable) L->dbias = ply_alloc_zeroed(host, bbytes);
     }
     if (!L->weight || (L->trainable && !L->dweight) || !L->wflip ||
         (L->has_bias && (!L->bias || (L->trainable && !L->dbias)))) {
@@ -197,11 +198,7 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     // kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias likewise
     float bound = (float)(1.0 / sqrt((double)fan_in));
     host->fill_uniform(host, L->weight, nw, -bound, bound);
-    memset(L->dweight, 0, wbytes);
-    if (L->has_bias) {
-        host->fill_uniform(host, L->bias, OC, -bound, bound);
-        memset(L->dbias, 0, bbytes);
-    }
+    if (L->has_bias) host->fill_uniform(host, L->bias, OC, -bound, bound);
     *out = L;
     return PLY_OK;
 }

@@ -87,23 +87,55 @@
 #define F6_MIN_CHANNELS 192
 #define F6_MAX_CHANNELS 128
 
-// memcmp stops at the first changed weight, so after an optimizer step the check costs next to
-// nothing; when nothing changed it reads the weights twice where redoing U would read them once
-// and write (m+2)^2/9 times as much.
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+#define P4 0x85EBCA77C2B2AE63ull
+
+static inline uint64_t rotl64(uint64_t v, int r) { return (v << r) | (v >> (64 - r)); }
+static inline uint64_t round64(uint64_t acc, uint64_t v) { return rotl64(acc + v * P2, 31) * P1; }
+
+// Four independent lanes of xxHash64's round over 8-byte words, merged and avalanched as xxHash64
+// merges and finishes: every bit of the input reaches every bit of the result.
+uint64_t conv_wino_hash(const float *w, size_t n) {
+    const unsigned char *p = (const unsigned char *)w;
+    size_t bytes = n * sizeof(float), i = 0;
+    uint64_t a[4] = {P1 + P2, P2, 0, 0 - P1};
+    for (; i + 32 <= bytes; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t v;
+            memcpy(&v, p + i + 8 * l, 8);
+            a[l] = round64(a[l], v);
+        }
+    uint64_t h = rotl64(a[0], 1) + rotl64(a[1], 7) + rotl64(a[2], 12) + rotl64(a[3], 18);
+    for (int l = 0; l < 4; l++) h = (h ^ round64(0, a[l])) * P1 + P4;
+    h += (uint64_t)bytes;
+    for (; i < bytes; i += 4) {
+        uint32_t v;
+        memcpy(&v, p + i, 4);
+        h = rotl64(h ^ ((uint64_t)v * P1), 23) * P2 + P3;
+    }
+    h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32;
+    return h;
+}
+
 ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
-                               int m, const float *w, const float **U) {
+                               int m, const float *w, int host_only, const float **U) {
     const size_t nw = (size_t)(g->OC * g->C * 9), uf = conv_winograd_weights_floats(g, m);
-    if (cache->m == m && memcmp(cache->w, w, nw * sizeof(float)) == 0) {
+    uint64_t gen = 0;
+    int has_gen = ply_host_param_generation(host, &gen);
+    if (cache->m == m && host_only && has_gen && cache->has_generation && cache->generation == gen) {
+        *U = cache->u;
+        return PLY_OK;
+    }
+    uint64_t hash = conv_wino_hash(w, nw);
+    cache->generation = gen;
+    cache->has_generation = has_gen;
+    if (cache->m == m && cache->hash == hash) {
         *U = cache->u;
         return PLY_OK;
     }
     cache->m = 0;
-    if (!cache->w) {
-        cache->w = host->alloc(host, nw * sizeof(float));
-        if (!cache->w)
-            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
-                              nw * sizeof(float));
-    }
     if (uf > cache->u_floats) {
         host->free(host, cache->u);
         cache->u = host->alloc(host, uf * sizeof(float));
@@ -113,7 +145,7 @@ ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int
                               uf * sizeof(float));
     }
     conv_winograd_weights(host, threads, g, m, w, cache->u);
-    memcpy(cache->w, w, nw * sizeof(float));
+    cache->hash = hash;
     cache->m = m;
     *U = cache->u;
     return PLY_OK;
@@ -121,7 +153,6 @@ ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int
 
 void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache) {
     host->free(host, cache->u);
-    host->free(host, cache->w);
     memset(cache, 0, sizeof *cache);
 }
 

@@ -85,23 +85,39 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
 
 /**
  * A layer's U, kept from one forward to the next. The host writes weights through get_param's
- * pointers between calls (optimizer steps, loading) without telling the layer, so the cache
- * keeps a copy of the weights U was made from and compares. Zero-initialised = empty; owned by
- * the layer, one thread at a time (the layer's).
+ * pointers between calls (optimizer steps, loading) without telling the layer, and a composite
+ * writes its folded children's weights itself, so before each use the cache checks that the
+ * weights are still the ones U was made from:
+ *  - when the host's param_generation (ABI 1.3) equals the one of the last check and the caller
+ *    says the weights change only through the host (`host_only`: a trainable conv, whose values
+ *    nobody but the host writes), U is used as is;
+ *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes) is compared with
+ *    the one U was made from, and U is made again when they differ.
+ * The hash replaced a full copy of the weights compared with memcmp (1x the layer's weights
+ * kept, for the whole life of the layer); two weight versions hashing alike go unnoticed, with
+ * a chance of 2^-64 per change. Zero-initialised = empty; owned by the layer, one thread at a
+ * time (the layer's).
  */
 typedef struct {
-    int m;           // the tile side u was made for; 0: nothing kept
-    float *u;        // U = G w G^T for m (conv_winograd_weights)
-    size_t u_floats; // capacity of u
-    float *w;        // the weights u was made from [OC, C, 3, 3], or NULL
+    int m;               // the tile side u was made for; 0: nothing kept
+    float *u;            // U = G w G^T for m (conv_winograd_weights)
+    size_t u_floats;     // capacity of u
+    uint64_t hash;       // conv_wino_hash of the weights u was made from
+    uint64_t generation; // host param_generation at the last check (valid when has_generation)
+    int has_generation;
 } conv_wino_cache;
 
 /**
- * *U = the cache's U for tile side m when w is bitwise the weights it was made from, else U made
- * from w now (and kept). PLY_ERR_OUT_OF_MEMORY (with a message) leaves the cache empty but valid.
+ * *U = the cache's U for tile side m when the weights w are those it was made from (see
+ * conv_wino_cache), else U made from w now (and kept). PLY_ERR_OUT_OF_MEMORY (with a message)
+ * leaves the cache empty but valid.
  */
 ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
-                               int m, const float *w, const float **U);
+                               int m, const float *w, int host_only, const float **U);
+
+/** A 64-bit hash of n floats' bits (xxHash64's round and avalanche, 4 lanes; not xxHash64's
+ *  values). */
+uint64_t conv_wino_hash(const float *w, size_t n);
 
 /** Free what the cache holds (host->free) and leave it empty. */
 void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache);

@@ -4,8 +4,9 @@
  *   y  = x W^T + b          x: [M, in], W: [out, in], y: [M, out]
  *   dx = dy W               dW += dy^T x               db += colsum(dy)
  * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them);
- * one or two input rows (inference at batch 1 or 2) stream the weights
- * through an AVX-512 dot-product kernel instead, 1.6x the speed of sgemv.
+ * a forward of 1 to 8 input rows (inference at small batches) streams the
+ * weights once through linear_gemv.c's kernels (AVX-512 or AVX2; OpenBLAS
+ * below AVX2), output features split over the host's threads.
  * Small ones (the ConvNet's 784 -> 10 head: a few million multiply-adds) run
  * on plain vectorised loops split over the host's threads: an sgemm call that
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
@@ -13,6 +14,7 @@
  */
 #include "plugin_support.h"
 
+#include "linear_gemv.h"
 #include "plugin_blas.h"
 #include <math.h>
 #include <stdlib.h>
@@ -32,65 +34,24 @@ struct ply_layer {
 // ----------------------------------------------------------------------------
 // kernels (sizes are IN/OUT, not I/O: cblas.h pulls in <complex.h>, whose I is a macro)
 
+// Whether the forward of M input rows takes linear_gemv (a kernel that streams the weights once).
+static int use_gemv(int64_t M) {
 #if PLY_HAVE_X86_TARGETS
-#include <immintrin.h>
-
-static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
-// y[m][o] = b[o] + x[m] . w[o] for m < R (1 or 2) and rows [o0, o1) of w, a block of 4 rows at a time
-// (R = 1 or 2 is a constant in each caller: 8 or 16 accumulators in registers). One or two rows of
-// input only stream the weights: OpenBLAS's sgemv reads them at ~19 GB/s on this machine's two cores,
-// this at ~30.
-PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void stream_rows(const int R, float *y, const float *x,
-                                                                               const float *w, const float *b, int64_t IN,
-                                                                               int64_t OUT, int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; o += 4) {
-        const int rows = o1 - o < 4 ? (int)(o1 - o) : 4;
-        const float *wr[4];
-        for (int r = 0; r < 4; r++) wr[r] = w + (o + (r < rows ? r : 0)) * IN;
-        __m512 acc[2][4][2];
-        for (int m = 0; m < R; m++)
-            for (int r = 0; r < 4; r++) acc[m][r][0] = acc[m][r][1] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < IN; k += 32) {
-            __mmask16 k0 = lanes16(IN - k), k1 = lanes16(IN - k - 16);
-            __m512 xa[2], xb[2];
-            for (int m = 0; m < R; m++) {
-                xa[m] = _mm512_maskz_loadu_ps(k0, x + m * IN + k);
-                xb[m] = _mm512_maskz_loadu_ps(k1, x + m * IN + k + 16);
-            }
-            for (int r = 0; r < 4; r++) {
-                __m512 wa = _mm512_maskz_loadu_ps(k0, wr[r] + k), wb = _mm512_maskz_loadu_ps(k1, wr[r] + k + 16);
-                for (int m = 0; m < R; m++) {
-                    acc[m][r][0] = _mm512_fmadd_ps(wa, xa[m], acc[m][r][0]);
-                    acc[m][r][1] = _mm512_fmadd_ps(wb, xb[m], acc[m][r][1]);
-                }
-            }
-        }
-        for (int m = 0; m < R; m++)
-            for (int r = 0; r < rows; r++)
-                y[m * OUT + o + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][r][0], acc[m][r][1])) + (b ? b[o + r] : 0.0f);
-    }
-}
-
-PLY_TARGET_AVX512 static void stream_forward1(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                                              int64_t o0, int64_t o1) {
-    stream_rows(1, y, x, w, b, IN, OUT, o0, o1);
-}
-
-PLY_TARGET_AVX512 static void stream_forward2(float *y, const float *x, const float *w, const float *b, int64_t IN, int64_t OUT,
-                                              int64_t o0, int64_t o1) {
-    stream_rows(2, y, x, w, b, IN, OUT, o0, o1);
-}
+    return M >= 1 && M <= LINEAR_GEMV_MAX_ROWS && ply_cpu_level() >= PLY_CPU_AVX2;
+#else
+    (void)M;
+    return 0;
 #endif
+}
 
-// y[M, o0:o1] = x[M, IN] * w[o0:o1, IN]^T + b[o0:o1]: one or two rows stream the weights (AVX-512,
-// else sgemv for one row: sgemm with M = 1 reads them at half the speed). y rows are OUT floats apart.
+// y[M, o0:o1] = x[M, IN] * w[o0:o1, IN]^T + b[o0:o1]: up to 8 rows stream the weights (linear_gemv.c,
+// AVX2 and up), else sgemv for one row (sgemm with M = 1 reads them at half the speed) and sgemm.
+// y rows are OUT floats apart.
 static void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t IN,
                            int64_t OUT, int64_t o0, int64_t o1) {
 #if PLY_HAVE_X86_TARGETS
-    if (M <= 2 && ply_cpu_level() >= PLY_CPU_AVX512) {
-        if (M == 1) stream_forward1(y, x, w, b, IN, OUT, o0, o1);
-        else stream_forward2(y, x, w, b, IN, OUT, o0, o1);
+    if (use_gemv(M)) {
+        linear_gemv(y, x, w, b, M, IN, OUT, o0, o1);
         return;
     }
 #endif
@@ -163,6 +124,15 @@ static void blas_split(const ply_host *h, int64_t n, int64_t work, ply_parallel_
     grain = (grain + 15) / 16 * 16;
     if (threads <= 1 || grain >= n || work < SPLIT_MIN_WORK) { fn(ctx, 0, n); return; }
     h->parallel_for(h, n, grain, fn, ctx);
+}
+
+// The gemv forward over output features [0, n) on the host's threads (it calls no BLAS, so
+// OpenBLAS's own threads do not matter), slices in whole cache lines of y (16 floats).
+static void gemv_split(const ply_host *h, int64_t n, int64_t work, void *ctx) {
+    int64_t threads = h->thread_count(h);
+    int64_t grain = ply_round_up_i64((n + threads - 1) / threads, 16);
+    if (threads <= 1 || grain >= n || work < SPLIT_MIN_WORK) { blas_forward_slice(ctx, 0, n); return; }
+    h->parallel_for(h, n, grain, blas_forward_slice, ctx);
 }
 
 // ----------------------------------------------------------------------------
@@ -268,8 +238,8 @@ static void split(const ply_host *h, int64_t n, int64_t work, ply_parallel_fn fn
     h->parallel_for(h, n, (n + threads - 1) / threads, fn, ctx);
 }
 
-// One or two rows stream the weights once: sgemv / sgemm read them at memory speed, the dot
-// products below (one reduction per output) at a fifth of it (AlexNet's fc8 at batch 1).
+// A few rows stream the weights once (use_gemv; below AVX2 sgemv / sgemm read them at memory speed,
+// the dot products below at a fifth of it: AlexNet's fc8 at batch 1).
 static int is_small(int64_t M, int64_t IN, int64_t OUT) { return M > 2 && M * IN * OUT <= LINEAR_SMALL; }
 
 // ----------------------------------------------------------------------------
@@ -302,10 +272,11 @@ static ply_status linear_create(const ply_host *host, const ply_attrs *attrs, pl
     L->has_bias = bias != 0;
     size_t wbytes = (size_t)(in * outf) * sizeof(float), bbytes = (size_t)outf * sizeof(float);
     L->weight = host->alloc(host, wbytes);
-    L->dweight = host->alloc(host, wbytes);
+    // gradients zeroed by the host without a write: a model that never trains never touches them
+    L->dweight = ply_alloc_zeroed(host, wbytes);
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
-        L->dbias = host->alloc(host, bbytes);
+        L->dbias = ply_alloc_zeroed(host, bbytes);
     }
     if (!L->weight || !L->dweight || (L->has_bias && (!L->bias || !L->dbias))) {
         host->free(host, L->weight); host->free(host, L->dweight);
@@ -316,11 +287,7 @@ static ply_status linear_create(const ply_host *host, const ply_attrs *attrs, pl
     // kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(in), 1/sqrt(in)), bias likewise
     float bound = (float)(1.0 / sqrt((double)in));
     host->fill_uniform(host, L->weight, in * outf, -bound, bound);
-    memset(L->dweight, 0, wbytes);
-    if (L->has_bias) {
-        host->fill_uniform(host, L->bias, outf, -bound, bound);
-        memset(L->dbias, 0, bbytes);
-    }
+    if (L->has_bias) host->fill_uniform(host, L->bias, outf, -bound, bound);
     *out = L;
     return PLY_OK;
 }
@@ -363,7 +330,10 @@ static ply_status linear_fwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     int64_t M = 0;
     ply_status st = check_input(L, &inputs[0], &M);
     if (st != PLY_OK) return st;
-    if (M > 0 && is_small(M, L->in, L->out)) {
+    if (use_gemv(M)) {
+        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
+        gemv_split(L->host, L->out, M * L->in * L->out, &j);
+    } else if (M > 0 && is_small(M, L->in, L->out)) {
         small_job j = {M, L->in, L->out, output->data, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
         if (M >= L->host->thread_count(L->host)) split(L->host, M, M * L->in * L->out, small_forward_rows, &j);
         else split(L->host, L->out, M * L->in * L->out, small_forward_outs, &j);

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "ply/plugin.h"
+#include "plugin_support.h"
 
 /** A folded conv child and the generation its values were derived at. */
 typedef struct ply_fold {
@@ -37,14 +38,6 @@ typedef struct ply_fold {
     int32_t valid;              /**< values derived and not invalidated since */
     int32_t relu;               /**< the folded conv applies a relu (fuse_activation took it) */
 } ply_fold;
-
-/** The host's parameter generation in *out, or 0 when the host has no such slot (ABI < 1.3). */
-static inline int ply_host_param_generation(const ply_host *h, uint64_t *out) {
-    if (h->struct_size < offsetof(ply_host, param_generation) + sizeof(h->param_generation) || !h->param_generation)
-        return 0;
-    *out = h->param_generation(h);
-    return 1;
-}
 
 /** Whether f's values must be derived again before use: never derived, invalidated, the host's
  *  generation moved, or the host cannot tell (then every call derives). */

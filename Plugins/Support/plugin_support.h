@@ -95,6 +95,29 @@ static inline const ply_attr *ply_find_attr(const ply_attrs *attrs, const char *
 }
 
 /* ---------------------------------------------------------------------- */
+/* Memory                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/** `bytes` of zeros from the host (64-byte aligned, freed with host->free), or NULL: the host's
+ *  alloc_zeroed (ABI 1.5), which leaves pages nobody writes unbacked (a gradient in a model that
+ *  only runs inference costs no memory), else alloc + memset. */
+static inline void *ply_alloc_zeroed(const ply_host *host, size_t bytes) {
+    if (host->struct_size >= offsetof(ply_host, alloc_zeroed) + sizeof(host->alloc_zeroed) && host->alloc_zeroed)
+        return host->alloc_zeroed(host, bytes);
+    void *p = host->alloc(host, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+/** The host's parameter generation (ABI 1.3) in *out and 1, or 0 when the host has no such slot. */
+static inline int ply_host_param_generation(const ply_host *h, uint64_t *out) {
+    if (h->struct_size < offsetof(ply_host, param_generation) + sizeof(h->param_generation) || !h->param_generation)
+        return 0;
+    *out = h->param_generation(h);
+    return 1;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Integers and window geometry                                           */
 /* ---------------------------------------------------------------------- */
 

@@ -178,8 +178,11 @@ import Testing
         }
     }
 
-    /// The small linear path (and the sgemm one, for a large layer) against double precision.
-    @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100), (2, 37, 9), (2, 1000, 70), (1, 48, 3)])
+    /// The small linear path, the sgemm one (a large layer) and the few-rows forward (1 to 8 rows,
+    /// linear_gemv.c: blocks of 4 weight rows, two passes over them from 5 rows on, masked tails
+    /// where in_features is not a multiple of the vector) against double precision.
+    @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100), (2, 37, 9), (2, 1000, 70), (1, 48, 3),
+                      (4, 300, 33), (5, 1001, 67), (6, 16, 5), (8, 2050, 129), (3, 100, 4097)])
     func linearMatchesDoublePrecision(_ size: (Int, Int, Int)) throws {
         let (m, inF, outF) = size
         for runtime in [sharedRuntime, KernelTests.threaded] {

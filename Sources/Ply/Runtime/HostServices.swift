@@ -135,14 +135,26 @@ final class HostState: @unchecked Sendable {
     /// A block freed with its guard zone broken, not yet reported (its size).
     private var brokenOnFree: Int?
 
-    /// Bytes in front of every `alloc` block: its size and whether it is guarded.
+    /// Bytes in front of every `alloc` block: its size, whether it is guarded and whether it is a
+    /// mapping of its own (`alloc_zeroed`).
     static let blockHeader = 64
 
-    /// The host's `alloc`: 64-byte aligned, zeroing left to the plugin. Each block carries a
-    /// header (its size, for `liveBytes`) and room for a guard zone after it; a block that
-    /// would take what the layers hold past `memoryLimit` is refused (nil), and the refusal
-    /// noted in the thread's error slot for `Layer` to report as `MemoryLimitError`.
-    func allocate(_ requested: Int) -> UnsafeMutableRawPointer? {
+    /// Blocks of `alloc_zeroed` at least this large (header and guard room included) are their
+    /// own anonymous mapping: zero pages the kernel backs only when first written, so a
+    /// gradient a model never trains costs no memory (ResNet-50's are 100 MB). Smaller ones are
+    /// `posix_memalign` + `memset`: a mapping per block would cost a system call and a page of
+    /// rounding each (glibc's malloc maps blocks from 128 KiB by default; from 256 KiB the rounding
+    /// to whole pages is under 2%).
+    static let mappedZeroedMinimum = 256 << 10
+
+    /// The host's `alloc` (`zeroed` false: contents unspecified, zeroing left to the plugin) and
+    /// `alloc_zeroed` (ABI 1.5; `zeroed` true: all zeros, large blocks mapped lazily, see
+    /// `mappedZeroedMinimum`): 64-byte aligned. Each block carries a header (its size, for
+    /// `liveBytes`, whether it is guarded and whether it is a mapping of its own) and room for a
+    /// guard zone after it; a block that would take what the layers hold past `memoryLimit` is
+    /// refused (nil), and the refusal noted in the thread's error slot for `Layer` to report as
+    /// `MemoryLimitError`.
+    func allocate(_ requested: Int, zeroed: Bool = false) -> UnsafeMutableRawPointer? {
         let size = max(requested, 1)
         let (total, overflow) = size.addingReportingOverflow(HostState.blockHeader + GuardZone.bytes)
         let held = liveBytes.load(ordering: .relaxed)
@@ -151,12 +163,23 @@ final class HostState: @unchecked Sendable {
             ErrorSlot.current.refused = (size, held, limit)
             return nil
         }
+        let mapped = zeroed && total >= HostState.mappedZeroedMinimum
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, total) == 0, let raw else { return nil }
+        if mapped {
+            // page-aligned, so 64-byte aligned; fresh anonymous pages read as zero
+            let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let p, p != MAP_FAILED else { return nil }
+            raw = p
+        } else {
+            guard posix_memalign(&raw, 64, total) == 0 else { return nil }
+        }
+        guard let raw else { return nil }
         let check = checkPlugins.load(ordering: .relaxed)
         raw.storeBytes(of: total, as: Int.self)
         raw.storeBytes(of: check ? 1 : 0, toByteOffset: 8, as: Int.self)
+        raw.storeBytes(of: mapped ? 1 : 0, toByteOffset: 16, as: Int.self)
         let block = raw + HostState.blockHeader
+        if zeroed && !mapped { memset(block, 0, size) }
         liveBytes.add(total, ordering: .relaxed)
         liveAllocations.add(1, ordering: .relaxed)
         if check {
@@ -179,7 +202,7 @@ final class HostState: @unchecked Sendable {
         }
         liveBytes.subtract(total, ordering: .relaxed)
         liveAllocations.subtract(1, ordering: .relaxed)
-        Foundation.free(raw)
+        if raw.load(fromByteOffset: 16, as: Int.self) != 0 { munmap(raw, total) } else { Foundation.free(raw) }
     }
 
     /// The first `alloc` block whose guard zone is broken (freed during the call, or live),
@@ -300,6 +323,10 @@ final class HostTable: @unchecked Sendable {
         h.alloc = { host, bytes in
             guard let host else { return nil }
             return HostTable.state(host).allocate(bytes)
+        }
+        h.alloc_zeroed = { host, bytes in
+            guard let host else { return nil }
+            return HostTable.state(host).allocate(bytes, zeroed: true)
         }
         h.free = { host, p in
             guard let host, let p else { return }
