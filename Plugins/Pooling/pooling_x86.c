@@ -308,8 +308,10 @@ PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, int64_t
 // add's mask rather than added as a zero, so the sums and the quotients (by 9: the window always
 // spans 3x3 with its padding) are bit-identical to that loop's. Index equation: out[i] =
 // (sum over dr, dc in {-1, 0, 1} with (r + dr, c + dc) inside the plane of in[i + dr*W + dc]) / 9,
-// i = r*W + c. Measured on Inception-v3's eleven such pools at 299 (288x35x35 to 2048x8x8, batch
-// 1, `ply bench-layers` CPU time, loaded machine): see pooling.c's dispatch.
+// i = r*W + c. Measured on Inception-v3's nine such pools at 299 (192x35x35 to 2048x8x8, batch 1,
+// 1 thread, `perf record` of `ply bench-model --runs 3 --iterations 5`, loaded machine): the
+// general kernel (pool_run) 8.8% of the samples, about 12.8 ms per forward; this one 1.6%, about
+// 1.9 ms.
 PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W) {
     const int64_t n = H * W;
     if (n > MAX3_PLANE || n < 1) return 0;
