@@ -263,6 +263,18 @@ PLY_TARGET_AVX512 int maxpool2d_forward_plane_values512(float *out, const float 
 static inline __mmask16 lanes_upto(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
+// Bit i of nf: flat index i of an H x W plane (H*W <= MAX3_PLANE) is not in the first column;
+// of nl: not in the last.
+static inline void edge_columns(int64_t H, int64_t W, uint64_t nf[MAX3_PLANE / 64 + 1],
+                                uint64_t nl[MAX3_PLANE / 64 + 1]) {
+    memset(nf, 0xFF, (MAX3_PLANE / 64 + 1) * sizeof(uint64_t));
+    memset(nl, 0xFF, (MAX3_PLANE / 64 + 1) * sizeof(uint64_t));
+    for (int64_t r = 0; r < H; r++) {
+        int64_t f = r * W, l = f + W - 1;
+        nf[f / 64] &= ~(1ull << (f % 64));
+        nl[l / 64] &= ~(1ull << (l % 64));
+    }
+}
 static inline __mmask16 bits16(const uint64_t *b, int64_t i) {
     uint64_t v = b[i / 64] >> (i % 64);
     if (i % 64 > 48) v |= b[i / 64 + 1] << (64 - i % 64);
@@ -272,15 +284,8 @@ PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, int64_t
     const int64_t n = H * W;
     if (n > MAX3_PLANE || n < 1) return 0;
     float h[MAX3_PLANE];
-    // bit i: flat index i is not in the first column (nf), not in the last (nl)
     uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
-    memset(nf, 0xFF, sizeof nf);
-    memset(nl, 0xFF, sizeof nl);
-    for (int64_t r = 0; r < H; r++) {
-        int64_t f = r * W, l = f + W - 1;
-        nf[f / 64] &= ~(1ull << (f % 64));
-        nl[l / 64] &= ~(1ull << (l % 64));
-    }
+    edge_columns(H, W, nf, nl);
     __mmask16 nan = 0;
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 k = lanes_upto(n - i);
@@ -315,15 +320,8 @@ PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, int64_t
 PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W) {
     const int64_t n = H * W;
     if (n > MAX3_PLANE || n < 1) return 0;
-    // bit i: flat index i is not in the first column (nf), not in the last (nl)
     uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
-    memset(nf, 0xFF, sizeof nf);
-    memset(nl, 0xFF, sizeof nl);
-    for (int64_t r = 0; r < H; r++) {
-        int64_t f = r * W, l = f + W - 1;
-        nf[f / 64] &= ~(1ull << (f % 64));
-        nl[l / 64] &= ~(1ull << (l % 64));
-    }
+    edge_columns(H, W, nf, nl);
     const __m512 nine = _mm512_set1_ps(9.0f);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes_upto(n - i);
