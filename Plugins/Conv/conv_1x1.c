@@ -75,7 +75,7 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #include <immintrin.h>
 
 // acc(r, v) = sum_{k < kc} a[r*lda + k] * xs[k*ldx + 16v .. 16v + 16) for r < R, v < V, then
-// y[r][0:32] (lanes m0, m1) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
+// y[r][0:16V] (lanes m0, m1; V = 3: all 48) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
 // passes: kept where not v <= 0). R and V are constants in each instance; the accumulators are
 // named variables (an array of them is kept in memory by GCC at -O2, a store per FMA).
 #define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
