@@ -35,6 +35,15 @@
 #define TAIL_MAX 8
 // At most this many images per group on small planes (see group_images).
 #define G_MAX 8
+// Rows of the 3-vector tile (48 positions): 8 x 3 = 24 accumulators. Small planes whose positions
+// (less the tail) split into strips of 48 but not of 32 take it: 7x7 (48 = 3 vectors, where the
+// 12 x 32 tile leaves a strip of 16 with 13 loads per 12 multiply-adds). Single thread, clang -O2
+// build of this file, all in cache, GFLOPS 12 x 32 -> 8 x 48: 7x7 512->2048 122 -> 156, 2048->512
+// 127 -> 157, 832->384 129 -> 160. Not taken where 32 divides too: 14x14 (192 = 6*32 = 4*48)
+// 256->1024 144 -> 146, 1024->256 147 -> 148, 480->192 153 -> 151 (equal within the noise);
+// nor on large planes (56x56 256->64 135 -> 140, 256->128 138 -> 140, 28x28 512->128 147 -> 144).
+#define MR3 8
+#define NR3 48
 
 int conv_1x1_fits(const conv_geom *g) {
     return g->KH == 1 && g->KW == 1 && g->PH == 0 && g->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX512;
@@ -66,11 +75,11 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #include <immintrin.h>
 
 // acc(r, v) = sum_{k < kc} a[r*lda + k] * xs[k*ldx + 16v .. 16v + 16) for r < R, v < V, then
-// y[r][0:32] (lanes m0, m1) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
+// y[r][0:16V] (lanes m0, m1; V = 3: all 48) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
 // passes: kept where not v <= 0). R and V are constants in each instance; the accumulators are
 // named variables (an array of them is kept in memory by GCC at -O2, a store per FMA).
 #define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = c##r##_0;
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = c##r##_0, c##r##_2 = c##r##_0;
 // rows r = 4q + i live at a_q + i*lda: three bases, lda and 3*lda as index registers (the
 // addressing MLAS uses), instead of twelve row pointers that would not fit the registers
 #define ROWPTR(r) ((r) < 4 ? a0 : (r) < 8 ? a4 : a8)[((r) & 3) == 0 ? 0 : ((r) & 3) == 1 ? l1 : ((r) & 3) == 2 ? 2 * l1 : l3]
@@ -78,7 +87,8 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
     if (R > (r)) {                                                                                                    \
         __m512 av = _mm512_set1_ps((&ROWPTR(r))[k]);                                                                 \
         c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                                 \
-        if (V == 2) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                                     \
+        if (V >= 2) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                                     \
+        if (V == 3) c##r##_2 = _mm512_fmadd_ps(av, b2, c##r##_2);                                                     \
     }
 #define STORE1(r, v, m)                                                                                               \
     {                                                                                                                 \
@@ -91,14 +101,16 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #define STORE(r)                                                                                                      \
     if (R > (r)) {                                                                                                    \
         STORE1(r, 0, m0)                                                                                              \
-        if (V == 2) STORE1(r, 1, m1)                                                                                  \
+        if (V >= 2) STORE1(r, 1, m1)                                                                                  \
+        if (V == 3) STORE1(r, 2, (__mmask16)0xFFFF)                                                                   \
     }
 
 PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const int R, const int V, int64_t kc,
                                                                         const float *a, int64_t lda, const float *x,
                                                                         int64_t ldx, float *y, int64_t ldy,
                                                                         __mmask16 m0, __mmask16 m1, int first,
-                                                                        int relu, const float *bias) {
+                                                                        int relu, const float *bias, const float *pf,
+                                                                        int64_t pfs) {
     FOR_ROWS(DECL)
     const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
     int64_t l1 = lda, l3 = 3 * lda;
@@ -110,32 +122,47 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
         // planes, which the hardware prefetchers do not follow). Single thread, GFLOPS without ->
         // with, gcc build of this file, load 16 on 2 cores: 56x56 256->64 102 -> 119, 28x28
         // 192->64 133 -> 137, 14x14 480->192 153 -> 171, 7x7 2048->512 122 -> 118 (noise: +-5%)
-        _mm_prefetch((const char *)(x + NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + NR + 16), _MM_HINT_T0);
-        __m512 b0 = V == 2 ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m0, x);
-        __m512 b1 = V == 2 ? _mm512_maskz_loadu_ps(m1, x + 16) : b0;
+        _mm_prefetch((const char *)(x + (V == 3 ? NR3 : NR)), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + (V == 3 ? NR3 : NR) + 16), _MM_HINT_T0);
+        if (V == 3) _mm_prefetch((const char *)(x + NR3 + 32), _MM_HINT_T0);
+        // the next block of weight rows (pfs rows of lda floats, contiguous: lda == K on small
+        // planes) into L2, spread over this tile's K steps: on small planes each block is read
+        // once per call, straight from memory in a network (4 MB at 7x7 2048->512), which the
+        // 12 short row streams do not get prefetched. Single thread, gcc build, weights and
+        // outputs out of cache, medians of 3 with load ~20 on 2 cores, GFLOPS without -> with:
+        // 7x7 512->2048 82 -> 112, 832->384 82 -> 97, 14x14 256->1024 108 -> 130, 1024->256
+        // 125 -> 123 (unchanged within the noise)
+        if (pf) _mm_prefetch((const char *)(pf + pfs * k), _MM_HINT_T1);
+        __m512 b0 = V >= 2 ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m0, x);
+        __m512 b1 = V == 3 ? _mm512_loadu_ps(x + 16) : V == 2 ? _mm512_maskz_loadu_ps(m1, x + 16) : b0;
+        __m512 b2 = V == 3 ? _mm512_loadu_ps(x + 32) : b0;
         FOR_ROWS(FMA)
     }
     (void)c0_1;
+    (void)c0_2;
     FOR_ROWS(STORE)
 }
 
 #define TILE_FN(R, V)                                                                                                 \
     PLY_TARGET_AVX512 static void tile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x, int64_t ldx, \
                                                 float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int first,         \
-                                                int relu, const float *bias) {                                        \
-        tile(R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias);                                            \
+                                                int relu, const float *bias, const float *pf, int64_t pfs) {          \
+        tile(R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs);                                   \
     }
 #define TILE_FNS(R) TILE_FN(R, 1) TILE_FN(R, 2)
 TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6) TILE_FNS(7) TILE_FNS(8) TILE_FNS(9)
 TILE_FNS(10) TILE_FNS(11) TILE_FNS(12)
+TILE_FN(1, 3) TILE_FN(2, 3) TILE_FN(3, 3) TILE_FN(4, 3) TILE_FN(5, 3) TILE_FN(6, 3) TILE_FN(7, 3) TILE_FN(8, 3)
 
 typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t, __mmask16,
-                        __mmask16, int, int, const float *);
+                        __mmask16, int, int, const float *, const float *, int64_t);
 #define TILE_PAIR(R) {tile##R##_1, tile##R##_2}
 static const tile_fn tiles[MR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(2),  TILE_PAIR(3), TILE_PAIR(4),
                                          TILE_PAIR(5),  TILE_PAIR(6), TILE_PAIR(7),  TILE_PAIR(8), TILE_PAIR(9),
                                          TILE_PAIR(10), TILE_PAIR(11), TILE_PAIR(12)};
+// Full strips of 48 positions (three vectors), at most MR3 rows: 24 accumulators as the 12 x 32
+// tile, with 3 loads and 8 broadcasts per input channel (11 loads per 24 multiply-adds, not 14).
+static const tile_fn tiles3[MR3 + 1] = {0, tile1_3, tile2_3, tile3_3, tile4_3, tile5_3, tile6_3, tile7_3, tile8_3};
 
 static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
@@ -174,6 +201,18 @@ static const dot_fn dots[5][5] = {{0},
                                   {0, dot31, dot32, dot33, dot34},
                                   {0, dot41, dot42, dot43, dot44}};
 
+// The next strip's output lines, rows [0, R) of y (rows P apart, `width` floats each), into L1 a
+// tile before they are written (a read prefetch at the baseline target; the line arrives
+// exclusive, so the stores need no second trip; past the plane's end it touches lines of y or of
+// the next rows only, and prefetches never fault). The first write of a line of y otherwise
+// waits for the line from memory: single thread, gcc build of this file, outputs and weights out
+// of cache as in a network (input in L2), load ~20 on 2 cores, GFLOPS without -> with: 56x56
+// 64->64 89 -> 118, 14x14 256->1024 117 -> 128, 28x28 128->512 131 -> 132.
+static inline void prefetch_y(const float *y, int64_t P, int R, int64_t width) {
+    for (int q = 0; q < R; q++)
+        for (int64_t v = 0; v < width; v += 16) __builtin_prefetch(y + q * P + v, 1, 3);
+}
+
 // y[o][j] (rows P apart) = bias[o] + sum_k w[o][k] * xt[j][k] for o in [0, rows), j in [0, cols),
 // relu'd as the tiles do.
 static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64_t cols, float *y, int64_t P,
@@ -204,15 +243,20 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
         for (int64_t n = 0; n < ni; n++) // xt[n][j][k] = xs[n][k][pm + j]
             for (int64_t j = 0; j < r; j++)
                 for (int64_t k = 0; k < K; k++) xt[(n * r + j) * K + k] = xs[(n * K + k) * P + pm + j];
-        for (int64_t o = o0; o < o1; o += MR) {
-            int R = (int)ply_min_i64(MR, o1 - o);
+        const int wide = (pm - p0) % NR != 0 && (pm - p0) % NR3 == 0;
+        const int64_t mr = wide ? MR3 : MR, nr = wide ? NR3 : NR;
+        for (int64_t o = o0; o < o1; o += mr) {
+            int R = (int)ply_min_i64(mr, o1 - o);
             for (int64_t n = 0; n < ni; n++) {
                 const float *xn = xs + n * K * P;
                 float *yn = y + n * OC * P;
-                for (int64_t s = p0; s < pm; s += NR) {
-                    int64_t left = pm - s;
-                    tiles[R][left > 16](K, w + o * K, K, xn + s, P, yn + o * P + s, P, lanes(left), lanes(left - 16),
-                                        1, relu, bias ? bias + o : NULL);
+                for (int64_t s = p0; s < pm; s += nr) {
+                    int64_t left = pm - s, next = ply_min_i64(mr, o1 - o - mr);
+                    const float *pf = n == 0 && s == p0 && next > 0 ? w + (o + mr) * K : NULL;
+                    prefetch_y(yn + o * P + s + nr, P, R, nr);
+                    tile_fn f = wide ? tiles3[R] : tiles[R][left > 16];
+                    f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, lanes(left), lanes(left - 16), 1, relu,
+                      bias ? bias + o : NULL, pf, next);
                 }
                 if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL, relu);
             }
@@ -227,8 +271,9 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
             int64_t left = p1 - s;
             for (int64_t o = o0; o < o1; o += MR) {
                 int R = (int)ply_min_i64(MR, o1 - o);
+                if (first) prefetch_y(y + o * P + s + NR, P, R, NR);
                 tiles[R][left > 16](kc, w + o * K + k0, K, xs + k0 * P + s, P, y + o * P + s, P, lanes(left),
-                                    lanes(left - 16), first, relu && last, bias ? bias + o : NULL);
+                                    lanes(left - 16), first, relu && last, bias ? bias + o : NULL, NULL, 0);
             }
         }
     }

@@ -18,9 +18,13 @@
  * 32 positions in registers (24 accumulators), broadcasting weights straight
  * from w (row-major [OC, C], as MLAS's SGEMM broadcasts its unpacked A: no
  * packed copy to keep in sync with the weights) and loading two vectors of xs
- * per input channel. Two loop orders:
+ * per input channel; small planes whose positions split into strips of 48 but
+ * not of 32 (7x7: 49 = 48 + 1) take an 8 x 48 tile instead (24 accumulators,
+ * 3 loads and 8 broadcasts per input channel) rather than leave a strip of 16.
+ * Two loop orders:
  *   - small planes (one image's xs within 1 MB, i.e. 28x28 and less at these
- *     widths): each block of 12 weight rows is read once (then kept in L2)
+ *     widths): each block of 12 weight rows is read once (then kept in L2;
+ *     the next block is prefetched while the first strip passes under this one)
  *     and every strip of positions passes under it over the whole K, several
  *     images at a time when their planes fit together; when P mod 16 is at
  *     most 8, those last positions are dot products along K (7x7: 49 = 32 +
