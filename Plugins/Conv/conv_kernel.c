@@ -50,9 +50,10 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void micro(const 
 }
 
 // The full 8-row kernel, written out: eight row pointers and one index, so that every
-// broadcast is a single addressing mode and the loop carries no address arithmetic.
+// broadcast is a single addressing mode and the loop carries no address arithmetic. pf (or
+// NULL): the next 8-row block of weights (rows lda apart), prefetched a line per row every 16 k.
 PLY_TARGET_AVX512 static void micro8_full(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                                          __mmask16 m0, __mmask16 m1, int first, const float *bias) {
+                                          __mmask16 m0, __mmask16 m1, int first, const float *bias, const float *pf) {
     const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
     const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
     // opaque to the compiler, which would otherwise rebuild the eight addresses from two
@@ -61,6 +62,8 @@ PLY_TARGET_AVX512 static void micro8_full(int64_t kc, const float *a, int64_t ld
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     for (int64_t k = 0; k < kc; k++, b += NR) {
+        if (pf && (k & 15) == 0)
+            for (int r = 0; r < MR; r++) __builtin_prefetch(pf + r * lda + k, 0, 2);
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
         av = _mm512_set1_ps(a0[k]); c00 = _mm512_fmadd_ps(av, b0, c00); c01 = _mm512_fmadd_ps(av, b1, c01);
         av = _mm512_set1_ps(a1[k]); c10 = _mm512_fmadd_ps(av, b0, c10); c11 = _mm512_fmadd_ps(av, b1, c11);
@@ -122,7 +125,25 @@ MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7)
 
 typedef void (*micro_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, __mmask16, __mmask16, int,
                          const float *);
-static const micro_fn micros[MR + 1] = {0, micro1, micro2, micro3, micro4, micro5, micro6, micro7, micro8_full};
+// partial blocks of rows (a full one takes micro8_full or micro8_half)
+static const micro_fn micros[MR] = {0, micro1, micro2, micro3, micro4, micro5, micro6, micro7};
+
+// The first strip of a block of K meets each 8-row block of weights first (the later strips
+// find the block, OC x KC floats, in L2): while it computes one block it asks for the next into
+// L2 (locality 2), one prefetch per cache line. Eight rows of at most KC floats are eight short
+// streams, too short for the hardware prefetcher to ramp up on, so without it the first strip
+// waits on every line (the weights are cold in a model: the other layers ran in between).
+// micro8_full issues them itself, 8 lines every 16 k (pf), where a burst of all 128 before the
+// call stalled on the full miss queue (8% of a 13x13 layer's samples on the prefetches); a
+// partial block or kernel takes the burst (prefetch_rows).
+// Measured one thread, CPU ms per batch, medians of 4-5 alternating `bench-model` rounds, load
+// 12-20: none -> burst -> in the kernel: AlexNet 26.99 -> 26.01 (26.49 in the second run) -> 25.35,
+// ResNet-18 32.23 -> 28.81 (29.03) -> 27.82, GoogLeNet 27.40 -> 25.89 (26.41) -> 25.62. A burst
+// to L1 (locality 3) or one in every strip was no better (AlexNet's convs 10.38 / 10.50 / 10.96 ms).
+static inline void prefetch_rows(const float *w, int64_t ld, int64_t rows, int64_t kc) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t q = 0; q < kc; q += 16) __builtin_prefetch(w + r * ld + q, 0, 2);
+}
 
 static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
@@ -140,6 +161,15 @@ void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const f
             const float *b = bpacked + (s * K + k0) * NR;
             for (int64_t o = o0; o < o1; o += MR) {
                 int rows = o1 - o < MR ? (int)(o1 - o) : MR;
+                // the next block's weights during the first strip (see prefetch_rows)
+                const float *pf = s == 0 && o + 2 * MR <= o1 ? w + (o + MR) * K + k0 : NULL;
+                if (s == 0 && o + MR < o1 && !(rows == MR && left > 16 && pf))
+                    prefetch_rows(w + (o + MR) * K + k0, K, ply_min_i64(o1 - o - MR, MR), kc);
+                if (rows == MR && left > 16) {
+                    micro8_full(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left),
+                                lanes(left - 16), k0 == 0, bias ? bias + o : NULL, pf);
+                    continue;
+                }
                 if (rows == MR && left <= 16) {
                     micro8_half(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left), k0 == 0,
                                 bias ? bias + o : NULL);

@@ -62,6 +62,7 @@ import Testing
         Case(n: 1, c: 1, oc: 16, h: 64, w: 61, k: 11, stride: 4, pad: 2),    // space-to-depth chosen by "auto"
         Case(n: 2, c: 2, oc: 5, h: 13, w: 12, k: 5, stride: 2, pad: 1),      // space-to-depth: 5x5 stride 2, odd sizes
         Case(n: 1, c: 2, oc: 3, h: 20, w: 17, k: 7, stride: 3, pad: 3, bias: false), // stride 3, pixels past the last window
+        Case(n: 2, c: 3, oc: 16, h: 70, w: 75, k: 7, stride: 2, pad: 3),    // ResNet's stem, smaller: stride-2 strips of 32 lanes
         Case(n: 1, c: 40, oc: 30, h: 7, w: 7, k: 1),                        // pointwise: 49 = 32 + 16 + a dot-product tail
         Case(n: 1, c: 300, oc: 13, h: 30, w: 30, k: 1, bias: false),        // pointwise: a large plane, K in blocks
         Case(n: 2, c: 20, oc: 26, h: 14, w: 15, k: 1, stride: 2),           // pointwise strided: subsampled, tail of 8
