@@ -336,7 +336,11 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
                          output->data, L->scratch);
         return PLY_OK;
     }
-    if (use_panels(L, &g)) {
+    int taps;
+    if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    // the live taps first where they suit (planes of 4x4 and less, where padding makes a quarter of a
+    // direct kernel's products zeros)
+    if (!taps && use_panels(L, &g)) {
         const float *Wp;
         if ((st = grow_scratch(L, conv_panels_forward_floats(&g))) != PLY_OK) return st;
         if ((st = conv_panels_cache_get(&L->panels, L->host, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
@@ -344,8 +348,6 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
                             inputs[0].data, output->data, L->scratch);
         return PLY_OK;
     }
-    int taps;
-    if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
     if (!taps && use_s2d(L, &g)) {
         if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_s2d_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,

@@ -14,15 +14,26 @@
 #include <string.h>
 
 // Input channels per block: a panel's block of weights (CB*9*32 floats, 18 KB) stays in L1 (48 KB)
-// beside the 7 rows of input the kernel reads.
+// beside the 7 rows of input the kernel reads. 8, 16 and 32 measured alike (1 512->512 7x7, thread CPU
+// time, best of 20, two passes, loaded machine: 1.79 / 1.65, 1.60 / 2.12, 1.70 / 1.65 ms; 1 256->256
+// 14x14: 1.47 / 1.48, 1.47 / 1.45, 1.46 / 1.42 ms); prefetching two blocks ahead instead of one
+// neither (1.70 / 1.63, 1.46 / 1.49 ms).
 #define CB 16
 // Positions per kernel call: 7 x 32 channels are 14 accumulators. ResNet's planes (56, 28, 14, 7)
 // are multiples of 7.
 #define MR 7
 
-// "auto" takes the panels in inference for 3x3 layers with stride 2, or stride 1 where F(2x2)
-// Winograd has fewer than PANELS_MAX_TILES tiles, measured one thread, thread CPU time, loaded
-// machine (see conv_panels_suits' comment).
+// "auto" takes the panels in evaluation (where the live taps do not suit, conv.c) for 3x3 layers of
+// stride 2 with at most PANELS_MAX_POSITIONS output positions, and of stride 1 where Winograd F(2x2)
+// would have fewer than PANELS_MAX_TILES tiles (conv_winograd_suits' MIN_TILES: where Winograd does
+// not run). Measured one thread, `ply bench-layers --batch 1 --threads 1 --cpu-time --layers`, main
+// (im2col + GEMM there) / panels, ms, loaded machine (load 7-23; within ~15%):
+//   stride 2: 64->128 56 (784 positions) 1.14 / 0.95, 128->128 56 2.15 / 2.05, 128->256 28 0.94 / 0.90,
+//             256->256 28 2.14 / 1.82, 256->512 14 1.36 / 0.99, 512->512 14 2.99 / 2.01
+//   stride 1: 256->256 14x14 (49 tiles) ~1.9 / ~1.6, 512->512 7x7 (16 tiles) ~2.9 / ~2.1
+// and where Winograd runs it stays ahead: 1 128->128 28x28 (196 tiles) Winograd ~1.0-1.1 ms, panels
+// 1.48 (the kernel alone). 16 256->512 14 s2 (784 positions): 13.9 ms alone, no regression at
+// batch 16 (ResNet-18: 356 / 350 ms a batch).
 #define PANELS_MAX_TILES 64
 #define PANELS_MAX_POSITIONS 1024
 
