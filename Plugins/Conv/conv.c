@@ -29,11 +29,15 @@
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's);
  *   - conv_1x1.c: the forward of unpadded 1x1 layers (any stride) as a product
- *     on the input in place, no im2col (the backward is im2col's).
+ *     on the input in place, no im2col (the backward is im2col's);
+ *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
+ *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
+ *     direct kernel vectorised over output channels with the weights packed
+ *     once per weight version (conv_panels_cache_get).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d",
- * "pointwise" and "depthwise" force one.
- * The AVX-512 kernels (direct, winograd, s2d, conv_kernel.c's product and the
+ * "pointwise", "panels" and "depthwise" force one.
+ * The AVX-512 kernels (direct, winograd, s2d, panels, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
  * "winograd" or "s2d" is refused with a message naming the CPU level.
@@ -69,6 +73,7 @@
 #include "conv_kernel.h"
 #include "conv_s2d.h"
 #include "conv_taps.h"
+#include "conv_panels.h"
 #include "conv_winograd.h"
 #include "conv_winograd_backward.h"
 #include "conv_winograd_wgrad.h"
@@ -243,6 +248,13 @@ static int use_1x1(const ply_layer *L, const conv_geom *g) {
            conv_1x1_fits(g);
 }
 
+// Whether this call's forward is conv_panels.c's direct kernel: forced, or "auto" in evaluation where it suits
+// (in training the backward reuses what Winograd's and the live taps' forwards leave).
+static int use_panels(const ply_layer *L, const conv_geom *g) {
+    if (L->algorithm == ALGO_PANELS) return conv_panels_fits(g);
+    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_panels_suits(g);
+}
+
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && is_plain(L) && conv_s2d_suits(g));
@@ -328,6 +340,16 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     }
     int taps;
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    // the live taps first where they suit (planes of 4x4 and less, where padding makes a quarter of a
+    // direct kernel's products zeros)
+    if (!taps && use_panels(L, &g)) {
+        const float *Wp;
+        if ((st = grow_scratch(L, conv_panels_forward_floats(&g))) != PLY_OK) return st;
+        if ((st = conv_panels_cache_get(&L->panels, L->host, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
+        conv_panels_forward(L->host, L->host->thread_count(L->host), &g, Wp, L->has_bias ? L->bias : NULL, L->relu,
+                            inputs[0].data, output->data, L->scratch);
+        return PLY_OK;
+    }
     if (!taps && use_s2d(L, &g)) {
         if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_s2d_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
@@ -338,7 +360,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
         if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
-        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, L->trainable, &U)) != PLY_OK) return st;
+        if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, 1, &U)) != PLY_OK) return st;
         conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                                 output->data, L->scratch);
         return PLY_OK;
@@ -453,7 +475,14 @@ static ply_status conv_fuse_activation(ply_layer *L, const char *activation) {
     return PLY_OK;
 }
 
-static void conv_set_training(ply_layer *L, int32_t training) { L->training = training != 0; }
+// Also the signal that an owner wrote the weights without moving the host's parameter generation (a
+// composite's folded conv: ply_fold_write, ConvBatchNormFold.sync): the kept Winograd and packed weights are
+// checked against the weights' hash at the next forward instead of trusted by the generation.
+static void conv_set_training(ply_layer *L, int32_t training) {
+    L->training = training != 0;
+    L->wino.has_generation = 0;
+    L->panels.has_generation = 0;
+}
 
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }
 

@@ -94,14 +94,16 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     else if (strcmp(algo_name, "s2d") == 0) algo = ALGO_S2D;
     else if (strcmp(algo_name, "depthwise") == 0) algo = ALGO_DEPTHWISE;
     else if (strcmp(algo_name, "pointwise") == 0) algo = ALGO_POINTWISE;
+    else if (strcmp(algo_name, "panels") == 0) algo = ALGO_PANELS;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
-                          "\"winograd\", \"s2d\", \"depthwise\" or \"pointwise\" (got \"%s\")",
+                          "\"winograd\", \"s2d\", \"depthwise\", \"pointwise\" or \"panels\" (got \"%s\")",
                           algo_name);
-    // direct, taps, winograd, s2d and pointwise compute groups 1 and dilation 1 only; depthwise, groups == in_channels
+    // direct, taps, winograd, s2d, pointwise and panels compute groups 1 and dilation 1 only; depthwise, groups ==
+    // in_channels
     if (algo == ALGO_DIRECT || algo == ALGO_TAPS || algo == ALGO_WINOGRAD || algo == ALGO_S2D ||
-        algo == ALGO_POINTWISE) {
+        algo == ALGO_POINTWISE || algo == ALGO_PANELS) {
         if (groups != 1)
             return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                               "conv2d: algorithm \"%s\" computes groups=1 only (got groups=%lld); \"auto\", "
@@ -132,8 +134,9 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     int32_t trainable = 1;
     st = host->attr_bool(host, attrs, "trainable", &trainable);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    // direct, winograd, s2d and pointwise have AVX-512 kernels only (im2col is their portable path)
-    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_POINTWISE) &&
+    // direct, winograd, s2d, pointwise and panels have AVX-512 kernels only (im2col is their portable path)
+    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_POINTWISE ||
+         algo == ALGO_PANELS) &&
         ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
@@ -142,6 +145,11 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
                           ply_cpu_level() < ply_cpu_detected() ? " (lowered by PLY_CPU)" : "");
     if (algo == ALGO_WINOGRAD && (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED, "conv2d: algorithm \"winograd\" needs a 3x3 kernel and stride 1");
+    if (algo == ALGO_PANELS && (k[0] != 3 || k[1] != 3 || s[0] != s[1] || (s[0] != 1 && s[0] != 2)))
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"panels\" needs a 3x3 kernel and stride 1 or 2 both ways (got kernel "
+                          "%lldx%lld, stride %lldx%lld)",
+                          (long long)k[0], (long long)k[1], (long long)s[0], (long long)s[1]);
     if (algo == ALGO_POINTWISE && (k[0] != 1 || k[1] != 1 || p[0] != 0 || p[1] != 0))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"pointwise\" needs a 1x1 kernel and padding 0 (got kernel %lldx%lld, "
@@ -211,6 +219,7 @@ void conv_destroy(ply_layer *L) {
     h->free(h, L->scratch);
     h->free(h, L->dymask);
     conv_wino_cache_free(h, &L->wino);
+    conv_wino_cache_free(h, &L->panels);
     h->free(h, L);
 }
 

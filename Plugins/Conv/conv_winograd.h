@@ -89,8 +89,10 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
  * writes its folded children's weights itself, so before each use the cache checks that the
  * weights are still the ones U was made from:
  *  - when the host's param_generation (ABI 1.3) equals the one of the last check and the caller
- *    says the weights change only through the host (`host_only`: a trainable conv, whose values
- *    nobody but the host writes), U is used as is;
+ *    says the weights change only through the host or with has_generation cleared since
+ *    (`host_only`: conv.c, whose set_training clears it, and every writer that does not move the
+ *    generation, ply_fold_write and ConvBatchNormFold, calls set_training after writing), U is
+ *    used as is (ResNet-18's folded convs hashed 44 MB of weights per forward before);
  *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes) is compared with
  *    the one U was made from, and U is made again when they differ.
  * The hash replaced a full copy of the weights compared with memcmp (1x the layer's weights

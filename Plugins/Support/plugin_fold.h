@@ -79,6 +79,8 @@ static inline ply_status ply_fold_param(const ply_host *h, const char *owner, co
  * Writes f's folded weight and bias from conv (weights [OC, K] flattened, optional bias) and bn
  * (weight, bias, running_mean, running_var, all [OC]; a bn without affine counts as gamma 1,
  * beta 0), with bn's `eps`, and records the host generation. Arithmetic in double, rounded once.
+ * Then calls the folded conv's set_training(0): the values changed without the generation moving,
+ * and conv2d takes that call as the sign to check what it derived from them.
  */
 static inline ply_status ply_fold_write(const ply_host *h, const char *owner, ply_fold *f, const ply_layer_type *ct,
                                         ply_layer *conv, const ply_layer_type *bt, ply_layer *bn, int64_t OC,
@@ -105,6 +107,9 @@ static inline ply_status ply_fold_write(const ply_host *h, const char *owner, pl
         for (int64_t k = 0; k < K; k++) fw[o * K + k] = (float)((double)w[o * K + k] * s);
         fb[o] = (float)(((b ? (double)b[o] : 0.0) - (double)mean[o]) * s + (beta ? (double)beta[o] : 0.0));
     }
+    // written without moving the host's generation: tell the conv, which then checks what it derived
+    // from its weights (Winograd's U, packed weights) against them at its next forward (conv.c)
+    if (f->type->set_training) f->type->set_training(f->layer, 0);
     uint64_t g = 0;
     ply_host_param_generation(h, &g);
     f->generation = g;

@@ -9,7 +9,8 @@ import Testing
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
 /// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding, and
 /// their input and weight gradients; strided layers
-/// folded by space-to-depth into Winograd's, "s2d"; unpadded 1x1 layers as a product on the input, "pointwise")
+/// folded by space-to-depth into Winograd's, "s2d"; unpadded 1x1 layers as a product on the input, "pointwise";
+/// 3x3 layers of stride 1 and 2 by the direct kernel vectorised over output channels, "panels")
 /// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
     static let runtimes: [Runtime] = [1, 2, 3].map { threads in
@@ -67,6 +68,9 @@ import Testing
         Case(n: 1, c: 300, oc: 13, h: 30, w: 30, k: 1, bias: false),        // pointwise: a large plane, K in blocks
         Case(n: 2, c: 20, oc: 26, h: 14, w: 15, k: 1, stride: 2),           // pointwise strided: subsampled, tail of 8
         Case(n: 3, c: 24, oc: 20, h: 14, w: 15, k: 1),                      // pointwise: 210 = 6*32 + 16 + a tail of 2
+        Case(n: 1, c: 40, oc: 50, h: 7, w: 7, k: 3, pad: 1),                 // panels: 40 = 16 + 16 + 8 channels, 2 panels, the second part-filled
+        Case(n: 2, c: 17, oc: 33, h: 13, w: 11, k: 3, stride: 2, pad: 1),    // panels strided: odd sizes, rows of 6 = 6
+        Case(n: 1, c: 16, oc: 96, h: 10, w: 17, k: 3, bias: false),          // panels: no padding, rows of 15 = 7 + 7 + 1
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
@@ -134,7 +138,11 @@ import Testing
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
             if avx512Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (likewise)
-            if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) { algorithms.append(("auto", 32)) }
+            if avx512Kernels && k.k == 3 && k.stride <= 2 { algorithms.append(("panels", 32)) } // (likewise)
+            // (and where evaluation takes "panels": pass 3's forward below)
+            if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) || (k.k == 3 && k.c >= 16 && k.oc >= 32) {
+                algorithms.append(("auto", 32))
+            }
             for (algorithm, workspace) in algorithms {
                 let label = "\(k), \(algorithm), \(runtime.threads) threads, workspace \(workspace) MB"
                 let conv = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)),
@@ -151,11 +159,14 @@ import Testing
                 let fwd = closeness(y.data, ref.y.map(Float.init))
                 #expect(fwd.ok, "\(label): forward max error \(fwd.error) > \(fwd.bound)")
                 // passes 1 and 2 follow a training forward (the live-tap plan reuses its gathers), pass 3
-                // an evaluation-mode one (nothing kept: the backward gathers itself)
+                // an evaluation-mode one (nothing kept: the backward gathers itself; "auto" may take
+                // "panels" there)
                 for pass in 1...3 {
                     if pass == 3 {
                         conv.setTraining(false)
-                        _ = try conv.forward([xt])
+                        let ye = try conv.forward([xt])
+                        let e = closeness(ye.data, ref.y.map(Float.init))
+                        #expect(e.ok, "\(label): evaluation forward max error \(e.error) > \(e.bound)")
                     }
                     let dx = try conv.backward(inputs: [xt], output: y, gradOutput: dyt)[0]!
                     let e = closeness(dx.data, ref.dx.map(Float.init))

@@ -104,15 +104,17 @@ import Testing
     }
 
     /// Winograd keeps its transformed weights from one forward to the next (Plugins/Conv/conv.c,
-    /// winograd_weights): an SGD step, a change of the last weight only, and the old weights written
-    /// back must each reach the next forward, and an unchanged layer gives the same output again.
-    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\", whose kernels are AVX-512 only"), arguments: [2, 4, 6])
+    /// winograd_weights), and "panels" its packed weights (tile 0 below): an SGD step, a change of the
+    /// last weight only, and the old weights written back must each reach the next forward, and an
+    /// unchanged layer gives the same output again.
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\" or \"panels\", whose kernels are AVX-512 only"),
+          arguments: [2, 4, 6, 0])
     func winogradFollowsWeightChanges(_ tile: Int) throws {
         let k = ConvCase(n: 2, c: 16, oc: 24, h: 18, w: 17, kh: 3, kw: 3, ph: 1, pw: 1)
         for runtime in [sharedRuntime, KernelTests.threaded] {
             let reference = try convLayer(k, "im2col", runtime)
             let fast = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)), ("kernel_size", .int(3)),
-                                            ("padding", .int(1)), ("algorithm", .string("winograd")),
+                                            ("padding", .int(1)), ("algorithm", .string(tile == 0 ? "panels" : "winograd")),
                                             ("winograd_tile", .int(tile))], runtime: runtime)
             var g = SplitMix64(seed: 13)
             let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
@@ -142,6 +144,43 @@ import Testing
         }
     }
 
+    /// What a conv derives from its weights (Winograd's U, the packed weights of "panels") is trusted
+    /// while the host's parameter generation stays, until set_training: the call an owner makes after
+    /// writing a folded conv's values without moving the generation (ply_fold_write,
+    /// ConvBatchNormFold). The conv runs on a runtime of its own, whose generation nothing else moves.
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"winograd\" or \"panels\", whose kernels are AVX-512 only"),
+          arguments: ["winograd", "panels"])
+    func convFollowsOwnerWritesAfterSetTraining(_ algorithm: String) throws {
+        let k = ConvCase(n: 1, c: 16, oc: 40, h: 12, w: 12, kh: 3, kw: 3, ph: 1, pw: 1)
+        let own = try Runtime(options: Runtime.Options())
+        let fast = try Layer("conv2d", [("in_channels", .int(k.c)), ("out_channels", .int(k.oc)), ("kernel_size", .int(3)),
+                                        ("padding", .int(1)), ("trainable", .bool(false)),
+                                        ("algorithm", .string(algorithm))], runtime: own)
+        fast.setTraining(false)
+        let reference = try convLayer(k, "im2col", KernelTests.threaded)
+        var g = SplitMix64(seed: 29)
+        let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
+        // the owner's write: through the value's memory, the generation left where it is
+        func ownerWrite(_ seed: UInt64) throws {
+            var h = SplitMix64(seed: seed)
+            for p in try fast.parameters {
+                let v = p.value.assumingMemoryBound(to: Float.self)
+                for i in 0..<p.shape.count { v[i] = h.nextUnitFloat() * 2 - 1 }
+            }
+            fast.setTraining(false)
+        }
+        func agree(_ what: String) throws {
+            for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+            let c = closeness(try fast.forward([x]).data, try reference.forward([x]).data)
+            #expect(c.ok, "\(algorithm), \(what): max error \(c.error) > \(c.bound)")
+        }
+        try ownerWrite(1)
+        try agree("first weights")
+        try agree("first weights again")
+        try ownerWrite(2)
+        try agree("after the owner wrote other weights")
+    }
+
     @Test func forcedAlgorithmsAreRefusedWhereTheyDoNotApply() throws {
         let strided = ConvCase(n: 1, c: 1, oc: 1, h: 5, w: 5, kh: 3, kw: 3, ph: 1, pw: 1, stride: 2)
         #expect(throws: PlyError.self) { try convLayer(strided, "direct", sharedRuntime) }
@@ -157,6 +196,9 @@ import Testing
         #expect(throws: PlyError.self) { try convLayer(five, "pointwise", sharedRuntime) } // 1x1 only
         let padded = ConvCase(n: 1, c: 4, oc: 4, h: 9, w: 9, kh: 1, kw: 1, ph: 1, pw: 1)
         #expect(throws: PlyError.self) { try convLayer(padded, "pointwise", sharedRuntime) } // and no padding
+        #expect(throws: PlyError.self) { try convLayer(five, "panels", sharedRuntime) } // 3x3 only
+        let stride3 = ConvCase(n: 1, c: 4, oc: 4, h: 9, w: 9, kh: 3, kw: 3, ph: 1, pw: 1, stride: 3)
+        #expect(throws: PlyError.self) { try convLayer(stride3, "panels", sharedRuntime) } // and stride 1 or 2
     }
 
     /// Below the AVX-512 level the algorithms with AVX-512 kernels only are refused, on layers
@@ -166,7 +208,8 @@ import Testing
         let cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2)),
-                     ("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0))]
+                     ("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0)),
+                     ("panels", ConvCase(n: 1, c: 16, oc: 32, h: 7, w: 7, kh: 3, kw: 3, ph: 1, pw: 1))]
         for (algorithm, k) in cases {
             let error = try #require(throws: PlyError.self) { try convLayer(k, algorithm, sharedRuntime) }
             guard case let .layer(_, _, _, message) = error else {

@@ -77,6 +77,9 @@ final class ConvBatchNormFold {
             for k in 0..<perChannel { outW[o * perChannel + k] = Float(Double(wv[o * perChannel + k]) * s) }
             outB[o] = Float((Double(bias?[o] ?? 0) - Double(mv[o])) * s + Double(beta?[o] ?? 0))
         }
+        // Written without moving the generation: conv2d takes set_training as the sign to check what it
+        // derived from its weights (Winograd's U, packed weights) against them (Plugins/Conv/conv.c).
+        layer.setTraining(false)
         generation = now
         valid = true
     }

@@ -1,0 +1,280 @@
+/*
+ * conv2d forward for 3x3 kernels on small planes, vectorised over output channels (see conv_panels.h).
+ *
+ * Layouts (OP = ceil(OC/32) panels of 32 output channels, CB input channels per block,
+ * Hp = H + 2*PH, Wq = W + 2*PW, P = N*OH*OW positions):
+ *   xp [N][C][Hp][Wq]                 the input with its zero border
+ *   Wp [C/CB][OP][cb][3][3][32]       packed weights (cb = CB but in the last block), zeros past OC
+ *   yT [OP][P][32]                    the sums before bias and relu
+ */
+#include "plugin_support.h"
+
+#include "conv_panels.h"
+
+#include <string.h>
+
+// Input channels per block: a panel's block of weights (CB*9*32 floats, 18 KB) stays in L1 (48 KB)
+// beside the 7 rows of input the kernel reads. 8, 16 and 32 measured alike (1 512->512 7x7, thread CPU
+// time, best of 20, two passes, loaded machine: 1.79 / 1.65, 1.60 / 2.12, 1.70 / 1.65 ms; 1 256->256
+// 14x14: 1.47 / 1.48, 1.47 / 1.45, 1.46 / 1.42 ms); prefetching two blocks ahead instead of one
+// neither (1.70 / 1.63, 1.46 / 1.49 ms).
+#define CB 16
+// Positions per kernel call: 7 x 32 channels are 14 accumulators. ResNet's planes (56, 28, 14, 7)
+// are multiples of 7.
+#define MR 7
+
+// "auto" takes the panels in evaluation (where the live taps do not suit, conv.c) for 3x3 layers of
+// stride 2 with at most PANELS_MAX_POSITIONS output positions, and of stride 1 where Winograd F(2x2)
+// would have fewer than PANELS_MAX_TILES tiles (conv_winograd_suits' MIN_TILES: where Winograd does
+// not run). Measured one thread, `ply bench-layers --batch 1 --threads 1 --cpu-time --layers`, main
+// (im2col + GEMM there) / panels, ms, loaded machine (load 7-23; within ~15%):
+//   stride 2: 64->128 56 (784 positions) 1.14 / 0.95, 128->128 56 2.15 / 2.05, 128->256 28 0.94 / 0.90,
+//             256->256 28 2.14 / 1.82, 256->512 14 1.36 / 0.99, 512->512 14 2.99 / 2.01
+//   stride 1: 256->256 14x14 (49 tiles) ~1.9 / ~1.6, 512->512 7x7 (16 tiles) ~2.9 / ~2.1
+// and where Winograd runs it stays ahead: 1 128->128 28x28 (196 tiles) Winograd ~1.0-1.1 ms, panels
+// 1.48 (the kernel alone). 16 256->512 14 s2 (784 positions): 13.9 ms alone, no regression at
+// batch 16 (ResNet-18: 356 / 350 ms a batch).
+#define PANELS_MAX_TILES 64
+#define PANELS_MAX_POSITIONS 1024
+
+int conv_panels_fits(const conv_geom *g) {
+    return g->KH == 3 && g->KW == 3 && g->SH == g->SW && (g->SH == 1 || g->SH == 2) && g->DH == 1 && g->DW == 1 &&
+           g->OH >= 1 && g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX512;
+}
+
+int conv_panels_suits(const conv_geom *g) {
+    if (!conv_panels_fits(g) || g->C < 16 || g->OC < 32) return 0;
+    const int64_t P = g->N * g->OH * g->OW;
+    if (g->SH == 2) return P <= PANELS_MAX_POSITIONS;
+    const int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2);
+    return tiles < PANELS_MAX_TILES;
+}
+
+static int64_t panels_of(const conv_geom *g) { return (g->OC + 31) / 32; }
+
+size_t conv_panels_weights_floats(const conv_geom *g) { return (size_t)(panels_of(g) * 32 * g->C * 9); }
+
+static int64_t padded_h(const conv_geom *g) { return ply_max_i64(g->H + 2 * g->PH, (g->OH - 1) * g->SH + 3); }
+static int64_t padded_w(const conv_geom *g) { return ply_max_i64(g->W + 2 * g->PW, (g->OW - 1) * g->SW + 3); }
+
+static size_t xp_floats(const conv_geom *g) {
+    // + 16: the kernel's last broadcast reads stay inside the buffer
+    return (size_t)(g->N * g->C * padded_h(g) * padded_w(g)) + 16;
+}
+
+size_t conv_panels_forward_floats(const conv_geom *g) {
+    return xp_floats(g) + (size_t)(panels_of(g) * 32 * g->N * g->OH * g->OW);
+}
+
+// Wp (layout above) from w [OC][C][3][3].
+static void pack_weights(const conv_geom *g, const float *w, float *Wp) {
+    const int64_t C = g->C, OC = g->OC, OP = panels_of(g);
+    float *dst = Wp;
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t cb = ply_min_i64(CB, C - c0);
+        for (int64_t op = 0; op < OP; op++)
+            for (int64_t c = c0; c < c0 + cb; c++)
+                for (int64_t t = 0; t < 9; t++, dst += 32)
+                    for (int64_t j = 0; j < 32; j++) {
+                        int64_t o = op * 32 + j;
+                        dst[j] = o < OC ? w[(o * C + c) * 9 + t] : 0.0f;
+                    }
+    }
+}
+
+ply_status conv_panels_cache_get(conv_wino_cache *cache, const ply_host *host, const conv_geom *g, const float *w,
+                                 int host_only, const float **Wp) {
+    // cache->m: 1 when cache->u holds packed weights (conv_wino_cache's tile side, unused here)
+    const size_t nw = (size_t)(g->OC * g->C * 9), pf = conv_panels_weights_floats(g);
+    uint64_t gen = 0;
+    int has_gen = ply_host_param_generation(host, &gen);
+    if (cache->m == 1 && host_only && has_gen && cache->has_generation && cache->generation == gen) {
+        *Wp = cache->u;
+        return PLY_OK;
+    }
+    uint64_t hash = conv_wino_hash(w, nw);
+    cache->generation = gen;
+    cache->has_generation = has_gen;
+    if (cache->m == 1 && cache->hash == hash) {
+        *Wp = cache->u;
+        return PLY_OK;
+    }
+    cache->m = 0;
+    if (pf > cache->u_floats) {
+        host->free(host, cache->u);
+        cache->u = host->alloc(host, pf * sizeof(float));
+        cache->u_floats = cache->u ? pf : 0;
+        if (!cache->u)
+            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for packed weights",
+                              pf * sizeof(float));
+    }
+    pack_weights(g, w, cache->u);
+    cache->hash = hash;
+    cache->m = 1;
+    *Wp = cache->u;
+    return PLY_OK;
+}
+
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+
+// c[r][0:32] (+)= sum_{c < cb, kh, kw} w[(c*9 + kh*3 + kw)*32 .. +32] * x[c*plane + kh*Wq + S*r + kw] for r < R:
+// R positions of one output row (x at the padded input of its first tap), one panel.
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void micro(const int R, const int S, int64_t cb,
+                                                                         const float *x, int64_t plane, int64_t Wq,
+                                                                         const float *w, float *c, int first) {
+    const int64_t next = cb * 9 * 32;
+    __m512 a0[MR], a1[MR];
+    for (int r = 0; r < R; r++) {
+        a0[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + 32 * r);
+        a1[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + 32 * r + 16);
+    }
+    for (int64_t ci = 0; ci < cb; ci++, x += plane)
+        for (int kh = 0; kh < 3; kh++) {
+            const float *xr = x + kh * Wq;
+            for (int kw = 0; kw < 3; kw++, w += 32) {
+                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+                // the next block of Wp (it follows this one) into L2: with 7 positions a row, a block is
+                // used 7 times per row and streams from memory otherwise (1 512->512 7x7, thread CPU time,
+                // best of 20, loaded machine: 2.20 ms without, 2.08 / 2.04 into L1, 1.85 / 1.82 into L2;
+                // 14x14 planes unchanged within the noise)
+                _mm_prefetch((const char *)(w + next), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w + next + 16), _MM_HINT_T1);
+                for (int r = 0; r < R; r++) {
+                    __m512 b = _mm512_set1_ps(xr[S * r + kw]);
+                    a0[r] = _mm512_fmadd_ps(b, w0, a0[r]);
+                    a1[r] = _mm512_fmadd_ps(b, w1, a1[r]);
+                }
+            }
+        }
+    for (int r = 0; r < R; r++) {
+        _mm512_storeu_ps(c + 32 * r, a0[r]);
+        _mm512_storeu_ps(c + 32 * r + 16, a1[r]);
+    }
+}
+
+#define MICRO(R, S)                                                                                                   \
+    PLY_TARGET_AVX512 static void micro##R##_##S(int64_t cb, const float *x, int64_t plane, int64_t Wq, const float *w, \
+                                                 float *c, int first) {                                               \
+        micro(R, S, cb, x, plane, Wq, w, c, first);                                                                   \
+    }
+MICRO(1, 1) MICRO(2, 1) MICRO(3, 1) MICRO(4, 1) MICRO(5, 1) MICRO(6, 1) MICRO(7, 1)
+MICRO(1, 2) MICRO(2, 2) MICRO(3, 2) MICRO(4, 2) MICRO(5, 2) MICRO(6, 2) MICRO(7, 2)
+
+typedef void (*micro_fn)(int64_t, const float *, int64_t, int64_t, const float *, float *, int);
+static const micro_fn micros[2][MR + 1] = {
+    {0, micro1_1, micro2_1, micro3_1, micro4_1, micro5_1, micro6_1, micro7_1},
+    {0, micro1_2, micro2_2, micro3_2, micro4_2, micro5_2, micro6_2, micro7_2},
+};
+
+typedef struct {
+    const conv_geom *g;
+    const float *Wp, *bias, *x;
+    float *y, *xp, *yT;
+    int relu;
+    int64_t threads;
+} panels_job;
+
+// xp for images [n0, n1): the input inside a border of zeros.
+static void pad_input(const panels_job *j, int64_t n0, int64_t n1) {
+    const conv_geom *g = j->g;
+    const int64_t Hp = padded_h(g), Wq = padded_w(g), C = g->C, H = g->H, W = g->W;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float *dst = j->xp + (n * C + c) * Hp * Wq;
+            const float *src = j->x + (n * C + c) * H * W;
+            memset(dst, 0, (size_t)(g->PH * Wq) * sizeof(float));
+            for (int64_t h = 0; h < H && g->PH + h < Hp; h++) {
+                float *row = dst + (g->PH + h) * Wq;
+                memset(row, 0, (size_t)g->PW * sizeof(float));
+                memcpy(row + g->PW, src + h * W, (size_t)ply_min_i64(W, Wq - g->PW) * sizeof(float));
+                if (g->PW + W < Wq) memset(row + g->PW + W, 0, (size_t)(Wq - g->PW - W) * sizeof(float));
+            }
+            if (g->PH + H < Hp) memset(dst + (g->PH + H) * Wq, 0, (size_t)((Hp - g->PH - H) * Wq) * sizeof(float));
+        }
+}
+
+// Panels [p0, p1): yT by blocks of input channels, then y = relu(yT + bias) for their channels.
+PLY_TARGET_AVX512 static void run_panels(const panels_job *j, int64_t p0, int64_t p1) {
+    const conv_geom *g = j->g;
+    const int64_t C = g->C, OC = g->OC, OP = panels_of(g), OH = g->OH, OW = g->OW, S = g->SH;
+    const int64_t Hp = padded_h(g), Wq = padded_w(g), plane = Hp * Wq, P = g->N * OH * OW, OHW = OH * OW;
+    const micro_fn *mf = micros[S - 1];
+    for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t cb = ply_min_i64(CB, C - c0);
+        const float *wblock = j->Wp + c0 * OP * 9 * 32;
+        for (int64_t op = p0; op < p1; op++) {
+            const float *w = wblock + op * cb * 9 * 32;
+            float *yp = j->yT + op * P * 32;
+            for (int64_t n = 0; n < g->N; n++)
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const float *xrow = j->xp + ((n * C + c0) * Hp + oh * S) * Wq;
+                    float *crow = yp + ((n * OH + oh) * OW) * 32;
+                    for (int64_t ow = 0; ow < OW; ow += MR) {
+                        int R = (int)ply_min_i64(MR, OW - ow);
+                        mf[R](cb, xrow + ow * S, plane, Wq, w, crow + ow * 32, c0 == 0);
+                    }
+                }
+        }
+    }
+    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]), 16 positions at a time by a gather
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(32));
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t op = p0; op < p1; op++)
+        for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
+            const __m512 b = _mm512_set1_ps(j->bias ? j->bias[o] : 0.0f);
+            const float *src = j->yT + op * P * 32 + (o - op * 32);
+            for (int64_t n = 0; n < g->N; n++) {
+                float *dst = j->y + (n * OC + o) * OHW;
+                const float *s = src + n * OHW * 32;
+                for (int64_t q = 0; q < OHW; q += 16) {
+                    __mmask16 m = OHW - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OHW - q)) - 1);
+                    __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, m, idx, s + q * 32, 4), b);
+                    if (j->relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
+                        v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
+                                                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+                    _mm512_mask_storeu_ps(dst + q, m, v);
+                }
+            }
+        }
+}
+
+static void step_pad(void *ctx, int64_t t0, int64_t t1) {
+    const panels_job *j = ctx;
+    for (int64_t th = t0; th < t1; th++)
+        pad_input(j, j->g->N * th / j->threads, j->g->N * (th + 1) / j->threads);
+}
+
+static void step_panels(void *ctx, int64_t t0, int64_t t1) {
+    const panels_job *j = ctx;
+    const int64_t OP = panels_of(j->g);
+    for (int64_t th = t0; th < t1; th++) {
+        int64_t p0 = OP * th / j->threads, p1 = OP * (th + 1) / j->threads;
+        if (p0 < p1) run_panels(j, p0, p1);
+    }
+}
+
+void conv_panels_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
+                         int relu, const float *x, float *y, float *scratch) {
+    panels_job j = {.g = g, .Wp = Wp, .bias = bias, .x = x, .y = y, .xp = scratch, .yT = scratch + xp_floats(g),
+                    .relu = relu, .threads = ply_max_i64(1, ply_min_i64(threads, panels_of(g)))};
+    memset(j.xp + xp_floats(g) - 16, 0, 16 * sizeof(float));
+    if (j.threads > 1) {
+        int64_t pt = ply_max_i64(1, ply_min_i64(j.threads, g->N));
+        panels_job jp = j;
+        jp.threads = pt;
+        if (pt > 1) host->parallel_for(host, pt, 1, step_pad, &jp);
+        else step_pad(&jp, 0, 1);
+        host->parallel_for(host, j.threads, 1, step_panels, &j);
+    } else {
+        pad_input(&j, 0, g->N);
+        run_panels(&j, 0, panels_of(g));
+    }
+}
+#else
+void conv_panels_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
+                         int relu, const float *x, float *y, float *scratch) {
+    (void)host; (void)threads; (void)g; (void)Wp; (void)bias; (void)relu; (void)x; (void)y; (void)scratch;
+}
+#endif
