@@ -91,7 +91,8 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
  *  - when the host's param_generation (ABI 1.3) equals the one of the last check and the caller
  *    says the weights change only through the host (`host_only`: a trainable conv, whose values
  *    nobody but the host writes), U is used as is;
- *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes) is compared with
+ *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes, on segments of
+ *    the weights split over the host's threads, then over the segments' hashes) is compared with
  *    the one U was made from, and U is made again when they differ.
  * The hash replaced a full copy of the weights compared with memcmp (1x the layer's weights
  * kept, for the whole life of the layer); two weight versions hashing alike go unnoticed, with
