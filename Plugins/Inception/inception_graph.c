@@ -185,6 +185,7 @@ void blk_destroy(ply_layer *self) {
     for (int32_t i = 0; i < self->n_params; i++) h->free(h, self->param_names[i]);
     h->free(h, self->param_names);
     for (int32_t j = 0; j < BLK_MAX_IN; j++) h->free(h, self->scratch[j]);
+    h->free(h, self->arena);
     ply_fold_destroy(&self->fold);
     h->free(h, self);
 }
@@ -359,6 +360,86 @@ static void release_values(ply_layer *self) {
     self->kept = 0;
 }
 
+// ----------------------------------------------------------------------------
+// evaluation: the arena, and branches written into their slice of the output
+
+// Floats of a value in the arena: rounded up to 16 (64 bytes), so every value starts on a cache line.
+static int64_t arena_floats(const ply_shape *s) { return (ply_shape_numel(s) + 15) / 16 * 16; }
+
+// Runs every node for evaluation, the intermediate values in self->arena. When the last node is
+// the concat and the batch is one image, a value only the concat reads is written straight into its
+// channels of the output (channels [c0, c0 + C) of a [1, C_out, H, W] output are one compact
+// [1, C, H, W] run of floats at c0*H*W) and the concat is not run: no copy. With more images a
+// slice is strided, which the children do not take, and the concat runs as in training.
+// Placement: value v lives from node v-1's run to its last reader's; node i's output goes at the
+// lowest offset clear of every value still live while node i runs (its inputs included: no child
+// writes over what it reads).
+static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output) {
+    ply_shape shapes[BLK_MAX_NODES + 1];
+    ply_status st = value_shapes(self, &input->shape, shapes);
+    if (st != PLY_OK) return st;
+    const int32_t n = self->n_nodes, last = n - 1;
+    int32_t last_use[BLK_MAX_NODES + 1], uses[BLK_MAX_NODES + 1];
+    for (int32_t v = 0; v <= n; v++) last_use[v] = -1, uses[v] = 0;
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < self->nodes[i].n_in; j++) {
+            last_use[self->nodes[i].in[j]] = i;
+            uses[self->nodes[i].in[j]]++;
+        }
+    // Which values go straight into the output: all of the concat's inputs, or none.
+    const blk_node *cat = &self->nodes[last];
+    int64_t slice[BLK_MAX_NODES + 1]; // value v's first float in the output, or -1: in the arena
+    for (int32_t v = 0; v <= n; v++) slice[v] = -1;
+    int direct = shapes[0].dims[0] == 1 && strcmp(cat->type->name, "concat") == 0;
+    for (int32_t j = 0; direct && j < cat->n_in; j++) {
+        int32_t v = cat->in[j];
+        direct = v >= 1 && uses[v] == 1 && shapes[v].ndim == 4;
+    }
+    if (direct) {
+        int64_t c0 = 0;
+        for (int32_t j = 0; j < cat->n_in; j++) {
+            const ply_shape *s = &shapes[cat->in[j]];
+            slice[cat->in[j]] = c0 * s->dims[2] * s->dims[3];
+            c0 += s->dims[1];
+        }
+    }
+    // First fit over the live values, in node order.
+    int64_t off[BLK_MAX_NODES + 1], total = 0;
+    for (int32_t i = 0; i < last; i++) {
+        int32_t v = i + 1;
+        off[v] = -1;
+        if (slice[v] >= 0) continue;
+        int64_t size = arena_floats(&shapes[v]), at = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int32_t u = 1; u < v; u++) {
+                if (off[u] < 0 || last_use[u] < i) continue; // not in the arena, or dead before node i
+                int64_t us = arena_floats(&shapes[u]);
+                if (at < off[u] + us && off[u] < at + size) {
+                    at = off[u] + us;
+                    moved = 1;
+                }
+            }
+        }
+        off[v] = at;
+        if (at + size > total) total = at + size;
+    }
+    if ((st = ensure(self, &self->arena, &self->arena_cap, total)) != PLY_OK) return st;
+    float *data[BLK_MAX_NODES + 1];
+    data[0] = input->data;
+    for (int32_t v = 1; v < n; v++)
+        data[v] = slice[v] >= 0 ? (float *)output->data + slice[v] : self->arena + off[v];
+    data[n] = output->data;
+    for (int32_t i = 0; i < (direct ? last : n); i++) {
+        blk_node *nd = &self->nodes[i];
+        ply_tensor ins[BLK_MAX_IN];
+        for (int32_t j = 0; j < nd->n_in; j++) ins[j] = view(data[nd->in[j]], shapes[nd->in[j]]);
+        ply_tensor out = i == last ? *output : view(data[i + 1], shapes[i + 1]);
+        if ((st = nd->type->forward(nd->layer, nd->n_in, ins, &out)) != PLY_OK) return st;
+    }
+    return PLY_OK;
+}
+
 ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     (void)n_inputs;
     if (inputs[0].strides || output->strides)
@@ -378,9 +459,8 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
         if ((st = sync_fold(self, &folded)) != PLY_OK) return st;
         if (folded) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
     }
-    st = forward_nodes(self, &inputs[0], output, self->n_nodes);
     release_values(self);
-    return st;
+    return forward_eval(self, &inputs[0], output);
 }
 
 ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
@@ -474,6 +554,11 @@ ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out) {
 void blk_set_training(ply_layer *self, int32_t training) {
     self->training = training != 0;
     if (!training) release_values(self);
+    if (training) {
+        self->host->free(self->host, self->arena);
+        self->arena = NULL;
+        self->arena_cap = 0;
+    }
     for (int32_t i = 0; i < self->n_nodes; i++) {
         blk_node *nd = &self->nodes[i];
         if (nd->type->set_training) nd->type->set_training(nd->layer, training);

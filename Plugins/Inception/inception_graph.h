@@ -45,8 +45,17 @@ struct ply_layer {
     char **param_names;       /* dotted names, n_params of them */
     float *scratch[BLK_MAX_IN];
     int64_t scratch_cap[BLK_MAX_IN];
-    /* Evaluation: node values are freed after every forward (kept = 0), and a backward after
-     * such a forward computes them again first. */
+    /* Evaluation keeps no node value (kept = 0; nodes' value buffers are training's): its
+     * intermediates live in the arena, and a backward after such a forward computes the node
+     * values again first. */
+    /* Evaluation's arena (blk_forward when not training): one block holding every intermediate
+     * value, placed by liveness (a value's floats are reused once its last reader has run), kept
+     * between calls and grown only when a larger input needs it, so a forward allocates nothing
+     * and touches no fresh pages. Freed by destroy and by set_training(1). At batch 1 the
+     * branches the final concat reads are written straight into their channels of the output
+     * instead (the concat is skipped). */
+    float *arena;
+    int64_t arena_cap;
     int32_t training;         /* set_training; 1 at creation, as PyTorch */
     int32_t kept;             /* the node values are the last forward's (a training forward ran) */
     /* basic_conv2d: relu(bn(conv(x))) as one folded conv in evaluation (blk_fold) */

@@ -314,6 +314,13 @@ static void maxpool_backward_plane_at(const pool_job *j, float *din, const int64
     else maxpool2d_backward_plane(din, argmax, in, dout, H, W, OH, OW, p);
 }
 
+// The average pool pooling_x86.c's avgpool3x3s1_plane512 computes: 3x3, stride 1, padding 1,
+// count_include_pad, the output the input's size.
+static int is_avg3x3s1(const ply_layer *p, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+    return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 && p->pw == 1 &&
+           p->count_include_pad && OH == H && OW == W;
+}
+
 static void pool_run(void *ctx, int64_t begin, int64_t end) {
     const pool_job *j = ctx;
     const ply_layer *p = j->layer;
@@ -327,7 +334,13 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             case POOL_MAX:
                 maxpool_forward_plane_at(j, out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in);
                 break;
-            case POOL_AVG: avgpool2d_forward_plane(out, in, H, W, OH, OW, p); break;
+            case POOL_AVG:
+#if PLY_HAVE_X86_TARGETS
+                if (j->level >= PLY_CPU_AVX512 && is_avg3x3s1(p, H, W, OH, OW) && avgpool3x3s1_plane512(out, in, H, W))
+                    break;
+#endif
+                avgpool2d_forward_plane(out, in, H, W, OH, OW, p);
+                break;
             case POOL_ADAPTIVE_AVG: adaptive_avgpool2d_forward_plane(out, in, H, W, OH, OW); break;
             }
         } else {

@@ -56,6 +56,12 @@ int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, in
  * MAX3_PLANE elements (the general kernel then takes it).
  */
 int maxpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
+/**
+ * avgpool2d_forward_plane for a 3x3 window, stride 1, padding 1, count_include_pad (Inception-v3's
+ * pool branches): bit-identical sums, 16 flat outputs at a time; 0 when the plane passes
+ * MAX3_PLANE elements (the general kernel then takes it).
+ */
+int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
 /** Likewise for a 3x3 window, stride 2, padding PH, PW <= 1 (either ceil mode): 0 when it does not apply. */
 int maxpool3x3s2_plane512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t PH,
                           int64_t PW);

@@ -415,6 +415,31 @@ import Testing
         #expect(counters.allSatisfy { $0.integers![0] == 1 })
     }
 
+    // MARK: - evaluation's arena and output slices
+
+    /// Evaluation writes a batch of one's branches straight into their channels of the output
+    /// (no concat) and keeps its intermediates in an arena it reuses and grows: one image alone
+    /// must give that image's rows of a batch of two (which takes the concat), and a larger input
+    /// in between (the arena grown) must not change a repeat of the first call.
+    @Test(arguments: 1..<(small.count - 1))
+    func evaluationSliceWritesMatchTheConcat(_ i: Int) throws {
+        let (layer, x, _) = try Self.smallLayer(i)
+        layer.setTraining(false)
+        let one = try Tensor(shape: Shape([1] + Array(x.shape.dims.dropFirst())), data: Array(x.data.prefix(x.shape.count / 2)))
+        let single = try layer.forward([one])
+        let batch = try layer.forward([x])
+        let firstImage = Array(batch.data.prefix(batch.shape.count / 2))
+        #expect(single.shape.dims == [1] + Array(batch.shape.dims.dropFirst()))
+        let worst = zip(single.data, firstImage).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst <= 1e-5, "\(Self.small[i].0): batch of one differs from the batch's first image by \(worst)")
+        let dims = x.shape.dims
+        var g = SplitMix64(seed: UInt64(300 + i))
+        let bigShape = Shape([dims[0], dims[1], dims[2] + 4, dims[3] + 4])
+        _ = try layer.forward([try Tensor(shape: bigShape, data: (0..<bigShape.count).map { _ in g.nextUnitFloat() })])
+        let again = try layer.forward([one])
+        #expect(again.data == single.data, "\(Self.small[i].0): a repeat after a larger input differs")
+    }
+
     // MARK: - errors
 
     @Test(arguments: [
