@@ -93,7 +93,8 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
  *    (`host_only`: conv.c, whose set_training clears it, and every writer that does not move the
  *    generation, ply_fold_write and ConvBatchNormFold, calls set_training after writing), U is
  *    used as is (ResNet-18's folded convs hashed 44 MB of weights per forward before);
- *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes) is compared with
+ *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes, on segments of
+ *    the weights split over the host's threads, then over the segments' hashes) is compared with
  *    the one U was made from, and U is made again when they differ.
  * The hash replaced a full copy of the weights compared with memcmp (1x the layer's weights
  * kept, for the whole life of the layer); two weight versions hashing alike go unnoticed, with

@@ -25,13 +25,6 @@ struct ply_layer {
 
 // Every tensor is viewed as (outer, D_i, inner) around the concat dim; the
 // output's middle dim is the sum of the D_i. offset = sum of D_j for j < i.
-// out: (outer, Dsum, inner), in: (outer, D, inner)
-static void concat_forward_one(float *out, const float *in, int64_t outer, int64_t D, int64_t Dsum, int64_t offset,
-                               int64_t inner) {
-    size_t row = (size_t)(D * inner) * sizeof(float);
-    for (int64_t o = 0; o < outer; o++) memcpy(out + (o * Dsum + offset) * inner, in + o * D * inner, row);
-}
-
 // din: (outer, D, inner), dout: (outer, Dsum, inner)
 static void concat_backward_one(float *din, const float *dout, int64_t outer, int64_t D, int64_t Dsum, int64_t offset,
                                 int64_t inner) {
@@ -59,6 +52,40 @@ static void add_run(void *ctx, int64_t begin, int64_t end) {
     add_forward(j->out + begin, a + begin, b + begin, end - begin);
     for (int32_t k = 2; k < j->n_inputs; k++)
         add_forward(j->out + begin, j->out + begin, (const float *)j->inputs[k].data + begin, end - begin);
+}
+
+// ----------------------------------------------------------------------------
+// parallel driver for concat: each thread copies a range of the output
+
+// Below this many output floats one thread copies it all: a parallel_for costs a few microseconds
+// (activation.c's ELEMENTWISE_GRAIN), 64K floats take one thread ~10-25 us to copy. GoogLeNet's
+// inception concats at batch 1 (100K-380K floats, 5a/5b's 41K-50K stay on one thread) were a
+// quarter of the serial time of a 2-thread forward (perf, main thread outside parallel_for).
+#define CONCAT_SPLIT_FLOATS (1 << 16)
+
+typedef struct {
+    float *out;
+    const ply_tensor *inputs;
+    int32_t n_inputs;
+    int64_t d, dsum, inner; // the output is (outer, dsum, inner); input i is (outer, D_i, inner)
+} concat_job;
+
+// out's floats [begin, end): row r = f / (dsum*inner), column c = f % (dsum*inner) falls in input i
+// with offset_i*inner <= c < (offset_i + D_i)*inner and copies in_i[r*D_i*inner + c - offset_i*inner].
+static void concat_run(void *ctx, int64_t begin, int64_t end) {
+    const concat_job *j = ctx;
+    const int64_t row = j->dsum * j->inner;
+    for (int64_t f = begin; f < end;) {
+        const int64_t r = f / row, c = f % row, stop = ply_min_i64(end, (r + 1) * row) - r * row;
+        int64_t lo = 0; // input i's columns: [lo, lo + D_i*inner)
+        for (int32_t i = 0; i < j->n_inputs && lo < stop; i++) {
+            const int64_t w = j->inputs[i].shape.dims[j->d] * j->inner, b = ply_max_i64(lo, c), e = ply_min_i64(lo + w, stop);
+            if (b < e)
+                memcpy(j->out + r * row + b, (const float *)j->inputs[i].data + r * w + (b - lo), (size_t)(e - b) * sizeof(float));
+            lo += w;
+        }
+        f = r * row + stop;
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -185,12 +212,15 @@ static ply_status join_forward(ply_layer *self, int32_t n_inputs, const ply_tens
                 self->host->parallel_for(self->host, n, 1 << 16, add_run, &job);
         }
     } else {
-        int64_t d = 0, outer = 1, dsum = 0, inner = 1, offset = 0;
+        int64_t d = 0, outer = 1, dsum = 0, inner = 1;
         st = concat_check(self, n_inputs, shapes, &d, &outer, &dsum, &inner);
-        for (int32_t i = 0; st == PLY_OK && i < n_inputs; i++) {
-            int64_t D = inputs[i].shape.dims[d];
-            concat_forward_one(output->data, inputs[i].data, outer, D, dsum, offset, inner);
-            offset += D;
+        if (st == PLY_OK) {
+            const int64_t n = outer * dsum * inner, threads = self->host->thread_count(self->host);
+            concat_job job = {output->data, inputs, n_inputs, d, dsum, inner};
+            if (n < CONCAT_SPLIT_FLOATS || threads <= 1)
+                concat_run(&job, 0, n);
+            else // whole cache lines (16 floats) per thread
+                self->host->parallel_for(self->host, n, ply_round_up_i64((n + threads - 1) / threads, 16), concat_run, &job);
         }
     }
     if (shapes != buf) self->host->free(self->host, shapes);
