@@ -141,7 +141,20 @@ typedef struct {
     int32_t first[CONV_KERNEL_NR];                  // input column of lane 0 at kj = 0 (stride 1)
     uint32_t mask[CONV_KERNEL_NR][MAX_KW];
     __m512i idx0[CONV_KERNEL_NR], idx1[CONV_KERNEL_NR]; // input column of each lane at kj = 0 (strided)
+    // stride 2: mask[sg][kj] spread to the even bits (lane L -> bit 2L), the load masks of the 64
+    // floats from lane 0's input column on, 16 bits per load
+    uint64_t wmask[CONV_KERNEL_NR][MAX_KW];
 } strip_map;
+
+// Bit i of b moved to bit 2i (i < 32), the odd bits zero.
+static uint64_t spread_even(uint32_t b) {
+    uint64_t x = b;
+    x = (x | x << 16) & 0x0000FFFF0000FFFFull;
+    x = (x | x << 8) & 0x00FF00FF00FF00FFull;
+    x = (x | x << 4) & 0x0F0F0F0F0F0F0F0Full;
+    x = (x | x << 2) & 0x3333333333333333ull;
+    return (x | x << 1) & 0x5555555555555555ull;
+}
 
 PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int64_t s1, strip_map *m) {
     enum { NR = CONV_KERNEL_NR };
@@ -161,6 +174,7 @@ PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int
             lo = ply_max_i64(lo, ow0); hi = ply_max_i64(ply_min_i64(hi, ow1), lo);
             uint64_t bits = hi > lo ? ((1ull << (hi - lo)) - 1) << (lo - ow0 + lane) : 0;
             m->mask[sg][kj] = (uint32_t)bits;
+            m->wmask[sg][kj] = spread_even((uint32_t)bits);
         }
         if (g->SW != 1) {
             int32_t off[NR];
@@ -174,11 +188,17 @@ PLY_TARGET_AVX512 static void strip_segments(const conv_geom *g, int64_t s0, int
 
 // im2col of one strip: row k of channels [ch0, ch1) goes to dst + k*ld, lanes [0, width) (the
 // rest of the NR lanes too, as zeros, when `full`). One masked load (stride 1) or masked
-// gather (strided) per segment and half-strip instead of element-wise copies.
+// gather (other strides) per segment and half-strip instead of element-wise copies; stride 2
+// loads the 32 consecutive floats under a half-strip (masked to its live lanes' even
+// positions: lane L of the half at v = 0, 1 reads q[32v + 2L], q = the row at lane 0's input
+// column) and keeps the even ones with one permute. ResNet-50's 128->128 3x3 stride 2 on 56x56,
+// batch 16, 1 thread (`ply bench-layers --cpu-time` of that one layer, loaded machine): gathers
+// 42.0-42.9 ms (pack_strip512 22% of the samples, the product 46%), this: see the commit.
 PLY_TARGET_AVX512 static void pack_strip512(float *dst, int64_t ld, int full, const strip_map *m, const float *x,
                                             const conv_geom *g, int64_t ch0, int64_t ch1) {
     const int64_t HW = g->H * g->W;
     const uint32_t keep = full ? 0xFFFFFFFFu : (uint32_t)((1ull << m->width) - 1);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int64_t c = ch0; c < ch1; c++) {
         for (int64_t ki = 0; ki < g->KH; ki++) {
             for (int64_t kj = 0; kj < g->KW; kj++, dst += ld) {
@@ -191,6 +211,17 @@ PLY_TARGET_AVX512 static void pack_strip512(float *dst, int64_t ld, int full, co
                     if (g->SW == 1) {
                         v0 = _mm512_mask_loadu_ps(v0, (__mmask16)k, r + m->first[sg]);
                         v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(k >> 16), r + m->first[sg] + 16);
+                    } else if (g->SW == 2) {
+                        const float *q = r + m->first[sg];
+                        uint64_t wm = m->wmask[sg][kj];
+                        __m512 lo = _mm512_maskz_loadu_ps((__mmask16)wm, q);
+                        __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(wm >> 16), q + 16);
+                        v0 = _mm512_mask_mov_ps(v0, (__mmask16)k, _mm512_permutex2var_ps(lo, even, hi));
+                        if (k >> 16) {
+                            lo = _mm512_maskz_loadu_ps((__mmask16)(wm >> 32), q + 32);
+                            hi = _mm512_maskz_loadu_ps((__mmask16)(wm >> 48), q + 48);
+                            v1 = _mm512_mask_mov_ps(v1, (__mmask16)(k >> 16), _mm512_permutex2var_ps(lo, even, hi));
+                        }
                     } else {
                         v0 = _mm512_mask_i32gather_ps(v0, (__mmask16)k, m->idx0[sg], r, 4);
                         v1 = _mm512_mask_i32gather_ps(v1, (__mmask16)(k >> 16), m->idx1[sg], r, 4);

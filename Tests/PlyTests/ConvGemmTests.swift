@@ -60,6 +60,10 @@ import Testing
         Case(n: 1, c: 300, oc: 13, h: 30, w: 30, k: 1, bias: false),        // pointwise: a large plane, K in blocks
         Case(n: 2, c: 20, oc: 26, h: 14, w: 15, k: 1, stride: 2),           // pointwise strided: subsampled, tail of 8
         Case(n: 3, c: 24, oc: 20, h: 14, w: 15, k: 1),                      // pointwise: 210 = 6*32 + 16 + a tail of 2
+        // stride 2 through im2col's contiguous loads and even-lane permute: rows of 35 outputs (a
+        // strip's second half live, rows across strips) and a 7x7 stem with padding 3
+        Case(n: 2, c: 3, oc: 9, h: 9, w: 70, k: 3, stride: 2, pad: 1),
+        Case(n: 2, c: 3, oc: 8, h: 20, w: 45, k: 7, stride: 2, pad: 3, bias: false),
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
