@@ -20,8 +20,9 @@
  *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
  *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), or F(6x6, 3x3) (5x) when forced, the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
- *     those layers is im2col's for the weight gradient, and Winograd's forward
- *     for the input gradient (conv_winograd_backward.c) where it suits. The transformed weights are kept in the layer
+ *     those layers is Winograd F(2x2)'s for the weight gradient
+ *     (conv_winograd_wgrad.c) and Winograd's forward for the input gradient
+ *     (conv_winograd_backward.c) where they suit, else im2col's. The transformed weights are kept in the layer
  *     with a hash of the weights they came from, and redone when a forward
  *     finds the weights changed (conv_wino_cache_get);
  *   - conv_s2d.c: the forward of stride-S layers with kernels of 2S+1 to 3S
@@ -70,6 +71,7 @@
 #include "conv_taps.h"
 #include "conv_winograd.h"
 #include "conv_winograd_backward.h"
+#include "conv_winograd_wgrad.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
 
@@ -399,15 +401,22 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
                                L->has_bias ? L->dbias : NULL, L->scratch, L->taps_kept);
             return PLY_OK;
         }
-        size_t floats = conv_gemm_backward_floats(&g, threads, L->rows_limit);
         float *dx = grad_inputs[0].data;
         int wino_dx = dx && use_winograd(L, &g) && conv_winograd_backward_data_suits(&g);
+        // the weight gradient by Winograd too where the input gradient needs no im2col (conv_winograd_wgrad.h)
+        int wino_dw = use_winograd(L, &g) && conv_winograd_wgrad_suits(&g) && (!dx || wino_dx);
+        size_t floats = wino_dw ? conv_winograd_wgrad_floats(&g, threads)
+                                : conv_gemm_backward_floats(&g, threads, L->rows_limit);
         if (wino_dx && conv_winograd_backward_data_floats(&g, threads) > floats)
             floats = conv_winograd_backward_data_floats(&g, threads);
         if ((st = grow_scratch(L, floats)) != PLY_OK) return st;
         // the input gradient by Winograd where the forward took it (conv_winograd_backward.h), else with dW
-        conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, wino_dx ? NULL : dx,
-                           L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
+        if (wino_dw)
+            conv_winograd_wgrad(L->host, threads, &g, inputs[0].data, dy, L->dweight, L->has_bias ? L->dbias : NULL,
+                                L->scratch);
+        else
+            conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, wino_dx ? NULL : dx,
+                               L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
         if (wino_dx) conv_winograd_backward_data(L->host, threads, &g, L->weight, dy, dx, L->scratch);
         return PLY_OK;
     }

@@ -8,7 +8,7 @@ import Testing
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
 /// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding, and
-/// their input gradients; strided layers
+/// their input and weight gradients; strided layers
 /// folded by space-to-depth into Winograd's, "s2d"; unpadded 1x1 layers as a product on the input, "pointwise")
 /// on 1, 2 and 3 threads, forward and three accumulating backward passes.
 @Suite struct ConvGemmTests {
@@ -52,6 +52,12 @@ import Testing
         Case(n: 8, c: 16, oc: 24, h: 8, w: 8, k: 3, pad: 1),
         Case(n: 4, c: 16, oc: 16, h: 10, w: 10, k: 3, bias: false),
         Case(n: 16, c: 16, oc: 16, h: 4, w: 4, k: 3, pad: 1),
+        // Winograd's weight gradient (conv_winograd_wgrad.c) beyond the cases above: two chunks of tiles
+        // gathered across tile rows with an odd height; 4x4 planes, four images a vector, the last
+        // vector of two; 7x7 planes with channel counts not multiples of 16
+        Case(n: 9, c: 16, oc: 16, h: 15, w: 16, k: 3, pad: 1),
+        Case(n: 18, c: 16, oc: 16, h: 4, w: 4, k: 3, pad: 1, bias: false),
+        Case(n: 5, c: 17, oc: 18, h: 7, w: 7, k: 3, pad: 1),
         Case(n: 1, c: 3, oc: 16, h: 35, w: 37, k: 11, stride: 4, pad: 2),    // space-to-depth: AlexNet's stem, smaller
         Case(n: 1, c: 1, oc: 16, h: 64, w: 61, k: 11, stride: 4, pad: 2),    // space-to-depth chosen by "auto"
         Case(n: 2, c: 2, oc: 5, h: 13, w: 12, k: 5, stride: 2, pad: 1),      // space-to-depth: 5x5 stride 2, odd sizes
@@ -123,7 +129,7 @@ import Testing
             if oh <= 16 && ow <= 16 { algorithms.append(("taps", 32)) }
             // Winograd's and space-to-depth's kernels are AVX-512 only: below that level forcing them is
             // refused (KernelTests.forcedAVX512AlgorithmsNameTheCPULevel)
-            if avx512Kernels && k.k == 3 && k.stride == 1 { // (the weight gradient is im2col's)
+            if avx512Kernels && k.k == 3 && k.stride == 1 {
                 algorithms += [("winograd", 32), ("winograd2", 32), ("winograd4", 32)] // the tile "auto" picks, F(2x2), F(4x4)
                 // F(6x6) rounds ~5x more than F(4x4): within the bound up to ~128 input channels, which is
                 // as far as conv_winograd_tile takes it
