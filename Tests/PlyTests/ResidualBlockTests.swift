@@ -167,27 +167,6 @@ import Testing
         }
     }
 
-    /// In evaluation a large batch goes through the block in passes of a few images (residual_eval.c's
-    /// images_per_pass: 12 images of 4x256x256 with a stride-2 downsample take two passes of 6);
-    /// each image's output is the one it gets alone (batch 1, one pass).
-    @Test func evaluationInPassesMatchesImagesAlone() throws {
-        let layer = try Layer("residual_bottleneck", [("inplanes", .int(4)), ("planes", .int(1)), ("stride", .int(2))],
-                              runtime: sharedRuntime)
-        layer.setTraining(false)
-        let n = 12, c = 4, side = 256, per = c * side * side
-        let x = hashInput(Shape([n, c, side, side]))
-        let y = try layer.forward([x])
-        let outPer = y.data.count / n
-        for i in [0, 5, 6, 11] { // the first and last image of each pass
-            var xi = Tensor(shape: Shape([1, c, side, side]))
-            xi.data = Array(x.data[i * per ..< (i + 1) * per])
-            let yi = try layer.forward([xi])
-            let r = closeness(Array(y.data[i * outPer ..< (i + 1) * outPer]), yi.data)
-            #expect(r.ok, "image \(i): max error \(r.error) > \(r.bound)")
-            #expect(yi.data.contains { $0 != 0 })
-        }
-    }
-
     @Test func badAttributesAndShapes() throws {
         func failure(_ op: String, _ attrs: Attributes) throws -> (Int32, String) {
             let error = try #require(throws: (any Error).self) { try Layer(op, attrs, runtime: sharedRuntime) }
