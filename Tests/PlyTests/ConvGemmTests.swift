@@ -71,6 +71,10 @@ import Testing
         Case(n: 1, c: 40, oc: 50, h: 7, w: 7, k: 3, pad: 1),                 // panels: 40 = 16 + 16 + 8 channels, 2 panels, the second part-filled
         Case(n: 2, c: 17, oc: 33, h: 13, w: 11, k: 3, stride: 2, pad: 1),    // panels strided: odd sizes, rows of 6 = 6
         Case(n: 1, c: 16, oc: 96, h: 10, w: 17, k: 3, bias: false),          // panels: no padding, rows of 15 = 7 + 7 + 1
+        // stride 2 through im2col's contiguous loads and even-lane permute: rows of 35 outputs (a
+        // strip's second half live, rows across strips) and a 7x7 stem with padding 3
+        Case(n: 2, c: 3, oc: 9, h: 9, w: 70, k: 3, stride: 2, pad: 1),
+        Case(n: 2, c: 3, oc: 8, h: 20, w: 45, k: 7, stride: 2, pad: 3, bias: false),
     ]
 
     /// y[n][o][i][j] = b[o] + sum w[o][c][p][q] x[n][c][i*s-pad+p][j*s-pad+q], and its adjoints, in Double.
