@@ -62,7 +62,11 @@ int maxpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
  * MAX3_PLANE elements (the general kernel then takes it).
  */
 int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
-/** Likewise for a 3x3 window, stride 2, padding PH, PW <= 1 (either ceil mode): 0 when it does not apply. */
+/**
+ * Likewise for a 3x3 window, stride 2, padding PH, PW <= 1 (either ceil mode): 0 when the plane holds
+ * a NaN or OW passes 1024 (the general kernel then takes it; after a NaN, out holds partial results
+ * the general kernel MUST overwrite).
+ */
 int maxpool3x3s2_plane512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t PH,
                           int64_t PW);
 /** maxpool2d_forward_plane (with argmax) for column strides 1 and 2; 0 when it does not apply. */
