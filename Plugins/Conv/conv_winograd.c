@@ -102,6 +102,8 @@ ply_status conv_wino_cache_get(conv_weight_cache *cache, const ply_host *host, i
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_winograd_x86.h"
+
 typedef conv_wino_plan wino_plan;
 
 static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) {
@@ -169,14 +171,6 @@ size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
     return conv_winograd_weights_floats(g, m) + conv_winograd_forward_u_floats(g, m, threads);
 }
 
-// Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
-static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
-    int64_t lo = ply_max_i64(0, -base), hi = ply_min_i64(n, limit - base);
-    if (hi <= lo) return 0;
-    uint64_t m = ((hi >= 64 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
-    return (uint32_t)m;
-}
-
 void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th, int64_t *tw,
                        int64_t *cnt) {
     int64_t per = p->TH * p->TW, r = t % per;
@@ -187,8 +181,6 @@ void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase,
 }
 #define segment conv_wino_segment
 
-static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
 // U for output channels [o0, o1): G g G^T, 16 input channels at a time.
 PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
     const int64_t C = g->C, OC = g->OC;
@@ -197,7 +189,7 @@ PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float 
     const __m512 half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = first_lanes(C - c0);
+            __mmask16 m = conv_wino_first_lanes(C - c0);
             const float *src = w + (oc * C + c0) * 9;
             __m512 a[3][4];
             for (int r = 0; r < 3; r++) { // g G^T: row r of the kernel -> 4 values
@@ -225,44 +217,19 @@ PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float 
 PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const float *x, int64_t cbase, int64_t t0,
                                               int64_t t1, int64_t c0, int64_t c1, float *V) {
     const int64_t C = g->C, H = g->H, W = g->W, HW = H * W, strips = p->tc / NR;
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int64_t t = t0; t < t1;) {
         int64_t n, th, tw, cnt;
         segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 2 * tw - g->PW;
-        const __mmask16 km = first_lanes(cnt);
-        const uint32_t ma = lanes_in(base, 2 * cnt, W), mb = lanes_in(base + 2, 2 * cnt, W);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
+        const uint32_t ma = conv_wino_lanes_in(base, 2 * cnt, W), mb = conv_wino_lanes_in(base + 2, 2 * cnt, W);
         for (int64_t c = c0; c < c1; c++) {
-            const float *xc = x + (n * C + c) * HW;
-            __m512 e[4][4];
-            for (int r = 0; r < 4; r++) {
-                int64_t ih = 2 * th - g->PH + r;
-                __m512 d0, d1, d2, d3;
-                if (ih < 0 || ih >= H) {
-                    d0 = d1 = d2 = d3 = _mm512_setzero_ps();
-                } else {
-                    const float *row = xc + ih * W + base;
-                    __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)ma, row);
-                    __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), row + 16);
-                    __m512 b0 = _mm512_maskz_loadu_ps((__mmask16)mb, row + 2);
-                    __m512 b1 = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), row + 18);
-                    d0 = _mm512_permutex2var_ps(a0, ie, a1);
-                    d1 = _mm512_permutex2var_ps(a0, io, a1);
-                    d2 = _mm512_permutex2var_ps(b0, ie, b1);
-                    d3 = _mm512_permutex2var_ps(b0, io, b1);
-                }
-                e[r][0] = _mm512_sub_ps(d0, d2); // d B, along the row
-                e[r][1] = _mm512_add_ps(d1, d2);
-                e[r][2] = _mm512_sub_ps(d2, d1);
-                e[r][3] = _mm512_sub_ps(d1, d3);
-            }
-            for (int j = 0; j < 4; j++) { // B^T (.), down each column
-                __m512 v[4] = {_mm512_sub_ps(e[0][j], e[2][j]), _mm512_add_ps(e[1][j], e[2][j]),
-                               _mm512_sub_ps(e[2][j], e[1][j]), _mm512_sub_ps(e[1][j], e[3][j])};
+            __m512 d[4][4], v[4][4];
+            conv_wino2_patches(x + (n * C + c) * HW, H, W, 2 * th - g->PH, base, ma, mb, d);
+            conv_wino2_btdb(d, v);
+            for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 4; i++)
-                    _mm512_mask_storeu_ps(V + (((i * 4 + j) * strips + strip) * C + c) * NR + lane, km, v[i]);
-            }
+                    _mm512_mask_storeu_ps(V + (((i * 4 + j) * strips + strip) * C + c) * NR + lane, km, v[i][j]);
         }
         t += cnt;
     }
@@ -287,8 +254,8 @@ PLY_TARGET_AVX512 static void output_transform(const conv_geom *g, const wino_pl
         int64_t n, th, tw, cnt;
         segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, ow0 = 2 * tw;
-        const uint32_t mo = lanes_in(ow0, 2 * cnt, OW);
-        const __mmask16 km = first_lanes(cnt);
+        const uint32_t mo = conv_wino_lanes_in(ow0, 2 * cnt, OW);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         for (int64_t oc = o0; oc < o1; oc++) {
             const float *mc = M + oc * ldm + rel;
             __m512 s[4][2];
