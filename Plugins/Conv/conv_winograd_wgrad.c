@@ -70,6 +70,23 @@ size_t conv_winograd_wgrad_floats(const conv_geom *g, int64_t threads) {
     return (size_t)(16 * g->OC * g->C + 16 * (g->C + g->OC) * p.tc);
 }
 
+// Z = A dy A^T of 16 tiles' 2x2 output-gradient pieces [p q; r s] (lane by lane), stored at
+// z[xi * ldz] (lanes km): rows [p q], [p+r q+s], [p-r q-s], [-r -s] of A dy, each row [a b] ->
+// [a, a+b, a-b, -b].
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void store_z(__m512 pv, __m512 qv, __m512 rv, __m512 sv,
+                                                                           __mmask16 km, float *z, int64_t ldz) {
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 rows[4][2] = {{pv, qv},
+                         {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
+                         {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
+                         {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
+    for (int i = 0; i < 4; i++) {
+        __m512 a = rows[i][0], b = rows[i][1];
+        __m512 e[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
+        for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(z + (i * 4 + j) * ldz, km, e[j]);
+    }
+}
+
 // V and Z of tiles [t0, t1) of the chunk at cbase: 16 tiles of a tile row at a time, their
 // 4-wide input patches and 2-wide output-gradient pieces the even and odd lanes of two loads.
 PLY_TARGET_AVX512 static void transform_tiles(const conv_geom *g, const conv_wino_plan *p, const float *x,
@@ -93,8 +110,7 @@ PLY_TARGET_AVX512 static void transform_tiles(const conv_geom *g, const conv_win
             for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(V + ((i * 4 + j) * C + c) * tc + rel, km, v[i][j]);
         }
-        // Z = A dy A^T, output channel by channel: rows [p q], [p+r q+s], [p-r q-s], [-r -s] of
-        // A dy, each row [a b] -> [a, a+b, a-b, -b]
+        // Z = A dy A^T, output channel by channel (store_z)
         const uint32_t mo = conv_wino_lanes_in(2 * tw, 2 * cnt, OW);
         const int second = 2 * th + 1 < OH;
         for (int64_t o = 0; o < OC; o++) {
@@ -109,15 +125,7 @@ PLY_TARGET_AVX512 static void transform_tiles(const conv_geom *g, const conv_win
                 rv = _mm512_permutex2var_ps(b0, ie, b1);
                 sv = _mm512_permutex2var_ps(b0, io, b1);
             }
-            __m512 rows[4][2] = {{pv, qv},
-                                 {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
-                                 {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
-                                 {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
-            for (int i = 0; i < 4; i++) {
-                __m512 a = rows[i][0], b = rows[i][1];
-                __m512 z[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(Z + ((i * 4 + j) * OC + o) * tc + rel, km, z[j]);
-            }
+            store_z(pv, qv, rv, sv, km, Z + o * tc + rel, OC * tc);
         }
         t += cnt;
     }
@@ -194,15 +202,7 @@ PLY_TARGET_AVX512 static void transform_tiles_gather(const conv_geom *g, const c
             __m512 qv = _mm512_mask_i32gather_ps(zero, ym[1], yi[1], yo, 4);
             __m512 rv = _mm512_mask_i32gather_ps(zero, ym[2], yi[2], yo, 4);
             __m512 sv = _mm512_mask_i32gather_ps(zero, ym[3], yi[3], yo, 4);
-            __m512 rows[4][2] = {{pv, qv},
-                                 {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
-                                 {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
-                                 {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
-            for (int i = 0; i < 4; i++) {
-                __m512 a = rows[i][0], b = rows[i][1];
-                __m512 z[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(Z + ((i * 4 + j) * OC + o) * tc + rel, km, z[j]);
-            }
+            store_z(pv, qv, rv, sv, km, Z + o * tc + rel, OC * tc);
         }
     }
 }
