@@ -345,7 +345,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     if (!taps && use_panels(L, &g)) {
         const float *Wp;
         if ((st = grow_scratch(L, conv_panels_forward_floats(&g))) != PLY_OK) return st;
-        if ((st = conv_panels_cache_get(&L->panels, L->host, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
+        if ((st = conv_panels_cache_get(&L->panels, L->host, threads, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
         conv_panels_forward(L->host, L->host->thread_count(L->host), &g, Wp, L->has_bias ? L->bias : NULL, L->relu,
                             inputs[0].data, output->data, L->scratch);
         return PLY_OK;

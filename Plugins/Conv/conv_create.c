@@ -218,8 +218,8 @@ void conv_destroy(ply_layer *L) {
     h->free(h, L->bias); h->free(h, L->dbias);
     h->free(h, L->scratch);
     h->free(h, L->dymask);
-    conv_wino_cache_free(h, &L->wino);
-    conv_wino_cache_free(h, &L->panels);
+    conv_weight_cache_free(h, &L->wino);
+    conv_weight_cache_free(h, &L->panels);
     h->free(h, L);
 }
 

@@ -40,8 +40,8 @@ struct ply_layer {
     float *scratch;          // per-call workspace, grown on demand
     size_t scratch_floats;
     int wino_tile;           // attribute winograd_tile: 0 (auto), 2, 4 or 6
-    conv_wino_cache wino;    // Winograd's transformed weights, kept while the weights stay the same
-    conv_wino_cache panels;  // conv_panels.c's packed weights, kept likewise
+    conv_weight_cache wino;   // Winograd's transformed weights, kept while the weights stay the same
+    conv_weight_cache panels; // conv_panels.c's packed weights, kept likewise
 };
 
 /** The type's create: reads and checks the attributes, allocates and initialises the weights. */

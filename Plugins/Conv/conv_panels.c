@@ -82,36 +82,16 @@ static void pack_weights(const conv_geom *g, const float *w, float *Wp) {
     }
 }
 
-ply_status conv_panels_cache_get(conv_wino_cache *cache, const ply_host *host, const conv_geom *g, const float *w,
-                                 int host_only, const float **Wp) {
-    // cache->m: 1 when cache->u holds packed weights (conv_wino_cache's tile side, unused here)
-    const size_t nw = (size_t)(g->OC * g->C * 9), pf = conv_panels_weights_floats(g);
-    uint64_t gen = 0;
-    int has_gen = ply_host_param_generation(host, &gen);
-    if (cache->m == 1 && host_only && has_gen && cache->has_generation && cache->generation == gen) {
-        *Wp = cache->u;
-        return PLY_OK;
-    }
-    uint64_t hash = conv_wino_hash(w, nw);
-    cache->generation = gen;
-    cache->has_generation = has_gen;
-    if (cache->m == 1 && cache->hash == hash) {
-        *Wp = cache->u;
-        return PLY_OK;
-    }
-    cache->m = 0;
-    if (pf > cache->u_floats) {
-        host->free(host, cache->u);
-        cache->u = host->alloc(host, pf * sizeof(float));
-        cache->u_floats = cache->u ? pf : 0;
-        if (!cache->u)
-            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for packed weights",
-                              pf * sizeof(float));
-    }
-    pack_weights(g, w, cache->u);
-    cache->hash = hash;
-    cache->m = 1;
-    *Wp = cache->u;
+ply_status conv_panels_cache_get(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                                 const float *w, int host_only, const float **Wp) {
+    // form 1: the packed weights (the panels have one form; the cache is the panels' own)
+    float *u;
+    int stale;
+    ply_status st = conv_weight_cache_check(cache, host, threads, w, (size_t)(g->OC * g->C * 9), 1, host_only,
+                                            conv_panels_weights_floats(g), "packed weights", &u, &stale);
+    if (st != PLY_OK) return st;
+    if (stale) pack_weights(g, w, u);
+    *Wp = u;
     return PLY_OK;
 }
 

@@ -14,7 +14,7 @@
  * the stride is 2, this does the 9 multiply-adds per output and input channel that im2col + GEMM
  * does, without the im2col's copy and without a 32-column strip 49 positions fill half of.
  *
- * The weights are packed once per weight version (conv_panels_cache, as Winograd's U):
+ * The weights are packed once per weight version (conv_panels_cache_get, as Winograd's U):
  *   Wp[cb][o/32][c % CB][kh][kw][o % 32]  for input-channel blocks cb of CB channels,
  * so each block of a panel (CB*9*32 floats) stays in L1 while every output row's groups pass
  * over it, and one thread reads Wp front to back.
@@ -25,7 +25,7 @@
 #include <stddef.h>
 
 #include "conv_gemm.h"
-#include "conv_winograd.h"
+#include "conv_weight_cache.h"
 #include "plugin_support.h"
 
 PLY_INTERNAL_BEGIN
@@ -43,12 +43,12 @@ size_t conv_panels_weights_floats(const conv_geom *g);
 size_t conv_panels_forward_floats(const conv_geom *g);
 
 /**
- * *Wp = the packed weights of w [OC, C, 3, 3] kept in `cache` (conv_wino_cache's rules: the
- * generation when `host_only`, else a hash of w), packed again when w changed.
+ * *Wp = the packed weights of w [OC, C, 3, 3] kept in `cache` (conv_weight_cache's rules, with
+ * `threads` threads of host->parallel_for for the hash), packed again when w changed.
  * PLY_ERR_OUT_OF_MEMORY (with a message) leaves the cache empty but valid.
  */
-ply_status conv_panels_cache_get(conv_wino_cache *cache, const ply_host *host, const conv_geom *g, const float *w,
-                                 int host_only, const float **Wp);
+ply_status conv_panels_cache_get(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                                 const float *w, int host_only, const float **Wp);
 
 /**
  * y = conv(x, w) + bias, relu'd when `relu` (NaN passes), with Wp from conv_panels_cache_get.

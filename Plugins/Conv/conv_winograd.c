@@ -87,115 +87,22 @@
 #define F6_MIN_CHANNELS 192
 #define F6_MAX_CHANNELS 128
 
-#define P1 0x9E3779B185EBCA87ull
-#define P2 0xC2B2AE3D27D4EB4Full
-#define P3 0x165667B19E3779F9ull
-#define P4 0x85EBCA77C2B2AE63ull
-
-static inline uint64_t rotl64(uint64_t v, int r) { return (v << r) | (v >> (64 - r)); }
-static inline uint64_t round64(uint64_t acc, uint64_t v) { return rotl64(acc + v * P2, 31) * P1; }
-
-// Four independent lanes of xxHash64's round over 8-byte words, merged and avalanched as xxHash64
-// merges and finishes: every bit of the input reaches every bit of the result.
-uint64_t conv_wino_hash(const float *w, size_t n) {
-    const unsigned char *p = (const unsigned char *)w;
-    size_t bytes = n * sizeof(float), i = 0;
-    uint64_t a[4] = {P1 + P2, P2, 0, 0 - P1};
-    for (; i + 32 <= bytes; i += 32)
-        for (int l = 0; l < 4; l++) {
-            uint64_t v;
-            memcpy(&v, p + i + 8 * l, 8);
-            a[l] = round64(a[l], v);
-        }
-    uint64_t h = rotl64(a[0], 1) + rotl64(a[1], 7) + rotl64(a[2], 12) + rotl64(a[3], 18);
-    for (int l = 0; l < 4; l++) h = (h ^ round64(0, a[l])) * P1 + P4;
-    h += (uint64_t)bytes;
-    for (; i < bytes; i += 4) {
-        uint32_t v;
-        memcpy(&v, p + i, 4);
-        h = rotl64(h ^ ((uint64_t)v * P1), 23) * P2 + P3;
-    }
-    h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32;
-    return h;
-}
-
-// The weights' check hash on the host's threads: segments of at least HASH_SEGMENT_FLOATS floats
-// (at most HASH_MAX_SEGMENTS of them; both fixed by n alone, so the value does not depend on the
-// thread count) hashed apart, then their hashes hashed. A folded conv (trainable=false, which
-// residual and inception blocks run in evaluation) hashes its weights on every forward, and
-// one thread did it alone: 9.5 GB/s measured (thread CPU, min of 50), 62 us for a 128->128 3x3
-// conv, 240 us for 256->256, 960 us for 512->512 -- ResNet-18 at batch 1 spent about 250 us
-// per forward there with the other thread idle, at batch 16 about 3.9 ms.
-// 16K floats (64 KB): a 128->128 conv splits 9 segments 4 + 5 on two threads.
-#define HASH_SEGMENT_FLOATS ((size_t)1 << 14)
-#define HASH_MAX_SEGMENTS 64
-
-typedef struct {
-    const float *w;
-    size_t n, seg; // seg floats per segment, the last one shorter
-    uint64_t *h;
-} hash_job;
-
-static void hash_segments(void *ctx, int64_t s0, int64_t s1) {
-    const hash_job *j = ctx;
-    for (int64_t s = s0; s < s1; s++) {
-        size_t b = (size_t)s * j->seg, e = b + j->seg < j->n ? b + j->seg : j->n;
-        j->h[s] = conv_wino_hash(j->w + b, e - b);
-    }
-}
-
-static uint64_t weights_hash(const ply_host *host, int64_t threads, const float *w, size_t n) {
-    size_t segs = (n + HASH_SEGMENT_FLOATS - 1) / HASH_SEGMENT_FLOATS;
-    if (segs <= 1) return conv_wino_hash(w, n);
-    if (segs > HASH_MAX_SEGMENTS) segs = HASH_MAX_SEGMENTS;
-    uint64_t h[HASH_MAX_SEGMENTS];
-    hash_job j = {.w = w, .n = n, .seg = (n + segs - 1) / segs, .h = h};
-    segs = (n + j.seg - 1) / j.seg;
-    if (threads > 1) host->parallel_for(host, (int64_t)segs, 1, hash_segments, &j);
-    else hash_segments(&j, 0, (int64_t)segs);
-    // the segments' hashes as 2 * segs floats' bits (conv_wino_hash reads bytes through memcpy)
-    return conv_wino_hash((const float *)(const void *)h, 2 * segs);
-}
-
-ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+ply_status conv_wino_cache_get(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
                                int m, const float *w, int host_only, const float **U) {
-    const size_t nw = (size_t)(g->OC * g->C * 9), uf = conv_winograd_weights_floats(g, m);
-    uint64_t gen = 0;
-    int has_gen = ply_host_param_generation(host, &gen);
-    if (cache->m == m && host_only && has_gen && cache->has_generation && cache->generation == gen) {
-        *U = cache->u;
-        return PLY_OK;
-    }
-    uint64_t hash = weights_hash(host, threads, w, nw);
-    cache->generation = gen;
-    cache->has_generation = has_gen;
-    if (cache->m == m && cache->hash == hash) {
-        *U = cache->u;
-        return PLY_OK;
-    }
-    cache->m = 0;
-    if (uf > cache->u_floats) {
-        host->free(host, cache->u);
-        cache->u = host->alloc(host, uf * sizeof(float));
-        cache->u_floats = cache->u ? uf : 0;
-        if (!cache->u)
-            return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for Winograd's weights",
-                              uf * sizeof(float));
-    }
-    conv_winograd_weights(host, threads, g, m, w, cache->u);
-    cache->hash = hash;
-    cache->m = m;
-    *U = cache->u;
+    float *u;
+    int stale;
+    ply_status st = conv_weight_cache_check(cache, host, threads, w, (size_t)(g->OC * g->C * 9), m, host_only,
+                                            conv_winograd_weights_floats(g, m), "Winograd's weights", &u, &stale);
+    if (st != PLY_OK) return st;
+    if (stale) conv_winograd_weights(host, threads, g, m, w, u);
+    *U = u;
     return PLY_OK;
-}
-
-void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache) {
-    host->free(host, cache->u);
-    memset(cache, 0, sizeof *cache);
 }
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
+
+#include "conv_winograd_x86.h"
 
 typedef conv_wino_plan wino_plan;
 
@@ -264,14 +171,6 @@ size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
     return conv_winograd_weights_floats(g, m) + conv_winograd_forward_u_floats(g, m, threads);
 }
 
-// Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
-static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
-    int64_t lo = ply_max_i64(0, -base), hi = ply_min_i64(n, limit - base);
-    if (hi <= lo) return 0;
-    uint64_t m = ((hi >= 64 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
-    return (uint32_t)m;
-}
-
 void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase, int64_t *n, int64_t *th, int64_t *tw,
                        int64_t *cnt) {
     int64_t per = p->TH * p->TW, r = t % per;
@@ -282,8 +181,6 @@ void conv_wino_segment(const wino_plan *p, int64_t t, int64_t t1, int64_t cbase,
 }
 #define segment conv_wino_segment
 
-static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
 // U for output channels [o0, o1): G g G^T, 16 input channels at a time.
 PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
     const int64_t C = g->C, OC = g->OC;
@@ -292,7 +189,7 @@ PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float 
     const __m512 half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = first_lanes(C - c0);
+            __mmask16 m = conv_wino_first_lanes(C - c0);
             const float *src = w + (oc * C + c0) * 9;
             __m512 a[3][4];
             for (int r = 0; r < 3; r++) { // g G^T: row r of the kernel -> 4 values
@@ -320,44 +217,19 @@ PLY_TARGET_AVX512 static void weights_transform(const conv_geom *g, const float 
 PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_plan *p, const float *x, int64_t cbase, int64_t t0,
                                               int64_t t1, int64_t c0, int64_t c1, float *V) {
     const int64_t C = g->C, H = g->H, W = g->W, HW = H * W, strips = p->tc / NR;
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int64_t t = t0; t < t1;) {
         int64_t n, th, tw, cnt;
         segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 2 * tw - g->PW;
-        const __mmask16 km = first_lanes(cnt);
-        const uint32_t ma = lanes_in(base, 2 * cnt, W), mb = lanes_in(base + 2, 2 * cnt, W);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
+        const uint32_t ma = conv_wino_lanes_in(base, 2 * cnt, W), mb = conv_wino_lanes_in(base + 2, 2 * cnt, W);
         for (int64_t c = c0; c < c1; c++) {
-            const float *xc = x + (n * C + c) * HW;
-            __m512 e[4][4];
-            for (int r = 0; r < 4; r++) {
-                int64_t ih = 2 * th - g->PH + r;
-                __m512 d0, d1, d2, d3;
-                if (ih < 0 || ih >= H) {
-                    d0 = d1 = d2 = d3 = _mm512_setzero_ps();
-                } else {
-                    const float *row = xc + ih * W + base;
-                    __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)ma, row);
-                    __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), row + 16);
-                    __m512 b0 = _mm512_maskz_loadu_ps((__mmask16)mb, row + 2);
-                    __m512 b1 = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), row + 18);
-                    d0 = _mm512_permutex2var_ps(a0, ie, a1);
-                    d1 = _mm512_permutex2var_ps(a0, io, a1);
-                    d2 = _mm512_permutex2var_ps(b0, ie, b1);
-                    d3 = _mm512_permutex2var_ps(b0, io, b1);
-                }
-                e[r][0] = _mm512_sub_ps(d0, d2); // d B, along the row
-                e[r][1] = _mm512_add_ps(d1, d2);
-                e[r][2] = _mm512_sub_ps(d2, d1);
-                e[r][3] = _mm512_sub_ps(d1, d3);
-            }
-            for (int j = 0; j < 4; j++) { // B^T (.), down each column
-                __m512 v[4] = {_mm512_sub_ps(e[0][j], e[2][j]), _mm512_add_ps(e[1][j], e[2][j]),
-                               _mm512_sub_ps(e[2][j], e[1][j]), _mm512_sub_ps(e[1][j], e[3][j])};
+            __m512 d[4][4], v[4][4];
+            conv_wino2_patches(x + (n * C + c) * HW, H, W, 2 * th - g->PH, base, ma, mb, d);
+            conv_wino2_btdb(d, v);
+            for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 4; i++)
-                    _mm512_mask_storeu_ps(V + (((i * 4 + j) * strips + strip) * C + c) * NR + lane, km, v[i]);
-            }
+                    _mm512_mask_storeu_ps(V + (((i * 4 + j) * strips + strip) * C + c) * NR + lane, km, v[i][j]);
         }
         t += cnt;
     }
@@ -382,8 +254,8 @@ PLY_TARGET_AVX512 static void output_transform(const conv_geom *g, const wino_pl
         int64_t n, th, tw, cnt;
         segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, ow0 = 2 * tw;
-        const uint32_t mo = lanes_in(ow0, 2 * cnt, OW);
-        const __mmask16 km = first_lanes(cnt);
+        const uint32_t mo = conv_wino_lanes_in(ow0, 2 * cnt, OW);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         for (int64_t oc = o0; oc < o1; oc++) {
             const float *mc = M + oc * ldm + rel;
             __m512 s[4][2];

@@ -22,7 +22,7 @@
  * 32 tiles.
  *
  * U = G g G^T depends on the weights only: conv.c keeps it per layer and
- * redoes it only when the weights change (conv_winograd_weights); s2d calls
+ * redoes it only when the weights change (conv_wino_cache_get, conv_weight_cache.h); s2d calls
  * conv_winograd_forward, which transforms into its scratch on every call.
  *
  * Two plans: "columns" gives each thread whole chunks of tiles (transform,
@@ -36,6 +36,7 @@
 #include <stddef.h>
 
 #include "conv_gemm.h"
+#include "conv_weight_cache.h"
 #include "plugin_support.h"
 
 PLY_INTERNAL_BEGIN
@@ -84,46 +85,12 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
                            const float *bias, int relu, const float *x, float *y, float *scratch);
 
 /**
- * A layer's U, kept from one forward to the next. The host writes weights through get_param's
- * pointers between calls (optimizer steps, loading) without telling the layer, and a composite
- * writes its folded children's weights itself, so before each use the cache checks that the
- * weights are still the ones U was made from:
- *  - when the host's param_generation (ABI 1.3) equals the one of the last check and the caller
- *    says the weights change only through the host or with has_generation cleared since
- *    (`host_only`: conv.c, whose set_training clears it, and every writer that does not move the
- *    generation, ply_fold_write and ConvBatchNormFold, calls set_training after writing), U is
- *    used as is (ResNet-18's folded convs hashed 44 MB of weights per forward before);
- *  - otherwise a 64-bit hash of the weights (xxHash64's rounds over 4 lanes, on segments of
- *    the weights split over the host's threads, then over the segments' hashes) is compared with
- *    the one U was made from, and U is made again when they differ.
- * The hash replaced a full copy of the weights compared with memcmp (1x the layer's weights
- * kept, for the whole life of the layer); two weight versions hashing alike go unnoticed, with
- * a chance of 2^-64 per change. Zero-initialised = empty; owned by the layer, one thread at a
- * time (the layer's).
+ * *U = the cache's U for tile side m when the weights w are those it was made from (the rules of
+ * conv_weight_cache, with `threads` threads for the hash), else U made from w now (and kept).
+ * PLY_ERR_OUT_OF_MEMORY (with a message) leaves the cache empty but valid.
  */
-typedef struct {
-    int m;               // the tile side u was made for; 0: nothing kept
-    float *u;            // U = G w G^T for m (conv_winograd_weights)
-    size_t u_floats;     // capacity of u
-    uint64_t hash;       // conv_wino_hash of the weights u was made from
-    uint64_t generation; // host param_generation at the last check (valid when has_generation)
-    int has_generation;
-} conv_wino_cache;
-
-/**
- * *U = the cache's U for tile side m when the weights w are those it was made from (see
- * conv_wino_cache), else U made from w now (and kept). PLY_ERR_OUT_OF_MEMORY (with a message)
- * leaves the cache empty but valid.
- */
-ply_status conv_wino_cache_get(conv_wino_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+ply_status conv_wino_cache_get(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
                                int m, const float *w, int host_only, const float **U);
-
-/** A 64-bit hash of n floats' bits (xxHash64's round and avalanche, 4 lanes; not xxHash64's
- *  values). */
-uint64_t conv_wino_hash(const float *w, size_t n);
-
-/** Free what the cache holds (host->free) and leave it empty. */
-void conv_wino_cache_free(const ply_host *host, conv_wino_cache *cache);
 
 /* ---- shared by conv_winograd.c and conv_winograd4.c ---- */
 

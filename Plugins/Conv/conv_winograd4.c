@@ -33,6 +33,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_winograd_x86.h"
 
 // Bits e in [lo_e, hi_e) (0 <= lo_e, hi_e <= 64) of a 64-bit mask with 0 <= base + e < limit.
 static uint64_t lanes64(int64_t base, int64_t lo_e, int64_t hi_e, int64_t limit) {
@@ -41,8 +42,6 @@ static uint64_t lanes64(int64_t base, int64_t lo_e, int64_t hi_e, int64_t limit)
     uint64_t m = hi >= 64 ? ~0ull : (1ull << hi) - 1;
     return m & ~((1ull << lo) - 1);
 }
-
-static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 #define SQ2 1.41421356237309505f
 
@@ -56,7 +55,7 @@ PLY_TARGET_AVX512 void conv_wino4_weights(const conv_geom *g, const float *w, in
     const __m512 k16 = _mm512_set1_ps(1.0f / 6), ks6 = _mm512_set1_ps(SQ2 / 6);
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = first_lanes(C - c0);
+            __mmask16 m = conv_wino_first_lanes(C - c0);
             const float *src = w + (oc * C + c0) * 9;
             __m512 a[3][6];
             for (int r = 0; r < 3; r++) { // g G^T: row r of the kernel -> 6 values
@@ -120,7 +119,7 @@ PLY_TARGET_AVX512 void conv_wino4_input(const conv_geom *g, const conv_wino_plan
         int64_t n, th, tw, cnt;
         conv_wino_segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 4 * tw - g->PW;
-        const __mmask16 km = first_lanes(cnt);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         const int64_t span = 4 * cnt + 2; // input columns [base, base + span)
         const uint64_t ml = lanes64(base, 0, ply_min_i64(span, 64), W);
         const uint64_t mh = span > 64 ? lanes64(base + 64, 0, span - 64, W) : 0;
@@ -182,7 +181,7 @@ PLY_TARGET_AVX512 void conv_wino4_output(const conv_geom *g, const conv_wino_pla
         conv_wino_segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, ow0 = 4 * tw;
         const uint64_t mo = lanes64(ow0, 0, 4 * cnt, OW);
-        const __mmask16 km = first_lanes(cnt);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         for (int64_t oc = o0; oc < o1; oc++) {
             const float *mc = M + oc * ldm + rel;
             __m512 s[6][4];

@@ -45,6 +45,8 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_winograd_x86.h"
+
 // Bits e in [0, n) (0 <= n <= 128) of a 128-bit mask (lo: bits 0..63, hi: 64..127) with 0 <= base + e < limit.
 static void lanes128(int64_t base, int64_t n, int64_t limit, uint64_t *lo_bits, uint64_t *hi_bits) {
     int64_t lo = ply_max_i64(0, -base), hi = ply_min_i64(n, limit - base);
@@ -58,8 +60,6 @@ static void lanes128(int64_t base, int64_t n, int64_t limit, uint64_t *lo_bits, 
     }
 }
 
-static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
 // U for output channels [o0, o1): G g G^T, 16 input channels at a time.
 PLY_TARGET_AVX512 void conv_wino6_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
     const int64_t C = g->C, OC = g->OC;
@@ -70,7 +70,7 @@ PLY_TARGET_AVX512 void conv_wino6_weights(const conv_geom *g, const float *w, in
     const __m512 k190 = _mm512_set1_ps(1.0f / 90), k1180 = _mm512_set1_ps(1.0f / 180);
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = first_lanes(C - c0);
+            __mmask16 m = conv_wino_first_lanes(C - c0);
             const float *src = w + (oc * C + c0) * 9;
             __m512 a[3][8];
             // G r for one 3-vector r: the 8 rows of G above
@@ -157,7 +157,7 @@ PLY_TARGET_AVX512 void conv_wino6_input(const conv_geom *g, const conv_wino_plan
         int64_t n, th, tw, cnt;
         conv_wino_segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, strip = rel / NR, lane = rel % NR, base = 6 * tw - g->PW;
-        const __mmask16 km = first_lanes(cnt);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         uint64_t ml, mh; // input columns [base, base + 6 cnt + 2) inside the row
         lanes128(base, 6 * cnt + 2, W, &ml, &mh);
         for (int64_t c = c0; c < c1; c++) {
@@ -234,7 +234,7 @@ PLY_TARGET_AVX512 void conv_wino6_output(const conv_geom *g, const conv_wino_pla
         const int64_t rel = t - cbase, ow0 = 6 * tw;
         uint64_t ml, mh;
         lanes128(ow0, 6 * cnt, OW, &ml, &mh);
-        const __mmask16 km = first_lanes(cnt);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         const __mmask16 mo[6] = {(__mmask16)ml, (__mmask16)(ml >> 16), (__mmask16)(ml >> 32), (__mmask16)(ml >> 48),
                                  (__mmask16)mh, (__mmask16)(mh >> 16)};
         for (int64_t oc = o0; oc < o1; oc++) {

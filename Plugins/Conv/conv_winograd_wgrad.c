@@ -45,6 +45,8 @@ int conv_winograd_wgrad_suits(const conv_geom *g) {
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_winograd_x86.h"
+
 static void make_plan(const conv_geom *g, conv_wino_plan *p) {
     memset(p, 0, sizeof *p);
     p->m = 2;
@@ -68,15 +70,22 @@ size_t conv_winograd_wgrad_floats(const conv_geom *g, int64_t threads) {
     return (size_t)(16 * g->OC * g->C + 16 * (g->C + g->OC) * p.tc);
 }
 
-// Bits e in [0, n) (n <= 32) with 0 <= base + e < limit.
-static uint32_t lanes_in(int64_t base, int64_t n, int64_t limit) {
-    int64_t lo = ply_max_i64(0, -base), hi = ply_min_i64(n, limit - base);
-    if (hi <= lo) return 0;
-    uint64_t m = ((hi >= 64 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
-    return (uint32_t)m;
+// Z = A dy A^T of 16 tiles' 2x2 output-gradient pieces [p q; r s] (lane by lane), stored at
+// z[xi * ldz] (lanes km): rows [p q], [p+r q+s], [p-r q-s], [-r -s] of A dy, each row [a b] ->
+// [a, a+b, a-b, -b].
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void store_z(__m512 pv, __m512 qv, __m512 rv, __m512 sv,
+                                                                           __mmask16 km, float *z, int64_t ldz) {
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 rows[4][2] = {{pv, qv},
+                         {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
+                         {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
+                         {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
+    for (int i = 0; i < 4; i++) {
+        __m512 a = rows[i][0], b = rows[i][1];
+        __m512 e[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
+        for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(z + (i * 4 + j) * ldz, km, e[j]);
+    }
 }
-
-static __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 // V and Z of tiles [t0, t1) of the chunk at cbase: 16 tiles of a tile row at a time, their
 // 4-wide input patches and 2-wide output-gradient pieces the even and odd lanes of two loads.
@@ -91,42 +100,18 @@ PLY_TARGET_AVX512 static void transform_tiles(const conv_geom *g, const conv_win
         int64_t n, th, tw, cnt;
         conv_wino_segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
         const int64_t rel = t - cbase, base = 2 * tw - g->PW;
-        const __mmask16 km = first_lanes(cnt);
-        const uint32_t ma = lanes_in(base, 2 * cnt, W), mb = lanes_in(base + 2, 2 * cnt, W);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
+        const uint32_t ma = conv_wino_lanes_in(base, 2 * cnt, W), mb = conv_wino_lanes_in(base + 2, 2 * cnt, W);
         // V = B^T d B, input channel by channel
         for (int64_t c = 0; c < C; c++) {
-            const float *xc = x + (n * C + c) * HW;
-            __m512 e[4][4];
-            for (int r = 0; r < 4; r++) {
-                int64_t ih = 2 * th - g->PH + r;
-                __m512 d0, d1, d2, d3;
-                if (ih < 0 || ih >= H) {
-                    d0 = d1 = d2 = d3 = zero;
-                } else {
-                    const float *row = xc + ih * W + base;
-                    __m512 a0 = _mm512_maskz_loadu_ps((__mmask16)ma, row);
-                    __m512 a1 = _mm512_maskz_loadu_ps((__mmask16)(ma >> 16), row + 16);
-                    __m512 b0 = _mm512_maskz_loadu_ps((__mmask16)mb, row + 2);
-                    __m512 b1 = _mm512_maskz_loadu_ps((__mmask16)(mb >> 16), row + 18);
-                    d0 = _mm512_permutex2var_ps(a0, ie, a1);
-                    d1 = _mm512_permutex2var_ps(a0, io, a1);
-                    d2 = _mm512_permutex2var_ps(b0, ie, b1);
-                    d3 = _mm512_permutex2var_ps(b0, io, b1);
-                }
-                e[r][0] = _mm512_sub_ps(d0, d2); // d B, along the row
-                e[r][1] = _mm512_add_ps(d1, d2);
-                e[r][2] = _mm512_sub_ps(d2, d1);
-                e[r][3] = _mm512_sub_ps(d1, d3);
-            }
-            for (int j = 0; j < 4; j++) { // B^T (.), down each column
-                __m512 v[4] = {_mm512_sub_ps(e[0][j], e[2][j]), _mm512_add_ps(e[1][j], e[2][j]),
-                               _mm512_sub_ps(e[2][j], e[1][j]), _mm512_sub_ps(e[1][j], e[3][j])};
-                for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(V + ((i * 4 + j) * C + c) * tc + rel, km, v[i]);
-            }
+            __m512 d[4][4], v[4][4];
+            conv_wino2_patches(x + (n * C + c) * HW, H, W, 2 * th - g->PH, base, ma, mb, d);
+            conv_wino2_btdb(d, v);
+            for (int j = 0; j < 4; j++)
+                for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(V + ((i * 4 + j) * C + c) * tc + rel, km, v[i][j]);
         }
-        // Z = A dy A^T, output channel by channel: rows [p q], [p+r q+s], [p-r q-s], [-r -s] of
-        // A dy, each row [a b] -> [a, a+b, a-b, -b]
-        const uint32_t mo = lanes_in(2 * tw, 2 * cnt, OW);
+        // Z = A dy A^T, output channel by channel (store_z)
+        const uint32_t mo = conv_wino_lanes_in(2 * tw, 2 * cnt, OW);
         const int second = 2 * th + 1 < OH;
         for (int64_t o = 0; o < OC; o++) {
             const float *r0 = dy + (n * OC + o) * P + 2 * th * OW + 2 * tw;
@@ -140,15 +125,7 @@ PLY_TARGET_AVX512 static void transform_tiles(const conv_geom *g, const conv_win
                 rv = _mm512_permutex2var_ps(b0, ie, b1);
                 sv = _mm512_permutex2var_ps(b0, io, b1);
             }
-            __m512 rows[4][2] = {{pv, qv},
-                                 {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
-                                 {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
-                                 {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
-            for (int i = 0; i < 4; i++) {
-                __m512 a = rows[i][0], b = rows[i][1];
-                __m512 z[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(Z + ((i * 4 + j) * OC + o) * tc + rel, km, z[j]);
-            }
+            store_z(pv, qv, rv, sv, km, Z + o * tc + rel, OC * tc);
         }
         t += cnt;
     }
@@ -170,7 +147,7 @@ PLY_TARGET_AVX512 static void transform_tiles_gather(const conv_geom *g, const c
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t t = t0; t < t1; t += 16) {
         const int64_t cnt = ply_min_i64(16, t1 - t), n0 = t / per, rel = t - cbase;
-        const __mmask16 km = first_lanes(cnt);
+        const __mmask16 km = conv_wino_first_lanes(cnt);
         // per lane: the image (relative to n0), the patch's first input row and column
         int32_t li[16], lr[16], lc[16];
         for (int l = 0; l < 16; l++) {
@@ -198,22 +175,12 @@ PLY_TARGET_AVX512 static void transform_tiles_gather(const conv_geom *g, const c
         }
         for (int64_t c = 0; c < C; c++) {
             const float *xc = x + (n0 * C + c) * HW;
-            __m512 e[4][4];
-            for (int r = 0; r < 4; r++) {
-                __m512 d0 = _mm512_mask_i32gather_ps(zero, xm[4 * r], xi[4 * r], xc, 4);
-                __m512 d1 = _mm512_mask_i32gather_ps(zero, xm[4 * r + 1], xi[4 * r + 1], xc, 4);
-                __m512 d2 = _mm512_mask_i32gather_ps(zero, xm[4 * r + 2], xi[4 * r + 2], xc, 4);
-                __m512 d3 = _mm512_mask_i32gather_ps(zero, xm[4 * r + 3], xi[4 * r + 3], xc, 4);
-                e[r][0] = _mm512_sub_ps(d0, d2); // d B, along the row
-                e[r][1] = _mm512_add_ps(d1, d2);
-                e[r][2] = _mm512_sub_ps(d2, d1);
-                e[r][3] = _mm512_sub_ps(d1, d3);
-            }
-            for (int j = 0; j < 4; j++) { // B^T (.), down each column
-                __m512 v[4] = {_mm512_sub_ps(e[0][j], e[2][j]), _mm512_add_ps(e[1][j], e[2][j]),
-                               _mm512_sub_ps(e[2][j], e[1][j]), _mm512_sub_ps(e[1][j], e[3][j])};
-                for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(V + ((i * 4 + j) * C + c) * tc + rel, km, v[i]);
-            }
+            __m512 d[4][4], v[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int s = 0; s < 4; s++) d[r][s] = _mm512_mask_i32gather_ps(zero, xm[4 * r + s], xi[4 * r + s], xc, 4);
+            conv_wino2_btdb(d, v);
+            for (int j = 0; j < 4; j++)
+                for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(V + ((i * 4 + j) * C + c) * tc + rel, km, v[i][j]);
         }
         // output gradient: element (r, s) of lane l at image li, row lr + r, column lc + s
         __m512i yi[4];
@@ -235,15 +202,7 @@ PLY_TARGET_AVX512 static void transform_tiles_gather(const conv_geom *g, const c
             __m512 qv = _mm512_mask_i32gather_ps(zero, ym[1], yi[1], yo, 4);
             __m512 rv = _mm512_mask_i32gather_ps(zero, ym[2], yi[2], yo, 4);
             __m512 sv = _mm512_mask_i32gather_ps(zero, ym[3], yi[3], yo, 4);
-            __m512 rows[4][2] = {{pv, qv},
-                                 {_mm512_add_ps(pv, rv), _mm512_add_ps(qv, sv)},
-                                 {_mm512_sub_ps(pv, rv), _mm512_sub_ps(qv, sv)},
-                                 {_mm512_sub_ps(zero, rv), _mm512_sub_ps(zero, sv)}};
-            for (int i = 0; i < 4; i++) {
-                __m512 a = rows[i][0], b = rows[i][1];
-                __m512 z[4] = {a, _mm512_add_ps(a, b), _mm512_sub_ps(a, b), _mm512_sub_ps(zero, b)};
-                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(Z + ((i * 4 + j) * OC + o) * tc + rel, km, z[j]);
-            }
+            store_z(pv, qv, rv, sv, km, Z + o * tc + rel, OC * tc);
         }
     }
 }
@@ -256,7 +215,7 @@ PLY_TARGET_AVX512 static void inverse_transform(const conv_geom *g, const float 
     const __m512 half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
     for (int64_t o = o0; o < o1; o++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            const __mmask16 m = first_lanes(C - c0);
+            const __mmask16 m = conv_wino_first_lanes(C - c0);
             __m512 t[4][3];
             for (int i = 0; i < 4; i++) { // (.) G, along each row
                 const float *src = dU + (i * 4 * OC + o) * C + c0;
