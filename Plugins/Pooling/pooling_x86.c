@@ -351,10 +351,10 @@ PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t
 // returns its second operand on equal (+0 and -0) operands, so the earlier one goes second. A NaN
 // among the floats loaded sends the plane back to the general kernel (whose rule keeps it), which
 // rewrites all of out. Measured on ResNet-18's stem pool (64 planes of 112x112 -> 56x56, padding 1;
-// this kernel alone over the 64 planes, input warm, thread CPU time, median of 31, loaded machine):
-// 0.239 ms for the earlier unfused kernel (a rows pass over the whole plane a 16-column block at a
-// time, reading a plane's 50 KB once per block, then a columns pass), 0.141 ms for this one; ONNX
-// Runtime's MaxPool node 0.195 ms (its profile, quiet machine).
+// Benchmarks/maxpool_kernel.c: this kernel alone over the 64 planes, input warm, thread CPU time,
+// median of 31, loaded machine): 0.239 ms for the earlier unfused kernel (a rows pass over the whole
+// plane a 16-column block at a time, reading a plane's 50 KB once per block, then a columns pass),
+// 0.141 ms for this one; ONNX Runtime's MaxPool node 0.195 ms (its profile, quiet machine).
 #define MAX3S2_BLOCKS 64 // output rows of up to 1024 (64 vectors): the masks and the carried row on the stack
 PLY_TARGET_AVX512 static inline __m512 max3_row512(const float *x, uint64_t valid, __mmask16 *nan) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

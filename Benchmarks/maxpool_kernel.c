@@ -1,0 +1,107 @@
+// maxpool3x3s2_plane512 (Plugins/Pooling/pooling_x86.c) alone: first a check against the plain loop
+// (take_max: the first maximum in row-major order, bit for bit, +0/-0 and -inf included) over every
+// plane from 3x3 to 40x75, padding 0 and 1, both ceil modes, and that a plane with a NaN is declined;
+// then the thread CPU time of the kernel over the planes of GoogLeNet's and ResNet's 3x3 stride-2
+// max pools (input warm, the median of 31 timed calls), so that neither the model around it nor
+// the time spent descheduled on a busy machine counts. Built as SwiftPM's release builds C (-O2):
+//
+//   clang -O2 -IPlugins/Pooling -IPlugins/Support -IInclude Benchmarks/maxpool_kernel.c \
+//       Plugins/Pooling/pooling_x86.c -o /tmp/maxpool_kernel && /tmp/maxpool_kernel
+//
+// The AVX-512 level only (pooling.c takes the general kernel below it). Exits 1 on a mismatch.
+#include "pooling.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+// out[i][j] = the first maximum (a NaN wins) of in[2i - P .. 2i - P + 2][2j - P .. 2j - P + 2] inside the plane
+static void reference(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t P) {
+    for (int64_t i = 0; i < OH; i++)
+        for (int64_t j = 0; j < OW; j++) {
+            int64_t h0 = 2 * i - P, w0 = 2 * j - P, h1 = h0 + 3 < H ? h0 + 3 : H, w1 = w0 + 3 < W ? w0 + 3 : W;
+            if (h0 < 0) h0 = 0;
+            if (w0 < 0) w0 = 0;
+            float m = -INFINITY;
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t w = w0; w < w1; w++) m = take_max(m, in[h * W + w]);
+            out[i * OW + j] = m;
+        }
+}
+
+// PyTorch's pooling output size, kernel 3, stride 2
+static int64_t out_size(int64_t in, int64_t p, int ceil_mode) {
+    int64_t o = (in + 2 * p - 3 + (ceil_mode ? 1 : 0)) / 2 + 1;
+    if (ceil_mode && (o - 1) * 2 >= in + p) o--;
+    return o;
+}
+
+static double thread_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static unsigned seed = 1;
+static unsigned next_random(void) { return seed = seed * 1103515245u + 12345u; }
+
+static void time_planes(int64_t C, int64_t H, int64_t P, int ceil_mode) {
+    const int64_t OH = out_size(H, P, ceil_mode);
+    float *in = malloc(sizeof(float) * (size_t)(C * H * H)), *out = malloc(sizeof(float) * (size_t)(C * OH * OH));
+    if (!in || !out) { fprintf(stderr, "out of memory\n"); exit(1); }
+    for (int64_t k = 0; k < C * H * H; k++) in[k] = (float)(next_random() >> 8);
+    double t[31];
+    for (int r = 0; r < 31; r++) {
+        double t0 = thread_seconds();
+        for (int64_t c = 0; c < C; c++) maxpool3x3s2_plane512(out + c * OH * OH, in + c * H * H, H, H, OH, OH, P, P);
+        t[r] = thread_seconds() - t0;
+    }
+    for (int a = 0; a < 31; a++)
+        for (int b = a + 1; b < 31; b++)
+            if (t[b] < t[a]) { double x = t[a]; t[a] = t[b]; t[b] = x; }
+    printf("%lldx%lldx%lld -> %lldx%lld, padding %lld%s: %.3f ms\n", (long long)C, (long long)H, (long long)H,
+           (long long)OH, (long long)OH, (long long)P, ceil_mode ? ", ceil" : "", t[15] * 1e3);
+    free(in);
+    free(out);
+}
+
+int main(void) {
+    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "needs AVX-512\n"); return 1; }
+    int bad = 0, cases = 0;
+    for (int64_t H = 3; H <= 40; H++)
+        for (int64_t W = 3; W <= 75; W += W < 40 ? 1 : 7)
+            for (int64_t P = 0; P <= 1; P++)
+                for (int c = 0; c <= 1; c++) {
+                    const int64_t OH = out_size(H, P, c), OW = out_size(W, P, c);
+                    float *in = malloc(sizeof(float) * (size_t)(H * W));
+                    float *want = malloc(sizeof(float) * (size_t)(OH * OW)), *got = malloc(sizeof(float) * (size_t)(OH * OW));
+                    if (!in || !want || !got) { fprintf(stderr, "out of memory\n"); return 1; }
+                    for (int64_t k = 0; k < H * W; k++) {
+                        unsigned r = next_random();
+                        in[k] = (r >> 16) % 4 == 0 ? -INFINITY : (r >> 16) % 4 == 1 ? -1.5f : (r >> 3) & 1 ? 0.0f : -0.0f;
+                    }
+                    reference(want, in, H, W, OH, OW, P);
+                    cases++;
+                    if (!maxpool3x3s2_plane512(got, in, H, W, OH, OW, P, P) ||
+                        memcmp(want, got, sizeof(float) * (size_t)(OH * OW))) {
+                        printf("mismatch: %lldx%lld, padding %lld, ceil %d\n", (long long)H, (long long)W, (long long)P, c);
+                        bad++;
+                    }
+                    in[H * W / 2] = NAN;
+                    if (maxpool3x3s2_plane512(got, in, H, W, OH, OW, P, P)) {
+                        printf("a NaN not declined: %lldx%lld\n", (long long)H, (long long)W);
+                        bad++;
+                    }
+                    free(in);
+                    free(want);
+                    free(got);
+                }
+    printf("%d planes checked, %d wrong\n", cases, bad);
+    time_planes(64, 112, 1, 0);  // ResNet's stem
+    time_planes(64, 112, 0, 1);  // GoogLeNet's
+    time_planes(192, 56, 0, 1);
+    time_planes(480, 28, 0, 1);
+    time_planes(832, 14, 0, 1);
+    return bad ? 1 : 0;
+}
