@@ -46,11 +46,23 @@ final class ConvBatchNormFold {
         self.bnLayer = bnLayer
     }
 
+    /// Set by `freeze()`: the values are final and the sources are never read again.
+    private var final = false
+
     /// The batch norm's running statistics moved (a training forward): derive again before use.
-    func invalidate() { valid = false }
+    func invalidate() { if !final { valid = false } }
+
+    /// The model is being frozen for inference: derives the values a last time (while the conv's
+    /// and batch norm's parameters can still be read), then never again.
+    func freeze() throws {
+        try sync()
+        final = true
+        layer.freeze()
+    }
 
     /// Derives the folded weight and bias when the sources may have changed since.
     func sync() throws {
+        if final { return }
         let state = layer.runtime.state
         let now = state.paramGeneration.load(ordering: .relaxed)
         if valid && now == generation { return }
