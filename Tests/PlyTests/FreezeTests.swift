@@ -104,7 +104,11 @@ import Testing
         let shape: Shape = [2, 3, 9, 9]
         let x = Self.input(shape)
         let before = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
-        try model.freezeForInference()
+        let bytesBefore = runtime.layerBytes
+        #expect(try model.freezeForInference() >= 1)
+        // the original conv goes: its weight (8 x 3 x 3 x 3) and gradient
+        #expect(bytesBefore - runtime.layerBytes >= 2 * 4 * 216)
+        #expect(model.nodes[1].layer?.type.name == "conv2d")
         runtime.parametersChanged() // another model's weights moving does not re-derive a frozen fold
         let after = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
         #expect(after == before)

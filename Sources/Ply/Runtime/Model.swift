@@ -162,7 +162,8 @@ public final class Model: @unchecked Sendable {
     /// ``PlyError/frozen(_:)``, and ``Parameter`` views taken earlier refuse access. Call it once
     /// the weights are loaded and the activations fused. Folds of the model's own conv2d ->
     /// batchnorm2d nodes are derived here, so an error deriving them is thrown before anything
-    /// is frozen. Returns how many layers released memory.
+    /// is frozen; their conv nodes then hold the folded conv (same geometry) and the original
+    /// conv layers are let go. Returns how many layers released memory.
     @discardableResult
     public func freezeForInference() throws -> Int {
         guard !isFrozen else { return 0 }
@@ -171,8 +172,14 @@ public final class Model: @unchecked Sendable {
         for f in folds.values { try f.sync() } // all-or-nothing: the last moment the sources are readable
         isFrozen = true
         parameterCache = nil // its views would outlive the memory behind them
-        for f in folds.values { try f.freeze() }
         var released = 0
+        for f in folds.values where try f.freeze() != nil {
+            // The folded-away conv node only gives shapes now, which the folded conv (its geometry) gives as
+            // well: the original layer, and with it the unfolded weights, goes (ONNX imports fold every conv here).
+            let n = nodes[f.conv]
+            nodes[f.conv] = Node(name: n.name, layer: f.layer, inputs: n.inputs)
+            released += 1
+        }
         for n in nodes { if n.layer?.freeze() == true { released += 1 } }
         return released
     }
