@@ -30,9 +30,10 @@ extension Trainer {
     /// per-image layers, and a divisor of the batch (so every slice has one shape, and the model
     /// plans its buffers once) smaller than the batch fits the budget.
     func microBatchSize(for shape: Shape) throws -> Int? {
-        if let plan = microBatchPlan, plan.shape == shape { return plan.size }
+        // (keyed by the node count too: a node added since may be a batch norm)
+        if let plan = microBatchPlan, plan.shape == shape, plan.nodes == model.nodes.count { return plan.size }
         let size = try chooseMicroBatch(for: shape)
-        microBatchPlan = (shape, size)
+        microBatchPlan = (shape, model.nodes.count, size)
         return size
     }
 

@@ -221,7 +221,7 @@ public final class Trainer {
     /// before the same batch.
     var agreedStop = false
     /// The slice size chosen for the last local step's input shape (Trainer+MicroBatch.swift).
-    var microBatchPlan: (shape: Shape, size: Int?)?
+    var microBatchPlan: (shape: Shape, nodes: Int, size: Int?)?
     /// The training set's size and fingerprint and the model's, recorded in checkpoints.
     private var runIdentity: (count: Int, data: String, model: String)?
 
