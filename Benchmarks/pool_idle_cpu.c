@@ -3,8 +3,9 @@
  * zoo's ResNet-18 (batch 1, evaluation mode) on THREADS threads, then idles: prints the
  * process's CPU time (all threads) burned in each of the following 5 intervals of IDLE_MS
  * milliseconds. The pool's workers poll for a new job for a bounded time after the last one
- * (WorkerPool.spinNanoseconds in Sources/Ply/Runtime/HostServices.swift), then sleep: the
- * first interval holds that spin once, the others must be ~0.
+ * (WorkerPool.spinLimit in Sources/Ply/Runtime/HostServices.swift, ~60 us), then sleep: the
+ * first interval holds that spin once, the others must be ~0. Run it after any change to how
+ * long the workers spin.
  *
  *     swift build -c release     # libPlyC.so and the plugins
  *     cc -std=c99 -O2 -I Include Benchmarks/pool_idle_cpu.c -o pool_idle_cpu \
