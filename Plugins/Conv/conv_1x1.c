@@ -121,7 +121,7 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #define ROWPTR(r) ((r) < 4 ? a0 : (r) < 8 ? a4 : a8)[((r) & 3) == 0 ? 0 : ((r) & 3) == 1 ? l1 : ((r) & 3) == 2 ? 2 * l1 : l3]
 #define FMA(r)                                                                                                        \
     if (R > (r)) {                                                                                                    \
-        __m512 av = _mm512_set1_ps(PK ? a[(r)] : (&ROWPTR(r))[k]);                                                    \
+        __m512 av = _mm512_set1_ps(PK ? a[(r)] : ROWPTR(r));                                                       \
         c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                                 \
         if (V >= 2) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                                     \
         if (V == 3) c##r##_2 = _mm512_fmadd_ps(av, b2, c##r##_2);                                                     \
@@ -155,6 +155,17 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
     // every iteration (clang: 10 more integer instructions per 24 multiply-adds)
     if (!PK) __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
     for (int64_t k = 0; k < kc; k++, x += ldx, a += PK ? MR : 0) {
+        // the three row bases step here, opaque again: left to itself, clang turns the twelve rows
+        // into twelve pointers (five then live on the stack, a reload per broadcast) instead of
+        // MLAS's base + index addressing. Single thread, the 12x32 tile alone (weights unpacked,
+        // xs contiguous), GFLOPS before -> after: K 256 (in L1) 167 -> 168, K 1024 (weights and
+        // xs in L2) 135 -> 152-162; in Benchmarks/pointwise_kernel.c warm, load ~15, medians of
+        // 3: 28x28 128->512 134 -> 142, 14x14 256->1024 137 -> 143, 1024->256 131 -> 143,
+        // 1024->512 131 -> 138, 7x7 512->2048 142 -> 150, 2048->512 140 -> 147.
+        if (!PK && k) {
+            a0++, a4++, a8++;
+            __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
+        }
         // px (when not NULL): the next strip's row k (rows lpx floats apart) into L1 (rows are P floats apart, each in another page for large
         // planes, which the hardware prefetchers do not follow). Single thread, GFLOPS without ->
         // with, gcc build of this file, load 16 on 2 cores: 56x56 256->64 102 -> 119, 28x28
