@@ -4,6 +4,8 @@
 //   warm: the calls follow one another (the weights stay in L2 when they fit);
 //   cold: before each call a 64 MB buffer is read (weights and outputs leave the caches) and
 //         then the input (back into L2), as in a network where the previous layer just wrote x.
+// The weights are packed once before the calls (conv_1x1_pack_weights), as conv.c keeps them in
+// evaluation; the kernel reads them only on large planes (conv_1x1_packs).
 // Also checks 64 random outputs against a double-precision sum (prints the worst relative error).
 // Built as SwiftPM's release builds C (-O2):
 //

@@ -10,7 +10,7 @@ import Testing
 /// offset (as the first version did, adding float counts to void pointers) is caught.
 @Suite struct ResidualPassesTests {
     @Test func evaluationInPassesMatchesImagesAlone() throws {
-        for runtime in [sharedRuntime, PointwisePackedTests.threaded] {
+        for runtime in [sharedRuntime, KernelTests.threaded] {
             let layer = try Layer("residual_bottleneck", [("inplanes", .int(4)), ("planes", .int(1)), ("stride", .int(2))],
                                   runtime: runtime)
             layer.setTraining(false)
