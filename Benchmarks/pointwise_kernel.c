@@ -4,6 +4,8 @@
 //   warm: the calls follow one another (the weights stay in L2 when they fit);
 //   cold: before each call a 64 MB buffer is read (weights and outputs leave the caches) and
 //         then the input (back into L2), as in a network where the previous layer just wrote x.
+// The weights are packed once before the calls (conv_1x1_pack_weights), as conv.c keeps them in
+// evaluation; the kernel reads them only on large planes (conv_1x1_packs).
 // Also checks 64 random outputs against a double-precision sum (prints the worst relative error).
 // Built as SwiftPM's release builds C (-O2):
 //
@@ -41,7 +43,11 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < OC * C; i++) w[i] = (float)(i * 104729 % 1000) / 500.0f - 1.0f;
     for (int64_t i = 0; i < OC; i++) b[i] = (float)i * 0.01f;
     for (size_t i = 0; i < nj; i++) junk[i] = (float)i;
-    conv_1x1_forward(&host, 1, &g, w, b, 1, x, y, scr);
+    // the weights packed once, as conv.c keeps them per weight version in evaluation
+    float *wp = malloc(conv_1x1_packed_floats(&g) * 4);
+    if (!wp) { fprintf(stderr, "pointwise_kernel: out of memory\n"); return 1; }
+    conv_1x1_pack_weights(&g, w, wp);
+    conv_1x1_forward(&host, 1, &g, w, wp, b, 1, x, y, scr);
     double worst = 0;
     for (int t = 0; t < 64; t++) {
         int64_t n = rand() % N, o = rand() % OC, p = rand() % P, oh = p / O, ow = p % O;
@@ -60,7 +66,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < nx; i += 16) sink += x[i];
         }
         double t = now();
-        for (int i = 0; i < reps; i++) conv_1x1_forward(&host, 1, &g, w, b, 1, x, y, scr);
+        for (int i = 0; i < reps; i++) conv_1x1_forward(&host, 1, &g, w, wp, b, 1, x, y, scr);
         r[k] = (now() - t) / reps;
     }
     qsort(r, 9, sizeof r[0], cmp);

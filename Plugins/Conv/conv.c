@@ -29,7 +29,9 @@
  *     (AlexNet's 11x11 stride-4 stem), folded by space-to-depth into a 3x3
  *     stride-1 layer for Winograd (the backward is im2col's);
  *   - conv_1x1.c: the forward of unpadded 1x1 layers (any stride) as a product
- *     on the input in place, no im2col (the backward is im2col's);
+ *     on the input in place, no im2col (the backward is im2col's); in
+ *     evaluation its large planes read the weights packed once per weight
+ *     version (L->pw);
  *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
  *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
@@ -334,7 +336,17 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     int64_t threads = gemm_threads(L);
     if (use_1x1(L, &g)) {
         if ((st = grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
-        conv_1x1_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+        // in evaluation, large planes read the weights packed once per weight version (in training they
+        // change every step: packing would cost a pass over them per forward)
+        float *wp = NULL;
+        if (!L->training && conv_1x1_packs(&g)) {
+            int stale;
+            if ((st = conv_weight_cache_check(&L->pw, L->host, threads, L->weight, (size_t)(g.OC * g.C), 1, 1,
+                                              conv_1x1_packed_floats(&g), "packed 1x1 weights", &wp, &stale)) != PLY_OK)
+                return st;
+            if (stale) conv_1x1_pack_weights(&g, L->weight, wp);
+        }
+        conv_1x1_forward(L->host, threads, &g, L->weight, wp, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                          output->data, L->scratch);
         return PLY_OK;
     }
@@ -482,6 +494,7 @@ static void conv_set_training(ply_layer *L, int32_t training) {
     L->training = training != 0;
     L->wino.has_generation = 0;
     L->panels.has_generation = 0;
+    L->pw.has_generation = 0;
 }
 
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }

@@ -16,7 +16,21 @@
 // (KC 128 / 256 / 512 / whole K, GFLOPS single thread: 28x28 192->64 136 / 138 / 136 / 136, 14x14
 // 1024->256 133 / 136 / 133 / 134, 56x56 256->64 99 / 95 / 98 / 88: flat within the noise but for
 // the whole K on the large plane.)
+// (With the strip packed, branch rn50, Benchmarks/pointwise_kernel.c cold, load ~16 on 2 cores, GFLOPS
+// KC 256 / 128: 56x56 256->64 77 / 77, 256->128 107 / 106, 28x28 512->128 121 / 107, 512->256
+// 122 / 124, 1024->256 125 / 121; K blocks outermost or the strips outermost with the K blocks
+// inside: equal within the noise.)
 #define KC 256
+// Large planes: while the first tile of a strip runs, the rows of the strip PXDIST strips ahead are
+// prefetched with hint PXHINT (the packing then reads them from L2 instead of waiting on 2*KC
+// lines, each in another page, that no hardware prefetcher follows). Cold, load ~16, GFLOPS,
+// medians of 3, hint T0 / T1 / T2 at distance 1: 56x56 256->64 80 / 87 / 90, 256->128 103 / 107
+// / 111, 28x28 512->128 105 / 113 / 124, 512->256 125 / 132 / 128 (T0 lands in L1 beside the
+// packed strip and the weights and is evicted before use); T1 at distance 1 / 2, another round:
+// 93 / 103, 109 / 117, 112 / 116, 124 / 121; T2 at distance 2 / 4: 96 / 100, 120 / 118, 98 / 115,
+// 126 / 126.
+#define PXHINT _MM_HINT_T1
+#define PXDIST 2
 // Positions per strip: two vectors.
 #define NR 32
 // Per image, below this many strips of 32 positions per part, an image's parts split the output
@@ -29,6 +43,12 @@
 // Single thread, GFLOPS at 1 MB / 2 MB / 4 MB: 28x28 512->128 130 / 100 / 95, 56x56 256->64
 // 107 / 106 / 69, 28x28 512->256 125 / 100 / 115, batch 16 14x14 1024->256 131 / 108 / 84.
 #define PLANE_FLOATS (1 << 18)
+// Planes of at most this many floats of xs per image take the small-plane order, larger ones the
+// packed strips. Cold, load 11-15, GFLOPS, medians of 3, small order -> packed strips: 56x56
+// 64->256 120 -> 98, 64->64 65 -> 78 (noise: main's build ran 104), 28x28 128->512 113 -> 120,
+// 14x14 256->1024 125 -> 122, 1024->256 121 -> 119, 7x7 512->2048 106 -> 86, 56x56 stride 2
+// 256->512 (two rounds) 99 / 99 -> 112 / 100, 28x28 stride 2 512->1024 121 / 118 -> 109 / 110.
+#define SMALL_MAX PLANE_FLOATS
 // Small planes: when P mod 16 is at most this, those last positions are done as dot products
 // over K (vectors along K, 4 output channels x 4 positions at a time) instead of a 16-lane tile
 // mostly masked off: 7x7 (49 = 32 + 16 + 1) and 14x14 (196 = 6*32 + 4).
@@ -44,12 +64,25 @@
 // nor on large planes (56x56 256->64 135 -> 140, 256->128 138 -> 140, 28x28 512->128 147 -> 144).
 #define MR3 8
 #define NR3 48
+// Floats of a worker's packed strip on large planes: KC rows of NR positions.
+#define XP_FLOATS (KC * NR)
 
 int conv_1x1_fits(const conv_geom *g) {
     return g->KH == 1 && g->KW == 1 && g->PH == 0 && g->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX512;
 }
 
 static int strided(const conv_geom *g) { return g->SH != 1 || g->SW != 1; }
+
+int conv_1x1_packs(const conv_geom *g) { return g->C * g->OH * g->OW > SMALL_MAX; }
+
+size_t conv_1x1_packed_floats(const conv_geom *g) { return (size_t)((g->OC + MR - 1) / MR * MR * g->C); }
+
+void conv_1x1_pack_weights(const conv_geom *g, const float *w, float *wp) {
+    const int64_t K = g->C;
+    for (int64_t o = 0; o < g->OC; o += MR)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t r = 0; r < MR; r++) wp[o * K + k * MR + r] = o + r < g->OC ? w[(o + r) * K + k] : 0.0f;
+}
 
 // Images a worker takes together on small planes: as many as keep their xs within PLANE_FLOATS,
 // so that each block of weight rows is read once per group, not once per image (at batch 16 on
@@ -61,10 +94,13 @@ static int64_t group_images(const conv_geom *g) {
 // Floats of a worker's transposed tail positions: TAIL_MAX per image of a group.
 static int64_t xt_floats(const conv_geom *g) { return group_images(g) * TAIL_MAX * g->C; }
 
+// Floats of a worker's packed strip: large planes only.
+static int64_t xp_floats(const conv_geom *g) { return conv_1x1_packs(g) ? XP_FLOATS : 0; }
+
 // Floats of a worker's scratch: its transposed tail positions, then (strided layers) the
 // subsampled planes of the images it works on (a group, or one image), not the whole batch's.
 static int64_t slot_floats(const conv_geom *g) {
-    return xt_floats(g) + (strided(g) ? group_images(g) * g->C * g->OH * g->OW : 0);
+    return xt_floats(g) + xp_floats(g) + (strided(g) ? group_images(g) * g->C * g->OH * g->OW : 0);
 }
 
 size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
@@ -85,7 +121,7 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #define ROWPTR(r) ((r) < 4 ? a0 : (r) < 8 ? a4 : a8)[((r) & 3) == 0 ? 0 : ((r) & 3) == 1 ? l1 : ((r) & 3) == 2 ? 2 * l1 : l3]
 #define FMA(r)                                                                                                        \
     if (R > (r)) {                                                                                                    \
-        __m512 av = _mm512_set1_ps((&ROWPTR(r))[k]);                                                                 \
+        __m512 av = _mm512_set1_ps(PK ? a[(r)] : ROWPTR(r));                                                       \
         c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                                 \
         if (V >= 2) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                                     \
         if (V == 3) c##r##_2 = _mm512_fmadd_ps(av, b2, c##r##_2);                                                     \
@@ -105,26 +141,43 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
         if (V == 3) STORE1(r, 2, (__mmask16)0xFFFF)                                                                   \
     }
 
-PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const int R, const int V, int64_t kc,
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const int PK, const int R, const int V,
+                                                                        int64_t kc,
                                                                         const float *a, int64_t lda, const float *x,
                                                                         int64_t ldx, float *y, int64_t ldy,
                                                                         __mmask16 m0, __mmask16 m1, int first,
                                                                         int relu, const float *bias, const float *pf,
-                                                                        int64_t pfs) {
+                                                                        int64_t pfs, const float *px, int64_t lpx) {
     FOR_ROWS(DECL)
     const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
     int64_t l1 = lda, l3 = 3 * lda;
     // opaque to the compiler, which would otherwise rebuild the row addresses from one base in
     // every iteration (clang: 10 more integer instructions per 24 multiply-adds)
-    __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
-    for (int64_t k = 0; k < kc; k++, x += ldx) {
-        // the next strip's row into L1 (rows are P floats apart, each in another page for large
+    if (!PK) __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
+    for (int64_t k = 0; k < kc; k++, x += ldx, a += PK ? MR : 0) {
+        // the three row bases step here, opaque again: left to itself, clang turns the twelve rows
+        // into twelve pointers (five then live on the stack, a reload per broadcast) instead of
+        // MLAS's base + index addressing. Single thread, the 12x32 tile alone (weights unpacked,
+        // xs contiguous), GFLOPS before -> after: K 256 (in L1) 167 -> 168, K 1024 (weights and
+        // xs in L2) 135 -> 152-162; in Benchmarks/pointwise_kernel.c warm, load ~15, medians of
+        // 3: 28x28 128->512 134 -> 142, 14x14 256->1024 137 -> 143, 1024->256 131 -> 143,
+        // 1024->512 131 -> 138, 7x7 512->2048 142 -> 150, 2048->512 140 -> 147.
+        if (!PK && k) {
+            a0++, a4++, a8++;
+            __asm__("" : "+r"(a0), "+r"(a4), "+r"(a8), "+r"(l1), "+r"(l3));
+        }
+        // px (when not NULL): the next strip's row k (rows lpx floats apart) into L1 (rows are P floats apart, each in another page for large
         // planes, which the hardware prefetchers do not follow). Single thread, GFLOPS without ->
         // with, gcc build of this file, load 16 on 2 cores: 56x56 256->64 102 -> 119, 28x28
         // 192->64 133 -> 137, 14x14 480->192 153 -> 171, 7x7 2048->512 122 -> 118 (noise: +-5%)
-        _mm_prefetch((const char *)(x + (V == 3 ? NR3 : NR)), _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + (V == 3 ? NR3 : NR) + 16), _MM_HINT_T0);
-        if (V == 3) _mm_prefetch((const char *)(x + NR3 + 32), _MM_HINT_T0);
+        if (px && PK) {
+            _mm_prefetch((const char *)(px + k * lpx), PXHINT);
+            _mm_prefetch((const char *)(px + k * lpx + 16), PXHINT);
+        } else if (px) {
+            _mm_prefetch((const char *)(px + k * lpx), _MM_HINT_T0);
+            _mm_prefetch((const char *)(px + k * lpx + 16), _MM_HINT_T0);
+            if (V == 3) _mm_prefetch((const char *)(px + k * lpx + 32), _MM_HINT_T0);
+        }
         // the next block of weight rows (pfs rows of lda floats, contiguous: lda == K on small
         // planes) into L2, spread over this tile's K steps: on small planes each block is read
         // once per call, straight from memory in a network (4 MB at 7x7 2048->512), which the
@@ -146,20 +199,39 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
 #define TILE_FN(R, V)                                                                                                 \
     PLY_TARGET_AVX512 static void tile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x, int64_t ldx, \
                                                 float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int first,         \
-                                                int relu, const float *bias, const float *pf, int64_t pfs) {          \
-        tile(R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs);                                   \
+                                                int relu, const float *bias, const float *pf, int64_t pfs,            \
+                                                const float *px, int64_t lpx) {                                       \
+        tile(0, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs, px, lpx);                       \
     }
 #define TILE_FNS(R) TILE_FN(R, 1) TILE_FN(R, 2)
 TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6) TILE_FNS(7) TILE_FNS(8) TILE_FNS(9)
 TILE_FNS(10) TILE_FNS(11) TILE_FNS(12)
 TILE_FN(1, 3) TILE_FN(2, 3) TILE_FN(3, 3) TILE_FN(4, 3) TILE_FN(5, 3) TILE_FN(6, 3) TILE_FN(7, 3) TILE_FN(8, 3)
 
+// The same tiles on packed weights (PK: row r of step k at a[k*MR + r], see conv_1x1_pack_weights): one
+// stream of weights, broadcast from one pointer, where the unpacked rows take twelve.
+#define PTILE_FN(R, V)                                                                                                \
+    PLY_TARGET_AVX512 static void ptile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x,             \
+                                                 int64_t ldx, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,      \
+                                                 int first, int relu, const float *bias, const float *pf, int64_t pfs, \
+                                                 const float *px, int64_t lpx) {                                      \
+        tile(1, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs, px, lpx);                       \
+    }
+#define PTILE_FNS(R) PTILE_FN(R, 1) PTILE_FN(R, 2)
+PTILE_FNS(1) PTILE_FNS(2) PTILE_FNS(3) PTILE_FNS(4) PTILE_FNS(5) PTILE_FNS(6) PTILE_FNS(7) PTILE_FNS(8) PTILE_FNS(9)
+PTILE_FNS(10) PTILE_FNS(11) PTILE_FNS(12)
+
 typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t, __mmask16,
-                        __mmask16, int, int, const float *, const float *, int64_t);
+                        __mmask16, int, int, const float *, const float *, int64_t, const float *, int64_t);
 #define TILE_PAIR(R) {tile##R##_1, tile##R##_2}
 static const tile_fn tiles[MR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(2),  TILE_PAIR(3), TILE_PAIR(4),
                                          TILE_PAIR(5),  TILE_PAIR(6), TILE_PAIR(7),  TILE_PAIR(8), TILE_PAIR(9),
                                          TILE_PAIR(10), TILE_PAIR(11), TILE_PAIR(12)};
+#define PTILE_PAIR(R) {ptile##R##_1, ptile##R##_2}
+static const tile_fn ptiles[MR + 1][2] = {{0, 0},         PTILE_PAIR(1),  PTILE_PAIR(2),  PTILE_PAIR(3),
+                                          PTILE_PAIR(4),  PTILE_PAIR(5),  PTILE_PAIR(6),  PTILE_PAIR(7),
+                                          PTILE_PAIR(8),  PTILE_PAIR(9),  PTILE_PAIR(10), PTILE_PAIR(11),
+                                          PTILE_PAIR(12)};
 // Full strips of 48 positions (three vectors), at most MR3 rows: 24 accumulators as the 12 x 32
 // tile, with 3 loads and 8 broadcasts per input channel (11 loads per 24 multiply-adds, not 14).
 static const tile_fn tiles3[MR3 + 1] = {0, tile1_3, tile2_3, tile3_3, tile4_3, tile5_3, tile6_3, tile7_3, tile8_3};
@@ -232,11 +304,23 @@ static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64
     }
 }
 
+// xp[k*NR + j] = xs[k*P + j] for k < kc, j < min(n, NR) (lanes from n on: zeros): a strip's block
+// of rows, P floats apart in the plane, made contiguous.
+PLY_TARGET_AVX512 static void pack_strip(const float *xs, int64_t P, int64_t kc, int64_t n, float *xp) {
+    __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
+    for (int64_t k = 0; k < kc; k++, xs += P, xp += NR) {
+        _mm512_storeu_ps(xp, _mm512_maskz_loadu_ps(m0, xs));
+        _mm512_storeu_ps(xp + 16, _mm512_maskz_loadu_ps(m1, xs + 16));
+    }
+}
+
 // y[n][o][p] = bias[o] + sum_c w[o][c] * xs[n][c][p] for images n < ni, o in [o0, o1), p in
-// [p0, p1); xs [ni][K][P], y [ni][OC][P]. xt: scratch of tail_floats(K, P, ni) floats.
-static void product(const float *w, int64_t K, int64_t OC, const float *xs, float *y, int64_t P, int64_t ni,
-                    int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, int relu, float *xt) {
-    if (K * P * ni <= PLANE_FLOATS) {
+// [p0, p1); xs [ni][K][P], y [ni][OC][P]. xt: scratch of xt_floats(g) floats; xp: of XP_FLOATS.
+static void product(const float *w, const float *wp, int64_t K, int64_t OC, const float *xs, float *y, int64_t P,
+                    int64_t ni,
+                    int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, int relu, float *xt,
+                    float *xp) {
+    if (K * P <= SMALL_MAX) { // (the same test as conv_1x1_packs; group_images keeps ni*K*P within PLANE_FLOATS)
         // small planes: each block of weight rows once (kept in L2), over every strip of the ni
         // images (their xs in L2 too), the whole K at a time
         int64_t rem = (p1 - p0) % 16, pm = rem <= TAIL_MAX ? p1 - rem : p1, r = p1 - pm;
@@ -256,7 +340,7 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
                     prefetch_y(yn + o * P + s + nr, P, R, nr);
                     tile_fn f = wide ? tiles3[R] : tiles[R][left > 16];
                     f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, lanes(left), lanes(left - 16), 1, relu,
-                      bias ? bias + o : NULL, pf, next);
+                      bias ? bias + o : NULL, pf, next, xn + s + nr, P);
                 }
                 if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL, relu);
             }
@@ -269,11 +353,14 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
         int first = k0 == 0, last = k0 + kc == K;
         for (int64_t s = p0; s < p1; s += NR) {
             int64_t left = p1 - s;
+            pack_strip(xs + k0 * P + s, P, kc, left, xp);
             for (int64_t o = o0; o < o1; o += MR) {
                 int R = (int)ply_min_i64(MR, o1 - o);
                 if (first) prefetch_y(y + o * P + s + NR, P, R, NR);
-                tiles[R][left > 16](kc, w + o * K + k0, K, xs + k0 * P + s, P, y + o * P + s, P, lanes(left),
-                                    lanes(left - 16), first, relu && last, bias ? bias + o : NULL, NULL, 0);
+                const float *a = wp ? wp + o * K + k0 * MR : w + o * K + k0;
+                (wp ? ptiles : tiles)[R][left > 16](kc, a, K, xp, NR, y + o * P + s, P, lanes(left), lanes(left - 16),
+                                    first, relu && last, bias ? bias + o : NULL, NULL, 0,
+                                    o == o0 && s + PXDIST * NR < p1 ? xs + k0 * P + s + PXDIST * NR : NULL, P);
             }
         }
     }
@@ -285,7 +372,7 @@ static void product(const float *w, int64_t K, int64_t OC, const float *xs, floa
 
 typedef struct {
     const conv_geom *g;
-    const float *w, *bias, *x;
+    const float *w, *wp, *bias, *x; // wp: w packed (conv_1x1_pack_weights) or NULL
     float *y, *scratch; // scratch: slot_floats per worker
     int relu;
     int64_t parts;      // parts per image
@@ -326,13 +413,13 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
     const conv_geom *g = j->g;
     const int64_t P = g->OH * g->OW, K = g->C, tasks = g->N * j->parts;
     for (int64_t wk = w0; wk < w1; wk++) {
-        float *xt = j->scratch + wk * slot_floats(g), *xsub = xt + xt_floats(g);
+        float *xt = j->scratch + wk * slot_floats(g), *xp = xt + xt_floats(g), *xsub = xp + xp_floats(g);
         if (j->parts == 1) { // whole images, G at a time
             const int64_t G = group_images(g), n1 = g->N * (wk + 1) / j->workers;
             for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
                 int64_t ni = ply_min_i64(G, n1 - n);
-                product(j->w, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0, P, j->bias,
-                        j->relu, xt);
+                product(j->w, j->wp, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0, P, j->bias,
+                        j->relu, xt, xp);
             }
             continue;
         }
@@ -344,7 +431,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             if (o0 >= o1 || p0 >= p1) continue;
             if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
             have = n;                                  // against the part's OC/parts*C*P multiply-adds)
-            product(j->w, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt);
+            product(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt, xp);
         }
     }
 #else
@@ -352,11 +439,11 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #endif
 }
 
-void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                      int relu, const float *x, float *y, float *scratch) {
+void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
+                      const float *bias, int relu, const float *x, float *y, float *scratch) {
     threads = ply_max_i64(threads, 1);
     const int64_t P = g->OH * g->OW;
-    job_1x1 j = {.g = g, .w = w, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu, .parts = 1,
+    job_1x1 j = {.g = g, .w = w, .wp = conv_1x1_packs(g) ? wp : NULL, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu, .parts = 1,
                  .workers = threads};
     // Whole images per worker when they divide evenly (batch 16 on 2 threads); else every image in
     // `threads` parts: positions when each part gets enough strips, else output channels (small

@@ -29,20 +29,25 @@
  *     images at a time when their planes fit together; when P mod 16 is at
  *     most 8, those last positions are dot products along K (7x7: 49 = 32 +
  *     16 + 1) instead of a 16-lane tile mostly masked off;
- *   - large planes: K in blocks of 256, each strip's block kept in L1 while
- *     the weight rows stream past it.
+ *   - large planes: K in blocks of 256, each strip's block packed and kept
+ *     in L1 while the weight rows stream past it.
  * Threads split the images when they divide evenly, else each image: by
  * positions (large planes) or by output channels (small planes, e.g. 7x7 at
  * batch 1, so two threads stay balanced).
  *
- * Why the weights are not packed once per weight version: the layer cannot
- * tell cheaply that they changed (a composite writes a folded conv's weights
- * without the host's param_generation moving), and the rule Winograd's cache
- * uses, a memcmp against a kept copy on every call, costs more than packing
- * could save here, where each weight is used only P*N times: measured in a
- * single-thread harness of this file (GFLOPS without -> with the memcmp),
- * 7x7 2048->512 118 -> 81, 512->2048 114 -> 80, 832->384 121 -> 95, 14x14
- * 1024->256 144 -> 131, 528->256 147 -> 140.
+ * Large planes read the weights packed ([OC/12][C][12], conv_1x1_pack_weights)
+ * when the caller gives them: conv.c keeps them once per weight version in
+ * evaluation (conv_weight_cache.h's rule: the host's parameter generation, or
+ * a hash of the weights after set_training), and passes none in training,
+ * where the weights change every step. Small planes read w unpacked, as
+ * MLAS's SGEMM broadcasts its unpacked A: packing them too would keep a
+ * second copy of most of a network's 1x1 weights (ResNet-50: ~10M floats),
+ * where the large planes' packed copies are 0.4M floats; before the cache
+ * rule existed, a memcmp check per call measured (single-thread GFLOPS
+ * without -> with) 7x7 2048->512 118 -> 81, 14x14 1024->256 144 -> 131.
+ * On large planes each strip's block of xs (KC rows P floats apart, each row
+ * in its own page at 56x56) is first copied into a contiguous KC x 32 panel
+ * (scratch), which every block of 12 output channels then reads.
  *
  * AVX-512 only: below that level conv.c routes 1x1 layers through
  * conv_gemm.c's OpenBLAS path, which also reads stride-1 inputs in place.
@@ -61,17 +66,36 @@ PLY_INTERNAL_BEGIN
 /** Whether this path applies: a 1x1 kernel, no padding, the AVX-512 level. */
 int conv_1x1_fits(const conv_geom *g);
 
-/** Floats of scratch conv_1x1_forward needs with `threads` threads: per thread a few transposed positions and, when strided, the subsampled planes of the images it works on. */
+/** Floats of scratch conv_1x1_forward needs with `threads` threads: per thread a few transposed positions, a packed strip (large planes) and, when strided, the subsampled planes of the images it works on. */
 size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads);
 
 /**
+ * Whether conv_1x1_forward reads packed weights for this geometry when given them: the large planes
+ * (one image's subsampled input above 1M floats: 56x56 and 28x28 at ResNet-50's widths), where
+ * each weight is used P >= 784 times per image and the twelve row streams of unpacked weights cost
+ * more than the one packed stream.
+ */
+int conv_1x1_packs(const conv_geom *g);
+
+/** Floats of w packed for conv_1x1_forward: OC rounded up to 12, times C. */
+size_t conv_1x1_packed_floats(const conv_geom *g);
+
+/**
+ * wp[(o/12)*12*C + c*12 + o%12] = w[o][c] (0 for o >= OC): blocks of 12 output channels, each
+ * [C][12], so that a tile's weights for one input channel are 12 consecutive floats. wp MUST hold
+ * conv_1x1_packed_floats(g) floats. Any thread; no allocation.
+ */
+void conv_1x1_pack_weights(const conv_geom *g, const float *w, float *wp);
+
+/**
  * y = conv(x, w) + bias, relu'd when `relu` (NaN passes, as the built-in relu).
- * w: [OC, C], bias: [OC] or NULL, x: [N, C, H, W], y: [N, OC, OH, OW], scratch:
+ * w: [OC, C], wp: w packed by conv_1x1_pack_weights (read only where
+ * conv_1x1_packs(g)) or NULL (then w alone is read), bias: [OC] or NULL, x: [N, C, H, W], y: [N, OC, OH, OW], scratch:
  * conv_1x1_forward_floats(g) floats. Split over `threads` threads of
  * host->parallel_for. g MUST fit.
  */
-void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                      int relu, const float *x, float *y, float *scratch);
+void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
+                      const float *bias, int relu, const float *x, float *y, float *scratch);
 
 PLY_INTERNAL_END
 #endif

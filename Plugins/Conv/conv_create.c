@@ -220,6 +220,7 @@ void conv_destroy(ply_layer *L) {
     h->free(h, L->dymask);
     conv_weight_cache_free(h, &L->wino);
     conv_weight_cache_free(h, &L->panels);
+    conv_weight_cache_free(h, &L->pw);
     h->free(h, L);
 }
 

@@ -42,6 +42,7 @@ struct ply_layer {
     int wino_tile;           // attribute winograd_tile: 0 (auto), 2, 4 or 6
     conv_weight_cache wino;   // Winograd's transformed weights, kept while the weights stay the same
     conv_weight_cache panels; // conv_panels.c's packed weights, kept likewise
+    conv_weight_cache pw;     // conv_1x1.c's packed weights (evaluation, large planes), kept likewise
 };
 
 /** The type's create: reads and checks the attributes, allocates and initialises the weights. */

@@ -11,7 +11,8 @@
  * That is the training path's sum without the bn outputs, the relu outputs and
  * the sum kept: buffers for t_1 (t_2) and id only, freed before returning, so
  * a model's blocks do not each hold theirs between calls (ResNet-18 at batch
- * 128 kept 2.5 GB of them).
+ * 128 kept 2.5 GB of them). Large batches go through in passes of a few
+ * images (images_per_pass), the buffers sized for one pass.
  *
  * The folded convs are made on the first evaluation forward (trainable=false:
  * no random draws, no gradient memory) and their values derived again when the
@@ -155,28 +156,84 @@ static ply_status relu_in_place(ply_layer *self, ply_tensor *t) {
     return self->relu.type->forward(self->relu.layer, 1, &src, t);
 }
 
-static ply_status forward_folded(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape) {
+// The block on images [n0, n0 + nc) of the batch (NCHW: a contiguous slice of x and of the output),
+// the buffers holding nc images.
+static ply_status forward_images(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape,
+                                 int64_t n0, int64_t nc) {
     ply_status st;
     int32_t S = self->stages;
-    for (int32_t k = 0; k + 1 < S; k++)
-        if ((st = alloc_buf(self, RB_T0 + k, ply_shape_numel(&self->shp_c[k]))) != PLY_OK) return st;
-    if (self->downsample && (st = alloc_buf(self, RB_TD, ply_shape_numel(&self->shp_dc))) != PLY_OK) return st;
-    ply_tensor in = *x;
+    ply_shape xs = x->shape, ys = *out_shape;
+    int64_t N = xs.dims[0];
+    xs.dims[0] = nc;
+    ys.dims[0] = nc;
+    // (the whole batch: x as given, strides included; data is void *: the offsets count floats, not
+    // bytes, hence the casts: the first version of this added them to the void pointers, GNU C's
+    // byte arithmetic, and every pass after the first read and wrote a quarter of the way in)
+    ply_tensor in = nc == N ? *x : ply_tensor_make((float *)x->data + n0 * (ply_shape_numel(&x->shape) / N), xs);
+    const ply_tensor xin = in;
     for (int32_t k = 0; k + 1 < S; k++) {
-        ply_tensor t = ply_tensor_make(self->buf[RB_T0 + k].data, self->shp_c[k]);
+        ply_shape ts = self->shp_c[k];
+        ts.dims[0] = nc;
+        ply_tensor t = ply_tensor_make(self->buf[RB_T0 + k].data, ts);
         if ((st = run(&self->fold[k], &in, &t)) != PLY_OK) return st;
         if (!self->fold[k].relu && (st = relu_in_place(self, &t)) != PLY_OK) return st;
         in = t;
     }
-    ply_tensor y = ply_tensor_make(output->data, *out_shape);
+    float *yd = (float *)output->data + (nc == N ? 0 : n0 * (ply_shape_numel(out_shape) / N));
+    ply_tensor y = ply_tensor_make(yd, ys);
     if ((st = run(&self->fold[S - 1], &in, &y)) != PLY_OK) return st;
-    const float *id = x->data;
+    const float *id = xin.data;
     if (self->downsample) {
-        ply_tensor d = ply_tensor_make(self->buf[RB_TD].data, self->shp_dc);
-        if ((st = run(&self->ds_fold, x, &d)) != PLY_OK) return st;
+        ply_shape ds = self->shp_dc;
+        ds.dims[0] = nc;
+        ply_tensor d = ply_tensor_make(self->buf[RB_TD].data, ds);
+        if ((st = run(&self->ds_fold, &xin, &d)) != PLY_OK) return st;
         id = d.data;
     }
-    add_relu(self->host, output->data, id, ply_shape_numel(out_shape));
+    add_relu(self->host, yd, id, ply_shape_numel(&ys));
+    return PLY_OK;
+}
+
+// Images per pass through the block: as many as keep one pass's tensors (input, intermediates,
+// downsample, output) within RB_PASS_FLOATS, so that each intermediate is read back from cache rather
+// than memory and the add+relu finds the output and the shortcut still there (at batch 16,
+// ResNet-50's first stage has 51 MB per tensor); a divisor of the batch, so that every pass gives
+// the convs one geometry (Winograd's tile size, and with it the kept transformed weights, follows
+// the number of images). Batch 1, and batches whose whole pass fits, run in one piece.
+// ResNet-50 inference at batch 16, 1 thread, CPU ms per batch (`ply bench-model`, loaded machine,
+// alternating, 2 sessions): whole batch 1160 1166 1070 1140 1103 1084 | 1111 1135 1089 1067;
+// 4M floats 1009 1019 1015 1074 1113 1031 | 1075 1085 1032 1070; 16M floats (first session)
+// 1164 1038 1039 1028 1031 1029; 8M (second) 1082 1060 1079 1110; 1M 1150 1240 1212 1189 and one
+// image at a time 1147 1207 1293 1257 (slower). ResNet-18 at batch 16: 356 358 334 334 whole,
+// 350 336 354 353 at 4M (no change).
+#define RB_PASS_FLOATS (1 << 22)
+static int64_t images_per_pass(const ply_layer *self, const ply_tensor *x, const ply_shape *out_shape) {
+    int64_t N = x->shape.dims[0];
+    if (N <= 1) return N;
+    int64_t per = ply_shape_numel(&x->shape) / N + ply_shape_numel(out_shape) / N;
+    for (int32_t k = 0; k + 1 < self->stages; k++) per += ply_shape_numel(&self->shp_c[k]) / N;
+    if (self->downsample) per += ply_shape_numel(&self->shp_dc) / N;
+    int64_t nc = RB_PASS_FLOATS / (per > 0 ? per : 1);
+    if (nc >= N) return N;
+    while (nc > 1 && N % nc != 0) nc--;
+    return nc < 1 ? 1 : nc;
+}
+
+// Floats of a buffer of `shape` (batch N) for nc images.
+static int64_t pass_numel(const ply_shape *shape, int64_t N, int64_t nc) {
+    return nc == N ? ply_shape_numel(shape) : ply_shape_numel(shape) / N * nc;
+}
+
+static ply_status forward_folded(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape) {
+    ply_status st;
+    int32_t S = self->stages;
+    int64_t N = x->shape.dims[0], nc = images_per_pass(self, x, out_shape);
+    for (int32_t k = 0; k + 1 < S; k++)
+        if ((st = alloc_buf(self, RB_T0 + k, pass_numel(&self->shp_c[k], N, nc))) != PLY_OK) return st;
+    if (self->downsample && (st = alloc_buf(self, RB_TD, pass_numel(&self->shp_dc, N, nc))) != PLY_OK) return st;
+    if (nc == N) return forward_images(self, x, output, out_shape, 0, N);
+    for (int64_t n0 = 0; n0 < N; n0 += nc)
+        if ((st = forward_images(self, x, output, out_shape, n0, nc)) != PLY_OK) return st;
     return PLY_OK;
 }
 

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+
+@testable import Ply
+
+/// In evaluation, conv_1x1.c's large planes (one image's input above 1M floats) read the weights
+/// packed once per weight version (Plugins/Conv/conv.c, L->pw): the packed copy must follow a host
+/// write (the parameter generation moves), an owner's write followed by set_training (a folded
+/// conv's), and the old weights written back, on one thread and several (each thread packing its
+/// own strips, the positions split between them).
+@Suite struct PointwisePackedTests {
+    func random(_ count: Int, _ g: inout SplitMix64) -> [Float] { (0..<count).map { _ in g.nextUnitFloat() * 2 - 1 } }
+
+    /// 300 channels of 31x29 (269,700 floats: the large-plane path, K in blocks of 256 and 44), 29
+    /// output channels (two full tiles of 12 and one of 5), 899 positions (28 strips of 32 and 3
+    /// left over); then stride 2 on 61x57 (31x29 again after subsampling).
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"pointwise\", whose kernel is AVX-512 only"),
+          arguments: [(1, 31, 29), (2, 61, 57)])
+    func packedWeightsFollowEveryWrite(_ shape: (stride: Int, h: Int, w: Int)) throws {
+        let (n, c, oc) = (2, 300, 29)
+        for threads in [1, 3] {
+            // fast runs on a runtime of its own, whose parameter generation only fast's own host
+            // writes move (the reference's writes go to the shared one): the owner's write below is
+            // then seen through set_training alone
+            var options = Runtime.Options()
+            options.threads = threads
+            let runtime = try Runtime(options: options)
+            func conv(_ algorithm: String, _ runtime: Runtime) throws -> Layer {
+                try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .int(1)),
+                                     ("stride", .int(shape.stride)), ("algorithm", .string(algorithm))], runtime: runtime)
+            }
+            let fast = try conv("pointwise", runtime), reference = try conv("blas", sharedRuntime)
+            fast.setTraining(false)
+            reference.setTraining(false)
+            var g = SplitMix64(seed: 41)
+            let x = try Tensor(shape: [n, c, shape.h, shape.w], data: random(n * c * shape.h * shape.w, &g))
+            func agree(_ what: String) throws {
+                for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+                let y1 = try fast.forward([x]), y0 = try reference.forward([x])
+                #expect(y1.shape == y0.shape)
+                let r = closeness(y1.data, y0.data)
+                #expect(r.ok, "stride \(shape.stride), \(runtime.threads) threads, \(what): max error \(r.error) > \(r.bound)")
+                #expect(y1.data.contains { $0 != 0 })
+            }
+            try agree("first weights")
+            try agree("first weights again")
+            let old = try fast.parameters[0].read()
+            var w = old
+            w[w.count - 1] += 0.5 // the last row of the last, part-filled tile
+            try fast.parameters[0].write(w)
+            try agree("after a host write of the last weight")
+            // an owner's write through the value's memory, the generation left where it is
+            let v = try fast.parameters[0].value.assumingMemoryBound(to: Float.self)
+            for i in 0..<old.count { v[i] = old[i] * -0.5 }
+            fast.setTraining(false)
+            try agree("after an owner's write and set_training")
+            try fast.parameters[0].write(old)
+            try agree("with the first weights back")
+        }
+    }
+}
