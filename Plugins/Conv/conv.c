@@ -35,8 +35,8 @@
  *     direct kernel vectorised over output channels with the weights packed
  *     once per weight version (conv_panels_cache_get);
  *   - conv_spans.c: in evaluation, the forward of 1x7/7x1 and 5x5 layers and of the 3x3 layers the
- *     panels suit whose rows are not multiples of 7 (Inception v3's 17x17 and 8x8 planes), the same
- *     kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
+ *     panels suit whose rows end in a panels' call of 1 to 3 positions (Inception v3's 17x17 and 8x8
+ *     planes), the same kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d",
  * "pointwise", "panels", "spans" and "depthwise" force one.
@@ -260,7 +260,7 @@ static int use_panels(const ply_layer *L, const conv_geom *g) {
 }
 
 // Whether this call's forward is conv_spans.c's kernel: forced, or "auto" in evaluation where it suits
-// (before the panels: 3x3 layers the panels suit whose rows are not multiples of 7 go to the spans).
+// (before the panels: 3x3 layers the panels suit whose rows end in a short call of theirs go to the spans).
 static int use_spans(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_SPANS) return conv_spans_fits(g);
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training &&

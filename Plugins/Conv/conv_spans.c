@@ -34,8 +34,9 @@
 // "auto" takes the spans in evaluation (conv.c: after the live taps, before the panels, s2d and Winograd) for
 //  - 1xK and Kx1 kernels with K >= 5, and 5x5 kernels, of stride 1 with at least 32 input and output
 //    channels (im2col + GEMM before); 1x3 and 3x1 stay there;
-//  - 3x3 layers the panels suit (conv_panels_suits) whose output rows are not a multiple of 7, where
-//    the panels' row spans of 7 leave short calls (17 = 7 + 7 + 3, 8 = 7 + 1).
+//  - 3x3 layers the panels suit (conv_panels_suits) whose output rows leave the panels' row spans of 7
+//    a call of 1 to 3 positions (17 = 7 + 7 + 3, 8 = 7 + 1): 2 to 6 accumulators, fewer than the 8
+//    the multiply-add units need. A call of 6 keeps 12 (13 = 7 + 6, AlexNet's 13x13): the panels stay.
 // Measured one layer, 1 thread, thread CPU time, median of 9 (Benchmarks/spans_kernel.c, loaded machine,
 // load 12-20), spans / im2col (/ panels) ms:
 //   Inception v3, batch 1: 128->128 17x17 1x7 0.44 / 0.51-0.54, 7x1 0.45 / 0.54; 160->160 1x7 0.70 / 0.80;
@@ -46,7 +47,8 @@
 //   batch 16: 48->64 35x35 5x5 23.7 / 24.1; 128->128 17x17 1x7 7.75 / 8.73
 //   AlexNet's 5x5 64->192 27x27: batch 1 2.95 / 3.36, batch 16 51.4 / 53.5
 //   where the rows are multiples of 7 the panels stay ahead: 256->256 14x14 1.50 / 1.79 / 1.43,
-//     512->512 7x7 1.68 / 2.00 / 1.57, 64->96 35x35 1.02 / 1.04 / 0.93 (Winograd takes that one)
+//     512->512 7x7 1.68 / 2.00 / 1.57, 64->96 35x35 1.02 / 1.04 / 0.93 (Winograd takes that one);
+//     and on 13x13 rows: 192->384 1.54 / 1.66 / 1.45, 384->256 2.04 / 2.32 / 1.96, 256->256 1.35 / 1.53 / 1.33
 int conv_spans_fits(const conv_geom *g) {
     return g->DH == 1 && g->DW == 1 && g->KH * g->KW <= MAX_TAPS && g->SH >= 1 && g->SW >= 1 && g->OH >= 1 &&
            g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX512;
@@ -54,7 +56,7 @@ int conv_spans_fits(const conv_geom *g) {
 
 int conv_spans_suits(const conv_geom *g, int panels_suit) {
     if (!conv_spans_fits(g)) return 0;
-    if (g->KH == 3 && g->KW == 3) return panels_suit && g->OW % 7 != 0;
+    if (g->KH == 3 && g->KW == 3) return panels_suit && g->OW % 7 >= 1 && g->OW % 7 <= 3;
     if (g->C < 32 || g->OC < 32 || g->SH != 1 || g->SW != 1) return 0;
     const int64_t lo = ply_min_i64(g->KH, g->KW), hi = ply_max_i64(g->KH, g->KW);
     return (lo == 1 && hi >= 5) || (g->KH == 5 && g->KW == 5);

@@ -1,7 +1,7 @@
 /*
- * conv2d forward for any kernel shape (Inception v3's 1x7, 7x1 and 5x5, and 3x3 on planes
- * whose rows are not multiples of 7), vectorised over output channels like conv_panels.c, with the
- * output positions taken in spans of up to 8 that run across row (and image) boundaries.
+ * conv2d forward for any kernel shape (Inception v3's 1x7, 7x1 and 5x5, and 3x3 on planes whose
+ * rows end in a short call of conv_panels.c's), vectorised over output channels like conv_panels.c,
+ * with the output positions taken in spans of up to 8 that run across row (and image) boundaries.
  *
  * With p = (n*OH + oh)*OW + ow an output position and xp the input padded by (PH, PW) zeros:
  *
