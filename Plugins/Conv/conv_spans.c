@@ -168,6 +168,7 @@ typedef struct {
     int64_t *po;
     int relu;
     int64_t threads;
+    int by_spans; // the threads split the spans rather than the panels
 } spans_job;
 
 // xp for images [n0, n1): the input inside a border of zeros (and zeros past it to Hp x Wq).
@@ -198,17 +199,17 @@ static void position_offsets(const conv_geom *g, int64_t *po) {
             for (int64_t ow = 0; ow < g->OW; ow++) po[p++] = n * image + oh * g->SH * Wq + ow * g->SW;
 }
 
-// Panels [p0, p1): yT by blocks of input channels, then y = relu(yT + bias) for their channels.
-PLY_TARGET_AVX512 static void run_panels(const spans_job *j, int64_t p0, int64_t p1) {
+// Panels [p0, p1) x spans [sa, sb): yT by blocks of input channels, then y = relu(yT + bias) for those
+// channels and positions. Span s covers positions [P*s/S, P*(s+1)/S) of S = ceil(P/MR) spans: MR or
+// MR-1 each (fewer when P < MR).
+PLY_TARGET_AVX512 static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
     const conv_geom *g = j->g;
     const int64_t C = g->C, OC = g->OC, OP = panels_of(g), KK = taps_of(g), CB = block_channels(g);
     const int64_t Wq = padded_w(g), plane = padded_h(g) * Wq, P = g->N * g->OH * g->OW, OHW = g->OH * g->OW;
-    // spans: ceil(P/MR) of them, span s covering positions [P*s/S, P*(s+1)/S): MR or MR-1 (or fewer
-    // when P < MR) each
     const int64_t S = (P + MR - 1) / MR;
     int64_t off[MAX_BLOCK_TAPS]; // T <= MAX_BLOCK_TAPS: cb <= MAX_BLOCK_TAPS / KK (KK <= MAX_TAPS: cb >= 2)
-    for (int64_t s0 = 0; s0 < S; s0 += CHUNK_SPANS) {
-        const int64_t s1 = ply_min_i64(S, s0 + CHUNK_SPANS);
+    for (int64_t s0 = sa; s0 < sb; s0 += CHUNK_SPANS) {
+        const int64_t s1 = ply_min_i64(sb, s0 + CHUNK_SPANS);
         for (int64_t c0 = 0; c0 < C; c0 += CB) {
             const int64_t cb = ply_min_i64(CB, C - c0), T = cb * KK;
             for (int64_t ci = 0, t = 0; ci < cb; ci++)
@@ -226,7 +227,9 @@ PLY_TARGET_AVX512 static void run_panels(const spans_job *j, int64_t p0, int64_t
             }
         }
     }
-    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]), 16 positions at a time by a gather
+    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]) for positions n*OHW + q in [qa, qb), 16
+    // positions at a time by a gather
+    const int64_t qa = P * sa / S, qb = P * sb / S;
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32(32));
     const __m512 zero = _mm512_setzero_ps();
@@ -234,11 +237,12 @@ PLY_TARGET_AVX512 static void run_panels(const spans_job *j, int64_t p0, int64_t
         for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
             const __m512 b = _mm512_set1_ps(j->bias ? j->bias[o] : 0.0f);
             const float *src = j->yT + op * P * 32 + (o - op * 32);
-            for (int64_t n = 0; n < g->N; n++) {
+            for (int64_t n = qa / OHW; n * OHW < qb; n++) {
                 float *dst = j->y + (n * OC + o) * OHW;
                 const float *s = src + n * OHW * 32;
-                for (int64_t q = 0; q < OHW; q += 16) {
-                    __mmask16 m = OHW - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OHW - q)) - 1);
+                const int64_t e = ply_min_i64(OHW, qb - n * OHW);
+                for (int64_t q = ply_max_i64(0, qa - n * OHW); q < e; q += 16) {
+                    __mmask16 m = e - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (e - q)) - 1);
                     __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, m, idx, s + q * 32, 4), b);
                     if (j->relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
                         v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
@@ -255,21 +259,32 @@ static void step_pad(void *ctx, int64_t t0, int64_t t1) {
         pad_input(j, j->g->N * th / j->threads, j->g->N * (th + 1) / j->threads);
 }
 
-static void step_panels(void *ctx, int64_t t0, int64_t t1) {
+// Thread th's part: its share of the panels (all spans), or with by_spans its share of the spans (all panels).
+static void step_parts(void *ctx, int64_t t0, int64_t t1) {
     const spans_job *j = ctx;
-    const int64_t OP = panels_of(j->g);
+    const int64_t OP = panels_of(j->g), S = ((int64_t)positions(j->g) + MR - 1) / MR, T = j->threads;
     for (int64_t th = t0; th < t1; th++) {
-        int64_t p0 = OP * th / j->threads, p1 = OP * (th + 1) / j->threads;
-        if (p0 < p1) run_panels(j, p0, p1);
+        if (j->by_spans) {
+            int64_t sa = S * th / T, sb = S * (th + 1) / T;
+            if (sa < sb) run_part(j, 0, OP, sa, sb);
+        } else {
+            int64_t p0 = OP * th / T, p1 = OP * (th + 1) / T;
+            if (p0 < p1) run_part(j, p0, p1, 0, S);
+        }
     }
 }
 
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
                         int relu, const float *x, float *y, float *scratch) {
     const size_t xf = xp_floats(g);
+    const int64_t OP = panels_of(g), S = ((int64_t)positions(g) + MR - 1) / MR;
+    threads = ply_max_i64(1, threads);
+    // The threads split the panels where they divide evenly; else the spans (each thread then reads all
+    // the weights): 5 panels (160 output channels, Inception v3's 17x17 blocks) on 2 threads would be 3 + 2.
+    const int by_spans = OP % threads != 0;
     spans_job j = {.g = g, .Wp = Wp, .bias = bias, .x = x, .y = y, .xp = reads_x(g) ? (float *)x : scratch,
                    .po = (int64_t *)(void *)(scratch + xf), .yT = scratch + xf + 2 * positions(g), .relu = relu,
-                   .threads = ply_max_i64(1, ply_min_i64(threads, panels_of(g)))};
+                   .threads = by_spans ? ply_min_i64(threads, S) : threads, .by_spans = by_spans};
     position_offsets(g, j.po);
     if (!reads_x(g)) {
         int64_t pt = ply_max_i64(1, ply_min_i64(j.threads, g->N));
@@ -278,8 +293,8 @@ void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *
         if (pt > 1) host->parallel_for(host, pt, 1, step_pad, &jp);
         else step_pad(&jp, 0, 1);
     }
-    if (j.threads > 1) host->parallel_for(host, j.threads, 1, step_panels, &j);
-    else run_panels(&j, 0, panels_of(g));
+    if (j.threads > 1) host->parallel_for(host, j.threads, 1, step_parts, &j);
+    else run_part(&j, 0, OP, 0, S);
 }
 #else
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,

@@ -6,7 +6,7 @@ import Testing
 /// spans that cross rows) against PyTorch's convolution in double precision (Fixtures/spans,
 /// written by make-conv-spans.py): forced, and through "auto" in evaluation, which takes the spans
 /// on an AVX-512 CPU for the 1x7 and 7x1 cases with 32 or more channels (im2col + GEMM below that
-/// level), on 1 and 2 threads; its packed weights following weight changes; and the errors where it
+/// level), on 1, 2 and 3 threads; its packed weights following weight changes; and the errors where it
 /// cannot run.
 @Suite struct ConvSpansTests {
     static let cases: [String] = {
@@ -15,11 +15,16 @@ import Testing
         return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
     }()
 
-    static let twoThreads: Runtime = {
+    static func runtime(threads: Int) -> Runtime {
         var options = Runtime.Options()
-        options.threads = 2
+        options.threads = threads
         do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
-    }()
+    }
+
+    static let twoThreads = runtime(threads: 2)
+    /// Where the panels do not divide evenly among the threads (1 or 2 panels here on 3 threads, 1 on
+    /// 2) the threads split the output positions instead.
+    static let threeThreads = runtime(threads: 3)
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 6, "\(Self.cases)")
@@ -35,7 +40,7 @@ import Testing
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         // below the AVX-512 level forcing "spans" is refused (spansNeedsAVX512BelowIt)
         let algorithms = avx512Kernels ? ["auto", "spans"] : ["auto"]
-        for runtime in [sharedRuntime, Self.twoThreads] {
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
             for algorithm in algorithms {
                 let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
                 layer.setTraining(false)
