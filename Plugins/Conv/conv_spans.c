@@ -117,8 +117,53 @@ ply_status conv_spans_cache_get(conv_weight_cache *cache, const ply_host *host, 
     return PLY_OK;
 }
 
+void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t n0, int64_t n1) {
+    const int64_t C = g->C, H = g->H, W = g->W;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float *dst = xp + (n * C + c) * Hp * Wq;
+            const float *src = x + (n * C + c) * H * W;
+            memset(dst, 0, (size_t)(g->PH * Wq) * sizeof(float));
+            for (int64_t h = 0; h < H && g->PH + h < Hp; h++) {
+                float *row = dst + (g->PH + h) * Wq;
+                memset(row, 0, (size_t)g->PW * sizeof(float));
+                memcpy(row + g->PW, src + h * W, (size_t)ply_min_i64(W, Wq - g->PW) * sizeof(float));
+                if (g->PW + W < Wq) memset(row + g->PW + W, 0, (size_t)(Wq - g->PW - W) * sizeof(float));
+            }
+            if (g->PH + H < Hp) memset(dst + (g->PH + H) * Wq, 0, (size_t)((Hp - g->PH - H) * Wq) * sizeof(float));
+        }
+}
+
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
+
+PLY_TARGET_AVX512 void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y,
+                                        int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+    const int64_t OC = g->OC, P = g->N * g->OH * g->OW, OHW = g->OH * g->OW;
+    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]) for positions n*OHW + q in [qa, qb), 16
+    // positions at a time by a gather
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(32));
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t op = p0; op < p1; op++)
+        for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
+            const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            const float *src = yT + op * P * 32 + (o - op * 32);
+            for (int64_t n = qa / OHW; n * OHW < qb; n++) {
+                float *dst = y + (n * OC + o) * OHW;
+                const float *s = src + n * OHW * 32;
+                const int64_t e = ply_min_i64(OHW, qb - n * OHW);
+                for (int64_t q = ply_max_i64(0, qa - n * OHW); q < e; q += 16) {
+                    __mmask16 m = e - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (e - q)) - 1);
+                    __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, m, idx, s + q * 32, 4), b);
+                    if (relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
+                        v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
+                                                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+                    _mm512_mask_storeu_ps(dst + q, m, v);
+                }
+            }
+        }
+}
 
 // c[r][0:32] (+)= sum_{t < T} w[t*32 .. +32] * x[po[r] + off[t]] for r < R: R positions, one panel,
 // one block of T = cb*KH*KW taps (off[t] = ci*Hp*Wq + kh*Wq + kw for t = ci*KK + kh*KW + kw).
@@ -171,23 +216,9 @@ typedef struct {
     int by_spans; // the threads split the spans rather than the panels
 } spans_job;
 
-// xp for images [n0, n1): the input inside a border of zeros (and zeros past it to Hp x Wq).
+// xp for images [n0, n1): the input inside a border of zeros.
 static void pad_input(const spans_job *j, int64_t n0, int64_t n1) {
-    const conv_geom *g = j->g;
-    const int64_t Hp = padded_h(g), Wq = padded_w(g), C = g->C, H = g->H, W = g->W;
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t c = 0; c < C; c++) {
-            float *dst = j->xp + (n * C + c) * Hp * Wq;
-            const float *src = j->x + (n * C + c) * H * W;
-            memset(dst, 0, (size_t)(g->PH * Wq) * sizeof(float));
-            for (int64_t h = 0; h < H && g->PH + h < Hp; h++) {
-                float *row = dst + (g->PH + h) * Wq;
-                memset(row, 0, (size_t)g->PW * sizeof(float));
-                memcpy(row + g->PW, src + h * W, (size_t)ply_min_i64(W, Wq - g->PW) * sizeof(float));
-                if (g->PW + W < Wq) memset(row + g->PW + W, 0, (size_t)(Wq - g->PW - W) * sizeof(float));
-            }
-            if (g->PH + H < Hp) memset(dst + (g->PH + H) * Wq, 0, (size_t)((Hp - g->PH - H) * Wq) * sizeof(float));
-        }
+    conv_spans_pad(j->g, padded_h(j->g), padded_w(j->g), j->x, j->xp, n0, n1);
 }
 
 // po[p] for every position p = (n*OH + oh)*OW + ow.
@@ -204,8 +235,8 @@ static void position_offsets(const conv_geom *g, int64_t *po) {
 // MR-1 each (fewer when P < MR).
 PLY_TARGET_AVX512 static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
     const conv_geom *g = j->g;
-    const int64_t C = g->C, OC = g->OC, OP = panels_of(g), KK = taps_of(g), CB = block_channels(g);
-    const int64_t Wq = padded_w(g), plane = padded_h(g) * Wq, P = g->N * g->OH * g->OW, OHW = g->OH * g->OW;
+    const int64_t C = g->C, OP = panels_of(g), KK = taps_of(g), CB = block_channels(g);
+    const int64_t Wq = padded_w(g), plane = padded_h(g) * Wq, P = g->N * g->OH * g->OW;
     const int64_t S = (P + MR - 1) / MR;
     int64_t off[MAX_BLOCK_TAPS]; // T <= MAX_BLOCK_TAPS: cb <= MAX_BLOCK_TAPS / KK (KK <= MAX_TAPS: cb >= 2)
     for (int64_t s0 = sa; s0 < sb; s0 += CHUNK_SPANS) {
@@ -227,30 +258,7 @@ PLY_TARGET_AVX512 static void run_part(const spans_job *j, int64_t p0, int64_t p
             }
         }
     }
-    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]) for positions n*OHW + q in [qa, qb), 16
-    // positions at a time by a gather
-    const int64_t qa = P * sa / S, qb = P * sb / S;
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(32));
-    const __m512 zero = _mm512_setzero_ps();
-    for (int64_t op = p0; op < p1; op++)
-        for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
-            const __m512 b = _mm512_set1_ps(j->bias ? j->bias[o] : 0.0f);
-            const float *src = j->yT + op * P * 32 + (o - op * 32);
-            for (int64_t n = qa / OHW; n * OHW < qb; n++) {
-                float *dst = j->y + (n * OC + o) * OHW;
-                const float *s = src + n * OHW * 32;
-                const int64_t e = ply_min_i64(OHW, qb - n * OHW);
-                for (int64_t q = ply_max_i64(0, qa - n * OHW); q < e; q += 16) {
-                    __mmask16 m = e - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (e - q)) - 1);
-                    __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, m, idx, s + q * 32, 4), b);
-                    if (j->relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
-                        v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
-                                                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-                    _mm512_mask_storeu_ps(dst + q, m, v);
-                }
-            }
-        }
+    conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, P * sa / S, P * sb / S);
 }
 
 static void step_pad(void *ctx, int64_t t0, int64_t t1) {
@@ -297,6 +305,10 @@ void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *
     else run_part(&j, 0, OP, 0, S);
 }
 #else
+void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y, int64_t p0, int64_t p1,
+                      int64_t qa, int64_t qb) {
+    (void)g; (void)yT; (void)bias; (void)relu; (void)y; (void)p0; (void)p1; (void)qa; (void)qb;
+}
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
                         int relu, const float *x, float *y, float *scratch) {
     (void)host; (void)threads; (void)g; (void)Wp; (void)bias; (void)relu; (void)x; (void)y; (void)scratch;

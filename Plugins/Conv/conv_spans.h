@@ -64,5 +64,19 @@ ply_status conv_spans_cache_get(conv_weight_cache *cache, const ply_host *host, 
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
                         int relu, const float *x, float *y, float *scratch);
 
+/**
+ * Shared with conv_panels.c. xp [N][C][Hp][Wq] for images [n0, n1) = x [N][C][H][W] inside a border
+ * of PH rows and PW columns of zeros (and zeros past it to Hp x Wq; Hp >= H + PH, Wq >= W + PW).
+ */
+void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t n0, int64_t n1);
+
+/**
+ * Shared with conv_panels.c: y[n][o][q] = yT[o/32][n*OH*OW + q][o%32] + bias[o] (bias may be NULL),
+ * relu'd when `relu` (NaN passes), for the panels [p0, p1) of 32 output channels and the positions
+ * n*OH*OW + q in [qa, qb) of yT's N*OH*OW. AVX-512 only: the caller checks the level.
+ */
+void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y, int64_t p0, int64_t p1,
+                      int64_t qa, int64_t qb);
+
 PLY_INTERNAL_END
 #endif
