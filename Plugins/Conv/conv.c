@@ -35,10 +35,13 @@
  *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
  *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
- *     once per weight version (conv_panels_cache_get).
+ *     once per weight version (conv_panels_cache_get);
+ *   - conv_spans.c: in evaluation, the forward of 1x7/7x1 and 5x5 layers and of the 3x3 layers the
+ *     panels suit whose rows end in a panels' call of 1 to 3 positions (Inception v3's 17x17 and 8x8
+ *     planes), the same kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d",
- * "pointwise", "panels" and "depthwise" force one.
+ * "pointwise", "panels", "spans" and "depthwise" force one.
  * The AVX-512 kernels (direct, winograd, s2d, panels, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
@@ -76,6 +79,7 @@
 #include "conv_s2d.h"
 #include "conv_taps.h"
 #include "conv_panels.h"
+#include "conv_spans.h"
 #include "conv_winograd.h"
 #include "conv_winograd_backward.h"
 #include "conv_winograd_wgrad.h"
@@ -257,6 +261,14 @@ static int use_panels(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_panels_suits(g);
 }
 
+// Whether this call's forward is conv_spans.c's kernel: forced, or "auto" in evaluation where it suits
+// (before the panels: 3x3 layers the panels suit whose rows end in a short call of theirs go to the spans).
+static int use_spans(const ply_layer *L, const conv_geom *g) {
+    if (L->algorithm == ALGO_SPANS) return conv_spans_fits(g);
+    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training &&
+           conv_spans_suits(g, conv_panels_suits(g));
+}
+
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && is_plain(L) && conv_s2d_suits(g));
@@ -354,6 +366,14 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
     // the live taps first where they suit (planes of 4x4 and less, where padding makes a quarter of a
     // direct kernel's products zeros)
+    if (!taps && use_spans(L, &g)) {
+        const float *Wp;
+        if ((st = grow_scratch(L, conv_spans_forward_floats(&g))) != PLY_OK) return st;
+        if ((st = conv_spans_cache_get(&L->spans, L->host, threads, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
+        conv_spans_forward(L->host, L->host->thread_count(L->host), &g, Wp, L->has_bias ? L->bias : NULL, L->relu,
+                           inputs[0].data, output->data, L->scratch);
+        return PLY_OK;
+    }
     if (!taps && use_panels(L, &g)) {
         const float *Wp;
         if ((st = grow_scratch(L, conv_panels_forward_floats(&g))) != PLY_OK) return st;
@@ -495,6 +515,7 @@ static void conv_set_training(ply_layer *L, int32_t training) {
     L->wino.has_generation = 0;
     L->panels.has_generation = 0;
     L->pw.has_generation = 0;
+    L->spans.has_generation = 0;
 }
 
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }

@@ -95,15 +95,16 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     else if (strcmp(algo_name, "depthwise") == 0) algo = ALGO_DEPTHWISE;
     else if (strcmp(algo_name, "pointwise") == 0) algo = ALGO_POINTWISE;
     else if (strcmp(algo_name, "panels") == 0) algo = ALGO_PANELS;
+    else if (strcmp(algo_name, "spans") == 0) algo = ALGO_SPANS;
     else
         return ply_errorf(host, PLY_ERR_INVALID_ARGUMENT,
                           "conv2d: algorithm must be \"auto\", \"im2col\", \"blas\", \"direct\", \"taps\", "
-                          "\"winograd\", \"s2d\", \"depthwise\", \"pointwise\" or \"panels\" (got \"%s\")",
+                          "\"winograd\", \"s2d\", \"depthwise\", \"pointwise\", \"panels\" or \"spans\" (got \"%s\")",
                           algo_name);
-    // direct, taps, winograd, s2d, pointwise and panels compute groups 1 and dilation 1 only; depthwise, groups ==
+    // direct, taps, winograd, s2d, pointwise, panels and spans compute groups 1 and dilation 1 only; depthwise, groups ==
     // in_channels
     if (algo == ALGO_DIRECT || algo == ALGO_TAPS || algo == ALGO_WINOGRAD || algo == ALGO_S2D ||
-        algo == ALGO_POINTWISE || algo == ALGO_PANELS) {
+        algo == ALGO_POINTWISE || algo == ALGO_PANELS || algo == ALGO_SPANS) {
         if (groups != 1)
             return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                               "conv2d: algorithm \"%s\" computes groups=1 only (got groups=%lld); \"auto\", "
@@ -134,9 +135,9 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     int32_t trainable = 1;
     st = host->attr_bool(host, attrs, "trainable", &trainable);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    // direct, winograd, s2d, pointwise and panels have AVX-512 kernels only (im2col is their portable path)
+    // direct, winograd, s2d, pointwise, panels and spans have AVX-512 kernels only (im2col is their portable path)
     if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_POINTWISE ||
-         algo == ALGO_PANELS) &&
+         algo == ALGO_PANELS || algo == ALGO_SPANS) &&
         ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
@@ -150,6 +151,10 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
                           "conv2d: algorithm \"panels\" needs a 3x3 kernel and stride 1 or 2 both ways (got kernel "
                           "%lldx%lld, stride %lldx%lld)",
                           (long long)k[0], (long long)k[1], (long long)s[0], (long long)s[1]);
+    if (algo == ALGO_SPANS && k[0] * k[1] > 64)
+        return ply_errorf(host, PLY_ERR_UNSUPPORTED,
+                          "conv2d: algorithm \"spans\" needs a kernel of at most 64 taps (got kernel %lldx%lld)",
+                          (long long)k[0], (long long)k[1]);
     if (algo == ALGO_POINTWISE && (k[0] != 1 || k[1] != 1 || p[0] != 0 || p[1] != 0))
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"pointwise\" needs a 1x1 kernel and padding 0 (got kernel %lldx%lld, "
@@ -221,6 +226,7 @@ void conv_destroy(ply_layer *L) {
     conv_weight_cache_free(h, &L->wino);
     conv_weight_cache_free(h, &L->panels);
     conv_weight_cache_free(h, &L->pw);
+    conv_weight_cache_free(h, &L->spans);
     h->free(h, L);
 }
 
@@ -242,8 +248,8 @@ const ply_attr_spec conv_specs[] = {
      .doc = "what the padding holds; only \"zeros\" is supported"},
     {.name = "bias", .kind = PLY_ATTR_BOOL, .default_text = "true", .doc = "learn a per-channel bias"},
     {.name = "algorithm", .kind = PLY_ATTR_STRING, .default_text = "auto",
-     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d, depthwise or pointwise (direct, taps, "
-            "winograd, s2d and pointwise: groups 1 and dilation 1 only)"},
+     .doc = "implementation: auto, im2col, blas, direct, taps, winograd, s2d, depthwise, pointwise, panels or spans "
+            "(direct, taps, winograd, s2d, pointwise, panels and spans: groups 1 and dilation 1 only)"},
     {.name = "winograd_tile", .kind = PLY_ATTR_INT, .default_text = "0",
      .doc = "Winograd's output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)), 6 (F(6x6,3x3)) or 0, chosen per input shape"},
     {.name = "workspace_mb", .kind = PLY_ATTR_INT, .default_text = "32",

@@ -15,10 +15,10 @@
 PLY_INTERNAL_BEGIN
 
 // Which kernels a layer uses: attribute `algorithm` ("auto", "im2col", "blas", "direct", "taps", "winograd", "s2d",
-// "depthwise", "pointwise", "panels").
+// "depthwise", "pointwise", "panels", "spans").
 typedef enum {
     ALGO_AUTO, ALGO_IM2COL, ALGO_BLAS, ALGO_DIRECT, ALGO_TAPS, ALGO_WINOGRAD, ALGO_S2D, ALGO_DEPTHWISE, ALGO_POINTWISE,
-    ALGO_PANELS
+    ALGO_PANELS, ALGO_SPANS
 } conv_algo;
 
 struct ply_layer {
@@ -43,6 +43,7 @@ struct ply_layer {
     conv_weight_cache wino;   // Winograd's transformed weights, kept while the weights stay the same
     conv_weight_cache panels; // conv_panels.c's packed weights, kept likewise
     conv_weight_cache pw;     // conv_1x1.c's packed weights (evaluation, large planes), kept likewise
+    conv_weight_cache spans;  // conv_spans.c's packed weights, kept likewise
 };
 
 /** The type's create: reads and checks the attributes, allocates and initialises the weights. */

@@ -10,6 +10,7 @@
 #include "plugin_support.h"
 
 #include "conv_panels.h"
+#include "conv_spans.h"
 
 #include <string.h>
 
@@ -157,28 +158,14 @@ typedef struct {
 
 // xp for images [n0, n1): the input inside a border of zeros.
 static void pad_input(const panels_job *j, int64_t n0, int64_t n1) {
-    const conv_geom *g = j->g;
-    const int64_t Hp = padded_h(g), Wq = padded_w(g), C = g->C, H = g->H, W = g->W;
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t c = 0; c < C; c++) {
-            float *dst = j->xp + (n * C + c) * Hp * Wq;
-            const float *src = j->x + (n * C + c) * H * W;
-            memset(dst, 0, (size_t)(g->PH * Wq) * sizeof(float));
-            for (int64_t h = 0; h < H && g->PH + h < Hp; h++) {
-                float *row = dst + (g->PH + h) * Wq;
-                memset(row, 0, (size_t)g->PW * sizeof(float));
-                memcpy(row + g->PW, src + h * W, (size_t)ply_min_i64(W, Wq - g->PW) * sizeof(float));
-                if (g->PW + W < Wq) memset(row + g->PW + W, 0, (size_t)(Wq - g->PW - W) * sizeof(float));
-            }
-            if (g->PH + H < Hp) memset(dst + (g->PH + H) * Wq, 0, (size_t)((Hp - g->PH - H) * Wq) * sizeof(float));
-        }
+    conv_spans_pad(j->g, padded_h(j->g), padded_w(j->g), j->x, j->xp, n0, n1);
 }
 
 // Panels [p0, p1): yT by blocks of input channels, then y = relu(yT + bias) for their channels.
 PLY_TARGET_AVX512 static void run_panels(const panels_job *j, int64_t p0, int64_t p1) {
     const conv_geom *g = j->g;
-    const int64_t C = g->C, OC = g->OC, OP = panels_of(g), OH = g->OH, OW = g->OW, S = g->SH;
-    const int64_t Hp = padded_h(g), Wq = padded_w(g), plane = Hp * Wq, P = g->N * OH * OW, OHW = OH * OW;
+    const int64_t C = g->C, OP = panels_of(g), OH = g->OH, OW = g->OW, S = g->SH;
+    const int64_t Hp = padded_h(g), Wq = padded_w(g), plane = Hp * Wq, P = g->N * OH * OW;
     const micro_fn *mf = micros[S - 1];
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = ply_min_i64(CB, C - c0);
@@ -197,27 +184,7 @@ PLY_TARGET_AVX512 static void run_panels(const panels_job *j, int64_t p0, int64_
                 }
         }
     }
-    // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]), 16 positions at a time by a gather
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(32));
-    const __m512 zero = _mm512_setzero_ps();
-    for (int64_t op = p0; op < p1; op++)
-        for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
-            const __m512 b = _mm512_set1_ps(j->bias ? j->bias[o] : 0.0f);
-            const float *src = j->yT + op * P * 32 + (o - op * 32);
-            for (int64_t n = 0; n < g->N; n++) {
-                float *dst = j->y + (n * OC + o) * OHW;
-                const float *s = src + n * OHW * 32;
-                for (int64_t q = 0; q < OHW; q += 16) {
-                    __mmask16 m = OHW - q >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OHW - q)) - 1);
-                    __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(zero, m, idx, s + q * 32, 4), b);
-                    if (j->relu) // max(v, 0) with NaN passed through, as the fused relu everywhere
-                        v = _mm512_mask_mov_ps(zero, _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) |
-                                                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-                    _mm512_mask_storeu_ps(dst + q, m, v);
-                }
-            }
-        }
+    conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, 0, P); // y = relu(yT + bias)
 }
 
 static void step_pad(void *ctx, int64_t t0, int64_t t1) {

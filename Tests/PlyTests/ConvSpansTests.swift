@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// conv2d's "spans" kernel (Plugins/Conv/conv_spans.c: vectorised over output channels, positions in
+/// spans that cross rows) against PyTorch's convolution in double precision (Fixtures/spans,
+/// written by make-conv-spans.py): forced, and through "auto" in evaluation, which takes the spans
+/// on an AVX-512 CPU for the 1x7 and 7x1 cases with 32 or more channels (im2col + GEMM below that
+/// level), on 1, 2 and 3 threads; its packed weights following weight changes; and the errors where it
+/// cannot run.
+@Suite struct ConvSpansTests {
+    static let cases: [String] = {
+        let dir = fixtures.appendingPathComponent("spans")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }()
+
+    static func runtime(threads: Int) -> Runtime {
+        var options = Runtime.Options()
+        options.threads = threads
+        do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
+    }
+
+    static let twoThreads = runtime(threads: 2)
+    /// Where the panels do not divide evenly among the threads (1 or 2 panels here on 3 threads, 1 on
+    /// 2) the threads split the output positions instead.
+    static let threeThreads = runtime(threads: 3)
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 6, "\(Self.cases)")
+    }
+
+    @Test(arguments: cases)
+    func matchesPyTorchInDoublePrecision(_ name: String) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("spans/\(name).json"))
+        var attrs: Attributes = []
+        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
+            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
+        }
+        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        // below the AVX-512 level forcing "spans" is refused (spansNeedsAVX512BelowIt)
+        let algorithms = avx512Kernels ? ["auto", "spans"] : ["auto"]
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+            for algorithm in algorithms {
+                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
+                layer.setTraining(false)
+                let params = try layer.parameters
+                for (pname, value) in json["params"]?.object ?? [:] {
+                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
+                    try p.write(try #require(value.tensor).data)
+                }
+                let label = "\(name), \(algorithm), \(runtime.threads) threads"
+                for pass in 1...2 { // the second forward reuses the packed weights
+                    let y = try layer.forward([input])
+                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+                    let c = closeness(y.data, expected.data)
+                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
+                }
+            }
+        }
+    }
+
+    func random(_ count: Int, _ g: inout SplitMix64) -> [Float] { (0..<count).map { _ in g.nextUnitFloat() * 2 - 1 } }
+
+    /// The packed weights are made again when the weights change: an SGD step (forced "spans" runs the
+    /// forward in training too; the backward is im2col's), a change of the last weight only, and the
+    /// old weights written back each reach the next forward (compared with "im2col").
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"spans\", whose kernel is AVX-512 only"),
+          arguments: [[1, 7], [5, 5]])
+    func packedWeightsFollowWeightChanges(_ kernel: [Int]) throws {
+        let (n, c, oc, h, w) = (2, 20, 36, 9, 10)
+        for runtime in [sharedRuntime, Self.twoThreads] {
+            func make(_ algorithm: String) throws -> Layer {
+                try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .ints(kernel)),
+                                     ("padding", .ints(kernel.map { $0 / 2 })), ("algorithm", .string(algorithm))],
+                          runtime: runtime)
+            }
+            let fast = try make("spans"), reference = try make("im2col")
+            var g = SplitMix64(seed: 41)
+            let x = try Tensor(shape: [n, c, h, w], data: random(n * c * h * w, &g))
+            func agree(_ what: String) throws -> Tensor {
+                for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+                let y0 = try reference.forward([x]), y1 = try fast.forward([x])
+                let e = closeness(y1.data, y0.data)
+                #expect(e.ok, "\(kernel), \(runtime.threads) threads, \(what): max error \(e.error) > \(e.bound)")
+                return y1
+            }
+            let y = try agree("first forward")
+            #expect(try fast.forward([x]).data == y.data, "\(kernel): a second forward with the same weights")
+            let old = try fast.parameters[0].read()
+            let dy = try Tensor(shape: y.shape, data: random(y.shape.count, &g))
+            _ = try fast.backward(inputs: [x], output: y, gradOutput: dy)
+            let params = try fast.parameters
+            try SGD(learningRate: 0.1).step([("weight", params[0]), ("bias", params[1])])
+            #expect(try fast.parameters[0].read() != old)
+            _ = try agree("after an SGD step")
+            var v = try fast.parameters[0].read()
+            v[v.count - 1] += 0.5
+            try fast.parameters[0].write(v)
+            _ = try agree("after a change of the last weight")
+            try fast.parameters[0].write(old)
+            _ = try agree("with the first weights back")
+        }
+    }
+
+    func spansError(_ attrs: Attributes) throws -> String {
+        let error = try #require(throws: PlyError.self) {
+            _ = try Layer("conv2d", [("in_channels", .int(4)), ("out_channels", .int(4)), ("algorithm", .string("spans"))] + attrs,
+                          runtime: sharedRuntime)
+        }
+        guard case let .layer(_, _, _, message) = error else { return "not a layer error: \(error)" }
+        return message
+    }
+
+    /// Forcing "spans" where it cannot run is refused at creation with a message saying why.
+    @Test func spansIsRefusedWhereItDoesNotApply() throws {
+        let dilated = try spansError([("kernel_size", .int(3)), ("dilation", .int(2))])
+        #expect(dilated.contains("\"spans\"") && dilated.contains("dilation 1 only"), "\(dilated)")
+        let grouped = try spansError([("kernel_size", .int(3)), ("groups", .int(2))])
+        #expect(grouped.contains("\"spans\"") && grouped.contains("groups=1 only"), "\(grouped)")
+        if avx512Kernels {
+            let big = try spansError([("kernel_size", .int(9))])
+            #expect(big.contains("\"spans\"") && big.contains("at most 64 taps") && big.contains("9x9"), "\(big)")
+        }
+    }
+
+    /// Below the AVX-512 level forcing "spans" is refused, naming the level.
+    @Test(.disabled(if: avx512Kernels, "the AVX-512 kernels run here"))
+    func spansNeedsAVX512BelowIt() throws {
+        let message = try spansError([("kernel_size", .ints([1, 7])), ("padding", .ints([0, 3]))])
+        #expect(message.contains("\"spans\"") && message.contains("AVX-512") && message.contains(cpuLevel), "\(message)")
+    }
+}
