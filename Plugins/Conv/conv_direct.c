@@ -25,31 +25,40 @@ int conv_direct_fits(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t PH, 
 typedef struct {
     int64_t Wp, Hp, Qf, CSx;       // forward: padded row, rows, output span, input channel stride
     int64_t Wd, Hd, Qd, CSd;       // input gradient: same for the padded output gradient
+    int shared;                    // the weight gradient can read the input gradient's padded copy
     size_t partials, xpad, out, dyw, dypad, masks, fwd_total, bwd_total;
 } layout;
+
+// Positions per step of correlate() for Cout output channels: 32 when every block is 8 wide, else 64.
+static int64_t corr_span(int64_t Cout) { return Cout % 8 == 0 ? 32 : 64; }
 
 static layout make_layout(const direct_geom *g) {
     layout l;
     l.Wp = g->W + 2 * g->PW;
     l.Hp = g->H + 2 * g->PH;
-    l.Qf = ply_round_up_i64(g->OH * l.Wp, 64);
+    l.Qf = ply_round_up_i64(g->OH * l.Wp, corr_span(g->OC));
     l.CSx = ply_round_up_i64(l.Qf + (g->KH - 1) * l.Wp + g->KW + 16, 16);
     if (l.CSx < ply_round_up_i64(l.Hp * l.Wp, 16)) l.CSx = ply_round_up_i64(l.Hp * l.Wp, 16);
     int64_t qh = g->KH - 1 - g->PH, qw = g->KW - 1 - g->PW;
     l.Wd = g->OW + 2 * qw;
     l.Hd = g->OH + 2 * qh;
-    l.Qd = ply_round_up_i64(g->H * l.Wd, 64);
+    l.Qd = ply_round_up_i64(g->H * l.Wd, corr_span(g->C));
     l.CSd = ply_round_up_i64(l.Qd + (g->KH - 1) * l.Wd + g->KW + 16, 16);
     if (l.CSd < ply_round_up_i64(l.Hd * l.Wd, 16)) l.CSd = ply_round_up_i64(l.Hd * l.Wd, 16);
+    // "same" padding (KH - 1 = 2 PH, KW - 1 = 2 PW): the padded output gradient has the forward's
+    // row length and rows, so its copy read at offset qh*Wd + qw is the weight gradient's g with
+    // zeros at every position that is not an output (halo columns, rows below, the gaps between images)
+    l.shared = l.Wd == l.Wp && l.Hd == l.Hp;
     int64_t KK = g->KH * g->KW;
     size_t partials = (size_t)(g->OC * g->C * KK + g->OC) * 16;
     size_t xpad = (size_t)(g->C * l.CSx);
     size_t outf = (size_t)(g->OC * l.Qf), outd = (size_t)(g->C * l.Qd);
     size_t out = outf > outd ? outf : outd;
     size_t dyw = (size_t)(g->OC * l.Qf);
-    size_t dypad = (size_t)(g->OC * l.CSd);
+    // g read at qh*Wd + qw + q for q < Qf: up to qh*Wd + qw past the last channel's plane
+    size_t dypad = (size_t)(g->OC * l.CSd + ply_round_up_i64(l.Wd + g->KW + 16, 16) * (g->KH - 1 - g->PH + 1));
     size_t masks = (size_t)ply_round_up_i64(l.Qf / 16, 32) / 2; // uint16 per vector, in floats
-    l.fwd_total = xpad + (size_t)outf;
+    l.fwd_total = (size_t)(g->C * l.CSx) + outf;
     l.partials = 0;
     l.xpad = partials;
     l.out = l.xpad + xpad;
@@ -64,10 +73,10 @@ size_t conv_direct_forward_floats(const direct_geom *g) { return make_layout(g).
 size_t conv_direct_backward_floats(const direct_geom *g) { return make_layout(g).bwd_total; }
 size_t conv_direct_partials(const direct_geom *g) { return (size_t)(g->OC * g->C * g->KH * g->KW + g->OC) * 16; }
 
-// The output-channel blocks of correlate(): 16s, then one each of 8, 4, 2, 1 as needed.
+// The output-channel blocks of correlate(): 8s, then one each of 4, 2, 1 as needed.
 static int64_t block_size(int64_t o, int64_t Cout) {
     int64_t left = Cout - o;
-    return left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
 }
 
 // dst: per block of B output channels starting at o0, [c][t][b] at dst + o0*Cin*KK;
@@ -175,27 +184,31 @@ PLY_TARGET_AVX512 INLINE void corr_block(const int B, const int NV, float *out, 
                                            int64_t wo, const float *bias, const int64_t *offs, int64_t KK) { \
         corr_block(B, NV, out, Q, in, CS, Cin, w, wo, bias, offs, KK); \
     }
-CORR(16, 1)
 CORR(8, 2)
 CORR(4, 4)
 CORR(2, 4)
 CORR(1, 4)
 
-// All Cout output planes (span Q, a multiple of 64) of the correlation; w packed by pack().
+// All Cout output planes (span Q, a multiple of corr_span(Cout)) of the correlation; w packed by pack().
+// Blocks of 8 channels x 32 positions: 16 accumulators, and per tap 2 input loads and 8 weight
+// broadcasts for 16 FMAs. Blocks of 16 x 16 positions (17 loads for 16 FMAs) made the ConvNet's
+// conv_2 forward load-bound. With the output span rounded to 32 rather than 64 positions (224 rather
+// than 256 for 14 rows of 16), Benchmarks/conv_direct_kernel.c (batch 128, 1 thread, thread CPU time,
+// medians; loaded machine, alternating): conv_2 forward 0.576-0.580 -> 0.520-0.529 ms.
 static void correlate(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, int64_t Cout, const float *w,
                       const float *bias, const int64_t *offs, int64_t KK) {
     int64_t wo = Cin * KK, o = 0; // w + o*wo: the block of output channels starting at o
-    for (; o + 16 <= Cout; o += 16) corr_16(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK);
-    if (o + 8 <= Cout) { corr_8(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 8; }
+    for (; o + 8 <= Cout; o += 8) corr_8(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK);
     if (o + 4 <= Cout) { corr_4(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 4; }
     if (o + 2 <= Cout) { corr_2(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK); o += 2; }
     if (o < Cout) corr_1(out + o * Q, Q, in, CS, Cin, w + o * wo, wo, bias ? bias + o : NULL, offs, KK);
 }
 
-// dwv[(o*Cin + c)*KK + t][lane] += sum over vectors i of g[o*Q + 16i + lane] * in[c*CS + 16i + offs[t] + lane]
-// (masked by masks[i]) for B output channels and T taps starting at t0.
-PLY_TARGET_AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q,
-                                   const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) {
+// dwv[(o*Cin + c)*KK + t][lane] += sum over vectors i < Q/16 of g[o*GS + 16i + lane] * in[c*CS + 16i + offs[t] + lane]
+// (in masked by masks[i]: zero where 16i + lane is not an output position; g is zero there) for B output
+// channels and T taps starting at t0.
+PLY_TARGET_AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t GS,
+                                          int64_t Q, const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) {
     __m512 acc[4][4];
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) acc[b][t] = _mm512_setzero_ps();
@@ -203,7 +216,7 @@ PLY_TARGET_AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, 
         __mmask16 m = masks[i];
         __m512 xv[4], gv[4];
         for (int t = 0; t < T; t++) xv[t] = _mm512_maskz_loadu_ps(m, in + 16 * i + offs[t0 + t]);
-        for (int b = 0; b < B; b++) gv[b] = _mm512_load_ps(g + b * Q + 16 * i);
+        for (int b = 0; b < B; b++) gv[b] = _mm512_loadu_ps(g + b * GS + 16 * i);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) acc[b][t] = _mm512_fmadd_ps(gv[b], xv[t], acc[b][t]);
     }
@@ -215,46 +228,47 @@ PLY_TARGET_AVX512 INLINE void wgrad_block(const int B, const int T, float *dwv, 
 }
 
 #define WGRAD(B, T) \
-    PLY_TARGET_AVX512 static void wgrad_##B##_##T(float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t Q, \
+    PLY_TARGET_AVX512 static void wgrad_##B##_##T(float *dwv, int64_t Cin, int64_t KK, const float *g, int64_t GS, int64_t Q, \
                                                   const float *in, const int64_t *offs, int64_t t0, const uint16_t *masks) { \
-        wgrad_block(B, T, dwv, Cin, KK, g, Q, in, offs, t0, masks); \
+        wgrad_block(B, T, dwv, Cin, KK, g, GS, Q, in, offs, t0, masks); \
     }
 WGRAD(4, 4)
 WGRAD(4, 1)
 WGRAD(1, 4)
 WGRAD(1, 1)
 
-// Weight-gradient partials of one image: g [OC][Q] output gradient in the padded-row layout.
-static void weight_grad(float *dwv, int64_t OC, int64_t Cin, int64_t KK, const float *g, int64_t Q, const float *xpad,
-                        int64_t CS, const int64_t *offs, const uint16_t *masks) {
+// Weight-gradient partials of one image over Q positions: g [OC][GS] output gradient in the padded-row
+// layout, zero at positions that are not outputs; xpad [Cin][CS].
+static void weight_grad(float *dwv, int64_t OC, int64_t Cin, int64_t KK, const float *g, int64_t GS, int64_t Q,
+                        const float *xpad, int64_t CS, const int64_t *offs, const uint16_t *masks) {
     for (int64_t c = 0; c < Cin; c++) {
         const float *in = xpad + c * CS;
         int64_t o = 0;
         for (; o + 4 <= OC; o += 4) {
             float *d = dwv + (o * Cin + c) * KK * 16;
             int64_t t = 0;
-            for (; t + 4 <= KK; t += 4) wgrad_4_4(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
-            for (; t < KK; t++) wgrad_4_1(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+            for (; t + 4 <= KK; t += 4) wgrad_4_4(d, Cin, KK, g + o * GS, GS, Q, in, offs, t, masks);
+            for (; t < KK; t++) wgrad_4_1(d, Cin, KK, g + o * GS, GS, Q, in, offs, t, masks);
         }
         for (; o < OC; o++) {
             float *d = dwv + (o * Cin + c) * KK * 16;
             int64_t t = 0;
-            for (; t + 4 <= KK; t += 4) wgrad_1_4(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
-            for (; t < KK; t++) wgrad_1_1(d, Cin, KK, g + o * Q, Q, in, offs, t, masks);
+            for (; t + 4 <= KK; t += 4) wgrad_1_4(d, Cin, KK, g + o * GS, GS, Q, in, offs, t, masks);
+            for (; t < KK; t++) wgrad_1_1(d, Cin, KK, g + o * GS, GS, Q, in, offs, t, masks);
         }
     }
 }
 
-// dbv[o][lane] += sum_i g[o*Q + 16i + lane]
-PLY_TARGET_AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, int64_t Q) {
+// dbv[o][lane] += sum over i < Q (a multiple of 16) with i % 16 = lane of g[o*GS + i]
+PLY_TARGET_AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, int64_t GS, int64_t Q) {
     for (int64_t o = 0; o < OC; o++) {
         __m512 a = _mm512_load_ps(dbv + o * 16), b = _mm512_setzero_ps();
         int64_t i = 0;
         for (; i + 32 <= Q; i += 32) {
-            a = _mm512_add_ps(a, _mm512_load_ps(g + o * Q + i));
-            b = _mm512_add_ps(b, _mm512_load_ps(g + o * Q + i + 16));
+            a = _mm512_add_ps(a, _mm512_loadu_ps(g + o * GS + i));
+            b = _mm512_add_ps(b, _mm512_loadu_ps(g + o * GS + i + 16));
         }
-        for (; i < Q; i += 16) a = _mm512_add_ps(a, _mm512_load_ps(g + o * Q + i));
+        for (; i < Q; i += 16) a = _mm512_add_ps(a, _mm512_loadu_ps(g + o * GS + i));
         _mm512_store_ps(dbv + o * 16, _mm512_add_ps(a, b));
     }
 }
@@ -281,17 +295,26 @@ void conv_direct_forward(const direct_geom *g, const float *w, const float *bias
 void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
                           float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias) {
     layout l = make_layout(g);
-    int64_t KK = g->KH * g->KW;
+    int64_t KK = g->KH * g->KW, qh = g->KH - 1 - g->PH, qw = g->KW - 1 - g->PW;
     float *dwv = scratch + l.partials, *dbv = dwv + g->OC * g->C * KK * 16;
     float *xpad = scratch + l.xpad, *out = scratch + l.out, *dyw = scratch + l.dyw, *dypad = scratch + l.dypad;
     uint16_t *masks = (uint16_t *)(scratch + l.masks);
     int64_t offs[MAX_TAPS], offd[MAX_TAPS];
     tap_offsets(offs, g->KH, g->KW, l.Wp);
     tap_offsets(offd, g->KH, g->KW, l.Wd);
+    // With "same" padding and the input gradient wanted, the weight gradient's g is the padded output
+    // gradient's copy read at qh*Wd + qw (make_layout): one masked copy of dy per image instead of two.
+    // With the 32-position span (correlate), Benchmarks/conv_direct_kernel.c (batch 128, 1 thread,
+    // thread CPU time, loaded machine, alternating): the ConvNet's conv_2 backward 1.52 -> 1.35-1.38 ms.
+    // Blocks of 2 or 8 images side by side (partials flushed once per block; tried) were no faster:
+    // the block's copies then stream from L2 once per tap block.
+    int shared = l.shared && dx != NULL;
+    const float *gsrc = shared ? dypad + qh * l.Wd + qw : dyw;
+    int64_t gs = shared ? l.CSd : l.Qf;
     memset(dwv, 0, conv_direct_partials(g) * sizeof(float));
     memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
-    memset(dyw, 0, (size_t)(g->OC * l.Qf) * sizeof(float));
-    if (dx) memset(dypad, 0, (size_t)(g->OC * l.CSd) * sizeof(float));
+    if (!shared) memset(dyw, 0, (size_t)(g->OC * l.Qf) * sizeof(float));
+    if (dx) memset(dypad, 0, (size_t)(l.masks - l.dypad) * sizeof(float));
     // lanes of valid output positions in the padded-row layout
     for (int64_t i = 0; i < l.Qf / 16; i++) {
         uint16_t m = 0;
@@ -306,11 +329,11 @@ void conv_direct_backward(const direct_geom *g, const float *wflip, const float 
         const float *dyn = dy + n * out_plane;
         const float *yn = y ? y + n * out_plane : NULL;
         pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, NULL, g->C, g->H, g->W, g->PH, g->PW);
-        pad_planes(dyw, l.Qf, l.Wp, dyn, yn, g->OC, g->OH, g->OW, 0, 0);
-        weight_grad(dwv, g->OC, g->C, KK, dyw, l.Qf, xpad, l.CSx, offs, masks);
-        if (with_bias) bias_grad(dbv, g->OC, dyw, l.Qf);
+        if (!shared) pad_planes(dyw, l.Qf, l.Wp, dyn, yn, g->OC, g->OH, g->OW, 0, 0);
+        if (dx) pad_planes(dypad, l.CSd, l.Wd, dyn, yn, g->OC, g->OH, g->OW, qh, qw);
+        weight_grad(dwv, g->OC, g->C, KK, gsrc, gs, l.Qf, xpad, l.CSx, offs, masks);
+        if (with_bias) bias_grad(dbv, g->OC, gsrc, gs, l.Qf);
         if (dx) {
-            pad_planes(dypad, l.CSd, l.Wd, dyn, yn, g->OC, g->OH, g->OW, g->KH - 1 - g->PH, g->KW - 1 - g->PW);
             correlate(out, l.Qd, dypad, l.CSd, g->OC, g->C, wflip, NULL, offd, KK);
             unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W, 0);
         }

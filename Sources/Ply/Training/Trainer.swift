@@ -220,6 +220,8 @@ public final class Trainer {
     /// Set by a data-parallel step when any rank asked to stop (Ctrl-C): every rank stops
     /// before the same batch.
     var agreedStop = false
+    /// The slice size chosen for the last local step's input shape (Trainer+MicroBatch.swift).
+    var microBatchPlan: (shape: Shape, nodes: Int, size: Int?)?
     /// The training set's size and fingerprint and the model's, recorded in checkpoints.
     private var runIdentity: (count: Int, data: String, model: String)?
 
@@ -469,6 +471,9 @@ public final class Trainer {
 
     /// One training step on one batch: forward, mean cross-entropy, backward, optimizer
     /// update. Returns the loss; when it is NaN or infinite the weights are left untouched.
+    /// A model made only of layers that treat each image on its own (conv, relu, pooling,
+    /// flatten, linear) runs the batch in slices whose activations stay in cache, with one
+    /// update for the whole batch (Trainer+MicroBatch.swift).
     /// `images` holds `shape` ([N, C, H, W]) floats and `labels` N class indices.
     public func step(images: UnsafeBufferPointer<Float>, shape: Shape, labels: [Int32]) throws -> Float {
         var targets: [Float] = [], dLogits: [Float] = []
@@ -481,6 +486,9 @@ public final class Trainer {
         let n = shape.dims.first ?? 0
         guard labels.count >= n else {
             throw PlyError.invalid("training step: \(labels.count) labels for a batch of \(n) images")
+        }
+        if let size = try microBatchSize(for: shape) {
+            return try microBatchStep(images: images, shape: shape, labels: labels, size: size, targets: &targets, dLogits: &dLogits)
         }
         let logits = try model.forward(images, shape: shape)
         if targets.count < n { targets = [Float](repeating: 0, count: n) }
