@@ -406,7 +406,7 @@ static ply_status linear_bwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
                 for (int64_t o = 0; o < L->out; o++) L->dbias[o] += ((const float *)grad_output->data)[m * L->out + o];
     } else if (M > 0) {
         blas_job j = {M, L->in, L->out, NULL, grad_inputs[0].data, L->dweight, L->dbias, inputs[0].data, L->weight,
-                      NULL, grad_output->data};
+                      NULL, grad_output->data, NULL};
         if (j.dx) blas_split(L->host, L->in, M * L->in * L->out, blas_dx_slice, &j);
         blas_split(L->host, L->out, M * L->in * L->out, blas_dw_slice, &j);
     }
