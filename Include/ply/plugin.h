@@ -69,9 +69,9 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 5 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
+#define PLY_ABI_VERSION_MINOR 6 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
                                    1.3: param_generation; 1.4: sync_ranks, sync_allreduce_sum;
-                                   1.5: alloc_zeroed */
+                                   1.5: alloc_zeroed; 1.6: freeze */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -483,6 +483,36 @@ typedef struct ply_layer_type {
    */
   ply_status (*describe)(ply_layer *self, int32_t n_inputs,
                          const ply_shape *inputs, ply_layer_info *info);
+
+  /* ---- ABI 1.6 ---- */
+
+  /**
+   * The host's promise that this instance only runs inference from now on
+   * ("frozen for inference"), so that it MAY free what an evaluation forward
+   * does not read: the unfolded originals of a batch norm folded into a conv
+   * (the conv and bn children a composite no longer runs), gradients, what it
+   * keeps for backward. OPTIONAL: NULL, or absent from an older plugin, keeps
+   * everything, which is always correct.
+   *
+   * The host calls it at most once per instance, between calls, after
+   * set_training(0). When it returns PLY_OK, the host from then on calls
+   * only infer_shape, forward and destroy on the instance: never
+   * set_training, backward, fuse_activation, param_count, get_param or
+   * describe, and it reads and writes no parameter memory the instance lent
+   * it earlier (get_param's value and grad): that memory MAY be freed.
+   * forward MUST keep giving the same output, bit for bit, as before the
+   * call, for every input shape infer_shape accepts, and MUST NOT depend on
+   * the host's param_generation any more (what it derived from parameters
+   * is final). The host's own API refuses training, backward and parameter
+   * access on a frozen model with an error; nothing undoes a freeze.
+   *
+   * Any other status leaves the instance as it was, fully usable (nothing
+   * freed: all-or-nothing); the host then keeps the promise anyway and the
+   * instance simply keeps its memory. A composite passes the promise on to
+   * the children it keeps running (checking each child type's struct_size
+   * covers this slot), and MAY destroy the children it no longer runs.
+   */
+  ply_status (*freeze)(ply_layer *self);
 } ply_layer_type;
 
 /* ---------------------------------------------------------------------- */

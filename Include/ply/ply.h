@@ -88,9 +88,10 @@ extern "C" {
  * images, ply_fit_options.random_crop_padding and horizontal_flip;
  * 1.5 ply_fit_options.sync_batchnorm; 1.6 ply_data_options.cache_decoded
  * and cache_budget (image folders streamed from disk when large),
- * ply_image_read (a PNG or JPEG file as a model's input). */
+ * ply_image_read (a PNG or JPEG file as a model's input); 1.7
+ * ply_model_freeze (inference only: the layers free the weights they folded). */
 #define PLY_API_VERSION_MAJOR 1
-#define PLY_API_VERSION_MINOR 6 /* 1.6: see above */
+#define PLY_API_VERSION_MINOR 7 /* 1.7: see above */
 /** Packed as PLY_ABI_VERSION is: major in the high 16 bits. */
 #define PLY_API_VERSION \
   ((uint32_t)(((uint32_t)PLY_API_VERSION_MAJOR << 16) | PLY_API_VERSION_MINOR))
@@ -433,6 +434,22 @@ PLY_EXPORT ply_result ply_model_infer(ply_model *model, const float *input,
                                       float *output, int64_t output_capacity,
                                       int64_t *output_shape_out,
                                       int32_t *output_ndim_out);
+
+/**
+ * Freezes the model for inference (API 1.7): the caller's promise that from
+ * now on the model only runs ply_model_infer and ply_model_forward in
+ * evaluation mode, so that its layers may free what evaluation does not
+ * read -- above all the unfolded weights of every batch norm folded into a
+ * conv, one copy of the convs' weights (ResNet-50: 94 MB). Switches the model
+ * to evaluation mode; outputs stay the same, bit for bit. Irreversible, and
+ * for the whole model at once: afterwards every call that reads, writes or
+ * trains the parameters (ply_model_load_weights, ply_model_save_weights,
+ * ply_model_parameter_count, ply_model_init_normal, ply_fit,
+ * ply_model_train_step, ...) and ply_model_set_training(model, 1) fail with
+ * PLY_ERR_UNSUPPORTED and a message saying the model is frozen. Freezing a
+ * frozen model is a no-op. Not thread-safe (as every call on one model).
+ */
+PLY_EXPORT ply_result ply_model_freeze(ply_model *model);
 
 /**
  * The tutorial's initialisation: every trainable weight of two or more

@@ -311,6 +311,7 @@ static const ply_attr_spec v3_aux_specs[] = {
         .attr_specs = specs, \
         .inputs_doc = inputs, \
         .describe = blk_describe, \
+        .freeze = blk_freeze, \
     };
 
 #define X_IN "x: (N, in_channels, H, W)"

@@ -216,6 +216,8 @@ static ply_status value_shapes(ply_layer *self, const ply_shape *in, ply_shape *
         return ply_errorf(h, PLY_ERR_SHAPE, "%s: input 0 dimension 1 (channels) is %lld, expected in_channels = %lld",
                           self->type_name, (long long)in->dims[1], (long long)self->in_channels);
     shapes[0] = *in;
+    if (self->fold_only) // frozen basic_conv2d: the folded conv has the block's geometry
+        return self->fold.type->infer_shape(self->fold.layer, 1, in, &shapes[self->n_nodes]);
     for (int32_t i = 0; i < self->n_nodes; i++) {
         blk_node *nd = &self->nodes[i];
         ply_shape ins[BLK_MAX_IN];
@@ -238,6 +240,9 @@ ply_status blk_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inpu
     ply_window win[BLK_MAX_NODES + 1];  // value v's window relative to the block's input
     double plane[BLK_MAX_NODES + 1][2]; // the last 4-d map on v's path (what a global child spans)
     (void)n_inputs;
+    if (self->frozen)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: frozen for inference: no description",
+                          self->type_name);
     ply_status st = value_shapes(self, &inputs[0], shapes);
     if (st != PLY_OK) return st;
     win[0] = ply_window_identity();
@@ -445,7 +450,7 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
     if (inputs[0].strides || output->strides)
         return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->type_name);
     self->kept = 0;
-    if (self->training) {
+    if (self->training && !self->frozen) {
         if (self->fold_node >= 0) self->fold.valid = 0; // the bn's running statistics move
         ply_status st = forward_nodes(self, &inputs[0], output, self->n_nodes);
         self->kept = st == PLY_OK;
@@ -456,6 +461,7 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
     if (self->fold_node >= 0) {
         ply_shape out_shape;
         if ((st = blk_infer_shape(self, 1, &inputs[0].shape, &out_shape)) != PLY_OK) return st;
+        if (self->fold_only) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
         if ((st = sync_fold(self, &folded)) != PLY_OK) return st;
         if (folded) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
     }
@@ -470,6 +476,8 @@ ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inp
     int written[BLK_MAX_NODES + 1] = {0};  // gradient of value v already holds a contribution
     ply_status st;
     (void)n_inputs;
+    if (self->frozen)
+        return ply_errorf(h, PLY_ERR_UNSUPPORTED, "%s: frozen for inference: no backward", self->type_name);
     // An evaluation forward kept no node value (or ran folded): every node again, so each child saves what
     // its backward reads; the last writes to scratch, leaving the output as the caller's forward saw it.
     if (!self->kept) {
@@ -535,6 +543,9 @@ ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inp
 int32_t blk_param_count(ply_layer *self) { return self->n_params; }
 
 ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out) {
+    if (self->frozen)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: frozen for inference: its parameters may be freed",
+                          self->type_name);
     if (index < 0 || index >= self->n_params)
         return ply_errorf(self->host, PLY_ERR_NOT_FOUND, "%s: parameter index %d out of range [0, %d)",
                           self->type_name, index, self->n_params);
@@ -552,6 +563,7 @@ ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out) {
 }
 
 void blk_set_training(ply_layer *self, int32_t training) {
+    if (self->frozen) return; // plugin.h: the host no longer calls it; forward stays in evaluation
     self->training = training != 0;
     if (!training) release_values(self);
     if (training) {
@@ -563,4 +575,48 @@ void blk_set_training(ply_layer *self, int32_t training) {
         blk_node *nd = &self->nodes[i];
         if (nd->type->set_training) nd->type->set_training(nd->layer, training);
     }
+}
+
+// ----------------------------------------------------------------------------
+// frozen for inference
+
+ply_status blk_freeze(ply_layer *self) {
+    const ply_host *h = self->host;
+    if (self->frozen) return PLY_OK;
+    if (self->training)
+        return ply_errorf(h, PLY_ERR_INVALID_ARGUMENT, "%s: freeze in training mode (call set_training(0) first)",
+                          self->type_name);
+    int folded = 0;
+    if (self->fold_node >= 0) {
+        ply_status st = sync_fold(self, &folded); // nothing is freed before this succeeds: all-or-nothing
+        if (st != PLY_OK) return st;
+    }
+    if (folded) { // the fold does the whole block: its children's weights go
+        if (PLY_TYPE_HAS_FREEZE(self->fold.type)) (void)self->fold.type->freeze(self->fold.layer);
+        for (int32_t i = 0; i < self->n_nodes; i++) {
+            blk_node *nd = &self->nodes[i];
+            if (nd->layer) nd->type->destroy(nd->layer);
+            nd->layer = NULL;
+        }
+        self->fold_only = 1;
+    } else { // a graph of children that keep running: each frees what it can (a refusal keeps its memory)
+        for (int32_t i = 0; i < self->n_nodes; i++) {
+            blk_node *nd = &self->nodes[i];
+            if (nd->layer && PLY_TYPE_HAS_FREEZE(nd->type)) (void)nd->type->freeze(nd->layer);
+        }
+    }
+    release_values(self);
+    for (int32_t i = 0; i < self->n_nodes; i++) {
+        blk_node *nd = &self->nodes[i];
+        h->free(h, nd->grad);
+        nd->grad = NULL;
+        nd->grad_cap = 0;
+    }
+    for (int32_t j = 0; j < BLK_MAX_IN; j++) {
+        h->free(h, self->scratch[j]);
+        self->scratch[j] = NULL;
+        self->scratch_cap[j] = 0;
+    }
+    self->frozen = 1;
+    return PLY_OK;
 }

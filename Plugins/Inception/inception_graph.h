@@ -63,6 +63,10 @@ struct ply_layer {
     int64_t fold_k[2], fold_s[2], fold_p[2];
     double fold_eps;
     ply_fold fold;
+    /* Frozen for inference (blk_freeze, plugin.h's `freeze`): only infer_shape, forward and destroy
+     * remain, and the fold is final. fold_only: basic_conv2d's conv, bn and relu children were
+     * destroyed (their weights freed) and the folded conv alone gives shapes and values. */
+    int32_t frozen, fold_only;
 };
 
 /* Building. Each builder is a no-op when *st is already an error, so a block's
@@ -103,6 +107,9 @@ ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inp
 int32_t blk_param_count(ply_layer *self);
 ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out);
 void blk_set_training(ply_layer *self, int32_t training);
+/* freeze (ABI 1.6): basic_conv2d derives its fold a last time and destroys the children it replaces;
+ * the other blocks pass the promise on to their children and free what training kept. */
+ply_status blk_freeze(ply_layer *self);
 /* describe (ABI 1.2): every named node as a child, in order, with the shapes it sees; no MACs of its own;
  * the window of the longest path from the input to the output, children's windows composed. */
 ply_status blk_describe(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_layer_info *info);

@@ -244,6 +244,9 @@ static int32_t rb_param_count(ply_layer *self) {
 }
 
 static ply_status rb_get_param(ply_layer *self, int32_t index, ply_param *out) {
+    if (self->frozen)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: frozen for inference: its parameters were freed",
+                          self->tname);
     if (index < 0 || index >= self->nparams)
         return ply_errorf(self->host, PLY_ERR_NOT_FOUND, "%s: parameter index %d out of range [0, %d)", self->tname,
                           index, self->nparams);
@@ -261,6 +264,7 @@ static void set_child_training(rb_child *c, int32_t training) {
 }
 
 static void rb_set_training(ply_layer *self, int32_t training) {
+    if (self->frozen) return; // plugin.h: the host no longer calls it; forward stays in evaluation
     self->training = training != 0;
     if (!training) { // evaluation keeps nothing between calls
         rb_release_buffers(self);
@@ -320,6 +324,9 @@ static ply_status rb_describe(ply_layer *self, int32_t n_inputs, const ply_shape
     static const char *const conv_names[] = {"conv1", "conv2", "conv3"};
     static const char *const bn_names[] = {"bn1", "bn2", "bn3"};
     ply_shape out;
+    if (self->frozen)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: frozen for inference: its children were freed",
+                          self->tname);
     ply_status st = rb_infer_shape(self, n_inputs, inputs, &out);
     if (st != PLY_OK) return st;
     ply_shape x = inputs[0];
@@ -366,6 +373,7 @@ static ply_status rb_describe(ply_layer *self, int32_t n_inputs, const ply_shape
         .attr_specs = rb_specs, \
         .inputs_doc = "x: (N, inplanes, H, W)", \
         .describe = rb_describe, \
+        .freeze = rb_freeze, \
     };
 RB_TYPE(basic_type, "residual_basic",
         "torchvision ResNet BasicBlock: two 3x3 conv+bn, identity or downsample shortcut, relu "

@@ -63,6 +63,9 @@ struct ply_layer {
     // relu fused; the last writes the block's output, and relu(output + shortcut) is one pass.
     int32_t training;        // set_training; 1 at creation, as PyTorch
     int32_t kept;            // buf holds the last forward's intermediates (a training forward ran)
+    // Frozen for inference (rb_freeze, plugin.h's `freeze`): the folds are final, the conv and bn
+    // children are destroyed (their weights freed), and only infer_shape, forward and destroy remain.
+    int32_t frozen;
     ply_fold fold[RB_MAX_STAGES], ds_fold;
     // Shapes seen by the last forward.
     ply_shape shp_c[RB_MAX_STAGES], shp_dc;
@@ -77,6 +80,8 @@ ply_status rb_forward_eval(ply_layer *self, const ply_tensor *x, ply_tensor *out
 void rb_release_buffers(ply_layer *self);
 // The folded convs are stale (a training forward changed the running statistics).
 void rb_invalidate_folds(ply_layer *self);
+// plugin.h's `freeze`: derives the folds a last time and destroys the children they replace.
+ply_status rb_freeze(ply_layer *self);
 
 ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                        const ply_tensor *grad_output, ply_tensor *grad_inputs);

@@ -17,6 +17,13 @@
  * no random draws, no gradient memory) and their values derived again when the
  * host's parameter generation moved or a training forward changed the running
  * statistics (rb_invalidate_folds).
+ *
+ * Frozen for inference (rb_freeze, plugin.h's `freeze`): the folds are derived
+ * a last time, passed the promise on, and the conv and bn children they
+ * replace are destroyed. That frees the unfolded weights, one copy of every
+ * conv's weights (ResNet-50: 94 MB). The relu child stays (it runs when a
+ * folded conv refused the relu). From then on the folds are never derived
+ * again and backward, get_param and describe refuse (residual.c).
  */
 #include <string.h>
 
@@ -174,8 +181,37 @@ static ply_status forward_folded(ply_layer *self, const ply_tensor *x, ply_tenso
 }
 
 ply_status rb_forward_eval(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape) {
-    ply_status st = sync_folds(self);
+    ply_status st = self->frozen ? PLY_OK : sync_folds(self); // frozen: the folds are final
     if (st == PLY_OK) st = forward_folded(self, x, output, out_shape);
     rb_release_buffers(self);
     return st;
+}
+
+static void destroy_child(rb_child *c) {
+    if (c->layer) c->type->destroy(c->layer);
+    c->layer = NULL;
+}
+
+ply_status rb_freeze(ply_layer *self) {
+    if (self->frozen) return PLY_OK;
+    if (self->training)
+        return ply_errorf(self->host, PLY_ERR_INVALID_ARGUMENT, "%s: freeze in training mode (call set_training(0) first)",
+                          self->tname);
+    ply_status st = sync_folds(self); // nothing is destroyed before this succeeds: all-or-nothing
+    if (st != PLY_OK) return st;
+    int32_t S = self->stages;
+    for (int32_t k = 0; k <= S; k++) {
+        ply_fold *f = k < S ? &self->fold[k] : &self->ds_fold;
+        if (f->layer && PLY_TYPE_HAS_FREEZE(f->type)) (void)f->type->freeze(f->layer); // a refusal keeps its memory
+    }
+    for (int32_t k = 0; k < RB_MAX_STAGES; k++) {
+        destroy_child(&self->conv[k]);
+        destroy_child(&self->bn[k]);
+    }
+    destroy_child(&self->ds_conv);
+    destroy_child(&self->ds_bn);
+    rb_release_buffers(self);
+    self->kept = 0;
+    self->frozen = 1;
+    return PLY_OK;
 }

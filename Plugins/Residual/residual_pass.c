@@ -15,7 +15,14 @@
 
 #include "residual.h"
 
-static ply_status child_shape(const rb_child *c, const ply_shape *in, ply_shape *out) {
+// Output shape of stage k's conv (k == stages: the downsample's): the child's, or once frozen (the
+// child is gone) its folded twin's, which has the same geometry.
+static ply_status conv_shape(const ply_layer *self, int32_t k, const ply_shape *in, ply_shape *out) {
+    if (self->frozen) {
+        const ply_fold *f = k < self->stages ? &self->fold[k] : &self->ds_fold;
+        return f->type->infer_shape(f->layer, 1, in, out);
+    }
+    const rb_child *c = k < self->stages ? &self->conv[k] : &self->ds_conv;
     return c->type->infer_shape(c->layer, 1, in, out);
 }
 
@@ -39,12 +46,12 @@ static ply_status plan(ply_layer *self, const ply_shape *x, ply_shape c[RB_MAX_S
     ply_status st;
     const ply_shape *in = x;
     for (int32_t k = 0; k < self->stages; k++) {
-        if ((st = child_shape(&self->conv[k], in, &c[k])) != PLY_OK) return st;
+        if ((st = conv_shape(self, k, in, &c[k])) != PLY_OK) return st;
         in = &c[k];
     }
     const ply_shape *id = x;
     if (self->downsample) {
-        if ((st = child_shape(&self->ds_conv, x, dc)) != PLY_OK) return st;
+        if ((st = conv_shape(self, self->stages, x, dc)) != PLY_OK) return st;
         id = dc;
     } else {
         *dc = *x;
@@ -163,7 +170,7 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
     if (x->strides || output->strides)
         return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->tname);
     self->kept = 0;
-    if (!self->training) {
+    if (!self->training || self->frozen) {
         ply_shape out_shape;
         ply_status st = plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
         if (st != PLY_OK) return st;
@@ -183,6 +190,9 @@ ply_status rb_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
     int32_t S = self->stages;
     ply_shape out_shape = output->shape;
     ply_status st;
+    if (self->frozen)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED,
+                          "%s: frozen for inference (its unfolded convs were freed): no backward", self->tname);
     // An evaluation forward kept nothing: the intermediates again, from the same input and parameters.
     if (!self->kept && (st = forward_kept(self, x, NULL)) != PLY_OK) return st;
     self->kept = 1;

@@ -305,6 +305,11 @@ static inline ply_cpu ply_cpu_level(void) {
     ((type)->struct_size >= offsetof(ply_layer_type, describe) + sizeof((type)->describe) && \
      (type)->describe != NULL)
 
+/** True when a layer type (possibly built against an older ABI) has a non-NULL `freeze` (ABI 1.6). */
+#define PLY_TYPE_HAS_FREEZE(type)                                                                     \
+    ((type)->struct_size >= offsetof(ply_layer_type, freeze) + sizeof((type)->freeze) && \
+     (type)->freeze != NULL)
+
 /** A window as receptive-field arithmetic uses it: kernel and stride per axis (H, W), in input pixels.
  *  The identity is {1, 1} / {1, 1}. */
 typedef struct ply_window {

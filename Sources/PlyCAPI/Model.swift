@@ -103,6 +103,8 @@ public func capi_model_save_weights(_ model: OpaquePointer?, _ path: UnsafePoint
             try m.model.saveWeights(to: path)
         } catch let e as SafeTensorsError {
             throw e
+        } catch let PlyError.frozen(message) {
+            throw PlyError.frozen(message)
         } catch {
             throw CAPIError(Status.io, "cannot write \(path): \(error)")
         }
@@ -113,7 +115,18 @@ public func capi_model_save_weights(_ model: OpaquePointer?, _ path: UnsafePoint
 public func capi_model_set_training(_ model: OpaquePointer?, _ training: Int32) -> Int32 {
     boundary {
         let m = try object(model, ModelHandle.self, "model")
+        if training != 0 && m.model.isFrozen {
+            throw PlyError.frozen("the model is frozen for inference (ply_model_freeze): it cannot train")
+        }
         m.model.isTraining = training != 0
+    }
+}
+
+@_cdecl("ply_model_freeze")
+public func capi_model_freeze(_ model: OpaquePointer?) -> Int32 {
+    boundary {
+        let m = try object(model, ModelHandle.self, "model")
+        try m.model.freezeForInference()
     }
 }
 

@@ -15,6 +15,7 @@ enum Status {
     static let abi = Int32(PLY_ERR_ABI.rawValue)
     static let numeric = Int32(PLY_ERR_NUMERIC.rawValue)
     static let `internal` = Int32(PLY_ERR_INTERNAL.rawValue)
+    static let unsupported = Int32(PLY_ERR_UNSUPPORTED.rawValue)
     /// PLY_ERR_IO in ply.h (a macro with a cast, which Swift does not import).
     static let io: Int32 = 64
 }
@@ -98,6 +99,7 @@ func result(for error: PlyError) -> Int32 {
     case let .layer(_, _, status, _), let .nodeFailed(_, _, _, status, _):
         return status == 0 ? Status.internal : status
     case .plugin, .duplicateLayerType, .invalid: return Status.invalidArgument
+    case .frozen: return Status.unsupported
     case let .attribute(problem):
         // ply_status: PLY_ERR_NOT_FOUND is "a required attribute ... does not exist".
         return problem.kind == .missing ? Status.notFound : Status.invalidArgument

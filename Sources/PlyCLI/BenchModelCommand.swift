@@ -63,6 +63,8 @@ struct BenchModelCommand: ParsableCommand {
         config.initialization = .pytorchDefault
         let trainer = try Trainer(model: net, configuration: config, classes: classes)
         net.isTraining = training
+        // Inference only: the layers may free what evaluation does not read, as `predict` does.
+        if !training { try net.freezeForInference() }
 
         let step: () throws -> Void = {
             try images.withUnsafeBufferPointer { p in
@@ -97,6 +99,10 @@ struct BenchModelCommand: ParsableCommand {
             print(String(format: "run %d: %.2f images/s (%.3f ms per batch; CPU %.3f ms per batch, %.0f%%)", r + 1, rate,
                          seconds / Double(perRun) * 1e3, cpu / Double(perRun) * 1e3, cpu / seconds * 100))
         }
+        // Where the memory goes: what the layers hold through the host's alloc (weights, derived
+        // weights, scratch; gradients mapped but never written included) and the model's buffers.
+        print(String(format: "memory: layers hold %.1f MB through the host's alloc%@", Double(runtime.layerBytes) / 1_048_576,
+                     training ? "" : String(format: ", inference buffers %.1f MB", Double(net.inferenceFloats * 4) / 1_048_576)))
         let sorted = rates.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         print(String(format: "result: %.2f images/s (median of %d runs; min %.2f, max %.2f)", median, runs,

@@ -111,6 +111,8 @@ struct PredictCommand: ParsableCommand {
                 }
                 net.output = id
             }
+            // Inference only from here: the layers may free what it does not read (folded weights' originals).
+            try net.freezeForInference()
             let image = c * h * w
             var results: [Float] = []
             var perImage: [Int] = []

@@ -14,7 +14,9 @@ final class ConvBatchNormFold {
     let conv: Model.NodeID, batchNorm: Model.NodeID
     /// The folded conv: bias on, the batch norm's fused relu taken over when it had one.
     let layer: Layer
-    private let convLayer: Layer, bnLayer: Layer
+    /// The sources; the conv goes at `freeze()` (its node then gives shapes through `layer`).
+    private var convLayer: Layer?
+    private let bnLayer: Layer
     private let eps: Double
     private var generation: UInt64 = 0
     private var valid = false
@@ -46,17 +48,35 @@ final class ConvBatchNormFold {
         self.bnLayer = bnLayer
     }
 
+    /// Set by `freeze()`: the values are final and the sources are never read again.
+    private var final = false
+
     /// The batch norm's running statistics moved (a training forward): derive again before use.
-    func invalidate() { valid = false }
+    func invalidate() { if !final { valid = false } }
+
+    /// The model is being frozen for inference: derives the values a last time (while the conv's
+    /// and batch norm's parameters can still be read), then never again.
+    /// Returns the conv layer it no longer reads, frozen, for the model to let go of.
+    func freeze() throws -> Layer? {
+        try sync()
+        final = true
+        layer.freeze()
+        let conv = convLayer
+        conv?.freeze()
+        convLayer = nil
+        return conv
+    }
 
     /// Derives the folded weight and bias when the sources may have changed since.
     func sync() throws {
+        if final { return }
         let state = layer.runtime.state
         let now = state.paramGeneration.load(ordering: .relaxed)
         if valid && now == generation { return }
         func values(_ layer: Layer) throws -> [String: Parameter] {
             Dictionary(try layer.parameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         }
+        guard let convLayer else { return } // only after freeze(), which made the values final
         let c = try values(convLayer), b = try values(bnLayer), f = try values(layer)
         guard let w = c["weight"], let mean = b["running_mean"], let variance = b["running_var"],
               let fw = f["weight"], let fb = f["bias"], w.shape == fw.shape, !w.isInteger, !mean.isInteger,

@@ -7,7 +7,8 @@ import CPly
 /// PLY_ERR_NOT_FOUND, `.shape` → PLY_ERR_SHAPE, `.numeric` → PLY_ERR_NUMERIC,
 /// `.outOfMemory` → PLY_ERR_OUT_OF_MEMORY, `.abi` → PLY_ERR_ABI, `.layer` and `.nodeFailed`
 /// → the plugin's own status, `.attribute` → PLY_ERR_NOT_FOUND for a missing required
-/// attribute (plugin.h's meaning of the code) and PLY_ERR_INVALID_ARGUMENT otherwise, the rest
+/// attribute (plugin.h's meaning of the code) and PLY_ERR_INVALID_ARGUMENT otherwise, `.frozen` →
+/// PLY_ERR_UNSUPPORTED, the rest
 /// → PLY_ERR_INVALID_ARGUMENT.
 public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A plugin library could not be loaded or is not a valid Ply plugin.
@@ -39,6 +40,9 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
     /// found before `create`: an unknown name (with the closest valid one), a value of another
     /// kind, a missing required attribute. See ``AttributeProblem``.
     case attribute(AttributeProblem)
+    /// Training, a backward pass or parameter access asked of a model or layer frozen for
+    /// inference (``Model/freezeForInference()``), whose layers may have freed their weights.
+    case frozen(String)
 
     /// What went wrong with a file.
     public enum IOProblem: String, Sendable {
@@ -70,7 +74,7 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
             case .unreadable: return "\(path): cannot read: \(reason)"
             case .unwritable: return "\(path): cannot write: \(reason)"
             }
-        case let .notFound(m), let .shape(m), let .numeric(m), let .outOfMemory(m), let .invalid(m):
+        case let .notFound(m), let .shape(m), let .numeric(m), let .outOfMemory(m), let .invalid(m), let .frozen(m):
             return m
         case let .attribute(problem):
             return problem.description
@@ -92,6 +96,7 @@ public enum PlyError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .numeric(m): return .numeric("\(context): \(m)")
         case let .outOfMemory(m): return .outOfMemory("\(context): \(m)")
         case let .invalid(m): return .invalid("\(context): \(m)")
+        case let .frozen(m): return .frozen("\(context): \(m)")
         }
     }
 

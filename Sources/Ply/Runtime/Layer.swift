@@ -1,5 +1,6 @@
 import CPly
 import Foundation
+import Synchronization
 
 /// One layer instance created by a plugin. Calls go straight through the plugin's vtable.
 /// Not thread-safe: use one instance from one thread at a time (the ABI's rule).
@@ -14,6 +15,12 @@ public final class Layer: @unchecked Sendable {
     /// Instances the plugin made through `create_layer` while creating this one (composites'
     /// children): the host's records of them go when this layer does.
     let createdChildren: [OpaquePointer]
+    /// Set once by `freeze()`: the host's promise of inference only (plugin.h's `freeze`).
+    private let frozenFlag = Atomic<Bool>(false)
+
+    /// Whether the layer is frozen for inference (see `freeze()`): it then runs `forward` in
+    /// evaluation mode only, and its parameters, training and backward are refused.
+    public var isFrozen: Bool { frozenFlag.load(ordering: .relaxed) }
 
     /// Creates a layer of type `typeName` from attributes with PyTorch's argument names.
     public convenience init(_ typeName: String, _ attributes: Attributes = [], runtime: Runtime) throws {
@@ -78,16 +85,44 @@ public final class Layer: @unchecked Sendable {
         throw PlyError.layer(type: type, call: call, status: Int32(bitPattern: status.rawValue), message: message)
     }
 
-    /// Switches between training and evaluation behaviour (batch-norm, dropout).
+    /// Switches between training and evaluation behaviour (batch-norm, dropout). A frozen layer
+    /// stays in evaluation (plugin.h: the host no longer calls set_training).
     public func setTraining(_ training: Bool) {
+        guard !isFrozen else { return }
         type.vtable.setTraining?(instance, training ? 1 : 0)
+    }
+
+    /// Freezes the layer for inference (plugin.h's `freeze`, ABI 1.6): puts it in evaluation
+    /// mode, then promises the plugin that from now on only `outputShape` and `forward` are
+    /// called, so it may free what evaluation does not read (the unfolded weights of a batch
+    /// norm folded into a conv, its children it no longer runs). From then on `parameters`,
+    /// `backward` and `describe` throw ``PlyError/frozen(_:)``, `setTraining` does nothing, and
+    /// ``Parameter`` views taken earlier are invalid (their accessors refuse). Irreversible.
+    /// Returns whether the plugin released memory: a plugin without `freeze`, or one that
+    /// refused, keeps its memory and stays fully usable for inference, and the promise holds all
+    /// the same.
+    @discardableResult
+    public func freeze() -> Bool {
+        guard !isFrozen else { return false }
+        setTraining(false)
+        frozenFlag.store(true, ordering: .relaxed)
+        guard let freeze = type.vtable.freeze else { return false }
+        _ = ErrorSlot.current.take()
+        let status = runtime.state.computing { freeze(instance) }
+        if status != PLY_OK { _ = ErrorSlot.current.take() } // a refusal is not an error: nothing was freed
+        return status == PLY_OK
+    }
+
+    /// The error for `what` asked of a frozen layer.
+    func frozenError(_ what: String) -> PlyError {
+        .frozen("layer '\(type.name)' is frozen for inference (its weights may be freed): \(what) is not possible")
     }
 
     /// Asks the layer to apply `activation` (e.g. "relu") to its own output, so that the
     /// activation layer after it can be skipped (see `fuse_activation` in plugin.h). Returns
     /// whether it agreed; a layer that agreed keeps doing so for its lifetime.
     func fuseActivation(_ activation: String) -> Bool {
-        guard let fuse = type.vtable.fuseActivation else { return false }
+        guard !isFrozen, let fuse = type.vtable.fuseActivation else { return false }
         let status = activation.withCString { fuse(instance, $0) }
         if status != PLY_OK { _ = ErrorSlot.current.take() } // a refusal is not an error
         return status == PLY_OK
@@ -141,6 +176,7 @@ public final class Layer: @unchecked Sendable {
     /// Backward on C views (used by the model graph).
     func backward(_ inputs: UnsafeBufferPointer<ply_tensor>, _ output: UnsafePointer<ply_tensor>,
                   _ gradOutput: UnsafePointer<ply_tensor>, _ gradInputs: UnsafeMutableBufferPointer<ply_tensor>) throws {
+        guard !isFrozen else { throw frozenError("backward") }
         guard let backward = type.vtable.backward else {
             throw PlyError.invalid("layer '\(type.name)' (\(type.library.path)) has no backward: it cannot be trained through")
         }
@@ -184,6 +220,7 @@ public final class Layer: @unchecked Sendable {
     /// (nil for the others). Parameter gradients accumulate inside the layer. The parameters
     /// must be as the forward that made `output` saw them.
     public func backward(inputs: [Tensor], output: Tensor, gradOutput: Tensor, wanted: [Bool]? = nil) throws -> [Tensor?] {
+        guard !isFrozen else { throw frozenError("backward") }
         guard gradOutput.shape == output.shape else {
             throw PlyError.shape("gradient of shape \(gradOutput.shape) does not match output \(output.shape)")
         }
@@ -216,9 +253,11 @@ public final class Layer: @unchecked Sendable {
         return zip(grads, want).map { $1 ? $0 : nil }
     }
 
-    /// The layer's named parameters and buffers, PyTorch state_dict order.
+    /// The layer's named parameters and buffers, PyTorch state_dict order. Throws
+    /// ``PlyError/frozen(_:)`` once the layer is frozen (`freeze()`).
     public var parameters: [Parameter] {
         get throws {
+            guard !isFrozen else { throw frozenError("reading or writing its parameters") }
             guard let count = type.vtable.paramCount?(instance), let get = type.vtable.getParam else { return [] }
             var result: [Parameter] = []
             for i in 0..<Int(count) {
@@ -249,7 +288,9 @@ func withTensorViews<R>(_ tensors: inout [Tensor], _ shapes: [ply_shape],
     return result
 }
 
-/// A named parameter or buffer of a layer: a view into the layer's own memory.
+/// A named parameter or buffer of a layer: a view into the layer's own memory, valid for the
+/// layer's lifetime until the layer is frozen for inference (`Layer.freeze()`), after which the
+/// accessors refuse (nil, an empty array, ``PlyError/frozen(_:)``).
 public struct Parameter: @unchecked Sendable {
     /// PyTorch name relative to the layer (`weight`, `running_var`, `conv1.weight`).
     public let name: String
@@ -288,23 +329,26 @@ public struct Parameter: @unchecked Sendable {
     /// forward): write through a view taken after the model's last forward, or call
     /// `Runtime.parametersChanged()` after writing through one kept from before it.
     public var floats: UnsafeMutableBufferPointer<Float>? {
-        guard !isInteger else { return nil }
+        guard !isInteger, !layer.isFrozen else { return nil }
         layer.runtime.state.parametersMayChange()
         return UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: shape.count)
     }
     /// Integer view of the values (nil for float tensors); writable, as `floats`.
     public var integers: UnsafeMutableBufferPointer<Int64>? {
-        guard isInteger else { return nil }
+        guard isInteger, !layer.isFrozen else { return nil }
         layer.runtime.state.parametersMayChange()
         return UnsafeMutableBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: shape.count)
     }
     /// The gradient (trainable parameters only).
     public var gradient: UnsafeMutableBufferPointer<Float>? {
-        grad.map { UnsafeMutableBufferPointer(start: $0, count: shape.count) }
+        guard !layer.isFrozen else { return nil }
+        return grad.map { UnsafeMutableBufferPointer(start: $0, count: shape.count) }
     }
 
-    /// Current values as floats (integers converted).
+    /// Current values as floats (integers converted); empty once the layer is frozen (its
+    /// memory may be freed: `Layer.freeze()`).
     public func read() -> [Float] {
+        guard !layer.isFrozen else { return [] }
         let n = shape.count
         if isInteger { return UnsafeBufferPointer(start: value.assumingMemoryBound(to: Int64.self), count: n).map { Float($0) } }
         return Array(UnsafeBufferPointer(start: value.assumingMemoryBound(to: Float.self), count: n))
@@ -312,6 +356,7 @@ public struct Parameter: @unchecked Sendable {
 
     /// Overwrites the values; the count must match the shape.
     public func write(_ values: [Float]) throws {
+        guard !layer.isFrozen else { throw layer.frozenError("writing parameter '\(name)'") }
         guard values.count == shape.count else {
             throw PlyError.invalid("parameter '\(name)' of shape \(shape) needs \(shape.count) values, got \(values.count)")
         }

@@ -74,6 +74,7 @@ public struct LayerDescription: Sendable {
 extension Layer {
     /// Describes the instance for inputs of `inputShapes` (see ``LayerDescription``).
     public func describe(inputShapes: [Shape]) throws -> LayerDescription {
+        guard !isFrozen else { throw frozenError("describing it") }
         try checkArity(inputShapes.count)
         return try Describer.describe(type: type.pointer, vtable: type.vtable, typeName: type.name, instance: instance,
                                       inputs: inputShapes, state: runtime.state, depth: 0)

@@ -45,6 +45,8 @@ struct LayerVTable {
     let attrSpecs: UnsafePointer<ply_attr_spec>?
     /// ABI 1.2: the inputs' one-line description, nil when absent or NULL.
     let inputsDoc: UnsafePointer<CChar>?
+    /// ABI 1.6: frozen for inference (plugin.h's `freeze`); nil when absent or NULL.
+    let freeze: (@convention(c) (OpaquePointer?) -> ply_status)?
 
     /// Reads the vtable of `t`, treating fields past `t.struct_size` as absent.
     init(_ t: UnsafePointer<ply_layer_type>, library: String, name: String) throws {
@@ -78,6 +80,7 @@ struct LayerVTable {
         describe = optional(\.describe)
         attrSpecs = present(\.attr_specs) ? t.pointee.attr_specs : nil
         inputsDoc = present(\.inputs_doc) ? t.pointee.inputs_doc : nil
+        freeze = optional(\.freeze)
     }
 }
 

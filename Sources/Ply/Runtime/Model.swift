@@ -63,6 +63,8 @@ public final class Model: @unchecked Sendable {
     private var inferFolding = false
     /// The last `forward` ran the folds (evaluation mode): the folded convs' own values are unmade.
     private var foldedForward = false
+    /// Set by `freezeForInference()`.
+    public private(set) var isFrozen = false
 
     /// An empty model (only the graph input) whose layers come from `runtime`.
     public init(runtime: Runtime) {
@@ -79,6 +81,7 @@ public final class Model: @unchecked Sendable {
     @discardableResult
     public func add(_ name: String, _ layer: Layer, inputs: [NodeID]? = nil) throws -> NodeID {
         let from = inputs ?? [nodes.count - 1]
+        guard !isFrozen else { throw PlyError.frozen("cannot add node '\(name)': the model is frozen for inference") }
         guard !fusionDone else {
             throw PlyError.invalid("cannot add node '\(name)': the model's activations were fused (fuseActivations), "
                 + "which needs the graph complete")
@@ -114,7 +117,7 @@ public final class Model: @unchecked Sendable {
     /// model's `output`). Returns how many activations were fused.
     @discardableResult
     public func fuseActivations() -> Int {
-        if !fusionDone {
+        if !fusionDone && !isFrozen { // frozen: the folds are final and the layers take no more fusing
             fusionDone = true
             var uses = Array(repeating: 0, count: nodes.count)
             for n in nodes { for i in n.inputs { uses[i] += 1 } }
@@ -138,7 +141,9 @@ public final class Model: @unchecked Sendable {
     /// (a model file's `repeat` of 30,000 layers took 4 s, quadratic in the node count).
     private var nodeIndex: [String: NodeID] = ["input": Model.input]
 
-    /// Training (batch statistics, dropout on) or evaluation mode, for every layer.
+    /// Training (batch statistics, dropout on) or evaluation mode, for every layer. A frozen
+    /// model's layers stay in evaluation: with `isTraining` set, its `forward` and `infer` throw
+    /// ``PlyError/frozen(_:)``.
     public var isTraining: Bool {
         get { training }
         set {
@@ -147,10 +152,43 @@ public final class Model: @unchecked Sendable {
         }
     }
 
+    /// Freezes the model for inference: a promise that from now on it only runs `infer` and
+    /// `forward` in evaluation mode, which lets its layers free what evaluation does not read
+    /// (`Layer.freeze()`, plugin.h's `freeze`): above all the unfolded weights of every batch
+    /// norm folded into a conv, one copy of the convs' weights (ResNet-50: 94 MB). Outputs stay
+    /// the same, bit for bit. Irreversible, and the whole model at once: afterwards
+    /// `namedParameters()` (so saving, loading and exporting weights), training (a `Trainer`,
+    /// `forward` or `infer` with `isTraining` set), `backward` and `add` throw
+    /// ``PlyError/frozen(_:)``, and ``Parameter`` views taken earlier refuse access. Call it once
+    /// the weights are loaded and the activations fused. Folds of the model's own conv2d ->
+    /// batchnorm2d nodes are derived here, so an error deriving them is thrown before anything
+    /// is frozen; their conv nodes then hold the folded conv (same geometry) and the original
+    /// conv layers are let go. Returns how many layers released memory.
+    @discardableResult
+    public func freezeForInference() throws -> Int {
+        guard !isFrozen else { return 0 }
+        isTraining = false
+        planFolds()
+        for f in folds.values { try f.sync() } // all-or-nothing: the last moment the sources are readable
+        isFrozen = true
+        parameterCache = nil // its views would outlive the memory behind them
+        var released = 0
+        for f in folds.values where try f.freeze() != nil {
+            // The folded-away conv node only gives shapes now, which the folded conv (its geometry) gives as
+            // well: the original layer, and with it the unfolded weights, goes (ONNX imports fold every conv here).
+            let n = nodes[f.conv]
+            nodes[f.conv] = Node(name: n.name, layer: f.layer, inputs: n.inputs)
+            released += 1
+        }
+        for n in nodes { if n.layer?.freeze() == true { released += 1 } }
+        return released
+    }
+
     /// Every parameter and buffer, named `node.param` (PyTorch's state_dict names), in order.
     /// Built once and cached: the views stay valid for the layers' lifetime (the ABI's rule),
     /// so the training loop asks for them every step without rebuilding names and views.
     public func namedParameters() throws -> [(name: String, parameter: Parameter)] {
+        guard !isFrozen else { throw PlyError.frozen("the model is frozen for inference: its parameters may be freed") }
         if let parameterCache { return parameterCache }
         var result: [(String, Parameter)] = []
         for n in nodes {
@@ -282,6 +320,8 @@ public final class Model: @unchecked Sendable {
         guard input.count == count else {
             throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
+        if isFrozen && training { throw frozenTraining() }
+        try checkFrozenOutput()
         try plan(shape)
         inferredSinceForward = false
         if training { for f in folds.values { f.invalidate() } } // running statistics move
@@ -342,6 +382,8 @@ public final class Model: @unchecked Sendable {
         guard input.count == count else {
             throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
+        if isFrozen && training { throw frozenTraining() }
+        try checkFrozenOutput()
         try planInference(shape)
         inferredSinceForward = true
         if training { for f in folds.values { f.invalidate() } }
@@ -377,8 +419,21 @@ public final class Model: @unchecked Sendable {
         return UnsafeBufferPointer(start: inferPool[inferSlot[owner(output)]], count: inferShapes[output].count)
     }
 
+    /// The error for running a frozen model with `isTraining` set.
+    private func frozenTraining() -> PlyError {
+        .frozen("the model is frozen for inference: it cannot run in training mode (set isTraining to false)")
+    }
+
+    /// A frozen model runs its folds for good: a conv node they fold away has no value of its own.
+    private func checkFrozenOutput() throws {
+        if isFrozen && foldedAway.contains(output) {
+            throw PlyError.frozen("the model is frozen for inference: node '\(nodes[output].name)' is folded into the "
+                + "batch norm after it and has no value of its own to output")
+        }
+    }
+
     /// Floats `infer`'s buffers hold for the planned input (0 before the first call).
-    var inferenceFloats: Int { inferCapacities.reduce(0, +) }
+    public var inferenceFloats: Int { inferCapacities.reduce(0, +) }
     private var inferCapacities: [Int] = []
 
     /// The node whose buffer holds `id`'s value: a fused activation's is its source's.
@@ -481,6 +536,7 @@ public final class Model: @unchecked Sendable {
     /// parameters must be as that forward saw them (layers may keep values derived from them).
     @discardableResult
     public func backward(_ gradOutput: UnsafeBufferPointer<Float>, inputGradient: Bool = false) throws -> UnsafeBufferPointer<Float>? {
+        guard !isFrozen else { throw PlyError.frozen("the model is frozen for inference: backward is not possible") }
         guard plannedInput != nil else { throw PlyError.invalid("backward called before forward") }
         guard !inferredSinceForward else {
             throw PlyError.invalid("backward must follow forward: infer ran since, and the layers' saved state is its own")

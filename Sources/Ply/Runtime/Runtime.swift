@@ -141,6 +141,12 @@ public final class Runtime: @unchecked Sendable {
     /// loading weights and the optimizers do this themselves.
     public func parametersChanged() { state.parametersMayChange() }
 
+    /// Bytes the layers of this runtime hold through the host's `alloc` and `alloc_zeroed` now
+    /// (weights, data derived from them, scratch, gradients — mapped but never written ones
+    /// included — with each block's header): where a model's memory goes, apart from the model's
+    /// own activation buffers.
+    public var layerBytes: Int { state.liveBytes.load(ordering: .relaxed) }
+
     /// Blocks plugins took from this runtime's host `alloc` and have not given back to its
     /// `free` (for leak checks: `ply-leak-cycles`, LeakTests).
     package var hostBlocksOutstanding: Int { state.liveAllocations.load(ordering: .relaxed) }

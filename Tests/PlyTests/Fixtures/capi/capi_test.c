@@ -271,6 +271,20 @@ int main(int argc, char **argv) {
   ply_runtime_destroy(bare);
   check(ply_model_forward(model, input, shape, 4, output, 64, NULL, NULL) == PLY_OK,
         "a model outlives its runtime handle");
+  { /* API 1.7: frozen for inference, the same output and the weights refused */
+    float frozen_out[64];
+    check(ply_model_set_training(model, 0) == PLY_OK &&
+              ply_model_forward(model, input, shape, 4, output, 64, NULL, NULL) == PLY_OK,
+          "forward in evaluation before the freeze");
+    check(ply_model_freeze(model) == PLY_OK && ply_model_freeze(model) == PLY_OK, "freeze, twice");
+    check(ply_model_infer(model, input, shape, 4, frozen_out, 64, NULL, NULL) == PLY_OK &&
+              memcmp(frozen_out, output, 20 * sizeof(float)) == 0,
+          "a frozen model gives the same output, bit for bit");
+    expect_error(ply_model_save_weights(model, "/nonexistent/dir/w.safetensors"), PLY_ERR_UNSUPPORTED, "frozen",
+                 "save_weights of a frozen model");
+    expect_error(ply_model_set_training(model, 1), PLY_ERR_UNSUPPORTED, "frozen", "set_training(1) of a frozen model");
+    expect_error(ply_model_freeze(NULL), PLY_ERR_INVALID_ARGUMENT, "model", "freeze of NULL");
+  }
   ply_model_destroy(model);
   ply_model_destroy(act);
   ply_dataset_destroy(train);

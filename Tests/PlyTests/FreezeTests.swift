@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// `Model.freezeForInference()` (plugin.h's `freeze`, ABI 1.6): the layers free the unfolded
+/// weights behind their folds, the outputs stay the same bit for bit, and everything that needs
+/// the weights or training afterwards is refused with `PlyError.frozen`.
+@Suite struct FreezeTests {
+    /// Expects `body` to throw `PlyError.frozen`.
+    static func expectFrozen(_ what: String, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("\(what): expected PlyError.frozen, nothing was thrown")
+        } catch PlyError.frozen {
+        } catch {
+            Issue.record("\(what): expected PlyError.frozen, got \(error)")
+        }
+    }
+
+    /// Floats of the conv weights inside composite blocks (the unfolded originals a freeze frees).
+    static func blockConvWeights(_ model: Model) throws -> Int {
+        let composite: Set<String> = ["residual_basic", "residual_bottleneck", "basic_conv2d", "inception_googlenet"]
+        var total = 0
+        for node in model.nodes {
+            guard let layer = node.layer, composite.contains(layer.type.name) else { continue }
+            for p in try layer.parameters where p.name.hasSuffix("weight") && p.shape.rank == 4 { total += p.shape.count }
+        }
+        return total
+    }
+
+    static func input(_ shape: Shape) -> [Float] {
+        var g = SplitMix64(seed: 11)
+        return (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+    }
+
+    @Test(arguments: [("resnet18", 32), ("resnet50", 32), ("googlenet", 64)])
+    func freezeFreesTheOriginalsAndKeepsOutputs(_ name: String, _ size: Int) throws {
+        let runtime = try Runtime() // its own: liveBytes counts this model's blocks only
+        let model = try Zoo.model(named: name, runtime: runtime, numClasses: 10, inChannels: 3, imageSize: size)
+        model.isTraining = false
+        let shape: Shape = [2, 3, size, size]
+        let x = Self.input(shape)
+        let convWeights = try Self.blockConvWeights(model)
+        #expect(convWeights > 0)
+        let one: Shape = [1, 3, size, size]
+        let first = Array(x.prefix(one.count))
+        let singleBefore = try first.withUnsafeBufferPointer { Array(try model.infer($0, shape: one)) }
+        let before = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) } // folds made
+        let bytesBefore = runtime.state.liveBytes.load(ordering: .relaxed)
+        let released = try model.freezeForInference()
+        #expect(released > 0)
+        #expect(model.isFrozen)
+        let bytesAfter = runtime.state.liveBytes.load(ordering: .relaxed)
+        // each original conv weight and its gradient (4 bytes each) are given back
+        #expect(bytesBefore - bytesAfter >= 8 * convWeights, "freed \(bytesBefore - bytesAfter) bytes, conv weights \(convWeights)")
+        let after = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
+        #expect(after == before) // bit for bit
+        let forward = try x.withUnsafeBufferPointer { Array(try model.forward($0, shape: shape)) }
+        #expect(forward == before)
+        // another batch size plans again on the frozen layers (kernels may differ by batch: compared with itself)
+        let single = try first.withUnsafeBufferPointer { Array(try model.infer($0, shape: one)) }
+        #expect(single == singleBefore)
+    }
+
+    @Test func afterFreezeWeightsAndTrainingAreRefused() throws {
+        let runtime = try Runtime()
+        let model = try Zoo.model(named: "resnet18", runtime: runtime, numClasses: 10, inChannels: 3, imageSize: 32)
+        let kept = try model.namedParameters() // views taken before the freeze
+        let weight = try #require(kept.first { $0.name.hasSuffix("conv1.weight") && $0.name.hasPrefix("layer1") })
+        let shape: Shape = [1, 3, 32, 32]
+        let x = Self.input(shape)
+        try model.freezeForInference()
+        Self.expectFrozen("namedParameters") { _ = try model.namedParameters() }
+        Self.expectFrozen("a layer's parameters") { _ = try model.nodes[1].layer!.parameters }
+        Self.expectFrozen("writing a kept view") { try weight.parameter.write(Array(repeating: 0, count: weight.parameter.shape.count)) }
+        #expect(weight.parameter.floats == nil)
+        #expect(weight.parameter.gradient == nil)
+        #expect(weight.parameter.read().isEmpty)
+        Self.expectFrozen("saving") { try model.saveWeights(to: FileManager.default.temporaryDirectory.appendingPathComponent("frozen-\(UUID()).safetensors").path) }
+        Self.expectFrozen("a trainer") { _ = try Trainer(model: model, configuration: TrainingConfiguration(), classes: 10) }
+        Self.expectFrozen("adding a node") { try model.add("extra", "relu") }
+        model.isTraining = true
+        Self.expectFrozen("infer in training mode") { _ = try x.withUnsafeBufferPointer { try model.infer($0, shape: shape) } }
+        Self.expectFrozen("forward in training mode") { _ = try x.withUnsafeBufferPointer { try model.forward($0, shape: shape) } }
+        model.isTraining = false
+        let out = try x.withUnsafeBufferPointer { Array(try model.forward($0, shape: shape)) }
+        #expect(out.count == 10)
+        Self.expectFrozen("backward") { _ = try out.withUnsafeBufferPointer { try model.backward($0) } }
+        // a second freeze is a no-op
+        #expect(try model.freezeForInference() == 0)
+    }
+
+    /// The model's own conv2d -> batchnorm2d nodes: folded for good at the freeze.
+    @Test func modelLevelFoldsAreFinal() throws {
+        let runtime = try Runtime()
+        let model = Model(runtime: runtime)
+        try model.add("conv", "conv2d", [("in_channels", .int(3)), ("out_channels", .int(8)), ("kernel_size", .int(3)),
+                                         ("padding", .int(1)), ("bias", .bool(false))])
+        try model.add("bn", "batchnorm2d", [("num_features", .int(8))])
+        try model.add("relu", "relu")
+        for (name, p) in try model.namedParameters() where name.hasPrefix("bn.running") {
+            try p.write((0..<p.shape.count).map { Float($0 % 3) * 0.25 + (name.hasSuffix("var") ? 0.5 : -0.1) })
+        }
+        model.fuseActivations()
+        model.isTraining = false
+        let shape: Shape = [2, 3, 9, 9]
+        let x = Self.input(shape)
+        let before = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
+        let bytesBefore = runtime.layerBytes
+        #expect(try model.freezeForInference() >= 1)
+        // the original conv goes: its weight (8 x 3 x 3 x 3) and gradient
+        #expect(bytesBefore - runtime.layerBytes >= 2 * 4 * 216)
+        #expect(model.nodes[1].layer?.type.name == "conv2d")
+        runtime.parametersChanged() // another model's weights moving does not re-derive a frozen fold
+        let after = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
+        #expect(after == before)
+        // the folded-away conv has no value of its own once frozen
+        model.output = 1
+        Self.expectFrozen("the folded conv as output") { _ = try x.withUnsafeBufferPointer { try model.infer($0, shape: shape) } }
+    }
+}
