@@ -26,6 +26,9 @@ Printed (parsed by Benchmarks/compare-models):
     run K: X images/s (Y ms per batch)
     result: X images/s (median of R runs; min A, max B)
     peak_rss_mb: X
+and, for comparing by CPU time on a busy machine (at 1 thread the work done; at more it also
+counts the engines' spinning workers):
+    cpu: X ms per batch (process CPU time, median of R runs)
 """
 import argparse
 import math
@@ -122,12 +125,13 @@ def measure(args):
         step()
         once = max(time.perf_counter() - t, 1e-6)
         iterations = max(1, min(1000, math.ceil(0.5 / once)))
-    rates = []
+    rates, cpus = [], []
     for r in range(args.runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(iterations):
             step()
         elapsed = time.perf_counter() - t
+        cpus.append(1000 * (time.process_time() - c) / iterations)
         rate = iterations * args.batch / elapsed
         rates.append(rate)
         print(f"run {r + 1}: {rate:.2f} images/s ({1000 * elapsed / iterations:.2f} ms per batch)")
@@ -135,6 +139,9 @@ def measure(args):
     med = rates[len(rates) // 2] if len(rates) % 2 else (rates[len(rates) // 2 - 1] + rates[len(rates) // 2]) / 2
     print(f"result: {med:.2f} images/s (median of {len(rates)} runs; min {rates[0]:.2f}, max {rates[-1]:.2f})")
     print(f"peak_rss_mb: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+    cpus.sort()
+    cpu = cpus[len(cpus) // 2] if len(cpus) % 2 else (cpus[len(cpus) // 2 - 1] + cpus[len(cpus) // 2]) / 2
+    print(f"cpu: {cpu:.2f} ms per batch (process CPU time, median of {len(cpus)} runs)")
 
 
 def main():

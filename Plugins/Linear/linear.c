@@ -6,7 +6,8 @@
  * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them);
  * a forward of 1 to 8 input rows (inference at small batches) streams the
  * weights once through linear_gemv.c's kernels (AVX-512 or AVX2; OpenBLAS
- * below AVX2), output features split over the host's threads.
+ * below AVX2), and 9 to 32 rows through linear_rows.c's (AVX-512; OpenBLAS
+ * below), output features split over the host's threads.
  * Small ones (the ConvNet's 784 -> 10 head: a few million multiply-adds) run
  * on plain vectorised loops split over the host's threads: an sgemm call that
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
@@ -15,6 +16,7 @@
 #include "plugin_support.h"
 
 #include "linear_gemv.h"
+#include "linear_rows.h"
 #include "plugin_blas.h"
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,8 @@ struct ply_layer {
     int has_bias;
     float *weight, *dweight; // [out, in]
     float *bias, *dbias;     // [out], NULL when bias=false
+    float *xpack;            // linear_rows' packed input (xpack_floats floats; grows, kept until destroy)
+    size_t xpack_floats;
 };
 
 // ----------------------------------------------------------------------------
@@ -38,6 +42,20 @@ struct ply_layer {
 static int use_gemv(int64_t M) {
 #if PLY_HAVE_X86_TARGETS
     return M >= 1 && M <= LINEAR_GEMV_MAX_ROWS && ply_cpu_level() >= PLY_CPU_AVX2;
+#else
+    (void)M;
+    return 0;
+#endif
+}
+
+// Whether the forward of M input rows takes linear_rows (9 to 32 rows: the weights streamed once
+// against the packed input). OpenBLAS's sgemm, which these took before, packs the weights on
+// every call: VGG-16's fc6 at 16 rows, one thread, thread CPU ms per call with the weights cold
+// (Benchmarks/linear_kernel.c, loaded machine): linear_rows 39.8, sgemm 180, two passes of
+// linear_gemv 101; AlexNet's fc6 14.6 / 67.1 / 32.8; at 32 rows 19.2 / 116 / 71.
+static int use_rows(int64_t M) {
+#if PLY_HAVE_X86_TARGETS
+    return M > LINEAR_GEMV_MAX_ROWS && M <= LINEAR_ROWS_MAX_ROWS && ply_cpu_level() >= PLY_CPU_AVX512;
 #else
     (void)M;
     return 0;
@@ -92,11 +110,18 @@ typedef struct {
     int64_t M, IN, OUT;
     float *y, *dx, *dw, *db;
     const float *x, *w, *b, *dy;
+    const float *xpack; // linear_rows' packed x, or NULL
 } blas_job;
 
 // output features [o0, o1) of y
 static void blas_forward_slice(void *ctx, int64_t o0, int64_t o1) {
     const blas_job *j = ctx;
+#if PLY_HAVE_X86_TARGETS
+    if (j->xpack) {
+        linear_rows(j->y, j->xpack, j->w, j->b, j->M, j->IN, j->OUT, o0, o1);
+        return;
+    }
+#endif
     linear_forward(j->y, j->x, j->w, j->b, j->M, j->IN, j->OUT, o0, o1);
 }
 
@@ -297,6 +322,7 @@ static void linear_destroy(ply_layer *L) {
     const ply_host *h = L->host;
     h->free(h, L->weight); h->free(h, L->dweight);
     h->free(h, L->bias); h->free(h, L->dbias);
+    h->free(h, L->xpack);
     h->free(h, L);
 }
 
@@ -331,14 +357,30 @@ static ply_status linear_fwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     ply_status st = check_input(L, &inputs[0], &M);
     if (st != PLY_OK) return st;
     if (use_gemv(M)) {
-        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
+        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL, NULL};
         gemv_split(L->host, L->out, M * L->in * L->out, &j);
+#if PLY_HAVE_X86_TARGETS
+    } else if (use_rows(M) && !is_small(M, L->in, L->out)) {
+        size_t floats = linear_rows_pack_floats(M, L->in);
+        if (floats > L->xpack_floats) {
+            L->host->free(L->host, L->xpack);
+            L->xpack = L->host->alloc(L->host, floats * sizeof(float));
+            L->xpack_floats = L->xpack ? floats : 0;
+            if (!L->xpack)
+                return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "linear: cannot allocate %zu bytes for the packed input",
+                                  floats * sizeof(float));
+        }
+        linear_rows_pack(inputs[0].data, M, L->in, L->xpack);
+        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL,
+                      L->xpack};
+        gemv_split(L->host, L->out, M * L->in * L->out, &j);
+#endif
     } else if (M > 0 && is_small(M, L->in, L->out)) {
         small_job j = {M, L->in, L->out, output->data, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
         if (M >= L->host->thread_count(L->host)) split(L->host, M, M * L->in * L->out, small_forward_rows, &j);
         else split(L->host, L->out, M * L->in * L->out, small_forward_outs, &j);
     } else if (M > 0) {
-        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL};
+        blas_job j = {M, L->in, L->out, output->data, NULL, NULL, NULL, inputs[0].data, L->weight, L->bias, NULL, NULL};
         blas_split(L->host, L->out, M * L->in * L->out, blas_forward_slice, &j);
     }
     return PLY_OK;
@@ -364,7 +406,7 @@ static ply_status linear_bwd(ply_layer *L, int32_t n_inputs, const ply_tensor *i
                 for (int64_t o = 0; o < L->out; o++) L->dbias[o] += ((const float *)grad_output->data)[m * L->out + o];
     } else if (M > 0) {
         blas_job j = {M, L->in, L->out, NULL, grad_inputs[0].data, L->dweight, L->dbias, inputs[0].data, L->weight,
-                      NULL, grad_output->data};
+                      NULL, grad_output->data, NULL};
         if (j.dx) blas_split(L->host, L->in, M * L->in * L->out, blas_dx_slice, &j);
         blas_split(L->host, L->out, M * L->in * L->out, blas_dw_slice, &j);
     }
