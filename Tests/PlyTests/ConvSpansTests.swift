@@ -78,28 +78,8 @@ import Testing
             let fast = try make("spans"), reference = try make("im2col")
             var g = SplitMix64(seed: 41)
             let x = try Tensor(shape: [n, c, h, w], data: random(n * c * h * w, &g))
-            func agree(_ what: String) throws -> Tensor {
-                for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
-                let y0 = try reference.forward([x]), y1 = try fast.forward([x])
-                let e = closeness(y1.data, y0.data)
-                #expect(e.ok, "\(kernel), \(runtime.threads) threads, \(what): max error \(e.error) > \(e.bound)")
-                return y1
-            }
-            let y = try agree("first forward")
-            #expect(try fast.forward([x]).data == y.data, "\(kernel): a second forward with the same weights")
-            let old = try fast.parameters[0].read()
-            let dy = try Tensor(shape: y.shape, data: random(y.shape.count, &g))
-            _ = try fast.backward(inputs: [x], output: y, gradOutput: dy)
-            let params = try fast.parameters
-            try SGD(learningRate: 0.1).step([("weight", params[0]), ("bias", params[1])])
-            #expect(try fast.parameters[0].read() != old)
-            _ = try agree("after an SGD step")
-            var v = try fast.parameters[0].read()
-            v[v.count - 1] += 0.5
-            try fast.parameters[0].write(v)
-            _ = try agree("after a change of the last weight")
-            try fast.parameters[0].write(old)
-            _ = try agree("with the first weights back")
+            try expectPackedWeightsFollowChanges(fast, reference, input: x, &g,
+                                                 label: "\(kernel), \(runtime.threads) threads")
         }
     }
 

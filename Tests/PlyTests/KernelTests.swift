@@ -118,29 +118,8 @@ import Testing
                                             ("winograd_tile", .int(tile))], runtime: runtime)
             var g = SplitMix64(seed: 13)
             let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
-            // the reference gets fast's current parameters, then both run
-            func agree(_ what: String) throws -> Tensor {
-                for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
-                let y0 = try reference.forward([x]), y1 = try fast.forward([x])
-                let c = closeness(y1.data, y0.data)
-                #expect(c.ok, "tile \(tile), \(runtime.threads) threads, \(what): max error \(c.error) > \(c.bound)")
-                return y1
-            }
-            let y = try agree("first forward")
-            #expect(try fast.forward([x]).data == y.data, "tile \(tile): a second forward with the same weights")
-            let old = try fast.parameters[0].read()
-            let dy = try Tensor(shape: y.shape, data: random(y.shape.count, &g))
-            _ = try fast.backward(inputs: [x], output: y, gradOutput: dy)
-            let params = try fast.parameters
-            try SGD(learningRate: 0.1).step([("weight", params[0]), ("bias", params[1])])
-            #expect(try fast.parameters[0].read() != old)
-            _ = try agree("after an SGD step")
-            var w = try fast.parameters[0].read()
-            w[w.count - 1] += 0.5
-            try fast.parameters[0].write(w)
-            _ = try agree("after a change of the last weight")
-            try fast.parameters[0].write(old)
-            _ = try agree("with the first weights back")
+            try expectPackedWeightsFollowChanges(fast, reference, input: x, &g,
+                                                 label: "tile \(tile), \(runtime.threads) threads")
         }
     }
 

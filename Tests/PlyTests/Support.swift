@@ -101,6 +101,37 @@ func closeness(_ ours: [Float], _ ref: [Float], relative: Float = 1e-5) -> (ok: 
     return (worst <= relative * scale, worst, relative * scale)
 }
 
+/// Checks that a conv whose kernel keeps its own packed copy of the weights (`fast`) follows every
+/// change of them: it is compared with `reference` (its parameters copied over from `fast` before
+/// each comparison) at the first forward, a second forward with the same weights (bit for bit), after
+/// an SGD step (backward from a random output gradient drawn from `g`), after a change of the last
+/// weight only, and with the first weights written back. `label` names the case in failures.
+func expectPackedWeightsFollowChanges(_ fast: Layer, _ reference: Layer, input x: Tensor,
+                                      _ g: inout SplitMix64, label: String) throws {
+    func agree(_ what: String) throws -> Tensor {
+        for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+        let y0 = try reference.forward([x]), y1 = try fast.forward([x])
+        let c = closeness(y1.data, y0.data)
+        #expect(c.ok, "\(label), \(what): max error \(c.error) > \(c.bound)")
+        return y1
+    }
+    let y = try agree("first forward")
+    #expect(try fast.forward([x]).data == y.data, "\(label): a second forward with the same weights")
+    let old = try fast.parameters[0].read()
+    let dy = try Tensor(shape: y.shape, data: (0..<y.shape.count).map { _ in g.nextUnitFloat() * 2 - 1 })
+    _ = try fast.backward(inputs: [x], output: y, gradOutput: dy)
+    let params = try fast.parameters
+    try SGD(learningRate: 0.1).step([("weight", params[0]), ("bias", params[1])])
+    #expect(try fast.parameters[0].read() != old, "\(label): the SGD step changed no weight")
+    _ = try agree("after an SGD step")
+    var w = try fast.parameters[0].read()
+    w[w.count - 1] += 0.5
+    try fast.parameters[0].write(w)
+    _ = try agree("after a change of the last weight")
+    try fast.parameters[0].write(old)
+    _ = try agree("with the first weights back")
+}
+
 /// The attribute-schema problem `body` throws (`PlyError.attribute`); records an issue and
 /// throws when it throws nothing or another error.
 func requireAttributeProblem<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) throws
