@@ -53,7 +53,8 @@ struct ply_layer {
      * between calls and grown only when a larger input needs it, so a forward allocates nothing
      * and touches no fresh pages. Freed by destroy and by set_training(1). At batch 1 the
      * branches the final concat reads are written straight into their channels of the output
-     * instead (the concat is skipped). */
+     * instead (the concat is skipped); a larger batch on planes of 17x17 and more runs in groups
+     * of as many images as threads, one image at a time on one thread (inception_graph.c). */
     float *arena;
     int64_t arena_cap;
     int32_t training;         /* set_training; 1 at creation, as PyTorch */

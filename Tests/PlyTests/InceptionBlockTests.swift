@@ -440,6 +440,38 @@ import Testing
         #expect(again.data == single.data, "\(Self.small[i].0): a repeat after a larger input differs")
     }
 
+    /// A batch on planes of 17x17 or more runs in evaluation in groups of as many images as threads,
+    /// a group of one writing its branches straight into the output (inception_graph.c,
+    /// forward_groups): torchvision's InceptionA on 3 images of 17x17 in double precision
+    /// (Fixtures/inception, make-inception-batches.py), on 1, 2 (a group of 2, then 1) and 3 threads,
+    /// twice on one layer (the arena reused).
+    @Test(arguments: [1, 2, 3])
+    func evaluationInGroupsOfImagesMatchesPyTorch(_ threads: Int) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("inception/inception_v3_a_eval_3x17x17.json"))
+        let attrs = try #require(json["attrs"]).object.mapValues { $0.int! }
+        var options = Runtime.Options()
+        options.threads = threads
+        let runtime = try Runtime(options: options)
+        let layer = try Layer(try #require(json["op"]?.string),
+                              attrs.sorted { $0.key < $1.key }.map { ($0.key, AttributeValue.int($0.value)) }, runtime: runtime)
+        let params = try layer.parameters
+        var given = json["params"]?.object ?? [:]
+        for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
+        for (pname, value) in given {
+            let p = try #require(params.first { $0.name == pname }, "no parameter '\(pname)'")
+            try p.write(try #require(value.tensor).data)
+        }
+        layer.setTraining(false)
+        let x = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        #expect(x.shape.dims[0] == 3 && x.shape.dims[2] * x.shape.dims[3] >= 17 * 17, "the case reaches the groups")
+        for pass in 1...2 {
+            let y = try layer.forward([x])
+            #expect(y.shape == expected.shape, "\(threads) threads: output shape \(y.shape) vs \(expected.shape)")
+            let c = closeness(y.data, expected.data)
+            #expect(c.ok, "\(threads) threads, pass \(pass): max error \(c.error) > \(c.bound)")
+        }
+    }
+
     // MARK: - errors
 
     @Test(arguments: [
