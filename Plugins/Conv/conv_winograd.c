@@ -29,8 +29,23 @@
 // Fewer tiles than this and im2col is as fast: the weights' transform is not paid back (AlexNet's
 // 13x13 layers at batch 1, 49 tiles, ran 10% slower).
 #define MIN_TILES 64
-// With fewer strips of tiles per thread than this the threads split output channels instead.
+// With fewer strips of tiles per thread than this the threads split output channels instead ("rows"),
+// unless V and M over all the tiles, xi (C + OC) T floats, pass ROWS_MAX_FLOATS (16 MB): then each
+// thread takes chunks of tiles as at 1 thread ("columns"). "Rows" streams all of V and M through the
+// shared L3 with both threads at once. Measured Benchmarks/winograd_threads.c, 2 threads, the sum of
+// the threads' CPU time in the forward's regions (median of 9, three rounds, load 15-20, so within
+// ~15%), N C->OC HxW (xi (C + OC) T in M floats), ms rows / columns (1 thread alone):
+//   16 192->384 13x13 (5.3): 21.1 / 16.8, 21.3 / 19.6, 21.4 / 18.2 (15.9-18.9)
+//   16 384->256 13x13 (5.9): 24.4 / 22.4, 25.5 / 22.8, 26.9 / 23.2 (21.8-23.5)
+//   16 256->256 13x13 (4.7): 18.4 / 15.2, 18.9 / 14.9, 18.5 / 17.0 (13.8-18.5)
+//   16 256->256 14x14 (4.7): 19.2 / 14.0, 18.2 / 14.8 (14.2-15.4)
+//   16 512->512 14x14 (9.4): 57.4 / 57.3, 55.3 / 56.6 (56.0-58.7)
+// and below the bound "rows" stays ahead on the larger thread's time, its balance:
+//   1 256->256 56x56 (3.6): 5.99 / 6.81, 6.16 / 6.43   1 512->512 28x28 (3.2): 6.12 / 6.62, 6.74 / 6.90
 #define ROWS_STRIPS 8
+#ifndef WINO_ROWS_MAX_FLOATS
+#define WINO_ROWS_MAX_FLOATS (1 << 22)
+#endif
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
@@ -115,7 +130,8 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
     p->TW = (g->OW + m - 1) / m;
     p->T = g->N * p->TH * p->TW;
     int64_t strips = (p->T + NR - 1) / NR;
-    p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads;
+    p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads &&
+              (double)p->xi * (double)(g->C + g->OC) * (double)p->T <= (double)WINO_ROWS_MAX_FLOATS;
     if (p->rows) {
         p->chunks = 1;
         p->tc = strips * NR;
