@@ -3,8 +3,9 @@
 // so time spent descheduled on a busy machine does not count but a slice slowed by the other
 // thread (a shared cache, memory) does. Prints, per layer, the median over 9 forwards of the sum of
 // the threads' CPU time (the work) and of the larger thread's (the critical path on a quiet
-// machine). Build it with -DWINO_ROWS_MAX_FLOATS=... to move where the threads stop splitting output
-// channels over all the tiles at once ("rows") and take chunks of tiles each ("columns"). The outputs are checked against a
+// machine). Which plan the threads take (output channels over all the tiles, "rows", or chunks of
+// tiles each, "columns") is make_plan's rule in conv_winograd.c: to compare the two on a layer,
+// build this twice with that rule changed. The outputs are checked against a
 // double-precision direct sum at 64 random points (the worst relative error is printed).
 // Built as SwiftPM's release builds C (-O2):
 //
