@@ -205,10 +205,11 @@ import Testing
     /// linear_gemv.c: blocks of 4 weight rows, two passes over them from 5 rows on, masked tails
     /// where in_features is not a multiple of the vector) and the 9-to-32-rows one above the small
     /// path's 2^24 multiply-adds (linear_rows.c: one vector of inputs up to 16 rows, two above;
-    /// groups of 128 features with a part-filled last block of rows) against double precision.
+    /// groups of 128 features with a part-filled last block of rows; on AVX2 blocks of 6 rows up
+    /// to 16 inputs and 2 above, 32 inputs filling both vectors) against double precision.
     @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100), (2, 37, 9), (2, 1000, 70), (1, 48, 3),
                       (4, 300, 33), (5, 1001, 67), (6, 16, 5), (8, 2050, 129), (3, 100, 4097), (16, 1030, 1100),
-                      (20, 1000, 900)])
+                      (20, 1000, 900), (32, 700, 901)])
     func linearMatchesDoublePrecision(_ size: (Int, Int, Int)) throws {
         let (m, inF, outF) = size
         for runtime in [sharedRuntime, KernelTests.threaded] {
