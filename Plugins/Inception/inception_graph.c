@@ -457,7 +457,8 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
 //    1.44 ms by spans at batch 1, bench-layers).
 //  - 2 threads, img/s (bench-model wall time, 8 alternating rounds of 2 runs, load 12-16): groups of 2
 //    images median 4.88 (3.69-6.80), groups of 1 image 4.43 (2.87-6.40), whole batch 3.57
-//    (3.11-4.37); groups of 2 ahead of the whole batch in all 8 rounds.
+//    (3.11-4.37); groups of 2 ahead of the whole batch in all 8 rounds. Later, at load 3.4-4.0, against
+//    main's build (6 alternating rounds): median 13.2 against 12.4 img/s (1.07), ahead in 4 of 6.
 #define BY_IMAGE_MIN_PLANE (17 * 17)
 
 // Whether evaluation runs the block in groups of images: a batch of more than one, the input plane
