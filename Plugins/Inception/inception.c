@@ -114,6 +114,7 @@ static ply_status inception_googlenet_create(const ply_host *host, const ply_att
     blk_name(L, &st, t, "branch4.0");  // a module in torchvision's branch4 Sequential (no parameters)
     b[3] = conv_sq(L, &st, "branch4.1", t, in, a[6], 1, 1, 0);
     blk_concat(L, &st, b, 4);
+    blk_fuse_1x1(L, &st); // branch1, branch2.0, branch3.0: one stacked conv above batch 1
     return blk_finish(L, st, out);
 }
 

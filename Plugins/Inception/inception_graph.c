@@ -187,6 +187,7 @@ void blk_destroy(ply_layer *self) {
     for (int32_t j = 0; j < BLK_MAX_IN; j++) h->free(h, self->scratch[j]);
     h->free(h, self->arena);
     ply_fold_destroy(&self->fold);
+    ply_fold_destroy(&self->fused.conv);
     h->free(h, self);
 }
 
@@ -297,7 +298,7 @@ static ply_tensor value_of(ply_layer *self, int32_t v, const ply_tensor *input, 
 
 // Makes the folded conv (first call) and derives its values when stale. *ok = 0 when the conv type
 // will not take the relu: the block then runs unfolded.
-static ply_status sync_fold(ply_layer *self, int *ok) {
+ply_status blk_sync_fold(ply_layer *self, int *ok) {
     const ply_host *h = self->host;
     blk_node *conv = &self->nodes[self->fold_node], *bn = &self->nodes[self->fold_node + 1];
     ply_param p;
@@ -375,17 +376,23 @@ static int64_t arena_floats(const ply_shape *s) { return (ply_shape_numel(s) + 1
 // the concat and the batch is one image, a value only the concat reads is written straight into its
 // channels of the output (channels [c0, c0 + C) of a [1, C_out, H, W] output are one compact
 // [1, C, H, W] run of floats at c0*H*W) and the concat is not run: no copy. With more images a
-// slice is strided, which the children do not take, and the concat runs as in training.
+// slice is strided, which the children do not take, and the concat runs as in training -- except
+// that above batch 1 the block's 1x1 branches on its input run as one stacked conv (blk_fused): its
+// output S (value index n + 1, in the arena from the start) holds every member's channels; a member
+// value only the concat reads stays there and this function does the concat (one copy per image and
+// input); any other member value is copied out of S into its own slot when its node's turn comes.
 // Placement: value v lives from node v-1's run to its last reader's; node i's output goes at the
 // lowest offset clear of every value still live while node i runs (its inputs included: no child
 // writes over what it reads).
 static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output) {
-    ply_shape shapes[BLK_MAX_NODES + 1];
+    const ply_host *h = self->host;
+    ply_shape shapes[BLK_MAX_NODES + 2];
     ply_status st = value_shapes(self, &input->shape, shapes);
     if (st != PLY_OK) return st;
-    const int32_t n = self->n_nodes, last = n - 1;
-    int32_t last_use[BLK_MAX_NODES + 1], uses[BLK_MAX_NODES + 1];
-    for (int32_t v = 0; v <= n; v++) last_use[v] = -1, uses[v] = 0;
+    const int32_t n = self->n_nodes, last = n - 1, S = n + 1;
+    const int64_t N = shapes[0].dims[0], P = shapes[0].dims[2] * shapes[0].dims[3];
+    int32_t last_use[BLK_MAX_NODES + 2], uses[BLK_MAX_NODES + 2];
+    for (int32_t v = 0; v <= S; v++) last_use[v] = -1, uses[v] = 0;
     for (int32_t i = 0; i < n; i++)
         for (int32_t j = 0; j < self->nodes[i].n_in; j++) {
             last_use[self->nodes[i].in[j]] = i;
@@ -393,9 +400,10 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
         }
     // Which values go straight into the output: all of the concat's inputs, or none.
     const blk_node *cat = &self->nodes[last];
-    int64_t slice[BLK_MAX_NODES + 1]; // value v's first float in the output, or -1: in the arena
-    for (int32_t v = 0; v <= n; v++) slice[v] = -1;
-    int direct = shapes[0].dims[0] == 1 && strcmp(cat->type->name, "concat") == 0;
+    const int is_cat = strcmp(cat->type->name, "concat") == 0;
+    int64_t slice[BLK_MAX_NODES + 2]; // value v's first float in the output, or -1: in the arena
+    for (int32_t v = 0; v <= S; v++) slice[v] = -1;
+    int direct = N == 1 && is_cat;
     for (int32_t j = 0; direct && j < cat->n_in; j++) {
         int32_t v = cat->in[j];
         direct = v >= 1 && uses[v] == 1 && shapes[v].ndim == 4;
@@ -408,16 +416,40 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
             c0 += s->dims[1];
         }
     }
-    // First fit over the live values, in node order.
-    int64_t off[BLK_MAX_NODES + 1], total = 0;
+    // The stacked 1x1 branches: member[i] = j + 1 for node i the j-th member; in_place[v]: member value
+    // v is read from S by this function's concat only.
+    int fused = 0;
+    const blk_fused *fz = &self->fused;
+    if (N > 1 && fz->n && (st = blk_fused_sync(self, &fused)) != PLY_OK) return st;
+    int32_t member[BLK_MAX_NODES + 1] = {0}, in_place[BLK_MAX_NODES + 2] = {0};
+    int cat_in_place = 0;
+    if (fused) {
+        shapes[S] = shapes[0];
+        shapes[S].dims[1] = fz->oc_total;
+        for (int32_t j = 0; j < fz->n; j++) {
+            int32_t v = fz->node[j] + 1;
+            member[fz->node[j]] = j + 1;
+            in_place[v] = is_cat && uses[v] == 1 && last_use[v] == last;
+            cat_in_place |= in_place[v];
+            int32_t end = in_place[v] ? last : fz->node[j]; // S is read until then
+            if (end > last_use[S]) last_use[S] = end;
+        }
+    }
+    // First fit over the live values, in node order (S first: live from the start).
+    int64_t off[BLK_MAX_NODES + 2], total = 0;
+    for (int32_t v = 0; v <= S; v++) off[v] = -1;
+    if (fused) {
+        off[S] = 0;
+        total = arena_floats(&shapes[S]);
+    }
     for (int32_t i = 0; i < last; i++) {
         int32_t v = i + 1;
-        off[v] = -1;
-        if (slice[v] >= 0) continue;
+        if (slice[v] >= 0 || in_place[v]) continue;
         int64_t size = arena_floats(&shapes[v]), at = 0;
         for (int moved = 1; moved;) {
             moved = 0;
-            for (int32_t u = 1; u < v; u++) {
+            for (int32_t u = 1; u <= S; u++) {
+                if (u >= v && u != S) continue;
                 if (off[u] < 0 || last_use[u] < i) continue; // not in the arena, or dead before node i
                 int64_t us = arena_floats(&shapes[u]);
                 if (at < off[u] + us && off[u] < at + size) {
@@ -430,13 +462,44 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
         if (at + size > total) total = at + size;
     }
     if ((st = ensure(self, &self->arena, &self->arena_cap, total)) != PLY_OK) return st;
-    float *data[BLK_MAX_NODES + 1];
+    float *data[BLK_MAX_NODES + 2];
+    int64_t stride[BLK_MAX_NODES + 2]; // floats between images of value v
     data[0] = input->data;
     for (int32_t v = 1; v < n; v++)
-        data[v] = slice[v] >= 0 ? (float *)output->data + slice[v] : self->arena + off[v];
+        data[v] = slice[v] >= 0 ? (float *)output->data + slice[v] : off[v] >= 0 ? self->arena + off[v] : NULL;
     data[n] = output->data;
+    for (int32_t v = 0; v <= n; v++) stride[v] = ply_shape_numel(&shapes[v]) / N;
+    if (fused) {
+        data[S] = self->arena + off[S];
+        ply_tensor x = view(input->data, shapes[0]), y = view(data[S], shapes[S]);
+        if ((st = fz->conv.type->forward(fz->conv.layer, 1, &x, &y)) != PLY_OK) return st;
+        for (int32_t j = 0; j < fz->n; j++) {
+            int32_t v = fz->node[j] + 1;
+            if (in_place[v]) {
+                data[v] = data[S] + fz->c0[j] * P;
+                stride[v] = fz->oc_total * P;
+            }
+        }
+    }
     for (int32_t i = 0; i < (direct ? last : n); i++) {
         blk_node *nd = &self->nodes[i];
+        if (member[i]) { // its value is in S: copied out where a child reads it
+            int32_t j = member[i] - 1;
+            if (!in_place[i + 1])
+                blk_copy_images(h, data[i + 1], fz->oc[j] * P, data[S] + fz->c0[j] * P, fz->oc_total * P,
+                                fz->oc[j] * P, N);
+            continue;
+        }
+        if (i == last && cat_in_place) { // the concat on channels, some inputs read in place from S
+            int64_t c0 = 0;
+            for (int32_t j = 0; j < nd->n_in; j++) {
+                int32_t v = nd->in[j];
+                int64_t count = ply_shape_numel(&shapes[v]) / N;
+                blk_copy_images(h, (float *)output->data + c0, stride[n], data[v], stride[v], count, N);
+                c0 += count;
+            }
+            continue;
+        }
         ply_tensor ins[BLK_MAX_IN];
         for (int32_t j = 0; j < nd->n_in; j++) ins[j] = view(data[nd->in[j]], shapes[nd->in[j]]);
         ply_tensor out = i == last ? *output : view(data[i + 1], shapes[i + 1]);
@@ -495,6 +558,7 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
     self->kept = 0;
     if (self->training && !self->frozen) {
         if (self->fold_node >= 0) self->fold.valid = 0; // the bn's running statistics move
+        self->fused.conv.valid = 0;                      // (the members' too)
         ply_status st = forward_nodes(self, &inputs[0], output, self->n_nodes);
         self->kept = st == PLY_OK;
         return st;
@@ -505,7 +569,7 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
         ply_shape out_shape;
         if ((st = blk_infer_shape(self, 1, &inputs[0].shape, &out_shape)) != PLY_OK) return st;
         if (self->fold_only) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
-        if ((st = sync_fold(self, &folded)) != PLY_OK) return st;
+        if ((st = blk_sync_fold(self, &folded)) != PLY_OK) return st;
         if (folded) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
     }
     release_values(self);
@@ -613,6 +677,7 @@ ply_status blk_get_param(ply_layer *self, int32_t index, ply_param *out) {
 void blk_set_training(ply_layer *self, int32_t training) {
     if (self->frozen) return; // plugin.h: the host no longer calls it; forward stays in evaluation
     self->training = training != 0;
+    self->fused.conv.valid = 0; // the stacked weights are copied again before their next use
     if (!training) release_values(self);
     if (training) {
         self->host->free(self->host, self->arena);
@@ -636,7 +701,7 @@ ply_status blk_freeze(ply_layer *self) {
                           self->type_name);
     int folded = 0;
     if (self->fold_node >= 0) {
-        ply_status st = sync_fold(self, &folded); // nothing is freed before this succeeds: all-or-nothing
+        ply_status st = blk_sync_fold(self, &folded); // nothing is freed before this succeeds: all-or-nothing
         if (st != PLY_OK) return st;
     }
     if (folded) { // the fold does the whole block: its children's weights go

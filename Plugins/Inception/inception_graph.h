@@ -22,6 +22,20 @@ PLY_INTERNAL_BEGIN
 #define BLK_MAX_NODES 16
 #define BLK_MAX_IN 6
 
+/* Evaluation above batch 1 (inception_fuse.c): the 1x1 basic_conv2d branches that read the block's input
+ * (GoogLeNet's branch1, branch2.0 and branch3.0) run as one conv2d child whose output channels are theirs
+ * stacked in node order -- one product with OC = their sum, reading the input once instead of once per
+ * branch. Member j's value is then channels [c0[j], c0[j] + oc[j]) of every image of that stacked output:
+ * copied out where another child reads it (children take no strided tensors), read in place by the
+ * block's concat. */
+typedef struct blk_fused {
+    int32_t n;                  /* members (0: this block does not fuse) */
+    int32_t node[BLK_MAX_IN];   /* their node indices, ascending */
+    int64_t c0[BLK_MAX_IN], oc[BLK_MAX_IN], oc_total; /* known once the stacked conv is made */
+    int32_t failed;             /* the stacked conv could not take the relu: never fuse */
+    ply_fold conv;              /* the stacked conv (bias on, relu fused); `valid`/`generation` as a fold's */
+} blk_fused;
+
 typedef struct blk_node {
     const ply_layer_type *type;
     ply_layer *layer;
@@ -68,6 +82,7 @@ struct ply_layer {
      * remain, and the fold is final. fold_only: basic_conv2d's conv, bn and relu children were
      * destroyed (their weights freed) and the folded conv alone gives shapes and values. */
     int32_t frozen, fold_only;
+    blk_fused fused;          /* see blk_fused; set up by blk_fuse_1x1 at creation */
 };
 
 /* Building. Each builder is a no-op when *st is already an error, so a block's
@@ -91,6 +106,21 @@ void blk_name(ply_layer *self, const ply_status *st, int32_t v, const char *name
  * the relu fused (Plugins/Support/plugin_fold.h). The block must be exactly that. */
 void blk_fold(ply_layer *self, const ply_status *st, int32_t conv_node, const int64_t k[2], const int64_t s[2],
               const int64_t p[2], double eps);
+/* Marks the block's 1x1 basic_conv2d children that read its input (value 0) as members of one stacked
+ * conv in evaluation above batch 1 (blk_fused); needs at least two. No-op when *st is an error. */
+void blk_fuse_1x1(ply_layer *self, const ply_status *st);
+/* Makes the stacked conv (first call) and copies the members' folded weights and biases into it when
+ * stale (never derived, invalidated, or the host's parameter generation moved). *ok = 0: do not fuse
+ * (no members, or a member or the stacked conv cannot fold / take the relu). */
+ply_status blk_fused_sync(ply_layer *self, int *ok);
+/* The fold of a basic_conv2d block (made on first use, derived again when stale); *ok = 0 when the conv type
+ * will not take the relu. */
+ply_status blk_sync_fold(ply_layer *self, int *ok);
+/* dst[n][0 : count) = src[n * src_stride : + count) for n < images, and dst rows dst_stride apart,
+ * split over the host's threads when large. */
+void blk_copy_images(const ply_host *h, float *dst, int64_t dst_stride, const float *src, int64_t src_stride,
+                     int64_t count, int64_t images);
+
 /* Build the dotted parameter names; on failure (or when st is an error)
  * destroy self and return the status, else set *out. */
 ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out);

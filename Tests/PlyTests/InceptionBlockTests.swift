@@ -472,6 +472,57 @@ import Testing
         }
     }
 
+    // MARK: - stacked 1x1 branches above batch 1
+
+    /// Above batch 1 GoogLeNet's block runs its 1x1 branches on the input (branch1, branch2.0,
+    /// branch3.0) as one stacked conv with its own copy of their folded weights
+    /// (Plugins/Inception/inception_fuse.c); a batch of one runs each branch's own fold. Every image
+    /// of a batch must equal that image alone, also after a member's conv weight, a member's
+    /// batch-norm statistics and a training forward (which moves every running statistic without
+    /// a parameter write) changed what the stacked copy holds. At 96x96 the copies out of the
+    /// stacked output and the concat's are large enough to split over the runtime's threads.
+    @Test(arguments: [5, 96])
+    func stackedBranchesFollowWeightChanges(_ side: Int) throws {
+        let (layer, x2, _) = try Self.smallLayer(1)
+        var g = SplitMix64(seed: 401)
+        let dims = [x2.shape.dims[0], x2.shape.dims[1], side, side]
+        let shape = Shape([3] + Array(dims.dropFirst()))
+        let x = try Tensor(shape: shape, data: (0..<shape.count).map { _ in 2 * g.nextUnitFloat() - 1 })
+        layer.setTraining(false)
+        func agree(_ what: String) throws -> [Float] {
+            let batch = try layer.forward([x])
+            let per = shape.count / 3, perOut = batch.shape.count / 3
+            for n in 0..<3 {
+                let one = try Tensor(shape: Shape([1] + Array(dims.dropFirst())),
+                                     data: Array(x.data[(n * per)..<((n + 1) * per)]))
+                let y = try layer.forward([one])
+                let row = Array(batch.data[(n * perOut)..<((n + 1) * perOut)])
+                let worst = zip(y.data, row).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+                #expect(worst <= 1e-5, "\(what): image \(n) of the batch differs from it alone by \(worst)")
+            }
+            return batch.data
+        }
+        func change(_ name: String, _ f: (Float) -> Float) throws {
+            let p = try #require(try layer.parameters.first { $0.name == name })
+            try p.write(p.read().map(f))
+        }
+        var before = try agree("first forward"), after = before
+        func moved() -> Bool { after != before } // (an #expect on the arrays would print them whole)
+        try change("branch3.0.conv.weight") { $0 + 0.3 }
+        after = try agree("after branch3.0's conv weight changed")
+        #expect(moved(), "branch3.0's new weights changed nothing")
+        before = after
+        try change("branch1.bn.running_mean") { $0 - 0.3 }
+        after = try agree("after branch1's running mean changed")
+        #expect(moved(), "branch1's new running mean changed nothing")
+        before = after
+        layer.setTraining(true)
+        _ = try layer.forward([x])
+        layer.setTraining(false)
+        after = try agree("after a training forward")
+        #expect(moved(), "the training forward moved no running statistic")
+    }
+
     // MARK: - errors
 
     @Test(arguments: [
