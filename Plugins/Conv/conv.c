@@ -36,6 +36,9 @@
  *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
  *     once per weight version (conv_panels_cache_get);
+ *   - conv_stem.c: in evaluation ("auto"), the forward of first layers with at most 4 input channels and
+ *     kernels of 5x5 and more (ResNet's and GoogLeNet's 7x7 stride-2 stems), direct on the input split
+ *     into its column phases, where nothing before it suits;
  *   - conv_spans.c: in evaluation, the forward of 1x7/7x1 and 5x5 layers and of the 3x3 layers the
  *     panels suit whose rows end in a panels' call of 1 to 3 positions (Inception v3's 17x17 and 8x8
  *     planes), the same kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
@@ -80,6 +83,7 @@
 #include "conv_taps.h"
 #include "conv_panels.h"
 #include "conv_spans.h"
+#include "conv_stem.h"
 #include "conv_winograd.h"
 #include "conv_winograd_backward.h"
 #include "conv_winograd_wgrad.h"
@@ -269,6 +273,12 @@ static int use_spans(const ply_layer *L, const conv_geom *g) {
            conv_spans_suits(g, conv_panels_suits(g));
 }
 
+// Whether this call's forward is conv_stem.c's direct kernel: "auto" in evaluation where it suits (in
+// training the forward stays im2col's, as the panels' and the spans' do).
+static int use_stem(const ply_layer *L, const conv_geom *g) {
+    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_stem_suits(g);
+}
+
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
 static int use_s2d(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && is_plain(L) && conv_s2d_suits(g));
@@ -404,6 +414,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
         L->taps_kept = L->training;
+        return PLY_OK;
+    }
+    if (use_stem(L, &g)) {
+        if ((st = grow_scratch(L, conv_stem_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_stem_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                          output->data, L->scratch);
         return PLY_OK;
     }
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
