@@ -11,7 +11,8 @@
 #define MR 12
 // Or 8 rows x 3 vectors (24 accumulators, 3 loads and 8 broadcasts per tap) where OC is a multiple
 // of 8 but not of 12 (the stems' 64: 12 x 2 leaves a block of 4 rows). ResNet-50's stem alone
-// (224x224, batch 1, 1 thread, clang -O2, load ~15), GFLOPS 12 x 2 -> 8 x 3: 134 / 136 -> see wide().
+// (3x224x224 -> 64, batch 1, 1 thread, clang -O2, thread CPU time, median of 9, load ~15), GFLOPS
+// 12 x 2 / 8 x 3, alternating: 129 / 137, 127 / 137 (im2col + GEMM in the model: 115-118).
 #define MR3 8
 // Most taps (C*KH*KW) taken: a block of packed weights (MR x taps floats, 12 KB) stays in L1 beside
 // the rows of d a tile reads; the stems have 147 (7x7 x 3) and 75 (5x5 x 3).
