@@ -20,11 +20,6 @@
 // Most input channels: the path is for first layers on images; wider layers have their own.
 #define MAX_C 4
 
-int conv_stem_suits(const conv_geom *g) {
-    return ply_cpu_level() >= PLY_CPU_AVX512 && g->C <= MAX_C && g->KH >= 5 && g->KW >= 5 &&
-           g->C * g->KH * g->KW <= MAX_TAPS && g->DH == 1 && g->DW == 1;
-}
-
 static int64_t taps(const conv_geom *g) { return g->C * g->KH * g->KW; }
 
 // Floats of the packed weights: OC rounded up to MR, times the taps.
@@ -40,6 +35,13 @@ static int64_t block_rows(const conv_geom *g) { return wide(g) ? MR3 : MR; }
 static int64_t d_rows(const conv_geom *g) { return (g->OH - 1) * g->SH + g->KH; }
 static int64_t d_width(const conv_geom *g) { return (g->OW + 15) / 16 * 16 + (g->KW - 1) / g->SW; }
 static int64_t d_floats(const conv_geom *g) { return g->C * g->SW * d_rows(g) * d_width(g); }
+
+// (the tap offsets into d are int32: an image's phase planes stay below 2^31 floats)
+int conv_stem_suits(const conv_geom *g) {
+    return ply_cpu_level() >= PLY_CPU_AVX512 && g->C <= MAX_C && g->KH >= 5 && g->KW >= 5 &&
+           taps(g) <= MAX_TAPS && g->DH == 1 && g->DW == 1 && g->OH >= 1 && g->OW >= 1 &&
+           d_floats(g) < INT32_MAX;
+}
 
 size_t conv_stem_forward_floats(const conv_geom *g, int64_t threads) {
     return (size_t)(wp_floats(g) + ply_max_i64(threads, 1) * d_floats(g));

@@ -38,7 +38,7 @@ PLY_INTERNAL_BEGIN
 /**
  * Whether "auto" takes this path for g (groups 1 and dilation 1 are the caller's check): the
  * AVX-512 level, at most 4 input channels, a kernel of at least 5x5 and at most 256 taps in all
- * (C*KH*KW: a block of packed weights stays in L1).
+ * (C*KH*KW: a block of packed weights stays in L1), one image's phase planes below 2^31 floats.
  */
 int conv_stem_suits(const conv_geom *g);
 
