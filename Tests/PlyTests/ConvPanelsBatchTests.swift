@@ -8,14 +8,8 @@ import Testing
 /// PyTorch by the goldens) on 1, 2 and 3 threads, with the relu fused: one image per call (672
 /// outputs an image), two (400: calls of 2 and 1), and a batch whose last call is short.
 @Suite struct ConvPanelsBatchTests {
-    static func runtime(threads: Int) -> Runtime {
-        var options = Runtime.Options()
-        options.threads = threads
-        do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
-    }
-
-    static let twoThreads = runtime(threads: 2)
-    static let threeThreads = runtime(threads: 3)
+    static let twoThreads = threadedRuntime(2)
+    static let threeThreads = threadedRuntime(3)
 
     struct Case: Sendable, CustomStringConvertible {
         let n, c, oc, h, w: Int

@@ -15,14 +15,8 @@ import Testing
         return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
     }()
 
-    static func runtime(threads: Int) -> Runtime {
-        var options = Runtime.Options()
-        options.threads = threads
-        do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
-    }
-
-    static let twoThreads = runtime(threads: 2)
-    static let threeThreads = runtime(threads: 3)
+    static let twoThreads = threadedRuntime(2)
+    static let threeThreads = threadedRuntime(3)
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 5, "\(Self.cases)")
