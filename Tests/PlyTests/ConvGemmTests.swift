@@ -141,7 +141,7 @@ import Testing
                 if k.c <= 128 { algorithms.append(("winograd6", 32)) }
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
-            if avx512Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (likewise)
+            if avx2Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (AVX2 too)
             if avx512Kernels && k.k == 3 && k.stride <= 2 { algorithms.append(("panels", 32)) } // (likewise)
             // (and where evaluation takes "panels": pass 3's forward below)
             if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) || (k.k == 3 && k.c >= 16 && k.oc >= 32) {
