@@ -51,6 +51,18 @@ int conv_panels_suits(const conv_geom *g) {
     return tiles < PANELS_MAX_TILES;
 }
 
+// A batch of stride-2 layers whose whole the panels do not suit: as many images per call as keep
+// the call within PANELS_MAX_POSITIONS outputs (one at least). ResNet-50 at batch 16, 1 thread,
+// `ply bench-layers resnet50 --batch 16 --runs 2 --cpu-time --layers` (load ~14 on 2 cores), ms per
+// batch, im2col + GEMM on the whole batch -> panels a call of 1 image (784 outputs) / 5 images
+// (980): layer2.0.conv2 (128->128, 56x56 s2) 49.9 -> 33.0, layer3.0.conv2 (256->256, 28x28 s2)
+// 39.6 -> 30.9 (at batch 1 the panels ran 1.8 and 1.6 ms an image).
+int64_t conv_panels_images_per_call(const conv_geom *g) {
+    if (!conv_panels_fits(g) || g->C < 16 || g->OC < 32 || g->SH != 2) return 0;
+    const int64_t P = g->OH * g->OW;
+    return P <= PANELS_MAX_POSITIONS ? ply_min_i64(g->N, PANELS_MAX_POSITIONS / P) : 0;
+}
+
 static int64_t panels_of(const conv_geom *g) { return (g->OC + 31) / 32; }
 
 size_t conv_panels_weights_floats(const conv_geom *g) { return (size_t)(panels_of(g) * 32 * g->C * 9); }
