@@ -635,6 +635,7 @@ final class WorkerPool: @unchecked Sendable {
         job.pointee = Job(fn: fn, context: context, n: n, chunks: min(chunks, workers + 1))
         pending.store(workers, ordering: .relaxed)
         let posted = RegionTrace.isOn ? RegionTrace.now() : 0
+        let postedCPU = RegionTrace.isOn ? RegionTrace.cpuNow() : 0
         if RegionTrace.isOn { stamps.update(repeating: 0, count: stampCount) }
         generation.add(1, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
@@ -649,10 +650,11 @@ final class WorkerPool: @unchecked Sendable {
             if spins > 1000 { sched_yield() }
         }
         if RegionTrace.isOn {
-            let c = job.pointee.chunks
+            let c = job.pointee.chunks, doneCPU = RegionTrace.cpuNow()
             RegionTrace.record(.init(fn: UInt(bitPattern: unsafeBitCast(fn, to: Int.self)), n: n, chunks: c,
                                      posted: posted, done: RegionTrace.now(),
-                                     stamps: Array(UnsafeBufferPointer(start: stamps, count: RegionTrace.stampsPerChunk * c))))
+                                     stamps: Array(UnsafeBufferPointer(start: stamps, count: RegionTrace.stampsPerChunk * c))
+                                         + [postedCPU, doneCPU]))
         }
         return true
     }

@@ -33,7 +33,8 @@ enum RegionTrace {
         var posted: UInt64 = 0
         var done: UInt64 = 0
         /// Chunk c's start and end (monotonic) and its thread's CPU time at both, at [4c] ...
-        /// [4c + 3] (0 when the chunk was empty).
+        /// [4c + 3] (0 when the chunk was empty); then the caller's CPU time when it posted the
+        /// region and when it saw it done.
         var stamps: [UInt64] = []
         var label: String?
     }
@@ -82,7 +83,7 @@ enum RegionTrace {
         var stamps = [UInt64](repeating: 0, count: stampsPerChunk)
         stamps.withUnsafeMutableBufferPointer { p in timed(p.baseAddress!) { fn(context, 0, Int64(n)) } }
         record(Record(fn: UInt(bitPattern: unsafeBitCast(fn, to: Int.self)), n: n, chunks: 1,
-                      posted: stamps[0], done: stamps[1], stamps: stamps))
+                      posted: stamps[0], done: stamps[1], stamps: stamps + [stamps[2], stamps[3]]))
     }
 
     /// A node's forward starts (`begin`) or ends.
@@ -119,7 +120,8 @@ enum RegionTrace {
     }
 
     /// Writes the records: `region <body> <n> <chunks> <posted> <done>` then per chunk
-    /// `<start> <end> <cpu start> <cpu end>` (body: `file+0xoffset`, for `nm`), and
+    /// `<start> <end> <cpu start> <cpu end>`, then the caller's CPU time at posting and at done
+    /// (body: `file+0xoffset`, for `nm`), and
     /// `mark <begin|end> <node> <time> <the thread's CPU time>`; nanoseconds.
     static func write() {
         guard let path, let file = fopen(path, "w") else { return }
