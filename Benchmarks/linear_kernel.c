@@ -9,7 +9,8 @@
 //       Plugins/Linear/linear_rows.c Plugins/Linear/linear_gemv.c -lopenblas -o /tmp/linear_kernel \
 //       && OPENBLAS_NUM_THREADS=1 /tmp/linear_kernel
 //
-// The AVX-512 level only (linear.c keeps OpenBLAS below it). Exits 1 on a mismatch.
+// The AVX-512 level, or its AVX2 path with PLY_CPU=avx2 (linear.c keeps OpenBLAS below AVX2). Exits 1
+// on a mismatch.
 #include "linear_gemv.h"
 #include "linear_rows.h"
 #include <cblas.h>
@@ -29,7 +30,7 @@ static unsigned seed = 1;
 static float next_float(void) { seed = seed * 1103515245u + 12345u; return (float)((seed >> 8) & 0xFFFF) / 32768.0f - 1.0f; }
 
 static int check(int64_t M, int64_t IN, int64_t OUT) {
-    float *x = aligned_alloc(64, (size_t)(M * IN) * 4 + 64), *w = malloc((size_t)(IN * OUT) * 4);
+    float *x = aligned_alloc(64, ((size_t)(M * IN) * 4 + 127) / 64 * 64), *w = malloc((size_t)(IN * OUT) * 4);
     float *b = malloc((size_t)OUT * 4), *y = malloc((size_t)(M * OUT) * 4);
     float *xp = aligned_alloc(64, (linear_rows_pack_floats(M, IN) * 4 + 63) / 64 * 64);
     for (int64_t i = 0; i < M * IN; i++) x[i] = next_float();

@@ -10,10 +10,16 @@
 // Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/pointwise_kernel.c \
-//       Plugins/Conv/conv_1x1.c -o /tmp/pointwise_kernel
+//       Plugins/Conv/conv_1x1.c Plugins/Conv/conv_1x1_avx2.c Plugins/Conv/conv_gemm.c \
+//       Plugins/Conv/conv_kernel.c -lopenblas -lm -o /tmp/pointwise_kernel
 //   /tmp/pointwise_kernel 1 512 7 1 2048 cold     # N C SIZE STRIDE OC [warm|cold]
 //
-// The AVX-512 level only (below it conv2d takes conv_gemm.c's OpenBLAS path for 1x1 layers).
+// At the AVX2 level (conv_1x1_avx2.c) it also times conv_gemm.c's OpenBLAS path in the same way,
+// the one "auto" takes there where conv_1x1_suits says no. On an AVX-512 machine run it as the
+// runtime would on an AVX2-only CPU: OpenBLAS's Haswell kernels on one thread (unset, OpenBLAS
+// runs its own threads, whose time this thread's CPU time leaves out):
+//
+//   OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell PLY_CPU=avx2 /tmp/pointwise_kernel 1 64 56 1 256 cold
 #include "conv_1x1.h"
 #include <math.h>
 #include <stdio.h>
@@ -30,7 +36,7 @@ int main(int argc, char **argv) {
     int64_t N = atoi(argv[1]), C = atoi(argv[2]), S = atoi(argv[3]), st = atoi(argv[4]), OC = atoi(argv[5]);
     int cold = argc == 7 && !strcmp(argv[6], "cold");
     if (N < 1 || C < 1 || S < 1 || st < 1 || OC < 1) { fprintf(stderr, "pointwise_kernel: sizes must be >= 1\n"); return 2; }
-    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "pointwise_kernel: needs the AVX-512 level\n"); return 1; }
+    if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "pointwise_kernel: needs the AVX2 level\n"); return 1; }
     int64_t O = (S - 1) / st + 1, P = O * O;
     conv_geom g = {.N = N, .C = C, .H = S, .W = S, .OC = OC, .KH = 1, .KW = 1, .SH = st, .SW = st,
                    .OH = O, .OW = O, .DH = 1, .DW = 1, .XC = C, .YC = OC};
@@ -59,19 +65,31 @@ int main(int argc, char **argv) {
     }
     double flop = 2.0 * N * C * OC * P, r[9];
     int reps = cold ? 1 : (int)(5e8 / flop) + 1;
-    for (int k = 0; k < 9; k++) {
-        volatile float sink = 0;
-        if (cold) {
-            for (size_t i = 0; i < nj; i += 16) sink += junk[i];
-            for (size_t i = 0; i < nx; i += 16) sink += x[i];
-        }
-        double t = now();
-        for (int i = 0; i < reps; i++) conv_1x1_forward(&host, 1, &g, w, wp, b, 1, x, y, scr);
-        r[k] = (now() - t) / reps;
+    // the OpenBLAS path beside it below the AVX-512 level
+    float *sg = NULL;
+    if (ply_cpu_level() < PLY_CPU_AVX512 && !(sg = malloc(conv_gemm_forward_floats(&g, 1) * 4 + 4))) {
+        fprintf(stderr, "pointwise_kernel: out of memory\n");
+        return 1;
     }
-    qsort(r, 9, sizeof r[0], cmp);
-    printf("N%lld %lld->%lld %lldx%lld stride %lld %s: %.1f GFLOPS, %.3f ms (worst relative error %.1e)\n",
-           (long long)N, (long long)C, (long long)OC, (long long)O, (long long)O, (long long)st, cold ? "cold" : "warm",
-           flop / r[4] * 1e-9, r[4] * 1e3, worst);
+    printf("N%lld %lld->%lld %lldx%lld stride %lld %s:", (long long)N, (long long)C, (long long)OC, (long long)O,
+           (long long)O, (long long)st, cold ? "cold" : "warm");
+    for (int gemm = 0; gemm <= (sg != NULL); gemm++) {
+        for (int k = 0; k < 9; k++) {
+            volatile float sink = 0;
+            if (cold) {
+                for (size_t i = 0; i < nj; i += 16) sink += junk[i];
+                for (size_t i = 0; i < nx; i += 16) sink += x[i];
+            }
+            double t = now();
+            for (int i = 0; i < reps; i++) {
+                if (gemm) conv_gemm_forward(&host, 1, 1, &g, w, b, 1, x, y, sg);
+                else conv_1x1_forward(&host, 1, &g, w, wp, b, 1, x, y, scr);
+            }
+            r[k] = (now() - t) / reps;
+        }
+        qsort(r, 9, sizeof r[0], cmp);
+        printf("  %s %.1f GFLOPS, %.3f ms", gemm ? "openblas" : "pointwise", flop / r[4] * 1e-9, r[4] * 1e3);
+    }
+    printf(" (worst relative error %.1e)\n", worst);
     return 0;
 }

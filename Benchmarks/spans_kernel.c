@@ -10,7 +10,12 @@
 //       Plugins/Conv/conv_weight_cache.c -lopenblas -o /tmp/spans_kernel
 //   /tmp/spans_kernel 1 128 17 17 128 1 7 1 1 0 3    # N C H W OC KH KW SH SW PH PW
 //
-// The AVX-512 level only (the spans' and panels' kernels are AVX-512 only).
+// The AVX2 and AVX-512 levels (the panels' kernel is AVX-512 only: left out below it). For the AVX2
+// paths on an AVX-512 machine run it as the runtime would on an AVX2-only CPU, OpenBLAS's Haswell
+// kernels for the im2col's GEMM, on one thread (unset, OpenBLAS runs its own threads, whose time
+// this thread's CPU time leaves out):
+//
+//   OPENBLAS_NUM_THREADS=1 PLY_CPU=avx2 OPENBLAS_CORETYPE=Haswell /tmp/spans_kernel 1 128 17 17 128 1 7 1 1 0 3
 #include "conv_gemm.h"
 #include "conv_panels.h"
 #include "conv_spans.h"
@@ -53,7 +58,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "spans_kernel: sizes must be >= 1 (padding >= 0) and the kernel inside the padded input\n");
         return 2;
     }
-    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "spans_kernel: needs the AVX-512 level\n"); return 1; }
+    if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "spans_kernel: needs the AVX2 level\n"); return 1; }
     int64_t OH = (H + 2 * PH - KH) / SH + 1, OW = (Wd + 2 * PW - KW) / SW + 1, P = OH * OW, K = C * KH * KW;
     G = (conv_geom){.N = N, .C = C, .H = H, .W = Wd, .OC = OC, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
                     .PW = PW, .OH = OH, .OW = OW, .DH = 1, .DW = 1, .XC = C, .YC = OC};

@@ -45,7 +45,9 @@
  * The AVX-512 kernels (direct, winograd, s2d, panels, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
- * "winograd" or "s2d" is refused with a message naming the CPU level.
+ * "winograd", "s2d" or "panels" is refused with a message naming the CPU level.
+ * pointwise (conv_1x1_avx2.c) and spans also have AVX2 kernels, which "auto" takes
+ * at that level as at AVX-512; below AVX2 forcing them is refused the same way.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * Who writes the weights: with trainable=true only the host, through get_param's

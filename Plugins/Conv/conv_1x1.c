@@ -5,6 +5,7 @@
 #include "plugin_support.h"
 
 #include "conv_1x1.h"
+#include "conv_1x1_avx2.h"
 
 #include <string.h>
 
@@ -67,8 +68,17 @@
 // Floats of a worker's packed strip on large planes: KC rows of NR positions.
 #define XP_FLOATS (KC * NR)
 
+// At the AVX2 level every plane takes conv_1x1_avx2.c's product (the large planes' order): against
+// the OpenBLAS path "auto" took there before (conv_gemm.c, Haswell kernels, one thread), cold, load
+// ~15 on 2 cores (Benchmarks/pointwise_kernel.c), GFLOPS, one or two rounds: 56x56 64->256 60 / 53,
+// 256->64 63 / 59, 256->128 71 / 66, 64->64 53, 53 / 48, 48; 28x28 512->128 69 / 68, 128->512 65 /
+// 64, 192->64 60, 58 / 53, 54, 256->128 68, 75 / 59, 61; 14x14 256->1024 70 / 67, 1024->256 72 / 66,
+// 480->192 67, 70 / 65, 64; 7x7 512->2048 48 / 47, 832->384 56, 55 / 52, 53, 2048->512 58, 55 / 57,
+// 56; stride 2: 56x56 256->512 67 / 55, 14x14 1024->2048 49, 37 / 51, 49; batch 16: 14x14 1024->256
+// 72, 70 / 73, 71, 7x7 2048->512 60, 57 / 59, 53, 56x56 64->256 59, 58 / 52, 47. Ahead or equal
+// within the noise but on the 7x7 stride-2 layer (ResNet-50's last downsample, ~3% of its FLOPs).
 int conv_1x1_fits(const conv_geom *g) {
-    return g->KH == 1 && g->KW == 1 && g->PH == 0 && g->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX512;
+    return g->KH == 1 && g->KW == 1 && g->PH == 0 && g->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX2;
 }
 
 static int strided(const conv_geom *g) { return g->SH != 1 || g->SW != 1; }
@@ -95,7 +105,10 @@ static int64_t group_images(const conv_geom *g) {
 static int64_t xt_floats(const conv_geom *g) { return group_images(g) * TAIL_MAX * g->C; }
 
 // Floats of a worker's packed strip: large planes only.
-static int64_t xp_floats(const conv_geom *g) { return conv_1x1_packs(g) ? XP_FLOATS : 0; }
+// (At the AVX2 level every plane takes the packed strips: conv_1x1_avx2.c's panel.)
+static int64_t xp_floats(const conv_geom *g) {
+    return ply_cpu_level() < PLY_CPU_AVX512 ? CONV_1X1_AVX2_PANEL_FLOATS : conv_1x1_packs(g) ? XP_FLOATS : 0;
+}
 
 // Floats of a worker's scratch: its transposed tail positions, then (strided layers) the
 // subsampled planes of the images it works on (a group, or one image), not the whole batch's.
@@ -365,6 +378,14 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
         }
     }
 }
+
+// product at the AVX-512 level, conv_1x1_avx2.c's below it (the large planes' order on every plane).
+static void product_at_level(const float *w, const float *wp, int64_t K, int64_t OC, const float *xs, float *y,
+                             int64_t P, int64_t ni, int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias,
+                             int relu, float *xt, float *xp) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) product(w, wp, K, OC, xs, y, P, ni, o0, o1, p0, p1, bias, relu, xt, xp);
+    else conv_1x1_product_avx2(w, wp, K, OC, xs, y, P, ni, o0, o1, p0, p1, bias, relu, xp);
+}
 #endif
 
 // ----------------------------------------------------------------------------
@@ -418,8 +439,8 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             const int64_t G = group_images(g), n1 = g->N * (wk + 1) / j->workers;
             for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
                 int64_t ni = ply_min_i64(G, n1 - n);
-                product(j->w, j->wp, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0, P, j->bias,
-                        j->relu, xt, xp);
+                product_at_level(j->w, j->wp, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0,
+                                 P, j->bias, j->relu, xt, xp);
             }
             continue;
         }
@@ -431,7 +452,8 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             if (o0 >= o1 || p0 >= p1) continue;
             if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
             have = n;                                  // against the part's OC/parts*C*P multiply-adds)
-            product(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt, xp);
+            product_at_level(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt,
+                             xp);
         }
     }
 #else

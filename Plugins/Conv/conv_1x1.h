@@ -49,8 +49,10 @@
  * in its own page at 56x56) is first copied into a contiguous KC x 32 panel
  * (scratch), which every block of 12 output channels then reads.
  *
- * AVX-512 only: below that level conv.c routes 1x1 layers through
- * conv_gemm.c's OpenBLAS path, which also reads stride-1 inputs in place.
+ * At the AVX2 level (no AVX-512) every plane takes the large planes' order with a 6 x 16 register
+ * tile (conv_1x1_avx2.h), the same packed weights when given and the same threads' splits. Below
+ * AVX2 conv.c routes 1x1 layers through conv_gemm.c's OpenBLAS path, which also reads stride-1
+ * inputs in place.
  */
 #ifndef PLY_CONV_1X1_H
 #define PLY_CONV_1X1_H
@@ -63,7 +65,7 @@
 
 PLY_INTERNAL_BEGIN
 
-/** Whether this path applies: a 1x1 kernel, no padding, the AVX-512 level. */
+/** Whether this path applies: a 1x1 kernel, no padding, the AVX2 or AVX-512 level. */
 int conv_1x1_fits(const conv_geom *g);
 
 /** Floats of scratch conv_1x1_forward needs with `threads` threads: per thread a few transposed positions, a packed strip (large planes) and, when strided, the subsampled planes of the images it works on. */

@@ -18,6 +18,10 @@
 // Positions per kernel call: 8 x 32 channels are 16 accumulators, 2 weight registers and a broadcast
 // (19 of 32 registers); the 8 position pointers fit the general registers.
 #define MR 8
+// The same at the AVX2 level (16 registers of 8 floats): a call takes up to 6 positions and runs the
+// panel's 32 channels in two halves of 16, each 6 x 2 = 12 accumulators, 2 weight registers and a
+// broadcast (15 of 16), 8 loads per 12 multiply-adds (the shape of OpenBLAS's Haswell SGEMM tile).
+#define MR2 6
 // Taps (input channel x kernel tap) per block: a panel's block of weights (MAX_BLOCK_TAPS * 32 floats,
 // 18 KB) stays in L1 (48 KB) beside the input the spans read, as conv_panels.c's 16 channels x 9 taps
 // (measured there: 8, 16 and 32 channels of 3x3 alike). 1x7 and 7x1: blocks of 16 channels (112 taps),
@@ -51,11 +55,28 @@
 //     and on 13x13 rows: 192->384 1.54 / 1.66 / 1.45, 384->256 2.04 / 2.32 / 1.96, 256->256 1.35 / 1.53 / 1.33
 int conv_spans_fits(const conv_geom *g) {
     return g->DH == 1 && g->DW == 1 && g->KH * g->KW <= MAX_TAPS && g->SH >= 1 && g->SW >= 1 && g->OH >= 1 &&
-           g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX512;
+           g->OW >= 1 && ply_cpu_level() >= PLY_CPU_AVX2;
 }
+
+// At the AVX2 level (no Winograd or panels there: 3x3 layers took im2col + OpenBLAS's Haswell GEMM)
+// "auto" also takes the spans for 3x3 layers, stride 1 or 2, of at least 64 input and 32 output
+// channels and at most AVX2_MAX_POSITIONS output positions (N*OH*OW). Single thread, thread CPU time,
+// medians of 9 (Benchmarks/spans_kernel.c with OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell
+// PLY_CPU=avx2, load ~10-15 on 2 cores), GFLOPS spans / im2col:
+//   batch 1: 64->64 56x56 74 / 54, 128->128 28x28 79 / 65, 256->256 14x14 79 / 61, 512->512 7x7 67 / 47,
+//     128->128 56x56 s2 74 / 48, 256->256 28x28 s2 56 / 45, 192->384 13x13 78 / 63, 96->128 28x28 78 / 60,
+//     64->192 56x56 66 / 52, 448->384 8x8 73 / 50;
+//   batch 4 and 16: N4 128->128 28x28 62 / 51, N16 128->128 28x28 76 / 58, 256->256 14x14 77 / 57,
+//     512->512 7x7 73 / 55; N16 64->64 56x56 (50176 positions) 50 / 51: the sums no longer stay in L2;
+//   fewer input channels lose: 3->64 224x224 9 / 36, 32->64 147x147 40 / 54, 3->32 299x299 s2 12 / 33.
+#define AVX2_MAX_POSITIONS 16384
+#define AVX2_MIN_CHANNELS 64
 
 int conv_spans_suits(const conv_geom *g, int panels_suit) {
     if (!conv_spans_fits(g)) return 0;
+    if (g->KH == 3 && g->KW == 3 && ply_cpu_level() < PLY_CPU_AVX512)
+        return g->C >= AVX2_MIN_CHANNELS && g->OC >= 32 && g->SH == g->SW && (g->SH == 1 || g->SH == 2) &&
+               g->N * g->OH * g->OW <= AVX2_MAX_POSITIONS;
     if (g->KH == 3 && g->KW == 3) return panels_suit && g->OW % 7 >= 1 && g->OW % 7 <= 3;
     if (g->C < 32 || g->OC < 32 || g->SH != 1 || g->SW != 1) return 0;
     const int64_t lo = ply_min_i64(g->KH, g->KW), hi = ply_max_i64(g->KH, g->KW);
@@ -137,8 +158,8 @@ void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-PLY_TARGET_AVX512 void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y,
-                                        int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+PLY_TARGET_AVX512 static void store_avx512(const conv_geom *g, const float *yT, const float *bias, int relu, float *y,
+                                          int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
     const int64_t OC = g->OC, P = g->N * g->OH * g->OW, OHW = g->OH * g->OW;
     // y[n][o][q] = relu(yT[o/32][n*OHW + q][o%32] + bias[o]) for positions n*OHW + q in [qa, qb), 16
     // positions at a time by a gather
@@ -206,6 +227,82 @@ MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7) MICRO(8)
 typedef void (*micro_fn)(int64_t, const int64_t *, const float *, const int64_t *, const float *, float *, int);
 static const micro_fn micros[MR + 1] = {0, micro1, micro2, micro3, micro4, micro5, micro6, micro7, micro8};
 
+// The AVX2 kernel, the same sums as micro: for each half h of the panel, c[r][16h : 16h + 16] (+)=
+// sum_{t < T} w[t*32 + 16h .. +16] * x[po[r] + off[t]] for r < R <= MR2.
+PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void micro_avx2(const int R, int64_t T, const int64_t *off,
+                                                                            const float *x, const int64_t *po,
+                                                                            const float *w, float *c, int first) {
+    const float *p[MR2];
+    for (int r = 0; r < R; r++) p[r] = x + po[r];
+    const int64_t next = T * 32;
+    for (int h = 0; h < 2; h++) {
+        __m256 a0[MR2], a1[MR2];
+        for (int r = 0; r < R; r++) {
+            a0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + 32 * r + 16 * h);
+            a1[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + 32 * r + 16 * h + 8);
+        }
+        const float *wh = w + 16 * h;
+        for (int64_t t = 0; t < T; t++, wh += 32) {
+            const int64_t o = off[t];
+            __m256 w0 = _mm256_loadu_ps(wh), w1 = _mm256_loadu_ps(wh + 8);
+            // the next block of Wp into L2 (one line of this tap's 32 floats per half), as micro does
+            _mm_prefetch((const char *)(wh + next), _MM_HINT_T1);
+            for (int r = 0; r < R; r++) {
+                __m256 b = _mm256_broadcast_ss(p[r] + o);
+                a0[r] = _mm256_fmadd_ps(b, w0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(b, w1, a1[r]);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(c + 32 * r + 16 * h, a0[r]);
+            _mm256_storeu_ps(c + 32 * r + 16 * h + 8, a1[r]);
+        }
+    }
+}
+
+#define MICRO2(R)                                                                                                    \
+    PLY_TARGET_AVX2 static void micro_avx2_##R(int64_t T, const int64_t *off, const float *x, const int64_t *po,     \
+                                               const float *w, float *c, int first) {                                \
+        micro_avx2(R, T, off, x, po, w, c, first);                                                                   \
+    }
+MICRO2(1) MICRO2(2) MICRO2(3) MICRO2(4) MICRO2(5) MICRO2(6)
+static const micro_fn micros2[MR2 + 1] = {0,              micro_avx2_1,   micro_avx2_2, micro_avx2_3,
+                                          micro_avx2_4,   micro_avx2_5,   micro_avx2_6};
+
+// Positions per span at this CPU level, and the spans the N*OH*OW positions are cut into.
+static int64_t span_positions(void) { return ply_cpu_level() >= PLY_CPU_AVX512 ? MR : MR2; }
+static int64_t spans_of(const conv_geom *g) { return ((int64_t)positions(g) + span_positions() - 1) / span_positions(); }
+
+// conv_spans_store at the AVX2 level: the same, 8 positions at a time by a gather.
+PLY_TARGET_AVX2 static void store_avx2(const conv_geom *g, const float *yT, const float *bias, int relu, float *y,
+                                       int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+    const int64_t OC = g->OC, P = g->N * g->OH * g->OW, OHW = g->OH * g->OW;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), idx = _mm256_slli_epi32(iota, 5); // 32 apart
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t op = p0; op < p1; op++)
+        for (int64_t o = op * 32; o < ply_min_i64(OC, op * 32 + 32); o++) {
+            const __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+            const float *src = yT + op * P * 32 + (o - op * 32);
+            for (int64_t n = qa / OHW; n * OHW < qb; n++) {
+                float *dst = y + (n * OC + o) * OHW;
+                const float *s = src + n * OHW * 32;
+                const int64_t e = ply_min_i64(OHW, qb - n * OHW);
+                for (int64_t q = ply_max_i64(0, qa - n * OHW); q < e; q += 8) {
+                    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ply_min_i64(8, e - q)), iota);
+                    __m256 v = _mm256_add_ps(_mm256_mask_i32gather_ps(zero, s + q * 32, idx, _mm256_castsi256_ps(m), 4), b);
+                    if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_NLE_UQ)); // NaN passes
+                    _mm256_maskstore_ps(dst + q, m, v);
+                }
+            }
+        }
+}
+
+void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y, int64_t p0, int64_t p1,
+                      int64_t qa, int64_t qb) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) store_avx512(g, yT, bias, relu, y, p0, p1, qa, qb);
+    else store_avx2(g, yT, bias, relu, y, p0, p1, qa, qb);
+}
+
 typedef struct {
     const conv_geom *g;
     const float *Wp, *bias, *x;
@@ -231,13 +328,16 @@ static void position_offsets(const conv_geom *g, int64_t *po) {
 }
 
 // Panels [p0, p1) x spans [sa, sb): yT by blocks of input channels, then y = relu(yT + bias) for those
-// channels and positions. Span s covers positions [P*s/S, P*(s+1)/S) of S = ceil(P/MR) spans: MR or
-// MR-1 each (fewer when P < MR).
-PLY_TARGET_AVX512 static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
+// channels and positions. Span s covers positions [P*s/S, P*(s+1)/S) of S = ceil(P/mr) spans: mr or
+// mr-1 each (fewer when P < mr), mr = span_positions() (MR at the AVX-512 level, MR2 at AVX2), each
+// span by mk[its length].
+static inline __attribute__((always_inline)) void run_part_body(const spans_job *j, int64_t p0, int64_t p1,
+                                                                 int64_t sa, int64_t sb, const int64_t mr,
+                                                                 const micro_fn *mk) {
     const conv_geom *g = j->g;
     const int64_t C = g->C, OP = panels_of(g), KK = taps_of(g), CB = block_channels(g);
     const int64_t Wq = padded_w(g), plane = padded_h(g) * Wq, P = g->N * g->OH * g->OW;
-    const int64_t S = (P + MR - 1) / MR;
+    const int64_t S = (P + mr - 1) / mr;
     int64_t off[MAX_BLOCK_TAPS]; // T <= MAX_BLOCK_TAPS: cb <= MAX_BLOCK_TAPS / KK (KK <= MAX_TAPS: cb >= 2)
     for (int64_t s0 = sa; s0 < sb; s0 += CHUNK_SPANS) {
         const int64_t s1 = ply_min_i64(sb, s0 + CHUNK_SPANS);
@@ -253,12 +353,23 @@ PLY_TARGET_AVX512 static void run_part(const spans_job *j, int64_t p0, int64_t p
                 float *yp = j->yT + op * P * 32;
                 for (int64_t s = s0; s < s1; s++) {
                     const int64_t q0 = P * s / S, q1 = P * (s + 1) / S;
-                    micros[q1 - q0](T, off, xc, j->po + q0, w, yp + q0 * 32, c0 == 0);
+                    mk[q1 - q0](T, off, xc, j->po + q0, w, yp + q0 * 32, c0 == 0);
                 }
             }
         }
     }
     conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, P * sa / S, P * sb / S);
+}
+
+PLY_TARGET_AVX512 static void run_part_avx512(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
+    run_part_body(j, p0, p1, sa, sb, MR, micros);
+}
+PLY_TARGET_AVX2 static void run_part_avx2(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
+    run_part_body(j, p0, p1, sa, sb, MR2, micros2);
+}
+static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) run_part_avx512(j, p0, p1, sa, sb);
+    else run_part_avx2(j, p0, p1, sa, sb);
 }
 
 static void step_pad(void *ctx, int64_t t0, int64_t t1) {
@@ -270,7 +381,7 @@ static void step_pad(void *ctx, int64_t t0, int64_t t1) {
 // Thread th's part: its share of the panels (all spans), or with by_spans its share of the spans (all panels).
 static void step_parts(void *ctx, int64_t t0, int64_t t1) {
     const spans_job *j = ctx;
-    const int64_t OP = panels_of(j->g), S = ((int64_t)positions(j->g) + MR - 1) / MR, T = j->threads;
+    const int64_t OP = panels_of(j->g), S = spans_of(j->g), T = j->threads;
     for (int64_t th = t0; th < t1; th++) {
         if (j->by_spans) {
             int64_t sa = S * th / T, sb = S * (th + 1) / T;
@@ -285,7 +396,7 @@ static void step_parts(void *ctx, int64_t t0, int64_t t1) {
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
                         int relu, const float *x, float *y, float *scratch) {
     const size_t xf = xp_floats(g);
-    const int64_t OP = panels_of(g), S = ((int64_t)positions(g) + MR - 1) / MR;
+    const int64_t OP = panels_of(g), S = spans_of(g);
     threads = ply_max_i64(1, threads);
     // The threads split the panels where they divide evenly; else the spans (each thread then reads all
     // the weights): 5 panels (160 output channels, Inception v3's 17x17 blocks) on 2 threads would be 3 + 2.

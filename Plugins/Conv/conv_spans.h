@@ -16,6 +16,10 @@
  * are cut into ceil(P/8) spans of 7 or 8 (17x17 = 289 = 36 spans of 8 and 1 of 1 is avoided:
  * 37 spans of 7 or 8).
  *
+ * At the AVX2 level (no AVX-512) the same runs with spans of up to 6 positions and a kernel of 6
+ * positions x 16 channels (12 accumulators of 8 floats), each call taking the panel's two halves of
+ * 16 channels in turn over the same packed weights.
+ *
  * The weights are packed once per weight version (conv_spans_cache_get; conv_weight_cache's rule):
  *   Wp[cb][o/32][c % CB][kh][kw][o % 32]  for input-channel blocks cb of CB channels,
  * so a panel's block (CB*KH*KW*32 floats: 14 KB for 1x7) stays in L1 while every span passes
@@ -32,7 +36,7 @@
 
 PLY_INTERNAL_BEGIN
 
-/** Whether the kernel applies: dilation 1, at most 64 taps, an AVX-512 CPU (any stride, any padding). */
+/** Whether the kernel applies: dilation 1, at most 64 taps, the AVX2 or AVX-512 level (any stride, any padding). */
 int conv_spans_fits(const conv_geom *g);
 
 /**
@@ -73,7 +77,7 @@ void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, 
 /**
  * Shared with conv_panels.c: y[n][o][q] = yT[o/32][n*OH*OW + q][o%32] + bias[o] (bias may be NULL),
  * relu'd when `relu` (NaN passes), for the panels [p0, p1) of 32 output channels and the positions
- * n*OH*OW + q in [qa, qb) of yT's N*OH*OW. AVX-512 only: the caller checks the level.
+ * n*OH*OW + q in [qa, qb) of yT's N*OH*OW. The AVX2 or AVX-512 level: the caller checks it.
  */
 void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y, int64_t p0, int64_t p1,
                       int64_t qa, int64_t qb);

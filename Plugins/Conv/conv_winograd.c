@@ -29,15 +29,38 @@
 // Fewer tiles than this and im2col is as fast: the weights' transform is not paid back (AlexNet's
 // 13x13 layers at batch 1, 49 tiles, ran 10% slower).
 #define MIN_TILES 64
-// With fewer strips of tiles per thread than this the threads split output channels instead.
+// With fewer strips of tiles per thread than this the threads split output channels ("rows": V for
+// all the tiles, each thread its output channels' M), unless "columns" (each thread its own chunks
+// of tiles, as at 1 thread) has full chunks that fall evenly on the threads, COLUMNS_MIN_CHUNKS or
+// more each, and U of at most COLUMNS_MAX_U floats (each chunk streams all of U). Batch 16's 13x13
+// and 14x14 planes (256 F(4x4) tiles, 8 strips) took "rows" at 2 threads: V and M for all tiles pass
+// the L2, 30-40% more CPU than 1 thread. Measured Benchmarks/winograd_threads.c, 2 threads, the
+// sum of the threads' CPU time in the forward's regions (median of 9 forwards, load 12-20, so
+// within ~15%: the same plan measured 11.6 and 15.9 ms in two rounds once), N C->OC HxW,
+// ms rows / columns, 2-4 rounds:
+//   AlexNet 16 192->384 13x13: 21.1 / 16.8, 21.3 / 19.6, 21.4 / 18.2, 21.8 / 19.0 (1 thread 15.9-18.9)
+//           16 384->256 13x13: 24.4 / 22.4, 25.5 / 22.8, 26.9 / 23.2, 25.1 / 20.5 (1 thread 21.8-23.5)
+//           16 256->256 13x13: 18.4 / 15.2, 18.9 / 14.9, 18.5 / 17.0, 18.9 / 15.2 (1 thread 13.8-18.5)
+//   GoogLeNet 16 112->224 14x14: 10.2 / 6.2, 10.3 / 5.8, 9.2 / 5.4, 12.4 / 6.0
+//             16 160->320 14x14: 16.3 / 12.8, 15.8 / 12.5, 16.3 / 12.8, 15.7 / 11.5
+//   ResNet    16 256->256 14x14: 19.2 / 14.0, 18.2 / 14.8, 18.0 / 14.6, 20.2 / 16.6
+// but with U of 38 MB (VGG-16's 16 512->512 14x14) "columns" streams U 4 times per thread:
+// 57.4 / 57.3, 55.3 / 56.6, 54.7 / 57.6, 53.2 / 58.6 (it stays "rows"; AlexNet's largest U is 14 MB),
+// and where the chunks would be uneven (7 strips: 1 256->256 56x56) "rows" stays ahead on the
+// larger thread: 5.99 / 6.81, 6.16 / 6.43.
 #define ROWS_STRIPS 8
-// ...unless each thread has at least RANGES_STRIPS strips and "rows" would need more than
-// CHUNK_FLOATS per thread (all of V and the thread's share of M): then each thread takes a
-// contiguous range of strips ("ranges"), in chunks that stay in its L2. Measured (branch thr2c,
+#define COLUMNS_MIN_CHUNKS 4
+#define COLUMNS_MAX_U (1 << 22)
+// Where "rows" would still be taken, each thread has at least RANGES_STRIPS strips and "rows" would
+// need more than CHUNK_FLOATS per thread (all of V and the thread's share of M): each thread takes
+// a contiguous range of strips ("ranges"), in chunks that stay in its L2. Measured (branch thr2c,
 // PLY_REGION_TRACE, batch 1, 2 threads, both threads' CPU time summed over 1 thread's): "rows" on
-// ResNet-18's 64->64 56x56 F(4x4) (all of V and M 3.8 MB, past the 2 MB L2) took 1.6-1.7x the
-// CPU time of 1 thread's L2-sized chunks; GoogLeNet's 64->192 56x56 1.31x.
-#define RANGES_STRIPS 3
+// ResNet-18's 64->64 56x56 F(4x4) (13 strips; all of V and M 3.8 MB, past the 2 MB L2) took
+// 1.6-1.7x the CPU time of 1 thread's L2-sized chunks, "ranges" 1.20-1.25x; GoogLeNet's 64->192
+// 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 13-strip layers
+// only: with 3 strips a thread (Inception v3's 35x35, 6 strips) a range's last chunk could be a
+// tile or two that reads all of U again, so those stay in "rows".
+#define RANGES_STRIPS 6
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
@@ -122,9 +145,17 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
     p->TW = (g->OW + m - 1) / m;
     p->T = g->N * p->TH * p->TW;
     int64_t strips = (p->T + NR - 1) / NR;
-    p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads;
-    p->ranges = 0;
     int64_t tc_max = ply_max_i64(NR, CHUNK_FLOATS / (p->xi * (g->C + g->OC)) / NR * NR);
+    int64_t chunks = (p->T + tc_max - 1) / tc_max;
+    chunks = (chunks + p->threads - 1) / p->threads * p->threads;
+    int64_t per = (p->T + chunks - 1) / chunks;
+    p->tc = (per + NR - 1) / NR * NR;
+    p->chunks = (p->T + p->tc - 1) / p->tc;
+    // "columns" where its chunks are all full and fall evenly on the threads (the comment at ROWS_STRIPS)
+    int even = p->chunks % p->threads == 0 && p->T % p->tc == 0 && p->chunks >= COLUMNS_MIN_CHUNKS * p->threads &&
+               (double)p->xi * (double)g->C * (double)g->OC <= (double)COLUMNS_MAX_U;
+    p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads && !even;
+    p->ranges = 0;
     const int64_t rows_floats = p->xi * (g->C + g->OC / p->threads) * strips * NR;
     if (p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) {
         // thread th: tiles [b, e) of whole strips (step_products), in chunks of at most tc_max
@@ -145,13 +176,7 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
     if (p->rows) {
         p->chunks = 1;
         p->tc = strips * NR;
-        return;
     }
-    int64_t chunks = (p->T + tc_max - 1) / tc_max;
-    chunks = (chunks + p->threads - 1) / p->threads * p->threads;
-    int64_t per = (p->T + chunks - 1) / chunks;
-    p->tc = (per + NR - 1) / NR * NR;
-    p->chunks = (p->T + p->tc - 1) / p->tc;
 }
 
 int conv_winograd_fits(const conv_geom *g) {

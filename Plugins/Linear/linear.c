@@ -6,8 +6,8 @@
  * Large products are single OpenBLAS sgemm calls (OpenBLAS threads them);
  * a forward of 1 to 8 input rows (inference at small batches) streams the
  * weights once through linear_gemv.c's kernels (AVX-512 or AVX2; OpenBLAS
- * below AVX2), and 9 to 32 rows through linear_rows.c's (AVX-512; OpenBLAS
- * below), output features split over the host's threads.
+ * below AVX2), and 9 to 32 rows through linear_rows.c's (AVX-512 or AVX2;
+ * OpenBLAS below), output features split over the host's threads.
  * Small ones (the ConvNet's 784 -> 10 head: a few million multiply-adds) run
  * on plain vectorised loops split over the host's threads: an sgemm call that
  * small costs more in OpenBLAS's dispatch, and its worker threads would then
@@ -52,10 +52,11 @@ static int use_gemv(int64_t M) {
 // against the packed input). OpenBLAS's sgemm, which these took before, packs the weights on
 // every call: VGG-16's fc6 at 16 rows, one thread, thread CPU ms per call with the weights cold
 // (Benchmarks/linear_kernel.c, loaded machine): linear_rows 39.8, sgemm 180, two passes of
-// linear_gemv 101; AlexNet's fc6 14.6 / 67.1 / 32.8; at 32 rows 19.2 / 116 / 71.
+// linear_gemv 101; AlexNet's fc6 14.6 / 67.1 / 32.8; at 32 rows 19.2 / 116 / 71. Its AVX2 path
+// (PLY_CPU=avx2, same harness): AlexNet's fc6 17.1 against sgemm's 62-65, at 32 rows 37.9 / 102-105.
 static int use_rows(int64_t M) {
 #if PLY_HAVE_X86_TARGETS
-    return M > LINEAR_GEMV_MAX_ROWS && M <= LINEAR_ROWS_MAX_ROWS && ply_cpu_level() >= PLY_CPU_AVX512;
+    return M > LINEAR_GEMV_MAX_ROWS && M <= LINEAR_ROWS_MAX_ROWS && ply_cpu_level() >= PLY_CPU_AVX2;
 #else
     (void)M;
     return 0;

@@ -14,7 +14,8 @@
  * The OpenBLAS sgemm that M = 9..32 took before packs W into its panels on every call: 4.9 GB/s
  * of weights on VGG-16's fc6 at batch 16 (83 ms, `ply bench-layers vgg16 --batch 16 --layers`).
  *
- * AVX-512 only (ply_cpu_level() >= PLY_CPU_AVX512); below it linear.c keeps OpenBLAS.
+ * AVX-512 and AVX2 + FMA (the same xp, read as two 8-lane vectors per 16 floats), chosen by
+ * ply_cpu_level(); below AVX2 linear.c keeps OpenBLAS.
  * Threading: the caller packs once, then splits output features over the host's threads (each
  * call handles [o0, o1)); xp is only read.
  */
@@ -37,14 +38,14 @@ size_t linear_rows_pack_floats(int64_t M, int64_t IN);
 /**
  * xp[(k * V + v) * 16 + l] = x[(16 v + l) * IN + k] for 16 v + l < M, else 0 (V = ceil(M / 16)).
  * 1 <= M <= LINEAR_ROWS_MAX_ROWS; xp: linear_rows_pack_floats(M, IN) floats, 64-byte aligned.
- * Call only when ply_cpu_level() >= PLY_CPU_AVX512.
+ * Call only when ply_cpu_level() >= PLY_CPU_AVX2.
  */
 void linear_rows_pack(const float *x, int64_t M, int64_t IN, float *xp);
 
 /**
  * y[m*OUT + o] = b[o] + sum_{k < IN} x[m*IN + k] * w[o*IN + k]   for m < M, o in [o0, o1),
  * with xp = linear_rows_pack(x) (b NULL: no bias term). 1 <= M <= LINEAR_ROWS_MAX_ROWS; call only
- * when ply_cpu_level() >= PLY_CPU_AVX512. Reads w's rows [o0, o1) once. Any thread; disjoint
+ * when ply_cpu_level() >= PLY_CPU_AVX2. Reads w's rows [o0, o1) once. Any thread; disjoint
  * [o0, o1) may run at once on the same xp.
  */
 void linear_rows(float *y, const float *xp, const float *w, const float *b, int64_t M, int64_t IN, int64_t OUT,

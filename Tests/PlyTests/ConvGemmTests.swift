@@ -47,9 +47,9 @@ import Testing
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
         Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
         Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
-        // Winograd F(2x2)'s "ranges" on 2 threads: 7 strips of tiles (the last of 4), too many
+        // Winograd F(2x2)'s "ranges" on 2 threads: 13 strips of tiles (the last of 4), too many
         // channels for "rows" to stay within a thread's chunk: each thread a range of whole strips
-        Case(n: 1, c: 144, oc: 16, h: 20, w: 19, k: 3, pad: 1),
+        Case(n: 1, c: 80, oc: 16, h: 28, w: 27, k: 3, pad: 1),
         // Winograd's input gradient (conv_winograd_backward.c): F(4x4) on ResNet-18's layer1 shape
         // (fewer channels), F(2x2) with the gradient's padding 2 (a layer without padding), and the
         // training rule that takes Winograd over the live taps on a 4x4 plane (through "auto")
@@ -144,7 +144,7 @@ import Testing
                 if k.c <= 128 { algorithms.append(("winograd6", 32)) }
             }
             if avx512Kernels && k.stride >= 2 && k.k <= 3 * k.stride { algorithms.append(("s2d", 32)) } // (likewise)
-            if avx512Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (likewise)
+            if avx2Kernels && k.k == 1 && k.pad == 0 { algorithms.append(("pointwise", 32)) } // (AVX2 too)
             if avx512Kernels && k.k == 3 && k.stride <= 2 { algorithms.append(("panels", 32)) } // (likewise)
             // (and where evaluation takes "panels": pass 3's forward below)
             if k.k == 11 || (k.k == 3 && k.n >= 4 && k.c >= 16) || (k.k == 3 && k.c >= 16 && k.oc >= 32) {

@@ -5,8 +5,8 @@ import Testing
 /// conv2d's "spans" kernel (Plugins/Conv/conv_spans.c: vectorised over output channels, positions in
 /// spans that cross rows) against PyTorch's convolution in double precision (Fixtures/spans,
 /// written by make-conv-spans.py): forced, and through "auto" in evaluation, which takes the spans
-/// on an AVX-512 CPU for the 1x7 and 7x1 cases with 32 or more channels (im2col + GEMM below that
-/// level), on 1, 2 and 3 threads; its packed weights following weight changes; and the errors where it
+/// at the AVX2 and AVX-512 levels for the 1x7 and 7x1 cases with 32 or more channels (im2col + GEMM
+/// below them), on 1, 2 and 3 threads; its packed weights following weight changes; and the errors where it
 /// cannot run.
 @Suite struct ConvSpansTests {
     static let cases: [String] = {
@@ -38,8 +38,8 @@ import Testing
             attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
         }
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
-        // below the AVX-512 level forcing "spans" is refused (spansNeedsAVX512BelowIt)
-        let algorithms = avx512Kernels ? ["auto", "spans"] : ["auto"]
+        // below the AVX2 level forcing "spans" is refused (spansNeedsAVX2BelowIt)
+        let algorithms = avx2Kernels ? ["auto", "spans"] : ["auto"]
         for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
             for algorithm in algorithms {
                 let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
@@ -65,7 +65,7 @@ import Testing
     /// The packed weights are made again when the weights change: an SGD step (forced "spans" runs the
     /// forward in training too; the backward is im2col's), a change of the last weight only, and the
     /// old weights written back each reach the next forward (compared with "im2col").
-    @Test(.enabled(if: avx512Kernels, "forces algorithm \"spans\", whose kernel is AVX-512 only"),
+    @Test(.enabled(if: avx2Kernels, "forces algorithm \"spans\", whose kernels are AVX2 and AVX-512"),
           arguments: [[1, 7], [5, 5]])
     func packedWeightsFollowWeightChanges(_ kernel: [Int]) throws {
         let (n, c, oc, h, w) = (2, 20, 36, 9, 10)
@@ -98,16 +98,24 @@ import Testing
         #expect(dilated.contains("\"spans\"") && dilated.contains("dilation 1 only"), "\(dilated)")
         let grouped = try spansError([("kernel_size", .int(3)), ("groups", .int(2))])
         #expect(grouped.contains("\"spans\"") && grouped.contains("groups=1 only"), "\(grouped)")
-        if avx512Kernels {
+        if avx2Kernels {
             let big = try spansError([("kernel_size", .int(9))])
             #expect(big.contains("\"spans\"") && big.contains("at most 64 taps") && big.contains("9x9"), "\(big)")
         }
     }
 
-    /// Below the AVX-512 level forcing "spans" is refused, naming the level.
-    @Test(.disabled(if: avx512Kernels, "the AVX-512 kernels run here"))
-    func spansNeedsAVX512BelowIt() throws {
+    /// Below the AVX2 level forcing "spans" (or "pointwise") is refused, naming the levels it needs and this one.
+    @Test(.disabled(if: avx2Kernels, "the AVX2 or AVX-512 kernels run here"))
+    func spansNeedsAVX2BelowIt() throws {
         let message = try spansError([("kernel_size", .ints([1, 7])), ("padding", .ints([0, 3]))])
-        #expect(message.contains("\"spans\"") && message.contains("AVX-512") && message.contains(cpuLevel), "\(message)")
+        #expect(message.contains("\"spans\"") && message.contains("AVX2 or AVX-512") && message.contains(cpuLevel),
+                "\(message)")
+        let error = try #require(throws: PlyError.self) {
+            _ = try Layer("conv2d", [("in_channels", .int(4)), ("out_channels", .int(4)), ("kernel_size", .int(1)),
+                                     ("algorithm", .string("pointwise"))], runtime: sharedRuntime)
+        }
+        guard case let .layer(_, _, _, pointwise) = error else { Issue.record("not a layer error: \(error)"); return }
+        #expect(pointwise.contains("\"pointwise\"") && pointwise.contains("AVX2 or AVX-512") && pointwise.contains(cpuLevel),
+                "\(pointwise)")
     }
 }

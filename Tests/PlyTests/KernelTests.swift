@@ -181,14 +181,15 @@ import Testing
     }
 
     /// Below the AVX-512 level the algorithms with AVX-512 kernels only are refused, on layers
-    /// they would otherwise fit, with a message naming the algorithm and the CPU level.
+    /// they would otherwise fit, with a message naming the algorithm and the CPU level; below AVX2
+    /// "pointwise" too (it has AVX2 kernels: conv_1x1_avx2.c).
     @Test(.disabled(if: avx512Kernels, "the AVX-512 kernels run here"))
     func forcedAVX512AlgorithmsNameTheCPULevel() throws {
-        let cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
+        var cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2)),
-                     ("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0)),
                      ("panels", ConvCase(n: 1, c: 16, oc: 32, h: 7, w: 7, kh: 3, kw: 3, ph: 1, pw: 1))]
+        if !avx2Kernels { cases.append(("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0))) }
         for (algorithm, k) in cases {
             let error = try #require(throws: PlyError.self) { try convLayer(k, algorithm, sharedRuntime) }
             guard case let .layer(_, _, _, message) = error else {
@@ -204,10 +205,11 @@ import Testing
     /// linear_gemv.c: blocks of 4 weight rows, two passes over them from 5 rows on, masked tails
     /// where in_features is not a multiple of the vector) and the 9-to-32-rows one above the small
     /// path's 2^24 multiply-adds (linear_rows.c: one vector of inputs up to 16 rows, two above;
-    /// groups of 128 features with a part-filled last block of rows) against double precision.
+    /// groups of 128 features with a part-filled last block of rows; on AVX2 blocks of 6 rows up
+    /// to 16 inputs and 2 above, 32 inputs filling both vectors) against double precision.
     @Test(arguments: [(128, 784, 10), (1, 1, 1), (3, 17, 5), (7, 33, 64), (1, 4100, 4100), (2, 37, 9), (2, 1000, 70), (1, 48, 3),
                       (4, 300, 33), (5, 1001, 67), (6, 16, 5), (8, 2050, 129), (3, 100, 4097), (16, 1030, 1100),
-                      (20, 1000, 900)])
+                      (20, 1000, 900), (32, 700, 901)])
     func linearMatchesDoublePrecision(_ size: (Int, Int, Int)) throws {
         let (m, inF, outF) = size
         for runtime in [sharedRuntime, KernelTests.threaded] {

@@ -14,7 +14,7 @@ import Testing
     /// 300 channels of 31x29 (269,700 floats: the large-plane path, K in blocks of 256 and 44), 29
     /// output channels (two full tiles of 12 and one of 5), 899 positions (28 strips of 32 and 3
     /// left over); then stride 2 on 61x57 (31x29 again after subsampling).
-    @Test(.enabled(if: avx512Kernels, "forces algorithm \"pointwise\", whose kernel is AVX-512 only"),
+    @Test(.enabled(if: avx2Kernels, "forces algorithm \"pointwise\", whose kernels are AVX2 and AVX-512"),
           arguments: [(1, 31, 29), (2, 61, 57)])
     func packedWeightsFollowEveryWrite(_ shape: (stride: Int, h: Int, w: Int)) throws {
         let (n, c, oc) = (2, 300, 29)

@@ -42,6 +42,10 @@ let cpuLevel: String = {
 /// level forcing one is refused with a message naming the algorithm and the level.
 let avx512Kernels = cpuLevel == "avx512"
 
+/// Whether conv2d's algorithms with AVX2 kernels too ("pointwise", "spans") run here; below that level (the
+/// portable path) forcing one is refused with a message naming the algorithm and the level.
+let avx2Kernels = cpuLevel != "generic"
+
 /// A JSON value as the golden files use it.
 enum JSON: Decodable {
     case bool(Bool), int(Int), double(Double), string(String), array([JSON]), object([String: JSON]), null
