@@ -55,12 +55,11 @@
 // need more than CHUNK_FLOATS per thread (all of V and the thread's share of M): each thread takes
 // a contiguous range of strips ("ranges"), in chunks that stay in its L2. Measured (branch thr2c,
 // PLY_REGION_TRACE, batch 1, 2 threads, both threads' CPU time summed over 1 thread's): "rows" on
-// ResNet-18's 64->64 56x56 F(4x4) (13 strips; all of V and M 3.8 MB, past the 2 MB L2) took
-// 1.6-1.7x the CPU time of 1 thread's L2-sized chunks, "ranges" 1.20-1.25x; GoogLeNet's 64->192
-// 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 13-strip layers
-// only: with 3 strips a thread (Inception v3's 35x35, 6 strips) a range's last chunk could be a
-// tile or two that reads all of U again, so those stay in "rows".
-#define RANGES_STRIPS 6
+// ResNet-18's 64->64 56x56 F(4x4) (7 strips of 32 tiles; all of V and M 3.8 MB, past the 2 MB L2)
+// took 1.6-1.7x the CPU time of 1 thread's L2-sized chunks, "ranges" 1.20-1.25x; GoogLeNet's
+// 64->192 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 7-strip
+// layers only (Inception v3's 35x35, 3 strips, stays in "rows").
+#define RANGES_STRIPS 3
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9

@@ -47,7 +47,7 @@ import Testing
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
         Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
         Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
-        // Winograd F(2x2)'s "ranges" on 2 threads: 13 strips of tiles (the last of 4), too many
+        // Winograd F(2x2)'s "ranges" on 2 threads: 7 strips of 32 tiles (the last of 4), too many
         // channels for "rows" to stay within a thread's chunk: each thread a range of whole strips
         Case(n: 1, c: 80, oc: 16, h: 28, w: 27, k: 3, pad: 1),
         // Winograd's input gradient (conv_winograd_backward.c): F(4x4) on ResNet-18's layer1 shape
