@@ -10,8 +10,8 @@ The same settings as peer_models.py's ONNX Runtime runs (all graph optimisations
 After 5 untimed runs, --runs timed ones; each node's time is its minimum over the timed runs
 (wall time: on a shared machine the minimum is the least disturbed), and the table also gives the
 minimum whole run. Conv nodes are split by kernel size (ORT fuses bias and relu into "FusedConv").
---nodes also lists every node in execution order (its fastest time, op and input shapes), to set
-beside `ply bench-layers --layers`.
+--nodes also lists every node in execution order (its fastest time, kind, input and output shapes), to
+set beside `ply bench-layers --layers` or Benchmarks/region_trace.py's per-layer table.
 """
 import argparse
 import collections
@@ -74,12 +74,14 @@ def main():
     print(f"| **sum** | {sum(count.values())} | {s_all:.2f} | 100% |")
     if a.nodes:
         print()
-        print("| node | op | input shapes | ms (fastest) |")
-        print("| --- | --- | --- | ---: |")
+        print("| node | kind | input shapes | output | ms (fastest) |")
+        print("| --- | --- | --- | --- | ---: |")
         for name, lst in per_node.items():  # (insertion order: the first run's execution order)
             shapes = [list(d.values())[0] for d in lst[0][2].get("input_type_shape", [])]
-            print(f"| {name[:-len('_kernel_time')]} | {lst[0][1]} | {shapes[:2]} | "
-                  f"{min(d for d, _, _ in lst[-a.runs:]) / 1000:.3f} |")
+            out = lst[0][2].get("output_type_shape", [])
+            shape_out = "x".join(map(str, list(out[0].values())[0])) if out and out[0] else ""
+            print(f"| {name[:-len('_kernel_time')]} | {kind_of(lst[0][1], lst[0][2])} | {shapes[:2]} | "
+                  f"{shape_out} | {min(d for d, _, _ in lst[-a.runs:]) / 1000:.3f} |")
 
 
 if __name__ == "__main__":
