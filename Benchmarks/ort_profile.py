@@ -3,13 +3,15 @@
 times (SessionOptions.enable_profiling), summed by kind, to set beside `ply bench-layers`. Not used
 by Ply's build, tests or CI.
 
-    $PLY_TORCH_VENV/bin/python Benchmarks/ort_profile.py MODEL.onnx [--runs 60] [--threads 1]
+    $PLY_TORCH_VENV/bin/python Benchmarks/ort_profile.py MODEL.onnx [--runs 60] [--threads 1] [--nodes]
 
 MODEL.onnx: e.g. one that `Benchmarks/peer_models.py prepare` wrote to ~/.cache/ply-peer-models.
 The same settings as peer_models.py's ONNX Runtime runs (all graph optimisations, CPU provider).
 After 5 untimed runs, --runs timed ones; each node's time is its minimum over the timed runs
 (wall time: on a shared machine the minimum is the least disturbed), and the table also gives the
 minimum whole run. Conv nodes are split by kernel size (ORT fuses bias and relu into "FusedConv").
+--nodes also lists every node in execution order (its fastest time, kind, input and output shapes), to
+set beside `ply bench-layers --layers` or Benchmarks/region_trace.py's per-layer table.
 """
 import argparse
 import collections
@@ -34,6 +36,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--nodes", action="store_true", help="also list every node's fastest time")
     a = ap.parse_args()
     if a.runs < 1 or a.threads < 1:
         ap.error("--runs and --threads must be at least 1")
@@ -69,6 +72,16 @@ def main():
     for k, v in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {count[k]} | {v:.2f} | {100 * v / s_all:.0f}% |")
     print(f"| **sum** | {sum(count.values())} | {s_all:.2f} | 100% |")
+    if a.nodes:
+        print()
+        print("| node | kind | input shapes | output | ms (fastest) |")
+        print("| --- | --- | --- | --- | ---: |")
+        for name, lst in per_node.items():  # (insertion order: the first run's execution order)
+            shapes = [list(d.values())[0] for d in lst[0][2].get("input_type_shape", [])]
+            out = lst[0][2].get("output_type_shape", [])
+            shape_out = "x".join(map(str, list(out[0].values())[0])) if out and out[0] else ""
+            print(f"| {name[:-len('_kernel_time')]} | {kind_of(lst[0][1], lst[0][2])} | {shapes[:2]} | "
+                  f"{shape_out} | {min(d for d, _, _ in lst[-a.runs:]) / 1000:.3f} |")
 
 
 if __name__ == "__main__":

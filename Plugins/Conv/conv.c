@@ -35,7 +35,12 @@
  *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
  *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
- *     once per weight version (conv_panels_cache_get);
+ *     once per weight version (conv_panels_cache_get); stride-2 layers at batches
+ *     too large for one call (ResNet's at batch 16) a few images per call
+ *     (conv_panels_images_per_call);
+ *   - conv_stem.c: in evaluation ("auto"), the forward of first layers with at most 4 input channels and
+ *     kernels of 5x5 and more (ResNet's and GoogLeNet's 7x7 stride-2 stems), direct on the input split
+ *     into its column phases, where nothing before it suits;
  *   - conv_spans.c: in evaluation, the forward of 1x7/7x1 and 5x5 layers and of the 3x3 layers the
  *     panels suit whose rows end in a panels' call of 1 to 3 positions (Inception v3's 17x17 and 8x8
  *     planes), the same kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
@@ -82,6 +87,7 @@
 #include "conv_taps.h"
 #include "conv_panels.h"
 #include "conv_spans.h"
+#include "conv_stem.h"
 #include "conv_winograd.h"
 #include "conv_winograd_backward.h"
 #include "conv_winograd_wgrad.h"
@@ -263,12 +269,29 @@ static int use_panels(const ply_layer *L, const conv_geom *g) {
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_panels_suits(g);
 }
 
+// Images per call of the panels where "auto" in evaluation runs a batch through them a few images at a
+// time (stride 2, the whole batch too large for them: conv_panels_images_per_call), 0 where not. Not
+// where the spans would take those images (their rows ending in a short call of the panels).
+static int64_t panels_chunk(const ply_layer *L, const conv_geom *g) {
+    if (L->algorithm != ALGO_AUTO || !is_plain(L) || use_direct(L) || L->training) return 0;
+    conv_geom gc = *g;
+    gc.N = conv_panels_images_per_call(g);
+    if (gc.N < 1 || conv_spans_suits(&gc, conv_panels_suits(&gc))) return 0;
+    return gc.N;
+}
+
 // Whether this call's forward is conv_spans.c's kernel: forced, or "auto" in evaluation where it suits
 // (before the panels: 3x3 layers the panels suit whose rows end in a short call of theirs go to the spans).
 static int use_spans(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_SPANS) return conv_spans_fits(g);
     return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training &&
            conv_spans_suits(g, conv_panels_suits(g));
+}
+
+// Whether this call's forward is conv_stem.c's direct kernel: "auto" in evaluation where it suits (in
+// training the forward stays im2col's, as the panels' and the spans' do).
+static int use_stem(const ply_layer *L, const conv_geom *g) {
+    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_stem_suits(g);
 }
 
 // Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
@@ -376,12 +399,21 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
                            inputs[0].data, output->data, L->scratch);
         return PLY_OK;
     }
-    if (!taps && use_panels(L, &g)) {
+    int64_t chunk = 0; // panels a few images per call (conv_panels_images_per_call); 0: the whole batch
+    if (!taps && (use_panels(L, &g) || (chunk = panels_chunk(L, &g)) > 0)) {
         const float *Wp;
-        if ((st = grow_scratch(L, conv_panels_forward_floats(&g))) != PLY_OK) return st;
-        if ((st = conv_panels_cache_get(&L->panels, L->host, threads, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
-        conv_panels_forward(L->host, L->host->thread_count(L->host), &g, Wp, L->has_bias ? L->bias : NULL, L->relu,
-                            inputs[0].data, output->data, L->scratch);
+        conv_geom gc = g;
+        if (chunk > 0) gc.N = chunk;
+        if ((st = grow_scratch(L, conv_panels_forward_floats(&gc))) != PLY_OK) return st;
+        if ((st = conv_panels_cache_get(&L->panels, L->host, threads, &gc, L->weight, 1, &Wp)) != PLY_OK) return st;
+        const float *x = inputs[0].data;
+        float *y = output->data;
+        for (int64_t n0 = 0; n0 < g.N; n0 += gc.N) {
+            conv_geom gn = gc;
+            gn.N = ply_min_i64(gc.N, g.N - n0);
+            conv_panels_forward(L->host, L->host->thread_count(L->host), &gn, Wp, L->has_bias ? L->bias : NULL, L->relu,
+                                x + n0 * g.C * g.H * g.W, y + n0 * g.OC * g.OH * g.OW, L->scratch);
+        }
         return PLY_OK;
     }
     if (!taps && use_s2d(L, &g)) {
@@ -406,6 +438,12 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
         L->taps_kept = L->training;
+        return PLY_OK;
+    }
+    if (use_stem(L, &g)) {
+        if ((st = grow_scratch(L, conv_stem_forward_floats(&g, threads))) != PLY_OK) return st;
+        conv_stem_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
+                          output->data, L->scratch);
         return PLY_OK;
     }
     if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;

@@ -51,6 +51,18 @@ int conv_panels_suits(const conv_geom *g) {
     return tiles < PANELS_MAX_TILES;
 }
 
+// A batch of stride-2 layers whose whole the panels do not suit: as many images per call as keep
+// the call within PANELS_MAX_POSITIONS outputs (one at least). ResNet-50 at batch 16, 1 thread,
+// `ply bench-layers resnet50 --batch 16 --runs 2 --cpu-time --layers` (load ~14 on 2 cores), ms per
+// batch, im2col + GEMM on the whole batch -> panels a call of 1 image (784 outputs) / 5 images
+// (980): layer2.0.conv2 (128->128, 56x56 s2) 49.9 -> 33.0, layer3.0.conv2 (256->256, 28x28 s2)
+// 39.6 -> 30.9 (at batch 1 the panels ran 1.8 and 1.6 ms an image).
+int64_t conv_panels_images_per_call(const conv_geom *g) {
+    if (!conv_panels_fits(g) || g->C < 16 || g->OC < 32 || g->SH != 2) return 0;
+    const int64_t P = g->OH * g->OW;
+    return P <= PANELS_MAX_POSITIONS ? ply_min_i64(g->N, PANELS_MAX_POSITIONS / P) : 0;
+}
+
 static int64_t panels_of(const conv_geom *g) { return (g->OC + 31) / 32; }
 
 size_t conv_panels_weights_floats(const conv_geom *g) { return (size_t)(panels_of(g) * 32 * g->C * 9); }
@@ -161,44 +173,66 @@ static void pad_input(const panels_job *j, int64_t n0, int64_t n1) {
     conv_spans_pad(j->g, padded_h(j->g), padded_w(j->g), j->x, j->xp, n0, n1);
 }
 
-// Panels [p0, p1): yT by blocks of input channels, then y = relu(yT + bias) for their channels.
-PLY_TARGET_AVX512 static void run_panels(const panels_job *j, int64_t p0, int64_t p1) {
+// Units [u0, u1) of panel rows (unit u = op * N*OH + n*OH + oh: output row oh of image n for the
+// 32 channels of panel op): yT by blocks of input channels, then y = relu(yT + bias) for them.
+// A thread's share is a range of units rather than of whole panels: 7 panels (GoogLeNet's 96->208
+// and 112->224 at 14x14) split 3 + 4 left one thread 33% behind the other at batch 1, 2 threads
+// (branch thr2c, PLY_REGION_TRACE). Each unit's sums run in the same order whatever the split.
+PLY_TARGET_AVX512 static void run_panels(const panels_job *j, int64_t u0, int64_t u1) {
     const conv_geom *g = j->g;
     const int64_t C = g->C, OP = panels_of(g), OH = g->OH, OW = g->OW, S = g->SH;
-    const int64_t Hp = padded_h(g), Wq = padded_w(g), plane = Hp * Wq, P = g->N * OH * OW;
+    const int64_t Hp = padded_h(g), Wq = padded_w(g), plane = Hp * Wq, P = g->N * OH * OW, R = g->N * OH;
     const micro_fn *mf = micros[S - 1];
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = ply_min_i64(CB, C - c0);
         const float *wblock = j->Wp + c0 * OP * 9 * 32;
-        for (int64_t op = p0; op < p1; op++) {
+        for (int64_t u = u0; u < u1; u++) {
+            const int64_t op = u / R, r = u % R, n = r / OH, oh = r % OH;
             const float *w = wblock + op * cb * 9 * 32;
-            float *yp = j->yT + op * P * 32;
-            for (int64_t n = 0; n < g->N; n++)
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    const float *xrow = j->xp + ((n * C + c0) * Hp + oh * S) * Wq;
-                    float *crow = yp + ((n * OH + oh) * OW) * 32;
-                    for (int64_t ow = 0; ow < OW; ow += MR) {
-                        int R = (int)ply_min_i64(MR, OW - ow);
-                        mf[R](cb, xrow + ow * S, plane, Wq, w, crow + ow * 32, c0 == 0);
-                    }
-                }
+            const float *xrow = j->xp + ((n * C + c0) * Hp + oh * S) * Wq;
+            float *crow = j->yT + op * P * 32 + r * OW * 32;
+            for (int64_t ow = 0; ow < OW; ow += MR) {
+                int mr = (int)ply_min_i64(MR, OW - ow);
+                mf[mr](cb, xrow + ow * S, plane, Wq, w, crow + ow * 32, c0 == 0);
+            }
         }
     }
-    conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, 0, P); // y = relu(yT + bias)
+    for (int64_t op = u0 / R; op * R < u1; op++) { // y = relu(yT + bias), the units' positions of each panel
+        const int64_t ra = ply_max_i64(u0, op * R) - op * R, rb = ply_min_i64(u1, (op + 1) * R) - op * R;
+        conv_spans_store(g, j->yT, j->bias, j->relu, j->y, op, op + 1, ra * OW, rb * OW);
+    }
 }
+
+// Thread th's planes of xp: planes [NC th / threads, NC (th + 1) / threads) of the N*C (plane
+// n*C + c is image n's channel c in x and xp alike, so a range of planes is one call on a run of
+// them). By planes rather than images: at batch 1 the padding ran on the calling thread alone,
+// part of the 66-103 us of serial time per GoogLeNet inception block at 2 threads (branch thr2c).
+// Padded inputs smaller than this are padded on the calling thread: at batch 1, 2 threads (branch
+// thr2c, PLY_REGION_TRACE, loaded machine, thread CPU time) GoogLeNet's 24->64 layers' 6k floats took
+// 3 us a thread split (a region of its own for little), ResNet-18's layer3/layer4 inputs (65k-82k
+// floats) 51-53 us serial and 26-27 us a thread split, layer2.0's 121 us and 61 us.
+#define PAD_SPLIT_FLOATS 16384
 
 static void step_pad(void *ctx, int64_t t0, int64_t t1) {
     const panels_job *j = ctx;
-    for (int64_t th = t0; th < t1; th++)
-        pad_input(j, j->g->N * th / j->threads, j->g->N * (th + 1) / j->threads);
+    const conv_geom *g = j->g;
+    const int64_t planes = g->N * g->C, Hp = padded_h(g), Wq = padded_w(g);
+    for (int64_t th = t0; th < t1; th++) {
+        const int64_t p0 = planes * th / j->threads, p1 = planes * (th + 1) / j->threads;
+        if (p0 >= p1) continue;
+        conv_geom run = *g;
+        run.N = 1;
+        run.C = p1 - p0;
+        conv_spans_pad(&run, Hp, Wq, j->x + p0 * g->H * g->W, j->xp + p0 * Hp * Wq, 0, 1);
+    }
 }
 
 static void step_panels(void *ctx, int64_t t0, int64_t t1) {
     const panels_job *j = ctx;
-    const int64_t OP = panels_of(j->g);
+    const int64_t units = panels_of(j->g) * j->g->N * j->g->OH;
     for (int64_t th = t0; th < t1; th++) {
-        int64_t p0 = OP * th / j->threads, p1 = OP * (th + 1) / j->threads;
-        if (p0 < p1) run_panels(j, p0, p1);
+        int64_t u0 = units * th / j->threads, u1 = units * (th + 1) / j->threads;
+        if (u0 < u1) run_panels(j, u0, u1);
     }
 }
 
@@ -208,15 +242,12 @@ void conv_panels_forward(const ply_host *host, int64_t threads, const conv_geom 
                     .relu = relu, .threads = ply_max_i64(1, ply_min_i64(threads, panels_of(g)))};
     memset(j.xp + xp_floats(g) - 16, 0, 16 * sizeof(float));
     if (j.threads > 1) {
-        int64_t pt = ply_max_i64(1, ply_min_i64(j.threads, g->N));
-        panels_job jp = j;
-        jp.threads = pt;
-        if (pt > 1) host->parallel_for(host, pt, 1, step_pad, &jp);
-        else step_pad(&jp, 0, 1);
+        if (xp_floats(g) >= PAD_SPLIT_FLOATS) host->parallel_for(host, j.threads, 1, step_pad, &j);
+        else pad_input(&j, 0, g->N);
         host->parallel_for(host, j.threads, 1, step_panels, &j);
     } else {
         pad_input(&j, 0, g->N);
-        run_panels(&j, 0, panels_of(g));
+        run_panels(&j, 0, panels_of(g) * g->N * g->OH);
     }
 }
 #else

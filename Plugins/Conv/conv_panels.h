@@ -39,6 +39,14 @@ int conv_panels_suits(const conv_geom *g);
 /** Floats of the packed weights: ceil(OC/32)*32 * C * 9. */
 size_t conv_panels_weights_floats(const conv_geom *g);
 
+/**
+ * Images per conv_panels_forward call where "auto" takes the panels on a batch the whole of which
+ * they do not suit (conv_panels_suits false): stride-2 layers whose one image has at most
+ * PANELS_MAX_POSITIONS outputs (ResNet's at batch 16) go through a few images at a time, each call's
+ * padded input and yT within cache; 0 where that does not apply either.
+ */
+int64_t conv_panels_images_per_call(const conv_geom *g);
+
 /** Floats of scratch conv_panels_forward needs (padded input and yT). */
 size_t conv_panels_forward_floats(const conv_geom *g);
 

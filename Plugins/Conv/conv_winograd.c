@@ -51,6 +51,15 @@
 #define ROWS_STRIPS 8
 #define COLUMNS_MIN_CHUNKS 4
 #define COLUMNS_MAX_U (1 << 22)
+// Where "rows" would still be taken, each thread has at least RANGES_STRIPS strips and "rows" would
+// need more than CHUNK_FLOATS per thread (all of V and the thread's share of M): each thread takes
+// a contiguous range of strips ("ranges"), in chunks that stay in its L2. Measured (branch thr2c,
+// PLY_REGION_TRACE, batch 1, 2 threads, both threads' CPU time summed over 1 thread's): "rows" on
+// ResNet-18's 64->64 56x56 F(4x4) (7 strips of 32 tiles; all of V and M 3.8 MB, past the 2 MB L2)
+// took 1.6-1.7x the CPU time of 1 thread's L2-sized chunks, "ranges" 1.20-1.25x; GoogLeNet's
+// 64->192 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 7-strip
+// layers only (Inception v3's 35x35, 3 strips, stays in "rows").
+#define RANGES_STRIPS 3
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
@@ -145,6 +154,24 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
     int even = p->chunks % p->threads == 0 && p->T % p->tc == 0 && p->chunks >= COLUMNS_MIN_CHUNKS * p->threads &&
                (double)p->xi * (double)g->C * (double)g->OC <= (double)COLUMNS_MAX_U;
     p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads && !even;
+    p->ranges = 0;
+    const int64_t rows_floats = p->xi * (g->C + g->OC / p->threads) * strips * NR;
+    if (p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) {
+        // thread th: tiles [b, e) of whole strips (step_products), in chunks of at most tc_max
+        // (rounding the count of chunks to the nearest instead, 64-tile chunks past CHUNK_FLOATS,
+        // measured slower on ResNet-18's layer1: 1.36x 1 thread's CPU time against 1.20-1.25x)
+        int64_t share = 0;
+        for (int64_t th = 0; th < p->threads; th++) {
+            int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
+            share = ply_max_i64(share, ply_min_i64(p->T, strips * (th + 1) / p->threads * NR) - b);
+        }
+        int64_t pieces = (share + tc_max - 1) / tc_max;
+        p->rows = 0;
+        p->ranges = 1;
+        p->tc = ((share + pieces - 1) / pieces + NR - 1) / NR * NR;
+        p->chunks = p->threads * pieces;
+        return;
+    }
     if (p->rows) {
         p->chunks = 1;
         p->tc = strips * NR;
@@ -386,6 +413,19 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
             continue;
         }
         float *V = j->areas + th * area, *M = V + vfloats;
+        if (p->ranges) {
+            // tiles [b, e): whole strips (the last one may end at T), chunks of at most tc
+            const int64_t strips = (p->T + NR - 1) / NR;
+            const int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
+            const int64_t e = ply_min_i64(p->T, strips * (th + 1) / p->threads * NR);
+            for (int64_t cbase = b; cbase < e; cbase += p->tc) {
+                int64_t cend = ply_min_i64(e, cbase + p->tc);
+                input_tf(j, cbase, cbase, cend, 0, g->C, V);
+                products(j, V, M, cend - cbase, 0, g->OC);
+                output_tf(j, M, cbase, cbase, cend, 0, g->OC);
+            }
+            continue;
+        }
         for (int64_t k = th; k < p->chunks; k += p->threads) {
             int64_t cbase = k * p->tc, cend = ply_min_i64(p->T, cbase + p->tc);
             input_tf(j, cbase, cbase, cend, 0, g->C, V);

@@ -28,7 +28,9 @@
  * Two plans: "columns" gives each thread whole chunks of tiles (transform,
  * a*a products, inverse transform, all in its own cache-sized scratch);
  * "rows" (few tiles: batch 1 late in a network) transforms the input once
- * and splits the output channels between the threads.
+ * and splits the output channels between the threads; "ranges" (a few strips
+ * per thread, too many tiles for "rows" to stay in cache) gives each thread a
+ * contiguous range of strips of tiles, done as "columns" does its chunks.
  */
 #ifndef PLY_CONV_WINOGRAD_H
 #define PLY_CONV_WINOGRAD_H
@@ -102,6 +104,7 @@ typedef struct {
     int64_t tc;        // tiles per chunk, a multiple of CONV_KERNEL_NR
     int64_t chunks;
     int64_t threads;
+    int ranges;        // the "ranges" plan: each thread a contiguous range of strips, in chunks of tc
 } conv_wino_plan;
 
 /**

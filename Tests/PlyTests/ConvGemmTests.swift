@@ -7,7 +7,7 @@ import Testing
 /// "taps"), against a double-precision convolution: every plan (forward "columns" with tiles
 /// inside one image or spanning several, forward "rows", backward "rows" and "images" with
 /// per-thread partial gradients; live-tap groups of every shape, positions with no live tap;
-/// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows" and "columns" plans, odd sizes, wide padding, and
+/// Winograd F(2x2, 3x3)'s and F(4x4, 3x3)'s "rows", "ranges" and "columns" plans, odd sizes, wide padding, and
 /// their input and weight gradients; strided layers
 /// folded by space-to-depth into Winograd's, "s2d"; unpadded 1x1 layers as a product on the input, "pointwise";
 /// 3x3 layers of stride 1 and 2 by the direct kernel vectorised over output channels, "panels")
@@ -47,6 +47,9 @@ import Testing
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
         Case(n: 1, c: 16, oc: 40, h: 37, w: 5, k: 3, pad: 1),                // Winograd: 3 tiles a row, strips across rows
         Case(n: 2, c: 3, oc: 5, h: 6, w: 7, k: 3, pad: 2),                   // Winograd: padding 2
+        // Winograd F(2x2)'s "ranges" on 2 threads: 7 strips of 32 tiles (the last of 4), too many
+        // channels for "rows" to stay within a thread's chunk: each thread a range of whole strips
+        Case(n: 1, c: 80, oc: 16, h: 28, w: 27, k: 3, pad: 1),
         // Winograd's input gradient (conv_winograd_backward.c): F(4x4) on ResNet-18's layer1 shape
         // (fewer channels), F(2x2) with the gradient's padding 2 (a layer without padding), and the
         // training rule that takes Winograd over the live taps on a 4x4 plane (through "auto")

@@ -147,3 +147,10 @@ func requireAttributeProblem<T>(sourceLocation: SourceLocation = #_sourceLocatio
     }
     return problem
 }
+
+/// A runtime with the built-in plugins and `threads` threads, for tests of how kernels split work.
+func threadedRuntime(_ threads: Int) -> Runtime {
+    var options = Runtime.Options()
+    options.threads = threads
+    do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
+}

@@ -242,7 +242,10 @@ final class HostState: @unchecked Sendable {
     func parallelFor(n: Int, grain: Int, fn: ply_parallel_fn, context: UnsafeMutableRawPointer?) {
         let minChunk = max(grain, 1)
         let chunks = max(1, min(threads, (n + minChunk - 1) / minChunk))
-        if chunks == 1 { fn(context, 0, Int64(n)); return }
+        if chunks == 1 {
+            if RegionTrace.isOn { RegionTrace.serial(fn: fn, context: context, n: n); return }
+            fn(context, 0, Int64(n)); return
+        }
         let pool = poolLock.withLock { () -> WorkerPool in
             if let p = poolStorage { return p }
             let log = logHandler
@@ -525,6 +528,9 @@ final class WorkerPool: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let exited = Atomic<Int>(0)
+    /// Each chunk's stamps while `RegionTrace` is on (`RegionTrace.Record.stamps`).
+    private let stamps: UnsafeMutablePointer<UInt64>
+    private let stampCount: Int
     /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
     private static let spinLimit = 20_000
 
@@ -539,6 +545,9 @@ final class WorkerPool: @unchecked Sendable {
     init(workers wanted: Int, flushDenormals: Bool = false, log: ((String) -> Void)? = nil,
          spawn: Spawner = WorkerPool.spawnThread) {
         job.initialize(to: Job())
+        stampCount = RegionTrace.stampsPerChunk * (max(wanted, 1) + 1)
+        stamps = .allocate(capacity: stampCount)
+        stamps.initialize(repeating: 0, count: stampCount)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         var started = 0
@@ -595,6 +604,7 @@ final class WorkerPool: @unchecked Sendable {
         mutex.deallocate()
         cond.deallocate()
         job.deallocate()
+        stamps.deallocate()
     }
 
     /// Asks the workers to exit (they hold the pool until they do).
@@ -608,7 +618,12 @@ final class WorkerPool: @unchecked Sendable {
 
     private func chunk(_ j: Job, _ c: Int) {
         let begin = j.n * c / j.chunks, end = j.n * (c + 1) / j.chunks
-        if begin < end { j.fn?(j.context, Int64(begin), Int64(end)) }
+        guard begin < end else { return }
+        if RegionTrace.isOn {
+            RegionTrace.timed(stamps + RegionTrace.stampsPerChunk * c) { j.fn?(j.context, Int64(begin), Int64(end)) }
+        } else {
+            j.fn?(j.context, Int64(begin), Int64(end))
+        }
     }
 
     /// Runs the job and returns true, or returns false at once when the pool is in use.
@@ -619,6 +634,9 @@ final class WorkerPool: @unchecked Sendable {
         defer { busy.store(false, ordering: .releasing) }
         job.pointee = Job(fn: fn, context: context, n: n, chunks: min(chunks, workers + 1))
         pending.store(workers, ordering: .relaxed)
+        let posted = RegionTrace.isOn ? RegionTrace.now() : 0
+        let postedCPU = RegionTrace.isOn ? RegionTrace.cpuNow() : 0
+        if RegionTrace.isOn { stamps.update(repeating: 0, count: stampCount) }
         generation.add(1, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
@@ -630,6 +648,13 @@ final class WorkerPool: @unchecked Sendable {
         while pending.load(ordering: .acquiring) > 0 {
             spins += 1
             if spins > 1000 { sched_yield() }
+        }
+        if RegionTrace.isOn {
+            let c = job.pointee.chunks, doneCPU = RegionTrace.cpuNow()
+            RegionTrace.record(.init(fn: UInt(bitPattern: unsafeBitCast(fn, to: Int.self)), n: n, chunks: c,
+                                     posted: posted, done: RegionTrace.now(),
+                                     stamps: Array(UnsafeBufferPointer(start: stamps, count: RegionTrace.stampsPerChunk * c))
+                                         + [postedCPU, doneCPU]))
         }
         return true
     }

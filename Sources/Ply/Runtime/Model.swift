@@ -404,7 +404,9 @@ public final class Model: @unchecked Sendable {
                     try fold.sync()
                     layer = fold.layer
                 }
+                if RegionTrace.isOn { RegionTrace.mark(n.name, begin: true) }
                 try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+                if RegionTrace.isOn { RegionTrace.mark(n.name, begin: false) }
                 if checking { try verifyGuard(out.data, inferShapes[id].count, node: id, call: "forward", "its output \(inferShapes[id])") }
             } catch let error as PluginOverrunError {
                 throw error.at(node: n.name)

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Writes the reference cases of conv2d's "stem" kernel (Plugins/Conv/conv_stem.c) into this folder.
+
+    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/stem/make-conv-stem.py
+
+PyTorch's nn.Conv2d is the oracle, run in double precision: parameters from its default
+initialisation (seeded, float32 values), input standard normal (float32 values); the output is
+the double-precision convolution of those values, written with 9 significant digits. Format:
+golden/README.md's layer cases, forward only (eval mode). Every case has at most 4 input
+channels and a kernel of 5x5 or more, so "auto" takes the stem kernel in evaluation on an
+AVX-512 CPU (im2col + GEMM below that level): ResNet's 7x7 stride-2 stem on small planes (64
+output channels: the 8-row tile; 20: a 12-row block and a part-filled one), rows whose last
+vector is part-filled, strides 3 and (2, 1), a non-square kernel, no bias. Not used by the
+build or the tests (they read the committed files).
+"""
+import json
+import os
+
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# name, N, C, OC, H, W, kernel, stride, padding, bias
+CASES = [
+    ("stem_7x7_s2_p3_oc64", 1, 3, 64, 36, 45, 7, 2, 3, True),
+    ("stem_7x7_s2_p3_oc20_nobias", 1, 3, 20, 38, 35, 7, 2, 3, False),
+    ("stem_7x7_s2_p3_batch3", 3, 3, 12, 25, 40, 7, 2, 3, True),
+    ("stem_5x5_s3_p1_c2", 1, 2, 40, 33, 40, 5, 3, 1, True),
+    ("stem_5x7_s2x1_p2x3_c1", 1, 1, 16, 21, 50, (5, 7), (2, 1), (2, 3), True),
+]
+
+
+def tensor(t):
+    t = t.detach().contiguous()
+    return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.flatten().tolist()]}
+
+
+def pair(v):
+    return list(v) if isinstance(v, tuple) else [v, v]
+
+
+def main():
+    for i, (name, n, c, oc, h, w, k, s, p, bias) in enumerate(CASES):
+        torch.manual_seed(500 + i)
+        conv = nn.Conv2d(c, oc, k, s, p, bias=bias).eval()
+        x = torch.randn(n, c, h, w)
+        with torch.no_grad():
+            y = conv.double()(x.double())
+        attrs = {"in_channels": c, "out_channels": oc, "kernel_size": pair(k), "stride": pair(s),
+                 "padding": pair(p), "bias": bias}
+        case = {"name": name, "op": "conv2d", "attrs": attrs, "mode": "eval",
+                "params": {pn: tensor(pv) for pn, pv in conv.named_parameters()},
+                "input": tensor(x), "output": tensor(y)}
+        with open(os.path.join(HERE, name + ".json"), "w") as f:
+            json.dump(case, f, separators=(",", ":"))
+        print(name, tuple(y.shape))
+
+
+if __name__ == "__main__":
+    main()
