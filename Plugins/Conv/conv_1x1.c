@@ -249,7 +249,6 @@ static const tile_fn ptiles[MR + 1][2] = {{0, 0},         PTILE_PAIR(1),  PTILE_
 // tile, with 3 loads and 8 broadcasts per input channel (11 loads per 24 multiply-adds, not 14).
 static const tile_fn tiles3[MR3 + 1] = {0, tile1_3, tile2_3, tile3_3, tile4_3, tile5_3, tile6_3, tile7_3, tile8_3};
 
-static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 // out[r][j] = sum_{k < K} a[r*lda + k] * xt[j*K + k] for r < R, j < J (R, J <= 4): dot products
 // with vectors along k, summed across lanes at the end.
@@ -264,7 +263,7 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void dot(const in
                                                                        const float *xt, float out[4][4]) {
     FOR_RJ(DDECL)
     for (int64_t k = 0; k < K; k += 16) {
-        __mmask16 m = lanes(K - k);
+        __mmask16 m = ply_lanes16(K - k);
         DLOAD(w0, a, R > 0) DLOAD(w1, a + lda, R > 1) DLOAD(w2, a + 2 * lda, R > 2) DLOAD(w3, a + 3 * lda, R > 3)
         DLOAD(x0, xt, J > 0) DLOAD(x1, xt + K, J > 1) DLOAD(x2, xt + 2 * K, J > 2) DLOAD(x3, xt + 3 * K, J > 3)
         FOR_RJ(DFMA)
@@ -320,7 +319,7 @@ static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64
 // xp[k*NR + j] = xs[k*P + j] for k < kc, j < min(n, NR) (lanes from n on: zeros): a strip's block
 // of rows, P floats apart in the plane, made contiguous.
 PLY_TARGET_AVX512 static void pack_strip(const float *xs, int64_t P, int64_t kc, int64_t n, float *xp) {
-    __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
+    __mmask16 m0 = ply_lanes16(n), m1 = ply_lanes16(n - 16);
     for (int64_t k = 0; k < kc; k++, xs += P, xp += NR) {
         _mm512_storeu_ps(xp, _mm512_maskz_loadu_ps(m0, xs));
         _mm512_storeu_ps(xp + 16, _mm512_maskz_loadu_ps(m1, xs + 16));
@@ -352,7 +351,7 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
                     const float *pf = n == 0 && s == p0 && next > 0 ? w + (o + mr) * K : NULL;
                     prefetch_y(yn + o * P + s + nr, P, R, nr);
                     tile_fn f = wide ? tiles3[R] : tiles[R][left > 16];
-                    f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, lanes(left), lanes(left - 16), 1, relu,
+                    f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16), 1, relu,
                       bias ? bias + o : NULL, pf, next, xn + s + nr, P);
                 }
                 if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL, relu);
@@ -371,7 +370,7 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
                 int R = (int)ply_min_i64(MR, o1 - o);
                 if (first) prefetch_y(y + o * P + s + NR, P, R, NR);
                 const float *a = wp ? wp + o * K + k0 * MR : w + o * K + k0;
-                (wp ? ptiles : tiles)[R][left > 16](kc, a, K, xp, NR, y + o * P + s, P, lanes(left), lanes(left - 16),
+                (wp ? ptiles : tiles)[R][left > 16](kc, a, K, xp, NR, y + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16),
                                     first, relu && last, bias ? bias + o : NULL, NULL, 0,
                                     o == o0 && s + PXDIST * NR < p1 ? xs + k0 * P + s + PXDIST * NR : NULL, P);
             }

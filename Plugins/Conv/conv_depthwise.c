@@ -204,12 +204,11 @@ static void put_row_generic(float *dst, const float *src, int64_t n, int relu) {
 }
 
 #if PLY_HAVE_X86_TARGETS
-static inline __mmask16 lanes(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
 PLY_TARGET_AVX512 static void get_row512(float *dst, const float *src, int64_t n, int64_t stride) {
     if (stride == 1) {
         for (int64_t j = 0; j < n; j += 16) {
-            __mmask16 k = lanes(n - j);
+            __mmask16 k = ply_lanes16(n - j);
             _mm512_mask_storeu_ps(dst + j, k, _mm512_maskz_loadu_ps(k, src + j));
         }
         return;
@@ -218,23 +217,23 @@ PLY_TARGET_AVX512 static void get_row512(float *dst, const float *src, int64_t n
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         for (int64_t j = 0; j < n; j += 16) {
             int64_t left = 2 * (n - j) - 1; // elements src[2j .. 2j + left) are read
-            __m512 lo = _mm512_maskz_loadu_ps(lanes(left), src + 2 * j);
-            __m512 hi = _mm512_maskz_loadu_ps(left > 16 ? lanes(left - 16) : 0, src + 2 * j + 16);
-            _mm512_mask_storeu_ps(dst + j, lanes(n - j), _mm512_permutex2var_ps(lo, even, hi));
+            __m512 lo = _mm512_maskz_loadu_ps(ply_lanes16(left), src + 2 * j);
+            __m512 hi = _mm512_maskz_loadu_ps(left > 16 ? ply_lanes16(left - 16) : 0, src + 2 * j + 16);
+            _mm512_mask_storeu_ps(dst + j, ply_lanes16(n - j), _mm512_permutex2var_ps(lo, even, hi));
         }
         return;
     }
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32((int)stride));
     for (int64_t j = 0; j < n; j += 16) {
-        __mmask16 k = lanes(n - j);
+        __mmask16 k = ply_lanes16(n - j);
         _mm512_mask_storeu_ps(dst + j, k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + j * stride, 4));
     }
 }
 
 PLY_TARGET_AVX512 static void put_row512(float *dst, const float *src, int64_t n, int relu) {
     for (int64_t j = 0; j < n; j += 16) {
-        __mmask16 k = lanes(n - j);
+        __mmask16 k = ply_lanes16(n - j);
         __m512 v = _mm512_maskz_loadu_ps(k, src + j);
         // relu as max(v, 0) with NaN passed: keep v where v > 0 or v is NaN (unordered)
         if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);

@@ -145,7 +145,6 @@ static inline void prefetch_rows(const float *w, int64_t ld, int64_t rows, int64
         for (int64_t q = 0; q < kc; q += 16) __builtin_prefetch(w + r * ld + q, 0, 2);
 }
 
-static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 size_t conv_kernel_pack_floats(int64_t rows) { return (size_t)((rows + MR - 1) / MR * MR * KC); }
 
@@ -166,17 +165,17 @@ void conv_kernel_gemm(const float *w, int64_t K, int64_t o0, int64_t o1, const f
                 if (s == 0 && o + MR < o1 && !(rows == MR && left > 16 && pf))
                     prefetch_rows(w + (o + MR) * K + k0, K, ply_min_i64(o1 - o - MR, MR), kc);
                 if (rows == MR && left > 16) {
-                    micro8_full(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left),
-                                lanes(left - 16), k0 == 0, bias ? bias + o : NULL, pf);
+                    micro8_full(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, ply_lanes16(left),
+                                ply_lanes16(left - 16), k0 == 0, bias ? bias + o : NULL, pf);
                     continue;
                 }
                 if (rows == MR && left <= 16) {
-                    micro8_half(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left), k0 == 0,
+                    micro8_half(kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, ply_lanes16(left), k0 == 0,
                                 bias ? bias + o : NULL);
                     continue;
                 }
-                micros[rows](kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, lanes(left),
-                             lanes(left - 16), k0 == 0, bias ? bias + o : NULL);
+                micros[rows](kc, w + o * K + k0, K, b, out + (o - o0) * ldc + s * NR, ldc, ply_lanes16(left),
+                             ply_lanes16(left - 16), k0 == 0, bias ? bias + o : NULL);
             }
         }
     }

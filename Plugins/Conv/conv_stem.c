@@ -83,7 +83,6 @@ static void fill_phases(const conv_geom *g, const float *x, float *d) {
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-static __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 // acc(r, v) = sum_{t < T} a[t*MR + r] * b_v[off[t] .. off[t] + 16) for r < R, v < V; then
 // y_v[r*P + 0..16) (lanes m_v) = bias[r] + acc(r, v), relu'd when `relu` (NaN passes). R and V are
@@ -189,7 +188,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
                 int64_t oh = (v + u) / vpr, ow0 = (v + u) % vpr * 16;
                 dv[u] = d + oh * g->SH * DW + ow0;
                 yv[u] = yn + oh * g->OW + ow0;
-                m[u] = lanes(g->OW - ow0);
+                m[u] = ply_lanes16(g->OW - ow0);
             }
             for (int64_t o = 0; o < g->OC; o += B) {
                 int r = (int)ply_min_i64(B, g->OC - o);

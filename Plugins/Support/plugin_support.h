@@ -191,6 +191,12 @@ typedef enum ply_cpu {
 #define PLY_HAVE_X86_TARGETS 0
 #endif
 
+/** The mask of the first `n` of 16 vector lanes (0 when n <= 0, all 16 when n >= 16): the
+ *  `__mmask16` an AVX-512 kernel passes to its loads and stores for a part-filled vector. */
+static inline uint16_t ply_lanes16(int64_t n) {
+    return n >= 16 ? (uint16_t)0xFFFF : n <= 0 ? (uint16_t)0 : (uint16_t)((1u << n) - 1);
+}
+
 /**
  * PLY_AVX2_CLONE(name, params, args) defines `static void name params` from `name##_body`, a
  * `static inline __attribute__((always_inline))` function of the same parameters: on x86-64 it
