@@ -14,24 +14,21 @@ affine terms drawn so none is trivial, input standard normal (float32 values); t
 with 9 significant digits. Format: golden/README.md's layer cases, forward only (eval mode). Not
 used by the build or the tests (they read the committed files).
 """
-import json
 import os
+import sys
 
 import torch
 from torchvision.models.inception import InceptionA
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from fixture_json import tensor, write_case  # noqa: E402
 
 # name, op, module, attrs, input shape
 CASES = [
     ("inception_v3_a_eval_3x17x17", "inception_v3_a", lambda: InceptionA(4, pool_features=3),
      {"in_channels": 4, "pool_features": 3}, (3, 4, 17, 17)),
 ]
-
-
-def tensor(t):
-    t = t.detach().contiguous()
-    return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.flatten().tolist()]}
 
 
 def main():
@@ -52,9 +49,7 @@ def main():
         buffers = {k: tensor(v.float()) for k, v in block.named_buffers() if "num_batches" not in k}
         case = {"name": name, "op": op, "attrs": attrs, "mode": "eval", "params": params, "buffers": buffers,
                 "input": tensor(x), "output": tensor(y)}
-        with open(os.path.join(HERE, name + ".json"), "w") as f:
-            json.dump(case, f, separators=(",", ":"))
-        print(name, tuple(y.shape))
+        write_case(HERE, case)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ output channels: the 8-row tile; 20: a 12-row block and a part-filled one), rows
 vector is part-filled, strides 3 and (2, 1), a non-square kernel, no bias. Not used by the
 build or the tests (they read the committed files).
 """
-import json
 import os
-
-import torch
-import torch.nn as nn
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from fixture_json import write_conv2d_eval_cases  # noqa: E402
 
 # name, N, C, OC, H, W, kernel, stride, padding, bias
 CASES = [
@@ -31,31 +30,5 @@ CASES = [
 ]
 
 
-def tensor(t):
-    t = t.detach().contiguous()
-    return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.flatten().tolist()]}
-
-
-def pair(v):
-    return list(v) if isinstance(v, tuple) else [v, v]
-
-
-def main():
-    for i, (name, n, c, oc, h, w, k, s, p, bias) in enumerate(CASES):
-        torch.manual_seed(500 + i)
-        conv = nn.Conv2d(c, oc, k, s, p, bias=bias).eval()
-        x = torch.randn(n, c, h, w)
-        with torch.no_grad():
-            y = conv.double()(x.double())
-        attrs = {"in_channels": c, "out_channels": oc, "kernel_size": pair(k), "stride": pair(s),
-                 "padding": pair(p), "bias": bias}
-        case = {"name": name, "op": "conv2d", "attrs": attrs, "mode": "eval",
-                "params": {pn: tensor(pv) for pn, pv in conv.named_parameters()},
-                "input": tensor(x), "output": tensor(y)}
-        with open(os.path.join(HERE, name + ".json"), "w") as f:
-            json.dump(case, f, separators=(",", ":"))
-        print(name, tuple(y.shape))
-
-
 if __name__ == "__main__":
-    main()
+    write_conv2d_eval_cases(HERE, CASES, seed=500)
