@@ -122,55 +122,23 @@ static ply_status alloc_buf(ply_layer *self, int id, int64_t n) {
     return PLY_OK;
 }
 
-// y[i] = relu(y[i] + id[i]) (max(v, 0), NaN passed through, as the relu layer): over [begin, end)
-// of the flat tensor, or (planes > 0) over positions [begin, end) of each of the planes of P floats.
-typedef struct { float *y; const float *id; int64_t planes, P, threads; } add_relu_job;
+// y[i] = relu(y[i] + id[i]) (max(v, 0), NaN passed through, as the relu layer) over [begin, end)
+typedef struct { float *y; const float *id; } add_relu_job;
 
-static void add_relu_span(float *y, const float *id, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
+static void add_relu_range(void *ctx, int64_t begin, int64_t end) {
+    const add_relu_job *j = ctx;
+    float *y = j->y;
+    const float *id = j->id;
+    for (int64_t i = begin; i < end; i++) {
         float v = y[i] + id[i];
         y[i] = (v > 0.0f || v != v) ? v : 0.0f;
     }
 }
 
-static void add_relu_range(void *ctx, int64_t begin, int64_t end) {
-    const add_relu_job *j = ctx;
-    add_relu_span(j->y + begin, j->id + begin, end - begin);
-}
-
-// Thread t's positions of every plane: [P t / T, P (t+1) / T) cut at multiples of 32.
-static void add_relu_positions(void *ctx, int64_t t0, int64_t t1) {
-    const add_relu_job *j = ctx;
-    const int64_t blocks = (j->P + 31) / 32;
-    for (int64_t t = t0; t < t1; t++) {
-        const int64_t p0 = ply_min_i64(j->P, blocks * t / j->threads * 32);
-        const int64_t p1 = ply_min_i64(j->P, blocks * (t + 1) / j->threads * 32);
-        for (int64_t q = 0; p0 < p1 && q < j->planes; q++) add_relu_span(j->y + q * j->P + p0, j->id + q * j->P + p0, p1 - p0);
-    }
-}
-
-// Bottleneck blocks (their last conv a 1x1) on planes of at least this many strips of 32 positions
-// per thread split the add by positions, as conv_1x1.c splits the positions of an image the threads
-// share (a batch they do not divide; MIN_STRIPS_PER_PART there: 56x56 and 28x28 at 2 threads). Each
-// thread then adds the positions the last 1x1 conv wrote from its own core and writes those the
-// next block's 1x1 convs read there, where the flat split (halves of the tensor: whole channels)
-// reads half of y and of the shortcut from the other core's cache. Smaller planes keep the flat
-// split, which matches conv_1x1.c's split of their output channels; basic blocks too (their last
-// conv is a 3x3, Winograd's "rows" at 28x28 splitting output channels).
-// Measured (branch rn50t, ResNet-50 batch 1, 2 threads, loaded machine, PLY_REGION_TRACE,
-// Benchmarks/region_trace.py --together): with the flat split the add regions where both threads
-// ran at the same time took 1.4-2.9x the CPU time of those where they ran apart (layer2).
-#define POSITIONS_MIN_STRIPS 4
-
-static void add_relu(const ply_host *h, float *y, const float *id, const ply_shape *s, int bottleneck) {
-    const int64_t n = ply_shape_numel(s), threads = h->thread_count(h);
-    const int64_t P = s->ndim == 4 ? s->dims[2] * s->dims[3] : 0;
-    add_relu_job j = {y, id, P > 0 ? n / P : 0, P, threads};
+static void add_relu(const ply_host *h, float *y, const float *id, int64_t n) {
+    add_relu_job j = {y, id};
+    int64_t threads = h->thread_count(h);
     if (threads <= 1 || n < (1 << 16)) { add_relu_range(&j, 0, n); return; }
-    if (bottleneck && s->ndim == 4 && s->dims[0] % threads != 0 && (P + 31) / 32 >= POSITIONS_MIN_STRIPS * threads) {
-        h->parallel_for(h, threads, 1, add_relu_positions, &j);
-        return;
-    }
     h->parallel_for(h, n, (n + threads - 1) / threads, add_relu_range, &j);
 }
 
@@ -222,7 +190,7 @@ static ply_status forward_images(ply_layer *self, const ply_tensor *x, ply_tenso
         if ((st = run(&self->ds_fold, &xin, &d)) != PLY_OK) return st;
         id = d.data;
     }
-    add_relu(self->host, yd, id, &ys, S == 3);
+    add_relu(self->host, yd, id, ply_shape_numel(&ys));
     return PLY_OK;
 }
 
