@@ -433,10 +433,7 @@ static void subsample_part(const conv_geom *g, const float *x, int64_t n, int64_
         for (int64_t p = p0; p < p1;) {
             const int64_t oh = p / g->OW, ow0 = p % g->OW, ow1 = ply_min_i64(g->OW, ow0 + p1 - p);
             const float *row = src + oh * g->SH * g->W;
-            if (g->SW == 2) // (a constant stride the compiler vectorizes)
-                for (int64_t ow = ow0; ow < ow1; ow++) dst[oh * g->OW + ow] = row[2 * ow];
-            else
-                for (int64_t ow = ow0; ow < ow1; ow++) dst[oh * g->OW + ow] = row[ow * g->SW];
+            for (int64_t ow = ow0; ow < ow1; ow++) dst[oh * g->OW + ow] = row[ow * g->SW];
             p += ow1 - ow0;
         }
     }
@@ -497,6 +494,10 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 // (7x7), else 4, so that the shares come out even. At multiples of 12, 2 threads split ResNet-50's
 // 14x14 1024->256 132 + 124 rows (11 tiles against 10 and a 4-row tile) and its 7x7 2048->512 252
 // + 260 in 8-row tiles (31 and a 4-row tile against 32 and a 4-row tile; 256 + 256 is 32 each).
+// Measured (branch rn50t, ResNet-50 batch 1, 2 threads, 6 alternating rounds, loaded machine,
+// Benchmarks/region_trace.py --together: both threads' CPU time in the regions whose threads ran
+// apart, medians of ~500 forwards): layer3's 1024->256 convs 766-772 -> 739-756 us, layer4's
+// 2048->512 747 -> 728-732 us, 512->2048 724-729 -> 705-712 us.
 static int64_t row_align(const conv_geom *g, int packed) {
     if (packed) return MR;
     const int64_t P = g->OH * g->OW, rem = P % 16, pm = rem <= TAIL_MAX ? P - rem : P;
@@ -508,7 +509,8 @@ static int64_t row_align(const conv_geom *g, int packed) {
 static void run_share(void *ctx, int64_t w0, int64_t w1) {
     const job_1x1 *j = ctx;
     const int64_t C = j->g->C, P = j->g->OH * j->g->OW;
-    for (int64_t wk = w0; wk < w1; wk++) subsample_part(j->g, j->x, 0, C * wk / j->workers, C * (wk + 1) / j->workers, 0, P, j->shared);
+    for (int64_t wk = w0; wk < w1; wk++)
+        subsample_part(j->g, j->x, 0, C * wk / j->workers, C * (wk + 1) / j->workers, 0, P, j->shared);
 }
 
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
@@ -529,7 +531,8 @@ void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g,
     // Strided, batch 1, output channels split (ResNet-50's 14x14 and 7x7 downsamples): the workers
     // first subsample the image together into worker 0's slot, a region of its own, then all read
     // it, where each subsampled the whole image for itself before (layer3.0's 512 x 196 floats, read
-    // from 800 KB of input, on both threads).
+    // from 800 KB of input, on both threads). Measured as at row_align, the downsample's regions:
+    // layer3.0 1711 -> 1483 + 115 us (the subsampling region), layer4.0 1589 -> 1451 + 75 us.
     if (j.workers > 1 && j.split_rows && strided(g) && g->N == 1) {
         j.shared = scratch + xt_floats(g) + xp_floats(g);
         host->parallel_for(host, j.workers, 1, run_share, &j);
