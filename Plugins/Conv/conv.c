@@ -10,7 +10,8 @@
  *     plans below are for groups 1 and dilation 1 only);
  *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
- *     with its own padded planes and partial gradients;
+ *     with its own padded planes and partial gradients (a forward with fewer
+ *     images than threads: one range of output channels per thread);
  *   - conv_gemm.c: im2col over the whole batch and a product, split over the
  *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
  *     without AVX-512), single-threaded OpenBLAS sgemm backward;
@@ -320,8 +321,10 @@ static int64_t gemm_threads(const ply_layer *L) {
 // input itself) where each thread then gets at least this many multiply-adds. GoogLeNet at batch 1, 2
 // threads: inception3a's 16->32 3x3 on 28x28 (3.6M MACs) and inception4a's 16->48 on 14x14 (1.35M) ran
 // on one thread while the other waited (PLY_REGION_TRACE: 100 and 50 us serial per forward, loaded
-// machine); the tutorial ConvNet's 8->16 on 28x28 at batch 1 (0.9M MACs, ~10 us) stays whole: a region
-// post costs ~1 us with the worker spinning and 30-60 us waking it (Benchmarks/pool_roundtrip.c).
+// machine; split, the traced forward's serial CPU time fell 0.64 -> 0.53 ms, BENCHMARKS.md `inc2t`).
+// 2^19 a thread splits both and keeps the tutorial ConvNet's 8->16 on 28x28 at batch 1 (0.9M MACs)
+// whole, where a region's post (under 1 us spinning, 29-60 us waking the worker: Benchmarks/
+// pool_roundtrip.c) is a larger share; the point between was not measured further.
 #define DIRECT_SPLIT_MIN_MACS (1 << 19)
 
 // A direct-kernel job: one chunk of the batch per host thread, or at a small batch (forward) one range of
