@@ -668,10 +668,10 @@ final class WorkerPool: @unchecked Sendable {
             var g = generation.load(ordering: .acquiring)
             var spins = 0
             // poll until the deadline (WorkerSpin), then sleep
-            let deadline = g == seen ? spin.deadline(now: WorkerSpin.now(), switches: WorkerSpin.involuntarySwitches()) : 0
+            let deadline = g == seen ? spin.deadline(now: RegionTrace.now(), switches: WorkerSpin.involuntarySwitches()) : 0
             while g == seen {
                 spins += 1
-                if spins % WorkerSpin.pollsPerClockRead == 0 && WorkerSpin.now() >= deadline {
+                if spins % WorkerSpin.pollsPerClockRead == 0 && RegionTrace.now() >= deadline {
                     pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     g = generation.load(ordering: .sequentiallyConsistent)

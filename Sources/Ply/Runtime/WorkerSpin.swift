@@ -40,21 +40,15 @@ struct WorkerSpin {
     /// `switches`: the worker thread's involuntary context switches so far.
     init(switches: Int) { self.switches = switches }
 
-    /// The monotonic time until which a worker going idle at `now`, switched out involuntarily
-    /// `switches` times so far, polls before it sleeps.
+    /// The monotonic time (`RegionTrace.now()`, CLOCK_MONOTONIC through the vDSO) until which a
+    /// worker going idle at `now`, switched out involuntarily `switches` times so far, polls
+    /// before it sleeps.
     mutating func deadline(now: UInt64, switches: Int) -> UInt64 {
         if switches != self.switches {
             self.switches = switches
             contendedUntil = now &+ WorkerSpin.contendedHoldNanoseconds
         }
         return now &+ (now < contendedUntil ? WorkerSpin.contendedNanoseconds : WorkerSpin.idleNanoseconds)
-    }
-
-    /// CLOCK_MONOTONIC in nanoseconds (through the vDSO: ~22 ns here).
-    @inline(__always) static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
     /// The calling thread's involuntary context switches so far (getrusage, ~180 ns; Linux only:
