@@ -13,11 +13,7 @@ import Testing
 /// And an inception block with GoogLeNet's inception3a branch3.1 (16 -> 32 3x3 on 28x28) at 1, 2 and
 /// 3 threads, each against the 1-thread answer. Below AVX-512 the same cases run other kernels.
 @Suite struct ConvBatchSplitTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("split")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("split")
 
     static let twoThreads = threadedRuntime(2)
     static let threeThreads = threadedRuntime(3)
@@ -29,10 +25,7 @@ import Testing
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
         let json = try JSON.load(fixtures.appendingPathComponent("split/\(name).json"))
-        var attrs: Attributes = []
-        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
-            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
-        }
+        let attrs = try json.attributes(case: name)
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
             for training in [false, true] {

@@ -10,11 +10,7 @@ import Testing
 /// the AVX2 and generic levels). Then the large planes' product (K in blocks, r added with the last
 /// block) against the reference conv plus r, and the inputs it refuses.
 @Suite struct ConvResidualTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("residual_conv")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("residual_conv")
 
     static let twoThreads = threadedRuntime(2)
     static let threeThreads = threadedRuntime(3)
@@ -26,10 +22,7 @@ import Testing
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
         let json = try JSON.load(fixtures.appendingPathComponent("residual_conv/\(name).json"))
-        var attrs: Attributes = []
-        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
-            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
-        }
+        let attrs = try json.attributes(case: name)
         let x = try #require(json["input"]?.tensor), r = try #require(json["residual"]?.tensor)
         for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
             for relu in [true, false] {

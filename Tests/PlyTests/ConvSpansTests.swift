@@ -9,22 +9,12 @@ import Testing
 /// below them), on 1, 2 and 3 threads; its packed weights following weight changes; and the errors where it
 /// cannot run.
 @Suite struct ConvSpansTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("spans")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("spans")
 
-    static func runtime(threads: Int) -> Runtime {
-        var options = Runtime.Options()
-        options.threads = threads
-        do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
-    }
-
-    static let twoThreads = runtime(threads: 2)
+    static let twoThreads = threadedRuntime(2)
     /// Where the panels do not divide evenly among the threads (1 or 2 panels here on 3 threads, 1 on
     /// 2) the threads split the output positions instead.
-    static let threeThreads = runtime(threads: 3)
+    static let threeThreads = threadedRuntime(3)
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 6, "\(Self.cases)")
@@ -33,10 +23,7 @@ import Testing
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
         let json = try JSON.load(fixtures.appendingPathComponent("spans/\(name).json"))
-        var attrs: Attributes = []
-        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
-            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
-        }
+        let attrs = try json.attributes(case: name)
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         // below the AVX2 level forcing "spans" is refused (spansNeedsAVX2BelowIt)
         let algorithms = avx2Kernels ? ["auto", "spans"] : ["auto"]

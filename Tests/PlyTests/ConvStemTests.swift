@@ -9,11 +9,7 @@ import Testing
 /// threads (3: the batch's vectors split mid-image); and against im2col at ResNet's stem geometry,
 /// before and after the weights change (the kernel packs them on every call).
 @Suite struct ConvStemTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("stem")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("stem")
 
     static let twoThreads = threadedRuntime(2)
     static let threeThreads = threadedRuntime(3)
@@ -25,10 +21,7 @@ import Testing
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
         let json = try JSON.load(fixtures.appendingPathComponent("stem/\(name).json"))
-        var attrs: Attributes = []
-        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
-            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
-        }
+        let attrs = try json.attributes(case: name)
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
             for training in [false, true] { // evaluation takes the stem kernel; training im2col's forward

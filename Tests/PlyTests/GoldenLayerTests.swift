@@ -7,12 +7,7 @@ import Testing
 /// plugins: forward output, input gradients, parameter gradients and buffers after.
 /// Blocks (residual_*, inception_*) are tested with the block plugins.
 @Suite struct GoldenLayerTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("golden/layers")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix("residual_") && !$0.hasPrefix("inception_") }
-            .map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("golden/layers") { !$0.hasPrefix("residual_") && !$0.hasPrefix("inception_") }
 
     @Test func casesArePresent() {
         #expect(Self.cases.count >= 30)

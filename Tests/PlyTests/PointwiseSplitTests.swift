@@ -11,19 +11,9 @@ import Testing
 /// "pointwise" (AVX2 and AVX-512 levels), twice each (the second forward reuses the scratch that
 /// the first left).
 @Suite struct PointwiseSplitTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("pointwise_split")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("pointwise_split")
 
-    static func runtime(threads: Int) -> Runtime {
-        var options = Runtime.Options()
-        options.threads = threads
-        do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
-    }
-
-    static let runtimes = [sharedRuntime, runtime(threads: 2), runtime(threads: 3)]
+    static let runtimes = [sharedRuntime, threadedRuntime(2), threadedRuntime(3)]
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 5, "\(Self.cases)")
@@ -32,10 +22,7 @@ import Testing
     @Test(arguments: cases)
     func matchesPyTorchOnAnyThreadCount(_ name: String) throws {
         let json = try JSON.load(fixtures.appendingPathComponent("pointwise_split/\(name).json"))
-        var attrs: Attributes = []
-        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
-            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
-        }
+        let attrs = try json.attributes(case: name)
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         let algorithms = avx2Kernels ? ["auto", "pointwise"] : ["auto"]
         for runtime in Self.runtimes {

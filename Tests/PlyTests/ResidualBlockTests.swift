@@ -6,11 +6,7 @@ import Testing
 /// The residual plugin (residual_basic, residual_bottleneck): torchvision's BasicBlock and
 /// Bottleneck against PyTorch's golden cases, their state_dict names, and bad attributes.
 @Suite struct ResidualBlockTests {
-    static let cases: [String] = {
-        let dir = fixtures.appendingPathComponent("golden/layers")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { $0.hasPrefix("residual_") && $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }()
+    static let cases = fixtureCases("golden/layers") { $0.hasPrefix("residual_") }
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 8, "\(Self.cases)")

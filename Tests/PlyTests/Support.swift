@@ -78,6 +78,15 @@ enum JSON: Decodable {
         return try? Tensor(shape: Shape(shape), data: data.map { Float($0) })
     }
 
+    /// A fixture case's `"attrs"` object as layer attributes, in name order; `name` labels a failure.
+    func attributes(case name: String) throws -> Attributes {
+        var attrs: Attributes = []
+        for (key, value) in self["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
+            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
+        }
+        return attrs
+    }
+
     /// The attribute this JSON value stands for.
     var attribute: AttributeValue? {
         switch self {
@@ -153,4 +162,12 @@ func threadedRuntime(_ threads: Int) -> Runtime {
     var options = Runtime.Options()
     options.threads = threads
     do { return try Runtime(options: options) } catch { fatalError("cannot create the test runtime: \(error)") }
+}
+
+/// The cases in `Fixtures/<folder>`: its `.json` files' names without the extension that `keep`
+/// accepts, sorted (none when the folder is missing: each suite's `casesArePresent` counts them).
+func fixtureCases(_ folder: String, where keep: (String) -> Bool = { _ in true }) -> [String] {
+    let dir = fixtures.appendingPathComponent(folder)
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.filter(keep).sorted()
 }
