@@ -6,6 +6,7 @@ each thread's busy time in those regions, and the loss that threads waiting cost
     PLY_REGION_TRACE=/tmp/t.tsv taskset -c 0,1 .build/release/ply bench-model resnet18 \\
         --batch 1 --threads 2 --runs 3 --iterations 20
     python3 Benchmarks/region_trace.py /tmp/t.tsv [--top 25]
+    python3 Benchmarks/region_trace.py --together /tmp/t-*.tsv   # what running together costs
 
 Columns (microseconds, medians over forwards): wall = the node's forward; regions = the count of
 parallel regions in it (1-chunk calls counted apart as "1ch"); inside = wall time inside the
@@ -110,18 +111,75 @@ def critical(forwards, name):
                              + max(0, v["cpu1"] - v["cpu0"] - sum(r[6] for r in v["regions"])) for v in per)
 
 
+def together(paths, resolve):
+    """Per (node, region index): the median summed chunk CPU time of the instances where both
+    chunks of a 2-chunk region ran at the same time (overlapping >= 90% of the shorter, each
+    chunk's CPU time >= 97% of its wall time: not preempted) and of those whose chunks did not
+    overlap (<= 5%). On a loaded machine the threads of a region mostly run apart, so "apart" is
+    the work of the split without the other thread beside it, "together" the same work with it: their
+    ratio is what sharing caches and memory with the other thread costs that region."""
+    inst = collections.OrderedDict()
+    for path in paths:
+        node, idx, first, forward = None, 0, None, -1
+        for line in open(path):
+            f = line.rstrip("\n").split("\t")
+            if f[0] == "mark":
+                node, idx = (f[2], 0) if f[1] == "begin" else (None, 0)
+                if f[1] == "begin" and f[2] == (first or f[2]):
+                    first, forward = f[2], forward + 1
+                continue
+            # (the first forward of each trace left out: it also transforms weights and plans)
+            if f[0] != "region" or node is None or forward < 1:
+                continue
+            key = (node, idx)
+            idx += 1
+            d = inst.setdefault(key, {"body": f[1], "together": [], "apart": []})
+            st = [int(x) for x in f[6:]]
+            if int(f[3]) != 2 or len(st) < 8 or not st[0] or not st[4]:
+                continue
+            wall = [(st[0], st[1]), (st[4], st[5])]
+            busy = [e - b for b, e in wall]
+            cpu = [st[3] - st[2], st[7] - st[6]]
+            if min(busy) <= 0:
+                continue
+            overlap = max(0, min(wall[0][1], wall[1][1]) - max(wall[0][0], wall[1][0]))
+            if overlap >= 0.9 * min(busy) and all(c >= 0.97 * b for c, b in zip(cpu, busy)):
+                d["together"].append(sum(cpu))
+            elif overlap <= 0.05 * min(busy):
+                d["apart"].append(sum(cpu))
+    print("| node | region | body | n together / apart | CPU together | CPU apart | together / apart |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    tt = ta = 0
+    for (node, idx), d in inst.items():
+        n1, n2 = len(d["together"]), len(d["apart"])
+        body = resolve(d["body"])
+        if n1 < 3 or n2 < 3:
+            print(f"| {node} | {idx} | {body} | {n1} / {n2} | | | (too few) |")
+            continue
+        t, p = statistics.median(d["together"]), statistics.median(d["apart"])
+        tt += t
+        ta += p
+        print(f"| {node} | {idx} | {body} | {n1} / {n2} | {t/1e3:.0f} | {p/1e3:.0f} | {t/max(p, 1):.2f} |")
+    print(f"| total (regions with both) | | | | {tt/1e3:.0f} | {ta/1e3:.0f} | {tt/max(ta, 1):.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("trace")
+    ap.add_argument("trace", nargs="+", help="a trace (--together: one or more of the same model and build)")
     ap.add_argument("--compare", help="a 1-thread trace of the same model: adds each node's CPU time there "
                     "and the ratio of this trace's total CPU time to it (work inflation)")
     ap.add_argument("--against", help="a trace of another build, same model and threads: per node the "
                     "critical path in CPU time of both (the slowest thread per region plus the serial part)")
+    ap.add_argument("--together", action="store_true", help="per region, the summed CPU time of its "
+                    "2-thread instances whose chunks ran at the same time unpreempted against those that ran "
+                    "apart, over all the traces given: what running together costs, measurable on a loaded machine")
     ap.add_argument("--top", type=int, default=0, help="only the N nodes losing most (0: all, in order)")
     a = ap.parse_args()
     resolve = resolver()
 
-    forwards, order = parse(a.trace, resolve)
+    if a.together:
+        return together(a.trace, resolve)
+    forwards, order = parse(a.trace[0], resolve)
     threads = max((r[2] for fw in forwards for v in fw.values() for r in v["regions"]), default=1)
 
     rows = []

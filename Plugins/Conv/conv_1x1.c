@@ -397,7 +397,9 @@ typedef struct {
     int relu;
     int64_t parts;      // parts per image
     int split_rows;     // parts split the output channels (else the positions)
+    int64_t row_align;  // split_rows: the parts' output channels start at multiples of this
     int64_t workers;
+    float *shared;      // strided, batch 1, output channels split: the image subsampled once for all workers
 } job_1x1;
 
 // The share [*b, *e) of part t of n items in `parts` parts, cut at multiples of `align`.
@@ -414,6 +416,26 @@ static void subsample(const conv_geom *g, const float *x, int64_t n0, int64_t ni
         float *dst = xs + t * g->OH * g->OW;
         for (int64_t oh = 0; oh < g->OH; oh++)
             for (int64_t ow = 0; ow < g->OW; ow++) dst[oh * g->OW + ow] = src[oh * g->SH * g->W + ow * g->SW];
+    }
+}
+
+// xs[c][p] = x[n][c][oh*SH][ow*SW] for p = oh*OW + ow in [p0, p1) and channels c in [c0, c1) of
+// image n, xs laid out as the whole plane ([C][OH*OW]; the other positions are left as they were):
+// a part that splits the positions subsamples only its own, and threads that split the output
+// channels share one subsampled image, each thread copying a range of its channels (both threads
+// subsampled the whole image before: the comment at conv_1x1_forward).
+static void subsample_part(const conv_geom *g, const float *x, int64_t n, int64_t c0, int64_t c1, int64_t p0,
+                           int64_t p1, float *xs) {
+    const int64_t P = g->OH * g->OW;
+    for (int64_t c = c0; c < c1; c++) {
+        const float *src = x + (n * g->C + c) * g->H * g->W;
+        float *dst = xs + c * P;
+        for (int64_t p = p0; p < p1;) {
+            const int64_t oh = p / g->OW, ow0 = p % g->OW, ow1 = ply_min_i64(g->OW, ow0 + p1 - p);
+            const float *row = src + oh * g->SH * g->W;
+            for (int64_t ow = ow0; ow < ow1; ow++) dst[oh * g->OW + ow] = row[ow * g->SW];
+            p += ow1 - ow0;
+        }
     }
 }
 
@@ -446,11 +468,18 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
         const float *xs = NULL;
         for (int64_t t = tasks * wk / j->workers, have = -1; t < tasks * (wk + 1) / j->workers; t++) {
             int64_t n = t / j->parts, part = t % j->parts, o0 = 0, o1 = g->OC, p0 = 0, p1 = P;
-            if (j->split_rows) share_aligned(g->OC, j->parts, part, MR, &o0, &o1);
+            if (j->split_rows) share_aligned(g->OC, j->parts, part, j->row_align, &o0, &o1);
             else share_aligned(P, j->parts, part, NR, &p0, &p1);
             if (o0 >= o1 || p0 >= p1) continue;
-            if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
-            have = n;                                  // against the part's OC/parts*C*P multiply-adds)
+            if (j->shared) {
+                xs = j->shared;
+            } else if (strided(g) && !j->split_rows) { // the part's own positions only
+                subsample_part(g, j->x, n, 0, K, p0, p1, xsub);
+                xs = xsub;
+            } else {
+                if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
+                have = n;                                  // against the part's OC/parts*C*P multiply-adds)
+            }
             product_at_level(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt,
                              xp);
         }
@@ -458,6 +487,30 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #else
     (void)ctx; (void)w0; (void)w1;
 #endif
+}
+
+// Where the parts of an image split its output channels, the multiple their shares start at: the
+// 12-row tile where the weights are packed by 12 rows, the 8-row tile of the 3-vector strips
+// (7x7), else 4, so that the shares come out even. At multiples of 12, 2 threads split ResNet-50's
+// 14x14 1024->256 132 + 124 rows (11 tiles against 10 and a 4-row tile) and its 7x7 2048->512 252
+// + 260 in 8-row tiles (31 and a 4-row tile against 32 and a 4-row tile; 256 + 256 is 32 each).
+// Measured (branch rn50t, ResNet-50 batch 1, 2 threads, 6 alternating rounds, loaded machine,
+// Benchmarks/region_trace.py --together: both threads' CPU time in the regions whose threads ran
+// apart, medians of ~500 forwards): layer3's 1024->256 convs 766-772 -> 739-756 us, layer4's
+// 2048->512 747 -> 728-732 us, 512->2048 724-729 -> 705-712 us.
+static int64_t row_align(const conv_geom *g, int packed) {
+    if (packed) return MR;
+    const int64_t P = g->OH * g->OW, rem = P % 16, pm = rem <= TAIL_MAX ? P - rem : P;
+    const int wide = ply_cpu_level() >= PLY_CPU_AVX512 && pm % NR != 0 && pm % NR3 == 0;
+    return wide ? MR3 : 4;
+}
+
+// Worker w's channels of the shared subsampled image (batch 1).
+static void run_share(void *ctx, int64_t w0, int64_t w1) {
+    const job_1x1 *j = ctx;
+    const int64_t C = j->g->C, P = j->g->OH * j->g->OW;
+    for (int64_t wk = w0; wk < w1; wk++)
+        subsample_part(j->g, j->x, 0, C * wk / j->workers, C * (wk + 1) / j->workers, 0, P, j->shared);
 }
 
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
@@ -472,8 +525,18 @@ void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g,
     if (threads > 1 && g->N % threads != 0) {
         j.parts = threads;
         j.split_rows = (P + NR - 1) / NR < MIN_STRIPS_PER_PART * threads;
+        j.row_align = row_align(g, j.wp != NULL);
     }
     j.workers = ply_min_i64(threads, g->N * j.parts);
+    // Strided, batch 1, output channels split (ResNet-50's 14x14 and 7x7 downsamples): the workers
+    // first subsample the image together into worker 0's slot, a region of its own, then all read
+    // it, where each subsampled the whole image for itself before (layer3.0's 512 x 196 floats, read
+    // from 800 KB of input, on both threads). Measured as at row_align, the downsample's regions:
+    // layer3.0 1711 -> 1483 + 115 us (the subsampling region), layer4.0 1589 -> 1451 + 75 us.
+    if (j.workers > 1 && j.split_rows && strided(g) && g->N == 1) {
+        j.shared = scratch + xt_floats(g) + xp_floats(g);
+        host->parallel_for(host, j.workers, 1, run_share, &j);
+    }
     if (j.workers > 1) host->parallel_for(host, j.workers, 1, run_workers, &j);
     else run_workers(&j, 0, 1);
 }
