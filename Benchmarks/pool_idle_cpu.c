@@ -3,7 +3,7 @@
  * zoo's ResNet-18 (batch 1, evaluation mode) on THREADS threads, then idles: prints the
  * process's CPU time (all threads) burned in each of the following 5 intervals of IDLE_MS
  * milliseconds. The pool's workers poll for a new job for a bounded time after the last one
- * (WorkerPool.spinLimit in Sources/Ply/Runtime/HostServices.swift, ~60 us), then sleep: the
+ * (Sources/Ply/Runtime/WorkerSpin.swift: 50 us, 7 us after a preemption), then sleep: the
  * first interval holds that spin once, the others must be ~0. Run it after any change to how
  * long the workers spin.
  *

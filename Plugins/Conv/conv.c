@@ -10,7 +10,8 @@
  *     plans below are for groups 1 and dilation 1 only);
  *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
- *     with its own padded planes and partial gradients;
+ *     with its own padded planes and partial gradients (a forward with fewer
+ *     images than threads: one range of output channels per thread);
  *   - conv_gemm.c: im2col over the whole batch and a product, split over the
  *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
  *     without AVX-512), single-threaded OpenBLAS sgemm backward;
@@ -119,6 +120,8 @@ typedef struct {
     float *dx;          // [N, C, H, W] or NULL (backward)
     const float *y_relu; // backward with a fused relu: its output (masks dy), else NULL
     direct_geom dg;     // the geometry
+    int by_channels;    // forward: chunk t computes every image's output channels [8*B*t/chunks, 8*B*(t+1)/chunks)
+                        // (B = ceil(OC/8) blocks of 8; the last range ends at OC), not images [N*t/chunks, ..)
 } direct_job;
 
 static void chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1) {
@@ -126,13 +129,23 @@ static void chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n
     *n1 = j->N * (t + 1) / j->chunks;
 }
 
+// Output-channel blocks of 8 (conv_direct_forward_channels' unit).
+static int64_t direct_blocks(const direct_geom *g) { return (g->OC + 7) / 8; }
+
 static void direct_forward_chunks(void *ctx, int64_t begin, int64_t end) {
     const direct_job *j = ctx;
+    const float *bias = j->L->has_bias ? j->L->bias : NULL;
     for (int64_t t = begin; t < end; t++) {
+        float *scratch = j->L->scratch + (size_t)t * j->slice;
+        if (j->by_channels) {
+            int64_t B = direct_blocks(&j->dg), o0 = 8 * (B * t / j->chunks), o1 = 8 * (B * (t + 1) / j->chunks);
+            conv_direct_forward_channels(&j->dg, j->L->wflip, bias, j->L->relu, j->x, j->y, 0, j->N, o0,
+                                         o1 < j->dg.OC ? o1 : j->dg.OC, scratch);
+            continue;
+        }
         int64_t n0, n1;
         chunk_bounds(j, t, &n0, &n1);
-        conv_direct_forward(&j->dg, j->L->wflip, j->L->has_bias ? j->L->bias : NULL, j->L->relu, j->x, j->y, n0, n1,
-                            j->L->scratch + (size_t)t * j->slice);
+        conv_direct_forward(&j->dg, j->L->wflip, bias, j->L->relu, j->x, j->y, n0, n1, scratch);
     }
 }
 
@@ -304,7 +317,18 @@ static int64_t gemm_threads(const ply_layer *L) {
     return ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
 }
 
-// A direct-kernel job: one chunk of the batch per host thread.
+// A forward with fewer images than threads splits output channels instead (every thread pads the whole
+// input itself) where each thread then gets at least this many multiply-adds. GoogLeNet at batch 1, 2
+// threads: inception3a's 16->32 3x3 on 28x28 (3.6M MACs) and inception4a's 16->48 on 14x14 (1.35M) ran
+// on one thread while the other waited (PLY_REGION_TRACE: 100 and 50 us serial per forward, loaded
+// machine; split, the traced forward's serial CPU time fell 0.64 -> 0.53 ms, BENCHMARKS.md `inc2t`).
+// 2^19 a thread splits both and keeps the tutorial ConvNet's 8->16 on 28x28 at batch 1 (0.9M MACs)
+// whole, where a region's post (under 1 us spinning, 29-60 us waking the worker: Benchmarks/
+// pool_roundtrip.c) is a larger share; the point between was not measured further.
+#define DIRECT_SPLIT_MIN_MACS (1 << 19)
+
+// A direct-kernel job: one chunk of the batch per host thread, or at a small batch (forward) one range of
+// output channels per thread (by_channels).
 static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward) {
     direct_geom dg = {g->C, g->OC, g->KH, g->KW, g->PH, g->PW, g->H, g->W, g->OH, g->OW};
     int64_t threads = L->host->thread_count(L->host);
@@ -315,6 +339,14 @@ static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float 
     j->dg = dg;
     j->chunks = threads < g->N ? threads : g->N;
     if (j->chunks < 1) j->chunks = 1;
+    if (!backward && g->N < threads) {
+        int64_t macs = g->N * g->OH * g->OW * g->OC * g->C * g->KH * g->KW, B = direct_blocks(&dg);
+        int64_t parts = ply_min_i64(ply_min_i64(threads, B), macs / DIRECT_SPLIT_MIN_MACS);
+        if (parts > 1) {
+            j->chunks = parts;
+            j->by_channels = 1;
+        }
+    }
     j->slice = backward ? conv_direct_backward_floats(&dg) : conv_direct_forward_floats(&dg);
     return grow_scratch(L, j->slice * (size_t)j->chunks);
 }

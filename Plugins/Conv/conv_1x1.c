@@ -402,6 +402,13 @@ typedef struct {
     float *shared;      // strided, batch 1, output channels split: the image subsampled once for all workers
 } job_1x1;
 
+// Parts that split an image's positions are cut at multiples of this (the kernels take any range of
+// positions, one strip of NR a time, the last part-filled). Not NR: a 17x17 plane (289 positions, 9
+// strips and 1 position) split 5 + 5 strips gave the caller 160 positions and the worker 129. Inception
+// v3 at batch 1, 2 threads (PLY_REGION_TRACE, loaded machine): its 17x17 1x1 convs (768 -> 128-192)
+// took 1.24-1.45x the CPU time on the caller (e.g. 423 against 296 us), 40-58 us lost in each of 16.
+#define PART_ALIGN 16
+
 // The share [*b, *e) of part t of n items in `parts` parts, cut at multiples of `align`.
 static void share_aligned(int64_t n, int64_t parts, int64_t t, int64_t align, int64_t *b, int64_t *e) {
     int64_t blocks = (n + align - 1) / align;
@@ -469,7 +476,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
         for (int64_t t = tasks * wk / j->workers, have = -1; t < tasks * (wk + 1) / j->workers; t++) {
             int64_t n = t / j->parts, part = t % j->parts, o0 = 0, o1 = g->OC, p0 = 0, p1 = P;
             if (j->split_rows) share_aligned(g->OC, j->parts, part, j->row_align, &o0, &o1);
-            else share_aligned(P, j->parts, part, NR, &p0, &p1);
+            else share_aligned(P, j->parts, part, PART_ALIGN, &p0, &p1);
             if (o0 >= o1 || p0 >= p1) continue;
             if (j->shared) {
                 xs = j->shared;

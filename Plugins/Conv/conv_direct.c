@@ -280,15 +280,24 @@ static void tap_offsets(int64_t *offs, int64_t KH, int64_t KW, int64_t rs) {
 
 void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch) {
+    conv_direct_forward_channels(g, w, bias, relu, x, y, n0, n1, 0, g->OC, scratch);
+}
+
+// Output channels [o0, o1) only: the packed blocks from o0 on are the whole layer's (pack() sizes a block
+// by the channels left, so with o1 - o0 a multiple of 8, or o1 = OC, correlate() on the range walks the
+// same blocks), written to planes [o0, o1) of y; the span Qf is the whole layer's (a multiple of
+// corr_span(OC), which serves any such range: 64 when OC % 8 != 0, and 8-blocks only otherwise).
+void conv_direct_forward_channels(const direct_geom *g, const float *w, const float *bias, int relu, const float *x,
+                                  float *y, int64_t n0, int64_t n1, int64_t o0, int64_t o1, float *scratch) {
     layout l = make_layout(g);
     float *xpad = scratch, *out = scratch + g->C * l.CSx;
-    int64_t offs[MAX_TAPS], KK = g->KH * g->KW;
+    int64_t offs[MAX_TAPS], KK = g->KH * g->KW, P = g->OH * g->OW;
     tap_offsets(offs, g->KH, g->KW, l.Wp);
     memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
     for (int64_t n = n0; n < n1; n++) {
         pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, NULL, g->C, g->H, g->W, g->PH, g->PW);
-        correlate(out, l.Qf, xpad, l.CSx, g->C, g->OC, w, bias, offs, KK);
-        unpad_planes(y + n * g->OC * g->OH * g->OW, out, l.Qf, l.Wp, g->OC, g->OH, g->OW, relu);
+        correlate(out, l.Qf, xpad, l.CSx, g->C, o1 - o0, w + o0 * g->C * KK, bias ? bias + o0 : NULL, offs, KK);
+        unpad_planes(y + (n * g->OC + o0) * P, out, l.Qf, l.Wp, o1 - o0, g->OH, g->OW, relu);
     }
 }
 
@@ -345,6 +354,10 @@ void conv_direct_backward(const direct_geom *g, const float *wflip, const float 
 void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch) {
     (void)g; (void)w; (void)bias; (void)relu; (void)x; (void)y; (void)n0; (void)n1; (void)scratch;
+}
+void conv_direct_forward_channels(const direct_geom *g, const float *w, const float *bias, int relu, const float *x,
+                                  float *y, int64_t n0, int64_t n1, int64_t o0, int64_t o1, float *scratch) {
+    (void)g; (void)w; (void)bias; (void)relu; (void)x; (void)y; (void)n0; (void)n1; (void)o0; (void)o1; (void)scratch;
 }
 void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
                           float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias) {

@@ -40,6 +40,12 @@ void conv_direct_pack(const direct_geom *g, const float *w, float *packed);
 void conv_direct_forward(const direct_geom *g, const float *w, const float *bias, int relu, const float *x, float *y,
                          int64_t n0, int64_t n1, float *scratch);
 
+/** conv_direct_forward for output channels [o0, o1) only (planes [o0, o1) of each y[n]; the others are not
+ *  touched), so that threads can share one image. o0 MUST be a multiple of 8 and o1 - o0 a multiple of 8 or
+ *  o1 = OC (the packed weight's blocks); the scratch is a forward chunk's (conv_direct_forward_floats). */
+void conv_direct_forward_channels(const direct_geom *g, const float *w, const float *bias, int relu, const float *x,
+                                  float *y, int64_t n0, int64_t n1, int64_t o0, int64_t o1, float *scratch);
+
 /** The kernel of the input-gradient correlation, w[o][c][KH*KW-1-t] as [c][o][t], packed likewise. */
 void conv_direct_flip(const direct_geom *g, const float *w, float *wflip);
 

@@ -217,14 +217,8 @@ static void step_pad(void *ctx, int64_t t0, int64_t t1) {
     const panels_job *j = ctx;
     const conv_geom *g = j->g;
     const int64_t planes = g->N * g->C, Hp = padded_h(g), Wq = padded_w(g);
-    for (int64_t th = t0; th < t1; th++) {
-        const int64_t p0 = planes * th / j->threads, p1 = planes * (th + 1) / j->threads;
-        if (p0 >= p1) continue;
-        conv_geom run = *g;
-        run.N = 1;
-        run.C = p1 - p0;
-        conv_spans_pad(&run, Hp, Wq, j->x + p0 * g->H * g->W, j->xp + p0 * Hp * Wq, 0, 1);
-    }
+    for (int64_t th = t0; th < t1; th++)
+        conv_spans_pad_planes(g, Hp, Wq, j->x, j->xp, planes * th / j->threads, planes * (th + 1) / j->threads);
 }
 
 static void step_panels(void *ctx, int64_t t0, int64_t t1) {

@@ -155,6 +155,15 @@ void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, 
         }
 }
 
+void conv_spans_pad_planes(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t p0,
+                           int64_t p1) {
+    if (p0 >= p1) return;
+    conv_geom run = *g; // planes [p0, p1) are one run of p1 - p0 channels of one image, in x and xp alike
+    run.N = 1;
+    run.C = p1 - p0;
+    conv_spans_pad(&run, Hp, Wq, x + p0 * g->H * g->W, xp + p0 * Hp * Wq, 0, 1);
+}
+
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
@@ -372,10 +381,21 @@ static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int
     else run_part_avx2(j, p0, p1, sa, sb);
 }
 
+// Padded inputs of at least this many floats are padded by all the threads, each a range of the N*C
+// planes (plane n*C + c is image n's channel c in x and xp alike, so a range of planes is one call on a
+// run of them): at batch 1 the padding ran on the calling thread alone. Inception v3 at batch 1, 2
+// threads (PLY_REGION_TRACE, loaded machine): 36-56 us serial before each of its 1x7 / 7x1 layers on
+// 17x17 (128-192 channels, 50k-75k floats padded) and its 5x5 ones on 35x35, 6 per Mixed_6 block. The
+// threshold is conv_panels.c's PAD_SPLIT_FLOATS, measured there (a region of its own costs more than
+// padding a few thousand floats).
+#define SPANS_PAD_SPLIT_FLOATS 16384
+
 static void step_pad(void *ctx, int64_t t0, int64_t t1) {
     const spans_job *j = ctx;
+    const conv_geom *g = j->g;
+    const int64_t planes = g->N * g->C, Hp = padded_h(g), Wq = padded_w(g);
     for (int64_t th = t0; th < t1; th++)
-        pad_input(j, j->g->N * th / j->threads, j->g->N * (th + 1) / j->threads);
+        conv_spans_pad_planes(g, Hp, Wq, j->x, j->xp, planes * th / j->threads, planes * (th + 1) / j->threads);
 }
 
 // Thread th's part: its share of the panels (all spans), or with by_spans its share of the spans (all panels).
@@ -406,11 +426,11 @@ void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *
                    .threads = by_spans ? ply_min_i64(threads, S) : threads, .by_spans = by_spans};
     position_offsets(g, j.po);
     if (!reads_x(g)) {
-        int64_t pt = ply_max_i64(1, ply_min_i64(j.threads, g->N));
+        int64_t pt = xf >= SPANS_PAD_SPLIT_FLOATS ? ply_min_i64(threads, g->N * g->C) : 1;
         spans_job jp = j;
         jp.threads = pt;
         if (pt > 1) host->parallel_for(host, pt, 1, step_pad, &jp);
-        else step_pad(&jp, 0, 1);
+        else pad_input(&jp, 0, g->N);
     }
     if (j.threads > 1) host->parallel_for(host, j.threads, 1, step_parts, &j);
     else run_part(&j, 0, OP, 0, S);

@@ -73,6 +73,10 @@ void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *
  * of PH rows and PW columns of zeros (and zeros past it to Hp x Wq; Hp >= H + PH, Wq >= W + PW).
  */
 void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t n0, int64_t n1);
+/** conv_spans_pad for planes [p0, p1) of the N*C (plane n*C + c is image n's channel c, in x and xp alike), so
+ *  that threads can share the padding of one image; nothing when p0 >= p1. */
+void conv_spans_pad_planes(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t p0,
+                           int64_t p1);
 
 /**
  * Shared with conv_panels.c: y[n][o][q] = yT[o/32][n*OH*OW + q][o%32] + bias[o] (bias may be NULL),

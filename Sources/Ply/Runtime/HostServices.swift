@@ -506,8 +506,8 @@ struct UncheckedBox<T>: @unchecked Sendable {
 /// A fixed set of worker threads for `parallel_for`: the caller runs chunk 0 and worker `i`
 /// chunk `i`. Workers spin briefly between jobs (a training step calls parallel_for a dozen
 /// times a few hundred microseconds apart, and waking a sleeping thread costs tens of
-/// microseconds), then sleep on a condition variable. One job at a time: a second caller
-/// that finds the pool busy is told so and runs its chunks elsewhere.
+/// microseconds), for as long as `WorkerSpin` says, then sleep on a condition variable. One
+/// job at a time: a second caller that finds the pool busy is told so and runs its chunks elsewhere.
 final class WorkerPool: @unchecked Sendable {
     /// One job, written by the caller before `generation` is bumped, read by the workers after.
     struct Job {
@@ -531,8 +531,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Each chunk's stamps while `RegionTrace` is on (`RegionTrace.Record.stamps`).
     private let stamps: UnsafeMutablePointer<UInt64>
     private let stampCount: Int
-    /// Polls of `generation` before a worker goes to sleep (roughly 50-100 µs).
-    private static let spinLimit = 20_000
+    /// Workers asleep on the condition variable now (tests: idle workers do go to sleep).
+    var sleepingWorkers: Int { sleepers.load(ordering: .sequentiallyConsistent) }
 
     /// Starts a detached thread running `body`; false when the system refuses (EAGAIN under
     /// `ulimit -u`, out of memory). Tests substitute one that fails on purpose.
@@ -663,12 +663,15 @@ final class WorkerPool: @unchecked Sendable {
         // Generation 0 is the pool's state before its first job: a worker that starts after
         // that job was posted must still see it as new.
         var seen = 0
+        var spin = WorkerSpin(switches: WorkerSpin.involuntarySwitches())
         while true {
             var g = generation.load(ordering: .acquiring)
             var spins = 0
+            // poll until the deadline (WorkerSpin), then sleep
+            let deadline = g == seen ? spin.deadline(now: RegionTrace.now(), switches: WorkerSpin.involuntarySwitches()) : 0
             while g == seen {
                 spins += 1
-                if spins >= WorkerPool.spinLimit {
+                if spins % WorkerSpin.pollsPerClockRead == 0 && RegionTrace.now() >= deadline {
                     pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     g = generation.load(ordering: .sequentiallyConsistent)

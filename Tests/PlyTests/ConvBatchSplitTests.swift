@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// conv2d's kernels split over threads inside one image (Fixtures/split, written by
+/// make-batch-split.py, PyTorch's convolution in double precision), on 1, 2 and 3 threads, in
+/// evaluation and training, the relu fused or not:
+/// - the direct kernel (Plugins/Conv/conv_direct.c: stride 1, at most 16 input and 64 output
+///   channels, AVX-512) with fewer images than threads splits each image's output channels over the
+///   threads in ranges of whole blocks of 8 (conv.c, `direct_job_make`);
+/// - the spans kernel (conv_spans.c: 1x7 / 7x1 / 5x5 with 32+ channels, evaluation) pads its input by
+///   ranges of planes on every thread, at batch 1 too.
+/// And an inception block with GoogLeNet's inception3a branch3.1 (16 -> 32 3x3 on 28x28) at 1, 2 and
+/// 3 threads, each against the 1-thread answer. Below AVX-512 the same cases run other kernels.
+@Suite struct ConvBatchSplitTests {
+    static let cases: [String] = {
+        let dir = fixtures.appendingPathComponent("split")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }()
+
+    static let twoThreads = threadedRuntime(2)
+    static let threeThreads = threadedRuntime(3)
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 6, "\(Self.cases)")
+    }
+
+    @Test(arguments: cases)
+    func matchesPyTorchInDoublePrecision(_ name: String) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("split/\(name).json"))
+        var attrs: Attributes = []
+        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
+            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
+        }
+        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+            for training in [false, true] {
+                for relu in [false, true] {
+                    let layer = try Layer("conv2d", attrs, runtime: runtime)
+                    layer.setTraining(training)
+                    if relu { #expect(layer.fuseActivation("relu"), "conv2d fuses the relu") }
+                    let params = try layer.parameters
+                    for (pname, value) in json["params"]?.object ?? [:] {
+                        let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
+                        try p.write(try #require(value.tensor).data)
+                    }
+                    let label = "\(name), training \(training), relu \(relu), \(runtime.threads) threads"
+                    let y = try layer.forward([input])
+                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+                    let want = relu ? expected.data.map { max($0, 0) } : expected.data
+                    let c = closeness(y.data, want)
+                    #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                }
+            }
+        }
+    }
+
+    /// An inception block on 28x28 whose branch3.1 is inception3a's 16 -> 32 3x3 (the layer the split
+    /// serves; the other branches narrower than GoogLeNet's, to stay fast) in evaluation at batch 1:
+    /// 2 and 3 threads give the 1-thread answer.
+    @Test func googlenetInception3aAgreesAcrossThreads() throws {
+        var g = SplitMix64(seed: 41)
+        let x = try Tensor(shape: [1, 32, 28, 28], data: (0..<(32 * 28 * 28)).map { _ in g.nextUnitFloat() * 2 - 1 })
+        let attrs: Attributes = [("in_channels", .int(32)), ("ch1x1", .int(8)), ("ch3x3red", .int(8)),
+                                 ("ch3x3", .int(16)), ("ch5x5red", .int(16)), ("ch5x5", .int(32)),
+                                 ("pool_proj", .int(8))]
+        var values: [[Float]] = []
+        for p in try Layer("inception_googlenet", attrs, runtime: sharedRuntime).parameters {
+            values.append((0..<p.shape.count).map { _ in
+                p.name.hasSuffix("running_var") || p.name.hasSuffix("bn.weight") ? 0.5 + g.nextUnitFloat()
+                    : (g.nextUnitFloat() * 2 - 1) * 0.1
+            })
+        }
+        var outputs: [(Int, [Float])] = []
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+            let block = try Layer("inception_googlenet", attrs, runtime: runtime)
+            for (p, v) in zip(try block.parameters, values) { try p.write(v) }
+            block.setTraining(false)
+            let y = try block.forward([x])
+            #expect(y.shape == [1, 64, 28, 28], "\(y.shape)")
+            outputs.append((runtime.threads, y.data))
+        }
+        for (threads, y) in outputs.dropFirst() {
+            let c = closeness(y, outputs[0].1)
+            #expect(c.ok, "\(threads) threads against 1: max error \(c.error) > \(c.bound)")
+        }
+    }
+}
