@@ -527,19 +527,8 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
 // Whether evaluation runs the block in groups of images: a batch of more than one, the input plane
 // at least BY_IMAGE_MIN_PLANE positions, and the last node the concat (so that a group of one image
 // writes its branches into the output).
-// GoogLeNet's blocks (28x28 planes and less) at 2 threads and more take the whole batch instead: 2 images
-// a group made inception3a/3b post 72 and 96 parallel regions per forward against 9-12 (region_trace.py),
-// and each region is a chance for a thread to be descheduled. GoogLeNet batch 16, 2 threads (`taskset -c
-// 0,1 ply bench-model googlenet --batch 16 --threads 2 --runs 3`, branch incfuse, 10 alternating rounds,
-// a temporary switch in one build): at load 4.6-5.7 whole batch median 28.45 img/s against groups 25.65
-// (ahead in 5 of 6), then at load 4.3-4.4 53.57 against 52.26 (ahead in 4 of 4). At 1 thread the groups
-// of one image stay (goog16/incv3c measured them there); Inception v3's blocks keep their groups.
-static int googlenet_whole_batch(const ply_layer *self) {
-    return self->host->thread_count(self->host) > 1 && strcmp(self->type_name, "inception_googlenet") == 0;
-}
-
 static int by_image(const ply_layer *self, const ply_shape *in) {
-    return !googlenet_whole_batch(self) && in->ndim == 4 && in->dims[0] > 1 && in->dims[2] * in->dims[3] >= BY_IMAGE_MIN_PLANE &&
+    return in->ndim == 4 && in->dims[0] > 1 && in->dims[2] * in->dims[3] >= BY_IMAGE_MIN_PLANE &&
            strcmp(self->nodes[self->n_nodes - 1].type->name, "concat") == 0;
 }
 

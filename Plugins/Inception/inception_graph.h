@@ -69,8 +69,7 @@ struct ply_layer {
      * and touches no fresh pages. Freed by destroy and by set_training(1). At batch 1 the
      * branches the final concat reads are written straight into their channels of the output
      * instead (the concat is skipped); a larger batch on planes of 17x17 and more runs in groups
-     * of as many images as threads, one image at a time on one thread -- but GoogLeNet's blocks at 2
-     * threads and more take the whole batch (inception_graph.c, by_image). */
+     * of as many images as threads, one image at a time on one thread (inception_graph.c). */
     float *arena;
     int64_t arena_cap;
     int32_t training;         /* set_training; 1 at creation, as PyTorch */
