@@ -68,6 +68,9 @@
  * gradient memory and are listed as buffers; backward is refused.
  * The host may fuse the relu after it (fuse_activation): the output is then
  * relu(conv), and backward masks grad_output by output > 0 first.
+ * An inference-only layer (trainable=false) takes an optional second input r
+ * of the output's shape, added before the activation: relu(conv + r), a
+ * residual block's last conv with its add + relu (conv_residual.h).
  * The scratch lives in the instance and only grows. Attributes and creation:
  * conv_create.c; the layer's state: conv_layer.h.
  */
@@ -87,6 +90,7 @@
 #include "conv_s2d.h"
 #include "conv_taps.h"
 #include "conv_panels.h"
+#include "conv_residual.h"
 #include "conv_spans.h"
 #include "conv_stem.h"
 #include "conv_winograd.h"
@@ -185,8 +189,26 @@ static ply_status grow_scratch(ply_layer *L, size_t floats) {
     return PLY_OK;
 }
 
+// The second input's checks (conv_residual.h): an inference-only layer, r of the output's shape.
+static ply_status check_residual(ply_layer *L, const ply_shape *r, const ply_shape *out) {
+    if (L->trainable)
+        return ply_errorf(L->host, PLY_ERR_INVALID_ARGUMENT,
+                          "conv2d: input 1 (a residual added before the activation) needs an inference-only layer "
+                          "(trainable=false); this one is trainable");
+    int same = r->ndim == out->ndim;
+    for (int32_t d = 0; same && d < out->ndim; d++) same = r->dims[d] == out->dims[d];
+    if (!same)
+        return ply_errorf(L->host, PLY_ERR_SHAPE,
+                          "conv2d: input 1 (the residual) must have the output's shape [%lld, %lld, %lld, %lld] "
+                          "(got %d dims: [%lld, %lld, %lld, %lld])",
+                          (long long)out->dims[0], (long long)out->dims[1], (long long)out->dims[2],
+                          (long long)out->dims[3], r->ndim, (long long)(r->ndim > 0 ? r->dims[0] : 0),
+                          (long long)(r->ndim > 1 ? r->dims[1] : 0), (long long)(r->ndim > 2 ? r->dims[2] : 0),
+                          (long long)(r->ndim > 3 ? r->dims[3] : 0));
+    return PLY_OK;
+}
+
 static ply_status conv_infer_shape(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, ply_shape *output) {
-    (void)n_inputs;
     const ply_shape *s = &inputs[0];
     if (s->ndim != 4)
         return ply_errorf(L->host, PLY_ERR_SHAPE, "conv2d: input 0 must be 4-d [N, C, H, W] (got %d dims)", s->ndim);
@@ -210,7 +232,7 @@ static ply_status conv_infer_shape(ply_layer *L, int32_t n_inputs, const ply_sha
     if ((L->C * L->KH * L->KW) > INT32_MAX || OH * OW > INT32_MAX || L->OC > INT32_MAX)
         return ply_errorf(L->host, PLY_ERR_SHAPE, "conv2d: input 0 is too large for 32-bit BLAS indices");
     *output = ply_shape_make(4, s->dims[0], L->OC, OH, OW);
-    return PLY_OK;
+    return n_inputs > 1 ? check_residual(L, &inputs[1], output) : PLY_OK;
 }
 
 static ply_status check_tensor(ply_layer *L, const ply_tensor *t, const char *what) {
@@ -379,12 +401,27 @@ static ply_status grouped_backward(ply_layer *L, const conv_geom *g, const float
 }
 
 static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
-    (void)n_inputs;
     conv_geom g;
     L->taps_kept = 0;
     ply_status st = call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
+    const float *res = NULL; // the residual (input 1), added before the activation (conv_residual.h)
+    if (n_inputs > 1) {
+        ply_shape shapes[2] = {inputs[0].shape, inputs[1].shape}, os;
+        if ((st = check_tensor(L, &inputs[1], "input 1")) != PLY_OK) return st;
+        if ((st = conv_infer_shape(L, 2, shapes, &os)) != PLY_OK) return st;
+        res = inputs[1].data;
+    }
     if (g.N == 0) return PLY_OK;
+    if (res && !(!use_depthwise(L) && is_plain(L) && !use_direct(L) && use_1x1(L, &g) && conv_1x1_adds_residual())) {
+        // a kernel that does not add it: the conv without the activation, then one pass (relu(y + r))
+        int relu = L->relu;
+        L->relu = 0;
+        st = conv_forward(L, 1, inputs, output);
+        L->relu = relu;
+        if (st == PLY_OK) conv_residual_add(L->host, output->data, res, ply_shape_numel(&output->shape), relu);
+        return st;
+    }
     if (use_depthwise(L)) {
         int64_t threads = L->host->thread_count(L->host);
         if ((st = grow_scratch(L, conv_dw_forward_floats(&g, threads))) != PLY_OK) return st;
@@ -415,8 +452,8 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
                 return st;
             if (stale) conv_1x1_pack_weights(&g, L->weight, wp);
         }
-        conv_1x1_forward(L->host, threads, &g, L->weight, wp, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
-                         output->data, L->scratch);
+        conv_1x1_forward_residual(L->host, threads, &g, L->weight, wp, L->has_bias ? L->bias : NULL, res, L->relu,
+                                  inputs[0].data, output->data, L->scratch);
         return PLY_OK;
     }
     int taps;
@@ -624,7 +661,7 @@ static const ply_layer_type conv2d_type = {
     .doc = "2-d convolution (direct AVX-512, im2col + sgemm, Winograd, depthwise); attrs in_channels, out_channels, "
            "kernel_size, stride, padding, dilation, groups, bias, algorithm, winograd_tile, workspace_mb",
     .min_inputs = 1,
-    .max_inputs = 1,
+    .max_inputs = 2,
     .create = conv_create,
     .destroy = conv_destroy,
     .infer_shape = conv_infer_shape,
@@ -635,7 +672,8 @@ static const ply_layer_type conv2d_type = {
     .set_training = conv_set_training,
     .fuse_activation = conv_fuse_activation,
     .attr_specs = conv_specs,
-    .inputs_doc = "x: (N, in_channels, H, W)",
+    .inputs_doc = "x: (N, in_channels, H, W); optional r: the output's shape, added before the activation "
+                  "(trainable=false only)",
     .describe = conv_describe,
 };
 

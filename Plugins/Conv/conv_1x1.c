@@ -124,7 +124,8 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
 #include <immintrin.h>
 
 // acc(r, v) = sum_{k < kc} a[r*lda + k] * xs[k*ldx + 16v .. 16v + 16) for r < R, v < V, then
-// y[r][0:16V] (lanes m0, m1; V = 3: all 48) = (first ? bias[r] : y[r]) + acc(r, .), relu'd when `relu` (NaN
+// y[r][0:16V] (lanes m0, m1; V = 3: all 48) = (first ? bias[r] : y[r]) + acc(r, .) (+ res[r][0:16V] when res is not
+// NULL: the residual, rows ldy apart as y's, added last as the residual block's separate pass added it), relu'd when `relu` (NaN
 // passes: kept where not v <= 0). R and V are constants in each instance; the accumulators are
 // named variables (an array of them is kept in memory by GCC at -O2, a store per FMA).
 #define FOR_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -144,6 +145,7 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads) {
         float *yr = y + (r) * ldy + 16 * (v);                                                                         \
         __m512 s = first ? _mm512_set1_ps(bias ? bias[r] : 0.0f) : _mm512_maskz_loadu_ps(m, yr);                     \
         __m512 t = _mm512_add_ps(c##r##_##v, s);                                                                      \
+        if (res) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(m, res + (r) * ldy + 16 * (v)));                          \
         if (relu) t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_NLE_UQ), t);                \
         _mm512_mask_storeu_ps(yr, m, t);                                                                              \
     }
@@ -159,7 +161,8 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
                                                                         const float *a, int64_t lda, const float *x,
                                                                         int64_t ldx, float *y, int64_t ldy,
                                                                         __mmask16 m0, __mmask16 m1, int first,
-                                                                        int relu, const float *bias, const float *pf,
+                                                                        int relu, const float *bias, const float *res,
+                                                                        const float *pf,
                                                                         int64_t pfs, const float *px, int64_t lpx) {
     FOR_ROWS(DECL)
     const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
@@ -212,9 +215,10 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
 #define TILE_FN(R, V)                                                                                                 \
     PLY_TARGET_AVX512 static void tile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x, int64_t ldx, \
                                                 float *y, int64_t ldy, __mmask16 m0, __mmask16 m1, int first,         \
-                                                int relu, const float *bias, const float *pf, int64_t pfs,            \
+                                                int relu, const float *bias, const float *res, const float *pf,       \
+                                                int64_t pfs,                                                          \
                                                 const float *px, int64_t lpx) {                                       \
-        tile(0, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs, px, lpx);                       \
+        tile(0, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx);                  \
     }
 #define TILE_FNS(R) TILE_FN(R, 1) TILE_FN(R, 2)
 TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6) TILE_FNS(7) TILE_FNS(8) TILE_FNS(9)
@@ -226,16 +230,18 @@ TILE_FN(1, 3) TILE_FN(2, 3) TILE_FN(3, 3) TILE_FN(4, 3) TILE_FN(5, 3) TILE_FN(6,
 #define PTILE_FN(R, V)                                                                                                \
     PLY_TARGET_AVX512 static void ptile##R##_##V(int64_t kc, const float *a, int64_t lda, const float *x,             \
                                                  int64_t ldx, float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,      \
-                                                 int first, int relu, const float *bias, const float *pf, int64_t pfs, \
+                                                 int first, int relu, const float *bias, const float *res,            \
+                                                 const float *pf, int64_t pfs,                                        \
                                                  const float *px, int64_t lpx) {                                      \
-        tile(1, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, pf, pfs, px, lpx);                       \
+        tile(1, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx);                  \
     }
 #define PTILE_FNS(R) PTILE_FN(R, 1) PTILE_FN(R, 2)
 PTILE_FNS(1) PTILE_FNS(2) PTILE_FNS(3) PTILE_FNS(4) PTILE_FNS(5) PTILE_FNS(6) PTILE_FNS(7) PTILE_FNS(8) PTILE_FNS(9)
 PTILE_FNS(10) PTILE_FNS(11) PTILE_FNS(12)
 
 typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t, __mmask16,
-                        __mmask16, int, int, const float *, const float *, int64_t, const float *, int64_t);
+                        __mmask16, int, int, const float *, const float *, const float *, int64_t, const float *,
+                        int64_t);
 #define TILE_PAIR(R) {tile##R##_1, tile##R##_2}
 static const tile_fn tiles[MR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(2),  TILE_PAIR(3), TILE_PAIR(4),
                                          TILE_PAIR(5),  TILE_PAIR(6), TILE_PAIR(7),  TILE_PAIR(8), TILE_PAIR(9),
@@ -297,10 +303,10 @@ static inline void prefetch_y(const float *y, int64_t P, int R, int64_t width) {
         for (int64_t v = 0; v < width; v += 16) __builtin_prefetch(y + q * P + v, 1, 3);
 }
 
-// y[o][j] (rows P apart) = bias[o] + sum_k w[o][k] * xt[j][k] for o in [0, rows), j in [0, cols),
-// relu'd as the tiles do.
+// y[o][j] (rows P apart) = bias[o] + sum_k w[o][k] * xt[j][k] (+ res[o][j], rows P apart, when res is not NULL)
+// for o in [0, rows), j in [0, cols), relu'd as the tiles do.
 static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64_t cols, float *y, int64_t P,
-                 const float *bias, int relu) {
+                 const float *bias, const float *res, int relu) {
     float out[4][4];
     for (int64_t r = 0; r < rows; r += 4) {
         int R = (int)ply_min_i64(4, rows - r);
@@ -310,6 +316,7 @@ static void tail(const float *w, int64_t K, int64_t rows, const float *xt, int64
             for (int i = 0; i < R; i++)
                 for (int q = 0; q < J; q++) {
                     float v = out[i][q] + (bias ? bias[r + i] : 0.0f);
+                    if (res) v += res[(r + i) * P + j + q];
                     y[(r + i) * P + j + q] = relu && !(v > 0.0f || v != v) ? 0.0f : v;
                 }
         }
@@ -326,12 +333,13 @@ PLY_TARGET_AVX512 static void pack_strip(const float *xs, int64_t P, int64_t kc,
     }
 }
 
-// y[n][o][p] = bias[o] + sum_c w[o][c] * xs[n][c][p] for images n < ni, o in [o0, o1), p in
-// [p0, p1); xs [ni][K][P], y [ni][OC][P]. xt: scratch of xt_floats(g) floats; xp: of XP_FLOATS.
+// y[n][o][p] = bias[o] + sum_c w[o][c] * xs[n][c][p] (+ res[n][o][p] when res is not NULL) for images n < ni,
+// o in [o0, o1), p in [p0, p1); xs [ni][K][P], y and res [ni][OC][P]. xt: scratch of xt_floats(g) floats; xp: of
+// XP_FLOATS.
 static void product(const float *w, const float *wp, int64_t K, int64_t OC, const float *xs, float *y, int64_t P,
                     int64_t ni,
-                    int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, int relu, float *xt,
-                    float *xp) {
+                    int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, const float *res, int relu,
+                    float *xt, float *xp) {
     if (K * P <= SMALL_MAX) { // (the same test as conv_1x1_packs; group_images keeps ni*K*P within PLANE_FLOATS)
         // small planes: each block of weight rows once (kept in L2), over every strip of the ni
         // images (their xs in L2 too), the whole K at a time
@@ -346,20 +354,22 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
             for (int64_t n = 0; n < ni; n++) {
                 const float *xn = xs + n * K * P;
                 float *yn = y + n * OC * P;
+                const float *rn = res ? res + n * OC * P + o * P : NULL;
                 for (int64_t s = p0; s < pm; s += nr) {
                     int64_t left = pm - s, next = ply_min_i64(mr, o1 - o - mr);
                     const float *pf = n == 0 && s == p0 && next > 0 ? w + (o + mr) * K : NULL;
                     prefetch_y(yn + o * P + s + nr, P, R, nr);
                     tile_fn f = wide ? tiles3[R] : tiles[R][left > 16];
                     f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16), 1, relu,
-                      bias ? bias + o : NULL, pf, next, xn + s + nr, P);
+                      bias ? bias + o : NULL, rn ? rn + s : NULL, pf, next, xn + s + nr, P);
                 }
-                if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL, relu);
+                if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL,
+                            rn ? rn + pm : NULL, relu);
             }
         }
         return;
     }
-    for (int64_t n = 0; n < ni; n++, xs += K * P, y += OC * P)
+    for (int64_t n = 0; n < ni; n++, xs += K * P, y += OC * P, res = res ? res + OC * P : NULL)
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = ply_min_i64(KC, K - k0);
         int first = k0 == 0, last = k0 + kc == K;
@@ -371,7 +381,8 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
                 if (first) prefetch_y(y + o * P + s + NR, P, R, NR);
                 const float *a = wp ? wp + o * K + k0 * MR : w + o * K + k0;
                 (wp ? ptiles : tiles)[R][left > 16](kc, a, K, xp, NR, y + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16),
-                                    first, relu && last, bias ? bias + o : NULL, NULL, 0,
+                                    first, relu && last, bias ? bias + o : NULL,
+                                    res && last ? res + o * P + s : NULL, NULL, 0,
                                     o == o0 && s + PXDIST * NR < p1 ? xs + k0 * P + s + PXDIST * NR : NULL, P);
             }
         }
@@ -381,8 +392,9 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
 // product at the AVX-512 level, conv_1x1_avx2.c's below it (the large planes' order on every plane).
 static void product_at_level(const float *w, const float *wp, int64_t K, int64_t OC, const float *xs, float *y,
                              int64_t P, int64_t ni, int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias,
-                             int relu, float *xt, float *xp) {
-    if (ply_cpu_level() >= PLY_CPU_AVX512) product(w, wp, K, OC, xs, y, P, ni, o0, o1, p0, p1, bias, relu, xt, xp);
+                             const float *res, int relu, float *xt, float *xp) {
+    // (res only at the AVX-512 level: conv_1x1_adds_residual)
+    if (ply_cpu_level() >= PLY_CPU_AVX512) product(w, wp, K, OC, xs, y, P, ni, o0, o1, p0, p1, bias, res, relu, xt, xp);
     else conv_1x1_product_avx2(w, wp, K, OC, xs, y, P, ni, o0, o1, p0, p1, bias, relu, xp);
 }
 #endif
@@ -393,6 +405,7 @@ static void product_at_level(const float *w, const float *wp, int64_t K, int64_t
 typedef struct {
     const conv_geom *g;
     const float *w, *wp, *bias, *x; // wp: w packed (conv_1x1_pack_weights) or NULL
+    const float *res;               // the residual added before the relu ([N, OC, OH, OW]) or NULL
     float *y, *scratch; // scratch: slot_floats per worker
     int relu;
     int64_t parts;      // parts per image
@@ -468,7 +481,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
                 int64_t ni = ply_min_i64(G, n1 - n);
                 product_at_level(j->w, j->wp, K, g->OC, planes(j, n, ni, xsub), j->y + n * g->OC * P, P, ni, 0, g->OC, 0,
-                                 P, j->bias, j->relu, xt, xp);
+                                 P, j->bias, j->res ? j->res + n * g->OC * P : NULL, j->relu, xt, xp);
             }
             continue;
         }
@@ -487,8 +500,8 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
                 if (n != have) xs = planes(j, n, 1, xsub); // (each part of a strided image subsamples it: C*P copies
                 have = n;                                  // against the part's OC/parts*C*P multiply-adds)
             }
-            product_at_level(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias, j->relu, xt,
-                             xp);
+            product_at_level(j->w, j->wp, K, g->OC, xs, j->y + n * g->OC * P, P, 1, o0, o1, p0, p1, j->bias,
+                             j->res ? j->res + n * g->OC * P : NULL, j->relu, xt, xp);
         }
     }
 #else
@@ -520,12 +533,21 @@ static void run_share(void *ctx, int64_t w0, int64_t w1) {
         subsample_part(j->g, j->x, 0, C * wk / j->workers, C * (wk + 1) / j->workers, 0, P, j->shared);
 }
 
+int conv_1x1_adds_residual(void) { return ply_cpu_level() >= PLY_CPU_AVX512; }
+
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
                       const float *bias, int relu, const float *x, float *y, float *scratch) {
+    conv_1x1_forward_residual(host, threads, g, w, wp, bias, NULL, relu, x, y, scratch);
+}
+
+void conv_1x1_forward_residual(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
+                               const float *wp, const float *bias, const float *res, int relu, const float *x, float *y,
+                               float *scratch) {
     threads = ply_max_i64(threads, 1);
     const int64_t P = g->OH * g->OW;
-    job_1x1 j = {.g = g, .w = w, .wp = conv_1x1_packs(g) ? wp : NULL, .bias = bias, .x = x, .y = y, .scratch = scratch, .relu = relu, .parts = 1,
-                 .workers = threads};
+    job_1x1 j = {.g = g, .w = w, .wp = conv_1x1_packs(g) ? wp : NULL, .bias = bias,
+                 .res = conv_1x1_adds_residual() ? res : NULL, .x = x, .y = y, .scratch = scratch, .relu = relu,
+                 .parts = 1, .workers = threads};
     // Whole images per worker when they divide evenly (batch 16 on 2 threads); else every image in
     // `threads` parts: positions when each part gets enough strips, else output channels (small
     // planes: 7x7 at batch 1 splits 512 channels 252 + 260, not 49 positions 32 + 17).

@@ -99,5 +99,22 @@ void conv_1x1_pack_weights(const conv_geom *g, const float *w, float *wp);
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
                       const float *bias, int relu, const float *x, float *y, float *scratch);
 
+/**
+ * Whether conv_1x1_forward_residual adds its residual inside the product (the AVX-512 level); elsewhere it
+ * ignores res and the caller MUST add it itself (conv.c's pass after the product).
+ */
+int conv_1x1_adds_residual(void);
+
+/**
+ * conv_1x1_forward with a residual: y = act(conv(x, w) + bias + res), act the relu when `relu`, the sum
+ * taken in that order (conv + bias first, then res: the same rounding as a separate add after the
+ * conv), where conv_1x1_adds_residual(); res: [N, OC, OH, OW] like y (MUST NOT overlap y), or NULL
+ * (then this is conv_1x1_forward). Each output is written once, with its residual read in the same
+ * tile: a bottleneck's expand conv and its add + relu in one pass over the output (residual_eval.c).
+ */
+void conv_1x1_forward_residual(const ply_host *host, int64_t threads, const conv_geom *g, const float *w,
+                               const float *wp, const float *bias, const float *res, int relu, const float *x, float *y,
+                               float *scratch);
+
 PLY_INTERNAL_END
 #endif

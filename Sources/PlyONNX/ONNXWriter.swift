@@ -164,9 +164,12 @@ struct ONNXWriter {
             if case let .string(s)? = Self.value(a, "padding") { p = s == "same" ? [d[0] * (k[0] - 1) / 2, d[1] * (k[1] - 1) / 2] : [0, 0] }
             var ins = [x, try initializer("\(prefix).weight", layer: prefix, type: type)]
             if Self.bool(a, "bias", true) { ins.append(try initializer("\(prefix).bias", layer: prefix, type: type)) }
-            return node("Conv", ins, name: prefix, [Self.attribute("kernel_shape", ints: k), Self.attribute("strides", ints: Self.pair(a, "stride", 1)),
-                                                   Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]]),
-                                                   Self.attribute("dilations", ints: d), Self.attribute("group", int: groups)])
+            // a second input (an inference-only conv's residual, added before its activation): Conv, then Add
+            let conv = node("Conv", ins, name: inputs.count > 1 ? "\(prefix).conv" : prefix,
+                            [Self.attribute("kernel_shape", ints: k), Self.attribute("strides", ints: Self.pair(a, "stride", 1)),
+                             Self.attribute("pads", ints: [p[0], p[1], p[0], p[1]]),
+                             Self.attribute("dilations", ints: d), Self.attribute("group", int: groups)])
+            return inputs.count > 1 ? node("Add", [conv, inputs[1]], name: prefix) : conv
         case "batchnorm2d":
             guard Self.bool(a, "affine", true), Self.bool(a, "track_running_stats", true) else {
                 throw fail("affine and track_running_stats must be true (ONNX's BatchNormalization has scale, bias and statistics)")

@@ -107,6 +107,20 @@ import PlyONNX
         #expect(back.weights.contains { $0.name == "s.bias" } && back.weights.contains { $0.name == "s1.weight" })
     }
 
+    /// An inference-only conv2d with a second input (a residual added before its activation,
+    /// Plugins/Conv/conv_residual.h) writes as Conv then Add, and reads back to the same outputs.
+    @Test func residualInputWritesConvThenAdd() throws {
+        let back = try Self.roundTrip("""
+            model: resconv
+            layers:
+              - {name: stem, type: conv2d, in_channels: 3, out_channels: 6, kernel_size: 3, padding: 1}
+              - {name: c, type: conv2d, inputs: [stem, stem], in_channels: 6, out_channels: 6, kernel_size: 1, trainable: false}
+              - {name: a, type: relu}
+            """, shape: [2, 3, 7, 9], seed: 13)
+        #expect(back.layers.map(\.type).filter { $0 == "conv2d" }.count == 2)
+        #expect(back.layers.map(\.type).contains("add"))
+    }
+
     /// Inception v3's blocks export as their sub-graphs (torchvision's branches and pools) and
     /// read back to the same outputs, with torchvision's state_dict names.
     @Test(arguments: [("inception_v3_a", "pool_features: 4", 5), ("inception_v3_b", "", 7),

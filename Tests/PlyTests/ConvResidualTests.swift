@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// conv2d's optional second input, the residual added before the activation (Plugins/Conv/conv_residual.h:
+/// an inference-only layer's relu(conv(x) + r), a residual block's last conv with its add + relu)
+/// against PyTorch in double precision (Fixtures/residual_conv, written by make-conv-residual.py), on
+/// 1, 2 and 3 threads, with and without the relu: the 1x1 cases are conv_1x1.c's product adding r in
+/// its tiles (AVX-512), the 3x3 case another kernel and conv.c's pass after it (and every case at
+/// the AVX2 and generic levels). Then the large planes' product (K in blocks, r added with the last
+/// block) against the reference conv plus r, and the inputs it refuses.
+@Suite struct ConvResidualTests {
+    static let cases: [String] = {
+        let dir = fixtures.appendingPathComponent("residual_conv")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }()
+
+    static let twoThreads = threadedRuntime(2)
+    static let threeThreads = threadedRuntime(3)
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 5, "\(Self.cases)")
+    }
+
+    @Test(arguments: cases)
+    func matchesPyTorchInDoublePrecision(_ name: String) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("residual_conv/\(name).json"))
+        var attrs: Attributes = []
+        for (key, value) in json["attrs"]?.object.sorted(by: { $0.key < $1.key }) ?? [] {
+            attrs.append((key, try #require(value.attribute, "\(name): attribute \(key)")))
+        }
+        let x = try #require(json["input"]?.tensor), r = try #require(json["residual"]?.tensor)
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+            for relu in [true, false] {
+                let layer = try Layer("conv2d", attrs, runtime: runtime)
+                layer.setTraining(false)
+                if relu { #expect(layer.fuseActivation("relu"), "conv2d fuses the relu") }
+                let params = try layer.parameters
+                for (pname, value) in json["params"]?.object ?? [:] {
+                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
+                    try p.write(try #require(value.tensor).data)
+                }
+                let expected = try #require(json[relu ? "output" : "output_linear"]?.tensor)
+                let label = "\(name), relu \(relu), \(runtime.threads) threads"
+                let y = try layer.forward([x, r])
+                #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+                let c = closeness(y.data, expected.data)
+                #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+            }
+        }
+    }
+
+    func random(_ count: Int, _ g: inout SplitMix64) -> [Float] { (0..<count).map { _ in g.nextUnitFloat() * 2 - 1 } }
+
+    /// The large planes (300 channels of 31x29: K in blocks of 256 and 44, the residual added with the
+    /// last; 29 output channels: tiles of 12, 12 and 5; 899 positions: a part-filled last strip), two
+    /// images, stride 1 and 2, 1 and 3 threads (the positions split): relu(conv + r) against the
+    /// reference conv ("blas") followed by the sum and relu here.
+    @Test(arguments: [(1, 31, 29), (2, 61, 57)])
+    func largePlanesAddTheResidualWithTheLastBlock(_ shape: (stride: Int, h: Int, w: Int)) throws {
+        let (n, c, oc) = (2, 300, 29)
+        for runtime in [sharedRuntime, Self.threeThreads] {
+            func conv(_ algorithm: String) throws -> Layer {
+                let layer = try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)),
+                                                 ("kernel_size", .int(1)), ("stride", .int(shape.stride)),
+                                                 ("algorithm", .string(algorithm)), ("trainable", .bool(false))],
+                                      runtime: runtime)
+                layer.setTraining(false)
+                return layer
+            }
+            let fast = try conv("auto"), reference = try conv("blas")
+            #expect(fast.fuseActivation("relu"))
+            var g = SplitMix64(seed: 43)
+            for p in try fast.parameters { try p.write(random(p.shape.count, &g)) }
+            for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+            let x = try Tensor(shape: [n, c, shape.h, shape.w], data: random(n * c * shape.h * shape.w, &g))
+            let plain = try reference.forward([x])
+            let r = try Tensor(shape: plain.shape, data: random(plain.data.count, &g))
+            let expected = zip(plain.data, r.data).map { max($0 + $1, 0) }
+            let y = try fast.forward([x, r])
+            #expect(y.shape == plain.shape)
+            let close = closeness(y.data, expected)
+            #expect(close.ok, "stride \(shape.stride), \(runtime.threads) threads: max error \(close.error) > \(close.bound)")
+            #expect(y.data.contains { $0 == 0 } && y.data.contains { $0 > 0 }, "the relu after the sum")
+        }
+    }
+
+    /// A trainable layer refuses the second input (it has no backward for it), and a residual of
+    /// another shape than the output is refused with the shape it needs.
+    @Test func refusesATrainableLayerAndAnotherShape() throws {
+        func layer(trainable: Bool) throws -> Layer {
+            try Layer("conv2d", [("in_channels", .int(4)), ("out_channels", .int(6)), ("kernel_size", .int(1)),
+                                 ("trainable", .bool(trainable))], runtime: sharedRuntime)
+        }
+        let x = Tensor(shape: [1, 4, 5, 5]), r = Tensor(shape: [1, 6, 5, 5])
+        let trainable = try layer(trainable: true)
+        trainable.setTraining(false)
+        #expect {
+            _ = try trainable.forward([x, r])
+        } throws: { error in
+            "\(error)".contains("input 1") && "\(error)".contains("trainable=false")
+        }
+        let frozenWeights = try layer(trainable: false)
+        frozenWeights.setTraining(false)
+        #expect {
+            _ = try frozenWeights.forward([x, Tensor(shape: [1, 6, 5, 4])])
+        } throws: { error in
+            "\(error)".contains("input 1") && "\(error)".contains("[1, 6, 5, 5]") && "\(error)".contains("[1, 6, 5, 4]")
+        }
+        #expect(try frozenWeights.forward([x, r]).shape == [1, 6, 5, 5])
+    }
+}
