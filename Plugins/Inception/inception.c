@@ -139,6 +139,7 @@ static ply_status inception_v3_a_create(const ply_host *host, const ply_attrs *a
     t = blk_pool(L, &st, AVGPOOL, 0, 3, 1, 1, 0);
     b[3] = conv_sq(L, &st, "branch_pool", t, in, pf, 1, 1, 0);
     blk_concat(L, &st, b, 4);
+    blk_fuse_1x1(L, &st); // branch1x1, branch5x5_1, branch3x3dbl_1: one stacked conv (inception_fuse.c)
     return blk_finish(L, st, out);
 }
 
@@ -180,6 +181,7 @@ static ply_status inception_v3_c_create(const ply_host *host, const ply_attrs *a
     t = blk_pool(L, &st, AVGPOOL, 0, 3, 1, 1, 0);
     b[3] = conv_sq(L, &st, "branch_pool", t, in, 192, 1, 1, 0);
     blk_concat(L, &st, b, 4);
+    blk_fuse_1x1(L, &st); // branch1x1, branch7x7_1, branch7x7dbl_1: one stacked conv (inception_fuse.c)
     return blk_finish(L, st, out);
 }
 
@@ -199,6 +201,7 @@ static ply_status inception_v3_d_create(const ply_host *host, const ply_attrs *a
     b[1] = conv_sq(L, &st, "branch7x7x3_4", t, 192, 192, 3, 2, 0);
     b[2] = blk_pool(L, &st, MAXPOOL, 0, 3, 2, 0, 0);
     blk_concat(L, &st, b, 3);
+    blk_fuse_1x1(L, &st); // branch3x3_1, branch7x7x3_1: one stacked conv (inception_fuse.c)
     return blk_finish(L, st, out);
 }
 
@@ -221,6 +224,7 @@ static ply_status inception_v3_e_create(const ply_host *host, const ply_attrs *a
     t = blk_pool(L, &st, AVGPOOL, 0, 3, 1, 1, 0);
     b[5] = conv_sq(L, &st, "branch_pool", t, in, 192, 1, 1, 0);
     blk_concat(L, &st, b, 6);
+    blk_fuse_1x1(L, &st); // branch1x1, branch3x3_1, branch3x3dbl_1: one stacked conv (inception_fuse.c)
     return blk_finish(L, st, out);
 }
 

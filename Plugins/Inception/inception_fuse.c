@@ -14,6 +14,19 @@
  * host's parameter generation moved, a member's fold is stale, or the block ran a training forward
  * (which moves the batch norms' statistics without moving the generation). Made on the first
  * forward that fuses (above batch 1), so a model only ever run at batch 1 holds no copy.
+ *
+ * Inception v3's blocks A, C, D and E fuse the same way (branch1x1 and the first 1x1 of each other
+ * branch; B has one 1x1 only). Its 35x35 and 17x17 blocks run a batch in groups of as many images as
+ * threads (inception_graph.c, forward_groups), so they fuse at 2 threads and more (groups of 2) and
+ * the 8x8 E blocks at any batch above 1. Measured (branch incfuse, loaded machine, load 9-14, one build
+ * with a temporary switch, 6 alternating rounds of `taskset -c 0,1 ply bench-model inception_v3
+ * --batch 16 --image-size 299 --threads 2 --runs 3`): median 6.10 img/s stacked against 5.74 not (ahead
+ * in 5 of 6 rounds). Not at batch 1: there a stacked conv of every block (groups of one image
+ * included) ran 81.8 against 78.1 CPU ms per image at 1 thread (medians of 3 alternating rounds of 3
+ * runs), and the stacked copies would add 23 MB to v3's batch-1 RSS (E's 2048 x 1152 alone is 9.4 MB),
+ * although the stacked conv alone runs faster than its members (Benchmarks/pointwise_kernel.c cold,
+ * 1 thread: 768->512 on 17x17 1.68-1.76 ms against 0.67 + 0.60 + 0.60 for 192 + 160 + 160; 2048->1152
+ * on 8x8 2.25 against 0.68 + 0.80 + 0.94).
  */
 #include <stddef.h>
 #include <string.h>
