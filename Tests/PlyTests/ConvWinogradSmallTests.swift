@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// conv2d's Winograd forward on few tiles: in evaluation "auto" takes Winograd F(2x2) for 3x3, stride-1
+/// layers from 32 tiles of 2x2 (CONV_WINOGRAD_INFERENCE_MIN_TILES, Plugins/Conv/conv_winograd.h;
+/// ResNet's 14x14 planes and AlexNet's 13x13 at batch 1, 7x7 at batches 2-3), where it took the
+/// panels (or im2col) below 64 before. Against PyTorch's convolution in double precision
+/// (Fixtures/winograd_small, written by make-conv-winograd-small.py) on 1, 2 and 3 threads, "auto"
+/// and forced "winograd"; on an AVX-512 CPU "auto" gives forced Winograd's floats exactly (it took
+/// that path), while forced "panels" rounds differently.
+@Suite struct ConvWinogradSmallTests {
+    static let cases = fixtureCases("winograd_small")
+    static let twoThreads = threadedRuntime(2)
+    static let threeThreads = threadedRuntime(3)
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 5, "\(Self.cases)")
+    }
+
+    @Test(arguments: cases)
+    func matchesPyTorchInDoublePrecision(_ name: String) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("winograd_small/\(name).json"))
+        let attrs = try json.attributes(case: name)
+        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        // forcing "winograd" or "panels" below the AVX-512 level is refused
+        let algorithms = avx512Kernels ? ["auto", "winograd", "panels"] : ["auto"]
+        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+            var outputs: [String: [Float]] = [:]
+            for algorithm in algorithms {
+                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
+                layer.setTraining(false)
+                let params = try layer.parameters
+                for (pname, value) in json["params"]?.object ?? [:] {
+                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
+                    try p.write(try #require(value.tensor).data)
+                }
+                let label = "\(name), \(algorithm), \(runtime.threads) threads"
+                for pass in 1...2 { // the second forward reuses the transformed weights
+                    let y = try layer.forward([input])
+                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+                    let c = closeness(y.data, expected.data)
+                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
+                    outputs[algorithm] = y.data
+                }
+            }
+            if avx512Kernels {
+                let label = "\(name), \(runtime.threads) threads"
+                #expect(outputs["auto"] == outputs["winograd"], "\(label): \"auto\" did not take Winograd")
+                #expect(outputs["auto"] != outputs["panels"], "\(label): \"auto\" gave the panels' floats")
+            }
+        }
+    }
+}
