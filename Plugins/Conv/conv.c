@@ -18,8 +18,8 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2; in evaluation 32,
- *     CONV_WINOGRAD_INFERENCE_MIN_TILES), by Winograd F(4x4, 3x3) (4x
+ *     channels each way and 64 output tiles (2x2; in evaluation 32 where
+ *     U is at most 8 MB, conv_winograd_suits_inference), by Winograd F(4x4, 3x3) (4x
  *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), or F(6x6, 3x3) (5x) when forced, the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is Winograd F(2x2)'s for the weight gradient
@@ -35,7 +35,7 @@
  *     evaluation its large planes read the weights packed once per weight
  *     version (L->pw);
  *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
- *     with fewer than 32 Winograd tiles (ResNet's 7x7 planes at batch 1), a
+ *     with fewer Winograd tiles (ResNet's 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
  *     once per weight version (conv_panels_cache_get); stride-2 layers at batches
  *     too large for one call (ResNet's at batch 16) a few images per call

@@ -27,9 +27,9 @@
 
 // "auto" takes the panels in evaluation (where the live taps do not suit, conv.c) for 3x3 layers of
 // stride 2 with at most PANELS_MAX_POSITIONS output positions, and of stride 1 where Winograd F(2x2)
-// would have fewer than CONV_WINOGRAD_INFERENCE_MIN_TILES tiles (where evaluation's Winograd does not
-// run; 64 before branch rn50s, whose measurements are at that constant: from 32 tiles, 13x13 and
-// 14x14 at batch 1 and 7x7 at batches 2-3, Winograd with U made once is ahead of these panels).
+// would have fewer than 64 tiles and evaluation's Winograd does not run (conv_winograd_suits_inference:
+// from 32 tiles, with U of at most 8 MB, ResNet's 14x14 and AlexNet's 13x13 layers at batch 1 take
+// Winograd since branch rn50s; the measurements below are from before, at 64 tiles).
 // Measured one thread, `ply bench-layers --batch 1 --threads 1 --cpu-time --layers`, main (im2col +
 // GEMM there) / panels, ms, loaded machine (load 7-23; within ~15%):
 //   stride 2: 64->128 56 (784 positions) 1.14 / 0.95, 128->128 56 2.15 / 2.05, 128->256 28 0.94 / 0.90,
@@ -49,8 +49,7 @@ int conv_panels_suits(const conv_geom *g) {
     if (!conv_panels_fits(g) || g->C < 16 || g->OC < 32) return 0;
     const int64_t P = g->N * g->OH * g->OW;
     if (g->SH == 2) return P <= PANELS_MAX_POSITIONS;
-    const int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2);
-    return tiles < CONV_WINOGRAD_INFERENCE_MIN_TILES;
+    return !conv_winograd_suits_inference(g);
 }
 
 // A batch of stride-2 layers whose whole the panels do not suit: as many images per call as keep

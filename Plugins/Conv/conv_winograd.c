@@ -211,7 +211,9 @@ int conv_winograd_suits(const conv_geom *g) {
 }
 
 int conv_winograd_suits_inference(const conv_geom *g) {
-    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES;
+    if (conv_winograd_suits(g)) return 1;
+    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES &&
+           (double)conv_winograd_weights_floats(g, 2) <= (double)CONV_WINOGRAD_INFERENCE_MAX_U;
 }
 
 size_t conv_winograd_weights_floats(const conv_geom *g, int m) { return (size_t)((m + 2) * (m + 2) * g->OC * g->C); }

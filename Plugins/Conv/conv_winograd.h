@@ -69,8 +69,17 @@ int conv_winograd_suits(const conv_geom *g);
  * 7x7 0.43 / 0.40 (the panels stay).
  */
 #define CONV_WINOGRAD_INFERENCE_MIN_TILES 32
+/**
+ * Below 64 tiles, only where F(2x2)'s U has at most this many floats (8 MB): each forward reads U from
+ * memory in a model, 16/9 of the plain weights. VGG-16's three 14x14 512->512 layers (U 16 MB each)
+ * measured no gain at batch 1, 1 thread (`Benchmarks/ab-cpu`, 3 rounds, CPU ms 165.0 against 163.8,
+ * 0.99) for +24 MB of peak memory (781 -> 806 MB); ResNet-50's 256->256 (4 MB) 1.02-1.04, AlexNet's
+ * 13x13 layers (at most 6 MB) 1.10, whole models.
+ */
+#define CONV_WINOGRAD_INFERENCE_MAX_U (1 << 21)
 
-/** Whether Winograd pays in evaluation: as conv_winograd_suits, from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2. */
+/** Whether Winograd pays in evaluation: as conv_winograd_suits, or from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2 where
+ *  F(2x2)'s U has at most CONV_WINOGRAD_INFERENCE_MAX_U floats. */
 int conv_winograd_suits_inference(const conv_geom *g);
 
 /** Floats of U for tile side m (2, 4 or 6): (m+2)^2 * OC * C. */

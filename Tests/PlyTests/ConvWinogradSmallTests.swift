@@ -3,13 +3,13 @@ import Testing
 @testable import Ply
 
 /// conv2d's Winograd forward on few tiles: in evaluation "auto" takes Winograd F(2x2) for 3x3, stride-1
-/// layers from 32 tiles of 2x2 (CONV_WINOGRAD_INFERENCE_MIN_TILES, Plugins/Conv/conv_winograd.h;
-/// ResNet's 14x14 planes and AlexNet's 13x13 at batch 1, 7x7 at batches 2-3), where it took the
-/// panels (or im2col) below 64 before. Every case has more than 16 input channels (the direct kernel
-/// takes 16 and fewer). Against PyTorch's convolution in double precision
-/// (Fixtures/winograd_small, written by make-conv-winograd-small.py) on 1, 2 and 3 threads, "auto"
-/// and forced "winograd"; on an AVX-512 CPU "auto" gives forced Winograd's floats exactly (it took
-/// that path), while forced "panels" rounds differently.
+/// layers from 32 tiles of 2x2 where U is at most 8 MB (CONV_WINOGRAD_INFERENCE_MIN_TILES and _MAX_U,
+/// Plugins/Conv/conv_winograd.h; ResNet's 14x14 planes and AlexNet's 13x13 at batch 1, small layers
+/// at 7x7 at batches 2-3), where it took the panels (or im2col) below 64 before. Every case has more
+/// than 16 input channels (the direct kernel takes 16 and fewer). Against PyTorch's convolution in
+/// double precision (Fixtures/winograd_small, written by make-conv-winograd-small.py) on 1, 2 and 3
+/// threads, "auto" and forced "winograd"; on an AVX-512 CPU "auto" gives forced Winograd's floats
+/// exactly (it took that path), not forced "panels"'.
 @Suite struct ConvWinogradSmallTests {
     static let cases = fixtureCases("winograd_small")
     static let twoThreads = threadedRuntime(2)
@@ -31,11 +31,7 @@ import Testing
             for algorithm in algorithms {
                 let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
                 layer.setTraining(false)
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
+                try json.writeParameters(into: layer, case: name)
                 let label = "\(name), \(algorithm), \(runtime.threads) threads"
                 for pass in 1...2 { // the second forward reuses the transformed weights
                     let y = try layer.forward([input])

@@ -87,6 +87,16 @@ enum JSON: Decodable {
         return attrs
     }
 
+    /// Writes a fixture case's `"params"` object into the layer's parameters of the same names; `name`
+    /// labels a failure (a parameter the layer does not have).
+    func writeParameters(into layer: Layer, case name: String) throws {
+        let params = try layer.parameters
+        for (pname, value) in self["params"]?.object ?? [:] {
+            let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
+            try p.write(try #require(value.tensor).data)
+        }
+    }
+
     /// The attribute this JSON value stands for.
     var attribute: AttributeValue? {
         switch self {
