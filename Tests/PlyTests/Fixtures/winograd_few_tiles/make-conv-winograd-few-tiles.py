@@ -2,7 +2,7 @@
 """Writes the reference cases of conv2d's Winograd forward on few tiles (Plugins/Conv/conv_winograd.c,
 CONV_WINOGRAD_INFERENCE_MIN_TILES) into this folder.
 
-    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/winograd_small/make-conv-winograd-small.py
+    ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/winograd_few_tiles/make-conv-winograd-few-tiles.py
 
 PyTorch's nn.Conv2d is the oracle, run in double precision: parameters from its default
 initialisation (seeded, float32 values), input standard normal (float32 values); the output is
@@ -24,11 +24,11 @@ from fixture_json import write_conv2d_eval_cases  # noqa: E402
 
 # name, N, C, OC, H, W, kernel, stride, padding, bias
 CASES = [
-    ("wino_small_13x13", 1, 18, 33, 13, 13, 3, 1, 1, True),
-    ("wino_small_11x12_nobias", 1, 20, 17, 11, 12, 3, 1, 1, False),
-    ("wino_small_2x7x7", 2, 24, 32, 7, 7, 3, 1, 1, True),
-    ("wino_small_3x7x8", 3, 17, 40, 7, 8, 3, 1, 1, True),
-    ("wino_small_14x14", 1, 32, 36, 14, 14, 3, 1, 1, True),
+    ("wino_few_13x13", 1, 18, 33, 13, 13, 3, 1, 1, True),
+    ("wino_few_11x12_nobias", 1, 20, 17, 11, 12, 3, 1, 1, False),
+    ("wino_few_2x7x7", 2, 24, 32, 7, 7, 3, 1, 1, True),
+    ("wino_few_3x7x8", 3, 17, 40, 7, 8, 3, 1, 1, True),
+    ("wino_few_14x14", 1, 32, 36, 14, 14, 3, 1, 1, True),
 ]
 
 

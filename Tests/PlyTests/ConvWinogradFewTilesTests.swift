@@ -7,11 +7,11 @@ import Testing
 /// Plugins/Conv/conv_winograd.h; ResNet's 14x14 planes and AlexNet's 13x13 at batch 1, small layers
 /// at 7x7 at batches 2-3), where it took the panels (or im2col) below 64 before. Every case has more
 /// than 16 input channels (the direct kernel takes 16 and fewer). Against PyTorch's convolution in
-/// double precision (Fixtures/winograd_small, written by make-conv-winograd-small.py) on 1, 2 and 3
+/// double precision (Fixtures/winograd_few_tiles, written by make-conv-winograd-few-tiles.py) on 1, 2 and 3
 /// threads, "auto" and forced "winograd"; on an AVX-512 CPU "auto" gives forced Winograd's floats
 /// exactly (it took that path), not forced "panels"'.
-@Suite struct ConvWinogradSmallTests {
-    static let cases = fixtureCases("winograd_small")
+@Suite struct ConvWinogradFewTilesTests {
+    static let cases = fixtureCases("winograd_few_tiles")
     static let twoThreads = threadedRuntime(2)
     static let threeThreads = threadedRuntime(3)
 
@@ -21,7 +21,7 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("winograd_small/\(name).json"))
+        let json = try JSON.load(fixtures.appendingPathComponent("winograd_few_tiles/\(name).json"))
         let attrs = try json.attributes(case: name)
         let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         // forcing "winograd" or "panels" below the AVX-512 level is refused
