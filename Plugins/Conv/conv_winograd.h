@@ -104,7 +104,9 @@ typedef struct {
     int64_t tc;        // tiles per chunk, a multiple of CONV_KERNEL_NR
     int64_t chunks;
     int64_t threads;
-    int ranges;        // the "ranges" plan: each thread a contiguous range of strips, in chunks of tc
+    int ranges;        // the "ranges" plan: each thread a contiguous range of tiles, in chunks of tc
+    int64_t share;     // "ranges": tiles per thread's range, thread th's [th*share, min(T, (th+1)*share))
+    int64_t tail;      // "ranges": tiles [tail, T) are every thread's, each its output channels (T: none)
 } conv_wino_plan;
 
 /**
