@@ -60,6 +60,15 @@
 // 64->192 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 7-strip
 // layers only (Inception v3's 35x35, 3 strips, stays in "rows").
 #define RANGES_STRIPS 3
+// "ranges" cuts the tiles in units of half a strip (the kernel runs a strip of at most 16 columns at
+// half the cost of a full one, conv_kernel.c's micro8_half): each thread gets floor(units / threads)
+// units, and the units left over (fewer than the threads: a strip's worth at most) are every thread's,
+// each transforming their input itself and running its own output channels. Whole strips instead left
+// Inception v3's Conv2d_4a (80->192 71x71, 324 F(4x4) tiles: 5 strips + 5 strips and 4 tiles) with
+// the second thread 9% more CPU (2514 / 2742 us, PLY_REGION_TRACE, loaded machine), and "columns"
+// with a part-filled last chunk (Conv2d_2b, 1369 tiles in 22 chunks of 64) 3.5% on the first
+// (2362 / 2282 us); after: BENCHMARKS.md (issue #16, branch v3par).
+#define RANGE_UNIT (NR / 2)
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
@@ -155,20 +164,23 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
                (double)p->xi * (double)g->C * (double)g->OC <= (double)COLUMNS_MAX_U;
     p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads && !even;
     p->ranges = 0;
+    p->share = 0;
+    p->tail = p->T;
     const int64_t rows_floats = p->xi * (g->C + g->OC / p->threads) * strips * NR;
-    if (p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) {
-        // thread th: tiles [b, e) of whole strips (step_products), in chunks of at most tc_max
-        // (rounding the count of chunks to the nearest instead, 64-tile chunks past CHUNK_FLOATS,
-        // measured slower on ResNet-18's layer1: 1.36x 1 thread's CPU time against 1.20-1.25x)
-        int64_t share = 0;
-        for (int64_t th = 0; th < p->threads; th++) {
-            int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
-            share = ply_max_i64(share, ply_min_i64(p->T, strips * (th + 1) / p->threads * NR) - b);
-        }
-        int64_t pieces = (share + tc_max - 1) / tc_max;
+    const int columns_uneven = p->threads > 1 && !p->rows && !even;
+    if ((p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) || columns_uneven) {
+        // thread th: tiles [th*share, (th+1)*share) of whole units (RANGE_UNIT), the last thread's
+        // ending at T, then its output channels of the tail (step_products); in chunks of at most
+        // tc_max (rounding the count of chunks to the nearest instead, 64-tile chunks past
+        // CHUNK_FLOATS, measured slower on ResNet-18's layer1: 1.36x 1 thread's CPU time against 1.20-1.25x)
+        const int64_t units = (p->T + RANGE_UNIT - 1) / RANGE_UNIT;
+        p->share = units / p->threads * RANGE_UNIT;
+        p->tail = ply_min_i64(p->T, p->threads * p->share);
+        const int64_t longest = ply_max_i64(ply_min_i64(p->share, p->T), p->T - p->tail);
+        const int64_t pieces = (longest + tc_max - 1) / tc_max;
         p->rows = 0;
         p->ranges = 1;
-        p->tc = ((share + pieces - 1) / pieces + NR - 1) / NR * NR;
+        p->tc = ((longest + pieces - 1) / pieces + NR - 1) / NR * NR;
         p->chunks = p->threads * pieces;
         return;
     }
@@ -285,7 +297,7 @@ PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_pla
     // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
-    if (t1 == ply_min_i64(p->T, cbase + p->tc) && used % NR)
+    if (used % NR) // t1 ends the chunk: every caller transforms whole chunks (input_tf in conv_winograd.c)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
@@ -414,15 +426,23 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
         }
         float *V = j->areas + th * area, *M = V + vfloats;
         if (p->ranges) {
-            // tiles [b, e): whole strips (the last one may end at T), chunks of at most tc
-            const int64_t strips = (p->T + NR - 1) / NR;
-            const int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
-            const int64_t e = ply_min_i64(p->T, strips * (th + 1) / p->threads * NR);
+            // tiles [b, e): whole units (the last range ends at T or at the tail), chunks of at most
+            // tc; then the tail's output channels [o0, o1) (every thread transforms its input)
+            const int64_t b = ply_min_i64(p->tail, th * p->share);
+            const int64_t e = th == p->threads - 1 ? p->tail : ply_min_i64(p->tail, (th + 1) * p->share);
             for (int64_t cbase = b; cbase < e; cbase += p->tc) {
                 int64_t cend = ply_min_i64(e, cbase + p->tc);
                 input_tf(j, cbase, cbase, cend, 0, g->C, V);
                 products(j, V, M, cend - cbase, 0, g->OC);
                 output_tf(j, M, cbase, cbase, cend, 0, g->OC);
+            }
+            int64_t o0, o1;
+            oc_share(g, p->threads, th, &o0, &o1);
+            for (int64_t cbase = p->tail; cbase < p->T && o0 < o1; cbase += p->tc) {
+                int64_t cend = ply_min_i64(p->T, cbase + p->tc);
+                input_tf(j, cbase, cbase, cend, 0, g->C, V);
+                products(j, V, M, cend - cbase, o0, o1);
+                output_tf(j, M, cbase, cbase, cend, o0, o1);
             }
             continue;
         }
