@@ -245,16 +245,10 @@ PTILE_FNS(1) PTILE_FNS(2) PTILE_FNS(3) PTILE_FNS(4) PTILE_FNS(5) PTILE_FNS(6) PT
 PTILE_FNS(10) PTILE_FNS(11) PTILE_FNS(12)
 
 // The packed-weight tiles reading a strip straight from the plane (rows ldx = P floats apart) and
-// storing each row's two vectors into the packed strip xc as they go: the first block of output
-// channels of each strip packs it, the later blocks read xc (product's large planes). Where
-// pack_strip copied the strip in a pass of its own first, each row's load now waits beside 24
-// multiply-adds instead of in a loop of loads and stores. Benchmarks/pointwise_kernel.c, 1 thread,
-// clang -O2, cold, load ~17-22 on 2 cores (this core's fma_peak 117 GFLOPS then), GFLOPS,
-// alternating, pack pass -> packed here: 56x56 256->64 97 / 98 / 97 / 96 -> 105 / 102 / 106 / 107
-// (rounds 2-4: 99), 256->128 101 / 105 / 104 / 103 -> 107 / 108 / 104 / 105, 28x28 512->128 101 /
-// 102 / 101 / 99 -> 104 / 100 / 97 / 104, 512->256 102 / 102 -> 102 / 104. (Also tried: KC 128
-// with this, 98 / 98 / 100: worse; 64 rows as 11+11+11+11+10+10 instead of 5 x 12 + 4, weights
-// packed to match: 103 / 102, no gain over this.)
+// storing each row's two vectors into the packed strip xc: the first block of output channels of a
+// strip packs it, the later blocks read xc (product's large planes), where a pack_strip pass copied
+// it first. pointwise_kernel.c, cold, load ~20 (fma_peak 117 then), GFLOPS, pass -> here: 56x56
+// 256->64 97-100 -> 99-107, 256->128 101-105 -> 104-108 (BENCHMARKS.md, branch rn50pw).
 #define CTILE_FN(R, V)                                                                                                \
     PLY_TARGET_AVX512 static void ctile##R##_##V(int64_t kc, const float *a, const float *x, int64_t ldx, float *y,   \
                                                  int64_t ldy, __mmask16 m0, __mmask16 m1, int first, int relu,        \
