@@ -138,8 +138,9 @@ static void blas_dw_slice(void *ctx, int64_t o0, int64_t o1) {
     linear_backward_dw(j->dw, j->db, j->dy, j->x, j->M, j->IN, j->OUT, o0, o1);
 }
 
-// Weights of at least this many bytes (several 2 MiB pages; well past the 2 MiB L2, so read from
-// L3 or memory on every forward) are advised huge pages: GoogLeNet's classifier (4 MB) and up.
+// Weights of at least this many bytes (past the 2 MiB L2, read from L3 or memory on every forward,
+// and holding at least one whole 2 MiB page) are advised huge pages: ResNet's classifiers (8.2 MB)
+// and AlexNet's and VGG-16's (16-411 MB); GoogLeNet's (4.1 MB, 3.9 MiB) stays on small pages.
 #define LINEAR_HUGE_PAGES_MIN_BYTES ((size_t)4 << 20)
 
 // Fewer multiply-adds than this and one thread does it all: waking another costs more (the
