@@ -138,7 +138,48 @@ ply_status conv_spans_cache_get(conv_weight_cache *cache, const ply_host *host, 
     return PLY_OK;
 }
 
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+
+// conv_spans_pad for padded rows of at most 16 floats (Wq <= 16: GoogLeNet's 14x14 and 7x7 planes,
+// Inception v3's 8x8 with pad 1): xp[plane][h][w] = x[plane][h - PH][w - PW] where 0 <= h - PH < H and
+// 0 <= w - PW < W, else 0; per padded row one masked load of its W inputs, a permute that moves input
+// lane w to lane w + PW (the other lanes zero), and one masked store of Wq lanes. The general loop
+// below makes three libc calls per row (memset, memcpy, memset of a few floats): at batch 1, 2
+// threads these pads run on the calling thread (conv_panels.c's PAD_SPLIT_FLOATS), between regions:
+// GoogLeNet's inception5b branch2.1 (192 planes of 9x9) was a 13.6 us gap, the 24->64 / 48->128
+// branch3.1 layers 5-6 us (PLY_REGION_TRACE, loaded machine, medians of 20 forwards).
+PLY_TARGET_AVX512 static void pad_rows512(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp,
+                                          int64_t n0, int64_t n1) {
+    const int64_t C = g->C, H = g->H, W = g->W, PH = g->PH, PW = g->PW;
+    const int64_t copied = ply_max_i64(0, ply_min_i64(W, Wq - PW)); // inputs of a row that land in xp
+    const __mmask16 row = (__mmask16)((1u << Wq) - 1), in = (__mmask16)((1u << copied) - 1);
+    const __mmask16 placed = (__mmask16)(in << PW);
+    const __m512i shift = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)PW)); // lane w reads lane w - PW
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float *dst = xp + (n * C + c) * Hp * Wq;
+            const float *src = x + (n * C + c) * H * W;
+            for (int64_t h = 0; h < Hp; h++) {
+                const int64_t ih = h - PH;
+                __m512 v = zero;
+                if (ih >= 0 && ih < H)
+                    v = _mm512_maskz_permutexvar_ps(placed, shift, _mm512_maskz_loadu_ps(in, src + ih * W));
+                _mm512_mask_storeu_ps(dst + h * Wq, row, v);
+            }
+        }
+}
+#endif
+
 void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t n0, int64_t n1) {
+#if PLY_HAVE_X86_TARGETS
+    if (Wq <= 16 && g->PW < 16 && ply_cpu_level() >= PLY_CPU_AVX512) {
+        pad_rows512(g, Hp, Wq, x, xp, n0, n1);
+        return;
+    }
+#endif
     const int64_t C = g->C, H = g->H, W = g->W;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t c = 0; c < C; c++) {
