@@ -1,12 +1,13 @@
 // conv_spans_forward (Plugins/Conv/conv_spans.c) beside conv_gemm_forward's im2col + GEMM (what
-// "auto" ran before for non-square kernels) and, for 3x3 stride 1 or 2, conv_panels_forward: one
+// "auto" ran before for non-square kernels), for 3x3 stride 1 or 2, conv_panels_forward, and where it
+// suits (at most 4 input channels: first layers) conv_stem_forward: one
 // layer, bias and relu on, 1 thread, by thread CPU time (the median of 9 timed calls, warm: the
 // calls follow one another), so neither the model around it nor time spent descheduled on a busy
 // machine counts. Each kernel's 64 random outputs are checked against a double-precision sum (the
 // worst relative error is printed). Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/spans_kernel.c Plugins/Conv/conv_spans.c \
-//       Plugins/Conv/conv_panels.c Plugins/Conv/conv_gemm.c Plugins/Conv/conv_kernel.c \
+//       Plugins/Conv/conv_stem.c Plugins/Conv/conv_panels.c Plugins/Conv/conv_gemm.c Plugins/Conv/conv_kernel.c \
 //       Plugins/Conv/conv_weight_cache.c -lopenblas -o /tmp/spans_kernel
 //   /tmp/spans_kernel 1 128 17 17 128 1 7 1 1 0 3    # N C H W OC KH KW SH SW PH PW
 //
@@ -19,6 +20,7 @@
 #include "conv_gemm.h"
 #include "conv_panels.h"
 #include "conv_spans.h"
+#include "conv_stem.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +32,8 @@ static int cmp(const void *a, const void *b) { double x = *(const double *)a, y 
 static void *host_alloc(const ply_host *h, size_t n) { (void)h; return malloc(n); }
 static void host_free(const ply_host *h, void *p) { (void)h; free(p); }
 
-enum { SPANS, GEMM, PANELS };
-static const char *names[] = {"spans", "im2col", "panels"};
+enum { SPANS, GEMM, PANELS, STEM };
+static const char *names[] = {"spans", "im2col", "panels", "stem"};
 
 static conv_geom G;
 static const float *X, *W, *B, *WP;
@@ -41,7 +43,8 @@ static ply_host HOST;
 static void run(int k) {
     if (k == SPANS) conv_spans_forward(&HOST, 1, &G, WP, B, 1, X, Y, SCR);
     else if (k == GEMM) conv_gemm_forward(&HOST, 1, 1, &G, W, B, 1, X, Y, SCR);
-    else conv_panels_forward(&HOST, 1, &G, WP, B, 1, X, Y, SCR);
+    else if (k == PANELS) conv_panels_forward(&HOST, 1, &G, WP, B, 1, X, Y, SCR);
+    else conv_stem_forward(&HOST, 1, &G, W, B, 1, X, Y, SCR);
 }
 
 int main(int argc, char **argv) {
@@ -67,8 +70,9 @@ int main(int argc, char **argv) {
     float *x = malloc(nx * 4), *y = malloc((size_t)(N * OC * P) * 4), *w = malloc((size_t)(OC * K) * 4);
     float *b = malloc((size_t)OC * 4);
     size_t s1 = conv_spans_forward_floats(&G), s2 = conv_gemm_forward_floats(&G, 1), s3 = conv_panels_forward_floats(&G);
-    size_t ns = s1 > s2 ? s1 : s2;
+    size_t s4 = conv_stem_forward_floats(&G, 1), ns = s1 > s2 ? s1 : s2;
     ns = ns > s3 ? ns : s3;
+    ns = ns > s4 ? ns : s4;
     float *scr = malloc(ns * 4 + 64);
     if (!x || !y || !w || !b || !scr) { fprintf(stderr, "spans_kernel: out of memory\n"); return 1; }
     for (size_t i = 0; i < nx; i++) x[i] = (float)(i * 7919 % 1000) / 500.0f - 1.0f;
@@ -84,8 +88,8 @@ int main(int argc, char **argv) {
     printf("N%lld %lld->%lld %lldx%lld kernel %lldx%lld stride %lldx%lld pad %lldx%lld -> %lldx%lld:",
            (long long)N, (long long)C, (long long)OC, (long long)H, (long long)Wd, (long long)KH, (long long)KW,
            (long long)SH, (long long)SW, (long long)PH, (long long)PW, (long long)OH, (long long)OW);
-    for (int k = SPANS; k <= PANELS; k++) {
-        if (k == PANELS && !with_panels) continue;
+    for (int k = SPANS; k <= STEM; k++) {
+        if ((k == PANELS && !with_panels) || (k == STEM && !conv_stem_suits(&G))) continue;
         WP = k == SPANS ? wp_spans : wp_panels;
         memset(y, 0, (size_t)(N * OC * P) * 4);
         run(k);

@@ -163,7 +163,8 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
                                                                         __mmask16 m0, __mmask16 m1, int first,
                                                                         int relu, const float *bias, const float *res,
                                                                         const float *pf,
-                                                                        int64_t pfs, const float *px, int64_t lpx) {
+                                                                        int64_t pfs, const float *px, int64_t lpx,
+                                                                        float *xc) {
     FOR_ROWS(DECL)
     const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
     int64_t l1 = lda, l3 = 3 * lda;
@@ -205,6 +206,10 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
         __m512 b0 = V >= 2 ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m0, x);
         __m512 b1 = V == 3 ? _mm512_loadu_ps(x + 16) : V == 2 ? _mm512_maskz_loadu_ps(m1, x + 16) : b0;
         __m512 b2 = V == 3 ? _mm512_loadu_ps(x + 32) : b0;
+        if (xc) { // xc[k*NR + j] = x[k*ldx + j] for j < NR (lanes past m0, m1: zeros): the packed strip
+            _mm512_storeu_ps(xc + k * NR, b0);
+            _mm512_storeu_ps(xc + k * NR + 16, b1);
+        }
         FOR_ROWS(FMA)
     }
     (void)c0_1;
@@ -218,7 +223,7 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void tile(const i
                                                 int relu, const float *bias, const float *res, const float *pf,       \
                                                 int64_t pfs,                                                          \
                                                 const float *px, int64_t lpx) {                                       \
-        tile(0, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx);                  \
+        tile(0, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx, NULL);                  \
     }
 #define TILE_FNS(R) TILE_FN(R, 1) TILE_FN(R, 2)
 TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6) TILE_FNS(7) TILE_FNS(8) TILE_FNS(9)
@@ -233,11 +238,27 @@ TILE_FN(1, 3) TILE_FN(2, 3) TILE_FN(3, 3) TILE_FN(4, 3) TILE_FN(5, 3) TILE_FN(6,
                                                  int first, int relu, const float *bias, const float *res,            \
                                                  const float *pf, int64_t pfs,                                        \
                                                  const float *px, int64_t lpx) {                                      \
-        tile(1, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx);                  \
+        tile(1, R, V, kc, a, lda, x, ldx, y, ldy, m0, m1, first, relu, bias, res, pf, pfs, px, lpx, NULL);                  \
     }
 #define PTILE_FNS(R) PTILE_FN(R, 1) PTILE_FN(R, 2)
 PTILE_FNS(1) PTILE_FNS(2) PTILE_FNS(3) PTILE_FNS(4) PTILE_FNS(5) PTILE_FNS(6) PTILE_FNS(7) PTILE_FNS(8) PTILE_FNS(9)
 PTILE_FNS(10) PTILE_FNS(11) PTILE_FNS(12)
+
+// The packed-weight tiles reading a strip straight from the plane (rows ldx = P floats apart) and
+// storing each row's two vectors into the packed strip xc: the first block of output channels of a
+// strip packs it, the later blocks read xc (product's large planes), where a pack_strip pass copied
+// it first. pointwise_kernel.c, cold, load ~20 (fma_peak 117 then), GFLOPS, pass -> here: 56x56
+// 256->64 97-100 -> 99-107, 256->128 101-105 -> 104-108 (BENCHMARKS.md, branch rn50pw).
+#define CTILE_FN(R, V)                                                                                                \
+    PLY_TARGET_AVX512 static void ctile##R##_##V(int64_t kc, const float *a, const float *x, int64_t ldx, float *y,   \
+                                                 int64_t ldy, __mmask16 m0, __mmask16 m1, int first, int relu,        \
+                                                 const float *bias, const float *res, const float *px, int64_t lpx,  \
+                                                 float *xc) {                                                         \
+        tile(1, R, V, kc, a, 0, x, ldx, y, ldy, m0, m1, first, relu, bias, res, NULL, 0, px, lpx, xc);               \
+    }
+#define CTILE_FNS(R) CTILE_FN(R, 1) CTILE_FN(R, 2)
+CTILE_FNS(1) CTILE_FNS(2) CTILE_FNS(3) CTILE_FNS(4) CTILE_FNS(5) CTILE_FNS(6) CTILE_FNS(7) CTILE_FNS(8) CTILE_FNS(9)
+CTILE_FNS(10) CTILE_FNS(11) CTILE_FNS(12)
 
 typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t, __mmask16,
                         __mmask16, int, int, const float *, const float *, const float *, int64_t, const float *,
@@ -246,6 +267,13 @@ typedef void (*tile_fn)(int64_t, const float *, int64_t, const float *, int64_t,
 static const tile_fn tiles[MR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(2),  TILE_PAIR(3), TILE_PAIR(4),
                                          TILE_PAIR(5),  TILE_PAIR(6), TILE_PAIR(7),  TILE_PAIR(8), TILE_PAIR(9),
                                          TILE_PAIR(10), TILE_PAIR(11), TILE_PAIR(12)};
+typedef void (*ctile_fn)(int64_t, const float *, const float *, int64_t, float *, int64_t, __mmask16, __mmask16, int,
+                         int, const float *, const float *, const float *, int64_t, float *);
+#define CTILE_PAIR(R) {ctile##R##_1, ctile##R##_2}
+static const ctile_fn ctiles[MR + 1][2] = {{0, 0},         CTILE_PAIR(1),  CTILE_PAIR(2),  CTILE_PAIR(3),
+                                           CTILE_PAIR(4),  CTILE_PAIR(5),  CTILE_PAIR(6),  CTILE_PAIR(7),
+                                           CTILE_PAIR(8),  CTILE_PAIR(9),  CTILE_PAIR(10), CTILE_PAIR(11),
+                                           CTILE_PAIR(12)};
 #define PTILE_PAIR(R) {ptile##R##_1, ptile##R##_2}
 static const tile_fn ptiles[MR + 1][2] = {{0, 0},         PTILE_PAIR(1),  PTILE_PAIR(2),  PTILE_PAIR(3),
                                           PTILE_PAIR(4),  PTILE_PAIR(5),  PTILE_PAIR(6),  PTILE_PAIR(7),
@@ -375,11 +403,18 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
         int first = k0 == 0, last = k0 + kc == K;
         for (int64_t s = p0; s < p1; s += NR) {
             int64_t left = p1 - s;
-            pack_strip(xs + k0 * P + s, P, kc, left, xp);
+            if (!wp) pack_strip(xs + k0 * P + s, P, kc, left, xp); // (packed weights: the first tile packs it)
             for (int64_t o = o0; o < o1; o += MR) {
                 int R = (int)ply_min_i64(MR, o1 - o);
                 if (first) prefetch_y(y + o * P + s + NR, P, R, NR);
                 const float *a = wp ? wp + o * K + k0 * MR : w + o * K + k0;
+                if (wp && o == o0) { // this block reads the strip from the plane and packs it into xp
+                    ctiles[R][left > 16](kc, a, xs + k0 * P + s, P, y + o * P + s, P, ply_lanes16(left),
+                                         ply_lanes16(left - 16), first, relu && last, bias ? bias + o : NULL,
+                                         res && last ? res + o * P + s : NULL,
+                                         s + PXDIST * NR < p1 ? xs + k0 * P + s + PXDIST * NR : NULL, P, xp);
+                    continue;
+                }
                 (wp ? ptiles : tiles)[R][left > 16](kc, a, K, xp, NR, y + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16),
                                     first, relu && last, bias ? bias + o : NULL,
                                     res && last ? res + o * P + s : NULL, NULL, 0,

@@ -46,8 +46,11 @@
  * rule existed, a memcmp check per call measured (single-thread GFLOPS
  * without -> with) 7x7 2048->512 118 -> 81, 14x14 1024->256 144 -> 131.
  * On large planes each strip's block of xs (KC rows P floats apart, each row
- * in its own page at 56x56) is first copied into a contiguous KC x 32 panel
- * (scratch), which every block of 12 output channels then reads.
+ * in its own page at 56x56) is copied into a contiguous KC x 32 panel
+ * (scratch), which every block of 12 output channels then reads: with packed
+ * weights the first block copies it as it reads the plane (its tile stores
+ * each row's two vectors beside its multiply-adds), without them a pass of its
+ * own copies it first.
  *
  * At the AVX2 level (no AVX-512) every plane takes the large planes' order with a 6 x 16 register
  * tile (conv_1x1_avx2.h), the same packed weights when given and the same threads' splits. Below

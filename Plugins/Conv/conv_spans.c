@@ -138,7 +138,48 @@ ply_status conv_spans_cache_get(conv_weight_cache *cache, const ply_host *host, 
     return PLY_OK;
 }
 
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+
+// conv_spans_pad for padded rows of at most 16 floats (Wq <= 16: GoogLeNet's 14x14 and 7x7 planes,
+// Inception v3's 8x8 with pad 1): xp[plane][h][w] = x[plane][h - PH][w - PW] where 0 <= h - PH < H and
+// 0 <= w - PW < W, else 0; per padded row one masked load of its W inputs, a permute that moves input
+// lane w to lane w + PW (the other lanes zero), and one masked store of Wq lanes. The general loop
+// below makes three libc calls per row (memset, memcpy, memset of a few floats): at batch 1, 2
+// threads these pads run on the calling thread (conv_panels.c's PAD_SPLIT_FLOATS), between regions:
+// GoogLeNet's inception5b branch2.1 (192 planes of 9x9) was a 13.6 us gap, the 24->64 / 48->128
+// branch3.1 layers 5-6 us (PLY_REGION_TRACE, loaded machine, medians of 20 forwards).
+PLY_TARGET_AVX512 static void pad_rows512(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp,
+                                          int64_t n0, int64_t n1) {
+    const int64_t C = g->C, H = g->H, W = g->W, PH = g->PH, PW = g->PW;
+    const int64_t copied = ply_max_i64(0, ply_min_i64(W, Wq - PW)); // inputs of a row that land in xp
+    const __mmask16 row = (__mmask16)((1u << Wq) - 1), in = (__mmask16)((1u << copied) - 1);
+    const __mmask16 placed = (__mmask16)(in << PW);
+    const __m512i shift = _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)PW)); // lane w reads lane w - PW
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float *dst = xp + (n * C + c) * Hp * Wq;
+            const float *src = x + (n * C + c) * H * W;
+            for (int64_t h = 0; h < Hp; h++) {
+                const int64_t ih = h - PH;
+                __m512 v = zero;
+                if (ih >= 0 && ih < H)
+                    v = _mm512_maskz_permutexvar_ps(placed, shift, _mm512_maskz_loadu_ps(in, src + ih * W));
+                _mm512_mask_storeu_ps(dst + h * Wq, row, v);
+            }
+        }
+}
+#endif
+
 void conv_spans_pad(const conv_geom *g, int64_t Hp, int64_t Wq, const float *x, float *xp, int64_t n0, int64_t n1) {
+#if PLY_HAVE_X86_TARGETS
+    if (Wq <= 16 && g->PW < 16 && ply_cpu_level() >= PLY_CPU_AVX512) {
+        pad_rows512(g, Hp, Wq, x, xp, n0, n1);
+        return;
+    }
+#endif
     const int64_t C = g->C, H = g->H, W = g->W;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t c = 0; c < C; c++) {
@@ -336,20 +377,21 @@ static void position_offsets(const conv_geom *g, int64_t *po) {
             for (int64_t ow = 0; ow < g->OW; ow++) po[p++] = n * image + oh * g->SH * Wq + ow * g->SW;
 }
 
-// Panels [p0, p1) x spans [sa, sb): yT by blocks of input channels, then y = relu(yT + bias) for those
-// channels and positions. Span s covers positions [P*s/S, P*(s+1)/S) of S = ceil(P/mr) spans: mr or
-// mr-1 each (fewer when P < mr), mr = span_positions() (MR at the AVX-512 level, MR2 at AVX2), each
-// span by mk[its length].
+// Panels [p0, p1) x positions [qa, qb): yT by blocks of input channels, then y = relu(yT + bias) for
+// those channels and positions. The positions are cut into S = ceil((qb - qa)/mr) spans, span s covering
+// [qa + Q*s/S, qa + Q*(s+1)/S) (Q = qb - qa): mr or mr-1 each (fewer when Q < mr), mr = span_positions()
+// (MR at the AVX-512 level, MR2 at AVX2), each span by mk[its length]. A position's sums do not depend
+// on the span it falls in (the taps are added in the same order), so any cut gives the same y.
 static inline __attribute__((always_inline)) void run_part_body(const spans_job *j, int64_t p0, int64_t p1,
-                                                                 int64_t sa, int64_t sb, const int64_t mr,
+                                                                 int64_t qa, int64_t qb, const int64_t mr,
                                                                  const micro_fn *mk) {
     const conv_geom *g = j->g;
     const int64_t C = g->C, OP = panels_of(g), KK = taps_of(g), CB = block_channels(g);
     const int64_t Wq = padded_w(g), plane = padded_h(g) * Wq, P = g->N * g->OH * g->OW;
-    const int64_t S = (P + mr - 1) / mr;
+    const int64_t Q = qb - qa, S = (Q + mr - 1) / mr;
     int64_t off[MAX_BLOCK_TAPS]; // T <= MAX_BLOCK_TAPS: cb <= MAX_BLOCK_TAPS / KK (KK <= MAX_TAPS: cb >= 2)
-    for (int64_t s0 = sa; s0 < sb; s0 += CHUNK_SPANS) {
-        const int64_t s1 = ply_min_i64(sb, s0 + CHUNK_SPANS);
+    for (int64_t s0 = 0; s0 < S; s0 += CHUNK_SPANS) {
+        const int64_t s1 = ply_min_i64(S, s0 + CHUNK_SPANS);
         for (int64_t c0 = 0; c0 < C; c0 += CB) {
             const int64_t cb = ply_min_i64(CB, C - c0), T = cb * KK;
             for (int64_t ci = 0, t = 0; ci < cb; ci++)
@@ -361,24 +403,24 @@ static inline __attribute__((always_inline)) void run_part_body(const spans_job 
                 const float *w = wblock + op * T * 32;
                 float *yp = j->yT + op * P * 32;
                 for (int64_t s = s0; s < s1; s++) {
-                    const int64_t q0 = P * s / S, q1 = P * (s + 1) / S;
+                    const int64_t q0 = qa + Q * s / S, q1 = qa + Q * (s + 1) / S;
                     mk[q1 - q0](T, off, xc, j->po + q0, w, yp + q0 * 32, c0 == 0);
                 }
             }
         }
     }
-    conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, P * sa / S, P * sb / S);
+    conv_spans_store(g, j->yT, j->bias, j->relu, j->y, p0, p1, qa, qb);
 }
 
-PLY_TARGET_AVX512 static void run_part_avx512(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
-    run_part_body(j, p0, p1, sa, sb, MR, micros);
+PLY_TARGET_AVX512 static void run_part_avx512(const spans_job *j, int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+    run_part_body(j, p0, p1, qa, qb, MR, micros);
 }
-PLY_TARGET_AVX2 static void run_part_avx2(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
-    run_part_body(j, p0, p1, sa, sb, MR2, micros2);
+PLY_TARGET_AVX2 static void run_part_avx2(const spans_job *j, int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+    run_part_body(j, p0, p1, qa, qb, MR2, micros2);
 }
-static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t sa, int64_t sb) {
-    if (ply_cpu_level() >= PLY_CPU_AVX512) run_part_avx512(j, p0, p1, sa, sb);
-    else run_part_avx2(j, p0, p1, sa, sb);
+static void run_part(const spans_job *j, int64_t p0, int64_t p1, int64_t qa, int64_t qb) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) run_part_avx512(j, p0, p1, qa, qb);
+    else run_part_avx2(j, p0, p1, qa, qb);
 }
 
 // Padded inputs of at least this many floats are padded by all the threads, each a range of the N*C
@@ -398,17 +440,21 @@ static void step_pad(void *ctx, int64_t t0, int64_t t1) {
         conv_spans_pad_planes(g, Hp, Wq, j->x, j->xp, planes * th / j->threads, planes * (th + 1) / j->threads);
 }
 
-// Thread th's part: its share of the panels (all spans), or with by_spans its share of the spans (all panels).
+// Thread th's part: its share of the panels (all positions), or with by_spans its share of the P
+// positions, [P*th/T, P*(th+1)/T) (all panels), cut into its own spans. Splitting whole spans of the
+// P positions instead gave 17x17's 37 spans as 18 + 19, 140 + 149 positions: the second thread 6% more
+// (Inception v3 b1, 2 threads, PLY_REGION_TRACE: 160->160 1x7 / 7x1 regions 474 / 496, 478 / 509,
+// 464 / 496 us of CPU per thread, loaded machine; measured after the change in BENCHMARKS.md).
 static void step_parts(void *ctx, int64_t t0, int64_t t1) {
     const spans_job *j = ctx;
-    const int64_t OP = panels_of(j->g), S = spans_of(j->g), T = j->threads;
+    const int64_t OP = panels_of(j->g), P = (int64_t)positions(j->g), T = j->threads;
     for (int64_t th = t0; th < t1; th++) {
         if (j->by_spans) {
-            int64_t sa = S * th / T, sb = S * (th + 1) / T;
-            if (sa < sb) run_part(j, 0, OP, sa, sb);
+            int64_t qa = P * th / T, qb = P * (th + 1) / T;
+            if (qa < qb) run_part(j, 0, OP, qa, qb);
         } else {
             int64_t p0 = OP * th / T, p1 = OP * (th + 1) / T;
-            if (p0 < p1) run_part(j, p0, p1, 0, S);
+            if (p0 < p1) run_part(j, p0, p1, 0, P);
         }
     }
 }
@@ -433,7 +479,7 @@ void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *
         else pad_input(&jp, 0, g->N);
     }
     if (j.threads > 1) host->parallel_for(host, j.threads, 1, step_parts, &j);
-    else run_part(&j, 0, OP, 0, S);
+    else run_part(&j, 0, OP, 0, (int64_t)positions(g));
 }
 #else
 void conv_spans_store(const conv_geom *g, const float *yT, const float *bias, int relu, float *y, int64_t p0, int64_t p1,

@@ -63,7 +63,7 @@ ply_status conv_spans_cache_get(conv_weight_cache *cache, const ply_host *host, 
  * y = conv(x, w) + bias, relu'd when `relu` (NaN passes), with Wp from conv_spans_cache_get.
  * bias: [OC] or NULL, x: [N, C, H, W], y: [N, OC, OH, OW]; the threads of host->parallel_for
  * (`threads` of them) split the output channels in panels of 32 where the panels divide evenly among
- * them, else the output positions. g MUST fit.
+ * them, else the output positions (an even share each, cut into the thread's own spans). g MUST fit.
  */
 void conv_spans_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *Wp, const float *bias,
                         int relu, const float *x, float *y, float *scratch);

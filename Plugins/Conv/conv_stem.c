@@ -36,11 +36,17 @@ static int64_t d_rows(const conv_geom *g) { return (g->OH - 1) * g->SH + g->KH; 
 static int64_t d_width(const conv_geom *g) { return (g->OW + 15) / 16 * 16 + (g->KW - 1) / g->SW; }
 static int64_t d_floats(const conv_geom *g) { return g->C * g->SW * d_rows(g) * d_width(g); }
 
+// Kernels of 5x5 and more, and 3x3 of stride 2 (Inception v3's Conv2d_1a, 3->32 on 299x299: im2col +
+// GEMM before). One layer, 1 thread, thread CPU time, median of 9 (Benchmarks/spans_kernel.c's stem
+// column, loaded machine, load ~15), stem / im2col ms: 3->32 299x299 s2 batch 1 0.53-0.65 / 0.79-1.20
+// (4 runs; 0.46 / 0.79 at load ~5), batch 16 12.75 / 17.79; 3->32 224x224 s2 p1 0.26-0.27
+// / 0.37-0.41; 4->64 224x224 s2 p1 0.68 / 0.92; 3->24 37x41 s2 p1 0.010 / 0.010. Stride 1 3x3 (VGG's
+// first layer) is left where it was: not measured.
 // (the tap offsets into d are int32: an image's phase planes stay below 2^31 floats)
 int conv_stem_suits(const conv_geom *g) {
-    return ply_cpu_level() >= PLY_CPU_AVX512 && g->C <= MAX_C && g->KH >= 5 && g->KW >= 5 &&
-           taps(g) <= MAX_TAPS && g->DH == 1 && g->DW == 1 && g->OH >= 1 && g->OW >= 1 &&
-           d_floats(g) < INT32_MAX;
+    const int kernel = (g->KH >= 5 && g->KW >= 5) || (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2);
+    return ply_cpu_level() >= PLY_CPU_AVX512 && g->C <= MAX_C && kernel && taps(g) <= MAX_TAPS && g->DH == 1 &&
+           g->DW == 1 && g->OH >= 1 && g->OW >= 1 && d_floats(g) < INT32_MAX;
 }
 
 size_t conv_stem_forward_floats(const conv_geom *g, int64_t threads) {

@@ -1,6 +1,7 @@
 /*
  * conv2d forward for the stems: few input channels, a large kernel, any stride
- * (ResNet's and GoogLeNet's 7x7 stride-2 first layer on 3 channels), direct,
+ * (ResNet's and GoogLeNet's 7x7 stride-2 first layer on 3 channels; Inception v3's 3x3
+ * stride 2), direct,
  * on the input split into its column phases:
  *
  *   y[n][o][oh][ow] = bias[o] + sum_{c, kh, kw} w[o][c][kh][kw] * xp[n][c][oh*SH + kh][ow*SW + kw]
@@ -37,8 +38,9 @@ PLY_INTERNAL_BEGIN
 
 /**
  * Whether "auto" takes this path for g (groups 1 and dilation 1 are the caller's check): the
- * AVX-512 level, at most 4 input channels, a kernel of at least 5x5 and at most 256 taps in all
- * (C*KH*KW: a block of packed weights stays in L1), one image's phase planes below 2^31 floats.
+ * AVX-512 level, at most 4 input channels, a kernel of at least 5x5 or a 3x3 of stride 2 (Inception
+ * v3's first layer), at most 256 taps in all (C*KH*KW: a block of packed weights stays in L1), one
+ * image's phase planes below 2^31 floats.
  */
 int conv_stem_suits(const conv_geom *g);
 

@@ -60,6 +60,15 @@
 // 64->192 56x56 1.31x in "rows", its critical path 1.18x shorter in "ranges". Measured on 7-strip
 // layers only (Inception v3's 35x35, 3 strips, stays in "rows").
 #define RANGES_STRIPS 3
+// "ranges" cuts the tiles in units of half a strip (the kernel runs a strip of at most 16 columns at
+// half the cost of a full one, conv_kernel.c's micro8_half): each thread gets floor(units / threads)
+// units, and the units left over (fewer than the threads: a strip's worth at most) are every thread's,
+// each transforming their input itself and running its own output channels. Whole strips instead left
+// Inception v3's Conv2d_4a (80->192 71x71, 324 F(4x4) tiles: 5 strips + 5 strips and 4 tiles) with
+// the second thread 9% more CPU (2514 / 2742 us, PLY_REGION_TRACE, loaded machine), and "columns"
+// with a part-filled last chunk (Conv2d_2b, 1369 tiles in 22 chunks of 64) 3.5% on the first
+// (2362 / 2282 us); after: BENCHMARKS.md (issue #16, branch v3par).
+#define RANGE_UNIT (NR / 2)
 // F(4x4) or F(2x2) (conv_winograd_tile), measured one thread, best of 7, N C->OC HxW, ms F(2x2) / F(4x4),
 // on the loaded shared machine (load 5-9, so within ~30%):
 //   1 64->64 56: 1.12 / 0.85   1 64->64 224: 20.9 / 12.9   1 128->128 112: 20.4 / 14.9
@@ -87,6 +96,29 @@
 #define F4_MIN_STRIPS 1
 #define F4_MAX_PRODUCTS_MANY 0.75
 #define F4_MANY_STRIPS 8
+// But F(2x2) wherever the input has fewer than F4_MIN_CHANNELS channels and the output plane is at most
+// F4_SMALL_SIDE a side: there F(4x4)'s transforms cost more than its fewer products save. GoogLeNet's
+// 3x3 branches behind a 1x1 reduction (branch3.1), batch 16, 1 thread, `ply bench-layers` on a one-conv
+// model (bias, relu after), CPU ms per batch, 3 alternating rounds, loaded machine (load ~15), F(4x4)
+// (what the rules above chose) / F(2x2): 24->64 14x14 1.41 1.36 1.38 / 0.89 1.00 1.02, 32->64 14x14
+// 1.56 1.66 1.70 / 1.16 1.16 1.22, 32->128 14x14 2.97 2.72 2.82 / 2.13 2.21 2.18, 32->128 7x7 1.30 1.23
+// 1.20 / 0.78 0.80 0.76, 48->128 7x7 1.41 1.35 1.38 / 0.95 0.94 0.96, 32->96 28x28 5.47 6.39 5.58 /
+// 5.40 5.43 5.35; batch 16, 2 threads: 32->128 7x7 0.66 0.68 / 0.43 0.40, 32->64 14x14 0.81 0.82 / 0.70
+// 0.65; batch 1: 32->96 28x28 0.41 0.36 / 0.32 0.32. (64 channels measured F(2x2) ahead on these planes
+// as well: 64->128 7x7 1.66 1.61 / 1.24 1.24, 14x14 3.95 3.89 / 3.47 3.51; not taken: no zoo model has
+// such a layer there, and ResNet's 64->64 56x56 is F(4x4)'s, above.) Larger planes with few channels
+// (Inception v3's 32-channel 147x147 convs) keep the rules above: not measured.
+#define F4_MIN_CHANNELS 64
+#define F4_SMALL_SIDE 28
+// And on planes of at most 14x14 below F4_MIN_CHANNELS_14 input channels: GoogLeNet's inception4 and 5
+// 3x3 branches (C -> 2C), the same harness, 3 rounds, F(4x4) / F(2x2): 112->224 14x14 8.96 9.67 9.40 /
+// 8.21 8.30 8.24, 128->256 11.82 11.66 11.33 / 10.45 10.77 10.50, 144->288 13.97 13.96 14.31 / 13.03
+// 13.65 13.23, 160->320 17.58 17.56 17.88 / 15.84 16.51 16.51, 160->320 7x7 5.83 6.05 5.64 / 5.19 5.53
+// 5.21; 192->384 7x7 8.20 7.86 7.50 / 7.68 7.63 7.23 and 8.17 7.40 8.59 / 7.34 7.26 7.67 (not taken: at
+// 192 channels AlexNet's 192->384 on 13x13 ties, 22.48 22.51 22.65 / 22.27 22.04 22.63). Wider inputs keep F(4x4) (3 rounds: 512->512 7x7 26.3 21.2 20.3 / 25.7 25.2 24.9, 512->512
+// 14x14 67.4 66.3 65.4 / 81.1 76.1 74.2, 256->256 14x14 22.7 21.8 19.6 / 20.7 20.5 20.2; and 128->128
+// 14x14 6.55 6.28 6.45 / 6.74 5.95 5.95, a tie).
+#define F4_MIN_CHANNELS_14 192
 // F(6x6) or F(4x4), measured the same way (thread CPU time, best of 3, load 12-14, so within ~15%),
 // N C->OC HxW, ms F(4x4) / F(6x6):
 //   where F(6x6)'s tiles cover the plane as tightly as F(4x4)'s (0.82 of its products):
@@ -155,20 +187,23 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
                (double)p->xi * (double)g->C * (double)g->OC <= (double)COLUMNS_MAX_U;
     p->rows = p->threads > 1 && strips < ROWS_STRIPS * p->threads && !even;
     p->ranges = 0;
+    p->share = 0;
+    p->tail = p->T;
     const int64_t rows_floats = p->xi * (g->C + g->OC / p->threads) * strips * NR;
-    if (p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) {
-        // thread th: tiles [b, e) of whole strips (step_products), in chunks of at most tc_max
-        // (rounding the count of chunks to the nearest instead, 64-tile chunks past CHUNK_FLOATS,
-        // measured slower on ResNet-18's layer1: 1.36x 1 thread's CPU time against 1.20-1.25x)
-        int64_t share = 0;
-        for (int64_t th = 0; th < p->threads; th++) {
-            int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
-            share = ply_max_i64(share, ply_min_i64(p->T, strips * (th + 1) / p->threads * NR) - b);
-        }
-        int64_t pieces = (share + tc_max - 1) / tc_max;
+    const int columns_uneven = p->threads > 1 && !p->rows && !even;
+    if ((p->rows && strips >= RANGES_STRIPS * p->threads && rows_floats > CHUNK_FLOATS) || columns_uneven) {
+        // thread th: tiles [th*share, (th+1)*share) of whole units (RANGE_UNIT), the last thread's
+        // ending at T, then its output channels of the tail (step_products); in chunks of at most
+        // tc_max (rounding the count of chunks to the nearest instead, 64-tile chunks past
+        // CHUNK_FLOATS, measured slower on ResNet-18's layer1: 1.36x 1 thread's CPU time against 1.20-1.25x)
+        const int64_t units = (p->T + RANGE_UNIT - 1) / RANGE_UNIT;
+        p->share = units / p->threads * RANGE_UNIT;
+        p->tail = ply_min_i64(p->T, p->threads * p->share);
+        const int64_t longest = ply_max_i64(ply_min_i64(p->share, p->T), p->T - p->tail);
+        const int64_t pieces = (longest + tc_max - 1) / tc_max;
         p->rows = 0;
         p->ranges = 1;
-        p->tc = ((share + pieces - 1) / pieces + NR - 1) / NR * NR;
+        p->tc = ((longest + pieces - 1) / pieces + NR - 1) / NR * NR;
         p->chunks = p->threads * pieces;
         return;
     }
@@ -183,6 +218,9 @@ int conv_winograd_fits(const conv_geom *g) {
 }
 
 int conv_winograd_tile(const conv_geom *g) {
+    // F(2x2) for few input channels on small planes (F4_MIN_CHANNELS, F4_SMALL_SIDE)
+    if (g->C < F4_MIN_CHANNELS && g->OH <= F4_SMALL_SIDE && g->OW <= F4_SMALL_SIDE) return 2;
+    if (g->C < F4_MIN_CHANNELS_14 && g->OH <= 14 && g->OW <= 14) return 2;
     // F(4x4) (or F(6x6), below) when it fills at least one strip of the kernel and needs at most F4_MAX_PRODUCTS of
     // F(2x2)'s products (36 per 4x4 tile against 16 per 2x2 tile, tiles past the plane included)
     wino_plan p2, p4;
@@ -295,7 +333,7 @@ PLY_TARGET_AVX512 static void input_transform(const conv_geom *g, const wino_pla
     // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
-    if (t1 == ply_min_i64(p->T, cbase + p->tc) && used % NR)
+    if (used % NR) // t1 ends the chunk: every caller transforms whole chunks (input_tf in conv_winograd.c)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
@@ -424,15 +462,23 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
         }
         float *V = j->areas + th * area, *M = V + vfloats;
         if (p->ranges) {
-            // tiles [b, e): whole strips (the last one may end at T), chunks of at most tc
-            const int64_t strips = (p->T + NR - 1) / NR;
-            const int64_t b = ply_min_i64(p->T, strips * th / p->threads * NR);
-            const int64_t e = ply_min_i64(p->T, strips * (th + 1) / p->threads * NR);
+            // tiles [b, e): whole units (the last range ends at T or at the tail), chunks of at most
+            // tc; then the tail's output channels [o0, o1) (every thread transforms its input)
+            const int64_t b = ply_min_i64(p->tail, th * p->share);
+            const int64_t e = th == p->threads - 1 ? p->tail : ply_min_i64(p->tail, (th + 1) * p->share);
             for (int64_t cbase = b; cbase < e; cbase += p->tc) {
                 int64_t cend = ply_min_i64(e, cbase + p->tc);
                 input_tf(j, cbase, cbase, cend, 0, g->C, V);
                 products(j, V, M, cend - cbase, 0, g->OC);
                 output_tf(j, M, cbase, cbase, cend, 0, g->OC);
+            }
+            int64_t o0, o1;
+            oc_share(g, p->threads, th, &o0, &o1);
+            for (int64_t cbase = p->tail; cbase < p->T && o0 < o1; cbase += p->tc) {
+                int64_t cend = ply_min_i64(p->T, cbase + p->tc);
+                input_tf(j, cbase, cbase, cend, 0, g->C, V);
+                products(j, V, M, cend - cbase, o0, o1);
+                output_tf(j, M, cbase, cbase, cend, o0, o1);
             }
             continue;
         }

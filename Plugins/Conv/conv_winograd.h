@@ -29,8 +29,10 @@
  * a*a products, inverse transform, all in its own cache-sized scratch);
  * "rows" (few tiles: batch 1 late in a network) transforms the input once
  * and splits the output channels between the threads; "ranges" (a few strips
- * per thread, too many tiles for "rows" to stay in cache) gives each thread a
- * contiguous range of strips of tiles, done as "columns" does its chunks.
+ * per thread, too many tiles for "rows" to stay in cache, or chunks that would
+ * not fall evenly in "columns") gives each thread a contiguous range of
+ * half-strip units of tiles, done as "columns" does its chunks, and the units
+ * left over (fewer than the threads) to all of them by output channels.
  */
 #ifndef PLY_CONV_WINOGRAD_H
 #define PLY_CONV_WINOGRAD_H
@@ -131,7 +133,9 @@ typedef struct {
     int64_t tc;        // tiles per chunk, a multiple of CONV_KERNEL_NR
     int64_t chunks;
     int64_t threads;
-    int ranges;        // the "ranges" plan: each thread a contiguous range of strips, in chunks of tc
+    int ranges;        // the "ranges" plan: each thread a contiguous range of tiles, in chunks of tc
+    int64_t share;     // "ranges": tiles per thread's range, thread th's [th*share, min(T, (th+1)*share))
+    int64_t tail;      // "ranges": tiles [tail, T) are every thread's, each its output channels (T: none)
 } conv_wino_plan;
 
 /**

@@ -163,7 +163,7 @@ PLY_TARGET_AVX512 void conv_wino4_input(const conv_geom *g, const conv_wino_plan
     // the last strip's lanes past the chunk's tiles: read by the kernel, never stored; zeros
     // rather than whatever the scratch held (which could be slow denormals)
     const int64_t used = t1 - cbase;
-    if (t1 == ply_min_i64(p->T, cbase + p->tc) && used % NR)
+    if (used % NR) // t1 ends the chunk: every caller transforms whole chunks (input_tf in conv_winograd.c)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
                 memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));

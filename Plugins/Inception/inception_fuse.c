@@ -15,11 +15,21 @@
  * (which moves the batch norms' statistics without moving the generation). Made on the first
  * forward that fuses (above batch 1), so a model only ever run at batch 1 holds no copy.
  *
- * Inception v3's blocks A, C, D and E fuse the same way (branch1x1 and the first 1x1 of each other
+ * Inception v3's blocks A, C and D fuse the same way (branch1x1 and the first 1x1 of each other
  * branch; B has one 1x1 only). Its 35x35 and 17x17 blocks run a batch in groups of as many images as
- * threads (inception_graph.c, forward_groups), so they fuse at 2 threads and more (groups of 2) and
- * the 8x8 E blocks at any batch above 1. Measured (branch incfuse, loaded machine, load 9-14, one build
- * with a temporary switch, 6 alternating rounds of `taskset -c 0,1 ply bench-model inception_v3
+ * threads (inception_graph.c, forward_groups), so they fuse at 2 threads and more (groups of 2).
+ * E (8x8 planes, the whole batch at once) does not: measured per block by critical CPU time
+ * (branch v3b16, loaded machine, load 14-18 on 2 cores; PLY_REGION_TRACE of `taskset -c 0,1 ply
+ * bench-model inception_v3 --image-size 299 --batch 16 --runs 2`, Benchmarks/region_trace.py
+ * --against, medians of 3 alternating rounds, one build with a temporary switch), ms per batch,
+ * stacked / not:
+ *   E, 1 thread: Mixed_7b 83.9 / 83.0, Mixed_7c 109.4 / 109.4; 2 threads: 42.7 / 42.8, 56.3 / 55.9;
+ *     its stacked copies (E's 2048 x 1152 and 1280 x 1152 weights, the stacked output) held 34.8 MB
+ *     (layers' memory 387.3 -> 352.1 MB at 1 thread, 481.8 -> 447.0 at 2).
+ *   A, C, D, 2 threads: 514.2 / 524.2 summed over the 8 blocks (ahead in 7 of 8 by 1-4%), for 20.8 MB
+ *     (447.0 against 426.2 MB); 1 thread: not stacked (groups of one image).
+ * Measured before, E stacked too (branch incfuse, loaded machine, load 9-14, one build with a
+ * temporary switch, 6 alternating rounds of `taskset -c 0,1 ply bench-model inception_v3
  * --batch 16 --image-size 299 --threads 2 --runs 3`): median 6.10 img/s stacked against 5.74 not (ahead
  * in 5 of 6 rounds). Not at batch 1: there a stacked conv of every block (groups of one image
  * included) ran 81.8 against 78.1 CPU ms per image at 1 thread (medians of 3 alternating rounds of 3

@@ -24,8 +24,8 @@ PLY_INTERNAL_BEGIN
 
 /* Evaluation above batch 1 (inception_fuse.c): the 1x1 basic_conv2d branches that read
  * the block's input (GoogLeNet's branch1, branch2.0 and branch3.0; Inception v3's branch1x1 and the first
- * convs of its other branches in blocks A, C, D and E) run as one conv2d child whose output channels are
- * theirs stacked in node order -- one product with OC = their sum, reading the input once instead of once
+ * convs of its other branches in blocks A, C and D; not E: inception_fuse.c) run as one conv2d child
+ * whose output channels are theirs stacked in node order -- one product with OC = their sum, reading the input once instead of once
  * per branch. Member j's value is then channels [c0[j], c0[j] + oc[j]) of every image of that stacked
  * output: copied out where another child reads it (children take no strided tensors), read in place by
  * the block's concat. */

@@ -138,6 +138,11 @@ static void blas_dw_slice(void *ctx, int64_t o0, int64_t o1) {
     linear_backward_dw(j->dw, j->db, j->dy, j->x, j->M, j->IN, j->OUT, o0, o1);
 }
 
+// Weights of at least this many bytes (past the 2 MiB L2, read from L3 or memory on every forward,
+// and holding at least one whole 2 MiB page) are advised huge pages: ResNet's classifiers (8.2 MB)
+// and AlexNet's and VGG-16's (16-411 MB); GoogLeNet's (4.1 MB, 3.9 MiB) stays on small pages.
+#define LINEAR_HUGE_PAGES_MIN_BYTES ((size_t)4 << 20)
+
 // Fewer multiply-adds than this and one thread does it all: waking another costs more (the
 // ConvNet's classifier at batch 1, 7,840, made a 2-thread training step slower than a 1-thread one).
 #define SPLIT_MIN_WORK (1 << 17)
@@ -310,6 +315,9 @@ static ply_status linear_create(const ply_host *host, const ply_attrs *attrs, pl
         host->free(host, L);
         return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "linear: cannot allocate %lld weights", (long long)(in * outf));
     }
+    // Before the first write: the batch-1 forward streams the weights from memory every call
+    // (AlexNet's fc6 151 MB), where 4 KiB pages cost a TLB miss each (plugin_support.h).
+    if (wbytes >= LINEAR_HUGE_PAGES_MIN_BYTES) ply_advise_huge_pages(L->weight, wbytes);
     // kaiming_uniform(a=sqrt(5)) => U(-1/sqrt(in), 1/sqrt(in)), bias likewise
     float bound = (float)(1.0 / sqrt((double)in));
     host->fill_uniform(host, L->weight, in * outf, -bound, bound);

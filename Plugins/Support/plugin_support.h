@@ -37,6 +37,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "ply/plugin.h"
 
@@ -107,6 +110,28 @@ static inline void *ply_alloc_zeroed(const ply_host *host, size_t bytes) {
     void *p = host->alloc(host, bytes);
     if (p) memset(p, 0, bytes);
     return p;
+}
+
+/** Ask the kernel to back the 2 MiB-aligned pages inside [p, p + bytes) by transparent huge pages
+ *  (Linux madvise(MADV_HUGEPAGE); a hint, nothing else changes; a no-op elsewhere or when the
+ *  kernel says no). For a large block that a forward streams from memory every call (a batch-1
+ *  linear layer's weights): with 4 KiB pages every page of the stream costs a TLB miss and a page
+ *  walk. Call it right after the allocation, before the block is first written: pages already
+ *  backed stay small until the kernel's background scan merges them. Only the aligned interior
+ *  is advised, so no page outside the block changes. Measured (Benchmarks/gemv_huge_pages.c, an
+ *  fc6-shaped gemv, 9216x4096, thread CPU ms per call, this VM's THP "madvise", loaded, 3
+ *  alternating runs): 1 thread 6.78 / 6.81 / 6.60 -> 5.76 / 6.05 / 5.71; 2 threads 3.3 / 3.3 /
+ *  3.1 -> 3.0 / 2.9 / 2.9 (per thread); 4096x4096 at 2 threads 1.42 / 1.48 / 1.40 -> 1.25 /
+ *  1.25 / 1.21. */
+static inline void ply_advise_huge_pages(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (p && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
 }
 
 /** The host's parameter generation (ABI 1.3) in *out and 1, or 0 when the host has no such slot. */

@@ -9,7 +9,12 @@ import Testing
 ///   channels, AVX-512) with fewer images than threads splits each image's output channels over the
 ///   threads in ranges of whole blocks of 8 (conv.c, `direct_job_make`);
 /// - the spans kernel (conv_spans.c: 1x7 / 7x1 / 5x5 with 32+ channels, evaluation) pads its input by
-///   ranges of planes on every thread, at batch 1 too.
+///   ranges of planes on every thread, at batch 1 too; where its panels do not divide among the
+///   threads (140 output channels, 5 panels) each thread takes an even share of the positions, cut
+///   into its own spans (`step_parts`);
+/// - Winograd (conv_winograd.c) in "ranges": each thread whole half-strip units of tiles, the units
+///   left over (the tail) split by output channels, every thread transforming the tail's input
+///   (3 images of 17 -> 20 on 44x44: a tail of 11 tiles on 2 threads, 27 on 3).
 /// And an inception block with GoogLeNet's inception3a branch3.1 (16 -> 32 3x3 on 28x28) at 1, 2 and
 /// 3 threads, each against the 1-thread answer. Below AVX-512 the same cases run other kernels.
 @Suite struct ConvBatchSplitTests {
@@ -19,7 +24,7 @@ import Testing
     static let threeThreads = threadedRuntime(3)
 
     @Test func casesArePresent() {
-        #expect(Self.cases.count == 6, "\(Self.cases)")
+        #expect(Self.cases.count == 8, "\(Self.cases)")
     }
 
     @Test(arguments: cases)

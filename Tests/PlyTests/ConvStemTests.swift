@@ -3,11 +3,12 @@ import Testing
 @testable import Ply
 
 /// conv2d's "stem" kernel (Plugins/Conv/conv_stem.c: first layers with at most 4 input channels and
-/// kernels of 5x5 and more, direct on the input split into its column phases) against PyTorch's
-/// convolution in double precision (Fixtures/stem, written by make-conv-stem.py). "auto" takes it in
-/// evaluation on an AVX-512 CPU (im2col + GEMM below that level, and in training), on 1, 2 and 3
-/// threads (3: the batch's vectors split mid-image); and against im2col at ResNet's stem geometry,
-/// before and after the weights change (the kernel packs them on every call).
+/// kernels of 5x5 and more or 3x3 of stride 2, direct on the input split into its column phases)
+/// against PyTorch's convolution in double precision (Fixtures/stem, written by make-conv-stem.py).
+/// "auto" takes it in evaluation on an AVX-512 CPU (im2col + GEMM below that level, and in
+/// training), on 1, 2 and 3 threads (3: the batch's vectors split mid-image); and against im2col
+/// at ResNet's stem geometry, before and after the weights change (the kernel packs them on every
+/// call).
 @Suite struct ConvStemTests {
     static let cases = fixtureCases("stem")
 
@@ -15,7 +16,7 @@ import Testing
     static let threeThreads = threadedRuntime(3)
 
     @Test func casesArePresent() {
-        #expect(Self.cases.count == 5, "\(Self.cases)")
+        #expect(Self.cases.count == 7, "\(Self.cases)")
     }
 
     @Test(arguments: cases)

@@ -31,15 +31,10 @@ import Testing
             for algorithm in algorithms {
                 let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
                 layer.setTraining(false)
-                try json.writeParameters(into: layer, case: name)
                 let label = "\(name), \(algorithm), \(runtime.threads) threads"
-                for pass in 1...2 { // the second forward reuses the transformed weights
-                    let y = try layer.forward([input])
-                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                    let c = closeness(y.data, expected.data)
-                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
-                    outputs[algorithm] = y.data
-                }
+                try writeFixtureParams(json, "params", to: layer, label)
+                try expectForwardsMatch(layer, input, expected, label) // the second reuses the transformed weights
+                outputs[algorithm] = try layer.forward([input]).data
             }
             if avx512Kernels {
                 let label = "\(name), \(runtime.threads) threads"

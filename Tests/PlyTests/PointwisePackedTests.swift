@@ -58,4 +58,47 @@ import Testing
             try agree("with the first weights back")
         }
     }
+
+    // Against PyTorch (Fixtures/pointwise_packed, make-pointwise-packed.py, double precision): the
+    // first block of 12 output channels packs each strip as it reads it from the plane (ctile),
+    // the later blocks read the packed strip; on 1, 2 and 3 threads (one image: the threads split
+    // its positions), through "auto" and forced "pointwise", two forwards per weight version, the
+    // second version written after the first's forwards.
+    static let packedCases = fixtureCases("pointwise_packed")
+
+    @Test func fixtureCasesArePresent() {
+        #expect(Self.packedCases.count == 2, "\(Self.packedCases)")
+    }
+
+    /// The fixture's input: x[i] = Float((i * 7919) % 1000) / 500 - 1 over the flat index (see
+    /// make-pointwise-packed.py; each step an exact IEEE float32 operation, as numpy's there).
+    static func fixtureInput(_ shape: [Int]) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        var data = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let m = Float((i * 7919) % 1000)
+            data[i] = m / 500 - 1
+        }
+        return try Tensor(shape: Shape(shape), data: data)
+    }
+
+    @Test(arguments: packedCases)
+    func matchesPyTorchAfterEveryWeightWrite(_ name: String) throws {
+        let json = try JSON.load(fixtures.appendingPathComponent("pointwise_packed/\(name).json"))
+        let attrs = try json.attributes(case: name)
+        let input = try Self.fixtureInput(try #require(json["input_shape"]?.array.compactMap { $0.int }))
+        let algorithms = avx2Kernels ? ["auto", "pointwise"] : ["auto"]
+        for runtime in [sharedRuntime, threadedRuntime(2), threadedRuntime(3)] {
+            for algorithm in algorithms {
+                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
+                layer.setTraining(false)
+                for version in ["", "2"] {
+                    try writeFixtureParams(json, "params" + version, to: layer, name)
+                    let expected = try #require(json["output" + version]?.tensor)
+                    try expectForwardsMatch(layer, input, expected,
+                                            "\(name), \(algorithm), \(runtime.threads) threads, weights \(version.isEmpty ? "1" : version)")
+                }
+            }
+        }
+    }
 }

@@ -29,18 +29,8 @@ import Testing
             for algorithm in algorithms {
                 let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
                 layer.setTraining(false)
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
-                let label = "\(name), \(algorithm), \(runtime.threads) threads"
-                for pass in 1...2 {
-                    let y = try layer.forward([input])
-                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                    let c = closeness(y.data, expected.data)
-                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
-                }
+                try writeFixtureParams(json, "params", to: layer, name)
+                try expectForwardsMatch(layer, input, expected, "\(name), \(algorithm), \(runtime.threads) threads")
             }
         }
     }

@@ -87,16 +87,6 @@ enum JSON: Decodable {
         return attrs
     }
 
-    /// Writes a fixture case's `"params"` object into the layer's parameters of the same names; `name`
-    /// labels a failure (a parameter the layer does not have).
-    func writeParameters(into layer: Layer, case name: String) throws {
-        let params = try layer.parameters
-        for (pname, value) in self["params"]?.object ?? [:] {
-            let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-            try p.write(try #require(value.tensor).data)
-        }
-    }
-
     /// The attribute this JSON value stands for.
     var attribute: AttributeValue? {
         switch self {
@@ -180,4 +170,25 @@ func fixtureCases(_ folder: String, where keep: (String) -> Bool = { _ in true }
     let dir = fixtures.appendingPathComponent(folder)
     let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
     return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.filter(keep).sorted()
+}
+
+/// Writes a fixture's parameters (`json[key]`: name -> tensor, e.g. "params") into the parameters of
+/// those names of `layer`; a name the layer lacks fails the test, naming `label`.
+func writeFixtureParams(_ json: JSON, _ key: String, to layer: Layer, _ label: String) throws {
+    let params = try layer.parameters
+    for (pname, value) in json[key]?.object ?? [:] {
+        let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
+        try p.write(try #require(value.tensor).data)
+    }
+}
+
+/// Runs `layer` on `input` twice (the second forward reuses the scratch the first left) and
+/// expects each output to have `expected`'s shape and to be within `closeness` of it.
+func expectForwardsMatch(_ layer: Layer, _ input: Tensor, _ expected: Tensor, _ label: String) throws {
+    for pass in 1...2 {
+        let y = try layer.forward([input])
+        #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+        let c = closeness(y.data, expected.data)
+        #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
+    }
 }

@@ -16,6 +16,13 @@ planes, at batch 1 too (Inception v3's 1x7 / 7x1 on 17x17; here 48 channels, and
 initialisation (seeded, float32 values), input standard normal (float32 values); the output is
 written with 9 significant digits. Format: golden/README.md's layer cases, forward only (eval
 mode). Not used by the build or the tests (they read the committed files).
+
+Added for branch v3par (Inception v3 at batch 1, 2 threads): a 1x7 layer of 5 panels (140 output
+channels, the last part-filled) on 13x17, whose panels do not divide among 2 or 3 threads, so each
+thread takes an even share of the 221 positions cut into its own spans (conv_spans.c, step_parts);
+and a Winograd F(4x4) layer (3 images of 17 -> 20 on 44x44, 363 tiles; 17 input channels, as the
+direct kernel takes 16 or fewer) that 2 and 3 threads run as "ranges" of half-strip units with a tail shared by output channels (conv_winograd.c, make_plan: 11
+tiles on 2 threads, 27 on 3, where the first thread's output-channel share of the tail is empty).
 """
 import os
 import sys
@@ -32,6 +39,8 @@ CASES = [
     ("direct_5x5_16to40_20x20_batch2", 2, 16, 40, 20, 20, 5, 1, 2, True),
     ("spans_1x7_48to40_17x17", 1, 48, 40, 17, 17, (1, 7), 1, (0, 3), True),
     ("spans_5x5_32to40_20x20_nobias", 1, 32, 40, 20, 20, 5, 1, 2, False),
+    ("spans_1x7_32to140_13x17", 1, 32, 140, 13, 17, (1, 7), 1, (0, 3), True),
+    ("winograd_3x3_17to20_44x44_batch3", 3, 17, 20, 44, 44, 3, 1, 1, True),
 ]
 
 

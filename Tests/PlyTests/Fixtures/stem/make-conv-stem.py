@@ -7,11 +7,13 @@ PyTorch's nn.Conv2d is the oracle, run in double precision: parameters from its 
 initialisation (seeded, float32 values), input standard normal (float32 values); the output is
 the double-precision convolution of those values, written with 9 significant digits. Format:
 golden/README.md's layer cases, forward only (eval mode). Every case has at most 4 input
-channels and a kernel of 5x5 or more, so "auto" takes the stem kernel in evaluation on an
-AVX-512 CPU (im2col + GEMM below that level): ResNet's 7x7 stride-2 stem on small planes (64
-output channels: the 8-row tile; 20: a 12-row block and a part-filled one), rows whose last
-vector is part-filled, strides 3 and (2, 1), a non-square kernel, no bias. Not used by the
-build or the tests (they read the committed files).
+channels and a kernel of 5x5 or more or a 3x3 of stride 2, so "auto" takes the stem kernel in
+evaluation on an AVX-512 CPU (im2col + GEMM below that level): ResNet's 7x7 stride-2 stem on
+small planes (64 output channels: the 8-row tile; 20: a 12-row block and a part-filled one),
+rows whose last vector is part-filled, strides 3 and (2, 1), a non-square kernel, no bias;
+Inception v3's 3x3 stride-2 first layer (32 output channels: the 8-row tile) on a batch of 2
+odd planes, and a padded 3x3 stride 2 with 24 output channels (two 12-row blocks), no bias.
+Not used by the build or the tests (they read the committed files).
 """
 import os
 import sys
@@ -27,6 +29,8 @@ CASES = [
     ("stem_7x7_s2_p3_batch3", 3, 3, 12, 25, 40, 7, 2, 3, True),
     ("stem_5x5_s3_p1_c2", 1, 2, 40, 33, 40, 5, 3, 1, True),
     ("stem_5x7_s2x1_p2x3_c1", 1, 1, 16, 21, 50, (5, 7), (2, 1), (2, 3), True),
+    ("stem_3x3_s2_p0_oc32_batch2", 2, 3, 32, 39, 37, 3, 2, 0, True),
+    ("stem_3x3_s2_p1_oc24_c2", 1, 2, 24, 29, 45, 3, 2, 1, False),
 ]
 
 
