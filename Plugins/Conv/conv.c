@@ -18,7 +18,8 @@
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
- *     channels each way and 64 output tiles (2x2), by Winograd F(4x4, 3x3) (4x
+ *     channels each way and 64 output tiles (2x2; in evaluation 32 where
+ *     U is at most 8 MB, conv_winograd_suits_inference), by Winograd F(4x4, 3x3) (4x
  *     fewer multiply-adds) or F(2x2, 3x3) (2.25x), or F(6x6, 3x3) (5x) when forced, the tile chosen per shape
  *     (conv_winograd_tile; attribute winograd_tile forces one); the backward of
  *     those layers is Winograd F(2x2)'s for the weight gradient
@@ -34,7 +35,7 @@
  *     evaluation its large planes read the weights packed once per weight
  *     version (L->pw);
  *   - conv_panels.c: in evaluation, the forward of 3x3 layers with stride 2 or
- *     with few Winograd tiles (ResNet's 14x14 and 7x7 planes at batch 1), a
+ *     with fewer Winograd tiles (ResNet's 7x7 planes at batch 1), a
  *     direct kernel vectorised over output channels with the weights packed
  *     once per weight version (conv_panels_cache_get); stride-2 layers at batches
  *     too large for one call (ResNet's at batch 16) a few images per call
@@ -288,7 +289,9 @@ static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
 // Whether this call's forward takes Winograd (conv_winograd.c); its input gradient then does too where it suits.
 static int use_winograd(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
-    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && conv_winograd_suits(g);
+    // in evaluation from fewer tiles: U is made once per weight version there (conv_winograd.h)
+    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) &&
+           (L->training ? conv_winograd_suits(g) : conv_winograd_suits_inference(g));
 }
 
 // Whether this call's forward is conv_1x1.c's product on the input in place. The backward is im2col's.

@@ -11,6 +11,7 @@
 
 #include "conv_panels.h"
 #include "conv_spans.h"
+#include "conv_winograd.h"
 
 #include <string.h>
 
@@ -26,16 +27,17 @@
 
 // "auto" takes the panels in evaluation (where the live taps do not suit, conv.c) for 3x3 layers of
 // stride 2 with at most PANELS_MAX_POSITIONS output positions, and of stride 1 where Winograd F(2x2)
-// would have fewer than PANELS_MAX_TILES tiles (conv_winograd_suits' MIN_TILES: where Winograd does
-// not run). Measured one thread, `ply bench-layers --batch 1 --threads 1 --cpu-time --layers`, main
-// (im2col + GEMM there) / panels, ms, loaded machine (load 7-23; within ~15%):
+// would have fewer than 64 tiles and evaluation's Winograd does not run (conv_winograd_suits_inference:
+// from 32 tiles, with U of at most 8 MB, ResNet's 14x14 and AlexNet's 13x13 layers at batch 1 take
+// Winograd since branch rn50s; the measurements below are from before, at 64 tiles).
+// Measured one thread, `ply bench-layers --batch 1 --threads 1 --cpu-time --layers`, main (im2col +
+// GEMM there) / panels, ms, loaded machine (load 7-23; within ~15%):
 //   stride 2: 64->128 56 (784 positions) 1.14 / 0.95, 128->128 56 2.15 / 2.05, 128->256 28 0.94 / 0.90,
 //             256->256 28 2.14 / 1.82, 256->512 14 1.36 / 0.99, 512->512 14 2.99 / 2.01
 //   stride 1: 256->256 14x14 (49 tiles) ~1.9 / ~1.6, 512->512 7x7 (16 tiles) ~2.9 / ~2.1
 // and where Winograd runs it stays ahead: 1 128->128 28x28 (196 tiles) Winograd ~1.0-1.1 ms, panels
 // 1.48 (the kernel alone). 16 256->512 14 s2 (784 positions): 13.9 ms alone, no regression at
 // batch 16 (ResNet-18: 356 / 350 ms a batch).
-#define PANELS_MAX_TILES 64
 #define PANELS_MAX_POSITIONS 1024
 
 int conv_panels_fits(const conv_geom *g) {
@@ -47,8 +49,7 @@ int conv_panels_suits(const conv_geom *g) {
     if (!conv_panels_fits(g) || g->C < 16 || g->OC < 32) return 0;
     const int64_t P = g->N * g->OH * g->OW;
     if (g->SH == 2) return P <= PANELS_MAX_POSITIONS;
-    const int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2);
-    return tiles < PANELS_MAX_TILES;
+    return !conv_winograd_suits_inference(g);
 }
 
 // A batch of stride-2 layers whose whole the panels do not suit: as many images per call as keep

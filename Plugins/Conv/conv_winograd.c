@@ -238,10 +238,20 @@ int conv_winograd_tile(const conv_geom *g) {
     return f6 ? 6 : 4;
 }
 
-int conv_winograd_suits(const conv_geom *g) {
+static int64_t tiles_f2(const conv_geom *g) {
     wino_plan p;
     make_plan(g, 2, 1, &p);
-    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && p.T >= MIN_TILES;
+    return p.T;
+}
+
+int conv_winograd_suits(const conv_geom *g) {
+    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= MIN_TILES;
+}
+
+int conv_winograd_suits_inference(const conv_geom *g) {
+    if (conv_winograd_suits(g)) return 1;
+    return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES &&
+           (double)conv_winograd_weights_floats(g, 2) <= (double)CONV_WINOGRAD_INFERENCE_MAX_U;
 }
 
 size_t conv_winograd_weights_floats(const conv_geom *g, int m) { return (size_t)((m + 2) * (m + 2) * g->OC * g->C); }
@@ -513,6 +523,7 @@ void conv_winograd_forward(const ply_host *host, int64_t threads, const conv_geo
 int conv_winograd_fits(const conv_geom *g) { (void)g; return 0; }
 int conv_winograd_tile(const conv_geom *g) { (void)g; return 2; }
 int conv_winograd_suits(const conv_geom *g) { (void)g; return 0; }
+int conv_winograd_suits_inference(const conv_geom *g) { (void)g; return 0; }
 size_t conv_winograd_weights_floats(const conv_geom *g, int m) { (void)g; (void)m; return 0; }
 size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads) {
     (void)g; (void)m; (void)threads;

@@ -57,6 +57,33 @@ int conv_winograd_tile(const conv_geom *g);
 /** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles of 2x2. */
 int conv_winograd_suits(const conv_geom *g);
 
+/**
+ * Tiles of 2x2 from which "auto" takes Winograd in evaluation (conv_winograd_suits_inference), where U is
+ * transformed once per weight version instead of once per forward: one strip of the product kernel
+ * (CONV_KERNEL_NR). Below it, a stride-1 3x3 layer takes the panels (conv_panels_suits). Measured one
+ * thread, by thread CPU time (Benchmarks/spans_kernel.c's panels against Benchmarks/winograd_threads.c's
+ * F(2x2) forward with U made, medians of 9, warm, load 17-21 on 2 cores), N C->OC HxW, ms panels /
+ * F(2x2) (2 threads' larger thread): 49 tiles: 1 256->256 14x14 2.12 / 1.51 (0.80), 1 512->512 14x14
+ * 8.68 / 6.09 (2.96), 1 160->320 14x14 1.65 / 1.32 (0.72), 1 96->208 14x14 0.69 / 0.47 (0.27),
+ * 1 128->256 14x14 1.06 / 0.82, 1 192->384 13x13 2.13 / 1.75, 1 384->256 13x13 2.85 / 2.29,
+ * 1 256->256 13x13 1.86 / 1.62; 32 and 48 tiles: 2 512->512 7x7 4.44 / 3.05, 3 512->512 7x7 6.48 /
+ * 5.37, 2 256->256 7x7 1.07 / 0.95; 16 tiles (half a strip): 1 512->512 7x7 2.15 / 2.27, 1 160->320
+ * 7x7 0.43 / 0.40 (the panels stay).
+ */
+#define CONV_WINOGRAD_INFERENCE_MIN_TILES 32
+/**
+ * Below 64 tiles, only where F(2x2)'s U has at most this many floats (8 MB): each forward reads U from
+ * memory in a model, 16/9 of the plain weights. VGG-16's three 14x14 512->512 layers (U 16 MB each)
+ * measured no gain at batch 1, 1 thread (`Benchmarks/ab-cpu`, 3 rounds, CPU ms 165.0 against 163.8,
+ * 0.99) for +24 MB of peak memory (781 -> 806 MB); ResNet-50's 256->256 (4 MB) 1.02-1.04, AlexNet's
+ * 13x13 layers (at most 6 MB) 1.10, whole models.
+ */
+#define CONV_WINOGRAD_INFERENCE_MAX_U (1 << 21)
+
+/** Whether Winograd pays in evaluation: as conv_winograd_suits, or from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2 where
+ *  F(2x2)'s U has at most CONV_WINOGRAD_INFERENCE_MAX_U floats. */
+int conv_winograd_suits_inference(const conv_geom *g);
+
 /** Floats of U for tile side m (2, 4 or 6): (m+2)^2 * OC * C. */
 size_t conv_winograd_weights_floats(const conv_geom *g, int m);
 
