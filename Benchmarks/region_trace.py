@@ -7,6 +7,7 @@ each thread's busy time in those regions, and the loss that threads waiting cost
         --batch 1 --threads 2 --runs 3 --iterations 20
     python3 Benchmarks/region_trace.py /tmp/t.tsv [--top 25]
     python3 Benchmarks/region_trace.py --together /tmp/t-*.tsv   # what running together costs
+    python3 Benchmarks/region_trace.py --skew --top 20 /tmp/t-*.tsv   # splits uneven in every forward
 
 Columns (microseconds, medians over forwards): wall = the node's forward; regions = the count of
 parallel regions in it (1-chunk calls counted apart as "1ch"); inside = wall time inside the
@@ -163,6 +164,35 @@ def together(paths, resolve):
     print(f"| total (regions with both) | | | | {tt/1e3:.0f} | {ta/1e3:.0f} | {tt/max(ta, 1):.3f} |")
 
 
+def skew(paths, resolve, top):
+    """Per (node, region index) of 2-chunk regions, over every forward of all the traces given: the
+    median of (chunk 0's CPU time - chunk 1's), and the share of forwards with that sign. On a loaded
+    machine each region's CPU imbalance is mostly noise that changes sign from forward to forward;
+    a split that is uneven by construction (or a thread that consistently finds its data further
+    away) keeps its sign: the sum of |median| / 2 is the imbalance a quiet machine would still see."""
+    diffs, bodies = collections.OrderedDict(), {}
+    for path in paths:
+        forwards, order = parse(path, resolve)
+        for fw in forwards:
+            for name in order:
+                for i, r in enumerate(fw.get(name, {"regions": []})["regions"]):
+                    if r[2] == 2:
+                        diffs.setdefault((name, i), []).append((r[5][0] - r[5][1], min(r[5])))
+                        bodies[(name, i)] = r[0]
+    rows = []
+    for k, v in diffs.items():
+        med = statistics.median(d for d, _ in v)
+        same = sum(1 for d, _ in v if (d > 0) == (med > 0)) / len(v)
+        rows.append((abs(med), k, med, statistics.median(m for _, m in v), same, len(v)))
+    rows.sort(key=lambda r: -r[0])
+    print(f"skew of 2-chunk regions: sum of |median chunk 0 - chunk 1| / 2 = {sum(r[0] for r in rows) / 2e3:.0f} us "
+          "per forward (CPU time, microseconds)")
+    print("| node | region | body | chunk 0 - chunk 1 | faster chunk | same sign | forwards |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for _, (name, i), med, low, same, n in rows[:top or len(rows)]:
+        print(f"| {name} | {i} | {bodies[(name, i)]} | {med/1e3:.0f} | {low/1e3:.0f} | {same:.2f} | {n} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace", nargs="+", help="a trace (--together: one or more of the same model and build)")
@@ -173,12 +203,17 @@ def main():
     ap.add_argument("--together", action="store_true", help="per region, the summed CPU time of its "
                     "2-thread instances whose chunks ran at the same time unpreempted against those that ran "
                     "apart, over all the traces given: what running together costs, measurable on a loaded machine")
+    ap.add_argument("--skew", action="store_true", help="per 2-thread region, the median over the forwards of "
+                    "all the traces given of chunk 0's CPU time minus chunk 1's and how often it has that sign: "
+                    "uneven splits that persist through a loaded machine's noise (with --top N: the N largest)")
     ap.add_argument("--top", type=int, default=0, help="only the N nodes losing most (0: all, in order)")
     a = ap.parse_args()
     resolve = resolver()
 
     if a.together:
         return together(a.trace, resolve)
+    if a.skew:
+        return skew(a.trace, resolve, a.top)
     forwards, order = parse(a.trace[0], resolve)
     threads = max((r[2] for fw in forwards for v in fw.values() for r in v["regions"]), default=1)
 
