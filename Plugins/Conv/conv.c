@@ -489,10 +489,11 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     if (!taps && use_s2d(L, &g)) {
+        // the folded weights' U kept in L->wino (a layer takes s2d or Winograd, not both: the cache's form
+        // tells them apart)
         if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
-        conv_s2d_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
-                         output->data, L->scratch);
-        return PLY_OK;
+        return conv_s2d_forward(&L->wino, L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL,
+                                       L->relu, inputs[0].data, output->data, L->scratch);
     }
     if (!taps && use_winograd(L, &g)) {
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);

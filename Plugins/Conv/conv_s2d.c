@@ -38,9 +38,16 @@ int conv_s2d_suits(const conv_geom *g) {
 static size_t xs_floats(const conv_geom *f) { return round16((size_t)(f->N * f->C * f->H * f->W)); }
 static size_t ws_floats(const conv_geom *f) { return round16((size_t)(f->OC * f->C * 9)); }
 
+// The folded layer's tile side, and the cache form that keeps its U apart from a plain Winograd
+// layer's (forms 2, 4, 6): U depends on the tile side and S as well as on the weights.
+static int s2d_tile(const conv_geom *f) { return conv_winograd_tile(f); }
+static int s2d_form(const conv_geom *g, int m) { return (int)(16 * g->SH + m); }
+
 size_t conv_s2d_forward_floats(const conv_geom *g, int64_t threads) {
     conv_geom f = folded(g);
-    return xs_floats(&f) + ws_floats(&f) + conv_winograd_forward_floats(&f, threads);
+    // the folded weights are made in the scratch (Winograd's part of it, before U is taken)
+    size_t wino = conv_winograd_forward_u_floats(&f, s2d_tile(&f), threads);
+    return xs_floats(&f) + (wino > ws_floats(&f) ? wino : ws_floats(&f));
 }
 
 typedef struct {
@@ -88,14 +95,29 @@ static void fold_weights(const conv_geom *g, const float *w, float *ws) {
         }
 }
 
-void conv_s2d_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                      int relu, const float *x, float *y, float *scratch) {
-    conv_geom f = folded(g);
-    float *xs = scratch, *ws = xs + xs_floats(&f), *rest = ws + ws_floats(&f);
-    fold_job j = {g, &f, x, xs};
-    int64_t planes = f.N * f.C;
+static void fold_input(const ply_host *host, int64_t threads, const conv_geom *g, const conv_geom *f, const float *x,
+                       float *xs) {
+    fold_job j = {g, f, x, xs};
+    int64_t planes = f->N * f->C;
     if (threads > 1) host->parallel_for(host, planes, (planes + threads - 1) / threads, fold_planes, &j);
     else fold_planes(&j, 0, planes);
-    fold_weights(g, w, ws);
-    conv_winograd_forward(host, threads, &f, ws, bias, relu, xs, y, rest);
+}
+
+ply_status conv_s2d_forward(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                            const float *w, const float *bias, int relu, const float *x, float *y, float *scratch) {
+    conv_geom f = folded(g);
+    const int m = s2d_tile(&f);
+    float *xs = scratch, *rest = xs + xs_floats(&f), *U;
+    int stale;
+    ply_status st = conv_weight_cache_check(cache, host, threads, w, (size_t)(g->OC * g->C * g->KH * g->KW),
+                                            s2d_form(g, m), 1, conv_winograd_weights_floats(&f, m),
+                                            "the folded Winograd weights", &U, &stale);
+    if (st != PLY_OK) return st;
+    if (stale) {
+        fold_weights(g, w, rest); // ws in the scratch, transformed into the cache
+        conv_winograd_weights(host, threads, &f, m, rest, U);
+    }
+    fold_input(host, threads, g, &f, x, xs);
+    conv_winograd_forward_u(host, threads, &f, m, U, bias, relu, xs, y, rest);
+    return PLY_OK;
 }

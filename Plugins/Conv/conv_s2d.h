@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "conv_gemm.h"
+#include "conv_weight_cache.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
 
@@ -37,12 +38,14 @@ int conv_s2d_suits(const conv_geom *g);
 size_t conv_s2d_forward_floats(const conv_geom *g, int64_t threads);
 
 /**
- * y = conv(x, w) + bias, relu'd when `relu` (NaN passes), for a layer that
- * conv_s2d_fits. w: [OC, C, KH, KW], bias: [OC] or NULL, x: [N, C, H, W],
- * y: [N, OC, OH, OW].
+ * y = conv(x, w) + bias, relu'd when `relu` (NaN passes), for a layer that conv_s2d_fits. w: [OC, C,
+ * KH, KW], bias: [OC] or NULL, x: [N, C, H, W], y: [N, OC, OH, OW]. The folded layer's Winograd
+ * weights U are kept in `cache` and made again only when w changes (conv_weight_cache's rules, with
+ * host_only) or the tile side does: their fold and transform leave the forward. PLY_ERR_OUT_OF_MEMORY
+ * when the cache cannot grow.
  */
-void conv_s2d_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
-                      int relu, const float *x, float *y, float *scratch);
+ply_status conv_s2d_forward(conv_weight_cache *cache, const ply_host *host, int64_t threads, const conv_geom *g,
+                            const float *w, const float *bias, int relu, const float *x, float *y, float *scratch);
 
 
 PLY_INTERNAL_END

@@ -22,8 +22,9 @@
  * 32 tiles.
  *
  * U = G g G^T depends on the weights only: conv.c keeps it per layer and
- * redoes it only when the weights change (conv_wino_cache_get, conv_weight_cache.h); s2d calls
- * conv_winograd_forward, which transforms into its scratch on every call.
+ * redoes it only when the weights change (conv_wino_cache_get, conv_weight_cache.h), and conv_s2d.c
+ * the folded weights' U the same way; the backward's flipped weights (conv_winograd_backward.c) go
+ * through conv_winograd_forward, which transforms into its scratch on every call.
  *
  * Two plans: "columns" gives each thread whole chunks of tiles (transform,
  * a*a products, inverse transform, all in its own cache-sized scratch);

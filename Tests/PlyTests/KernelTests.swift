@@ -123,6 +123,27 @@ import Testing
         }
     }
 
+    /// "s2d" keeps the folded layer's Winograd weights from one forward to the next (Plugins/Conv/conv_s2d.c):
+    /// an SGD step, a change of the last weight and the old weights back must each reach the next forward,
+    /// and so must an input size whose folded layer takes another tile side (40x40: F(2x2) on 48 folded
+    /// channels; 160x160: F(4x4)), and back.
+    @Test(.enabled(if: avx512Kernels, "forces algorithm \"s2d\", whose kernels are AVX-512 only"))
+    func s2dFollowsWeightChangesAndTileSide() throws {
+        let k = ConvCase(n: 1, c: 3, oc: 16, h: 40, w: 40, kh: 11, kw: 11, ph: 2, pw: 2, stride: 4)
+        for runtime in [sharedRuntime, KernelTests.threaded] {
+            let reference = try convLayer(k, "im2col", runtime), fast = try convLayer(k, "s2d", runtime)
+            var g = SplitMix64(seed: 41)
+            let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
+            let label = "s2d, \(runtime.threads) threads"
+            try expectPackedWeightsFollowChanges(fast, reference, input: x, &g, label: label)
+            for side in [160, 40, 160] {
+                let xs = try Tensor(shape: [1, k.c, side, side], data: random(k.c * side * side, &g))
+                let c = closeness(try fast.forward([xs]).data, try reference.forward([xs]).data)
+                #expect(c.ok, "\(label), \(side)x\(side): max error \(c.error) > \(c.bound)")
+            }
+        }
+    }
+
     /// What a conv derives from its weights (Winograd's U, the packed weights of "panels") is trusted
     /// while the host's parameter generation stays, until set_training: the call an owner makes after
     /// writing a folded conv's values without moving the generation (ply_fold_write,
