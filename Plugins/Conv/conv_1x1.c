@@ -83,7 +83,23 @@ int conv_1x1_fits(const conv_geom *g) {
 
 static int strided(const conv_geom *g) { return g->SH != 1 || g->SW != 1; }
 
-int conv_1x1_packs(const conv_geom *g) { return g->C * g->OH * g->OW > SMALL_MAX; }
+// Planes of at least PACK_P positions with at least PACK_K input channels take the packed strips
+// even within SMALL_MAX (AVX-512 level): Inception v3's 35x35 and GoogLeNet's 28x28 1x1 convs on 192
+// and 256 channels. Small order -> packed strips, Benchmarks/pointwise_kernel.c cold, 1 thread, Intel
+// Xeon model 207, load ~24 on 2 cores, 8 alternating runs, best / median GFLOPS: 35x35 192->64 69 /
+// 59 -> 119 / 82, 192->32 67 / 39 -> 67 / 60, 28x28 192->64 78 / 60 -> 101 / 78, 256->128 86 / 81
+// -> 104 / 92; not below (17x17 768->128 120 / 93 -> 103 / 81, 768->192 116 / 91 -> 107 / 83) nor on
+// fewer channels (56x56 64->256 106 / 92 -> 92 / 74, 64->64 77 / 63 -> 72 / 60).
+#define PACK_P 784
+#define PACK_K 192
+
+// Whether the product takes the small-plane order (every block of weight rows once, each strip over
+// the whole K) for K input channels on planes of P positions; else the packed strips.
+static int small_order(int64_t K, int64_t P) {
+    return K * P <= SMALL_MAX && !(P >= PACK_P && K >= PACK_K && ply_cpu_level() >= PLY_CPU_AVX512);
+}
+
+int conv_1x1_packs(const conv_geom *g) { return !small_order(g->C, g->OH * g->OW); }
 
 size_t conv_1x1_packed_floats(const conv_geom *g) { return (size_t)((g->OC + MR - 1) / MR * MR * g->C); }
 
@@ -368,7 +384,7 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
                     int64_t ni,
                     int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, const float *res, int relu,
                     float *xt, float *xp) {
-    if (K * P <= SMALL_MAX) { // (the same test as conv_1x1_packs; group_images keeps ni*K*P within PLANE_FLOATS)
+    if (small_order(K, P)) { // (the same test as conv_1x1_packs; group_images keeps ni*K*P within PLANE_FLOATS)
         // small planes: each block of weight rows once (kept in L2), over every strip of the ni
         // images (their xs in L2 too), the whole K at a time
         int64_t rem = (p1 - p0) % 16, pm = rem <= TAIL_MAX ? p1 - rem : p1, r = p1 - pm;

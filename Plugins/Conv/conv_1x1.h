@@ -30,7 +30,11 @@
  *     most 8, those last positions are dot products along K (7x7: 49 = 32 +
  *     16 + 1) instead of a 16-lane tile mostly masked off;
  *   - large planes: K in blocks of 256, each strip's block packed and kept
- *     in L1 while the weight rows stream past it.
+ *     in L1 while the weight rows stream past it; at the AVX-512 level also
+ *     planes of at least 784 positions on at least 192 input channels below
+ *     1 MB (Inception v3's 35x35 on 192, GoogLeNet's 28x28 on 192 and 256:
+ *     each strip's 192+ rows P floats apart cost more read in place by every
+ *     block of 12 output channels than packed once).
  * Threads split the images when they divide evenly, else each image: by
  * positions (large planes) or by output channels (small planes, e.g. 7x7 at
  * batch 1, so two threads stay balanced).
@@ -78,7 +82,8 @@ size_t conv_1x1_forward_floats(const conv_geom *g, int64_t threads);
  * Whether conv_1x1_forward reads packed weights for this geometry when given them: the large planes
  * (one image's subsampled input above 1M floats: 56x56 and 28x28 at ResNet-50's widths), where
  * each weight is used P >= 784 times per image and the twelve row streams of unpacked weights cost
- * more than the one packed stream.
+ * more than the one packed stream; at the AVX-512 level also P >= 784 positions on C >= 192 channels
+ * (conv_1x1.c, PACK_P and PACK_K).
  */
 int conv_1x1_packs(const conv_geom *g);
 

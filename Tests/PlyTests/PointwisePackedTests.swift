@@ -59,6 +59,47 @@ import Testing
         }
     }
 
+    /// At the AVX-512 level planes of at least 784 positions on at least 192 input channels take the
+    /// packed strips (and so the packed weights) even below 1M floats (conv_1x1.c, PACK_P and PACK_K:
+    /// Inception v3's 35x35 1x1 convs on 192 channels, 235,200 floats, took the small-plane order
+    /// before). The packed copy follows every write as on the large planes (against "blas" on 1 and 2
+    /// threads), and it is what the product reads: after an owner's write through the value's memory
+    /// with no set_training (the contract's way to say the weights changed) the output is still the
+    /// old weights' floats exactly, where the small-plane order reads the new weights in place.
+    @Test(.enabled(if: avx512Kernels, "the packed order below 1M floats is the AVX-512 level's"),
+          arguments: [(192, 35, 35), (256, 28, 28)])
+    func smallPlanesOfManyChannelsReadThePackedWeights(_ shape: (c: Int, h: Int, w: Int)) throws {
+        let oc = 29
+        for threads in [1, 2] {
+            var options = Runtime.Options()
+            options.threads = threads
+            let runtime = try Runtime(options: options)
+            func conv(_ algorithm: String, _ runtime: Runtime) throws -> Layer {
+                try Layer("conv2d", [("in_channels", .int(shape.c)), ("out_channels", .int(oc)), ("kernel_size", .int(1)),
+                                     ("algorithm", .string(algorithm))], runtime: runtime)
+            }
+            let fast = try conv("auto", runtime), reference = try conv("blas", sharedRuntime)
+            fast.setTraining(false)
+            reference.setTraining(false)
+            var g = SplitMix64(seed: 43)
+            let x = try Tensor(shape: [1, shape.c, shape.h, shape.w], data: random(shape.c * shape.h * shape.w, &g))
+            let label = "\(shape.c) channels of \(shape.h)x\(shape.w), \(threads) threads"
+            for (p, q) in zip(try fast.parameters, try reference.parameters) { try q.write(p.read()) }
+            let y1 = try fast.forward([x]), y0 = try reference.forward([x])
+            let r = closeness(y1.data, y0.data)
+            #expect(r.ok, "\(label): max error \(r.error) > \(r.bound)")
+            let old = try fast.parameters[0].read()
+            let v = try fast.parameters[0].value.assumingMemoryBound(to: Float.self)
+            for i in 0..<old.count { v[i] = old[i] * -0.5 }
+            #expect(try fast.forward([x]).data == y1.data, "\(label): the product did not read the packed copy")
+            fast.setTraining(false)
+            try reference.parameters[0].write(try fast.parameters[0].read())
+            let z1 = try fast.forward([x]), z0 = try reference.forward([x])
+            let rz = closeness(z1.data, z0.data)
+            #expect(rz.ok, "\(label), after an owner's write and set_training: max error \(rz.error) > \(rz.bound)")
+        }
+    }
+
     // Against PyTorch (Fixtures/pointwise_packed, make-pointwise-packed.py, double precision): the
     // first block of 12 output channels packs each strip as it reads it from the plane (ctile),
     // the later blocks read the packed strip; on 1, 2 and 3 threads (one image: the threads split
