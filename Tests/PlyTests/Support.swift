@@ -202,21 +202,23 @@ func writeFixtureParams(_ json: JSON, _ key: String, to layer: Layer, _ label: S
 
 /// Runs `layer` on `inputs` `passes` times (a second forward reuses the scratch, packed or
 /// transformed weights the first left) and expects each output to have `expected`'s shape and to
-/// be within `closeness` of it.
-func expectForwardsMatch(_ layer: Layer, _ inputs: [Tensor], _ expected: Tensor, _ label: String,
-                         passes: Int = 2) throws {
+/// be within `closeness` of it; a failure is reported at the caller's line.
+func expectForwardsMatch(_ layer: Layer, _ inputs: [Tensor], _ expected: Tensor, _ label: String, passes: Int = 2,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
     for pass in 1...passes {
         let y = try layer.forward(inputs)
-        #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+        #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)",
+                sourceLocation: sourceLocation)
         let c = closeness(y.data, expected.data)
-        #expect(c.ok, "\(label)\(passes > 1 ? ", pass \(pass)" : ""): max error \(c.error) > \(c.bound)")
+        #expect(c.ok, "\(label)\(passes > 1 ? ", pass \(pass)" : ""): max error \(c.error) > \(c.bound)",
+                sourceLocation: sourceLocation)
     }
 }
 
 /// `expectForwardsMatch` on a single input.
-func expectForwardsMatch(_ layer: Layer, _ input: Tensor, _ expected: Tensor, _ label: String,
-                         passes: Int = 2) throws {
-    try expectForwardsMatch(layer, [input], expected, label, passes: passes)
+func expectForwardsMatch(_ layer: Layer, _ input: Tensor, _ expected: Tensor, _ label: String, passes: Int = 2,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    try expectForwardsMatch(layer, [input], expected, label, passes: passes, sourceLocation: sourceLocation)
 }
 
 /// The runtimes a suite runs its fixture cases on: the shared one and its own of 2 and 3 threads
