@@ -10,9 +10,7 @@ import Testing
 /// other pooled (the window loop, which must not take the copy).
 @Suite struct AdaptivePoolTests {
     static let cases = fixtureCases("adaptive_pool")
-
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 6, "\(Self.cases)")
@@ -20,18 +18,13 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("adaptive_pool/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        let f = try FixtureCase("adaptive_pool", name)
+        let input = try f.input, expected = try f.expected()
+        for runtime in Self.runtimes.all {
             for training in [false, true] {
-                let layer = try Layer("adaptive_avgpool2d", attrs, runtime: runtime)
-                layer.setTraining(training)
                 let label = "\(name), training \(training), \(runtime.threads) threads"
-                let y = try layer.forward([input])
-                #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                let c = closeness(y.data, expected.data)
-                #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                let layer = try f.layer(type: "adaptive_avgpool2d", on: runtime, training: training, label: label)
+                try expectForwardsMatch(layer, input, expected, label, passes: 1)
             }
         }
     }

@@ -19,9 +19,7 @@ import Testing
 /// 3 threads, each against the 1-thread answer. Below AVX-512 the same cases run other kernels.
 @Suite struct ConvBatchSplitTests {
     static let cases = fixtureCases("split")
-
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 8, "\(Self.cases)")
@@ -29,26 +27,14 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("split/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        let f = try FixtureCase("split", name)
+        let input = try f.input
+        for runtime in Self.runtimes.all {
             for training in [false, true] {
                 for relu in [false, true] {
-                    let layer = try Layer("conv2d", attrs, runtime: runtime)
-                    layer.setTraining(training)
-                    if relu { #expect(layer.fuseActivation("relu"), "conv2d fuses the relu") }
-                    let params = try layer.parameters
-                    for (pname, value) in json["params"]?.object ?? [:] {
-                        let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                        try p.write(try #require(value.tensor).data)
-                    }
                     let label = "\(name), training \(training), relu \(relu), \(runtime.threads) threads"
-                    let y = try layer.forward([input])
-                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                    let want = relu ? expected.data.map { max($0, 0) } : expected.data
-                    let c = closeness(y.data, want)
-                    #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                    let layer = try f.layer(on: runtime, training: training, relu: relu, label: label)
+                    try expectForwardsMatch(layer, input, try f.expected(relu: relu), label, passes: 1)
                 }
             }
         }
@@ -71,7 +57,7 @@ import Testing
             })
         }
         var outputs: [(Int, [Float])] = []
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        for runtime in Self.runtimes.all {
             let block = try Layer("inception_googlenet", attrs, runtime: runtime)
             for (p, v) in zip(try block.parameters, values) { try p.write(v) }
             block.setTraining(false)

@@ -175,15 +175,8 @@ import Testing
                         let e = closeness(ye.data, ref.y.map(Float.init))
                         #expect(e.ok, "\(label): evaluation forward max error \(e.error) > \(e.bound)")
                     }
-                    let dx = try conv.backward(inputs: [xt], output: y, gradOutput: dyt)[0]!
-                    let e = closeness(dx.data, ref.dx.map(Float.init))
-                    #expect(e.ok, "\(label) pass \(pass): grad_input max error \(e.error) > \(e.bound)")
-                    let dw = closeness(Array(params[0].gradient!), ref.dw.map { Float($0 * Double(pass)) })
-                    #expect(dw.ok, "\(label) pass \(pass): grad_weight max error \(dw.error) > \(dw.bound)")
-                    if k.bias {
-                        let db = closeness(Array(params[1].gradient!), ref.db.map { Float($0 * Double(pass)) })
-                        #expect(db.ok, "\(label) pass \(pass): grad_bias max error \(db.error) > \(db.bound)")
-                    }
+                    try expectConvBackward(conv, params, x: xt, y: y, dy: dyt, dx: ref.dx, dw: ref.dw,
+                                           db: k.bias ? ref.db : nil, pass: pass, label)
                 }
             }
         }

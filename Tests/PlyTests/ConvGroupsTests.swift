@@ -111,15 +111,8 @@ import Testing
                 let fwd = closeness(y.data, ref.y.map(Float.init))
                 #expect(fwd.ok, "\(label): forward max error \(fwd.error) > \(fwd.bound)")
                 for pass in 1...2 {
-                    let dx = try conv.backward(inputs: [xt], output: y, gradOutput: dyt)[0]!
-                    let e = closeness(dx.data, ref.dx.map(Float.init))
-                    #expect(e.ok, "\(label) pass \(pass): grad_input max error \(e.error) > \(e.bound)")
-                    let dw = closeness(Array(params[0].gradient!), ref.dw.map { Float($0 * Double(pass)) })
-                    #expect(dw.ok, "\(label) pass \(pass): grad_weight max error \(dw.error) > \(dw.bound)")
-                    if k.bias {
-                        let db = closeness(Array(params[1].gradient!), ref.db.map { Float($0 * Double(pass)) })
-                        #expect(db.ok, "\(label) pass \(pass): grad_bias max error \(db.error) > \(db.bound)")
-                    }
+                    try expectConvBackward(conv, params, x: xt, y: y, dy: dyt, dx: ref.dx, dw: ref.dw,
+                                           db: k.bias ? ref.db : nil, pass: pass, label)
                 }
             }
         }
@@ -172,22 +165,11 @@ import Testing
         try net.add("bn", "batchnorm2d", [("num_features", .int(12))])
         try net.add("relu", "relu")
         net.fuseActivations()
-        for (k, item) in try net.namedParameters().enumerated() where !item.parameter.isInteger {
-            let n = item.parameter.shape.count
-            try item.parameter.write(item.name.hasSuffix("running_var") ? FoldingTests.values(n, seed: UInt64(k), 0.5, 2)
-                                     : FoldingTests.values(n, seed: UInt64(k), -0.5, 0.5))
-        }
+        try FoldingTests.writeSeededParameters(net)
         net.isTraining = false
         let shape: Shape = [2, 6, 9, 9]
         let x = FoldingTests.values(shape.count, seed: 1, -1, 1)
-        let layers = net.nodes.compactMap(\.layer)
-        let conv = try Layer("conv2d", layers[0].attributes, runtime: sharedRuntime)
-        let bn = try Layer("batchnorm2d", layers[1].attributes, runtime: sharedRuntime)
-        for (dst, src) in [(conv, layers[0]), (bn, layers[1])] {
-            for (p, q) in zip(try dst.parameters, try src.parameters) { try p.write(q.read()) }
-            dst.setTraining(false)
-        }
-        let ref = FoldingTests.relu(try bn.forward([try conv.forward([try Tensor(shape: shape, data: x)])])).data
+        let ref = try FoldingTests.unfoldedConvBatchNormRelu(net, try Tensor(shape: shape, data: x)).data
         let inferred = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
         let c = closeness(inferred, ref)
         #expect(c.ok, "max error \(c.error) > \(c.bound)")

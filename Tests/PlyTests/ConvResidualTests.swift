@@ -11,9 +11,7 @@ import Testing
 /// block) against the reference conv plus r, and the inputs it refuses.
 @Suite struct ConvResidualTests {
     static let cases = fixtureCases("residual_conv")
-
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 5, "\(Self.cases)")
@@ -21,25 +19,13 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("residual_conv/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let x = try #require(json["input"]?.tensor), r = try #require(json["residual"]?.tensor)
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        let f = try FixtureCase("residual_conv", name)
+        let x = try f.input, r = try f.tensor("residual")
+        for runtime in Self.runtimes.all {
             for relu in [true, false] {
-                let layer = try Layer("conv2d", attrs, runtime: runtime)
-                layer.setTraining(false)
-                if relu { #expect(layer.fuseActivation("relu"), "conv2d fuses the relu") }
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
-                let expected = try #require(json[relu ? "output" : "output_linear"]?.tensor)
                 let label = "\(name), relu \(relu), \(runtime.threads) threads"
-                let y = try layer.forward([x, r])
-                #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                let c = closeness(y.data, expected.data)
-                #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                let layer = try f.layer(on: runtime, relu: relu, label: label)
+                try expectForwardsMatch(layer, [x, r], try f.tensor(relu ? "output" : "output_linear"), label, passes: 1)
             }
         }
     }
@@ -53,7 +39,7 @@ import Testing
     @Test(arguments: [(1, 31, 29), (2, 61, 57)])
     func largePlanesAddTheResidualWithTheLastBlock(_ shape: (stride: Int, h: Int, w: Int)) throws {
         let (n, c, oc) = (2, 300, 29)
-        for runtime in [sharedRuntime, Self.threeThreads] {
+        for runtime in [sharedRuntime, Self.runtimes.three] {
             func conv(_ algorithm: String) throws -> Layer {
                 let layer = try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)),
                                                  ("kernel_size", .int(1)), ("stride", .int(shape.stride)),

@@ -10,11 +10,9 @@ import Testing
 /// cannot run.
 @Suite struct ConvSpansTests {
     static let cases = fixtureCases("spans")
-
-    static let twoThreads = threadedRuntime(2)
     /// Where the panels do not divide evenly among the threads (1 or 2 panels here on 3 threads, 1 on
     /// 2) the threads split the output positions instead.
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 6, "\(Self.cases)")
@@ -22,27 +20,15 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("spans/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        let f = try FixtureCase("spans", name)
+        let input = try f.input, expected = try f.expected()
         // below the AVX2 level forcing "spans" is refused (spansNeedsAVX2BelowIt)
         let algorithms = avx2Kernels ? ["auto", "spans"] : ["auto"]
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        for runtime in Self.runtimes.all {
             for algorithm in algorithms {
-                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
-                layer.setTraining(false)
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
                 let label = "\(name), \(algorithm), \(runtime.threads) threads"
-                for pass in 1...2 { // the second forward reuses the packed weights
-                    let y = try layer.forward([input])
-                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                    let c = closeness(y.data, expected.data)
-                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
-                }
+                let layer = try f.layer([("algorithm", .string(algorithm))], on: runtime, label: label)
+                try expectForwardsMatch(layer, input, expected, label) // the second reuses the packed weights
             }
         }
     }
@@ -56,7 +42,7 @@ import Testing
           arguments: [[1, 7], [5, 5]])
     func packedWeightsFollowWeightChanges(_ kernel: [Int]) throws {
         let (n, c, oc, h, w) = (2, 20, 36, 9, 10)
-        for runtime in [sharedRuntime, Self.twoThreads] {
+        for runtime in [sharedRuntime, Self.runtimes.two] {
             func make(_ algorithm: String) throws -> Layer {
                 try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .ints(kernel)),
                                      ("padding", .ints(kernel.map { $0 / 2 })), ("algorithm", .string(algorithm))],

@@ -11,9 +11,7 @@ import Testing
 /// call).
 @Suite struct ConvStemTests {
     static let cases = fixtureCases("stem")
-
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 7, "\(Self.cases)")
@@ -21,23 +19,13 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("stem/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        let f = try FixtureCase("stem", name)
+        let input = try f.input, expected = try f.expected()
+        for runtime in Self.runtimes.all {
             for training in [false, true] { // evaluation takes the stem kernel; training im2col's forward
-                let layer = try Layer("conv2d", attrs, runtime: runtime)
-                layer.setTraining(training)
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
                 let label = "\(name), training \(training), \(runtime.threads) threads"
-                let y = try layer.forward([input])
-                #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                let c = closeness(y.data, expected.data)
-                #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                let layer = try f.layer(on: runtime, training: training, label: label)
+                try expectForwardsMatch(layer, input, expected, label, passes: 1)
             }
         }
     }
@@ -49,7 +37,7 @@ import Testing
     /// forward reads the weights it is given (nothing of the old ones kept).
     @Test func resnetStemMatchesIm2colAndFollowsNewWeights() throws {
         let (n, c, oc, h, w) = (2, 3, 64, 64, 70)
-        for runtime in [sharedRuntime, Self.twoThreads] {
+        for runtime in [sharedRuntime, Self.runtimes.two] {
             func make(_ algorithm: String) throws -> Layer {
                 let layer = try Layer("conv2d", [("in_channels", .int(c)), ("out_channels", .int(oc)),
                                                  ("kernel_size", .int(7)), ("stride", .int(2)), ("padding", .int(3)),

@@ -12,8 +12,7 @@ import Testing
 /// exactly (it took that path), not forced "panels"'.
 @Suite struct ConvWinogradFewTilesTests {
     static let cases = fixtureCases("winograd_few_tiles")
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 5, "\(Self.cases)")
@@ -21,18 +20,15 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("winograd_few_tiles/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        let f = try FixtureCase("winograd_few_tiles", name)
+        let input = try f.input, expected = try f.expected()
         // forcing "winograd" or "panels" below the AVX-512 level is refused
         let algorithms = avx512Kernels ? ["auto", "winograd", "panels"] : ["auto"]
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        for runtime in Self.runtimes.all {
             var outputs: [String: [Float]] = [:]
             for algorithm in algorithms {
-                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
-                layer.setTraining(false)
                 let label = "\(name), \(algorithm), \(runtime.threads) threads"
-                try writeFixtureParams(json, "params", to: layer, label)
+                let layer = try f.layer([("algorithm", .string(algorithm))], on: runtime, label: label)
                 try expectForwardsMatch(layer, input, expected, label) // the second reuses the transformed weights
                 outputs[algorithm] = try layer.forward([input]).data
             }

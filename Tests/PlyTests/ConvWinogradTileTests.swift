@@ -11,42 +11,24 @@ import Testing
 @Suite struct ConvWinogradTileTests {
     static let cases = fixtureCases("winograd_small")
     static let oneThread = threadedRuntime(1)
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 2, "\(Self.cases)")
     }
 
-    /// The case's layer on `runtime` with `extra` attributes, its parameters the fixture's.
-    func layer(_ name: String, _ json: JSON, _ extra: Attributes, _ runtime: Runtime) throws -> Layer {
-        let layer = try Layer("conv2d", try json.attributes(case: name) + extra, runtime: runtime)
-        layer.setTraining(false)
-        let params = try layer.parameters
-        for (pname, value) in json["params"]?.object ?? [:] {
-            let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-            try p.write(try #require(value.tensor).data)
-        }
-        return layer
-    }
-
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("winograd_small/\(name).json"))
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        let f = try FixtureCase("winograd_small", name)
+        let input = try f.input, expected = try f.expected()
         // below the AVX-512 level forcing "winograd" is refused and "auto" takes im2col's path
         let forced: [Attributes] = avx512Kernels
             ? [[], [("algorithm", .string("winograd")), ("winograd_tile", .int(2))]] : [[]]
-        for runtime in [Self.oneThread, Self.twoThreads, Self.threeThreads] {
+        for runtime in [Self.oneThread, Self.runtimes.two, Self.runtimes.three] {
             for extra in forced {
-                let l = try layer(name, json, extra, runtime)
                 let label = "\(name), \(extra.isEmpty ? "auto" : "F(2x2)"), \(runtime.threads) threads"
-                for pass in 1...2 { // the second forward reuses the transformed weights
-                    let y = try l.forward([input])
-                    #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                    let c = closeness(y.data, expected.data)
-                    #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
-                }
+                let layer = try f.layer(extra, on: runtime, label: label)
+                try expectForwardsMatch(layer, input, expected, label) // the second reuses the transformed weights
             }
         }
     }
@@ -55,14 +37,15 @@ import Testing
     /// forced F(4x4)'s (so the comparison tells the two apart).
     @Test(.enabled(if: avx512Kernels, "Winograd runs at the AVX-512 level only"), arguments: cases)
     func autoTakesTwoByTwoTiles(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("winograd_small/\(name).json"))
-        let input = try #require(json["input"]?.tensor)
-        for runtime in [Self.oneThread, Self.twoThreads] {
-            let auto = try layer(name, json, [], runtime).forward([input]).data
-            let f2 = try layer(name, json, [("algorithm", .string("winograd")), ("winograd_tile", .int(2))], runtime)
-                .forward([input]).data
-            let f4 = try layer(name, json, [("algorithm", .string("winograd")), ("winograd_tile", .int(4))], runtime)
-                .forward([input]).data
+        let f = try FixtureCase("winograd_small", name)
+        let input = try f.input
+        for runtime in [Self.oneThread, Self.runtimes.two] {
+            func output(_ extra: Attributes) throws -> [Float] {
+                try f.layer(extra, on: runtime, label: name).forward([input]).data
+            }
+            let auto = try output([])
+            let f2 = try output([("algorithm", .string("winograd")), ("winograd_tile", .int(2))])
+            let f4 = try output([("algorithm", .string("winograd")), ("winograd_tile", .int(4))])
             let differing = zip(auto, f2).filter { $0 != $1 }.count, apart = zip(f2, f4).filter { $0 != $1 }.count
             #expect(auto.count == f2.count && differing == 0,
                     "\(name), \(runtime.threads) threads: auto differs from F(2x2) in \(differing) of \(f2.count) values")

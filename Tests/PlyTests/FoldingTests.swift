@@ -14,6 +14,29 @@ import Testing
         return (0..<n).map { _ in lo + (hi - lo) * g.nextUnitFloat() }
     }
 
+    /// Writes every float parameter and buffer of `net`, the k-th from `values` seeded k: running
+    /// variances in [0.5, 2), the rest in [-0.5, 0.5).
+    static func writeSeededParameters(_ net: Model) throws {
+        for (k, item) in try net.namedParameters().enumerated() where !item.parameter.isInteger {
+            let n = item.parameter.shape.count
+            try item.parameter.write(item.name.hasSuffix("running_var") ? values(n, seed: UInt64(k), 0.5, 2)
+                                     : values(n, seed: UInt64(k), -0.5, 0.5))
+        }
+    }
+
+    /// relu(bn(conv(x))) unfolded: copies of `net`'s first two nodes (a conv2d and a batchnorm2d)
+    /// with their parameters, run one after the other in evaluation.
+    static func unfoldedConvBatchNormRelu(_ net: Model, _ x: Tensor) throws -> Tensor {
+        let layers = net.nodes.compactMap(\.layer)
+        let conv = try Layer("conv2d", layers[0].attributes, runtime: sharedRuntime)
+        let bn = try Layer("batchnorm2d", layers[1].attributes, runtime: sharedRuntime)
+        for (dst, src) in [(conv, layers[0]), (bn, layers[1])] {
+            for (p, q) in zip(try dst.parameters, try src.parameters) { try p.write(q.read()) }
+            dst.setTraining(false)
+        }
+        return relu(try bn.forward([try conv.forward([x])]))
+    }
+
     /// Gives every parameter and buffer of `layer` non-trivial values (variances positive).
     static func randomize(_ layer: Layer, seed: UInt64) throws {
         for (k, p) in try layer.parameters.enumerated() where !p.isInteger {
@@ -166,25 +189,13 @@ import Testing
         try net.add("relu", "relu")
         try net.add("pool", "maxpool2d", [("kernel_size", .int(2))])
         net.fuseActivations()
-        for (k, item) in try net.namedParameters().enumerated() where !item.parameter.isInteger {
-            let n = item.parameter.shape.count
-            try item.parameter.write(item.name.hasSuffix("running_var") ? Self.values(n, seed: UInt64(k), 0.5, 2)
-                                     : Self.values(n, seed: UInt64(k), -0.5, 0.5))
-        }
+        try Self.writeSeededParameters(net)
         net.isTraining = false
         let shape: Shape = [2, 3, 8, 8]
         let x = Self.values(shape.count, seed: 1, -1, 1)
         func reference() throws -> [Float] {
-            let layers = net.nodes.compactMap(\.layer)
-            let conv = try Layer("conv2d", layers[0].attributes, runtime: sharedRuntime)
-            let bn = try Layer("batchnorm2d", layers[1].attributes, runtime: sharedRuntime)
-            for (dst, src) in [(conv, layers[0]), (bn, layers[1])] {
-                for (p, q) in zip(try dst.parameters, try src.parameters) { try p.write(q.read()) }
-                dst.setTraining(false)
-            }
             let pool = try Layer("maxpool2d", [("kernel_size", .int(2))], runtime: sharedRuntime)
-            let h = Self.relu(try bn.forward([try conv.forward([try Tensor(shape: shape, data: x)])]))
-            return try pool.forward([h]).data
+            return try pool.forward([try Self.unfoldedConvBatchNormRelu(net, try Tensor(shape: shape, data: x))]).data
         }
         func check(_ label: String) throws {
             let ref = try reference()

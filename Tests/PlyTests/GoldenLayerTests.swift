@@ -65,14 +65,7 @@ import Testing
 
         // Load parameters and buffers by their PyTorch names.
         let params = try layer.parameters
-        var given = json["params"]?.object ?? [:]
-        for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
-        for (pname, value) in given {
-            let p = try #require(params.first { $0.name == pname }, "\(name): layer has no parameter '\(pname)'")
-            let t = try #require(value.tensor)
-            #expect(p.shape == t.shape, "\(name): \(pname) shape")
-            try p.write(t.data)
-        }
+        try writeGoldenParamsAndBuffers(json, to: params, name)
         for p in params { p.gradient?.update(repeating: 0) }
 
         let output = try layer.forward(inputs)
@@ -93,15 +86,6 @@ import Testing
             let c = closeness(ours.data, g.data)
             #expect(c.ok, "\(name): grad_input[\(i)] max error \(c.error) > \(c.bound)")
         }
-        for (pname, value) in json["grad_params"]?.object ?? [:] {
-            let p = try #require(params.first { $0.name == pname })
-            let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data)
-            #expect(c.ok, "\(name): grad of \(pname) max error \(c.error) > \(c.bound)")
-        }
-        for (pname, value) in json["buffers_after"]?.object ?? [:] {
-            let p = try #require(params.first { $0.name == pname })
-            let c = closeness(p.read(), try #require(value.tensor).data)
-            #expect(c.ok, "\(name): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
-        }
+        try expectGoldenGradsAndBuffers(json, params, name)
     }
 }

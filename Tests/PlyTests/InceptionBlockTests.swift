@@ -29,41 +29,11 @@ import Testing
         let params = try layer.parameters
         for p in params { p.gradient?.update(repeating: 0) }
 
-        func step(_ json: JSON, training: Bool, accumulated: Float) throws {
-            let label = "\(name) (\(training ? "train" : "eval") step \(Int(accumulated)))"
-            var given = json["params"]?.object ?? [:]
-            for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
-            for (pname, value) in given {
-                let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
-                let t = try #require(value.tensor)
-                #expect(p.shape == t.shape, "\(label): \(pname) shape")
-                try p.write(t.data)
-            }
-            layer.setTraining(training)
-            let x = try #require(json["input"]?.tensor)
-            let y = try layer.forward([x])
-            let expected = try #require(json["output"]?.tensor)
-            #expect(y.shape == expected.shape, "\(label): output shape")
-            let fwd = closeness(y.data, expected.data)
-            #expect(fwd.ok, "\(label): output max error \(fwd.error) > \(fwd.bound)")
-            let gin = try layer.backward(inputs: [x], output: y, gradOutput: try #require(json["grad_output"]?.tensor))
-            let gx = closeness(try #require(gin[0]).data, try #require(json["grad_input"]?.tensor).data)
-            #expect(gx.ok, "\(label): grad_input max error \(gx.error) > \(gx.bound)")
-            let grads = json["grad_params"]?.object ?? [:]
-            #expect(grads.count == params.filter(\.trainable).count, "\(label): every weight has a reference gradient")
-            for (pname, value) in grads {
-                let p = try #require(params.first { $0.name == pname })
-                let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data.map { $0 * accumulated })
-                #expect(c.ok, "\(label): accumulated grad of \(pname) max error \(c.error) > \(c.bound)")
-            }
-            for (pname, value) in json["buffers_after"]?.object ?? [:] {
-                let p = try #require(params.first { $0.name == pname })
-                let c = closeness(p.read(), try #require(value.tensor).data)
-                #expect(c.ok, "\(label): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
-            }
+        let grads = train["grad_params"]?.object ?? [:]
+        #expect(grads.count == params.filter(\.trainable).count, "\(name): every weight has a reference gradient")
+        for step in 1...2 {
+            try goldenBlockStep(layer, params, train, training: true, accumulated: Float(step), "\(name) (train step \(step))")
         }
-        try step(train, training: true, accumulated: 1)
-        try step(train, training: true, accumulated: 2)
         let counters = params.filter(\.isInteger)
         #expect(!counters.isEmpty && counters.allSatisfy { $0.integers![0] == 2 }, "two train steps counted")
     }
@@ -454,22 +424,11 @@ import Testing
         let runtime = try Runtime(options: options)
         let layer = try Layer(try #require(json["op"]?.string),
                               attrs.sorted { $0.key < $1.key }.map { ($0.key, AttributeValue.int($0.value)) }, runtime: runtime)
-        let params = try layer.parameters
-        var given = json["params"]?.object ?? [:]
-        for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
-        for (pname, value) in given {
-            let p = try #require(params.first { $0.name == pname }, "no parameter '\(pname)'")
-            try p.write(try #require(value.tensor).data)
-        }
+        try writeGoldenParamsAndBuffers(json, to: try layer.parameters, "\(threads) threads")
         layer.setTraining(false)
         let x = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
         #expect(x.shape.dims[0] == 3 && x.shape.dims[2] * x.shape.dims[3] >= 17 * 17, "the case reaches the groups")
-        for pass in 1...2 {
-            let y = try layer.forward([x])
-            #expect(y.shape == expected.shape, "\(threads) threads: output shape \(y.shape) vs \(expected.shape)")
-            let c = closeness(y.data, expected.data)
-            #expect(c.ok, "\(threads) threads, pass \(pass): max error \(c.error) > \(c.bound)")
-        }
+        try expectForwardsMatch(layer, x, expected, "\(threads) threads")
     }
 
     // MARK: - stacked 1x1 branches above batch 1

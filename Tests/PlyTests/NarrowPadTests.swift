@@ -12,9 +12,7 @@ import Testing
 /// refused and the spans pad by the general loop; below AVX2 both are refused.
 @Suite struct NarrowPadTests {
     static let cases = fixtureCases("narrow_pad")
-
-    static let twoThreads = threadedRuntime(2)
-    static let threeThreads = threadedRuntime(3)
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 7, "\(Self.cases)")
@@ -22,32 +20,20 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchInDoublePrecision(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("narrow_pad/\(name).json"))
-        var attrs = try json.attributes(case: name)
+        let f = try FixtureCase("narrow_pad", name)
         let kernel = String(name.prefix { $0 != "_" })
-        attrs.append(("algorithm", .string(kernel)))
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        let forced: Attributes = [("algorithm", .string(kernel))]
+        let input = try f.input
         // forcing the panels needs the AVX-512 kernels, the spans AVX2 (else refused, naming the level)
         guard kernel == "panels" ? avx512Kernels : avx2Kernels else {
-            #expect(throws: (any Error).self) { try Layer("conv2d", attrs, runtime: sharedRuntime) }
+            #expect(throws: (any Error).self) { try Layer("conv2d", f.attrs + forced, runtime: sharedRuntime) }
             return
         }
-        for runtime in [sharedRuntime, Self.twoThreads, Self.threeThreads] {
+        for runtime in Self.runtimes.all {
             for relu in [false, true] {
-                let layer = try Layer("conv2d", attrs, runtime: runtime)
-                layer.setTraining(false)
-                if relu { #expect(layer.fuseActivation("relu"), "conv2d fuses the relu") }
-                let params = try layer.parameters
-                for (pname, value) in json["params"]?.object ?? [:] {
-                    let p = try #require(params.first { $0.name == pname }, "\(name): no parameter '\(pname)'")
-                    try p.write(try #require(value.tensor).data)
-                }
                 let label = "\(name), relu \(relu), \(runtime.threads) threads"
-                let y = try layer.forward([input])
-                #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
-                let want = relu ? expected.data.map { max($0, 0) } : expected.data
-                let c = closeness(y.data, want)
-                #expect(c.ok, "\(label): max error \(c.error) > \(c.bound)")
+                let layer = try f.layer(forced, on: runtime, relu: relu, label: label)
+                try expectForwardsMatch(layer, input, try f.expected(relu: relu), label, passes: 1)
             }
         }
     }

@@ -125,17 +125,16 @@ import Testing
 
     @Test(arguments: packedCases)
     func matchesPyTorchAfterEveryWeightWrite(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("pointwise_packed/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try Self.fixtureInput(try #require(json["input_shape"]?.array.compactMap { $0.int }))
+        let f = try FixtureCase("pointwise_packed", name)
+        let input = try Self.fixtureInput(try #require(f.json["input_shape"]?.array.compactMap { $0.int }))
         let algorithms = avx2Kernels ? ["auto", "pointwise"] : ["auto"]
         for runtime in [sharedRuntime, threadedRuntime(2), threadedRuntime(3)] {
             for algorithm in algorithms {
-                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
+                let layer = try Layer("conv2d", f.attrs + [("algorithm", .string(algorithm))], runtime: runtime)
                 layer.setTraining(false)
                 for version in ["", "2"] {
-                    try writeFixtureParams(json, "params" + version, to: layer, name)
-                    let expected = try #require(json["output" + version]?.tensor)
+                    try writeFixtureParams(f.json, "params" + version, to: layer, name)
+                    let expected = try f.tensor("output" + version)
                     try expectForwardsMatch(layer, input, expected,
                                             "\(name), \(algorithm), \(runtime.threads) threads, weights \(version.isEmpty ? "1" : version)")
                 }

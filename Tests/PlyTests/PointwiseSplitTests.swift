@@ -13,7 +13,7 @@ import Testing
 @Suite struct PointwiseSplitTests {
     static let cases = fixtureCases("pointwise_split")
 
-    static let runtimes = [sharedRuntime, threadedRuntime(2), threadedRuntime(3)]
+    static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
         #expect(Self.cases.count == 5, "\(Self.cases)")
@@ -21,16 +21,14 @@ import Testing
 
     @Test(arguments: cases)
     func matchesPyTorchOnAnyThreadCount(_ name: String) throws {
-        let json = try JSON.load(fixtures.appendingPathComponent("pointwise_split/\(name).json"))
-        let attrs = try json.attributes(case: name)
-        let input = try #require(json["input"]?.tensor), expected = try #require(json["output"]?.tensor)
+        let f = try FixtureCase("pointwise_split", name)
+        let input = try f.input, expected = try f.expected()
         let algorithms = avx2Kernels ? ["auto", "pointwise"] : ["auto"]
-        for runtime in Self.runtimes {
+        for runtime in Self.runtimes.all {
             for algorithm in algorithms {
-                let layer = try Layer("conv2d", attrs + [("algorithm", .string(algorithm))], runtime: runtime)
-                layer.setTraining(false)
-                try writeFixtureParams(json, "params", to: layer, name)
-                try expectForwardsMatch(layer, input, expected, "\(name), \(algorithm), \(runtime.threads) threads")
+                let label = "\(name), \(algorithm), \(runtime.threads) threads"
+                let layer = try f.layer([("algorithm", .string(algorithm))], on: runtime, label: label)
+                try expectForwardsMatch(layer, input, expected, label)
             }
         }
     }

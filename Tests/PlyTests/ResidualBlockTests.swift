@@ -32,39 +32,9 @@ import Testing
         let params = try layer.parameters
         for p in params { p.gradient?.update(repeating: 0) }
 
-        func step(_ json: JSON, training: Bool, accumulated: Float) throws {
-            let label = "\(name) (\(training ? "train" : "eval") step \(Int(accumulated)))"
-            var given = json["params"]?.object ?? [:]
-            for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
-            for (pname, value) in given {
-                let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
-                let t = try #require(value.tensor)
-                #expect(p.shape == t.shape, "\(label): \(pname) shape")
-                try p.write(t.data)
-            }
-            layer.setTraining(training)
-            let x = try #require(json["input"]?.tensor)
-            let y = try layer.forward([x])
-            let expected = try #require(json["output"]?.tensor)
-            #expect(y.shape == expected.shape, "\(label): output shape")
-            let fwd = closeness(y.data, expected.data)
-            #expect(fwd.ok, "\(label): output max error \(fwd.error) > \(fwd.bound)")
-            let gin = try layer.backward(inputs: [x], output: y, gradOutput: try #require(json["grad_output"]?.tensor))
-            let gx = closeness(try #require(gin[0]).data, try #require(json["grad_input"]?.tensor).data)
-            #expect(gx.ok, "\(label): grad_input max error \(gx.error) > \(gx.bound)")
-            for (pname, value) in json["grad_params"]?.object ?? [:] {
-                let p = try #require(params.first { $0.name == pname })
-                let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data.map { $0 * accumulated })
-                #expect(c.ok, "\(label): accumulated grad of \(pname) max error \(c.error) > \(c.bound)")
-            }
-            for (pname, value) in json["buffers_after"]?.object ?? [:] {
-                let p = try #require(params.first { $0.name == pname })
-                let c = closeness(p.read(), try #require(value.tensor).data)
-                #expect(c.ok, "\(label): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
-            }
+        for step in 1...2 {
+            try goldenBlockStep(layer, params, train, training: true, accumulated: Float(step), "\(name) (train step \(step))")
         }
-        try step(train, training: true, accumulated: 1)
-        try step(train, training: true, accumulated: 2)
     }
 
     /// The keys of the object `section` (e.g. "params") in a golden file, in file order

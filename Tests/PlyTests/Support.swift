@@ -145,6 +145,22 @@ func expectPackedWeightsFollowChanges(_ fast: Layer, _ reference: Layer, input x
     _ = try agree("with the first weights back")
 }
 
+/// Expects a conv's backward from `dy` (after the forward that gave `y` from `x`) to give the input
+/// gradient `dx`, and its weight (and bias, given `db`) gradients to hold `pass` times `dw` (`db`):
+/// each backward adds into them. `params` are the conv's; `label` names the case.
+func expectConvBackward(_ conv: Layer, _ params: [Parameter], x: Tensor, y: Tensor, dy: Tensor, dx: [Double],
+                        dw: [Double], db: [Double]?, pass: Int, _ label: String) throws {
+    let gx = try #require(try conv.backward(inputs: [x], output: y, gradOutput: dy)[0])
+    let e = closeness(gx.data, dx.map(Float.init))
+    #expect(e.ok, "\(label) pass \(pass): grad_input max error \(e.error) > \(e.bound)")
+    let gw = closeness(Array(try #require(params[0].gradient)), dw.map { Float($0 * Double(pass)) })
+    #expect(gw.ok, "\(label) pass \(pass): grad_weight max error \(gw.error) > \(gw.bound)")
+    if let db {
+        let gb = closeness(Array(try #require(params[1].gradient)), db.map { Float($0 * Double(pass)) })
+        #expect(gb.ok, "\(label) pass \(pass): grad_bias max error \(gb.error) > \(gb.bound)")
+    }
+}
+
 /// The attribute-schema problem `body` throws (`PlyError.attribute`); records an issue and
 /// throws when it throws nothing or another error.
 func requireAttributeProblem<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) throws
@@ -173,22 +189,129 @@ func fixtureCases(_ folder: String, where keep: (String) -> Bool = { _ in true }
 }
 
 /// Writes a fixture's parameters (`json[key]`: name -> tensor, e.g. "params") into the parameters of
-/// those names of `layer`; a name the layer lacks fails the test, naming `label`.
+/// those names of `layer` (nothing when the fixture has no `key`); a name the layer lacks fails the
+/// test, naming `label`.
 func writeFixtureParams(_ json: JSON, _ key: String, to layer: Layer, _ label: String) throws {
+    guard let given = json[key]?.object else { return }
     let params = try layer.parameters
-    for (pname, value) in json[key]?.object ?? [:] {
+    for (pname, value) in given {
         let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
         try p.write(try #require(value.tensor).data)
     }
 }
 
-/// Runs `layer` on `input` twice (the second forward reuses the scratch the first left) and
-/// expects each output to have `expected`'s shape and to be within `closeness` of it.
-func expectForwardsMatch(_ layer: Layer, _ input: Tensor, _ expected: Tensor, _ label: String) throws {
-    for pass in 1...2 {
-        let y = try layer.forward([input])
-        #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)")
+/// Runs `layer` on `inputs` `passes` times (a second forward reuses the scratch, packed or
+/// transformed weights the first left) and expects each output to have `expected`'s shape and to
+/// be within `closeness` of it; a failure is reported at the caller's line.
+func expectForwardsMatch(_ layer: Layer, _ inputs: [Tensor], _ expected: Tensor, _ label: String, passes: Int = 2,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for pass in 1...passes {
+        let y = try layer.forward(inputs)
+        #expect(y.shape == expected.shape, "\(label): output shape \(y.shape) vs \(expected.shape)",
+                sourceLocation: sourceLocation)
         let c = closeness(y.data, expected.data)
-        #expect(c.ok, "\(label), pass \(pass): max error \(c.error) > \(c.bound)")
+        #expect(c.ok, "\(label)\(passes > 1 ? ", pass \(pass)" : ""): max error \(c.error) > \(c.bound)",
+                sourceLocation: sourceLocation)
     }
+}
+
+/// `expectForwardsMatch` on a single input.
+func expectForwardsMatch(_ layer: Layer, _ input: Tensor, _ expected: Tensor, _ label: String, passes: Int = 2,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    try expectForwardsMatch(layer, [input], expected, label, passes: passes, sourceLocation: sourceLocation)
+}
+
+/// The runtimes a suite runs its fixture cases on: the shared one and its own of 2 and 3 threads
+/// (its own, so that only its own parameter writes move their parameter generation).
+struct SuiteRuntimes: Sendable {
+    let two = threadedRuntime(2), three = threadedRuntime(3)
+    /// The shared runtime, then 2 and 3 threads.
+    var all: [Runtime] { [sharedRuntime, two, three] }
+}
+
+/// One case of `Fixtures/<folder>`, a layer golden in golden/README.md's format written by the
+/// folder's make-*.py (PyTorch in double precision): its JSON and attributes, and the tensors and
+/// the layer the suites build from it.
+struct FixtureCase {
+    let name: String
+    let json: JSON
+    let attrs: Attributes
+
+    init(_ folder: String, _ name: String) throws {
+        self.name = name
+        json = try JSON.load(fixtures.appendingPathComponent("\(folder)/\(name).json"))
+        attrs = try json.attributes(case: name)
+    }
+
+    /// The case's tensor `key` ("input", "output", "residual", ...).
+    func tensor(_ key: String) throws -> Tensor { try #require(json[key]?.tensor, "\(name): no tensor '\(key)'") }
+
+    var input: Tensor { get throws { try tensor("input") } }
+
+    /// The case's "output", through a relu when `relu` (the layer fuses one the fixture lacks).
+    func expected(relu: Bool = false) throws -> Tensor {
+        let y = try tensor("output")
+        return relu ? try Tensor(shape: y.shape, data: y.data.map { max($0, 0) }) : y
+    }
+
+    /// A `type` layer with the case's attributes and `extra` on `runtime`, set to training or
+    /// evaluation, the relu fused when `relu` (expected to fuse), and then the fixture's `params`
+    /// written (`label` names a failure).
+    func layer(_ extra: Attributes = [], type: String = "conv2d", on runtime: Runtime, training: Bool = false,
+               relu: Bool = false, params: String = "params", label: String) throws -> Layer {
+        let layer = try Layer(type, attrs + extra, runtime: runtime)
+        layer.setTraining(training)
+        if relu { #expect(layer.fuseActivation("relu"), "\(type) fuses the relu") }
+        try writeFixtureParams(json, params, to: layer, label)
+        return layer
+    }
+}
+
+// MARK: - golden/layers cases (Fixtures/golden/README.md)
+
+/// Writes a golden case's "params" and "buffers" (name -> tensor) into the parameters of those
+/// names in `params`, each expected to have the tensor's shape; a name missing fails, naming `label`.
+func writeGoldenParamsAndBuffers(_ json: JSON, to params: [Parameter], _ label: String) throws {
+    var given = json["params"]?.object ?? [:]
+    for (k, v) in json["buffers"]?.object ?? [:] { given[k] = v }
+    for (pname, value) in given {
+        let p = try #require(params.first { $0.name == pname }, "\(label): no parameter '\(pname)'")
+        let t = try #require(value.tensor)
+        #expect(p.shape == t.shape, "\(label): \(pname) shape")
+        try p.write(t.data)
+    }
+}
+
+/// Expects the gradients in `params` to be the golden case's "grad_params" times `accumulated`
+/// (the number of backward passes added into them), and the buffers its "buffers_after".
+func expectGoldenGradsAndBuffers(_ json: JSON, _ params: [Parameter], _ label: String, accumulated: Float = 1) throws {
+    for (pname, value) in json["grad_params"]?.object ?? [:] {
+        let p = try #require(params.first { $0.name == pname })
+        let c = closeness(Array(try #require(p.gradient)), try #require(value.tensor).data.map { $0 * accumulated })
+        #expect(c.ok, "\(label): grad of \(pname) (x\(accumulated)) max error \(c.error) > \(c.bound)")
+    }
+    for (pname, value) in json["buffers_after"]?.object ?? [:] {
+        let p = try #require(params.first { $0.name == pname })
+        let c = closeness(p.read(), try #require(value.tensor).data)
+        #expect(c.ok, "\(label): buffer \(pname) after forward, max error \(c.error) > \(c.bound)")
+    }
+}
+
+/// One step of a block's golden case on `layer` (whose `params` they are), its gradients not zeroed
+/// before: the case's parameters and buffers written, a forward in training or evaluation and a
+/// backward, each against the case (the parameter gradients as `accumulated` times its own).
+func goldenBlockStep(_ layer: Layer, _ params: [Parameter], _ json: JSON, training: Bool, accumulated: Float,
+                     _ label: String) throws {
+    try writeGoldenParamsAndBuffers(json, to: params, label)
+    layer.setTraining(training)
+    let x = try #require(json["input"]?.tensor)
+    let y = try layer.forward([x])
+    let expected = try #require(json["output"]?.tensor)
+    #expect(y.shape == expected.shape, "\(label): output shape")
+    let fwd = closeness(y.data, expected.data)
+    #expect(fwd.ok, "\(label): output max error \(fwd.error) > \(fwd.bound)")
+    let gin = try layer.backward(inputs: [x], output: y, gradOutput: try #require(json["grad_output"]?.tensor))
+    let gx = closeness(try #require(gin[0]).data, try #require(json["grad_input"]?.tensor).data)
+    #expect(gx.ok, "\(label): grad_input max error \(gx.error) > \(gx.bound)")
+    try expectGoldenGradsAndBuffers(json, params, label, accumulated: accumulated)
 }

@@ -25,10 +25,13 @@ def write_case(folder, case):
     print(case["name"], tuple(case["output"]["shape"]))
 
 
-def write_conv2d_eval_cases(folder, cases, seed):
+def write_conv2d_eval_cases(folder, cases, seed, more_attrs=None, outputs=None):
     """One conv2d case per (name, N, C, OC, H, W, kernel, stride, padding, bias) row, forward only:
     nn.Conv2d's default initialisation seeded with seed + row index, input standard normal
-    (float32 values), output computed in double precision."""
+    (float32 values), output computed in double precision. `more_attrs` (a dict) is appended to
+    each case's attributes; `outputs(y)`, given the double-precision convolution, returns the
+    tensors written after "input" in its place (default: {"output": tensor(y)}; it may draw more
+    random values, after the input's)."""
     import torch
     import torch.nn as nn
 
@@ -39,7 +42,8 @@ def write_conv2d_eval_cases(folder, cases, seed):
         with torch.no_grad():
             y = conv.double()(x.double())
         attrs = {"in_channels": c, "out_channels": oc, "kernel_size": pair(k), "stride": pair(s),
-                 "padding": pair(p), "bias": bias}
-        write_case(folder, {"name": name, "op": "conv2d", "attrs": attrs, "mode": "eval",
-                            "params": {pn: tensor(pv) for pn, pv in conv.named_parameters()},
-                            "input": tensor(x), "output": tensor(y)})
+                 "padding": pair(p), "bias": bias, **(more_attrs or {})}
+        case = {"name": name, "op": "conv2d", "attrs": attrs, "mode": "eval",
+                "params": {pn: tensor(pv) for pn, pv in conv.named_parameters()}, "input": tensor(x)}
+        case.update(outputs(y) if outputs else {"output": tensor(y)})
+        write_case(folder, case)

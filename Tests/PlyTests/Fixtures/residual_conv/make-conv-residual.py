@@ -17,11 +17,10 @@ import os
 import sys
 
 import torch
-import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from fixture_json import pair, tensor, write_case  # noqa: E402
+from fixture_json import tensor, write_conv2d_eval_cases  # noqa: E402
 
 # name, N, C, OC, H, W, kernel, stride, padding, bias
 CASES = [
@@ -33,18 +32,12 @@ CASES = [
 ]
 
 
+def outputs(y):
+    """The residual r, drawn after the input, and relu(y + r) and y + r."""
+    r = torch.randn(y.shape)
+    lin = y + r.double()
+    return {"residual": tensor(r), "output": tensor(torch.relu(lin)), "output_linear": tensor(lin)}
+
+
 if __name__ == "__main__":
-    for i, (name, n, c, oc, h, w, k, s, p, bias) in enumerate(CASES):
-        torch.manual_seed(700 + i)
-        conv = nn.Conv2d(c, oc, k, s, p, bias=bias).eval()
-        x = torch.randn(n, c, h, w)
-        with torch.no_grad():
-            y = conv.double()(x.double())
-        r = torch.randn(y.shape)
-        lin = y + r.double()
-        attrs = {"in_channels": c, "out_channels": oc, "kernel_size": pair(k), "stride": pair(s),
-                 "padding": pair(p), "bias": bias, "trainable": False}
-        write_case(HERE, {"name": name, "op": "conv2d", "attrs": attrs, "mode": "eval",
-                          "params": {pn: tensor(pv) for pn, pv in conv.named_parameters()},
-                          "input": tensor(x), "residual": tensor(r), "output": tensor(torch.relu(lin)),
-                          "output_linear": tensor(lin)})
+    write_conv2d_eval_cases(HERE, CASES, seed=700, more_attrs={"trainable": False}, outputs=outputs)
