@@ -31,6 +31,21 @@ PLY_TARGET_AVX512 static inline __m512 masked_dy(const float *dy, const float *y
     return g;
 }
 
+// One step of the gradient sums at element `at`, lanes k: g = dy (masked by the relu), xhat = (x - vm) * vi
+// in float; a += g, b += g * xhat in double (the low 8 lanes in a0/b0, the high 8 in a1/b1).
+PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void grad_sums_step(
+    const float *x, const float *dy, const float *y, int64_t at, __mmask16 k, __m512 vm, __m512 vi, __m512d *a0,
+    __m512d *a1, __m512d *b0, __m512d *b1) {
+    __m512 g = masked_dy(dy, y, at, k);
+    __m512 xh = _mm512_maskz_mul_ps(k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + at), vm), vi);
+    __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
+    __m512d g1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
+    *a0 = _mm512_add_pd(*a0, g0);
+    *a1 = _mm512_add_pd(*a1, g1);
+    *b0 = _mm512_fmadd_pd(g0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), *b0);
+    *b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), *b1);
+}
+
 // batchnorm.c's channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
 // plain loop's relu test kept GCC from vectorising it: 7% of a ResNet training step in scalar code).
 PLY_TARGET_AVX512 void bn_channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
@@ -42,14 +57,7 @@ PLY_TARGET_AVX512 void bn_channel_grad_sums512(double *sum_dy, double *sum_dy_xh
         const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
         for (int64_t s = 0; s < S; s += 16) {
             __mmask16 m = lanes16(S - s);
-            __m512 g = masked_dy(dyc, yc, s, m);
-            __m512 xh = _mm512_maskz_mul_ps(m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + s), vm), vi);
-            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
-            __m512d g1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
-            a0 = _mm512_add_pd(a0, g0);
-            a1 = _mm512_add_pd(a1, g1);
-            b0 = _mm512_fmadd_pd(g0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), b0);
-            b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), b1);
+            grad_sums_step(xc, dyc, yc, s, m, vm, vi, &a0, &a1, &b0, &b1);
         }
     }
     *sum_dy = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
@@ -186,14 +194,7 @@ PLY_TARGET_AVX512 void bn_narrow_grad_sums(double *sum_dy, double *sum_dy_xhat, 
         __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
         for (int64_t n = 0; n < N; n++) {
             const int64_t at = (n * C + c0) * S + q0;
-            __m512 g = masked_dy(dy, y, at, k);
-            __m512 xh = _mm512_maskz_mul_ps(k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + at), vm), vi);
-            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
-            __m512d g1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
-            a0 = _mm512_add_pd(a0, g0);
-            a1 = _mm512_add_pd(a1, g1);
-            b0 = _mm512_fmadd_pd(g0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), b0);
-            b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), b1);
+            grad_sums_step(x, dy, y, at, k, vm, vi, &a0, &a1, &b0, &b1);
         }
         _mm512_storeu_pd(a + q0, a0);
         _mm512_storeu_pd(a + q0 + 8, a1);
