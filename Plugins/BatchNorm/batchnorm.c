@@ -31,6 +31,7 @@
 
 #include "ply/plugin.h"
 #include "plugin_support.h"
+#include "batchnorm_narrow.h"
 #include "scale.h"
 
 struct ply_layer {
@@ -163,71 +164,12 @@ static void channel_backward_input_plain(float *dx, const float *x, const float 
     }
 }
 
-#if PLY_HAVE_X86_TARGETS
-#include <immintrin.h>
-
-static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
-// dy where the fused relu's output y > 0 (NaN: 0), else dy; masked lanes are 0
-PLY_TARGET_AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s, __mmask16 m) {
-    __m512 g = _mm512_maskz_loadu_ps(m, dy + s);
-    if (y) g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + s), _mm512_setzero_ps(), _CMP_GT_OQ), g);
-    return g;
-}
-
-// channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
-// plain loop's relu test kept GCC from vectorising it: 7% of a ResNet training step in scalar code).
-PLY_TARGET_AVX512 static void channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
-                                                   const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C,
-                                                   int64_t S) {
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
-    const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd);
-    for (int64_t n = 0; n < N; n++) {
-        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
-        for (int64_t s = 0; s < S; s += 16) {
-            __mmask16 m = lanes16(S - s);
-            __m512 g = masked_dy(dyc, yc, s, m);
-            __m512 xh = _mm512_maskz_mul_ps(m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + s), vm), vi);
-            __m512d g0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
-            __m512d g1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(g, 1));
-            a0 = _mm512_add_pd(a0, g0);
-            a1 = _mm512_add_pd(a1, g1);
-            b0 = _mm512_fmadd_pd(g0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), b0);
-            b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), b1);
-        }
-    }
-    *sum_dy = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
-    *sum_dy_xhat = _mm512_reduce_add_pd(_mm512_add_pd(b0, b1));
-}
-
-// channel_backward_input_plain, 16 elements a step (the same float arithmetic)
-PLY_TARGET_AVX512 static void channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
-                                                        float invstd, float w, double sum_dy, double sum_dy_xhat,
-                                                        int batch_stats, double count, int64_t c, int64_t N, int64_t C,
-                                                        int64_t S) {
-    const float k = w * invstd;
-    const float mdy = batch_stats ? (float)(sum_dy / count) : 0.0f;
-    const float mdyx = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
-    const __m512 vm = _mm512_set1_ps(mean), vi = _mm512_set1_ps(invstd), vk = _mm512_set1_ps(k);
-    const __m512 vmdy = _mm512_set1_ps(mdy), vmdyx = _mm512_set1_ps(mdyx);
-    for (int64_t n = 0; n < N; n++) {
-        const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S, *yc = y ? y + (n * C + c) * S : NULL;
-        float *dxc = dx + (n * C + c) * S;
-        for (int64_t s = 0; s < S; s += 16) {
-            __mmask16 m = lanes16(S - s);
-            __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + s), vm), vi);
-            __m512 t = _mm512_sub_ps(_mm512_sub_ps(masked_dy(dyc, yc, s, m), vmdy), _mm512_mul_ps(xh, vmdyx));
-            _mm512_mask_storeu_ps(dxc + s, m, _mm512_mul_ps(vk, t));
-        }
-    }
-}
-#endif
 
 static void channel_grad_sums(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
                               float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S) {
 #if PLY_HAVE_X86_TARGETS
     if (ply_cpu_level() >= PLY_CPU_AVX512) {
-        channel_grad_sums512(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
+        bn_channel_grad_sums512(sum_dy, sum_dy_xhat, x, dy, y, mean, invstd, c, N, C, S);
         return;
     }
 #endif
@@ -239,7 +181,7 @@ static void channel_backward_input(float *dx, const float *x, const float *dy, c
                                    double count, int64_t c, int64_t N, int64_t C, int64_t S) {
 #if PLY_HAVE_X86_TARGETS
     if (ply_cpu_level() >= PLY_CPU_AVX512) {
-        channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, count, c, N, C, S);
+        bn_channel_backward_input512(dx, x, dy, y, mean, invstd, w, sum_dy, sum_dy_xhat, batch_stats, count, c, N, C, S);
         return;
     }
 #endif
@@ -258,29 +200,50 @@ typedef struct {
     const float *relu_out; // backward with a fused relu: the forward's output, else NULL
 } bn_job;
 
+// Channel c's statistics: the batch's (mean and biased variance, with the running statistics' update in
+// training) or the running ones.
+static void keep_stats(ply_layer *self, const bn_job *j, int64_t c, double mean, double var) {
+    if (j->batch_stats) {
+        self->save_mean[c] = (float)mean;
+        self->save_invstd[c] = (float)(1.0 / sqrt(var + self->eps));
+        if (self->track && self->training) {
+            int64_t M = j->N * j->S;
+            double unbiased = var * (double)M / (double)(M - 1);
+            double m = self->momentum;
+            self->running_mean[c] = (float)((1.0 - m) * self->running_mean[c] + m * mean);
+            self->running_var[c] = (float)((1.0 - m) * self->running_var[c] + m * unbiased);
+        }
+    } else {
+        self->save_mean[c] = self->running_mean[c];
+        self->save_invstd[c] = (float)(1.0 / sqrt((double)self->running_var[c] + self->eps));
+    }
+}
+
 static void forward_task(void *ctx, int64_t begin, int64_t end) {
     bn_job *j = ctx;
     ply_layer *self = j->self;
     int64_t C = self->C;
     for (int64_t c = begin; c < end; c++) {
-        if (j->batch_stats) {
-            double mean, var;
-            channel_stats(&mean, &var, j->x, c, j->N, C, j->S);
-            self->save_mean[c] = (float)mean;
-            self->save_invstd[c] = (float)(1.0 / sqrt(var + self->eps));
-            if (self->track && self->training) {
-                int64_t M = j->N * j->S;
-                double unbiased = var * (double)M / (double)(M - 1);
-                double m = self->momentum;
-                self->running_mean[c] = (float)((1.0 - m) * self->running_mean[c] + m * mean);
-                self->running_var[c] = (float)((1.0 - m) * self->running_var[c] + m * unbiased);
-            }
-        } else {
-            self->save_mean[c] = self->running_mean[c];
-            self->save_invstd[c] = (float)(1.0 / sqrt((double)self->running_var[c] + self->eps));
-        }
+        double mean = 0.0, var = 0.0;
+        if (j->batch_stats) channel_stats(&mean, &var, j->x, c, j->N, C, j->S);
+        keep_stats(self, j, c, mean, var);
         float w = self->affine ? self->weight[c] : 1.0f, b = self->affine ? self->bias[c] : 0.0f;
         channel_normalize(j->y, j->x, self->save_mean[c], self->save_invstd[c], w, b, self->relu, c, j->N, C, j->S);
+    }
+}
+
+// forward_task on narrow planes (batchnorm_narrow.h): blocks [begin, end) of BN_NARROW_BLOCK channels.
+static void forward_narrow_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t c0 = blk * BN_NARROW_BLOCK, c1 = ply_min_i64(C, c0 + BN_NARROW_BLOCK);
+        double mean[BN_NARROW_BLOCK] = {0}, var[BN_NARROW_BLOCK] = {0};
+        if (j->batch_stats) bn_narrow_stats(mean, var, j->x, c0, c1, j->N, C, j->S);
+        for (int64_t c = c0; c < c1; c++) keep_stats(self, j, c, mean[c - c0], var[c - c0]);
+        bn_narrow_normalize(j->y, j->x, self->save_mean, self->save_invstd, self->affine ? self->weight : NULL,
+                            self->affine ? self->bias : NULL, self->relu, c0, c1, j->N, C, j->S);
     }
 }
 
@@ -301,6 +264,28 @@ static void backward_task(void *ctx, int64_t begin, int64_t end) {
             channel_backward_input(j->dx, j->x, j->dy, j->relu_out, mean, invstd, w, sum_dy, sum_dy_xhat,
                                    j->batch_stats, (double)(j->N * j->S), c, j->N, C, j->S);
         }
+    }
+}
+
+// backward_task on narrow planes (batchnorm_narrow.h): blocks [begin, end) of BN_NARROW_BLOCK channels.
+static void backward_narrow_task(void *ctx, int64_t begin, int64_t end) {
+    bn_job *j = ctx;
+    ply_layer *self = j->self;
+    int64_t C = self->C;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t c0 = blk * BN_NARROW_BLOCK, c1 = ply_min_i64(C, c0 + BN_NARROW_BLOCK);
+        double sum_dy[BN_NARROW_BLOCK], sum_dy_xhat[BN_NARROW_BLOCK];
+        bn_narrow_grad_sums(sum_dy, sum_dy_xhat, j->x, j->dy, j->relu_out, self->save_mean, self->save_invstd, c0, c1,
+                            j->N, C, j->S);
+        if (self->affine)
+            for (int64_t c = c0; c < c1; c++) {
+                self->dweight[c] += (float)sum_dy_xhat[c - c0];
+                self->dbias[c] += (float)sum_dy[c - c0];
+            }
+        if (j->dx)
+            bn_narrow_backward_input(j->dx, j->x, j->dy, j->relu_out, self->save_mean, self->save_invstd,
+                                     self->affine ? self->weight : NULL, sum_dy, sum_dy_xhat, j->batch_stats,
+                                     (double)(j->N * j->S), c0, c1, j->N, C, j->S);
     }
 }
 
@@ -514,7 +499,10 @@ static ply_status bn_forward(ply_layer *self, int32_t n_inputs, const ply_tensor
                           "batchnorm2d: expected more than 1 value per channel when using batch statistics "
                           "(got input 0 of %lld x %lld values per channel)", (long long)j.N, (long long)j.S);
     self->saved_batch_stats = j.batch_stats;
-    self->host->parallel_for(self->host, self->C, 1, forward_task, &j);
+    if (bn_narrow_suits(j.S))
+        self->host->parallel_for(self->host, (self->C + BN_NARROW_BLOCK - 1) / BN_NARROW_BLOCK, 1, forward_narrow_task, &j);
+    else
+        self->host->parallel_for(self->host, self->C, 1, forward_task, &j);
     if (self->training && self->track) *self->num_batches_tracked += 1;
     return PLY_OK;
 }
@@ -533,7 +521,10 @@ static ply_status bn_backward(ply_layer *self, int32_t n_inputs, const ply_tenso
         if (j.dx) h->parallel_for(h, self->C, 1, sync_backward_input_task, &j);
         return PLY_OK;
     }
-    self->host->parallel_for(self->host, self->C, 1, backward_task, &j);
+    if (bn_narrow_suits(j.S))
+        self->host->parallel_for(self->host, (self->C + BN_NARROW_BLOCK - 1) / BN_NARROW_BLOCK, 1, backward_narrow_task, &j);
+    else
+        self->host->parallel_for(self->host, self->C, 1, backward_task, &j);
     return PLY_OK;
 }
 

@@ -179,6 +179,125 @@ static void scatter_weights_plain(const taps_job *j, int64_t o0, int64_t o1) {
 
 static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
+// Full blocks of 16 input channels move by permutes: a block of one output channel's weights is
+// 16*KK contiguous floats (KK vectors), W_g's part of it 16*taps contiguous floats. Each destination
+// vector takes its lanes from pairs of adjacent source vectors, one two-source permute per pair
+// (perm_step). A step: dst[d] lanes `mask` = permutex2var(src[s], idx, src[s + 1]).
+// Layer3 of ResNet-18 at 32x32 (2x2 planes, four groups of 2x2 taps) spent most of its gathers and
+// scatters in the per-tap gather and scatter instructions (perf, 1 thread: gather_weights512 4.9% and
+// scatter_weights512 4.7% of a training step).
+// Not where a group has a single tap (layer4's 1x1 planes, the centre tap): there the per-tap code
+// reads and writes 1 float in 9 and the permutes every float of the block. Per call, one thread, best
+// of 15 (standalone harness over gather_weights512 / scatter_weights512, loaded machine, two rounds),
+// per-tap code -> permutes, ms:
+//   256->256 2x2 (4 groups of 4 taps):  gather 1.16, 1.16 -> 0.71, 0.53   scatter 0.84, 0.84 -> 0.46, 0.49
+//   128->256 4x4 stride 2 (4, 6, 6, 9):  gather 0.88, 0.44 -> 0.29, 0.26   scatter 0.63, 0.48 -> 0.28, 0.23
+//   512->512 1x1 (1 group of 1 tap):     gather 1.20, 0.88 -> 1.06, 1.11   scatter 1.14, 1.02 -> 1.52, 1.47
+#define PERM_MIN_TAPS 2
+#define PERM_MAX_KK 9
+#define PERM_MAX_STEPS 64
+typedef struct { int32_t dst, src; __mmask16 mask; int32_t idx[16]; } perm_step;
+
+// Steps filling dst vectors [0, n_dst) from map[d*16 + l] (a source float index, -1: lane untouched).
+static int perm_plan(const int32_t *map, int32_t n_dst, perm_step *steps) {
+    int n = 0;
+    for (int32_t d = 0; d < n_dst; d++) {
+        uint32_t left = 0;
+        for (int l = 0; l < 16; l++)
+            if (map[d * 16 + l] >= 0) left |= 1u << l;
+        while (left) {
+            if (n == PERM_MAX_STEPS) return -1;
+            int32_t lo = INT32_MAX;
+            for (int l = 0; l < 16; l++)
+                if (left >> l & 1 && map[d * 16 + l] / 16 < lo) lo = map[d * 16 + l] / 16;
+            perm_step *st = &steps[n++];
+            st->dst = d;
+            st->src = lo;
+            st->mask = 0;
+            for (int l = 0; l < 16; l++) {
+                int32_t m = map[d * 16 + l];
+                st->idx[l] = 0;
+                if (left >> l & 1 && m >= 16 * lo && m < 16 * lo + 32) {
+                    st->idx[l] = m - 16 * lo;
+                    st->mask |= (__mmask16)(1u << l);
+                }
+            }
+            left &= ~(uint32_t)st->mask;
+        }
+    }
+    return n;
+}
+
+// Group G's tap t (t = i*nkj + k) as an offset in a kernel of KW columns.
+static int32_t tap_offset(const taps_group *G, int64_t KW, int64_t t) {
+    return (int32_t)((G->ki0 + t / G->nkj) * KW + G->kj0 + t % G->nkj);
+}
+
+// The gather's steps of group G: W_g lane j of the block (j = c*taps + t) from weight c*KK + offset(t).
+static int perm_gather_plan(const taps_group *G, int64_t KK, int64_t KW, perm_step *steps) {
+    int32_t taps = (int32_t)(G->nki * G->nkj), map[16 * PERM_MAX_KK];
+    for (int32_t j = 0; j < 16 * taps; j++) map[j] = (int32_t)(j / taps * KK) + tap_offset(G, KW, j % taps);
+    return perm_plan(map, taps, steps);
+}
+
+// The scatter's steps of group G: weight e = c*KK + offset(t) from dW_g lane c*taps + t (other e: none).
+static int perm_scatter_plan(const taps_group *G, int64_t KK, int64_t KW, perm_step *steps) {
+    int32_t taps = (int32_t)(G->nki * G->nkj), map[16 * PERM_MAX_KK];
+    for (int32_t e = 0; e < 16 * (int32_t)KK; e++) map[e] = -1;
+    for (int32_t c = 0; c < 16; c++)
+        for (int32_t t = 0; t < taps; t++) map[c * KK + tap_offset(G, KW, t)] = c * taps + t;
+    return perm_plan(map, (int32_t)KK, steps);
+}
+
+// Channels [0, full) of output channels [o0, o1) by permutes (full: C rounded down to 16), else 0.
+PLY_TARGET_AVX512 static int64_t perm_weights(const taps_job *j, int64_t o0, int64_t o1, int scatter) {
+    const taps_plan *t = j->t;
+    const conv_geom *g = j->g;
+    const int64_t KK = g->KH * g->KW, C = g->C, full = C / 16 * 16;
+    perm_step steps[PERM_MAX_KK][PERM_MAX_STEPS]; // a kernel of at most 9 taps has at most 9 groups
+    int nsteps[PERM_MAX_KK];
+    if (KK > PERM_MAX_KK || t->groups > PERM_MAX_KK || full == 0) return 0;
+    for (int64_t gi = 0; gi < t->groups; gi++)
+        if (t->g[gi].nki * t->g[gi].nkj < PERM_MIN_TAPS) return 0;
+    for (int64_t gi = 0; gi < t->groups; gi++) {
+        nsteps[gi] = scatter ? perm_scatter_plan(&t->g[gi], KK, g->KW, steps[gi])
+                             : perm_gather_plan(&t->g[gi], KK, g->KW, steps[gi]);
+        if (nsteps[gi] < 0) return 0;
+    }
+    for (int64_t oc = o0; oc < o1; oc++)
+        for (int64_t c0 = 0; c0 < full; c0 += 16) {
+            __m512 w[PERM_MAX_KK + 1], v[PERM_MAX_KK + 1];
+            float *wb = (scatter ? j->dw : (float *)j->w) + (oc * C + c0) * KK;
+            for (int64_t k = 0; k < KK; k++) w[k] = _mm512_loadu_ps(wb + 16 * k);
+            w[KK] = _mm512_setzero_ps();
+            for (int64_t gi = 0; gi < t->groups; gi++) { // in group order: dw's adds as the per-tap loop's
+                const taps_group *G = &t->g[gi];
+                const int64_t taps = G->nki * G->nkj;
+                float *part = (scatter ? j->dW : j->W) + G->w + oc * G->K + c0 * taps;
+                if (scatter) {
+                    for (int64_t k = 0; k < taps; k++) v[k] = _mm512_loadu_ps(part + 16 * k);
+                    v[taps] = _mm512_setzero_ps();
+                    for (int s = 0; s < nsteps[gi]; s++) {
+                        const perm_step *st = &steps[gi][s];
+                        __m512 add = _mm512_permutex2var_ps(v[st->src], _mm512_loadu_si512(st->idx), v[st->src + 1]);
+                        w[st->dst] = _mm512_mask_add_ps(w[st->dst], st->mask, w[st->dst], add);
+                    }
+                } else {
+                    for (int64_t k = 0; k < taps; k++) v[k] = _mm512_setzero_ps();
+                    for (int s = 0; s < nsteps[gi]; s++) {
+                        const perm_step *st = &steps[gi][s];
+                        __m512 got = _mm512_permutex2var_ps(w[st->src], _mm512_loadu_si512(st->idx), w[st->src + 1]);
+                        v[st->dst] = _mm512_mask_mov_ps(v[st->dst], st->mask, got);
+                    }
+                    for (int64_t k = 0; k < taps; k++) _mm512_storeu_ps(part + 16 * k, v[k]);
+                }
+            }
+            if (scatter)
+                for (int64_t k = 0; k < KK; k++) _mm512_storeu_ps(wb + 16 * k, w[k]);
+        }
+    return full;
+}
+
 // gather_weights_plain, 16 input channels a vector: per tap a gather from the weights (KK floats
 // apart) and a store (one tap) or scatter (taps floats apart) into W_g. The scalar loop spent
 // most of a ResNet-18 training step's gathers on loop overhead, one float at a time.
@@ -188,12 +307,13 @@ PLY_TARGET_AVX512 static void gather_weights512(const taps_job *j, int64_t o0, i
     const int64_t KK = g->KH * g->KW, C = g->C;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i from = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)KK));
+    const int64_t first = perm_weights(j, o0, o1, 0); // the channels left (a part-filled block), per tap:
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t gi = 0; gi < t->groups; gi++) {
             const taps_group *G = &t->g[gi];
             const int64_t taps = G->nki * G->nkj;
             const __m512i to = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)taps));
-            for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            for (int64_t c0 = first; c0 < C; c0 += 16) {
                 const __mmask16 m = lanes16(C - c0);
                 const float *src = j->w + (oc * C + c0) * KK;
                 float *dst = j->W + G->w + oc * G->K + c0 * taps;
@@ -215,12 +335,13 @@ PLY_TARGET_AVX512 static void scatter_weights512(const taps_job *j, int64_t o0, 
     const int64_t KK = g->KH * g->KW, C = g->C;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i to = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)KK));
+    const int64_t first = perm_weights(j, o0, o1, 1); // the channels left (a part-filled block), per tap:
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t gi = 0; gi < t->groups; gi++) {
             const taps_group *G = &t->g[gi];
             const int64_t taps = G->nki * G->nkj;
             const __m512i from = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)taps));
-            for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            for (int64_t c0 = first; c0 < C; c0 += 16) {
                 const __mmask16 m = lanes16(C - c0);
                 float *dst = j->dw + (oc * C + c0) * KK;
                 const float *src = j->dW + G->w + oc * G->K + c0 * taps;

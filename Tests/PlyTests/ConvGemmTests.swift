@@ -36,6 +36,9 @@ import Testing
         Case(n: 4, c: 5, oc: 7, h: 11, w: 13, k: 3, stride: 2, pad: 1),      // strided
         Case(n: 9, c: 6, oc: 10, h: 7, w: 6, k: 1, stride: 2, bias: false),  // ResNet's downsample shape
         Case(n: 2, c: 512, oc: 4, h: 3, w: 3, k: 3, pad: 1),                 // K = 4608: the narrowest tiles
+        Case(n: 3, c: 40, oc: 24, h: 2, w: 2, k: 3, pad: 1),                 // taps: 2x2 plane (ResNet-18's layer3 at
+                                                                             // 32x32), weights by permutes + a part block
+        Case(n: 2, c: 32, oc: 20, h: 4, w: 4, k: 3, stride: 2, pad: 1, bias: false), // taps of 4, 6, 6 and 9 (layer3.0.conv1)
         Case(n: 2, c: 1, oc: 2, h: 70, w: 70, k: 3, pad: 1),                 // several tiles per image
         Case(n: 3, c: 2, oc: 3, h: 5, w: 8, k: 5, pad: 4),                   // padding wider than half the kernel
         Case(n: 20, c: 32, oc: 40, h: 2, w: 2, k: 3, pad: 1),                // ResNet's 2x2 stage: 4 taps of 9
