@@ -317,24 +317,75 @@ PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, int64_t
 // 1 thread, `perf record` of `ply bench-model --runs 3 --iterations 5`, loaded machine): the
 // general kernel (pool_run) 8.8% of the samples, about 12.8 ms per forward; this one 1.6%, about
 // 1.9 ms.
+// Vectors whose 16 outputs all have a row above and below (the plane's middle rows, i in
+// [W + 1, n - W - 17]) take a second loop: no row masks, the centre column's three taps added
+// unmasked, the left and right columns' masks read from the edge bits by one unaligned load and a
+// shift (edge_bits16) instead of bits16's branches. The same adds in the same order: the same bits.
+// Thread CPU time of the nine pools' planes (Benchmarks/maxpool_kernel.c, input warm, median of
+// 21, Intel Xeon model 207, load ~18-20 on 2 cores), five alternating rounds, the nine pools' sum:
+// 1.902, 2.189, 2.175, 2.198, 1.149 -> 1.484, 1.576, 1.601, 0.988, 1.161 ms (medians 2.18 -> 1.48;
+// five earlier rounds, four vectors' chains interleaved: 1.53 -> 1.02; ONNX Runtime's nine AveragePool
+// nodes 0.66 ms, its profile); hot in L1 (4 planes 1000 times), ns per vector: 35x35 8.0 -> 5.5,
+// 17x17 9.2 -> 7.2. Neither the four chains interleaved (5.4) nor a multiply for the division (5.5)
+// changed it. In the model (perf record of `ply bench-model
+// inception_v3 --image-size 299 --threads 1`, two alternating pairs, loaded machine) its share of the
+// samples 2.16 -> 1.44% and 2.20 -> 1.99%.
+#define MAX3_EDGE_BYTES ((MAX3_PLANE / 64 + 1) * 8)
+// bits16 without branches: bit j of the result is bit i + j of the edge bits (b's little-endian
+// bytes; i + 16 + 7 < MAX3_PLANE + 64 bits, so the 4 bytes read stay inside b).
+static inline __mmask16 edge_bits16(const uint64_t *b, int64_t i) {
+    uint32_t v;
+    memcpy(&v, (const unsigned char *)b + (i >> 3), sizeof v);
+    return (__mmask16)(v >> (i & 7));
+}
+// The sums of the outputs [i, min(i + 16, end)) (k: those lanes) of an n-float plane, every tap masked.
+PLY_TARGET_AVX512 static inline __m512 avg3x3_masked(const float *in, int64_t i, int64_t end, int64_t n, int64_t W,
+                                                    const uint64_t *nf, const uint64_t *nl, __mmask16 *k) {
+    *k = lanes_upto(end - i);
+    const __mmask16 rows[3] = {(__mmask16)(*k & ~lanes_upto(W - i)), *k, (__mmask16)(*k & lanes_upto(n - W - i))};
+    const __mmask16 left = bits16(nf, i), right = bits16(nl, i);
+    __m512 s = _mm512_setzero_ps();
+    for (int dr = 0; dr < 3; dr++) {
+        const float *p = in + i + (dr - 1) * W;
+        const __mmask16 m = rows[dr], ml = (__mmask16)(m & left), mr = (__mmask16)(m & right);
+        s = _mm512_mask_add_ps(s, ml, s, _mm512_maskz_loadu_ps(ml, p - 1));
+        s = _mm512_mask_add_ps(s, m, s, _mm512_maskz_loadu_ps(m, p));
+        s = _mm512_mask_add_ps(s, mr, s, _mm512_maskz_loadu_ps(mr, p + 1));
+    }
+    return s;
+}
 PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W) {
     const int64_t n = H * W;
     if (n > MAX3_PLANE || n < 1) return 0;
     uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
+    _Static_assert(sizeof nf == MAX3_EDGE_BYTES, "edge_bits16 reads 3 bytes past the plane's last bit");
     edge_columns(H, W, nf, nl);
     const __m512 nine = _mm512_set1_ps(9.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 k = lanes_upto(n - i);
-        const __mmask16 rows[3] = {(__mmask16)(k & ~lanes_upto(W - i)), k, (__mmask16)(k & lanes_upto(n - W - i))};
-        const __mmask16 left = bits16(nf, i), right = bits16(nl, i);
-        __m512 s = _mm512_setzero_ps();
-        for (int dr = 0; dr < 3; dr++) {
-            const float *p = in + i + (dr - 1) * W;
-            const __mmask16 m = rows[dr], ml = (__mmask16)(m & left), mr = (__mmask16)(m & right);
-            s = _mm512_mask_add_ps(s, ml, s, _mm512_maskz_loadu_ps(ml, p - 1));
-            s = _mm512_mask_add_ps(s, m, s, _mm512_maskz_loadu_ps(m, p));
-            s = _mm512_mask_add_ps(s, mr, s, _mm512_maskz_loadu_ps(mr, p + 1));
-        }
+    // [lo, hi): the vectors at i = lo + 16 q (i <= n - W - 17) of the middle loop; the rest by the masked one
+    // (rows narrower than a vector, 8x8: all masked, the middle loop there took 14.0 ns a vector against 11.8)
+    const int64_t lo = W >= 16 ? W + 1 : n, hi = lo + (n - W - 1 - lo >= 16 ? (n - W - 1 - lo) / 16 * 16 : 0);
+    __mmask16 k;
+    int64_t i;
+    for (i = 0; i < lo && i < n; i += 16) {
+        __m512 s = avg3x3_masked(in, i, ply_min_i64(n, lo), n, W, nf, nl, &k);
+        _mm512_mask_storeu_ps(out + i, k, _mm512_div_ps(s, nine));
+    }
+    for (i = lo; i < hi; i += 16) {
+        const __mmask16 left = edge_bits16(nf, i), right = edge_bits16(nl, i);
+        const float *u = in + i - W, *c = in + i, *d = in + i + W;
+        __m512 s = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(left, u - 1)); // 0 + x, as the loop (-0)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(u));
+        s = _mm512_mask_add_ps(s, right, s, _mm512_loadu_ps(u + 1));
+        s = _mm512_mask_add_ps(s, left, s, _mm512_loadu_ps(c - 1));
+        s = _mm512_add_ps(s, _mm512_loadu_ps(c));
+        s = _mm512_mask_add_ps(s, right, s, _mm512_loadu_ps(c + 1));
+        s = _mm512_mask_add_ps(s, left, s, _mm512_loadu_ps(d - 1));
+        s = _mm512_add_ps(s, _mm512_loadu_ps(d));
+        s = _mm512_mask_add_ps(s, right, s, _mm512_loadu_ps(d + 1));
+        _mm512_storeu_ps(out + i, _mm512_div_ps(s, nine));
+    }
+    for (i = ply_max_i64(lo, hi); i < n; i += 16) {
+        __m512 s = avg3x3_masked(in, i, n, n, W, nf, nl, &k);
         _mm512_mask_storeu_ps(out + i, k, _mm512_div_ps(s, nine));
     }
     return 1;

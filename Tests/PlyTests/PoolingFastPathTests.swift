@@ -144,4 +144,35 @@ import Testing
             }
         }
     }
+
+    /// The 3x3 / stride 1 / padding 1 average pool (Inception v3's pool branches) on its planes: a
+    /// masked loop for the first and last rows and a middle loop without row masks on rows of 16 and
+    /// more (35x35, 17x17), every plane masked on narrower ones (8x8). The sums must be bit-identical
+    /// to the plain loop's (rows, then columns, the taps inside the plane only), signed zeros
+    /// included: a window of -0s sums to -0 only as 0 + -0 + ... = +0 does not, so the first tap's
+    /// add from +0 matters.
+    @Test(arguments: [(35, 35), (17, 17), (8, 8), (16, 16), (20, 33), (1, 40), (40, 1), (64, 64)])
+    func avgPool3x3MiddleRowsMatchPlainLoop(_ size: (Int, Int)) throws {
+        let (h, w) = size, planes = 3
+        let layer = try Layer("avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1)),
+                                            ("count_include_pad", .bool(true))], runtime: sharedRuntime)
+        var g = SplitMix64(seed: UInt64(h * 1000 + w))
+        var x = (0..<(planes * h * w)).map { _ in g.nextUnitFloat() * 2 - 1 }
+        // -0 and +0 in runs (whole windows of zeros), values whose sums round differently by order
+        for k in x.indices where g.next() % 3 == 0 { x[k] = g.next() % 2 == 0 ? -0.0 : 0.0 }
+        for k in x.indices where g.next() % 7 == 0 { x[k] *= 3.0e7 }
+        // a 5x5 block of -0 in each plane's middle: windows of nine -0s (their sum is +0)
+        for p in 0..<planes { for y in max(h / 2 - 2, 0)..<min(h / 2 + 3, h) { for xx in max(w / 2 - 2, 0)..<min(w / 2 + 3, w) {
+            x[(p * h + y) * w + xx] = -0.0
+        } } }
+        let out = try layer.forward([try Tensor(shape: [1, planes, h, w], data: x)])
+        for p in 0..<planes { for r in 0..<h { for c in 0..<w {
+            var sum: Float = 0
+            for y in max(r - 1, 0)...min(r + 1, h - 1) { for xx in max(c - 1, 0)...min(c + 1, w - 1) {
+                sum += x[(p * h + y) * w + xx]
+            } }
+            let got = out.data[(p * h + r) * w + c], want = sum / 9
+            #expect(got.bitPattern == want.bitPattern, "plane \(p) (\(r), \(c)) of \(h)x\(w): \(got) want \(want)")
+        } } }
+    }
 }
