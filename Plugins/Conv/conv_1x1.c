@@ -101,6 +101,20 @@ static int small_order(int64_t K, int64_t P) {
 
 int conv_1x1_packs(const conv_geom *g) { return !small_order(g->C, g->OH * g->OW); }
 
+// Small planes whose rows (P floats) lie pages apart, at batches above 1: the product packs each strip's
+// rows together first (xq, see product), so that a tile's loads do not touch K pages. ResNet-50's
+// 56x56 convs on 64 channels and 28x28 on 128 (GoogLeNet's 56x56 64->64): a strip's 64 or 128 rows are
+// 64 or ~100 pages, beyond the L1 DTLB, and every tile walks them again for each of the OC/12 blocks
+// of output channels. Benchmarks/pointwise_kernel.c cold, 1 thread (taskset -c 0), Intel Xeon model
+// 207, loaded machine (load ~20 on 2 cores), alternating rounds, median GFLOPS before -> after, batch
+// 16: 56x56 64->256 64.9 -> 79.4 (5 rounds: 63-76 -> 78-91), 64->64 44.7 -> 57.7 (5); 28x28 128->512
+// 112.1 -> 124.3 (6 rounds: 107-115 -> 96-128; an earlier 7: 89.8 -> 108.4). The loss was the pages:
+// main's build with glibc's hugetlb tunable (huge pages under the planes) ran 56x56 64->256 at 96-105
+// against 76-80. At batch 1 (the image back in L2 before the call), 56x56 64->256, 7 rounds gave
+// 79.1 -> 67.8 (rounds 67-116 -> 62-90): not taken there. 784: the 28x28 plane, the smallest measured.
+#define ROWS_APART_P 784
+static int rows_apart(const conv_geom *g) { return g->N > 1 && g->OH * g->OW >= ROWS_APART_P; }
+
 size_t conv_1x1_packed_floats(const conv_geom *g) { return (size_t)((g->OC + MR - 1) / MR * MR * g->C); }
 
 void conv_1x1_pack_weights(const conv_geom *g, const float *w, float *wp) {
@@ -120,10 +134,13 @@ static int64_t group_images(const conv_geom *g) {
 // Floats of a worker's transposed tail positions: TAIL_MAX per image of a group.
 static int64_t xt_floats(const conv_geom *g) { return group_images(g) * TAIL_MAX * g->C; }
 
-// Floats of a worker's packed strip: large planes only.
+// Floats of a worker's packed strip (large planes), or of its packed strips of a group of images
+// (small planes whose rows lie pages apart: rows_apart), else 0.
 // (At the AVX2 level every plane takes the packed strips: conv_1x1_avx2.c's panel.)
 static int64_t xp_floats(const conv_geom *g) {
-    return ply_cpu_level() < PLY_CPU_AVX512 ? CONV_1X1_AVX2_PANEL_FLOATS : conv_1x1_packs(g) ? XP_FLOATS : 0;
+    if (ply_cpu_level() < PLY_CPU_AVX512) return CONV_1X1_AVX2_PANEL_FLOATS;
+    if (conv_1x1_packs(g)) return XP_FLOATS;
+    return rows_apart(g) ? group_images(g) * g->C * (g->OH * g->OW + NR3) : 0;
 }
 
 // Floats of a worker's scratch: its transposed tail positions, then (strided layers) the
@@ -377,9 +394,24 @@ PLY_TARGET_AVX512 static void pack_strip(const float *xs, int64_t P, int64_t kc,
     }
 }
 
+// xq[((n*ns + i)*K + k)*nr + j] = xs[(n*K + k)*P + p0 + i*nr + j] for n < ni, k < K, strips i < ns =
+// ceil((pm - p0)/nr), j < nr, where p0 + i*nr + j < pm (else 0): each row read once, in order.
+PLY_TARGET_AVX512 static void pack_strips(const float *xs, int64_t K, int64_t P, int64_t ni, int64_t p0, int64_t pm,
+                                          int64_t nr, float *xq) {
+    const int64_t ns = (pm - p0 + nr - 1) / nr;
+    for (int64_t n = 0; n < ni; n++)
+        for (int64_t k = 0; k < K; k++) {
+            const float *row = xs + (n * K + k) * P + p0;
+            float *out = xq + (n * ns * K + k) * nr;
+            for (int64_t i = 0; i < ns; i++, out += K * nr)
+                for (int64_t v = 0; v < nr; v += 16)
+                    _mm512_storeu_ps(out + v, _mm512_maskz_loadu_ps(ply_lanes16(pm - p0 - i * nr - v), row + i * nr + v));
+        }
+}
+
 // y[n][o][p] = bias[o] + sum_c w[o][c] * xs[n][c][p] (+ res[n][o][p] when res is not NULL) for images n < ni,
 // o in [o0, o1), p in [p0, p1); xs [ni][K][P], y and res [ni][OC][P]. xt: scratch of xt_floats(g) floats; xp: of
-// XP_FLOATS.
+// xp_floats(g) (on small planes NULL but where rows_apart).
 static void product(const float *w, const float *wp, int64_t K, int64_t OC, const float *xs, float *y, int64_t P,
                     int64_t ni,
                     int64_t o0, int64_t o1, int64_t p0, int64_t p1, const float *bias, const float *res, int relu,
@@ -392,7 +424,10 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
             for (int64_t j = 0; j < r; j++)
                 for (int64_t k = 0; k < K; k++) xt[(n * r + j) * K + k] = xs[(n * K + k) * P + pm + j];
         const int wide = (pm - p0) % NR != 0 && (pm - p0) % NR3 == 0;
-        const int64_t mr = wide ? MR3 : MR, nr = wide ? NR3 : NR;
+        const int64_t mr = wide ? MR3 : MR, nr = wide ? NR3 : NR, ns = (pm - p0 + nr - 1) / nr;
+        // xq[((n*ns + i)*K + k)*nr + j] = xs[n][k][p0 + i*nr + j] (zeros past pm): strip i's rows packed
+        float *xq = xp; // (not NULL where rows_apart: run_workers)
+        if (xq) pack_strips(xs, K, P, ni, p0, pm, nr, xq);
         for (int64_t o = o0; o < o1; o += mr) {
             int R = (int)ply_min_i64(mr, o1 - o);
             for (int64_t n = 0; n < ni; n++) {
@@ -404,8 +439,10 @@ static void product(const float *w, const float *wp, int64_t K, int64_t OC, cons
                     const float *pf = n == 0 && s == p0 && next > 0 ? w + (o + mr) * K : NULL;
                     prefetch_y(yn + o * P + s + nr, P, R, nr);
                     tile_fn f = wide ? tiles3[R] : tiles[R][left > 16];
-                    f(K, w + o * K, K, xn + s, P, yn + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16), 1, relu,
-                      bias ? bias + o : NULL, rn ? rn + s : NULL, pf, next, xn + s + nr, P);
+                    const float *xi = xq ? xq + (n * ns + (s - p0) / nr) * K * nr : xn + s;
+                    f(K, w + o * K, K, xi, xq ? nr : P, yn + o * P + s, P, ply_lanes16(left), ply_lanes16(left - 16), 1,
+                      relu, bias ? bias + o : NULL, rn ? rn + s : NULL, pf, next, xq ? xi + K * nr : xn + s + nr,
+                      xq ? nr : P);
                 }
                 if (r) tail(w + o * K, K, R, xt + n * r * K, r, yn + o * P + pm, P, bias ? bias + o : NULL,
                             rn ? rn + pm : NULL, relu);
@@ -527,6 +564,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
     const int64_t P = g->OH * g->OW, K = g->C, tasks = g->N * j->parts;
     for (int64_t wk = w0; wk < w1; wk++) {
         float *xt = j->scratch + wk * slot_floats(g), *xp = xt + xt_floats(g), *xsub = xp + xp_floats(g);
+        if (!xp_floats(g)) xp = NULL; // (small planes: xq, see rows_apart)
         if (j->parts == 1) { // whole images, G at a time
             const int64_t G = group_images(g), n1 = g->N * (wk + 1) / j->workers;
             for (int64_t n = g->N * wk / j->workers; n < n1; n += G) {
