@@ -373,6 +373,12 @@ static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float 
         }
     }
     j->slice = backward ? conv_direct_backward_floats(&dg) : conv_direct_forward_floats(&dg);
+    if (!L->wflip) { // the packed or flipped kernel, taken on the first call (conv_create)
+        size_t wbytes = (size_t)(g->OC * g->C * g->KH * g->KW) * sizeof(float);
+        if (!(L->wflip = L->host->alloc(L->host, wbytes)))
+            return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for the direct kernel",
+                              wbytes);
+    }
     return grow_scratch(L, j->slice * (size_t)j->chunks);
 }
 

@@ -196,14 +196,15 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     L->weight = host->alloc(host, wbytes);
     // gradients zeroed by the host without a write: a model that never trains never touches them
     if (L->trainable) L->dweight = ply_alloc_zeroed(host, wbytes);
-    L->wflip = host->alloc(host, wbytes);
+    // wflip is taken on the first direct-kernel call (direct_job_make): only those layers use it, and
+    // unwritten it would still cost memory wherever the host places it on huge pages (its arena)
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);
         if (L->trainable) L->dbias = ply_alloc_zeroed(host, bbytes);
     }
-    if (!L->weight || (L->trainable && !L->dweight) || !L->wflip ||
+    if (!L->weight || (L->trainable && !L->dweight) ||
         (L->has_bias && (!L->bias || (L->trainable && !L->dbias)))) {
-        host->free(host, L->weight); host->free(host, L->dweight); host->free(host, L->wflip);
+        host->free(host, L->weight); host->free(host, L->dweight);
         host->free(host, L->bias); host->free(host, L->dbias);
         host->free(host, L);
         return ply_errorf(host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %lld weights", (long long)nw);
