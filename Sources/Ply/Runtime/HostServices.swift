@@ -235,10 +235,11 @@ final class HostState: @unchecked Sendable {
 
     deinit { poolStorage?.shutdown() }
 
-    /// Runs `fn` over [0, n) in chunks of at least `grain` on the worker pool. Chunk `c` always
-    /// runs on the same thread (chunk 0 on the caller), so consecutive layers that split the
-    /// batch alike find their slice of the data in that core's cache. When the pool is busy
-    /// (another thread's model is using it) the chunks run on Dispatch instead.
+    /// Runs `fn` over [0, n) in chunks of at least `grain` on the worker pool. Chunk `c` runs on
+    /// the same thread (chunk 0 on the caller) unless that thread comes late (`WorkerPool`), so
+    /// consecutive layers that split the batch alike find their slice of the data in that core's
+    /// cache. When the pool is busy (another thread's model is using it) the chunks run on
+    /// Dispatch instead.
     func parallelFor(n: Int, grain: Int, fn: ply_parallel_fn, context: UnsafeMutableRawPointer?) {
         let minChunk = max(grain, 1)
         let chunks = max(1, min(threads, (n + minChunk - 1) / minChunk))

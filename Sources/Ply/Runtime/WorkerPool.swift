@@ -2,11 +2,16 @@ import CPly
 import Foundation
 import Synchronization
 
-/// A fixed set of worker threads for `parallel_for`: the caller runs chunk 0 and worker `i`
-/// chunk `i`. Workers spin briefly between jobs (a training step calls parallel_for a dozen
-/// times a few hundred microseconds apart, and waking a sleeping thread costs tens of
-/// microseconds), for as long as `WorkerSpin` says, then sleep on a condition variable. One
-/// job at a time: a second caller that finds the pool busy is told so and runs its chunks elsewhere.
+/// A fixed set of worker threads for `parallel_for`. Chunk `c` of a job belongs to worker `c`
+/// (chunk 0 to the caller), so consecutive layers that split their work alike find their slice
+/// of the data in that core's cache; but a chunk is run by whichever thread claims it first, and
+/// a thread done with its own chunk claims the others' that have not started, so a worker that
+/// is asleep or switched out never stalls the region: the caller runs its chunk instead of
+/// waiting tens of microseconds for it to wake (or milliseconds on a loaded machine). Workers
+/// spin briefly between jobs (a training step calls parallel_for a dozen times a few hundred
+/// microseconds apart, and waking a sleeping thread costs tens of microseconds), for as long as
+/// `WorkerSpin` says, then sleep on a condition variable. One job at a time: a second caller that
+/// finds the pool busy is told so and runs its chunks elsewhere.
 final class WorkerPool: @unchecked Sendable {
     /// One job, written by the caller before `generation` is bumped, read by the workers after.
     struct Job {
@@ -21,7 +26,13 @@ final class WorkerPool: @unchecked Sendable {
     private let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
     private let busy = Atomic<Bool>(false)
     private let generation = Atomic<Int>(0)
+    /// Chunks of the current job not yet finished.
     private let pending = Atomic<Int>(0)
+    /// Per chunk, the generation of the last job whose chunk it was that a thread claimed (a
+    /// job's chunks past its count are claimed when it is posted): a chunk runs once, and a
+    /// worker that comes late to a job finished without it claims nothing of it.
+    private let claims: UnsafeMutablePointer<Atomic<Int>>
+    private let claimCount: Int
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -47,6 +58,9 @@ final class WorkerPool: @unchecked Sendable {
         stampCount = RegionTrace.stampsPerChunk * (max(wanted, 1) + 1)
         stamps = .allocate(capacity: stampCount)
         stamps.initialize(repeating: 0, count: stampCount)
+        claimCount = max(wanted, 1) + 1
+        claims = .allocate(capacity: claimCount)
+        for c in 0..<claimCount { (claims + c).initialize(to: Atomic(0)) }
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         var started = 0
@@ -104,6 +118,8 @@ final class WorkerPool: @unchecked Sendable {
         cond.deallocate()
         job.deallocate()
         stamps.deallocate()
+        claims.deinitialize(count: claimCount)
+        claims.deallocate()
     }
 
     /// Asks the workers to exit (they hold the pool until they do).
@@ -115,13 +131,34 @@ final class WorkerPool: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    private func chunk(_ j: Job, _ c: Int) {
+    /// Claims chunk `c` of job `g` for the calling thread; false when a thread claimed it first
+    /// (or the job is over). Claiming succeeds only while job `g` is unfinished, so `job` holds
+    /// job `g` until the claimer counts the chunk done.
+    private func claim(_ c: Int, _ g: Int) -> Bool {
+        let last = claims[c].load(ordering: .relaxed)
+        return last < g && claims[c].compareExchange(expected: last, desired: g, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// Runs chunk `c` of the job in `job` and counts it done.
+    private func chunk(_ c: Int) {
+        let j = job.pointee
         let begin = j.n * c / j.chunks, end = j.n * (c + 1) / j.chunks
-        guard begin < end else { return }
-        if RegionTrace.isOn {
-            RegionTrace.timed(stamps + RegionTrace.stampsPerChunk * c) { j.fn?(j.context, Int64(begin), Int64(end)) }
-        } else {
-            j.fn?(j.context, Int64(begin), Int64(end))
+        if begin < end {
+            if RegionTrace.isOn {
+                RegionTrace.timed(stamps + RegionTrace.stampsPerChunk * c) { j.fn?(j.context, Int64(begin), Int64(end)) }
+            } else {
+                j.fn?(j.context, Int64(begin), Int64(end))
+            }
+        }
+        pending.subtract(1, ordering: .releasing)
+    }
+
+    /// Runs the chunks of job `g` that no thread has claimed yet, `first` first, then the
+    /// others from `first` on (for a worker, from its own chunk: chunks are where layers expect them).
+    private func runUnclaimed(_ g: Int, first: Int) {
+        for k in 0...workers {
+            let c = (first + k) % (workers + 1)
+            if claim(c, g) { chunk(c) }
         }
     }
 
@@ -131,28 +168,30 @@ final class WorkerPool: @unchecked Sendable {
             return false
         }
         defer { busy.store(false, ordering: .releasing) }
-        job.pointee = Job(fn: fn, context: context, n: n, chunks: min(chunks, workers + 1))
-        pending.store(workers, ordering: .relaxed)
+        let count = min(chunks, workers + 1), g = generation.load(ordering: .relaxed) + 1
+        job.pointee = Job(fn: fn, context: context, n: n, chunks: count)
+        pending.store(count, ordering: .relaxed)
+        for c in count..<(workers + 1) { claims[c].store(g, ordering: .relaxed) }
         let posted = RegionTrace.isOn ? RegionTrace.now() : 0
         let postedCPU = RegionTrace.isOn ? RegionTrace.cpuNow() : 0
         if RegionTrace.isOn { stamps.update(repeating: 0, count: stampCount) }
-        generation.add(1, ordering: .sequentiallyConsistent)
+        generation.store(g, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
             pthread_cond_broadcast(cond)
             pthread_mutex_unlock(mutex)
         }
-        chunk(job.pointee, 0)
+        runUnclaimed(g, first: 0)
         var spins = 0
         while pending.load(ordering: .acquiring) > 0 {
             spins += 1
             if spins > 1000 { sched_yield() }
         }
         if RegionTrace.isOn {
-            let c = job.pointee.chunks, doneCPU = RegionTrace.cpuNow()
-            RegionTrace.record(.init(fn: UInt(bitPattern: unsafeBitCast(fn, to: Int.self)), n: n, chunks: c,
+            let doneCPU = RegionTrace.cpuNow()
+            RegionTrace.record(.init(fn: UInt(bitPattern: unsafeBitCast(fn, to: Int.self)), n: n, chunks: count,
                                      posted: posted, done: RegionTrace.now(),
-                                     stamps: Array(UnsafeBufferPointer(start: stamps, count: RegionTrace.stampsPerChunk * c))
+                                     stamps: Array(UnsafeBufferPointer(start: stamps, count: RegionTrace.stampsPerChunk * count))
                                          + [postedCPU, doneCPU]))
         }
         return true
@@ -186,9 +225,7 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = g
             if stopping.load(ordering: .sequentiallyConsistent) { return }
-            let j = job.pointee
-            if index < j.chunks { chunk(j, index) }
-            pending.subtract(1, ordering: .releasing)
+            runUnclaimed(g, first: index)
         }
     }
 }
