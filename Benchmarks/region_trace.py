@@ -8,6 +8,7 @@ each thread's busy time in those regions, and the loss that threads waiting cost
     python3 Benchmarks/region_trace.py /tmp/t.tsv [--top 25]
     python3 Benchmarks/region_trace.py --together /tmp/t-*.tsv   # what running together costs
     python3 Benchmarks/region_trace.py --skew --top 20 /tmp/t-*.tsv   # splits uneven in every forward
+    python3 Benchmarks/region_trace.py --late /tmp/t-*.tsv   # the caller waiting for a worker not yet started
 
 Columns (microseconds, medians over forwards): wall = the node's forward; regions = the count of
 parallel regions in it (1-chunk calls counted apart as "1ch"); inside = wall time inside the
@@ -193,6 +194,40 @@ def skew(paths, resolve, top):
         print(f"| {name} | {i} | {bodies[(name, i)]} | {med/1e3:.0f} | {low/1e3:.0f} | {same:.2f} | {n} |")
 
 
+def late(paths):
+    """Over the multi-chunk regions of all the traces given (whole run, warm-up included): when each
+    worker chunk started after the post, how long the caller waited after finishing its own chunk 0,
+    and the regions where no worker chunk had started by then -- the caller idle, waiting for a
+    worker that was not yet running (asleep or its vCPU not scheduled), while the work left could
+    have been the caller's. Microseconds, wall time."""
+    lags, waits, late_n, late_wait, total, n = [], [], 0, 0, 0, 0
+    for path in paths:
+        for line in open(path):
+            f = line.rstrip("\n").split("\t")
+            if f[0] != "region" or int(f[3]) < 2:
+                continue
+            chunks, posted, done = int(f[3]), int(f[4]), int(f[5])
+            st = [int(x) for x in f[6:]]
+            starts = [st[4 * c] for c in range(1, chunks) if st[4 * c]]
+            if not starts or not st[0]:
+                continue
+            n += 1
+            total += done - posted
+            lags += [s - posted for s in starts]
+            waits.append(max(0, done - st[1]))
+            if min(starts) > st[1]:
+                late_n += 1
+                late_wait += done - st[1]
+    if not n:
+        print("no multi-chunk regions")
+        return
+    q = lambda a, p: sorted(a)[int(p * (len(a) - 1))] / 1e3
+    print(f"{n} regions; worker start after the post p50 {q(lags, .5):.1f} p90 {q(lags, .9):.1f} "
+          f"p99 {q(lags, .99):.1f} us; caller's wait after its chunk p50 {q(waits, .5):.1f} p90 {q(waits, .9):.1f} us")
+    print(f"no worker started when the caller finished its chunk: {late_n} regions ({100 * late_n / n:.0f}%), "
+          f"{late_wait / 1e6:.1f} ms of the regions' {total / 1e6:.1f} ms wall spent waiting there")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace", nargs="+", help="a trace (--together: one or more of the same model and build)")
@@ -206,6 +241,9 @@ def main():
     ap.add_argument("--skew", action="store_true", help="per 2-thread region, the median over the forwards of "
                     "all the traces given of chunk 0's CPU time minus chunk 1's and how often it has that sign: "
                     "uneven splits that persist through a loaded machine's noise (with --top N: the N largest)")
+    ap.add_argument("--late", action="store_true", help="over all the traces given: the workers' start after each "
+                    "post, the caller's wait after its own chunk, and how often and how long it waited for a worker "
+                    "that had not started yet (what chunks the caller could claim itself would recover)")
     ap.add_argument("--top", type=int, default=0, help="only the N nodes losing most (0: all, in order)")
     a = ap.parse_args()
     resolve = resolver()
@@ -214,6 +252,8 @@ def main():
         return together(a.trace, resolve)
     if a.skew:
         return skew(a.trace, resolve, a.top)
+    if a.late:
+        return late(a.trace)
     forwards, order = parse(a.trace[0], resolve)
     threads = max((r[2] for fw in forwards for v in fw.values() for r in v["regions"]), default=1)
 

@@ -501,6 +501,7 @@ typedef struct {
     int64_t row_align;  // split_rows: the parts' output channels start at multiples of this
     int64_t workers;
     float *shared;      // strided, batch 1, output channels split: the image subsampled once for all workers
+    ply_claims claims;  // parts: the tasks (image, part) claimed (ply_claim)
 } job_1x1;
 
 // Parts that split an image's positions are cut at multiples of this (the kernels take any range of
@@ -509,6 +510,20 @@ typedef struct {
 // v3 at batch 1, 2 threads (PLY_REGION_TRACE, loaded machine): its 17x17 1x1 convs (768 -> 128-192)
 // took 1.24-1.45x the CPU time on the caller (e.g. 423 against 296 us), 40-58 us lost in each of 16.
 #define PART_ALIGN 16
+// Where an image is split (batch 1 at 2 threads), it is cut in PARTS_PER_WORKER parts per worker,
+// claimed one at a time (ply_claim: each worker its own share first, then what is left of the
+// others'), not one fixed part per worker: a worker that starts late leaves its parts to the
+// caller, which waited for it before. Measured (branch split2t, ResNet-50 batch 1, 2 threads,
+// loaded machine, load 12-22; PLY_REGION_TRACE, Benchmarks/region_trace.py --late; one process per
+// build per round, alternating; clang -O2 builds of the plugin): with one part per worker the caller
+// had finished its part before the worker started in 55-79% of the 2-chunk regions, 53-76% of the
+// regions' wall spent waiting there; with 4 parts per worker from one shared counter 34%, 21%, and
+// the median forward wall per process, ms, one part / 4: 123 / 71, 99 / 71, 125 / 72, 260 / 91,
+// 192 / 88, 728 / 573, 193 / 102, 150 / 357, 202 / 66; own share first (this code): 543 / 193,
+// 514 / 92, 159 / 233, 807 / 140 (54% of regions, 59% of their wall waiting). GoogLeNet, whose 1x1
+// convs are smaller, did not resolve (one part ahead in 8 of 13 rounds, spreads of 2-6x). 2 and 8
+// parts per worker (shared counter, 2 rounds): 177 / 229 and 93 / 481 against 4's 88 / 573.
+#define PARTS_PER_WORKER 4
 
 // The share [*b, *e) of part t of n items in `parts` parts, cut at multiples of `align`.
 static void share_aligned(int64_t n, int64_t parts, int64_t t, int64_t align, int64_t *b, int64_t *e) {
@@ -556,10 +571,11 @@ static const float *planes(const job_1x1 *j, int64_t n, int64_t ni, float *xsub)
     return xsub;
 }
 
-// Worker w: the tasks (image, part) [tasks*w/workers, tasks*(w+1)/workers).
+// Worker w: whole images [N*w/workers, N*(w+1)/workers), or tasks (image, part) claimed one at a
+// time, its own share first, until none is left.
 static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #if PLY_HAVE_X86_TARGETS
-    const job_1x1 *j = ctx;
+    job_1x1 *j = ctx;
     const conv_geom *g = j->g;
     const int64_t P = g->OH * g->OW, K = g->C, tasks = g->N * j->parts;
     for (int64_t wk = w0; wk < w1; wk++) {
@@ -575,7 +591,7 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             continue;
         }
         const float *xs = NULL;
-        for (int64_t t = tasks * wk / j->workers, have = -1; t < tasks * (wk + 1) / j->workers; t++) {
+        for (int64_t t, have = -1; (t = ply_claim(&j->claims, j->workers, wk, tasks)) < tasks;) {
             int64_t n = t / j->parts, part = t % j->parts, o0 = 0, o1 = g->OC, p0 = 0, p1 = P;
             if (j->split_rows) share_aligned(g->OC, j->parts, part, j->row_align, &o0, &o1);
             else share_aligned(P, j->parts, part, PART_ALIGN, &p0, &p1);
@@ -638,10 +654,11 @@ void conv_1x1_forward_residual(const ply_host *host, int64_t threads, const conv
                  .res = conv_1x1_adds_residual() ? res : NULL, .x = x, .y = y, .scratch = scratch, .relu = relu,
                  .parts = 1, .workers = threads};
     // Whole images per worker when they divide evenly (batch 16 on 2 threads); else every image in
-    // `threads` parts: positions when each part gets enough strips, else output channels (small
-    // planes: 7x7 at batch 1 splits 512 channels 252 + 260, not 49 positions 32 + 17).
+    // PARTS_PER_WORKER parts per thread, claimed: positions when each thread's share gets enough
+    // strips, else output channels (small planes: 7x7 at batch 1 splits 512 channels in 12-row
+    // tiles, not 49 positions).
     if (threads > 1 && g->N % threads != 0) {
-        j.parts = threads;
+        j.parts = threads * PARTS_PER_WORKER;
         j.split_rows = (P + NR - 1) / NR < MIN_STRIPS_PER_PART * threads;
         j.row_align = row_align(g, j.wp != NULL);
     }

@@ -281,6 +281,34 @@ static inline ply_cpu ply_cpu_detected(void) {
 #endif
 }
 
+/** Workers that ply_claim keeps a share apart for (more share one counter). */
+#define PLY_CLAIM_SHARES 16
+
+/** A region's claim counters (zeroed when the region is posted). */
+typedef struct {
+    int64_t next[PLY_CLAIM_SHARES];
+} ply_claims;
+
+/**
+ * The next of a region's `units` units of work for chunk w of `workers`, or `units` when none is
+ * left. Chunk w takes its own share (units [units*w/workers, units*(w+1)/workers), in order, as a
+ * static split would) and then the units the other chunks have not taken yet: a worker that starts
+ * late (asleep, or its vCPU not scheduled) finds its share partly done instead of the caller
+ * waiting for it, and when all start on time every chunk runs its static share (the data each
+ * thread wrote stays where the next layer's same split reads it). Each unit must compute the same
+ * way whichever chunk takes it (scratch indexed by the chunk, not the unit), so that the output
+ * does not depend on who ran what. Relaxed: the units' results are published by the region's end.
+ */
+static inline int64_t ply_claim(ply_claims *c, int64_t workers, int64_t w, int64_t units) {
+    const int64_t shares = workers < PLY_CLAIM_SHARES ? workers : PLY_CLAIM_SHARES;
+    for (int64_t i = 0; i < shares; i++) {
+        const int64_t s = (w + i) % shares, end = units * (s + 1) / shares;
+        const int64_t u = units * s / shares + __atomic_fetch_add(&c->next[s], 1, __ATOMIC_RELAXED);
+        if (u < end) return u;
+    }
+    return units;
+}
+
 /**
  * The level whose kernels run: the detected level, lowered by PLY_CPU when that
  * names a lower one (never raised: a level the CPU lacks would fault). Read
