@@ -14,6 +14,11 @@
 // (+0 / -0, infinities and NaNs included) over every plane from 1x1 to 40x75, then timed over the
 // planes of Inception v3's nine such pools at 299 (median of 21).
 //
+// And maxpool3x3s1_plane512 (3x3 / stride 1 / padding 1, GoogLeNet's pool branches): checked against
+// the plain loop over every plane from 1x1 to 40x75 (and that a NaN is declined), then GoogLeNet's
+// nine such pools timed. Both stride-1 kernels are timed with their edge columns (pool3_edges) made
+// once per call, as pool_run does, and once per plane, as before (alternating, in one process).
+//
 // The AVX-512 level only (pooling.c takes the general kernel below it). Exits 1 on a mismatch.
 #include "pooling.h"
 #include <math.h>
@@ -84,20 +89,40 @@ static void time_planes(int64_t C, int64_t H, int64_t P, int ceil_mode) {
     free(out);
 }
 
-static double time_avg_planes(int64_t C, int64_t H) {
+// out[r][c] = the first maximum (a NaN wins) of in[r - 1 .. r + 1][c - 1 .. c + 1] inside the plane
+static void reference_s1(float *out, const float *in, int64_t H, int64_t W) {
+    for (int64_t r = 0; r < H; r++)
+        for (int64_t c = 0; c < W; c++) {
+            float m = -INFINITY;
+            for (int64_t h = r - 1; h <= r + 1; h++)
+                for (int64_t w = c - 1; w <= c + 1; w++)
+                    if (h >= 0 && h < H && w >= 0 && w < W) m = take_max(m, in[h * W + w]);
+            out[r * W + c] = m;
+        }
+}
+
+// Thread CPU ms of a 3x3 stride-1 kernel (avg: avgpool3x3s1_plane512, else maxpool3x3s1_plane512)
+// over C planes of H x H (input warm, median of 21); the edge columns made once for the C planes, or
+// once per plane (per_plane).
+static double time_s1(int avg, int64_t C, int64_t H, int per_plane) {
     float *in = malloc(sizeof(float) * (size_t)(C * H * H)), *out = malloc(sizeof(float) * (size_t)(C * H * H));
     if (!in || !out) { fprintf(stderr, "out of memory\n"); exit(1); }
-    for (int64_t k = 0; k < C * H * H; k++) in[k] = (float)(next_random() >> 8) * 1e-6f;
+    for (int64_t k = 0; k < C * H * H; k++) in[k] = (float)(next_random() >> 8) * (avg ? 1e-6f : 1.0f);
     double t[21];
+    pool3_edges e;
     for (int r = 0; r < 21; r++) {
         double t0 = thread_seconds();
-        for (int64_t c = 0; c < C; c++) avgpool3x3s1_plane512(out + c * H * H, in + c * H * H, H, H);
+        pool3_edges_make(&e, H, H);
+        for (int64_t c = 0; c < C; c++) {
+            if (per_plane) pool3_edges_make(&e, H, H);
+            if (avg) avgpool3x3s1_plane512(out + c * H * H, in + c * H * H, &e);
+            else maxpool3x3s1_plane512(out + c * H * H, in + c * H * H, &e);
+        }
         t[r] = thread_seconds() - t0;
     }
     for (int a = 0; a < 21; a++)
         for (int b = a + 1; b < 21; b++)
             if (t[b] < t[a]) { double x = t[a]; t[a] = t[b]; t[b] = x; }
-    printf("avg %lldx%lldx%lld: %.3f ms\n", (long long)C, (long long)H, (long long)H, t[10] * 1e3);
     free(in);
     free(out);
     return t[10] * 1e3;
@@ -136,6 +161,7 @@ int main(void) {
                 }
     printf("%d max pool planes checked, %d wrong\n", cases, bad);
     const int max_bad = bad;
+    int s1_bad = 0;
     cases = 0;
     for (int64_t H = 1; H <= 40; H++)
         for (int64_t W = 1; W <= 75; W += W < 40 ? 1 : 7) {
@@ -151,10 +177,12 @@ int main(void) {
             reference_avg(want, in, H, W);
             cases++;
             for (int64_t k = 0; k < H * W; k++) got[k] = 12345.0f;
-            if (!avgpool3x3s1_plane512(got, in, H, W)) {
+            pool3_edges e;
+            if (!pool3_edges_make(&e, H, W)) {
                 printf("declined: %lldx%lld\n", (long long)H, (long long)W);
                 bad++;
-            } else
+            } else {
+                avgpool3x3s1_plane512(got, in, &e);
                 for (int64_t k = 0; k < H * W; k++) {
                     uint32_t a, b;
                     memcpy(&a, &want[k], 4);
@@ -166,18 +194,52 @@ int main(void) {
                         break;
                     }
                 }
+                // the stride-1 max kernel on the same plane: ties of +0 / -0, -inf; then a NaN declined
+                for (int64_t k = 0; k < H * W; k++) {
+                    unsigned r = next_random();
+                    in[k] = (r >> 16) % 4 == 0 ? -INFINITY : (r >> 16) % 4 == 1 ? -1.5f : (r >> 3) & 1 ? 0.0f : -0.0f;
+                }
+                reference_s1(want, in, H, W);
+                if (!maxpool3x3s1_plane512(got, in, &e) || memcmp(want, got, sizeof(float) * (size_t)(H * W))) {
+                    printf("max stride 1 mismatch: %lldx%lld\n", (long long)H, (long long)W);
+                    s1_bad++;
+                }
+                in[H * W / 2] = NAN;
+                if (maxpool3x3s1_plane512(got, in, &e)) {
+                    printf("max stride 1: a NaN not declined: %lldx%lld\n", (long long)H, (long long)W);
+                    s1_bad++;
+                }
+            }
             free(in);
             free(want);
             free(got);
         }
     printf("%d average pool planes checked, %d wrong\n", cases, bad - max_bad);
+    printf("%d max pool stride-1 planes checked, %d wrong\n", cases, s1_bad);
+    bad += s1_bad;
+    // GoogLeNet's nine 3x3 stride-1 max pools, the edge columns made once per call (as pool_run) and
+    // once per plane (as before), alternating
+    static const int64_t s1[9][2] = {{192, 28}, {256, 28}, {480, 14}, {512, 14}, {512, 14},
+                                     {512, 14}, {528, 14}, {832, 7},  {832, 7}};
+    for (int round = 0; round < 3; round++)
+        for (int per_plane = 0; per_plane <= 1; per_plane++) {
+            double all = 0;
+            for (int k = 0; k < 9; k++) all += time_s1(0, s1[k][0], s1[k][1], per_plane);
+            printf("GoogLeNet's nine 3x3 stride-1 max pools, edges once per %s: %.3f ms\n",
+                   per_plane ? "plane" : "call ", all);
+        }
     time_planes(64, 112, 1, 0);  // ResNet's stem
     time_planes(64, 112, 0, 1);  // GoogLeNet's
     time_planes(192, 56, 0, 1);
     time_planes(480, 28, 0, 1);
     time_planes(832, 14, 0, 1);
-    double sum = time_avg_planes(192, 35) + time_avg_planes(256, 35) + time_avg_planes(288, 35);
-    sum += 4 * time_avg_planes(768, 17) + time_avg_planes(1280, 8) + time_avg_planes(2048, 8);
-    printf("Inception v3's nine average pools: %.3f ms\n", sum);
+    for (int round = 0; round < 2; round++)
+        for (int per_plane = 0; per_plane <= 1; per_plane++) {
+            static const int64_t v3[6][3] = {{192, 35, 1}, {256, 35, 1}, {288, 35, 1}, {768, 17, 4}, {1280, 8, 1}, {2048, 8, 1}};
+            double sum = 0;
+            for (int k = 0; k < 6; k++) sum += (double)v3[k][2] * time_s1(1, v3[k][0], v3[k][1], per_plane);
+            printf("Inception v3's nine average pools, edges once per %s: %.3f ms\n", per_plane ? "plane" : "call ",
+                   sum);
+        }
     return bad ? 1 : 0;
 }

@@ -294,22 +294,25 @@ typedef struct {
 
 // The max pool kernels of one plane at the job's CPU level: the portable ones (pooling.c), or
 // pooling_x86.c's (the AVX2 ones for 2x2 only: the others' row passes are AVX-512's).
-static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *argmax, const float *in) {
+// e3: the planes' edge columns when the window is 3x3, stride 1, padding 1 (is_3x3s1) and pool_run
+// made them, else NULL.
+static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *argmax, const float *in,
+                                     const void *e3) {
     const ply_layer *p = j->layer;
     int64_t H = j->g.H, W = j->g.W, OH = j->g.OH, OW = j->g.OW;
 #if PLY_HAVE_X86_TARGETS
     if (is_pool2x2(p) && j->level >= PLY_CPU_AVX512) { maxpool2x2_forward_plane512(out, in, W, OH, OW); return; }
     if (is_pool2x2(p) && j->level >= PLY_CPU_AVX2) { maxpool2x2_forward_plane_avx2(out, in, W, OH, OW); return; }
     if (!is_pool2x2(p) && j->level >= PLY_CPU_AVX512) {
-        if (!argmax && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 && p->pw == 1 &&
-            maxpool3x3s1_plane512(out, in, H, W))
-            return;
+        if (!argmax && e3 && maxpool3x3s1_plane512(out, in, e3)) return;
         if (!argmax && p->kh == 3 && p->kw == 3 && p->sh == 2 && p->sw == 2 && p->ph <= 1 && p->pw <= 1 &&
             maxpool3x3s2_plane512(out, in, H, W, OH, OW, p->ph, p->pw))
             return;
         if (!argmax && maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p)) return;
         if (argmax && maxpool2d_forward_plane_argmax512(out, argmax, in, H, W, OH, OW, p)) return;
     }
+#else
+    (void)e3;
 #endif
     if (is_pool2x2(p)) maxpool2x2_forward_plane(out, in, W, OH, OW);
     else if (!argmax) maxpool2d_forward_plane_values(out, in, H, W, OH, OW, p, j->level >= PLY_CPU_AVX512);
@@ -329,11 +332,11 @@ static void maxpool_backward_plane_at(const pool_job *j, float *din, const int64
     else maxpool2d_backward_plane(din, argmax, in, dout, H, W, OH, OW, p);
 }
 
-// The average pool pooling_x86.c's avgpool3x3s1_plane512 computes: 3x3, stride 1, padding 1,
-// count_include_pad, the output the input's size.
-static int is_avg3x3s1(const ply_layer *p, int64_t H, int64_t W, int64_t OH, int64_t OW) {
-    return p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 && p->pw == 1 &&
-           p->count_include_pad && OH == H && OW == W;
+// The window pooling_x86.c's 3x3 stride-1 kernels take: 3x3, stride 1, padding 1, the output the
+// input's size; the average pool's also counts the padding (count_include_pad).
+static int is_3x3s1(const ply_layer *p, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+    return p->kind != POOL_ADAPTIVE_AVG && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 &&
+           p->pw == 1 && OH == H && OW == W && (p->kind == POOL_MAX || p->count_include_pad);
 }
 
 static void pool_run(void *ctx, int64_t begin, int64_t end) {
@@ -348,18 +351,26 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
         memcpy(j->dst + begin * out_sz, j->src + begin * in_sz, (size_t)((end - begin) * in_sz) * sizeof(float));
         return;
     }
+    const void *e3 = NULL; // the 3x3 stride-1 kernels' edge columns, made once for every plane
+#if PLY_HAVE_X86_TARGETS
+    pool3_edges edges;
+    if (!j->backward && j->level >= PLY_CPU_AVX512 && is_3x3s1(p, H, W, OH, OW) && pool3_edges_make(&edges, H, W))
+        e3 = &edges;
+#endif
     for (int64_t c = begin; c < end; c++) {
         if (!j->backward) {
             float *out = j->dst + c * out_sz;
             const float *in = j->src + c * in_sz;
             switch (p->kind) {
             case POOL_MAX:
-                maxpool_forward_plane_at(j, out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in);
+                maxpool_forward_plane_at(j, out, j->argmax_out ? j->argmax_out + c * out_sz : NULL, in, e3);
                 break;
             case POOL_AVG:
 #if PLY_HAVE_X86_TARGETS
-                if (j->level >= PLY_CPU_AVX512 && is_avg3x3s1(p, H, W, OH, OW) && avgpool3x3s1_plane512(out, in, H, W))
+                if (e3) {
+                    avgpool3x3s1_plane512(out, in, e3);
                     break;
+                }
 #endif
                 avgpool2d_forward_plane(out, in, H, W, OH, OW, p);
                 break;

@@ -50,18 +50,30 @@ void maxpool2x2_backward_plane512(float *din, const float *in, const float *dout
 /** maxpool2d_forward_plane_values for column strides 1 and 2 and kernels up to 16 wide; 0 when it does not apply. */
 int maxpool2d_forward_plane_values512(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                       const ply_layer *p);
+/** Most elements of a plane the 3x3 stride-1 kernels below take. */
+#define MAX3_PLANE 4096
 /**
- * maxpool2d_forward_plane_values for a 3x3 window, stride 1, padding 1 (Inception's pool branches):
- * separable, over the plane as one flat array; 0 when the plane holds a NaN or passes
- * MAX3_PLANE elements (the general kernel then takes it).
+ * The edge columns of an H x W plane for the 3x3 stride-1 kernels: bit i of nf is set when flat
+ * index i is not in the plane's first column, of nl when not in its last. Every plane of a call
+ * has the same ones: pool3_edges_make runs once per call, not once per plane.
  */
-int maxpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
+typedef struct {
+    int64_t H, W;
+    uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
+} pool3_edges;
+/** Fills e for H x W planes; 0 (e unusable) when a plane has no element or passes MAX3_PLANE. */
+int pool3_edges_make(pool3_edges *e, int64_t H, int64_t W);
+/**
+ * maxpool2d_forward_plane_values for a 3x3 window, stride 1, padding 1 (Inception's pool branches)
+ * on an e->H x e->W plane: separable, over the plane as one flat array; 0 when the plane holds a
+ * NaN (the general kernel then takes it).
+ */
+int maxpool3x3s1_plane512(float *out, const float *in, const pool3_edges *e);
 /**
  * avgpool2d_forward_plane for a 3x3 window, stride 1, padding 1, count_include_pad (Inception-v3's
- * pool branches): bit-identical sums, 16 flat outputs at a time; 0 when the plane passes
- * MAX3_PLANE elements (the general kernel then takes it).
+ * pool branches) on an e->H x e->W plane: bit-identical sums, 16 flat outputs at a time.
  */
-int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W);
+void avgpool3x3s1_plane512(float *out, const float *in, const pool3_edges *e);
 /**
  * Likewise for a 3x3 window, stride 2, padding PH, PW <= 1 (either ceil mode): 0 when the plane holds
  * a NaN or OW passes 1024 (the general kernel then takes it; after a NaN, out holds partial results

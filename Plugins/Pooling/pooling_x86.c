@@ -259,33 +259,41 @@ PLY_TARGET_AVX512 int maxpool2d_forward_plane_values512(float *out, const float 
 // GoogLeNet's nine such pools (192x28x28 to 832x7x7, batch 1; thread CPU time, min of 20, loaded
 // machine): 1.46 ms in all with the general kernel, 0.45 ms with this one (3.3x; 28x28: 0.19 /
 // 0.05 ms, 14x14: 0.14 / 0.05, 7x7: 0.13 / 0.04).
-#define MAX3_PLANE 4096
+// The edge columns' bits (pool3_edges) are made once per call (pool_run), not once per plane: per
+// plane they took about a third of this kernel's samples (`perf annotate` of `ply bench-model
+// googlenet --threads 1`: a read-modify-write of a word per row, a chain through memory, and two
+// 520-byte memsets) where a 7x7 plane's two passes are 8 vectors. Benchmarks/maxpool_kernel.c
+// (input warm, thread CPU time, median of 21, Intel Xeon model 207, the two alternating in one
+// process): GoogLeNet's nine pools, made per plane -> per call, ms: load 10-19 on 2 cores 0.650 ->
+// 0.465 (3 rounds alike), 0.830 / 0.813 / 0.782 -> 0.584 / 0.627 / 0.620; load ~4 0.509 / 0.504 /
+// 0.504 -> 0.410 / 0.370 / 0.365 (ONNX Runtime's nine MaxPool nodes 0.35, its profile). Inception
+// v3's nine 3x3 average pools (avgpool3x3s1_plane512, the same bits): 1.435 / 1.305 -> 1.144 / 0.968
+// at load 10-19, 1.043 / 1.027 -> 0.750 / 0.747 at load ~4.
 static inline __mmask16 lanes_upto(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
-// Bit i of nf: flat index i of an H x W plane (H*W <= MAX3_PLANE) is not in the first column;
-// of nl: not in the last.
-static inline void edge_columns(int64_t H, int64_t W, uint64_t nf[MAX3_PLANE / 64 + 1],
-                                uint64_t nl[MAX3_PLANE / 64 + 1]) {
-    memset(nf, 0xFF, (MAX3_PLANE / 64 + 1) * sizeof(uint64_t));
-    memset(nl, 0xFF, (MAX3_PLANE / 64 + 1) * sizeof(uint64_t));
+int pool3_edges_make(pool3_edges *e, int64_t H, int64_t W) {
+    if (H < 1 || W < 1 || H * W > MAX3_PLANE) return 0;
+    e->H = H;
+    e->W = W;
+    memset(e->nf, 0xFF, sizeof e->nf);
+    memset(e->nl, 0xFF, sizeof e->nl);
     for (int64_t r = 0; r < H; r++) {
         int64_t f = r * W, l = f + W - 1;
-        nf[f / 64] &= ~(1ull << (f % 64));
-        nl[l / 64] &= ~(1ull << (l % 64));
+        e->nf[f / 64] &= ~(1ull << (f % 64));
+        e->nl[l / 64] &= ~(1ull << (l % 64));
     }
+    return 1;
 }
 static inline __mmask16 bits16(const uint64_t *b, int64_t i) {
     uint64_t v = b[i / 64] >> (i % 64);
     if (i % 64 > 48) v |= b[i / 64 + 1] << (64 - i % 64);
     return (__mmask16)v;
 }
-PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W) {
-    const int64_t n = H * W;
-    if (n > MAX3_PLANE || n < 1) return 0;
+PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, const pool3_edges *e) {
+    const int64_t W = e->W, n = e->H * W;
+    const uint64_t *nf = e->nf, *nl = e->nl;
     float h[MAX3_PLANE];
-    uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
-    edge_columns(H, W, nf, nl);
     __mmask16 nan = 0;
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 k = lanes_upto(n - i);
@@ -354,12 +362,10 @@ PLY_TARGET_AVX512 static inline __m512 avg3x3_masked(const float *in, int64_t i,
     }
     return s;
 }
-PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t H, int64_t W) {
-    const int64_t n = H * W;
-    if (n > MAX3_PLANE || n < 1) return 0;
-    uint64_t nf[MAX3_PLANE / 64 + 1], nl[MAX3_PLANE / 64 + 1];
-    _Static_assert(sizeof nf == MAX3_EDGE_BYTES, "edge_bits16 reads 3 bytes past the plane's last bit");
-    edge_columns(H, W, nf, nl);
+PLY_TARGET_AVX512 void avgpool3x3s1_plane512(float *out, const float *in, const pool3_edges *e) {
+    const int64_t W = e->W, n = e->H * W;
+    const uint64_t *nf = e->nf, *nl = e->nl;
+    _Static_assert(sizeof e->nf == MAX3_EDGE_BYTES, "edge_bits16 reads 3 bytes past the plane's last bit");
     const __m512 nine = _mm512_set1_ps(9.0f);
     // [lo, hi): the vectors at i = lo + 16 q (i <= n - W - 17) of the middle loop; the rest by the masked one
     // (rows narrower than a vector, 8x8: all masked, the middle loop there took 14.0 ns a vector against 11.8)
@@ -388,7 +394,6 @@ PLY_TARGET_AVX512 int avgpool3x3s1_plane512(float *out, const float *in, int64_t
         __m512 s = avg3x3_masked(in, i, n, n, W, nf, nl, &k);
         _mm512_mask_storeu_ps(out + i, k, _mm512_div_ps(s, nine));
     }
-    return 1;
 }
 
 // The 3x3, stride 2 max pool (padding 0 or 1, either ceil mode) as two 3-wide passes, fused: for
