@@ -39,58 +39,12 @@ struct ConvPanelsClaimTests {
                            data: (0..<(s.c * s.side * s.side)).map { _ in g.nextUnitFloat() * 2 - 1 })
         let w = (0..<(s.oc * s.c * 9)).map { _ in (g.nextUnitFloat() * 2 - 1) * 0.2 }
         let b = (0..<s.oc).map { _ in g.nextUnitFloat() - 0.5 }
-        var outputs: [(Int, [Float])] = []
-        for runtime in [Self.one, Self.runtimes.two, Self.runtimes.three] {
-            let conv = try Layer("conv2d", [("in_channels", .int(s.c)), ("out_channels", .int(s.oc)),
-                                            ("kernel_size", .int(3)), ("stride", .int(s.stride)),
-                                            ("padding", .int(1)), ("algorithm", .string("panels"))],
-                                 runtime: runtime)
-            let params = try conv.parameters
-            try params[0].write(w)
-            try params[1].write(b)
-            conv.setTraining(false)
-            if s.relu { #expect(conv.fuseActivation("relu"), "conv2d fuses the relu") }
-            // twice: the parts' counters start from 0 on every forward
-            for pass in 1...2 {
-                let y = try conv.forward([x])
-                #expect(y.shape == [1, s.oc, s.out, s.out], "\(s): \(y.shape)")
-                if pass == 2 { outputs.append((runtime.threads, y.data)) }
-            }
-        }
-        #expect(outputs[0].0 == 1)
-        let one = outputs[0].1
-        let c = closeness(one, reference(s, x.data, w, b))
-        #expect(c.ok, "\(s), 1 thread: max error \(c.error) > \(c.bound)")
-        for (threads, y) in outputs.dropFirst() {
-            let differing = zip(y, one).filter { $0.0.bitPattern != $0.1.bitPattern }.count
-            #expect(differing == 0, "\(s), \(threads) threads: \(differing) of \(y.count) outputs differ from 1 thread's")
-        }
-    }
-
-    /// y[o][oh][ow] = b[o] + sum_{c, kh, kw} w[o][c][kh][kw] x[c][oh*stride + kh - 1][ow*stride + kw - 1]
-    /// (zero outside the plane), in double; relu'd where the shape fuses it.
-    func reference(_ s: Shape, _ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
-        let side = s.out
-        var y = [Float](repeating: 0, count: s.oc * side * side)
-        for o in 0..<s.oc {
-            for oh in 0..<side {
-                for ow in 0..<side {
-                    var acc = Double(b[o])
-                    for c in 0..<s.c {
-                        for kh in 0..<3 {
-                            let ih = oh * s.stride + kh - 1
-                            if ih < 0 || ih >= s.side { continue }
-                            for kw in 0..<3 {
-                                let iw = ow * s.stride + kw - 1
-                                if iw < 0 || iw >= s.side { continue }
-                                acc += Double(w[((o * s.c + c) * 3 + kh) * 3 + kw]) * Double(x[(c * s.side + ih) * s.side + iw])
-                            }
-                        }
-                    }
-                    y[(o * side + oh) * side + ow] = Float(s.relu ? max(acc, 0) : acc)
-                }
-            }
-        }
-        return y
+        // twice on each runtime: claim counters start from 0 on every forward
+        let outputs = try convOutputsOnThreads(
+            [Self.one, Self.runtimes.two, Self.runtimes.three],
+            [("in_channels", .int(s.c)), ("out_channels", .int(s.oc)), ("kernel_size", .int(3)), ("stride", .int(s.stride)),
+             ("padding", .int(1)), ("algorithm", .string("panels"))],
+            w: w, b: b, relu: s.relu, x: x, shape: [1, s.oc, s.out, s.out], "\(s)")
+        expectSameAsOneThread(outputs, reference: referenceConv(x.data, w, b, c: s.c, oc: s.oc, side: s.side, k: 3, stride: s.stride, pad: 1, relu: s.relu), "\(s)")
     }
 }
