@@ -34,50 +34,14 @@ import Testing
                            data: (0..<(s.c * s.side * s.side)).map { _ in g.nextUnitFloat() * 2 - 1 })
         let w = (0..<(s.oc * s.c)).map { _ in (g.nextUnitFloat() * 2 - 1) * 0.2 }
         let b = (0..<s.oc).map { _ in g.nextUnitFloat() - 0.5 }
-        var outputs: [(Int, [Float])] = []
-        for runtime in [Self.one, Self.runtimes.two, Self.runtimes.three] {
-            let conv = try Layer("conv2d", [("in_channels", .int(s.c)), ("out_channels", .int(s.oc)),
-                                            ("kernel_size", .int(1)), ("stride", .int(s.stride)),
-                                            ("padding", .int(0)), ("algorithm", .string("pointwise"))],
-                                 runtime: runtime)
-            let params = try conv.parameters
-            try params[0].write(w)
-            try params[1].write(b)
-            conv.setTraining(false)
-            // twice: the parts' counter starts from 0 on every forward
-            for pass in 1...2 {
-                let y = try conv.forward([x])
-                let side = (s.side - 1) / s.stride + 1
-                #expect(y.shape == [1, s.oc, side, side], "\(s): \(y.shape)")
-                if pass == 2 { outputs.append((runtime.threads, y.data)) }
-            }
-        }
-        #expect(outputs[0].0 == 1)
-        let one = outputs[0].1
-        // (against a plain sum too, so that a part left out everywhere would not pass)
-        let c = closeness(one, reference(s, x.data, w, b))
-        #expect(c.ok, "\(s), 1 thread: max error \(c.error) > \(c.bound)")
-        for (threads, y) in outputs.dropFirst() {
-            let differing = zip(y, one).filter { $0.0.bitPattern != $0.1.bitPattern }.count
-            #expect(differing == 0, "\(s), \(threads) threads: \(differing) of \(y.count) outputs differ from 1 thread's")
-        }
-    }
-
-    /// y[o][p] = b[o] + sum_c w[o][c] x[c][p*stride], in double.
-    func reference(_ s: Shape, _ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
         let side = (s.side - 1) / s.stride + 1
-        var y = [Float](repeating: 0, count: s.oc * side * side)
-        for o in 0..<s.oc {
-            for oh in 0..<side {
-                for ow in 0..<side {
-                    var acc = Double(b[o])
-                    for c in 0..<s.c {
-                        acc += Double(w[o * s.c + c]) * Double(x[(c * s.side + oh * s.stride) * s.side + ow * s.stride])
-                    }
-                    y[(o * side + oh) * side + ow] = Float(acc)
-                }
-            }
-        }
-        return y
+        // twice on each runtime: the parts' counter starts from 0 on every forward
+        let outputs = try convOutputsOnThreads(
+            [Self.one, Self.runtimes.two, Self.runtimes.three],
+            [("in_channels", .int(s.c)), ("out_channels", .int(s.oc)), ("kernel_size", .int(1)), ("stride", .int(s.stride)),
+             ("padding", .int(0)), ("algorithm", .string("pointwise"))],
+            w: w, b: b, x: x, shape: [1, s.oc, side, side], "\(s)")
+        // (against a plain sum too, so that a part left out everywhere would not pass)
+        expectSameAsOneThread(outputs, reference: referenceConv(x.data, w, b, c: s.c, oc: s.oc, side: s.side, k: 1, stride: s.stride, pad: 0), "\(s)")
     }
 }

@@ -114,6 +114,73 @@ func closeness(_ ours: [Float], _ ref: [Float], relative: Float = 1e-5) -> (ok: 
     return (worst <= relative * scale, worst, relative * scale)
 }
 
+/// One image's square conv2d in double: y[o][oh][ow] = b[o] + sum_{c, kh, kw} w[o][c][kh][kw]
+/// x[c][oh*stride + kh - pad][ow*stride + kw - pad] (zero outside the side x side plane), relu'd when
+/// asked; k x k kernel, output side (side + 2 pad - k) / stride + 1.
+func referenceConv(_ x: [Float], _ w: [Float], _ b: [Float], c: Int, oc: Int, side: Int, k: Int, stride: Int,
+                   pad: Int, relu: Bool = false) -> [Float] {
+    let out = (side + 2 * pad - k) / stride + 1
+    var y = [Float](repeating: 0, count: oc * out * out)
+    for o in 0..<oc {
+        for oh in 0..<out {
+            for ow in 0..<out {
+                var acc = Double(b[o])
+                for ci in 0..<c {
+                    for kh in 0..<k {
+                        let ih = oh * stride + kh - pad
+                        if ih < 0 || ih >= side { continue }
+                        for kw in 0..<k {
+                            let iw = ow * stride + kw - pad
+                            if iw < 0 || iw >= side { continue }
+                            acc += Double(w[((o * c + ci) * k + kh) * k + kw]) * Double(x[(ci * side + ih) * side + iw])
+                        }
+                    }
+                }
+                y[(o * out + oh) * out + ow] = Float(relu ? max(acc, 0) : acc)
+            }
+        }
+    }
+    return y
+}
+
+/// A conv2d in evaluation (`attrs`, weight `w`, bias `b`, the relu fused when asked) on each runtime:
+/// its second forward of `x` (the first on a fresh layer, the second reusing what it kept: claim
+/// counters must start from 0 again) and the runtime's thread count, each output of `shape`.
+func convOutputsOnThreads(_ runtimes: [Runtime], _ attrs: Attributes, w: [Float], b: [Float], relu: Bool = false,
+                          x: Tensor, shape: Shape, _ label: String) throws -> [(threads: Int, y: [Float])] {
+    var outputs: [(threads: Int, y: [Float])] = []
+    for runtime in runtimes {
+        let conv = try Layer("conv2d", attrs, runtime: runtime)
+        let params = try conv.parameters
+        try params[0].write(w)
+        try params[1].write(b)
+        conv.setTraining(false)
+        if relu { #expect(conv.fuseActivation("relu"), "conv2d fuses the relu") }
+        for pass in 1...2 {
+            let y = try conv.forward([x])
+            #expect(y.shape == shape, "\(label): \(y.shape)")
+            if pass == 2 { outputs.append((runtime.threads, y.data)) }
+        }
+    }
+    return outputs
+}
+
+/// Checks a layer's outputs on several thread counts (the 1-thread one first): the 1-thread output
+/// within `closeness` of `reference` (a plain sum: a part left out everywhere does not pass), and
+/// every other bit for bit equal to it (splits that claim work must compute each part the same way
+/// whichever thread runs it).
+func expectSameAsOneThread(_ outputs: [(threads: Int, y: [Float])], reference: [Float], _ label: String) {
+    #expect(outputs.first?.threads == 1, "\(label): the first output is not 1 thread's")
+    guard let one = outputs.first?.y else { return }
+    let c = closeness(one, reference)
+    #expect(c.ok, "\(label), 1 thread: max error \(c.error) > \(c.bound)")
+    for (threads, y) in outputs.dropFirst() {
+        let differing = zip(y, one).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+        #expect(differing == 0 && y.count == one.count,
+                "\(label), \(threads) threads: \(differing) of \(y.count) outputs differ from 1 thread's")
+    }
+}
+
 /// Checks that a conv whose kernel keeps its own packed copy of the weights (`fast`) follows every
 /// change of them: it is compared with `reference` (its parameters copied over from `fast` before
 /// each comparison) at the first forward, a second forward with the same weights (bit for bit), after
