@@ -9,7 +9,7 @@
 //       Plugins/Pooling/pooling_x86.c -o /tmp/maxpool_kernel && /tmp/maxpool_kernel
 //
 // The same for avgpool3x3s1_plane512 (the 3x3 / stride 1 / padding 1 average pool with
-// count_include_pad): checked against the plain loop (pooling.c's avgpool2d_forward_plane order: rows
+// count_include_pad): checked against the plain loop (pooling_planes.c's avgpool2d_forward_plane order: rows
 // -1, 0, +1, in each the columns -1, 0, +1, the taps inside the plane only, then / 9) bit for bit
 // (+0 / -0, infinities and NaNs included) over every plane from 1x1 to 40x75, then timed over the
 // planes of Inception v3's nine such pools at 299 (median of 21).

@@ -1,7 +1,7 @@
 /*
- * The pooling family's internals, shared by pooling.c (the layers, every kernel's portable
- * path, the choice of kernel by ply_cpu_level()) and pooling_x86.c (the AVX2 and AVX-512
- * kernels, each compiled for its level by a function attribute).
+ * The pooling family's internals, shared by pooling.c (the layers), pooling_planes.c (every
+ * kernel's portable path, the parallel driver, the choice of kernel by ply_cpu_level()) and
+ * pooling_x86.c (the AVX2 and AVX-512 kernels, each compiled for its level by a function attribute).
  */
 #ifndef PLY_POOLING_H
 #define PLY_POOLING_H
@@ -32,6 +32,29 @@ struct ply_layer {
 };
 
 static inline float take_max(float m, float v) { return (v > m || v != v) ? v : m; }
+
+// Sizes of one call: planes of H x W pooled to OH x OW.
+typedef struct {
+    int64_t planes, H, W, OH, OW;
+} pool_geom;
+
+// One forward or backward call over all planes (pooling_planes.c runs it).
+typedef struct {
+    const ply_layer *layer;
+    pool_geom g;
+    int backward;
+    float *dst;          // forward: output, backward: grad_input
+    const float *src;    // forward: input,  backward: grad_output
+    const float *in;     // backward (maxpool recompute): input
+    int64_t *argmax_out; // forward (maxpool, training)
+    const int64_t *argmax_in; // backward (maxpool)
+    ply_cpu level;       // max pool: the kernels' CPU level (ply_cpu_level())
+} pool_job;
+
+/** Whether p's window is 2x2, stride 2, no padding (max pools there keep no argmax: backward recomputes it). */
+int pool_is_2x2(const ply_layer *p);
+/** Runs job over all its planes, on the host's pool when there is enough work; sets job->level. */
+void pool_dispatch(const ply_layer *self, pool_job *job);
 
 #if PLY_HAVE_X86_TARGETS
 // AVX2 (call only when ply_cpu_level() >= PLY_CPU_AVX2): maxpool2x2_{forward,backward}_plane.
