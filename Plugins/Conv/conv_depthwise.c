@@ -306,11 +306,6 @@ typedef struct {
     tap_table taps;
 } dw_job;
 
-static void share(int64_t n, int64_t parts, int64_t t, int64_t *b, int64_t *e) {
-    *b = n * t / parts;
-    *e = n * (t + 1) / parts;
-}
-
 // out = bias + the taps of output channel o over the phases at ph (T = KH*KW, in turns of TAPS_BATCH).
 static void plane_forward(float *out, const float *ph, const float *wo, float b, const conv_geom *g, const dw_plan *p,
                           const tap_table *tt) {
@@ -331,7 +326,7 @@ static void forward_planes(void *ctx, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         float *ph = j->scratch + (size_t)t * j->slice, *tmp = ph + p->phases * p->ps;
         int64_t q0, q1;
-        share(g->N * g->C, j->parts, t, &q0, &q1);
+        ply_share(g->N * g->C, j->parts, t, &q0, &q1);
         memset(ph, 0, (size_t)(p->phases * p->ps) * sizeof(float)); // (split_phases writes the image's positions only)
         for (int64_t q = q0; q < q1; q++) {
             int64_t n = q / g->C, c = q % g->C;
@@ -392,7 +387,7 @@ static void backward_channels(void *ctx, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
         float *ph = j->scratch + (size_t)t * j->slice, *dyq = ph + p->phases * p->ps, *dph = dyq + M * p->dys;
         int64_t c0, c1;
-        share(g->C, j->parts, t, &c0, &c1);
+        ply_share(g->C, j->parts, t, &c0, &c1);
         memset(ph, 0, (size_t)(p->phases * p->ps) * sizeof(float)); // (split_phases writes the image's positions only)
         for (int64_t c = c0; c < c1; c++)
             for (int64_t n = 0; n < g->N; n++) {

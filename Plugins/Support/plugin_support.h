@@ -152,6 +152,12 @@ static inline int64_t ply_max_i64(int64_t a, int64_t b) { return a > b ? a : b; 
 /** `v` rounded up to a multiple of `m` (v >= 0, m > 0). */
 static inline int64_t ply_round_up_i64(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+/** Part `t` of `n` items split over `parts` as evenly as integers allow: [*b, *e), b = n*t/parts. */
+static inline void ply_share(int64_t n, int64_t parts, int64_t t, int64_t *b, int64_t *e) {
+    *b = n * t / parts;
+    *e = n * (t + 1) / parts;
+}
+
 /**
  * The output size along one axis of a convolution or pooling window: kernel `k`, stride `s` > 0,
  * zero padding `p` on both sides, dilation `d` >= 1, and PyTorch's ceil_mode (pooling only; 0 for a
