@@ -3,7 +3,10 @@
 // around it nor time spent descheduled on a busy machine counts. Two cache states:
 //   warm: the calls follow one another (the weights stay in L2 when they fit);
 //   cold: before each call a 64 MB buffer is read (weights and outputs leave the caches) and
-//         then the input (back into L2), as in a network where the previous layer just wrote x.
+//         then the input (back into L2), as in a network where the previous layer just wrote x;
+//   xcore: as cold, but then a thread on CPU 0 rewrites the input while the calls run on CPU 1:
+//         x just written by the other core, as where batch 1 at 2 threads splits a layer
+//         differently from the one before it (BENCHMARKS.md, branches loc and stripout).
 // The weights are packed once before the calls (conv_1x1_pack_weights), as conv.c keeps them in
 // evaluation; the kernel reads them only on large planes (conv_1x1_packs).
 // Also checks 64 random outputs against a double-precision sum (prints the worst relative error).
@@ -11,8 +14,8 @@
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/pointwise_kernel.c \
 //       Plugins/Conv/conv_1x1.c Plugins/Conv/conv_1x1_avx2.c Plugins/Conv/conv_gemm.c \
-//       Plugins/Conv/conv_kernel.c -lopenblas -lm -o /tmp/pointwise_kernel
-//   /tmp/pointwise_kernel 1 512 7 1 2048 cold     # N C SIZE STRIDE OC [warm|cold]
+//       Plugins/Conv/conv_kernel.c -lopenblas -lm -lpthread -o /tmp/pointwise_kernel
+//   /tmp/pointwise_kernel 1 512 7 1 2048 cold     # N C SIZE STRIDE OC [warm|cold|xcore]
 //
 // At the AVX2 level (conv_1x1_avx2.c) it also times conv_gemm.c's OpenBLAS path in the same way,
 // the one "auto" takes there where conv_1x1_suits says no. On an AVX-512 machine run it as the
@@ -20,21 +23,41 @@
 // runs its own threads, whose time this thread's CPU time leaves out):
 //
 //   OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell PLY_CPU=avx2 /tmp/pointwise_kernel 1 64 56 1 256 cold
+#define _GNU_SOURCE
 #include "conv_1x1.h"
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 static double now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+// Pins the calling thread to one CPU; 0 on success.
+static int pin(int cpu) {
+    cpu_set_t cs;
+    CPU_ZERO(&cs);
+    CPU_SET(cpu, &cs);
+    return pthread_setaffinity_np(pthread_self(), sizeof cs, &cs);
+}
+// xcore: dst[i] = src[i] for i < n, written from CPU 0.
+typedef struct { float *dst; const float *src; size_t n; int ok; } rewrite_job;
+static void *rewrite(void *p) {
+    rewrite_job *j = p;
+    j->ok = pin(0) == 0;
+    memcpy(j->dst, j->src, j->n * sizeof(float));
+    return NULL;
+}
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
 int main(int argc, char **argv) {
-    if (argc < 6 || argc > 7 || (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold"))) {
-        fprintf(stderr, "usage: pointwise_kernel N C SIZE STRIDE OC [warm|cold]\n");
+    if (argc < 6 || argc > 7 ||
+        (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold") && strcmp(argv[6], "xcore"))) {
+        fprintf(stderr, "usage: pointwise_kernel N C SIZE STRIDE OC [warm|cold|xcore]\n");
         return 2;
     }
     int64_t N = atoi(argv[1]), C = atoi(argv[2]), S = atoi(argv[3]), st = atoi(argv[4]), OC = atoi(argv[5]);
-    int cold = argc == 7 && !strcmp(argv[6], "cold");
+    int xcore = argc == 7 && !strcmp(argv[6], "xcore"), cold = xcore || (argc == 7 && !strcmp(argv[6], "cold"));
+    if (xcore && pin(1) != 0) { fprintf(stderr, "pointwise_kernel: xcore needs CPUs 0 and 1\n"); return 1; }
     if (N < 1 || C < 1 || S < 1 || st < 1 || OC < 1) { fprintf(stderr, "pointwise_kernel: sizes must be >= 1\n"); return 2; }
     if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "pointwise_kernel: needs the AVX2 level\n"); return 1; }
     int64_t O = (S - 1) / st + 1, P = O * O;
@@ -50,9 +73,10 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < OC; i++) b[i] = (float)i * 0.01f;
     for (size_t i = 0; i < nj; i++) junk[i] = (float)i;
     // the weights packed once, as conv.c keeps them per weight version in evaluation
-    float *wp = malloc(conv_1x1_packed_floats(&g) * 4);
-    if (!wp) { fprintf(stderr, "pointwise_kernel: out of memory\n"); return 1; }
+    float *wp = malloc(conv_1x1_packed_floats(&g) * 4), *x0 = xcore ? malloc(nx * 4) : x;
+    if (!wp || !x0) { fprintf(stderr, "pointwise_kernel: out of memory\n"); return 1; }
     conv_1x1_pack_weights(&g, w, wp);
+    if (xcore) memcpy(x0, x, nx * 4);
     conv_1x1_forward(&host, 1, &g, w, wp, b, 1, x, y, scr);
     double worst = 0;
     for (int t = 0; t < 64; t++) {
@@ -72,13 +96,22 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("N%lld %lld->%lld %lldx%lld stride %lld %s:", (long long)N, (long long)C, (long long)OC, (long long)O,
-           (long long)O, (long long)st, cold ? "cold" : "warm");
+           (long long)O, (long long)st, xcore ? "xcore" : cold ? "cold" : "warm");
     for (int gemm = 0; gemm <= (sg != NULL); gemm++) {
         for (int k = 0; k < 9; k++) {
             volatile float sink = 0;
             if (cold) {
                 for (size_t i = 0; i < nj; i += 16) sink += junk[i];
-                for (size_t i = 0; i < nx; i += 16) sink += x[i];
+                if (xcore) {
+                    rewrite_job rj = {x, x0, nx, 0};
+                    pthread_t th;
+                    if (pthread_create(&th, NULL, rewrite, &rj) != 0 || pthread_join(th, NULL) != 0 || !rj.ok) {
+                        fprintf(stderr, "pointwise_kernel: the xcore writer thread failed\n");
+                        return 1;
+                    }
+                } else {
+                    for (size_t i = 0; i < nx; i += 16) sink += x[i];
+                }
             }
             double t = now();
             for (int i = 0; i < reps; i++) {
