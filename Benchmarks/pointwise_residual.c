@@ -6,7 +6,8 @@
 // Also checks that the two give the same floats, bit for bit. Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/pointwise_residual.c \
-//       Plugins/Conv/conv_1x1.c Plugins/Conv/conv_1x1_avx2.c -lm -o /tmp/pointwise_residual
+//       Plugins/Conv/conv_1x1.c Plugins/Conv/conv_1x1_product.c Plugins/Conv/conv_1x1_avx2.c -lm \
+//       -o /tmp/pointwise_residual
 //   /tmp/pointwise_residual 1 64 56 256      # N C SIZE OC (ResNet-50's layer1 expand conv)
 #include "conv_1x1.h"
 #include <stdio.h>

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Ply
 
-/// adaptive_avgpool2d's forward shortcuts (Plugins/Pooling/pooling.c: an output the size of the input
+/// adaptive_avgpool2d's forward shortcuts (Plugins/Pooling/pooling_planes.c: an output the size of the input
 /// copies the planes; a 1x1 output sums each plane in 8 interleaved partial sums) against PyTorch in
 /// double precision (Fixtures/adaptive_pool, written by make-adaptive-pool.py), on 1, 2 and 3 threads,
 /// in evaluation and training: odd plane sizes (tails past a multiple of 8, planes shorter than 8),

@@ -3,7 +3,7 @@
 
     ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/adaptive_pool/make-adaptive-pool.py
 
-Plugins/Pooling/pooling.c takes two shortcuts in the forward: an output the size of the input
+Plugins/Pooling/pooling_planes.c takes two shortcuts in the forward: an output the size of the input
 copies the planes (AlexNet's 6x6 -> 6x6), and a 1x1 output sums each plane in 8 interleaved
 partial sums (GoogLeNet's and ResNet's global pool). The cases: planes shorter than 8 and with a
 tail past a multiple of 8 (3x5, 17x17), enough planes to split over 2 and 3 threads (pool_dispatch
