@@ -73,7 +73,7 @@
  * of the output's shape, added before the activation: relu(conv + r), a
  * residual block's last conv with its add + relu (conv_residual.h).
  * The scratch lives in the instance and only grows. Attributes and creation:
- * conv_create.c; the layer's state: conv_layer.h.
+ * conv_create.c; the choice of plan per call: conv_plan.c; the layer's state: conv_layer.h.
  */
 #include "plugin_support.h"
 
@@ -99,17 +99,6 @@
 #include "conv_winograd_wgrad.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
-
-// "auto" takes the live-tap plan where at most this share of im2col is inside the input.
-#define TAPS_MAX_LIVE 0.75
-// ...except in training on planes of at least this side where Winograd suits: its forward and input
-// gradient beat the live taps' there. ResNet-18's layers at 32x32, 64 images, 3x3, ms of forward +
-// weight gradient + input gradient (`ply bench-layers --training --cpu-time`, shared machine):
-//   128->128 4x4: taps 4.6 + 3.0 + 3.3 = 10.9, Winograd 3.0 + 3.1 + 3.4 = 9.5 (1 thread);
-//                 taps 6.3, Winograd 5.1-5.9 (2 threads, CPU time over threads)
-//   256->256 2x2: taps 2.3 + 2.0 + 1.3 = 5.6, Winograd and im2col 8.5-8.7 (1 thread)
-#define WINOGRAD_TRAIN_MIN_SIDE 4
-
 
 // ----------------------------------------------------------------------------
 // the direct kernels, one chunk of the batch per host thread
@@ -256,87 +245,6 @@ static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor 
     return PLY_OK;
 }
 
-// Groups 1 and dilation 1: the only layers the direct, taps, Winograd and s2d plans compute.
-static int is_plain(const ply_layer *L) { return L->G == 1 && L->DH == 1 && L->DW == 1; }
-
-// A depthwise layer (groups == in_channels) takes conv_depthwise.c unless an im2col plan is forced.
-static int use_depthwise(const ply_layer *L) {
-    return L->G == L->C && L->G > 1 && (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DEPTHWISE);
-}
-
-static int use_direct(const ply_layer *L) {
-    return is_plain(L) && (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 &&
-           ply_cpu_level() >= PLY_CPU_AVX512 && conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
-}
-
-// Whether this call takes the live-tap plan (conv_taps.c); an error when "taps" is forced where it cannot.
-static ply_status use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
-    *taps = 0;
-    if (L->algorithm == ALGO_TAPS) {
-        if (!conv_taps_fits(g))
-            return ply_errorf(L->host, PLY_ERR_UNSUPPORTED,
-                              "conv2d: algorithm \"taps\" needs an output plane of at most 16x16 (got %lldx%lld)",
-                              (long long)g->OH, (long long)g->OW);
-        *taps = 1;
-    } else if (L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L)) {
-        *taps = conv_taps_suits(g, TAPS_MAX_LIVE) && conv_taps_backward_floats(g) <= L->rows_limit &&
-                !(L->training && g->OH >= WINOGRAD_TRAIN_MIN_SIDE && g->OW >= WINOGRAD_TRAIN_MIN_SIDE &&
-                  conv_winograd_suits(g));
-    }
-    return PLY_OK;
-}
-
-// Whether this call's forward takes Winograd (conv_winograd.c); its input gradient then does too where it suits.
-static int use_winograd(const ply_layer *L, const conv_geom *g) {
-    if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
-    // in evaluation from fewer tiles: U is made once per weight version there (conv_winograd.h)
-    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) &&
-           (L->training ? conv_winograd_suits(g) : conv_winograd_suits_inference(g));
-}
-
-// Whether this call's forward is conv_1x1.c's product on the input in place. The backward is im2col's.
-static int use_1x1(const ply_layer *L, const conv_geom *g) {
-    return is_plain(L) && (L->algorithm == ALGO_POINTWISE || (L->algorithm == ALGO_AUTO && !use_direct(L))) &&
-           conv_1x1_fits(g);
-}
-
-// Whether this call's forward is conv_panels.c's direct kernel: forced, or "auto" in evaluation where it suits
-// (in training the backward reuses what Winograd's and the live taps' forwards leave).
-static int use_panels(const ply_layer *L, const conv_geom *g) {
-    if (L->algorithm == ALGO_PANELS) return conv_panels_fits(g);
-    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_panels_suits(g);
-}
-
-// Images per call of the panels where "auto" in evaluation runs a batch through them a few images at a
-// time (stride 2, the whole batch too large for them: conv_panels_images_per_call), 0 where not. Not
-// where the spans would take those images (their rows ending in a short call of the panels).
-static int64_t panels_chunk(const ply_layer *L, const conv_geom *g) {
-    if (L->algorithm != ALGO_AUTO || !is_plain(L) || use_direct(L) || L->training) return 0;
-    conv_geom gc = *g;
-    gc.N = conv_panels_images_per_call(g);
-    if (gc.N < 1 || conv_spans_suits(&gc, conv_panels_suits(&gc))) return 0;
-    return gc.N;
-}
-
-// Whether this call's forward is conv_spans.c's kernel: forced, or "auto" in evaluation where it suits
-// (before the panels: 3x3 layers the panels suit whose rows end in a short call of theirs go to the spans).
-static int use_spans(const ply_layer *L, const conv_geom *g) {
-    if (L->algorithm == ALGO_SPANS) return conv_spans_fits(g);
-    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training &&
-           conv_spans_suits(g, conv_panels_suits(g));
-}
-
-// Whether this call's forward is conv_stem.c's direct kernel: "auto" in evaluation where it suits (in
-// training the forward stays im2col's, as the panels' and the spans' do).
-static int use_stem(const ply_layer *L, const conv_geom *g) {
-    return L->algorithm == ALGO_AUTO && is_plain(L) && !use_direct(L) && !L->training && conv_stem_suits(g);
-}
-
-// Whether this call's forward folds the input by space-to-depth for Winograd (conv_s2d.c).
-static int use_s2d(const ply_layer *L, const conv_geom *g) {
-    return L->algorithm == ALGO_S2D || (L->algorithm == ALGO_AUTO && is_plain(L) && conv_s2d_suits(g));
-}
-
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
 static int64_t gemm_threads(const ply_layer *L) {
     return ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
@@ -422,7 +330,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         res = inputs[1].data;
     }
     if (g.N == 0) return PLY_OK;
-    if (res && !(!use_depthwise(L) && is_plain(L) && !use_direct(L) && use_1x1(L, &g) && conv_1x1_adds_residual())) {
+    if (res && !(!conv_use_depthwise(L) && conv_is_plain(L) && !conv_use_direct(L) && conv_use_1x1(L, &g) && conv_1x1_adds_residual())) {
         // a kernel that does not add it: the conv without the activation, then one pass (relu(y + r))
         int relu = L->relu;
         L->relu = 0;
@@ -431,15 +339,15 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         if (st == PLY_OK) conv_residual_add(L->host, output->data, res, ply_shape_numel(&output->shape), relu);
         return st;
     }
-    if (use_depthwise(L)) {
+    if (conv_use_depthwise(L)) {
         int64_t threads = L->host->thread_count(L->host);
         if ((st = grow_scratch(L, conv_dw_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_dw_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                         output->data, L->scratch);
         return PLY_OK;
     }
-    if (!is_plain(L)) return grouped_forward(L, &g, inputs[0].data, output->data);
-    if (use_direct(L)) {
+    if (!conv_is_plain(L)) return grouped_forward(L, &g, inputs[0].data, output->data);
+    if (conv_use_direct(L)) {
         direct_job j;
         if ((st = direct_job_make(L, &g, inputs[0].data, &j, 0)) != PLY_OK) return st;
         j.y = output->data;
@@ -449,7 +357,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int64_t threads = gemm_threads(L);
-    if (use_1x1(L, &g)) {
+    if (conv_use_1x1(L, &g)) {
         if ((st = grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
         // in evaluation, large planes read the weights packed once per weight version (in training they
         // change every step: packing would cost a pass over them per forward)
@@ -466,10 +374,10 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int taps;
-    if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+    if ((st = conv_use_taps(L, &g, &taps)) != PLY_OK) return st;
     // the live taps first where they suit (planes of 4x4 and less, where padding makes a quarter of a
     // direct kernel's products zeros)
-    if (!taps && use_spans(L, &g)) {
+    if (!taps && conv_use_spans(L, &g)) {
         const float *Wp;
         if ((st = grow_scratch(L, conv_spans_forward_floats(&g))) != PLY_OK) return st;
         if ((st = conv_spans_cache_get(&L->spans, L->host, threads, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
@@ -478,7 +386,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         return PLY_OK;
     }
     int64_t chunk = 0; // panels a few images per call (conv_panels_images_per_call); 0: the whole batch
-    if (!taps && (use_panels(L, &g) || (chunk = panels_chunk(L, &g)) > 0)) {
+    if (!taps && (conv_use_panels(L, &g) || (chunk = conv_panels_chunk(L, &g)) > 0)) {
         const float *Wp;
         conv_geom gc = g;
         if (chunk > 0) gc.N = chunk;
@@ -494,14 +402,14 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         }
         return PLY_OK;
     }
-    if (!taps && use_s2d(L, &g)) {
+    if (!taps && conv_use_s2d(L, &g)) {
         // the folded weights' U kept in L->wino (a layer takes s2d or Winograd, not both: the cache's form
         // tells them apart)
         if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
         return conv_s2d_forward(&L->wino, L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL,
                                        L->relu, inputs[0].data, output->data, L->scratch);
     }
-    if (!taps && use_winograd(L, &g)) {
+    if (!taps && conv_use_winograd(L, &g)) {
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
         if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
@@ -519,7 +427,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         L->taps_kept = L->training;
         return PLY_OK;
     }
-    if (use_stem(L, &g)) {
+    if (conv_use_stem(L, &g)) {
         if ((st = grow_scratch(L, conv_stem_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_stem_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
@@ -542,7 +450,7 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
     if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
     if (g.N == 0) return PLY_OK;
     const float *dy = grad_output->data;
-    if (L->relu && !use_direct(L)) { // (the direct kernels mask while they copy dy)
+    if (L->relu && !conv_use_direct(L)) { // (the direct kernels mask while they copy dy)
         size_t n = (size_t)(g.N * g.OC * g.OH * g.OW);
         if (n > L->dymask_floats) {
             L->host->free(L->host, L->dymask);
@@ -556,18 +464,18 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
         L->host->parallel_for(L->host, g.N, 1, mask_images, &m);
         dy = L->dymask;
     }
-    if (use_depthwise(L)) {
+    if (conv_use_depthwise(L)) {
         int64_t threads = L->host->thread_count(L->host);
         if ((st = grow_scratch(L, conv_dw_backward_floats(&g, threads))) != PLY_OK) return st;
         conv_dw_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
                          L->has_bias ? L->dbias : NULL, L->scratch);
         return PLY_OK;
     }
-    if (!is_plain(L)) return grouped_backward(L, &g, inputs[0].data, dy, grad_inputs[0].data);
-    if (!use_direct(L)) {
+    if (!conv_is_plain(L)) return grouped_backward(L, &g, inputs[0].data, dy, grad_inputs[0].data);
+    if (!conv_use_direct(L)) {
         int64_t threads = gemm_threads(L);
         int taps;
-        if ((st = use_taps(L, &g, &taps)) != PLY_OK) return st;
+        if ((st = conv_use_taps(L, &g, &taps)) != PLY_OK) return st;
         if (taps) {
             if ((st = grow_scratch(L, conv_taps_backward_floats(&g))) != PLY_OK) return st;
             conv_taps_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
@@ -575,9 +483,9 @@ static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor
             return PLY_OK;
         }
         float *dx = grad_inputs[0].data;
-        int wino_dx = dx && use_winograd(L, &g) && conv_winograd_backward_data_suits(&g);
+        int wino_dx = dx && conv_use_winograd(L, &g) && conv_winograd_backward_data_suits(&g);
         // the weight gradient by Winograd too where the input gradient needs no im2col (conv_winograd_wgrad.h)
-        int wino_dw = use_winograd(L, &g) && conv_winograd_wgrad_suits(&g) && (!dx || wino_dx);
+        int wino_dw = conv_use_winograd(L, &g) && conv_winograd_wgrad_suits(&g) && (!dx || wino_dx);
         size_t floats = wino_dw ? conv_winograd_wgrad_floats(&g, threads)
                                 : conv_gemm_backward_floats(&g, threads, L->rows_limit);
         if (wino_dx && conv_winograd_backward_data_floats(&g, threads) > floats)

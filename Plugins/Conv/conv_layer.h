@@ -55,5 +55,24 @@ void conv_destroy(ply_layer *L);
 /** The attribute schema (ABI 1.2). */
 extern const ply_attr_spec conv_specs[];
 
+// The plan of a call (conv_plan.c). Groups 1 and dilation 1 (conv_is_plain) are the only layers the
+// direct, taps, Winograd and s2d plans compute.
+int conv_is_plain(const ply_layer *L);
+// A depthwise layer (groups == in_channels) takes conv_depthwise.c unless an im2col plan is forced.
+int conv_use_depthwise(const ply_layer *L);
+// conv_direct.c's kernels: stride 1, few channels (the ConvNet's), AVX-512.
+int conv_use_direct(const ply_layer *L);
+// The live-tap plan (conv_taps.c) into *taps; an error when "taps" is forced where it cannot run.
+ply_status conv_use_taps(const ply_layer *L, const conv_geom *g, int *taps);
+// Each: whether this call's forward takes that plan (conv_plan.c says when).
+int conv_use_winograd(const ply_layer *L, const conv_geom *g);
+int conv_use_1x1(const ply_layer *L, const conv_geom *g);
+int conv_use_panels(const ply_layer *L, const conv_geom *g);
+int conv_use_spans(const ply_layer *L, const conv_geom *g);
+int conv_use_stem(const ply_layer *L, const conv_geom *g);
+int conv_use_s2d(const ply_layer *L, const conv_geom *g);
+// Images per call where "auto" in evaluation runs a batch through the panels a few images at a time, else 0.
+int64_t conv_panels_chunk(const ply_layer *L, const conv_geom *g);
+
 PLY_INTERNAL_END
 #endif
