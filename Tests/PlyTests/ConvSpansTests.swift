@@ -56,6 +56,35 @@ import Testing
         }
     }
 
+    /// A batch on 1, 2 and 3 threads: bit for bit the 1-thread output, which is within tolerance of a
+    /// plain double sum per image (a part left out everywhere does not pass). 64 output channels are
+    /// 2 panels: split by panels on 2 threads, by positions on 3 (2 do not divide among 3), the cut
+    /// then inside an image; the padded input (40 x 15 x 15 floats an image, past
+    /// SPANS_PAD_SPLIT_FLOATS at 2 images) padded by ranges of planes on every thread (`step_pad`).
+    /// 5x5 taps: blocks of 5 input channels, 8 of them. A mutant leaving the last thread's last plane
+    /// unpadded fails here on 2 and 3 threads.
+    @Test(.enabled(if: avx2Kernels, "forces algorithm \"spans\", whose kernels are AVX2 and AVX-512"),
+          arguments: [2, 4])
+    func batchIsTheSameOnAnyThreadCount(_ n: Int) throws {
+        let (c, oc, side, k) = (40, 64, 11, 5)
+        var g = SplitMix64(seed: UInt64(500 + n))
+        let x = try Tensor(shape: [n, c, side, side], data: random(n * c * side * side, &g))
+        let w = (0..<(oc * c * k * k)).map { _ in (g.nextUnitFloat() * 2 - 1) * 0.1 }
+        let b = (0..<oc).map { _ in g.nextUnitFloat() - 0.5 }
+        let label = "\(n) images, \(c)->\(oc) \(side)x\(side) 5x5"
+        let outputs = try convOutputsOnThreads(
+            [threadedRuntime(1), Self.runtimes.two, Self.runtimes.three],
+            [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .int(k)), ("padding", .int(2)),
+             ("algorithm", .string("spans"))],
+            w: w, b: b, relu: true, x: x, shape: [n, oc, side, side], label)
+        let per = c * side * side
+        let reference = (0..<n).flatMap { i in
+            referenceConv(Array(x.data[(i * per)..<((i + 1) * per)]), w, b, c: c, oc: oc, side: side, k: k, stride: 1,
+                          pad: 2, relu: true)
+        }
+        expectSameAsOneThread(outputs, reference: reference, label)
+    }
+
     func spansError(_ attrs: Attributes) throws -> String {
         let error = try #require(throws: PlyError.self) {
             _ = try Layer("conv2d", [("in_channels", .int(4)), ("out_channels", .int(4)), ("algorithm", .string("spans"))] + attrs,
