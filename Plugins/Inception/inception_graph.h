@@ -130,6 +130,13 @@ ply_status blk_finish(ply_layer *self, ply_status st, ply_layer **out);
 ply_status blk_positive_attr(const ply_host *host, const ply_attrs *attrs, const char *type_name, const char *name,
                              int64_t *out);
 
+/* Grows the float buffer *buf (capacity *cap) to hold n values; an error naming the block when it cannot. */
+ply_status blk_ensure(ply_layer *self, float **buf, int64_t *cap, int64_t n);
+/* Shapes of every value for an input of shape in (shapes[0] = *in). */
+ply_status blk_value_shapes(ply_layer *self, const ply_shape *in, ply_shape *shapes);
+/* The evaluation forward of the unfolded graph (inception_eval.c): values in the arena, by lifetime. */
+ply_status blk_forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output);
+
 /* The shared vtable entries. */
 void blk_destroy(ply_layer *self);
 ply_status blk_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output);
