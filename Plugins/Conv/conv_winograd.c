@@ -482,7 +482,7 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
             }
             continue;
         }
-        for (int64_t k = th; k < p->chunks; k += p->threads) {
+        for (int64_t k = p->chunks * th / p->threads; k < p->chunks * (th + 1) / p->threads; k++) {
             int64_t cbase = k * p->tc, cend = ply_min_i64(p->T, cbase + p->tc);
             input_tf(j, cbase, cbase, cend, 0, g->C, V);
             products(j, V, M, cend - cbase, 0, g->OC);
