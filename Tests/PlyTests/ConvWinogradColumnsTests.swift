@@ -16,21 +16,11 @@ import Testing
 @Suite(.enabled(if: avx512Kernels, "Winograd's forward is AVX-512"))
 struct ConvWinogradColumnsTests {
     static let runtimes = SuiteRuntimes()
-    static let one = threadedRuntime(1)
 
-    struct Shape: CustomStringConvertible, Sendable {
-        let n, c, oc, side: Int
-        let relu: Bool
-        var description: String { "\(n)x\(c)->\(oc) \(side)x\(side)\(relu ? " relu" : "")" }
-    }
-
-    static let shapes = [
-        Shape(n: 24, c: 64, oc: 64, side: 14, relu: true),
-        Shape(n: 48, c: 32, oc: 32, side: 14, relu: false),
-    ]
-
-    @Test(arguments: shapes)
-    func columnsMatchOneThreadExactly(_ s: Shape) throws {
+    // (images, channels in = out, relu fused); 14x14 planes
+    @Test(arguments: [(24, 64, true), (48, 32, false)])
+    func columnsMatchOneThreadExactly(images: Int, channels: Int, relu: Bool) throws {
+        let s = (n: images, c: channels, oc: channels, side: 14, relu: relu)
         var g = SplitMix64(seed: UInt64(s.n * 1000 + s.c))
         let per = s.c * s.side * s.side
         let x = try Tensor(shape: [s.n, s.c, s.side, s.side],
@@ -38,7 +28,7 @@ struct ConvWinogradColumnsTests {
         let w = (0..<(s.oc * s.c * 9)).map { _ in (g.nextUnitFloat() * 2 - 1) * 0.2 }
         let b = (0..<s.oc).map { _ in g.nextUnitFloat() - 0.5 }
         let outputs = try convOutputsOnThreads(
-            [Self.one, Self.runtimes.two, Self.runtimes.three],
+            [threadedRuntime(1), Self.runtimes.two, Self.runtimes.three],
             [("in_channels", .int(s.c)), ("out_channels", .int(s.oc)), ("kernel_size", .int(3)), ("padding", .int(1)),
              ("algorithm", .string("winograd")), ("winograd_tile", .int(4))],
             w: w, b: b, relu: s.relu, x: x, shape: [s.n, s.oc, s.side, s.side], "\(s)")
