@@ -224,16 +224,7 @@ static ply_status forward_images(ply_layer *self, const ply_tensor *x, ply_tenso
 // 1164 1038 1039 1028 1031 1029; 8M (second) 1082 1060 1079 1110; 1M 1150 1240 1212 1189 and one
 // image at a time 1147 1207 1293 1257 (slower). ResNet-18 at batch 16: 356 358 334 334 whole,
 // 350 336 354 353 at 4M (no change).
-// 8M since branch rn50b16x: at 4M, ResNet-50's 56x56 blocks with a downsample (layer1.0, layer2.0:
-// 2.2 and 2.1M floats an image) went through one image at a time and layer1.1-1.2 two, so at 2
-// threads every conv in them split single images the batch-1 way (claimed position parts, Winograd
-// "ranges" of one image, 16 passes of 4-5 parallel regions each), and layer3's 14x14 blocks (8
-// images a pass) took F(2x2) (conv_winograd_tile: F(4x4) there wants 8 strips of tiles, 16 images).
-// At 8M each pass has at least 2 images (the 1x1 convs give each thread whole images) and layer3
-// takes all 16 (F(4x4), "columns"). The same for every thread count: the convs' geometry, and with it their arithmetic,
-// must not depend on the threads (outputs bit-identical across thread counts). Measured: BENCHMARKS.md
-// (issue #16, branch rn50b16x).
-#define RB_PASS_FLOATS (1 << 23)
+#define RB_PASS_FLOATS (1 << 22)
 static int64_t images_per_pass(const ply_layer *self, const ply_tensor *x, const ply_shape *out_shape) {
     int64_t N = x->shape.dims[0];
     if (N <= 1) return N;
