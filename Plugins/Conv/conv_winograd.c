@@ -482,7 +482,11 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
             }
             continue;
         }
-        for (int64_t k = th; k < p->chunks; k += p->threads) {
+        // "columns": chunks [chunks*th/threads, chunks*(th+1)/threads), a contiguous run (the chunks fall evenly:
+        // make_plan), so a thread's tiles are the images a batch split by halves gives it in the 1x1 convs
+        // around it (round-robin chunks before branch rn50b16x; no gain measured either way on ResNet-50:
+        // BENCHMARKS.md, the rn50b16x section)
+        for (int64_t k = p->chunks * th / p->threads; k < p->chunks * (th + 1) / p->threads; k++) {
             int64_t cbase = k * p->tc, cend = ply_min_i64(p->T, cbase + p->tc);
             input_tf(j, cbase, cbase, cend, 0, g->C, V);
             products(j, V, M, cend - cbase, 0, g->OC);
