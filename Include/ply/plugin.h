@@ -582,7 +582,11 @@ typedef struct ply_host {
   void (*parallel_for)(const struct ply_host *host, int64_t n, int64_t grain,
                        ply_parallel_fn fn, void *context);
 
-  /** Number of threads parallel_for uses (>= 1). */
+  /** Number of threads parallel_for uses (>= 1), for the calling thread: it
+   *  MAY differ between calls and threads. Ply's runtime answers 1 on a thread
+   *  that carries one lane of a batch split over copies of the model (and its
+   *  parallel_for then runs every range on that thread). A plugin SHOULD ask
+   *  in each call that splits work rather than keep the answer from create. */
   int32_t (*thread_count)(const struct ply_host *host);
 
   /**

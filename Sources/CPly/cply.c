@@ -143,5 +143,9 @@ void cply_denormals_restore(uint32_t saved) { (void)saved; }
 #endif
 
 int32_t cply_cpu_detected(void) { return (int32_t)ply_cpu_detected(); }
+
+static _Thread_local int cply_lane;
+void cply_lane_set(int on) { cply_lane = on != 0; }
+int cply_lane_active(void) { return cply_lane; }
 int32_t cply_cpu_level(void) { return (int32_t)ply_cpu_level(); }
 int32_t cply_cpu_parse(const char *text) { return ply_cpu_parse(text); }

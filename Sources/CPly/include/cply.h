@@ -62,4 +62,12 @@ int32_t cply_cpu_level(void);
 /** PLY_CPU's parser: 0..2 for a level name, -1 for NULL or "", -2 for anything else. */
 int32_t cply_cpu_parse(const char *text);
 
+/** Marks the calling thread as carrying one lane of a batch split (`BatchLanes`): while set,
+ *  the host's parallel_for runs every range on this thread and thread_count answers 1, so the
+ *  lane's layers compute as on a one-thread runtime. Per thread; 0 by default. */
+void cply_lane_set(int on);
+
+/** Whether the calling thread carries a lane (cply_lane_set). */
+int cply_lane_active(void);
+
 #endif

@@ -242,7 +242,8 @@ final class HostState: @unchecked Sendable {
     /// Dispatch instead.
     func parallelFor(n: Int, grain: Int, fn: ply_parallel_fn, context: UnsafeMutableRawPointer?) {
         let minChunk = max(grain, 1)
-        let chunks = max(1, min(threads, (n + minChunk - 1) / minChunk))
+        // on a lane's thread (BatchLanes) every range runs here: the other threads carry other lanes
+        let chunks = cply_lane_active() != 0 ? 1 : max(1, min(threads, (n + minChunk - 1) / minChunk))
         if chunks == 1 {
             if RegionTrace.isOn { RegionTrace.serial(fn: fn, context: context, n: n); return }
             fn(context, 0, Int64(n)); return
@@ -340,7 +341,10 @@ final class HostTable: @unchecked Sendable {
             guard let host, let fn, n > 0 else { return }
             HostTable.state(host).parallelFor(n: Int(n), grain: Int(grain), fn: fn, context: context)
         }
-        h.thread_count = { host in host.map { Int32(HostTable.state($0).threads) } ?? 1 }
+        h.thread_count = { host in // a lane's layers run as on a one-thread runtime (BatchLanes)
+            guard let host, cply_lane_active() == 0 else { return 1 }
+            return Int32(HostTable.state(host).threads)
+        }
         h.create_layer = { host, name, attrs, typeOut, layerOut in
             guard let host, let name, let typeOut, let layerOut else { return PLY_ERR_INVALID_ARGUMENT }
             let typeName = String(cString: name)
@@ -486,7 +490,8 @@ final class HostTable: @unchecked Sendable {
     /// Splits [0, n) into chunks of at least `grain` and runs them on up to `threads` threads.
     static func parallelFor(threads: Int, n: Int, grain: Int, _ body: (Int, Int) -> Void) {
         let minChunk = max(grain, 1)
-        let chunks = max(1, min(threads, (n + minChunk - 1) / minChunk))
+        // on a lane's thread (BatchLanes) every range runs here: the other threads carry other lanes
+        let chunks = cply_lane_active() != 0 ? 1 : max(1, min(threads, (n + minChunk - 1) / minChunk))
         if chunks == 1 { body(0, n); return }
         withoutActuallyEscaping(body) { body in
             let box = UncheckedBox(body)

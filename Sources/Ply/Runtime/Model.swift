@@ -40,29 +40,33 @@ public final class Model: @unchecked Sendable {
     private var values: [UnsafeMutablePointer<Float>?] = []
     private var grads: [UnsafeMutablePointer<Float>?] = []
     private var consumers: [Int] = []
-    private var training = true
+    var training = true
     /// fusedFrom[b] = a when node b's activation is done by node a's layer (fuseActivations), else -1.
-    private var fusedFrom: [Int] = [-1]
-    private var fusionDone = false
+    var fusedFrom: [Int] = [-1]
+    private(set) var fusionDone = false
     // The inference plan (`infer`): values share buffers once nothing reads them any more.
-    private var inferInput: Shape?
-    private var inferShapes: [Shape] = []
-    private var inferCShapes: [ply_shape] = []
-    private var inferPool: [UnsafeMutablePointer<Float>] = []
-    private var inferSlot: [Int] = []
+    var inferInput: Shape?
+    var inferShapes: [Shape] = []
+    var inferCShapes: [ply_shape] = []
+    var inferPool: [UnsafeMutablePointer<Float>] = []
+    var inferSlot: [Int] = []
     /// Set by `infer`, cleared by `forward`: the layers' saved state (argmax, masks) is not the
     /// forward's any more, so `backward` refuses to run.
-    private var inferredSinceForward = false
+    var inferredSinceForward = false
     /// `infer` in evaluation mode: conv2d -> batchnorm2d pairs as one folded conv, keyed by the
     /// batch-norm node (see `ConvBatchNormFold`); made for `foldsPlannedFor` nodes.
-    private var folds: [NodeID: ConvBatchNormFold] = [:]
+    var folds: [NodeID: ConvBatchNormFold] = [:]
     /// The conv nodes whose work a fold does (not run, no buffer, in a folded plan).
-    private var foldedAway: Set<NodeID> = []
-    private var foldsPlannedFor = -1
+    var foldedAway: Set<NodeID> = []
+    var foldsPlannedFor = -1
     /// The inference plan runs the folds (it was made in evaluation mode).
-    private var inferFolding = false
+    var inferFolding = false
     /// The last `forward` ran the folds (evaluation mode): the folded convs' own values are unmade.
     private var foldedForward = false
+    /// `infer`'s batch lanes (`prepareLanes(forBatch:lanes:)`); nil: none.
+    var lanes: BatchLanes?
+    /// Buffer sizes of the inference plan (`inferenceFloats`).
+    var inferCapacities: [Int] = []
     /// Set by `freezeForInference()`.
     public private(set) var isFrozen = false
 
@@ -94,6 +98,7 @@ public final class Model: @unchecked Sendable {
         }
         try layer.checkArity(from.count)
         nodes.append(Node(name: name, layer: layer, inputs: from))
+        lanes = nil // their replicas have the old graph
         nodeIndex[name] = nodes.count - 1
         fusedFrom.append(-1)
         output = nodes.count - 1
@@ -119,6 +124,7 @@ public final class Model: @unchecked Sendable {
     public func fuseActivations() -> Int {
         if !fusionDone && !isFrozen { // frozen: the folds are final and the layers take no more fusing
             fusionDone = true
+            lanes = nil // their replicas were not fused
             var uses = Array(repeating: 0, count: nodes.count)
             for n in nodes { for i in n.inputs { uses[i] += 1 } }
             for (b, node) in nodes.enumerated() {
@@ -170,6 +176,9 @@ public final class Model: @unchecked Sendable {
         isTraining = false
         planFolds()
         for f in folds.values { try f.sync() } // all-or-nothing: the last moment the sources are readable
+        if let lanes { // the replicas first, so that a failure leaves the model as it was (it drops its lanes)
+            do { try lanes.freeze() } catch { self.lanes = nil }
+        }
         isFrozen = true
         parameterCache = nil // its views would outlive the memory behind them
         var released = 0
@@ -183,6 +192,42 @@ public final class Model: @unchecked Sendable {
         for n in nodes { if n.layer?.freeze() == true { released += 1 } }
         return released
     }
+
+    /// Prepares `infer` to split batches of about `batch` images into lanes: runs of images each
+    /// carried through the whole model by one thread, its layers running as on one thread
+    /// (faster than splitting every layer over the threads at a few images per thread:
+    /// ResNet-50 at batch 16 on 2 threads ran 1.27x as many images per second). Lane 0 runs
+    /// this model; every other lane a replica of it built from the same layer types and
+    /// attributes, with the parameter values copied (again whenever they change), so the
+    /// weights are held once per lane.
+    ///
+    /// `lanes`: nil chooses (the runtime's threads when every lane gets at least two images
+    /// and no weight tensor has 4M elements or more, whose layers are bound by reading their
+    /// weights; else 1); 1 removes the lanes; at most the runtime's threads. The lanes claim
+    /// groups of up to 4 images; each group's output is, bit for bit, what `infer` without lanes
+    /// gives that group alone (with the built-in plugins, within the last bits of one call on
+    /// the whole batch). Call it before
+    /// `freezeForInference()`, which freezes the replicas too; adding a node or fusing
+    /// activations afterwards removes the lanes. Lanes run only in evaluation mode, and only
+    /// while `output` is the node it was. Returns the number of lanes (1: none).
+    @discardableResult
+    public func prepareLanes(forBatch batch: Int, lanes requested: Int? = nil) throws -> Int {
+        guard !isFrozen else {
+            throw PlyError.frozen("cannot prepare batch lanes: the model is frozen for inference (prepare them before freezing)")
+        }
+        guard batch >= 1 else { throw PlyError.invalid("batch lanes: batch must be at least 1, got \(batch)") }
+        if let requested, !(1...runtime.threads).contains(requested) {
+            throw PlyError.invalid("batch lanes: lanes must be 1...\(runtime.threads) (the runtime's threads), got \(requested)")
+        }
+        let count = try requested ?? BatchLanes.automaticCount(self, batch: batch)
+        if count == lanes?.count { return count }
+        lanes = nil
+        if count > 1 { lanes = try BatchLanes(self, count: count) }
+        return count
+    }
+
+    /// The lanes `infer` splits a batch into (1: none); see `prepareLanes(forBatch:lanes:)`.
+    public var laneCount: Int { lanes?.count ?? 1 }
 
     /// Every parameter and buffer, named `node.param` (PyTorch's state_dict names), in order.
     /// Built once and cached: the views stay valid for the layers' lifetime (the ABI's rule),
@@ -260,7 +305,7 @@ public final class Model: @unchecked Sendable {
     /// for overflow and leaves large fresh pages untouched until they are used.) Freed with free().
     /// Every buffer has room for a guard zone after its `count` values (`GuardZone`, written
     /// and checked around plugin calls in checked mode, `Runtime.checkPlugins`).
-    private func allocateZeroed(_ count: Int, for what: @autoclosure () -> String) throws -> UnsafeMutablePointer<Float> {
+    func allocateZeroed(_ count: Int, for what: @autoclosure () -> String) throws -> UnsafeMutablePointer<Float> {
         let room = count.addingReportingOverflow(GuardZone.floats)
         guard !room.overflow, let raw = calloc(max(room.partialValue, 1), MemoryLayout<Float>.stride) else {
             let bytes = count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
@@ -271,12 +316,12 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Writes the guard zone after `count` values of `buffer` (checked mode).
-    private func stampGuard(_ buffer: UnsafeMutableRawPointer?, _ count: Int) {
+    func stampGuard(_ buffer: UnsafeMutableRawPointer?, _ count: Int) {
         if let buffer { GuardZone.stamp(buffer + count * MemoryLayout<Float>.stride) }
     }
 
     /// Throws when the guard zone after `count` values of `buffer` is not as stamped.
-    private func verifyGuard(_ buffer: UnsafeMutableRawPointer?, _ count: Int, node id: NodeID, call: String,
+    func verifyGuard(_ buffer: UnsafeMutableRawPointer?, _ count: Int, node id: NodeID, call: String,
                              _ what: @autoclosure () -> String) throws {
         guard let buffer, !GuardZone.intact(buffer + count * MemoryLayout<Float>.stride) else { return }
         GuardZone.stamp(buffer + count * MemoryLayout<Float>.stride)
@@ -314,14 +359,7 @@ public final class Model: @unchecked Sendable {
     /// Runs the model on `input` (NCHW, shape `shape`) and returns a view of the output,
     /// valid until the next call on this model.
     public func forward(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
-        guard let count = shape.checkedCount else {
-            throw PlyError.shape("input shape \(shape) has a negative dimension or too many elements")
-        }
-        guard input.count == count else {
-            throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
-        }
-        if isFrozen && training { throw frozenTraining() }
-        try checkFrozenOutput()
+        try checkInput(input, shape)
         try plan(shape)
         inferredSinceForward = false
         if training { for f in folds.values { f.invalidate() } } // running statistics move
@@ -334,28 +372,12 @@ public final class Model: @unchecked Sendable {
         var views: [ply_tensor] = []
         for id in 1..<nodes.count where fusedFrom[id] < 0 && !(folding && foldedAway.contains(id)) {
             let n = nodes[id]
-            guard var layer = n.layer else { continue }
+            guard let layer = n.layer else { continue }
             let fold = folding ? folds[id] : nil
             views.removeAll(keepingCapacity: true)
             for i in fold.map({ nodes[$0.conv].inputs }) ?? n.inputs { views.append(ply_tensor.view(values[i], cShapes[i])) }
             var out = ply_tensor.view(values[id], cShapes[id])
-            if checking { stampGuard(out.data, shapes[id].count) }
-            do {
-                if let fold {
-                    try fold.sync()
-                    layer = fold.layer
-                }
-                try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
-                if checking { try verifyGuard(out.data, shapes[id].count, node: id, call: "forward", "its output \(shapes[id])") }
-            } catch let error as PluginOverrunError {
-                throw error.at(node: n.name)
-            } catch let error as MemoryLimitError {
-                throw error
-            } catch let error as PlyError {
-                throw error.within(node: n.name, "forward of node '\(n.name)'")
-            } catch {
-                throw PlyError.invalid("forward of node '\(n.name)': \(error)")
-            }
+            try runNode(id, layer, fold: fold, views, &out, shape: shapes[id], checking: checking, trace: false)
         }
         return UnsafeBufferPointer(start: values[output], count: shapes[output].count)
     }
@@ -364,170 +386,6 @@ public final class Model: @unchecked Sendable {
     public func forward(_ input: Tensor) throws -> Tensor {
         let out = try input.data.withUnsafeBufferPointer { try forward($0, shape: input.shape) }
         return try Tensor(shape: shapes[output], data: Array(out))
-    }
-
-    // ------------------------------------------------------------------------------------
-    // inference without activations kept
-
-    /// Runs the model on `input` (NCHW, shape `shape`) as `forward` does, in the layers' current
-    /// mode, but keeps no activation for `backward`: a value's buffer serves a later value once
-    /// every node reading it has run, so memory is a few activations' worth rather than all of
-    /// them (ResNet-18 at batch 128, 224×224: 3.6 GB of activations with `forward`). Returns a
-    /// view of the output, valid until the next `infer`. Its buffers are its own: `forward`'s
-    /// stay as they were, but `backward` refuses to run until `forward` runs again.
-    public func infer(_ input: UnsafeBufferPointer<Float>, shape: Shape) throws -> UnsafeBufferPointer<Float> {
-        guard let count = shape.checkedCount else {
-            throw PlyError.shape("input shape \(shape) has a negative dimension or too many elements")
-        }
-        guard input.count == count else {
-            throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
-        }
-        if isFrozen && training { throw frozenTraining() }
-        try checkFrozenOutput()
-        try planInference(shape)
-        inferredSinceForward = true
-        if training { for f in folds.values { f.invalidate() } }
-        guard let base = input.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
-        inferPool[inferSlot[Model.input]].update(from: base, count: input.count)
-        let checking = runtime.checkPlugins
-        var views: [ply_tensor] = []
-        for id in 1..<nodes.count where fusedFrom[id] < 0 && !(inferFolding && foldedAway.contains(id)) {
-            let n = nodes[id]
-            guard var layer = n.layer else { continue }
-            let fold = inferFolding ? folds[id] : nil
-            views.removeAll(keepingCapacity: true)
-            for i in inferInputs(id) { views.append(ply_tensor.view(inferPool[inferSlot[owner(i)]], inferCShapes[i])) }
-            var out = ply_tensor.view(inferPool[inferSlot[id]], inferCShapes[id])
-            if checking { stampGuard(out.data, inferShapes[id].count) }
-            do {
-                if let fold {
-                    try fold.sync()
-                    layer = fold.layer
-                }
-                if RegionTrace.isOn { RegionTrace.mark(n.name, begin: true) }
-                try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
-                if RegionTrace.isOn { RegionTrace.mark(n.name, begin: false) }
-                if checking { try verifyGuard(out.data, inferShapes[id].count, node: id, call: "forward", "its output \(inferShapes[id])") }
-            } catch let error as PluginOverrunError {
-                throw error.at(node: n.name)
-            } catch let error as MemoryLimitError {
-                throw error
-            } catch let error as PlyError {
-                throw error.within(node: n.name, "forward of node '\(n.name)'")
-            } catch {
-                throw PlyError.invalid("forward of node '\(n.name)': \(error)")
-            }
-        }
-        return UnsafeBufferPointer(start: inferPool[inferSlot[owner(output)]], count: inferShapes[output].count)
-    }
-
-    /// The error for running a frozen model with `isTraining` set.
-    private func frozenTraining() -> PlyError {
-        .frozen("the model is frozen for inference: it cannot run in training mode (set isTraining to false)")
-    }
-
-    /// A frozen model runs its folds for good: a conv node they fold away has no value of its own.
-    private func checkFrozenOutput() throws {
-        if isFrozen && foldedAway.contains(output) {
-            throw PlyError.frozen("the model is frozen for inference: node '\(nodes[output].name)' is folded into the "
-                + "batch norm after it and has no value of its own to output")
-        }
-    }
-
-    /// Floats `infer`'s buffers hold for the planned input (0 before the first call).
-    public var inferenceFloats: Int { inferCapacities.reduce(0, +) }
-    private var inferCapacities: [Int] = []
-
-    /// The node whose buffer holds `id`'s value: a fused activation's is its source's.
-    private func owner(_ id: NodeID) -> NodeID { fusedFrom[id] >= 0 ? fusedFrom[id] : id }
-
-    /// What node `id` reads in the inference plan: a folded batch norm reads its conv's inputs.
-    private func inferInputs(_ id: NodeID) -> [NodeID] {
-        if inferFolding, let f = folds[id] { return nodes[f.conv].inputs }
-        return nodes[id].inputs
-    }
-
-    /// Finds the conv2d -> batchnorm2d pairs `infer` folds in evaluation mode: the conv feeds
-    /// nothing but the batch norm and is not the model's output (its own value is then never
-    /// made). Once per graph.
-    private func planFolds() {
-        guard foldsPlannedFor != nodes.count else { return }
-        folds = [:]
-        foldedAway = []
-        var uses = Array(repeating: 0, count: nodes.count)
-        for n in nodes { for i in n.inputs { uses[i] += 1 } }
-        var reluAfter = Set<NodeID>() // layers that took the relu after them
-        for source in fusedFrom where source >= 0 { reluAfter.insert(source) }
-        for (b, node) in nodes.enumerated() {
-            guard let bn = node.layer, bn.type.name == "batchnorm2d", node.inputs.count == 1 else { continue }
-            let a = node.inputs[0]
-            guard a != Model.input, a != output, uses[a] == 1, fusedFrom[a] < 0, !reluAfter.contains(a),
-                  let conv = nodes[a].layer, conv.type.name == "conv2d",
-                  let fold = ConvBatchNormFold(conv: a, conv, batchNorm: b, bn, relu: reluAfter.contains(b)) else { continue }
-            folds[b] = fold
-            foldedAway.insert(a)
-        }
-        foldsPlannedFor = nodes.count
-    }
-
-    /// Assigns every value a buffer of the pool, reusing a buffer once the last node reading its
-    /// value has run (nodes run in the order they were added), then allocates the pool.
-    private func planInference(_ inputShape: Shape) throws {
-        if inferInput == inputShape && inferFolding == !training { return }
-        let newShapes = try shapes(for: inputShape)
-        releaseInference()
-        if !training { planFolds() }
-        inferFolding = !training
-        let skipped = inferFolding ? foldedAway : []
-        // the last node reading each buffer's value; the output's is read after the run
-        var lastUse = Array(repeating: 0, count: nodes.count)
-        for id in nodes.indices where !skipped.contains(id) {
-            for i in inferInputs(id) { lastUse[owner(i)] = max(lastUse[owner(i)], id) }
-        }
-        lastUse[owner(output)] = Int.max
-        var slot = Array(repeating: -1, count: nodes.count)
-        var capacity: [Int] = [], idle: [Int] = [], live: [NodeID] = []
-        func take(_ id: NodeID) {
-            let need = max(newShapes[id].count, 1)
-            // the smallest free buffer that fits, else the largest free one, grown
-            let fits = idle.filter { capacity[$0] >= need }.min { capacity[$0] < capacity[$1] }
-            let pick = fits ?? idle.max { capacity[$0] < capacity[$1] }
-            if let s = pick {
-                idle.removeAll { $0 == s }
-                capacity[s] = max(capacity[s], need)
-                slot[id] = s
-            } else {
-                capacity.append(need)
-                slot[id] = capacity.count - 1
-            }
-            live.append(id)
-        }
-        take(Model.input)
-        for id in 1..<nodes.count where fusedFrom[id] < 0 && nodes[id].layer != nil && !skipped.contains(id) {
-            take(id) // before releasing: a node's output never shares a buffer with its inputs
-            for v in live where v != id && lastUse[v] <= id { idle.append(slot[v]) }
-            live.removeAll { $0 != id && lastUse[$0] <= id }
-        }
-        var pool: [UnsafeMutablePointer<Float>] = []
-        do {
-            for (k, c) in capacity.enumerated() {
-                pool.append(try allocateZeroed(c, for: "inference buffer \(k) (\(c) values) for input \(inputShape)"))
-            }
-        } catch {
-            for p in pool { free(p) }
-            throw error
-        }
-        inferPool = pool
-        inferCapacities = capacity
-        inferSlot = slot
-        inferShapes = newShapes
-        inferCShapes = try newShapes.map { try $0.cShape() }
-        inferInput = inputShape
-    }
-
-    private func releaseInference() {
-        for p in inferPool { free(p) }
-        inferPool = []; inferCapacities = []; inferSlot = []; inferInput = nil
     }
 
     /// The shape of the output planned by the last `forward`.
