@@ -130,6 +130,18 @@ public func capi_model_freeze(_ model: OpaquePointer?) -> Int32 {
     }
 }
 
+@_cdecl("ply_model_prepare_lanes")
+public func capi_model_prepare_lanes(_ model: OpaquePointer?, _ batch: Int64, _ lanes: Int32,
+                                     _ lanesOut: UnsafeMutablePointer<Int32>?) -> Int32 {
+    boundary {
+        let m = try object(model, ModelHandle.self, "model")
+        guard batch >= 1, batch <= Int64(Int32.max) else { throw PlyError.invalid("batch must be at least 1, got \(batch)") }
+        guard lanes >= 0 else { throw PlyError.invalid("lanes must be 0 (choose) or more, got \(lanes)") }
+        let made = try m.model.prepareLanes(forBatch: Int(batch), lanes: lanes == 0 ? nil : Int(lanes))
+        lanesOut?.pointee = Int32(made)
+    }
+}
+
 @_cdecl("ply_model_input")
 public func capi_model_input(_ model: OpaquePointer?, _ numClasses: UnsafeMutablePointer<Int32>?,
                              _ inChannels: UnsafeMutablePointer<Int32>?, _ imageSize: UnsafeMutablePointer<Int32>?) -> Int32 {

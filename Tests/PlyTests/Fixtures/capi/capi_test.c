@@ -276,6 +276,21 @@ int main(int argc, char **argv) {
     check(ply_model_set_training(model, 0) == PLY_OK &&
               ply_model_forward(model, input, shape, 4, output, 64, NULL, NULL) == PLY_OK,
           "forward in evaluation before the freeze");
+    { /* API 1.8: two lanes of one image each give each image what it gets alone, bit for bit */
+      int32_t made = -1;
+      float laned[64], alone[20];
+      int64_t one[4] = {1, 1, 28, 28};
+      check(ply_model_infer(model, input, one, 4, alone, 10, NULL, NULL) == PLY_OK &&
+                ply_model_infer(model, input + 28 * 28, one, 4, alone + 10, 10, NULL, NULL) == PLY_OK,
+            "infer one image at a time");
+      expect_error(ply_model_prepare_lanes(model, 0, 2, NULL), PLY_ERR_INVALID_ARGUMENT, "batch", "prepare_lanes, batch 0");
+      expect_error(ply_model_prepare_lanes(model, 2, 3, NULL), PLY_ERR_INVALID_ARGUMENT, "lanes", "prepare_lanes, 3 lanes on 2 threads");
+      expect_error(ply_model_prepare_lanes(NULL, 2, 2, NULL), PLY_ERR_INVALID_ARGUMENT, "model", "prepare_lanes of NULL");
+      check(ply_model_prepare_lanes(model, 2, 2, &made) == PLY_OK && made == 2, "prepare_lanes: 2 lanes");
+      check(ply_model_infer(model, input, shape, 4, laned, 64, NULL, NULL) == PLY_OK &&
+                memcmp(laned, alone, 20 * sizeof(float)) == 0,
+            "two lanes give each image its own output, bit for bit");
+    }
     check(ply_model_freeze(model) == PLY_OK && ply_model_freeze(model) == PLY_OK, "freeze, twice");
     check(ply_model_infer(model, input, shape, 4, frozen_out, 64, NULL, NULL) == PLY_OK &&
               memcmp(frozen_out, output, 20 * sizeof(float)) == 0,
@@ -284,6 +299,7 @@ int main(int argc, char **argv) {
                  "save_weights of a frozen model");
     expect_error(ply_model_set_training(model, 1), PLY_ERR_UNSUPPORTED, "frozen", "set_training(1) of a frozen model");
     expect_error(ply_model_freeze(NULL), PLY_ERR_INVALID_ARGUMENT, "model", "freeze of NULL");
+    expect_error(ply_model_prepare_lanes(model, 2, 0, NULL), PLY_ERR_UNSUPPORTED, "frozen", "prepare_lanes of a frozen model");
   }
   ply_model_destroy(model);
   ply_model_destroy(act);
