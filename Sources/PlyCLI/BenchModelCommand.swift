@@ -26,6 +26,8 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Batches per timed run.") var iterations = 0
     @Option(help: "Untimed warm-up batches.") var warmup = 2
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: ArgumentHelp("Inference batch lanes: runs of images each carried through the whole model by one thread "
+        + "(default: chosen per model and batch; 1: every layer split over the threads).", valueName: "n")) var lanes: Int?
     @OptionGroup var pluginOptions: PluginOptions
 
     func run() throws {
@@ -41,6 +43,11 @@ struct BenchModelCommand: ParsableCommand {
         try checkOption("--iterations", iterations, in: OptionLimits.count)
         try checkOption("--warmup", warmup, in: OptionLimits.count)
         try checkOption("--threads", threads, in: OptionLimits.threads)
+        try checkOption("--lanes", lanes, in: OptionLimits.threads)
+        if training, lanes != nil { throw ValidationError("--lanes: batch lanes are for inference; drop --lanes or --training") }
+        if let lanes, let threads, lanes > threads {
+            throw ValidationError("--lanes \(lanes): at most --threads (\(threads)) lanes")
+        }
         try checkNotEmpty("<model>", model)
         try checkBatchMemory("--batch", [batch, channels, imageSize, imageSize])
     }
@@ -64,7 +71,11 @@ struct BenchModelCommand: ParsableCommand {
         let trainer = try Trainer(model: net, configuration: config, classes: classes)
         net.isTraining = training
         // Inference only: the layers may free what evaluation does not read, as `predict` does.
-        if !training { try net.freezeForInference() }
+        var laneCount = 1
+        if !training {
+            laneCount = try net.prepareLanes(forBatch: batch, lanes: lanes)
+            try net.freezeForInference()
+        }
 
         let step: () throws -> Void = {
             try images.withUnsafeBufferPointer { p in
@@ -84,7 +95,7 @@ struct BenchModelCommand: ParsableCommand {
             let one = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             perRun = max(1, min(1000, Int((0.5 / max(one, 1e-6)).rounded(.up))))
         }
-        print("model: \(model), \(training ? "training step" : "inference"), input \(shape), threads \(runtime.threads), "
+        print("model: \(model), \(training ? "training step" : "inference"), input \(shape), threads \(runtime.threads)\(training ? "" : ", lanes \(laneCount)"), "
             + "\(runs) runs of \(perRun) batches")
         var rates: [Double] = []
         for r in 0..<runs {

@@ -111,6 +111,8 @@ struct PredictCommand: ParsableCommand {
                 }
                 net.output = id
             }
+            // Batches of several images per thread run split into lanes (Model.prepareLanes).
+            try net.prepareLanes(forBatch: min(batchSize, n))
             // Inference only from here: the layers may free what it does not read (folded weights' originals).
             try net.freezeForInference()
             let image = c * h * w
