@@ -28,12 +28,16 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("image-size"), help: "Image size the model is built for (default: the input's height).")
     var imageSize: Int?
     @Option(name: .customLong("batch-size"), help: "Images per forward pass (bounds memory).") var batchSize = 64
+    @Option(help: ArgumentHelp("Batch lanes: runs of images each carried through the whole model by one thread, on its own "
+        + "copy of the weights (default: chosen per model and --batch-size; 1: every layer split over the threads).",
+        valueName: "n")) var lanes: Int?
     @OptionGroup(title: "Images (when --input is an image or a folder)") var dataOptions: DataOptionGroup
     @OptionGroup var pluginOptions: PluginOptions
 
     func validate() throws {
         try checkOption("--num-classes", numClasses, in: OptionLimits.classes)
         try checkOption("--batch-size", batchSize, in: OptionLimits.batch)
+        try checkOption("--lanes", lanes, in: OptionLimits.threads)
         try checkOption("--in-channels", inChannels, in: OptionLimits.channels)
         try checkOption("--image-size", imageSize, in: OptionLimits.imageSize)
         try checkNotEmpty("--model", model)
@@ -112,7 +116,7 @@ struct PredictCommand: ParsableCommand {
                 net.output = id
             }
             // Batches of several images per thread run split into lanes (Model.prepareLanes).
-            try net.prepareLanes(forBatch: min(batchSize, n))
+            try net.prepareLanes(forBatch: min(batchSize, n), lanes: lanes)
             // Inference only from here: the layers may free what it does not read (folded weights' originals).
             try net.freezeForInference()
             let image = c * h * w

@@ -196,7 +196,7 @@ import Testing
     static let weights = fixtures.appendingPathComponent("golden/models/seed_convnet.safetensors").path
 
     /// hashInput([2, 1, 28, 28]) through the seed ConvNet's weights gives the golden logits
-    /// within 1e-3 · max|ref|, whole or in batches of 1.
+    /// within 1e-3 · max|ref|, whole, in batches of 1, and in two batch lanes; --lanes 0 is refused.
     @Test func seedConvNetMatchesGolden() throws {
         let dir = try CCompiler.temporaryDirectory("predict")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -205,8 +205,9 @@ import Testing
         try NumPy.write(path: inPath, shape: input.shape.dims, values: input.data)
         let json = try JSON.load(fixtures.appendingPathComponent("golden/models/seed_convnet.json"))
         let ref = try #require(json["output"]?.tensor)
-        for extra in [[], ["--batch-size", "1"]] {
-            let outPath = dir.appendingPathComponent("y\(extra.count).npy").path
+        let lanes = String(min(2, ProcessInfo.processInfo.activeProcessorCount))
+        for extra in [[], ["--batch-size", "1"], ["--lanes", lanes]] {
+            let outPath = dir.appendingPathComponent("y\(extra.joined()).npy").path
             let run = try CLITests.run(["predict", "--model", "convnet", "--weights", Self.weights, "--input", inPath, "--output", outPath] + extra)
             #expect(run.status == 0, "\(run.stderr)")
             let (shape, logits) = try NumPy.read(path: outPath)
@@ -215,6 +216,9 @@ import Testing
             let worst = zip(logits, ref.data).map { abs($0 - $1) }.max() ?? .infinity
             #expect(logits.count == ref.data.count && worst <= bound, "max error \(worst) > \(bound)")
         }
+        let refused = try CLITests.run(["predict", "--model", "convnet", "--weights", Self.weights, "--input", inPath,
+                                        "--output", dir.appendingPathComponent("z.npy").path, "--lanes", "0"])
+        #expect(refused.status != 0 && refused.stderr.contains("--lanes"), "\(refused.stderr)")
     }
 
     /// Without --num-classes the classes come from the output layer's weight in the file (4 here,
