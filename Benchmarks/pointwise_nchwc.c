@@ -1,0 +1,175 @@
+// The ceiling of a blocked channel layout for 1x1 convs (issue #16): a stride-1 1x1 conv with bias
+// and relu on NCHW16c activations — a position's 16 channels contiguous, as ONNX Runtime's NCHWc and
+// ncnn's pack16 hold them between layers — timed alone like Benchmarks/pointwise_kernel.c (1
+// thread, thread CPU time, the median of 9 calls, "cold": a 64 MB buffer read and then the input
+// before each call), so that `Benchmarks/pointwise-vs-ort` can set it beside ORT's node. It is a
+// measurement of the kernel a blocked layout would allow, not Ply's code: the layers would also
+// have to hand such tensors on to each other (the ABI's layout negotiation), which is not built.
+//
+//   x  [N][C/16][PI][16]    PI = SIZE x SIZE positions, channel c at [c/16][p][c%16]
+//   wp [OC/64][C][64]       groups of 4 output blocks: wp[g][c][16 f + j] = w[64 g + 16 f + j][c]
+//                           (the last group as wide as the blocks left)
+//   y  [N][OC/16][P][16]    P = O x O, O = (SIZE - 1) / STRIDE + 1; output position p = oy O + ox reads
+//                           input position q = STRIDE (oy SIZE + ox):
+//                           y[n][ob][p][j] = relu(b[16 ob + j] + sum_c w[16 ob + j][c] * x[n][c/16][q][c%16])
+//
+// Tile: 4 output blocks (64 channels) x 6 positions = 24 accumulators; per input channel 4 weight
+// vectors and 6 broadcast inputs feed 24 multiply-adds. Input channels go in chunks of CHUNK (the
+// chunk's weights for 4 blocks, 64 x CHUNK floats, stay in L1 while the positions pass); y is
+// accumulated across chunks.
+//
+//   clang -O2 -march=native -o /tmp/pointwise_nchwc Benchmarks/pointwise_nchwc.c -lm
+//   /tmp/pointwise_nchwc 4 64 56 1 256 cold     # N C SIZE STRIDE OC [warm|cold]; C, OC multiples of 16
+//
+// Linux, x86-64 with AVX-512 only. Not used by the build, the tests or CI.
+#define _GNU_SOURCE
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef CHUNK
+#define CHUNK 128
+#endif
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// One tile: NB (1..4) output blocks x NP (1..6) positions from p, input channels [c0, c1) (multiples
+// of 16), stride 1 (x holds P positions per channel block). Weights of the tile's group:
+// wg[c * NB * 16 + f * 16 + j] (its blocks' vectors adjacent).
+static inline void tile(const float *x, const float *wg, const float *b, float *y, long P, long ob, int NB, long p,
+                        int NP, long c0, long c1, int first, int last) {
+    __m512 acc[4][6];
+    for (int f = 0; f < NB; f++)
+        for (int i = 0; i < NP; i++)
+            acc[f][i] = first ? _mm512_loadu_ps(b + (ob + f) * 16) : _mm512_loadu_ps(y + ((ob + f) * P + p + i) * 16);
+    for (long cb = c0 / 16; cb < c1 / 16; cb++) {
+        const float *xb = x + (cb * P + p) * 16;
+        const float *wb = wg + cb * 16 * NB * 16;
+        for (int j = 0; j < 16; j++) {
+            __m512 w[4];
+            for (int f = 0; f < NB; f++) w[f] = _mm512_loadu_ps(wb + (j * NB + f) * 16);
+            for (int i = 0; i < NP; i++) {
+                const __m512 v = _mm512_set1_ps(xb[i * 16 + j]);
+                for (int f = 0; f < NB; f++) acc[f][i] = _mm512_fmadd_ps(w[f], v, acc[f][i]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int f = 0; f < NB; f++)
+        for (int i = 0; i < NP; i++)
+            _mm512_storeu_ps(y + ((ob + f) * P + p + i) * 16, last ? _mm512_max_ps(acc[f][i], zero) : acc[f][i]);
+}
+
+// The full tile with constant sizes, so the compiler keeps the 24 accumulators in registers.
+static void tile4x6(const float *x, const float *wg, const float *b, float *y, long P, long ob, long p, long c0,
+                    long c1, int first, int last) {
+    tile(x, wg, b, y, P, ob, 4, p, 6, c0, c1, first, last);
+}
+
+// Stride 1 on x [N][C/16][P][16].
+static void conv_s1(const float *x, const float *wp, const float *b, float *y, long N, long C, long P, long OC) {
+    const long OB = OC / 16;
+    for (long n = 0; n < N; n++) {
+        const float *xn = x + n * C * P;
+        float *yn = y + n * OC * P;
+        for (long ob = 0; ob < OB; ob += 4) {
+            const int nb = (int)(OB - ob < 4 ? OB - ob : 4);
+            const float *wg = wp + ob * 16 * C;
+            for (long c0 = 0; c0 < C; c0 += CHUNK) {
+                const long c1 = c0 + CHUNK < C ? c0 + CHUNK : C;
+                const int first = c0 == 0, last = c1 == C;
+                long p = 0;
+                if (nb == 4)
+                    for (; p + 6 <= P; p += 6) tile4x6(xn, wg, b, yn, P, ob, p, c0, c1, first, last);
+                for (; p < P; p += 6) tile(xn, wg, b, yn, P, ob, nb, p, (int)(P - p < 6 ? P - p : 6), c0, c1, first, last);
+            }
+        }
+    }
+}
+
+// Any stride: at stride st the input positions an O x O output reads are first copied together into xs
+// ([N][C/16][O*O][16], 16 floats per position), as a strided 1x1 in Ply subsamples before its product.
+static void conv(const float *x, const float *wp, const float *b, float *y, long N, long C, long S, long st, long O,
+                 long OC, float *xs) {
+    if (st == 1) {
+        conv_s1(x, wp, b, y, N, C, S * S, OC);
+        return;
+    }
+    for (long nc = 0; nc < N * C / 16; nc++)
+        for (long oy = 0; oy < O; oy++)
+            for (long ox = 0; ox < O; ox++)
+                _mm512_storeu_ps(xs + (nc * O * O + oy * O + ox) * 16,
+                                 _mm512_loadu_ps(x + (nc * S * S + oy * st * S + ox * st) * 16));
+    conv_s1(xs, wp, b, y, N, C, O * O, OC);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6 || argc > 7 || (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold"))) {
+        fprintf(stderr, "usage: pointwise_nchwc N C SIZE STRIDE OC [warm|cold]   (C and OC multiples of 16)\n");
+        return 2;
+    }
+    const long N = atol(argv[1]), C = atol(argv[2]), S = atol(argv[3]), st = atol(argv[4]), OC = atol(argv[5]);
+    const int cold = argc == 7 && !strcmp(argv[6], "cold");
+    if (N < 1 || C < 16 || C % 16 || OC < 16 || OC % 16 || S < 1 || st < 1 || st > S) {
+        fprintf(stderr, "pointwise_nchwc: needs N, SIZE >= 1, 1 <= STRIDE <= SIZE, C and OC positive multiples of 16\n");
+        return 2;
+    }
+    const long O = (S - 1) / st + 1, P = O * O, PI = S * S;
+    float *xs = aligned_alloc(64, sizeof(float) * N * C * P);
+    float *x = aligned_alloc(64, sizeof(float) * N * C * PI), *y = aligned_alloc(64, sizeof(float) * N * OC * P);
+    float *w = malloc(sizeof(float) * OC * C), *wp = aligned_alloc(64, sizeof(float) * OC * C), *b = malloc(sizeof(float) * OC);
+    const size_t junk_floats = 16u << 20;
+    float *junk = malloc(sizeof(float) * junk_floats);
+    if (!x || !xs || !y || !w || !wp || !b || !junk) {
+        fprintf(stderr, "pointwise_nchwc: out of memory\n");
+        return 1;
+    }
+    srand(1);
+    for (long i = 0; i < N * C * PI; i++) x[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
+    for (long i = 0; i < OC * C; i++) w[i] = ((float)((double)rand() / RAND_MAX) - 0.5f) * 0.1f;
+    for (long i = 0; i < OC; i++) b[i] = (float)((double)rand() / RAND_MAX) * 0.1f;
+    for (size_t i = 0; i < junk_floats; i++) junk[i] = (float)i;
+    for (long ob = 0; ob < OC / 16; ob += 4) {
+        const long nb = OC / 16 - ob < 4 ? OC / 16 - ob : 4;
+        for (long c = 0; c < C; c++)
+            for (long f = 0; f < nb; f++)
+                for (int j = 0; j < 16; j++) wp[ob * 16 * C + (c * nb + f) * 16 + j] = w[((ob + f) * 16 + j) * C + c];
+    }
+    const double flop = 2.0 * N * OC * C * P;
+    double r[9];
+    volatile float sink = 0;
+    for (int k = -1; k < 9; k++) {
+        if (cold) {
+            float s = 0;
+            for (size_t i = 0; i < junk_floats; i += 16) s += junk[i];
+            for (long i = 0; i < N * C * PI; i += 16) s += x[i];
+            sink += s;
+        }
+        const double t0 = now();
+        conv(x, wp, b, y, N, C, S, st, O, OC, xs);
+        if (k >= 0) r[k] = now() - t0;
+    }
+    for (int i = 0; i < 9; i++)
+        for (int j = i + 1; j < 9; j++)
+            if (r[j] < r[i]) { double t = r[i]; r[i] = r[j]; r[j] = t; }
+    double worst = 0;
+    for (int t = 0; t < 64; t++) {
+        const long n = rand() % N, o = rand() % OC, p = rand() % P, q = (p / O) * st * S + (p % O) * st;
+        double s = b[o];
+        for (long c = 0; c < C; c++) s += (double)w[o * C + c] * x[((n * (C / 16) + c / 16) * PI + q) * 16 + c % 16];
+        if (s < 0) s = 0;
+        const double got = y[((n * (OC / 16) + o / 16) * P + p) * 16 + o % 16];
+        const double e = fabs(got - s) / (fabs(s) > 1e-3 ? fabs(s) : 1e-3);
+        if (e > worst) worst = e;
+    }
+    printf("N%ld %ld->%ld %ldx%ld stride %ld %s: nchw16c %.1f GFLOPS, %.3f ms, best %.1f GFLOPS (worst relative error %.1e)\n",
+           N, C, OC, O, O, st, cold ? "cold" : "warm", flop / r[4] * 1e-9, r[4] * 1e3, flop / r[0] * 1e-9, worst);
+    return sink == 12345.f;
+}
