@@ -67,11 +67,25 @@ static inline void tile(const float *x, const float *wg, const float *b, float *
             _mm512_storeu_ps(y + ((ob + f) * P + p + i) * 16, last ? _mm512_max_ps(acc[f][i], zero) : acc[f][i]);
 }
 
-// The full tile with constant sizes, so the compiler keeps the 24 accumulators in registers.
-static void tile4x6(const float *x, const float *wg, const float *b, float *y, long P, long ob, long p, long c0,
-                    long c1, int first, int last) {
-    tile(x, wg, b, y, P, ob, 4, p, 6, c0, c1, first, last);
-}
+// Tiles with constant sizes, so that the compiler keeps the accumulators in registers: every count of
+// blocks (1-4) with 6 positions, and the plane's last positions (1-5) apart.
+typedef void tile_fn(const float *, const float *, const float *, float *, long, long, long, long, long, int, int);
+#define TILE(NB, NP)                                                                                                  \
+    static void tile##NB##x##NP(const float *x, const float *wg, const float *b, float *y, long P, long ob, long p,   \
+                                long c0, long c1, int first, int last) {                                              \
+        tile(x, wg, b, y, P, ob, NB, p, NP, c0, c1, first, last);                                                     \
+    }
+#define TILES(NB) TILE(NB, 1) TILE(NB, 2) TILE(NB, 3) TILE(NB, 4) TILE(NB, 5) TILE(NB, 6)
+TILES(1)
+TILES(2)
+TILES(3)
+TILES(4)
+static tile_fn *const tiles_by[4][6] = {
+    {tile1x1, tile1x2, tile1x3, tile1x4, tile1x5, tile1x6},
+    {tile2x1, tile2x2, tile2x3, tile2x4, tile2x5, tile2x6},
+    {tile3x1, tile3x2, tile3x3, tile3x4, tile3x5, tile3x6},
+    {tile4x1, tile4x2, tile4x3, tile4x4, tile4x5, tile4x6},
+};
 
 // The weights the next chunk will read (the next group's first chunk after a group's last), as T0
 // prefetches spread over this chunk's tiles: on small planes (7x7: 9 tiles per chunk) a chunk's 32 KB
@@ -99,15 +113,15 @@ static void conv_s1(const float *x, const float *wp, const float *b, float *y, l
                 const float *next = !last ? wg + c1 * nb * 16 : ob + 4 < OB ? wp + (ob + 4) * 16 * C : NULL;
                 const long next_floats = !last ? ((C < c1 + CHUNK ? C : c1 + CHUNK) - c1) * nb * 16
                                                : (CHUNK < C ? CHUNK : C) * nnb * 16;
+                tile_fn *const full = tiles_by[nb - 1][5];
                 long p = 0, t = 0;
-                if (nb == 4)
-                    for (; p + 6 <= P; p += 6, t++) {
-                        prefetch_part(next, next_floats, t, tiles);
-                        tile4x6(xn, wg, b, yn, P, ob, p, c0, c1, first, last);
-                    }
-                for (; p < P; p += 6, t++) {
+                for (; p + 6 <= P; p += 6, t++) {
                     prefetch_part(next, next_floats, t, tiles);
-                    tile(xn, wg, b, yn, P, ob, nb, p, (int)(P - p < 6 ? P - p : 6), c0, c1, first, last);
+                    full(xn, wg, b, yn, P, ob, p, c0, c1, first, last);
+                }
+                if (p < P) {
+                    prefetch_part(next, next_floats, t, tiles);
+                    tiles_by[nb - 1][P - p - 1](xn, wg, b, yn, P, ob, p, c0, c1, first, last);
                 }
             }
         }
@@ -132,19 +146,22 @@ static void conv(const float *x, const float *wp, const float *b, float *y, long
 
 int main(int argc, char **argv) {
     if (argc < 6 || argc > 7 || (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold"))) {
-        fprintf(stderr, "usage: pointwise_nchwc N C SIZE STRIDE OC [warm|cold]   (C and OC multiples of 16)\n");
+        fprintf(stderr, "usage: pointwise_nchwc N C SIZE STRIDE OC [warm|cold]   (C a multiple of 16)\n");
         return 2;
     }
     const long N = atol(argv[1]), C = atol(argv[2]), S = atol(argv[3]), st = atol(argv[4]), OC = atol(argv[5]);
     const int cold = argc == 7 && !strcmp(argv[6], "cold");
-    if (N < 1 || C < 16 || C % 16 || OC < 16 || OC % 16 || S < 1 || st < 1 || st > S) {
-        fprintf(stderr, "pointwise_nchwc: needs N, SIZE >= 1, 1 <= STRIDE <= SIZE, C and OC positive multiples of 16\n");
+    if (N < 1 || C < 16 || C % 16 || OC < 1 || S < 1 || st < 1 || st > S) {
+        fprintf(stderr, "pointwise_nchwc: needs N, OC, SIZE >= 1, 1 <= STRIDE <= SIZE, C a positive multiple of 16\n");
         return 2;
     }
     const long O = (S - 1) / st + 1, P = O * O, PI = S * S;
     float *xs = aligned_alloc(64, sizeof(float) * N * C * P);
-    float *x = aligned_alloc(64, sizeof(float) * N * C * PI), *y = aligned_alloc(64, sizeof(float) * N * OC * P);
-    float *w = malloc(sizeof(float) * OC * C), *wp = aligned_alloc(64, sizeof(float) * OC * C), *b = malloc(sizeof(float) * OC);
+    // output channels padded to whole blocks (zero weights and bias), as a blocked layout holds them
+    const long OCp = (OC + 15) / 16 * 16;
+    float *x = aligned_alloc(64, sizeof(float) * N * C * PI), *y = aligned_alloc(64, sizeof(float) * N * OCp * P);
+    float *w = calloc((size_t)(OCp * C), sizeof(float)), *wp = aligned_alloc(64, sizeof(float) * OCp * C);
+    float *b = calloc((size_t)OCp, sizeof(float));
     const size_t junk_floats = 16u << 20;
     float *junk = malloc(sizeof(float) * junk_floats);
     if (!x || !xs || !y || !w || !wp || !b || !junk) {
@@ -156,8 +173,8 @@ int main(int argc, char **argv) {
     for (long i = 0; i < OC * C; i++) w[i] = ((float)((double)rand() / RAND_MAX) - 0.5f) * 0.1f;
     for (long i = 0; i < OC; i++) b[i] = (float)((double)rand() / RAND_MAX) * 0.1f;
     for (size_t i = 0; i < junk_floats; i++) junk[i] = (float)i;
-    for (long ob = 0; ob < OC / 16; ob += 4) {
-        const long nb = OC / 16 - ob < 4 ? OC / 16 - ob : 4;
+    for (long ob = 0; ob < OCp / 16; ob += 4) {
+        const long nb = OCp / 16 - ob < 4 ? OCp / 16 - ob : 4;
         for (long c = 0; c < C; c++)
             for (long f = 0; f < nb; f++)
                 for (int j = 0; j < 16; j++) wp[ob * 16 * C + (c * nb + f) * 16 + j] = w[((ob + f) * 16 + j) * C + c];
@@ -173,7 +190,7 @@ int main(int argc, char **argv) {
             sink += s;
         }
         const double t0 = now();
-        conv(x, wp, b, y, N, C, S, st, O, OC, xs);
+        conv(x, wp, b, y, N, C, S, st, O, OCp, xs);
         if (k >= 0) r[k] = now() - t0;
     }
     for (int i = 0; i < 9; i++)
@@ -185,7 +202,7 @@ int main(int argc, char **argv) {
         double s = b[o];
         for (long c = 0; c < C; c++) s += (double)w[o * C + c] * x[((n * (C / 16) + c / 16) * PI + q) * 16 + c % 16];
         if (s < 0) s = 0;
-        const double got = y[((n * (OC / 16) + o / 16) * P + p) * 16 + o % 16];
+        const double got = y[((n * (OCp / 16) + o / 16) * P + p) * 16 + o % 16];
         const double e = fabs(got - s) / (fabs(s) > 1e-3 ? fabs(s) : 1e-3);
         if (e > worst) worst = e;
     }
