@@ -4,7 +4,7 @@
  * Index equations (block of channels [c0, c1), Q = (c1 - c0)*S elements per image, q = (c - c0)*S + s):
  *   x_n[q] = x[(n*C + c0)*S + q];  acc[q] = sum over n in order of x_n[q] (double);
  *   the channel's total = acc[(c - c0)*S + 0] + ... + acc[(c - c0)*S + S - 1] + zeros for the lanes
- *   up to 8, added as the per-channel kernel adds its lanes (batchnorm.c: lanes_total for the forward's
+ *   up to 8, added as the per-channel kernel adds its lanes (batchnorm_channels.c: lanes_total for the forward's
  *   statistics, _mm512_reduce_add_pd of the two halves' sum for the gradient sums).
  */
 #include "plugin_support.h"
@@ -23,7 +23,7 @@ int bn_narrow_suits(int64_t S) { return S >= 1 && S <= BN_NARROW_MAX_S && ply_cp
 
 static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-// ---- the per-channel kernels (planes of any size), batchnorm.c's AVX-512 path
+// ---- the per-channel kernels (planes of any size), batchnorm_channels.c's AVX-512 path
 // dy where the fused relu's output y > 0 (NaN: 0), else dy; masked lanes are 0
 PLY_TARGET_AVX512 static inline __m512 masked_dy(const float *dy, const float *y, int64_t s, __mmask16 m) {
     __m512 g = _mm512_maskz_loadu_ps(m, dy + s);
@@ -46,7 +46,7 @@ PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void grad_sums_st
     *b1 = _mm512_fmadd_pd(g1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), *b1);
 }
 
-// batchnorm.c's channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
+// batchnorm_channels.c's channel_grad_sums_plain, 16 elements a step: the same per-element double accumulation (the
 // plain loop's relu test kept GCC from vectorising it: 7% of a ResNet training step in scalar code).
 PLY_TARGET_AVX512 void bn_channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy,
                                                    const float *y, float mean, float invstd, int64_t c, int64_t N, int64_t C,
@@ -64,7 +64,7 @@ PLY_TARGET_AVX512 void bn_channel_grad_sums512(double *sum_dy, double *sum_dy_xh
     *sum_dy_xhat = _mm512_reduce_add_pd(_mm512_add_pd(b0, b1));
 }
 
-// batchnorm.c's channel_backward_input_plain, 16 elements a step (the same float arithmetic)
+// batchnorm_channels.c's channel_backward_input_plain, 16 elements a step (the same float arithmetic)
 PLY_TARGET_AVX512 void bn_channel_backward_input512(float *dx, const float *x, const float *dy, const float *y, float mean,
                                                         float invstd, float w, double sum_dy, double sum_dy_xhat,
                                                         int batch_stats, double count, int64_t c, int64_t N, int64_t C,
@@ -88,7 +88,7 @@ PLY_TARGET_AVX512 void bn_channel_backward_input512(float *dx, const float *x, c
 
 // ---- the narrow kernels
 
-// The channel's 8 double lanes as batchnorm.c's lanes_total adds them: t = 0, then lane 0 .. 7 in turn.
+// The channel's 8 double lanes as batchnorm_channels.c's lanes_total adds them: t = 0, then lane 0 .. 7 in turn.
 static double lanes_in_order(const double *acc, int64_t S) {
     double t = 0.0;
     for (int64_t l = 0; l < 8; l++) t += l < S ? acc[l] : 0.0;

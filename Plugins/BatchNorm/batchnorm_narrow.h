@@ -1,7 +1,7 @@
 /*
  * batchnorm2d on narrow planes (S = H*W of at most BN_NARROW_MAX_S values per channel and image:
  * ResNet-18's layer3 and layer4 at 32x32 input, 2x2 and 1x1), vectorised across channels instead of
- * along a channel's plane (batchnorm.c's kernels run one masked 16-lane vector per image and channel
+ * along a channel's plane (batchnorm_channels.c's kernels run one masked 16-lane vector per image and channel
  * there, 1 or 4 lanes of it used). Blocks of BN_NARROW_BLOCK channels; within a block, element
  * q = (c - c0)*S + s of image n is x[(n*C + c0)*S + q] (contiguous).
  *
@@ -42,7 +42,7 @@ void bn_narrow_backward_input(float *dx, const float *x, const float *dy, const 
                               const float *invstd, const float *w, const double *sum_dy, const double *sum_dy_xhat,
                               int batch_stats, double count, int64_t c0, int64_t c1, int64_t N, int64_t C, int64_t S);
 
-// batchnorm.c's per-channel kernels for planes of any size (channel_grad_sums, channel_backward_input),
+// batchnorm_channels.c's per-channel kernels for planes of any size (channel_grad_sums, channel_backward_input),
 // AVX-512, 16 elements of the channel's plane a step; kept here with the narrow ones (x86-64 only).
 void bn_channel_grad_sums512(double *sum_dy, double *sum_dy_xhat, const float *x, const float *dy, const float *y,
                              float mean, float invstd, int64_t c, int64_t N, int64_t C, int64_t S);

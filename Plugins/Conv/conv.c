@@ -73,7 +73,8 @@
  * of the output's shape, added before the activation: relu(conv + r), a
  * residual block's last conv with its add + relu (conv_residual.h).
  * The scratch lives in the instance and only grows. Attributes and creation:
- * conv_create.c; the choice of plan per call: conv_plan.c; the layer's state: conv_layer.h.
+ * conv_create.c; the choice of plan per call: conv_plan.c; the backward: conv_backward.c; the layer's
+ * state and the steps the forward and the backward share: conv_layer.h.
  */
 #include "plugin_support.h"
 
@@ -95,30 +96,13 @@
 #include "conv_spans.h"
 #include "conv_stem.h"
 #include "conv_winograd.h"
-#include "conv_winograd_backward.h"
-#include "conv_winograd_wgrad.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
 
 // ----------------------------------------------------------------------------
 // the direct kernels, one chunk of the batch per host thread
 
-// Everything one chunk of the batch needs; shared read-only by all chunks.
-typedef struct {
-    const ply_layer *L;
-    int64_t N, chunks;
-    size_t slice;       // floats of scratch per chunk
-    const float *x;     // [N, C, H, W]
-    float *y;           // [N, OC, OH, OW] (forward)
-    const float *dy;    // [N, OC, OH, OW] (backward)
-    float *dx;          // [N, C, H, W] or NULL (backward)
-    const float *y_relu; // backward with a fused relu: its output (masks dy), else NULL
-    direct_geom dg;     // the geometry
-    int by_channels;    // forward: chunk t computes every image's output channels [8*B*t/chunks, 8*B*(t+1)/chunks)
-                        // (B = ceil(OC/8) blocks of 8; the last range ends at OC), not images [N*t/chunks, ..)
-} direct_job;
-
-static void chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1) {
+void conv_chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1) {
     *n0 = j->N * t / j->chunks;
     *n1 = j->N * (t + 1) / j->chunks;
 }
@@ -138,36 +122,15 @@ static void direct_forward_chunks(void *ctx, int64_t begin, int64_t end) {
             continue;
         }
         int64_t n0, n1;
-        chunk_bounds(j, t, &n0, &n1);
+        conv_chunk_bounds(j, t, &n0, &n1);
         conv_direct_forward(&j->dg, j->L->wflip, bias, j->L->relu, j->x, j->y, n0, n1, scratch);
-    }
-}
-
-// The fused relu's derivative: dymask = grad_output where output > 0, else 0, for images [n0, n1).
-typedef struct { const float *y, *dy; float *out; int64_t per_image; } mask_job;
-
-static void mask_images(void *ctx, int64_t n0, int64_t n1) {
-    const mask_job *m = ctx;
-    for (int64_t i = n0 * m->per_image, e = n1 * m->per_image; i < e; i++) {
-        float g = m->dy[i];
-        m->out[i] = m->y[i] > 0.0f ? g : 0.0f;
-    }
-}
-
-static void direct_backward_chunks(void *ctx, int64_t begin, int64_t end) {
-    const direct_job *j = ctx;
-    for (int64_t t = begin; t < end; t++) {
-        int64_t n0, n1;
-        chunk_bounds(j, t, &n0, &n1);
-        conv_direct_backward(&j->dg, j->L->wflip, j->x, j->dy, j->y_relu, j->dx, n0, n1,
-                             j->L->scratch + (size_t)t * j->slice, j->L->has_bias);
     }
 }
 
 // ----------------------------------------------------------------------------
 // vtable
 
-static ply_status grow_scratch(ply_layer *L, size_t floats) {
+ply_status conv_grow_scratch(ply_layer *L, size_t floats) {
     if (floats <= L->scratch_floats) return PLY_OK;
     L->taps_kept = 0;
     L->host->free(L->host, L->scratch);
@@ -225,18 +188,18 @@ static ply_status conv_infer_shape(ply_layer *L, int32_t n_inputs, const ply_sha
     return n_inputs > 1 ? check_residual(L, &inputs[1], output) : PLY_OK;
 }
 
-static ply_status check_tensor(ply_layer *L, const ply_tensor *t, const char *what) {
+ply_status conv_check_tensor(ply_layer *L, const ply_tensor *t, const char *what) {
     if (t->strides || t->dtype != PLY_DTYPE_F32)
         return ply_errorf(L->host, PLY_ERR_UNSUPPORTED, "conv2d: %s must be a compact float32 tensor", what);
     return PLY_OK;
 }
 
 // The geometry of this call, after checking the tensors.
-static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor *y, conv_geom *g) {
+ply_status conv_call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor *y, conv_geom *g) {
     ply_status st;
     ply_shape os;
-    if ((st = check_tensor(L, x, "input 0")) != PLY_OK) return st;
-    if ((st = check_tensor(L, y, "output")) != PLY_OK) return st;
+    if ((st = conv_check_tensor(L, x, "input 0")) != PLY_OK) return st;
+    if ((st = conv_check_tensor(L, y, "output")) != PLY_OK) return st;
     if ((st = conv_infer_shape(L, 1, &x->shape, &os)) != PLY_OK) return st;
     conv_geom c = {.N = x->shape.dims[0], .C = L->C, .H = x->shape.dims[2], .W = x->shape.dims[3], .OC = L->OC,
                    .KH = L->KH, .KW = L->KW, .SH = L->SH, .SW = L->SW, .PH = L->PH, .PW = L->PW,
@@ -246,7 +209,7 @@ static ply_status call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor 
 }
 
 // Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
-static int64_t gemm_threads(const ply_layer *L) {
+int64_t conv_gemm_threads(const ply_layer *L) {
     return ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
 }
 
@@ -262,7 +225,7 @@ static int64_t gemm_threads(const ply_layer *L) {
 
 // A direct-kernel job: one chunk of the batch per host thread, or at a small batch (forward) one range of
 // output channels per thread (by_channels).
-static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward) {
+ply_status conv_direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward) {
     direct_geom dg = {g->C, g->OC, g->KH, g->KW, g->PH, g->PW, g->H, g->W, g->OH, g->OW};
     int64_t threads = L->host->thread_count(L->host);
     memset(j, 0, sizeof *j);
@@ -287,7 +250,7 @@ static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float 
             return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for the direct kernel",
                               wbytes);
     }
-    return grow_scratch(L, j->slice * (size_t)j->chunks);
+    return conv_grow_scratch(L, j->slice * (size_t)j->chunks);
 }
 
 // A grouped (not depthwise) or dilated layer: conv_gemm.c once per group, on the group's channels of x and y
@@ -295,8 +258,8 @@ static ply_status direct_job_make(ply_layer *L, const conv_geom *g, const float 
 // [gi*C/G, (gi+1)*C/G) with weight rows gi*OC/G.. ([OC/G, C/G*KH*KW] each).
 static ply_status grouped_forward(ply_layer *L, const conv_geom *g, const float *x, float *y) {
     conv_geom gg = conv_group_geom(g, L->G);
-    int64_t threads = gemm_threads(L), HW = g->H * g->W, P = g->OH * g->OW, wg = gg.OC * gg.C * g->KH * g->KW;
-    ply_status st = grow_scratch(L, conv_gemm_forward_floats(&gg, threads));
+    int64_t threads = conv_gemm_threads(L), HW = g->H * g->W, P = g->OH * g->OW, wg = gg.OC * gg.C * g->KH * g->KW;
+    ply_status st = conv_grow_scratch(L, conv_gemm_forward_floats(&gg, threads));
     if (st != PLY_OK) return st;
     for (int64_t gi = 0; gi < L->G; gi++)
         conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &gg, L->weight + gi * wg,
@@ -305,27 +268,15 @@ static ply_status grouped_forward(ply_layer *L, const conv_geom *g, const float 
     return PLY_OK;
 }
 
-static ply_status grouped_backward(ply_layer *L, const conv_geom *g, const float *x, const float *dy, float *dx) {
-    conv_geom gg = conv_group_geom(g, L->G);
-    int64_t threads = gemm_threads(L), HW = g->H * g->W, P = g->OH * g->OW, wg = gg.OC * gg.C * g->KH * g->KW;
-    ply_status st = grow_scratch(L, conv_gemm_backward_floats(&gg, threads, L->rows_limit));
-    if (st != PLY_OK) return st;
-    for (int64_t gi = 0; gi < L->G; gi++)
-        conv_gemm_backward(L->host, threads, L->rows_limit, &gg, L->weight + gi * wg, x + gi * gg.C * HW,
-                           dy + gi * gg.OC * P, dx ? dx + gi * gg.C * HW : NULL, L->dweight + gi * wg,
-                           L->has_bias ? L->dbias + gi * gg.OC : NULL, L->scratch);
-    return PLY_OK;
-}
-
 static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     conv_geom g;
     L->taps_kept = 0;
-    ply_status st = call_geom(L, &inputs[0], output, &g);
+    ply_status st = conv_call_geom(L, &inputs[0], output, &g);
     if (st != PLY_OK) return st;
     const float *res = NULL; // the residual (input 1), added before the activation (conv_residual.h)
     if (n_inputs > 1) {
         ply_shape shapes[2] = {inputs[0].shape, inputs[1].shape}, os;
-        if ((st = check_tensor(L, &inputs[1], "input 1")) != PLY_OK) return st;
+        if ((st = conv_check_tensor(L, &inputs[1], "input 1")) != PLY_OK) return st;
         if ((st = conv_infer_shape(L, 2, shapes, &os)) != PLY_OK) return st;
         res = inputs[1].data;
     }
@@ -341,7 +292,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     }
     if (conv_use_depthwise(L)) {
         int64_t threads = L->host->thread_count(L->host);
-        if ((st = grow_scratch(L, conv_dw_forward_floats(&g, threads))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_dw_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_dw_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                         output->data, L->scratch);
         return PLY_OK;
@@ -349,16 +300,16 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     if (!conv_is_plain(L)) return grouped_forward(L, &g, inputs[0].data, output->data);
     if (conv_use_direct(L)) {
         direct_job j;
-        if ((st = direct_job_make(L, &g, inputs[0].data, &j, 0)) != PLY_OK) return st;
+        if ((st = conv_direct_job_make(L, &g, inputs[0].data, &j, 0)) != PLY_OK) return st;
         j.y = output->data;
         conv_direct_pack(&j.dg, L->weight, L->wflip);
         if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, direct_forward_chunks, &j);
         else direct_forward_chunks(&j, 0, 1);
         return PLY_OK;
     }
-    int64_t threads = gemm_threads(L);
+    int64_t threads = conv_gemm_threads(L);
     if (conv_use_1x1(L, &g)) {
-        if ((st = grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_1x1_forward_floats(&g, threads))) != PLY_OK) return st;
         // in evaluation, large planes read the weights packed once per weight version (in training they
         // change every step: packing would cost a pass over them per forward)
         float *wp = NULL;
@@ -379,7 +330,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     // direct kernel's products zeros)
     if (!taps && conv_use_spans(L, &g)) {
         const float *Wp;
-        if ((st = grow_scratch(L, conv_spans_forward_floats(&g))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_spans_forward_floats(&g))) != PLY_OK) return st;
         if ((st = conv_spans_cache_get(&L->spans, L->host, threads, &g, L->weight, 1, &Wp)) != PLY_OK) return st;
         conv_spans_forward(L->host, L->host->thread_count(L->host), &g, Wp, L->has_bias ? L->bias : NULL, L->relu,
                            inputs[0].data, output->data, L->scratch);
@@ -390,7 +341,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         const float *Wp;
         conv_geom gc = g;
         if (chunk > 0) gc.N = chunk;
-        if ((st = grow_scratch(L, conv_panels_forward_floats(&gc))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_panels_forward_floats(&gc))) != PLY_OK) return st;
         if ((st = conv_panels_cache_get(&L->panels, L->host, threads, &gc, L->weight, 1, &Wp)) != PLY_OK) return st;
         const float *x = inputs[0].data;
         float *y = output->data;
@@ -405,14 +356,14 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     if (!taps && conv_use_s2d(L, &g)) {
         // the folded weights' U kept in L->wino (a layer takes s2d or Winograd, not both: the cache's form
         // tells them apart)
-        if ((st = grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_s2d_forward_floats(&g, threads))) != PLY_OK) return st;
         return conv_s2d_forward(&L->wino, L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL,
                                        L->relu, inputs[0].data, output->data, L->scratch);
     }
     if (!taps && conv_use_winograd(L, &g)) {
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
         const float *U;
-        if ((st = grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
         if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, 1, &U)) != PLY_OK) return st;
         conv_winograd_forward_u(L->host, threads, &g, m, U, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                                 output->data, L->scratch);
@@ -421,110 +372,21 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
     if (taps) {
         // in training, room for the backward too, which then reuses the gathers left at the start
         size_t floats = conv_taps_forward_floats(&g), back = conv_taps_backward_floats(&g);
-        if ((st = grow_scratch(L, L->training && back > floats ? back : floats)) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, L->training && back > floats ? back : floats)) != PLY_OK) return st;
         conv_taps_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
         L->taps_kept = L->training;
         return PLY_OK;
     }
     if (conv_use_stem(L, &g)) {
-        if ((st = grow_scratch(L, conv_stem_forward_floats(&g, threads))) != PLY_OK) return st;
+        if ((st = conv_grow_scratch(L, conv_stem_forward_floats(&g, threads))) != PLY_OK) return st;
         conv_stem_forward(L->host, threads, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu, inputs[0].data,
                           output->data, L->scratch);
         return PLY_OK;
     }
-    if ((st = grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
+    if ((st = conv_grow_scratch(L, conv_gemm_forward_floats(&g, threads))) != PLY_OK) return st;
     conv_gemm_forward(L->host, threads, L->algorithm != ALGO_BLAS, &g, L->weight, L->has_bias ? L->bias : NULL, L->relu,
                       inputs[0].data, output->data, L->scratch);
-    return PLY_OK;
-}
-
-static ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
-                                const ply_tensor *grad_output, ply_tensor *grad_inputs) {
-    (void)n_inputs;
-    conv_geom g;
-    if (!L->trainable)
-        return ply_errorf(L->host, PLY_ERR_UNSUPPORTED, "conv2d: an inference-only conv (trainable=false) has no backward");
-    ply_status st = call_geom(L, &inputs[0], output, &g);
-    if (st != PLY_OK) return st;
-    if ((st = check_tensor(L, grad_output, "grad_output")) != PLY_OK) return st;
-    if (g.N == 0) return PLY_OK;
-    const float *dy = grad_output->data;
-    if (L->relu && !conv_use_direct(L)) { // (the direct kernels mask while they copy dy)
-        size_t n = (size_t)(g.N * g.OC * g.OH * g.OW);
-        if (n > L->dymask_floats) {
-            L->host->free(L->host, L->dymask);
-            L->dymask = L->host->alloc(L->host, n * sizeof(float));
-            L->dymask_floats = L->dymask ? n : 0;
-            if (!L->dymask)
-                return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for the fused relu's gradient",
-                                  n * sizeof(float));
-        }
-        mask_job m = {output->data, dy, L->dymask, g.OC * g.OH * g.OW};
-        L->host->parallel_for(L->host, g.N, 1, mask_images, &m);
-        dy = L->dymask;
-    }
-    if (conv_use_depthwise(L)) {
-        int64_t threads = L->host->thread_count(L->host);
-        if ((st = grow_scratch(L, conv_dw_backward_floats(&g, threads))) != PLY_OK) return st;
-        conv_dw_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
-                         L->has_bias ? L->dbias : NULL, L->scratch);
-        return PLY_OK;
-    }
-    if (!conv_is_plain(L)) return grouped_backward(L, &g, inputs[0].data, dy, grad_inputs[0].data);
-    if (!conv_use_direct(L)) {
-        int64_t threads = gemm_threads(L);
-        int taps;
-        if ((st = conv_use_taps(L, &g, &taps)) != PLY_OK) return st;
-        if (taps) {
-            if ((st = grow_scratch(L, conv_taps_backward_floats(&g))) != PLY_OK) return st;
-            conv_taps_backward(L->host, threads, &g, L->weight, inputs[0].data, dy, grad_inputs[0].data, L->dweight,
-                               L->has_bias ? L->dbias : NULL, L->scratch, L->taps_kept);
-            return PLY_OK;
-        }
-        float *dx = grad_inputs[0].data;
-        int wino_dx = dx && conv_use_winograd(L, &g) && conv_winograd_backward_data_suits(&g);
-        // the weight gradient by Winograd too where the input gradient needs no im2col (conv_winograd_wgrad.h)
-        int wino_dw = conv_use_winograd(L, &g) && conv_winograd_wgrad_suits(&g) && (!dx || wino_dx);
-        size_t floats = wino_dw ? conv_winograd_wgrad_floats(&g, threads)
-                                : conv_gemm_backward_floats(&g, threads, L->rows_limit);
-        if (wino_dx && conv_winograd_backward_data_floats(&g, threads) > floats)
-            floats = conv_winograd_backward_data_floats(&g, threads);
-        if ((st = grow_scratch(L, floats)) != PLY_OK) return st;
-        // the input gradient by Winograd where the forward took it (conv_winograd_backward.h), else with dW
-        if (wino_dw)
-            conv_winograd_wgrad(L->host, threads, &g, inputs[0].data, dy, L->dweight, L->has_bias ? L->dbias : NULL,
-                                L->scratch);
-        else
-            conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, wino_dx ? NULL : dx,
-                               L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
-        if (wino_dx) conv_winograd_backward_data(L->host, threads, &g, L->weight, dy, dx, L->scratch);
-        return PLY_OK;
-    }
-    direct_job j;
-    if ((st = direct_job_make(L, &g, inputs[0].data, &j, 1)) != PLY_OK) return st;
-    j.dy = dy;
-    j.dx = grad_inputs[0].data;
-    j.y_relu = L->relu ? output->data : NULL;
-    if (j.dx) conv_direct_flip(&j.dg, L->weight, L->wflip);
-    if (j.chunks > 1) L->host->parallel_for(L->host, j.chunks, 1, direct_backward_chunks, &j);
-    else direct_backward_chunks(&j, 0, 1);
-    // sum the per-chunk, per-lane partials into the parameter gradients
-    int64_t nw = L->OC * L->C * L->KH * L->KW;
-    for (int64_t t = 0; t < j.chunks; t++) {
-        const float *dwv = L->scratch + (size_t)t * j.slice, *dbv = dwv + nw * 16;
-        for (int64_t i = 0; i < nw; i++) {
-            float s = 0.0f;
-            for (int k = 0; k < 16; k++) s += dwv[i * 16 + k];
-            L->dweight[i] += s;
-        }
-        if (L->has_bias)
-            for (int64_t o = 0; o < L->OC; o++) {
-                float s = 0.0f;
-                for (int k = 0; k < 16; k++) s += dbv[o * 16 + k];
-                L->dbias[o] += s;
-            }
-    }
     return PLY_OK;
 }
 

@@ -196,7 +196,7 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     L->weight = host->alloc(host, wbytes);
     // gradients zeroed by the host without a write: a model that never trains never touches them
     if (L->trainable) L->dweight = ply_alloc_zeroed(host, wbytes);
-    // wflip is taken on the first direct-kernel call (direct_job_make): only those layers use it, and
+    // wflip is taken on the first direct-kernel call (conv_direct_job_make): only those layers use it, and
     // unwritten it would still cost memory wherever the host places it on huge pages (its arena)
     if (L->has_bias) {
         L->bias = host->alloc(host, bbytes);

@@ -1,6 +1,8 @@
 /*
- * The conv2d layer's state, shared by conv.c (the vtable: shapes, forward, backward,
- * parameters, describe) and conv_create.c (attributes, creation, the attribute schema).
+ * The conv2d layer's state, shared by conv.c (the vtable: shapes, forward, parameters, describe),
+ * conv_backward.c (the backward), conv_create.c (attributes, creation, the attribute schema) and
+ * conv_plan.c (the plan of a call); and the steps of a call that conv.c's forward and
+ * conv_backward.c's backward share (conv.c).
  */
 #ifndef PLY_CONV_LAYER_H
 #define PLY_CONV_LAYER_H
@@ -8,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conv_direct.h"
 #include "conv_winograd.h"
 #include "ply/plugin.h"
 #include "plugin_support.h"
@@ -73,6 +76,42 @@ int conv_use_stem(const ply_layer *L, const conv_geom *g);
 int conv_use_s2d(const ply_layer *L, const conv_geom *g);
 // Images per call where "auto" in evaluation runs a batch through the panels a few images at a time, else 0.
 int64_t conv_panels_chunk(const ply_layer *L, const conv_geom *g);
+
+// The steps of a call that conv.c's forward and conv_backward.c's backward share (conv.c).
+
+/** The scratch grown to at least `floats` (it only grows; growing drops the kept live-tap gathers). */
+ply_status conv_grow_scratch(ply_layer *L, size_t floats);
+/** An error unless t is a compact float32 tensor; `what` names it in the message. */
+ply_status conv_check_tensor(ply_layer *L, const ply_tensor *t, const char *what);
+/** The geometry of this call, after checking the tensors. */
+ply_status conv_call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor *y, conv_geom *g);
+/** Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself. */
+int64_t conv_gemm_threads(const ply_layer *L);
+
+// Everything one chunk of the batch needs; shared read-only by all chunks.
+typedef struct {
+    const ply_layer *L;
+    int64_t N, chunks;
+    size_t slice;       // floats of scratch per chunk
+    const float *x;     // [N, C, H, W]
+    float *y;           // [N, OC, OH, OW] (forward)
+    const float *dy;    // [N, OC, OH, OW] (backward)
+    float *dx;          // [N, C, H, W] or NULL (backward)
+    const float *y_relu; // backward with a fused relu: its output (masks dy), else NULL
+    direct_geom dg;     // the geometry
+    int by_channels;    // forward: chunk t computes every image's output channels [8*B*t/chunks, 8*B*(t+1)/chunks)
+                        // (B = ceil(OC/8) blocks of 8; the last range ends at OC), not images [N*t/chunks, ..)
+} direct_job;
+
+/** Images [n0, n1) of chunk t of a direct-kernel job. */
+void conv_chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1);
+/** A direct-kernel job (conv_direct.c): one chunk of the batch per host thread, or at a small batch
+ *  (forward) one range of output channels per thread (by_channels); grows the scratch to its chunks'. */
+ply_status conv_direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward);
+
+/** The type's backward (conv_backward.c). */
+ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
+                         const ply_tensor *grad_output, ply_tensor *grad_inputs);
 
 PLY_INTERNAL_END
 #endif

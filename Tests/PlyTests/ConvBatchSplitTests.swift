@@ -7,7 +7,7 @@ import Testing
 /// evaluation and training, the relu fused or not:
 /// - the direct kernel (Plugins/Conv/conv_direct.c: stride 1, at most 16 input and 64 output
 ///   channels, AVX-512) with fewer images than threads splits each image's output channels over the
-///   threads in ranges of whole blocks of 8 (conv.c, `direct_job_make`);
+///   threads in ranges of whole blocks of 8 (conv.c, `conv_direct_job_make`);
 /// - the spans kernel (conv_spans.c: 1x7 / 7x1 / 5x5 with 32+ channels, evaluation) pads its input by
 ///   ranges of planes on every thread, at batch 1 too; where its panels do not divide among the
 ///   threads (140 output channels, 5 panels) each thread takes an even share of the positions, cut
