@@ -2,7 +2,9 @@
 // and relu on NCHW16c activations — a position's 16 channels contiguous, as ONNX Runtime's NCHWc and
 // ncnn's pack16 hold them between layers — timed alone like Benchmarks/pointwise_kernel.c (1
 // thread, thread CPU time, the median of 9 calls, "cold": a 64 MB buffer read and then the input
-// before each call), so that `Benchmarks/pointwise-vs-ort` can set it beside ORT's node. It is a
+// before each call; "xcore": instead the input rewritten from CPU 0 while the calls run on CPU 1, as
+// at batch 1 on 2 threads where a layer reads what the other core wrote), so that
+// `Benchmarks/pointwise-vs-ort` can set it beside ORT's node. It is a
 // measurement of the kernel a blocked layout would allow, not Ply's code: the layers would also
 // have to hand such tensors on to each other (the ABI's layout negotiation), which is not built.
 //
@@ -18,13 +20,15 @@
 // chunk's weights for 4 blocks, 64 x CHUNK floats, stay in L1 while the positions pass); y is
 // accumulated across chunks.
 //
-//   clang -O2 -march=native -o /tmp/pointwise_nchwc Benchmarks/pointwise_nchwc.c -lm
-//   /tmp/pointwise_nchwc 4 64 56 1 256 cold     # N C SIZE STRIDE OC [warm|cold]; C, OC multiples of 16
+//   clang -O2 -march=native -pthread -o /tmp/pointwise_nchwc Benchmarks/pointwise_nchwc.c -lm
+//   /tmp/pointwise_nchwc 4 64 56 1 256 cold     # N C SIZE STRIDE OC [warm|cold|xcore]; C a multiple of 16
 //
 // Linux, x86-64 with AVX-512 only. Not used by the build, the tests or CI.
 #define _GNU_SOURCE
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,13 +148,40 @@ static void conv(const float *x, const float *wp, const float *b, float *y, long
     conv_s1(xs, wp, b, y, N, C, O * O, OC);
 }
 
+// Pins the calling thread to one CPU; 0 on success.
+static int pin(int cpu) {
+    cpu_set_t cs;
+    CPU_ZERO(&cs);
+    CPU_SET(cpu, &cs);
+    return pthread_setaffinity_np(pthread_self(), sizeof cs, &cs);
+}
+
+// xcore: dst[i] = src[i] for i < n, written from CPU 0.
+typedef struct {
+    float *dst;
+    const float *src;
+    size_t n;
+    int ok;
+} rewrite_job;
+static void *rewrite(void *p) {
+    rewrite_job *j = p;
+    j->ok = pin(0) == 0;
+    memcpy(j->dst, j->src, j->n * sizeof(float));
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 6 || argc > 7 || (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold"))) {
-        fprintf(stderr, "usage: pointwise_nchwc N C SIZE STRIDE OC [warm|cold]   (C a multiple of 16)\n");
+    if (argc < 6 || argc > 7 ||
+        (argc == 7 && strcmp(argv[6], "warm") && strcmp(argv[6], "cold") && strcmp(argv[6], "xcore"))) {
+        fprintf(stderr, "usage: pointwise_nchwc N C SIZE STRIDE OC [warm|cold|xcore]   (C a multiple of 16)\n");
         return 2;
     }
     const long N = atol(argv[1]), C = atol(argv[2]), S = atol(argv[3]), st = atol(argv[4]), OC = atol(argv[5]);
-    const int cold = argc == 7 && !strcmp(argv[6], "cold");
+    const int xcore = argc == 7 && !strcmp(argv[6], "xcore"), cold = xcore || (argc == 7 && !strcmp(argv[6], "cold"));
+    if (xcore && pin(1) != 0) {
+        fprintf(stderr, "pointwise_nchwc: xcore needs CPUs 0 and 1\n");
+        return 1;
+    }
     if (N < 1 || C < 16 || C % 16 || OC < 1 || S < 1 || st < 1 || st > S) {
         fprintf(stderr, "pointwise_nchwc: needs N, OC, SIZE >= 1, 1 <= STRIDE <= SIZE, C a positive multiple of 16\n");
         return 2;
@@ -164,7 +195,8 @@ int main(int argc, char **argv) {
     float *b = calloc((size_t)OCp, sizeof(float));
     const size_t junk_floats = 16u << 20;
     float *junk = malloc(sizeof(float) * junk_floats);
-    if (!x || !xs || !y || !w || !wp || !b || !junk) {
+    float *x0 = xcore ? malloc(sizeof(float) * N * C * PI) : x;
+    if (!x || !xs || !y || !w || !wp || !b || !junk || !x0) {
         fprintf(stderr, "pointwise_nchwc: out of memory\n");
         return 1;
     }
@@ -173,6 +205,7 @@ int main(int argc, char **argv) {
     for (long i = 0; i < OC * C; i++) w[i] = ((float)((double)rand() / RAND_MAX) - 0.5f) * 0.1f;
     for (long i = 0; i < OC; i++) b[i] = (float)((double)rand() / RAND_MAX) * 0.1f;
     for (size_t i = 0; i < junk_floats; i++) junk[i] = (float)i;
+    if (xcore) memcpy(x0, x, sizeof(float) * N * C * PI);
     for (long ob = 0; ob < OCp / 16; ob += 4) {
         const long nb = OCp / 16 - ob < 4 ? OCp / 16 - ob : 4;
         for (long c = 0; c < C; c++)
@@ -186,7 +219,16 @@ int main(int argc, char **argv) {
         if (cold) {
             float s = 0;
             for (size_t i = 0; i < junk_floats; i += 16) s += junk[i];
-            for (long i = 0; i < N * C * PI; i += 16) s += x[i];
+            if (xcore) {
+                rewrite_job rj = {x, x0, (size_t)(N * C * PI), 0};
+                pthread_t th;
+                if (pthread_create(&th, NULL, rewrite, &rj) != 0 || pthread_join(th, NULL) != 0 || !rj.ok) {
+                    fprintf(stderr, "pointwise_nchwc: the xcore writer thread failed\n");
+                    return 1;
+                }
+            } else {
+                for (long i = 0; i < N * C * PI; i += 16) s += x[i];
+            }
             sink += s;
         }
         const double t0 = now();
@@ -207,6 +249,6 @@ int main(int argc, char **argv) {
         if (e > worst) worst = e;
     }
     printf("N%ld %ld->%ld %ldx%ld stride %ld %s: nchw16c %.1f GFLOPS, %.3f ms, best %.1f GFLOPS (worst relative error %.1e)\n",
-           N, C, OC, O, O, st, cold ? "cold" : "warm", flop / r[4] * 1e-9, r[4] * 1e3, flop / r[0] * 1e-9, worst);
+           N, C, OC, O, O, st, xcore ? "xcore" : cold ? "cold" : "warm", flop / r[4] * 1e-9, r[4] * 1e3, flop / r[0] * 1e-9, worst);
     return sink == 12345.f;
 }
