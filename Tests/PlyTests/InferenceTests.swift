@@ -47,4 +47,36 @@ import Testing
         #expect(throws: PlyError.self) { try x.withUnsafeBufferPointer { _ = try net.infer($0, shape: [1, 1, 28, 28]) } }
         #expect(throws: PlyError.self) { try x.withUnsafeBufferPointer { _ = try net.infer($0, shape: [10, 1, 2, 2]) } }
     }
+
+    /// The plan follows the graph: after an `infer`, a node added or an earlier node made the
+    /// output is planned again. (The plan used to stay: the added node indexed past it, a trap,
+    /// and an earlier output came back from a buffer a later node had reused: wrong values.)
+    @Test func inferFollowsGraphChanges() throws {
+        let net = Model(runtime: sharedRuntime)
+        try net.add("fc1", "linear", [("in_features", .int(8)), ("out_features", .int(8))])
+        try net.add("act1", "relu")
+        try net.add("fc2", "linear", [("in_features", .int(8)), ("out_features", .int(8))])
+        try net.add("act2", "relu")
+        try net.add("fc3", "linear", [("in_features", .int(8)), ("out_features", .int(4))])
+        net.isTraining = false
+        let shape: Shape = [3, 8]
+        var g = SplitMix64(seed: 5)
+        let x = (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+        func both() throws -> (forward: [Float], infer: [Float]) {
+            let f = try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }
+            let i = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+            return (f, i)
+        }
+        var r = try both()
+        #expect(r.infer == r.forward)
+        // fc1's buffer is free once act1 ran, and fc3 takes it: made the output, fc1 must keep it
+        net.output = try #require(net.node(named: "fc1"))
+        r = try both()
+        #expect(r.infer == r.forward, "an earlier output after an infer")
+        net.output = try #require(net.node(named: "fc3"))
+        _ = try both()
+        try net.add("act3", "relu")
+        r = try both()
+        #expect(r.infer.count == 12 && r.infer == r.forward, "a node added after an infer")
+    }
 }

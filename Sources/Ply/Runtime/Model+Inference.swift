@@ -137,7 +137,7 @@ extension Model {
     /// Assigns every value a buffer of the pool, reusing a buffer once the last node reading its
     /// value has run (nodes run in the order they were added), then allocates the pool.
     func planInference(_ inputShape: Shape) throws {
-        if inferInput == inputShape && inferFolding == !training { return }
+        if inferInput == inputShape && inferFolding == !training && inferGraph == (nodes.count, output) { return }
         let newShapes = try shapes(for: inputShape)
         releaseInference()
         if !training { planFolds() }
@@ -186,6 +186,7 @@ extension Model {
         inferSlot = slot
         inferShapes = newShapes
         inferCShapes = try newShapes.map { try $0.cShape() }
+        inferGraph = (nodes.count, output)
         inferInput = inputShape
     }
 

@@ -50,6 +50,10 @@ public final class Model: @unchecked Sendable {
     var inferCShapes: [ply_shape] = []
     var inferPool: [UnsafeMutablePointer<Float>] = []
     var inferSlot: [Int] = []
+    /// The graph the inference plan was made for: its node count and output. Nodes added, or
+    /// another output chosen, since then (the plan lets a value's buffer go once its last reader
+    /// ran, so an earlier node made the output must be planned again).
+    var inferGraph = (nodes: -1, output: -1)
     /// Set by `infer`, cleared by `forward`: the layers' saved state (argmax, masks) is not the
     /// forward's any more, so `backward` refuses to run.
     var inferredSinceForward = false
