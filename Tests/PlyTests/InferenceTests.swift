@@ -79,4 +79,32 @@ import Testing
         r = try both()
         #expect(r.infer.count == 12 && r.infer == r.forward, "a node added after an infer")
     }
+
+    /// A conv folded into the batch norm after it, later made the output: `forward` and `infer`
+    /// in evaluation compute it again. (The folds were planned once per node count: `forward`
+    /// returned the conv's never-written buffer, zeros, and `infer` indexed a buffer the plan had
+    /// not given it, a trap.)
+    @Test func aFoldedConvMadeTheOutputIsComputed() throws {
+        let net = Model(runtime: sharedRuntime)
+        try net.add("conv", "conv2d", [("in_channels", .int(2)), ("out_channels", .int(3)), ("kernel_size", .int(3)),
+                                       ("padding", .int(1))])
+        try net.add("bn", "batchnorm2d", [("num_features", .int(3))])
+        try net.add("act", "relu")
+        let shape: Shape = [2, 2, 5, 5]
+        var g = SplitMix64(seed: 8)
+        let x = (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+        net.output = try #require(net.node(named: "conv"))
+        // the conv's own values: training mode folds nothing
+        let reference = try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }
+        net.output = try #require(net.node(named: "act"))
+        net.isTraining = false
+        _ = try x.withUnsafeBufferPointer { try net.forward($0, shape: shape) }
+        _ = try x.withUnsafeBufferPointer { try net.infer($0, shape: shape) }
+        net.output = try #require(net.node(named: "conv"))
+        for (what, y) in [("forward", try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }),
+                          ("infer", try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) })] {
+            #expect(y.count == reference.count && zip(y, reference).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) },
+                    "\(what): the conv made the output after its fold ran")
+        }
+    }
 }

@@ -114,8 +114,9 @@ extension Model {
     /// Finds the conv2d -> batchnorm2d pairs `infer` folds in evaluation mode: the conv feeds
     /// nothing but the batch norm and is not the model's output (its own value is then never
     /// made). Once per graph.
+    /// A frozen model's folds are final (`checkFrozenOutput` refuses a folded-away output).
     func planFolds() {
-        guard foldsPlannedFor != nodes.count else { return }
+        guard !isFrozen, foldsPlannedFor != (nodes.count, output) else { return }
         folds = [:]
         foldedAway = []
         var uses = Array(repeating: 0, count: nodes.count)
@@ -131,7 +132,7 @@ extension Model {
             folds[b] = fold
             foldedAway.insert(a)
         }
-        foldsPlannedFor = nodes.count
+        foldsPlannedFor = (nodes.count, output)
     }
 
     /// Assigns every value a buffer of the pool, reusing a buffer once the last node reading its

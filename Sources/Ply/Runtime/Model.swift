@@ -58,11 +58,12 @@ public final class Model: @unchecked Sendable {
     /// forward's any more, so `backward` refuses to run.
     var inferredSinceForward = false
     /// `infer` in evaluation mode: conv2d -> batchnorm2d pairs as one folded conv, keyed by the
-    /// batch-norm node (see `ConvBatchNormFold`); made for `foldsPlannedFor` nodes.
+    /// batch-norm node (see `ConvBatchNormFold`); made for the graph `foldsPlannedFor` says (its
+    /// node count and output: a conv made the output is not folded away).
     var folds: [NodeID: ConvBatchNormFold] = [:]
     /// The conv nodes whose work a fold does (not run, no buffer, in a folded plan).
     var foldedAway: Set<NodeID> = []
-    var foldsPlannedFor = -1
+    var foldsPlannedFor = (nodes: -1, output: -1)
     /// The inference plan runs the folds (it was made in evaluation mode).
     var inferFolding = false
     /// The last `forward` ran the folds (evaluation mode): the folded convs' own values are unmade.
@@ -140,7 +141,7 @@ public final class Model: @unchecked Sendable {
             }
             plannedInput = nil
             inferInput = nil
-            foldsPlannedFor = -1
+            foldsPlannedFor = (-1, -1)
         }
         return fusedFrom.filter { $0 >= 0 }.count
     }
