@@ -107,4 +107,31 @@ import Testing
                     "\(what): the conv made the output after its fold ran")
         }
     }
+
+    /// An output id past the last node (or negative) is an error where the model runs, not a trap.
+    @Test func anOutputThatIsNoNodeIsAnError() throws {
+        let net = Model(runtime: sharedRuntime)
+        try net.add("fc", "linear", [("in_features", .int(3)), ("out_features", .int(2))])
+        let shape: Shape = [1, 3]
+        let x: [Float] = [1, 2, 3]
+        _ = try x.withUnsafeBufferPointer { try net.forward($0, shape: shape) }
+        let dy: [Float] = [1, 1]
+        for bad in [2, 99, -1] {
+            net.output = bad
+            for (what, call) in [("forward", { _ = try x.withUnsafeBufferPointer { try net.forward($0, shape: shape) } }),
+                                 ("infer", { _ = try x.withUnsafeBufferPointer { try net.infer($0, shape: shape) } }),
+                                 ("shapes", { _ = try net.shapes(for: shape) }),
+                                 ("backward", { _ = try dy.withUnsafeBufferPointer { try net.backward($0) } })] as [(String, () throws -> Void)] {
+                do {
+                    try call()
+                    Issue.record("\(what) ran with output \(bad)")
+                } catch let error as PlyError {
+                    #expect("\(error)".contains("node \(bad), which does not exist"), "\(what): \(error)")
+                }
+            }
+            #expect(net.outputShape == nil)
+        }
+        net.output = 1
+        #expect(try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }.count == 2)
+    }
 }

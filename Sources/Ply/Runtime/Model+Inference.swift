@@ -82,8 +82,17 @@ extension Model {
         guard input.count == count else {
             throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
+        try checkOutputNode()
         if isFrozen && training { throw frozenTraining() }
         try checkFrozenOutput()
+    }
+
+    /// `output` names a node of the graph (it is a plain property: checked where it is used).
+    func checkOutputNode() throws {
+        guard nodes.indices.contains(output) else {
+            throw PlyError.invalid("the model's output is node \(output), which does not exist: its nodes are 0 (the input) to "
+                + "\(nodes.count - 1)")
+        }
     }
 
     /// The error for running a frozen model with `isTraining` set.

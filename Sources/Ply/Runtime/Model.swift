@@ -30,7 +30,9 @@ public final class Model: @unchecked Sendable {
     public let runtime: Runtime
     /// Every node in the order added; `nodes[0]` is the graph input.
     public private(set) var nodes: [Node] = [Node(name: "input", layer: nil, inputs: [])]
-    /// The node whose value `forward` returns (default: the last node added).
+    /// The node whose value `forward` returns (default: the last node added). Any node of the
+    /// graph, the input (0) included; an id past the last node makes `forward`, `infer`,
+    /// `backward` and `shapes(for:)` throw ``PlyError/invalid(_:)``.
     public var output: NodeID
 
     // Planned buffers, one per node (node 0's is a copy of the input).
@@ -283,6 +285,7 @@ public final class Model: @unchecked Sendable {
 
     /// The shape of every node for an input of `inputShape`; errors name the node.
     public func shapes(for inputShape: Shape) throws -> [Shape] {
+        try checkOutputNode()
         var result = [inputShape]
         for n in nodes.dropFirst() {
             guard let layer = n.layer else { continue }
@@ -394,7 +397,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// The shape of the output planned by the last `forward`.
-    public var outputShape: Shape? { plannedInput == nil ? nil : shapes[output] }
+    public var outputShape: Shape? { plannedInput == nil || !shapes.indices.contains(output) ? nil : shapes[output] }
 
     /// Back-propagates `gradOutput` (d loss / d output of the last forward): parameter
     /// gradients accumulate; returns d loss / d input when `inputGradient` is set. The
@@ -403,6 +406,7 @@ public final class Model: @unchecked Sendable {
     public func backward(_ gradOutput: UnsafeBufferPointer<Float>, inputGradient: Bool = false) throws -> UnsafeBufferPointer<Float>? {
         guard !isFrozen else { throw PlyError.frozen("the model is frozen for inference: backward is not possible") }
         guard plannedInput != nil else { throw PlyError.invalid("backward called before forward") }
+        try checkOutputNode()
         guard !inferredSinceForward else {
             throw PlyError.invalid("backward must follow forward: infer ran since, and the layers' saved state is its own")
         }
