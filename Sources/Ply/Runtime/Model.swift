@@ -50,6 +50,10 @@ public final class Model: @unchecked Sendable {
     var inferCShapes: [ply_shape] = []
     var inferPool: [UnsafeMutablePointer<Float>] = []
     var inferSlot: [Int] = []
+    /// Each value's layout in the inference plan (NCHW16c only in evaluation: `planLayouts`) and
+    /// the floats it holds in it.
+    var inferLayouts: [ValueLayout] = []
+    var inferCounts: [Int] = []
     /// Set by `infer`, cleared by `forward`: the layers' saved state (argmax, masks) is not the
     /// forward's any more, so `backward` refuses to run.
     var inferredSinceForward = false

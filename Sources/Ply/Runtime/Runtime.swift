@@ -54,6 +54,10 @@ public final class Runtime: @unchecked Sendable {
         /// Bytes the plugins' parameters and scratch may hold in all (the host's `alloc` refuses
         /// a block past it, before allocating: `MemoryLimitError`). nil: the physical memory.
         public var memoryLimit: Int? = nil
+        /// Let `infer` keep values in a blocked channel layout (NCHW16c, plugin.h's `ply_layout`)
+        /// between layers that can write and read it, in evaluation mode. `false` keeps every
+        /// value NCHW (outputs differ only in the order of the same sums).
+        public var blockedLayouts = true
     }
 
     let state: HostState
@@ -68,6 +72,7 @@ public final class Runtime: @unchecked Sendable {
         state = HostState(seed: options.seed, threads: options.threads, flushDenormals: options.flushDenormals,
                           logHandler: options.log)
         state.strictAttributes = options.strictAttributes
+        state.blockedLayouts = options.blockedLayouts
         if let check = options.checkPlugins { state.checkPlugins.store(check, ordering: .relaxed) }
         if let limit = options.memoryLimit { state.memoryLimit.store(max(limit, 0), ordering: .relaxed) }
         host = HostTable(state: state)

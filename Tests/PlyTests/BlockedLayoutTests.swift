@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+@testable import Ply
+
+/// ABI 1.7's blocked channel layout, host side: which values `infer` keeps NCHW16c (only where
+/// the writer can write it, every reader can read it, the value is 4-D and neither the model's
+/// input nor its output, in evaluation), buffers padded to whole blocks, and outputs equal to
+/// the NCHW run's. Uses the fixture plugin Fixtures/blocked/blocked_layers.c, whose element-wise
+/// layers check that padding lanes reach them as 0.
+@Suite struct BlockedLayoutTests {
+    static let source = fixtures.appendingPathComponent("blocked/blocked_layers.c")
+
+    /// The fixture, compiled once per process (and its variant with a half-declared type).
+    static let library: String = build("libblocked.so", [])
+    static let halfLibrary: String = build("libblocked_half.so", ["-DBLK_HALF"])
+    static func build(_ name: String, _ flags: [String]) -> String {
+        do {
+            let dir = try CCompiler.temporaryDirectory("blocked")
+            return try CCompiler.compile(source, to: dir.appendingPathComponent(name), extraFlags: flags)
+        } catch { fatalError("cannot build the blocked-layout fixture: \(error)") }
+    }
+
+    /// A runtime with the built-ins and the fixture.
+    static func runtime(blocked: Bool = true, checked: Bool = false, threads: Int = 2) throws -> Runtime {
+        var options = Runtime.Options()
+        options.useEnvironment = false
+        options.threads = threads
+        options.blockedLayouts = blocked
+        options.checkPlugins = checked
+        options.log = { _, _ in }
+        let r = try Runtime(options: options)
+        try r.loadPlugin(at: library)
+        return r
+    }
+
+    /// Builds a model on `runtime` from (name, type, inputs by name) rows, in evaluation mode.
+    static func model(_ runtime: Runtime, _ rows: [(String, String, [String])]) throws -> Model {
+        let net = Model(runtime: runtime)
+        for (name, type, inputs) in rows {
+            let ids = try inputs.map { try #require($0 == "input" ? Model.input : net.node(named: $0)) }
+            try net.add(name, type, inputs: ids.isEmpty ? nil : ids)
+        }
+        net.isTraining = false
+        return net
+    }
+
+    static func input(_ shape: Shape, seed: UInt64 = 3) -> [Float] {
+        var g = SplitMix64(seed: seed)
+        return (0..<shape.count).map { _ in g.nextUnitFloat() * 2 - 1 }
+    }
+
+    /// `infer`'s output and each named node's planned layout.
+    static func run(_ net: Model, _ x: [Float], _ shape: Shape, _ names: [String]) throws -> ([Float], [ValueLayout]) {
+        let y = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        return (y, try names.map { net.inferenceLayout(of: try #require(net.node(named: $0))) })
+    }
+
+    static let chain: [(String, String, [String])] = [
+        ("start", "blk_start", []), ("mid1", "blk_mid", []), ("mid2", "blk_mid", []), ("end", "blk_end", []),
+    ]
+
+    @Test(arguments: [false, true])
+    func chainRunsBlockedBetweenLayersThatTakeIt(checked: Bool) throws {
+        let shape: Shape = [2, 20, 3, 5]  // 20 channels: a second block with 12 padding lanes
+        let x = Self.input(shape)
+        let net = try Self.model(try Self.runtime(checked: checked), Self.chain)
+        let (y, layouts) = try Self.run(net, x, shape, ["start", "mid1", "mid2", "end"])
+        #expect(layouts == [.nchw16c, .nchw16c, .nchw16c, .nchw])
+        // the same sums in the same order: equal to the formula and to the NCHW plan, bit for bit
+        #expect(y == x.map { ((2 * $0 + 0.5) + 1 + 1) - 0.25 })
+        let flat = try Self.model(try Self.runtime(blocked: false), Self.chain)
+        let (yFlat, flatLayouts) = try Self.run(flat, x, shape, ["start", "mid1", "mid2", "end"])
+        #expect(flatLayouts == [.nchw, .nchw, .nchw, .nchw] && yFlat == y)
+        let reference = try x.withUnsafeBufferPointer { Array(try net.forward($0, shape: shape)) }
+        #expect(reference == y, "forward (always NCHW) and the blocked infer differ")
+        // the blocked buffers hold the padded channels: 32 of 20
+        #expect(net.inferenceFloats > flat.inferenceFloats)
+        // a second call runs on buffers holding the first call's values
+        #expect(try Self.run(net, x, shape, []).0 == y)
+    }
+
+    @Test func aReaderWithoutLayoutsKeepsItsInputNCHW() throws {
+        let rows: [(String, String, [String])] = [
+            ("start", "blk_start", []), ("mid1", "blk_mid", []), ("act", "relu", []), ("mid2", "blk_mid", []),
+            ("end", "blk_end", []),
+        ]
+        let shape: Shape = [1, 16, 4, 4]
+        let x = Self.input(shape, seed: 9)
+        let net = try Self.model(try Self.runtime(), rows)
+        let (y, layouts) = try Self.run(net, x, shape, ["start", "mid1", "act", "mid2", "end"])
+        // relu (a built-in without the ABI 1.7 slots) reads mid1: NCHW there; mid2 starts again
+        #expect(layouts == [.nchw16c, .nchw, .nchw, .nchw16c, .nchw])
+        #expect(y == x.map { max((2 * $0 + 0.5) + 1, 0) + 1 - 0.25 })
+    }
+
+    @Test func fanOutAndTwoInputs() throws {
+        let rows: [(String, String, [String])] = [
+            ("start", "blk_start", []), ("a", "blk_mid", ["start"]), ("b", "blk_end", ["start"]),
+            ("c", "blk_mid", ["start"]), ("sum", "blk_add", ["a", "c"]), ("both", "blk_add", ["sum", "b"]),
+        ]
+        let shape: Shape = [3, 5, 2, 3]
+        let x = Self.input(shape, seed: 4)
+        let net = try Self.model(try Self.runtime(), rows)
+        let (y, layouts) = try Self.run(net, x, shape, ["start", "a", "b", "c", "sum", "both"])
+        // start is read by three layers that all take NCHW16c; b writes NCHW only; both is the output
+        #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw16c, .nchw16c, .nchw])
+        #expect(y == x.map { let s = 2 * $0 + 0.5; return ((s + 1) + (s + 1)) + (s - 0.25) })
+        let flat = try Self.model(try Self.runtime(blocked: false), rows)
+        #expect(try Self.run(flat, x, shape, []).0 == y)
+    }
+
+    @Test func trainingTheOutputAndNonImagesStayNCHW() throws {
+        let shape: Shape = [2, 20, 3, 5]
+        let x = Self.input(shape)
+        let net = try Self.model(try Self.runtime(), Self.chain)
+        net.isTraining = true
+        let (y, layouts) = try Self.run(net, x, shape, ["start", "mid1", "mid2", "end"])
+        #expect(layouts == [.nchw, .nchw, .nchw, .nchw], "training plans stay NCHW")
+        net.isTraining = false
+        #expect(try Self.run(net, x, shape, []).0 == y)
+        // a model ending on a layer that could write NCHW16c: its output stays NCHW
+        let open = try Self.model(try Self.runtime(), Array(Self.chain.prefix(3)))
+        let (_, openLayouts) = try Self.run(open, x, shape, ["start", "mid1", "mid2"])
+        #expect(openLayouts == [.nchw16c, .nchw16c, .nchw])
+        // 2-D values: nothing to block
+        let flatShape: Shape = [4, 20]
+        let (_, flatLayouts) = try Self.run(net, Self.input(flatShape), flatShape, ["start", "mid1", "mid2", "end"])
+        #expect(flatLayouts == [.nchw, .nchw, .nchw, .nchw])
+    }
+
+    @Test func lanesRunTheBlockedPlanToo() throws {
+        let shape: Shape = [8, 20, 3, 3]
+        let x = Self.input(shape, seed: 12)
+        let net = try Self.model(try Self.runtime(threads: 2), Self.chain)
+        let whole = try Self.run(net, x, shape, []).0
+        #expect(try net.prepareLanes(forBatch: 8, lanes: 2) == 2)
+        let laned = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        #expect(laned == whole)
+    }
+
+    @Test func evalLayoutsWithoutNCHWIsAnError() throws {
+        let r = try Self.runtime()
+        let net = Model(runtime: r)
+        try net.add("odd", "blk_odd", [("bad", .int(1))])
+        try net.add("end", "blk_end")
+        net.isTraining = false
+        let shape: Shape = [1, 4, 2, 2]
+        let x = Self.input(shape)
+        do {
+            _ = try x.withUnsafeBufferPointer { try net.infer($0, shape: shape) }
+            Issue.record("infer accepted an output set without NCHW")
+        } catch let error as PlyError {
+            #expect("\(error)".contains("leaves out NCHW"), "\(error)")
+        }
+    }
+
+    @Test func aTypeWithHalfTheSlotsIsRefused() throws {
+        var options = Runtime.Options()
+        options.useEnvironment = false
+        options.log = { _, _ in }
+        let r = try Runtime(options: options)
+        do {
+            _ = try r.loadPlugin(at: Self.halfLibrary)
+            Issue.record("a type with eval_layouts and no forward_layout was loaded")
+        } catch let error as PlyError {
+            #expect("\(error)".contains("blk_half") && "\(error)".contains("both or neither"), "\(error)")
+        }
+    }
+}
