@@ -93,8 +93,17 @@ extension Model {
         guard input.count == count else {
             throw PlyError.shape("input has \(input.count) values; shape \(shape) needs \(count)")
         }
+        try checkOutputNode()
         if isFrozen && training { throw frozenTraining() }
         try checkFrozenOutput()
+    }
+
+    /// `output` names a node of the graph (it is a plain property: checked where it is used).
+    func checkOutputNode() throws {
+        guard nodes.indices.contains(output) else {
+            throw PlyError.invalid("the model's output is node \(output), which does not exist: its nodes are 0 (the input) to "
+                + "\(nodes.count - 1)")
+        }
     }
 
     /// The error for running a frozen model with `isTraining` set.
@@ -125,8 +134,9 @@ extension Model {
     /// Finds the conv2d -> batchnorm2d pairs `infer` folds in evaluation mode: the conv feeds
     /// nothing but the batch norm and is not the model's output (its own value is then never
     /// made). Once per graph.
+    /// A frozen model's folds are final (`checkFrozenOutput` refuses a folded-away output).
     func planFolds() {
-        guard foldsPlannedFor != nodes.count else { return }
+        guard !isFrozen, foldsPlannedFor != (nodes.count, output) else { return }
         folds = [:]
         foldedAway = []
         var uses = Array(repeating: 0, count: nodes.count)
@@ -142,13 +152,13 @@ extension Model {
             folds[b] = fold
             foldedAway.insert(a)
         }
-        foldsPlannedFor = nodes.count
+        foldsPlannedFor = (nodes.count, output)
     }
 
     /// Assigns every value a buffer of the pool, reusing a buffer once the last node reading its
     /// value has run (nodes run in the order they were added), then allocates the pool.
     func planInference(_ inputShape: Shape) throws {
-        if inferInput == inputShape && inferFolding == !training { return }
+        if inferInput == inputShape && inferFolding == !training && inferGraph == (nodes.count, output) { return }
         let newShapes = try shapes(for: inputShape)
         releaseInference()
         if !training { planFolds() }
@@ -207,6 +217,7 @@ extension Model {
         inferCShapes = try newShapes.map { try $0.cShape() }
         inferLayouts = layouts
         inferCounts = counts
+        inferGraph = (nodes.count, output)
         inferInput = inputShape
     }
 

@@ -30,7 +30,9 @@ public final class Model: @unchecked Sendable {
     public let runtime: Runtime
     /// Every node in the order added; `nodes[0]` is the graph input.
     public private(set) var nodes: [Node] = [Node(name: "input", layer: nil, inputs: [])]
-    /// The node whose value `forward` returns (default: the last node added).
+    /// The node whose value `forward` returns (default: the last node added). Any node of the
+    /// graph, the input (0) included; an id past the last node makes `forward`, `infer`,
+    /// `backward` and `shapes(for:)` throw ``PlyError/invalid(_:)``.
     public var output: NodeID
 
     // Planned buffers, one per node (node 0's is a copy of the input).
@@ -54,15 +56,20 @@ public final class Model: @unchecked Sendable {
     /// the floats it holds in it.
     var inferLayouts: [ValueLayout] = []
     var inferCounts: [Int] = []
+    /// The graph the inference plan was made for: its node count and output. Nodes added, or
+    /// another output chosen, since then (the plan lets a value's buffer go once its last reader
+    /// ran, so an earlier node made the output must be planned again).
+    var inferGraph = (nodes: -1, output: -1)
     /// Set by `infer`, cleared by `forward`: the layers' saved state (argmax, masks) is not the
     /// forward's any more, so `backward` refuses to run.
     var inferredSinceForward = false
     /// `infer` in evaluation mode: conv2d -> batchnorm2d pairs as one folded conv, keyed by the
-    /// batch-norm node (see `ConvBatchNormFold`); made for `foldsPlannedFor` nodes.
+    /// batch-norm node (see `ConvBatchNormFold`); made for the graph `foldsPlannedFor` says (its
+    /// node count and output: a conv made the output is not folded away).
     var folds: [NodeID: ConvBatchNormFold] = [:]
     /// The conv nodes whose work a fold does (not run, no buffer, in a folded plan).
     var foldedAway: Set<NodeID> = []
-    var foldsPlannedFor = -1
+    var foldsPlannedFor = (nodes: -1, output: -1)
     /// The inference plan runs the folds (it was made in evaluation mode).
     var inferFolding = false
     /// The last `forward` ran the folds (evaluation mode): the folded convs' own values are unmade.
@@ -140,7 +147,7 @@ public final class Model: @unchecked Sendable {
             }
             plannedInput = nil
             inferInput = nil
-            foldsPlannedFor = -1
+            foldsPlannedFor = (-1, -1)
         }
         return fusedFrom.filter { $0 >= 0 }.count
     }
@@ -282,6 +289,7 @@ public final class Model: @unchecked Sendable {
 
     /// The shape of every node for an input of `inputShape`; errors name the node.
     public func shapes(for inputShape: Shape) throws -> [Shape] {
+        try checkOutputNode()
         var result = [inputShape]
         for n in nodes.dropFirst() {
             guard let layer = n.layer else { continue }
@@ -393,7 +401,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// The shape of the output planned by the last `forward`.
-    public var outputShape: Shape? { plannedInput == nil ? nil : shapes[output] }
+    public var outputShape: Shape? { plannedInput == nil || !shapes.indices.contains(output) ? nil : shapes[output] }
 
     /// Back-propagates `gradOutput` (d loss / d output of the last forward): parameter
     /// gradients accumulate; returns d loss / d input when `inputGradient` is set. The
@@ -402,6 +410,7 @@ public final class Model: @unchecked Sendable {
     public func backward(_ gradOutput: UnsafeBufferPointer<Float>, inputGradient: Bool = false) throws -> UnsafeBufferPointer<Float>? {
         guard !isFrozen else { throw PlyError.frozen("the model is frozen for inference: backward is not possible") }
         guard plannedInput != nil else { throw PlyError.invalid("backward called before forward") }
+        try checkOutputNode()
         guard !inferredSinceForward else {
             throw PlyError.invalid("backward must follow forward: infer ran since, and the layers' saved state is its own")
         }
