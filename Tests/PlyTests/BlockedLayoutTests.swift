@@ -75,6 +75,10 @@ import Testing
         #expect(reference == y, "forward (always NCHW) and the blocked infer differ")
         // the blocked buffers hold the padded channels: 32 of 20
         #expect(net.inferenceFloats > flat.inferenceFloats)
+        for name in ["start", "mid1", "mid2"] {
+            let id = try #require(net.node(named: name))
+            #expect(net.inferCapacities[net.inferSlot[id]] >= 2 * 32 * 3 * 5, "\(name)'s buffer holds less than its padded value")
+        }
         // a second call runs on buffers holding the first call's values
         #expect(try Self.run(net, x, shape, []).0 == y)
     }
