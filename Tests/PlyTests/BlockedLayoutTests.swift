@@ -170,4 +170,50 @@ import Testing
             #expect("\(error)".contains("blk_half") && "\(error)".contains("both or neither"), "\(error)")
         }
     }
+
+    /// The built-in pools on blocked values: maxpool2d reads and writes NCHW16c (a run passes
+    /// through it, or starts at it after a layer writing NCHW), adaptive_avgpool2d reads it and
+    /// ends the run; both equal the NCHW plan bit for bit (max: the same window order and NaN
+    /// rule; the global average: the same 8 partial sums per channel).
+    @Test(arguments: [[2, 20, 9, 7], [1, 16, 8, 8], [3, 5, 4, 4]])
+    func poolsTakeBlockedValues(_ dims: [Int]) throws {
+        let shape = Shape(dims)
+        var x = Self.input(shape, seed: UInt64(dims[1]))
+        x[3] = .nan  // the NaN rule, in a blocked lane and not at a window's first element
+        func build(_ r: Runtime) throws -> Model {
+            let net = Model(runtime: r)
+            try net.add("start", "blk_start")
+            try net.add("pool", "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(2)), ("padding", .int(1))])
+            try net.add("mid", "blk_mid")
+            try net.add("act", "relu")
+            try net.add("pool2", "maxpool2d", [("kernel_size", .int(2)), ("stride", .int(1))])
+            try net.add("mid2", "blk_mid")
+            try net.add("gap", "adaptive_avgpool2d", [("output_size", .ints([1, 1]))])
+            try net.add("end", "blk_end")
+            net.isTraining = false
+            return net
+        }
+        let names = ["start", "pool", "mid", "act", "pool2", "mid2", "gap", "end"]
+        let net = try build(try Self.runtime())
+        let (y, layouts) = try Self.run(net, x, shape, names)
+        // relu (no ABI 1.7 slots) reads mid: NCHW; pool2 reads NCHW and starts a run again; gap ends it
+        #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw, .nchw])
+        let flat = try build(try Self.runtime(blocked: false))
+        let yFlat = try Self.run(flat, x, shape, []).0
+        #expect(y.count == yFlat.count && zip(y, yFlat).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        #expect(y.contains { $0.isNaN }, "the NaN reaches the output through both max pools")
+        // and a global average of a 7x7 plane through the blocked path, alone
+        let g = Model(runtime: try Self.runtime())
+        try g.add("start", "blk_start")
+        try g.add("gap", "adaptive_avgpool2d", [("output_size", .ints([1, 1]))])
+        g.isTraining = false
+        let gFlat = Model(runtime: try Self.runtime(blocked: false))
+        try gFlat.add("start", "blk_start")
+        try gFlat.add("gap", "adaptive_avgpool2d", [("output_size", .ints([1, 1]))])
+        gFlat.isTraining = false
+        let (ga, gl) = try Self.run(g, x, shape, ["start", "gap"])
+        let gaFlat = try Self.run(gFlat, x, shape, []).0
+        #expect(gl == [.nchw16c, .nchw])
+        #expect(ga.count == gaFlat.count && zip(ga, gaFlat).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+    }
 }

@@ -1,0 +1,130 @@
+/*
+ * Max pooling and adaptive average pooling on the blocked channel layout (ABI 1.7's
+ * PLY_LAYOUT_NCHW16C: [N][C/16][H][W][16], zero lanes past C), evaluation only:
+ * maxpool2d reads and writes either layout (a blocked run passes through it), adaptive_avgpool2d
+ * reads either and writes NCHW (the global pool before a classifier ends a run).
+ *
+ * Results equal the NCHW kernels' bit for bit: a window is visited in the same order (rows, then
+ * columns) with the same NaN rule, and the global average adds its inputs in the same 8
+ * interleaved partial sums as pooling_planes.c's global_avgpool_plane, per channel lane.
+ */
+#include <string.h>
+
+#include "pooling.h"
+
+// Offset of element (n, c, h, w) of an (N, C, H, W) value laid out as `layout`.
+static inline int64_t at(int32_t layout, int64_t C, int64_t H, int64_t W, int64_t n, int64_t c, int64_t h, int64_t w) {
+    if (layout == PLY_LAYOUT_NCHW) return ((n * C + c) * H + h) * W + w;
+    return (((n * ((C + 15) / 16) + c / 16) * H + h) * W + w) * 16 + c % 16;
+}
+
+ply_status pool_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                             uint32_t *produces) {
+    (void)n_inputs;
+    const uint32_t nchw = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW), both = nchw | PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C);
+    const int four = inputs[0].ndim == 4;
+    accepts[0] = four && self->kind != POOL_AVG ? both : nchw;
+    *produces = four && self->kind == POOL_MAX ? both : nchw;
+    return PLY_OK;
+}
+
+typedef struct {
+    const ply_layer *p;
+    const float *x;
+    float *y;
+    int32_t lin, lout;
+    int64_t N, C, H, W, OH, OW;
+} blocked_job;
+
+// Max pooling over (image, channel block) units [begin, end): 16 lanes at a time.
+static void max_units(void *ctx, int64_t begin, int64_t end) {
+    const blocked_job *j = ctx;
+    const ply_layer *p = j->p;
+    const int64_t CB = (j->C + 15) / 16;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t n = u / CB, c0 = u % CB * 16;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            const int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh;
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                const int64_t w0 = ow * p->sw - p->pw, w1 = w0 + p->kw;
+                float m[16];
+                int first = 1;
+                for (int64_t h = h0 < 0 ? 0 : h0; h < h1 && h < j->H; h++)
+                    for (int64_t w = w0 < 0 ? 0 : w0; w < w1 && w < j->W; w++) {
+                        for (int l = 0; l < 16; l++) {
+                            const int64_t c = c0 + l;
+                            const float v = c < j->C ? j->x[at(j->lin, j->C, j->H, j->W, n, c, h, w)] : 0.0f;
+                            m[l] = first ? v : take_max(m[l], v);
+                        }
+                        first = 0;
+                    }
+                for (int l = 0; l < 16; l++) {
+                    const int64_t c = c0 + l;
+                    if (c < j->C) j->y[at(j->lout, j->C, j->OH, j->OW, n, c, oh, ow)] = m[l];
+                    else if (j->lout == PLY_LAYOUT_NCHW16C) j->y[at(j->lout, j->C, j->OH, j->OW, n, c, oh, ow)] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// Adaptive average pooling over (image, channel block) units [begin, end), each lane summed as the
+// NCHW plane kernels sum it (global: 8 interleaved partial sums; else one chain per window).
+static void adaptive_units(void *ctx, int64_t begin, int64_t end) {
+    const blocked_job *j = ctx;
+    const int64_t CB = (j->C + 15) / 16;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t n = u / CB, c0 = u % CB * 16;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            const int64_t h0 = oh * j->H / j->OH, h1 = ((oh + 1) * j->H + j->OH - 1) / j->OH;
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                const int64_t w0 = ow * j->W / j->OW, w1 = ((ow + 1) * j->W + j->OW - 1) / j->OW;
+                for (int l = 0; l < 16 && c0 + l < j->C; l++) {
+                    const int64_t c = c0 + l;
+                    float r;
+                    if (j->OH == 1 && j->OW == 1) {
+                        const int64_t len = j->H * j->W;
+                        float acc[8] = {0};
+                        int64_t i = 0;
+                        for (; i + 8 <= len; i += 8)
+                            for (int k = 0; k < 8; k++)
+                                acc[k] += j->x[at(j->lin, j->C, j->H, j->W, n, c, (i + k) / j->W, (i + k) % j->W)];
+                        for (int k = 0; i < len; i++, k++)
+                            acc[k] += j->x[at(j->lin, j->C, j->H, j->W, n, c, i / j->W, i % j->W)];
+                        const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+                        r = sum / (float)len;
+                    } else {
+                        float sum = 0.0f;
+                        for (int64_t h = h0; h < h1; h++)
+                            for (int64_t w = w0; w < w1; w++) sum += j->x[at(j->lin, j->C, j->H, j->W, n, c, h, w)];
+                        r = sum / (float)((h1 - h0) * (w1 - w0));
+                    }
+                    j->y[at(j->lout, j->C, j->OH, j->OW, n, c, oh, ow)] = r;
+                }
+            }
+        }
+    }
+}
+
+ply_status pool_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                               ply_tensor *output, int32_t out_layout) {
+    const ply_shape *s = &inputs[0].shape;
+    const int32_t lin = in_layouts[0];
+    if (self->training || s->ndim != 4 || self->kind == POOL_AVG ||
+        (lin != PLY_LAYOUT_NCHW && lin != PLY_LAYOUT_NCHW16C) ||
+        (out_layout != PLY_LAYOUT_NCHW && !(out_layout == PLY_LAYOUT_NCHW16C && self->kind == POOL_MAX)))
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: forward_layout with input layout %d and output layout %d "
+                          "is not one eval_layouts offers", self->kind == POOL_MAX ? "maxpool2d" : "adaptive_avgpool2d",
+                          (int)lin, (int)out_layout);
+    if (lin == PLY_LAYOUT_NCHW && out_layout == PLY_LAYOUT_NCHW) {
+        return pool_forward_nchw(self, n_inputs, inputs, output);
+    }
+    const ply_shape *o = &output->shape;
+    blocked_job j = {.p = self, .x = inputs[0].data, .y = output->data, .lin = lin, .lout = out_layout,
+                     .N = s->dims[0], .C = s->dims[1], .H = s->dims[2], .W = s->dims[3], .OH = o->dims[2], .OW = o->dims[3]};
+    const int64_t units = j.N * ((j.C + 15) / 16);
+    ply_parallel_fn fn = self->kind == POOL_MAX ? max_units : adaptive_units;
+    if (self->host->thread_count(self->host) <= 1 || units < 2) fn(&j, 0, units);
+    else self->host->parallel_for(self->host, units, 1, fn, &j);
+    return PLY_OK;
+}
