@@ -216,4 +216,43 @@ import Testing
         #expect(gl == [.nchw16c, .nchw])
         #expect(ga.count == gaFlat.count && zip(ga, gaFlat).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
     }
+
+    /// conv2d's 1x1 stride-1 path on NCHW16c (AVX-512, evaluation): blocked in and out (with a
+    /// fused relu), blocked in and NCHW out, NCHW in and blocked out, against the NCHW plan within
+    /// what another order of the same sums gives. Below AVX-512 the conv offers NCHW only.
+    @Test func conv1x1TakesBlockedValues() throws {
+        func conv(_ c: Int, _ oc: Int) -> Attributes {
+            [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .int(1))]
+        }
+        func build(_ r: Runtime) throws -> Model {
+            let net = Model(runtime: r)
+            try net.add("start", "blk_start")
+            try net.add("c1", "conv2d", conv(20, 24))
+            try net.add("r1", "relu")
+            try net.add("mid", "blk_mid")
+            try net.add("c2", "conv2d", conv(24, 40))
+            try net.add("act", "relu6")
+            try net.add("c3", "conv2d", conv(40, 8))
+            try net.add("end", "blk_end")
+            net.fuseActivations()  // r1 into c1
+            net.isTraining = false
+            return net
+        }
+        let shape: Shape = [2, 20, 5, 7]  // 35 positions: tiles of 6 and a remainder of 5
+        let x = Self.input(shape, seed: 21)
+        let net = try build(try Self.runtime())
+        let names = ["start", "c1", "r1", "mid", "c2", "act", "c3", "end"]
+        let (y, layouts) = try Self.run(net, x, shape, names)
+        if cpuLevel == "avx512" {
+            #expect(layouts == [.nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw])
+        } else {
+            #expect(layouts == [.nchw, .nchw, .nchw, .nchw, .nchw, .nchw, .nchw, .nchw])
+        }
+        let flat = try build(try Self.runtime(blocked: false))
+        let yFlat = try Self.run(flat, x, shape, []).0
+        #expect(y.count == yFlat.count)
+        let worst = zip(y, yFlat).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst <= 2e-6, "blocked and NCHW convs differ by \(worst)")
+        #expect(yFlat.contains { $0 != yFlat[0] }, "a constant output would hide a wrong conv")
+    }
 }
