@@ -548,7 +548,8 @@ typedef struct ply_layer_type {
    * can read inputs[i] in (bits of PLY_LAYOUT_BIT), and *produces = the set
    * it can write its output in. PLY_LAYOUT_NCHW MUST be in every set.
    * OPTIONAL (with forward_layout): NULL, or absent from an older plugin,
-   * means NCHW only. Pure: no state change. It MAY depend on the shapes (a
+   * means NCHW only. Pure: no observable state change (a composite MAY make
+   * the internal children it asks, as its forward would). It MAY depend on the shapes (a
    * blocked path only for 4-D inputs, or only where C is a multiple of 16)
    * and on the mode (the host asks only in evaluation mode, and again after
    * every change of mode, fusion or shapes). MUST NOT fail for shapes

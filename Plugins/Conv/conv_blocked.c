@@ -1,42 +1,64 @@
 /*
  * conv2d on ABI 1.7's blocked channel layout (PLY_LAYOUT_NCHW16C: [N][C/16][H][W][16], zero lanes
- * past C), evaluation only. Today: 1x1 convolutions, stride 1, no padding, groups 1, one input, on
- * AVX-512 — the kernel of Benchmarks/pointwise_nchwc.c, where it matched ONNX Runtime's node on
- * ResNet-50's 56x56 and 28x28 shapes (BENCHMARKS.md, fourteenth session). Not yet tuned: the weights
- * are packed on every call, and an NCHW input or output goes through a reorder in the scratch.
+ * past C), evaluation only, AVX-512, groups 1, dilation 1.
  *
- *   y[n][ob][p][j] = act(b[16 ob + j] + sum_c w[16 ob + j][c] * x[n][c/16][p][c%16])
+ * Which calls take it (conv_eval_layouts):
+ *  - Input and output NCHW16c: every such layer with at least 16 input channels and a kernel of at most
+ *    MAX_TAPS taps, with an optional residual (input 1, conv_residual.h) in either layout.
+ *  - NCHW input, NCHW16c output: every such layer (the stem: its NCHW forward into blk_tmp, then a
+ *    reorder; a 3-channel input would waste 13 of 16 lanes in the blocked kernels).
  *
- * Tiles of 4 output blocks (64 channels) x 6 positions: 24 accumulators; per input channel 4 weight
- * vectors and 6 broadcast inputs. Weights packed per group of 4 blocks: wp[g][c][16 f + j] =
- * w[64 g + 16 f + j][c], zero for c >= C and for output channels past OC (so padding lanes stay 0).
+ * The kernels:
+ *  - 1x1, stride 1, no padding ("flat"): the positions of a plane in order, the kernel of
+ *    Benchmarks/pointwise_nchwc.c, which matched ONNX Runtime's node on ResNet-50's 56x56 and 28x28
+ *    shapes (BENCHMARKS.md, fourteenth session):
+ *      y[n][ob][p][j] = act(b[16 ob + j] + sum_c w[16 ob + j][c] * x[n][c/16][p][c%16] (+ r[n][ob][p][j]))
+ *  - any other kernel ("rows"): the input copied once per call into a zero-bordered buffer xp
+ *    [N][C/16][H + 2 PH][W + 2 PW][16], then per output row
+ *      y[n][ob][oy][ox][j] = act(b + sum_{c, ky, kx} w[16 ob + j][c][ky][kx]
+ *                                    * xp[n][c/16][oy SH + ky][ox SW + kx][c%16] (+ r))
+ *  - 3x3 stride 1: Winograd on the layout where conv_bwino_tile says so (conv_blocked_wino.c).
+ *
+ * Tiles of 4 output blocks (64 channels) x 6 positions: 24 accumulators; per input channel and tap 4
+ * weight vectors and 6 broadcast inputs. Weights packed once per weight version (L->blk) per group of
+ * 4 blocks: wp[g][c/16][t][c%16][f][j] = w[64 g + 16 f + j][c][t] (t = ky KW + kx; a last group of
+ * nb < 4 blocks has nb in place of 4), zero for c >= C and for output channels past OC, so padding
+ * lanes stay 0.
  */
 #include <string.h>
 
+#include "conv_blocked_wino.h"
 #include "conv_layer.h"
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 #endif
 
-// Whether this call can take the blocked layout.
-static int blocked_suits(const ply_layer *L, int32_t n_inputs, const ply_shape *x) {
+#define MAX_TAPS 49 // 7x7: larger kernels (AlexNet's 11x11 stem) stay NCHW in
+
+// Whether the layer can run on blocked values at all: the evaluation of a plain conv on AVX-512.
+static int blocked_layer(const ply_layer *L) {
 #if PLY_HAVE_X86_TARGETS
-    return n_inputs == 1 && x->ndim == 4 && !L->training && L->G == 1 && L->KH == 1 && L->KW == 1 && L->SH == 1 &&
-           L->SW == 1 && L->PH == 0 && L->PW == 0 && L->DH == 1 && L->DW == 1 && ply_cpu_level() >= PLY_CPU_AVX512 &&
+    return !L->training && L->G == 1 && L->DH == 1 && L->DW == 1 && ply_cpu_level() >= PLY_CPU_AVX512 &&
            (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_POINTWISE);
 #else
-    (void)L; (void)n_inputs; (void)x;
+    (void)L;
     return 0;
 #endif
 }
 
+// Whether its input can be blocked: the kernels above (16 channels or more, at most MAX_TAPS taps).
+static int blocked_input(const ply_layer *L, int32_t n_inputs, const ply_shape *x) {
+    return blocked_layer(L) && n_inputs >= 1 && n_inputs <= 2 && x->ndim == 4 && L->C >= 16 &&
+           L->KH * L->KW <= MAX_TAPS;
+}
+
 ply_status conv_eval_layouts(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
                              uint32_t *produces) {
-    const uint32_t nchw = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW);
-    const uint32_t both = nchw | (blocked_suits(L, n_inputs, &inputs[0]) ? PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C) : 0);
-    for (int32_t i = 0; i < n_inputs; i++) accepts[i] = i == 0 ? both : nchw;
-    *produces = both;
+    const uint32_t nchw = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW), blk = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C);
+    const int in = blocked_input(L, n_inputs, &inputs[0]);
+    for (int32_t i = 0; i < n_inputs; i++) accepts[i] = nchw | (in ? blk : 0);
+    *produces = nchw | (blocked_layer(L) && inputs[0].ndim == 4 ? blk : 0);
     return PLY_OK;
 }
 
@@ -55,45 +77,61 @@ static void reorder(float *dst, int32_t ld, const float *src, int32_t ls, int64_
 }
 
 #if PLY_HAVE_X86_TARGETS
-#define CHUNK 128  // input channels whose weights (4 blocks: 32 KB) stay in L1 while the positions pass
+// Input channels per chunk times taps whose weights (4 blocks x 16 floats each: 128 x 256 B = 32 KB)
+// stay in L1 while the positions pass (Benchmarks/pointwise_nchwc.c's CHUNK).
+#define CHUNK_TAPS 128
 
 typedef struct {
-    const float *x, *wp, *b;
+    const float *x, *wp, *b, *r;
     float *y;
-    int64_t N, Cp, OB, P;
-    int relu;
+    int64_t CB, OB, OW, OP;      // input blocks, output blocks, output row and plane
+    int64_t xcs, xps, ximg;      // floats between input blocks, between a tile's positions, between images
+    int64_t xrow;                // "rows": floats between the inputs of two output rows (SH input rows)
+    int64_t T, tapoff[MAX_TAPS]; // taps and their offsets in floats
+    int64_t cbchunk;             // input blocks per chunk
+    int64_t ranges, span;        // position ranges per (image, group), positions (flat) or rows per range
+    int flat, relu;
 } blk_job;
 
-// One tile: NB blocks from ob x NP positions from p, input channels [c0, c1) of Cp (multiples of 16).
-PLY_TARGET_AVX512 static inline void tile(const blk_job *j, const float *x, float *y, const float *wg, int64_t ob,
-                                          int NB, int64_t p, int NP, int64_t c0, int64_t c1, int first, int last) {
+// One tile: NB blocks from ob x NP positions, input blocks [cb0, cb1). x: the first position's input
+// (tap 0, block 0), y and r: the image's output and residual; p: the first position's index in the plane.
+PLY_TARGET_AVX512 static inline void tile(const blk_job *j, const float *x, float *y, const float *r, const float *wg,
+                                          int64_t ob, int NB, int64_t p, int NP, int64_t cb0, int64_t cb1, int first,
+                                          int last) {
     __m512 acc[4][6];
     for (int f = 0; f < NB; f++)
         for (int i = 0; i < NP; i++)
-            acc[f][i] = first ? _mm512_loadu_ps(j->b + (ob + f) * 16) : _mm512_loadu_ps(y + ((ob + f) * j->P + p + i) * 16);
-    for (int64_t cb = c0 / 16; cb < c1 / 16; cb++) {
-        const float *xb = x + (cb * j->P + p) * 16;
-        const float *wb = wg + cb * 16 * NB * 16;
-        for (int k = 0; k < 16; k++) {
-            __m512 w[4];
-            for (int f = 0; f < NB; f++) w[f] = _mm512_loadu_ps(wb + (k * NB + f) * 16);
-            for (int i = 0; i < NP; i++) {
-                const __m512 v = _mm512_set1_ps(xb[i * 16 + k]);
-                for (int f = 0; f < NB; f++) acc[f][i] = _mm512_fmadd_ps(w[f], v, acc[f][i]);
+            acc[f][i] = first ? _mm512_loadu_ps(j->b + (ob + f) * 16) : _mm512_loadu_ps(y + ((ob + f) * j->OP + p + i) * 16);
+    for (int64_t cb = cb0; cb < cb1; cb++)
+        for (int64_t t = 0; t < j->T; t++) {
+            const float *xb = x + cb * j->xcs + j->tapoff[t];
+            const float *wb = wg + (cb * j->T + t) * 16 * NB * 16;
+            for (int k = 0; k < 16; k++) {
+                __m512 w[4];
+                for (int f = 0; f < NB; f++) w[f] = _mm512_loadu_ps(wb + (k * NB + f) * 16);
+                for (int i = 0; i < NP; i++) {
+                    const __m512 v = _mm512_set1_ps(xb[i * j->xps + k]);
+                    for (int f = 0; f < NB; f++) acc[f][i] = _mm512_fmadd_ps(w[f], v, acc[f][i]);
+                }
             }
         }
-    }
     const __m512 zero = _mm512_setzero_ps();
     for (int f = 0; f < NB; f++)
-        for (int i = 0; i < NP; i++)
-            _mm512_storeu_ps(y + ((ob + f) * j->P + p + i) * 16, last && j->relu ? _mm512_max_ps(acc[f][i], zero) : acc[f][i]);
+        for (int i = 0; i < NP; i++) {
+            const int64_t o = ((ob + f) * j->OP + p + i) * 16;
+            __m512 v = acc[f][i];
+            if (last && r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + o));
+            _mm512_storeu_ps(y + o, last && j->relu ? _mm512_max_ps(v, zero) : v);
+        }
 }
 
-typedef void tile_fn(const blk_job *, const float *, float *, const float *, int64_t, int64_t, int64_t, int64_t, int, int);
-#define TILE(NB, NP)                                                                                                    \
-    PLY_TARGET_AVX512 static void tile##NB##x##NP(const blk_job *j, const float *x, float *y, const float *wg,       \
-                                                  int64_t ob, int64_t p, int64_t c0, int64_t c1, int first, int last) { \
-        tile(j, x, y, wg, ob, NB, p, NP, c0, c1, first, last);                                                          \
+typedef void tile_fn(const blk_job *, const float *, float *, const float *, const float *, int64_t, int64_t, int64_t,
+                     int64_t, int, int);
+#define TILE(NB, NP)                                                                                                   \
+    PLY_TARGET_AVX512 static void tile##NB##x##NP(const blk_job *j, const float *x, float *y, const float *r,       \
+                                                  const float *wg, int64_t ob, int64_t p, int64_t cb0, int64_t cb1,  \
+                                                  int first, int last) {                                            \
+        tile(j, x, y, r, wg, ob, NB, p, NP, cb0, cb1, first, last);                                                   \
     }
 #define TILES(NB) TILE(NB, 1) TILE(NB, 2) TILE(NB, 3) TILE(NB, 4) TILE(NB, 5) TILE(NB, 6)
 TILES(1)
@@ -107,66 +145,167 @@ static tile_fn *const tiles_by[4][6] = {
     {tile4x1, tile4x2, tile4x3, tile4x4, tile4x5, tile4x6},
 };
 
-// Units [begin, end): (image, group of 4 output blocks), each over every input chunk and position.
+// Positions [p0, p1) of one output row (or of the flat plane) for input blocks [cb0, cb1); x0: the
+// input of position p0.
+static void run_positions(const blk_job *j, const float *x0, float *y, const float *r, const float *wg, int64_t ob,
+                          int nb, int64_t p0, int64_t p1, int64_t cb0, int64_t cb1) {
+    const int first = cb0 == 0, last = cb1 == j->CB;
+    int64_t p = p0;
+    for (; p + 6 <= p1; p += 6) tiles_by[nb - 1][5](j, x0 + (p - p0) * j->xps, y, r, wg, ob, p, cb0, cb1, first, last);
+    if (p < p1) tiles_by[nb - 1][p1 - p - 1](j, x0 + (p - p0) * j->xps, y, r, wg, ob, p, cb0, cb1, first, last);
+}
+
+// Units [begin, end): (image, group of 4 output blocks, range of positions or rows), each over every
+// input chunk.
 static void blk_units(void *ctx, int64_t begin, int64_t end) {
     const blk_job *j = ctx;
     const int64_t groups = (j->OB + 3) / 4;
     for (int64_t u = begin; u < end; u++) {
-        const int64_t n = u / groups, ob = u % groups * 4;
+        const int64_t n = u / (groups * j->ranges), ob = u / j->ranges % groups * 4, range = u % j->ranges;
         const int nb = (int)(j->OB - ob < 4 ? j->OB - ob : 4);
-        const float *x = j->x + n * j->Cp * j->P, *wg = j->wp + ob * 16 * j->Cp;
-        float *y = j->y + n * j->OB * 16 * j->P;
-        for (int64_t c0 = 0; c0 < j->Cp; c0 += CHUNK) {
-            const int64_t c1 = c0 + CHUNK < j->Cp ? c0 + CHUNK : j->Cp;
-            int64_t p = 0;
-            for (; p + 6 <= j->P; p += 6) tiles_by[nb - 1][5](j, x, y, wg, ob, p, c0, c1, c0 == 0, c1 == j->Cp);
-            if (p < j->P) tiles_by[nb - 1][j->P - p - 1](j, x, y, wg, ob, p, c0, c1, c0 == 0, c1 == j->Cp);
+        const float *x = j->x + n * j->ximg, *wg = j->wp + ob * 16 * j->CB * 16 * j->T;
+        float *y = j->y + n * j->OB * 16 * j->OP;
+        const float *r = j->r ? j->r + n * j->OB * 16 * j->OP : NULL;
+        const int64_t s0 = range * j->span, s1 = s0 + j->span;
+        for (int64_t cb0 = 0; cb0 < j->CB; cb0 += j->cbchunk) {
+            const int64_t cb1 = cb0 + j->cbchunk < j->CB ? cb0 + j->cbchunk : j->CB;
+            if (j->flat) {
+                const int64_t p1 = s1 < j->OP ? s1 : j->OP;
+                if (s0 < p1) run_positions(j, x + s0 * 16, y, r, wg, ob, nb, s0, p1, cb0, cb1);
+            } else {
+                const int64_t rows = j->OP / j->OW, r1 = s1 < rows ? s1 : rows;
+                for (int64_t oy = s0; oy < r1; oy++)
+                    run_positions(j, x + oy * j->xrow, y, r, wg, ob, nb, oy * j->OW, (oy + 1) * j->OW, cb0, cb1);
+            }
         }
     }
 }
+
+// wp (see the top) from w [OC][C][T].
+static void pack_weights(const ply_layer *L, int64_t CB, int64_t OB, int64_t T, float *wp) {
+    const int64_t C = L->C, OC = L->OC;
+    memset(wp, 0, (size_t)(OB * 16 * CB * 16 * T) * sizeof(float));
+    for (int64_t ob = 0; ob < OB; ob += 4) {
+        const int64_t nb = OB - ob < 4 ? OB - ob : 4;
+        float *wg = wp + ob * 16 * CB * 16 * T;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t f = 0; f < nb; f++)
+                    for (int64_t k = 0; k < 16 && (ob + f) * 16 + k < OC; k++)
+                        wg[(((c / 16) * T + t) * 16 + c % 16) * nb * 16 + f * 16 + k] =
+                            L->weight[(((ob + f) * 16 + k) * C + c) * T + t];
+    }
+}
+
+// y (NCHW16c) = the conv of x (NCHW16c), with r (NCHW16c or NULL); the scratch holds the bias and the
+// padded input ("rows" with padding).
+static ply_status blocked_conv(ply_layer *L, const float *x, const float *r, float *y, int64_t N, int64_t H, int64_t W,
+                               int64_t OH, int64_t OW) {
+    const int64_t CB = (L->C + 15) / 16, OB = (L->OC + 15) / 16, T = L->KH * L->KW;
+    const int64_t threads = L->host->thread_count(L->host);
+    const int flat = T == 1 && L->SH == 1 && L->SW == 1 && L->PH == 0 && L->PW == 0;
+    const int64_t Hp = H + 2 * L->PH, Wp = W + 2 * L->PW;
+    const int pad = !flat && (L->PH || L->PW);
+    const size_t bf = (size_t)(OB * 16), xf = pad ? (size_t)(N * CB * Hp * Wp * 16) : 0;
+    ply_status st = conv_grow_scratch(L, bf + xf);
+    if (st != PLY_OK) return st;
+    float *wp, *b = L->scratch, *xp = b + bf;
+    int stale;
+    if ((st = conv_weight_cache_check(&L->blk, L->host, threads, L->weight, (size_t)(L->OC * L->C * T), 1, 1,
+                                      (size_t)(OB * 16 * CB * 16 * T), "packed NCHW16c weights", &wp, &stale)) != PLY_OK)
+        return st;
+    if (stale) pack_weights(L, CB, OB, T, wp);
+    memset(b, 0, bf * sizeof(float));
+    if (L->has_bias) memcpy(b, L->bias, (size_t)L->OC * sizeof(float));
+    if (pad) {
+        memset(xp, 0, xf * sizeof(float));
+        for (int64_t nc = 0; nc < N * CB; nc++)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(xp + ((nc * Hp + h + L->PH) * Wp + L->PW) * 16, x + (nc * H + h) * W * 16,
+                       (size_t)(W * 16) * sizeof(float));
+        x = xp;
+    }
+    blk_job j = {.x = x, .wp = wp, .b = b, .r = r, .y = y, .CB = CB, .OB = OB, .OW = OW, .OP = OH * OW,
+                 .xcs = Hp * Wp * 16, .xps = flat ? 16 : L->SW * 16, .ximg = CB * Hp * Wp * 16,
+                 .xrow = L->SH * Wp * 16, .T = T, .flat = flat, .relu = L->relu};
+    for (int64_t ky = 0; ky < L->KH; ky++)
+        for (int64_t kx = 0; kx < L->KW; kx++) j.tapoff[ky * L->KW + kx] = (ky * Wp + kx) * 16;
+    j.cbchunk = CHUNK_TAPS / 16 / T > 1 ? CHUNK_TAPS / 16 / T : 1;
+    // ranges of positions (multiples of 6) or rows, so that every thread has a few units
+    const int64_t groups = (OB + 3) / 4, lines = flat ? (OH * OW + 5) / 6 : OH;
+    int64_t ranges = threads > 1 ? (4 * threads + N * groups - 1) / (N * groups) : 1;
+    if (ranges > lines) ranges = lines;
+    const int64_t per = (lines + ranges - 1) / ranges;
+    j.span = flat ? per * 6 : per;
+    j.ranges = (lines + per - 1) / per;
+    const int64_t units = N * groups * j.ranges;
+    if (threads <= 1 || units < 2) blk_units(&j, 0, units);
+    else L->host->parallel_for(L->host, units, 1, blk_units, &j);
+    return PLY_OK;
+}
 #endif
+
+// blk_tmp grown to `floats`.
+static ply_status grow_tmp(ply_layer *L, size_t floats) {
+    if (floats <= L->blk_tmp_floats) return PLY_OK;
+    L->host->free(L->host, L->blk_tmp);
+    L->blk_tmp = L->host->alloc(L->host, floats * sizeof(float));
+    L->blk_tmp_floats = L->blk_tmp ? floats : 0;
+    if (!L->blk_tmp)
+        return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for a blocked output",
+                          floats * sizeof(float));
+    return PLY_OK;
+}
 
 ply_status conv_forward_layout(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
                                ply_tensor *output, int32_t out_layout) {
-    const int32_t lin = in_layouts[0];
-    if (lin == PLY_LAYOUT_NCHW && out_layout == PLY_LAYOUT_NCHW) return conv_forward_nchw(L, n_inputs, inputs, output);
-    if (!blocked_suits(L, n_inputs, &inputs[0].shape) || (lin != PLY_LAYOUT_NCHW && lin != PLY_LAYOUT_NCHW16C) ||
-        (out_layout != PLY_LAYOUT_NCHW && out_layout != PLY_LAYOUT_NCHW16C))
+    int all_nchw = out_layout == PLY_LAYOUT_NCHW, any_blocked_in = 0, valid = 1;
+    for (int32_t i = 0; i < n_inputs; i++) {
+        all_nchw &= in_layouts[i] == PLY_LAYOUT_NCHW;
+        any_blocked_in |= in_layouts[i] == PLY_LAYOUT_NCHW16C;
+        valid &= in_layouts[i] == PLY_LAYOUT_NCHW || in_layouts[i] == PLY_LAYOUT_NCHW16C;
+    }
+    if (all_nchw) return conv_forward_nchw(L, n_inputs, inputs, output);
+    valid &= out_layout == PLY_LAYOUT_NCHW || out_layout == PLY_LAYOUT_NCHW16C;
+    valid &= blocked_layer(L) && inputs[0].shape.ndim == 4 &&
+             (!any_blocked_in || blocked_input(L, n_inputs, &inputs[0].shape));
+    if (!valid)
         return ply_errorf(L->host, PLY_ERR_UNSUPPORTED, "conv2d: forward_layout with input layout %d and output layout %d "
-                          "is not one eval_layouts offers for this layer", (int)lin, (int)out_layout);
+                          "is not one eval_layouts offers for this layer", (int)in_layouts[0], (int)out_layout);
 #if PLY_HAVE_X86_TARGETS
-    const ply_shape *s = &inputs[0].shape;
-    const int64_t N = s->dims[0], C = L->C, OC = L->OC, P = s->dims[2] * s->dims[3];
+    const ply_shape *s = &inputs[0].shape, *os = &output->shape;
+    const int64_t N = s->dims[0], C = L->C, OC = L->OC, H = s->dims[2], W = s->dims[3];
     if (s->dims[1] != C) return ply_errorf(L->host, PLY_ERR_SHAPE, "conv2d: input has %lld channels, expected %lld",
                                            (long long)s->dims[1], (long long)C);
-    const int64_t Cp = (C + 15) / 16 * 16, OB = (OC + 15) / 16;
-    // scratch: packed weights and bias, then the blocked input and output where the call's are NCHW
-    const size_t wf = (size_t)(OB * 16 * Cp), bf = (size_t)(OB * 16);
-    const size_t xf = lin == PLY_LAYOUT_NCHW ? (size_t)(N * Cp * P) : 0;
-    const size_t yf = out_layout == PLY_LAYOUT_NCHW ? (size_t)(N * OB * 16 * P) : 0;
-    ply_status st = conv_grow_scratch(L, wf + bf + xf + yf);
-    if (st != PLY_OK) return st;
-    float *wp = L->scratch, *b = wp + wf, *xb = b + bf, *yb = xb + xf;
-    memset(wp, 0, (wf + bf) * sizeof(float));
-    for (int64_t ob = 0; ob < OB; ob += 4) {
-        const int64_t nb = OB - ob < 4 ? OB - ob : 4;
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t f = 0; f < nb; f++)
-                for (int64_t k = 0; k < 16 && (ob + f) * 16 + k < OC; k++)
-                    wp[ob * 16 * Cp + (c * nb + f) * 16 + k] = L->weight[((ob + f) * 16 + k) * C + c];
+    const int64_t OH = os->dims[2], OW = os->dims[3], P = H * W, OP = OH * OW;
+    const int64_t Cp = (C + 15) / 16 * 16, OCp = (OC + 15) / 16 * 16;
+    ply_status st;
+    if (!blocked_input(L, n_inputs, s)) {
+        // the stem: NCHW in (and an NCHW residual, if any), the NCHW forward, then a reorder to NCHW16c
+        if ((st = grow_tmp(L, (size_t)(N * OC * OP))) != PLY_OK) return st;
+        ply_tensor tmp = *output;
+        tmp.data = L->blk_tmp;
+        if ((st = conv_forward_nchw(L, n_inputs, inputs, &tmp)) != PLY_OK) return st;
+        reorder(output->data, PLY_LAYOUT_NCHW16C, L->blk_tmp, PLY_LAYOUT_NCHW, N, OC, OP);
+        return PLY_OK;
     }
-    if (L->has_bias) memcpy(b, L->bias, (size_t)OC * sizeof(float));
-    const float *x = inputs[0].data;
-    if (lin == PLY_LAYOUT_NCHW) {
-        reorder(xb, PLY_LAYOUT_NCHW16C, x, PLY_LAYOUT_NCHW, N, C, P);
-        x = xb;
+    // blocked kernels: NCHW sides reordered through blk_tmp (input, residual, output)
+    const size_t xf = in_layouts[0] == PLY_LAYOUT_NCHW ? (size_t)(N * Cp * P) : 0;
+    const size_t rf = n_inputs > 1 && in_layouts[1] == PLY_LAYOUT_NCHW ? (size_t)(N * OCp * OP) : 0;
+    const size_t yf = out_layout == PLY_LAYOUT_NCHW ? (size_t)(N * OCp * OP) : 0;
+    if (xf + rf + yf && (st = grow_tmp(L, xf + rf + yf)) != PLY_OK) return st;
+    const float *x = inputs[0].data, *r = n_inputs > 1 ? inputs[1].data : NULL;
+    float *y = yf ? L->blk_tmp + xf + rf : output->data;
+    if (xf) {
+        reorder(L->blk_tmp, PLY_LAYOUT_NCHW16C, x, PLY_LAYOUT_NCHW, N, C, P);
+        x = L->blk_tmp;
     }
-    blk_job j = {.x = x, .wp = wp, .b = b, .y = out_layout == PLY_LAYOUT_NCHW ? yb : output->data,
-                 .N = N, .Cp = Cp, .OB = OB, .P = P, .relu = L->relu};
-    const int64_t units = N * ((OB + 3) / 4);
-    if (L->host->thread_count(L->host) <= 1 || units < 2) blk_units(&j, 0, units);
-    else L->host->parallel_for(L->host, units, 1, blk_units, &j);
-    if (out_layout == PLY_LAYOUT_NCHW) reorder(output->data, PLY_LAYOUT_NCHW, yb, PLY_LAYOUT_NCHW16C, N, OC, P);
+    if (rf) {
+        reorder(L->blk_tmp + xf, PLY_LAYOUT_NCHW16C, r, PLY_LAYOUT_NCHW, N, OC, OP);
+        r = L->blk_tmp + xf;
+    }
+    if ((st = blocked_conv(L, x, r, y, N, H, W, OH, OW)) != PLY_OK) return st;
+    if (yf) reorder(output->data, PLY_LAYOUT_NCHW, y, PLY_LAYOUT_NCHW16C, N, OC, OP);
     return PLY_OK;
 #else
     return PLY_ERR_UNSUPPORTED;

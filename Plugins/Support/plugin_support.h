@@ -375,6 +375,19 @@ static inline ply_cpu ply_cpu_level(void) {
     ((type)->struct_size >= offsetof(ply_layer_type, freeze) + sizeof((type)->freeze) && \
      (type)->freeze != NULL)
 
+/** True when a layer type (possibly built against an older ABI) has both layout slots (ABI 1.7). */
+#define PLY_TYPE_HAS_LAYOUTS(type)                                                                             \
+    ((type)->struct_size >= offsetof(ply_layer_type, forward_layout) + sizeof((type)->forward_layout) && \
+     (type)->eval_layouts != NULL && (type)->forward_layout != NULL)
+
+/** Floats of a tensor of `shape` laid out as `layout` (ABI 1.7): NCHW16C pads dimension 1 to whole blocks of 16. */
+static inline int64_t ply_layout_numel(const ply_shape *shape, int32_t layout) {
+    if (layout != PLY_LAYOUT_NCHW16C || shape->ndim < 2) return ply_shape_numel(shape);
+    ply_shape s = *shape;
+    s.dims[1] = (s.dims[1] + 15) / 16 * 16;
+    return ply_shape_numel(&s);
+}
+
 /** A window as receptive-field arithmetic uses it: kernel and stride per axis (H, W), in input pixels.
  *  The identity is {1, 1} / {1, 1}. */
 typedef struct ply_window {

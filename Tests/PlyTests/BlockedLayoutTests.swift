@@ -256,3 +256,92 @@ import Testing
         #expect(yFlat.contains { $0 != yFlat[0] }, "a constant output would hide a wrong conv")
     }
 }
+
+/// conv2d's other kernels and the residual blocks on NCHW16c.
+@Suite struct BlockedConvTests {
+    static func conv(_ c: Int, _ oc: Int, _ k: Int, _ s: Int, _ p: Int) -> Attributes {
+        [("in_channels", .int(c)), ("out_channels", .int(oc)), ("kernel_size", .int(k)), ("stride", .int(s)),
+         ("padding", .int(p))]
+    }
+
+    /// The worst difference of y from yFlat, relative to max(1, |yFlat|).
+    static func worst(_ y: [Float], _ yFlat: [Float]) -> Float {
+        zip(y, yFlat).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+    }
+
+    /// The padded "rows" kernel (any kernel size, stride and padding) between blocked values, with a
+    /// fused relu, against the NCHW plan; and a 3-channel stem (NCHW in) writing NCHW16c.
+    @Test(arguments: [[3, 1, 1], [3, 2, 1], [1, 2, 0], [5, 1, 2], [7, 2, 3], [1, 1, 1]])
+    func convKernelsTakeBlockedValues(_ ksp: [Int]) throws {
+        let (k, s, p) = (ksp[0], ksp[1], ksp[2])
+        func build(_ r: Runtime) throws -> Model {
+            let net = Model(runtime: r)
+            try net.add("stem", "conv2d", Self.conv(3, 20, k, s, p))
+            try net.add("c1", "conv2d", Self.conv(20, 40, k, s, p))
+            try net.add("r1", "relu")
+            try net.add("c2", "conv2d", Self.conv(40, 24, 3, 1, 1))
+            try net.add("end", "blk_end")
+            _ = net.fuseActivations()
+            net.isTraining = false
+            return net
+        }
+        let shape: Shape = [2, 3, 23, 19]
+        let x = BlockedLayoutTests.input(shape, seed: UInt64(10 * k + s))
+        let net = try build(try BlockedLayoutTests.runtime())
+        let (y, layouts) = try BlockedLayoutTests.run(net, x, shape, ["stem", "c1", "c2", "end"])
+        if cpuLevel == "avx512" {
+            #expect(layouts == [.nchw16c, .nchw16c, .nchw16c, .nchw])
+        } else {
+            #expect(layouts == [.nchw, .nchw, .nchw, .nchw])
+        }
+        let yFlat = try BlockedLayoutTests.run(try build(try BlockedLayoutTests.runtime(blocked: false)), x, shape, []).0
+        #expect(y.count == yFlat.count)
+        #expect(Self.worst(y, yFlat) <= 2e-6, "blocked and NCHW convs differ by \(Self.worst(y, yFlat))")
+        #expect(yFlat.contains { $0 != yFlat[0] }, "a constant output would hide a wrong conv")
+    }
+
+    /// A small ResNet: the stem writes NCHW16c, the max pool, basic and bottleneck blocks (identity and
+    /// downsample shortcuts, strides 1 and 2) pass it on, the global pool ends it. Batch-norm statistics
+    /// from a training forward first, so the folds are not the identity; frozen and not.
+    @Test(arguments: [false, true])
+    func residualBlocksRunBlocked(frozen: Bool) throws {
+        func build(_ r: Runtime) throws -> Model {
+            let net = Model(runtime: r)
+            try net.add("stem", "conv2d", Self.conv(3, 32, 7, 2, 3))
+            try net.add("relu", "relu")
+            try net.add("pool", "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(2)), ("padding", .int(1))])
+            try net.add("b1", "residual_basic", [("inplanes", .int(32)), ("planes", .int(32))])
+            try net.add("b2", "residual_basic", [("inplanes", .int(32)), ("planes", .int(48)), ("stride", .int(2)),
+                                                 ("downsample", .bool(true))])
+            try net.add("n1", "residual_bottleneck", [("inplanes", .int(48)), ("planes", .int(16)),
+                                                      ("downsample", .bool(true))])
+            try net.add("n2", "residual_bottleneck", [("inplanes", .int(64)), ("planes", .int(16))])
+            try net.add("n3", "residual_bottleneck", [("inplanes", .int(64)), ("planes", .int(24)), ("stride", .int(2)),
+                                                      ("downsample", .bool(true))])
+            try net.add("gap", "adaptive_avgpool2d", [("output_size", .ints([1, 1]))])
+            _ = net.fuseActivations()
+            return net
+        }
+        let shape: Shape = [3, 3, 45, 37]
+        let x = BlockedLayoutTests.input(shape, seed: 77)
+        func prepared(_ blocked: Bool) throws -> Model {
+            let net = try build(try BlockedLayoutTests.runtime(blocked: blocked))
+            net.isTraining = true
+            _ = try x.withUnsafeBufferPointer { try net.forward($0, shape: shape) }
+            net.isTraining = false
+            if frozen { _ = try net.freezeForInference() }
+            return net
+        }
+        let names = ["stem", "pool", "b1", "b2", "n1", "n2", "n3", "gap"]
+        let (y, layouts) = try BlockedLayoutTests.run(try prepared(true), x, shape, names)
+        if cpuLevel == "avx512" {
+            #expect(layouts == [.nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw])
+        } else {
+            #expect(layouts == Array(repeating: .nchw, count: names.count))
+        }
+        let yFlat = try BlockedLayoutTests.run(try prepared(false), x, shape, []).0
+        #expect(y.count == yFlat.count && y.count == 3 * 96)
+        #expect(Self.worst(y, yFlat) <= 2e-6, "blocked and NCHW blocks differ by \(Self.worst(y, yFlat))")
+        #expect(yFlat.contains { $0 != yFlat[0] }, "a constant output would hide a wrong block")
+    }
+}
