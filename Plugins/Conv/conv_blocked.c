@@ -95,7 +95,7 @@ typedef struct {
 
 // One tile: NB blocks from ob x NP positions, input blocks [cb0, cb1). x: the first position's input
 // (tap 0, block 0), y and r: the image's output and residual; p: the first position's index in the plane.
-PLY_TARGET_AVX512 static inline void tile(const blk_job *j, const float *x, float *y, const float *r, const float *wg,
+PLY_TARGET_AVX512 __attribute__((always_inline)) static inline void tile(const blk_job *j, const float *x, float *y, const float *r, const float *wg,
                                           int64_t ob, int NB, int64_t p, int NP, int64_t cb0, int64_t cb1, int first,
                                           int last) {
     __m512 acc[4][6];

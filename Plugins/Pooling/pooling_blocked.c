@@ -12,6 +12,10 @@
 
 #include "pooling.h"
 
+#if PLY_HAVE_X86_TARGETS
+#include <immintrin.h>
+#endif
+
 // Offset of element (n, c, h, w) of an (N, C, H, W) value laid out as `layout`.
 static inline int64_t at(int32_t layout, int64_t C, int64_t H, int64_t W, int64_t n, int64_t c, int64_t h, int64_t w) {
     if (layout == PLY_LAYOUT_NCHW) return ((n * C + c) * H + h) * W + w;
@@ -36,10 +40,45 @@ typedef struct {
     int64_t N, C, H, W, OH, OW;
 } blocked_job;
 
+#if PLY_HAVE_X86_TARGETS
+// Max pooling from NCHW16c to NCHW16c over units [begin, end), a vector of 16 channels per position:
+// take_max's rule (the later value where it is larger or NaN) as a compare-and-blend.
+PLY_TARGET_AVX512 static void max_units_blocked512(void *ctx, int64_t begin, int64_t end) {
+    const blocked_job *j = ctx;
+    const ply_layer *p = j->p;
+    for (int64_t u = begin; u < end; u++) {
+        const float *x = j->x + u * j->H * j->W * 16;
+        float *y = j->y + u * j->OH * j->OW * 16;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            const int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh;
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                const int64_t w0 = ow * p->sw - p->pw, w1 = w0 + p->kw;
+                __m512 m = _mm512_setzero_ps();
+                int first = 1;
+                for (int64_t h = h0 < 0 ? 0 : h0; h < h1 && h < j->H; h++)
+                    for (int64_t w = w0 < 0 ? 0 : w0; w < w1 && w < j->W; w++) {
+                        const __m512 v = _mm512_loadu_ps(x + (h * j->W + w) * 16);
+                        const __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                        m = first ? v : _mm512_mask_blend_ps(take, m, v);
+                        first = 0;
+                    }
+                _mm512_storeu_ps(y + (oh * j->OW + ow) * 16, m);
+            }
+        }
+    }
+}
+#endif
+
 // Max pooling over (image, channel block) units [begin, end): 16 lanes at a time.
 static void max_units(void *ctx, int64_t begin, int64_t end) {
     const blocked_job *j = ctx;
     const ply_layer *p = j->p;
+#if PLY_HAVE_X86_TARGETS
+    if (j->lin == PLY_LAYOUT_NCHW16C && j->lout == PLY_LAYOUT_NCHW16C && ply_cpu_level() >= PLY_CPU_AVX512) {
+        max_units_blocked512(ctx, begin, end);
+        return;
+    }
+#endif
     const int64_t CB = (j->C + 15) / 16;
     for (int64_t u = begin; u < end; u++) {
         const int64_t n = u / CB, c0 = u % CB * 16;

@@ -345,3 +345,34 @@ import Testing
         #expect(yFlat.contains { $0 != yFlat[0] }, "a constant output would hide a wrong block")
     }
 }
+
+extension BlockedConvTests {
+    /// The zoo's ResNets in evaluation: NCHW16c from the stem to the global pool (every value between
+    /// but the model's input and the classifier's), and outputs within the summation-order bound of
+    /// the NCHW plan, frozen as `ply bench-model` runs them.
+    @Test(arguments: ["resnet18", "resnet50"])
+    func zooResNetsRunBlockedThroughout(_ name: String) throws {
+        let size = 64
+        func prepared(_ blocked: Bool) throws -> Model {
+            let model = try Zoo.model(named: name, runtime: try BlockedLayoutTests.runtime(blocked: blocked),
+                                      numClasses: 10, inChannels: 3, imageSize: size)
+            model.isTraining = false
+            _ = try model.freezeForInference()
+            return model
+        }
+        let shape: Shape = [2, 3, size, size]
+        let x = BlockedLayoutTests.input(shape, seed: 5)
+        let net = try prepared(true)
+        let y = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        let layouts = net.nodes.indices.map { (net.nodes[$0].name, net.inferenceLayout(of: $0)) }
+        let blocks = layouts.filter { $0.0.hasPrefix("layer") && !$0.0.contains(".") || $0.0.split(separator: ".").count == 2 }
+        #expect(!blocks.isEmpty)
+        if cpuLevel == "avx512" {
+            #expect(blocks.allSatisfy { $0.1 == .nchw16c }, "\(blocks.filter { $0.1 != .nchw16c })")
+        }
+        let flat = try prepared(false)
+        let yFlat = try x.withUnsafeBufferPointer { Array(try flat.infer($0, shape: shape)) }
+        #expect(y.count == yFlat.count && y.count == 20)
+        #expect(Self.worst(y, yFlat) <= 2e-6, "blocked and NCHW differ by \(Self.worst(y, yFlat))")
+    }
+}
