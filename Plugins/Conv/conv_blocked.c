@@ -62,18 +62,37 @@ ply_status conv_eval_layouts(ply_layer *L, int32_t n_inputs, const ply_shape *in
     return PLY_OK;
 }
 
-// (image, position) of a value laid out as `layout`, channel c: its offset.
-static inline int64_t at(int32_t layout, int64_t C, int64_t P, int64_t n, int64_t c, int64_t p) {
-    if (layout == PLY_LAYOUT_NCHW) return (n * C + c) * P + p;
-    return ((n * ((C + 15) / 16) + c / 16) * P + p) * 16 + c % 16;
+
+typedef struct {
+    float *dst;
+    const float *src;
+    int32_t ld;
+    int64_t C, P;
+} reorder_job;
+
+// Units [begin, end) of (image, block of 16 channels): the block's channels moved between layouts, a
+// position at a time (16 reads a plane apart, one contiguous vector written, or the reverse).
+static void reorder_units(void *ctx, int64_t begin, int64_t end) {
+    const reorder_job *j = ctx;
+    const int64_t CB = (j->C + 15) / 16, P = j->P;
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t n = u / CB, c0 = u % CB * 16, lanes = j->C - c0 < 16 ? j->C - c0 : 16;
+        float *blk = j->ld == PLY_LAYOUT_NCHW16C ? j->dst + u * P * 16 : NULL;
+        const float *cblk = j->ld == PLY_LAYOUT_NCHW16C ? NULL : j->src + u * P * 16;
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t l = 0; l < 16; l++) {
+                if (blk) blk[p * 16 + l] = l < lanes ? j->src[(n * j->C + c0 + l) * P + p] : 0.0f;
+                else if (l < lanes) j->dst[(n * j->C + c0 + l) * P + p] = cblk[p * 16 + l];
+            }
+    }
 }
 
-// dst (layout ld) = src (layout ls), channels past C in a blocked dst written 0.
-static void reorder(float *dst, int32_t ld, const float *src, int32_t ls, int64_t N, int64_t C, int64_t P) {
-    const int64_t Cp = (C + 15) / 16 * 16;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < (ld == PLY_LAYOUT_NCHW16C ? Cp : C); c++)
-            for (int64_t p = 0; p < P; p++) dst[at(ld, C, P, n, c, p)] = c < C ? src[at(ls, C, P, n, c, p)] : 0.0f;
+// dst (layout ld) = src (the other layout), channels past C in a blocked dst written 0; on the host's threads.
+static void reorder(const ply_layer *L, float *dst, int32_t ld, const float *src, int64_t N, int64_t C, int64_t P) {
+    reorder_job j = {.dst = dst, .src = src, .ld = ld, .C = C, .P = P};
+    const int64_t units = N * ((C + 15) / 16);
+    if (L->host->thread_count(L->host) <= 1 || units < 2 || units * P < (1 << 15)) reorder_units(&j, 0, units);
+    else L->host->parallel_for(L->host, units, 1, reorder_units, &j);
 }
 
 #if PLY_HAVE_X86_TARGETS
@@ -286,7 +305,7 @@ ply_status conv_forward_layout(ply_layer *L, int32_t n_inputs, const ply_tensor 
         ply_tensor tmp = *output;
         tmp.data = L->blk_tmp;
         if ((st = conv_forward_nchw(L, n_inputs, inputs, &tmp)) != PLY_OK) return st;
-        reorder(output->data, PLY_LAYOUT_NCHW16C, L->blk_tmp, PLY_LAYOUT_NCHW, N, OC, OP);
+        reorder(L, output->data, PLY_LAYOUT_NCHW16C, L->blk_tmp, N, OC, OP);
         return PLY_OK;
     }
     // blocked kernels: NCHW sides reordered through blk_tmp (input, residual, output)
@@ -297,15 +316,15 @@ ply_status conv_forward_layout(ply_layer *L, int32_t n_inputs, const ply_tensor 
     const float *x = inputs[0].data, *r = n_inputs > 1 ? inputs[1].data : NULL;
     float *y = yf ? L->blk_tmp + xf + rf : output->data;
     if (xf) {
-        reorder(L->blk_tmp, PLY_LAYOUT_NCHW16C, x, PLY_LAYOUT_NCHW, N, C, P);
+        reorder(L, L->blk_tmp, PLY_LAYOUT_NCHW16C, x, N, C, P);
         x = L->blk_tmp;
     }
     if (rf) {
-        reorder(L->blk_tmp + xf, PLY_LAYOUT_NCHW16C, r, PLY_LAYOUT_NCHW, N, OC, OP);
+        reorder(L, L->blk_tmp + xf, PLY_LAYOUT_NCHW16C, r, N, OC, OP);
         r = L->blk_tmp + xf;
     }
     if ((st = blocked_conv(L, x, r, y, N, H, W, OH, OW)) != PLY_OK) return st;
-    if (yf) reorder(output->data, PLY_LAYOUT_NCHW, y, PLY_LAYOUT_NCHW16C, N, OC, OP);
+    if (yf) reorder(L, output->data, PLY_LAYOUT_NCHW, y, N, OC, OP);
     return PLY_OK;
 #else
     return PLY_ERR_UNSUPPORTED;
