@@ -1,7 +1,7 @@
 import CPly
 
 /// A value's memory layout in an inference plan (plugin.h's `ply_layout`, ABI 1.7).
-enum ValueLayout: Int32, Sendable {
+public enum ValueLayout: Int32, Sendable {
     /// Compact row-major (N, C, H, W): every value outside a blocked run.
     case nchw = 0
     /// Channels in blocks of 16, a position's 16 adjacent: [N][⌈C/16⌉][H][W][16], zero lanes past C.

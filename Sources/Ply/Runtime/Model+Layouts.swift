@@ -37,8 +37,9 @@ extension Model {
         return nodes[id].layer
     }
 
-    /// The layout of node `id`'s value in the current inference plan (NCHW before one is made).
-    func inferenceLayout(of id: NodeID) -> ValueLayout {
+    /// The layout of node `id`'s value in the plan of the last `infer` (NCHW before one is made):
+    /// which values stayed in blocks of 16 channels between layers (`ply bench-model` counts them).
+    public func inferenceLayout(of id: NodeID) -> ValueLayout {
         owner(id) < inferLayouts.count ? inferLayouts[owner(id)] : .nchw
     }
 }
