@@ -1,8 +1,9 @@
 // conv_bwino_forward (Plugins/Conv/conv_blocked_wino.c: Winograd F(4x4) on NCHW16c) checked against
 // the NCHW Winograd (conv_winograd_forward_u, same m = 4, every output element) and a double-precision
-// direct sum (64 random points; error relative to the sum of the terms' magnitudes, as winograd_threads.c:
-// relative to |ref| both paths exceed 1e-5 from ~128 input channels, identically), then timed against the NCHW path at the tile side it takes
-// (conv_winograd_tile) on ResNet's 3x3 shapes, 1 and 2 threads. Time: the median over 9 forwards of
+// direct sum (64 random points; error relative to the sum of the terms' magnitudes, as
+// winograd_threads.c: relative to |ref| both paths exceed 1e-5 from ~128 input channels, identically),
+// then timed against the NCHW path at the tile side it takes (conv_winograd_tile) on ResNet's 3x3
+// shapes, 1 and 2 threads. Time: the median over 9 forwards of
 // the sum of the threads' CPU time inside the parallel regions (CLOCK_THREAD_CPUTIME_ID around every
 // slice, as Benchmarks/winograd_threads.c) and of the wall time (CLOCK_MONOTONIC around the call), the
 // two paths' forwards alternating (so a change in the machine's load hits both); relu on, no residual.
@@ -106,8 +107,8 @@ typedef struct { double sum, wall; } timing;
 static double median(double *v, int n) { qsort(v, (size_t)n, sizeof v[0], cmp); return v[n / 2]; }
 
 // One shape at THREADS threads: checks (returns 1 on a mismatch), and times when `timeit`.
-static int run(int64_t N, int64_t C, int64_t H, int64_t OC, int timeit) {
-    const int64_t W = H, P = H * W, CB = (C + 15) / 16, OB = (OC + 15) / 16;
+static int run(int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int timeit) {
+    const int64_t P = H * W, CB = (C + 15) / 16, OB = (OC + 15) / 16;
     conv_geom g = {.N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1,
                    .OH = H, .OW = W, .DH = 1, .DW = 1, .XC = C, .YC = OC};
     const size_t nx = (size_t)(N * C * P), ny = (size_t)(N * OC * P), nw = (size_t)(OC * C * 9);
@@ -210,9 +211,9 @@ static int run(int64_t N, int64_t C, int64_t H, int64_t OC, int timeit) {
         }
         tn.sum = median(nc, RUNS), tn.wall = median(nw_, RUNS), tb.sum = median(bc, RUNS), tb.wall = median(bw, RUNS);
         printf("TIME N%-3lld %4lld->%-4lld %3lldx%-3lld %dT  NCHW F(%dx%d) cpu %8.2f wall %8.2f | blocked F(4x4) cpu %8.2f "
-               "wall %8.2f | ratio cpu %.2f wall %.2f\n",
+               "wall %8.2f | ratio cpu %.2f wall %.2f%s\n",
                (long long)N, (long long)C, (long long)OC, (long long)H, (long long)W, THREADS, m, m, tn.sum, tn.wall,
-               tb.sum, tb.wall, tn.sum / tb.sum, tn.wall / tb.wall);
+               tb.sum, tb.wall, tn.sum / tb.sum, tn.wall / tb.wall, conv_bwino_tile(&g) ? "" : "  (conv_bwino_tile 0)");
         free(Um);
         free(sm);
     }
@@ -229,22 +230,25 @@ int main(int argc, char **argv) {
             fprintf(stderr, "blocked_winograd: THREADS 1 or 2, sizes >= 1\n");
             return 2;
         }
-        return run(N, C, H, OC, 1);
+        return run(N, C, H, H, OC, 1);
     }
     if (argc != 1) {
         fprintf(stderr, "usage: blocked_winograd [THREADS N C H OC]   (3x3, stride 1, padding 1, W = H)\n");
         return 2;
     }
     int bad = 0;
-    static const int64_t odd[][4] = {{2, 20, 9, 40}, {1, 20, 9, 40}, {1, 3, 1, 5}, {2, 16, 5, 16}, {3, 33, 10, 70},
-                                     {1, 64, 13, 100}, {2, 300, 6, 17}};
+    // N C H W OC: partial tiles, partial channel blocks, planes smaller than a tile, non-square planes
+    static const int64_t odd[][5] = {{2, 20, 9, 9, 40},    {1, 20, 9, 9, 40},   {1, 3, 1, 1, 5},  {2, 16, 5, 5, 16},
+                                     {3, 33, 10, 10, 70}, {1, 64, 13, 13, 100}, {2, 300, 6, 6, 17}, {2, 24, 7, 17, 50},
+                                     {1, 48, 30, 3, 130}};
     for (THREADS = 1; THREADS <= 2; THREADS++)
-        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) bad |= run(odd[i][0], odd[i][1], odd[i][2], odd[i][3], 0);
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+            bad |= run(odd[i][0], odd[i][1], odd[i][2], odd[i][3], odd[i][4], 0);
     static const int64_t resnet[][4] = {{1, 64, 56, 64},  {1, 128, 28, 128},  {1, 256, 14, 256},  {1, 512, 7, 512},
                                         {16, 64, 56, 64}, {16, 128, 28, 128}, {16, 256, 14, 256}, {16, 512, 7, 512}};
     for (THREADS = 1; THREADS <= 2; THREADS++)
         for (size_t i = 0; i < sizeof resnet / sizeof resnet[0]; i++)
-            bad |= run(resnet[i][0], resnet[i][1], resnet[i][2], resnet[i][3], 1);
+            bad |= run(resnet[i][0], resnet[i][1], resnet[i][2], resnet[i][2], resnet[i][3], 1);
     printf(bad ? "MISMATCH\n" : "all checks passed\n");
     return bad;
 }

@@ -23,29 +23,43 @@
  *                           for 4 th + u < H, 4 tw + v < W, and 0 for 16 ob + l >= OC.
  *
  * The products are conv_blocked.c's register tile: 4 output blocks x 6 tiles = 24 accumulators,
- * per input channel 4 weight vectors and 6 broadcasts, over input channels in chunks of CCHUNK
- * whose weights (4 blocks: 32 KB) stay in L1. No transposes: the transforms are whole-vector
- * adds and FMAs on 16 channels at a time.
+ * per input channel 4 weight vectors and 6 broadcasts, over input channels in passes of CCHUNK
+ * whose weights (4 blocks: 32 KB) stay in L1, summed in blocks of KC as conv_kernel.c does (so
+ * the result is the NCHW path's to the bit). No transposes: the transforms are whole-vector adds
+ * and FMAs on 16 channels at a time.
  *
  * Plans: "columns" gives each thread a contiguous run of chunks of tc tiles, each chunk
- * transformed, multiplied and transformed back in the thread's own scratch (V and M of a chunk:
- * 36 (Cp + 16 OB) tc floats); "rows" (fewer than ROWS_TILES tiles per thread) transforms all the
- * tiles once, the input blocks split over the threads, then splits the groups of 4 output blocks.
+ * transformed, multiplied and transformed back in the thread's own scratch (V, M and P of a chunk:
+ * (36 (Cp + 16 OB) + 64) tc floats); "rows" (few tiles, or a U too big to stream once per chunk
+ * per thread: the rule at BWINO_ROWS_TILES) transforms all the tiles once, the input blocks split
+ * over the threads, then splits the groups of 4 output blocks.
+ *
+ * F(6x6) is not here (conv_bwino_tile never returns 6; for m != 4 the sizes are 0 and the calls do
+ * nothing): on ResNet's planes it would need 0.91 (56x56, 28x28), 1.0 (14x14) and 1.78 (7x7) of
+ * F(4x4)'s products at ~5x its rounding, and the NCHW path measured no gain from it (conv_winograd.c).
  */
 #include "plugin_support.h"
 
 #include "conv_blocked_wino.h"
-
-#include <string.h>
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
 #define SQ2 1.41421356237309505f
 
-// Tuning constants (Benchmarks/blocked_winograd.c; the numbers are in the commit and at each).
-// V + M of one chunk: at most CHUNK_FLOATS floats (1 MB, half this VM's 2 MB L2 per core), but at
-// least TC_MIN tiles so U (36 Cp OCp floats, read once per chunk) is reused on enough tiles.
+// Tuning constants, measured with Benchmarks/blocked_winograd.c (thread CPU ms, medians of 9, each
+// forward alternating with the NCHW path's, 2-vCPU Xeon VM, 48 KB L1d and 2 MB L2 per core, shared
+// with another engineer's swift build, so within ~20%; ratios NCHW / blocked of the same round are
+// steadier than the times and are what is quoted). Each -D overridable for a sweep.
+//
+// tc, the tiles of a chunk: V + M of a chunk within BWINO_CHUNK_FLOATS (1 MB, half the L2), but at
+// least BWINO_TC_MIN tiles, since U (36 Cp 16 OB floats) is read once per chunk: 1 thread, ratio per
+// round with TC_MIN 24 / 32 / 64 / 128: 16 512->512 7x7 0.89-0.98 / 0.96-1.06 / 1.26-1.30 / 1.18-1.28,
+// 16 256->256 14x14 1.05-1.06 / 1.20-1.32 / 1.34-1.66 / 1.26-1.45, 16 128->128 28x28 1.40-1.50 /
+// 1.48-1.65 / 1.39-1.62 / 1.34-1.77, 16 64->64 56x56 about 1.2-1.5 for all. So BWINO_TC_MIN decides on
+// every ResNet shape (CHUNK_FLOATS only below C + OC = 114). The chunks are as even as they can be, a
+// multiple of the threads; rounding tc up to whole register tiles of 6 measured no change (16 256->256
+// 14x14, 1 thread) and would split 1 128->128 28x28's 49 tiles 30 / 19 over 2 threads.
 #ifndef BWINO_CHUNK_FLOATS
 #define BWINO_CHUNK_FLOATS (1 << 18)
 #endif
@@ -73,13 +87,25 @@
 // 4.37, 3.37 / 4.17; 1 256->256 14x14 (16 tiles, U 2.4M floats) wins, 1.83 / 1.00, 1.78 / 0.99.
 #define BWINO_MIN_TILES 8
 #define BWINO_BIG_U (1 << 19)
-// Input channels per pass of the products: 4 output blocks' weights, 128 x 64 floats = 32 KB (L1 48 KB).
+// Input channels per pass of the products: 4 output blocks' weights, 128 x 64 floats = 32 KB, stay in
+// the 48 KB L1 while all the chunk's tiles pass. Not measured to matter: 256 (64 KB, the first version)
+// gave the same ratios on 16 512->512 7x7 at tc 22 (0.89 0.98 0.93 / 0.89 0.98 0.93), kept for the L1.
 #define CCHUNK 128
+// conv_kernel.c's KC: the products sum each block of KC input channels from zero and add it to M, as
+// conv_kernel_gemm does, so the two paths agree to the bit (a pass of CCHUNK continues the block's
+// partial sum; summing in CCHUNKs straight into M instead differed from the NCHW path by up to 1e-4
+// of |y| on 512 channels, both within rounding of the double sum).
+#define KC 256
+// The first 6 tiles of each pass prefetch the next CCHUNK's U (the next 32 KB in memory, the loop
+// order following U's layout) into L2, BW_PF passes ahead. 1 thread, alternating, blocked CPU ms
+// without / with: 1 512->512 7x7 (4 tiles: U streams) 4.47 4.62 4.71 / 3.45 2.95 3.09 (NCHW 2.73-3.21);
+// 16 512->512 7x7 15.1-17.9 / 15.8-16.4; 16 256->256 14x14 13.9-18.2 / 11.6-15.2. 2 or 3 passes
+// ahead: no difference (1 512->512 7x7: 4.17-4.43 / 4.32-4.49 / 4.14-4.50, the same round). A prefetch
+// of the input's columns two tiles ahead in the input transform gained nothing (16 64->64 56x56 ratio
+// 1.46-1.55 without, 1.39-1.62 with).
 #ifndef BW_PF
 #define BW_PF 1
 #endif
-// conv_kernel.c's KC: the products sum each block of KC input channels from zero and add it to M.
-#define KC 256
 
 typedef struct {
     int64_t CB, OB, Cp, OBp; // blocks of 16 channels in, out; channels in rounded up; out rounded up
@@ -100,7 +126,7 @@ static void bw_make_plan(const conv_geom *g, int64_t threads, bw_plan *p) {
     int64_t tc_max = ply_max_i64(BWINO_TC_MIN, BWINO_CHUNK_FLOATS / (36 * (p->Cp + p->OBp)));
     int64_t chunks = (p->T + tc_max - 1) / tc_max;
     chunks = (chunks + p->threads - 1) / p->threads * p->threads;
-    p->tc = ((p->T + chunks - 1) / chunks + 5) / 6 * 6; // whole register tiles of 6 (but the last chunk's)
+    p->tc = (p->T + chunks - 1) / chunks;
     p->chunks = (p->T + p->tc - 1) / p->tc;
     const double u = 36.0 * (double)p->Cp * (double)p->OBp, area = 36.0 * (double)(p->Cp + p->OBp) * (double)p->T;
     p->rows = p->threads > 1 && (p->OB + 3) / 4 >= p->threads &&
@@ -210,24 +236,24 @@ PLY_TARGET_AVX512 static void bw_input(const bw_job *j, int64_t t0, int64_t nt, 
     const conv_geom *g = j->g;
     const bw_plan *p = j->p;
     const int64_t H = g->H, W = g->W, CB = p->CB;
-    const __m512 zero = _mm512_setzero_ps();
     for (int64_t cb = cb0; cb < cb1; cb++)
         for (int64_t tt = 0; tt < nt; tt++) {
             const int64_t t = t0 + tt, n = t / (p->TH * p->TW), th = t / p->TW % p->TH, tw = t % p->TW;
             const int64_t ih0 = 4 * th - 1, iw0 = 4 * tw - 1;
             const float *xb = j->x + (n * CB + cb) * H * W * 16;
             const int inside = ih0 >= 0 && ih0 + 6 <= H && iw0 >= 0 && iw0 + 6 <= W;
+            __mmask16 cm[6]; // at the image's edge, the patch's columns inside it: masked loads, zeros outside
+            for (int k = 0; k < 6; k++) cm[k] = iw0 + k >= 0 && iw0 + k < W ? (__mmask16)0xFFFF : 0;
             __m512 e[6][6];
             for (int r = 0; r < 6; r++) {
                 __m512 d[6];
                 const int64_t ih = ih0 + r;
-                const float *row = xb + (ih * W + iw0) * 16;
-                if (inside) {
+                const int rin = ih >= 0 && ih < H;
+                const float *row = xb + (rin ? ih * W + iw0 : 0) * 16;
+                if (inside)
                     for (int k = 0; k < 6; k++) d[k] = _mm512_loadu_ps(row + 16 * k);
-                } else {
-                    for (int k = 0; k < 6; k++)
-                        d[k] = ih >= 0 && ih < H && iw0 + k >= 0 && iw0 + k < W ? _mm512_loadu_ps(row + 16 * k) : zero;
-                }
+                else
+                    for (int k = 0; k < 6; k++) d[k] = _mm512_maskz_loadu_ps(rin ? cm[k] : 0, row + 16 * k);
                 bt6(d, e[r]); // d B, along the row
             }
             float *v = V + (cb * tc + tt) * 16; // + xi CB tc 16
