@@ -80,13 +80,11 @@
 #endif
 #define BWINO_ROWS_BIG_U (1 << 21)
 #define BWINO_ROWS_MAX_AREA (1 << 23)
-// conv_bwino_tile: 0 below BWINO_MIN_TILES tiles where U has more than BWINO_BIG_U floats (past L2:
-// read from memory on every forward, each value used by fewer than BWINO_MIN_TILES tiles). 1 512->512
-// 7x7 (4 tiles, U 9.4M floats), 1 thread, against the NCHW path's F(2x2) (16.8 MB of U against 37.7
-// MB), ms CPU, alternating: 3.19 / 4.02, 2.86 / 4.47, 3.08 / 4.62 (without the prefetch of U), 3.40 /
-// 4.37, 3.37 / 4.17; 1 256->256 14x14 (16 tiles, U 2.4M floats) wins, 1.83 / 1.00, 1.78 / 0.99.
-#define BWINO_MIN_TILES 8
-#define BWINO_BIG_U (1 << 19)
+// conv_bwino_tile: 4 wherever the geometry fits. The one ResNet shape where the blocked F(4x4) does not
+// clearly win is 1 512->512 7x7 (4 tiles: each forward streams 37.7 MB of U against the NCHW path's
+// F(2x2), 16.8 MB), a tie: 1 thread, alternating, NCHW / blocked ratio per round 0.78-1.24 over 15
+// rounds (median ~1.0; the memory bandwidth left by the other build decides), 2 threads 0.94-1.12.
+// Returning 0 there would send a blocked network through two reorders to tie, so it stays 4.
 // Input channels per pass of the products: 4 output blocks' weights, 128 x 64 floats = 32 KB, stay in
 // the 48 KB L1 while all the chunk's tiles pass. Not measured to matter: 256 (64 KB, the first version)
 // gave the same ratios on 16 512->512 7x7 at tc 22 (0.89 0.98 0.93 / 0.89 0.98 0.93), kept for the L1.
@@ -469,10 +467,6 @@ int conv_bwino_tile(const conv_geom *g) {
     if (!(g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->PH == 1 && g->PW == 1 && g->DH == 1 && g->DW == 1 &&
           g->OH == g->H && g->OW == g->W && ply_cpu_level() >= PLY_CPU_AVX512))
         return 0;
-    // Not where a few tiles each read a U that streams from memory (BWINO_MIN_TILES, BWINO_BIG_U)
-    bw_plan p;
-    bw_make_plan(g, 1, &p);
-    if (p.T < BWINO_MIN_TILES && (double)(36 * p.Cp * p.OBp) > (double)BWINO_BIG_U) return 0;
     return 4;
 }
 #else
