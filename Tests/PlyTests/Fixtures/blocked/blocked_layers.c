@@ -12,6 +12,9 @@
  *                              the output set when its attribute `bad` is 1 (the host refuses it)
  *   blk_half    a type with eval_layouts and no forward_layout, in the library built with
  *               -DBLK_HALF only (the host refuses that library, naming the type)
+ *
+ * Built with -DBLK_BAD_PAD, blk_mid writes one padding lane per image as 1 instead of 0 (for
+ * ply-plugin-check's layout check).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -105,7 +108,13 @@ static ply_status run(blk_layer *L, int32_t n_in, const ply_tensor *in, const in
         for (int64_t c = 0; c < Cp; c++)
             for (int64_t p = 0; p < P; p++) {
                 if (c >= C) {
+#ifdef BLK_BAD_PAD
+                    /* ply-plugin-check's layout check must catch it: blk_mid writes a padding lane as 1 */
+                    if (out_layout == PLY_LAYOUT_NCHW16C)
+                        y[at(out_layout, C, P, b, c, p)] = L->kind == 1 && c == C && p == 0 ? 1.0f : 0.0f;
+#else
                     if (out_layout == PLY_LAYOUT_NCHW16C) y[at(out_layout, C, P, b, c, p)] = 0;
+#endif
                     continue;
                 }
                 const float *x0 = in[0].data;
