@@ -405,6 +405,8 @@ static void conv_set_training(ply_layer *L, int32_t training) {
     L->panels.has_generation = 0;
     L->pw.has_generation = 0;
     L->spans.has_generation = 0;
+    L->blk.has_generation = 0;
+    L->bwino.has_generation = 0;
 }
 
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }

@@ -294,7 +294,7 @@ static ply_status pool_describe(ply_layer *self, int32_t n_inputs, const ply_sha
     return PLY_OK;
 }
 
-// layouts: the type takes ABI 1.7's blocked layout (maxpool2d, adaptive_avgpool2d; pooling_blocked.c)
+// layouts: the type takes ABI 1.7's blocked layout (all three; pooling_blocked.c)
 #define POOL_TYPE(var, type_name, type_doc, create_fn, specs, layouts) \
     static const ply_layer_type var = { \
         .struct_size = sizeof(ply_layer_type), \
@@ -321,7 +321,7 @@ POOL_TYPE(maxpool2d_type, "maxpool2d",
 POOL_TYPE(avgpool2d_type, "avgpool2d",
           "2-d average pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false), "
           "count_include_pad (true)",
-          avgpool2d_create, avgpool_specs, 0)
+          avgpool2d_create, avgpool_specs, 1)
 POOL_TYPE(adaptive_avgpool2d_type, "adaptive_avgpool2d",
           "2-d adaptive average pooling to output_size (int or pair)", adaptive_avgpool2d_create, adaptive_specs, 1)
 

@@ -1,8 +1,9 @@
 /*
- * Max pooling and adaptive average pooling on the blocked channel layout (ABI 1.7's
+ * Max, average and adaptive average pooling on the blocked channel layout (ABI 1.7's
  * PLY_LAYOUT_NCHW16C: [N][C/16][H][W][16], zero lanes past C), evaluation only:
- * maxpool2d reads and writes either layout (a blocked run passes through it), adaptive_avgpool2d
- * reads either and writes NCHW (the global pool before a classifier ends a run).
+ * maxpool2d and avgpool2d read and write either layout (a blocked run passes through them: Inception's
+ * pool branches), adaptive_avgpool2d reads either and writes NCHW (the global pool before a classifier
+ * ends a run).
  *
  * Results equal the NCHW kernels' bit for bit: a window is visited in the same order (rows, then
  * columns) with the same NaN rule, and the global average adds its inputs in the same 8
@@ -27,8 +28,8 @@ ply_status pool_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape 
     (void)n_inputs;
     const uint32_t nchw = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW), both = nchw | PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C);
     const int four = inputs[0].ndim == 4;
-    accepts[0] = four && self->kind != POOL_AVG ? both : nchw;
-    *produces = four && self->kind == POOL_MAX ? both : nchw;
+    accepts[0] = four ? both : nchw;
+    *produces = four && self->kind != POOL_ADAPTIVE_AVG ? both : nchw;
     return PLY_OK;
 }
 
@@ -107,6 +108,80 @@ static void max_units(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
+// Average pooling over (image, channel block) units [begin, end), either layout in and out: each window
+// summed in pooling_planes.c's order (rows, then columns, from 0) and divided as its avg_window does
+// (count_include_pad counts the padding but not the ceil_mode overhang), so the bits are the NCHW
+// kernels'. An empty window gives 0; so do the padding lanes of a blocked output.
+#if PLY_HAVE_X86_TARGETS
+// avg_units from NCHW16c to NCHW16c, a vector of 16 channels per position (the same sums, lane by lane).
+PLY_TARGET_AVX512 static void avg_units_blocked512(const blocked_job *j, int64_t begin, int64_t end) {
+    const ply_layer *p = j->p;
+    for (int64_t u = begin; u < end; u++) {
+        const float *x = j->x + u * j->H * j->W * 16;
+        float *y = j->y + u * j->OH * j->OW * 16;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            int64_t hs = oh * p->sh - p->ph, he = hs + p->kh < j->H + p->ph ? hs + p->kh : j->H + p->ph;
+            const int64_t rows_pad = he - hs;
+            if (hs < 0) hs = 0;
+            if (he > j->H) he = j->H;
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                int64_t ws = ow * p->sw - p->pw, we = ws + p->kw < j->W + p->pw ? ws + p->kw : j->W + p->pw;
+                const int64_t cols_pad = we - ws;
+                if (ws < 0) ws = 0;
+                if (we > j->W) we = j->W;
+                __m512 acc = _mm512_setzero_ps();
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + (h * j->W + w) * 16));
+                const float div = (float)(p->count_include_pad ? rows_pad * cols_pad : (he - hs) * (we - ws));
+                const int empty = hs >= he || ws >= we;
+                _mm512_storeu_ps(y + (oh * j->OW + ow) * 16, empty ? _mm512_setzero_ps() : _mm512_div_ps(acc, _mm512_set1_ps(div)));
+            }
+        }
+    }
+}
+#endif
+
+static void avg_units(void *ctx, int64_t begin, int64_t end) {
+    const blocked_job *j = ctx;
+    const ply_layer *p = j->p;
+    const int64_t CB = (j->C + 15) / 16;
+#if PLY_HAVE_X86_TARGETS
+    if (j->lin == PLY_LAYOUT_NCHW16C && j->lout == PLY_LAYOUT_NCHW16C && ply_cpu_level() >= PLY_CPU_AVX512) {
+        avg_units_blocked512(j, begin, end);
+        return;
+    }
+#endif
+    for (int64_t u = begin; u < end; u++) {
+        const int64_t n = u / CB, c0 = u % CB * 16;
+        for (int64_t oh = 0; oh < j->OH; oh++) {
+            int64_t hs = oh * p->sh - p->ph, he = hs + p->kh < j->H + p->ph ? hs + p->kh : j->H + p->ph;
+            const int64_t rows_pad = he - hs;
+            if (hs < 0) hs = 0;
+            if (he > j->H) he = j->H;
+            for (int64_t ow = 0; ow < j->OW; ow++) {
+                int64_t ws = ow * p->sw - p->pw, we = ws + p->kw < j->W + p->pw ? ws + p->kw : j->W + p->pw;
+                const int64_t cols_pad = we - ws;
+                if (ws < 0) ws = 0;
+                if (we > j->W) we = j->W;
+                const int empty = hs >= he || ws >= we;
+                const float div = (float)(p->count_include_pad ? rows_pad * cols_pad : (he - hs) * (we - ws));
+                float acc[16] = {0};
+                for (int64_t h = hs; h < he; h++)
+                    for (int64_t w = ws; w < we; w++)
+                        for (int l = 0; l < 16; l++) {
+                            const int64_t c = c0 + l;
+                            if (c < j->C) acc[l] += j->x[at(j->lin, j->C, j->H, j->W, n, c, h, w)];
+                        }
+                for (int l = 0; l < 16; l++) {
+                    const int64_t c = c0 + l;
+                    if (c < j->C) j->y[at(j->lout, j->C, j->OH, j->OW, n, c, oh, ow)] = empty ? 0.0f : acc[l] / div;
+                    else if (j->lout == PLY_LAYOUT_NCHW16C) j->y[at(j->lout, j->C, j->OH, j->OW, n, c, oh, ow)] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
 // Adaptive average pooling over (image, channel block) units [begin, end), each lane summed as the
 // NCHW plane kernels sum it (global: 8 interleaved partial sums; else one chain per window).
 static void adaptive_units(void *ctx, int64_t begin, int64_t end) {
@@ -149,11 +224,11 @@ ply_status pool_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tens
                                ply_tensor *output, int32_t out_layout) {
     const ply_shape *s = &inputs[0].shape;
     const int32_t lin = in_layouts[0];
-    if (self->training || s->ndim != 4 || self->kind == POOL_AVG ||
-        (lin != PLY_LAYOUT_NCHW && lin != PLY_LAYOUT_NCHW16C) ||
-        (out_layout != PLY_LAYOUT_NCHW && !(out_layout == PLY_LAYOUT_NCHW16C && self->kind == POOL_MAX)))
+    if (self->training || s->ndim != 4 || (lin != PLY_LAYOUT_NCHW && lin != PLY_LAYOUT_NCHW16C) ||
+        (out_layout != PLY_LAYOUT_NCHW && !(out_layout == PLY_LAYOUT_NCHW16C && self->kind != POOL_ADAPTIVE_AVG)))
         return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: forward_layout with input layout %d and output layout %d "
-                          "is not one eval_layouts offers", self->kind == POOL_MAX ? "maxpool2d" : "adaptive_avgpool2d",
+                          "is not one eval_layouts offers",
+                          self->kind == POOL_MAX ? "maxpool2d" : self->kind == POOL_AVG ? "avgpool2d" : "adaptive_avgpool2d",
                           (int)lin, (int)out_layout);
     if (lin == PLY_LAYOUT_NCHW && out_layout == PLY_LAYOUT_NCHW) {
         return pool_forward_nchw(self, n_inputs, inputs, output);
@@ -162,7 +237,7 @@ ply_status pool_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tens
     blocked_job j = {.p = self, .x = inputs[0].data, .y = output->data, .lin = lin, .lout = out_layout,
                      .N = s->dims[0], .C = s->dims[1], .H = s->dims[2], .W = s->dims[3], .OH = o->dims[2], .OW = o->dims[3]};
     const int64_t units = j.N * ((j.C + 15) / 16);
-    ply_parallel_fn fn = self->kind == POOL_MAX ? max_units : adaptive_units;
+    ply_parallel_fn fn = self->kind == POOL_MAX ? max_units : self->kind == POOL_AVG ? avg_units : adaptive_units;
     if (self->host->thread_count(self->host) <= 1 || units < 2) fn(&j, 0, units);
     else self->host->parallel_for(self->host, units, 1, fn, &j);
     return PLY_OK;

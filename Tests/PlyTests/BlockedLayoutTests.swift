@@ -172,7 +172,8 @@ import Testing
     }
 
     /// The built-in pools on blocked values: maxpool2d reads and writes NCHW16c (a run passes
-    /// through it, or starts at it after a layer writing NCHW), adaptive_avgpool2d reads it and
+    /// through it, or starts at it after a layer writing NCHW), avgpool2d likewise (padding counted
+    /// or not, ceil mode), adaptive_avgpool2d reads it and
     /// ends the run; both equal the NCHW plan bit for bit (max: the same window order and NaN
     /// rule; the global average: the same 8 partial sums per channel).
     @Test(arguments: [[2, 20, 9, 7], [1, 16, 8, 8], [3, 5, 4, 4]])
@@ -187,17 +188,20 @@ import Testing
             try net.add("mid", "blk_mid")
             try net.add("act", "relu")
             try net.add("pool2", "maxpool2d", [("kernel_size", .int(2)), ("stride", .int(1))])
+            try net.add("avg", "avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1))])
+            try net.add("avg2", "avgpool2d", [("kernel_size", .int(3)), ("stride", .int(2)), ("padding", .int(1)),
+                                              ("ceil_mode", .bool(true)), ("count_include_pad", .bool(false))])
             try net.add("mid2", "blk_mid")
             try net.add("gap", "adaptive_avgpool2d", [("output_size", .ints([1, 1]))])
             try net.add("end", "blk_end")
             net.isTraining = false
             return net
         }
-        let names = ["start", "pool", "mid", "act", "pool2", "mid2", "gap", "end"]
+        let names = ["start", "pool", "mid", "act", "pool2", "avg", "avg2", "mid2", "gap", "end"]
         let net = try build(try Self.runtime())
         let (y, layouts) = try Self.run(net, x, shape, names)
         // relu (no ABI 1.7 slots) reads mid: NCHW; pool2 reads NCHW and starts a run again; gap ends it
-        #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw, .nchw])
+        #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw, .nchw])
         let flat = try build(try Self.runtime(blocked: false))
         let yFlat = try Self.run(flat, x, shape, []).0
         #expect(y.count == yFlat.count && zip(y, yFlat).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
@@ -378,6 +382,43 @@ extension BlockedConvTests {
         let flat = try prepared(false)
         let yFlat = try x.withUnsafeBufferPointer { Array(try flat.infer($0, shape: shape)) }
         #expect(y.count == yFlat.count && y.count == 10)
+        #expect(Self.worst(y, yFlat) <= 2e-6, "blocked and NCHW differ by \(Self.worst(y, yFlat))")
+    }
+}
+
+extension BlockedConvTests {
+    /// The zoo's Inception networks in evaluation: their blocks run NCHW16c inside and between each
+    /// other (basic_conv2d through its folded conv, the pool branches' max and average pools, concats
+    /// as copies of whole channel blocks) on planes of 14x14 and up; the blocks on smaller planes stay
+    /// NCHW, and so does the value the last blocked one writes for them. Batch 1 (branches written
+    /// straight into the output) and 2 (concats as copies, v3's 35x35 and 17x17 blocks a group of
+    /// images at a time), frozen and not, against the NCHW plan.
+    @Test(arguments: [("googlenet", 224, 1, false), ("googlenet", 224, 2, true), ("inception_v3", 299, 1, true),
+                      ("inception_v3", 299, 2, false)])
+    func zooInceptionsRunBlocked(_ name: String, _ size: Int, _ batch: Int, _ frozen: Bool) throws {
+        func prepared(_ blocked: Bool) throws -> Model {
+            let model = try Zoo.model(named: name, runtime: try BlockedLayoutTests.runtime(blocked: blocked),
+                                      numClasses: 10, inChannels: 3, imageSize: size)
+            model.isTraining = false
+            if frozen { _ = try model.freezeForInference() }
+            return model
+        }
+        let shape: Shape = [batch, 3, size, size]
+        let x = BlockedLayoutTests.input(shape, seed: 9)
+        let net = try prepared(true)
+        let y = try x.withUnsafeBufferPointer { Array(try net.infer($0, shape: shape)) }
+        let layouts = Dictionary(uniqueKeysWithValues: net.nodes.indices.map { (net.nodes[$0].name, net.inferenceLayout(of: $0)) })
+        let blocked = name == "googlenet"
+            ? ["inception3a", "inception3b", "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e"]
+            : ["Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]
+        // (Mixed_7a reads 17x17 and no child of it reads its 8x8 values: it runs blocked, writing NCHW for 7b)
+        let flat = name == "googlenet" ? ["maxpool4", "inception5a", "inception5b"] : ["Mixed_7a", "Mixed_7b", "Mixed_7c"]
+        let want: ValueLayout = cpuLevel == "avx512" ? .nchw16c : .nchw
+        #expect(blocked.map { layouts[$0] } == blocked.map { _ in want })
+        #expect(flat.map { layouts[$0] } == flat.map { _ in ValueLayout.nchw })
+        let flatNet = try prepared(false) // alive while its output is copied: infer's buffer is the model's
+        let yFlat = try x.withUnsafeBufferPointer { Array(try flatNet.infer($0, shape: shape)) }
+        #expect(y.count == yFlat.count && y.count == 10 * batch)
         #expect(Self.worst(y, yFlat) <= 2e-6, "blocked and NCHW differ by \(Self.worst(y, yFlat))")
     }
 }
