@@ -44,12 +44,20 @@ typedef struct {
 #if PLY_HAVE_X86_TARGETS
 // Max pooling from NCHW16c to NCHW16c over units [begin, end), a vector of 16 channels per position:
 // take_max's rule (the later value where it is larger or NaN) as a compare-and-blend.
+// An NCHW output (a run's last max pool, GoogLeNet's maxpool4: 0.53 ms in the scalar lanes against
+// 0.05 for the NCHW kernel) takes each vector's real lanes by a scatter to their planes.
 PLY_TARGET_AVX512 static void max_units_blocked512(void *ctx, int64_t begin, int64_t end) {
     const blocked_job *j = ctx;
     const ply_layer *p = j->p;
+    const int nchw_out = j->lout == PLY_LAYOUT_NCHW;
+    const int64_t CB = (j->C + 15) / 16, OP = j->OH * j->OW;
+    const __m512i planes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32((int)OP));
     for (int64_t u = begin; u < end; u++) {
+        const int64_t c0 = u % CB * 16, lanes = j->C - c0 < 16 ? j->C - c0 : 16;
+        const __mmask16 live = (__mmask16)((1u << lanes) - 1);
         const float *x = j->x + u * j->H * j->W * 16;
-        float *y = j->y + u * j->OH * j->OW * 16;
+        float *y = nchw_out ? j->y + (u / CB * j->C + c0) * OP : j->y + u * OP * 16;
         for (int64_t oh = 0; oh < j->OH; oh++) {
             const int64_t h0 = oh * p->sh - p->ph, h1 = h0 + p->kh;
             for (int64_t ow = 0; ow < j->OW; ow++) {
@@ -63,7 +71,10 @@ PLY_TARGET_AVX512 static void max_units_blocked512(void *ctx, int64_t begin, int
                         m = first ? v : _mm512_mask_blend_ps(take, m, v);
                         first = 0;
                     }
-                _mm512_storeu_ps(y + (oh * j->OW + ow) * 16, m);
+                if (nchw_out) // the lanes of real channels, a plane apart
+                    _mm512_mask_i32scatter_epi32(y + oh * j->OW + ow, live, planes, _mm512_castps_si512(m), 4);
+                else
+                    _mm512_storeu_ps(y + (oh * j->OW + ow) * 16, m);
             }
         }
     }
@@ -75,7 +86,9 @@ static void max_units(void *ctx, int64_t begin, int64_t end) {
     const blocked_job *j = ctx;
     const ply_layer *p = j->p;
 #if PLY_HAVE_X86_TARGETS
-    if (j->lin == PLY_LAYOUT_NCHW16C && j->lout == PLY_LAYOUT_NCHW16C && ply_cpu_level() >= PLY_CPU_AVX512) {
+    // (an NCHW output: 16 planes of at most 2^31 / 16 floats, int32 scatter offsets)
+    if (j->lin == PLY_LAYOUT_NCHW16C && ply_cpu_level() >= PLY_CPU_AVX512 &&
+        (j->lout == PLY_LAYOUT_NCHW16C || j->OH * j->OW < (INT64_C(1) << 27))) {
         max_units_blocked512(ctx, begin, end);
         return;
     }
