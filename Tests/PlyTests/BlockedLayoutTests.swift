@@ -200,7 +200,7 @@ import Testing
             return net
         }
         let names = ["start", "pool", "mid", "act", "pool2", "avg", "avg2", "mid2", "pool3", "act2", "gap", "end"]
-        let net = try build(try Self.runtime())
+        let net = try build(try Self.runtime(checked: true)) // guard zones: a lane written past its plane is caught
         let (y, layouts) = try Self.run(net, x, shape, names)
         // relu (no ABI 1.7 slots) reads mid: NCHW; pool2 reads NCHW and starts a run again; gap ends it
         #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw, .nchw, .nchw, .nchw])
