@@ -17,7 +17,7 @@
  *    [N][C/16][H + 2 PH][W + 2 PW][16], then per output row
  *      y[n][ob][oy][ox][j] = act(b + sum_{c, ky, kx} w[16 ob + j][c][ky][kx]
  *                                    * xp[n][c/16][oy SH + ky][ox SW + kx][c%16] (+ r))
- *  - 3x3, stride 1, padding 1: Winograd F(4x4, 3x3) on the layout where conv_bwino_tile says so
+ *  - 3x3, stride 1, padding 1 or 0: Winograd F(4x4, 3x3) on the layout where conv_bwino_tile says so
  *    (conv_blocked_wino.c: bit for bit the NCHW F(4x4)'s sums, 1.4-1.9x faster on ResNet's shapes),
  *    its transformed weights kept per weight version (L->bwino).
  *
@@ -267,9 +267,9 @@ static ply_status blocked_conv(ply_layer *L, const float *x, const float *r, flo
     const int64_t CB = (L->C + 15) / 16, OB = (L->OC + 15) / 16, T = L->KH * L->KW;
     const int64_t threads = L->host->thread_count(L->host);
     ply_status st;
-    if (L->KH == 3 && L->KW == 3 && L->SH == 1 && L->SW == 1 && L->PH == 1 && L->PW == 1) {
+    if (L->KH == 3 && L->KW == 3 && L->SH == 1 && L->SW == 1 && L->PH == L->PW && L->PH <= 1) {
         const conv_geom g = {.N = N, .C = L->C, .H = H, .W = W, .OC = L->OC, .KH = 3, .KW = 3, .SH = 1, .SW = 1,
-                             .PH = 1, .PW = 1, .OH = OH, .OW = OW, .DH = 1, .DW = 1, .XC = L->C, .YC = L->OC};
+                             .PH = L->PH, .PW = L->PW, .OH = OH, .OW = OW, .DH = 1, .DW = 1, .XC = L->C, .YC = L->OC};
         const int m = conv_bwino_tile(&g);
         if (m) {
             if ((st = conv_grow_scratch(L, conv_bwino_forward_floats(&g, m, threads))) != PLY_OK) return st;

@@ -11,16 +11,16 @@
  *         [0    1     0    -5/2  0  1]        [  0      0     1 ]
  *
  * Index equations (m = 4, a = 6, xi = 6 i + j in [0, 36); CB = ceil(C/16), OB = ceil(OC/16),
- * Cp = 16 CB; tiles t = (n TH + th) TW + tw over the batch, TH = ceil(H/4), TW = ceil(W/4); a
+ * Cp = 16 CB; tiles t = (n TH + th) TW + tw over the batch, TH = ceil(OH/4), TW = ceil(OW/4); a
  * chunk holds tiles [t0, t0 + nt), tt = t - t0 < tc):
  *
- *   d[r][k][l]   = x[n][cb][4 th - 1 + r][4 tw - 1 + k][l]           (0 outside the image)
+ *   d[r][k][l]   = x[n][cb][4 th - P + r][4 tw - P + k][l]           (padding P = 0 or 1; 0 outside the image)
  *   V[xi][cb][tt][l] = (B^T d B)[i][j][l]                              (channel 16 cb + l)
  *   U[xi][q][c][16 f + l] = (G w[oc][c] G^T)[i][j],  oc = 64 q + 16 f + l   (0 past C and OC;
  *                           group q of nb = min(4, OB - 4q) output blocks at xi's offset 64 q Cp)
  *   M[xi][ob][tt][l] = sum_{c < Cp} V[xi][c/16][tt][c%16] * U[xi][ob/4][c][16 (ob%4) + l]
  *   y[n][ob][4 th + u][4 tw + v][l] = act(bias[16 ob + l] + r[same] + (A^T M A)[u][v][l])
- *                           for 4 th + u < H, 4 tw + v < W, and 0 for 16 ob + l >= OC.
+ *                           for 4 th + u < OH = H + 2P - 2, 4 tw + v < OW, and 0 for 16 ob + l >= OC.
  *
  * The products are conv_blocked.c's register tile: 4 output blocks x 6 tiles = 24 accumulators,
  * per input channel 4 weight vectors and 6 broadcasts, over input channels in passes of CCHUNK
@@ -117,8 +117,8 @@ static void bw_make_plan(const conv_geom *g, int64_t threads, bw_plan *p) {
     p->OB = (g->OC + 15) / 16;
     p->Cp = p->CB * 16;
     p->OBp = p->OB * 16;
-    p->TH = (g->H + 3) / 4;
-    p->TW = (g->W + 3) / 4;
+    p->TH = (g->OH + 3) / 4;
+    p->TW = (g->OW + 3) / 4;
     p->T = g->N * p->TH * p->TW;
     p->threads = threads < 1 ? 1 : threads;
     int64_t tc_max = ply_max_i64(BWINO_TC_MIN, BWINO_CHUNK_FLOATS / (36 * (p->Cp + p->OBp)));
@@ -237,7 +237,7 @@ PLY_TARGET_AVX512 static void bw_input(const bw_job *j, int64_t t0, int64_t nt, 
     for (int64_t cb = cb0; cb < cb1; cb++)
         for (int64_t tt = 0; tt < nt; tt++) {
             const int64_t t = t0 + tt, n = t / (p->TH * p->TW), th = t / p->TW % p->TH, tw = t % p->TW;
-            const int64_t ih0 = 4 * th - 1, iw0 = 4 * tw - 1;
+            const int64_t ih0 = 4 * th - g->PH, iw0 = 4 * tw - g->PW;
             const float *xb = j->x + (n * CB + cb) * H * W * 16;
             const int inside = ih0 >= 0 && ih0 + 6 <= H && iw0 >= 0 && iw0 + 6 <= W;
             __mmask16 cm[6]; // at the image's edge, the patch's columns inside it: masked loads, zeros outside
@@ -349,7 +349,7 @@ PLY_TARGET_AVX512 static void bw_output(const bw_job *j, const float *M, int64_t
                                         int64_t ob0, int64_t ob1) {
     const conv_geom *g = j->g;
     const bw_plan *p = j->p;
-    const int64_t H = g->H, W = g->W, OB = p->OB, OC = g->OC;
+    const int64_t H = g->OH, W = g->OW, OB = p->OB, OC = g->OC; // the output's plane
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t ob = ob0; ob < ob1; ob++) {
         const __mmask16 om = OC - 16 * ob >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OC - 16 * ob)) - 1);
@@ -464,8 +464,9 @@ void conv_bwino_forward(const ply_host *host, int64_t threads, const conv_geom *
 }
 
 int conv_bwino_tile(const conv_geom *g) {
-    if (!(g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->PH == 1 && g->PW == 1 && g->DH == 1 && g->DW == 1 &&
-          g->OH == g->H && g->OW == g->W && ply_cpu_level() >= PLY_CPU_AVX512))
+    if (!(g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->PH == g->PW && (g->PH == 0 || g->PH == 1) &&
+          g->DH == 1 && g->DW == 1 && g->OH == g->H + 2 * g->PH - 2 && g->OW == g->W + 2 * g->PW - 2 && g->OH > 0 &&
+          g->OW > 0 && ply_cpu_level() >= PLY_CPU_AVX512))
         return 0;
     return 4;
 }

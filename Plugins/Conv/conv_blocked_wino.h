@@ -8,8 +8,8 @@
  * vectors of 16 channels. No transposes anywhere.
  *
  * Layouts: x [N][ceil(C/16)][H][W][16], y and r [N][ceil(OC/16)][H][W][16] (lanes past C or OC are
- * 0 in x and MUST be written 0 in y). Geometry: 3x3, stride 1, padding 1, dilation 1, groups 1, so
- * OH = H and OW = W.
+ * 0 in x and MUST be written 0 in y). Geometry: 3x3, stride 1, padding 1 (OH = H, OW = W) or 0 (the
+ * valid convs of Inception v3's stem: OH = H - 2, OW = W - 2), dilation 1, groups 1.
  */
 #ifndef PLY_CONV_BLOCKED_WINO_H
 #define PLY_CONV_BLOCKED_WINO_H

@@ -277,7 +277,7 @@ import Testing
 
     /// The padded "rows" kernel (any kernel size, stride and padding) between blocked values, with a
     /// fused relu, against the NCHW plan; and a 3-channel stem (NCHW in) writing NCHW16c.
-    @Test(arguments: [[3, 1, 1], [3, 2, 1], [1, 2, 0], [5, 1, 2], [7, 2, 3], [1, 1, 1]])
+    @Test(arguments: [[3, 1, 1], [3, 1, 0], [3, 2, 1], [1, 2, 0], [5, 1, 2], [7, 2, 3], [1, 1, 1]])
     func convKernelsTakeBlockedValues(_ ksp: [Int]) throws {
         let (k, s, p) = (ksp[0], ksp[1], ksp[2])
         func build(_ r: Runtime) throws -> Model {
