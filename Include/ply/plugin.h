@@ -69,9 +69,10 @@ extern "C" {
 /* ---------------------------------------------------------------------- */
 
 #define PLY_ABI_VERSION_MAJOR 1
-#define PLY_ABI_VERSION_MINOR 6 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
+#define PLY_ABI_VERSION_MINOR 7 /* 1.1: fuse_activation; 1.2: attribute schemas, describe;
                                    1.3: param_generation; 1.4: sync_ranks, sync_allreduce_sum;
-                                   1.5: alloc_zeroed; 1.6: freeze */
+                                   1.5: alloc_zeroed; 1.6: freeze;
+                                   1.7: eval_layouts, forward_layout (blocked channels) */
 /** Packed version: major in the high 16 bits, minor in the low 16 bits. */
 #define PLY_ABI_VERSION \
   ((uint32_t)(((uint32_t)PLY_ABI_VERSION_MAJOR << 16) | PLY_ABI_VERSION_MINOR))
@@ -126,6 +127,30 @@ typedef enum ply_dtype {
   PLY_DTYPE_F32 = (2 << 8) | 32, /* kDLFloat, 32 bits */
   PLY_DTYPE_I64 = (0 << 8) | 64  /* kDLInt, 64 bits */
 } ply_dtype;
+
+/**
+ * How an image tensor's values lie in memory (ABI 1.7). The tensor's shape is
+ * always the logical (N, C, H, W); only the order of the values differs.
+ *
+ *  - PLY_LAYOUT_NCHW: compact row-major, as every tensor before 1.7 and
+ *    every tensor outside an evaluation forward (training, backward, the
+ *    model's own input and output).
+ *  - PLY_LAYOUT_NCHW16C: channels in blocks of 16, a position's 16 channels
+ *    adjacent: [N][ceil(C/16)][H][W][16], channel c at [c/16][h][w][c%16]
+ *    (what ONNX Runtime calls NCHWc and ncnn pack16). The buffer holds
+ *    N * ceil(C/16) * 16 * H * W floats; the lanes past C in the last block
+ *    are 0, so a reader may load and compute whole blocks.
+ *
+ * Only ply_layer_type.eval_layouts and forward_layout speak of layouts; a
+ * plugin without them only ever sees NCHW.
+ */
+typedef enum ply_layout {
+  PLY_LAYOUT_NCHW = 0,
+  PLY_LAYOUT_NCHW16C = 1
+} ply_layout;
+
+/** The bit of `layout` in eval_layouts' sets. */
+#define PLY_LAYOUT_BIT(layout) (1u << (uint32_t)(layout))
 
 /** A shape. FROZEN: this layout never changes. Unused dims[] are 0. */
 typedef struct ply_shape {
@@ -496,7 +521,8 @@ typedef struct ply_layer_type {
    *
    * The host calls it at most once per instance, between calls, after
    * set_training(0). When it returns PLY_OK, the host from then on calls
-   * only infer_shape, forward and destroy on the instance: never
+   * only infer_shape, forward, eval_layouts, forward_layout and destroy on
+   * the instance: never
    * set_training, backward, fuse_activation, param_count, get_param or
    * describe, and it reads and writes no parameter memory the instance lent
    * it earlier (get_param's value and grad): that memory MAY be freed.
@@ -513,6 +539,48 @@ typedef struct ply_layer_type {
    * covers this slot), and MAY destroy the children it no longer runs.
    */
   ply_status (*freeze)(ply_layer *self);
+
+  /* ---- ABI 1.7 ---- */
+
+  /**
+   * The layouts (ply_layout) this instance's evaluation forward can take for
+   * these input shapes: for each input i, accepts[i] = the set of layouts it
+   * can read inputs[i] in (bits of PLY_LAYOUT_BIT), and *produces = the set
+   * it can write its output in. PLY_LAYOUT_NCHW MUST be in every set.
+   * OPTIONAL (with forward_layout): NULL, or absent from an older plugin,
+   * means NCHW only. Pure: no observable state change (a composite MAY make
+   * the internal children it asks, as its forward would). It MAY depend on the shapes (a
+   * blocked path only for 4-D inputs, or only where C is a multiple of 16)
+   * and on the mode (the host asks only in evaluation mode, and again after
+   * every change of mode, fusion or shapes). MUST NOT fail for shapes
+   * infer_shape accepts.
+   *
+   * The host chooses, the layer does not: a value is kept NCHW16C only where
+   * its producer can write it so and every layer reading it accepts it; the
+   * model's input and output are always NCHW. So the host never converts:
+   * a layer that reads NCHW and can write NCHW16C starts a blocked run, one
+   * that reads NCHW16C and writes NCHW ends it.
+   */
+  ply_status (*eval_layouts)(ply_layer *self, int32_t n_inputs,
+                             const ply_shape *inputs, uint32_t *accepts,
+                             uint32_t *produces);
+
+  /**
+   * forward in evaluation mode with the layouts the host chose:
+   * inputs[i] lies as in_layouts[i], and the output is to be written as
+   * out_layout (shapes logical, strides NULL; buffers sized as ply_layout
+   * says). The host calls it only in evaluation mode, only with layouts
+   * eval_layouts allowed for these shapes, and only when at least one of
+   * them is not NCHW (with all NCHW it calls forward). A layer writing
+   * NCHW16C MUST write the padding lanes as 0. Its output MUST equal
+   * forward's, reordered, to within what a different order of the same sums
+   * gives; the host's tests hold it to the PyTorch goldens as forward.
+   * OPTIONAL with eval_layouts: both or neither.
+   */
+  ply_status (*forward_layout)(ply_layer *self, int32_t n_inputs,
+                               const ply_tensor *inputs,
+                               const int32_t *in_layouts, ply_tensor *output,
+                               int32_t out_layout);
 } ply_layer_type;
 
 /* ---------------------------------------------------------------------- */

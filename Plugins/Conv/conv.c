@@ -268,7 +268,7 @@ static ply_status grouped_forward(ply_layer *L, const conv_geom *g, const float 
     return PLY_OK;
 }
 
-static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+ply_status conv_forward_nchw(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     conv_geom g;
     L->taps_kept = 0;
     ply_status st = conv_call_geom(L, &inputs[0], output, &g);
@@ -285,7 +285,7 @@ static ply_status conv_forward(ply_layer *L, int32_t n_inputs, const ply_tensor 
         // a kernel that does not add it: the conv without the activation, then one pass (relu(y + r))
         int relu = L->relu;
         L->relu = 0;
-        st = conv_forward(L, 1, inputs, output);
+        st = conv_forward_nchw(L, 1, inputs, output);
         L->relu = relu;
         if (st == PLY_OK) conv_residual_add(L->host, output->data, res, ply_shape_numel(&output->shape), relu);
         return st;
@@ -405,6 +405,8 @@ static void conv_set_training(ply_layer *L, int32_t training) {
     L->panels.has_generation = 0;
     L->pw.has_generation = 0;
     L->spans.has_generation = 0;
+    L->blk.has_generation = 0;
+    L->bwino.has_generation = 0;
 }
 
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }
@@ -445,7 +447,7 @@ static const ply_layer_type conv2d_type = {
     .create = conv_create,
     .destroy = conv_destroy,
     .infer_shape = conv_infer_shape,
-    .forward = conv_forward,
+    .forward = conv_forward_nchw,
     .backward = conv_backward,
     .param_count = conv_param_count,
     .get_param = conv_get_param,
@@ -455,6 +457,8 @@ static const ply_layer_type conv2d_type = {
     .inputs_doc = "x: (N, in_channels, H, W); optional r: the output's shape, added before the activation "
                   "(trainable=false only)",
     .describe = conv_describe,
+    .eval_layouts = conv_eval_layouts,
+    .forward_layout = conv_forward_layout,
 };
 
 static const ply_layer_type *const types[] = {&conv2d_type};

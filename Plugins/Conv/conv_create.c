@@ -234,6 +234,9 @@ void conv_destroy(ply_layer *L) {
     conv_weight_cache_free(h, &L->panels);
     conv_weight_cache_free(h, &L->pw);
     conv_weight_cache_free(h, &L->spans);
+    conv_weight_cache_free(h, &L->blk);
+    conv_weight_cache_free(h, &L->bwino);
+    h->free(h, L->blk_tmp);
     h->free(h, L);
 }
 

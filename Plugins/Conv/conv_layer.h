@@ -47,6 +47,10 @@ struct ply_layer {
     conv_weight_cache panels; // conv_panels.c's packed weights, kept likewise
     conv_weight_cache pw;     // conv_1x1.c's packed weights (evaluation, large planes), kept likewise
     conv_weight_cache spans;  // conv_spans.c's packed weights, kept likewise
+    conv_weight_cache blk;    // conv_blocked.c's packed weights (NCHW16c paths), kept likewise
+    conv_weight_cache bwino;  // conv_blocked_wino.c's transformed weights, kept likewise
+    float *blk_tmp;           // conv_blocked.c: an NCHW output on its way to NCHW16c (the stem's)
+    size_t blk_tmp_floats;
 };
 
 /** The type's create: reads and checks the attributes, allocates and initialises the weights. */
@@ -109,6 +113,13 @@ void conv_chunk_bounds(const direct_job *j, int64_t t, int64_t *n0, int64_t *n1)
  *  (forward) one range of output channels per thread (by_channels); grows the scratch to its chunks'. */
 ply_status conv_direct_job_make(ply_layer *L, const conv_geom *g, const float *x, direct_job *j, int backward);
 
+/** The type's forward on NCHW tensors (conv.c). */
+ply_status conv_forward_nchw(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
+/** ABI 1.7 (conv_blocked.c): convolutions on NCHW16c in evaluation, AVX-512. */
+ply_status conv_eval_layouts(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                             uint32_t *produces);
+ply_status conv_forward_layout(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                               ply_tensor *output, int32_t out_layout);
 /** The type's backward (conv_backward.c). */
 ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
                          const ply_tensor *grad_output, ply_tensor *grad_inputs);

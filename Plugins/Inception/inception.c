@@ -318,6 +318,8 @@ static const ply_attr_spec v3_aux_specs[] = {
         .inputs_doc = inputs, \
         .describe = blk_describe, \
         .freeze = blk_freeze, \
+        .eval_layouts = blk_eval_layouts, \
+        .forward_layout = blk_forward_layout, \
     };
 
 #define X_IN "x: (N, in_channels, H, W)"

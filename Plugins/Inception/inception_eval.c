@@ -11,8 +11,12 @@
 // ----------------------------------------------------------------------------
 // evaluation: the arena, and branches written into their slice of the output
 
-// Floats of a value in the arena: rounded up to 16 (64 bytes), so every value starts on a cache line.
-static int64_t arena_floats(const ply_shape *s) { return (ply_shape_numel(s) + 15) / 16 * 16; }
+// Floats of a value in the arena (laid out as `layout`): rounded up to 16 (64 bytes), so every value starts
+// on a cache line.
+static int64_t arena_floats(const ply_shape *s, int32_t layout) { return (ply_layout_numel(s, layout) + 15) / 16 * 16; }
+
+// A concat node (the block does a blocked concat itself, as copies of whole channel blocks).
+static int is_concat(const blk_node *nd) { return strcmp(nd->type->name, "concat") == 0; }
 
 // Runs every node for evaluation, the intermediate values in self->arena. When the last node is
 // the concat and the batch is one image, a value only the concat reads is written straight into its
@@ -26,7 +30,12 @@ static int64_t arena_floats(const ply_shape *s) { return (ply_shape_numel(s) + 1
 // Placement: value v lives from node v-1's run to its last reader's; node i's output goes at the
 // lowest offset clear of every value still live while node i runs (its inputs included: no child
 // writes over what it reads).
-static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output) {
+// With `layout` NCHW16C (ABI 1.7, blk_forward_layout: every child reads and writes it and every concat
+// input has a multiple of 16 channels) every value, the input and the output included, is blocked:
+// channel c0 of a value starts at c0 * H * W floats into an image as in NCHW (c0 a multiple of 16), so
+// the slices and copies are the same with the padded counts; no stacked 1x1, and every concat is
+// this function's copies.
+static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output, int32_t layout) {
     const ply_host *h = self->host;
     ply_shape shapes[BLK_MAX_NODES + 2];
     ply_status st = blk_value_shapes(self, &input->shape, shapes);
@@ -42,7 +51,7 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
         }
     // Which values go straight into the output: all of the concat's inputs, or none.
     const blk_node *cat = &self->nodes[last];
-    const int is_cat = strcmp(cat->type->name, "concat") == 0;
+    const int is_cat = is_concat(cat), blocked = layout == PLY_LAYOUT_NCHW16C;
     int64_t slice[BLK_MAX_NODES + 2]; // value v's first float in the output, or -1: in the arena
     for (int32_t v = 0; v <= S; v++) slice[v] = -1;
     int direct = N == 1 && is_cat;
@@ -62,7 +71,7 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
     // v is read from S by this function's concat only.
     int fused = 0;
     const blk_fused *fz = &self->fused;
-    if (N > 1 && fz->n && (st = blk_fused_sync(self, &fused)) != PLY_OK) return st;
+    if (N > 1 && fz->n && !blocked && (st = blk_fused_sync(self, &fused)) != PLY_OK) return st;
     int32_t member[BLK_MAX_NODES + 1] = {0}, in_place[BLK_MAX_NODES + 2] = {0};
     int cat_in_place = 0;
     if (fused) {
@@ -82,18 +91,18 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
     for (int32_t v = 0; v <= S; v++) off[v] = -1;
     if (fused) {
         off[S] = 0;
-        total = arena_floats(&shapes[S]);
+        total = arena_floats(&shapes[S], layout);
     }
     for (int32_t i = 0; i < last; i++) {
         int32_t v = i + 1;
         if (slice[v] >= 0 || in_place[v]) continue;
-        int64_t size = arena_floats(&shapes[v]), at = 0;
+        int64_t size = arena_floats(&shapes[v], layout), at = 0;
         for (int moved = 1; moved;) {
             moved = 0;
             for (int32_t u = 1; u <= S; u++) {
                 if (u >= v && u != S) continue;
                 if (off[u] < 0 || last_use[u] < i) continue; // not in the arena, or dead before node i
-                int64_t us = arena_floats(&shapes[u]);
+                int64_t us = arena_floats(&shapes[u], layout);
                 if (at < off[u] + us && off[u] < at + size) {
                     at = off[u] + us;
                     moved = 1;
@@ -110,7 +119,7 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
     for (int32_t v = 1; v < n; v++)
         data[v] = slice[v] >= 0 ? (float *)output->data + slice[v] : off[v] >= 0 ? self->arena + off[v] : NULL;
     data[n] = output->data;
-    for (int32_t v = 0; v <= n; v++) stride[v] = ply_shape_numel(&shapes[v]) / N;
+    for (int32_t v = 0; v <= n; v++) stride[v] = ply_layout_numel(&shapes[v], layout) / N;
     if (fused) {
         data[S] = self->arena + off[S];
         ply_tensor x = ply_tensor_make(input->data, shapes[0]), y = ply_tensor_make(data[S], shapes[S]);
@@ -132,20 +141,27 @@ static ply_status forward_eval(ply_layer *self, const ply_tensor *input, ply_ten
                                 fz->oc[j] * P, N);
             continue;
         }
-        if (i == last && cat_in_place) { // the concat on channels, some inputs read in place from S
+        if ((i == last && cat_in_place) || (blocked && is_concat(nd))) {
+            // the concat on channels (some inputs read in place from S; blocked: whole channel blocks)
             int64_t c0 = 0;
             for (int32_t j = 0; j < nd->n_in; j++) {
                 int32_t v = nd->in[j];
-                int64_t count = ply_shape_numel(&shapes[v]) / N;
-                blk_copy_images(h, (float *)output->data + c0, stride[n], data[v], stride[v], count, N);
+                int64_t count = ply_layout_numel(&shapes[v], layout) / N;
+                blk_copy_images(h, data[i + 1] + c0, stride[i + 1], data[v], stride[v], count, N);
                 c0 += count;
             }
             continue;
         }
         ply_tensor ins[BLK_MAX_IN];
-        for (int32_t j = 0; j < nd->n_in; j++) ins[j] = ply_tensor_make(data[nd->in[j]], shapes[nd->in[j]]);
+        int32_t lays[BLK_MAX_IN];
+        for (int32_t j = 0; j < nd->n_in; j++) {
+            ins[j] = ply_tensor_make(data[nd->in[j]], shapes[nd->in[j]]);
+            lays[j] = layout;
+        }
         ply_tensor out = i == last ? *output : ply_tensor_make(data[i + 1], shapes[i + 1]);
-        if ((st = nd->type->forward(nd->layer, nd->n_in, ins, &out)) != PLY_OK) return st;
+        st = blocked ? nd->type->forward_layout(nd->layer, nd->n_in, ins, lays, &out, layout)
+                     : nd->type->forward(nd->layer, nd->n_in, ins, &out);
+        if (st != PLY_OK) return st;
     }
     return PLY_OK;
 }
@@ -176,28 +192,28 @@ static int by_image(const ply_layer *self, const ply_shape *in) {
 
 // forward_eval on groups of G images (the last group may be smaller): group k's input is the
 // images [kG, kG + G) of the input, one compact run of floats, and its output the same run of the output.
-static ply_status forward_groups(ply_layer *self, int64_t G, const ply_tensor *input, ply_tensor *output) {
+static ply_status forward_groups(ply_layer *self, int64_t G, const ply_tensor *input, ply_tensor *output, int32_t layout) {
     const int64_t N = input->shape.dims[0];
     if (output->shape.ndim < 1 || output->shape.dims[0] != N)
         return ply_errorf(self->host, PLY_ERR_SHAPE, "%s: output has %lld images, input %lld", self->type_name,
                           (long long)(output->shape.ndim ? output->shape.dims[0] : 0), (long long)N);
-    const int64_t in_n = ply_shape_numel(&input->shape) / N, out_n = ply_shape_numel(&output->shape) / N;
+    const int64_t in_n = ply_layout_numel(&input->shape, layout) / N, out_n = ply_layout_numel(&output->shape, layout) / N;
     for (int64_t n = 0; n < N; n += G) {
         ply_tensor in1 = *input, out1 = *output;
         in1.shape.dims[0] = out1.shape.dims[0] = ply_min_i64(G, N - n);
         in1.data = (float *)input->data + n * in_n;
         out1.data = (float *)output->data + n * out_n;
-        ply_status st = forward_eval(self, &in1, &out1);
+        ply_status st = forward_eval(self, &in1, &out1, layout);
         if (st != PLY_OK) return st;
     }
     return PLY_OK;
 }
 
-ply_status blk_forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output) {
+ply_status blk_forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output, int32_t layout) {
     // Groups of as many images as threads: each thread's share of a child's work is then its own
     // image where the child splits the images (conv_1x1.c, the Winograd and spans kernels split
     // otherwise too), and one thread runs one image at a time.
     if (by_image(self, &input->shape))
-        return forward_groups(self, ply_max_i64(1, self->host->thread_count(self->host)), input, output);
-    return forward_eval(self, input, output);
+        return forward_groups(self, ply_max_i64(1, self->host->thread_count(self->host)), input, output, layout);
+    return forward_eval(self, input, output, layout);
 }

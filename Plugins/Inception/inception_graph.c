@@ -355,8 +355,7 @@ static ply_status forward_nodes(ply_layer *self, const ply_tensor *input, ply_te
     return PLY_OK;
 }
 
-// Frees the node values (evaluation keeps nothing between calls).
-static void release_values(ply_layer *self) {
+void blk_release_values(ply_layer *self) {
     const ply_host *h = self->host;
     for (int32_t i = 0; i < self->n_nodes; i++) {
         blk_node *nd = &self->nodes[i];
@@ -388,8 +387,8 @@ ply_status blk_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inpu
         if ((st = blk_sync_fold(self, &folded)) != PLY_OK) return st;
         if (folded) return self->fold.type->forward(self->fold.layer, 1, &inputs[0], output);
     }
-    release_values(self);
-    return blk_forward_eval(self, &inputs[0], output);
+    blk_release_values(self);
+    return blk_forward_eval(self, &inputs[0], output, PLY_LAYOUT_NCHW);
 }
 
 ply_status blk_backward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const ply_tensor *output,
@@ -489,7 +488,7 @@ void blk_set_training(ply_layer *self, int32_t training) {
     if (self->frozen) return; // plugin.h: the host no longer calls it; forward stays in evaluation
     self->training = training != 0;
     self->fused.conv.valid = 0; // the stacked weights are copied again before their next use
-    if (!training) release_values(self);
+    if (!training) blk_release_values(self);
     if (training) {
         self->host->free(self->host, self->arena);
         self->arena = NULL;
@@ -529,7 +528,7 @@ ply_status blk_freeze(ply_layer *self) {
             if (nd->layer && PLY_TYPE_HAS_FREEZE(nd->type)) (void)nd->type->freeze(nd->layer);
         }
     }
-    release_values(self);
+    blk_release_values(self);
     for (int32_t i = 0; i < self->n_nodes; i++) {
         blk_node *nd = &self->nodes[i];
         h->free(h, nd->grad);

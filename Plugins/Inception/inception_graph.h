@@ -134,8 +134,18 @@ ply_status blk_positive_attr(const ply_host *host, const ply_attrs *attrs, const
 ply_status blk_ensure(ply_layer *self, float **buf, int64_t *cap, int64_t n);
 /* Shapes of every value for an input of shape in (shapes[0] = *in). */
 ply_status blk_value_shapes(ply_layer *self, const ply_shape *in, ply_shape *shapes);
-/* The evaluation forward of the unfolded graph (inception_eval.c): values in the arena, by lifetime. */
-ply_status blk_forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output);
+/* The evaluation forward of the unfolded graph (inception_eval.c): values in the arena, by lifetime; every
+ * value, input and output laid out as `layout` (NCHW16C only where blk_eval_layouts offers it). */
+ply_status blk_forward_eval(ply_layer *self, const ply_tensor *input, ply_tensor *output, int32_t layout);
+/* Frees the node values training kept (evaluation keeps nothing between calls). */
+void blk_release_values(ply_layer *self);
+/* ABI 1.7 (inception_layouts.c): basic_conv2d answers for its fold; a block takes NCHW16C in, out and
+ * between its children where every child reads and writes it and every concat input has a multiple
+ * of 16 channels. */
+ply_status blk_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                            uint32_t *produces);
+ply_status blk_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                              ply_tensor *output, int32_t out_layout);
 
 /* The shared vtable entries. */
 void blk_destroy(ply_layer *self);

@@ -186,7 +186,7 @@ static ply_status check_compact(const ply_layer *self, const ply_tensor *t, cons
     return PLY_OK;
 }
 
-static ply_status pool_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
+ply_status pool_forward_nchw(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output) {
     (void)n_inputs;
     pool_geom g = {0, 0, 0, 0, 0};
     ply_status st = check_compact(self, &inputs[0], "input");
@@ -294,7 +294,8 @@ static ply_status pool_describe(ply_layer *self, int32_t n_inputs, const ply_sha
     return PLY_OK;
 }
 
-#define POOL_TYPE(var, type_name, type_doc, create_fn, specs) \
+// layouts: the type takes ABI 1.7's blocked layout (all three; pooling_blocked.c)
+#define POOL_TYPE(var, type_name, type_doc, create_fn, specs, layouts) \
     static const ply_layer_type var = { \
         .struct_size = sizeof(ply_layer_type), \
         .abi_version = PLY_ABI_VERSION, \
@@ -305,22 +306,24 @@ static ply_status pool_describe(ply_layer *self, int32_t n_inputs, const ply_sha
         .create = create_fn, \
         .destroy = pool_destroy, \
         .infer_shape = pool_infer_shape, \
-        .forward = pool_forward, \
+        .forward = pool_forward_nchw, \
         .backward = pool_backward, \
         .set_training = pool_set_training, \
         .attr_specs = specs, \
         .inputs_doc = "x: (N, C, H, W) or (C, H, W)", \
         .describe = pool_describe, \
+        .eval_layouts = layouts ? pool_eval_layouts : NULL, \
+        .forward_layout = layouts ? pool_forward_layout : NULL, \
     };
 POOL_TYPE(maxpool2d_type, "maxpool2d",
           "2-d max pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false)", maxpool2d_create,
-          maxpool_specs)
+          maxpool_specs, 1)
 POOL_TYPE(avgpool2d_type, "avgpool2d",
           "2-d average pooling: kernel_size, stride (= kernel_size), padding (0), ceil_mode (false), "
           "count_include_pad (true)",
-          avgpool2d_create, avgpool_specs)
+          avgpool2d_create, avgpool_specs, 1)
 POOL_TYPE(adaptive_avgpool2d_type, "adaptive_avgpool2d",
-          "2-d adaptive average pooling to output_size (int or pair)", adaptive_avgpool2d_create, adaptive_specs)
+          "2-d adaptive average pooling to output_size (int or pair)", adaptive_avgpool2d_create, adaptive_specs, 1)
 
 static const ply_layer_type *const types[] = {&maxpool2d_type, &avgpool2d_type, &adaptive_avgpool2d_type};
 

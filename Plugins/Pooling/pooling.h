@@ -51,6 +51,14 @@ typedef struct {
     ply_cpu level;       // max pool: the kernels' CPU level (ply_cpu_level())
 } pool_job;
 
+/** The NCHW forward (pooling.c), which forward_layout runs when every layout is NCHW. */
+ply_status pool_forward_nchw(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
+/** ABI 1.7 (pooling_blocked.c): maxpool2d reads and writes NCHW16C, adaptive_avgpool2d reads it. */
+ply_status pool_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                             uint32_t *produces);
+ply_status pool_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                               ply_tensor *output, int32_t out_layout);
+
 /** Whether p's window is 2x2, stride 2, no padding (max pools there keep no argmax: backward recomputes it). */
 int pool_is_2x2(const ply_layer *p);
 /** Runs job over all its planes, on the host's pool when there is enough work; sets job->level. */

@@ -374,6 +374,8 @@ static ply_status rb_describe(ply_layer *self, int32_t n_inputs, const ply_shape
         .inputs_doc = "x: (N, inplanes, H, W)", \
         .describe = rb_describe, \
         .freeze = rb_freeze, \
+        .eval_layouts = rb_eval_layouts, \
+        .forward_layout = rb_forward_layout, \
     };
 RB_TYPE(basic_type, "residual_basic",
         "torchvision ResNet BasicBlock: two 3x3 conv+bn, identity or downsample shortcut, relu "

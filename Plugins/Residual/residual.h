@@ -72,6 +72,13 @@ struct ply_layer {
     rb_buf buf[RB_NBUF];
 };
 
+// The shapes of a call: the stages' conv outputs c, the downsample's dc (x without one) and the output.
+ply_status rb_plan(ply_layer *self, const ply_shape *x, ply_shape c[RB_MAX_STAGES], ply_shape *dc, ply_shape *out);
+// ABI 1.7 (residual_eval.c): NCHW16C in, out and between the folds, where every fold takes it.
+ply_status rb_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                           uint32_t *produces);
+ply_status rb_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                             ply_tensor *output, int32_t out_layout);
 ply_status rb_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output);
 ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
 // Evaluation forward on the folded convs (residual_eval.c); frees its buffers before it returns.

@@ -155,8 +155,10 @@ static void add_relu(const ply_host *h, float *y, const float *id, int64_t n) {
     h->parallel_for(h, n, (n + threads - 1) / threads, add_relu_range, &j);
 }
 
-static ply_status run(const ply_fold *f, const ply_tensor *in, ply_tensor *out) {
-    return f->type->forward(f->layer, 1, in, out);
+// A fold on `in` laid out as lin, writing out as lout (ABI 1.7's forward_layout where either is blocked).
+static ply_status run(const ply_fold *f, const ply_tensor *in, int32_t lin, ply_tensor *out, int32_t lout) {
+    if (lin == PLY_LAYOUT_NCHW && lout == PLY_LAYOUT_NCHW) return f->type->forward(f->layer, 1, in, out);
+    return f->type->forward_layout(f->layer, 1, in, &lin, out, lout);
 }
 
 static ply_status relu_in_place(ply_layer *self, ply_tensor *t) {
@@ -169,10 +171,19 @@ static ply_status relu_in_place(ply_layer *self, ply_tensor *t) {
     return self->relu.type->forward(self->relu.layer, 1, &src, t);
 }
 
-// The block on images [n0, n0 + nc) of the batch (NCHW: a contiguous slice of x and of the output),
-// the buffers holding nc images.
+// The layouts of one evaluation call (ABI 1.7): the block's input and output, and the one of the values
+// inside it (the folds' outputs). All NCHW is the forward; `inner` is NCHW16C whenever either side is
+// (rb_eval_layouts offers that only where every fold takes and writes it and the last adds the shortcut).
+typedef struct {
+    int32_t in, out, inner;
+} rb_layouts;
+
+static const rb_layouts all_nchw = {PLY_LAYOUT_NCHW, PLY_LAYOUT_NCHW, PLY_LAYOUT_NCHW};
+
+// The block on images [n0, n0 + nc) of the batch (a contiguous slice of x and of the output in either
+// layout), the buffers holding nc images.
 static ply_status forward_images(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape,
-                                 int64_t n0, int64_t nc) {
+                                 int64_t n0, int64_t nc, const rb_layouts *lay) {
     ply_status st;
     int32_t S = self->stages;
     ply_shape xs = x->shape, ys = *out_shape;
@@ -182,33 +193,41 @@ static ply_status forward_images(ply_layer *self, const ply_tensor *x, ply_tenso
     // (the whole batch: x as given, strides included; data is void *: the offsets count floats, not
     // bytes, hence the casts: the first version of this added them to the void pointers, GNU C's
     // byte arithmetic, and every pass after the first read and wrote a quarter of the way in)
-    ply_tensor in = nc == N ? *x : ply_tensor_make((float *)x->data + n0 * (ply_shape_numel(&x->shape) / N), xs);
+    ply_tensor in = nc == N ? *x
+                            : ply_tensor_make((float *)x->data + n0 * (ply_layout_numel(&x->shape, lay->in) / N), xs);
     const ply_tensor xin = in;
+    int32_t lin = lay->in;
     for (int32_t k = 0; k + 1 < S; k++) {
         ply_shape ts = self->shp_c[k];
         ts.dims[0] = nc;
         ply_tensor t = ply_tensor_make(self->buf[RB_T0 + k].data, ts);
-        if ((st = run(&self->fold[k], &in, &t)) != PLY_OK) return st;
-        if (!self->fold[k].relu && (st = relu_in_place(self, &t)) != PLY_OK) return st;
+        if ((st = run(&self->fold[k], &in, lin, &t, lay->inner)) != PLY_OK) return st;
+        if (!self->fold[k].relu && (st = relu_in_place(self, &t)) != PLY_OK) return st; // NCHW only (rb_eval_layouts)
         in = t;
+        lin = lay->inner;
     }
-    float *yd = (float *)output->data + (nc == N ? 0 : n0 * (ply_shape_numel(out_shape) / N));
+    float *yd = (float *)output->data + (nc == N ? 0 : n0 * (ply_layout_numel(out_shape, lay->out) / N));
     ply_tensor y = ply_tensor_make(yd, ys);
     const ply_fold *last = &self->fold[S - 1];
     const int fused = last->relu; // the last conv adds the shortcut and applies the relu (make_fold)
-    if (!fused && (st = run(last, &in, &y)) != PLY_OK) return st;
+    if (!fused && (st = run(last, &in, lin, &y, lay->out)) != PLY_OK) return st;
     ply_tensor id = xin;
+    int32_t lid = lay->in;
     if (self->downsample) {
         ply_shape ds = self->shp_dc;
         ds.dims[0] = nc;
         id = ply_tensor_make(self->buf[RB_TD].data, ds);
-        if ((st = run(&self->ds_fold, &xin, &id)) != PLY_OK) return st;
+        if ((st = run(&self->ds_fold, &xin, lay->in, &id, lay->inner)) != PLY_OK) return st;
+        lid = lay->inner;
     }
     if (fused) {
         ply_tensor two[2] = {in, id};
-        return last->type->forward(last->layer, 2, two, &y);
+        if (lin == PLY_LAYOUT_NCHW && lid == PLY_LAYOUT_NCHW && lay->out == PLY_LAYOUT_NCHW)
+            return last->type->forward(last->layer, 2, two, &y);
+        const int32_t lays[2] = {lin, lid};
+        return last->type->forward_layout(last->layer, 2, two, lays, &y, lay->out);
     }
-    add_relu(self->host, yd, id.data, ply_shape_numel(&ys));
+    add_relu(self->host, yd, id.data, ply_shape_numel(&ys)); // NCHW only (rb_eval_layouts)
     return PLY_OK;
 }
 
@@ -237,27 +256,102 @@ static int64_t images_per_pass(const ply_layer *self, const ply_tensor *x, const
     return nc < 1 ? 1 : nc;
 }
 
-// Floats of a buffer of `shape` (batch N) for nc images.
-static int64_t pass_numel(const ply_shape *shape, int64_t N, int64_t nc) {
-    return nc == N ? ply_shape_numel(shape) : ply_shape_numel(shape) / N * nc;
+// Floats of a buffer of `shape` (batch N) laid out as `layout`, for nc images.
+static int64_t pass_floats(const ply_shape *shape, int32_t layout, int64_t N, int64_t nc) {
+    return ply_layout_numel(shape, layout) / N * nc;
 }
 
-static ply_status forward_folded(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape) {
+static ply_status forward_folded(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape,
+                                 const rb_layouts *lay) {
     ply_status st;
     int32_t S = self->stages;
     int64_t N = x->shape.dims[0], nc = images_per_pass(self, x, out_shape);
     for (int32_t k = 0; k + 1 < S; k++)
-        if ((st = alloc_buf(self, RB_T0 + k, pass_numel(&self->shp_c[k], N, nc))) != PLY_OK) return st;
-    if (self->downsample && (st = alloc_buf(self, RB_TD, pass_numel(&self->shp_dc, N, nc))) != PLY_OK) return st;
-    if (nc == N) return forward_images(self, x, output, out_shape, 0, N);
+        if ((st = alloc_buf(self, RB_T0 + k, pass_floats(&self->shp_c[k], lay->inner, N, nc))) != PLY_OK) return st;
+    if (self->downsample && (st = alloc_buf(self, RB_TD, pass_floats(&self->shp_dc, lay->inner, N, nc))) != PLY_OK)
+        return st;
+    if (nc == N) return forward_images(self, x, output, out_shape, 0, N, lay);
     for (int64_t n0 = 0; n0 < N; n0 += nc)
-        if ((st = forward_images(self, x, output, out_shape, n0, nc)) != PLY_OK) return st;
+        if ((st = forward_images(self, x, output, out_shape, n0, nc, lay)) != PLY_OK) return st;
     return PLY_OK;
 }
 
 ply_status rb_forward_eval(ply_layer *self, const ply_tensor *x, ply_tensor *output, const ply_shape *out_shape) {
     ply_status st = self->frozen ? PLY_OK : sync_folds(self); // frozen: the folds are final
-    if (st == PLY_OK) st = forward_folded(self, x, output, out_shape);
+    if (st == PLY_OK) st = forward_folded(self, x, output, out_shape, &all_nchw);
+    rb_release_buffers(self);
+    return st;
+}
+
+// Whether fold f can read its input 0 (shape x; with the residual `r` as input 1 when r) and write its
+// output as NCHW16C: it has the ABI 1.7 slots and offers both for these shapes.
+static ply_status fold_blocks(ply_layer *self, const ply_fold *f, const ply_shape *x, const ply_shape *r, int *ok) {
+    *ok = 0;
+    if (!f->layer || !PLY_TYPE_HAS_LAYOUTS(f->type)) return PLY_OK;
+    const ply_shape in[2] = {*x, r ? *r : *x};
+    uint32_t accepts[2] = {0, 0}, produces = 0;
+    ply_status st = f->type->eval_layouts(f->layer, r ? 2 : 1, in, accepts, &produces);
+    if (st != PLY_OK) return st;
+    const uint32_t blk = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C);
+    *ok = (accepts[0] & blk) && (produces & blk) && (!r || (accepts[1] & blk));
+    (void)self;
+    return PLY_OK;
+}
+
+// Whether the block can run on NCHW16C inside for input shape x: every fold reads and writes it, the
+// stages before the last apply their relu themselves and the last adds the shortcut (so neither the
+// relu child nor add_relu, NCHW both, runs). Makes the folds it asks (as the evaluation forward would).
+static ply_status blocks_inside(ply_layer *self, const ply_shape *x, int *ok) {
+    *ok = 0;
+    if (self->training && !self->frozen) return PLY_OK;
+    ply_shape c[RB_MAX_STAGES], dc, out;
+    ply_status st = rb_plan(self, x, c, &dc, &out);
+    if (st == PLY_OK && !self->frozen) st = sync_folds(self);
+    if (st != PLY_OK) return st;
+    const int32_t S = self->stages;
+    int all = self->fold[S - 1].relu;
+    for (int32_t k = 0; all && k < S; k++) {
+        all = k == S - 1 || self->fold[k].relu;
+        if (all && (st = fold_blocks(self, &self->fold[k], k == 0 ? x : &c[k - 1], k == S - 1 ? &out : NULL, &all)) != PLY_OK)
+            return st;
+    }
+    if (all && self->downsample && (st = fold_blocks(self, &self->ds_fold, x, NULL, &all)) != PLY_OK) return st;
+    *ok = all;
+    return PLY_OK;
+}
+
+ply_status rb_eval_layouts(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
+                           uint32_t *produces) {
+    (void)n_inputs;
+    int ok;
+    ply_status st = blocks_inside(self, &inputs[0], &ok);
+    if (st != PLY_OK) return st;
+    const uint32_t set = PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW) | (ok ? PLY_LAYOUT_BIT(PLY_LAYOUT_NCHW16C) : 0);
+    accepts[0] = set;
+    *produces = set;
+    return PLY_OK;
+}
+
+ply_status rb_forward_layout(ply_layer *self, int32_t n_inputs, const ply_tensor *inputs, const int32_t *in_layouts,
+                             ply_tensor *output, int32_t out_layout) {
+    const ply_tensor *x = &inputs[0];
+    if (in_layouts[0] == PLY_LAYOUT_NCHW && out_layout == PLY_LAYOUT_NCHW) return rb_forward(self, n_inputs, inputs, output);
+    if (x->strides || output->strides)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: strided tensors are not supported", self->tname);
+    int ok;
+    ply_status st = blocks_inside(self, &x->shape, &ok);
+    if (st != PLY_OK) return st;
+    const int known = (in_layouts[0] == PLY_LAYOUT_NCHW || in_layouts[0] == PLY_LAYOUT_NCHW16C) &&
+                      (out_layout == PLY_LAYOUT_NCHW || out_layout == PLY_LAYOUT_NCHW16C);
+    if (!ok || !known)
+        return ply_errorf(self->host, PLY_ERR_UNSUPPORTED, "%s: forward_layout with input layout %d and output layout "
+                          "%d is not one eval_layouts offers for this block", self->tname, (int)in_layouts[0],
+                          (int)out_layout);
+    ply_shape out_shape;
+    if ((st = rb_plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape)) != PLY_OK) return st;
+    self->kept = 0;
+    const rb_layouts lay = {in_layouts[0], out_layout, PLY_LAYOUT_NCHW16C};
+    st = forward_folded(self, x, output, &out_shape, &lay);
     rb_release_buffers(self);
     return st;
 }

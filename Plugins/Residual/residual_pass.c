@@ -34,8 +34,7 @@ static int same_shape(const ply_shape *a, const ply_shape *b) {
 }
 
 // Shapes of every conv output (c[k]), of the downsample conv output (dc) and of the block output.
-static ply_status plan(ply_layer *self, const ply_shape *x, ply_shape c[RB_MAX_STAGES], ply_shape *dc,
-                       ply_shape *out) {
+ply_status rb_plan(ply_layer *self, const ply_shape *x, ply_shape c[RB_MAX_STAGES], ply_shape *dc, ply_shape *out) {
     const ply_host *h = self->host;
     if (x->ndim != 4)
         return ply_errorf(h, PLY_ERR_SHAPE, "%s: input 0 must be [N, C, H, W] (got %d dimensions)", self->tname,
@@ -70,7 +69,7 @@ static ply_status plan(ply_layer *self, const ply_shape *x, ply_shape c[RB_MAX_S
 ply_status rb_infer_shape(ply_layer *self, int32_t n_inputs, const ply_shape *inputs, ply_shape *output) {
     (void)n_inputs;
     ply_shape c[RB_MAX_STAGES], dc;
-    return plan(self, &inputs[0], c, &dc, output);
+    return rb_plan(self, &inputs[0], c, &dc, output);
 }
 
 // Makes buf[id] hold at least n floats (contents are not kept when it grows).
@@ -120,7 +119,7 @@ static ply_status run_backward(const rb_child *c, const ply_tensor *in, const pl
 // (backward after an evaluation forward, which kept nothing, recomputes them this way).
 static ply_status forward_kept(ply_layer *self, const ply_tensor *x, ply_tensor *output) {
     ply_shape out_shape;
-    ply_status st = plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
+    ply_status st = rb_plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
     if (st != PLY_OK) return st;
     int32_t S = self->stages;
     for (int32_t k = 0; k < S; k++) {
@@ -172,7 +171,7 @@ ply_status rb_forward(ply_layer *self, int32_t n_inputs, const ply_tensor *input
     self->kept = 0;
     if (!self->training || self->frozen) {
         ply_shape out_shape;
-        ply_status st = plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
+        ply_status st = rb_plan(self, &x->shape, self->shp_c, &self->shp_dc, &out_shape);
         if (st != PLY_OK) return st;
         return rb_forward_eval(self, x, output, &out_shape);
     }

@@ -375,6 +375,40 @@ static inline ply_cpu ply_cpu_level(void) {
     ((type)->struct_size >= offsetof(ply_layer_type, freeze) + sizeof((type)->freeze) && \
      (type)->freeze != NULL)
 
+/** True when a layer type (possibly built against an older ABI) has both layout slots (ABI 1.7). */
+#define PLY_TYPE_HAS_LAYOUTS(type)                                                                             \
+    ((type)->struct_size >= offsetof(ply_layer_type, forward_layout) + sizeof((type)->forward_layout) && \
+     (type)->eval_layouts != NULL && (type)->forward_layout != NULL)
+
+/** Floats of a tensor of `shape` laid out as `layout` (ABI 1.7): NCHW16C pads dimension 1 to whole blocks of 16. */
+static inline int64_t ply_layout_numel(const ply_shape *shape, int32_t layout) {
+    if (layout != PLY_LAYOUT_NCHW16C || shape->ndim < 2) return ply_shape_numel(shape);
+    ply_shape s = *shape;
+    s.dims[1] = (s.dims[1] + 15) / 16 * 16;
+    return ply_shape_numel(&s);
+}
+
+/**
+ * dst = src moved between NCHW and NCHW16C (ABI 1.7; `to_blocked`: src NCHW, dst NCHW16C with the lanes
+ * past C written 0; else the reverse) for N images of C channels and P positions. One thread; for the
+ * edges of a blocked run (a composite converting its input or output), not for a layer's inner loop.
+ */
+static inline void ply_layout_reorder(float *dst, const float *src, int to_blocked, int64_t N, int64_t C, int64_t P) {
+    const int64_t CB = (C + 15) / 16;
+    for (int64_t u = 0; u < N * CB; u++) {
+        const int64_t n = u / CB, c0 = u % CB * 16;
+        float *blk = to_blocked ? dst + u * P * 16 : NULL;
+        const float *cblk = to_blocked ? NULL : src + u * P * 16;
+        for (int64_t l = 0; l < 16; l++) {
+            const int64_t plane = (n * C + c0 + l) * P;
+            for (int64_t p = 0; p < P; p++) {
+                if (blk) blk[p * 16 + l] = c0 + l < C ? src[plane + p] : 0.0f;
+                else if (c0 + l < C) dst[plane + p] = cblk[p * 16 + l];
+            }
+        }
+    }
+}
+
 /** A window as receptive-field arithmetic uses it: kernel and stride per axis (H, W), in input pixels.
  *  The identity is {1, 1} / {1, 1}. */
 typedef struct ply_window {

@@ -114,6 +114,10 @@ struct BenchModelCommand: ParsableCommand {
         // weights, scratch; gradients mapped but never written included) and the model's buffers.
         print(String(format: "memory: layers hold %.1f MB through the host's alloc%@", Double(runtime.layerBytes) / 1_048_576,
                      training ? "" : String(format: ", inference buffers %.1f MB", Double(net.inferenceFloats * 4) / 1_048_576)))
+        if !training {
+            let blocked = net.nodes.indices.dropFirst().filter { net.inferenceLayout(of: $0) == .nchw16c }.count
+            print("layouts: \(blocked) of \(net.nodes.count - 1) values in blocks of 16 channels (NCHW16c; PLY_BLOCKED_LAYOUTS=0 keeps all NCHW)")
+        }
         let sorted = rates.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         print(String(format: "result: %.2f images/s (median of %d runs; min %.2f, max %.2f)", median, runs,

@@ -10,6 +10,7 @@
  *   checks.c    library, descriptor and error-path checks
  *   schema.c    attribute schemas (attr_specs, ABI 1.2)
  *   describe.c  describe (ABI 1.2): MACs, window, children
+ *   layouts.c   eval_layouts / forward_layout (ABI 1.7): the blocked layout
  *   report.c    PASS / FAIL / SKIP lines and the summary
  *
  * Plain C11 plus POSIX (dlopen, pthreads); no Swift, no C++.
@@ -211,5 +212,16 @@ void check_schema(const type_info *ti);
  *  type has no describe. */
 void check_describe(const type_info *ti, const char *label, const ply_attrs *attrs, int n_inputs,
                     const ply_shape *shapes);
+
+/* --------------------------------------------------------------- layouts.c */
+
+/** Check 8: for a type with eval_layouts and forward_layout (ABI 1.7), an
+ *  instance created from `attrs` in evaluation mode and the input `shapes`:
+ *  eval_layouts succeeds with NCHW in every set, and forward_layout in each
+ *  offered combination involving NCHW16C equals forward (within 1e-5
+ *  relative), writes every element and writes padding lanes as 0. Silent for
+ *  a type without the slots; one slot alone is check_type's failure. */
+void check_layouts(const type_info *ti, const char *label, const ply_attrs *attrs, int n_inputs,
+                   const ply_shape *shapes);
 
 #endif

@@ -134,6 +134,10 @@ static bool check_type(const ply_layer_type *orig, int index, type_info *ti, con
                 (int)t->min_inputs, max, t->doc,
                 t->backward ? ", backward" : ", no backward", t->param_count ? ", parameters" : "",
                 t->set_training ? ", set_training" : "", t->fuse_activation ? ", fuse_activation" : "");
+    /* ABI 1.7: eval_layouts and forward_layout, both or neither (the runtime refuses one alone). */
+    if ((t->eval_layouts != NULL) != (t->forward_layout != NULL))
+        report_fail("%s: layouts: eval_layouts is %s but forward_layout is %s (ABI 1.7: both or neither)", label,
+                    t->eval_layouts ? "set" : "NULL", t->forward_layout ? "set" : "NULL");
     return true;
 }
 
@@ -404,6 +408,7 @@ void check_without_golden(const type_info *ti, bool finite_differences) {
     if (ran) {
         check_error_paths(ti, name, &none, n, shapes);
         check_describe(ti, name, &none.list, n, shapes);
+        check_layouts(ti, name, &none.list, n, shapes);
         if (finite_differences && ti->t.backward)
             gradcheck(ti, name, &none.list, n, inputs, wants, NULL, 0, false, NULL);
         else if (ti->t.backward)

@@ -29,6 +29,10 @@ static const char usage[] =
     "              that read as their kind, a doc line (ABI 1.2)\n"
     "  describe    on the sample shapes: succeeds, MACs >= 0, a valid window, children whose\n"
     "              shapes and parameters add up to the layer's, the same result twice (ABI 1.2)\n"
+    "  layouts     eval_layouts and forward_layout both or neither; in evaluation mode on the\n"
+    "              sample shapes: NCHW in every set eval_layouts gives, and forward_layout in each\n"
+    "              offered NCHW16C combination equals forward (1e-5 relative), writes every\n"
+    "              element and 0 in the padding lanes (ABI 1.7)\n"
     "\n"
     "  --with LIB.so     also load LIB.so, for layer types PLUGIN.so creates through\n"
     "                    host->create_layer (e.g. residual needs conv2d and batchnorm2d)\n"
@@ -201,6 +205,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < c.n_inputs; i++) shapes[i] = c.inputs[i].shape;
             check_error_paths(ti, c.name, &c.attrs, c.n_inputs, shapes);
             check_describe(ti, c.name, &c.attrs.list, c.n_inputs, shapes);
+            check_layouts(ti, c.name, &c.attrs.list, c.n_inputs, shapes);
         }
         has_case[index] = true;
         golden_free(&c);

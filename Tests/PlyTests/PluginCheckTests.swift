@@ -153,6 +153,45 @@ import Testing
         }
     }
 
+    /// Check 8 (ABI 1.7 layouts) on Fixtures/blocked/blocked_layers.c: as is, every type's
+    /// eval_layouts and forward_layout pass; with -DBLK_BAD_PAD blk_mid writes a padding lane of
+    /// NCHW16C as 1, which the layout check names for both combinations that write NCHW16C; with
+    /// -DBLK_HALF a type with eval_layouts and no forward_layout fails both-or-neither.
+    @Test func blockedLayoutCheck() throws {
+        let dir = try CCompiler.temporaryDirectory("check-blocked")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = fixtures.appendingPathComponent("blocked/blocked_layers.c")
+        let good = try CCompiler.compile(source, to: dir.appendingPathComponent("libblk.so"))
+        let result = try Self.check([good])
+        #expect(result.status == 0, "\(result.stdout)")
+        for expected in ["PASS  blk_mid: eval_layouts (evaluation mode) for input 0 [2, 3, 4, 5]: accepts[0] {NCHW, NCHW16C}, produces {NCHW, NCHW16C}",
+                         "PASS  blk_add: forward_layout inputs [NCHW16C, NCHW16C] -> output NCHW16C equals forward",
+                         "PASS  blk_start: forward_layout inputs [NCHW] -> output NCHW16C equals forward",
+                         "PASS  blk_end: forward_layout inputs [NCHW16C] -> output NCHW equals forward"] {
+            #expect(result.stdout.contains(expected), "missing '\(expected)' in:\n\(result.stdout)")
+        }
+
+        let badPad = try CCompiler.compile(source, to: dir.appendingPathComponent("libblk_bad_pad.so"),
+                                           extraFlags: ["-DBLK_BAD_PAD"])
+        let bad = try Self.check([badPad])
+        #expect(bad.status == 1, "\(bad.stdout)")
+        let failures = bad.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
+        #expect(failures.count == 2, "\(failures)")
+        for (failure, inputs) in zip(failures, ["[NCHW]", "[NCHW16C]"]) {
+            #expect(failure.contains("blk_mid: forward_layout inputs \(inputs) -> output NCHW16C wrote 2 padding lane(s) not as 0"),
+                    "\(failure)")
+            #expect(failure.contains("the first at [0, 3, 0, 0] (channel 3 of 3): got 1"), "\(failure)")
+        }
+
+        let half = try CCompiler.compile(source, to: dir.appendingPathComponent("libblk_half.so"),
+                                         extraFlags: ["-DBLK_HALF"])
+        let halfResult = try Self.check(["--quiet", half])
+        #expect(halfResult.status == 1, "\(halfResult.stdout)")
+        #expect(halfResult.stdout.contains(
+            "FAIL  type blk_half: layouts: eval_layouts is set but forward_layout is NULL (ABI 1.7: both or neither)"),
+            "\(halfResult.stdout)")
+    }
+
     /// Broken plugins from the runtime's own tests: a non-zero exit naming the problem.
     @Test(arguments: [
         ("no_entry", "no exported symbol 'ply_plugin_entry'"),

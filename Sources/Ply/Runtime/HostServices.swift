@@ -82,6 +82,8 @@ final class HostState: @unchecked Sendable {
     var lookup: (@Sendable (String) -> LayerType?)?
     /// Runtime.Options.strictAttributes: a type without a schema is refused attributes.
     var strictAttributes = false
+    /// Runtime.Options.blockedLayouts: `infer` may keep values NCHW16c between layers.
+    var blockedLayouts = true
 
     /// Instances made through `create_layer`, by address (see `CreatedLayer`).
     private var created: [OpaquePointer: CreatedLayer] = [:]

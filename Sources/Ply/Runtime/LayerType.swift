@@ -47,6 +47,14 @@ struct LayerVTable {
     let inputsDoc: UnsafePointer<CChar>?
     /// ABI 1.6: frozen for inference (plugin.h's `freeze`); nil when absent or NULL.
     let freeze: (@convention(c) (OpaquePointer?) -> ply_status)?
+    typealias EvalLayouts = @convention(c) (OpaquePointer?, Int32, UnsafePointer<ply_shape>?, UnsafeMutablePointer<UInt32>?,
+                                            UnsafeMutablePointer<UInt32>?) -> ply_status
+    typealias ForwardLayout = @convention(c) (OpaquePointer?, Int32, UnsafePointer<ply_tensor>?, UnsafePointer<Int32>?,
+                                              UnsafeMutablePointer<ply_tensor>?, Int32) -> ply_status
+    /// ABI 1.7: the blocked layouts (plugin.h's `eval_layouts` and `forward_layout`, both or
+    /// neither); nil when absent or NULL.
+    let evalLayouts: EvalLayouts?
+    let forwardLayout: ForwardLayout?
 
     /// Reads the vtable of `t`, treating fields past `t.struct_size` as absent.
     init(_ t: UnsafePointer<ply_layer_type>, library: String, name: String) throws {
@@ -81,6 +89,13 @@ struct LayerVTable {
         attrSpecs = present(\.attr_specs) ? t.pointee.attr_specs : nil
         inputsDoc = present(\.inputs_doc) ? t.pointee.inputs_doc : nil
         freeze = optional(\.freeze)
+        evalLayouts = optional(\.eval_layouts)
+        forwardLayout = optional(\.forward_layout)
+        guard (evalLayouts == nil) == (forwardLayout == nil) else {
+            throw PlyError.plugin(path: library, reason: "layer type '\(name)' sets "
+                + (evalLayouts == nil ? "forward_layout but not eval_layouts" : "eval_layouts but not forward_layout")
+                + ": both or neither")
+        }
     }
 }
 

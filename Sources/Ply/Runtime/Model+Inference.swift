@@ -38,9 +38,11 @@ extension Model {
             guard let layer = n.layer else { continue }
             let fold = inferFolding ? folds[id] : nil
             views.removeAll(keepingCapacity: true)
-            for i in inferInputs(id) { views.append(ply_tensor.view(inferPool[inferSlot[owner(i)]], inferCShapes[i])) }
+            let inputs = inferInputs(id)
+            for i in inputs { views.append(ply_tensor.view(inferPool[inferSlot[owner(i)]], inferCShapes[i])) }
             var out = ply_tensor.view(inferPool[inferSlot[id]], inferCShapes[id])
-            try runNode(id, layer, fold: fold, views, &out, shape: inferShapes[id], checking: checking, trace: RegionTrace.isOn)
+            try runNode(id, layer, fold: fold, views, &out, shape: inferShapes[id], checking: checking, trace: RegionTrace.isOn,
+                        layouts: (inputs.map { inferLayouts[owner($0)] }, inferLayouts[id]), count: inferCounts[id])
         }
         return UnsafeBufferPointer(start: inferPool[inferSlot[owner(output)]], count: inferShapes[output].count)
     }
@@ -48,10 +50,15 @@ extension Model {
     /// Runs node `id`'s `layer` — or, with `fold`, the folded conv in its place — from `views`
     /// into `out` (of `shape`): in checked mode with its guard zone stamped and verified, with
     /// `trace` the region trace's marks around it; errors name the node.
+    ///
+    /// `layouts`: the inputs' and the output's layouts (`infer`'s plan), nil for all NCHW; `count`:
+    /// the floats the output holds in its layout (nil: `shape.count`).
     func runNode(_ id: NodeID, _ layer: Layer, fold: ConvBatchNormFold?, _ views: [ply_tensor], _ out: inout ply_tensor,
-                 shape: Shape, checking: Bool, trace: Bool) throws {
+                 shape: Shape, checking: Bool, trace: Bool,
+                 layouts: (inputs: [ValueLayout], output: ValueLayout)? = nil, count: Int? = nil) throws {
         let name = nodes[id].name
-        if checking { stampGuard(out.data, shape.count) }
+        let floats = count ?? shape.count
+        if checking { stampGuard(out.data, floats) }
         do {
             var layer = layer
             if let fold {
@@ -59,9 +66,13 @@ extension Model {
                 layer = fold.layer
             }
             if trace { RegionTrace.mark(name, begin: true) }
-            try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+            if let layouts {
+                try views.withUnsafeBufferPointer { try layer.forward($0, layouts: layouts.inputs, &out, layout: layouts.output) }
+            } else {
+                try views.withUnsafeBufferPointer { try layer.forward($0, &out) }
+            }
             if trace { RegionTrace.mark(name, begin: false) }
-            if checking { try verifyGuard(out.data, shape.count, node: id, call: "forward", "its output \(shape)") }
+            if checking { try verifyGuard(out.data, floats, node: id, call: "forward", "its output \(shape)") }
         } catch let error as PluginOverrunError {
             throw error.at(node: name)
         } catch let error as MemoryLimitError {
@@ -153,6 +164,14 @@ extension Model {
         if !training { planFolds() }
         inferFolding = !training
         let skipped = inferFolding ? foldedAway : []
+        let layouts = try planLayouts(newShapes, skipped: skipped)
+        var counts: [Int] = []
+        for (id, shape) in newShapes.enumerated() {
+            guard let c = layouts[id].floats(shape) else {
+                throw PlyError.shape("node '\(nodes[id].name)': a blocked value of shape \(shape) has too many elements")
+            }
+            counts.append(c)
+        }
         // the last node reading each buffer's value; the output's is read after the run
         var lastUse = Array(repeating: 0, count: nodes.count)
         for id in nodes.indices where !skipped.contains(id) {
@@ -162,7 +181,7 @@ extension Model {
         var slot = Array(repeating: -1, count: nodes.count)
         var capacity: [Int] = [], idle: [Int] = [], live: [NodeID] = []
         func take(_ id: NodeID) {
-            let need = max(newShapes[id].count, 1)
+            let need = max(counts[id], 1)
             // the smallest free buffer that fits, else the largest free one, grown
             let fits = idle.filter { capacity[$0] >= need }.min { capacity[$0] < capacity[$1] }
             let pick = fits ?? idle.max { capacity[$0] < capacity[$1] }
@@ -196,12 +215,14 @@ extension Model {
         inferSlot = slot
         inferShapes = newShapes
         inferCShapes = try newShapes.map { try $0.cShape() }
+        inferLayouts = layouts
+        inferCounts = counts
         inferGraph = (nodes.count, output)
         inferInput = inputShape
     }
 
     func releaseInference() {
         for p in inferPool { free(p) }
-        inferPool = []; inferCapacities = []; inferSlot = []; inferInput = nil
+        inferPool = []; inferCapacities = []; inferSlot = []; inferInput = nil; inferLayouts = []; inferCounts = []
     }
 }

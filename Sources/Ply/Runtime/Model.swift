@@ -52,6 +52,10 @@ public final class Model: @unchecked Sendable {
     var inferCShapes: [ply_shape] = []
     var inferPool: [UnsafeMutablePointer<Float>] = []
     var inferSlot: [Int] = []
+    /// Each value's layout in the inference plan (NCHW16c only in evaluation: `planLayouts`) and
+    /// the floats it holds in it.
+    var inferLayouts: [ValueLayout] = []
+    var inferCounts: [Int] = []
     /// The graph the inference plan was made for: its node count and output. Nodes added, or
     /// another output chosen, since then (the plan lets a value's buffer go once its last reader
     /// ran, so an earlier node made the output must be planned again).

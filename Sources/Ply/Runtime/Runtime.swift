@@ -54,6 +54,11 @@ public final class Runtime: @unchecked Sendable {
         /// Bytes the plugins' parameters and scratch may hold in all (the host's `alloc` refuses
         /// a block past it, before allocating: `MemoryLimitError`). nil: the physical memory.
         public var memoryLimit: Int? = nil
+        /// Let `infer` keep values in a blocked channel layout (NCHW16c, plugin.h's `ply_layout`)
+        /// between layers that can write and read it, in evaluation mode. `false` keeps every
+        /// value NCHW (outputs differ only in the order of the same sums). With `useEnvironment`,
+        /// `PLY_BLOCKED_LAYOUTS=0` turns it off as well (`1` or unset leaves this value).
+        public var blockedLayouts = true
     }
 
     let state: HostState
@@ -68,6 +73,8 @@ public final class Runtime: @unchecked Sendable {
         state = HostState(seed: options.seed, threads: options.threads, flushDenormals: options.flushDenormals,
                           logHandler: options.log)
         state.strictAttributes = options.strictAttributes
+        let blockedByEnvironment = options.useEnvironment ? try Runtime.blockedLayoutsVariable() : true
+        state.blockedLayouts = options.blockedLayouts && blockedByEnvironment
         if let check = options.checkPlugins { state.checkPlugins.store(check, ordering: .relaxed) }
         if let limit = options.memoryLimit { state.memoryLimit.store(max(limit, 0), ordering: .relaxed) }
         host = HostTable(state: state)
@@ -224,6 +231,15 @@ public final class Runtime: @unchecked Sendable {
             throw PlyError.plugin(path: label, reason: "its entry returned no descriptor\(why)")
         }
         _ = try register(descriptor, library: PluginLibrary(path: label, name: "", version: "", handle: nil))
+    }
+
+    /// The `PLY_BLOCKED_LAYOUTS` environment variable: `0` false, `1` or unset true, anything else an error.
+    static func blockedLayoutsVariable() throws -> Bool {
+        guard let value = ProcessInfo.processInfo.environment["PLY_BLOCKED_LAYOUTS"], !value.isEmpty else { return true }
+        guard value == "0" || value == "1" else {
+            throw PlyError.invalid("PLY_BLOCKED_LAYOUTS=\(value): expected 0 (every value NCHW) or 1 (blocked where layers take it)")
+        }
+        return value == "1"
     }
 
     /// Checks the `PLY_CPU` environment variable, which plugins read to take a lower kernel
