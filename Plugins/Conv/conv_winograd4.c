@@ -33,6 +33,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_winograd4_x86.h"
 #include "conv_winograd_x86.h"
 
 // Bits e in [lo_e, hi_e) (0 <= lo_e, hi_e <= 64) of a 64-bit mask with 0 <= base + e < limit.
@@ -43,7 +44,6 @@ static uint64_t lanes64(int64_t base, int64_t lo_e, int64_t hi_e, int64_t limit)
     return m & ~((1ull << lo) - 1);
 }
 
-#define SQ2 1.41421356237309505f
 
 // U for output channels [o0, o1): G g G^T, 16 input channels at a time.
 PLY_TARGET_AVX512 void conv_wino4_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
@@ -51,8 +51,6 @@ PLY_TARGET_AVX512 void conv_wino4_weights(const conv_geom *g, const float *w, in
     const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                            _mm512_set1_epi32(9));
     const __m512 zero = _mm512_setzero_ps();
-    const __m512 k23 = _mm512_set1_ps(2.0f / 3), k13 = _mm512_set1_ps(1.0f / 3), ks3 = _mm512_set1_ps(SQ2 / 3);
-    const __m512 k16 = _mm512_set1_ps(1.0f / 6), ks6 = _mm512_set1_ps(SQ2 / 6);
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
             __mmask16 m = conv_wino_first_lanes(C - c0);
@@ -62,52 +60,14 @@ PLY_TARGET_AVX512 void conv_wino4_weights(const conv_geom *g, const float *w, in
                 __m512 g0 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r, 4);
                 __m512 g1 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r + 1, 4);
                 __m512 g2 = _mm512_mask_i32gather_ps(zero, m, idx, src + 3 * r + 2, 4);
-                __m512 p = _mm512_fmadd_ps(g0, k23, _mm512_mul_ps(g2, k13)), q = _mm512_mul_ps(g1, ks3);
-                __m512 rr = _mm512_fmadd_ps(g0, k16, _mm512_mul_ps(g2, k13)), s = _mm512_mul_ps(g1, ks6);
-                a[r][0] = g0;
-                a[r][1] = _mm512_sub_ps(zero, _mm512_add_ps(p, q));
-                a[r][2] = _mm512_sub_ps(q, p);
-                a[r][3] = _mm512_add_ps(rr, s);
-                a[r][4] = _mm512_sub_ps(rr, s);
-                a[r][5] = g2;
+                g6(g0, g1, g2, a[r]);
             }
             for (int j = 0; j < 6; j++) { // G (.): the same down each column
-                __m512 g0 = a[0][j], g1 = a[1][j], g2 = a[2][j];
-                __m512 p = _mm512_fmadd_ps(g0, k23, _mm512_mul_ps(g2, k13)), q = _mm512_mul_ps(g1, ks3);
-                __m512 rr = _mm512_fmadd_ps(g0, k16, _mm512_mul_ps(g2, k13)), s = _mm512_mul_ps(g1, ks6);
-                __m512 u[6] = {g0, _mm512_sub_ps(zero, _mm512_add_ps(p, q)), _mm512_sub_ps(q, p), _mm512_add_ps(rr, s),
-                               _mm512_sub_ps(rr, s), g2};
+                __m512 u[6];
+                g6(a[0][j], a[1][j], a[2][j], u);
                 for (int i = 0; i < 6; i++) _mm512_mask_storeu_ps(U + ((i * 6 + j) * OC + oc) * C + c0, m, u[i]);
             }
         }
-}
-
-// t = B^T d for one 6-vector d (a row of the patch, or a column of d B).
-PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void bt6(const __m512 d[6], __m512 t[6]) {
-    const __m512 s2 = _mm512_set1_ps(SQ2), s2h = _mm512_set1_ps(SQ2 / 2);
-    const __m512 m25 = _mm512_set1_ps(-2.5f), m2 = _mm512_set1_ps(-2.0f), m05 = _mm512_set1_ps(-0.5f);
-    __m512 a = _mm512_fmsub_ps(d[1], s2, _mm512_mul_ps(d[3], s2h)); // s r1 - s/2 r3
-    __m512 b = _mm512_fmadd_ps(d[2], m2, d[4]);                     // r4 - 2 r2
-    __m512 c = _mm512_fmsub_ps(d[3], s2, _mm512_mul_ps(d[1], s2h)); // s r3 - s/2 r1
-    __m512 e = _mm512_fmadd_ps(d[2], m05, d[4]);                    // r4 - r2/2
-    t[0] = _mm512_fmadd_ps(d[2], m25, _mm512_add_ps(d[0], d[4]));
-    t[1] = _mm512_sub_ps(b, a);
-    t[2] = _mm512_add_ps(b, a);
-    t[3] = _mm512_add_ps(e, c);
-    t[4] = _mm512_sub_ps(e, c);
-    t[5] = _mm512_fmadd_ps(d[3], m25, _mm512_add_ps(d[1], d[5]));
-}
-
-// o = A^T r for one 6-vector r.
-PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void at6(const __m512 r[6], __m512 o[4]) {
-    const __m512 s2 = _mm512_set1_ps(SQ2), s2h = _mm512_set1_ps(SQ2 / 2), s2q = _mm512_set1_ps(SQ2 / 4);
-    const __m512 s22 = _mm512_set1_ps(2 * SQ2), half = _mm512_set1_ps(0.5f), two = _mm512_set1_ps(2.0f);
-    __m512 s12 = _mm512_add_ps(r[1], r[2]), d12 = _mm512_sub_ps(r[1], r[2]);
-    __m512 s34 = _mm512_add_ps(r[3], r[4]), d34 = _mm512_sub_ps(r[3], r[4]);
-    o[0] = _mm512_add_ps(_mm512_add_ps(r[0], s12), s34);
-    o[1] = _mm512_fmadd_ps(d12, s2h, _mm512_mul_ps(d34, s2));
-    o[2] = _mm512_fmadd_ps(s12, half, _mm512_mul_ps(s34, two));
-    o[3] = _mm512_add_ps(r[5], _mm512_fmadd_ps(d12, s2q, _mm512_mul_ps(d34, s22)));
 }
 
 PLY_TARGET_AVX512 void conv_wino4_input(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase,
