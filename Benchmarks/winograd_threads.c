@@ -14,7 +14,8 @@
 //       Plugins/Conv/conv_kernel.c Plugins/Conv/conv_weight_cache.c -o /tmp/winograd_threads
 //   /tmp/winograd_threads 2 16 192 13 384      # THREADS N C H(=W) OC, 3x3, padding 1
 //
-// The AVX-512 level only (Winograd's kernels are AVX-512 only). Exits 1 on a mismatch.
+// The AVX-512 level, or AVX2 on the layers where "auto" takes F(4x4) in evaluation there (add
+// Plugins/Conv/conv_winograd4_avx2.c and Plugins/Conv/conv_kernel_avx2.c to the command). Exits 1 on a mismatch.
 #include "conv_winograd.h"
 #include <math.h>
 #include <pthread.h>
@@ -74,11 +75,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "winograd_threads: THREADS 1 or 2, sizes >= 1\n");
         return 2;
     }
-    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "winograd_threads: needs the AVX-512 level\n"); return 1; }
     conv_geom g = {.N = N, .C = C, .H = H, .W = H, .OC = OC, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1,
                    .OH = H, .OW = H, .DH = 1, .DW = 1, .XC = C, .YC = OC};
     ply_host host = {.alloc = host_alloc, .free = host_free, .parallel_for = host_parallel_for,
                      .thread_count = host_threads};
+    if (ply_cpu_level() < PLY_CPU_AVX512 && !(ply_cpu_level() == PLY_CPU_AVX2 && conv_winograd_suits_inference(&g))) {
+        fprintf(stderr, "winograd_threads: needs the AVX-512 level, or AVX2 and a layer that F(4x4) suits there\n");
+        return 1;
+    }
     const int m = conv_winograd_tile(&g);
     size_t nx = (size_t)(N * C * H * H), ny = (size_t)(N * OC * H * H), nw = (size_t)(OC * C * 9);
     float *x = malloc(nx * 4), *y = malloc(ny * 4), *w = malloc(nw * 4), *b = malloc((size_t)OC * 4);
@@ -120,9 +124,9 @@ int main(int argc, char **argv) {
         double e = fabs(y[((n * OC + o) * H + oh) * H + ow] - s) / (mag > 0 ? mag : 1);
         if (e > worst) worst = e;
     }
-    printf("N%lld %lld->%lld %lldx%lld F(%dx%d) %d thread(s): CPU ms sum %.2f, larger thread %.2f (medians of %d); "
-           "worst error %.1e\n",
+    printf("N%lld %lld->%lld %lldx%lld F(%dx%d) %d thread(s): CPU ms sum %.2f, larger thread %.2f (medians of %d), "
+           "%.1f direct GFLOPS per thread; worst error %.1e\n",
            (long long)N, (long long)C, (long long)OC, (long long)H, (long long)H, m, m, THREADS, sum[RUNS / 2] * 1e3,
-           mx[RUNS / 2] * 1e3, RUNS, worst);
+           mx[RUNS / 2] * 1e3, RUNS, 2.0 * 9 * (double)(N * C * OC * H * H) / (sum[RUNS / 2] * 1e9), worst);
     return worst < 1e-4 ? 0 : 1;
 }

@@ -59,9 +59,12 @@ ply_status conv_use_taps(const ply_layer *L, const conv_geom *g, int *taps) {
 // Whether this call's forward takes Winograd (conv_winograd.c); its input gradient then does too where it suits.
 int conv_use_winograd(const ply_layer *L, const conv_geom *g) {
     if (L->algorithm == ALGO_WINOGRAD) return conv_winograd_fits(g);
-    // in evaluation from fewer tiles: U is made once per weight version there (conv_winograd.h)
+    // in evaluation from fewer tiles: U is made once per weight version there (conv_winograd.h); below AVX-512 F(4x4)
+    // only, so not where winograd_tile forces another
     return L->algorithm == ALGO_AUTO && conv_is_plain(L) && !conv_use_direct(L) &&
-           (L->training ? conv_winograd_suits(g) : conv_winograd_suits_inference(g));
+           (L->training ? conv_winograd_suits(g)
+                        : conv_winograd_suits_inference(g) &&
+                              (ply_cpu_level() >= PLY_CPU_AVX512 || L->wino_tile == 0 || L->wino_tile == 4));
 }
 
 // Whether this call's forward is conv_1x1.c's product on the input in place. The backward is im2col's.

@@ -12,6 +12,7 @@
 #include "plugin_support.h"
 
 #include "conv_spans.h"
+#include "conv_winograd.h"
 
 #include <string.h>
 
@@ -76,7 +77,7 @@ int conv_spans_suits(const conv_geom *g, int panels_suit) {
     if (!conv_spans_fits(g)) return 0;
     if (g->KH == 3 && g->KW == 3 && ply_cpu_level() < PLY_CPU_AVX512)
         return g->C >= AVX2_MIN_CHANNELS && g->OC >= 32 && g->SH == g->SW && (g->SH == 1 || g->SH == 2) &&
-               g->N * g->OH * g->OW <= AVX2_MAX_POSITIONS;
+               g->N * g->OH * g->OW <= AVX2_MAX_POSITIONS && !conv_winograd_suits_inference(g);
     if (g->KH == 3 && g->KW == 3) return panels_suit && g->OW % 7 >= 1 && g->OW % 7 <= 3;
     if (g->C < 32 || g->OC < 32 || g->SH != 1 || g->SW != 1) return 0;
     const int64_t lo = ply_min_i64(g->KH, g->KW), hi = ply_max_i64(g->KH, g->KW);

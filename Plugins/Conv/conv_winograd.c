@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "conv_kernel.h"
+#include "conv_kernel_avx2.h"
 
 #define NR CONV_KERNEL_NR
 // Floats of V and M per chunk (1 MB): a thread's chunk stays in its L2 (6 MB measured 5-10% slower).
@@ -248,13 +249,32 @@ int conv_winograd_suits(const conv_geom *g) {
     return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= MIN_TILES;
 }
 
+// At the AVX2 level, F(4x4) in evaluation where the rules above take it (the only tile with AVX2 transforms:
+// conv_winograd4_avx2.c, products through conv_kernel_avx2.c), otherwise the spans or im2col as before.
+// MEASURED_AVX2
+static int avx2_suits(const conv_geom *g) {
+    return ply_cpu_level() == PLY_CPU_AVX2 && g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 &&
+           g->OW >= 1 && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES &&
+           conv_winograd_tile(g) == 4;
+}
+
 int conv_winograd_suits_inference(const conv_geom *g) {
+    if (avx2_suits(g)) return 1;
     if (conv_winograd_suits(g)) return 1;
     return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES &&
            (double)conv_winograd_weights_floats(g, 2) <= (double)CONV_WINOGRAD_INFERENCE_MAX_U;
 }
 
-size_t conv_winograd_weights_floats(const conv_geom *g, int m) { return (size_t)((m + 2) * (m + 2) * g->OC * g->C); }
+// At the AVX2 level only F(4x4) runs (conv_winograd_suits_inference), U in conv_kernel_avx2.h's blocks of rows
+// (conv_wino4_weights_avx2) and its products through conv_kernel_avx2.c.
+static int at_avx2(void) { return ply_cpu_level() < PLY_CPU_AVX512; }
+
+// Floats of one element's U, U_xi: OC x C, at AVX2 in blocks of CONV_KERNEL_AVX2_MR rows.
+static size_t u_xi_floats(const conv_geom *g) {
+    return at_avx2() ? conv_kernel_avx2_packed_floats(g->OC, g->C) : (size_t)(g->OC * g->C);
+}
+
+size_t conv_winograd_weights_floats(const conv_geom *g, int m) { return (size_t)((m + 2) * (m + 2)) * u_xi_floats(g); }
 
 size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads) {
     wino_plan p;
@@ -395,30 +415,39 @@ typedef struct {
     int relu;
 } wino_job;
 
-// Output channels [o0, o1) of thread th's share, in multiples of 8 (the kernel's rows).
+// Output channels [o0, o1) of thread th's share, in multiples of the kernel's rows (8, at AVX2 its blocks of 6).
 static void oc_share(const conv_geom *g, int64_t threads, int64_t th, int64_t *o0, int64_t *o1) {
-    int64_t blocks = (g->OC + 7) / 8;
-    *o0 = ply_min_i64(g->OC, blocks * th / threads * 8);
-    *o1 = ply_min_i64(g->OC, blocks * (th + 1) / threads * 8);
+    const int64_t unit = at_avx2() ? CONV_KERNEL_AVX2_MR : 8, blocks = (g->OC + unit - 1) / unit;
+    *o0 = ply_min_i64(g->OC, blocks * th / threads * unit);
+    *o1 = ply_min_i64(g->OC, blocks * (th + 1) / threads * unit);
 }
 
 // The xi products of a chunk for output channels [o0, o1).
 static void products(const wino_job *j, const float *V, float *M, int64_t ncols, int64_t o0, int64_t o1) {
     const conv_geom *g = j->g;
     const int64_t tc = j->p->tc, strips = tc / NR;
+    if (at_avx2()) {
+        const size_t uxi = u_xi_floats(g);
+        for (int64_t xi = 0; xi < j->p->xi; xi++)
+            conv_kernel_gemm_avx2(j->U + xi * uxi, g->C, o0, o1, NULL, V + xi * strips * g->C * NR, ncols,
+                                  M + (xi * g->OC + o0) * tc, tc);
+        return;
+    }
     for (int64_t xi = 0; xi < j->p->xi; xi++)
         conv_kernel_gemm(j->U + xi * g->OC * g->C, g->C, o0, o1, NULL, V + xi * strips * g->C * NR, ncols,
                          M + (xi * g->OC + o0) * tc, tc, NULL);
 }
 
 static void input_tf(const wino_job *j, int64_t cbase, int64_t t0, int64_t t1, int64_t c0, int64_t c1, float *V) {
-    if (j->p->m == 6) conv_wino6_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+    if (at_avx2()) conv_wino4_input_avx2(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
+    else if (j->p->m == 6) conv_wino6_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
     else if (j->p->m == 4) conv_wino4_input(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
     else input_transform(j->g, j->p, j->x, cbase, t0, t1, c0, c1, V);
 }
 
 static void output_tf(const wino_job *j, const float *M, int64_t cbase, int64_t t0, int64_t t1, int64_t o0, int64_t o1) {
-    if (j->p->m == 6) conv_wino6_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+    if (at_avx2()) conv_wino4_output_avx2(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
+    else if (j->p->m == 6) conv_wino6_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
     else if (j->p->m == 4) conv_wino4_output(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
     else output_transform(j->g, j->p, M, cbase, t0, t1, o0, o1, j->bias, j->relu, j->y);
 }
@@ -430,7 +459,8 @@ static void step_weights(void *ctx, int64_t t0, int64_t t1) {
         int64_t o0, o1;
         oc_share(j->g, j->p->threads, th, &o0, &o1);
         if (o0 >= o1) continue;
-        if (j->p->m == 6) conv_wino6_weights(j->g, j->w, o0, o1, j->Uout);
+        if (at_avx2()) conv_wino4_weights_avx2(j->g, j->w, o0, o1, j->Uout);
+        else if (j->p->m == 6) conv_wino6_weights(j->g, j->w, o0, o1, j->Uout);
         else if (j->p->m == 4) conv_wino4_weights(j->g, j->w, o0, o1, j->Uout);
         else weights_transform(j->g, j->w, o0, o1, j->Uout);
     }

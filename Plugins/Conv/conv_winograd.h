@@ -46,7 +46,7 @@
 
 PLY_INTERNAL_BEGIN
 
-/** Whether Winograd applies: a 3x3 kernel, stride 1, an AVX-512 CPU. */
+/** Whether Winograd applies at every tile side and in training: a 3x3 kernel, stride 1, an AVX-512 CPU. */
 int conv_winograd_fits(const conv_geom *g);
 
 /**
@@ -55,7 +55,10 @@ int conv_winograd_fits(const conv_geom *g);
  */
 int conv_winograd_tile(const conv_geom *g);
 
-/** Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles of 2x2. */
+/**
+ * Whether it pays: it fits, both channel counts are at least 16 and there are at least 64 tiles of 2x2.
+ * AVX-512 only: training's backward (conv_winograd_backward.c, conv_winograd_wgrad.c) has no AVX2 kernels.
+ */
 int conv_winograd_suits(const conv_geom *g);
 
 /**
@@ -81,11 +84,15 @@ int conv_winograd_suits(const conv_geom *g);
  */
 #define CONV_WINOGRAD_INFERENCE_MAX_U (1 << 21)
 
-/** Whether Winograd pays in evaluation: as conv_winograd_suits, or from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2 where
- *  F(2x2)'s U has at most CONV_WINOGRAD_INFERENCE_MAX_U floats. */
+/**
+ * Whether Winograd pays in evaluation: as conv_winograd_suits, or from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2 where
+ * F(2x2)'s U has at most CONV_WINOGRAD_INFERENCE_MAX_U floats. At the AVX2 level ("auto" in evaluation only, where
+ * conv_winograd_fits is 0): a 3x3, stride-1 layer of at least 16 channels each way where conv_winograd_tile takes
+ * F(4x4), the one tile with AVX2 transforms (conv_winograd4_avx2.c; the measurements in conv_winograd.c).
+ */
 int conv_winograd_suits_inference(const conv_geom *g);
 
-/** Floats of U for tile side m (2, 4 or 6): (m+2)^2 * OC * C. */
+/** Floats of U for tile side m (2, 4 or 6): (m+2)^2 * OC * C (at AVX2, OC rounded up to the kernel's blocks). */
 size_t conv_winograd_weights_floats(const conv_geom *g, int m);
 
 /**
@@ -157,6 +164,20 @@ void conv_wino4_input(const conv_geom *g, const conv_wino_plan *p, const float *
 /** F(4x4, 3x3)'s y = A^T m A + bias (relu'd) for tiles [t0, t1) of the chunk at cbase, channels [o0, o1). */
 void conv_wino4_output(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase, int64_t t0,
                        int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y);
+
+/**
+ * conv_wino4_weights at the AVX2 level (conv_winograd4_avx2.c): the same values, each U_xi in conv_kernel_avx2.h's
+ * blocks of rows (conv_kernel_avx2_packed_floats(OC, C) floats apart). o0 MUST be a multiple of CONV_KERNEL_AVX2_MR.
+ */
+void conv_wino4_weights_avx2(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U);
+
+/** conv_wino4_input at the AVX2 level: the same V to the bit. */
+void conv_wino4_input_avx2(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase, int64_t t0,
+                           int64_t t1, int64_t c0, int64_t c1, float *V);
+
+/** conv_wino4_output at the AVX2 level: the same y to the bit. */
+void conv_wino4_output_avx2(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase, int64_t t0,
+                            int64_t t1, int64_t o0, int64_t o1, const float *bias, int relu, float *y);
 
 /** F(6x6, 3x3)'s U for output channels [o0, o1): U [64][OC][C]. */
 void conv_wino6_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U);
