@@ -13,6 +13,7 @@
 //       Plugins/Conv/conv_winograd.c Plugins/Conv/conv_winograd4.c Plugins/Conv/conv_winograd6.c \
 //       Plugins/Conv/conv_kernel.c Plugins/Conv/conv_weight_cache.c -o /tmp/winograd_threads
 //   /tmp/winograd_threads 2 16 192 13 384      # THREADS N C H(=W) OC, 3x3, padding 1
+//   /tmp/winograd_threads 1 1 256 14 256 4     # ... and a forced tile side
 //
 // The AVX-512 level, or AVX2 on the layers where "auto" takes F(4x4) in evaluation there (add
 // Plugins/Conv/conv_winograd4_avx2.c and Plugins/Conv/conv_kernel_avx2.c to the command). Exits 1 on a mismatch.
@@ -65,8 +66,8 @@ static void host_parallel_for(const ply_host *h, int64_t n, int64_t grain, ply_p
 static int32_t host_threads(const ply_host *h) { (void)h; return THREADS; }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: winograd_threads THREADS N C H OC   (3x3, stride 1, padding 1, W = H)\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: winograd_threads THREADS N C H OC [TILE]   (3x3, stride 1, padding 1, W = H)\n");
         return 2;
     }
     THREADS = atoi(argv[1]);
@@ -79,11 +80,14 @@ int main(int argc, char **argv) {
                    .OH = H, .OW = H, .DH = 1, .DW = 1, .XC = C, .YC = OC};
     ply_host host = {.alloc = host_alloc, .free = host_free, .parallel_for = host_parallel_for,
                      .thread_count = host_threads};
-    if (ply_cpu_level() < PLY_CPU_AVX512 && !(ply_cpu_level() == PLY_CPU_AVX2 && conv_winograd_suits_inference(&g))) {
+    // a 6th argument forces the tile side (at AVX2 only 4 runs: to measure F(4x4) where the rule does not take it)
+    const int forced = argc > 6 ? atoi(argv[6]) : 0;
+    if (ply_cpu_level() < PLY_CPU_AVX512 &&
+        !(ply_cpu_level() == PLY_CPU_AVX2 && (forced == 4 || conv_winograd_suits_inference(&g)))) {
         fprintf(stderr, "winograd_threads: needs the AVX-512 level, or AVX2 and a layer that F(4x4) suits there\n");
         return 1;
     }
-    const int m = conv_winograd_tile(&g);
+    const int m = forced ? forced : conv_winograd_tile(&g);
     size_t nx = (size_t)(N * C * H * H), ny = (size_t)(N * OC * H * H), nw = (size_t)(OC * C * 9);
     float *x = malloc(nx * 4), *y = malloc(ny * 4), *w = malloc(nw * 4), *b = malloc((size_t)OC * 4);
     float *U = aligned_alloc(64, (conv_winograd_weights_floats(&g, m) * 4 + 63) / 64 * 64);

@@ -219,6 +219,7 @@ int conv_winograd_fits(const conv_geom *g) {
 }
 
 int conv_winograd_tile(const conv_geom *g) {
+    if (ply_cpu_level() < PLY_CPU_AVX512) return 4; // the only tile at AVX2 (avx2_suits)
     // F(2x2) for few input channels on small planes (F4_MIN_CHANNELS, F4_SMALL_SIDE)
     if (g->C < F4_MIN_CHANNELS && g->OH <= F4_SMALL_SIDE && g->OW <= F4_SMALL_SIDE) return 2;
     if (g->C < F4_MIN_CHANNELS_14 && g->OH <= 14 && g->OW <= 14) return 2;
@@ -249,13 +250,34 @@ int conv_winograd_suits(const conv_geom *g) {
     return conv_winograd_fits(g) && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= MIN_TILES;
 }
 
-// At the AVX2 level, F(4x4) in evaluation where the rules above take it (the only tile with AVX2 transforms:
-// conv_winograd4_avx2.c, products through conv_kernel_avx2.c), otherwise the spans or im2col as before.
-// MEASURED_AVX2
+// At the AVX2 level, F(4x4) in evaluation (the only tile with AVX2 transforms: conv_winograd4_avx2.c, products
+// through conv_kernel_avx2.c; F(2x2), which the rules above take on small planes, has none) wherever it has at
+// least AVX2_MIN_TILES tiles and needs at most AVX2_MAX_PRODUCTS of the direct products (36 per 4x4 tile against
+// 9 per output), else the spans or im2col. Measured one thread, thread CPU time (Benchmarks/winograd_threads.c
+// with the tile forced against Benchmarks/spans_kernel.c's spans and im2col + OpenBLAS, OPENBLAS_NUM_THREADS=1;
+// AMD EPYC Zen 3, 2 rounds, a helper's build on the other core), N C->OC HxW, ms F(4x4) / spans / im2col:
+//   14x14, 16 tiles (0.33 of the products): 1 256->256 3.67 1.55 / 6.70 5.08 / 7.71 4.99,
+//     1 512->512 5.74 7.51 / 13.8 13.7 / 16.9 17.1, 1 128->256 0.84 0.94 / 1.77 1.78 / 2.08 1.64,
+//     1 160->320 2.07 1.30 / 3.74 2.76 / 3.45 2.62, 1 112->224 1.01 1.06 / 1.84 1.77 / 1.77 1.72,
+//     1 96->208 0.58 0.82 / 1.61 1.57 / 1.33 1.34, 1 32->64 0.16 0.16 / 0.17 0.17 / 0.20 0.21,
+//     1 24->64 0.13 0.15 / 0.13 0.13 / 0.15 0.16;
+//   13x13: 1 192->384 2.81 1.69 / 4.31 3.71 / 3.46 3.79, 1 384->256 3.60 3.60 / 5.28 6.07 / 5.59 6.28;
+//   28x28, 49 tiles: 1 96->128 1.80 2.34 / 3.83 4.35 / 3.88 3.32, 1 32->96 0.71 0.71 / 0.91 0.91 / 0.86 0.88,
+//     1 16->32 0.18 0.21 / 0.20 0.19 / 0.26 0.23 ("auto" takes im2col below 64 input channels at AVX2);
+//   7x7: 4 512->512 (16 tiles) 7.35 7.16 / 14.9 13.8 / 17.1 23.5, 16 512->512 25.6 24.7 / 53.8 79.6 / 69.6 80.4;
+//     but 4 tiles (batch 1: U streamed for 4 tiles) lose: 1 512->512 5.50 7.19 / 4.19 3.56, 1 48->128 0.25 0.24 /
+//     0.13 0.13 / 0.16 0.17, 1 32->128 0.21 0.24 / 0.09 0.10 / 0.12 0.11.
+// U is 4x the plain weights (36 / 9): VGG-16's three 14x14 512->512 layers hold 38 MB each.
+#define AVX2_MIN_TILES 16
+#define AVX2_MAX_PRODUCTS 0.45
 static int avx2_suits(const conv_geom *g) {
-    return ply_cpu_level() == PLY_CPU_AVX2 && g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->OH >= 1 &&
-           g->OW >= 1 && g->C >= 16 && g->OC >= 16 && tiles_f2(g) >= CONV_WINOGRAD_INFERENCE_MIN_TILES &&
-           conv_winograd_tile(g) == 4;
+    if (ply_cpu_level() != PLY_CPU_AVX2 || g->KH != 3 || g->KW != 3 || g->SH != 1 || g->SW != 1 || g->OH < 1 ||
+        g->OW < 1 || g->C < 16 || g->OC < 16)
+        return 0;
+    wino_plan p4;
+    make_plan(g, 4, 1, &p4);
+    return p4.T >= AVX2_MIN_TILES &&
+           36.0 * (double)p4.T <= AVX2_MAX_PRODUCTS * 9.0 * (double)(g->N * g->OH * g->OW);
 }
 
 int conv_winograd_suits_inference(const conv_geom *g) {

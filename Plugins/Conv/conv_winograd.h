@@ -51,7 +51,7 @@ int conv_winograd_fits(const conv_geom *g);
 
 /**
  * The output tile side "auto" takes for this layer: 4 or 2, 6 nowhere yet (see the rule and
- * its measurements in conv_winograd.c). g MUST fit.
+ * its measurements in conv_winograd.c); 4 below the AVX-512 level. g MUST fit, or suit in evaluation.
  */
 int conv_winograd_tile(const conv_geom *g);
 
@@ -87,8 +87,9 @@ int conv_winograd_suits(const conv_geom *g);
 /**
  * Whether Winograd pays in evaluation: as conv_winograd_suits, or from CONV_WINOGRAD_INFERENCE_MIN_TILES tiles of 2x2 where
  * F(2x2)'s U has at most CONV_WINOGRAD_INFERENCE_MAX_U floats. At the AVX2 level ("auto" in evaluation only, where
- * conv_winograd_fits is 0): a 3x3, stride-1 layer of at least 16 channels each way where conv_winograd_tile takes
- * F(4x4), the one tile with AVX2 transforms (conv_winograd4_avx2.c; the measurements in conv_winograd.c).
+ * conv_winograd_fits is 0): a 3x3, stride-1 layer of at least 16 channels each way, 16 tiles of 4x4 and at most
+ * 0.45 of the direct products in F(4x4), the one tile with AVX2 transforms (conv_winograd4_avx2.c; the rule's
+ * measurements in conv_winograd.c).
  */
 int conv_winograd_suits_inference(const conv_geom *g);
 

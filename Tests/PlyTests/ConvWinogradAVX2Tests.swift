@@ -15,7 +15,7 @@ import Testing
     static let runtimes = SuiteRuntimes()
 
     @Test func casesArePresent() {
-        #expect(Self.cases.count == 4, "\(Self.cases)")
+        #expect(Self.cases.count == 6, "\(Self.cases)")
     }
 
     @Test(arguments: cases)
