@@ -32,7 +32,15 @@ int conv_1x1_fits(const conv_geom *g) {
 static int strided(const conv_geom *g) { return g->SH != 1 || g->SW != 1; }
 
 
-int conv_1x1_packs(const conv_geom *g) { return !conv_1x1_small_order(g->C, g->OH * g->OW); }
+// At the AVX2 level on every plane (its product has one order, the large planes'): read in place, the weights
+// are six streams K floats apart for the tile's broadcasts, packed one. Benchmarks/pointwise_kernel.c cold, 1
+// thread, AMD EPYC Zen 3 (a helper's build on the other core), GFLOPS in place / packed, 2-4 alternating rounds:
+// 7x7 512->2048 37, 40 / 43, 50; 2048->512 39, 59 / 53, 56; 832->384 28, 30 / 33, 35; 14x14 480->192 35, 36 /
+// 39, 40; 1024->256 48, 70 / 68, 70; 256->1024 43, 45, 63, 64, 65, 66 / 45, 49, 50, 68, 68, 72; 64->256 23-27 /
+// 25-29.
+int conv_1x1_packs(const conv_geom *g) {
+    return ply_cpu_level() < PLY_CPU_AVX512 || !conv_1x1_small_order(g->C, g->OH * g->OW);
+}
 
 // Small planes whose rows (P floats) lie pages apart, at batches above 1: the product packs each strip's
 // rows together first (xq, see product), so that a tile's loads do not touch K pages. ResNet-50's
