@@ -168,6 +168,13 @@ ply_status conv_wino_cache_get(conv_weight_cache *cache, const ply_host *host, i
 
 typedef conv_wino_plan wino_plan;
 
+// p's V and M strides per element (conv_wino_plan.vxi, .mxi) for its tc.
+static void set_strides(const conv_geom *g, wino_plan *p) {
+    const int64_t pad = ply_cpu_level() < PLY_CPU_AVX512 ? CONV_WINO_AVX2_PAD : 0;
+    p->vxi = p->tc * g->C + pad;
+    p->mxi = p->tc * g->OC + pad;
+}
+
 static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) {
     p->m = m;
     p->a = m + 2;
@@ -206,12 +213,14 @@ static void make_plan(const conv_geom *g, int m, int64_t threads, wino_plan *p) 
         p->ranges = 1;
         p->tc = ((longest + pieces - 1) / pieces + NR - 1) / NR * NR;
         p->chunks = p->threads * pieces;
+        set_strides(g, p);
         return;
     }
     if (p->rows) {
         p->chunks = 1;
         p->tc = strips * NR;
     }
+    set_strides(g, p);
 }
 
 int conv_winograd_fits(const conv_geom *g) {
@@ -302,7 +311,7 @@ size_t conv_winograd_forward_u_floats(const conv_geom *g, int m, int64_t threads
     wino_plan p;
     make_plan(g, m, threads, &p);
     int64_t areas = p.rows ? 1 : p.threads;
-    return (size_t)(areas * p.xi * (g->C + g->OC) * p.tc);
+    return (size_t)(areas * p.xi * (p.vxi + p.mxi));
 }
 
 size_t conv_winograd_forward_floats(const conv_geom *g, int64_t threads) {
@@ -451,8 +460,8 @@ static void products(const wino_job *j, const float *V, float *M, int64_t ncols,
     if (at_avx2()) {
         const size_t uxi = u_xi_floats(g);
         for (int64_t xi = 0; xi < j->p->xi; xi++)
-            conv_kernel_gemm_avx2(j->U + xi * uxi, g->C, o0, o1, NULL, V + xi * strips * g->C * NR, ncols,
-                                  M + (xi * g->OC + o0) * tc, tc);
+            conv_kernel_gemm_avx2(j->U + xi * uxi, g->C, o0, o1, NULL, V + xi * j->p->vxi, ncols,
+                                  M + xi * j->p->mxi + o0 * tc, tc);
         return;
     }
     for (int64_t xi = 0; xi < j->p->xi; xi++)
@@ -502,7 +511,7 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
     const wino_job *j = ctx;
     const conv_geom *g = j->g;
     const wino_plan *p = j->p;
-    const size_t vfloats = (size_t)(p->xi * g->C * p->tc), area = (size_t)(p->xi * (g->C + g->OC) * p->tc);
+    const size_t vfloats = (size_t)(p->xi * p->vxi), area = (size_t)(p->xi * (p->vxi + p->mxi));
     for (int64_t th = t0; th < t1; th++) {
         if (p->rows) {
             int64_t o0, o1;

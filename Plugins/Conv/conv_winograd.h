@@ -145,7 +145,20 @@ typedef struct {
     int ranges;        // the "ranges" plan: each thread a contiguous range of tiles, in chunks of tc
     int64_t share;     // "ranges": tiles per thread's range, thread th's [th*share, min(T, (th+1)*share))
     int64_t tail;      // "ranges": tiles [tail, T) are every thread's, each its output channels (T: none)
+    int64_t vxi, mxi;  // floats from one element's V (M) to the next's: strips*C*NR (OC*tc), at AVX2 plus
+                       // CONV_WINO_AVX2_PAD (the AVX2 code's layout; the AVX-512 code computes the plain one)
 } conv_wino_plan;
+
+/**
+ * Floats added between the elements' V and M blocks at the AVX2 level: without them each block is a
+ * multiple of 4 KB, so the 36 loads of a tile's M (and the 36 stores of its V) fall in one set of the
+ * 8-way L1 and miss each other out (`perf annotate`: the output transform's M loads were most of its
+ * samples). Benchmarks/winograd_threads.c, 1 thread unless said, AMD EPYC Zen 3, 3 alternating rounds
+ * (the test suite's build on the other core), CPU ms without / with: 1 64->64 56x56 1.82 1.92 2.56 /
+ * 1.37 2.13 2.31; 1 128->128 28x28 1.50 1.56 2.19 / 1.35 1.46 1.95; 1 256->256 14x14 2.13 2.16 3.05 /
+ * 1.63 1.99 2.10; 2 threads 1 64->64 56x56 (both threads) 2.18 2.19 2.58 / 1.53 1.96 2.10.
+ */
+#define CONV_WINO_AVX2_PAD 16
 
 /**
  * The tiles [t, t + *cnt) from t (< t1) that share a tile row and do not cross
@@ -158,7 +171,8 @@ void conv_wino_segment(const conv_wino_plan *p, int64_t t, int64_t t1, int64_t c
 /** F(4x4, 3x3)'s U for output channels [o0, o1): U [36][OC][C]. */
 void conv_wino4_weights(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U);
 
-/** F(4x4, 3x3)'s V of tiles [t0, t1) of the chunk at tile cbase, channels [c0, c1): V [36][tc/32][C][32]. */
+/** F(4x4, 3x3)'s V of tiles [t0, t1) of the chunk at tile cbase, channels [c0, c1): V [36][tc/32][C][32]
+ *  (at AVX2 each element p->vxi floats after the last: conv_wino4_input_avx2). */
 void conv_wino4_input(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase, int64_t t0,
                       int64_t t1, int64_t c0, int64_t c1, float *V);
 

@@ -128,7 +128,7 @@ PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void columns6(const
 
 PLY_TARGET_AVX2 void conv_wino4_input_avx2(const conv_geom *g, const conv_wino_plan *p, const float *x, int64_t cbase,
                                            int64_t t0, int64_t t1, int64_t c0, int64_t c1, float *V) {
-    const int64_t C = g->C, H = g->H, W = g->W, HW = H * W, strips = p->tc / NR;
+    const int64_t C = g->C, H = g->H, W = g->W, HW = H * W;
     for (int64_t t = t0; t < t1;) {
         int64_t n, th, tw, cnt;
         conv_wino_segment(p, t, t1, cbase, &n, &th, &tw, &cnt);
@@ -171,7 +171,7 @@ PLY_TARGET_AVX2 void conv_wino4_input_avx2(const conv_geom *g, const conv_wino_p
                     __m256 col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]}, v[6];
                     bt6_8(col, v);
                     for (int i = 0; i < 6; i++) {
-                        float *dst = vh + ((i * 6 + j) * strips * C + c) * NR;
+                        float *dst = vh + (i * 6 + j) * p->vxi + c * NR;
                         if (plain) _mm256_storeu_ps(dst, v[i]);
                         else _mm256_maskstore_ps(dst, km, v[i]);
                     }
@@ -186,7 +186,7 @@ PLY_TARGET_AVX2 void conv_wino4_input_avx2(const conv_geom *g, const conv_wino_p
     if (used % NR)
         for (int64_t xi = 0; xi < p->xi; xi++)
             for (int64_t c = c0; c < c1; c++)
-                memset(V + ((xi * strips + used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
+                memset(V + xi * p->vxi + ((used / NR) * C + c) * NR + used % NR, 0, (size_t)(NR - used % NR) * sizeof(float));
 }
 
 PLY_TARGET_AVX2 void conv_wino4_output_avx2(const conv_geom *g, const conv_wino_plan *p, const float *M, int64_t cbase,
@@ -217,7 +217,7 @@ PLY_TARGET_AVX2 void conv_wino4_output_avx2(const conv_geom *g, const conv_wino_
                 for (int i = 0; i < 6; i++) { // (.) A, along each row
                     __m256 r[6];
                     for (int j = 0; j < 6; j++) {
-                        const float *src = mc + ((i * 6 + j) * OC) * ldm;
+                        const float *src = mc + (i * 6 + j) * p->mxi;
                         r[j] = plain ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, km);
                     }
                     at6_8(r, s[i]);
