@@ -28,6 +28,12 @@
 // (measured there: 8, 16 and 32 channels of 3x3 alike). 1x7 and 7x1: blocks of 16 channels (112 taps),
 // 5x5: 5 channels (125 taps).
 #define MAX_BLOCK_TAPS 144
+// At the AVX2 level half as many (9 KB of weights): the L1 of the AVX2 machine measured (AMD EPYC Zen 3) is
+// 32 KB. Benchmarks/spans_kernel.c, 1 thread, 2 alternating rounds (the test suite on the other core), N C->OC HxW
+// kernel stride, GFLOPS 144 / 72 taps: 1 288->384 35x35 3x3 s2 66, 65 / 85, 82; 1 48->64 35x35 5x5 78, 78 / 85,
+// 83; 1 128->128 17x17 1x7 76, 76 / 83, 72; 1 512->512 7x7 3x3 72, 68 / 80, 60; one round: 1 160->160 17x17 7x1
+// 38 / 46, 1 192->192 17x17 1x7 65 / 69, 1 192->320 17x17 3x3 s2 48 / 53, 1 64->64 56x56 3x3 s2 38 / 44.
+#define AVX2_BLOCK_TAPS 72
 // Spans per chunk of positions: the chunk's sums (CHUNK_SPANS * 8 positions x 32 channels, 64 KB a
 // panel) stay in L2 while the blocks of input channels pass over them; one chunk at batch 1 up to
 // 512 positions (22x22). Without chunks, batch 16: N16 48->64 35x35 5x5 spans 23.95 ms, im2col 24.90;
@@ -87,7 +93,8 @@ int conv_spans_suits(const conv_geom *g, int panels_suit) {
 static int64_t panels_of(const conv_geom *g) { return (g->OC + 31) / 32; }
 static int64_t taps_of(const conv_geom *g) { return g->KH * g->KW; }
 static int64_t block_channels(const conv_geom *g) {
-    return ply_max_i64(1, ply_min_i64(48, MAX_BLOCK_TAPS / taps_of(g)));
+    const int64_t taps = ply_cpu_level() >= PLY_CPU_AVX512 ? MAX_BLOCK_TAPS : AVX2_BLOCK_TAPS;
+    return ply_max_i64(1, ply_min_i64(48, taps / taps_of(g)));
 }
 
 size_t conv_spans_weights_floats(const conv_geom *g) { return (size_t)(panels_of(g) * 32 * g->C * taps_of(g)); }
