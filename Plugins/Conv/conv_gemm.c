@@ -9,6 +9,7 @@
 #include "plugin_blas.h"
 
 #include "conv_kernel.h"
+#include "conv_kernel_avx2.h"
 #include <string.h>
 
 // Forward: fewer columns per thread than this and the threads split the rows.
@@ -37,7 +38,7 @@ typedef struct {
     float *y, *scratch;
     int64_t parts;
     int relu;
-    int kernel;   // conv_kernel_gemm instead of OpenBLAS
+    int kernel;   // conv_kernel_gemm (at AVX2 conv_kernel_avx2.c's, kernel_gemm) instead of OpenBLAS
     size_t slice; // floats of scratch per thread ("columns" plan)
 } fwd_job;
 
@@ -52,6 +53,29 @@ static void relu_rows(float *y, int64_t ld, int64_t rows, int64_t len) {
             row[i] = v <= 0.0f ? 0.0f : v;
         }
     }
+}
+
+// Floats of a thread's weight packing for the kernel path: conv_kernel.c's blocks at AVX-512, all the weights in
+// conv_kernel_avx2.h's blocks of rows below it.
+static size_t pack_floats(const conv_geom *g) {
+    return ply_cpu_level() >= PLY_CPU_AVX512 ? conv_kernel_pack_floats(g->OC)
+                                             : conv_kernel_avx2_packed_floats(g->OC, gemm_k(g));
+}
+
+// conv_kernel_gemm's product at the job's level: at AVX2 conv_kernel_avx2.c's over the same strips, rows [o0, o1)
+// of the weights packed into apack first (OC x K per call: a pass over the weights the product reads anyway).
+// Not OpenBLAS: its sums depend on the call's shape (sgemm's small-matrix kernels), so a layer's output
+// changed with the threads that split its columns or rows (the stem, 3->64 7x7 at 32x32, 2677 of 16384
+// floats between 1 and 2 threads), and the batch lanes (Sources/Ply/Runtime/BatchLanes.swift) no longer gave
+// their groups' floats. The AVX2 kernel's sums run over k in order whatever the split.
+static void kernel_gemm(const fwd_job *j, int64_t K, int64_t o0, int64_t o1, const float *cols, int64_t ncols,
+                        float *out, int64_t ldc, float *apack) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) {
+        conv_kernel_gemm(j->w, K, o0, o1, j->bias, cols, ncols, out, ldc, apack);
+        return;
+    }
+    conv_kernel_avx2_pack(j->w + o0 * K, o1 - o0, K, apack);
+    conv_kernel_gemm_avx2(apack, K, 0, o1 - o0, j->bias ? j->bias + o0 : NULL, cols, ncols, out, ldc);
 }
 
 // "columns": thread t computes the columns of its share, tile by tile.
@@ -70,7 +94,7 @@ static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
                 conv_gemm_pack_strips(cols, j->x, g, c, ce, 0, g->C);
                 float *out = one_image ? j->y + n * g->YC * P + p : tmp;
                 int64_t ldc = one_image ? P : T;
-                conv_kernel_gemm(j->w, K, 0, OC, j->bias, cols, T, out, ldc, tmp + OC * tile);
+                kernel_gemm(j, K, 0, OC, cols, T, out, ldc, tmp + OC * tile);
                 if (one_image && j->relu) relu_rows(out, P, OC, T);
                 if (!one_image) conv_gemm_scatter_out(j->y, tmp, T, NULL, j->relu, g, c, ce, 0, OC);
                 c = ce;
@@ -132,12 +156,12 @@ static void forward_rows_gemm(void *ctx, int64_t t0, int64_t t1) {
         ply_share(g->OC, j->parts, t, &o0, &o1);
         if (o0 >= o1) continue;
         if (j->kernel) {
-            float *apack = tmp + g->OC * NC + (size_t)t * conv_kernel_pack_floats(g->OC);
+            float *apack = tmp + g->OC * NC + (size_t)t * pack_floats(g);
             if (g->N == 1) {
-                conv_kernel_gemm(j->w, K, o0, o1, j->bias, cols, NC, j->y + o0 * NC, NC, apack);
+                kernel_gemm(j, K, o0, o1, cols, NC, j->y + o0 * NC, NC, apack);
                 if (j->relu) relu_rows(j->y + o0 * NC, NC, o1 - o0, NC);
             } else {
-                conv_kernel_gemm(j->w, K, o0, o1, j->bias, cols, NC, tmp + o0 * NC, NC, apack);
+                kernel_gemm(j, K, o0, o1, cols, NC, tmp + o0 * NC, NC, apack);
                 conv_gemm_scatter_out(j->y, tmp + o0 * NC, NC, NULL, j->relu, g, 0, NC, o0, o1);
             }
             continue;
@@ -154,7 +178,7 @@ static int forward_uses_rows(const conv_geom *g, int64_t threads) {
 
 size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
     const int64_t K = gemm_k(g), NC = gemm_cols(g);
-    size_t pack = conv_kernel_pack_floats(g->OC);
+    size_t pack = pack_floats(g);
     if (forward_uses_rows(g, threads)) return (size_t)(K * round_nr(NC) + g->OC * NC) + pack * (size_t)threads;
     return ((size_t)((K + g->OC) * tile_width(g)) + pack) * (size_t)ply_max_i64(threads, 1);
 }
@@ -162,8 +186,8 @@ size_t conv_gemm_forward_floats(const conv_geom *g, int64_t threads) {
 void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const conv_geom *g, const float *w,
                        const float *bias, int relu, const float *x, float *y, float *scratch) {
     threads = ply_max_i64(threads, 1);
-    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && ply_cpu_level() >= PLY_CPU_AVX512,
-                 (size_t)((gemm_k(g) + g->OC) * tile_width(g)) + conv_kernel_pack_floats(g->OC)};
+    fwd_job j = {g, w, bias, x, y, scratch, threads, relu, kernel && ply_cpu_level() >= PLY_CPU_AVX2,
+                 (size_t)((gemm_k(g) + g->OC) * tile_width(g)) + pack_floats(g)};
     if (forward_uses_rows(g, threads)) {
         host->parallel_for(host, threads, 1, forward_rows_im2col, &j);
         host->parallel_for(host, threads, 1, forward_rows_gemm, &j);

@@ -78,6 +78,13 @@ static const tile_fn tiles[TR + 1][2] = {{0, 0},        TILE_PAIR(1), TILE_PAIR(
 
 size_t conv_kernel_avx2_packed_floats(int64_t rows, int64_t K) { return (size_t)((rows + TR - 1) / TR * TR * K); }
 
+// wp[(o / TR) * K * TR + k * TR + o % TR] = w[o * K + k], zeros for o in [rows, rows rounded up to TR).
+void conv_kernel_avx2_pack(const float *w, int64_t rows, int64_t K, float *wp) {
+    for (int64_t b = 0; b < rows; b += TR)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t r = 0; r < TR; r++) wp[b * K + k * TR + r] = b + r < rows ? w[(b + r) * K + k] : 0.0f;
+}
+
 void conv_kernel_gemm_avx2(const float *wp, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
                            int64_t ncols, float *out, int64_t ldc) {
     const int64_t strips = (ncols + NR - 1) / NR;
@@ -101,6 +108,7 @@ void conv_kernel_gemm_avx2(const float *wp, int64_t K, int64_t o0, int64_t o1, c
 }
 #else
 size_t conv_kernel_avx2_packed_floats(int64_t rows, int64_t K) { return (size_t)((rows + TR - 1) / TR * TR * K); }
+void conv_kernel_avx2_pack(const float *w, int64_t rows, int64_t K, float *wp) { (void)w; (void)rows; (void)K; (void)wp; }
 void conv_kernel_gemm_avx2(const float *wp, int64_t K, int64_t o0, int64_t o1, const float *bias, const float *bpacked,
                            int64_t ncols, float *out, int64_t ldc) {
     (void)wp; (void)K; (void)o0; (void)o1; (void)bias; (void)bpacked; (void)ncols; (void)out; (void)ldc;

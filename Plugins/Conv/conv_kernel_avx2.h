@@ -28,6 +28,9 @@ PLY_INTERNAL_BEGIN
 /** Floats of `rows` x K weights packed in blocks (rows rounded up to a multiple of MR). */
 size_t conv_kernel_avx2_packed_floats(int64_t rows, int64_t K);
 
+/** wp = w [rows][K] (row-major) packed in blocks of MR rows, rows past `rows` zeros: conv_kernel_avx2_packed_floats floats. */
+void conv_kernel_avx2_pack(const float *w, int64_t rows, int64_t K, float *wp);
+
 /**
  * out[o - o0][c] = bias[o] + sum_k wp(o, k) * B[k][c] for o in [o0, o1) and c in [0, ncols), with
  * wp(o, k) = wp[(o / MR) * K * MR + k * MR + o % MR] and B packed in ceil(ncols / NR) strips of K x NR
