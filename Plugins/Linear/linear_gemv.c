@@ -162,12 +162,17 @@ PLY_TARGET_AVX2 INLINE void rows256(const int R, const int MB, const int U, floa
         block256(R, MB, U, y, x, w, b, IN, OUT, o, o1 - o < R ? (int)(o1 - o) : R, m0);
 }
 
-// M = 1: 4 rows, two vectors per step (8 accumulators); M = 2..4: 2 rows (up to 8); more input
-// rows in passes of 4 over each block of 2 rows (the second pass reads them from L1).
+// M = 1: 4 rows, one vector per step (4 accumulators); M = 2..4: 2 rows (up to 8); more input
+// rows in passes of 4 over each block of 2 rows (the second pass reads them from L1). One accumulator
+// per output at every M, so that an output's sum is the same whatever the batch: with two at M = 1
+// (its sum split over even and odd steps) batch 1 and batch 2 gave different floats, and the batch
+// lanes (a lane runs its images one at a time) and a frozen model's batch no longer gave the model's
+// (the C API's test, AMD EPYC Zen 3). The weights stream from memory either way (a bound of 8 floats
+// a cycle per accumulator chain is far above it).
 PLY_TARGET_AVX2 static void gemv_avx2(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t IN,
                                       int64_t OUT, int64_t o0, int64_t o1) {
     if (M == 1) {
-        rows256(4, 1, 2, y, x, w, b, IN, OUT, o0, o1, 0);
+        rows256(4, 1, 1, y, x, w, b, IN, OUT, o0, o1, 0);
         return;
     }
     for (int64_t o = o0; o < o1; o += 2) {
