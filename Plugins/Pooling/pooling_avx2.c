@@ -25,6 +25,8 @@
  *   GoogLeNet's nine 3x3 stride-1 max pools:   10.51 / 7.12 -> 0.44 / 0.42 ms
  *   GoogLeNet's four 3x3 stride-2 max pools:    6.53 / 6.44 -> 0.68 / 0.46 ms
  *   Inception v3's nine 3x3 average pools:     21.01 / 15.00 -> 1.34 / 1.31 ms
+ * In the model, `ply bench-layers googlenet --threads 1 --runs 3` (release build, pooling_planes.c
+ * swapped, two runs each): the pool row (14 layers) 10.60 / 12.08 -> 2.68 / 2.06 ms per image.
  * Benchmarks/maxpool_kernel.c, the kernels alone: GoogLeNet's nine stride-1 max pools 0.41-0.56 ms
  * (edges once per call; 0.51-1.13 once per plane), ResNet's stem pool (64 x 112x112 -> 56x56)
  * 0.32 ms, Inception v3's nine average pools 1.5-2.6 ms. The overlapping last vector instead of
