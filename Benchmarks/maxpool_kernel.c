@@ -273,7 +273,9 @@ static int run(const kernels *ks) {
             double all = 0;
             for (int k = 0; k < 9; k++) all += time_s1(ks, 0, s1[k][0], s1[k][1], per_plane);
             printf("%s: GoogLeNet's nine 3x3 stride-1 max pools, %s: %.3f ms\n", ks->name,
-                   per_plane == 2 ? "the plain loop      " : per_plane ? "edges once per plane" : "edges once per call ",
+                   per_plane == 2   ? "the plain loop      "
+                   : per_plane ? "edges once per plane"
+                               : "edges once per call ",
                    all);
         }
     time_planes(ks, 64, 112, 1, 0);  // ResNet's stem
@@ -287,7 +289,9 @@ static int run(const kernels *ks) {
             double sum = 0;
             for (int k = 0; k < 6; k++) sum += (double)v3[k][2] * time_s1(ks, 1, v3[k][0], v3[k][1], per_plane);
             printf("%s: Inception v3's nine average pools, %s: %.3f ms\n", ks->name,
-                   per_plane == 2 ? "the plain loop      " : per_plane ? "edges once per plane" : "edges once per call ",
+                   per_plane == 2   ? "the plain loop      "
+                   : per_plane ? "edges once per plane"
+                               : "edges once per call ",
                    sum);
         }
     return bad;

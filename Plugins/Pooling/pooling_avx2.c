@@ -204,7 +204,8 @@ PLY_TARGET_AVX2 int maxpool3x3s2_plane_avx2(float *out, const float *in, int64_t
     // blocks at j0 = 0, 8, .., the last at OW - 8 (overlapping the one before; OW < 8: one block at 0)
     const int64_t nb = (OW + 7) / 8;
     if (nb > MAX3S2_BLOCKS8 || W + PW > (1 << 20)) return 0;
-    float carry[MAX3S2_BLOCKS8 * 8]; // block blk's at 8 blk: the overlapping last block's must not clobber the one before's
+    // block blk's carried row at 8 blk: the overlapping last block's must not clobber the one before's
+    float carry[MAX3S2_BLOCKS8 * 8];
     int64_t start[MAX3S2_BLOCKS8];
     uint32_t valid[MAX3S2_BLOCKS8];
     for (int64_t blk = 0; blk < nb; blk++) {

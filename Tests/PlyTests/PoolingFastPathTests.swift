@@ -204,7 +204,8 @@ import Testing
                 let a = try train.forward([input]), b = try eval.forward([input])
                 #expect(a.shape == b.shape)
                 for (u, v) in zip(a.data, b.data) {
-                    #expect(u.bitPattern == v.bitPattern || (u.isNaN && v.isNaN), "\(size) \(win) NaN at \(nanAt ?? -1)")
+                    #expect(u.bitPattern == v.bitPattern || (u.isNaN && v.isNaN),
+                            "\(size) \(win) NaN at \(nanAt ?? -1)")
                 }
             }
         }
