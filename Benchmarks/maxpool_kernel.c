@@ -6,7 +6,7 @@
 // the time spent descheduled on a busy machine counts. Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Pooling -IPlugins/Support -IInclude Benchmarks/maxpool_kernel.c \
-//       Plugins/Pooling/pooling_x86.c -o /tmp/maxpool_kernel && /tmp/maxpool_kernel
+//       Plugins/Pooling/pooling_x86.c Plugins/Pooling/pooling_avx2.c -o /tmp/maxpool_kernel && /tmp/maxpool_kernel
 //
 // The same for avgpool3x3s1_plane512 (the 3x3 / stride 1 / padding 1 average pool with
 // count_include_pad): checked against the plain loop (pooling_planes.c's avgpool2d_forward_plane order: rows
@@ -19,7 +19,11 @@
 // nine such pools timed. Both stride-1 kernels are timed with their edge columns (pool3_edges) made
 // once per call, as pool_run does, and once per plane, as before (alternating, in one process).
 //
-// The AVX-512 level only (pooling.c takes the general kernel below it). Exits 1 on a mismatch.
+// Each check and timing runs for every kernel set the CPU has: the AVX-512 ones (pooling_x86.c) and
+// their AVX2 ports (pooling_avx2.c: maxpool3x3s2_plane_avx2, avgpool3x3s1_plane_avx2,
+// maxpool3x3s1_plane_avx2), so on an AVX2 machine the AVX2 set alone. Each timing is followed by the
+// plain loop's (the references below, a window loop per output) over the same planes, once, for
+// scale. Exits 1 on a mismatch, 2 below the AVX2 level.
 #include "pooling.h"
 #include <math.h>
 #include <stdio.h>
@@ -60,6 +64,18 @@ static int64_t out_size(int64_t in, int64_t p, int ceil_mode) {
     return o;
 }
 
+// one level's three kernels
+typedef struct {
+    const char *name;
+    int (*s2)(float *, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+    int (*s1)(float *, const float *, const pool3_edges *);
+    void (*avg)(float *, const float *, const pool3_edges *);
+} kernels;
+static const kernels sets[2] = {
+    {"AVX-512", maxpool3x3s2_plane512, maxpool3x3s1_plane512, avgpool3x3s1_plane512},
+    {"AVX2", maxpool3x3s2_plane_avx2, maxpool3x3s1_plane_avx2, avgpool3x3s1_plane_avx2},
+};
+
 static double thread_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
@@ -69,7 +85,7 @@ static double thread_seconds(void) {
 static unsigned seed = 1;
 static unsigned next_random(void) { return seed = seed * 1103515245u + 12345u; }
 
-static void time_planes(int64_t C, int64_t H, int64_t P, int ceil_mode) {
+static void time_planes(const kernels *ks, int64_t C, int64_t H, int64_t P, int ceil_mode) {
     const int64_t OH = out_size(H, P, ceil_mode);
     float *in = malloc(sizeof(float) * (size_t)(C * H * H)), *out = malloc(sizeof(float) * (size_t)(C * OH * OH));
     if (!in || !out) { fprintf(stderr, "out of memory\n"); exit(1); }
@@ -77,14 +93,18 @@ static void time_planes(int64_t C, int64_t H, int64_t P, int ceil_mode) {
     double t[31];
     for (int r = 0; r < 31; r++) {
         double t0 = thread_seconds();
-        for (int64_t c = 0; c < C; c++) maxpool3x3s2_plane512(out + c * OH * OH, in + c * H * H, H, H, OH, OH, P, P);
+        for (int64_t c = 0; c < C; c++) ks->s2(out + c * OH * OH, in + c * H * H, H, H, OH, OH, P, P);
         t[r] = thread_seconds() - t0;
     }
     for (int a = 0; a < 31; a++)
         for (int b = a + 1; b < 31; b++)
             if (t[b] < t[a]) { double x = t[a]; t[a] = t[b]; t[b] = x; }
-    printf("%lldx%lldx%lld -> %lldx%lld, padding %lld%s: %.3f ms\n", (long long)C, (long long)H, (long long)H,
-           (long long)OH, (long long)OH, (long long)P, ceil_mode ? ", ceil" : "", t[15] * 1e3);
+    double t0 = thread_seconds();
+    for (int64_t c = 0; c < C; c++) reference(out + c * OH * OH, in + c * H * H, H, H, OH, OH, P);
+    double plain = thread_seconds() - t0;
+    printf("%s: %lldx%lldx%lld -> %lldx%lld, padding %lld%s: %.3f ms (plain loop %.3f ms)\n", ks->name,
+           (long long)C, (long long)H, (long long)H, (long long)OH, (long long)OH, (long long)P,
+           ceil_mode ? ", ceil" : "", t[15] * 1e3, plain * 1e3);
     free(in);
     free(out);
 }
@@ -101,22 +121,33 @@ static void reference_s1(float *out, const float *in, int64_t H, int64_t W) {
         }
 }
 
-// Thread CPU ms of a 3x3 stride-1 kernel (avg: avgpool3x3s1_plane512, else maxpool3x3s1_plane512)
-// over C planes of H x H (input warm, median of 21); the edge columns made once for the C planes, or
-// once per plane (per_plane).
-static double time_s1(int avg, int64_t C, int64_t H, int per_plane) {
+// Thread CPU ms of a 3x3 stride-1 kernel (avg: ks->avg, else ks->s1) over C planes of H x H (input
+// warm, median of 21); the edge columns made once for the C planes, or once per plane (per_plane);
+// per_plane 2: the plain loop (reference_avg / reference_s1), once.
+static double time_s1(const kernels *ks, int avg, int64_t C, int64_t H, int per_plane) {
     float *in = malloc(sizeof(float) * (size_t)(C * H * H)), *out = malloc(sizeof(float) * (size_t)(C * H * H));
     if (!in || !out) { fprintf(stderr, "out of memory\n"); exit(1); }
     for (int64_t k = 0; k < C * H * H; k++) in[k] = (float)(next_random() >> 8) * (avg ? 1e-6f : 1.0f);
     double t[21];
     pool3_edges e;
+    if (per_plane == 2) {
+        double t0 = thread_seconds();
+        for (int64_t c = 0; c < C; c++) {
+            if (avg) reference_avg(out + c * H * H, in + c * H * H, H, H);
+            else reference_s1(out + c * H * H, in + c * H * H, H, H);
+        }
+        t0 = thread_seconds() - t0;
+        free(in);
+        free(out);
+        return t0 * 1e3;
+    }
     for (int r = 0; r < 21; r++) {
         double t0 = thread_seconds();
         pool3_edges_make(&e, H, H);
         for (int64_t c = 0; c < C; c++) {
             if (per_plane) pool3_edges_make(&e, H, H);
-            if (avg) avgpool3x3s1_plane512(out + c * H * H, in + c * H * H, &e);
-            else maxpool3x3s1_plane512(out + c * H * H, in + c * H * H, &e);
+            if (avg) ks->avg(out + c * H * H, in + c * H * H, &e);
+            else ks->s1(out + c * H * H, in + c * H * H, &e);
         }
         t[r] = thread_seconds() - t0;
     }
@@ -128,8 +159,9 @@ static double time_s1(int avg, int64_t C, int64_t H, int per_plane) {
     return t[10] * 1e3;
 }
 
-int main(void) {
-    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "needs AVX-512\n"); return 1; }
+// The checks and timings of one kernel set; the number of mismatches.
+static int run(const kernels *ks) {
+    printf("-- %s\n", ks->name);
     int bad = 0, cases = 0;
     for (int64_t H = 3; H <= 40; H++)
         for (int64_t W = 3; W <= 75; W += W < 40 ? 1 : 7)
@@ -145,15 +177,24 @@ int main(void) {
                     }
                     reference(want, in, H, W, OH, OW, P);
                     cases++;
-                    if (!maxpool3x3s2_plane512(got, in, H, W, OH, OW, P, P) ||
+                    if (!ks->s2(got, in, H, W, OH, OW, P, P) ||
                         memcmp(want, got, sizeof(float) * (size_t)(OH * OW))) {
                         printf("mismatch: %lldx%lld, padding %lld, ceil %d\n", (long long)H, (long long)W, (long long)P, c);
                         bad++;
                     }
-                    in[H * W / 2] = NAN;
-                    if (maxpool3x3s2_plane512(got, in, H, W, OH, OW, P, P)) {
-                        printf("a NaN not declined: %lldx%lld\n", (long long)H, (long long)W);
-                        bad++;
+                    // a NaN declined wherever it is: the middle, the first and the last element (the
+                    // AVX2 kernel's masked edge vectors)
+                    for (int at = 0; at < 3; at++) {
+                        const int64_t k = at == 0 ? H * W / 2 : at == 1 ? 0 : H * W - 1;
+                        const float keep = in[k];
+                        in[k] = NAN;
+                        // (the last element is outside every window when P = 0 and 2 OH < H - 1 or 2 OW < W - 1)
+                        const int read = at != 2 || P == 1 || (2 * OH >= H - 1 && 2 * OW >= W - 1);
+                        if (read && ks->s2(got, in, H, W, OH, OW, P, P)) {
+                            printf("a NaN not declined: %lldx%lld at %lld\n", (long long)H, (long long)W, (long long)k);
+                            bad++;
+                        }
+                        in[k] = keep;
                     }
                     free(in);
                     free(want);
@@ -182,7 +223,7 @@ int main(void) {
                 printf("declined: %lldx%lld\n", (long long)H, (long long)W);
                 bad++;
             } else {
-                avgpool3x3s1_plane512(got, in, &e);
+                ks->avg(got, in, &e);
                 for (int64_t k = 0; k < H * W; k++) {
                     uint32_t a, b;
                     memcpy(&a, &want[k], 4);
@@ -200,14 +241,20 @@ int main(void) {
                     in[k] = (r >> 16) % 4 == 0 ? -INFINITY : (r >> 16) % 4 == 1 ? -1.5f : (r >> 3) & 1 ? 0.0f : -0.0f;
                 }
                 reference_s1(want, in, H, W);
-                if (!maxpool3x3s1_plane512(got, in, &e) || memcmp(want, got, sizeof(float) * (size_t)(H * W))) {
+                if (!ks->s1(got, in, &e) || memcmp(want, got, sizeof(float) * (size_t)(H * W))) {
                     printf("max stride 1 mismatch: %lldx%lld\n", (long long)H, (long long)W);
                     s1_bad++;
                 }
-                in[H * W / 2] = NAN;
-                if (maxpool3x3s1_plane512(got, in, &e)) {
-                    printf("max stride 1: a NaN not declined: %lldx%lld\n", (long long)H, (long long)W);
-                    s1_bad++;
+                for (int at = 0; at < 3; at++) {
+                    const int64_t k = at == 0 ? H * W / 2 : at == 1 ? 0 : H * W - 1;
+                    const float keep = in[k];
+                    in[k] = NAN;
+                    if (ks->s1(got, in, &e)) {
+                        printf("max stride 1: a NaN not declined: %lldx%lld at %lld\n", (long long)H, (long long)W,
+                               (long long)k);
+                        s1_bad++;
+                    }
+                    in[k] = keep;
                 }
             }
             free(in);
@@ -222,24 +269,39 @@ int main(void) {
     static const int64_t s1[9][2] = {{192, 28}, {256, 28}, {480, 14}, {512, 14}, {512, 14},
                                      {512, 14}, {528, 14}, {832, 7},  {832, 7}};
     for (int round = 0; round < 3; round++)
-        for (int per_plane = 0; per_plane <= 1; per_plane++) {
+        for (int per_plane = 0; per_plane <= (round ? 1 : 2); per_plane++) {
             double all = 0;
-            for (int k = 0; k < 9; k++) all += time_s1(0, s1[k][0], s1[k][1], per_plane);
-            printf("GoogLeNet's nine 3x3 stride-1 max pools, edges once per %s: %.3f ms\n",
-                   per_plane ? "plane" : "call ", all);
+            for (int k = 0; k < 9; k++) all += time_s1(ks, 0, s1[k][0], s1[k][1], per_plane);
+            printf("%s: GoogLeNet's nine 3x3 stride-1 max pools, %s: %.3f ms\n", ks->name,
+                   per_plane == 2   ? "the plain loop      "
+                   : per_plane ? "edges once per plane"
+                               : "edges once per call ",
+                   all);
         }
-    time_planes(64, 112, 1, 0);  // ResNet's stem
-    time_planes(64, 112, 0, 1);  // GoogLeNet's
-    time_planes(192, 56, 0, 1);
-    time_planes(480, 28, 0, 1);
-    time_planes(832, 14, 0, 1);
+    time_planes(ks, 64, 112, 1, 0);  // ResNet's stem
+    time_planes(ks, 64, 112, 0, 1);  // GoogLeNet's
+    time_planes(ks, 192, 56, 0, 1);
+    time_planes(ks, 480, 28, 0, 1);
+    time_planes(ks, 832, 14, 0, 1);
     for (int round = 0; round < 2; round++)
-        for (int per_plane = 0; per_plane <= 1; per_plane++) {
+        for (int per_plane = 0; per_plane <= (round ? 1 : 2); per_plane++) {
             static const int64_t v3[6][3] = {{192, 35, 1}, {256, 35, 1}, {288, 35, 1}, {768, 17, 4}, {1280, 8, 1}, {2048, 8, 1}};
             double sum = 0;
-            for (int k = 0; k < 6; k++) sum += (double)v3[k][2] * time_s1(1, v3[k][0], v3[k][1], per_plane);
-            printf("Inception v3's nine average pools, edges once per %s: %.3f ms\n", per_plane ? "plane" : "call ",
+            for (int k = 0; k < 6; k++) sum += (double)v3[k][2] * time_s1(ks, 1, v3[k][0], v3[k][1], per_plane);
+            printf("%s: Inception v3's nine average pools, %s: %.3f ms\n", ks->name,
+                   per_plane == 2   ? "the plain loop      "
+                   : per_plane ? "edges once per plane"
+                               : "edges once per call ",
                    sum);
         }
+    return bad;
+}
+
+int main(void) {
+    if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "needs AVX2\n"); return 2; }
+    int bad = 0;
+    if (ply_cpu_level() >= PLY_CPU_AVX512) bad += run(&sets[0]);
+    bad += run(&sets[1]);
+    printf("%d mismatches in all\n", bad);
     return bad ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /*
  * The pooling family's internals, shared by pooling.c (the layers), pooling_planes.c (every
- * kernel's portable path, the parallel driver, the choice of kernel by ply_cpu_level()) and
- * pooling_x86.c (the AVX2 and AVX-512 kernels, each compiled for its level by a function attribute).
+ * kernel's portable path, the parallel driver, the choice of kernel by ply_cpu_level()),
+ * pooling_x86.c (the AVX2 and AVX-512 kernels, each compiled for its level by a function attribute)
+ * and pooling_avx2.c (the 3x3 AVX-512 kernels ported to AVX2).
  */
 #ifndef PLY_POOLING_H
 #define PLY_POOLING_H
@@ -95,6 +96,16 @@ typedef struct {
 /** Fills e for H x W planes; 0 (e unusable) when a plane has no element or passes MAX3_PLANE. */
 int pool3_edges_make(pool3_edges *e, int64_t H, int64_t W);
 /**
+ * Bits i .. i + 24 of the edge bits b (nf or nl) without branches: bit j of the result is bit i + j
+ * (b's little-endian bytes; for 0 <= i < MAX3_PLANE the 4 bytes read end before byte 516 of b's 520).
+ * The AVX-512 kernels take 16 of them, the AVX2 ones 8.
+ */
+static inline uint32_t pool3_edge_bits(const uint64_t *b, int64_t i) {
+    uint32_t v;
+    __builtin_memcpy(&v, (const unsigned char *)b + (i >> 3), sizeof v);
+    return v >> (i & 7);
+}
+/**
  * maxpool2d_forward_plane_values for a 3x3 window, stride 1, padding 1 (Inception's pool branches)
  * on an e->H x e->W plane: separable, over the plane as one flat array; 0 when the plane holds a
  * NaN (the general kernel then takes it).
@@ -115,6 +126,13 @@ int maxpool3x3s2_plane512(float *out, const float *in, int64_t H, int64_t W, int
 /** maxpool2d_forward_plane (with argmax) for column strides 1 and 2; 0 when it does not apply. */
 int maxpool2d_forward_plane_argmax512(float *out, int64_t *argmax, const float *in, int64_t H, int64_t W, int64_t OH,
                                       int64_t OW, const ply_layer *p);
+
+// AVX2 (pooling_avx2.c; call only when ply_cpu_level() >= PLY_CPU_AVX2): the three 3x3 kernels above
+// with 8-float vectors, the same results bit for bit and the same cases declined (a NaN, OW > 1024).
+int maxpool3x3s1_plane_avx2(float *out, const float *in, const pool3_edges *e);
+void avgpool3x3s1_plane_avx2(float *out, const float *in, const pool3_edges *e);
+int maxpool3x3s2_plane_avx2(float *out, const float *in, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t PH,
+                            int64_t PW);
 #endif
 
 PLY_INTERNAL_END

@@ -277,7 +277,8 @@ static void adaptive_avgpool2d_backward_plane(float *din, const float *dout, int
 
 
 // The max pool kernels of one plane at the job's CPU level: the portable ones (this file), or
-// pooling_x86.c's (the AVX2 ones for 2x2 only: the others' row passes are AVX-512's).
+// pooling_x86.c's (the AVX2 ones for 2x2 only: the others' row passes are AVX-512's), or at the
+// AVX2 level pooling_avx2.c's 3x3 stride 1 and 2 kernels (inference only, as at AVX-512).
 // e3: the planes' edge columns when the window is 3x3, stride 1, padding 1 (is_3x3s1) and pool_run
 // made them, else NULL.
 static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *argmax, const float *in,
@@ -294,6 +295,12 @@ static void maxpool_forward_plane_at(const pool_job *j, float *out, int64_t *arg
             return;
         if (!argmax && maxpool2d_forward_plane_values512(out, in, H, W, OH, OW, p)) return;
         if (argmax && maxpool2d_forward_plane_argmax512(out, argmax, in, H, W, OH, OW, p)) return;
+    }
+    if (!pool_is_2x2(p) && j->level == PLY_CPU_AVX2) { // pooling_avx2.c's ports of the two 3x3 kernels above
+        if (!argmax && e3 && maxpool3x3s1_plane_avx2(out, in, e3)) return;
+        if (!argmax && p->kh == 3 && p->kw == 3 && p->sh == 2 && p->sw == 2 && p->ph <= 1 && p->pw <= 1 &&
+            maxpool3x3s2_plane_avx2(out, in, H, W, OH, OW, p->ph, p->pw))
+            return;
     }
 #else
     (void)e3;
@@ -316,8 +323,8 @@ static void maxpool_backward_plane_at(const pool_job *j, float *din, const int64
     else maxpool2d_backward_plane(din, argmax, in, dout, H, W, OH, OW, p);
 }
 
-// The window pooling_x86.c's 3x3 stride-1 kernels take: 3x3, stride 1, padding 1, the output the
-// input's size; the average pool's also counts the padding (count_include_pad).
+// The window the 3x3 stride-1 kernels (pooling_x86.c's, pooling_avx2.c's) take: 3x3, stride 1,
+// padding 1, the output the input's size; the average pool's also counts the padding (count_include_pad).
 static int is_3x3s1(const ply_layer *p, int64_t H, int64_t W, int64_t OH, int64_t OW) {
     return p->kind != POOL_ADAPTIVE_AVG && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->ph == 1 &&
            p->pw == 1 && OH == H && OW == W && (p->kind == POOL_MAX || p->count_include_pad);
@@ -338,7 +345,7 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
     const void *e3 = NULL; // the 3x3 stride-1 kernels' edge columns, made once for every plane
 #if PLY_HAVE_X86_TARGETS
     pool3_edges edges;
-    if (!j->backward && j->level >= PLY_CPU_AVX512 && is_3x3s1(p, H, W, OH, OW) && pool3_edges_make(&edges, H, W))
+    if (!j->backward && j->level >= PLY_CPU_AVX2 && is_3x3s1(p, H, W, OH, OW) && pool3_edges_make(&edges, H, W))
         e3 = &edges;
 #endif
     for (int64_t c = begin; c < end; c++) {
@@ -352,7 +359,8 @@ static void pool_run(void *ctx, int64_t begin, int64_t end) {
             case POOL_AVG:
 #if PLY_HAVE_X86_TARGETS
                 if (e3) {
-                    avgpool3x3s1_plane512(out, in, e3);
+                    if (j->level >= PLY_CPU_AVX512) avgpool3x3s1_plane512(out, in, e3);
+                    else avgpool3x3s1_plane_avx2(out, in, e3);
                     break;
                 }
 #endif

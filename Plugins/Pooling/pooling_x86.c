@@ -339,13 +339,9 @@ PLY_TARGET_AVX512 int maxpool3x3s1_plane512(float *out, const float *in, const p
 // inception_v3 --image-size 299 --threads 1`, two alternating pairs, loaded machine) its share of the
 // samples 2.16 -> 1.44% and 2.20 -> 1.99%.
 #define MAX3_EDGE_BYTES ((MAX3_PLANE / 64 + 1) * 8)
-// bits16 without branches: bit j of the result is bit i + j of the edge bits (b's little-endian
-// bytes; i + 16 + 7 < MAX3_PLANE + 64 bits, so the 4 bytes read stay inside b).
-static inline __mmask16 edge_bits16(const uint64_t *b, int64_t i) {
-    uint32_t v;
-    memcpy(&v, (const unsigned char *)b + (i >> 3), sizeof v);
-    return (__mmask16)(v >> (i & 7));
-}
+// bits16 without branches (pool3_edge_bits, pooling.h: i + 16 + 7 < MAX3_PLANE + 64 bits, so the
+// 4 bytes read stay inside b).
+static inline __mmask16 edge_bits16(const uint64_t *b, int64_t i) { return (__mmask16)pool3_edge_bits(b, i); }
 // The sums of the outputs [i, min(i + 16, end)) (k: those lanes) of an n-float plane, every tap masked.
 PLY_TARGET_AVX512 static inline __m512 avg3x3_masked(const float *in, int64_t i, int64_t end, int64_t n, int64_t W,
                                                     const uint64_t *nf, const uint64_t *nl, __mmask16 *k) {

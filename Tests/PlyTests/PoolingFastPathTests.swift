@@ -151,7 +151,10 @@ import Testing
     /// to the plain loop's (rows, then columns, the taps inside the plane only), signed zeros
     /// included: a window of -0s sums to -0 only as 0 + -0 + ... = +0 does not, so the first tap's
     /// add from +0 matters.
-    @Test(arguments: [(35, 35), (17, 17), (8, 8), (16, 16), (20, 33), (1, 40), (40, 1), (64, 64)])
+    /// (1, 1) to (3, 2): planes of fewer than 8 floats, one masked vector through a buffer at the
+    /// AVX2 level (pooling_avx2.c); (3, 3): one vector and one overlapping it.
+    @Test(arguments: [(35, 35), (17, 17), (8, 8), (16, 16), (20, 33), (1, 40), (40, 1), (64, 64), (1, 1), (2, 3),
+                      (1, 7), (3, 2), (3, 3)])
     func avgPool3x3MiddleRowsMatchPlainLoop(_ size: (Int, Int)) throws {
         let (h, w) = size, planes = 3
         let layer = try Layer("avgpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1)),
@@ -174,5 +177,37 @@ import Testing
             let got = out.data[(p * h + r) * w + c], want = sum / 9
             #expect(got.bitPattern == want.bitPattern, "plane \(p) (\(r), \(c)) of \(h)x\(w): \(got) want \(want)")
         } } }
+    }
+
+    /// The 3x3 max pools' kernels without argmax (stride 1: separable over the flat plane; stride 2:
+    /// fused rows) against the training path's general kernel, bit for bit, on the planes where
+    /// their edges are: fewer than 8 floats (one masked vector through a buffer at the AVX2 level),
+    /// rows of 8 to 16 outputs (a last vector overlapping the one before), and a NaN at the first,
+    /// the last or a middle element only (each must send the plane back to the general kernel).
+    @Test(arguments: [(1, 1), (2, 3), (1, 7), (7, 1), (3, 5), (9, 21), (15, 15), (5, 33)])
+    func maxPool3x3EdgesEqualTraining(_ size: (Int, Int)) throws {
+        let (h, w) = size
+        for win in PoolingFastPathTests.windows.prefix(4) where win.p[0] == 1 || (h >= 3 && w >= 3) {
+            let attrs: Attributes = [("kernel_size", .ints(win.k)), ("stride", .ints(win.s)),
+                                     ("padding", .ints(win.p)), ("ceil_mode", .bool(win.ceil))]
+            let train = try Layer("maxpool2d", attrs, runtime: sharedRuntime)
+            let eval = try Layer("maxpool2d", attrs, runtime: sharedRuntime)
+            train.setTraining(true)
+            eval.setTraining(false)
+            var g = SplitMix64(seed: UInt64(h * 100 + w))
+            for nanAt in [nil, 0, h * w - 1, h * w / 2] as [Int?] {
+                var x = (0..<(2 * h * w)).map { _ in Float(Int(g.nextUnitFloat() * 4)) - 2.5 }
+                for k in x.indices where g.next() % 5 == 0 { x[k] = -.infinity }
+                for k in x.indices where x[k] > 0 { x[k] = g.next() % 2 == 0 ? 0.0 : -0.0 }
+                if let k = nanAt { x[k] = .nan; x[h * w + k] = .nan }
+                let input = try Tensor(shape: [1, 2, h, w], data: x)
+                let a = try train.forward([input]), b = try eval.forward([input])
+                #expect(a.shape == b.shape)
+                for (u, v) in zip(a.data, b.data) {
+                    #expect(u.bitPattern == v.bitPattern || (u.isNaN && v.isNaN),
+                            "\(size) \(win) NaN at \(nanAt ?? -1)")
+                }
+            }
+        }
     }
 }
