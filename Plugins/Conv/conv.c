@@ -13,8 +13,8 @@
  *     with its own padded planes and partial gradients (a forward with fewer
  *     images than threads: one range of output channels per thread);
  *   - conv_gemm.c: im2col over the whole batch and a product, split over the
- *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (OpenBLAS
- *     without AVX-512), single-threaded OpenBLAS sgemm backward;
+ *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (at AVX2
+ *     conv_kernel_avx2.c's, OpenBLAS below), single-threaded OpenBLAS sgemm backward;
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
@@ -55,6 +55,9 @@
  * "winograd", "s2d" or "panels" is refused with a message naming the CPU level.
  * pointwise (conv_1x1_avx2.c) and spans also have AVX2 kernels, which "auto" takes
  * at that level as at AVX-512; below AVX2 forcing them is refused the same way.
+ * At AVX2 "auto" in evaluation also takes Winograd F(4x4) (conv_winograd4_avx2.c, products by
+ * conv_kernel_avx2.c) where its own rule holds (conv_winograd_suits_inference); forcing
+ * "winograd", and Winograd in training, stay AVX-512's.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * Who writes the weights: with trainable=true only the host, through get_param's
