@@ -9,6 +9,8 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_avx2.h"
+
 // Rows of a block of packed weights (conv_1x1_pack_weights' blocks of 12, conv_1x1.c's MR).
 #define MR 12
 // Rows of the register tile: half a block of packed weights. 6 rows x 2 vectors = 12 accumulators
@@ -24,12 +26,6 @@
 // While the first tile of a strip runs, the rows of the strip PXDIST strips ahead go into L2 (hint
 // T1), as conv_1x1.c measured for its AVX-512 tile (the packing then reads them from L2).
 #define PXDIST 2
-
-// Lanes [0, n) of 8 set, for masked loads and stores.
-PLY_TARGET_AVX2 static inline __m256i lanes8(int64_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 // acc(r, v) = sum_{k < kc} a(r, k) * x[k*NR + 8v .. 8v + 8) for r < R, v < V, with a(r, k) =
 // a[k*MR + r] packed (PK) or a[r*lda + k]; then y[r*ldy + 8v ..] for the first n positions =
@@ -55,7 +51,7 @@ PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void tile(const int
             if (V == 2) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
     }
-    const __m256i m0 = lanes8(n), m1 = lanes8(n - 8);
+    const __m256i m0 = conv_lanes8(n), m1 = conv_lanes8(n - 8);
     const int full = n >= 8 * V;
     const __m256 zero = _mm256_setzero_ps();
     for (int r = 0; r < R; r++)
@@ -95,7 +91,7 @@ PLY_TARGET_AVX2 static void pack_strip(const float *xs, int64_t P, int64_t kc, i
         return;
     }
     __m256i m[NR / 8];
-    for (int v = 0; v < NR / 8; v++) m[v] = lanes8(n - 8 * v);
+    for (int v = 0; v < NR / 8; v++) m[v] = conv_lanes8(n - 8 * v);
     for (int64_t k = 0; k < kc; k++, xs += P, xp += NR)
         for (int v = 0; v < NR / 8; v++) _mm256_storeu_ps(xp + 8 * v, _mm256_maskload_ps(xs + 8 * v, m[v]));
 }

@@ -25,11 +25,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-// Lanes [0, n) of 8 set, for masked loads and stores.
-PLY_TARGET_AVX2 static inline __m256i lanes8(int64_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#include "conv_avx2.h"
 
 // c[r][0:8V) for the first n columns = (first ? bias[r] : c[r]) + sum_{k < kc} a[k*TR + r] * b[k*NR + 0:8V)
 // for r < R. R and V are constants in each caller, so the loops unroll into registers.
@@ -49,7 +45,7 @@ PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void tile(const int
             if (V == 2) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
     }
-    const __m256i m0 = lanes8(n), m1 = lanes8(n - 8);
+    const __m256i m0 = conv_lanes8(n), m1 = conv_lanes8(n - 8);
     const int full = n >= 8 * V;
     for (int r = 0; r < R; r++)
         for (int v = 0; v < V; v++) {

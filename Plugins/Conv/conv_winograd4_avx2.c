@@ -27,11 +27,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
-// Lanes [0, n) of 8 set, for masked loads and stores.
-PLY_TARGET_AVX2 static inline __m256i lanes8(int64_t n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#include "conv_avx2.h"
 
 // Lanes e of 8 with lo <= off + e < hi.
 PLY_TARGET_AVX2 static inline __m256i lanes_between(int64_t off, int64_t lo, int64_t hi) {
@@ -145,7 +141,7 @@ PLY_TARGET_AVX2 void conv_wino4_input_avx2(const conv_geom *g, const conv_wino_p
                 ml[k] = lanes_between(8 * k, ply_max_i64(0, -base), ply_min_i64(span, W - base));
                 inside[k] = base + 8 * k >= 0 && base + 8 * k + 8 <= W;
             }
-            const __m256i km = lanes8(hc);
+            const __m256i km = conv_lanes8(hc);
             // lanes past the half's tiles hold values of no tile: stored plainly where they stay in the strip's
             // row (the later segments, or the chunk's zeroing below, overwrite them), masked where they would not
             const int plain = lane + 8 * h + 8 <= NR;
@@ -200,7 +196,7 @@ PLY_TARGET_AVX2 void conv_wino4_output_avx2(const conv_geom *g, const conv_wino_
         const int64_t rel = t - cbase;
         for (int64_t h = 0; 8 * h < cnt; h++) {
             const int64_t hc = ply_min_i64(8, cnt - 8 * h), ow0 = 4 * (tw + 8 * h);
-            const __m256i km = lanes8(hc);
+            const __m256i km = conv_lanes8(hc);
             // M's lanes past the half's tiles: read plainly where inside the chunk's columns (they feed only
             // lanes that are not stored)
             const int plain = rel + 8 * h + 8 <= ldm;
