@@ -316,7 +316,9 @@ ply_status conv_forward_nchw(ply_layer *L, int32_t n_inputs, const ply_tensor *i
         // in evaluation, large planes read the weights packed once per weight version (in training they
         // change every step: packing would cost a pass over them per forward)
         float *wp = NULL;
-        if (!L->training && conv_1x1_packs(&g)) {
+        if (L->packed_only) {
+            wp = L->pw.data; // final since conv_freeze (the plain weights went)
+        } else if (!L->training && conv_1x1_packs(&g)) {
             int stale;
             if ((st = conv_weight_cache_check(&L->pw, L->host, threads, L->weight, (size_t)(g.OC * g.C), 1, 1,
                                               conv_1x1_packed_floats(&g), "packed 1x1 weights", &wp, &stale)) != PLY_OK)
@@ -412,6 +414,53 @@ static void conv_set_training(ply_layer *L, int32_t training) {
     L->bwino.has_generation = 0;
 }
 
+// Whether every evaluation forward of this layer, whatever its input's shape, is conv_1x1.c's reading the weights
+// packed only (conv_1x1_packs on every plane: below the AVX-512 level), never the plain weights: a plain 1x1
+// layer without padding, "auto" or "pointwise", in the order conv_forward_nchw picks its plan (depthwise, grouped
+// and direct first).
+static int forward_reads_packed_only(const ply_layer *L) {
+    return !conv_use_depthwise(L) && conv_is_plain(L) && !conv_use_direct(L) &&
+           (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_POINTWISE) && L->KH == 1 && L->KW == 1 && L->PH == 0 &&
+           L->PW == 0 && ply_cpu_level() >= PLY_CPU_AVX2 && ply_cpu_level() < PLY_CPU_AVX512;
+}
+
+// plugin.h's freeze. Frees what no evaluation forward reads: the gradients and the relu mask of backward, the
+// direct kernels' packed copy where they never run; and, where the forward reads the weights packed only
+// (forward_reads_packed_only: 1x1 layers at the AVX2 level), the plain weights once packed for good. At AVX2
+// those are ResNet-50's 1x1 layers, 49 MB of its 102 at batch 1 (the peak RSS went above ncnn's with
+// Winograd's U beside the weights: 295 MB against 268). The packing is the one the next forward would make
+// from the same weights, so the outputs stay the same bits. All-or-nothing: the only failure (no memory for
+// the packing) comes before anything is freed.
+static ply_status conv_freeze(ply_layer *L) {
+    const ply_host *h = L->host;
+    if (L->training)
+        return ply_errorf(h, PLY_ERR_INVALID_ARGUMENT, "conv2d: freeze in training mode (call set_training(0) first)");
+    if (L->weight && forward_reads_packed_only(L)) {
+        conv_geom g;
+        memset(&g, 0, sizeof g);
+        g.C = L->C;
+        g.OC = L->OC;
+        float *wp;
+        int stale;
+        // host_only 0: the hash decides, whatever wrote the weights since the last forward
+        ply_status st = conv_weight_cache_check(&L->pw, h, h->thread_count(h), L->weight, (size_t)(g.OC * g.C), 1, 0,
+                                                conv_1x1_packed_floats(&g), "packed 1x1 weights", &wp, &stale);
+        if (st != PLY_OK) return st;
+        if (stale) conv_1x1_pack_weights(&g, L->weight, wp);
+        h->free(h, L->weight);
+        L->weight = NULL;
+        L->packed_only = 1;
+    }
+    h->free(h, L->dweight); h->free(h, L->dbias); h->free(h, L->dymask);
+    L->dweight = L->dbias = L->dymask = NULL;
+    L->dymask_floats = 0;
+    if (!conv_use_direct(L)) {
+        h->free(h, L->wflip);
+        L->wflip = NULL;
+    }
+    return PLY_OK;
+}
+
 static int32_t conv_param_count(ply_layer *L) { return L->has_bias ? 2 : 1; }
 
 static ply_status conv_get_param(ply_layer *L, int32_t index, ply_param *out) {
@@ -460,6 +509,7 @@ static const ply_layer_type conv2d_type = {
     .inputs_doc = "x: (N, in_channels, H, W); optional r: the output's shape, added before the activation "
                   "(trainable=false only)",
     .describe = conv_describe,
+    .freeze = conv_freeze,
     .eval_layouts = conv_eval_layouts,
     .forward_layout = conv_forward_layout,
 };

@@ -124,6 +124,10 @@ ply_status blk_fused_sync(ply_layer *self, int *ok) {
     blk_fused *f = &self->fused;
     *ok = 0;
     if (f->n == 0 || f->failed) return PLY_OK;
+    if (f->final) { // frozen: the members' weights may be gone (their folds' freeze)
+        *ok = 1;
+        return PLY_OK;
+    }
     int stale = 0;
     for (int32_t j = 0; j < f->n; j++) { // each member's fold first, derived again where stale
         ply_layer *c = self->nodes[f->node[j]].layer;

@@ -514,6 +514,17 @@ ply_status blk_freeze(ply_layer *self) {
         ply_status st = blk_sync_fold(self, &folded); // nothing is freed before this succeeds: all-or-nothing
         if (st != PLY_OK) return st;
     }
+    // The stacked 1x1 branches copy their members' folded weights when made and when stale, and a frozen member's
+    // conv may have freed its weights (conv2d's freeze, below the AVX-512 level, keeps 1x1 weights packed only):
+    // made before the freeze, the stacked conv is synced a last time and final; else it is never made (the
+    // members run on their own at every batch). Synced before anything is freed: all-or-nothing.
+    blk_fused *fz = &self->fused;
+    if (fz->n && !fz->failed && fz->conv.layer) {
+        int ok = 0;
+        ply_status st = blk_fused_sync(self, &ok);
+        if (st != PLY_OK) return st;
+        fz->final = ok;
+    }
     if (folded) { // the fold does the whole block: its children's weights go
         if (PLY_TYPE_HAS_FREEZE(self->fold.type)) (void)self->fold.type->freeze(self->fold.layer);
         for (int32_t i = 0; i < self->n_nodes; i++) {
@@ -527,6 +538,11 @@ ply_status blk_freeze(ply_layer *self) {
             blk_node *nd = &self->nodes[i];
             if (nd->layer && PLY_TYPE_HAS_FREEZE(nd->type)) (void)nd->type->freeze(nd->layer);
         }
+    }
+    if (fz->final) {
+        if (PLY_TYPE_HAS_FREEZE(fz->conv.type)) (void)fz->conv.type->freeze(fz->conv.layer);
+    } else {
+        fz->failed = 1;
     }
     blk_release_values(self);
     for (int32_t i = 0; i < self->n_nodes; i++) {

@@ -33,7 +33,9 @@ typedef struct blk_fused {
     int32_t n;                  /* members (0: this block does not fuse) */
     int32_t node[BLK_MAX_IN];   /* their node indices, ascending */
     int64_t c0[BLK_MAX_IN], oc[BLK_MAX_IN], oc_total; /* known once the stacked conv is made */
-    int32_t failed;             /* the stacked conv could not take the relu: never fuse */
+    int32_t failed;             /* the stacked conv could not take the relu, or the block was frozen before it was
+                                 * made (blk_freeze): never fuse */
+    int32_t final;              /* frozen with the stacked conv made: its values are final (blk_freeze) */
     ply_fold conv;              /* the stacked conv (bias on, relu fused); `valid`/`generation` as a fold's */
 } blk_fused;
 

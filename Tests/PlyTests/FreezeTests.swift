@@ -122,4 +122,59 @@ import Testing
         model.output = 1
         Self.expectFrozen("the folded conv as output") { _ = try x.withUnsafeBufferPointer { try model.infer($0, shape: shape) } }
     }
+    /// Plain 1x1 layers below the AVX-512 level read their weights packed on every plane, so the freeze
+    /// keeps only the packing (conv.c's conv_freeze): their plain weights go with the gradients, and every
+    /// input shape, seen before the freeze or not, gives the unfrozen layers' bits.
+    @Test func oneByOneLayersKeepOnlyTheirPacking() throws {
+        let runtime = try Runtime()
+        func make() throws -> Model {
+            let model = Model(runtime: runtime)
+            try model.add("a", "conv2d", [("in_channels", .int(16)), ("out_channels", .int(26)), ("kernel_size", .int(1))])
+            try model.add("relu", "relu")
+            try model.add("b", "conv2d", [("in_channels", .int(26)), ("out_channels", .int(8)), ("kernel_size", .int(1)),
+                                          ("stride", .int(2)), ("bias", .bool(false))])
+            return model
+        }
+        let model = try make(), twin = try make()
+        for ((_, p), (_, q)) in zip(try model.namedParameters(), try twin.namedParameters()) { try q.write(p.read()) }
+        model.fuseActivations()
+        twin.fuseActivations()
+        model.isTraining = false
+        twin.isTraining = false
+        let weights = 16 * 26 + 26 * 8
+        let seen: [Shape] = [[2, 16, 9, 9], [1, 16, 5, 7]], unseen: Shape = [3, 16, 31, 13]
+        let inputs = (seen + [unseen]).map { Self.input($0) }
+        let before = try zip(seen, inputs).map { s, x in try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: s)) } }
+        let bytesBefore = runtime.layerBytes
+        try model.freezeForInference()
+        let freed = bytesBefore - runtime.layerBytes
+        // the gradients everywhere; at AVX2 the plain weights as well (AVX-512 packs some planes only)
+        #expect(freed >= 4 * weights * (cpuLevel == "avx2" ? 2 : 1), "freed \(freed) bytes, weights \(weights)")
+        for (k, s) in (seen + [unseen]).enumerated() {
+            let out = try inputs[k].withUnsafeBufferPointer { Array(try model.infer($0, shape: s)) }
+            let expected = k < seen.count ? before[k]
+                : try inputs[k].withUnsafeBufferPointer { Array(try twin.infer($0, shape: s)) }
+            #expect(out == expected, "input \(s)")
+        }
+    }
+    /// A GoogLeNet frozen before its first forward never stacks its 1x1 branches (the stacked conv
+    /// would copy weights its frozen members may have freed): above batch 1 the members run on
+    /// their own and give what the unfrozen model's stacked conv gives, to rounding.
+    @Test func frozenBeforeStackingRunsTheMembers() throws {
+        let runtime = try Runtime()
+        let size = 64
+        let model = try Zoo.model(named: "googlenet", runtime: runtime, numClasses: 10, inChannels: 3, imageSize: size)
+        let twin = try Zoo.model(named: "googlenet", runtime: runtime, numClasses: 10, inChannels: 3, imageSize: size)
+        for ((_, p), (_, q)) in zip(try model.namedParameters(), try twin.namedParameters()) { try q.write(p.read()) }
+        model.isTraining = false
+        twin.isTraining = false
+        try model.freezeForInference()
+        runtime.parametersChanged() // a generation moved after the freeze derives nothing again
+        let shape: Shape = [3, 3, size, size]
+        let x = Self.input(shape)
+        let frozen = try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) }
+        let stacked = try x.withUnsafeBufferPointer { Array(try twin.infer($0, shape: shape)) }
+        #expect(closeness(frozen, stacked, relative: 1e-6).ok)
+        #expect(try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) } == frozen)
+    }
 }
