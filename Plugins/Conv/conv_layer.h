@@ -51,7 +51,8 @@ struct ply_layer {
     conv_weight_cache bwino;  // conv_blocked_wino.c's transformed weights, kept likewise
     float *blk_tmp;           // conv_blocked.c: an NCHW output on its way to NCHW16c (the stem's)
     size_t blk_tmp_floats;
-    int packed_only;          // frozen (conv_freeze) with the weights packed for good in pw: weight is NULL
+    int frozen;               // conv_freeze succeeded: inference only; the scratch goes after every forward
+    int packed_only;          // frozen with the weights packed for good in pw: weight is NULL
 };
 
 /** The type's create: reads and checks the attributes, allocates and initialises the weights. */

@@ -177,4 +177,22 @@ import Testing
         #expect(closeness(frozen, stacked, relative: 1e-6).ok)
         #expect(try x.withUnsafeBufferPointer { Array(try model.infer($0, shape: shape)) } == frozen)
     }
+    /// A frozen conv holds no scratch between forwards (conv.c's release_scratch): what its layer
+    /// holds after a forward is what it held after the freeze, where an unfrozen one keeps its scratch.
+    @Test(arguments: [1, 3])
+    func frozenConvGivesItsScratchBack(_ kernel: Int) throws {
+        let runtime = try Runtime()
+        let layer = try Layer("conv2d", [("in_channels", .int(32)), ("out_channels", .int(32)), ("kernel_size", .int(kernel)),
+                                         ("padding", .int(kernel / 2))], runtime: runtime)
+        layer.setTraining(false)
+        let shape: Shape = [1, 32, 28, 28]
+        let x = try Tensor(shape: shape, data: Self.input(shape))
+        let before = runtime.layerBytes
+        let unfrozen = try layer.forward([x])
+        #expect(runtime.layerBytes > before) // the scratch (and the packed weights) kept
+        #expect(layer.freeze())
+        let frozenBytes = runtime.layerBytes
+        #expect(try layer.forward([x]).data == unfrozen.data)
+        #expect(runtime.layerBytes == frozenBytes, "\(runtime.layerBytes - frozenBytes) bytes kept")
+    }
 }
