@@ -40,6 +40,8 @@ typedef struct {
     int relu;
     int kernel;   // conv_kernel_gemm (at AVX2 conv_kernel_avx2.c's, kernel_gemm) instead of OpenBLAS
     size_t slice; // floats of scratch per thread ("columns" plan)
+    int64_t units;     // "columns" with the kernel: the columns in `units` runs, claimed (ply_claim)
+    ply_claims claims;
 } fwd_job;
 
 // The fused relu, as the built-in one: max(v, 0), NaN passed through. Written as one compare
@@ -78,52 +80,71 @@ static void kernel_gemm(const fwd_job *j, int64_t K, int64_t o0, int64_t o1, con
     conv_kernel_gemm_avx2(apack, K, 0, o1 - o0, j->bias ? j->bias + o0 : NULL, cols, ncols, out, ldc);
 }
 
-// "columns": thread t computes the columns of its share, tile by tile.
-static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
-    const fwd_job *j = ctx;
+// "columns": thread t computes the columns of its share, tile by tile. With the kernel, whose sums
+// for a column do not depend on the columns around it, the share is COLUMN_RUNS_PER_THREAD runs
+// claimed (ply_claim: its own first, then what the other threads have not started), so that a
+// thread slowed by its core's neighbours leaves its last runs to the other instead of the region
+// waiting for it (GoogLeNet's stem at batch 1, 2 threads, PLY_REGION_TRACE on the shared AMD VM: the
+// later chunk took 2.7 ms against the caller's 3.9 on most forwards).
+#define COLUMN_RUNS_PER_THREAD 4
+
+// Columns [b, e) of the "columns" plan, tile by tile, in thread t's scratch.
+static void columns_range(const fwd_job *j, int64_t t, int64_t b, int64_t e) {
     const conv_geom *g = j->g;
     const int64_t K = gemm_k(g), P = gemm_p(g), OC = g->OC, tile = tile_width(g);
-    for (int64_t t = t0; t < t1; t++) {
-        float *cols = j->scratch + (size_t)t * j->slice, *tmp = cols + K * tile;
-        int64_t b, e;
-        ply_share(gemm_cols(g), j->parts, t, &b, &e);
-        for (int64_t c = b; c < e;) {
-            int64_t ce = conv_gemm_tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
-            int one_image = (ce - 1) / P == n;
-            if (j->kernel) {
-                conv_gemm_pack_strips(cols, j->x, g, c, ce, 0, g->C);
-                float *out = one_image ? j->y + n * g->YC * P + p : tmp;
-                int64_t ldc = one_image ? P : T;
-                kernel_gemm(j, K, 0, OC, cols, T, out, ldc, tmp + OC * tile);
-                if (one_image && j->relu) relu_rows(out, P, OC, T);
-                if (!one_image) conv_gemm_scatter_out(j->y, tmp, T, NULL, j->relu, g, c, ce, 0, OC);
-                c = ce;
-                continue;
-            }
-            const float *B = cols;
-            int64_t ldb = T;
-            if (one_image && is_pointwise(g)) {
-                B = j->x + n * g->XC * P + p;
-                ldb = P;
-            } else {
-                conv_gemm_im2col(cols, T, j->x, g, c, ce, 0, g->C);
-            }
-            if (one_image) {
-                float *out = j->y + n * g->YC * P + p, beta = 0.0f;
-                if (j->bias) {
-                    for (int64_t o = 0; o < OC; o++)
-                        for (int64_t i = 0; i < T; i++) out[o * P + i] = j->bias[o];
-                    beta = 1.0f;
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
-                            (int)ldb, beta, out, (int)P);
-                if (j->relu) relu_rows(out, P, OC, T);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
-                            (int)ldb, 0.0f, tmp, (int)T);
-                conv_gemm_scatter_out(j->y, tmp, T, j->bias, j->relu, g, c, ce, 0, OC);
-            }
+    float *cols = j->scratch + (size_t)t * j->slice, *tmp = cols + K * tile;
+    for (int64_t c = b; c < e;) {
+        int64_t ce = conv_gemm_tile_end(g, c, e, tile), T = ce - c, n = c / P, p = c % P;
+        int one_image = (ce - 1) / P == n;
+        if (j->kernel) {
+            conv_gemm_pack_strips(cols, j->x, g, c, ce, 0, g->C);
+            float *out = one_image ? j->y + n * g->YC * P + p : tmp;
+            int64_t ldc = one_image ? P : T;
+            kernel_gemm(j, K, 0, OC, cols, T, out, ldc, tmp + OC * tile);
+            if (one_image && j->relu) relu_rows(out, P, OC, T);
+            if (!one_image) conv_gemm_scatter_out(j->y, tmp, T, NULL, j->relu, g, c, ce, 0, OC);
             c = ce;
+            continue;
+        }
+        const float *B = cols;
+        int64_t ldb = T;
+        if (one_image && is_pointwise(g)) {
+            B = j->x + n * g->XC * P + p;
+            ldb = P;
+        } else {
+            conv_gemm_im2col(cols, T, j->x, g, c, ce, 0, g->C);
+        }
+        if (one_image) {
+            float *out = j->y + n * g->YC * P + p, beta = 0.0f;
+            if (j->bias) {
+                for (int64_t o = 0; o < OC; o++)
+                    for (int64_t i = 0; i < T; i++) out[o * P + i] = j->bias[o];
+                beta = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
+                        (int)ldb, beta, out, (int)P);
+            if (j->relu) relu_rows(out, P, OC, T);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)OC, (int)T, (int)K, 1.0f, j->w, (int)K, B,
+                        (int)ldb, 0.0f, tmp, (int)T);
+            conv_gemm_scatter_out(j->y, tmp, T, j->bias, j->relu, g, c, ce, 0, OC);
+        }
+        c = ce;
+    }
+}
+
+static void forward_columns(void *ctx, int64_t t0, int64_t t1) {
+    fwd_job *j = ctx;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b, e;
+        if (j->units == 0) {
+            ply_share(gemm_cols(j->g), j->parts, t, &b, &e);
+            columns_range(j, t, b, e);
+            continue;
+        }
+        for (int64_t u; (u = ply_claim(&j->claims, j->parts, t, j->units)) < j->units;) {
+            ply_share(gemm_cols(j->g), j->units, u, &b, &e);
+            columns_range(j, t, b, e);
         }
     }
 }
@@ -195,6 +216,7 @@ void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const 
     }
     // fewer parts when the columns are few: no thread gets less than a minimal tile
     j.parts = ply_max_i64(1, ply_min_i64(threads, gemm_cols(g) / TILE_MIN));
+    if (j.parts > 1 && j.kernel) j.units = ply_min_i64(j.parts * COLUMN_RUNS_PER_THREAD, gemm_cols(g) / TILE_MIN);
     if (j.parts > 1) host->parallel_for(host, j.parts, 1, forward_columns, &j);
     else forward_columns(&j, 0, 1);
 }

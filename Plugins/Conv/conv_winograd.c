@@ -444,6 +444,7 @@ typedef struct {
     const float *U;
     float *Uout; // conv_winograd_weights' destination
     int relu;
+    ply_claims claims; // step_products' units ("rows": runs of output channels; "columns": chunks), claimed
 } wino_job;
 
 // Output channels [o0, o1) of thread th's share, in multiples of the kernel's rows (8, at AVX2 its blocks of 6).
@@ -506,19 +507,31 @@ static void step_input(void *ctx, int64_t t0, int64_t t1) {
     }
 }
 
-// Step 2, thread th: "rows", the products and y of its output channels; "columns", its chunks whole.
+// Step 2, thread th: "rows", the products and y of runs of output channels; "columns", chunks whole. Both
+// claimed (ply_claim): a thread takes its own share first, as a static split would, then what the other
+// threads have not started, so that a thread slowed by its core's neighbours does not hold the region
+// (GoogLeNet at batch 1, 2 threads, PLY_REGION_TRACE on the shared AMD VM: conv3's later chunk took 3.1 ms
+// against the caller's 2.2 on most forwards, with the work split evenly: 1.83 against 1.78 ms on a quiet
+// machine, Benchmarks/winograd_threads.c). "rows" cuts each thread's channels in ROWS_RUNS_PER_THREAD
+// runs: each run reads all of V again (590 KB on a 14x14 plane of 256 channels), so few. A unit computes
+// the same whoever takes it (runs start at multiples of the kernel's rows; V and M are a chunk's own or
+// the thread's): the output does not depend on the split.
+#define ROWS_RUNS_PER_THREAD 2
 static void step_products(void *ctx, int64_t t0, int64_t t1) {
-    const wino_job *j = ctx;
+    wino_job *j = ctx;
     const conv_geom *g = j->g;
     const wino_plan *p = j->p;
     const size_t vfloats = (size_t)(p->xi * p->vxi), area = (size_t)(p->xi * (p->vxi + p->mxi));
     for (int64_t th = t0; th < t1; th++) {
         if (p->rows) {
-            int64_t o0, o1;
-            oc_share(g, p->threads, th, &o0, &o1);
-            if (o0 >= o1) continue;
-            products(j, j->areas, j->areas + vfloats, p->T, o0, o1);
-            output_tf(j, j->areas + vfloats, 0, 0, p->T, o0, o1);
+            const int64_t runs = p->threads * ROWS_RUNS_PER_THREAD;
+            for (int64_t u; (u = ply_claim(&j->claims, p->threads, th, runs)) < runs;) {
+                int64_t o0, o1;
+                oc_share(g, runs, u, &o0, &o1);
+                if (o0 >= o1) continue;
+                products(j, j->areas, j->areas + vfloats, p->T, o0, o1);
+                output_tf(j, j->areas + vfloats, 0, 0, p->T, o0, o1);
+            }
             continue;
         }
         float *V = j->areas + th * area, *M = V + vfloats;
@@ -543,11 +556,11 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
             }
             continue;
         }
-        // "columns": chunks [chunks*th/threads, chunks*(th+1)/threads), a contiguous run (the chunks fall evenly:
+        // "columns": chunks [chunks*th/threads, chunks*(th+1)/threads) first, a contiguous run (the chunks fall evenly:
         // make_plan), so a thread's tiles are the images a batch split by halves gives it in the 1x1 convs
         // around it (round-robin chunks before branch rn50b16x; no gain measured either way on ResNet-50:
         // BENCHMARKS.md, the rn50b16x section)
-        for (int64_t k = p->chunks * th / p->threads; k < p->chunks * (th + 1) / p->threads; k++) {
+        for (int64_t k; (k = ply_claim(&j->claims, p->threads, th, p->chunks)) < p->chunks;) {
             int64_t cbase = k * p->tc, cend = ply_min_i64(p->T, cbase + p->tc);
             input_tf(j, cbase, cbase, cend, 0, g->C, V);
             products(j, V, M, cend - cbase, 0, g->OC);
