@@ -507,7 +507,8 @@ static void step_input(void *ctx, int64_t t0, int64_t t1) {
     }
 }
 
-// Step 2, thread th: "rows", the products and y of runs of output channels; "columns", chunks whole. Both
+// Step 2, thread th: "rows", the products and y of runs of output channels; "columns", chunks whole;
+// "ranges", the pieces of the threads' ranges, then its output channels of the tail. All but the tail
 // claimed (ply_claim): a thread takes its own share first, as a static split would, then what the other
 // threads have not started, so that a thread slowed by its core's neighbours does not hold the region
 // (GoogLeNet at batch 1, 2 threads, PLY_REGION_TRACE on the shared AMD VM: conv3's later chunk took 3.1 ms
@@ -536,11 +537,16 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
         }
         float *V = j->areas + th * area, *M = V + vfloats;
         if (p->ranges) {
-            // tiles [b, e): whole units (the last range ends at T or at the tail), chunks of at most
-            // tc; then the tail's output channels [o0, o1) (every thread transforms its input)
-            const int64_t b = ply_min_i64(p->tail, th * p->share);
-            const int64_t e = th == p->threads - 1 ? p->tail : ply_min_i64(p->tail, (th + 1) * p->share);
-            for (int64_t cbase = b; cbase < e; cbase += p->tc) {
+            // thread r's tiles [b, e): whole units (the last range ends at T or at the tail), in pieces of at
+            // most tc, every thread's pieces claimed; then this thread's output channels [o0, o1) of the tail
+            // (every thread transforms its input)
+            const int64_t pieces = p->chunks / p->threads, units = p->chunks;
+            for (int64_t k; (k = ply_claim(&j->claims, p->threads, th, units)) < units;) {
+                const int64_t r = k / pieces;
+                const int64_t b = ply_min_i64(p->tail, r * p->share);
+                const int64_t e = r == p->threads - 1 ? p->tail : ply_min_i64(p->tail, (r + 1) * p->share);
+                const int64_t cbase = b + k % pieces * p->tc;
+                if (cbase >= e) continue;
                 int64_t cend = ply_min_i64(e, cbase + p->tc);
                 input_tf(j, cbase, cbase, cend, 0, g->C, V);
                 products(j, V, M, cend - cbase, 0, g->OC);
