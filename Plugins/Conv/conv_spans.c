@@ -453,6 +453,13 @@ static void step_pad(void *ctx, int64_t t0, int64_t t1) {
 // P positions instead gave 17x17's 37 spans as 18 + 19, 140 + 149 positions: the second thread 6% more
 // (Inception v3 b1, 2 threads, PLY_REGION_TRACE: 160->160 1x7 / 7x1 regions 474 / 496, 478 / 509,
 // 464 / 496 us of CPU per thread, loaded machine; measured after the change in BENCHMARKS.md).
+// Tried (eighteenth session, AMD Zen 3, AVX2): claimed units (ply_claim) of one panel x a run of the
+// spans, 4+ per thread, so that a thread whose vCPU runs slow leaves part of its share to the other.
+// Each unit then reads its input rows again per panel (one part per thread reads them once for all its
+// panels, within a block of channels): step_parts' CPU time over Inception v3's 35 regions, batch 1,
+// 2 threads, the worker starved by a build on the other core, 6 alternating rounds, medians:
+// 56.2 ms -> 60.8 (+8%). Runs of spans over all panels instead (each unit reading all the weights):
+// +4%. Neither is taken: on a quiet machine the static split waits 1.6% of the regions' wall.
 static void step_parts(void *ctx, int64_t t0, int64_t t1) {
     const spans_job *j = ctx;
     const int64_t OP = panels_of(j->g), P = (int64_t)positions(j->g), T = j->threads;
