@@ -18,6 +18,8 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "plugin_simd.h"
+
 // ----------------------------------------------------------------------------
 // AVX-512: 16 lanes, the tail of a row by a masked load
 
@@ -105,11 +107,6 @@ PLY_TARGET_AVX512 static void gemv_avx512(float *y, const float *x, const float 
 // ----------------------------------------------------------------------------
 // AVX2 + FMA: 8 lanes, 16 registers; the tail of a row by a masked load
 
-PLY_TARGET_AVX2 INLINE __m256i tail_mask8(int64_t n) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), lane);
-}
-
 PLY_TARGET_AVX2 INLINE float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -140,7 +137,7 @@ PLY_TARGET_AVX2 INLINE void block256(const int R, const int MB, const int U, flo
             }
         }
     for (; k < IN; k += 8) {
-        __m256i t = tail_mask8(IN - k);
+        __m256i t = ply_lanes8(IN - k);
         __m256 xv[4];
         for (int m = 0; m < MB; m++) xv[m] = _mm256_maskload_ps(xm[m] + k, t);
         for (int r = 0; r < R; r++) {
