@@ -7,9 +7,12 @@
 // busy machine counts. Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/conv_direct_kernel.c \
-//       Plugins/Conv/conv_direct.c -lm -o /tmp/conv_direct_kernel && /tmp/conv_direct_kernel time
+//       Plugins/Conv/conv_direct.c Plugins/Conv/conv_direct_avx2.c -lm -o /tmp/conv_direct_kernel \
+//       && /tmp/conv_direct_kernel time
 //
-// AVX-512 only (conv.c takes im2col below it). Exits 1 on a mismatch.
+// (no -mavx2 / -mfma: as in SwiftPM's build, the kernels carry their target attributes). It runs the
+// CPU's level: the AVX-512 steps, or the AVX2 ones (conv_direct_avx2.c); PLY_CPU=avx2 picks the AVX2
+// ones on an AVX-512 CPU. AVX2 at least (conv.c takes im2col below it). Exits 1 on a mismatch.
 #include "conv_direct.h"
 #include <math.h>
 #include <stdio.h>
