@@ -1,7 +1,7 @@
 // Plugins/Conv/conv_direct.c alone: first a check of its forward (bias, fused relu), weight, bias and
 // input gradients against a plain double-precision loop, over the ConvNet's two layers and 200 random
 // geometries (kernels 1..5, any padding below the kernel, 1..3 chunks of the batch, with and without
-// the input gradient); then, with an argument, the thread CPU time of the ConvNet's conv_1
+// the input gradient; guards after the output and the input gradient); then, with an argument, the thread CPU time of the ConvNet's conv_1
 // (128x1x28x28 -> 8) and conv_2 (128x8x14x14 -> 16) forward (bias, relu) and backward over the whole
 // batch (medians of 31 calls), so that neither the model around them nor time spent descheduled on a
 // busy machine counts. Built as SwiftPM's release builds C (-O2):
@@ -33,6 +33,7 @@ static int check(direct_geom g, int64_t N, int relu, int bias, int wantdx, int c
     double s=bias?b[o]:0;for(int64_t c=0;c<g.C;c++)for(int64_t ki=0;ki<g.KH;ki++)for(int64_t kj=0;kj<g.KW;kj++){
       int64_t h=i+ki-g.PH,ww=j+kj-g.PW;if(h<0||h>=g.H||ww<0||ww>=g.W)continue;s+=(double)w[((o*g.C+c)*g.KH+ki)*g.KW+kj]*x[((n*g.C+c)*g.H+h)*g.W+ww];}
     if(relu&&s<=0)s=0;ry[((n*g.OC+o)*g.OH+i)*g.OW+j]=s;}
+  for(int k=0;k<8;k++)y[yo+k]=dx[xin+k]=12345.f; // guards: nothing written past y or dx
   conv_direct_pack(&g,w,wp);conv_direct_flip(&g,w,wf);
   size_t fs=conv_direct_forward_floats(&g),bs=conv_direct_backward_floats(&g);
   float*sc=aligned_alloc(64,((fs>bs?fs:bs)*chunks*4+63)/64*64);
@@ -53,6 +54,7 @@ static int check(direct_geom g, int64_t N, int relu, int bias, int wantdx, int c
   if(bias)for(int64_t o=0;o<g.OC;o++)eb=fmax(eb,fabs(db[o]-rdb[o])/fmax(1,fabs(rdb[o])));
   if(wantdx)for(size_t i=0;i<xin;i++){ed=fmax(ed,fabs(dx[i]-rdx[i]));md=fmax(md,fabs(rdx[i]));}
   bad|=ew>1e-4*fmax(1,mw)||eb>1e-4||ed>1e-5*fmax(1,md);
+  for(int k=0;k<8;k++)if(y[yo+k]!=12345.f||dx[xin+k]!=12345.f){bad=1;e=INFINITY;}
   if(bad)printf("MISMATCH C%ld OC%ld %ldx%ld k%ldx%ld p%ld,%ld N%ld relu%d bias%d dx%d ch%d: y %g dw %g db %g dx %g\n",(long)g.C,(long)g.OC,(long)g.H,(long)g.W,(long)g.KH,(long)g.KW,(long)g.PH,(long)g.PW,(long)N,relu,bias,wantdx,chunks,e,ew/fmax(1,mw),eb,ed);
   free(x);free(w);free(b);free(dy);free(y);free(dx);free(wp);free(wf);free(ry);free(rdx);free(rdw);free(rdb);free(dw);free(db);free(sc);
   return bad;

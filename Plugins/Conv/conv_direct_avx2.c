@@ -24,17 +24,27 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-// d[0..n) = s[0..n); the tail through masked loads and stores (neither reads nor writes past n)
-PLY_TARGET_AVX2 INLINE void copy_row(float *d, const float *s, int64_t n) {
+// The rows' last 1-7 floats: masked loads (nothing read past a row of the caller's tensors), and where
+// the destination allows, full stores rather than masked ones, the lanes past the row zero (the masked
+// loads' zeros). _mm256_maskstore_ps is slow on Zen 3: Benchmarks/conv_direct_kernel.c (as below, 3
+// rounds alternating, the first on a busier machine), ms of conv_1 forward, backward, conv_2 forward,
+// backward: masked stores 0.496-0.823, 0.647-0.960, 1.051-1.728, 2.467-3.629; full stores where
+// allowed 0.396-0.438, 0.605-0.640, 0.906-1.126, 2.285-2.572.
+//
+// d[0..n) = s[0..n); with `full` the tail's vector is stored whole: d[n..8*ceil(n/8)) = 0.
+PLY_TARGET_AVX2 INLINE void copy_row(float *d, const float *s, int64_t n, int full) {
     int64_t w = 0;
     for (; w + 8 <= n; w += 8) _mm256_storeu_ps(d + w, _mm256_loadu_ps(s + w));
     if (w < n) {
         __m256i m = conv_lanes8(n - w);
-        _mm256_maskstore_ps(d + w, m, _mm256_maskload_ps(s + w, m));
+        __m256 v = _mm256_maskload_ps(s + w, m);
+        if (full) _mm256_storeu_ps(d + w, v);
+        else _mm256_maskstore_ps(d + w, m, v);
     }
 }
 
-// d[0..n) = y[i] > 0 ? s[i] : 0 (a fused relu's derivative: y is the relu's output)
+// d[0..n) = y[i] > 0 ? s[i] : 0 (a fused relu's derivative: y is the relu's output); the tail stored
+// whole, d[n..8*ceil(n/8)) = 0 (y's masked lanes are 0, not positive).
 PLY_TARGET_AVX2 INLINE void copy_row_where_positive(float *d, const float *s, const float *y, int64_t n) {
     const __m256 zero = _mm256_setzero_ps();
     int64_t w = 0;
@@ -45,17 +55,24 @@ PLY_TARGET_AVX2 INLINE void copy_row_where_positive(float *d, const float *s, co
     if (w < n) {
         __m256i m = conv_lanes8(n - w);
         __m256 pos = _mm256_cmp_ps(_mm256_maskload_ps(y + w, m), zero, _CMP_GT_OQ);
-        _mm256_maskstore_ps(d + w, m, _mm256_and_ps(pos, _mm256_maskload_ps(s + w, m)));
+        _mm256_storeu_ps(d + w, _mm256_and_ps(pos, _mm256_maskload_ps(s + w, m)));
     }
 }
 
+// Into conv_direct.c's padded planes every tail is stored whole: the up to 7 zeros past a row land in
+// its right padding (zero), the next row's left padding (zero) and data (written after, rows and
+// channels in order), or past the last row in the bottom padding and the gap to the channel stride
+// (zero). They stay inside the channel's slot: make_layout's xpad stride CSx >= Hp*Wp + KW + 16 and
+// dypad's CSd >= Hd*Wd + KW + 16 (Qf + (KH-1)*Wp >= Hp*Wp, the same for d); dyw's stride Qf >= OH*Wp
+// may be passed by up to 7 - (KW-1) floats, into the next channel's first row (written after) or,
+// after the last, into dypad's start (zeroed by the call and rewritten per image after dyw).
 PLY_TARGET_AVX2 void conv_direct_pad_planes_avx2(float *dst, int64_t CS, int64_t Wp, const float *src, const float *where, int64_t C,
                                  int64_t H, int64_t W, int64_t ph, int64_t pw) {
     for (int64_t c = 0; c < C; c++)
         for (int64_t h = 0; h < H; h++) {
             float *d = dst + c * CS + (h + ph) * Wp + pw;
             if (where) copy_row_where_positive(d, src + (c * H + h) * W, where + (c * H + h) * W, W);
-            else copy_row(d, src + (c * H + h) * W, W);
+            else copy_row(d, src + (c * H + h) * W, W, 1);
         }
 }
 
@@ -65,21 +82,28 @@ PLY_TARGET_AVX2 INLINE __m256 relu8(__m256 v) {
     return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v);
 }
 
-PLY_TARGET_AVX2 INLINE void copy_row_relu(float *d, const float *s, int64_t n) {
+PLY_TARGET_AVX2 INLINE void copy_row_relu(float *d, const float *s, int64_t n, int full) {
     int64_t w = 0;
     for (; w + 8 <= n; w += 8) _mm256_storeu_ps(d + w, relu8(_mm256_loadu_ps(s + w)));
     if (w < n) {
         __m256i m = conv_lanes8(n - w);
-        _mm256_maskstore_ps(d + w, m, relu8(_mm256_maskload_ps(s + w, m)));
+        __m256 v = relu8(_mm256_maskload_ps(s + w, m));
+        if (full) _mm256_storeu_ps(d + w, v);
+        else _mm256_maskstore_ps(d + w, m, v);
     }
 }
 
+// The output planes [C][H][W] are the caller's (rows end to end): a row's tail stored whole spills
+// zeros into the rows after it, written after, so a tail is stored whole only where its vector ends
+// inside the call's C*H*W floats (what follows them may be another thread's, or another tensor).
 PLY_TARGET_AVX2 void conv_direct_unpad_planes_avx2(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W,
                                    int relu) {
     for (int64_t c = 0; c < C; c++)
         for (int64_t h = 0; h < H; h++) {
-            if (relu) copy_row_relu(dst + (c * H + h) * W, src + c * Q + h * rs, W);
-            else copy_row(dst + (c * H + h) * W, src + c * Q + h * rs, W);
+            // the tail's vector starts at W - W % 8 of the row and ends 8 floats on
+            int full = (c * H + h) * W + W - W % 8 + 8 <= C * H * W;
+            if (relu) copy_row_relu(dst + (c * H + h) * W, src + c * Q + h * rs, W, full);
+            else copy_row(dst + (c * H + h) * W, src + c * Q + h * rs, W, full);
         }
 }
 
