@@ -35,8 +35,13 @@ PLY_TARGET_AVX2 static inline void interleave8(float *x, __m256 even, __m256 odd
     _mm256_storeu_ps(x, _mm256_permute2f128_ps(lo, hi, 0x20));
     _mm256_storeu_ps(x + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
 }
-// interleave8, the first 8 floats stored under mask m0 and the next 8 under m1
-PLY_TARGET_AVX2 static inline void interleave8_masked(float *x, __m256 even, __m256 odd, __m256i m0, __m256i m1) {
+// interleave8, with `full` stored whole, else the first 8 floats under mask m0 and the next 8 under m1
+PLY_TARGET_AVX2 static inline void interleave8_masked(float *x, __m256 even, __m256 odd, __m256i m0, __m256i m1,
+                                                      int full) {
+    if (full) {
+        interleave8(x, even, odd);
+        return;
+    }
     __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
     _mm256_maskstore_ps(x, m0, _mm256_permute2f128_ps(lo, hi, 0x20));
     _mm256_maskstore_ps(x + 8, m1, _mm256_permute2f128_ps(lo, hi, 0x31));
@@ -70,7 +75,10 @@ PLY_TARGET_AVX2 void maxpool2x2_forward_plane_avx2(float *out, const float *in, 
             __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
             m = _mm256_blendv_ps(m, c, wins(c, m));
             m = _mm256_blendv_ps(m, d, wins(d, m));
-            _mm256_maskstore_ps(o + ow, lanes8(n), m);
+            // the lanes past n are 0 (the max of the masked loads' zeros): stored whole where that ends
+            // inside the plane, they land in rows written after (maskstore is slow on Zen 3)
+            if (oh * OW + ow + 8 <= OH * OW) _mm256_storeu_ps(o + ow, m);
+            else _mm256_maskstore_ps(o + ow, lanes8(n), m);
         }
     }
 }
@@ -99,33 +107,39 @@ PLY_TARGET_AVX2 static inline void route8(__m256 a, __m256 b, __m256 c, __m256 d
 // kernel 30% of the ConvNet's training step at AVX2 once its convs ran the direct kernels.
 // Benchmarks/maxpool_kernel.c (the ConvNet's two pools at batch 128: 1024 planes of 28x28, 2048 of
 // 14x14; thread CPU time, median of 31, Zen 3, shared machine, 3 rounds alternating), backward
-// 1.56-1.66 + 1.77-1.84 = 3.32-3.50 ms with the scalar tail -> 0.38-0.59 + 0.34-0.54 = 0.71-1.13 ms;
-// the forward's masked tail (above): 28x28 0.18-0.26 -> 0.16-0.24 ms, 14x14 0.13-0.21 either way.
+// 1.56-1.66 + 1.77-1.84 = 3.32-3.50 ms with the scalar tail -> 0.38-0.59 + 0.34-0.54 = 0.71-1.13 ms
+// with masked stores -> 0.19-0.26 + 0.14 = 0.33-0.40 ms storing the tails whole where they stay inside
+// the plane (masked 0.68-0.70 in the same 3 rounds); the forward's masked tail (above): 28x28 0.18-0.26
+// -> 0.16-0.24 ms, 14x14 0.13-0.21 either way; stored whole: 28x28 0.12-0.16, 14x14 0.09 (masked
+// 0.15 and 0.12 in the same rounds).
 PLY_TARGET_AVX2 void maxpool2x2_backward_plane_avx2(float *din, const float *in, const float *dout, int64_t H, int64_t W,
                                                     int64_t OH, int64_t OW) {
     if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
         float *d0 = din + 2 * oh * W, *d1 = d0 + W;
-        int64_t ow = 0;
-        for (; ow + 8 <= OW; ow += 8) {
-            __m256 a, b, c, d, ga, gb, gc, gd;
-            deinterleave8(r0 + 2 * ow, &a, &b);
-            deinterleave8(r1 + 2 * ow, &c, &d);
-            route8(a, b, c, d, _mm256_loadu_ps(dout + oh * OW + ow), &ga, &gb, &gc, &gd);
-            interleave8(d0 + 2 * ow, ga, gb);
-            interleave8(d1 + 2 * ow, gc, gd);
-        }
+        int64_t ow = OW - OW % 8;
         if (ow < OW) {
-            // n = OW - ow outputs: 2n floats of each row, the first 8 under lo and the rest under hi
+            // n = OW - ow outputs: 2n floats of each row, the first 8 under lo and the rest under hi. The
+            // lanes past 2n are 0 (the masked loads' zeros give g = 0): each row's 16 floats are stored whole
+            // where they end inside the plane, so they land in the odd column or row (zero) or in d1's row and
+            // the rows below, written after: this tail before the row pair's full vectors, pairs in order.
             int64_t n = OW - ow;
             __m256i lo = lanes8(2 * n), hi = lanes8(2 * n - 8), mo = lanes8(n);
             __m256 a, b, c, d, ga, gb, gc, gd;
             deinterleave8_regs(_mm256_maskload_ps(r0 + 2 * ow, lo), _mm256_maskload_ps(r0 + 2 * ow + 8, hi), &a, &b);
             deinterleave8_regs(_mm256_maskload_ps(r1 + 2 * ow, lo), _mm256_maskload_ps(r1 + 2 * ow + 8, hi), &c, &d);
             route8(a, b, c, d, _mm256_maskload_ps(dout + oh * OW + ow, mo), &ga, &gb, &gc, &gd);
-            interleave8_masked(d0 + 2 * ow, ga, gb, lo, hi);
-            interleave8_masked(d1 + 2 * ow, gc, gd, lo, hi);
+            interleave8_masked(d0 + 2 * ow, ga, gb, lo, hi, (2 * oh) * W + 2 * ow + 16 <= H * W);
+            interleave8_masked(d1 + 2 * ow, gc, gd, lo, hi, (2 * oh + 1) * W + 2 * ow + 16 <= H * W);
+        }
+        for (ow = 0; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d, ga, gb, gc, gd;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            route8(a, b, c, d, _mm256_loadu_ps(dout + oh * OW + ow), &ga, &gb, &gc, &gd);
+            interleave8(d0 + 2 * ow, ga, gb);
+            interleave8(d1 + 2 * ow, gc, gd);
         }
     }
 }
