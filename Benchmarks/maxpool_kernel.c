@@ -19,6 +19,12 @@
 // nine such pools timed. Both stride-1 kernels are timed with their edge columns (pool3_edges) made
 // once per call, as pool_run does, and once per plane, as before (alternating, in one process).
 //
+// And maxpool2x2_backward_plane_avx2 (2x2 / stride 2, the ConvNet's two pools' backward, the argmax
+// recomputed) and maxpool2x2_forward_plane_avx2: checked against pooling_planes.c's plain loops bit for bit (ties, +0 / -0, -inf and NaN
+// windows) over every plane from 2x2 to 40x40, odd sides included, with a guard after din and after the
+// inputs (nothing written or read past them); then both timed over the ConvNet's planes at batch 128 (8 of
+// 28x28 and 16 of 14x14 per image; median of 31 calls).
+//
 // Each check and timing runs for every kernel set the CPU has: the AVX-512 ones (pooling_x86.c) and
 // their AVX2 ports (pooling_avx2.c: maxpool3x3s2_plane_avx2, avgpool3x3s1_plane_avx2,
 // maxpool3x3s1_plane_avx2), so on an AVX2 machine the AVX2 set alone. Each timing is followed by the
@@ -84,6 +90,109 @@ static double thread_seconds(void) {
 
 static unsigned seed = 1;
 static unsigned next_random(void) { return seed = seed * 1103515245u + 12345u; }
+
+// pooling_planes.c's maxpool2x2_backward_plane
+static void reference_2x2_backward(float *din, const float *in, const float *dout, int64_t H, int64_t W, int64_t OH,
+                                   int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            float m = a;
+            int k = 0;
+            if (b > m || b != b) { m = b; k = 1; }
+            if (c > m || c != c) { m = c; k = 2; }
+            if (d > m || d != d) { k = 3; }
+            float g = dout[oh * OW + ow];
+            d0[2 * ow] = k == 0 ? g : 0.0f;
+            d0[2 * ow + 1] = k == 1 ? g : 0.0f;
+            d1[2 * ow] = k == 2 ? g : 0.0f;
+            d1[2 * ow + 1] = k == 3 ? g : 0.0f;
+        }
+    }
+}
+
+static int check_2x2_backward(void) {
+    int bad = 0, cases = 0;
+    for (int64_t H = 2; H <= 40; H++)
+        for (int64_t W = 2; W <= 40; W++) {
+            const int64_t OH = H / 2, OW = W / 2, G = 16;
+            float *in = malloc(sizeof(float) * (size_t)(H * W + G)), *dout = malloc(sizeof(float) * (size_t)(OH * OW + G));
+            float *want = malloc(sizeof(float) * (size_t)(H * W + G)), *got = malloc(sizeof(float) * (size_t)(H * W + G));
+            for (int64_t k = 0; k < H * W + G; k++) {
+                unsigned r = next_random() >> 16;
+                in[k] = r % 8 == 0 ? -INFINITY : r % 8 == 1 ? NAN : r % 8 == 2 ? 0.0f : r % 8 == 3 ? -0.0f
+                      : (float)(r % 5) - 2.0f;
+                want[k] = got[k] = 7.0f;
+            }
+            for (int64_t k = 0; k < OH * OW + G; k++) dout[k] = (float)(next_random() >> 20) - 2048.0f;
+            // guards: values the kernel must not read (a NaN past in would win a window) nor write
+            for (int64_t k = 0; k < G; k++) in[H * W + k] = dout[OH * OW + k] = NAN;
+            // the forward (maxpool2x2_forward_plane_avx2) against take_max's order, guard after out
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    const float *r0 = in + 2 * oh * W + 2 * ow, *r1 = r0 + W;
+                    float m = r0[0];
+                    if (r0[1] > m || r0[1] != r0[1]) m = r0[1];
+                    if (r1[0] > m || r1[0] != r1[0]) m = r1[0];
+                    if (r1[1] > m || r1[1] != r1[1]) m = r1[1];
+                    want[oh * OW + ow] = m;
+                }
+            maxpool2x2_forward_plane_avx2(got, in, W, OH, OW);
+            if (memcmp(want, got, sizeof(float) * (size_t)(OH * OW)) || got[OH * OW] != 7.0f) {
+                printf("2x2 forward mismatch: %lldx%lld\n", (long long)H, (long long)W);
+                bad++;
+            }
+            for (int64_t k = 0; k < H * W + G; k++) want[k] = got[k] = 7.0f;
+            reference_2x2_backward(want, in, dout, H, W, OH, OW);
+            maxpool2x2_backward_plane_avx2(got, in, dout, H, W, OH, OW);
+            if (memcmp(want, got, sizeof(float) * (size_t)(H * W + G))) {
+                printf("2x2 backward mismatch: %lldx%lld\n", (long long)H, (long long)W);
+                bad++;
+            }
+            cases++;
+            free(in); free(dout); free(want); free(got);
+        }
+    printf("%d 2x2 max pool planes checked (forward and backward), %d wrong\n", cases, bad);
+    return bad;
+}
+
+static void time_2x2_backward(void) {
+    static const int64_t planes[2][2] = {{128 * 8, 28}, {128 * 16, 14}};
+    double sum = 0;
+    for (int k = 0; k < 2; k++) {
+        const int64_t C = planes[k][0], H = planes[k][1], OH = H / 2;
+        float *in = malloc(sizeof(float) * (size_t)(C * H * H)), *din = malloc(sizeof(float) * (size_t)(C * H * H));
+        float *dout = malloc(sizeof(float) * (size_t)(C * OH * OH));
+        for (int64_t i = 0; i < C * H * H; i++) in[i] = (float)(next_random() >> 8);
+        for (int64_t i = 0; i < C * OH * OH; i++) dout[i] = (float)(next_random() >> 8);
+        double t[31], f[31];
+        for (int r = 0; r < 31; r++) {
+            double t0 = thread_seconds();
+            for (int64_t c = 0; c < C; c++) maxpool2x2_forward_plane_avx2(dout + c * OH * OH, in + c * H * H, H, OH, OH);
+            double t1 = thread_seconds();
+            for (int64_t c = 0; c < C; c++)
+                maxpool2x2_backward_plane_avx2(din + c * H * H, in + c * H * H, dout + c * OH * OH, H, H, OH, OH);
+            t[r] = thread_seconds() - t1;
+            f[r] = t1 - t0;
+        }
+        for (int a = 0; a < 31; a++)
+            for (int b = a + 1; b < 31; b++)
+                if (f[b] < f[a]) { double x = f[a]; f[a] = f[b]; f[b] = x; }
+        printf("2x2 max pool forward, %lld planes of %lldx%lld: %.3f ms\n", (long long)C, (long long)H, (long long)H,
+               f[15] * 1e3);
+        for (int a = 0; a < 31; a++)
+            for (int b = a + 1; b < 31; b++)
+                if (t[b] < t[a]) { double x = t[a]; t[a] = t[b]; t[b] = x; }
+        printf("2x2 max pool backward, %lld planes of %lldx%lld: %.3f ms\n", (long long)C, (long long)H, (long long)H,
+               t[15] * 1e3);
+        sum += t[15] * 1e3;
+        free(in); free(din); free(dout);
+    }
+    printf("2x2 max pool backward, the ConvNet's two pools: %.3f ms\n", sum);
+}
 
 static void time_planes(const kernels *ks, int64_t C, int64_t H, int64_t P, int ceil_mode) {
     const int64_t OH = out_size(H, P, ceil_mode);
@@ -299,7 +408,9 @@ static int run(const kernels *ks) {
 
 int main(void) {
     if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "needs AVX2\n"); return 2; }
-    int bad = 0;
+    int bad = check_2x2_backward();
+    time_2x2_backward();
+    if (getenv("MAXPOOL_2X2_ONLY")) return bad ? 1 : 0;
     if (ply_cpu_level() >= PLY_CPU_AVX512) bad += run(&sets[0]);
     bad += run(&sets[1]);
     printf("%d mismatches in all\n", bad);

@@ -8,7 +8,7 @@
  *     multiplier, stride and dilation), direct, forward and backward;
  *   - conv_gemm.c, once per group: every other grouped or dilated layer (the
  *     plans below are for groups 1 and dilation 1 only);
- *   - conv_direct.c: direct AVX-512 kernels for stride-1 layers with few
+ *   - conv_direct.c: direct AVX-512 and AVX2 kernels (conv_direct_avx2.c) for stride-1 layers with few
  *     channels (the ConvNet's), one chunk of the batch per host thread, each
  *     with its own padded planes and partial gradients (a forward with fewer
  *     images than threads: one range of output channels per thread);
@@ -49,12 +49,12 @@
  * Attribute algorithm="auto" (the default) chooses; "im2col", "blas" (im2col
  * with OpenBLAS only, the reference), "direct", "taps", "winograd", "s2d",
  * "pointwise", "panels", "spans" and "depthwise" force one.
- * The AVX-512 kernels (direct, winograd, s2d, panels, conv_kernel.c's product and the
+ * The AVX-512 kernels (winograd, s2d, panels, conv_kernel.c's product and the
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
- * takes im2col with OpenBLAS and the portable loops, and forcing "direct",
+ * takes im2col with OpenBLAS and the portable loops, and forcing
  * "winograd", "s2d" or "panels" is refused with a message naming the CPU level.
- * pointwise (conv_1x1_avx2.c) and spans also have AVX2 kernels, which "auto" takes
- * at that level as at AVX-512; below AVX2 forcing them is refused the same way.
+ * direct (conv_direct_avx2.c), pointwise (conv_1x1_avx2.c) and spans also have AVX2 kernels, which
+ * "auto" takes at that level as at AVX-512; below AVX2 forcing them is refused the same way.
  * At AVX2 "auto" in evaluation also takes Winograd F(4x4) (conv_winograd4_avx2.c, products by
  * conv_kernel_avx2.c) where its own rule holds (conv_winograd_suits_inference); forcing
  * "winograd", and Winograd in training, stay AVX-512's.
@@ -529,7 +529,7 @@ static const ply_layer_type conv2d_type = {
     .struct_size = sizeof(ply_layer_type),
     .abi_version = PLY_ABI_VERSION,
     .name = "conv2d",
-    .doc = "2-d convolution (direct AVX-512, im2col + sgemm, Winograd, depthwise); attrs in_channels, out_channels, "
+    .doc = "2-d convolution (direct AVX-512/AVX2, im2col + sgemm, Winograd, depthwise); attrs in_channels, out_channels, "
            "kernel_size, stride, padding, dilation, groups, bias, algorithm, winograd_tile, workspace_mb",
     .min_inputs = 1,
     .max_inputs = 2,

@@ -135,16 +135,16 @@ ply_status conv_create(const ply_host *host, const ply_attrs *attrs, ply_layer *
     int32_t trainable = 1;
     st = host->attr_bool(host, attrs, "trainable", &trainable);
     if (st != PLY_OK && st != PLY_ERR_NOT_FOUND) return st;
-    // direct, winograd, s2d and panels have AVX-512 kernels only, pointwise and spans AVX-512 and AVX2 ones
-    // (conv_1x1_avx2.c, conv_spans.c); im2col is their portable path
-    if ((algo == ALGO_DIRECT || algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_PANELS) &&
+    // winograd, s2d and panels have AVX-512 kernels only, direct, pointwise and spans AVX-512 and AVX2 ones
+    // (conv_direct_avx2.c, conv_1x1_avx2.c, conv_spans.c); im2col is their portable path
+    if ((algo == ALGO_WINOGRAD || algo == ALGO_S2D || algo == ALGO_PANELS) &&
         ply_cpu_level() < PLY_CPU_AVX512)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX-512 kernels and the CPU level is %s%s; \"auto\" "
                           "and \"im2col\" run at every level",
                           algo_name, cpu_level_name(ply_cpu_level()),
                           ply_cpu_level() < ply_cpu_detected() ? " (lowered by PLY_CPU)" : "");
-    if ((algo == ALGO_POINTWISE || algo == ALGO_SPANS) && ply_cpu_level() < PLY_CPU_AVX2)
+    if ((algo == ALGO_DIRECT || algo == ALGO_POINTWISE || algo == ALGO_SPANS) && ply_cpu_level() < PLY_CPU_AVX2)
         return ply_errorf(host, PLY_ERR_UNSUPPORTED,
                           "conv2d: algorithm \"%s\" needs the AVX2 or AVX-512 kernels and the CPU level is %s%s; "
                           "\"auto\" and \"im2col\" run at every level",

@@ -1,10 +1,12 @@
 /*
- * Direct stride-1 convolution kernels (see conv_direct.h). AVX-512 only (no portable
- * path: im2col + sgemm is it); the caller checks ply_cpu_level() >= PLY_CPU_AVX512.
+ * Direct stride-1 convolution kernels (see conv_direct.h). AVX-512 here and AVX2 + FMA in
+ * conv_direct_avx2.c, on the same scratch layout and packed weights, chosen by ply_cpu_level() (no
+ * portable path: im2col + sgemm is it); the caller checks ply_cpu_level() >= PLY_CPU_AVX2.
  */
 #include "plugin_support.h"
 
 #include "conv_direct.h"
+#include "conv_direct_avx2.h"
 
 #include <string.h>
 
@@ -273,6 +275,25 @@ PLY_TARGET_AVX512 static void bias_grad(float *dbv, int64_t OC, const float *g, 
     }
 }
 
+// The inner steps of one CPU level: this file's AVX-512 ones or conv_direct_avx2.c's (the same sums in
+// the same order on the same layouts, so the same bits).
+typedef struct {
+    void (*pad_planes)(float *dst, int64_t CS, int64_t Wp, const float *src, const float *where, int64_t C, int64_t H,
+                       int64_t W, int64_t ph, int64_t pw);
+    void (*unpad_planes)(float *dst, const float *src, int64_t Q, int64_t rs, int64_t C, int64_t H, int64_t W, int relu);
+    void (*correlate)(float *out, int64_t Q, const float *in, int64_t CS, int64_t Cin, int64_t Cout, const float *w,
+                      const float *bias, const int64_t *offs, int64_t KK);
+    void (*weight_grad)(float *dwv, int64_t OC, int64_t Cin, int64_t KK, const float *g, int64_t GS, int64_t Q,
+                        const float *xpad, int64_t CS, const int64_t *offs, const uint16_t *masks);
+    void (*bias_grad)(float *dbv, int64_t OC, const float *g, int64_t GS, int64_t Q);
+} steps;
+
+static steps level_steps(void) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) return (steps){pad_planes, unpad_planes, correlate, weight_grad, bias_grad};
+    return (steps){conv_direct_pad_planes_avx2, conv_direct_unpad_planes_avx2, conv_direct_correlate_avx2,
+                   conv_direct_weight_grad_avx2, conv_direct_bias_grad_avx2};
+}
+
 static void tap_offsets(int64_t *offs, int64_t KH, int64_t KW, int64_t rs) {
     for (int64_t ki = 0; ki < KH; ki++)
         for (int64_t kj = 0; kj < KW; kj++) offs[ki * KW + kj] = ki * rs + kj;
@@ -290,20 +311,22 @@ void conv_direct_forward(const direct_geom *g, const float *w, const float *bias
 void conv_direct_forward_channels(const direct_geom *g, const float *w, const float *bias, int relu, const float *x,
                                   float *y, int64_t n0, int64_t n1, int64_t o0, int64_t o1, float *scratch) {
     layout l = make_layout(g);
+    steps ks = level_steps();
     float *xpad = scratch, *out = scratch + g->C * l.CSx;
     int64_t offs[MAX_TAPS], KK = g->KH * g->KW, P = g->OH * g->OW;
     tap_offsets(offs, g->KH, g->KW, l.Wp);
     memset(xpad, 0, (size_t)(g->C * l.CSx) * sizeof(float));
     for (int64_t n = n0; n < n1; n++) {
-        pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, NULL, g->C, g->H, g->W, g->PH, g->PW);
-        correlate(out, l.Qf, xpad, l.CSx, g->C, o1 - o0, w + o0 * g->C * KK, bias ? bias + o0 : NULL, offs, KK);
-        unpad_planes(y + (n * g->OC + o0) * P, out, l.Qf, l.Wp, o1 - o0, g->OH, g->OW, relu);
+        ks.pad_planes(xpad, l.CSx, l.Wp, x + n * g->C * g->H * g->W, NULL, g->C, g->H, g->W, g->PH, g->PW);
+        ks.correlate(out, l.Qf, xpad, l.CSx, g->C, o1 - o0, w + o0 * g->C * KK, bias ? bias + o0 : NULL, offs, KK);
+        ks.unpad_planes(y + (n * g->OC + o0) * P, out, l.Qf, l.Wp, o1 - o0, g->OH, g->OW, relu);
     }
 }
 
 void conv_direct_backward(const direct_geom *g, const float *wflip, const float *x, const float *dy, const float *y,
                           float *dx, int64_t n0, int64_t n1, float *scratch, int with_bias) {
     layout l = make_layout(g);
+    steps ks = level_steps();
     int64_t KK = g->KH * g->KW, qh = g->KH - 1 - g->PH, qw = g->KW - 1 - g->PW;
     float *dwv = scratch + l.partials, *dbv = dwv + g->OC * g->C * KK * 16;
     float *xpad = scratch + l.xpad, *out = scratch + l.out, *dyw = scratch + l.dyw, *dypad = scratch + l.dypad;
@@ -337,14 +360,14 @@ void conv_direct_backward(const direct_geom *g, const float *wflip, const float 
     for (int64_t n = n0; n < n1; n++) {
         const float *dyn = dy + n * out_plane;
         const float *yn = y ? y + n * out_plane : NULL;
-        pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, NULL, g->C, g->H, g->W, g->PH, g->PW);
-        if (!shared) pad_planes(dyw, l.Qf, l.Wp, dyn, yn, g->OC, g->OH, g->OW, 0, 0);
-        if (dx) pad_planes(dypad, l.CSd, l.Wd, dyn, yn, g->OC, g->OH, g->OW, qh, qw);
-        weight_grad(dwv, g->OC, g->C, KK, gsrc, gs, l.Qf, xpad, l.CSx, offs, masks);
-        if (with_bias) bias_grad(dbv, g->OC, gsrc, gs, l.Qf);
+        ks.pad_planes(xpad, l.CSx, l.Wp, x + n * in_plane, NULL, g->C, g->H, g->W, g->PH, g->PW);
+        if (!shared) ks.pad_planes(dyw, l.Qf, l.Wp, dyn, yn, g->OC, g->OH, g->OW, 0, 0);
+        if (dx) ks.pad_planes(dypad, l.CSd, l.Wd, dyn, yn, g->OC, g->OH, g->OW, qh, qw);
+        ks.weight_grad(dwv, g->OC, g->C, KK, gsrc, gs, l.Qf, xpad, l.CSx, offs, masks);
+        if (with_bias) ks.bias_grad(dbv, g->OC, gsrc, gs, l.Qf);
         if (dx) {
-            correlate(out, l.Qd, dypad, l.CSd, g->OC, g->C, wflip, NULL, offd, KK);
-            unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W, 0);
+            ks.correlate(out, l.Qd, dypad, l.CSd, g->OC, g->C, wflip, NULL, offd, KK);
+            ks.unpad_planes(dx + n * in_plane, out, l.Qd, l.Wd, g->C, g->H, g->W, 0);
         }
     }
 }

@@ -1,7 +1,8 @@
 /*
  * Direct 2-d convolution for stride 1 and few channels (the ConvNet's 1->8 and
- * 8->16 3x3 layers), vectorised with AVX-512 and chosen at run time (the
- * im2col + sgemm path in conv.c is the fallback and the reference).
+ * 8->16 3x3 layers), vectorised with AVX-512 (conv_direct.c) or AVX2 + FMA (conv_direct_avx2.c, the
+ * same bits) and chosen at run time (the im2col + sgemm path in conv.c is the fallback and the
+ * reference). Call only when ply_cpu_level() >= PLY_CPU_AVX2.
  *
  * The trick: an input plane is copied into a zero-padded plane whose rows are
  * Wp = W + 2*PW long. An output position (oh, ow) is then at flat index

@@ -69,7 +69,7 @@ extern const ply_attr_spec conv_specs[];
 int conv_is_plain(const ply_layer *L);
 // A depthwise layer (groups == in_channels) takes conv_depthwise.c unless an im2col plan is forced.
 int conv_use_depthwise(const ply_layer *L);
-// conv_direct.c's kernels: stride 1, few channels (the ConvNet's), AVX-512.
+// conv_direct.c's kernels: stride 1, few channels (the ConvNet's), AVX-512 or AVX2.
 int conv_use_direct(const ply_layer *L);
 // The live-tap plan (conv_taps.c) into *taps; an error when "taps" is forced where it cannot run.
 ply_status conv_use_taps(const ply_layer *L, const conv_geom *g, int *taps);

@@ -36,7 +36,7 @@ int conv_use_depthwise(const ply_layer *L) {
 
 int conv_use_direct(const ply_layer *L) {
     return conv_is_plain(L) && (L->algorithm == ALGO_AUTO || L->algorithm == ALGO_DIRECT) && L->SH == 1 && L->SW == 1 &&
-           ply_cpu_level() >= PLY_CPU_AVX512 && conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
+           ply_cpu_level() >= PLY_CPU_AVX2 && conv_direct_fits(L->C, L->OC, L->KH, L->KW, L->PH, L->PW);
 }
 
 // Whether this call takes the live-tap plan (conv_taps.c); an error when "taps" is forced where it cannot.

@@ -2,7 +2,7 @@
  * The 3x3 pooling kernels of pooling_x86.c's AVX-512 level ported to AVX2 (8-float vectors, each
  * function compiled with PLY_TARGET_AVX2; call only when ply_cpu_level() >= PLY_CPU_AVX2):
  * maxpool3x3s1_plane_avx2, avgpool3x3s1_plane_avx2 and maxpool3x3s2_plane_avx2, declared in
- * pooling.h. Each computes what its AVX-512 twin does, bit for bit: the same operations in the
+ * pooling.h; and, at the end, the 2x2 / stride 2 max pool's two plane kernels. Each computes what its AVX-512 twin does, bit for bit: the same operations in the
  * same order per output, only 8 lanes at a time instead of 16 (the index equations and the tie
  * rules are in pooling_x86.c's comments above the AVX-512 versions).
  *
@@ -12,7 +12,8 @@
  *   - replace a lane without the tap by a _mm256_blendv_ps: with the centre for a max (max(c, c) =
  *     c), with -inf for the stride-2 padding, and with -0.0f for a sum (x + -0 = x for every x,
  *     +0 included, so adding -0 is the same as the AVX-512 kernel's skipped add);
- *   - never use _mm256_maskstore_ps (microcoded on AMD Zen): the last vector of a plane or row
+ *   - never use _mm256_maskstore_ps (microcoded on AMD Zen; the 2x2 kernels at the end do, in a row's
+ *     tail only, where a whole store would leave the plane): the last vector of a plane or row
  *     starts at n - 8 and overlaps the one before (its outputs, recomputed from the same inputs,
  *     are the same bits), and a plane or row shorter than 8 goes through a stack buffer.
  * The edge-column bits (pool3_edges, made by pool3_edges_make once per call) become lane masks by
@@ -38,6 +39,8 @@
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
+
+#include "plugin_simd.h"
 #include <math.h>
 #include <string.h>
 
@@ -244,4 +247,131 @@ PLY_TARGET_AVX2 int maxpool3x3s2_plane_avx2(float *out, const float *in, int64_t
     }
     return _mm256_movemask_ps(nan) ? 0 : 1;
 }
+// ----------------------------------------------------------------------------
+// AVX2: the 2x2 / stride 2 plane kernels, 8 outputs per step (what -march=x86-64-v3 used to
+// compile into pooling.c's kernels), the row's tail masked
+
+// 16 consecutive floats (a, then b) -> their even and odd elements, in order.
+PLY_TARGET_AVX2 static inline void deinterleave8_regs(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+// 16 consecutive floats -> their even and odd elements, in order.
+PLY_TARGET_AVX2 static inline void deinterleave8(const float *x, __m256 *even, __m256 *odd) {
+    deinterleave8_regs(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8), even, odd);
+}
+// lanes where v replaces the running max m: v > m, or v is NaN
+PLY_TARGET_AVX2 static inline __m256 wins(__m256 v, __m256 m) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+// even/odd halves back to 16 consecutive floats
+PLY_TARGET_AVX2 static inline void interleave8(float *x, __m256 even, __m256 odd) {
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    _mm256_storeu_ps(x, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(x + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+// interleave8, with `full` stored whole, else the first 8 floats under mask m0 and the next 8 under m1
+PLY_TARGET_AVX2 static inline void interleave8_masked(float *x, __m256 even, __m256 odd, __m256i m0, __m256i m1,
+                                                      int full) {
+    if (full) {
+        interleave8(x, even, odd);
+        return;
+    }
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    _mm256_maskstore_ps(x, m0, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_maskstore_ps(x + 8, m1, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+PLY_TARGET_AVX2 void maxpool2x2_forward_plane_avx2(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *o = out + oh * OW;
+        int64_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
+            m = _mm256_blendv_ps(m, c, wins(c, m));
+            m = _mm256_blendv_ps(m, d, wins(d, m));
+            _mm256_storeu_ps(o + ow, m);
+        }
+        if (ow < OW) { // the last 1-7 outputs masked, as the backward's (below)
+            int64_t n = OW - ow;
+            __m256i lo = ply_lanes8(2 * n), hi = ply_lanes8(2 * n - 8);
+            __m256 a, b, c, d;
+            deinterleave8_regs(_mm256_maskload_ps(r0 + 2 * ow, lo), _mm256_maskload_ps(r0 + 2 * ow + 8, hi), &a, &b);
+            deinterleave8_regs(_mm256_maskload_ps(r1 + 2 * ow, lo), _mm256_maskload_ps(r1 + 2 * ow + 8, hi), &c, &d);
+            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
+            m = _mm256_blendv_ps(m, c, wins(c, m));
+            m = _mm256_blendv_ps(m, d, wins(d, m));
+            // the lanes past n are 0 (the max of the masked loads' zeros): stored whole where that ends
+            // inside the plane, they land in rows written after (maskstore is slow on Zen 3)
+            if (oh * OW + ow + 8 <= OH * OW) _mm256_storeu_ps(o + ow, m);
+            else _mm256_maskstore_ps(o + ow, ply_lanes8(n), m);
+        }
+    }
+}
+
+// The gradient of 8 windows (the lanes of rows r0 and r1 at a, b and c, d: even and odd columns) to
+// the four positions of each: to the first maximum of a, b, c, d in that order, a NaN winning (take_max).
+PLY_TARGET_AVX2 static inline void route8(__m256 a, __m256 b, __m256 c, __m256 d, __m256 g, __m256 *ga, __m256 *gb,
+                                          __m256 *gc, __m256 *gd) {
+    __m256 wb = wins(b, a);
+    __m256 m = _mm256_blendv_ps(a, b, wb);
+    __m256 wc = wins(c, m);
+    m = _mm256_blendv_ps(m, c, wc);
+    __m256 wd = wins(d, m);
+    wc = _mm256_andnot_ps(wd, wc); // a later winner takes it
+    wb = _mm256_andnot_ps(_mm256_or_ps(wc, wd), wb);
+    __m256 wa = _mm256_andnot_ps(_mm256_or_ps(wb, _mm256_or_ps(wc, wd)), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    *ga = _mm256_and_ps(wa, g);
+    *gb = _mm256_and_ps(wb, g);
+    *gc = _mm256_and_ps(wc, g);
+    *gd = _mm256_and_ps(wd, g);
+}
+
+// din: (H, W), dout: (OH, OW); the argmax is recomputed from in. A row's last 1-7 outputs (the
+// ConvNet's 14 -> 7 planes are nothing else, its 28 -> 14 ones 6 of 14) go through masked loads and
+// stores rather than a scalar loop, whose branches on the data mispredicted: that loop made this
+// kernel 30% of the ConvNet's training step at AVX2 once its convs ran the direct kernels.
+// Benchmarks/maxpool_kernel.c (the ConvNet's two pools at batch 128: 1024 planes of 28x28, 2048 of
+// 14x14; thread CPU time, median of 31, Zen 3, shared machine, 3 rounds alternating), backward
+// 1.56-1.66 + 1.77-1.84 = 3.32-3.50 ms with the scalar tail -> 0.38-0.59 + 0.34-0.54 = 0.71-1.13 ms
+// with masked stores -> 0.19-0.26 + 0.14 = 0.33-0.40 ms storing the tails whole where they stay inside
+// the plane (masked 0.68-0.70 in the same 3 rounds); the forward's masked tail (above): 28x28 0.18-0.26
+// -> 0.16-0.24 ms, 14x14 0.13-0.21 either way; stored whole: 28x28 0.12-0.16, 14x14 0.09 (masked
+// 0.15 and 0.12 in the same rounds).
+PLY_TARGET_AVX2 void maxpool2x2_backward_plane_avx2(float *din, const float *in, const float *dout, int64_t H, int64_t W,
+                                                    int64_t OH, int64_t OW) {
+    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
+        int64_t ow = OW - OW % 8;
+        if (ow < OW) {
+            // n = OW - ow outputs: 2n floats of each row, the first 8 under lo and the rest under hi. The
+            // lanes past 2n are 0 (the masked loads' zeros give g = 0): each row's 16 floats are stored whole
+            // where they end inside the plane, so they land in the odd column or row (zero) or in d1's row and
+            // the rows below, written after: this tail before the row pair's full vectors, pairs in order.
+            int64_t n = OW - ow;
+            __m256i lo = ply_lanes8(2 * n), hi = ply_lanes8(2 * n - 8), mo = ply_lanes8(n);
+            __m256 a, b, c, d, ga, gb, gc, gd;
+            deinterleave8_regs(_mm256_maskload_ps(r0 + 2 * ow, lo), _mm256_maskload_ps(r0 + 2 * ow + 8, hi), &a, &b);
+            deinterleave8_regs(_mm256_maskload_ps(r1 + 2 * ow, lo), _mm256_maskload_ps(r1 + 2 * ow + 8, hi), &c, &d);
+            route8(a, b, c, d, _mm256_maskload_ps(dout + oh * OW + ow, mo), &ga, &gb, &gc, &gd);
+            interleave8_masked(d0 + 2 * ow, ga, gb, lo, hi, (2 * oh) * W + 2 * ow + 16 <= H * W);
+            interleave8_masked(d1 + 2 * ow, gc, gd, lo, hi, (2 * oh + 1) * W + 2 * ow + 16 <= H * W);
+        }
+        for (ow = 0; ow + 8 <= OW; ow += 8) {
+            __m256 a, b, c, d, ga, gb, gc, gd;
+            deinterleave8(r0 + 2 * ow, &a, &b);
+            deinterleave8(r1 + 2 * ow, &c, &d);
+            route8(a, b, c, d, _mm256_loadu_ps(dout + oh * OW + ow), &ga, &gb, &gc, &gd);
+            interleave8(d0 + 2 * ow, ga, gb);
+            interleave8(d1 + 2 * ow, gc, gd);
+        }
+    }
+}
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * The pooling kernels above the x86-64 baseline (declared in pooling.h): each compiled for
  * its level with PLY_TARGET_AVX2 or PLY_TARGET_AVX512 and called by pooling.c only when
- * ply_cpu_level() reaches that level; pooling.c has the portable path of every one.
+ * ply_cpu_level() reaches that level; pooling.c has the portable path of every one. The AVX2
+ * kernels are in pooling_avx2.c.
  */
 #include "plugin_support.h"
 
@@ -10,94 +11,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 #include <math.h>
-
-#include "plugin_simd.h"
 #include <string.h>
-
-// ----------------------------------------------------------------------------
-// AVX2: the 2x2 / stride 2 plane kernels, 8 outputs per step, the row's tail masked (a masked-off lane
-// is neither read nor written), so that narrow planes need no scalar loop. The tail was scalar: the
-// backward's data-dependent branches (which of 4 wins) mispredicted on every output of the ConvNet's
-// 14 -> 7 planes and 6 of every 14 of its 28 -> 14 ones; `perf` on its training step at AVX2 (batch 128,
-// 1 thread): maxpool2x2_backward_plane_avx2 14% of the samples.
-
-// 16 consecutive floats -> their even and odd elements, in order; only the first n (<= 16) read.
-PLY_TARGET_AVX2 static inline void deinterleave8(const float *x, int64_t n, __m256 *even, __m256 *odd) {
-    __m256 a, b;
-    if (n >= 16) {
-        a = _mm256_loadu_ps(x);
-        b = _mm256_loadu_ps(x + 8);
-    } else {
-        a = _mm256_maskload_ps(x, ply_lanes8(n));
-        b = _mm256_maskload_ps(x + 8, ply_lanes8(n - 8));
-    }
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
-// lanes where v replaces the running max m: v > m, or v is NaN
-PLY_TARGET_AVX2 static inline __m256 wins(__m256 v, __m256 m) {
-    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-}
-// even/odd halves back to 16 consecutive floats; only the first n (<= 16) written
-PLY_TARGET_AVX2 static inline void interleave8(float *x, int64_t n, __m256 even, __m256 odd) {
-    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
-    __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), b = _mm256_permute2f128_ps(lo, hi, 0x31);
-    if (n >= 16) {
-        _mm256_storeu_ps(x, a);
-        _mm256_storeu_ps(x + 8, b);
-    } else {
-        _mm256_maskstore_ps(x, ply_lanes8(n), a);
-        _mm256_maskstore_ps(x + 8, ply_lanes8(n - 8), b);
-    }
-}
-
-// out[oh][ow] = the max of in's window rows 2oh, 2oh + 1, columns 2ow, 2ow + 1, taken in the order
-// (0,0), (0,1), (1,0), (1,1) with a NaN winning (take_max)
-PLY_TARGET_AVX2 void maxpool2x2_forward_plane_avx2(float *out, const float *in, int64_t W, int64_t OH, int64_t OW) {
-    for (int64_t oh = 0; oh < OH; oh++) {
-        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
-        float *o = out + oh * OW;
-        for (int64_t ow = 0; ow < OW; ow += 8) {
-            const int64_t n = ply_min_i64(8, OW - ow);
-            __m256 a, b, c, d;
-            deinterleave8(r0 + 2 * ow, 2 * n, &a, &b);
-            deinterleave8(r1 + 2 * ow, 2 * n, &c, &d);
-            __m256 m = _mm256_blendv_ps(a, b, wins(b, a));
-            m = _mm256_blendv_ps(m, c, wins(c, m));
-            m = _mm256_blendv_ps(m, d, wins(d, m));
-            if (n == 8) _mm256_storeu_ps(o + ow, m);
-            else _mm256_maskstore_ps(o + ow, ply_lanes8(n), m);
-        }
-    }
-}
-
-// din: (H, W), dout: (OH, OW); the argmax is recomputed from in (the forward's order: the last winner
-// takes the gradient), every other element of a window gets 0
-PLY_TARGET_AVX2 void maxpool2x2_backward_plane_avx2(float *din, const float *in, const float *dout, int64_t H, int64_t W,
-                                                    int64_t OH, int64_t OW) {
-    if (H != 2 * OH || W != 2 * OW) memset(din, 0, (size_t)(H * W) * sizeof(float));
-    for (int64_t oh = 0; oh < OH; oh++) {
-        const float *r0 = in + 2 * oh * W, *r1 = r0 + W;
-        float *d0 = din + 2 * oh * W, *d1 = d0 + W;
-        for (int64_t ow = 0; ow < OW; ow += 8) {
-            const int64_t n = ply_min_i64(8, OW - ow);
-            __m256 a, b, c, d;
-            deinterleave8(r0 + 2 * ow, 2 * n, &a, &b);
-            deinterleave8(r1 + 2 * ow, 2 * n, &c, &d);
-            __m256 wb = wins(b, a);
-            __m256 m = _mm256_blendv_ps(a, b, wb);
-            __m256 wc = wins(c, m);
-            m = _mm256_blendv_ps(m, c, wc);
-            __m256 wd = wins(d, m);
-            wc = _mm256_andnot_ps(wd, wc);                      // a later winner takes it
-            wb = _mm256_andnot_ps(_mm256_or_ps(wc, wd), wb);
-            __m256 wa = _mm256_andnot_ps(_mm256_or_ps(wb, _mm256_or_ps(wc, wd)), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
-            __m256 g = n == 8 ? _mm256_loadu_ps(dout + oh * OW + ow) : _mm256_maskload_ps(dout + oh * OW + ow, ply_lanes8(n));
-            interleave8(d0 + 2 * ow, 2 * n, _mm256_and_ps(wa, g), _mm256_and_ps(wb, g));
-            interleave8(d1 + 2 * ow, 2 * n, _mm256_and_ps(wc, g), _mm256_and_ps(wd, g));
-        }
-    }
-}
 
 // ----------------------------------------------------------------------------
 // AVX-512: the two 2x2 plane kernels with 16 outputs per step, the row's tail masked, so that

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Ply
 
-/// The fast kernels against their references: the direct (AVX-512) convolution against the
+/// The fast kernels against their references: the direct (AVX-512 or AVX2) convolution against the
 /// im2col + sgemm path on random shapes, the small linear path against a double-precision
 /// product, the threaded element-wise activations, and parallel_for's worker pool under
 /// concurrent callers.
@@ -57,9 +57,9 @@ import Testing
     func directConvolutionMatchesIm2col(_ k: ConvCase) throws {
         for runtime in [sharedRuntime, KernelTests.threaded] {
             let reference = try convLayer(k, "im2col", runtime)
-            // below the AVX-512 level "direct" is refused (forcedAVX512AlgorithmsNameTheCPULevel) and
+            // below the AVX2 level "direct" is refused (forcedAVX512AlgorithmsNameTheCPULevel) and
             // "auto" takes im2col's portable path, which this still checks against the reference's
-            let fast = try convLayer(k, k.stride == 1 && avx512Kernels ? "direct" : "auto", runtime)
+            let fast = try convLayer(k, k.stride == 1 && avx2Kernels ? "direct" : "auto", runtime)
             var g = SplitMix64(seed: UInt64(k.n * 1000 + k.c * 100 + k.oc))
             for (p, q) in zip(try reference.parameters, try fast.parameters) { try q.write(p.read()) }
             let x = try Tensor(shape: [k.n, k.c, k.h, k.w], data: random(k.n * k.c * k.h * k.w, &g))
@@ -84,7 +84,7 @@ import Testing
 
     /// NaN and infinity reach exactly the outputs and gradients they reach in the reference
     /// (the direct kernel's discarded and masked lanes must not leak them).
-    @Test(.enabled(if: avx512Kernels, "forces algorithm \"direct\", whose kernels are AVX-512 only"))
+    @Test(.enabled(if: avx2Kernels, "forces algorithm \"direct\", whose kernels are AVX-512 and AVX2 only"))
     func directConvolutionPropagatesNaNLikeIm2col() throws {
         let k = ConvCase(n: 2, c: 2, oc: 4, h: 6, w: 5, kh: 3, kw: 3, ph: 0, pw: 0)
         let reference = try convLayer(k, "im2col", sharedRuntime), fast = try convLayer(k, "direct", sharedRuntime)
@@ -203,14 +203,16 @@ import Testing
 
     /// Below the AVX-512 level the algorithms with AVX-512 kernels only are refused, on layers
     /// they would otherwise fit, with a message naming the algorithm and the CPU level; below AVX2
-    /// "pointwise" too (it has AVX2 kernels: conv_1x1_avx2.c).
+    /// "direct" and "pointwise" too (they have AVX2 kernels: conv_direct_avx2.c, conv_1x1_avx2.c).
     @Test(.disabled(if: avx512Kernels, "the AVX-512 kernels run here"))
     func forcedAVX512AlgorithmsNameTheCPULevel() throws {
-        var cases = [("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)),
-                     ("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
+        var cases = [("winograd", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 3, kw: 3, ph: 1, pw: 1)),
                      ("s2d", ConvCase(n: 1, c: 3, oc: 4, h: 30, w: 30, kh: 5, kw: 5, ph: 2, pw: 2, stride: 2)),
                      ("panels", ConvCase(n: 1, c: 16, oc: 32, h: 7, w: 7, kh: 3, kw: 3, ph: 1, pw: 1))]
-        if !avx2Kernels { cases.append(("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0))) }
+        if !avx2Kernels {
+            cases.append(("direct", ConvCase(n: 1, c: 2, oc: 4, h: 6, w: 6, kh: 3, kw: 3, ph: 1, pw: 1)))
+            cases.append(("pointwise", ConvCase(n: 1, c: 16, oc: 16, h: 8, w: 8, kh: 1, kw: 1, ph: 0, pw: 0)))
+        }
         for (algorithm, k) in cases {
             let error = try #require(throws: PlyError.self) { try convLayer(k, algorithm, sharedRuntime) }
             guard case let .layer(_, _, _, message) = error else {

@@ -38,11 +38,11 @@ let cpuLevel: String = {
     return order[min(w, d)]
 }()
 
-/// Whether conv2d's AVX-512-only algorithms ("direct", "winograd", "s2d", "pointwise") run here; below that
+/// Whether conv2d's AVX-512-only algorithms ("winograd", "s2d", "panels") run here; below that
 /// level forcing one is refused with a message naming the algorithm and the level.
 let avx512Kernels = cpuLevel == "avx512"
 
-/// Whether conv2d's algorithms with AVX2 kernels too ("pointwise", "spans") run here; below that level (the
+/// Whether conv2d's algorithms with AVX2 kernels too ("direct", "pointwise", "spans") run here; below that level (the
 /// portable path) forcing one is refused with a message naming the algorithm and the level.
 let avx2Kernels = cpuLevel != "generic"
 

@@ -4,7 +4,7 @@
     ~/.cache/ply-torch-venv/bin/python Tests/PlyTests/Fixtures/split/make-batch-split.py
 
 Direct kernel: Plugins/Conv/conv_direct.c serves stride-1 layers with at most 16 input and 64
-output channels on an AVX-512 CPU. With fewer images than threads its forward splits each image's
+output channels on an AVX-512 or AVX2 CPU. With fewer images than threads its forward splits each image's
 output channels over the threads in ranges of whole blocks of 8 (conv.c, conv_direct_job_make), where every thread gets at least
 DIRECT_SPLIT_MIN_MACS multiply-adds. The cases: GoogLeNet's inception3a branch3.1 (16 -> 32, 3x3 on
 28x28) and inception4a's (16 -> 48 on 14x14) at batch 1; 44 output channels (the last range ends in
