@@ -3,24 +3,31 @@ import Testing
 @testable import Ply
 
 /// The worker pool's polling before it sleeps (`WorkerSpin`): long on a core the worker has to
-/// itself, short for a while after the worker was switched out involuntarily, and bounded, so
+/// itself, short for a while after the worker lost the CPU while it polled, and bounded, so
 /// idle workers do go to sleep and a job posted then still runs.
 @Suite struct WorkerSpinTests {
-    @Test func pollsShortForAWhileAfterAnInvoluntarySwitch() {
-        let t0: UInt64 = 5_000_000_000, hold = WorkerSpin.contendedHoldNanoseconds
+    @Test func pollsShortForAWhileAfterAPreemptionWhilePolling() {
+        let t0: UInt64 = 5_000_000_000, hold = WorkerSpin.contendedHoldNanoseconds, gap = WorkerSpin.preemptedGapNanoseconds
         #expect(WorkerSpin.contendedNanoseconds < WorkerSpin.idleNanoseconds)
-        var spin = WorkerSpin(switches: 3)
-        // no switch since the worker started: the long poll
-        #expect(spin.deadline(now: t0, switches: 3) == t0 + WorkerSpin.idleNanoseconds)
-        // a switch seen at t0 + 10: the short poll until t0 + 10 + hold
-        #expect(spin.deadline(now: t0 + 10, switches: 4) == t0 + 10 + WorkerSpin.contendedNanoseconds)
-        #expect(spin.deadline(now: t0 + 10 + hold - 1, switches: 4) == t0 + 10 + hold - 1 + WorkerSpin.contendedNanoseconds)
-        // the hold over with no new switch: the long poll again
-        #expect(spin.deadline(now: t0 + 10 + hold, switches: 4) == t0 + 10 + hold + WorkerSpin.idleNanoseconds)
-        // another switch restarts the hold from when it is seen
-        let t1 = t0 + 3 * hold
-        #expect(spin.deadline(now: t1, switches: 9) == t1 + WorkerSpin.contendedNanoseconds)
-        #expect(spin.deadline(now: t1 + hold - 1, switches: 9) == t1 + hold - 1 + WorkerSpin.contendedNanoseconds)
+        var spin = WorkerSpin()
+        // nothing seen yet: the long poll
+        #expect(spin.deadline(now: t0) == t0 + WorkerSpin.idleNanoseconds)
+        // clock reads closer than the gap (a kernel thread's short preemption included): still long
+        spin.polled(last: t0, now: t0 + 90)
+        spin.polled(last: t0 + 90, now: t0 + gap - 1)
+        #expect(spin.deadline(now: t0 + gap) == t0 + gap + WorkerSpin.idleNanoseconds)
+        // a gap of `gap` ending at t1: the short poll until t1 + hold
+        let t1 = t0 + 10 * gap
+        spin.polled(last: t1 - gap, now: t1)
+        #expect(spin.deadline(now: t1) == t1 + WorkerSpin.contendedNanoseconds)
+        #expect(spin.deadline(now: t1 + hold - 1) == t1 + hold - 1 + WorkerSpin.contendedNanoseconds)
+        // the hold over with no new gap: the long poll again
+        #expect(spin.deadline(now: t1 + hold) == t1 + hold + WorkerSpin.idleNanoseconds)
+        // another gap restarts the hold from its end
+        let t2 = t1 + 3 * hold
+        spin.polled(last: t2 - 5 * gap, now: t2)
+        #expect(spin.deadline(now: t2) == t2 + WorkerSpin.contendedNanoseconds)
+        #expect(spin.deadline(now: t2 + hold - 1) == t2 + hold - 1 + WorkerSpin.contendedNanoseconds)
     }
 
     /// Counts the items and calls of the jobs a pool ran.

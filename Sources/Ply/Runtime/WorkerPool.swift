@@ -201,15 +201,22 @@ final class WorkerPool: @unchecked Sendable {
         // Generation 0 is the pool's state before its first job: a worker that starts after
         // that job was posted must still see it as new.
         var seen = 0
-        var spin = WorkerSpin(switches: WorkerSpin.involuntarySwitches())
+        var spin = WorkerSpin()
         while true {
             var g = generation.load(ordering: .acquiring)
             var spins = 0
-            // poll until the deadline (WorkerSpin), then sleep
-            let deadline = g == seen ? spin.deadline(now: RegionTrace.now(), switches: WorkerSpin.involuntarySwitches()) : 0
+            // poll until the deadline (WorkerSpin), then sleep; a long gap between two clock
+            // reads is a preemption while polling (WorkerSpin.polled)
+            var last = g == seen ? RegionTrace.now() : 0
+            let deadline = g == seen ? spin.deadline(now: last) : 0
             while g == seen {
                 spins += 1
-                if spins % WorkerSpin.pollsPerClockRead == 0 && RegionTrace.now() >= deadline {
+                if spins % WorkerSpin.pollsPerClockRead == 0 {
+                    let now = RegionTrace.now()
+                    spin.polled(last: last, now: now)
+                    last = now
+                }
+                if spins % WorkerSpin.pollsPerClockRead == 0 && last >= deadline {
                     pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     g = generation.load(ordering: .sequentiallyConsistent)
