@@ -42,7 +42,7 @@
  *     (conv_panels_images_per_call);
  *   - conv_stem.c: in evaluation ("auto"), the forward of first layers with at most 4 input channels and
  *     kernels of 5x5 and more (ResNet's and GoogLeNet's 7x7 stride-2 stems), direct on the input split
- *     into its column phases, where nothing before it suits;
+ *     into its column phases, where nothing before it suits (AVX-512, and AVX2 by conv_stem_avx2.c);
  *   - conv_spans.c: in evaluation, the forward of 1x7/7x1 and 5x5 layers and of the 3x3 layers the
  *     panels suit whose rows end in a panels' call of 1 to 3 positions (Inception v3's 17x17 and 8x8
  *     planes), the same kind of kernel over spans of positions that cross rows (conv_spans_cache_get).
@@ -53,8 +53,9 @@
  * strip packing) run when ply_cpu_level() is PLY_CPU_AVX512; below it "auto"
  * takes im2col with OpenBLAS and the portable loops, and forcing
  * "winograd", "s2d" or "panels" is refused with a message naming the CPU level.
- * direct (conv_direct_avx2.c), pointwise (conv_1x1_avx2.c) and spans also have AVX2 kernels, which
- * "auto" takes at that level as at AVX-512; below AVX2 forcing them is refused the same way.
+ * direct (conv_direct_avx2.c), pointwise (conv_1x1_avx2.c), spans and the stems (conv_stem_avx2.c) also
+ * have AVX2 kernels, which "auto" takes at that level as at AVX-512; below AVX2 forcing them is refused
+ * the same way.
  * At AVX2 "auto" in evaluation also takes Winograd F(4x4) (conv_winograd4_avx2.c, products by
  * conv_kernel_avx2.c) where its own rule holds (conv_winograd_suits_inference); forcing
  * "winograd", and Winograd in training, stay AVX-512's.

@@ -5,6 +5,7 @@
 #include "plugin_support.h"
 
 #include "conv_stem.h"
+#include "conv_stem_avx2.h"
 
 // Output channels per register tile: 12 rows x 2 vectors of 16 outputs = 24 accumulators, 2 loads
 // and 12 broadcasts per tap (conv_1x1.c's tile; there 0.94-0.97 of peak with its operands in L1).
@@ -25,9 +26,14 @@ static int64_t taps(const conv_geom *g) { return g->C * g->KH * g->KW; }
 // Floats of the packed weights: OC rounded up to MR, times the taps.
 static int64_t wp_floats(const conv_geom *g) { return (g->OC + MR - 1) / MR * MR * taps(g); }
 
+// Whether the AVX-512 tiles run (else conv_stem_avx2.c's: 6 rows x 2 vectors of 8).
+static int avx512(void) { return ply_cpu_level() >= PLY_CPU_AVX512; }
 // Whether the 8 x 3 tile is taken (see MR3), and the rows of a block of packed weights.
-static int wide(const conv_geom *g) { return g->OC % MR3 == 0 && g->OC % MR != 0; }
-static int64_t block_rows(const conv_geom *g) { return wide(g) ? MR3 : MR; }
+static int wide(const conv_geom *g) { return avx512() && g->OC % MR3 == 0 && g->OC % MR != 0; }
+static int64_t block_rows(const conv_geom *g) { return !avx512() ? CONV_STEM_AVX2_ROWS : wide(g) ? MR3 : MR; }
+// Outputs per vector, and vectors per tile.
+static int64_t lanes(void) { return avx512() ? 16 : 8; }
+static int group_vectors(const conv_geom *g) { return !avx512() ? CONV_STEM_AVX2_VECTORS : wide(g) ? 3 : 2; }
 
 // Rows of each phase plane (the padded rows the outputs read) and its width: the vectors of a row
 // (OW rounded up to 16) plus the columns the taps reach beyond them, so that every load of a
@@ -43,9 +49,16 @@ static int64_t d_floats(const conv_geom *g) { return g->C * g->SW * d_rows(g) * 
 // / 0.37-0.41; 4->64 224x224 s2 p1 0.68 / 0.92; 3->24 37x41 s2 p1 0.010 / 0.010. Stride 1 3x3 (VGG's
 // first layer) is left where it was: not measured.
 // (the tap offsets into d are int32: an image's phase planes stay below 2^31 floats)
+//
+// At AVX2 (conv_stem_avx2.c's 6 x 2 tile) kernels of 5x5 and more only. Same program, same conditions
+// (Benchmarks/spans_kernel.c, Zen 3, 1 thread, stem / im2col ms, 3 runs): ResNet's 3->64 224x224 7x7 s2
+// 3.85 / 6.26, 3.74 / 4.85, 4.88 / 7.45; 2x3->16 70x75 7x7 s2 0.20 / 0.41, 0.33 / 0.72; 3->32 64x64 5x5 s1
+// 0.33 / 0.36, 0.51 / 0.37; but Inception v3's 3->32 299x299 3x3 s2 1.14 / 1.06, 1.20 / 1.06, 1.23 / 1.07
+// (27 taps: each tile's stores weigh more than AVX-512's against its taps).
 int conv_stem_suits(const conv_geom *g) {
-    const int kernel = (g->KH >= 5 && g->KW >= 5) || (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2);
-    return ply_cpu_level() >= PLY_CPU_AVX512 && g->C <= MAX_C && kernel && taps(g) <= MAX_TAPS && g->DH == 1 &&
+    const int kernel = (g->KH >= 5 && g->KW >= 5) ||
+                       (g->KH == 3 && g->KW == 3 && g->SH == 2 && g->SW == 2 && avx512());
+    return ply_cpu_level() >= PLY_CPU_AVX2 && g->C <= MAX_C && kernel && taps(g) <= MAX_TAPS && g->DH == 1 &&
            g->DW == 1 && g->OH >= 1 && g->OW >= 1 && d_floats(g) < INT32_MAX;
 }
 
@@ -171,8 +184,9 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 #if PLY_HAVE_X86_TARGETS
     const job_stem *j = ctx;
     const conv_geom *g = j->g;
-    const int64_t T = taps(g), R = d_rows(g), DW = d_width(g), P = g->OH * g->OW, vpr = (g->OW + 15) / 16;
+    const int64_t L = lanes(), T = taps(g), R = d_rows(g), DW = d_width(g), P = g->OH * g->OW, vpr = (g->OW + L - 1) / L;
     const int64_t nv = g->OH * vpr, total = g->N * j->groups, B = block_rows(g);
+    const int top = avx512();
     int32_t off[MAX_TAPS]; // off[t] = (c*SW + kw % SW)*R*DW + kh*DW + kw / SW: tap t's float in d past a vector's base
     for (int64_t c = 0, t = 0; c < g->C; c++)
         for (int64_t kh = 0; kh < g->KH; kh++)
@@ -185,22 +199,25 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
             int64_t n = i / j->groups, v = i % j->groups * j->G;
             if (n != have) fill_phases(g, j->x + n * g->C * g->H * g->W, d);
             have = n;
-            // vector u: output row u / vpr, columns from 16*(u % vpr); its base in d: row oh*SH, column ow0
+            // vector u: output row u / vpr, columns from L*(u % vpr); its base in d: row oh*SH, column ow0
             const int V = (int)ply_min_i64(j->G, nv - v);
             const float *dv[3] = {d, d, d};
             float *yv[3] = {NULL, NULL, NULL}, *yn = j->y + n * g->OC * P;
+            int64_t left[3] = {0, 0, 0}; // lanes of vector u inside its row
             __mmask16 m[3] = {0, 0, 0};
             for (int u = 0; u < V; u++) {
-                int64_t oh = (v + u) / vpr, ow0 = (v + u) % vpr * 16;
+                int64_t oh = (v + u) / vpr, ow0 = (v + u) % vpr * L;
                 dv[u] = d + oh * g->SH * DW + ow0;
                 yv[u] = yn + oh * g->OW + ow0;
-                m[u] = ply_lanes16(g->OW - ow0);
+                left[u] = ply_min_i64(L, g->OW - ow0);
+                m[u] = ply_lanes16(left[u]);
             }
             for (int64_t o = 0; o < g->OC; o += B) {
                 int r = (int)ply_min_i64(B, g->OC - o);
                 float *yo[3] = {yv[0] + o * P, V > 1 ? yv[1] + o * P : NULL, V > 2 ? yv[2] + o * P : NULL};
-                (B == MR3 ? wide_tiles[V] : tiles[r][V])(T, j->wp + o * T, off, dv, yo, P, m,
-                                                          j->bias ? j->bias + o : NULL, j->relu);
+                const float *bias = j->bias ? j->bias + o : NULL;
+                if (!top) conv_stem_tile_avx2(r, V, T, j->wp + o * T, off, dv, yo, P, left, bias, j->relu);
+                else (B == MR3 ? wide_tiles[V] : tiles[r][V])(T, j->wp + o * T, off, dv, yo, P, m, bias, j->relu);
             }
         }
     }
@@ -212,8 +229,8 @@ static void run_workers(void *ctx, int64_t w0, int64_t w1) {
 void conv_stem_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *bias,
                        int relu, const float *x, float *y, float *scratch) {
     threads = ply_max_i64(threads, 1);
-    const int G = wide(g) ? 3 : 2;
-    const int64_t vpr = (g->OW + 15) / 16, groups = (g->OH * vpr + G - 1) / G;
+    const int G = group_vectors(g);
+    const int64_t vpr = (g->OW + lanes() - 1) / lanes(), groups = (g->OH * vpr + G - 1) / G;
     pack_weights(g, w, scratch);
     job_stem j = {.g = g, .wp = scratch, .bias = bias, .x = x, .y = y, .d = scratch + wp_floats(g), .relu = relu,
                   .groups = groups, .G = G};

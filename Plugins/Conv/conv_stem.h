@@ -23,7 +23,9 @@
  * the output rows cut in 16s (the last of a row masked), taken two at a time
  * in order, so a pair may span two rows.
  *
- * AVX-512 only; conv.c takes it in evaluation ("auto") where conv_stem_suits.
+ * At the AVX2 level the tile is conv_stem_avx2.c's: 6 output channels x 2 vectors of 8 outputs, weights
+ * packed in blocks of 6, the same sums in the same order (each output's bits the AVX-512 tile's). conv.c
+ * takes it in evaluation ("auto") where conv_stem_suits.
  */
 #ifndef PLY_CONV_STEM_H
 #define PLY_CONV_STEM_H
@@ -38,8 +40,8 @@ PLY_INTERNAL_BEGIN
 
 /**
  * Whether "auto" takes this path for g (groups 1 and dilation 1 are the caller's check): the
- * AVX-512 level, at most 4 input channels, a kernel of at least 5x5 or a 3x3 of stride 2 (Inception
- * v3's first layer), at most 256 taps in all (C*KH*KW: a block of packed weights stays in L1), one
+ * AVX2 or AVX-512 level, at most 4 input channels, a kernel of at least 5x5 or, at AVX-512, a 3x3 of
+ * stride 2 (Inception v3's first layer), at most 256 taps in all (C*KH*KW: a block of packed weights stays in L1), one
  * image's phase planes below 2^31 floats.
  */
 int conv_stem_suits(const conv_geom *g);
