@@ -83,6 +83,64 @@ static const tile_fn tiles[2][TR + 1][2] = {
     {{0, 0}, TILE_PAIR(0, 1), TILE_PAIR(0, 2), TILE_PAIR(0, 3), TILE_PAIR(0, 4), TILE_PAIR(0, 5), TILE_PAIR(0, 6)},
     {{0, 0}, TILE_PAIR(1, 1), TILE_PAIR(1, 2), TILE_PAIR(1, 3), TILE_PAIR(1, 4), TILE_PAIR(1, 5), TILE_PAIR(1, 6)}};
 
+// The last few positions of a strip (at most COLS: 7x7 planes leave 1 past their strips of 32 and 16,
+// 14x14 planes 4), where tile()'s vectors of 8 positions would run 1 to 4 live lanes at the cost of 8: the
+// weights are the vectors instead (a block's 12 rows: one vector of 8 and one of 4), each position's
+// input broadcast, G blocks at a time so that 1 position still keeps 8 accumulators in flight.
+//   acc(g, q, r) = sum_{k < kc} a[g*ablk + k*MR + r] * x[k*NR + q]          (packed weights only)
+//   y[(MR*g + r)*P + q] = (first ? bias[MR*g + r] : y) + acc, relu'd when `relu`, for rows MR*g + r < rows
+// Per output the same fused multiply-adds in the same order as a lane of tile() (from 0, k ascending, then
+// the bias or the partial sum added, then the relu), so its bits do not depend on which of the two ran.
+// Measured: see conv_1x1_avx2.h.
+#define COLS 4
+PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void column(const int N, const int G, int64_t kc,
+                                                                        const float *a, int64_t ablk,
+                                                                        const float *x, float *y, int64_t P,
+                                                                        int64_t rows, int first, int relu,
+                                                                        const float *bias) {
+    __m256 lo[4][COLS];
+    __m128 hi[4][COLS];
+    for (int g = 0; g < G; g++)
+        for (int q = 0; q < N; q++) lo[g][q] = _mm256_setzero_ps(), hi[g][q] = _mm_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, x += NR)
+        for (int g = 0; g < G; g++) {
+            const __m256 wl = _mm256_loadu_ps(a + g * ablk + k * MR);
+            const __m128 wh = _mm_loadu_ps(a + g * ablk + k * MR + 8);
+            for (int q = 0; q < N; q++) {
+                const __m256 xb = _mm256_broadcast_ss(x + q);
+                lo[g][q] = _mm256_fmadd_ps(wl, xb, lo[g][q]);
+                hi[g][q] = _mm_fmadd_ps(wh, _mm256_castps256_ps128(xb), hi[g][q]);
+            }
+        }
+    for (int g = 0; g < G; g++)
+        for (int q = 0; q < N; q++) {
+            float acc[MR];
+            _mm256_storeu_ps(acc, lo[g][q]);
+            _mm_storeu_ps(acc + 8, hi[g][q]);
+            for (int r = 0; r < MR && MR * g + r < rows; r++) {
+                float *yr = y + (MR * g + r) * P + q;
+                float t = acc[r] + (first ? (bias ? bias[MR * g + r] : 0.0f) : *yr);
+                if (relu && !(t > 0.0f || t != t)) t = 0.0f;
+                *yr = t;
+            }
+        }
+}
+
+typedef void (*column_fn)(int64_t, const float *, int64_t, const float *, float *, int64_t, int64_t, int, int,
+                          const float *);
+#define COLUMN_FN(N, G)                                                                                              \
+    PLY_TARGET_AVX2 static void column##N##_##G(int64_t kc, const float *a, int64_t ablk, const float *x, float *y, \
+                                                int64_t P, int64_t rows, int first, int relu, const float *bias) {  \
+        column(N, G, kc, a, ablk, x, y, P, rows, first, relu, bias);                                                \
+    }
+COLUMN_FN(1, 1) COLUMN_FN(1, 2) COLUMN_FN(1, 4) COLUMN_FN(2, 1) COLUMN_FN(2, 2) COLUMN_FN(3, 1) COLUMN_FN(4, 1)
+// columns[N - 1][G - 1]: G = 4, 2 or 1 blocks at a time (8 accumulators for N = 1 and 2), fewer where fewer
+// are left (no G = 3)
+static const column_fn columns[COLS][4] = {{column1_1, column1_2, NULL, column1_4},
+                                           {column2_1, column2_2, NULL, NULL},
+                                           {column3_1, NULL, NULL, NULL},
+                                           {column4_1, NULL, NULL, NULL}};
+
 // xp[k*NR + j] = xs[k*P + j] for k < kc, j < min(n, NR) (lanes from n on: zeros).
 PLY_TARGET_AVX2 static void pack_strip(const float *xs, int64_t P, int64_t kc, int64_t n, float *xp) {
     if (n >= NR) {
@@ -115,19 +173,26 @@ void conv_1x1_product_avx2(const float *w, const float *wp, int64_t K, int64_t O
                 const int64_t left = p1 - s;
                 pack_strip(xs + k0 * P + s, P, kc, left, xp);
                 const float *ahead = s + PXDIST * NR < p1 ? xs + k0 * P + s + PXDIST * NR : NULL;
+                // the strip's positions [0, vend) in tiles, [vend, min(left, NR)) in columns (packed weights)
+                const int64_t n = ply_min_i64(left, NR), tail = pk && n % TN <= COLS ? n % TN : 0, vend = n - tail;
                 for (int64_t o = o0; o < o1; o += MR) {
                     const int64_t R = ply_min_i64(MR, o1 - o);
                     if (first) prefetch_y(y + o * P + s + NR, P, R);
                     for (int64_t h = 0; h < R; h += TR) {
                         const int64_t rh = ply_min_i64(TR, R - h);
                         const float *a = pk ? wp + o * K + k0 * MR + h : w + (o + h) * K + k0;
-                        for (int64_t c = 0; c < NR && c < left; c += TN) {
-                            const int64_t nc = ply_min_i64(TN, left - c);
+                        for (int64_t c = 0; c < vend; c += TN) {
+                            const int64_t nc = ply_min_i64(TN, vend - c);
                             const float *px = o == o0 && h == 0 && c == 0 ? ahead : NULL;
                             tiles[pk][rh][nc > 8](kc, a, K, xp + c, y + (o + h) * P + s + c, P, nc, first,
                                                   relu && last, bias ? bias + o + h : NULL, px, P);
                         }
                     }
+                }
+                for (int64_t o = o0, G; tail && o < o1; o += G * MR) {
+                    for (G = tail == 1 ? 4 : tail == 2 ? 2 : 1; G * MR - MR >= o1 - o;) G /= 2; // blocks left
+                    columns[tail - 1][G - 1](kc, wp + o * K + k0 * MR, K * MR, xp + vend, y + o * P + s + vend, P,
+                                             o1 - o, first, relu && last, bias ? bias + o : NULL);
                 }
             }
         }

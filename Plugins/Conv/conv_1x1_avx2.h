@@ -10,6 +10,16 @@
  * tile is 6 output channels x 16 positions (12 accumulators of 8 floats, 2 loads of the panel and 6
  * broadcasts of weights per input channel: the shape of OpenBLAS's Haswell SGEMM tile), four of
  * them per strip and block of 12 channels; partial strips and blocks are masked, not padded in y.
+ *
+ * With packed weights, a strip's last 1 to 4 positions past its tiles of 16 (7x7 planes: 49 = 32 + 16 + 1;
+ * 14x14: 196 = 6 x 32 + 4; 17x17: 289 = 9 x 32 + 1) go through column() instead: the weights as the
+ * vectors, each position's input broadcast, up to 4 blocks of 12 channels at a time, the same fused
+ * multiply-adds per output in the same order (bit for bit a tile's). A tile of 8 lanes ran them at 1-4
+ * live lanes, 6 accumulators. In-process A/B of the product alone (thread CPU time, 31-41 alternating
+ * calls, Zen 3, min / median GFLOPS, tiles only -> with columns): 2048->512 7x7 cold 49.9 / 39.8 ->
+ * 59.3 / 46.8, warm 67.7 / 65.4 -> 77.0 / 74.3; 512->2048 7x7 cold 56.5 / 49.2 -> 63.5 / 53.0, warm
+ * 47.9 / 45.4 -> 55.1 / 52.9; 768->192 17x17 cold 74.6 / 62.7 -> 77.2 / 67.3; 14x14 unchanged (75.1 /
+ * 71.2 -> 75.4 / 70.8).
  */
 #ifndef PLY_CONV_1X1_AVX2_H
 #define PLY_CONV_1X1_AVX2_H
