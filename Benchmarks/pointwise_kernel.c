@@ -15,7 +15,7 @@
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/pointwise_kernel.c \
 //       Plugins/Conv/conv_1x1.c Plugins/Conv/conv_1x1_product.c Plugins/Conv/conv_1x1_avx2.c \
 //       Plugins/Conv/conv_gemm.c Plugins/Conv/conv_gemm_cols.c \
-//       Plugins/Conv/conv_kernel.c -lopenblas -lm -lpthread -o /tmp/pointwise_kernel
+//       Plugins/Conv/conv_kernel.c Plugins/Conv/conv_kernel_avx2.c -lopenblas -lm -lpthread -o /tmp/pointwise_kernel
 //   /tmp/pointwise_kernel 1 512 7 1 2048 cold     # N C SIZE STRIDE OC [warm|cold|xcore]
 //
 // At the AVX2 level (conv_1x1_avx2.c) it also times conv_gemm.c's OpenBLAS path in the same way,

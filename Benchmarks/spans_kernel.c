@@ -7,8 +7,10 @@
 // worst relative error is printed). Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/spans_kernel.c Plugins/Conv/conv_spans.c \
-//       Plugins/Conv/conv_stem.c Plugins/Conv/conv_panels.c Plugins/Conv/conv_gemm.c Plugins/Conv/conv_kernel.c \
-//       Plugins/Conv/conv_gemm_cols.c Plugins/Conv/conv_weight_cache.c -lopenblas -o /tmp/spans_kernel
+//       Plugins/Conv/conv_stem.c Plugins/Conv/conv_stem_avx2.c Plugins/Conv/conv_panels.c Plugins/Conv/conv_gemm.c \
+//       Plugins/Conv/conv_kernel.c Plugins/Conv/conv_kernel_avx2.c Plugins/Conv/conv_gemm_cols.c \
+//       Plugins/Conv/conv_weight_cache.c Plugins/Conv/conv_winograd.c Plugins/Conv/conv_winograd4.c \
+//       Plugins/Conv/conv_winograd4_avx2.c Plugins/Conv/conv_winograd6.c -lopenblas -lm -o /tmp/spans_kernel
 //   /tmp/spans_kernel 1 128 17 17 128 1 7 1 1 0 3    # N C H W OC KH KW SH SW PH PW
 //
 // The AVX2 and AVX-512 levels (the panels' kernel is AVX-512 only: left out below it). For the AVX2
