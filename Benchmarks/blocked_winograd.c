@@ -9,18 +9,21 @@
 // two paths' forwards alternating (so a change in the machine's load hits both); relu on, no residual.
 // The blocked path's sum over the channels is conv_kernel.c's, so it agrees with the NCHW path to the
 // bit; the checks run with bias, with and without a residual and relu, and every padding lane.
-// Built as SwiftPM's release builds C (-O2):
+// Also times the blocked path NCHW in and out (conv_blocked.c's conv_bwino_through at the AVX2 level: the
+// reorders on the calling thread around it, wall time). Built as SwiftPM's release builds C (-O2):
 //
 //   clang -O2 -pthread -IPlugins/Conv -IPlugins/Support -IInclude Benchmarks/blocked_winograd.c \
-//       Plugins/Conv/conv_blocked_wino.c Plugins/Conv/conv_winograd.c Plugins/Conv/conv_winograd4.c \
-//       Plugins/Conv/conv_winograd6.c Plugins/Conv/conv_kernel.c Plugins/Conv/conv_weight_cache.c \
-//       -lm -o /tmp/blocked_winograd
+//       Plugins/Conv/conv_blocked_wino.c Plugins/Conv/conv_blocked_wino_avx2.c Plugins/Conv/conv_reorder_avx2.c \
+//       Plugins/Conv/conv_winograd.c Plugins/Conv/conv_winograd4.c Plugins/Conv/conv_winograd4_avx2.c \
+//       Plugins/Conv/conv_winograd6.c Plugins/Conv/conv_kernel.c Plugins/Conv/conv_kernel_avx2.c \
+//       Plugins/Conv/conv_weight_cache.c -lm -o /tmp/blocked_winograd
 //   /tmp/blocked_winograd                     # the checks, then the table (ResNet's shapes, 1 and 2 threads)
 //   /tmp/blocked_winograd 2 16 64 56 64       # THREADS N C H(=W) OC: one shape, checked and timed
 //
 // The blocked tuning constants can be overridden for a sweep: -DBWINO_CHUNK_FLOATS=... -DBWINO_TC_MIN=...
-// -DBWINO_ROWS_TILES=... (conv_blocked_wino.c). The AVX-512 level only. Exits 1 on a mismatch.
+// -DBWINO_ROWS_TILES=... (conv_blocked_wino.c). The AVX2 and AVX-512 levels. Exits 1 on a mismatch.
 #include "conv_blocked_wino.h"
+#include "conv_reorder_avx2.h"
 #include "conv_winograd.h"
 #include <math.h>
 #include <pthread.h>
@@ -200,20 +203,28 @@ static int run(int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int timei
         conv_winograd_weights(&host, THREADS, &g, m, w, Um);
         // 9 forwards of each after one warm-up, alternating, so a change in the machine's load hits both
         enum { RUNS = 9 };
-        double nc[RUNS], nw_[RUNS], bc[RUNS], bw[RUNS];
+        double nc[RUNS], nw_[RUNS], bc[RUNS], bw[RUNS], tw[RUNS];
         timing tn, tb;
         for (int r = -1; r < RUNS; r++) {
             double c1, w1, c2, w2;
             MEASURE(c1, w1, conv_winograd_forward_u(&host, THREADS, &g, m, Um, b, 1, x, y, sm));
             MEASURE(c2, w2, conv_bwino_forward(&host, THREADS, &g, 4, Ub, b, NULL, 1, xb, yb, sb));
+            // NCHW in and out through the blocked path: the reorders on this thread around it
+            const double t0 = wall();
+            conv_reorder_in_avx2(xb, x, C, P, 0, N * CB);
+            conv_bwino_forward(&host, THREADS, &g, 4, Ub, b, NULL, 1, xb, yb, sb);
+            conv_reorder_out_avx2(y, yb, OC, P, 0, N * OB);
+            const double t3 = (wall() - t0) * 1e3; // ms
             if (r < 0) continue;
-            nc[r] = c1, nw_[r] = w1, bc[r] = c2, bw[r] = w2;
+            nc[r] = c1, nw_[r] = w1, bc[r] = c2, bw[r] = w2, tw[r] = t3;
         }
         tn.sum = median(nc, RUNS), tn.wall = median(nw_, RUNS), tb.sum = median(bc, RUNS), tb.wall = median(bw, RUNS);
         printf("TIME N%-3lld %4lld->%-4lld %3lldx%-3lld %dT  NCHW F(%dx%d) cpu %8.2f wall %8.2f | blocked F(4x4) cpu %8.2f "
                "wall %8.2f | ratio cpu %.2f wall %.2f%s\n",
                (long long)N, (long long)C, (long long)OC, (long long)H, (long long)W, THREADS, m, m, tn.sum, tn.wall,
                tb.sum, tb.wall, tn.sum / tb.sum, tn.wall / tb.wall, conv_bwino_tile(&g) ? "" : "  (conv_bwino_tile 0)");
+        printf("     with the reorders (NCHW in and out): wall %8.2f | ratio to NCHW wall %.2f\n", median(tw, RUNS),
+               tn.wall / median(tw, RUNS));
         free(Um);
         free(sm);
     }
@@ -222,7 +233,7 @@ static int run(int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int timei
 }
 
 int main(int argc, char **argv) {
-    if (ply_cpu_level() < PLY_CPU_AVX512) { fprintf(stderr, "blocked_winograd: needs the AVX-512 level\n"); return 1; }
+    if (ply_cpu_level() < PLY_CPU_AVX2) { fprintf(stderr, "blocked_winograd: needs the AVX2 level\n"); return 1; }
     if (argc == 6) {
         THREADS = atoi(argv[1]);
         int64_t N = atoll(argv[2]), C = atoll(argv[3]), H = atoll(argv[4]), OC = atoll(argv[5]);

@@ -57,8 +57,10 @@
  * have AVX2 kernels, which "auto" takes at that level as at AVX-512; below AVX2 forcing them is refused
  * the same way.
  * At AVX2 "auto" in evaluation also takes Winograd F(4x4) (conv_winograd4_avx2.c, products by
- * conv_kernel_avx2.c) where its own rule holds (conv_winograd_suits_inference); forcing
- * "winograd", and Winograd in training, stay AVX-512's.
+ * conv_kernel_avx2.c) where its own rule holds (conv_winograd_suits_inference); on planes of 28x28 to
+ * 56x56 it runs as the blocked layout's F(4x4) between two reorders (conv_blocked.c's
+ * conv_bwino_through: the same sums, channels instead of tiles in the lanes); forcing "winograd", and
+ * Winograd in training, stay AVX-512's.
  * Attribute workspace_mb (default 32) caps the scratch of the backward's
  * whole-batch plan; above it the batch is done a tile at a time.
  * Who writes the weights: with trainable=true only the host, through get_param's
@@ -368,6 +370,7 @@ ply_status conv_forward_nchw(ply_layer *L, int32_t n_inputs, const ply_tensor *i
     }
     if (!taps && conv_use_winograd(L, &g)) {
         int m = L->wino_tile ? L->wino_tile : conv_winograd_tile(&g);
+        if (m == 4 && conv_bwino_through_suits(L, &g)) return conv_bwino_through(L, &g, inputs[0].data, output->data);
         const float *U;
         if ((st = conv_grow_scratch(L, conv_winograd_forward_u_floats(&g, m, threads))) != PLY_OK) return st;
         if ((st = conv_wino_cache_get(&L->wino, L->host, threads, &g, m, L->weight, 1, &U)) != PLY_OK) return st;

@@ -31,6 +31,7 @@
 
 #include "conv_blocked_wino.h"
 #include "conv_layer.h"
+#include "conv_reorder_avx2.h"
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
@@ -143,6 +144,11 @@ static void reorder_units(void *ctx, int64_t begin, int64_t end) {
     // (16 planes of at most 2^31 / 16 floats: int32 gather offsets)
     if (j->ld == PLY_LAYOUT_NCHW16C && ply_cpu_level() >= PLY_CPU_AVX512 && j->P < (INT64_C(1) << 27)) {
         reorder_in512(j, begin, end);
+        return;
+    }
+    if (ply_cpu_level() >= PLY_CPU_AVX2) { // 8 x 8 transposes in registers (conv_reorder_avx2.c)
+        if (j->ld == PLY_LAYOUT_NCHW16C) conv_reorder_in_avx2(j->dst, j->src, j->C, j->P, begin, end);
+        else conv_reorder_out_avx2(j->dst, j->src, j->C, j->P, begin, end);
         return;
     }
 #endif
@@ -383,6 +389,52 @@ static ply_status grow_tmp(ply_layer *L, size_t floats) {
     if (!L->blk_tmp)
         return ply_errorf(L->host, PLY_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes for a blocked output",
                           floats * sizeof(float));
+    return PLY_OK;
+}
+
+// ---- Winograd F(4x4) on the blocked layout inside an NCHW forward (conv_bwino_through).
+//
+// At the AVX2 level the NCHW F(4x4) (conv_winograd4_avx2.c) holds 8 tiles of a tile row in a vector: a 28x28
+// plane's rows of 7 tiles fill 7 of 8 lanes, a 35x35 plane's 9 tiles two vectors. conv_blocked_wino.c holds 16
+// channels in its vectors whatever the plane, and its sums are the NCHW F(4x4)'s (the same bits at AVX2: its
+// products summed in conv_kernel_avx2.c's blocks of 128 channels). So on mid-sized planes the NCHW forward
+// reorders x into NCHW16c, runs the blocked F(4x4) and reorders y back. Benchmarks/blocked_winograd.c (batch 1,
+// alternating in one process, Zen 3, wall ms of the NCHW F(4x4) / the blocked one with both reorders, medians
+// of 9; two runs where given): 1 thread, 64->64 56x56 1.37 / 1.05, 2.29 / 1.77; 128->128 28x28 1.81 / 1.19,
+// 2.79 / 1.99; 96->128 28x28 1.42 / 0.91; 16->32 28x28 0.10 / 0.06; 32->96 28x28 0.60 / 0.33; 64->96 35x35
+// 1.32 / 0.89; 96->96 35x35 1.79 / 1.20; 48->64 35x35 0.78 / 0.46; 256->256 56x56 25.5 / 23.2; 512->512 28x28
+// 18.7 / 18.0; 2 threads (the reorders on one), 64->64 56x56 1.17 / 0.91, 128->128 28x28 1.57 / 1.07, 96->96
+// 35x35 1.56 / 0.97. Outside the range it does not pay: 256->256 14x14 2.11 / 2.18, 128->128 112x112 16.2 /
+// 16.7, 64->64 224x224 21.1 / 25.6 (the reorders of 3.2M floats each way). At AVX-512 the NCHW F(4x4) fills 16
+// lanes and blocked values come through the layout negotiation instead (conv_eval_layouts). At larger batches
+// the reorders move data that no longer fits the caches: batch 16, 1 thread, 64->64 56x56 33.1 / 33.9 (6.4M
+// floats in and out), 128->128 28x28 29.6 / 24.7 (3.2M); so at most THROUGH_MAX_FLOATS of x and y together.
+#define THROUGH_MIN_PLANE (28 * 28)
+#define THROUGH_MAX_PLANE (56 * 56)
+#define THROUGH_MAX_FLOATS (INT64_C(1) << 21)
+
+int conv_bwino_through_suits(const ply_layer *L, const conv_geom *g) {
+    const int64_t P = g->OH * g->OW;
+    return !L->training && ply_cpu_level() == PLY_CPU_AVX2 && g->C >= 16 && P >= THROUGH_MIN_PLANE &&
+           P <= THROUGH_MAX_PLANE && g->N * (g->C + g->OC) * P <= THROUGH_MAX_FLOATS && conv_bwino_tile(g) == 4;
+}
+
+ply_status conv_bwino_through(ply_layer *L, const conv_geom *g, const float *x, float *y) {
+    const int64_t threads = L->host->thread_count(L->host), N = g->N, P = g->H * g->W, OP = g->OH * g->OW;
+    const size_t xf = (size_t)(N * ((g->C + 15) / 16 * 16) * P), yf = (size_t)(N * ((g->OC + 15) / 16 * 16) * OP);
+    ply_status st;
+    if ((st = grow_tmp(L, xf + yf)) != PLY_OK) return st;
+    if ((st = conv_grow_scratch(L, conv_bwino_forward_floats(g, 4, threads))) != PLY_OK) return st;
+    float *U;
+    int stale;
+    if ((st = conv_weight_cache_check(&L->bwino, L->host, threads, L->weight, (size_t)(g->OC * g->C * 9), 4, 1,
+                                      conv_bwino_weights_floats(g, 4), "Winograd NCHW16c weights", &U, &stale)) != PLY_OK)
+        return st;
+    if (stale) conv_bwino_weights(L->host, threads, g, 4, L->weight, U);
+    float *xb = L->blk_tmp, *yb = L->blk_tmp + xf;
+    reorder(L, xb, PLY_LAYOUT_NCHW16C, x, N, g->C, P);
+    conv_bwino_forward(L->host, threads, g, 4, U, L->has_bias ? L->bias : NULL, NULL, L->relu, xb, yb, L->scratch);
+    reorder(L, y, PLY_LAYOUT_NCHW, yb, N, g->OC, OP);
     return PLY_OK;
 }
 

@@ -1,6 +1,9 @@
 /*
  * Winograd F(4x4, 3x3) on the blocked channel layout NCHW16c (conv_blocked_wino.h), evaluation,
- * AVX-512. The matrices are conv_winograd4.c's (ncnn's "winograd43": points 0, +-sqrt(2),
+ * AVX-512, and at the AVX2 level through conv_blocked_wino_avx2.c's functions (the same operations per
+ * lane, 12-accumulator tiles of one output block; its products summed in conv_kernel_avx2.c's blocks of
+ * 128 channels, as the NCHW path there). At AVX2 the NCHW forward runs it between two reorders on
+ * mid-sized planes (conv_blocked.c's conv_bwino_through). The matrices are conv_winograd4.c's (ncnn's "winograd43": points 0, +-sqrt(2),
  * +-sqrt(2)/2, infinity; s = sqrt(2)), so the numerics are those of the NCHW path:
  *
  *   B^T = [1    0    -5/2   0    1  0]    G = [  1      0     0 ]    A^T = [1  1    1    1   1  0]
@@ -45,6 +48,7 @@
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
+#include "conv_blocked_wino_x86.h"
 #include "conv_winograd4_x86.h"
 
 
@@ -86,32 +90,14 @@
 // F(2x2), 16.8 MB), a tie: 1 thread, alternating, NCHW / blocked ratio per round 0.78-1.24 over 15
 // rounds (median ~1.0; the memory bandwidth left by the other build decides), 2 threads 0.94-1.12.
 // Returning 0 there would send a blocked network through two reorders to tie, so it stays 4.
-// Input channels per pass of the products: 4 output blocks' weights, 128 x 64 floats = 32 KB, stay in
-// the 48 KB L1 while all the chunk's tiles pass. Not measured to matter: 256 (64 KB, the first version)
-// gave the same ratios on 16 512->512 7x7 at tc 22 (0.89 0.98 0.93 / 0.89 0.98 0.93), kept for the L1.
-#define CCHUNK 128
 // conv_kernel.c's KC: the products sum each block of KC input channels from zero and add it to M, as
 // conv_kernel_gemm does, so the two paths agree to the bit (a pass of CCHUNK continues the block's
 // partial sum; summing in CCHUNKs straight into M instead differed from the NCHW path by up to 1e-4
 // of |y| on 512 channels, both within rounding of the double sum).
 #define KC 256
-// The first 6 tiles of each pass prefetch the next CCHUNK's U (the next 32 KB in memory, the loop
-// order following U's layout) into L2, BW_PF passes ahead. 1 thread, alternating, blocked CPU ms
-// without / with: 1 512->512 7x7 (4 tiles: U streams) 4.47 4.62 4.71 / 3.45 2.95 3.09 (NCHW 2.73-3.21);
-// 16 512->512 7x7 15.1-17.9 / 15.8-16.4; 16 256->256 14x14 13.9-18.2 / 11.6-15.2. 2 or 3 passes
-// ahead: no difference (1 512->512 7x7: 4.17-4.43 / 4.32-4.49 / 4.14-4.50, the same round). A prefetch
-// of the input's columns two tiles ahead in the input transform gained nothing (16 64->64 56x56 ratio
-// 1.46-1.55 without, 1.39-1.62 with).
-#ifndef BW_PF
-#define BW_PF 1
-#endif
+// At the AVX2 level the NCHW path's products are conv_kernel_avx2.c's, whose blocks are of 128 channels.
+#define KC_AVX2 128
 
-typedef struct {
-    int64_t CB, OB, Cp, OBp; // blocks of 16 channels in, out; channels in rounded up; out rounded up
-    int64_t TH, TW, T;       // tiles down, across, in the batch
-    int64_t tc, chunks, threads;
-    int rows;
-} bw_plan;
 
 static void bw_make_plan(const conv_geom *g, int64_t threads, bw_plan *p) {
     p->CB = (g->C + 15) / 16;
@@ -136,13 +122,6 @@ static void bw_make_plan(const conv_geom *g, int64_t threads, bw_plan *p) {
     }
 }
 
-typedef struct {
-    const conv_geom *g;
-    const bw_plan *p;
-    const float *U, *bias, *r, *x, *w;
-    float *y, *scratch, *Uout;
-    int relu;
-} bw_job;
 
 // U of output blocks [b0, b1): for 16 output channels in the lanes and each input channel.
 PLY_TARGET_AVX512 static void bw_weights_blocks(const bw_job *j, int64_t b0, int64_t b1) {
@@ -178,12 +157,6 @@ PLY_TARGET_AVX512 static void bw_weights_blocks(const bw_job *j, int64_t b0, int
                 _mm512_storeu_ps(dst + xi * p->OBp * Cp + c * 16 * nb, u[xi / 6][xi % 6]);
         }
     }
-}
-
-static void bw_weights_slot(void *ctx, int64_t s0, int64_t s1) {
-    const bw_job *j = ctx;
-    const int64_t OB = j->p->OB, T = j->p->threads;
-    for (int64_t s = s0; s < s1; s++) bw_weights_blocks(j, OB * s / T, OB * (s + 1) / T);
 }
 
 // V of tiles [t0, t0 + nt) (a chunk with nt <= tc), input blocks [cb0, cb1): 36 loads, B^T d B, 36 stores.
@@ -280,7 +253,7 @@ static bw_tile_fn *const bw_tiles[4][6] = {
 static void bw_products(const bw_job *j, const float *V, float *M, float *P, int64_t nt, int64_t tc, int64_t q0,
                         int64_t q1) {
     const bw_plan *p = j->p;
-    const int64_t CB = p->CB, OB = p->OB, Cp = p->Cp;
+    const int64_t CB = p->CB, OB = p->OB, Cp = p->Cp, kb = (ply_cpu_level() >= PLY_CPU_AVX512 ? KC : KC_AVX2) / 16;
     for (int64_t xi = 0; xi < 36; xi++) {
         const float *Vx = V + xi * CB * tc * 16, *Ux = j->U + xi * p->OBp * Cp;
         float *Mx = M + xi * OB * tc * 16;
@@ -289,11 +262,15 @@ static void bw_products(const bw_job *j, const float *V, float *M, float *P, int
             const float *wg = Ux + 64 * q * Cp;
             float *Mq = Mx + 4 * q * tc * 16;
             for (int64_t cb0 = 0; cb0 < CB; cb0 += CCHUNK / 16) {
-                const int64_t cb1 = ply_min_i64(CB, cb0 + CCHUNK / 16), k0 = cb0 / (KC / 16) * (KC / 16);
-                const int start = cb0 == k0, end = cb1 == ply_min_i64(CB, k0 + KC / 16);
+                const int64_t cb1 = ply_min_i64(CB, cb0 + CCHUNK / 16), k0 = cb0 / kb * kb;
+                const int start = cb0 == k0, end = cb1 == ply_min_i64(CB, k0 + kb);
                 float *part = k0 == 0 ? Mq : P; // where this block's partial sum lives until its end
                 const float *src = start ? NULL : part, *add = end && k0 > 0 ? Mq : NULL;
                 float *dst = end ? Mq : part;
+                if (ply_cpu_level() < PLY_CPU_AVX512) {
+                    conv_bwino_products8(Vx, wg, tc, nb, nt, cb0, cb1, src, add, dst);
+                    continue;
+                }
                 int64_t tt = 0;
                 for (; tt + 6 <= nt; tt += 6) bw_tiles[nb - 1][5](Vx, wg, tc, tt, cb0, cb1, src, add, dst, BW_PF && tt == 0);
                 if (tt < nt) bw_tiles[nb - 1][nt - tt - 1](Vx, wg, tc, tt, cb0, cb1, src, add, dst, BW_PF && tt == 0);
@@ -341,6 +318,27 @@ PLY_TARGET_AVX512 static void bw_output(const bw_job *j, const float *M, int64_t
     }
 }
 
+// The level's functions: AVX-512's above, else the AVX2 ones.
+static void bw_weights_level(const bw_job *j, int64_t b0, int64_t b1) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) bw_weights_blocks(j, b0, b1);
+    else conv_bwino_weights8(j, b0, b1);
+}
+static void bw_input_level(const bw_job *j, int64_t t0, int64_t nt, int64_t tc, int64_t cb0, int64_t cb1, float *V) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) bw_input(j, t0, nt, tc, cb0, cb1, V);
+    else conv_bwino_input8(j, t0, nt, tc, cb0, cb1, V);
+}
+static void bw_output_level(const bw_job *j, const float *M, int64_t t0, int64_t nt, int64_t tc, int64_t ob0,
+                            int64_t ob1) {
+    if (ply_cpu_level() >= PLY_CPU_AVX512) bw_output(j, M, t0, nt, tc, ob0, ob1);
+    else conv_bwino_output8(j, M, t0, nt, tc, ob0, ob1);
+}
+
+static void bw_weights_slot(void *ctx, int64_t s0, int64_t s1) {
+    const bw_job *j = ctx;
+    const int64_t OB = j->p->OB, T = j->p->threads;
+    for (int64_t s = s0; s < s1; s++) bw_weights_level(j, OB * s / T, OB * (s + 1) / T);
+}
+
 static size_t bw_area(const bw_plan *p) { return (size_t)((36 * (p->Cp + p->OBp) + 64) * p->tc); } // V, M, P
 
 // "columns", thread slot s: chunks [chunks s / threads, chunks (s + 1) / threads), a contiguous run.
@@ -351,9 +349,9 @@ static void bw_columns(void *ctx, int64_t s0, int64_t s1) {
         float *V = j->scratch + (size_t)s * bw_area(p), *M = V + 36 * p->Cp * p->tc;
         for (int64_t k = p->chunks * s / p->threads; k < p->chunks * (s + 1) / p->threads; k++) {
             const int64_t t0 = k * p->tc, nt = ply_min_i64(p->T - t0, p->tc);
-            bw_input(j, t0, nt, p->tc, 0, p->CB, V);
+            bw_input_level(j, t0, nt, p->tc, 0, p->CB, V);
             bw_products(j, V, M, M + 36 * p->OBp * p->tc, nt, p->tc, 0, (p->OB + 3) / 4);
-            bw_output(j, M, t0, nt, p->tc, 0, p->OB);
+            bw_output_level(j, M, t0, nt, p->tc, 0, p->OB);
         }
     }
 }
@@ -363,7 +361,7 @@ static void bw_rows_input(void *ctx, int64_t s0, int64_t s1) {
     const bw_job *j = ctx;
     const bw_plan *p = j->p;
     for (int64_t s = s0; s < s1; s++)
-        bw_input(j, 0, p->T, p->tc, p->CB * s / p->threads, p->CB * (s + 1) / p->threads, j->scratch);
+        bw_input_level(j, 0, p->T, p->tc, p->CB * s / p->threads, p->CB * (s + 1) / p->threads, j->scratch);
 }
 
 // "rows", step 2, thread slot s: the products and y of its groups of output blocks.
@@ -377,7 +375,7 @@ static void bw_rows_output(void *ctx, int64_t s0, int64_t s1) {
         if (q0 >= q1) continue;
         float *P = M + 36 * p->OBp * p->tc + s * 64 * p->tc; // this slot's partial sums
         bw_products(j, j->scratch, M, P, p->T, p->tc, q0, q1);
-        bw_output(j, M, 0, p->T, p->tc, 4 * q0, ply_min_i64(p->OB, 4 * q1));
+        bw_output_level(j, M, 0, p->T, p->tc, 4 * q0, ply_min_i64(p->OB, 4 * q1));
     }
 }
 
@@ -424,7 +422,7 @@ void conv_bwino_forward(const ply_host *host, int64_t threads, const conv_geom *
 int conv_bwino_tile(const conv_geom *g) {
     if (!(g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->PH == g->PW && (g->PH == 0 || g->PH == 1) &&
           g->DH == 1 && g->DW == 1 && g->OH == g->H + 2 * g->PH - 2 && g->OW == g->W + 2 * g->PW - 2 && g->OH > 0 &&
-          g->OW > 0 && ply_cpu_level() >= PLY_CPU_AVX512))
+          g->OW > 0 && ply_cpu_level() >= PLY_CPU_AVX2))
         return 0;
     return 4;
 }

@@ -1,6 +1,6 @@
 /*
  * Winograd F(m x m, 3x3) (m = 4 or 6) on ABI 1.7's blocked channel layout (NCHW16c), evaluation,
- * AVX-512 (conv_blocked_wino.c). Channels sit in the vector lanes throughout, as ncnn's pack16
+ * AVX-512 (conv_blocked_wino.c) and AVX2 (conv_blocked_wino_avx2.c: the same bits). Channels sit in the vector lanes throughout, as ncnn's pack16
  * Winograd: the input transform reads a tile's a x a patch as vectors of 16 channels and writes
  * V [a*a][C/16][T][16]; each of the a*a products M_xi = V_xi U_xi is a 1x1 convolution over the
  * tiles with output channels in the lanes (conv_blocked.c's kernel form: one input value broadcast

@@ -117,6 +117,13 @@ ply_status conv_direct_job_make(ply_layer *L, const conv_geom *g, const float *x
 
 /** The type's forward on NCHW tensors (conv.c). */
 ply_status conv_forward_nchw(ply_layer *L, int32_t n_inputs, const ply_tensor *inputs, ply_tensor *output);
+/**
+ * Whether the NCHW forward of this 3x3 call takes Winograd F(4x4) through the blocked layout (conv_blocked.c:
+ * AVX2, evaluation, planes of 28x28 to 56x56), and that forward: x reordered into NCHW16c, conv_blocked_wino.c's
+ * F(4x4) (the NCHW F(4x4)'s bits), y reordered back; L's bias and relu, its transformed weights kept in L->bwino.
+ */
+int conv_bwino_through_suits(const ply_layer *L, const conv_geom *g);
+ply_status conv_bwino_through(ply_layer *L, const conv_geom *g, const float *x, float *y);
 /** ABI 1.7 (conv_blocked.c): convolutions on NCHW16c in evaluation, AVX-512. */
 ply_status conv_eval_layouts(ply_layer *L, int32_t n_inputs, const ply_shape *inputs, uint32_t *accepts,
                              uint32_t *produces);

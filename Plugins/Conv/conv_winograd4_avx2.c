@@ -22,12 +22,12 @@
 #include "conv_kernel_avx2.h"
 
 #define NR CONV_KERNEL_NR
-#define SQ2 1.41421356237309505f
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
 
 #include "conv_avx2.h"
+#include "conv_winograd4_x86.h"
 
 // Lanes e of 8 with lo <= off + e < hi.
 PLY_TARGET_AVX2 static inline __m256i lanes_between(int64_t off, int64_t lo, int64_t hi) {
@@ -37,46 +37,6 @@ PLY_TARGET_AVX2 static inline __m256i lanes_between(int64_t off, int64_t lo, int
     const __m256i e = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_set1_epi32((int)lo - 1)),
                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), e));
-}
-
-// t = B^T d for one 6-vector d: conv_winograd4_x86.h's bt6 on 8 lanes.
-PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void bt6_8(const __m256 d[6], __m256 t[6]) {
-    const __m256 s2 = _mm256_set1_ps(SQ2), s2h = _mm256_set1_ps(SQ2 / 2);
-    const __m256 m25 = _mm256_set1_ps(-2.5f), m2 = _mm256_set1_ps(-2.0f), m05 = _mm256_set1_ps(-0.5f);
-    __m256 a = _mm256_fmsub_ps(d[1], s2, _mm256_mul_ps(d[3], s2h)); // s r1 - s/2 r3
-    __m256 b = _mm256_fmadd_ps(d[2], m2, d[4]);                     // r4 - 2 r2
-    __m256 c = _mm256_fmsub_ps(d[3], s2, _mm256_mul_ps(d[1], s2h)); // s r3 - s/2 r1
-    __m256 e = _mm256_fmadd_ps(d[2], m05, d[4]);                    // r4 - r2/2
-    t[0] = _mm256_fmadd_ps(d[2], m25, _mm256_add_ps(d[0], d[4]));
-    t[1] = _mm256_sub_ps(b, a);
-    t[2] = _mm256_add_ps(b, a);
-    t[3] = _mm256_add_ps(e, c);
-    t[4] = _mm256_sub_ps(e, c);
-    t[5] = _mm256_fmadd_ps(d[3], m25, _mm256_add_ps(d[1], d[5]));
-}
-
-// o = A^T r for one 6-vector r: conv_winograd4_x86.h's at6 on 8 lanes.
-PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void at6_8(const __m256 r[6], __m256 o[4]) {
-    const __m256 s2 = _mm256_set1_ps(SQ2), s2h = _mm256_set1_ps(SQ2 / 2), s2q = _mm256_set1_ps(SQ2 / 4);
-    const __m256 s22 = _mm256_set1_ps(2 * SQ2), half = _mm256_set1_ps(0.5f), two = _mm256_set1_ps(2.0f);
-    __m256 s12 = _mm256_add_ps(r[1], r[2]), d12 = _mm256_sub_ps(r[1], r[2]);
-    __m256 s34 = _mm256_add_ps(r[3], r[4]), d34 = _mm256_sub_ps(r[3], r[4]);
-    o[0] = _mm256_add_ps(_mm256_add_ps(r[0], s12), s34);
-    o[1] = _mm256_fmadd_ps(d12, s2h, _mm256_mul_ps(d34, s2));
-    o[2] = _mm256_fmadd_ps(s12, half, _mm256_mul_ps(s34, two));
-    o[3] = _mm256_add_ps(r[5], _mm256_fmadd_ps(d12, s2q, _mm256_mul_ps(d34, s22)));
-}
-
-// u = G g for one 3-vector g: conv_winograd4_x86.h's g6, one lane.
-PLY_TARGET_AVX2 static inline __attribute__((always_inline)) void g6_1(float g0, float g1, float g2, float u[6]) {
-    float p = __builtin_fmaf(g0, 2.0f / 3, g2 * (1.0f / 3)), q = g1 * (SQ2 / 3);
-    float rr = __builtin_fmaf(g0, 1.0f / 6, g2 * (1.0f / 3)), s = g1 * (SQ2 / 6);
-    u[0] = g0;
-    u[1] = 0.0f - (p + q);
-    u[2] = q - p;
-    u[3] = rr + s;
-    u[4] = rr - s;
-    u[5] = g2;
 }
 
 PLY_TARGET_AVX2 void conv_wino4_weights_avx2(const conv_geom *g, const float *w, int64_t o0, int64_t o1, float *U) {
