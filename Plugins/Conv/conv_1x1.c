@@ -246,6 +246,12 @@ static void run_share(void *ctx, int64_t w0, int64_t w1) {
         subsample_part(j->g, j->x, 0, C * wk / j->workers, C * (wk + 1) / j->workers, 0, P, j->shared);
 }
 
+// Not at the AVX2 level: conv_1x1_avx2.c's tiles adding r last (before the relu, the same bits) were no faster than
+// the separate pass on a Zen 3 core (Benchmarks/pointwise_residual.c, fused / separate, 7 alternating runs, batch 1:
+// 56x56 64->256 0.88-1.13, 28x28 128->512 0.98-1.13, 14x14 256->1024 0.99-1.20; the same with r's lines
+// prefetched into L1 a block ahead or into L2 a strip ahead), and ResNet-50's bottleneck blocks ran 1.02-1.20x
+// slower in the model (per-node medians, 1 thread, 4 alternating processes). A strip's r lies in OC rows P floats
+// apart, which the separate pass reads as one stream.
 int conv_1x1_adds_residual(void) { return ply_cpu_level() >= PLY_CPU_AVX512; }
 
 void conv_1x1_forward(const ply_host *host, int64_t threads, const conv_geom *g, const float *w, const float *wp,
