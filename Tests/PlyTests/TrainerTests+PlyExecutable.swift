@@ -35,10 +35,14 @@ extension TrainerTests {
         let stdoutPath: String
         let stderrPath: String
 
-        init(_ arguments: [String], logs directory: String, name: String) throws {
+        /// Starts `ply arguments`; `environment` adds to (or overrides) this process's variables.
+        init(_ arguments: [String], logs directory: String, name: String, environment: [String: String] = [:]) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: try TrainerTests.plyExecutable())
             process.arguments = arguments
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             stdoutPath = (directory as NSString).appendingPathComponent("\(name).out")
             stderrPath = (directory as NSString).appendingPathComponent("\(name).err")
             _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
