@@ -186,14 +186,16 @@ static __mmask16 lanes16(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mm
 // Layer3 of ResNet-18 at 32x32 (2x2 planes, four groups of 2x2 taps) spent most of its gathers and
 // scatters in the per-tap gather and scatter instructions (perf, 1 thread: gather_weights512 4.9% and
 // scatter_weights512 4.7% of a training step).
-// Not where a group has a single tap (layer4's 1x1 planes, the centre tap): there the per-tap code
-// reads and writes 1 float in 9 and the permutes every float of the block. Per call, one thread, best
-// of 15 (standalone harness over gather_weights512 / scatter_weights512, loaded machine, two rounds),
-// per-tap code -> permutes, ms:
+// Per call, one thread, best of 15 (standalone harness over gather_weights512 / scatter_weights512, Intel,
+// loaded machine, two rounds), per-tap code -> permutes, ms:
 //   256->256 2x2 (4 groups of 4 taps):  gather 1.16, 1.16 -> 0.71, 0.53   scatter 0.84, 0.84 -> 0.46, 0.49
 //   128->256 4x4 stride 2 (4, 6, 6, 9):  gather 0.88, 0.44 -> 0.29, 0.26   scatter 0.63, 0.48 -> 0.28, 0.23
 //   512->512 1x1 (1 group of 1 tap):     gather 1.20, 0.88 -> 1.06, 1.11   scatter 1.14, 1.02 -> 1.52, 1.47
-#define PERM_MIN_TAPS 2
+// Groups of a single tap (layer4's 1x1 planes, the centre tap) took the per-tap code after that last row,
+// measured while the permutes' vectors went through the stack with a memcpy call per block (see
+// perm_weights). Without those calls the permutes win there too: ResNet-18 training 64x3x32x32, AMD EPYC
+// Zen 5, img/s, alternating processes, single tap per-tap -> permutes: 1 thread 1.065x (8 rounds,
+// 1.051-1.090), 2 threads (with the memcpy fix, against main) 1.076x (6 rounds, 1.002-1.130).
 #define PERM_MAX_KK 9
 #define PERM_MAX_STEPS 64
 typedef struct { int32_t dst, src; __mmask16 mask; int32_t idx[16]; } perm_step;
@@ -257,43 +259,54 @@ PLY_TARGET_AVX512 static int64_t perm_weights(const taps_job *j, int64_t o0, int
     perm_step steps[PERM_MAX_KK][PERM_MAX_STEPS]; // a kernel of at most 9 taps has at most 9 groups
     int nsteps[PERM_MAX_KK];
     if (KK > PERM_MAX_KK || t->groups > PERM_MAX_KK || full == 0) return 0;
-    for (int64_t gi = 0; gi < t->groups; gi++)
-        if (t->g[gi].nki * t->g[gi].nkj < PERM_MIN_TAPS) return 0;
     for (int64_t gi = 0; gi < t->groups; gi++) {
         nsteps[gi] = scatter ? perm_scatter_plan(&t->g[gi], KK, g->KW, steps[gi])
                              : perm_gather_plan(&t->g[gi], KK, g->KW, steps[gi]);
         if (nsteps[gi] < 0) return 0;
     }
+    // The vectors are read from and written to memory as the steps use them, one destination vector at a time
+    // (perm_plan orders a group's steps by destination): kept in arrays indexed by the steps, the vectors lived
+    // on the stack and clang copied them in and out with a memcpy call per block (perf, Zen 5: memmove 5% of a
+    // ResNet-18 training step under the gather; the step, 1 thread, alternating processes, img/s: 1.039x,
+    // 8 rounds, 0.976-1.091; both changes here against main: 1.117x, 6 rounds, 1.057-1.185).
+    const __m512 zero = _mm512_setzero_ps();
     for (int64_t oc = o0; oc < o1; oc++)
         for (int64_t c0 = 0; c0 < full; c0 += 16) {
-            __m512 w[PERM_MAX_KK + 1], v[PERM_MAX_KK + 1];
             float *wb = (scatter ? j->dw : (float *)j->w) + (oc * C + c0) * KK;
-            for (int64_t k = 0; k < KK; k++) w[k] = _mm512_loadu_ps(wb + 16 * k);
-            w[KK] = _mm512_setzero_ps();
-            for (int64_t gi = 0; gi < t->groups; gi++) { // in group order: dw's adds as the per-tap loop's
-                const taps_group *G = &t->g[gi];
-                const int64_t taps = G->nki * G->nkj;
-                float *part = (scatter ? j->dW : j->W) + G->w + oc * G->K + c0 * taps;
-                if (scatter) {
-                    for (int64_t k = 0; k < taps; k++) v[k] = _mm512_loadu_ps(part + 16 * k);
-                    v[taps] = _mm512_setzero_ps();
-                    for (int s = 0; s < nsteps[gi]; s++) {
-                        const perm_step *st = &steps[gi][s];
-                        __m512 add = _mm512_permutex2var_ps(v[st->src], _mm512_loadu_si512(st->idx), v[st->src + 1]);
-                        w[st->dst] = _mm512_mask_add_ps(w[st->dst], st->mask, w[st->dst], add);
+            if (!scatter) { // W_g's vectors d of each group: lanes picked from pairs of weight vectors
+                for (int64_t gi = 0; gi < t->groups; gi++) {
+                    const taps_group *G = &t->g[gi];
+                    const int64_t taps = G->nki * G->nkj;
+                    float *part = j->W + G->w + oc * G->K + c0 * taps;
+                    for (int s = 0, d = 0; d < taps; d++) {
+                        __m512 v = zero;
+                        for (; s < nsteps[gi] && steps[gi][s].dst == d; s++) {
+                            const perm_step *st = &steps[gi][s];
+                            const __m512 a = _mm512_loadu_ps(wb + 16 * st->src);
+                            const __m512 b = st->src + 1 < KK ? _mm512_loadu_ps(wb + 16 * (st->src + 1)) : zero;
+                            v = _mm512_mask_mov_ps(v, st->mask, _mm512_permutex2var_ps(a, _mm512_loadu_si512(st->idx), b));
+                        }
+                        _mm512_storeu_ps(part + 16 * d, v);
                     }
-                } else {
-                    for (int64_t k = 0; k < taps; k++) v[k] = _mm512_setzero_ps();
-                    for (int s = 0; s < nsteps[gi]; s++) {
-                        const perm_step *st = &steps[gi][s];
-                        __m512 got = _mm512_permutex2var_ps(w[st->src], _mm512_loadu_si512(st->idx), w[st->src + 1]);
-                        v[st->dst] = _mm512_mask_mov_ps(v[st->dst], st->mask, got);
-                    }
-                    for (int64_t k = 0; k < taps; k++) _mm512_storeu_ps(part + 16 * k, v[k]);
                 }
+                continue;
             }
-            if (scatter)
-                for (int64_t k = 0; k < KK; k++) _mm512_storeu_ps(wb + 16 * k, w[k]);
+            int cursor[PERM_MAX_KK] = {0};
+            for (int64_t d = 0; d < KK; d++) { // dw's vector d: the groups' adds in group order, as the per-tap loop's
+                __m512 w = _mm512_loadu_ps(wb + 16 * d);
+                for (int64_t gi = 0; gi < t->groups; gi++) {
+                    const taps_group *G = &t->g[gi];
+                    const int64_t taps = G->nki * G->nkj;
+                    const float *part = j->dW + G->w + oc * G->K + c0 * taps;
+                    for (int s = cursor[gi]; s < nsteps[gi] && steps[gi][s].dst == d; s = ++cursor[gi]) {
+                        const perm_step *st = &steps[gi][s];
+                        const __m512 a = _mm512_loadu_ps(part + 16 * st->src);
+                        const __m512 b = st->src + 1 < taps ? _mm512_loadu_ps(part + 16 * (st->src + 1)) : zero;
+                        w = _mm512_mask_add_ps(w, st->mask, w, _mm512_permutex2var_ps(a, _mm512_loadu_si512(st->idx), b));
+                    }
+                }
+                _mm512_storeu_ps(wb + 16 * d, w);
+            }
         }
     return full;
 }
