@@ -72,10 +72,23 @@ static void blas_apply_to_loaded(int one_thread, const char *coretype) {
 
 const char *cply_blas_corename(void) {
     char *(*corename)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    if (corename == NULL) { /* loaded with a plugin (RTLD_LOCAL): found by its soname, never loaded here */
+        void *handle = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
+        if (handle != NULL) {
+            corename = (char *(*)(void))dlsym(handle, "openblas_get_corename");
+            dlclose(handle); /* the plugin's reference keeps it loaded */
+        }
+    }
     return corename != NULL ? corename() : NULL;
 }
 
+static int coretype_from_user = -1;
+
+int cply_blas_coretype_from_user(void) { return __atomic_load_n(&coretype_from_user, __ATOMIC_RELAXED); }
+
 int cply_prepare_blas(void) {
+    if (__atomic_load_n(&coretype_from_user, __ATOMIC_RELAXED) < 0)
+        __atomic_store_n(&coretype_from_user, getenv("OPENBLAS_CORETYPE") != NULL, __ATOMIC_RELAXED);
     /* Ply splits its products over its own threads (parallel_for) and calls
      * OpenBLAS from each of them: OpenBLAS's own thread pool would only add
      * threads spinning in sched_yield against Ply's. A value the user set is

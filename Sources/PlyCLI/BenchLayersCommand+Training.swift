@@ -66,6 +66,7 @@ extension BenchLayersCommand {
         print("model: \(model), training step, input \(shape), threads \(runtime.threads), \(runs) runs per measurement, "
             + "\(cpuTime ? "CPU" : "wall") time; "
             + "peak \(peak > 0 ? String(format: "%.1f GFLOPS per thread", peak) : "not given")")
+        if let blas = Runtime.blasSummary { print("blas: \(blas)") }
         print("")
         let header = "| forward ms | backward, parameter gradients ms | backward, input gradient ms | ms per step "
             + "| share of step | GFLOP | GFLOPS | fraction of peak |"

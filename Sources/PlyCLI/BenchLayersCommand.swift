@@ -212,6 +212,7 @@ struct BenchLayersCommand: ParsableCommand {
         print("model: \(model), inference, input \(shape), threads \(runtime.threads), \(runs) runs per measurement, "
             + "\(cpuTime ? "CPU" : "wall") time; "
             + "peak \(peak > 0 ? String(format: "%.1f GFLOPS per thread", peak) : "not given")")
+        if let blas = Runtime.blasSummary { print("blas: \(blas)") }
         print("")
         print("| kind | layers | ms per batch | share of model | GFLOP | GFLOPS | fraction of peak |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

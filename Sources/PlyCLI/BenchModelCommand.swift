@@ -97,6 +97,7 @@ struct BenchModelCommand: ParsableCommand {
         }
         print("model: \(model), \(training ? "training step" : "inference"), input \(shape), threads \(runtime.threads)\(training ? "" : ", lanes \(laneCount)"), "
             + "\(runs) runs of \(perRun) batches")
+        if let blas = Runtime.blasSummary { print("blas: \(blas)") }
         var rates: [Double] = []
         for r in 0..<runs {
             let t0 = DispatchTime.now().uptimeNanoseconds, c0 = Self.cpuSeconds()

@@ -32,6 +32,30 @@ import Testing
         return try CCompiler.run("env", env + [ply.path] + arguments)
     }
 
+    /// The benchmarks name the OpenBLAS kernels they ran with: Ply's choice for the CPU's level, or the one
+    /// OPENBLAS_CORETYPE set in the environment, which Ply leaves alone and the line says so.
+    @Test func benchModelNamesTheBLASKernels() throws {
+        #if arch(x86_64)
+        let args = [Self.ply.path, "bench-model", "convnet", "--batch", "2", "--image-size", "28", "--channels", "1",
+                    "--classes", "10", "--runs", "1", "--iterations", "1", "--warmup", "0", "--threads", "1"]
+        func blasLine(_ env: [String]) throws -> String {
+            let out = try CCompiler.run("env", env + args)
+            try #require(out.status == 0, "\(env): \(out.stderr)")
+            let lines = out.stdout.split(separator: "\n").map(String.init)
+            return try #require(lines.first(where: { $0.hasPrefix("blas: ") }), "\(env): no blas line in \(out.stdout)")
+        }
+        let chosen = try blasLine(["-u", "OPENBLAS_CORETYPE"])
+        switch cpuLevel {
+        case "avx512": #expect(chosen == "blas: OpenBLAS SkylakeX")
+        case "avx2": #expect(chosen == "blas: OpenBLAS Haswell")
+        default: #expect(chosen.hasPrefix("blas: OpenBLAS ") && !chosen.contains("OPENBLAS_CORETYPE"), "\(chosen)")
+        }
+        // Prescott (SSE3) runs on every x86-64 CPU this suite does.
+        #expect(try blasLine(["OPENBLAS_CORETYPE=Prescott"])
+                == "blas: OpenBLAS Prescott (OPENBLAS_CORETYPE from the environment; unset, Ply picks the kernels for this CPU)")
+        #endif
+    }
+
     /// `bench-layers --training` breaks a training step down per kind and, with --layers, per layer:
     /// the first conv reads the model's input, so it has no input-gradient time ("-"); the rest do.
     @Test func benchLayersTrainingBreaksTheStepDown() throws {

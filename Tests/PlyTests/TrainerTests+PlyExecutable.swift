@@ -35,13 +35,15 @@ extension TrainerTests {
         let stdoutPath: String
         let stderrPath: String
 
-        /// Starts `ply arguments`; `environment` adds to (or overrides) this process's variables.
-        init(_ arguments: [String], logs directory: String, name: String, environment: [String: String] = [:]) throws {
+        /// Starts `ply arguments`; `environment` sets (a value) or removes (nil) variables of this process's.
+        init(_ arguments: [String], logs directory: String, name: String, environment: [String: String?] = [:]) throws {
             process = Process()
             process.executableURL = URL(fileURLWithPath: try TrainerTests.plyExecutable())
             process.arguments = arguments
             if !environment.isEmpty {
-                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+                var variables = ProcessInfo.processInfo.environment
+                for (name, value) in environment { variables[name] = value }
+                process.environment = variables
             }
             stdoutPath = (directory as NSString).appendingPathComponent("\(name).out")
             stderrPath = (directory as NSString).appendingPathComponent("\(name).err")

@@ -38,6 +38,10 @@ int cply_prepare_blas(void);
  *  OpenBLAS is not loaded in this process. */
 const char *cply_blas_corename(void);
 
+/** 1 when OPENBLAS_CORETYPE was already set when cply_prepare_blas first ran (the user's
+ *  choice, left alone), 0 when Ply named it or left it unset, -1 before that first call. */
+int cply_blas_coretype_from_user(void);
+
 /** Bytes the C heap has handed out and not taken back (glibc's mallinfo2(): uordblks, the
  *  arenas' chunks in use, plus hblkhd, the chunks malloc mmap()ed for large requests), or
  *  -1 where that is unknown (not glibc). Process-wide: every thread's malloc/free counts,
