@@ -426,7 +426,8 @@ static void conv_set_training(ply_layer *L, int32_t training) {
 // it frees them, so from the second forward on the layers take their scratch from the same heap memory in
 // turn, already mapped. ResNet-50, batch 1, 2 threads (AMD EPYC Zen 3, /usr/bin/time): peak RSS 273.6 ->
 // 247.1 MB, minor page faults 87.7k -> 81.1k for the same 10 forwards; GoogLeNet 131.0 -> 110.0 MB,
-// Inception v3 (299) 253.4 -> 200.7 MB.
+// Inception v3 (299) 253.4 -> 200.7 MB. Blocks above malloc's largest threshold (32 MB: a stem's NCHW output at
+// batch 16) the host keeps mapped itself between a free and the next alloc (Sources/Ply/Runtime/LargeBlockCache.swift).
 static void release_scratch(ply_layer *L) {
     const ply_host *h = L->host;
     h->free(h, L->scratch);

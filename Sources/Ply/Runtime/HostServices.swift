@@ -137,8 +137,12 @@ final class HostState: @unchecked Sendable {
     /// A block freed with its guard zone broken, not yet reported (its size).
     private var brokenOnFree: Int?
 
+    /// Blocks of `alloc` from `LargeBlockCache.minimum` bytes on: mapped, and the last one freed kept
+    /// mapped for the next.
+    let largeBlocks = LargeBlockCache()
+
     /// Bytes in front of every `alloc` block: its size, whether it is guarded and whether it is a
-    /// mapping of its own (`alloc_zeroed`).
+    /// mapping of its own (1: `alloc_zeroed`'s; 2: a large block of `largeBlocks`).
     static let blockHeader = 64
 
     /// Blocks of `alloc_zeroed` at least this large (header and guard room included) are their
@@ -158,7 +162,7 @@ final class HostState: @unchecked Sendable {
     /// `MemoryLimitError`.
     func allocate(_ requested: Int, zeroed: Bool = false) -> UnsafeMutableRawPointer? {
         let size = max(requested, 1)
-        let (total, overflow) = size.addingReportingOverflow(HostState.blockHeader + GuardZone.bytes)
+        var (total, overflow) = size.addingReportingOverflow(HostState.blockHeader + GuardZone.bytes)
         let held = liveBytes.load(ordering: .relaxed)
         let limit = memoryLimit.load(ordering: .relaxed)
         if overflow || total > limit - min(held, limit) {
@@ -166,12 +170,17 @@ final class HostState: @unchecked Sendable {
             return nil
         }
         let mapped = zeroed && total >= HostState.mappedZeroedMinimum
+        let large = !zeroed && total >= LargeBlockCache.minimum
         var raw: UnsafeMutableRawPointer?
         if mapped {
             // page-aligned, so 64-byte aligned; fresh anonymous pages read as zero
             let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             guard let p, p != MAP_FAILED else { return nil }
             raw = p
+        } else if large {
+            // page-aligned; the mapping's whole length is what the block holds
+            guard let (p, length) = largeBlocks.take(total) else { return nil }
+            (raw, total) = (p, length)
         } else {
             guard posix_memalign(&raw, 64, total) == 0 else { return nil }
         }
@@ -179,7 +188,7 @@ final class HostState: @unchecked Sendable {
         let check = checkPlugins.load(ordering: .relaxed)
         raw.storeBytes(of: total, as: Int.self)
         raw.storeBytes(of: check ? 1 : 0, toByteOffset: 8, as: Int.self)
-        raw.storeBytes(of: mapped ? 1 : 0, toByteOffset: 16, as: Int.self)
+        raw.storeBytes(of: mapped ? 1 : large ? 2 : 0, toByteOffset: 16, as: Int.self)
         let block = raw + HostState.blockHeader
         if zeroed && !mapped { memset(block, 0, size) }
         liveBytes.add(total, ordering: .relaxed)
@@ -204,7 +213,11 @@ final class HostState: @unchecked Sendable {
         }
         liveBytes.subtract(total, ordering: .relaxed)
         liveAllocations.subtract(1, ordering: .relaxed)
-        if raw.load(fromByteOffset: 16, as: Int.self) != 0 { munmap(raw, total) } else { Foundation.free(raw) }
+        switch raw.load(fromByteOffset: 16, as: Int.self) {
+        case 1: munmap(raw, total)
+        case 2: largeBlocks.give(raw, size: total)
+        default: Foundation.free(raw)
+        }
     }
 
     /// The first `alloc` block whose guard zone is broken (freed during the call, or live),
