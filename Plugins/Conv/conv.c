@@ -14,7 +14,8 @@
  *     images than threads: one range of output channels per thread);
  *   - conv_gemm.c: im2col over the whole batch and a product, split over the
  *     host's threads by Ply: conv_kernel.c's AVX-512 kernel forward (at AVX2
- *     conv_kernel_avx2.c's, OpenBLAS below), single-threaded OpenBLAS sgemm backward;
+ *     conv_kernel_avx2.c's, OpenBLAS below) and backward (conv_kernel_product:
+ *     single-threaded OpenBLAS sgemm below AVX-512);
  *   - conv_taps.c: small planes (ResNet's last stages) where padding makes
  *     much of im2col zeros: products over the live taps only;
  *   - conv_winograd.c: the forward of 3x3, stride-1 layers with at least 16
@@ -214,9 +215,11 @@ ply_status conv_call_geom(ply_layer *L, const ply_tensor *x, const ply_tensor *y
     return PLY_OK;
 }
 
-// Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself.
+// Threads the GEMM plans split over: the host's, unless OpenBLAS threads each product itself. At the
+// AVX-512 level every product but algorithm "blas"'s runs on conv_kernel.c's kernels, never OpenBLAS.
 int64_t conv_gemm_threads(const ply_layer *L) {
-    return ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
+    const int blas = L->algorithm == ALGO_BLAS || ply_cpu_level() < PLY_CPU_AVX512;
+    return blas && ply_blas_threads() > 1 ? 1 : L->host->thread_count(L->host);
 }
 
 // A forward with fewer images than threads splits output channels instead (every thread pads the whole

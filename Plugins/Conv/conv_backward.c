@@ -45,9 +45,9 @@ static ply_status grouped_backward(ply_layer *L, const conv_geom *g, const float
     ply_status st = conv_grow_scratch(L, conv_gemm_backward_floats(&gg, threads, L->rows_limit));
     if (st != PLY_OK) return st;
     for (int64_t gi = 0; gi < L->G; gi++)
-        conv_gemm_backward(L->host, threads, L->rows_limit, &gg, L->weight + gi * wg, x + gi * gg.C * HW,
-                           dy + gi * gg.OC * P, dx ? dx + gi * gg.C * HW : NULL, L->dweight + gi * wg,
-                           L->has_bias ? L->dbias + gi * gg.OC : NULL, L->scratch);
+        conv_gemm_backward(L->host, threads, L->algorithm != ALGO_BLAS, L->rows_limit, &gg, L->weight + gi * wg,
+                           x + gi * gg.C * HW, dy + gi * gg.OC * P, dx ? dx + gi * gg.C * HW : NULL,
+                           L->dweight + gi * wg, L->has_bias ? L->dbias + gi * gg.OC : NULL, L->scratch);
     return PLY_OK;
 }
 
@@ -108,8 +108,9 @@ ply_status conv_backward(ply_layer *L, int32_t n_inputs, const ply_tensor *input
             conv_winograd_wgrad(L->host, threads, &g, inputs[0].data, dy, L->dweight, L->has_bias ? L->dbias : NULL,
                                 L->scratch);
         else
-            conv_gemm_backward(L->host, threads, L->rows_limit, &g, L->weight, inputs[0].data, dy, wino_dx ? NULL : dx,
-                               L->dweight, L->has_bias ? L->dbias : NULL, L->scratch);
+            conv_gemm_backward(L->host, threads, L->algorithm != ALGO_BLAS, L->rows_limit, &g, L->weight,
+                               inputs[0].data, dy, wino_dx ? NULL : dx, L->dweight, L->has_bias ? L->dbias : NULL,
+                               L->scratch);
         if (wino_dx) conv_winograd_backward_data(L->host, threads, &g, L->weight, dy, dx, L->scratch);
         return PLY_OK;
     }

@@ -35,6 +35,8 @@
 
 #if PLY_HAVE_X86_TARGETS
 #include <immintrin.h>
+
+#include "plugin_simd.h"
 #endif
 
 #define MAX_TAPS 49 // 7x7: larger kernels (AlexNet's 11x11 stem) stay NCHW in
@@ -80,36 +82,6 @@ typedef struct {
 } reorder_job;
 
 #if PLY_HAVE_X86_TARGETS
-// r[i][j] = r[j][i]: a 16 x 16 transpose in registers (pairs of rows interleaved, then pairs of pairs, then
-// 128-bit quarters twice).
-PLY_TARGET_AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
-        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
-        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
-    }
-}
-
 // NCHW to NCHW16c on AVX-512, units as reorder_units: 16 positions at a time, a vector from each of the
 // block's 16 planes (zero past C) transposed in registers into the 16 positions' vectors; the last
 // positions one gather each. The stem's 64 x 112 x 112 at batch 1 took 1.0 ms of its 3.8 ms in the
@@ -127,7 +99,7 @@ PLY_TARGET_AVX512 static void reorder_in512(const reorder_job *j, int64_t begin,
         for (; p + 16 <= P; p += 16) {
             __m512 r[16];
             for (int64_t l = 0; l < 16; l++) r[l] = l < lanes ? _mm512_loadu_ps(src + l * P + p) : _mm512_setzero_ps();
-            transpose16(r);
+            ply_transpose16(r);
             for (int i = 0; i < 16; i++) _mm512_storeu_ps(blk + (p + i) * 16, r[i]);
         }
         for (; p < P; p++)

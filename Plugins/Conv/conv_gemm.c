@@ -230,6 +230,8 @@ typedef struct {
     float *dx, *dw, *db, *scratch;
     int64_t parts;
     size_t slice; // floats of scratch per thread ("images" plan)
+    void (*product)(int, int, int64_t, int64_t, int64_t, const float *, int64_t, const float *, int64_t, float *,
+                    int64_t, int); // conv_kernel_product or conv_blas_product
 } bwd_job;
 
 // "rows" scratch: [cols K*NC][dY OC*NC]
@@ -258,8 +260,7 @@ static void backward_rows_dw(void *ctx, int64_t t0, int64_t t1) {
         int64_t o0, o1;
         ply_share(g->OC, j->parts, t, &o0, &o1);
         if (o0 >= o1) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(o1 - o0), (int)K, (int)NC, 1.0f, dY + o0 * NC,
-                    (int)NC, cols, (int)NC, 1.0f, j->dw + o0 * K, (int)K);
+        j->product(0, 1, o1 - o0, K, NC, dY + o0 * NC, NC, cols, NC, j->dw + o0 * K, K, 1);
         if (j->db)
             for (int64_t o = o0; o < o1; o++) {
                 float s = 0.0f;
@@ -280,8 +281,7 @@ static void backward_rows_dx(void *ctx, int64_t t0, int64_t t1) {
         int64_t c0, c1;
         ply_share(g->C, j->parts, t, &c0, &c1);
         if (c0 >= c1) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((c1 - c0) * KK), (int)NC, (int)g->OC, 1.0f,
-                    j->w + c0 * KK, (int)K, dY, (int)NC, 0.0f, dcols + c0 * KK * NC, (int)NC);
+        j->product(1, 0, (c1 - c0) * KK, NC, g->OC, j->w + c0 * KK, K, dY, NC, dcols + c0 * KK * NC, NC, 0);
         for (int64_t n = 0; n < g->N; n++) memset(j->dx + (n * g->XC + c0) * HW, 0, (size_t)((c1 - c0) * HW) * sizeof(float));
         conv_gemm_col2im(j->dx, dcols + c0 * KK * NC, NC, g, 0, NC, c0, c1);
     }
@@ -323,8 +323,7 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
             } else {
                 conv_gemm_gather_dy(tdy, T, j->dy, g, c, ce, 0, OC);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)OC, (int)K, (int)T, 1.0f, dY, (int)ldy, B,
-                        (int)ldb, 1.0f, dw, (int)K);
+            j->product(0, 1, OC, K, T, dY, ldy, B, ldb, dw, K, 1);
             if (db)
                 for (int64_t o = 0; o < OC; o++) {
                     float s = 0.0f;
@@ -333,11 +332,9 @@ static void backward_images(void *ctx, int64_t t0, int64_t t1) {
                 }
             if (j->dx) {
                 if (one_image && is_pointwise(g)) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
-                                dY, (int)ldy, 0.0f, j->dx + n * XCHW + p, (int)P);
+                    j->product(1, 0, K, T, OC, j->w, K, dY, ldy, j->dx + n * XCHW + p, P, 0);
                 } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)T, (int)OC, 1.0f, j->w, (int)K,
-                                dY, (int)ldy, 0.0f, cols, (int)T);
+                    j->product(1, 0, K, T, OC, j->w, K, dY, ldy, cols, T, 0);
                     conv_gemm_col2im(j->dx, cols, T, g, c, ce, 0, g->C);
                 }
             }
@@ -376,11 +373,12 @@ size_t conv_gemm_backward_floats(const conv_geom *g, int64_t threads, size_t row
     return (size_t)(((K + OC) * tile_width(g) + OC * K + OC) * ply_max_i64(threads, 1));
 }
 
-void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
-                        const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch) {
+void conv_gemm_backward(const ply_host *host, int64_t threads, int kernel, size_t rows_limit, const conv_geom *g,
+                        const float *w, const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch) {
     threads = ply_max_i64(threads, 1);
     const int64_t K = gemm_k(g), OC = g->OC;
-    bwd_job j = {g, w, x, dy, dx, dw, db, scratch, threads, (size_t)((K + OC) * tile_width(g) + OC * K + OC)};
+    bwd_job j = {g, w, x, dy, dx, dw, db, scratch, threads, (size_t)((K + OC) * tile_width(g) + OC * K + OC),
+                 kernel ? conv_kernel_product : conv_blas_product};
     if (backward_uses_rows(g, threads, rows_limit)) {
         host->parallel_for(host, threads, 1, backward_rows_gather, &j);
         host->parallel_for(host, threads, 1, backward_rows_dw, &j);

@@ -1,6 +1,7 @@
 /*
- * conv2d as GEMM over the whole batch: im2col + single-threaded OpenBLAS
- * sgemm calls, split over the host's threads by Ply itself. Any dilation; a
+ * conv2d as GEMM over the whole batch: im2col + single-threaded products
+ * (conv_kernel.c's at the AVX-512 level, else OpenBLAS's sgemm), split over
+ * the host's threads by Ply itself. Any dilation; a
  * grouped layer is one call per group (conv_group_geom).
  *
  * The GEMM's column index runs over every output position of the batch,
@@ -21,9 +22,11 @@
  *     own dx planes), tiles them like the forward, and sums dW and db into a
  *     partial of its own that is added up at the end.
  *
- * OpenBLAS must be single-threaded for the split to pay (the host sets
- * OPENBLAS_NUM_THREADS=1 unless the user chose otherwise); when it is not,
- * the caller passes threads = 1 and OpenBLAS threads each product itself.
+ * Where the products go through OpenBLAS (below the AVX-512 level, and
+ * algorithm "blas"), it must be single-threaded for the split to pay (the
+ * host sets OPENBLAS_NUM_THREADS=1 unless the user chose otherwise); when it
+ * is not, the caller passes threads = 1 and OpenBLAS threads each product
+ * itself (conv_gemm_threads).
  */
 #ifndef PLY_CONV_GEMM_H
 #define PLY_CONV_GEMM_H
@@ -87,9 +90,10 @@ void conv_gemm_forward(const ply_host *host, int64_t threads, int kernel, const 
 
 /**
  * dw += dY * cols(x)^T, db += sums of dy (db may be NULL), and dx = the input
- * gradient when dx is not NULL (overwritten).
+ * gradient when dx is not NULL (overwritten). `kernel` as conv_gemm_forward's
+ * (conv_kernel_product, or conv_blas_product when 0).
  */
-void conv_gemm_backward(const ply_host *host, int64_t threads, size_t rows_limit, const conv_geom *g, const float *w,
+void conv_gemm_backward(const ply_host *host, int64_t threads, int kernel, size_t rows_limit, const conv_geom *g, const float *w,
                         const float *x, const float *dy, float *dx, float *dw, float *db, float *scratch);
 
 

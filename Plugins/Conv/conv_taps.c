@@ -5,7 +5,6 @@
 
 #include "conv_taps.h"
 
-#include "plugin_blas.h"
 #include <string.h>
 
 #include "conv_kernel.h"
@@ -500,8 +499,8 @@ static void forward_rows(void *ctx, int64_t t0, int64_t t1) {
             const int64_t ld = g->N * G->S, *pos = t->pos + G->first;
             float *Yg = j->Y + G->y;
             if (G->K > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(o1 - o0), (int)ld, (int)G->K, 1.0f,
-                            j->W + G->w + o0 * G->K, (int)G->K, j->Bt + G->b, (int)G->K, 0.0f, Yg + o0 * ld, (int)ld);
+                conv_kernel_product(0, 1, o1 - o0, ld, G->K, j->W + G->w + o0 * G->K, G->K, j->Bt + G->b, G->K,
+                                    Yg + o0 * ld, ld, 0);
             else
                 memset(Yg + o0 * ld, 0, (size_t)((o1 - o0) * ld) * sizeof(float));
             for (int64_t oc = o0; oc < o1; oc++) {
@@ -566,9 +565,8 @@ static void backward_parts(void *ctx, int64_t t0, int64_t t1) {
                 const taps_group *G = &t->g[gi];
                 const int64_t ld = g->N * G->S;
                 if (G->K > 0)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(o1 - o0), (int)G->K, (int)ld, 1.0f,
-                                j->Y + G->y + o0 * ld, (int)ld, j->Bt + G->b, (int)G->K, 0.0f,
-                                j->dW + G->w + o0 * G->K, (int)G->K);
+                    conv_kernel_product(0, 0, o1 - o0, G->K, ld, j->Y + G->y + o0 * ld, ld, j->Bt + G->b, G->K,
+                                        j->dW + G->w + o0 * G->K, G->K, 0);
             }
             scatter_weights(j, o0, o1);
         }
@@ -577,9 +575,8 @@ static void backward_parts(void *ctx, int64_t t0, int64_t t1) {
             const taps_group *G = &t->g[gi];
             const int64_t ld = g->N * G->S;
             if (G->K > 0)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((n1 - n0) * G->S), (int)G->K, (int)g->OC,
-                            1.0f, j->Y + G->y + n0 * G->S, (int)ld, j->W + G->w, (int)G->K, 0.0f,
-                            j->dBt + G->b + n0 * G->S * G->K, (int)G->K);
+                conv_kernel_product(1, 0, (n1 - n0) * G->S, G->K, g->OC, j->Y + G->y + n0 * G->S, ld, j->W + G->w,
+                                    G->K, j->dBt + G->b + n0 * G->S * G->K, G->K, 0);
         }
         scatter_columns(j, n0, n1);
     }

@@ -18,8 +18,9 @@
  * group's S_g positions with no zero in it, and column n*S_g + s is image n,
  * position s of the group. The backward is the same per group:
  * dW_g = dY_g B_g^T (scattered into dw) and dB_g = W_g^T dY_g (scattered
- * into dx). Products go through single-threaded OpenBLAS; the host's
- * threads split output channels (forward, dW) or images (dx).
+ * into dx). Products go through conv_kernel_product (single-threaded
+ * OpenBLAS below the AVX-512 level); the host's threads split output
+ * channels (forward, dW) or images (dx).
  */
 #ifndef PLY_CONV_TAPS_H
 #define PLY_CONV_TAPS_H

@@ -7,7 +7,7 @@
  * holds tiles [cbase, cbase + tc)):
  *   V  [16][C][tc]    B^T d B of the chunk's tiles, tiles contiguous (the products' K)
  *   Z  [16][OC][tc]   A dy A^T of the chunk's tiles
- *   dU [16][OC][C]    sum over the chunks of Z_xi V_xi^T (OpenBLAS sgemm, "NT")
+ *   dU [16][OC][C]    sum over the chunks of Z_xi V_xi^T (conv_kernel_product, "NT")
  *
  *   B^T = [1  0 -1  0]   G = [ 1    0    0 ]   A^T = [1 1  1  0]
  *         [0  1  1  0]       [1/2  1/2  1/2]         [0 1 -1 -1]
@@ -22,8 +22,8 @@
 
 #include "conv_winograd_wgrad.h"
 
+#include "conv_kernel.h"
 #include "conv_winograd.h"
-#include "plugin_blas.h"
 
 #include <string.h>
 
@@ -266,12 +266,11 @@ static void step_products(void *ctx, int64_t t0, int64_t t1) {
     const wg_job *j = ctx;
     const conv_geom *g = j->g;
     const int64_t tc = j->p.tc, K = j->cend - j->cbase;
-    const float beta = j->cbase == 0 ? 0.0f : 1.0f;
+    const int accumulate = j->cbase != 0;
     for (int64_t th = t0; th < t1; th++)
         for (int64_t xi = 16 * th / j->threads; xi < 16 * (th + 1) / j->threads; xi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->OC, (int)g->C, (int)K, 1.0f,
-                        j->Z + xi * g->OC * tc, (int)tc, j->V + xi * g->C * tc, (int)tc, beta,
-                        j->dU + xi * g->OC * g->C, (int)g->C);
+            conv_kernel_product(0, 1, g->OC, g->C, K, j->Z + xi * g->OC * tc, tc, j->V + xi * g->C * tc, tc,
+                                j->dU + xi * g->OC * g->C, g->C, accumulate);
 }
 
 // dw (and db) of thread th's output channels.

@@ -45,6 +45,12 @@ import Testing
         Case(n: 17, c: 24, oc: 33, h: 1, w: 1, k: 3, pad: 1),                // ResNet's 1x1 stage: the centre tap
         Case(n: 16, c: 8, oc: 16, h: 2, w: 2, k: 3, stride: 2, pad: 1),      // 2x2 -> 1x1, strided
         Case(n: 7, c: 5, oc: 9, h: 4, w: 3, k: 3, pad: 1, bias: false),      // 3 x 3 groups of 1, 2 and 4 positions
+        // the training products' kernel (conv_kernel_product) past one block of 256 k, on part-filled blocks of
+        // rows and strips: the input gradient's over 300 output channels (A read by columns, 5 rows), the weight
+        // gradient's over 300 images, im2col's input gradient over 270 output channels
+        Case(n: 5, c: 6, oc: 300, h: 2, w: 2, k: 3, pad: 1),
+        Case(n: 300, c: 7, oc: 9, h: 1, w: 1, k: 3, pad: 1, bias: false),
+        Case(n: 2, c: 3, oc: 270, h: 6, w: 5, k: 3, stride: 2, pad: 1),
         Case(n: 3, c: 2, oc: 3, h: 3, w: 3, k: 1, pad: 1),                   // border positions see no input: bias only
         Case(n: 3, c: 20, oc: 24, h: 30, w: 31, k: 3, pad: 1),               // Winograd: many strips, an odd width
         Case(n: 2, c: 17, oc: 19, h: 9, w: 10, k: 3, bias: false),           // Winograd: no padding, an odd height
