@@ -185,6 +185,8 @@ import Testing
             let net = Model(runtime: r)
             try net.add("start", "blk_start")
             try net.add("pool", "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(2)), ("padding", .int(1))])
+            // (Inception's branch pool: each row's horizontal maxima kept for three output rows)
+            try net.add("poolb", "maxpool2d", [("kernel_size", .int(3)), ("stride", .int(1)), ("padding", .int(1))])
             try net.add("mid", "blk_mid")
             try net.add("act", "relu")
             try net.add("pool2", "maxpool2d", [("kernel_size", .int(2)), ("stride", .int(1))])
@@ -199,11 +201,12 @@ import Testing
             net.isTraining = false
             return net
         }
-        let names = ["start", "pool", "mid", "act", "pool2", "avg", "avg2", "mid2", "pool3", "act2", "gap", "end"]
+        let names = ["start", "pool", "poolb", "mid", "act", "pool2", "avg", "avg2", "mid2", "pool3", "act2", "gap", "end"]
         let net = try build(try Self.runtime(checked: true)) // guard zones: a lane written past its plane is caught
         let (y, layouts) = try Self.run(net, x, shape, names)
         // relu (no ABI 1.7 slots) reads mid: NCHW; pool2 reads NCHW and starts a run again; gap ends it
-        #expect(layouts == [.nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw, .nchw, .nchw, .nchw])
+        #expect(layouts == [.nchw16c, .nchw16c, .nchw16c, .nchw, .nchw, .nchw16c, .nchw16c, .nchw16c, .nchw16c, .nchw, .nchw,
+                            .nchw, .nchw])
         let flat = try build(try Self.runtime(blocked: false))
         let yFlat = try Self.run(flat, x, shape, []).0
         #expect(y.count == yFlat.count && zip(y, yFlat).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
