@@ -141,8 +141,13 @@ final class HostState: @unchecked Sendable {
     /// mapped for the next.
     let largeBlocks = LargeBlockCache()
 
+    /// Blocks of `alloc` from `LaneBlockCache.minimum` bytes up to `LargeBlockCache.minimum` asked for on a
+    /// batch lane's thread: mapped, and a few per thread kept mapped once freed.
+    let laneBlocks = LaneBlockCache()
+
     /// Bytes in front of every `alloc` block: its size, whether it is guarded and whether it is a
-    /// mapping of its own (1: `alloc_zeroed`'s; 2: a large block of `largeBlocks`).
+    /// mapping of its own (1: `alloc_zeroed`'s; 2: a large block of `largeBlocks`; 3: a lane's block of
+    /// `laneBlocks`).
     static let blockHeader = 64
 
     /// Blocks of `alloc_zeroed` at least this large (header and guard room included) are their
@@ -171,6 +176,7 @@ final class HostState: @unchecked Sendable {
         }
         let mapped = zeroed && total >= HostState.mappedZeroedMinimum
         let large = !zeroed && total >= LargeBlockCache.minimum
+        let lane = LaneBlockCache.serves(total, zeroed: zeroed)
         var raw: UnsafeMutableRawPointer?
         if mapped {
             // page-aligned, so 64-byte aligned; fresh anonymous pages read as zero
@@ -181,6 +187,9 @@ final class HostState: @unchecked Sendable {
             // page-aligned; the mapping's whole length is what the block holds
             guard let (p, length) = largeBlocks.take(total) else { return nil }
             (raw, total) = (p, length)
+        } else if lane {
+            guard let (p, length) = laneBlocks.take(total) else { return nil }
+            (raw, total) = (p, length)
         } else {
             guard posix_memalign(&raw, 64, total) == 0 else { return nil }
         }
@@ -188,7 +197,7 @@ final class HostState: @unchecked Sendable {
         let check = checkPlugins.load(ordering: .relaxed)
         raw.storeBytes(of: total, as: Int.self)
         raw.storeBytes(of: check ? 1 : 0, toByteOffset: 8, as: Int.self)
-        raw.storeBytes(of: mapped ? 1 : large ? 2 : 0, toByteOffset: 16, as: Int.self)
+        raw.storeBytes(of: mapped ? 1 : large ? 2 : lane ? 3 : 0, toByteOffset: 16, as: Int.self)
         let block = raw + HostState.blockHeader
         if zeroed && !mapped { memset(block, 0, size) }
         liveBytes.add(total, ordering: .relaxed)
@@ -216,6 +225,7 @@ final class HostState: @unchecked Sendable {
         switch raw.load(fromByteOffset: 16, as: Int.self) {
         case 1: munmap(raw, total)
         case 2: largeBlocks.give(raw, size: total)
+        case 3: laneBlocks.give(raw, size: total)
         default: Foundation.free(raw)
         }
     }

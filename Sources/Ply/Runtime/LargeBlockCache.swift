@@ -32,6 +32,12 @@ final class LargeBlockCache: Sendable {
             return (block, old.size)
         }
         if let old, let block = UnsafeMutableRawPointer(bitPattern: old.address) { munmap(block, old.size) }
+        return Self.map(size)
+    }
+
+    /// A new private anonymous mapping of `size` bytes rounded up to whole pages, and its length; nil when
+    /// none can be mapped.
+    static func map(_ size: Int) -> (block: UnsafeMutableRawPointer, size: Int)? {
         let length = (size + 4095) & ~4095
         let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let p, p != MAP_FAILED else { return nil }
